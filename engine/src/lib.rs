@@ -1,0 +1,1 @@
+//! gpux engine (work in progress).
