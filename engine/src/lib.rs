@@ -1,1 +1,72 @@
-//! gpux engine (work in progress).
+//! # gpux-engine
+//!
+//! The deterministic matching core of gpux: markets of GPU-hours keyed by GPU model
+//! and region, accounts with USD and GPU-hour balances split into available and
+//! held, limit and market orders in price-time priority, fees, and the queries that
+//! market data and audits need.
+//!
+//! It is pure: no I/O, no clock, no randomness, no threads. Time enters only as the
+//! timestamp handed to [`Engine::apply`], ids come from counters, and hash maps are
+//! only ever looked up, never iterated into output. The same commands therefore give
+//! byte-identical events and an equal [`Engine::state_hash`] on any machine.
+//!
+//! ## Layout
+//! - [`types`]: ids, sides, time in force, self-trade prevention, cancel reasons.
+//! - [`command`] / [`event`]: the inputs and outputs, with their JSON protocol.
+//! - [`reject`]: the stable reject codes.
+//! - [`market`]: market specs and the decimal ↔ integer boundary.
+//! - [`book`]: the [`OrderBook`] trait, the fast [`Book`] and the reference [`NaiveBook`].
+//! - [`account`]: balances and holds.
+//! - `engine`: [`Engine::apply`] — validation, holds, matching, settlement.
+//! - `query`: read-only views for market data and audits; `snapshot`: state hash,
+//!   snapshot and restore, invariant checks.
+//! - [`limits`]: every bound, named.
+//!
+//! ## Example
+//! ```
+//! use gpux_engine::{Command, Engine, Event};
+//!
+//! let mut engine: Engine = Engine::new();
+//! let mut events: Vec<Event> = Vec::new();
+//! let lines = [
+//!     r#"{"type":"list_market","market":"h100-sxm.us-east","tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":20}"#,
+//!     r#"{"type":"create_account","account":1}"#,
+//!     r#"{"type":"deposit","account":1,"amount":"1000"}"#,
+//!     r#"{"type":"place_order","account":1,"market":"h100-sxm.us-east","side":"buy","price":"2.35","quantity":"8"}"#,
+//! ];
+//! for (seq, line) in lines.iter().enumerate() {
+//!     let cmd: Command = serde_json::from_str(line).unwrap();
+//!     engine.apply(seq as u64 + 1, 1_700_000_000_000_000_000, &cmd, &mut events);
+//! }
+//! assert!(matches!(events.last(), Some(Event::OrderRested(_))));
+//! let market = "h100-sxm.us-east".parse().unwrap();
+//! assert_eq!(engine.best_bid(&market).unwrap().price.to_string(), "2.35");
+//! ```
+#![deny(missing_docs)]
+
+pub mod account;
+pub mod book;
+pub mod command;
+mod engine;
+pub mod event;
+pub mod limits;
+pub mod market;
+mod query;
+pub mod reject;
+mod snapshot;
+pub mod types;
+
+pub use book::{Book, NaiveBook, OrderBook, RestingOrder};
+pub use command::{Command, CommandEnvelope, CommandKind, PROTOCOL_VERSION};
+pub use engine::Engine;
+pub use event::{Event, EventEnvelope, EventSink};
+pub use query::{AccountView, BalanceView, L2Level, OrderView, PositionView};
+pub use reject::RejectReason;
+pub use snapshot::{SnapshotError, StateHash};
+pub use types::{
+    AccountId, CancelReason, ClientOrderId, MarketId, OrderId, OrderType, Side, StpMode,
+    TimeInForce, TradeId, FEE_ACCOUNT,
+};
+
+/// The engine on the reference book: what tests compare the real one against.
+pub type ReferenceEngine = Engine<NaiveBook>;

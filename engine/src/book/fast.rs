@@ -1,0 +1,242 @@
+//! The fast book: price levels in a sorted `Vec` per side with the best price at the
+//! end (so the touch is pushed and popped in O(1)), and orders in a slab of nodes
+//! linked into a FIFO per level. A hash map finds an order's slot by id; it is only
+//! ever looked up, never iterated, so its order cannot reach any output.
+
+use super::{OrderBook, RestingOrder};
+use crate::types::{OrderId, Side};
+use rustc_hash::FxHashMap;
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Debug, Clone)]
+struct Node {
+    order: RestingOrder,
+    prev: u32,
+    next: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    price_ticks: i64,
+    total_lots: u64,
+    head: u32,
+    tail: u32,
+    count: u32,
+}
+
+/// The production order book. See the module docs for its layout.
+#[derive(Debug, Clone, Default)]
+pub struct Book {
+    /// `levels[0]` bids ascending by price, `levels[1]` asks descending by price:
+    /// either way the best level is last.
+    levels: [Vec<Level>; 2],
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    index: FxHashMap<OrderId, u32>,
+}
+
+#[inline]
+fn side_ix(side: Side) -> usize {
+    match side {
+        Side::Buy => 0,
+        Side::Sell => 1,
+    }
+}
+
+/// Sort key that is ascending along each side's vector.
+#[inline]
+fn key(side: Side, price_ticks: i64) -> i64 {
+    match side {
+        Side::Buy => price_ticks,
+        Side::Sell => -price_ticks,
+    }
+}
+
+impl Book {
+    #[inline]
+    fn find_level(&self, side: Side, price_ticks: i64) -> Result<usize, usize> {
+        let levels = &self.levels[side_ix(side)];
+        let k = key(side, price_ticks);
+        // Most activity is at or near the touch, at the end of the vector.
+        let n = levels.len();
+        if n > 0 && levels[n - 1].price_ticks == price_ticks {
+            return Ok(n - 1);
+        }
+        levels.binary_search_by_key(&k, |l| key(side, l.price_ticks))
+    }
+
+    fn alloc(&mut self, node: Node) -> u32 {
+        match self.free.pop() {
+            Some(slot) => {
+                self.nodes[slot as usize] = node;
+                slot
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Unlinks `slot` from level `li` of `side`, dropping the level when empty.
+    fn unlink(&mut self, side: Side, li: usize, slot: u32) {
+        let (prev, next, lots) = {
+            let n = &self.nodes[slot as usize];
+            (n.prev, n.next, n.order.quantity_lots)
+        };
+        if prev != NIL {
+            self.nodes[prev as usize].next = next;
+        }
+        if next != NIL {
+            self.nodes[next as usize].prev = prev;
+        }
+        let levels = &mut self.levels[side_ix(side)];
+        let level = &mut levels[li];
+        if level.head == slot {
+            level.head = next;
+        }
+        if level.tail == slot {
+            level.tail = prev;
+        }
+        level.total_lots -= lots;
+        level.count -= 1;
+        if level.count == 0 {
+            debug_assert_eq!(level.total_lots, 0);
+            levels.remove(li);
+        }
+        self.free.push(slot);
+    }
+}
+
+impl OrderBook for Book {
+    fn insert(&mut self, order: RestingOrder) {
+        assert!(order.quantity_lots > 0, "resting orders have quantity");
+        let side = order.side;
+        let li = match self.find_level(side, order.price_ticks) {
+            Ok(li) => li,
+            Err(at) => {
+                let level = Level {
+                    price_ticks: order.price_ticks,
+                    total_lots: 0,
+                    head: NIL,
+                    tail: NIL,
+                    count: 0,
+                };
+                self.levels[side_ix(side)].insert(at, level);
+                at
+            }
+        };
+        let tail = self.levels[side_ix(side)][li].tail;
+        let slot = self.alloc(Node {
+            order,
+            prev: tail,
+            next: NIL,
+        });
+        if tail != NIL {
+            self.nodes[tail as usize].next = slot;
+        }
+        let level = &mut self.levels[side_ix(side)][li];
+        if level.head == NIL {
+            level.head = slot;
+        }
+        level.tail = slot;
+        level.total_lots += order.quantity_lots;
+        level.count += 1;
+        let previous = self.index.insert(order.id, slot);
+        assert!(previous.is_none(), "order {} inserted twice", order.id);
+    }
+
+    fn remove(&mut self, id: OrderId) -> Option<RestingOrder> {
+        let slot = self.index.remove(&id)?;
+        let order = self.nodes[slot as usize].order;
+        let li = self
+            .find_level(order.side, order.price_ticks)
+            .expect("a resting order's level exists");
+        self.unlink(order.side, li, slot);
+        Some(order)
+    }
+
+    #[inline]
+    fn get(&self, id: OrderId) -> Option<&RestingOrder> {
+        self.index
+            .get(&id)
+            .map(|&slot| &self.nodes[slot as usize].order)
+    }
+
+    fn reduce(&mut self, id: OrderId, lots: u64) {
+        let slot = self.index[&id];
+        let order = &mut self.nodes[slot as usize].order;
+        assert!(lots < order.quantity_lots, "reduce leaves quantity");
+        order.quantity_lots -= lots;
+        let (side, price) = (order.side, order.price_ticks);
+        let li = self.find_level(side, price).expect("level exists");
+        self.levels[side_ix(side)][li].total_lots -= lots;
+    }
+
+    #[inline]
+    fn front(&self, side: Side) -> Option<&RestingOrder> {
+        let level = self.levels[side_ix(side)].last()?;
+        Some(&self.nodes[level.head as usize].order)
+    }
+
+    #[inline]
+    fn fill_front(&mut self, side: Side, lots: u64) -> RestingOrder {
+        let li = self.levels[side_ix(side)].len() - 1;
+        let slot = self.levels[side_ix(side)][li].head;
+        let node = &mut self.nodes[slot as usize];
+        let before = node.order;
+        assert!(
+            lots > 0 && lots <= before.quantity_lots,
+            "fill within the order"
+        );
+        if lots == before.quantity_lots {
+            self.index.remove(&before.id);
+            self.unlink(side, li, slot);
+        } else {
+            node.order.quantity_lots -= lots;
+            self.levels[side_ix(side)][li].total_lots -= lots;
+        }
+        before
+    }
+
+    #[inline]
+    fn best_price(&self, side: Side) -> Option<i64> {
+        self.levels[side_ix(side)].last().map(|l| l.price_ticks)
+    }
+
+    fn quantity_at(&self, side: Side, price_ticks: i64) -> u64 {
+        match self.find_level(side, price_ticks) {
+            Ok(li) => self.levels[side_ix(side)][li].total_lots,
+            Err(_) => 0,
+        }
+    }
+
+    fn depth(&self, side: Side, levels: usize, out: &mut Vec<(i64, u64)>) {
+        out.extend(
+            self.levels[side_ix(side)]
+                .iter()
+                .rev()
+                .take(levels)
+                .map(|l| (l.price_ticks, l.total_lots)),
+        );
+    }
+
+    fn visit(&self, side: Side, visit: &mut dyn FnMut(&RestingOrder) -> bool) {
+        for level in self.levels[side_ix(side)].iter().rev() {
+            let mut slot = level.head;
+            while slot != NIL {
+                let node = &self.nodes[slot as usize];
+                if !visit(&node.order) {
+                    return;
+                }
+                slot = node.next;
+            }
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+}

@@ -1,0 +1,350 @@
+//! Commands: the only inputs the engine has. Their JSON form is the protocol
+//! (`docs/PROTOCOL.md`): the same JSON travels on Kafka, sits in the ledger and is
+//! read by auditors. Prices and quantities are decimal strings; unknown fields are
+//! errors, so a typo never silently changes an order.
+
+use crate::types::{
+    AccountId, ClientOrderId, MarketId, OrderId, OrderType, Side, StpMode, TimeInForce,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Version of the JSON encoding of commands and events.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One instruction to the exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// Admin: list a new market.
+    ListMarket(ListMarket),
+    /// Admin: open an account.
+    CreateAccount(CreateAccount),
+    /// Admin: credit USD that arrived from outside.
+    Deposit(CashTransfer),
+    /// Pay USD out of an account's available balance.
+    Withdraw(CashTransfer),
+    /// A provider lists GPU-hours it can sell in a market.
+    AddCapacity(CapacityTransfer),
+    /// A provider takes available GPU-hours back.
+    RemoveCapacity(CapacityTransfer),
+    /// Place a limit or market order.
+    PlaceOrder(PlaceOrder),
+    /// Cancel one open order.
+    CancelOrder(CancelOrder),
+    /// Change an open order's price and/or remaining quantity.
+    AmendOrder(AmendOrder),
+    /// Cancel all of an account's open orders, optionally in one market.
+    MassCancel(MassCancel),
+}
+
+/// The kind of a command, named as in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    /// [`Command::ListMarket`].
+    ListMarket,
+    /// [`Command::CreateAccount`].
+    CreateAccount,
+    /// [`Command::Deposit`].
+    Deposit,
+    /// [`Command::Withdraw`].
+    Withdraw,
+    /// [`Command::AddCapacity`].
+    AddCapacity,
+    /// [`Command::RemoveCapacity`].
+    RemoveCapacity,
+    /// [`Command::PlaceOrder`].
+    PlaceOrder,
+    /// [`Command::CancelOrder`].
+    CancelOrder,
+    /// [`Command::AmendOrder`].
+    AmendOrder,
+    /// [`Command::MassCancel`].
+    MassCancel,
+    /// A message that could not be decoded into any command.
+    Unknown,
+}
+
+impl Command {
+    /// The command's kind.
+    pub fn kind(&self) -> CommandKind {
+        match self {
+            Command::ListMarket(_) => CommandKind::ListMarket,
+            Command::CreateAccount(_) => CommandKind::CreateAccount,
+            Command::Deposit(_) => CommandKind::Deposit,
+            Command::Withdraw(_) => CommandKind::Withdraw,
+            Command::AddCapacity(_) => CommandKind::AddCapacity,
+            Command::RemoveCapacity(_) => CommandKind::RemoveCapacity,
+            Command::PlaceOrder(_) => CommandKind::PlaceOrder,
+            Command::CancelOrder(_) => CommandKind::CancelOrder,
+            Command::AmendOrder(_) => CommandKind::AmendOrder,
+            Command::MassCancel(_) => CommandKind::MassCancel,
+        }
+    }
+
+    /// The account the command acts for, if any.
+    pub fn account(&self) -> Option<AccountId> {
+        match self {
+            Command::ListMarket(_) => None,
+            Command::CreateAccount(c) => Some(c.account),
+            Command::Deposit(c) | Command::Withdraw(c) => Some(c.account),
+            Command::AddCapacity(c) | Command::RemoveCapacity(c) => Some(c.account),
+            Command::PlaceOrder(c) => Some(c.account),
+            Command::CancelOrder(c) => Some(c.account),
+            Command::AmendOrder(c) => Some(c.account),
+            Command::MassCancel(c) => Some(c.account),
+        }
+    }
+
+    /// The market the command names, if any.
+    pub fn market(&self) -> Option<MarketId> {
+        match self {
+            Command::ListMarket(c) => Some(c.market),
+            Command::AddCapacity(c) | Command::RemoveCapacity(c) => Some(c.market),
+            Command::PlaceOrder(c) => Some(c.market),
+            Command::MassCancel(c) => c.market,
+            _ => None,
+        }
+    }
+}
+
+/// List a market. Sizes are decimal strings; limits default as documented.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListMarket {
+    /// `{gpu_model}.{region}`.
+    pub market: MarketId,
+    /// USD per GPU-hour of one tick.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub tick_size: Decimal,
+    /// GPU-hours in one lot.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub lot_size: Decimal,
+    /// Maker fee in basis points (0–1000).
+    pub maker_fee_bps: u32,
+    /// Taker fee in basis points (0–1000).
+    pub taker_fee_bps: u32,
+    /// Lowest limit price (default: one tick).
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub min_price: Option<Decimal>,
+    /// Highest limit price (default: 100,000, lowered if needed to keep notionals in range).
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_price: Option<Decimal>,
+    /// Largest order quantity (default: 1,000,000 lots).
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_order_quantity: Option<Decimal>,
+}
+
+/// Open an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccount {
+    /// The new account's id (not 0, which is the fee account).
+    pub account: AccountId,
+}
+
+/// Move USD into or out of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CashTransfer {
+    /// The account.
+    pub account: AccountId,
+    /// USD, a whole number of micro-USD.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+}
+
+/// Add or remove GPU-hours an account can sell in a market.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityTransfer {
+    /// The account.
+    pub account: AccountId,
+    /// The market whose GPU-hours these are.
+    pub market: MarketId,
+    /// GPU-hours, a whole number of lots.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+}
+
+/// Place an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrder {
+    /// The account placing it.
+    pub account: AccountId,
+    /// The market.
+    pub market: MarketId,
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit (default) or market.
+    #[serde(default)]
+    pub order_type: OrderType,
+    /// Limit price in USD per GPU-hour; required for limit orders, absent for market.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub price: Option<Decimal>,
+    /// GPU-hours.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    /// Limit orders only (default `gtc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_in_force: Option<TimeInForce>,
+    /// With `gtd` only: the order expires at the first command timestamped later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub good_till_ns: Option<u64>,
+    /// Rest only: reject instead of trading on arrival (gtc/gtd limit orders).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub post_only: bool,
+    /// Market buys only: most USD to spend, fees included (default: all available).
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cap: Option<Decimal>,
+    /// The client's own id, unique among the account's open orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_order_id: Option<ClientOrderId>,
+    /// Self-trade prevention (default `cancel_taker`).
+    #[serde(default)]
+    pub stp: StpMode,
+}
+
+/// Cancel one order, named by exactly one of its ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelOrder {
+    /// The owner.
+    pub account: AccountId,
+    /// The engine's order id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<OrderId>,
+    /// Or the client's id for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_order_id: Option<ClientOrderId>,
+}
+
+/// Amend one order: a quantity decrease at the same price keeps queue priority;
+/// a price change or quantity increase re-queues it (and may trade).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmendOrder {
+    /// The owner.
+    pub account: AccountId,
+    /// The engine's order id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<OrderId>,
+    /// Or the client's id for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_order_id: Option<ClientOrderId>,
+    /// New limit price.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub price: Option<Decimal>,
+    /// New remaining (open) quantity.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub quantity: Option<Decimal>,
+}
+
+/// Cancel every open order of an account, or only those in one market.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MassCancel {
+    /// The owner.
+    pub account: AccountId,
+    /// Only this market (default: all markets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market: Option<MarketId>,
+}
+
+/// A command as it travels: protocol version, timestamp and an optional request id
+/// (set by a gateway to correlate its request with the resulting events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandEnvelope {
+    /// Protocol version; must be [`PROTOCOL_VERSION`].
+    pub v: u32,
+    /// Nanoseconds since the Unix epoch. The sequencer makes it monotonic.
+    pub ts_ns: u64,
+    /// Free-form correlation id, echoed in the events' envelope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The command.
+    pub command: Command,
+}
+
+/// Why a JSON command could not be decoded.
+#[derive(Debug)]
+pub struct DecodeError(pub String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Longest accepted encoded command, in bytes.
+pub const COMMAND_BYTES_MAX: usize = 4_096;
+/// Longest accepted request id, in bytes.
+pub const REQUEST_ID_BYTES_MAX: usize = 128;
+
+impl CommandEnvelope {
+    /// Decodes one JSON command, checking size and version.
+    pub fn from_json(bytes: &[u8]) -> Result<CommandEnvelope, DecodeError> {
+        if bytes.len() > COMMAND_BYTES_MAX {
+            return Err(DecodeError(format!(
+                "command is {} bytes, more than the {COMMAND_BYTES_MAX} allowed",
+                bytes.len()
+            )));
+        }
+        let env: CommandEnvelope =
+            serde_json::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))?;
+        if env.v != PROTOCOL_VERSION {
+            return Err(DecodeError(format!(
+                "unsupported protocol version {} (this engine speaks {PROTOCOL_VERSION})",
+                env.v
+            )));
+        }
+        if env
+            .request_id
+            .as_ref()
+            .is_some_and(|r| r.len() > REQUEST_ID_BYTES_MAX)
+        {
+            return Err(DecodeError(format!(
+                "request_id longer than {REQUEST_ID_BYTES_MAX} bytes"
+            )));
+        }
+        Ok(env)
+    }
+
+    /// Encodes as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("commands always encode")
+    }
+}

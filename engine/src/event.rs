@@ -1,0 +1,356 @@
+//! Events: everything the engine decided, in past tense. Together they are enough
+//! to rebuild balances and L2 depth without the engine:
+//!
+//! - `OrderRested` adds `quantity` at `price` on `side`;
+//! - `TradeExecuted` removes `quantity` at `price` from the maker's side;
+//! - `OrderCancelled` with `resting: true` removes `quantity` at `price`;
+//! - `OrderAmended` with `priority_kept: true` changes the level at `price` by
+//!   `quantity - old_quantity`; with `priority_kept: false` it removes
+//!   `old_quantity` at `old_price` (the order then trades and/or rests anew).
+
+use crate::command::{CommandKind, PROTOCOL_VERSION};
+use crate::reject::RejectReason;
+use crate::types::{
+    AccountId, CancelReason, ClientOrderId, MarketId, OrderId, OrderType, Side, StpMode,
+    TimeInForce, TradeId,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Something that happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A market was listed.
+    MarketListed(MarketListed),
+    /// An account was opened.
+    AccountCreated(AccountCreated),
+    /// USD was credited from outside.
+    Deposited(CashMoved),
+    /// USD was paid out.
+    Withdrawn(CashMoved),
+    /// GPU-hours were added to an account's sellable balance.
+    CapacityAdded(CapacityMoved),
+    /// GPU-hours were taken out of an account's available balance.
+    CapacityRemoved(CapacityMoved),
+    /// An order passed validation and risk checks; its hold is taken.
+    OrderAccepted(OrderAccepted),
+    /// An order command (place, cancel, amend, mass cancel) was refused; nothing changed.
+    OrderRejected(Rejection),
+    /// Any other command was refused; nothing changed.
+    CommandRejected(Rejection),
+    /// Two orders traded at the maker's price.
+    TradeExecuted(TradeExecuted),
+    /// An order's remainder now rests on the book.
+    OrderRested(OrderRested),
+    /// An order (or an incoming order's remainder) was cancelled; its hold released.
+    OrderCancelled(OrderCancelled),
+    /// An open order's price and/or quantity changed.
+    OrderAmended(OrderAmended),
+    /// A mass cancel finished (after one `OrderCancelled` per order).
+    MassCancelled(MassCancelled),
+}
+
+/// See [`Event::MarketListed`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketListed {
+    /// The market.
+    pub market: MarketId,
+    /// USD per GPU-hour of one tick.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub tick_size: Decimal,
+    /// GPU-hours in one lot.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub lot_size: Decimal,
+    /// Maker fee, basis points.
+    pub maker_fee_bps: u32,
+    /// Taker fee, basis points.
+    pub taker_fee_bps: u32,
+    /// Lowest limit price.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub min_price: Decimal,
+    /// Highest limit price.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub max_price: Decimal,
+    /// Largest order quantity.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub max_order_quantity: Decimal,
+}
+
+/// See [`Event::AccountCreated`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountCreated {
+    /// The account.
+    pub account: AccountId,
+}
+
+/// See [`Event::Deposited`] and [`Event::Withdrawn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CashMoved {
+    /// The account.
+    pub account: AccountId,
+    /// USD moved.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    /// Available USD after the move.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub available: Decimal,
+}
+
+/// See [`Event::CapacityAdded`] and [`Event::CapacityRemoved`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityMoved {
+    /// The account.
+    pub account: AccountId,
+    /// The market.
+    pub market: MarketId,
+    /// GPU-hours moved.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    /// Available GPU-hours after the move.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub available: Decimal,
+}
+
+/// See [`Event::OrderAccepted`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderAccepted {
+    /// The engine's id for the order.
+    pub order: OrderId,
+    /// The owner.
+    pub account: AccountId,
+    /// The market.
+    pub market: MarketId,
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit or market.
+    pub order_type: OrderType,
+    /// Limit price (absent for market orders).
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub price: Option<Decimal>,
+    /// Ordered quantity.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    /// Time in force (market orders: `ioc`).
+    pub time_in_force: TimeInForce,
+    /// GTD expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub good_till_ns: Option<u64>,
+    /// Post-only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub post_only: bool,
+    /// Self-trade prevention mode.
+    pub stp: StpMode,
+    /// The client's id, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_order_id: Option<ClientOrderId>,
+}
+
+/// See [`Event::OrderRejected`] and [`Event::CommandRejected`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rejection {
+    /// What was refused.
+    pub command: CommandKind,
+    /// The account it acted for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountId>,
+    /// The market it named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market: Option<MarketId>,
+    /// The order id it named (cancel, amend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<OrderId>,
+    /// The client order id it named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_order_id: Option<ClientOrderId>,
+    /// Why; see [`RejectReason`].
+    pub reason: RejectReason,
+}
+
+/// See [`Event::TradeExecuted`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradeExecuted {
+    /// The engine's id for the trade.
+    pub trade: TradeId,
+    /// The market.
+    pub market: MarketId,
+    /// The maker's price.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub price: Decimal,
+    /// GPU-hours traded.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    /// The side of the incoming order (the maker was on the other side).
+    pub taker_side: Side,
+    /// The resting order.
+    pub maker_order: OrderId,
+    /// Its owner.
+    pub maker_account: AccountId,
+    /// The incoming order.
+    pub taker_order: OrderId,
+    /// Its owner.
+    pub taker_account: AccountId,
+    /// USD fee charged to the maker.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub maker_fee: Decimal,
+    /// USD fee charged to the taker.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub taker_fee: Decimal,
+    /// Quantity of the maker order left open after this trade.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub maker_remaining: Decimal,
+    /// Quantity of the incoming order left after this trade.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub taker_remaining: Decimal,
+}
+
+/// See [`Event::OrderRested`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRested {
+    /// The order.
+    pub order: OrderId,
+    /// The owner.
+    pub account: AccountId,
+    /// The market.
+    pub market: MarketId,
+    /// Its side.
+    pub side: Side,
+    /// Its limit price.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub price: Decimal,
+    /// Quantity now resting.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+}
+
+/// See [`Event::OrderCancelled`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCancelled {
+    /// The order.
+    pub order: OrderId,
+    /// The owner.
+    pub account: AccountId,
+    /// The market.
+    pub market: MarketId,
+    /// Its side.
+    pub side: Side,
+    /// Its limit price (absent for market orders).
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub price: Option<Decimal>,
+    /// Quantity cancelled (what was still open).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    /// Why.
+    pub reason: CancelReason,
+    /// Whether the quantity was resting on the book (and so leaves the depth).
+    pub resting: bool,
+}
+
+/// See [`Event::OrderAmended`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderAmended {
+    /// The order.
+    pub order: OrderId,
+    /// The owner.
+    pub account: AccountId,
+    /// The market.
+    pub market: MarketId,
+    /// Its side.
+    pub side: Side,
+    /// Price before.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub old_price: Decimal,
+    /// Open quantity before.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub old_quantity: Decimal,
+    /// Price after.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub price: Decimal,
+    /// Open quantity after (before any trading the amend causes).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    /// True when the order kept its place in the queue (a quantity decrease at the
+    /// same price); false when it was taken off and re-queued.
+    pub priority_kept: bool,
+}
+
+/// See [`Event::MassCancelled`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MassCancelled {
+    /// The owner.
+    pub account: AccountId,
+    /// The market, if the mass cancel was limited to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market: Option<MarketId>,
+    /// How many orders were cancelled.
+    pub count: u64,
+}
+
+/// An event as it travels and is stored: the command's sequence number and
+/// timestamp, and the request id of the command that caused it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventEnvelope {
+    /// Protocol version.
+    pub v: u32,
+    /// Sequence number of the command that produced the event.
+    pub seq: u64,
+    /// The command's (sequenced, monotonic) timestamp, nanoseconds since the epoch.
+    pub ts_ns: u64,
+    /// The command's request id, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The event.
+    pub event: Event,
+}
+
+impl EventEnvelope {
+    /// Wraps an event at the current protocol version.
+    pub fn new(seq: u64, ts_ns: u64, request_id: Option<String>, event: Event) -> Self {
+        EventEnvelope {
+            v: PROTOCOL_VERSION,
+            seq,
+            ts_ns,
+            request_id,
+            event,
+        }
+    }
+
+    /// One line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("events always encode")
+    }
+}
+
+/// Where `apply` writes its events. A `Vec<Event>` is one; so is anything that
+/// forwards them without allocating.
+pub trait EventSink {
+    /// Receives the next event.
+    fn push(&mut self, event: Event);
+}
+
+impl EventSink for Vec<Event> {
+    #[inline]
+    fn push(&mut self, event: Event) {
+        Vec::push(self, event)
+    }
+}

@@ -1,0 +1,22 @@
+//! Every bound the engine enforces, as a named constant. Checked at the edge
+//! (a command over a bound is rejected), asserted inside.
+
+use crate::market::usd;
+
+/// Highest maker or taker fee, in basis points (10%).
+pub const FEE_BPS_MAX: u32 = 1_000;
+/// Largest notional of one order, in micro-USD (10^12 USD). Together with the
+/// total-cash bound this keeps every sum of cash inside `u64`.
+pub const NOTIONAL_MAX_MICROS: u64 = usd(1_000_000_000_000);
+/// Largest total of all USD balances on the exchange, in micro-USD (10^12 USD).
+pub const CASH_TOTAL_MAX_MICROS: u64 = usd(1_000_000_000_000);
+/// Largest total of all GPU-hour balances in one market, in lots.
+pub const LOTS_TOTAL_MAX: u64 = 1_000_000_000_000_000;
+/// Most open (resting) orders one account may have across all markets.
+pub const OPEN_ORDERS_PER_ACCOUNT_MAX: usize = 10_000;
+/// Most resting orders in one market's book (both sides).
+pub const OPEN_ORDERS_PER_BOOK_MAX: usize = 4_000_000;
+/// Most markets the exchange lists.
+pub const MARKETS_MAX: usize = 4_096;
+/// Most accounts the exchange holds.
+pub const ACCOUNTS_MAX: usize = 10_000_000;

@@ -1,0 +1,301 @@
+//! A market's specification and the one place where decimals become integers.
+//!
+//! Inside the engine a price is `i64` ticks, a quantity `u64` lots and cash `u64`
+//! micro-USD. A market is listed only if one tick times one lot is a whole number of
+//! micro-USD, so every notional (`price_ticks × quantity_lots × cash_per_tick_lot`)
+//! is exact. Fees are basis points of the notional, rounded down to the micro-USD
+//! (in the payer's favour); see [`MarketSpec::fee`].
+
+use crate::limits::{FEE_BPS_MAX, NOTIONAL_MAX_MICROS};
+use crate::reject::RejectReason;
+use crate::types::MarketId;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Cash is counted in micro-USD: 1 USD = 1,000,000 units.
+pub const CASH_SCALE: u32 = 6;
+const MICROS_PER_USD: u64 = 1_000_000;
+const BPS_DENOMINATOR: u128 = 10_000;
+
+/// A listed market, with its sizes in both decimal and integer form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketSpec {
+    /// `{gpu_model}.{region}`.
+    pub id: MarketId,
+    /// USD per GPU-hour of one tick (normalised, e.g. `0.01`).
+    pub tick_size: Decimal,
+    /// GPU-hours in one lot (normalised, e.g. `1`).
+    pub lot_size: Decimal,
+    /// Fee charged to the resting side of a trade, in basis points of the notional.
+    pub maker_fee_bps: u32,
+    /// Fee charged to the incoming side of a trade, in basis points of the notional.
+    pub taker_fee_bps: u32,
+    /// Lowest accepted limit price, in ticks (at least 1).
+    pub min_price_ticks: i64,
+    /// Highest accepted limit price, in ticks.
+    pub max_price_ticks: i64,
+    /// Largest accepted order quantity, in lots.
+    pub max_order_lots: u64,
+    /// Micro-USD in one tick × one lot: the notional of the smallest trade at 1 tick.
+    pub cash_per_tick_lot: u64,
+}
+
+/// A decimal as an integer mantissa at a fixed scale: `mantissa / 10^scale`.
+fn units_at_scale(value: Decimal, scale: u32) -> Option<i128> {
+    let (m, s) = (value.mantissa(), value.scale());
+    if s <= scale {
+        m.checked_mul(10i128.checked_pow(scale - s)?)
+    } else {
+        let div = 10i128.checked_pow(s - scale)?;
+        (m % div == 0).then(|| m / div)
+    }
+}
+
+/// `value / unit` when it is a whole number (both positive decimals), else `None`.
+/// Exact integer arithmetic: no decimal division, no rounding.
+fn whole_multiple(value: Decimal, unit: Decimal) -> Option<i128> {
+    let scale = value.scale().max(unit.scale());
+    let v = units_at_scale(value, scale)?;
+    let u = units_at_scale(unit, scale)?;
+    (u > 0 && v % u == 0).then(|| v / u)
+}
+
+impl MarketSpec {
+    /// Validates a listing request and derives the integer form.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: MarketId,
+        tick_size: Decimal,
+        lot_size: Decimal,
+        maker_fee_bps: u32,
+        taker_fee_bps: u32,
+        min_price: Option<Decimal>,
+        max_price: Option<Decimal>,
+        max_order_quantity: Option<Decimal>,
+    ) -> Result<MarketSpec, RejectReason> {
+        let bad = RejectReason::InvalidMarketSpec;
+        let (tick_size, lot_size) = (tick_size.normalize(), lot_size.normalize());
+        if tick_size <= Decimal::ZERO || lot_size <= Decimal::ZERO {
+            return Err(bad);
+        }
+        if maker_fee_bps > FEE_BPS_MAX || taker_fee_bps > FEE_BPS_MAX {
+            return Err(bad);
+        }
+        let tick_lot_usd = tick_size.checked_mul(lot_size).ok_or(bad)?;
+        let cash_per_tick_lot = units_at_scale(tick_lot_usd, CASH_SCALE)
+            .and_then(|c| u64::try_from(c).ok())
+            .filter(|&c| c > 0)
+            .ok_or(bad)?;
+        let ticks = |p: Decimal| {
+            whole_multiple(p, tick_size)
+                .and_then(|t| i64::try_from(t).ok())
+                .filter(|&t| t > 0)
+                .ok_or(bad)
+        };
+        let min_price_ticks = min_price.map_or(Ok(1), ticks)?;
+        // Defaults: up to 100,000 USD per GPU-hour, up to 1,000,000 lots per order,
+        // tightened below so the largest order's notional stays in range.
+        let max_order_lots = match max_order_quantity {
+            Some(q) => whole_multiple(q, lot_size)
+                .and_then(|l| u64::try_from(l).ok())
+                .filter(|&l| l > 0)
+                .ok_or(bad)?,
+            None => 1_000_000,
+        };
+        let max_price_ticks = match max_price {
+            Some(p) => ticks(p)?,
+            None => {
+                let by_default = whole_multiple(Decimal::from(100_000), tick_size)
+                    .unwrap_or(i64::MAX as i128)
+                    .max(1);
+                let by_notional = NOTIONAL_MAX_MICROS as u128
+                    / (max_order_lots as u128 * cash_per_tick_lot as u128);
+                by_default
+                    .min(by_notional as i128)
+                    .clamp(0, i64::MAX as i128) as i64
+            }
+        };
+        if min_price_ticks > max_price_ticks {
+            return Err(bad);
+        }
+        let worst = max_price_ticks as u128 * max_order_lots as u128 * cash_per_tick_lot as u128;
+        if worst > NOTIONAL_MAX_MICROS as u128 {
+            return Err(bad);
+        }
+        Ok(MarketSpec {
+            id,
+            tick_size,
+            lot_size,
+            maker_fee_bps,
+            taker_fee_bps,
+            min_price_ticks,
+            max_price_ticks,
+            max_order_lots,
+            cash_per_tick_lot,
+        })
+    }
+
+    /// A limit price in ticks, checked against the tick grid and the price band.
+    #[inline]
+    pub fn price_ticks(&self, price: Decimal) -> Result<i64, RejectReason> {
+        if price <= Decimal::ZERO {
+            return Err(RejectReason::PriceOutOfBand);
+        }
+        let ticks = whole_multiple(price, self.tick_size).ok_or(RejectReason::OffTickPrice)?;
+        if ticks < self.min_price_ticks as i128 || ticks > self.max_price_ticks as i128 {
+            return Err(RejectReason::PriceOutOfBand);
+        }
+        Ok(ticks as i64)
+    }
+
+    /// An order quantity in lots, checked against the lot grid and the maximum.
+    #[inline]
+    pub fn order_lots(&self, quantity: Decimal) -> Result<u64, RejectReason> {
+        let lots = self.lots(quantity).map_err(|r| match r {
+            RejectReason::InvalidAmount => RejectReason::InvalidQuantity,
+            r => r,
+        })?;
+        if lots > self.max_order_lots {
+            return Err(RejectReason::QuantityTooLarge);
+        }
+        Ok(lots)
+    }
+
+    /// A capacity quantity in lots (no per-order maximum).
+    pub fn lots(&self, quantity: Decimal) -> Result<u64, RejectReason> {
+        if quantity <= Decimal::ZERO {
+            return Err(RejectReason::InvalidAmount);
+        }
+        whole_multiple(quantity, self.lot_size)
+            .and_then(|l| u64::try_from(l).ok())
+            .ok_or(RejectReason::OffLotQuantity)
+    }
+
+    /// Ticks back to USD per GPU-hour, at the tick's scale.
+    #[inline]
+    pub fn price(&self, ticks: i64) -> Decimal {
+        scaled(ticks as i128, self.tick_size)
+    }
+
+    /// Lots back to GPU-hours, at the lot's scale.
+    #[inline]
+    pub fn quantity(&self, lots: u64) -> Decimal {
+        scaled(lots as i128, self.lot_size)
+    }
+
+    /// Exact notional of `lots` at `ticks`, in micro-USD.
+    #[inline]
+    pub fn notional(&self, ticks: i64, lots: u64) -> u64 {
+        debug_assert!(ticks > 0);
+        let n = ticks as u128 * lots as u128 * self.cash_per_tick_lot as u128;
+        debug_assert!(n <= NOTIONAL_MAX_MICROS as u128);
+        n as u64
+    }
+
+    /// A fee of `bps` basis points on `notional_micros`, rounded down to the
+    /// micro-USD. Rounding down makes the fee of a sum at least the sum of the
+    /// fees of its parts, so a hold computed on the whole covers every partial fill.
+    #[inline]
+    pub fn fee(notional_micros: u64, bps: u32) -> u64 {
+        (notional_micros as u128 * bps as u128 / BPS_DENOMINATOR) as u64
+    }
+
+    /// The larger of the two fee rates: what a buy hold must cover, because a
+    /// resting buy may later trade as maker or, after an amend, as taker.
+    #[inline]
+    pub fn hold_fee_bps(&self) -> u32 {
+        self.maker_fee_bps.max(self.taker_fee_bps)
+    }
+
+    /// USD a buy of `lots` limited at `ticks` holds: notional plus worst-case fee.
+    #[inline]
+    pub fn buy_hold(&self, ticks: i64, lots: u64) -> u64 {
+        let n = self.notional(ticks, lots);
+        n + Self::fee(n, self.hold_fee_bps())
+    }
+}
+
+fn scaled(units: i128, unit: Decimal) -> Decimal {
+    Decimal::from_i128_with_scale(units * unit.mantissa(), unit.scale())
+}
+
+/// A USD amount in micro-USD, if it is positive and a whole number of micro-USD.
+pub fn cash_micros(amount: Decimal) -> Option<u64> {
+    if amount <= Decimal::ZERO {
+        return None;
+    }
+    units_at_scale(amount, CASH_SCALE).and_then(|m| u64::try_from(m).ok())
+}
+
+/// Micro-USD as a decimal USD amount with six decimals.
+pub fn cash_decimal(micros: u64) -> Decimal {
+    Decimal::from_i128_with_scale(micros as i128, CASH_SCALE)
+}
+
+/// Whole USD in micro-USD (for limits and tests).
+pub const fn usd(whole: u64) -> u64 {
+    whole * MICROS_PER_USD
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn spec() -> MarketSpec {
+        let id = MarketId::new("h100-sxm.us-east").unwrap();
+        MarketSpec::new(id, d("0.01"), d("0.5"), 10, 25, None, None, None).unwrap()
+    }
+
+    #[test]
+    fn ticks_and_lots_are_exact_or_refused() {
+        let m = spec();
+        assert_eq!(m.cash_per_tick_lot, 5_000);
+        assert_eq!(m.price_ticks(d("2.35")), Ok(235));
+        assert_eq!(m.price_ticks(d("2.350000")), Ok(235));
+        assert_eq!(m.price_ticks(d("2.355")), Err(RejectReason::OffTickPrice));
+        assert_eq!(m.price_ticks(d("0")), Err(RejectReason::PriceOutOfBand));
+        assert_eq!(m.price_ticks(d("-1")), Err(RejectReason::PriceOutOfBand));
+        assert_eq!(m.order_lots(d("1.5")), Ok(3));
+        assert_eq!(m.order_lots(d("1.2")), Err(RejectReason::OffLotQuantity));
+        assert_eq!(m.order_lots(d("0")), Err(RejectReason::InvalidQuantity));
+        assert_eq!(m.price(235).to_string(), "2.35");
+        assert_eq!(m.quantity(3).to_string(), "1.5");
+    }
+
+    #[test]
+    fn listing_rules() {
+        let id = MarketId::new("a100.eu-west").unwrap();
+        let list = |tick: &str, lot: &str, fee: u32| {
+            MarketSpec::new(id, d(tick), d(lot), fee, fee, None, None, None)
+        };
+        assert!(list("0.01", "1", 10).is_ok());
+        // tick x lot below one micro-USD: notionals would not be exact.
+        assert_eq!(
+            list("0.0000001", "1", 10),
+            Err(RejectReason::InvalidMarketSpec)
+        );
+        assert_eq!(
+            list("0.01", "1", FEE_BPS_MAX + 1),
+            Err(RejectReason::InvalidMarketSpec)
+        );
+        assert_eq!(list("0", "1", 10), Err(RejectReason::InvalidMarketSpec));
+        // The default band is tightened to keep the largest notional in range.
+        let big = list("0.01", "1000", 0).unwrap();
+        assert!(big.notional(big.max_price_ticks, big.max_order_lots) <= NOTIONAL_MAX_MICROS);
+    }
+
+    #[test]
+    fn fees_round_down_and_holds_cover_partial_fills() {
+        assert_eq!(MarketSpec::fee(999, 10), 0);
+        assert_eq!(MarketSpec::fee(10_000, 25), 25);
+        let m = spec();
+        let whole = m.buy_hold(300, 7);
+        let parts: u64 = (0..7).map(|_| m.buy_hold(300, 1)).sum();
+        assert!(whole >= parts);
+    }
+}
