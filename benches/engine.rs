@@ -1,1 +1,129 @@
-fn main() {}
+//! Criterion benches for the engine's hot operations and the realistic workload.
+//! Run: `cargo bench --bench engine`. Figures are for comparison between
+//! commits on one machine; nothing here asserts a time.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use gpux::workload::{self, WorkloadConfig};
+use gpux_engine::command::{CancelOrder, PlaceOrder};
+use gpux_engine::{Command, Engine, Event, OrderType, Side, StpMode, TimeInForce};
+use rust_decimal::Decimal;
+use std::hint::black_box;
+
+fn funded() -> (Engine, u64) {
+    let cfg = WorkloadConfig::new(0, 0);
+    let mut engine: Engine = Engine::new();
+    let mut events = Vec::new();
+    let mut seq = 0;
+    for cmd in workload::setup(&cfg) {
+        seq += 1;
+        engine.apply(seq, seq, &cmd, &mut events);
+    }
+    (engine, seq)
+}
+
+fn limit(account: u64, side: Side, ticks: i64, lots: u64, tif: TimeInForce) -> Command {
+    Command::PlaceOrder(PlaceOrder {
+        account,
+        market: workload::market_id(),
+        side,
+        order_type: OrderType::Limit,
+        price: Some(Decimal::new(ticks, 3)),
+        quantity: Decimal::from(lots),
+        time_in_force: Some(tif),
+        good_till_ns: None,
+        post_only: false,
+        cap: None,
+        client_order_id: None,
+        stp: StpMode::None,
+    })
+}
+
+fn ops(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(1));
+
+    // Place a passive order and cancel it: the commonest pair in real flow.
+    g.bench_function("place_then_cancel", |b| {
+        let (mut engine, mut seq) = funded();
+        let mut events: Vec<Event> = Vec::with_capacity(16);
+        let mut id = 0;
+        b.iter(|| {
+            seq += 1;
+            id += 1;
+            events.clear();
+            engine.apply(
+                seq,
+                seq,
+                &limit(1, Side::Buy, 2_400, 5, TimeInForce::Gtc),
+                &mut events,
+            );
+            seq += 1;
+            let cancel = Command::CancelOrder(CancelOrder {
+                account: 1,
+                order_id: Some(id),
+                client_order_id: None,
+            });
+            engine.apply(seq, seq, &cancel, &mut events);
+            black_box(events.len())
+        })
+    });
+
+    // An IOC that sweeps three price levels of a prepared book.
+    g.bench_function("ioc_sweep_3_levels", |b| {
+        b.iter_batched(
+            || {
+                let (mut engine, mut seq) = funded();
+                let mut events = Vec::new();
+                for (i, t) in [2_501, 2_502, 2_503].iter().enumerate() {
+                    seq += 1;
+                    engine.apply(
+                        seq,
+                        seq,
+                        &limit(2 + i as u64, Side::Sell, *t, 4, TimeInForce::Gtc),
+                        &mut events,
+                    );
+                }
+                (engine, seq)
+            },
+            |(mut engine, seq)| {
+                let mut events: Vec<Event> = Vec::with_capacity(16);
+                engine.apply(
+                    seq + 1,
+                    seq + 1,
+                    &limit(1, Side::Buy, 2_503, 12, TimeInForce::Ioc),
+                    &mut events,
+                );
+                black_box(events.len())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+fn flow(c: &mut Criterion) {
+    let cfg = WorkloadConfig::new(100_000, 1);
+    let commands = workload::orders(&cfg);
+    let mut g = c.benchmark_group("workload");
+    g.throughput(Throughput::Elements(commands.len() as u64));
+    g.sample_size(20);
+    g.bench_function("realistic_flow_100k", |b| {
+        b.iter_batched(
+            funded,
+            |(mut engine, base)| {
+                let mut events: Vec<Event> = Vec::with_capacity(64);
+                for (i, cmd) in commands.iter().enumerate() {
+                    let seq = base + 1 + i as u64;
+                    events.clear();
+                    engine.apply(seq, seq, cmd, &mut events);
+                }
+                black_box(engine.open_order_count())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ops, flow);
+criterion_main!(benches);

@@ -1,0 +1,116 @@
+//! `gpux bench …`: measurements printed as one JSON line each.
+//!
+//! `bench engine` runs the [`workload`](crate::workload) through the engine with
+//! accounts and holds, events collected in a reused buffer. It makes two passes
+//! over the same commands on fresh engines: one untimed per message, for
+//! throughput (`msgs_per_sec`), and one timing every message, for latency
+//! percentiles (reading the clock costs tens of nanoseconds, which would otherwise
+//! distort the throughput figure).
+
+use crate::workload::{self, WorkloadConfig};
+use gpux_engine::{Command, Engine, Event};
+use serde::Serialize;
+use std::time::Instant;
+
+/// The result of `gpux bench engine`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineBenchReport {
+    /// Always `"engine"`.
+    pub bench: &'static str,
+    /// Workload seed.
+    pub seed: u64,
+    /// Order messages applied (places, amends, cancels).
+    pub messages: u64,
+    /// Wall time of the throughput pass.
+    pub seconds: f64,
+    /// Messages per second in the throughput pass.
+    pub msgs_per_sec: f64,
+    /// Median latency of one `apply`, nanoseconds (timed pass).
+    pub p50_ns: u64,
+    /// 99th percentile latency.
+    pub p99_ns: u64,
+    /// 99.9th percentile latency.
+    pub p999_ns: u64,
+    /// Slowest message.
+    pub max_ns: u64,
+    /// Events produced.
+    pub events: u64,
+    /// Trades executed.
+    pub trades: u64,
+    /// Rejected messages (e.g. cancels of orders already gone).
+    pub rejects: u64,
+    /// Orders resting at the end.
+    pub resting_orders: usize,
+}
+
+fn prepared(cfg: &WorkloadConfig) -> (Engine, u64) {
+    let mut engine: Engine = Engine::new();
+    let mut events = Vec::new();
+    let mut seq = 0;
+    for cmd in workload::setup(cfg) {
+        seq += 1;
+        engine.apply(seq, seq, &cmd, &mut events);
+    }
+    (engine, seq)
+}
+
+/// Runs the engine benchmark over `messages` generated messages.
+pub fn engine(messages: usize, seed: u64) -> EngineBenchReport {
+    let cfg = WorkloadConfig::new(messages, seed);
+    let commands: Vec<Command> = workload::orders(&cfg);
+
+    // Pass 1: throughput.
+    let (mut engine, base) = prepared(&cfg);
+    let mut events: Vec<Event> = Vec::with_capacity(1_024);
+    let (mut n_events, mut trades, mut rejects) = (0u64, 0u64, 0u64);
+    let start = Instant::now();
+    for (i, cmd) in commands.iter().enumerate() {
+        let seq = base + 1 + i as u64;
+        events.clear();
+        engine.apply(seq, seq * 1_000, cmd, &mut events);
+        n_events += events.len() as u64;
+        for e in &events {
+            match e {
+                Event::TradeExecuted(_) => trades += 1,
+                Event::OrderRejected(_) => rejects += 1,
+                _ => {}
+            }
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let resting_orders = engine.open_order_count();
+
+    // Pass 2: latency of each message.
+    let (mut engine, base) = prepared(&cfg);
+    let mut latencies: Vec<u64> = Vec::with_capacity(commands.len());
+    for (i, cmd) in commands.iter().enumerate() {
+        let seq = base + 1 + i as u64;
+        events.clear();
+        let t = Instant::now();
+        engine.apply(seq, seq * 1_000, cmd, &mut events);
+        latencies.push(t.elapsed().as_nanos() as u64);
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| -> u64 {
+        if latencies.is_empty() {
+            return 0;
+        }
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i]
+    };
+    EngineBenchReport {
+        bench: "engine",
+        seed,
+        messages: commands.len() as u64,
+        seconds,
+        msgs_per_sec: commands.len() as f64 / seconds.max(f64::MIN_POSITIVE),
+        p50_ns: pct(0.50),
+        p99_ns: pct(0.99),
+        p999_ns: pct(0.999),
+        max_ns: latencies.last().copied().unwrap_or(0),
+        events: n_events,
+        trades,
+        rejects,
+        resting_orders,
+    }
+}

@@ -1,0 +1,12 @@
+//! # gpux
+//!
+//! The gpux binary's library: the command-line tools around the engine.
+//!
+//! - [`apply`]: `gpux apply` — JSON-lines commands in, JSON-lines events out.
+//! - [`bench`]: `gpux bench …` — throughput and latency measurements.
+//! - [`workload`]: the seeded order-flow generator the benches share.
+#![deny(missing_docs)]
+
+pub mod apply;
+pub mod bench;
+pub mod workload;

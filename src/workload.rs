@@ -1,0 +1,262 @@
+//! A seeded workload generator shaped like real order flow on one market.
+//!
+//! A mid price walks randomly; passive orders are placed around it with depth
+//! decaying away from the touch; about 15% of orders are IOC and cross the spread;
+//! about 20% of resting orders are amended and about 95% are eventually cancelled,
+//! and some cancels hit orders that are already gone (filled or cancelled). Every
+//! account is funded so no order is refused for money.
+//!
+//! The generator predicts order ids (the engine numbers accepted orders 1, 2, …,
+//! and every generated order is accepted), so the whole stream is generated before
+//! any timing starts. It lives in the library, not under `benches/`, because both
+//! the criterion benches and `gpux bench engine` run it.
+
+use gpux_engine::command::{
+    AmendOrder, CancelOrder, CapacityTransfer, CashTransfer, CreateAccount, ListMarket, PlaceOrder,
+};
+use gpux_engine::{
+    Command, Engine, Event, MarketId, OrderId, OrderType, Side, StpMode, TimeInForce,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use std::collections::HashMap;
+
+/// The benchmark market.
+pub const MARKET: &str = "h100-sxm.us-east";
+/// Ticks are 0.001 USD per GPU-hour; lots are 1 GPU-hour.
+const TICK_SCALE: u32 = 3;
+
+/// Shape of the generated flow.
+#[derive(Debug, Clone)]
+pub struct WorkloadConfig {
+    /// Order messages to generate (places, amends, cancels).
+    pub messages: usize,
+    /// RNG seed: the same seed gives the same commands.
+    pub seed: u64,
+    /// Trading accounts.
+    pub accounts: u64,
+    /// Starting mid price in ticks.
+    pub start_mid_ticks: i64,
+}
+
+impl WorkloadConfig {
+    /// The default shape for `messages` messages with `seed`.
+    pub fn new(messages: usize, seed: u64) -> Self {
+        WorkloadConfig {
+            messages,
+            seed,
+            accounts: 1_000,
+            start_mid_ticks: 2_500,
+        }
+    }
+}
+
+/// Commands to apply before the measured part: the market, funded accounts.
+pub fn setup(cfg: &WorkloadConfig) -> Vec<Command> {
+    let market = market_id();
+    let mut cmds = vec![Command::ListMarket(ListMarket {
+        market,
+        tick_size: Decimal::new(1, TICK_SCALE),
+        lot_size: Decimal::ONE,
+        maker_fee_bps: 2,
+        taker_fee_bps: 5,
+        min_price: None,
+        max_price: None,
+        max_order_quantity: None,
+    })];
+    for account in 1..=cfg.accounts {
+        cmds.push(Command::CreateAccount(CreateAccount { account }));
+        cmds.push(Command::Deposit(CashTransfer {
+            account,
+            amount: Decimal::from(100_000_000u64),
+        }));
+        cmds.push(Command::AddCapacity(CapacityTransfer {
+            account,
+            market,
+            quantity: Decimal::from(100_000_000u64),
+        }));
+    }
+    cmds
+}
+
+/// The benchmark market's id.
+pub fn market_id() -> MarketId {
+    MarketId::new(MARKET).expect("valid market id")
+}
+
+/// Resting orders as the generator's own engine reports them, for picking
+/// amend and cancel targets uniformly at random.
+#[derive(Default)]
+struct Live {
+    orders: Vec<(OrderId, i64, Side)>,
+    index: HashMap<OrderId, usize>,
+}
+
+impl Live {
+    fn add(&mut self, id: OrderId, ticks: i64, side: Side) {
+        self.index.insert(id, self.orders.len());
+        self.orders.push((id, ticks, side));
+    }
+
+    fn remove(&mut self, id: OrderId) {
+        if let Some(i) = self.index.remove(&id) {
+            self.orders.swap_remove(i);
+            if let Some(moved) = self.orders.get(i) {
+                self.index.insert(moved.0, i);
+            }
+        }
+    }
+
+    /// Follows the engine's events.
+    fn track(&mut self, events: &[Event], tick_scale: u32) {
+        let ticks = |d: Decimal| {
+            (d * Decimal::from(10i64.pow(tick_scale)))
+                .to_i64()
+                .expect("price")
+        };
+        for e in events {
+            match e {
+                Event::OrderRested(r) => self.add(r.order, ticks(r.price), r.side),
+                Event::OrderCancelled(c) => self.remove(c.order),
+                Event::TradeExecuted(t) if t.maker_remaining.is_zero() => {
+                    self.remove(t.maker_order)
+                }
+                // A re-queued order comes back through `OrderRested`.
+                Event::OrderAmended(a) if !a.priority_kept => self.remove(a.order),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The measured order flow. The generator runs its own engine to learn which
+/// orders still rest (fills are not predictable from the commands alone), so
+/// cancels and amends target live orders except where a stale one is meant.
+pub fn orders(cfg: &WorkloadConfig) -> Vec<Command> {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let market = market_id();
+    let mut engine: Engine = Engine::new();
+    let mut events = Vec::new();
+    let mut seq = 0;
+    let mut apply = |engine: &mut Engine, cmd: &Command, events: &mut Vec<Event>| {
+        seq += 1;
+        events.clear();
+        engine.apply(seq, seq * 1_000, cmd, events);
+    };
+    for cmd in setup(cfg) {
+        apply(&mut engine, &cmd, &mut events);
+    }
+    let mut out = Vec::with_capacity(cfg.messages);
+    let mut mid = cfg.start_mid_ticks;
+    let mut next_id: OrderId = 1;
+    let mut live = Live::default();
+    let mut gone: Vec<OrderId> = Vec::new();
+    let price = |ticks: i64| Decimal::new(ticks, TICK_SCALE);
+    while out.len() < cfg.messages {
+        if rng.random_ratio(1, 8) {
+            mid = (mid + if rng.random_bool(0.5) { 1 } else { -1 }).max(200);
+        }
+        let roll: u32 = rng.random_range(0..100);
+        // Cancel more as the book grows, so it settles at a realistic size.
+        let cancel_bias = (live.orders.len() / 1_000).min(40) as u32;
+        let cmd = if roll < 2 && !gone.is_empty() {
+            // A duplicate cancel of an order already gone.
+            let id = gone[rng.random_range(0..gone.len())];
+            cancel(owner(id, cfg), id)
+        } else if roll < 10 && !live.orders.is_empty() {
+            // Amend: mostly a size decrease, sometimes a price move away from the touch.
+            let (id, p, side) = live.orders[rng.random_range(0..live.orders.len())];
+            let (new_price, qty) = if rng.random_ratio(1, 3) {
+                let p2 = match side {
+                    Side::Buy => (p - rng.random_range(1..4)).max(1),
+                    Side::Sell => p + rng.random_range(1..4),
+                };
+                (Some(price(p2)), None)
+            } else {
+                (None, Some(Decimal::from(rng.random_range(1..4u64))))
+            };
+            Command::AmendOrder(AmendOrder {
+                account: owner(id, cfg),
+                order_id: Some(id),
+                client_order_id: None,
+                price: new_price,
+                quantity: qty,
+            })
+        } else if roll < 40 + cancel_bias && !live.orders.is_empty() {
+            let (id, _, _) = live.orders[rng.random_range(0..live.orders.len())];
+            gone.push(id);
+            cancel(owner(id, cfg), id)
+        } else {
+            let side = if rng.random_bool(0.5) {
+                Side::Buy
+            } else {
+                Side::Sell
+            };
+            let ioc = rng.random_ratio(15, 100);
+            let ticks = if ioc {
+                // Aggressive: cross the spread by a few ticks.
+                let reach = rng.random_range(0..4);
+                match side {
+                    Side::Buy => mid + reach,
+                    Side::Sell => mid - reach,
+                }
+            } else {
+                // Passive: distance from the mid roughly geometric.
+                let mut d = 1;
+                while d < 60 && rng.random_ratio(4, 5) {
+                    d += 1;
+                }
+                match side {
+                    Side::Buy => mid - d,
+                    Side::Sell => mid + d,
+                }
+            };
+            let id = next_id;
+            next_id += 1;
+            if ioc {
+                gone.push(id);
+            }
+            Command::PlaceOrder(PlaceOrder {
+                account: owner(id, cfg),
+                market,
+                side,
+                order_type: OrderType::Limit,
+                price: Some(price(ticks.max(1))),
+                quantity: Decimal::from(rng.random_range(1..20u64)),
+                time_in_force: Some(if ioc {
+                    TimeInForce::Ioc
+                } else {
+                    TimeInForce::Gtc
+                }),
+                good_till_ns: None,
+                post_only: false,
+                cap: None,
+                client_order_id: None,
+                stp: StpMode::None,
+            })
+        };
+        apply(&mut engine, &cmd, &mut events);
+        live.track(&events, TICK_SCALE);
+        out.push(cmd);
+        if gone.len() > 4_096 {
+            gone.drain(..2_048);
+        }
+    }
+    out
+}
+
+/// The account that places order `id`: a pure function of the id, so the
+/// generator never needs to remember owners.
+fn owner(id: OrderId, cfg: &WorkloadConfig) -> u64 {
+    id % cfg.accounts + 1
+}
+
+fn cancel(account: u64, id: OrderId) -> Command {
+    Command::CancelOrder(CancelOrder {
+        account,
+        order_id: Some(id),
+        client_order_id: None,
+    })
+}
