@@ -9,8 +9,8 @@
 use crate::account::{Account, Balance};
 use crate::book::{Book, OrderBook, RestingOrder};
 use crate::command::{
-    AmendOrder, CancelOrder, CapacityTransfer, CashTransfer, Command, CommandKind, CreateAccount,
-    ListMarket, MassCancel, PlaceOrder,
+    AmendOrder, CancelOrder, CapacityTransfer, CashTransfer, Command, CommandEnvelope, CommandKind,
+    CreateAccount, ListMarket, MassCancel, PlaceOrder,
 };
 use crate::event::{
     AccountCreated, CapacityMoved, CashMoved, Event, EventSink, MarketListed, MassCancelled,
@@ -124,15 +124,7 @@ impl<B: OrderBook> Engine<B> {
     /// is raised to it, so engine time never goes backwards. GTD orders whose time
     /// has passed are expired first, then the command takes effect or is rejected.
     pub fn apply<S: EventSink>(&mut self, seq: u64, ts_ns: u64, cmd: &Command, out: &mut S) {
-        assert!(
-            seq > self.last_seq,
-            "sequence {seq} after {}: the sequencer must increase it",
-            self.last_seq
-        );
-        self.last_seq = seq;
-        let ts_ns = ts_ns.max(self.last_ts_ns);
-        self.last_ts_ns = ts_ns;
-        self.expire(ts_ns, out);
+        let ts_ns = self.advance(seq, ts_ns, out);
         let result = match cmd {
             Command::ListMarket(c) => self.list_market(c, out),
             Command::CreateAccount(c) => self.create_account(c, out),
@@ -148,6 +140,53 @@ impl<B: OrderBook> Engine<B> {
         if let Err(reason) = result {
             out.push(rejection(cmd, reason));
         }
+    }
+
+    /// Applies a command given as protocol JSON (a [`CommandEnvelope`]), as it sits
+    /// in the command log. Bytes that do not decode still take their sequence
+    /// number: they produce one `command_rejected` event with reason
+    /// `malformed_command` and change nothing else, so a poison message is
+    /// recorded and never stops the engine. Returns the envelope when it decoded.
+    pub fn apply_json<S: EventSink>(
+        &mut self,
+        seq: u64,
+        ts_ns: u64,
+        bytes: &[u8],
+        out: &mut S,
+    ) -> Option<CommandEnvelope> {
+        match CommandEnvelope::from_json(bytes) {
+            Ok(env) => {
+                self.apply(seq, ts_ns, &env.command, out);
+                Some(env)
+            }
+            Err(_) => {
+                self.advance(seq, ts_ns, out);
+                out.push(Event::CommandRejected(Rejection {
+                    command: CommandKind::Unknown,
+                    account: None,
+                    market: None,
+                    order: None,
+                    client_order_id: None,
+                    reason: RejectReason::MalformedCommand,
+                }));
+                None
+            }
+        }
+    }
+
+    /// Moves engine time to a command: checks and records its sequence number,
+    /// makes its timestamp monotonic, and expires GTD orders now past.
+    fn advance<S: EventSink>(&mut self, seq: u64, ts_ns: u64, out: &mut S) -> u64 {
+        assert!(
+            seq > self.last_seq,
+            "sequence {seq} after {}: the sequencer must increase it",
+            self.last_seq
+        );
+        self.last_seq = seq;
+        let ts_ns = ts_ns.max(self.last_ts_ns);
+        self.last_ts_ns = ts_ns;
+        self.expire(ts_ns, out);
+        ts_ns
     }
 
     /// The last applied sequence number (0 before any).
@@ -962,5 +1001,41 @@ impl<B: OrderBook> Engine<B> {
             count: ids.len() as u64,
         }));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undecodable_commands_are_recorded_as_rejections_and_change_nothing() {
+        let mut e: Engine = Engine::new();
+        let mut events = Vec::new();
+        let ok = br#"{"v":1,"ts_ns":5,"command":{"type":"create_account","account":7}}"#;
+        assert!(e.apply_json(1, 5, ok, &mut events).is_some());
+        let before = e.snapshot();
+        for (i, bad) in [&b"not json"[..], br#"{"v":1,"ts_ns":6,"command":{"type":"teleport"}}"#]
+            .iter()
+            .enumerate()
+        {
+            events.clear();
+            let seq = 2 + i as u64;
+            assert!(e.apply_json(seq, 6, bad, &mut events).is_none());
+            assert_eq!(events.len(), 1);
+            match &events[0] {
+                Event::CommandRejected(r) => {
+                    assert_eq!(r.reason, RejectReason::MalformedCommand);
+                    assert_eq!(r.command, CommandKind::Unknown);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            assert_eq!(e.last_seq(), seq);
+        }
+        // Only the sequence number and time moved.
+        let mut same: Engine = Engine::restore(&before).unwrap();
+        same.last_seq = e.last_seq;
+        same.last_ts_ns = e.last_ts_ns;
+        assert_eq!(same.state_hash(), e.state_hash());
     }
 }

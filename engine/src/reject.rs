@@ -42,8 +42,8 @@ macro_rules! reject_reasons {
 }
 
 reject_reasons! {
-    /// A command could not be decoded (set by the pipeline, never by `apply`).
-    MalformedCommand = 100, "malformed_command", "the command could not be decoded; see docs/PROTOCOL.md";
+    /// A command could not be decoded (only from `apply_json`).
+    MalformedCommand = 100, "malformed_command", "the command could not be decoded (bad JSON, unknown type or field, wrong version, or too large); see docs/PROTOCOL.md";
     /// The market spec breaks a listing rule.
     InvalidMarketSpec = 101, "invalid_market_spec", "invalid market spec: tick and lot sizes must be positive, tick x lot a whole number of micro-USD, fees at most 1000 bps, 0 < min_price <= max_price on the tick grid, and max_price x max_order_quantity at most 10^12 USD";
     /// A market with this id is already listed.
