@@ -51,6 +51,14 @@ pub enum Event {
     MassCancelled(MassCancelled),
 }
 
+impl Event {
+    /// The event's protocol JSON, as the ledger stores it (without the envelope:
+    /// the ledger record carries the sequence numbers).
+    pub fn to_json_vec(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("events always encode")
+    }
+}
+
 /// See [`Event::MarketListed`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
