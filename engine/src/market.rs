@@ -161,13 +161,14 @@ impl MarketSpec {
         Ok(lots)
     }
 
-    /// A capacity quantity in lots (no per-order maximum).
+    /// A capacity quantity in lots (no per-order maximum). A whole number of lots
+    /// beyond `u64` saturates to `u64::MAX`, which every limit then refuses.
     pub fn lots(&self, quantity: Decimal) -> Result<u64, RejectReason> {
         if quantity <= Decimal::ZERO {
             return Err(RejectReason::InvalidAmount);
         }
         whole_multiple(quantity, self.lot_size)
-            .and_then(|l| u64::try_from(l).ok())
+            .map(|l| u64::try_from(l).unwrap_or(u64::MAX))
             .ok_or(RejectReason::OffLotQuantity)
     }
 
@@ -220,11 +221,13 @@ fn scaled(units: i128, unit: Decimal) -> Decimal {
 }
 
 /// A USD amount in micro-USD, if it is positive and a whole number of micro-USD.
+/// An amount beyond `u64` saturates to `u64::MAX`: still a valid amount, which the
+/// balance limits then refuse (and which, as a cap, never binds).
 pub fn cash_micros(amount: Decimal) -> Option<u64> {
     if amount <= Decimal::ZERO {
         return None;
     }
-    units_at_scale(amount, CASH_SCALE).and_then(|m| u64::try_from(m).ok())
+    units_at_scale(amount, CASH_SCALE).map(|m| u64::try_from(m).unwrap_or(u64::MAX))
 }
 
 /// Micro-USD as a decimal USD amount with six decimals.
