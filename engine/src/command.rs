@@ -116,10 +116,10 @@ pub struct ListMarket {
     /// `{gpu_model}.{region}`.
     pub market: MarketId,
     /// USD per GPU-hour of one tick.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub tick_size: Decimal,
     /// GPU-hours in one lot.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub lot_size: Decimal,
     /// Maker fee in basis points (0–1000).
     pub maker_fee_bps: u32,
@@ -128,21 +128,21 @@ pub struct ListMarket {
     /// Lowest limit price (default: one tick).
     #[serde(
         default,
-        with = "rust_decimal::serde::str_option",
+        with = "crate::decimal::strict_option",
         skip_serializing_if = "Option::is_none"
     )]
     pub min_price: Option<Decimal>,
     /// Highest limit price (default: 100,000, lowered if needed to keep notionals in range).
     #[serde(
         default,
-        with = "rust_decimal::serde::str_option",
+        with = "crate::decimal::strict_option",
         skip_serializing_if = "Option::is_none"
     )]
     pub max_price: Option<Decimal>,
     /// Largest order quantity (default: 1,000,000 lots).
     #[serde(
         default,
-        with = "rust_decimal::serde::str_option",
+        with = "crate::decimal::strict_option",
         skip_serializing_if = "Option::is_none"
     )]
     pub max_order_quantity: Option<Decimal>,
@@ -163,7 +163,7 @@ pub struct CashTransfer {
     /// The account.
     pub account: AccountId,
     /// USD, a whole number of micro-USD.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub amount: Decimal,
 }
 
@@ -176,7 +176,7 @@ pub struct CapacityTransfer {
     /// The market whose GPU-hours these are.
     pub market: MarketId,
     /// GPU-hours, a whole number of lots.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub quantity: Decimal,
 }
 
@@ -196,12 +196,12 @@ pub struct PlaceOrder {
     /// Limit price in USD per GPU-hour; required for limit orders, absent for market.
     #[serde(
         default,
-        with = "rust_decimal::serde::str_option",
+        with = "crate::decimal::strict_option",
         skip_serializing_if = "Option::is_none"
     )]
     pub price: Option<Decimal>,
     /// GPU-hours.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub quantity: Decimal,
     /// Limit orders only (default `gtc`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,7 +215,7 @@ pub struct PlaceOrder {
     /// Market buys only: most USD to spend, fees included (default: all available).
     #[serde(
         default,
-        with = "rust_decimal::serde::str_option",
+        with = "crate::decimal::strict_option",
         skip_serializing_if = "Option::is_none"
     )]
     pub cap: Option<Decimal>,
@@ -257,14 +257,14 @@ pub struct AmendOrder {
     /// New limit price.
     #[serde(
         default,
-        with = "rust_decimal::serde::str_option",
+        with = "crate::decimal::strict_option",
         skip_serializing_if = "Option::is_none"
     )]
     pub price: Option<Decimal>,
     /// New remaining (open) quantity.
     #[serde(
         default,
-        with = "rust_decimal::serde::str_option",
+        with = "crate::decimal::strict_option",
         skip_serializing_if = "Option::is_none"
     )]
     pub quantity: Option<Decimal>,

@@ -1015,9 +1015,12 @@ mod tests {
         let ok = br#"{"v":1,"ts_ns":5,"command":{"type":"create_account","account":7}}"#;
         assert!(e.apply_json(1, 5, ok, &mut events).is_some());
         let before = e.snapshot();
-        for (i, bad) in [&b"not json"[..], br#"{"v":1,"ts_ns":6,"command":{"type":"teleport"}}"#]
-            .iter()
-            .enumerate()
+        for (i, bad) in [
+            &b"not json"[..],
+            br#"{"v":1,"ts_ns":6,"command":{"type":"teleport"}}"#,
+        ]
+        .iter()
+        .enumerate()
         {
             events.clear();
             let seq = 2 + i as u64;

@@ -66,23 +66,23 @@ pub struct MarketListed {
     /// The market.
     pub market: MarketId,
     /// USD per GPU-hour of one tick.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub tick_size: Decimal,
     /// GPU-hours in one lot.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub lot_size: Decimal,
     /// Maker fee, basis points.
     pub maker_fee_bps: u32,
     /// Taker fee, basis points.
     pub taker_fee_bps: u32,
     /// Lowest limit price.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub min_price: Decimal,
     /// Highest limit price.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub max_price: Decimal,
     /// Largest order quantity.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub max_order_quantity: Decimal,
 }
 
@@ -101,10 +101,10 @@ pub struct CashMoved {
     /// The account.
     pub account: AccountId,
     /// USD moved.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub amount: Decimal,
     /// Available USD after the move.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub available: Decimal,
 }
 
@@ -117,10 +117,10 @@ pub struct CapacityMoved {
     /// The market.
     pub market: MarketId,
     /// GPU-hours moved.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub quantity: Decimal,
     /// Available GPU-hours after the move.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub available: Decimal,
 }
 
@@ -141,12 +141,12 @@ pub struct OrderAccepted {
     /// Limit price (absent for market orders).
     #[serde(
         default,
-        with = "rust_decimal::serde::str_option",
+        with = "crate::decimal::strict_option",
         skip_serializing_if = "Option::is_none"
     )]
     pub price: Option<Decimal>,
     /// Ordered quantity.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub quantity: Decimal,
     /// Time in force (market orders: `ioc`).
     pub time_in_force: TimeInForce,
@@ -194,10 +194,10 @@ pub struct TradeExecuted {
     /// The market.
     pub market: MarketId,
     /// The maker's price.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub price: Decimal,
     /// GPU-hours traded.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub quantity: Decimal,
     /// The side of the incoming order (the maker was on the other side).
     pub taker_side: Side,
@@ -210,16 +210,16 @@ pub struct TradeExecuted {
     /// Its owner.
     pub taker_account: AccountId,
     /// USD fee charged to the maker.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub maker_fee: Decimal,
     /// USD fee charged to the taker.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub taker_fee: Decimal,
     /// Quantity of the maker order left open after this trade.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub maker_remaining: Decimal,
     /// Quantity of the incoming order left after this trade.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub taker_remaining: Decimal,
 }
 
@@ -236,10 +236,10 @@ pub struct OrderRested {
     /// Its side.
     pub side: Side,
     /// Its limit price.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub price: Decimal,
     /// Quantity now resting.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub quantity: Decimal,
 }
 
@@ -258,12 +258,12 @@ pub struct OrderCancelled {
     /// Its limit price (absent for market orders).
     #[serde(
         default,
-        with = "rust_decimal::serde::str_option",
+        with = "crate::decimal::strict_option",
         skip_serializing_if = "Option::is_none"
     )]
     pub price: Option<Decimal>,
     /// Quantity cancelled (what was still open).
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub quantity: Decimal,
     /// Why.
     pub reason: CancelReason,
@@ -284,16 +284,16 @@ pub struct OrderAmended {
     /// Its side.
     pub side: Side,
     /// Price before.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub old_price: Decimal,
     /// Open quantity before.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub old_quantity: Decimal,
     /// Price after.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub price: Decimal,
     /// Open quantity after (before any trading the amend causes).
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub quantity: Decimal,
     /// True when the order kept its place in the queue (a quantity decrease at the
     /// same price); false when it was taken off and re-queued.

@@ -14,7 +14,8 @@
 //! - [`types`]: ids, sides, time in force, self-trade prevention, cancel reasons.
 //! - [`command`] / [`event`]: the inputs and outputs, with their JSON protocol.
 //! - [`reject`]: the stable reject codes.
-//! - [`market`]: market specs and the decimal ↔ integer boundary.
+//! - [`market`]: market specs and the decimal ↔ integer boundary; [`decimal`]: the
+//!   strict decimal strings of the protocol.
 //! - [`book`]: the [`OrderBook`] trait, the fast [`Book`] and the reference [`NaiveBook`].
 //! - [`account`]: balances and holds.
 //! - `engine`: [`Engine::apply`] — validation, holds, matching, settlement.
@@ -47,6 +48,7 @@
 pub mod account;
 pub mod book;
 pub mod command;
+pub mod decimal;
 mod engine;
 pub mod event;
 pub mod limits;

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct L2Level {
     /// USD per GPU-hour.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub price: Decimal,
     /// GPU-hours resting at this price.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub quantity: Decimal,
 }
 
@@ -33,10 +33,10 @@ pub struct OrderView {
     /// Buy or sell.
     pub side: Side,
     /// Limit price.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub price: Decimal,
     /// Open quantity.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub quantity: Decimal,
     /// GTD expiry.
     pub good_till_ns: Option<u64>,
@@ -52,10 +52,10 @@ pub struct OrderView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BalanceView {
     /// Free to use.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub available: Decimal,
     /// Reserved for open orders.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::strict")]
     pub held: Decimal,
 }
 

@@ -3,8 +3,9 @@
 //! Rejections are data, not errors: a refused command produces an
 //! `OrderRejected`/`CommandRejected` event and changes nothing else. The numeric
 //! codes group by stage (1xx shape and reference data, 2xx order validation, 3xx
-//! risk and limits, 4xx book state) and give the precedence in which checks run.
-//! Codes and their text names are part of the protocol and never change meaning.
+//! risk and limits, 4xx book state); the order in which each command's checks run
+//! is documented per command in `docs/PROTOCOL.md`. Codes and their text names are
+//! part of the protocol and never change meaning.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
