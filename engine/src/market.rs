@@ -23,8 +23,12 @@ pub struct MarketSpec {
     /// `{gpu_model}.{region}`.
     pub id: MarketId,
     /// USD per GPU-hour of one tick (normalised, e.g. `0.01`).
+    // As strings both ways: Decimal's default Deserialize needs `deserialize_any`,
+    // which postcard (snapshots) does not support.
+    #[serde(with = "rust_decimal::serde::str")]
     pub tick_size: Decimal,
     /// GPU-hours in one lot (normalised, e.g. `1`).
+    #[serde(with = "rust_decimal::serde::str")]
     pub lot_size: Decimal,
     /// Fee charged to the resting side of a trade, in basis points of the notional.
     pub maker_fee_bps: u32,
