@@ -187,6 +187,45 @@ fn a_fill_or_kill_that_cannot_fill_is_rejected_without_a_trace() {
 }
 
 #[test]
+fn a_fill_or_kill_with_cancel_maker_looks_past_its_own_orders() {
+    let mut x = Exchange::new();
+    x.trader(1, "100", "5").provider(2, "10");
+    x.given(sell(1, "5", "2.50")); // #1, own, first in line
+    x.given(sell(2, "10", "2.51")); // #2
+                                    // cancel_taker (the default) would stop at #1: not fillable.
+    x.rejects(buy(1, "8", "2.51").fok(), RejectReason::FokNotFillable);
+    // cancel_maker removes #1 and fills from #2.
+    then(
+        &x.when(buy(1, "8", "2.51").fok().stp(StpMode::CancelMaker)),
+        &[
+            "accepted #3 acct 1 buy 8 @ 2.51 fok stp cancel_maker",
+            "cancelled #1 acct 1 sell 5 @ 2.50: self_trade_prevention, off the book",
+            // 8 × 2.51 = 20.08: maker 0.02008, taker 0.04016.
+            "trade 1: 8 @ 2.51, maker #2 acct 2 (fee 0.02008, left 2), taker #3 acct 1 buy (fee 0.04016, left 0)",
+        ],
+    );
+    // Not enough beyond the own order: still all or nothing.
+    x.given(sell(1, "5", "2.50")); // #4
+    x.rejects(
+        buy(1, "3", "2.51").fok().stp(StpMode::CancelMaker),
+        RejectReason::FokNotFillable,
+    );
+    assert_eq!(x.asks(), ["5 @ 2.50", "2 @ 2.51"]);
+}
+
+#[test]
+fn a_buy_holds_the_larger_of_the_maker_and_taker_fees() {
+    // A market whose maker fee is above its taker fee: a resting buy may trade
+    // as maker, so the hold covers 30 bps, not the 10 bps taker fee.
+    let mut x = Exchange::new();
+    x.given(list_market("h200.ap-east", "0.01", "1", 30, 10));
+    x.demander(1, "100");
+    x.given(buy(1, "10", "2.00").in_market("h200.ap-east"));
+    // 20 + 0.06.
+    assert_eq!(x.usd(1), "79.94 + 20.06 held");
+}
+
+#[test]
 fn a_good_till_date_order_expires_only_when_a_later_command_arrives() {
     let mut x = Exchange::new();
     x.provider(1, "5").demander(2, "100");
@@ -321,6 +360,31 @@ fn a_market_buy_spends_no_more_than_its_cap() {
     );
     assert_eq!(x.usd(3), "85.972 + 0 held");
     assert_eq!(x.asks(), ["3 @ 2.00", "10 @ 2.50"]);
+}
+
+#[test]
+fn a_market_buy_budget_pays_the_taker_fee_too() {
+    // 20 USD would buy 10 lots at 2.00 without fees; with 20 bps the tenth lot
+    // costs more than what is left: 9 lots cost 18 + 0.036 = 18.036.
+    let mut x = two_asks("20");
+    then(
+        &x.when(market_buy(3, "10")),
+        &[
+            "accepted #3 acct 3 buy 10 market ioc",
+            "trade 1: 9 @ 2.00, maker #1 acct 1 (fee 0.018, left 1), taker #3 acct 3 buy (fee 0.036, left 1)",
+            "cancelled #3 acct 3 buy 1 market: market_remainder",
+        ],
+    );
+    assert_eq!(x.usd(3), "1.964 + 0 held");
+    // Likewise a cap of 14 buys 6 lots (12.024), not 7 (14.028).
+    let mut x = two_asks("100");
+    let events = x.when(market_buy(3, "7").cap("14"));
+    assert_eq!(makers(&events), [1]);
+    assert_eq!(
+        render(&events[1]),
+        "trade 1: 6 @ 2.00, maker #1 acct 1 (fee 0.012, left 4), taker #3 acct 3 buy (fee 0.024, left 1)"
+    );
+    assert_eq!(x.usd(3), "87.976 + 0 held");
 }
 
 #[test]
