@@ -8,8 +8,9 @@
 //! - the fast and the reference engine give identical events and state hashes;
 //! - after every command the invariants hold, checked both by the engine itself
 //!   and independently from its events and queries: no crossed book, price-time
-//!   priority (rebuilt from events), L2 depth rebuilt from events equals the
-//!   engine's, holds equal what open orders need, every asset conserved;
+//!   priority (rebuilt from events), L2 depth and every account's balances
+//!   rebuilt from events equal the engine's, holds equal what open orders need,
+//!   every asset conserved;
 //! - a snapshot taken mid-way restores to an engine that continues identically;
 //! - the same commands give byte-identical JSON events;
 //! - every command and event survives a JSON round trip.
@@ -477,6 +478,10 @@ struct Model {
     gpu_in: BTreeMap<MarketId, Decimal>,
     /// GTD expiry of each accepted GTD order.
     good_till: HashMap<OrderId, u64>,
+    /// Each account's USD (available + held), rebuilt from events alone.
+    usd: BTreeMap<u64, Decimal>,
+    /// Each account's GPU-hours per market (available + held), from events alone.
+    gpu: BTreeMap<(u64, MarketId), Decimal>,
 }
 
 fn better(side: Side, a: Decimal, b: Decimal) -> bool {
@@ -677,11 +682,21 @@ impl Model {
         let mut fok: HashMap<OrderId, (Decimal, Decimal)> = HashMap::new();
         for e in events {
             match e {
-                Event::Deposited(c) => self.usd_in += c.amount,
-                Event::Withdrawn(c) => self.usd_in -= c.amount,
-                Event::CapacityAdded(c) => *self.gpu_in.entry(c.market).or_default() += c.quantity,
+                Event::Deposited(c) => {
+                    self.usd_in += c.amount;
+                    *self.usd.entry(c.account).or_default() += c.amount;
+                }
+                Event::Withdrawn(c) => {
+                    self.usd_in -= c.amount;
+                    *self.usd.entry(c.account).or_default() -= c.amount;
+                }
+                Event::CapacityAdded(c) => {
+                    *self.gpu_in.entry(c.market).or_default() += c.quantity;
+                    *self.gpu.entry((c.account, c.market)).or_default() += c.quantity;
+                }
                 Event::CapacityRemoved(c) => {
-                    *self.gpu_in.entry(c.market).or_default() -= c.quantity
+                    *self.gpu_in.entry(c.market).or_default() -= c.quantity;
+                    *self.gpu.entry((c.account, c.market)).or_default() -= c.quantity;
                 }
                 Event::OrderAccepted(a) => {
                     let rests = matches!(a.time_in_force, TimeInForce::Gtc | TimeInForce::Gtd)
@@ -741,6 +756,20 @@ impl Model {
                     if let Some(f) = fok.get_mut(&t.taker_order) {
                         f.1 += t.quantity;
                     }
+                    // Settlement: the buyer pays the notional, the seller receives
+                    // it, each pays its own fee to account 0.
+                    let (buyer, seller) = match t.taker_side {
+                        Side::Buy => (t.taker_account, t.maker_account),
+                        Side::Sell => (t.maker_account, t.taker_account),
+                    };
+                    let notional = t.price * t.quantity;
+                    *self.usd.entry(buyer).or_default() -= notional;
+                    *self.usd.entry(seller).or_default() += notional;
+                    *self.usd.entry(t.maker_account).or_default() -= t.maker_fee;
+                    *self.usd.entry(t.taker_account).or_default() -= t.taker_fee;
+                    *self.usd.entry(0).or_default() += t.maker_fee + t.taker_fee;
+                    *self.gpu.entry((buyer, t.market)).or_default() += t.quantity;
+                    *self.gpu.entry((seller, t.market)).or_default() -= t.quantity;
                     let mut maker = self.take(t.market, maker_side, t.maker_order)?;
                     maker.quantity -= t.quantity;
                     if !maker.quantity.is_zero() {
@@ -813,6 +842,26 @@ fn check(engine: &Engine<Book>, model: &Model) -> Result<(), String> {
             continue; // not created yet
         };
         usd_total += view.usd.available + view.usd.held;
+        let usd = view.usd.available + view.usd.held;
+        let from_events = model.usd.get(&a).copied().unwrap_or_default();
+        if usd != from_events {
+            return Err(format!(
+                "account {a} has {usd} USD, its events say {from_events}"
+            ));
+        }
+        for m in MARKETS.map(mid) {
+            let gpu = view
+                .gpu_hours
+                .iter()
+                .find(|p| p.market == m)
+                .map_or(Decimal::ZERO, |p| p.balance.available + p.balance.held);
+            let from_events = model.gpu.get(&(a, m)).copied().unwrap_or_default();
+            if gpu != from_events {
+                return Err(format!(
+                    "account {a} has {gpu} GPU-hours in {m}, its events say {from_events}"
+                ));
+            }
+        }
         let mut gpu_held: BTreeMap<MarketId, Decimal> = BTreeMap::new();
         for p in &view.gpu_hours {
             *gpu_total.entry(p.market).or_default() += p.balance.available + p.balance.held;
