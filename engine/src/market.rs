@@ -55,6 +55,21 @@ fn units_at_scale(value: Decimal, scale: u32) -> Option<i128> {
     }
 }
 
+/// Default highest limit price, USD per GPU-hour.
+const DEFAULT_MAX_PRICE_USD: i64 = 100_000;
+
+/// The most whole ticks of `tick` that fit in `usd` (rounded down).
+fn ticks_at_most(usd: i64, tick: Decimal) -> i128 {
+    let scale = tick.scale();
+    match (
+        units_at_scale(Decimal::from(usd), scale),
+        units_at_scale(tick, scale),
+    ) {
+        (Some(v), Some(u)) if u > 0 => v / u,
+        _ => i64::MAX as i128,
+    }
+}
+
 /// `value / unit` when it is a whole number (both positive decimals), else `None`.
 /// Exact integer arithmetic: no decimal division, no rounding.
 fn whole_multiple(value: Decimal, unit: Decimal) -> Option<i128> {
@@ -109,9 +124,7 @@ impl MarketSpec {
         let max_price_ticks = match max_price {
             Some(p) => ticks(p)?,
             None => {
-                let by_default = whole_multiple(Decimal::from(100_000), tick_size)
-                    .unwrap_or(i64::MAX as i128)
-                    .max(1);
+                let by_default = ticks_at_most(DEFAULT_MAX_PRICE_USD, tick_size).max(1);
                 let by_notional = NOTIONAL_MAX_MICROS as u128
                     / (max_order_lots as u128 * cash_per_tick_lot as u128);
                 by_default
@@ -291,6 +304,16 @@ mod tests {
             Err(RejectReason::InvalidMarketSpec)
         );
         assert_eq!(list("0", "1", 10), Err(RejectReason::InvalidMarketSpec));
+        // The default ceiling is the most ticks within 100,000 USD, even when
+        // 100,000 is not a whole number of ticks.
+        let odd = list("0.03", "1", 0).unwrap();
+        assert_eq!(odd.price(odd.max_price_ticks), d("99999.99"));
+        assert_eq!(
+            list("0.01", "1", 0)
+                .unwrap()
+                .price(list("0.01", "1", 0).unwrap().max_price_ticks),
+            d("100000")
+        );
         // The default band is tightened to keep the largest notional in range.
         let big = list("0.01", "1000", 0).unwrap();
         assert!(big.notional(big.max_price_ticks, big.max_order_lots) <= NOTIONAL_MAX_MICROS);

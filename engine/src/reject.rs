@@ -57,7 +57,8 @@ reject_reasons! {
     AccountExists = 105, "account_exists", "an account with this id already exists";
     /// No account with this id.
     UnknownAccount = 106, "unknown_account", "no account with this id exists";
-    /// A cash amount or capacity quantity is zero, negative, or not a whole number of units.
+    /// A cash amount or capacity quantity is zero or negative, or a cash amount is not a
+    /// whole number of micro-USD (an off-lot capacity quantity is `off_lot_quantity`).
     InvalidAmount = 107, "invalid_amount", "amount must be positive and a whole number of micro-USD (cash) or lots (capacity)";
     /// The command's fields do not fit its order type or time in force.
     InvalidOrder = 200, "invalid_order", "fields do not fit: a limit order needs a price, a market order takes no price, time in force, post-only or good_till; cap is for market buys; post-only needs gtc or gtd; good_till goes with gtd only";
