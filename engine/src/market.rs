@@ -76,7 +76,15 @@ fn whole_multiple(value: Decimal, unit: Decimal) -> Option<i128> {
     let scale = value.scale().max(unit.scale());
     let v = units_at_scale(value, scale)?;
     let u = units_at_scale(unit, scale)?;
-    (u > 0 && v % u == 0).then(|| v / u)
+    if u <= 0 {
+        return None;
+    }
+    // Prices and quantities almost always fit in 64 bits, where division is far
+    // cheaper than the 128-bit kind.
+    if let (Ok(v), Ok(u)) = (u64::try_from(v), u64::try_from(u)) {
+        return (v % u == 0).then(|| (v / u) as i128);
+    }
+    (v % u == 0).then(|| v / u)
 }
 
 impl MarketSpec {
