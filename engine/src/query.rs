@@ -204,6 +204,19 @@ impl<B: OrderBook> Engine<B> {
         self.accounts.len()
     }
 
+    /// Every account id, the fee account included, ascending (for audits and
+    /// statements that must visit every account in a defined order).
+    ///
+    /// ```
+    /// let engine: gpux_engine::Engine = gpux_engine::Engine::new();
+    /// assert_eq!(engine.account_ids(), vec![gpux_engine::FEE_ACCOUNT]);
+    /// ```
+    pub fn account_ids(&self) -> Vec<AccountId> {
+        let mut ids: Vec<AccountId> = self.accounts.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Resting orders across all books.
     pub fn open_order_count(&self) -> usize {
         self.order_market.len()
