@@ -1,0 +1,251 @@
+//! [`bench()`]: the ledger measurement behind `gpux bench ledger --events N`.
+//!
+//! Owns the synthetic workload and the two numbers the issue asks for: durable
+//! throughput through the [`GroupCommitter`] with every write fsynced, and restart time
+//! (open with verification, load the latest snapshot, read every event after it). It
+//! lives in the library so the CLI, `examples/bench.rs` and tests run the same code.
+//! The only floating point in the crate is here, in the report's rates and durations.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::{LedgerError, Result};
+use crate::group::{GroupCommitOptions, GroupCommitter};
+use crate::ledger::{Ledger, LedgerOptions};
+use crate::stats::LatencyHistogram;
+use crate::types::{AppliedCommand, Source};
+use crate::verify::VerifyOnOpen;
+
+/// Workload shape of [`bench()`]. Commands come from one Kafka partition (offset =
+/// `cmd_seq - 1`), so the run measures the ledger alone; in embedded mode the inbox
+/// journal is one more synced write stream on top.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Events per command (the last command gets what remains).
+    pub events_per_command: usize,
+    /// Bytes per event payload.
+    pub event_payload_bytes: usize,
+    /// Bytes per command payload.
+    pub command_payload_bytes: usize,
+    /// Commands per submission to the committer (the engine hands over runs of
+    /// applied commands).
+    pub commands_per_submission: usize,
+    /// Bytes of the snapshot stored before the run (restart loads it, then reads all
+    /// events after it).
+    pub snapshot_bytes: usize,
+    /// Group-commit bounds.
+    pub group: GroupCommitOptions,
+    /// Ledger options (RocksDB tuning, verification on the restart's open).
+    pub ledger: LedgerOptions,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            events_per_command: 3,
+            event_payload_bytes: 120,
+            command_payload_bytes: 96,
+            commands_per_submission: 32,
+            snapshot_bytes: 4 << 20,
+            group: GroupCommitOptions::default(),
+            ledger: LedgerOptions::default(),
+        }
+    }
+}
+
+/// What [`bench()`] measured. Serialize it as one JSON line.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Events written.
+    pub events: u64,
+    /// Commands written.
+    pub commands: u64,
+    /// Wall time from the first submission to the last one durable.
+    pub seconds: f64,
+    /// `events / seconds`.
+    pub events_per_sec: f64,
+    /// Synced writes (each one batch; every one fsynced).
+    pub batches: u64,
+    /// Mean events per batch.
+    pub events_per_batch: u64,
+    /// Median time of one synced batch write.
+    pub p50_batch_commit_us: u64,
+    /// 99th percentile time of one synced batch write.
+    pub p99_batch_commit_us: u64,
+    /// Slowest synced batch write.
+    pub max_batch_commit_us: u64,
+    /// 99th percentile from submission to durable (what a client waits for).
+    pub p99_submit_to_durable_us: u64,
+    /// Bytes of keys and values written.
+    pub bytes_written: u64,
+    /// Restart: open (with verification) + latest snapshot + read all events after it.
+    pub recovery_ms: f64,
+    /// The open part of `recovery_ms`.
+    pub recovery_open_ms: f64,
+    /// Events read after the snapshot during the restart.
+    pub recovery_events: u64,
+    /// How much the restart's open verified (`full` or `tail`).
+    pub recovery_verify: &'static str,
+}
+
+/// A deterministic byte stream (splitmix64), so payloads are incompressible but
+/// reproducible.
+struct Mix(u64);
+
+impl Mix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn fill(&mut self, n: usize, stamp: u64) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n);
+        v.extend_from_slice(&stamp.to_be_bytes()[..n.min(8)]);
+        while v.len() < n {
+            let x = self.next().to_le_bytes();
+            v.extend_from_slice(&x[..(n - v.len()).min(8)]);
+        }
+        v
+    }
+}
+
+/// Writes `events` synthetic events into a new ledger in `dir` (which must not hold
+/// one) through the group committer, every write fsynced, then measures a restart.
+pub fn bench(dir: &Path, events: u64, opts: &BenchOptions) -> Result<BenchReport> {
+    assert!(opts.events_per_command >= 1 && opts.commands_per_submission >= 1);
+    let mut ledger = Ledger::open(dir, &opts.ledger)?;
+    if ledger.head().last_cmd_seq != 0 {
+        return Err(crate::StoreError::new(format!(
+            "bench needs an empty directory; {} holds a ledger",
+            dir.display()
+        ))
+        .into());
+    }
+    let mut mix = Mix(0x6770_7578);
+    ledger.put_snapshot(0, &mix.fill(opts.snapshot_bytes, 0))?;
+
+    let committer = GroupCommitter::spawn(ledger, opts.group.clone())?;
+    let handle = committer.handle();
+    let durable = Arc::new(Mutex::new(LatencyHistogram::default()));
+    let failure: Arc<Mutex<Option<LedgerError>>> = Arc::default();
+
+    let t0 = Instant::now();
+    let (mut cmd_seq, mut event_seq) = (0u64, 0u64);
+    let mut submission = Vec::with_capacity(opts.commands_per_submission);
+    while event_seq < events {
+        cmd_seq += 1;
+        let n = (opts.events_per_command as u64).min(events - event_seq);
+        let evs = (0..n)
+            .map(|i| mix.fill(opts.event_payload_bytes, event_seq + 1 + i))
+            .collect();
+        event_seq += n;
+        submission.push(AppliedCommand {
+            cmd_seq,
+            ts_ns: 1_700_000_000_000_000_000 + cmd_seq * 1_000,
+            source: Source::Kafka {
+                topic: "gpux.commands".to_owned(),
+                partition: 0,
+                offset: cmd_seq - 1,
+            },
+            payload: mix.fill(opts.command_payload_bytes, cmd_seq),
+            events: evs,
+        });
+        if submission.len() == opts.commands_per_submission || event_seq == events {
+            let sent = Instant::now();
+            let (durable, failure) = (Arc::clone(&durable), Arc::clone(&failure));
+            handle.submit_with(std::mem::take(&mut submission), move |r| match r {
+                Ok(_) => durable
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .record_us(sent.elapsed().as_micros() as u64),
+                Err(e) => {
+                    failure
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_or_insert(e);
+                }
+            })?;
+        }
+    }
+    drop(handle);
+    let (ledger, stats) = committer.shutdown()?;
+    let seconds = t0.elapsed().as_secs_f64();
+    if let Some(e) = failure
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+    {
+        return Err(e);
+    }
+    assert_eq!(
+        ledger.head().last_event_seq,
+        events,
+        "every event committed"
+    );
+    drop(ledger);
+
+    // Restart: open (verifying), latest snapshot, every event after it.
+    let r0 = Instant::now();
+    let ledger = Ledger::open(dir, &opts.ledger)?;
+    let recovery_open_ms = r0.elapsed().as_secs_f64() * 1e3;
+    let snapshot = ledger.latest_good_snapshot()?.snapshot;
+    let from = snapshot.as_ref().map_or(0, |s| s.event_seq) + 1;
+    let mut recovery_events = 0u64;
+    let mut checksum = 0u64;
+    for e in ledger.events(from)? {
+        let e = e?;
+        recovery_events += 1;
+        checksum = checksum.wrapping_add(e.payload.len() as u64);
+    }
+    let recovery_ms = r0.elapsed().as_secs_f64() * 1e3;
+    assert!(checksum > 0 || events == 0);
+
+    let durable = durable.lock().unwrap_or_else(PoisonError::into_inner);
+    Ok(BenchReport {
+        events,
+        commands: cmd_seq,
+        seconds,
+        events_per_sec: events as f64 / seconds,
+        batches: stats.batches,
+        events_per_batch: stats.events.checked_div(stats.batches).unwrap_or(0),
+        p50_batch_commit_us: stats.commit_latency.quantile_us(500),
+        p99_batch_commit_us: stats.commit_latency.quantile_us(990),
+        max_batch_commit_us: stats.commit_latency.max_us(),
+        p99_submit_to_durable_us: durable.quantile_us(990),
+        bytes_written: stats.bytes,
+        recovery_ms,
+        recovery_open_ms,
+        recovery_events,
+        recovery_verify: match opts.ledger.verify_on_open {
+            VerifyOnOpen::Full => "full",
+            VerifyOnOpen::Tail => "tail",
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_bench_commits_every_event_and_restarts_from_the_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = BenchOptions {
+            snapshot_bytes: 1024,
+            ..BenchOptions::default()
+        };
+        let r = bench(dir.path(), 1000, &opts).expect("bench");
+        assert_eq!(r.events, 1000);
+        assert_eq!(r.commands, 334);
+        assert!(r.batches >= 1);
+        assert_eq!(r.recovery_events, 1000);
+        let again = bench(dir.path(), 10, &opts);
+        assert!(again.is_err(), "refuses a directory that holds a ledger");
+    }
+}

@@ -1,0 +1,509 @@
+//! Group commit: one thread owns the [`Ledger`] and turns whatever is queued into one
+//! synced write.
+//!
+//! Owns [`GroupCommitter`] and its cloneable [`CommitHandle`]. Submitters (the engine
+//! thread with applied commands, gateway threads with inbox entries) send requests
+//! into a bounded `sync_channel` (back-pressure, never unbounded memory). The committer
+//! takes the first request, then everything already queued — up to
+//! `max_commands_per_write` / `max_bytes_per_write`, optionally lingering
+//! `max_wait` for more — validates and encodes it into one [`Stage`](crate::Stage),
+//! writes it with one fsync, and only then completes each submission. While it
+//! fsyncs, the next group queues up: batches form naturally from load.
+//!
+//! Snapshots are ordered barriers: everything submitted before a snapshot request is
+//! committed before the snapshot is written.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::error::{LedgerError, Result};
+use crate::ledger::{Assigned, Ledger, LedgerReader};
+use crate::stats::CommitStats;
+use crate::store::Store;
+use crate::types::{AppliedCommand, BatchHeader};
+
+/// Bounds of one group write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCommitOptions {
+    /// Stop merging once a write holds this many commands.
+    pub max_commands_per_write: usize,
+    /// Stop merging once a write holds this many payload bytes.
+    pub max_bytes_per_write: usize,
+    /// After the first request, wait at most this long for more when the queue is
+    /// empty (zero: write what is queued right away; batches still form while the
+    /// previous write syncs).
+    pub max_wait: Duration,
+    /// Capacity of the submission queue (requests, not commands).
+    pub queue_depth: usize,
+}
+
+impl Default for GroupCommitOptions {
+    fn default() -> Self {
+        Self {
+            max_commands_per_write: 16_384,
+            max_bytes_per_write: 8 << 20,
+            max_wait: Duration::ZERO,
+            queue_depth: 1024,
+        }
+    }
+}
+
+/// What one append submission got once durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The batch (group write) it was committed in.
+    pub batch: BatchHeader,
+    /// The sequence numbers this submission's commands and events received.
+    pub assigned: Assigned,
+}
+
+/// Calls its function exactly once: with the result, or with
+/// [`LedgerError::CommitterStopped`] if dropped unanswered.
+struct Completion<T> {
+    f: Option<Box<dyn FnOnce(Result<T>) + Send>>,
+}
+
+impl<T> Completion<T> {
+    fn new(f: impl FnOnce(Result<T>) + Send + 'static) -> Self {
+        Self {
+            f: Some(Box::new(f)),
+        }
+    }
+
+    fn complete(mut self, r: Result<T>) {
+        if let Some(f) = self.f.take() {
+            f(r);
+        }
+    }
+}
+
+impl<T> Drop for Completion<T> {
+    fn drop(&mut self) {
+        if let Some(f) = self.f.take() {
+            f(Err(LedgerError::CommitterStopped));
+        }
+    }
+}
+
+enum Request {
+    Append {
+        commands: Vec<AppliedCommand>,
+        done: Completion<Committed>,
+    },
+    Journal {
+        payloads: Vec<Vec<u8>>,
+        done: Completion<Vec<u64>>,
+    },
+    Snapshot {
+        cmd_seq: u64,
+        bytes: Vec<u8>,
+        done: Completion<()>,
+    },
+    Shutdown,
+}
+
+impl Request {
+    /// (commands, payload bytes) it adds to a write.
+    fn weight(&self) -> (usize, usize) {
+        match self {
+            Request::Append { commands, .. } => (
+                commands.len(),
+                commands
+                    .iter()
+                    .map(|c| c.payload.len() + c.events.iter().map(Vec::len).sum::<usize>())
+                    .sum(),
+            ),
+            Request::Journal { payloads, .. } => (0, payloads.iter().map(Vec::len).sum()),
+            Request::Snapshot { .. } | Request::Shutdown => (0, 0),
+        }
+    }
+
+    /// Drops the request without calling its completion.
+    fn defuse(self) {
+        match self {
+            Request::Append { mut done, .. } => drop(done.f.take()),
+            Request::Journal { mut done, .. } => drop(done.f.take()),
+            Request::Snapshot { mut done, .. } => drop(done.f.take()),
+            Request::Shutdown => {}
+        }
+    }
+
+    fn is_barrier(&self) -> bool {
+        matches!(self, Request::Snapshot { .. } | Request::Shutdown)
+    }
+}
+
+/// A result that arrives once the submission is durable (or failed).
+#[derive(Debug)]
+pub struct Pending<T> {
+    rx: Receiver<Result<T>>,
+}
+
+impl<T> Pending<T> {
+    /// Blocks until the result is known.
+    pub fn wait(self) -> Result<T> {
+        self.rx.recv().unwrap_or(Err(LedgerError::CommitterStopped))
+    }
+
+    /// The result if it is already known.
+    pub fn try_get(&self) -> Option<Result<T>> {
+        self.rx.try_recv().ok()
+    }
+}
+
+fn pending<T: Send + 'static>() -> (Completion<T>, Pending<T>) {
+    let (tx, rx) = mpsc::sync_channel(1);
+    (
+        Completion::new(move |r| {
+            let _ = tx.send(r);
+        }),
+        Pending { rx },
+    )
+}
+
+/// A cloneable submission handle to a [`GroupCommitter`].
+#[derive(Clone)]
+pub struct CommitHandle {
+    tx: SyncSender<Request>,
+}
+
+impl std::fmt::Debug for CommitHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitHandle")
+    }
+}
+
+impl CommitHandle {
+    fn send(&self, r: Request) -> Result<()> {
+        self.tx.send(r).map_err(|e| {
+            // The caller hears it from the returned error, not from the completion too.
+            e.0.defuse();
+            LedgerError::CommitterStopped
+        })
+    }
+
+    /// Submits applied commands (consecutive, continuing what was submitted before);
+    /// the result arrives once they are durable. Blocks while the queue is full.
+    pub fn submit(&self, commands: Vec<AppliedCommand>) -> Result<Pending<Committed>> {
+        let (done, p) = pending();
+        self.send(Request::Append { commands, done })?;
+        Ok(p)
+    }
+
+    /// Like [`CommitHandle::submit`], calling `f` (on the committer thread: keep it
+    /// short) once durable. `f` is called exactly once, also if the committer stops.
+    pub fn submit_with(
+        &self,
+        commands: Vec<AppliedCommand>,
+        f: impl FnOnce(Result<Committed>) + Send + 'static,
+    ) -> Result<()> {
+        self.send(Request::Append {
+            commands,
+            done: Completion::new(f),
+        })
+    }
+
+    /// Journals commands into the embedded command log; the result (their inbox seqs)
+    /// arrives once durable. Shares fsyncs with appends.
+    pub fn journal(&self, payloads: Vec<Vec<u8>>) -> Result<Pending<Vec<u64>>> {
+        let (done, p) = pending();
+        self.send(Request::Journal { payloads, done })?;
+        Ok(p)
+    }
+
+    /// Like [`CommitHandle::journal`] with a callback.
+    pub fn journal_with(
+        &self,
+        payloads: Vec<Vec<u8>>,
+        f: impl FnOnce(Result<Vec<u64>>) + Send + 'static,
+    ) -> Result<()> {
+        self.send(Request::Journal {
+            payloads,
+            done: Completion::new(f),
+        })
+    }
+
+    /// Stores a snapshot after everything submitted before it is committed.
+    pub fn snapshot(&self, cmd_seq: u64, bytes: Vec<u8>) -> Result<Pending<()>> {
+        let (done, p) = pending();
+        self.send(Request::Snapshot {
+            cmd_seq,
+            bytes,
+            done,
+        })?;
+        Ok(p)
+    }
+}
+
+/// The group-commit thread and its handle. Dropping it shuts the thread down after it
+/// has committed everything queued.
+pub struct GroupCommitter<S: Store> {
+    handle: CommitHandle,
+    thread: Option<JoinHandle<Ledger<S>>>,
+    stats: Arc<Mutex<CommitStats>>,
+    reader: LedgerReader<S>,
+}
+
+impl<S: Store> GroupCommitter<S> {
+    /// Starts the committer thread, which owns `ledger` until
+    /// [`GroupCommitter::shutdown`].
+    pub fn spawn(ledger: Ledger<S>, opts: GroupCommitOptions) -> Result<Self> {
+        assert!(opts.queue_depth >= 1 && opts.max_commands_per_write >= 1);
+        let (tx, rx) = mpsc::sync_channel(opts.queue_depth);
+        let stats = Arc::new(Mutex::new(CommitStats::default()));
+        let reader = ledger.reader();
+        let thread_stats = Arc::clone(&stats);
+        let thread = std::thread::Builder::new()
+            .name("gpux-ledger-commit".into())
+            .spawn(move || run(ledger, rx, opts, thread_stats))
+            .map_err(|e| crate::StoreError::new(format!("spawning committer: {e}")))?;
+        Ok(Self {
+            handle: CommitHandle { tx },
+            thread: Some(thread),
+            stats,
+            reader,
+        })
+    }
+
+    /// A cloneable submission handle.
+    pub fn handle(&self) -> CommitHandle {
+        self.handle.clone()
+    }
+
+    /// See [`CommitHandle::submit`].
+    pub fn submit(&self, commands: Vec<AppliedCommand>) -> Result<Pending<Committed>> {
+        self.handle.submit(commands)
+    }
+
+    /// See [`CommitHandle::journal`].
+    pub fn journal(&self, payloads: Vec<Vec<u8>>) -> Result<Pending<Vec<u64>>> {
+        self.handle.journal(payloads)
+    }
+
+    /// See [`CommitHandle::snapshot`].
+    pub fn snapshot(&self, cmd_seq: u64, bytes: Vec<u8>) -> Result<Pending<()>> {
+        self.handle.snapshot(cmd_seq, bytes)
+    }
+
+    /// A read handle on the ledger (reads see only committed batches).
+    pub fn reader(&self) -> LedgerReader<S> {
+        self.reader.clone()
+    }
+
+    /// Counters and latency so far.
+    pub fn stats(&self) -> CommitStats {
+        self.stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Commits everything queued before this call, stops the thread and returns the
+    /// ledger (e.g. to write a final snapshot) and the statistics. Requests submitted
+    /// later through other handles fail with [`LedgerError::CommitterStopped`].
+    pub fn shutdown(mut self) -> Result<(Ledger<S>, CommitStats)> {
+        let ledger = self.stop()?;
+        Ok((ledger, self.stats()))
+    }
+
+    fn stop(&mut self) -> Result<Ledger<S>> {
+        let thread = self.thread.take().ok_or(LedgerError::CommitterStopped)?;
+        let _ = self.handle.tx.send(Request::Shutdown);
+        match thread.join() {
+            Ok(ledger) => Ok(ledger),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+impl<S: Store> Drop for GroupCommitter<S> {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = self.handle.tx.send(Request::Shutdown);
+            let _ = thread.join();
+        }
+    }
+}
+
+enum Waiter {
+    Append(Completion<Committed>, Assigned),
+    Journal(Completion<Vec<u64>>, Vec<u64>),
+}
+
+struct Committer<S: Store> {
+    ledger: Ledger<S>,
+    stats: Arc<Mutex<CommitStats>>,
+    stage: Option<crate::ledger::Stage>,
+    waiters: Vec<Waiter>,
+    submissions: u64,
+}
+
+impl<S: Store> Committer<S> {
+    fn stage(&mut self) -> Result<&mut crate::ledger::Stage> {
+        if self.stage.is_none() {
+            self.stage = Some(self.ledger.begin()?);
+        }
+        Ok(self.stage.as_mut().expect("just set"))
+    }
+
+    fn add(&mut self, req: Request) {
+        match req {
+            Request::Append { commands, done } => {
+                let r = match self.stage() {
+                    Err(e) => Err(e),
+                    Ok(_) => {
+                        let stage = self.stage.as_mut().expect("staged");
+                        self.ledger.stage_append(stage, &commands)
+                    }
+                };
+                match r {
+                    Ok(a) => {
+                        self.submissions += 1;
+                        self.waiters.push(Waiter::Append(done, a));
+                    }
+                    Err(e) => done.complete(Err(e)),
+                }
+            }
+            Request::Journal { payloads, done } => {
+                let r = match self.stage() {
+                    Err(e) => Err(e),
+                    Ok(_) => {
+                        let stage = self.stage.as_mut().expect("staged");
+                        self.ledger.stage_journal(stage, &payloads)
+                    }
+                };
+                match r {
+                    Ok(seqs) => {
+                        self.submissions += 1;
+                        self.waiters.push(Waiter::Journal(done, seqs));
+                    }
+                    Err(e) => done.complete(Err(e)),
+                }
+            }
+            Request::Snapshot {
+                cmd_seq,
+                bytes,
+                done,
+            } => {
+                self.flush();
+                done.complete(self.ledger.put_snapshot(cmd_seq, &bytes));
+            }
+            Request::Shutdown => self.flush(),
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(stage) = self.stage.take() else {
+            return;
+        };
+        if stage.is_empty() {
+            return;
+        }
+        let (commands, events, bytes) = (stage.commands(), stage.events(), stage.bytes());
+        let journaled: usize = self
+            .waiters
+            .iter()
+            .map(|w| match w {
+                Waiter::Journal(_, s) => s.len(),
+                Waiter::Append(..) => 0,
+            })
+            .sum();
+        let t0 = Instant::now();
+        let r = self.ledger.commit(stage);
+        let us = t0.elapsed().as_micros() as u64;
+        {
+            let mut st = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+            st.writes += 1;
+            st.submissions += self.submissions;
+            match &r {
+                Ok(batch) => {
+                    st.batches += u64::from(batch.is_some());
+                    st.commands += commands;
+                    st.events += events;
+                    st.journaled += journaled as u64;
+                    st.bytes += bytes as u64;
+                    st.commit_latency.record_us(us);
+                }
+                Err(_) => st.failed_writes += 1,
+            }
+        }
+        self.submissions = 0;
+        for w in self.waiters.drain(..) {
+            match (w, &r) {
+                (Waiter::Append(done, assigned), Ok(batch)) => {
+                    let batch = batch.expect("appends make a batch").header;
+                    done.complete(Ok(Committed { batch, assigned }));
+                }
+                (Waiter::Journal(done, seqs), Ok(_)) => done.complete(Ok(seqs)),
+                (Waiter::Append(done, _), Err(e)) => done.complete(Err(e.clone())),
+                (Waiter::Journal(done, _), Err(e)) => done.complete(Err(e.clone())),
+            }
+        }
+    }
+}
+
+fn run<S: Store>(
+    ledger: Ledger<S>,
+    rx: Receiver<Request>,
+    opts: GroupCommitOptions,
+    stats: Arc<Mutex<CommitStats>>,
+) -> Ledger<S> {
+    let mut c = Committer {
+        ledger,
+        stats,
+        stage: None,
+        waiters: Vec::new(),
+        submissions: 0,
+    };
+    let mut carry: Option<Request> = None;
+    'outer: loop {
+        let first = match carry.take() {
+            Some(r) => r,
+            None => match rx.recv() {
+                Ok(r) => r,
+                Err(_) => break,
+            },
+        };
+        let deadline = Instant::now() + opts.max_wait;
+        let (mut cmds, mut bytes) = first.weight();
+        let mut barrier = first.is_barrier();
+        let mut shutdown = matches!(first, Request::Shutdown);
+        c.add(first);
+        while !barrier && cmds < opts.max_commands_per_write && bytes < opts.max_bytes_per_write {
+            let next = match rx.try_recv() {
+                Ok(r) => r,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    match rx.recv_timeout(deadline - now) {
+                        Ok(r) => r,
+                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            };
+            let (nc, nb) = next.weight();
+            if cmds + nc > opts.max_commands_per_write || bytes + nb > opts.max_bytes_per_write {
+                carry = Some(next);
+                break;
+            }
+            cmds += nc;
+            bytes += nb;
+            barrier = next.is_barrier();
+            shutdown = matches!(next, Request::Shutdown);
+            c.add(next);
+        }
+        c.flush();
+        if shutdown {
+            break 'outer;
+        }
+    }
+    // Anything still queued is answered with CommitterStopped as it is dropped.
+    drop(carry);
+    drop(rx);
+    c.ledger
+}

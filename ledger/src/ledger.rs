@@ -1,0 +1,955 @@
+//! [`Ledger`] (the writer: open with recovery, append, journal, snapshot) and
+//! [`LedgerReader`] (a cloneable, thread-safe read handle).
+//!
+//! Owns the append path: validation against the head (dense `cmd_seq`, monotonic
+//! timestamps, advancing source offsets, bounds), encoding every record of a batch into
+//! one [`WriteOps`], the chain hash, and the single synced write that makes a batch,
+//! its consumed offsets and the new head durable together. Appends go through a
+//! [`Stage`] so the [`GroupCommitter`](crate::GroupCommitter) can merge many
+//! submissions into one write; [`Ledger::append`] is a one-submission stage.
+//!
+//! A failed write poisons the handle: what reached the disk is unknown, so the only
+//! way forward is to reopen, which verifies.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::error::{CorruptionKind, LedgerError, Result};
+use crate::format::{self, key_seq, seq_key};
+use crate::store::{Cf, Cursor, RocksOptions, RocksStore, Store, WriteOps};
+use crate::types::{
+    AppliedCommand, BatchHeader, BatchReceipt, CommandRecord, EventRecord, Head, Snapshot,
+    SourceKey,
+};
+use crate::verify::{self, decode_err, VerifyOnOpen, VerifyProgress, VerifyReport};
+use crate::{EVENTS_PER_COMMAND_MAX, KAFKA_TOPIC_BYTES_MAX, PAYLOAD_BYTES_MAX, SNAPSHOT_BYTES_MAX};
+
+/// How to open a ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerOptions {
+    /// Delete a torn tail (records beyond the head in meta: never acknowledged) on
+    /// open instead of refusing to open. Never deletes anything at or below the head.
+    pub truncate_torn_tail: bool,
+    /// How much to verify on open.
+    pub verify_on_open: VerifyOnOpen,
+    /// The pipeline snapshots engine state every this many events (the ledger only
+    /// stores snapshots; the caller decides when). Must be at least 1.
+    pub snapshot_every_events: u64,
+    /// RocksDB tuning.
+    pub rocks: RocksOptions,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        Self {
+            truncate_torn_tail: false,
+            verify_on_open: VerifyOnOpen::Full,
+            snapshot_every_events: 1_000_000,
+            rocks: RocksOptions::default(),
+        }
+    }
+}
+
+/// A cloneable, thread-safe read handle on a ledger. Reads are bounded by the head
+/// stored in meta when the read starts, so they never see a batch in flight.
+#[derive(Debug)]
+pub struct LedgerReader<S> {
+    store: Arc<S>,
+}
+
+impl<S> Clone for LedgerReader<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+        }
+    }
+}
+
+/// A stored snapshot search that skips corrupt snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFallback {
+    /// The newest snapshot that verified, if any.
+    pub snapshot: Option<Snapshot>,
+    /// The newer snapshots skipped because they did not verify.
+    pub skipped: Vec<crate::Corruption>,
+}
+
+/// Range of what one submission was assigned inside a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assigned {
+    /// First command of the submission.
+    pub first_cmd_seq: u64,
+    /// Last command of the submission.
+    pub last_cmd_seq: u64,
+    /// First event (`last_event_seq + 1` when it produced none).
+    pub first_event_seq: u64,
+    /// Last event.
+    pub last_event_seq: u64,
+}
+
+/// One atomic write being assembled: submissions validated against the head plus
+/// everything staged before them, already encoded.
+pub struct Stage {
+    ops: WriteOps,
+    base: Head,
+    next_cmd: u64,
+    next_ev: u64,
+    last_ts: u64,
+    hasher: Option<format::BatchHasher>,
+    offsets: BTreeMap<SourceKey, (u64, u64)>,
+    inbox_next: u64,
+    commands: u64,
+    events: u64,
+}
+
+impl Stage {
+    /// Commands staged.
+    pub fn commands(&self) -> u64 {
+        self.commands
+    }
+    /// Events staged.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+    /// Bytes staged (keys and values).
+    pub fn bytes(&self) -> usize {
+        self.ops.bytes()
+    }
+    /// True when nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// The ledger: owner of the write path. See the crate docs for an example.
+pub struct Ledger<S: Store = RocksStore> {
+    reader: LedgerReader<S>,
+    head: Head,
+    consumed: BTreeMap<SourceKey, u64>,
+    opts: LedgerOptions,
+    poisoned: bool,
+}
+
+impl<S: Store> std::fmt::Debug for Ledger<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("head", &self.head)
+            .field("consumed", &self.consumed)
+            .field("poisoned", &self.poisoned)
+            .finish()
+    }
+}
+
+impl Ledger<RocksStore> {
+    /// Opens (creating if missing) the ledger at `path`, verifying it per
+    /// `opts.verify_on_open`; refuses corruption, and truncates a torn tail only when
+    /// `opts.truncate_torn_tail` is set. Recovery time is logged (`tracing`, info).
+    pub fn open(path: impl AsRef<Path>, opts: &LedgerOptions) -> Result<Self> {
+        let store = RocksStore::open(path.as_ref(), &opts.rocks)?;
+        Self::with_store(store, opts)
+    }
+
+    /// Opens the ledger at `path` read-only (RocksDB `open_cf_for_read_only`), checking
+    /// only its head ([`VerifyOnOpen::Tail`]); audit tools then call
+    /// [`Ledger::verify`]. Never writes; sees the data as of the open.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        let opts = LedgerOptions {
+            verify_on_open: VerifyOnOpen::Tail,
+            ..LedgerOptions::default()
+        };
+        Self::open_read_only_with(path, &opts)
+    }
+
+    /// [`Ledger::open_read_only`] with explicit options (`truncate_torn_tail` is
+    /// ignored: a read-only open reports a torn tail as an error).
+    pub fn open_read_only_with(path: impl AsRef<Path>, opts: &LedgerOptions) -> Result<Self> {
+        let store = RocksStore::open_read_only(path.as_ref(), &opts.rocks)?;
+        Self::with_store(store, opts)
+    }
+}
+
+impl<S: Store> Ledger<S> {
+    /// Opens a ledger over any [`Store`], initializing an empty one. This is
+    /// [`Ledger::open`] without the RocksDB part: format check, verification, torn-tail
+    /// policy, loading the head.
+    pub fn with_store(store: S, opts: &LedgerOptions) -> Result<Self> {
+        let t0 = Instant::now();
+        assert!(
+            opts.snapshot_every_events >= 1,
+            "snapshot_every_events must be >= 1"
+        );
+        let read_only = store.is_read_only();
+        match store.get(Cf::Meta, format::META_FORMAT)? {
+            Some(v) => {
+                let body = match format::open_record(&v, format::kind::FORMAT) {
+                    Err(format::DecodeError::Version(found)) => {
+                        return Err(LedgerError::UnsupportedFormat {
+                            found,
+                            supported: format::FORMAT_VERSION,
+                        })
+                    }
+                    r => r.map_err(|e| decode_err(e, Cf::Meta, 0))?,
+                };
+                if body != format::FORMAT_MAGIC {
+                    return Err(LedgerError::Corrupt(crate::Corruption::new(
+                        CorruptionKind::Malformed,
+                        Cf::Meta,
+                        0,
+                        "format record magic is not GPUXLEDG",
+                    )));
+                }
+            }
+            None => {
+                let empty = Cf::ALL.iter().all(|&cf| {
+                    let mut c = store.cursor(cf);
+                    c.seek_to_first();
+                    let none = c.entry().is_none();
+                    none
+                });
+                if !empty {
+                    return Err(LedgerError::Corrupt(crate::Corruption::new(
+                        CorruptionKind::Malformed,
+                        Cf::Meta,
+                        0,
+                        "data present but the format record is missing",
+                    )));
+                }
+                if !read_only {
+                    let mut ops = WriteOps::new();
+                    ops.put_with(Cf::Meta, format::META_FORMAT, format::encode_format);
+                    store.write(&ops, true)?;
+                }
+            }
+        }
+
+        let findings = verify::run(&store, opts.verify_on_open, &mut |_| {})?;
+        let head = findings.report.head;
+        if let Some(torn) = findings.tail.corruption(&head) {
+            if !opts.truncate_torn_tail || read_only {
+                return Err(LedgerError::Corrupt(torn));
+            }
+            tracing::warn!(target: "gpux_ledger", %torn, "truncating torn tail (never acknowledged)");
+            verify::truncate_tail(&store, &head, &findings.tail)?;
+            let again = verify::run(&store, VerifyOnOpen::Tail, &mut |_| {})?;
+            assert!(
+                again.tail.corruption(&head).is_none(),
+                "torn tail still present after truncation"
+            );
+        }
+        let ledger = Self {
+            reader: LedgerReader {
+                store: Arc::new(store),
+            },
+            head,
+            consumed: findings.report.consumed.clone(),
+            opts: opts.clone(),
+            poisoned: false,
+        };
+        tracing::info!(
+            target: "gpux_ledger",
+            recovery_us = t0.elapsed().as_micros() as u64,
+            verify = ?opts.verify_on_open,
+            read_only,
+            last_cmd_seq = head.last_cmd_seq,
+            last_event_seq = head.last_event_seq,
+            last_batch_no = head.last_batch_no,
+            head_hash = %crate::hex(&head.hash),
+            corrupt_snapshots = findings.report.corrupt_snapshots.len(),
+            "ledger opened"
+        );
+        Ok(ledger)
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> &LedgerOptions {
+        &self.opts
+    }
+
+    /// The head: last `cmd_seq`, `event_seq`, `batch_no`, timestamp and chain hash.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// The consumed offset of `source` (`None`: nothing consumed from it yet).
+    pub fn consumed_offset(&self, source: &SourceKey) -> Option<u64> {
+        self.consumed.get(source).copied()
+    }
+
+    /// Every consumed offset.
+    pub fn consumed_offsets(&self) -> &BTreeMap<SourceKey, u64> {
+        &self.consumed
+    }
+
+    /// The last inbox seq journaled (0: none).
+    pub fn inbox_last(&self) -> u64 {
+        self.head.last_inbox_seq
+    }
+
+    /// True after a failed write: reopen before writing again.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// A read handle sharing this ledger's store (cheap; `Send + Sync`). The store
+    /// (for RocksDB: the database and its lock) stays open while any reader lives.
+    pub fn reader(&self) -> LedgerReader<S> {
+        self.reader.clone()
+    }
+
+    /// The store (for tests and tools).
+    pub fn store(&self) -> &S {
+        &self.reader.store
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.reader.store.is_read_only() {
+            return Err(LedgerError::ReadOnly);
+        }
+        if self.poisoned {
+            return Err(LedgerError::Poisoned);
+        }
+        Ok(())
+    }
+
+    /// Appends one batch: `commands` (consecutive, continuing the head) with their
+    /// events, the consumed source offsets and the new chain head, in one atomic write
+    /// synced to the WAL before returning.
+    pub fn append(&mut self, commands: &[AppliedCommand]) -> Result<BatchReceipt> {
+        let mut stage = self.begin()?;
+        self.stage_append(&mut stage, commands)?;
+        Ok(self
+            .commit(stage)?
+            .expect("a stage with commands commits a batch"))
+    }
+
+    /// Journals commands into the embedded command log in one synced write; returns
+    /// their inbox seqs (dense, continuing [`Ledger::inbox_last`]).
+    pub fn journal<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> Result<Vec<u64>> {
+        let mut stage = self.begin()?;
+        let seqs = self.stage_journal(&mut stage, payloads)?;
+        self.commit(stage)?;
+        Ok(seqs)
+    }
+
+    /// Starts a stage (an atomic write being assembled) at the current head.
+    pub fn begin(&self) -> Result<Stage> {
+        self.check_writable()?;
+        Ok(Stage {
+            ops: WriteOps::new(),
+            base: self.head,
+            next_cmd: self.head.last_cmd_seq + 1,
+            next_ev: self.head.last_event_seq + 1,
+            last_ts: self.head.last_ts_ns,
+            hasher: None,
+            offsets: BTreeMap::new(),
+            inbox_next: self.head.last_inbox_seq + 1,
+            commands: 0,
+            events: 0,
+        })
+    }
+
+    fn consumed_in(&self, stage: &Stage, key: &SourceKey) -> Option<u64> {
+        stage
+            .offsets
+            .get(key)
+            .map(|&(o, _)| o)
+            .or_else(|| self.consumed.get(key).copied())
+    }
+
+    /// Validates `commands` against the head plus what `stage` holds and, if they are
+    /// all valid, encodes them into it. On error the stage is unchanged.
+    pub fn stage_append(&self, stage: &mut Stage, commands: &[AppliedCommand]) -> Result<Assigned> {
+        self.check_writable()?;
+        assert_eq!(stage.base, self.head, "stage begun at another head");
+        if commands.is_empty() {
+            return Err(LedgerError::EmptyBatch);
+        }
+        // Pass 1: validate everything; nothing is staged unless all of it is valid.
+        let mut local: Vec<(SourceKey, u64)> = Vec::new();
+        let mut ts = stage.last_ts;
+        for (i, c) in commands.iter().enumerate() {
+            let expected = stage.next_cmd + i as u64;
+            if c.cmd_seq != expected {
+                return Err(LedgerError::OutOfSequence {
+                    expected,
+                    got: c.cmd_seq,
+                });
+            }
+            if c.ts_ns < ts {
+                return Err(LedgerError::TimestampRegressed {
+                    cmd_seq: c.cmd_seq,
+                    ts_ns: c.ts_ns,
+                    prev_ts_ns: ts,
+                });
+            }
+            ts = c.ts_ns;
+            bound("command payload bytes", c.payload.len(), PAYLOAD_BYTES_MAX)?;
+            bound("events per command", c.events.len(), EVENTS_PER_COMMAND_MAX)?;
+            for e in &c.events {
+                bound("event payload bytes", e.len(), PAYLOAD_BYTES_MAX)?;
+            }
+            if let crate::Source::Kafka { topic, .. } = &c.source {
+                bound("kafka topic bytes", topic.len(), KAFKA_TOPIC_BYTES_MAX)?;
+            }
+            let key = c.source.key();
+            let offset = c.source.offset();
+            let consumed = match local.iter().find(|(k, _)| *k == key) {
+                Some(&(_, o)) => Some(o),
+                None => self.consumed_in(stage, &key),
+            };
+            if let Some(consumed) = consumed {
+                if offset <= consumed {
+                    return Err(LedgerError::SourceNotAdvancing {
+                        cmd_seq: c.cmd_seq,
+                        source_key: key,
+                        offset,
+                        consumed,
+                    });
+                }
+            }
+            match local.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = offset,
+                None => local.push((key, offset)),
+            }
+        }
+
+        // Pass 2: encode.
+        let hasher = stage
+            .hasher
+            .get_or_insert_with(|| format::BatchHasher::new(&stage.base.hash));
+        let first_cmd_seq = stage.next_cmd;
+        let first_event_seq = stage.next_ev;
+        for c in commands {
+            let event_count = u32::try_from(c.events.len()).expect("bounded above");
+            let value = stage.ops.put_with(Cf::Commands, &seq_key(c.cmd_seq), |b| {
+                format::encode_command(
+                    b,
+                    &format::CommandFields {
+                        cmd_seq: c.cmd_seq,
+                        ts_ns: c.ts_ns,
+                        first_event_seq: stage.next_ev,
+                        event_count,
+                        source: &c.source,
+                        payload: &c.payload,
+                    },
+                )
+            });
+            hasher.record(value);
+            for e in &c.events {
+                let event_seq = stage.next_ev;
+                let value = stage.ops.put_with(Cf::Events, &seq_key(event_seq), |b| {
+                    format::encode_event(b, event_seq, c.cmd_seq, e)
+                });
+                hasher.record(value);
+                stage.next_ev += 1;
+            }
+            stage
+                .offsets
+                .insert(c.source.key(), (c.source.offset(), c.cmd_seq));
+            stage.next_cmd += 1;
+            stage.last_ts = c.ts_ns;
+            stage.commands += 1;
+            stage.events += c.events.len() as u64;
+        }
+        Ok(Assigned {
+            first_cmd_seq,
+            last_cmd_seq: stage.next_cmd - 1,
+            first_event_seq,
+            last_event_seq: stage.next_ev - 1,
+        })
+    }
+
+    /// Stages inbox entries for `payloads`; returns their seqs.
+    pub fn stage_journal<P: AsRef<[u8]>>(
+        &self,
+        stage: &mut Stage,
+        payloads: &[P],
+    ) -> Result<Vec<u64>> {
+        self.check_writable()?;
+        for p in payloads {
+            bound("inbox payload bytes", p.as_ref().len(), PAYLOAD_BYTES_MAX)?;
+        }
+        let mut seqs = Vec::with_capacity(payloads.len());
+        for p in payloads {
+            let seq = stage.inbox_next;
+            stage.ops.put_with(Cf::Inbox, &seq_key(seq), |b| {
+                format::encode_inbox(b, seq, p.as_ref())
+            });
+            stage.inbox_next += 1;
+            seqs.push(seq);
+        }
+        Ok(seqs)
+    }
+
+    /// Writes the stage in one synced write. Returns the batch header if it held
+    /// commands. On error the ledger is poisoned.
+    pub fn commit(&mut self, mut stage: Stage) -> Result<Option<BatchReceipt>> {
+        self.check_writable()?;
+        assert_eq!(stage.base, self.head, "stage begun at another head");
+        if stage.ops.is_empty() {
+            return Ok(None);
+        }
+        let mut new_head = Head {
+            last_inbox_seq: stage.inbox_next - 1,
+            ..self.head
+        };
+        let header = match stage.hasher.take() {
+            None => None,
+            Some(hasher) => {
+                let batch_no = self.head.last_batch_no + 1;
+                let first_cmd_seq = self.head.last_cmd_seq + 1;
+                let first_event_seq = self.head.last_event_seq + 1;
+                let last_cmd_seq = stage.next_cmd - 1;
+                let last_event_seq = stage.next_ev - 1;
+                let hash = hasher.finish(
+                    batch_no,
+                    first_cmd_seq,
+                    last_cmd_seq,
+                    first_event_seq,
+                    last_event_seq,
+                );
+                let header = BatchHeader {
+                    batch_no,
+                    first_cmd_seq,
+                    last_cmd_seq,
+                    first_event_seq,
+                    last_event_seq,
+                    prev_hash: self.head.hash,
+                    hash,
+                };
+                stage.ops.put_with(Cf::Batches, &seq_key(batch_no), |b| {
+                    format::encode_batch(b, &header)
+                });
+                for (key, &(offset, cmd_seq)) in &stage.offsets {
+                    stage
+                        .ops
+                        .put_with(Cf::Meta, &format::offset_meta_key(key), |b| {
+                            format::encode_offset(b, key, offset, cmd_seq)
+                        });
+                }
+                new_head.last_cmd_seq = last_cmd_seq;
+                new_head.last_event_seq = last_event_seq;
+                new_head.last_batch_no = batch_no;
+                new_head.last_ts_ns = stage.last_ts;
+                new_head.hash = hash;
+                Some(header)
+            }
+        };
+        // The head goes last and makes the whole write visible: a write torn by a
+        // non-atomic store leaves the old head, so what it did write is a torn tail
+        // (beyond the head), never a gap below it.
+        stage.ops.put_with(Cf::Meta, format::META_HEAD, |b| {
+            format::encode_head(b, &new_head)
+        });
+        if let Err(e) = self.reader.store.write(&stage.ops, true) {
+            self.poisoned = true;
+            tracing::error!(target: "gpux_ledger", error = %e, "ledger write failed; handle poisoned");
+            return Err(e.into());
+        }
+        self.head = new_head;
+        for (key, (offset, _)) in stage.offsets {
+            self.consumed.insert(key, offset);
+        }
+        Ok(header.map(|header| BatchReceipt { header }))
+    }
+
+    /// Stores a snapshot of the state after `cmd_seq` (0: the empty state), synced.
+    /// Snapshots are derived data: writing one again at the same `cmd_seq` replaces it.
+    pub fn put_snapshot(&mut self, cmd_seq: u64, bytes: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        if cmd_seq > self.head.last_cmd_seq {
+            return Err(LedgerError::SnapshotBeyondHead {
+                cmd_seq,
+                head: self.head.last_cmd_seq,
+            });
+        }
+        bound("snapshot bytes", bytes.len(), SNAPSHOT_BYTES_MAX)?;
+        let event_seq = if cmd_seq == self.head.last_cmd_seq {
+            self.head.last_event_seq
+        } else {
+            verify::last_event_of(&*self.reader.store, cmd_seq)?
+        };
+        let mut ops = WriteOps::with_capacity(bytes.len() + 64, 1);
+        ops.put_with(Cf::Snapshots, &seq_key(cmd_seq), |b| {
+            format::encode_snapshot(b, cmd_seq, event_seq, bytes)
+        });
+        if let Err(e) = self.reader.store.write(&ops, true) {
+            self.poisoned = true;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Verifies the whole ledger (see [`VerifyOnOpen::Full`]), reporting progress.
+    pub fn verify(&self, progress: &mut dyn FnMut(VerifyProgress)) -> Result<VerifyReport> {
+        self.reader.verify(progress)
+    }
+
+    /// See [`LedgerReader::read_commands`].
+    pub fn read_commands(&self, from_cmd_seq: u64, max: usize) -> Result<Vec<CommandRecord>> {
+        self.reader.read_commands(from_cmd_seq, max)
+    }
+    /// See [`LedgerReader::commands`].
+    pub fn commands(&self, from_cmd_seq: u64) -> Result<RecordIter<'_, CommandRecord>> {
+        self.reader.commands(from_cmd_seq)
+    }
+    /// See [`LedgerReader::command`].
+    pub fn command(&self, cmd_seq: u64) -> Result<Option<CommandRecord>> {
+        self.reader.command(cmd_seq)
+    }
+    /// See [`LedgerReader::read_events`].
+    pub fn read_events(&self, from_event_seq: u64, max: usize) -> Result<Vec<EventRecord>> {
+        self.reader.read_events(from_event_seq, max)
+    }
+    /// See [`LedgerReader::events`].
+    pub fn events(&self, from_event_seq: u64) -> Result<RecordIter<'_, EventRecord>> {
+        self.reader.events(from_event_seq)
+    }
+    /// See [`LedgerReader::events_of_command`].
+    pub fn events_of_command(&self, cmd_seq: u64) -> Result<Vec<EventRecord>> {
+        self.reader.events_of_command(cmd_seq)
+    }
+    /// See [`LedgerReader::batch`].
+    pub fn batch(&self, batch_no: u64) -> Result<Option<BatchHeader>> {
+        self.reader.batch(batch_no)
+    }
+    /// See [`LedgerReader::batches`].
+    pub fn batches(&self, from_batch_no: u64) -> Result<RecordIter<'_, BatchHeader>> {
+        self.reader.batches(from_batch_no)
+    }
+    /// See [`LedgerReader::read_inbox`].
+    pub fn read_inbox(&self, from_seq: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.reader.read_inbox(from_seq, max)
+    }
+    /// See [`LedgerReader::latest_snapshot`].
+    pub fn latest_snapshot(&self) -> Result<Option<Snapshot>> {
+        self.reader.latest_snapshot()
+    }
+    /// See [`LedgerReader::snapshot_at_or_before`].
+    pub fn snapshot_at_or_before(&self, cmd_seq: u64) -> Result<Option<Snapshot>> {
+        self.reader.snapshot_at_or_before(cmd_seq)
+    }
+    /// See [`LedgerReader::latest_good_snapshot`].
+    pub fn latest_good_snapshot(&self) -> Result<SnapshotFallback> {
+        self.reader.latest_good_snapshot()
+    }
+}
+
+fn bound(what: &'static str, got: usize, max: usize) -> Result<()> {
+    if got > max {
+        return Err(LedgerError::TooLarge {
+            what,
+            got: got as u64,
+            max: max as u64,
+        });
+    }
+    Ok(())
+}
+
+/// An iterator over stored records in sequence order, up to the head at its creation.
+/// Yields `Err` (and then stops) on a gap or a record that does not verify.
+pub struct RecordIter<'a, T> {
+    cursor: Box<dyn Cursor + 'a>,
+    cf: Cf,
+    next_seq: u64,
+    last_seq: u64,
+    decode: fn(&[u8], u64) -> Result<T>,
+    done: bool,
+}
+
+impl<T> Iterator for RecordIter<'_, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        if self.done || self.next_seq > self.last_seq {
+            return None;
+        }
+        let seq = self.next_seq;
+        let item = match self.cursor.entry() {
+            Some((k, v)) if key_seq(k) == Some(seq) => (self.decode)(v, seq),
+            Some(_) | None => match self.cursor.status() {
+                Err(e) => Err(e.into()),
+                Ok(()) => Err(LedgerError::Corrupt(crate::Corruption::new(
+                    CorruptionKind::Gap,
+                    self.cf,
+                    seq,
+                    "record missing",
+                ))),
+            },
+        };
+        if item.is_err() {
+            self.done = true;
+        } else {
+            self.next_seq += 1;
+            self.cursor.next();
+        }
+        Some(item)
+    }
+}
+
+fn decode_command_owned(v: &[u8], seq: u64) -> Result<CommandRecord> {
+    let c = format::decode_command(v).map_err(|e| decode_err(e, Cf::Commands, seq))?;
+    if c.cmd_seq != seq {
+        return Err(malformed(Cf::Commands, seq, "cmd_seq differs from key"));
+    }
+    Ok(CommandRecord {
+        cmd_seq: c.cmd_seq,
+        ts_ns: c.ts_ns,
+        source: c.source,
+        first_event_seq: c.first_event_seq,
+        event_count: c.event_count,
+        payload: c.payload.to_vec(),
+    })
+}
+
+fn decode_event_owned(v: &[u8], seq: u64) -> Result<EventRecord> {
+    let e = format::decode_event(v).map_err(|e| decode_err(e, Cf::Events, seq))?;
+    if e.event_seq != seq {
+        return Err(malformed(Cf::Events, seq, "event_seq differs from key"));
+    }
+    Ok(EventRecord {
+        event_seq: e.event_seq,
+        cmd_seq: e.cmd_seq,
+        payload: e.payload.to_vec(),
+    })
+}
+
+fn decode_batch_owned(v: &[u8], seq: u64) -> Result<BatchHeader> {
+    let h = format::decode_batch(v).map_err(|e| decode_err(e, Cf::Batches, seq))?;
+    if h.batch_no != seq {
+        return Err(malformed(Cf::Batches, seq, "batch_no differs from key"));
+    }
+    Ok(h)
+}
+
+fn decode_inbox_owned(v: &[u8], seq: u64) -> Result<(u64, Vec<u8>)> {
+    let (s, p) = format::decode_inbox(v).map_err(|e| decode_err(e, Cf::Inbox, seq))?;
+    if s != seq {
+        return Err(malformed(Cf::Inbox, seq, "seq differs from key"));
+    }
+    Ok((s, p.to_vec()))
+}
+
+fn decode_snapshot_owned(v: &[u8], seq: u64) -> Result<Snapshot> {
+    let s = format::decode_snapshot(v).map_err(|e| decode_err(e, Cf::Snapshots, seq))?;
+    if s.cmd_seq != seq {
+        return Err(malformed(Cf::Snapshots, seq, "cmd_seq differs from key"));
+    }
+    Ok(Snapshot {
+        cmd_seq: s.cmd_seq,
+        event_seq: s.event_seq,
+        bytes: s.bytes.to_vec(),
+    })
+}
+
+fn malformed(cf: Cf, seq: u64, detail: &str) -> LedgerError {
+    LedgerError::Corrupt(crate::Corruption::new(
+        CorruptionKind::Malformed,
+        cf,
+        seq,
+        detail,
+    ))
+}
+
+impl<S: Store> LedgerReader<S> {
+    /// A read handle over `store` (no verification: open a [`Ledger`] for that).
+    pub fn new(store: Arc<S>) -> Self {
+        Self { store }
+    }
+
+    /// The head stored in meta.
+    pub fn head(&self) -> Result<Head> {
+        verify::read_head(&*self.store)
+    }
+
+    /// The consumed offset of `source` stored in meta.
+    pub fn consumed_offset(&self, source: &SourceKey) -> Result<Option<u64>> {
+        match self.store.get(Cf::Meta, &format::offset_meta_key(source))? {
+            None => Ok(None),
+            Some(v) => {
+                let r = format::decode_offset(&v).map_err(|e| decode_err(e, Cf::Meta, 0))?;
+                Ok(Some(r.offset))
+            }
+        }
+    }
+
+    fn iter<T>(
+        &self,
+        cf: Cf,
+        from: u64,
+        last: u64,
+        decode: fn(&[u8], u64) -> Result<T>,
+    ) -> RecordIter<'_, T> {
+        let from = from.max(1);
+        let mut cursor = self.store.cursor(cf);
+        cursor.seek(&seq_key(from));
+        RecordIter {
+            cursor,
+            cf,
+            next_seq: from,
+            last_seq: last,
+            decode,
+            done: false,
+        }
+    }
+
+    /// Commands from `from_cmd_seq` up to the head.
+    pub fn commands(&self, from_cmd_seq: u64) -> Result<RecordIter<'_, CommandRecord>> {
+        let head = self.head()?;
+        Ok(self.iter(
+            Cf::Commands,
+            from_cmd_seq,
+            head.last_cmd_seq,
+            decode_command_owned,
+        ))
+    }
+
+    /// At most `max` commands from `from_cmd_seq`.
+    pub fn read_commands(&self, from_cmd_seq: u64, max: usize) -> Result<Vec<CommandRecord>> {
+        self.commands(from_cmd_seq)?.take(max).collect()
+    }
+
+    /// One command.
+    pub fn command(&self, cmd_seq: u64) -> Result<Option<CommandRecord>> {
+        if cmd_seq == 0 || cmd_seq > self.head()?.last_cmd_seq {
+            return Ok(None);
+        }
+        self.commands(cmd_seq)?.next().transpose()
+    }
+
+    /// Events from `from_event_seq` up to the head.
+    pub fn events(&self, from_event_seq: u64) -> Result<RecordIter<'_, EventRecord>> {
+        let head = self.head()?;
+        Ok(self.iter(
+            Cf::Events,
+            from_event_seq,
+            head.last_event_seq,
+            decode_event_owned,
+        ))
+    }
+
+    /// At most `max` events from `from_event_seq`.
+    pub fn read_events(&self, from_event_seq: u64, max: usize) -> Result<Vec<EventRecord>> {
+        self.events(from_event_seq)?.take(max).collect()
+    }
+
+    /// The events `cmd_seq` produced (empty if it produced none or is unknown).
+    pub fn events_of_command(&self, cmd_seq: u64) -> Result<Vec<EventRecord>> {
+        let Some(c) = self.command(cmd_seq)? else {
+            return Ok(Vec::new());
+        };
+        let events: Vec<EventRecord> = self
+            .iter(
+                Cf::Events,
+                c.first_event_seq,
+                c.first_event_seq + u64::from(c.event_count) - 1,
+                decode_event_owned,
+            )
+            .collect::<Result<_>>()?;
+        if let Some(e) = events.iter().find(|e| e.cmd_seq != cmd_seq) {
+            return Err(malformed(
+                Cf::Events,
+                e.event_seq,
+                "event of another command",
+            ));
+        }
+        Ok(events)
+    }
+
+    /// One batch header.
+    pub fn batch(&self, batch_no: u64) -> Result<Option<BatchHeader>> {
+        if batch_no == 0 || batch_no > self.head()?.last_batch_no {
+            return Ok(None);
+        }
+        self.batches(batch_no)?.next().transpose()
+    }
+
+    /// Batch headers from `from_batch_no` up to the head.
+    pub fn batches(&self, from_batch_no: u64) -> Result<RecordIter<'_, BatchHeader>> {
+        let head = self.head()?;
+        Ok(self.iter(
+            Cf::Batches,
+            from_batch_no,
+            head.last_batch_no,
+            decode_batch_owned,
+        ))
+    }
+
+    /// At most `max` inbox entries `(seq, payload)` from `from_seq`.
+    pub fn read_inbox(&self, from_seq: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let last = self.inbox_last()?;
+        self.iter(Cf::Inbox, from_seq, last, decode_inbox_owned)
+            .take(max)
+            .collect()
+    }
+
+    /// The last inbox seq journaled (0: none), from the stored head.
+    pub fn inbox_last(&self) -> Result<u64> {
+        Ok(self.head()?.last_inbox_seq)
+    }
+
+    /// The newest snapshot; `Err` if it does not verify (see
+    /// [`LedgerReader::latest_good_snapshot`] to fall back).
+    pub fn latest_snapshot(&self) -> Result<Option<Snapshot>> {
+        self.snapshot_at_or_before(u64::MAX)
+    }
+
+    /// The newest snapshot at or before `cmd_seq` (and at or before the head); `Err` if
+    /// it does not verify.
+    pub fn snapshot_at_or_before(&self, cmd_seq: u64) -> Result<Option<Snapshot>> {
+        let upto = cmd_seq.min(self.head()?.last_cmd_seq);
+        let mut c = self.store.cursor(Cf::Snapshots);
+        c.seek_for_prev(&seq_key(upto));
+        let found = match c.entry() {
+            None => None,
+            Some((k, v)) => {
+                let seq =
+                    key_seq(k).ok_or_else(|| malformed(Cf::Snapshots, 0, "key is not a seq"))?;
+                Some(decode_snapshot_owned(v, seq)?)
+            }
+        };
+        c.status()?;
+        Ok(found)
+    }
+
+    /// The newest snapshot that verifies, skipping (and reporting) newer corrupt ones.
+    pub fn latest_good_snapshot(&self) -> Result<SnapshotFallback> {
+        let upto = self.head()?.last_cmd_seq;
+        let mut c = self.store.cursor(Cf::Snapshots);
+        c.seek_for_prev(&seq_key(upto));
+        let mut skipped = Vec::new();
+        while let Some((k, v)) = c.entry() {
+            let seq = key_seq(k).unwrap_or(0);
+            match decode_snapshot_owned(v, seq) {
+                Ok(s) => {
+                    return Ok(SnapshotFallback {
+                        snapshot: Some(s),
+                        skipped,
+                    })
+                }
+                Err(LedgerError::Corrupt(x)) => {
+                    tracing::warn!(target: "gpux_ledger", corruption = %x, "skipping corrupt snapshot");
+                    skipped.push(x);
+                }
+                Err(e) => return Err(e),
+            }
+            c.prev();
+        }
+        c.status()?;
+        Ok(SnapshotFallback {
+            snapshot: None,
+            skipped,
+        })
+    }
+
+    /// Verifies the whole ledger; a torn tail is an error here.
+    pub fn verify(&self, progress: &mut dyn FnMut(VerifyProgress)) -> Result<VerifyReport> {
+        let findings = verify::run(&*self.store, VerifyOnOpen::Full, progress)?;
+        if let Some(torn) = findings.tail.corruption(&findings.report.head) {
+            return Err(LedgerError::Corrupt(torn));
+        }
+        Ok(findings.report)
+    }
+}

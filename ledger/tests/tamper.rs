@@ -1,0 +1,260 @@
+//! Tampering through raw RocksDB: every change to a stored record is detected and
+//! named by its exact sequence number.
+
+mod common;
+
+use std::path::Path;
+
+use common::{fill, opts};
+use gpux_ledger::{seq_key, Cf, CorruptionKind, Ledger, LedgerError, LedgerOptions};
+
+/// A ledger of 60 commands in batches of 5 (commands 1..=60, `cmd_seq % 4` events each).
+fn ledger_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut l = Ledger::open(dir.path(), &opts()).expect("open");
+    fill(&mut l, 60, 5);
+    assert_eq!(l.head().last_event_seq, 90);
+    dir
+}
+
+/// Opens the ledger's RocksDB directly (no ledger code) and runs `f` on it.
+fn raw(path: &Path, f: impl FnOnce(&rocksdb::DB)) {
+    let mut o = rocksdb::Options::default();
+    o.create_if_missing(false);
+    let db = rocksdb::DB::open_cf(&o, path, Cf::ALL.iter().map(|c| c.name())).expect("raw open");
+    f(&db);
+}
+
+fn get(db: &rocksdb::DB, cf: Cf, key: &[u8]) -> Vec<u8> {
+    let h = db.cf_handle(cf.name()).expect("cf");
+    db.get_cf(h, key).expect("get").expect("present")
+}
+
+fn put(db: &rocksdb::DB, cf: Cf, key: &[u8], value: &[u8]) {
+    let h = db.cf_handle(cf.name()).expect("cf");
+    db.put_cf(h, key, value).expect("put");
+}
+
+/// Recomputes a record's trailing crc32c, as a careful forger would.
+fn reseal(v: &mut [u8]) {
+    let n = v.len() - 4;
+    let crc = crc32c::crc32c(&v[..n]);
+    v[n..].copy_from_slice(&crc.to_be_bytes());
+}
+
+fn expect_corruption(r: Result<impl std::fmt::Debug, LedgerError>) -> (CorruptionKind, Cf, u64) {
+    let err = r.expect_err("tampering is detected");
+    let c = err
+        .corruption()
+        .unwrap_or_else(|| panic!("not a corruption: {err}"));
+    (c.kind, c.cf, c.seq)
+}
+
+#[test]
+fn a_flipped_byte_in_an_event_is_named_by_open_and_by_verify() {
+    let dir = ledger_dir();
+    raw(dir.path(), |db| {
+        let mut v = get(db, Cf::Events, &seq_key(57));
+        let at = v.len() / 2;
+        v[at] ^= 0x01;
+        put(db, Cf::Events, &seq_key(57), &v);
+    });
+    assert_eq!(
+        expect_corruption(Ledger::open(dir.path(), &opts())),
+        (CorruptionKind::ChecksumMismatch, Cf::Events, 57)
+    );
+    // Truncation does not apply: the damage is below the head.
+    let truncating = LedgerOptions {
+        truncate_torn_tail: true,
+        ..opts()
+    };
+    assert_eq!(
+        expect_corruption(Ledger::open(dir.path(), &truncating)),
+        (CorruptionKind::ChecksumMismatch, Cf::Events, 57)
+    );
+    // The audit path: read-only open checks the head only, verify walks everything.
+    let ro = Ledger::open_read_only(dir.path()).expect("head is intact");
+    assert_eq!(
+        expect_corruption(ro.verify(&mut |_| {})),
+        (CorruptionKind::ChecksumMismatch, Cf::Events, 57)
+    );
+    // Reads of that event report it too.
+    assert_eq!(
+        expect_corruption(ro.read_events(50, 20)),
+        (CorruptionKind::ChecksumMismatch, Cf::Events, 57)
+    );
+}
+
+#[test]
+fn a_resealed_forgery_breaks_the_chain_at_its_batch() {
+    let dir = ledger_dir();
+    let batch_of_57 = {
+        let l = Ledger::open_read_only(dir.path()).expect("open");
+        let cmd = l.read_events(57, 1).expect("read")[0].cmd_seq;
+        (cmd - 1) / 5 + 1
+    };
+    raw(dir.path(), |db| {
+        let mut v = get(db, Cf::Events, &seq_key(57));
+        let at = v.len() - 6;
+        v[at] ^= 0x01;
+        reseal(&mut v);
+        put(db, Cf::Events, &seq_key(57), &v);
+    });
+    assert_eq!(
+        expect_corruption(Ledger::open(dir.path(), &opts())),
+        (CorruptionKind::BrokenChain, Cf::Batches, batch_of_57)
+    );
+}
+
+#[test]
+fn reordered_events_are_named() {
+    let dir = ledger_dir();
+    raw(dir.path(), |db| {
+        let a = get(db, Cf::Events, &seq_key(30));
+        let b = get(db, Cf::Events, &seq_key(31));
+        put(db, Cf::Events, &seq_key(30), &b);
+        put(db, Cf::Events, &seq_key(31), &a);
+    });
+    assert_eq!(
+        expect_corruption(Ledger::open(dir.path(), &opts())),
+        (CorruptionKind::Malformed, Cf::Events, 30)
+    );
+}
+
+#[test]
+fn a_deleted_command_is_a_gap() {
+    let dir = ledger_dir();
+    raw(dir.path(), |db| {
+        let h = db.cf_handle(Cf::Commands.name()).expect("cf");
+        db.delete_cf(h, seq_key(44)).expect("delete");
+    });
+    assert_eq!(
+        expect_corruption(Ledger::open(dir.path(), &opts())),
+        (CorruptionKind::Gap, Cf::Commands, 44)
+    );
+}
+
+#[test]
+fn a_forged_batch_link_is_a_broken_chain() {
+    let dir = ledger_dir();
+    raw(dir.path(), |db| {
+        let mut v = get(db, Cf::Batches, &seq_key(7));
+        // prev_hash starts after version, kind and five u64s.
+        v[2 + 40] ^= 0xff;
+        reseal(&mut v);
+        put(db, Cf::Batches, &seq_key(7), &v);
+    });
+    assert_eq!(
+        expect_corruption(Ledger::open(dir.path(), &opts())),
+        (CorruptionKind::BrokenChain, Cf::Batches, 7)
+    );
+}
+
+#[test]
+fn a_forged_head_is_a_meta_mismatch_even_for_the_cheap_open() {
+    let dir = ledger_dir();
+    raw(dir.path(), |db| {
+        let mut v = get(db, Cf::Meta, b"head");
+        let hash_at = v.len() - 4 - 32;
+        v[hash_at] ^= 0x01;
+        reseal(&mut v);
+        put(db, Cf::Meta, b"head", &v);
+    });
+    assert_eq!(
+        expect_corruption(Ledger::open(dir.path(), &opts())),
+        (CorruptionKind::MetaMismatch, Cf::Meta, 12)
+    );
+    assert_eq!(
+        expect_corruption(Ledger::open_read_only(dir.path())),
+        (CorruptionKind::MetaMismatch, Cf::Meta, 12)
+    );
+}
+
+#[test]
+fn records_beyond_the_head_are_a_torn_tail_that_only_opt_in_truncation_removes() {
+    let dir = ledger_dir();
+    // As if a copy or a bug left event 91 and command 61 without a new head.
+    raw(dir.path(), |db| {
+        let e = get(db, Cf::Events, &seq_key(90));
+        put(db, Cf::Events, &seq_key(91), &e);
+        let c = get(db, Cf::Commands, &seq_key(60));
+        put(db, Cf::Commands, &seq_key(61), &c);
+    });
+    assert_eq!(
+        expect_corruption(Ledger::open(dir.path(), &opts())),
+        (CorruptionKind::TornTail, Cf::Commands, 61)
+    );
+    assert_eq!(
+        expect_corruption(Ledger::open_read_only(dir.path())),
+        (CorruptionKind::TornTail, Cf::Commands, 61)
+    );
+    let truncating = LedgerOptions {
+        truncate_torn_tail: true,
+        ..opts()
+    };
+    let mut l = Ledger::open(dir.path(), &truncating).expect("truncates");
+    assert_eq!(l.head().last_cmd_seq, 60);
+    assert_eq!(l.read_events(91, 10).expect("read"), vec![]);
+    fill(&mut l, 70, 5);
+    drop(l);
+    let l = Ledger::open(dir.path(), &opts()).expect("clean");
+    assert_eq!(l.head().last_cmd_seq, 70);
+}
+
+#[test]
+fn a_corrupt_snapshot_is_reported_and_an_older_one_is_used() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut l = Ledger::open(dir.path(), &opts()).expect("open");
+    fill(&mut l, 10, 5);
+    l.put_snapshot(5, b"state at 5").expect("snapshot");
+    l.put_snapshot(10, b"state at 10").expect("snapshot");
+    drop(l);
+    raw(dir.path(), |db| {
+        let mut v = get(db, Cf::Snapshots, &seq_key(10));
+        v[20] ^= 0x10;
+        put(db, Cf::Snapshots, &seq_key(10), &v);
+    });
+    let l = Ledger::open(dir.path(), &opts()).expect("a bad snapshot does not stop the open");
+    assert_eq!(
+        expect_corruption(l.latest_snapshot()),
+        (CorruptionKind::ChecksumMismatch, Cf::Snapshots, 10)
+    );
+    let fb = l.latest_good_snapshot().expect("fallback");
+    assert_eq!(fb.snapshot.expect("older one").bytes, b"state at 5");
+    assert_eq!(fb.skipped.len(), 1);
+    assert_eq!(fb.skipped[0].seq, 10);
+    let report = l.verify(&mut |_| {}).expect("verify");
+    assert_eq!(report.snapshots, 1);
+    assert_eq!(report.corrupt_snapshots.len(), 1);
+}
+
+#[test]
+fn read_only_open_never_writes() {
+    let dir = ledger_dir();
+    let listing = |p: &Path| {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(p)
+            .expect("read dir")
+            .map(|e| {
+                let e = e.expect("entry");
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().expect("meta").len(),
+                )
+            })
+            .filter(|(n, _)| !n.starts_with("LOG"))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing(dir.path());
+    let mut l = Ledger::open_read_only(dir.path()).expect("open");
+    assert_eq!(
+        l.append(&common::commands(61, 61)),
+        Err(LedgerError::ReadOnly)
+    );
+    assert_eq!(l.journal(&[b"x"]), Err(LedgerError::ReadOnly));
+    assert_eq!(l.put_snapshot(1, b"s"), Err(LedgerError::ReadOnly));
+    l.verify(&mut |_| {}).expect("verifies");
+    drop(l);
+    assert_eq!(listing(dir.path()), before);
+}
