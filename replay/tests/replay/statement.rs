@@ -1,0 +1,163 @@
+//! `statement`: histories with running balances that reconcile with the engine,
+//! and fills and fees that match the trades.
+
+use gpux_engine::{Side, FEE_ACCOUNT};
+use gpux_replay::statement::{self, Item, Statement};
+use gpux_replay::{FailureKind, Progress};
+use rust_decimal::Decimal;
+
+use crate::common::{capture, json_of, standard, ACCOUNTS};
+
+fn statement_of(dir: &std::path::Path, account: u64) -> Statement {
+    statement::statement(dir, account, &Progress::hidden())
+        .expect("runs")
+        .expect("the account exists")
+}
+
+#[test]
+fn every_account_and_the_fee_account_reconcile() {
+    let (dir, w) = standard();
+    for account in 0..=ACCOUNTS {
+        let (outcome, out) =
+            capture(|o| statement::run(dir.path(), account, &Progress::hidden(), o));
+        let v = json_of(&out);
+        assert!(outcome.is_success(), "account {account}: {v}");
+        assert_eq!(v["reconciled"], true);
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["account"], account);
+        assert_eq!(v["last_seq"], w.last_seq());
+        let entries = v["entries"].as_array().unwrap();
+        assert!(!entries.is_empty());
+        // Entries are in ledger order and the last running balance is the engine's.
+        let seqs: Vec<(u64, u64)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e["cmd_seq"].as_u64().unwrap(),
+                    e["event_seq"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert!(seqs.windows(2).all(|p| p[0] <= p[1]));
+        assert_eq!(entries.last().unwrap()["usd"], v["computed"]["usd"]);
+        assert_eq!(v["computed"]["usd"], v["engine"]["usd_total"]);
+    }
+}
+
+#[test]
+fn fills_and_fees_are_the_accounts_sides_of_the_trades() {
+    let (dir, w) = standard();
+    for account in [1, 4] {
+        let s = statement_of(dir.path(), account);
+        let fills: Vec<&Item> = s
+            .entries
+            .iter()
+            .map(|e| &e.item)
+            .filter(|i| matches!(i, Item::Fill { .. }))
+            .collect();
+        let mut expected = Vec::new();
+        let mut fees = Decimal::ZERO;
+        for t in &w.trades {
+            let tr = &t.trade;
+            if tr.maker_account == account {
+                expected.push((
+                    tr.trade,
+                    tr.maker_order,
+                    tr.taker_side.opposite(),
+                    tr.maker_fee,
+                    tr.price,
+                    tr.quantity,
+                ));
+                fees += tr.maker_fee;
+            }
+            if tr.taker_account == account {
+                expected.push((
+                    tr.trade,
+                    tr.taker_order,
+                    tr.taker_side,
+                    tr.taker_fee,
+                    tr.price,
+                    tr.quantity,
+                ));
+                fees += tr.taker_fee;
+            }
+        }
+        assert!(expected.len() > 10, "account {account} traded");
+        assert_eq!(fills.len(), expected.len());
+        for (f, e) in fills.iter().zip(&expected) {
+            let Item::Fill {
+                trade,
+                order,
+                side,
+                fee,
+                price,
+                quantity,
+                notional,
+                ..
+            } = f
+            else {
+                unreachable!()
+            };
+            assert_eq!((*trade, *order, *side, *fee, *price, *quantity), *e);
+            assert_eq!(*notional, price * quantity);
+        }
+        assert_eq!(s.totals.fills, expected.len() as u64);
+        assert_eq!(s.totals.fees_paid, fees);
+        let bought: Decimal = expected
+            .iter()
+            .filter(|e| e.2 == Side::Buy)
+            .map(|e| e.4 * e.5)
+            .sum();
+        assert_eq!(s.totals.bought_notional, bought);
+        assert!(s.reconciled);
+    }
+}
+
+#[test]
+fn the_fee_account_earns_every_fee() {
+    let (dir, w) = standard();
+    let s = statement_of(dir.path(), FEE_ACCOUNT);
+    let all_fees: Decimal = w
+        .trades
+        .iter()
+        .map(|t| t.trade.maker_fee + t.trade.taker_fee)
+        .sum();
+    assert!(all_fees > Decimal::ZERO);
+    assert_eq!(s.totals.fee_income, all_fees);
+    // The scenario's fee-account withdrawals (of 0.01) are in the statement too.
+    assert_eq!(s.computed.usd, all_fees - s.totals.withdrawals);
+    assert!(s.reconciled);
+}
+
+#[test]
+fn deposits_withdrawals_cancels_and_rejections_are_listed() {
+    let (dir, _w) = standard();
+    let s = statement_of(dir.path(), 2);
+    let count = |f: fn(&Item) -> bool| s.entries.iter().filter(|e| f(&e.item)).count();
+    assert_eq!(count(|i| matches!(i, Item::AccountCreated)), 1);
+    assert!(count(|i| matches!(i, Item::Deposit { .. })) >= 1);
+    assert!(count(|i| matches!(i, Item::OrderAccepted { .. })) > 10);
+    assert!(count(|i| matches!(i, Item::OrderCancelled { .. })) > 0);
+    assert!(count(|i| matches!(i, Item::Rejected { .. })) > 0);
+    assert_eq!(
+        s.totals.deposits,
+        s.entries
+            .iter()
+            .filter_map(|e| match e.item {
+                Item::Deposit { amount } => Some(amount),
+                _ => None,
+            })
+            .sum::<Decimal>()
+    );
+}
+
+#[test]
+fn an_unknown_account_is_a_failure() {
+    let (dir, _w) = standard();
+    let (outcome, out) = capture(|o| statement::run(dir.path(), 999, &Progress::hidden(), o));
+    assert_eq!(
+        outcome.failure().unwrap().error,
+        FailureKind::UnknownAccount
+    );
+    assert_eq!(json_of(&out)["error"], "unknown_account");
+}
