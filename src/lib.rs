@@ -4,9 +4,11 @@
 //!
 //! - [`apply`]: `gpux apply` — JSON-lines commands in, JSON-lines events out.
 //! - [`bench`]: `gpux bench …` — throughput and latency measurements.
+//! - [`pipeline`]: the embedded sequencer — command log → engine → ledger.
 //! - [`workload`]: the seeded order-flow generator the benches share.
 #![deny(missing_docs)]
 
 pub mod apply;
 pub mod bench;
+pub mod pipeline;
 pub mod workload;

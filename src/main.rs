@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use std::io::{BufReader, BufWriter};
+use gpux::pipeline::PipelineOptions;
+use std::io::{BufRead, BufReader, BufWriter};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -20,10 +21,20 @@ enum Cmd {
     ///
     /// Each line is a command envelope: {"v":1,"ts_ns":…,"command":{"type":…}} (see
     /// docs/PROTOCOL.md). The first bad line stops the run with an error naming it.
+    ///
+    /// With --data DIR the commands are journaled in DIR's embedded command log,
+    /// applied, and committed to its ledger before their events are printed; run
+    /// again with the same file, it resumes after the lines already in the log.
     Apply {
         /// File of commands, one JSON object per line (default: standard input).
         #[arg(long, value_name = "FILE")]
         commands: Option<PathBuf>,
+        /// Ledger directory to make the run durable (created if missing).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// With --data: snapshot the engine every this many events.
+        #[arg(long, value_name = "N", default_value_t = 100_000, requires = "data")]
+        snapshot_every: u64,
     },
     /// Measure throughput and latency; prints one JSON line.
     Bench {
@@ -123,6 +134,16 @@ enum BenchCmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The ledger alone: synthetic events through group commit, every batch
+    /// fsynced, then a restart from a snapshot plus every event after it.
+    Ledger {
+        /// Events to write.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Directory for the ledger (default: a temporary one, removed afterwards).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -137,22 +158,48 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Cmd::Apply { commands } => {
+        Cmd::Apply {
+            commands,
+            data,
+            snapshot_every,
+        } => {
             let stdout = BufWriter::new(std::io::stdout().lock());
-            match commands {
-                Some(path) => {
-                    let file = std::fs::File::open(&path)
-                        .with_context(|| format!("cannot open {}", path.display()))?;
-                    gpux::apply::run(BufReader::new(file), stdout)?;
-                }
+            let input: Box<dyn BufRead> = match commands {
+                Some(path) => Box::new(BufReader::new(
+                    std::fs::File::open(&path)
+                        .with_context(|| format!("cannot open {}", path.display()))?,
+                )),
+                None => Box::new(std::io::stdin().lock()),
+            };
+            match data {
                 None => {
-                    gpux::apply::run(std::io::stdin().lock(), stdout)?;
+                    gpux::apply::run(input, stdout)?;
+                }
+                Some(dir) => {
+                    let opts = PipelineOptions {
+                        snapshot_every_events: snapshot_every.max(1),
+                        ..PipelineOptions::default()
+                    };
+                    gpux::apply::run_durable(&dir, opts, input, stdout)?;
                 }
             }
         }
         Cmd::Bench { what } => match what {
             BenchCmd::Engine { orders, seed } => {
                 let report = gpux::bench::engine(orders, seed);
+                println!("{}", serde_json::to_string(&report)?);
+            }
+            BenchCmd::Ledger { events, data } => {
+                let tmp;
+                let dir = match data {
+                    Some(d) => d,
+                    None => {
+                        tmp = tempfile::tempdir()?;
+                        tmp.path().to_path_buf()
+                    }
+                };
+                let report =
+                    gpux_ledger::bench(&dir, events, &gpux_ledger::BenchOptions::default())?;
                 println!("{}", serde_json::to_string(&report)?);
             }
         },
