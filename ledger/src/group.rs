@@ -10,9 +10,15 @@
 //! writes it with one fsync, and only then completes each submission. While it
 //! fsyncs, the next group queues up: batches form naturally from load.
 //!
+//! Two threads: the *stager* owns the ledger and validates, encodes and hashes the
+//! next write while the *writer* fsyncs the previous one (one write in flight), so
+//! on two cores the hashing overlaps the I/O. Writes are applied in order; if one
+//! fails, every write staged after it fails too and the ledger is poisoned.
+//!
 //! Snapshots are ordered barriers: everything submitted before a snapshot request is
 //! committed before the snapshot is written.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -22,7 +28,8 @@ use crate::error::{LedgerError, Result};
 use crate::ledger::{Assigned, Ledger, LedgerReader};
 use crate::stats::CommitStats;
 use crate::store::Store;
-use crate::types::{AppliedCommand, BatchHeader};
+use crate::store::WriteOps;
+use crate::types::{AppliedCommand, BatchHeader, BatchReceipt};
 
 /// Bounds of one group write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +49,9 @@ pub struct GroupCommitOptions {
 impl Default for GroupCommitOptions {
     fn default() -> Self {
         Self {
-            max_commands_per_write: 16_384,
+            // About 2.5 MB of typical records: measured best on the 2-core CI machine
+            // (larger writes cost more page faults and cache misses than fsyncs save).
+            max_commands_per_write: 4_096,
             max_bytes_per_write: 8 << 20,
             max_wait: Duration::ZERO,
             queue_depth: 1024,
@@ -59,30 +68,40 @@ pub struct Committed {
     pub assigned: Assigned,
 }
 
+/// The function a submission is completed with: its result and what the submitter
+/// handed over (`R`: the commands of an append, so their buffers can be reused).
+type CompletionFn<T, R> = Box<dyn FnOnce(Result<T>, R) + Send>;
+
 /// Calls its function exactly once: with the result, or with
 /// [`LedgerError::CommitterStopped`] if dropped unanswered.
-struct Completion<T> {
-    f: Option<Box<dyn FnOnce(Result<T>) + Send>>,
+struct Completion<T, R: Default = ()> {
+    f: Option<CompletionFn<T, R>>,
 }
 
 impl<T> Completion<T> {
     fn new(f: impl FnOnce(Result<T>) + Send + 'static) -> Self {
+        Self::returning(move |r, ()| f(r))
+    }
+}
+
+impl<T, R: Default> Completion<T, R> {
+    fn returning(f: impl FnOnce(Result<T>, R) + Send + 'static) -> Self {
         Self {
             f: Some(Box::new(f)),
         }
     }
 
-    fn complete(mut self, r: Result<T>) {
+    fn complete(mut self, r: Result<T>, returned: R) {
         if let Some(f) = self.f.take() {
-            f(r);
+            f(r, returned);
         }
     }
 }
 
-impl<T> Drop for Completion<T> {
+impl<T, R: Default> Drop for Completion<T, R> {
     fn drop(&mut self) {
         if let Some(f) = self.f.take() {
-            f(Err(LedgerError::CommitterStopped));
+            f(Err(LedgerError::CommitterStopped), R::default());
         }
     }
 }
@@ -90,7 +109,7 @@ impl<T> Drop for Completion<T> {
 enum Request {
     Append {
         commands: Vec<AppliedCommand>,
-        done: Completion<Committed>,
+        done: Completion<Committed, Vec<AppliedCommand>>,
     },
     Journal {
         payloads: Vec<Vec<u8>>,
@@ -188,7 +207,10 @@ impl CommitHandle {
     /// the result arrives once they are durable. Blocks while the queue is full.
     pub fn submit(&self, commands: Vec<AppliedCommand>) -> Result<Pending<Committed>> {
         let (done, p) = pending();
-        self.send(Request::Append { commands, done })?;
+        self.send(Request::Append {
+            commands,
+            done: Completion::returning(move |r, _| done.complete(r, ())),
+        })?;
         Ok(p)
     }
 
@@ -199,9 +221,22 @@ impl CommitHandle {
         commands: Vec<AppliedCommand>,
         f: impl FnOnce(Result<Committed>) + Send + 'static,
     ) -> Result<()> {
+        self.submit_returning(commands, move |r, _| f(r))
+    }
+
+    /// Like [`CommitHandle::submit_with`], also handing the submitted commands back to
+    /// `f` (empty if the committer stopped before taking them), so the submitter can
+    /// reuse their buffers instead of the committer thread freeing them: with one
+    /// allocator arena per thread, allocating on one thread and freeing on another is
+    /// what costs most in a producer/consumer pipeline.
+    pub fn submit_returning(
+        &self,
+        commands: Vec<AppliedCommand>,
+        f: impl FnOnce(Result<Committed>, Vec<AppliedCommand>) + Send + 'static,
+    ) -> Result<()> {
         self.send(Request::Append {
             commands,
-            done: Completion::new(f),
+            done: Completion::returning(f),
         })
     }
 
@@ -328,21 +363,52 @@ impl<S: Store> Drop for GroupCommitter<S> {
 }
 
 enum Waiter {
-    Append(Completion<Committed>, Assigned),
+    Append(
+        Completion<Committed, Vec<AppliedCommand>>,
+        Assigned,
+        Vec<AppliedCommand>,
+    ),
     Journal(Completion<Vec<u64>>, Vec<u64>),
+    Snapshot(Completion<()>),
 }
 
-struct Committer<S: Store> {
+/// One synced write handed from the stager to the writer thread.
+struct Job {
+    ops: WriteOps,
+    receipt: Option<BatchReceipt>,
+    waiters: Vec<Waiter>,
+    submissions: u64,
+    commands: u64,
+    events: u64,
+    journaled: u64,
+}
+
+/// The stager: owns the ledger, validates and encodes submissions (including the
+/// chain hash) into the next write while the writer thread syncs the previous one.
+struct Stager<S: Store> {
     ledger: Ledger<S>,
-    stats: Arc<Mutex<CommitStats>>,
     stage: Option<crate::ledger::Stage>,
     waiters: Vec<Waiter>,
     submissions: u64,
+    writer: SyncSender<Job>,
+    recycled: Receiver<WriteOps>,
+    failed: Arc<AtomicBool>,
 }
 
-impl<S: Store> Committer<S> {
-    fn stage(&mut self) -> Result<&mut crate::ledger::Stage> {
+impl<S: Store> Stager<S> {
+    /// Notices a failure reported by the writer: poisons the ledger (once).
+    fn check_failed(&mut self) {
+        if self.failed.load(Ordering::Acquire) && !self.ledger.is_poisoned() {
+            self.ledger.poison();
+        }
+    }
+
+    fn stage_mut(&mut self) -> Result<&mut crate::ledger::Stage> {
+        self.check_failed();
         if self.stage.is_none() {
+            while let Ok(ops) = self.recycled.try_recv() {
+                self.ledger.recycle(ops);
+            }
             self.stage = Some(self.ledger.begin()?);
         }
         Ok(self.stage.as_mut().expect("just set"))
@@ -351,7 +417,7 @@ impl<S: Store> Committer<S> {
     fn add(&mut self, req: Request) {
         match req {
             Request::Append { commands, done } => {
-                let r = match self.stage() {
+                let r = match self.stage_mut() {
                     Err(e) => Err(e),
                     Ok(_) => {
                         let stage = self.stage.as_mut().expect("staged");
@@ -361,13 +427,13 @@ impl<S: Store> Committer<S> {
                 match r {
                     Ok(a) => {
                         self.submissions += 1;
-                        self.waiters.push(Waiter::Append(done, a));
+                        self.waiters.push(Waiter::Append(done, a, commands));
                     }
-                    Err(e) => done.complete(Err(e)),
+                    Err(e) => done.complete(Err(e), commands),
                 }
             }
             Request::Journal { payloads, done } => {
-                let r = match self.stage() {
+                let r = match self.stage_mut() {
                     Err(e) => Err(e),
                     Ok(_) => {
                         let stage = self.stage.as_mut().expect("staged");
@@ -379,7 +445,7 @@ impl<S: Store> Committer<S> {
                         self.submissions += 1;
                         self.waiters.push(Waiter::Journal(done, seqs));
                     }
-                    Err(e) => done.complete(Err(e)),
+                    Err(e) => done.complete(Err(e), ()),
                 }
             }
             Request::Snapshot {
@@ -387,60 +453,143 @@ impl<S: Store> Committer<S> {
                 bytes,
                 done,
             } => {
+                // Ordered after everything before it: the writer writes jobs in order.
                 self.flush();
-                done.complete(self.ledger.put_snapshot(cmd_seq, &bytes));
+                self.check_failed();
+                match self.ledger.snapshot_ops(cmd_seq, &bytes) {
+                    Err(e) => done.complete(Err(e), ()),
+                    Ok(ops) => self.send(Job {
+                        ops,
+                        receipt: None,
+                        waiters: vec![Waiter::Snapshot(done)],
+                        submissions: 0,
+                        commands: 0,
+                        events: 0,
+                        journaled: 0,
+                    }),
+                }
             }
             Request::Shutdown => self.flush(),
         }
     }
 
+    /// Seals the stage and hands it to the writer; the ledger's in-memory head moves
+    /// on at once so the next stage can be built while this one is written.
     fn flush(&mut self) {
         let Some(stage) = self.stage.take() else {
             return;
         };
-        if stage.is_empty() {
-            return;
-        }
-        let (commands, events, bytes) = (stage.commands(), stage.events(), stage.bytes());
-        let journaled: usize = self
-            .waiters
+        let (commands, events) = (stage.commands(), stage.events());
+        let waiters = std::mem::take(&mut self.waiters);
+        let submissions = std::mem::take(&mut self.submissions);
+        let journaled = waiters
             .iter()
             .map(|w| match w {
-                Waiter::Journal(_, s) => s.len(),
-                Waiter::Append(..) => 0,
+                Waiter::Journal(_, s) => s.len() as u64,
+                _ => 0,
             })
             .sum();
+        if stage.is_empty() {
+            // Only empty journals: nothing to write, nothing to wait for.
+            for w in waiters {
+                if let Waiter::Journal(done, seqs) = w {
+                    done.complete(Ok(seqs), ());
+                }
+            }
+            return;
+        }
+        match self.ledger.seal(stage) {
+            Err(e) => fail_all(waiters, &e),
+            Ok(mut sealed) => {
+                let ops = std::mem::take(&mut sealed.ops);
+                let receipt = sealed.receipt;
+                self.ledger.advance(sealed);
+                self.send(Job {
+                    ops,
+                    receipt,
+                    waiters,
+                    submissions,
+                    commands,
+                    events,
+                    journaled,
+                });
+            }
+        }
+    }
+
+    fn send(&mut self, job: Job) {
+        if let Err(e) = self.writer.send(job) {
+            // The writer is gone (it panicked): nothing more can be made durable.
+            fail_all(e.0.waiters, &LedgerError::CommitterStopped);
+            self.failed.store(true, Ordering::Release);
+        }
+    }
+}
+
+fn fail_all(waiters: Vec<Waiter>, e: &LedgerError) {
+    for w in waiters {
+        match w {
+            Waiter::Append(done, _, commands) => done.complete(Err(e.clone()), commands),
+            Waiter::Journal(done, _) => done.complete(Err(e.clone()), ()),
+            Waiter::Snapshot(done) => done.complete(Err(e.clone()), ()),
+        }
+    }
+}
+
+/// The writer thread: writes each job with one fsync, in order, then completes its
+/// submissions. After a failed write it writes nothing more: later jobs were staged
+/// on top of the failed one.
+fn write_jobs<S: Store>(
+    store: Arc<S>,
+    jobs: Receiver<Job>,
+    recycle: mpsc::Sender<WriteOps>,
+    failed: Arc<AtomicBool>,
+    stats: Arc<Mutex<CommitStats>>,
+) {
+    for job in jobs {
+        if failed.load(Ordering::Acquire) {
+            fail_all(job.waiters, &LedgerError::Poisoned);
+            continue;
+        }
         let t0 = Instant::now();
-        let r = self.ledger.commit(stage);
+        let r = store.write(&job.ops, true);
         let us = t0.elapsed().as_micros() as u64;
         {
-            let mut st = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut st = stats.lock().unwrap_or_else(PoisonError::into_inner);
             st.writes += 1;
-            st.submissions += self.submissions;
+            st.submissions += job.submissions;
             match &r {
-                Ok(batch) => {
-                    st.batches += u64::from(batch.is_some());
-                    st.commands += commands;
-                    st.events += events;
-                    st.journaled += journaled as u64;
-                    st.bytes += bytes as u64;
+                Ok(()) => {
+                    st.batches += u64::from(job.receipt.is_some());
+                    st.commands += job.commands;
+                    st.events += job.events;
+                    st.journaled += job.journaled;
+                    st.bytes += job.ops.bytes() as u64;
                     st.commit_latency.record_us(us);
                 }
                 Err(_) => st.failed_writes += 1,
             }
         }
-        self.submissions = 0;
-        for w in self.waiters.drain(..) {
-            match (w, &r) {
-                (Waiter::Append(done, assigned), Ok(batch)) => {
-                    let batch = batch.expect("appends make a batch").header;
-                    done.complete(Ok(Committed { batch, assigned }));
+        match r {
+            Err(e) => {
+                failed.store(true, Ordering::Release);
+                tracing::error!(target: "gpux_ledger", error = %e, "group write failed; ledger poisoned");
+                fail_all(job.waiters, &LedgerError::Store(e));
+            }
+            Ok(()) => {
+                for w in job.waiters {
+                    match w {
+                        Waiter::Append(done, assigned, commands) => {
+                            let batch = job.receipt.expect("appends make a batch").header;
+                            done.complete(Ok(Committed { batch, assigned }), commands);
+                        }
+                        Waiter::Journal(done, seqs) => done.complete(Ok(seqs), ()),
+                        Waiter::Snapshot(done) => done.complete(Ok(()), ()),
+                    }
                 }
-                (Waiter::Journal(done, seqs), Ok(_)) => done.complete(Ok(seqs)),
-                (Waiter::Append(done, _), Err(e)) => done.complete(Err(e.clone())),
-                (Waiter::Journal(done, _), Err(e)) => done.complete(Err(e.clone())),
             }
         }
+        let _ = recycle.send(job.ops);
     }
 }
 
@@ -450,15 +599,34 @@ fn run<S: Store>(
     opts: GroupCommitOptions,
     stats: Arc<Mutex<CommitStats>>,
 ) -> Ledger<S> {
-    let mut c = Committer {
+    // One write in flight while the next is staged.
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(1);
+    let (recycle_tx, recycle_rx) = mpsc::channel();
+    let failed = Arc::new(AtomicBool::new(false));
+    let store = ledger.shared_store();
+    let writer_failed = Arc::clone(&failed);
+    let writer = std::thread::Builder::new()
+        .name("gpux-ledger-write".into())
+        .spawn(move || write_jobs(store, job_rx, recycle_tx, writer_failed, stats));
+    let writer = match writer {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::error!(target: "gpux_ledger", error = %e, "cannot spawn the ledger writer thread");
+            failed.store(true, Ordering::Release);
+            None
+        }
+    };
+    let mut c = Stager {
         ledger,
-        stats,
         stage: None,
         waiters: Vec::new(),
         submissions: 0,
+        writer: job_tx,
+        recycled: recycle_rx,
+        failed,
     };
     let mut carry: Option<Request> = None;
-    'outer: loop {
+    loop {
         let first = match carry.take() {
             Some(r) => r,
             None => match rx.recv() {
@@ -499,11 +667,26 @@ fn run<S: Store>(
         }
         c.flush();
         if shutdown {
-            break 'outer;
+            break;
         }
     }
     // Anything still queued is answered with CommitterStopped as it is dropped.
     drop(carry);
     drop(rx);
-    c.ledger
+    let Stager {
+        mut ledger,
+        writer: job_tx,
+        failed,
+        ..
+    } = c;
+    drop(job_tx);
+    if let Some(w) = writer {
+        if let Err(panic) = w.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+    if failed.load(Ordering::Acquire) && !ledger.is_poisoned() {
+        ledger.poison();
+    }
+    ledger
 }

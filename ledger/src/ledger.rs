@@ -89,6 +89,14 @@ pub struct Assigned {
     pub last_event_seq: u64,
 }
 
+/// A stage completed into its final write.
+pub(crate) struct Sealed {
+    pub ops: WriteOps,
+    pub receipt: Option<BatchReceipt>,
+    head: Head,
+    offsets: Vec<(SourceKey, u64)>,
+}
+
 /// One atomic write being assembled: submissions validated against the head plus
 /// everything staged before them, already encoded.
 pub struct Stage {
@@ -126,6 +134,9 @@ impl Stage {
 /// The ledger: owner of the write path. See the crate docs for an example.
 pub struct Ledger<S: Store = RocksStore> {
     reader: LedgerReader<S>,
+    /// The last write's buffer, reused so a large group write does not fault in fresh
+    /// pages every time.
+    spare: std::sync::Mutex<Option<WriteOps>>,
     head: Head,
     consumed: BTreeMap<SourceKey, u64>,
     opts: LedgerOptions,
@@ -242,6 +253,7 @@ impl<S: Store> Ledger<S> {
             reader: LedgerReader {
                 store: Arc::new(store),
             },
+            spare: std::sync::Mutex::new(None),
             head,
             consumed: findings.report.consumed.clone(),
             opts: opts.clone(),
@@ -336,8 +348,14 @@ impl<S: Store> Ledger<S> {
     /// Starts a stage (an atomic write being assembled) at the current head.
     pub fn begin(&self) -> Result<Stage> {
         self.check_writable()?;
+        let ops = self
+            .spare
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
         Ok(Stage {
-            ops: WriteOps::new(),
+            ops,
             base: self.head,
             next_cmd: self.head.last_cmd_seq + 1,
             next_ev: self.head.last_event_seq + 1,
@@ -485,11 +503,34 @@ impl<S: Store> Ledger<S> {
 
     /// Writes the stage in one synced write. Returns the batch header if it held
     /// commands. On error the ledger is poisoned.
-    pub fn commit(&mut self, mut stage: Stage) -> Result<Option<BatchReceipt>> {
+    pub fn commit(&mut self, stage: Stage) -> Result<Option<BatchReceipt>> {
+        let sealed = self.seal(stage)?;
+        if sealed.ops.is_empty() {
+            return Ok(None);
+        }
+        let written = self.reader.store.write(&sealed.ops, true);
+        if let Err(e) = written {
+            self.poisoned = true;
+            tracing::error!(target: "gpux_ledger", error = %e, "ledger write failed; handle poisoned");
+            return Err(e.into());
+        }
+        let receipt = sealed.receipt;
+        self.advance(sealed);
+        Ok(receipt)
+    }
+
+    /// Completes a stage into the exact write that commits it (batch header, consumed
+    /// offsets, head last) without writing it or changing the ledger.
+    pub(crate) fn seal(&self, mut stage: Stage) -> Result<Sealed> {
         self.check_writable()?;
         assert_eq!(stage.base, self.head, "stage begun at another head");
         if stage.ops.is_empty() {
-            return Ok(None);
+            return Ok(Sealed {
+                ops: stage.ops,
+                receipt: None,
+                head: self.head,
+                offsets: Vec::new(),
+            });
         }
         let mut new_head = Head {
             last_inbox_seq: stage.inbox_next - 1,
@@ -543,21 +584,63 @@ impl<S: Store> Ledger<S> {
         stage.ops.put_with(Cf::Meta, format::META_HEAD, |b| {
             format::encode_head(b, &new_head)
         });
-        if let Err(e) = self.reader.store.write(&stage.ops, true) {
-            self.poisoned = true;
-            tracing::error!(target: "gpux_ledger", error = %e, "ledger write failed; handle poisoned");
-            return Err(e.into());
-        }
-        self.head = new_head;
-        for (key, (offset, _)) in stage.offsets {
-            self.consumed.insert(key, offset);
-        }
-        Ok(header.map(|header| BatchReceipt { header }))
+        Ok(Sealed {
+            ops: stage.ops,
+            receipt: header.map(|header| BatchReceipt { header }),
+            head: new_head,
+            offsets: stage
+                .offsets
+                .into_iter()
+                .map(|(k, (offset, _))| (k, offset))
+                .collect(),
+        })
     }
 
-    /// Stores a snapshot of the state after `cmd_seq` (0: the empty state), synced.
-    /// Snapshots are derived data: writing one again at the same `cmd_seq` replaces it.
-    pub fn put_snapshot(&mut self, cmd_seq: u64, bytes: &[u8]) -> Result<()> {
+    /// Moves the in-memory head to what `sealed` commits (after it was written, or,
+    /// in the pipelined committer, once it is queued for writing) and keeps its
+    /// buffer for the next stage.
+    pub(crate) fn advance(&mut self, sealed: Sealed) {
+        assert_eq!(
+            sealed.head.last_batch_no,
+            self.head.last_batch_no + u64::from(sealed.receipt.is_some()),
+            "sealed writes advance one batch at a time"
+        );
+        self.head = sealed.head;
+        self.consumed.extend(sealed.offsets);
+        self.recycle(sealed.ops);
+    }
+
+    /// Keeps a write buffer for reuse.
+    pub(crate) fn recycle(&self, mut ops: WriteOps) {
+        if ops.bytes() <= SPARE_BYTES_MAX {
+            ops.clear();
+            *self
+                .spare
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ops);
+        }
+    }
+
+    /// After a write failed elsewhere (the pipelined committer's writer): poisons the
+    /// handle and resets the in-memory head to what the store holds.
+    pub(crate) fn poison(&mut self) {
+        self.poisoned = true;
+        if let Ok(head) = verify::read_head(&*self.reader.store) {
+            self.head = head;
+        }
+        if let Ok(consumed) = verify::stored_consumed(&*self.reader.store, &self.head) {
+            self.consumed = consumed;
+        }
+    }
+
+    /// The store, shared (for the pipelined committer's writer thread).
+    pub(crate) fn shared_store(&self) -> Arc<S> {
+        Arc::clone(&self.reader.store)
+    }
+
+    /// The write that stores a snapshot of the state after `cmd_seq` (checked
+    /// against the in-memory head).
+    pub(crate) fn snapshot_ops(&self, cmd_seq: u64, bytes: &[u8]) -> Result<WriteOps> {
         self.check_writable()?;
         if cmd_seq > self.head.last_cmd_seq {
             return Err(LedgerError::SnapshotBeyondHead {
@@ -575,9 +658,27 @@ impl<S: Store> Ledger<S> {
         ops.put_with(Cf::Snapshots, &seq_key(cmd_seq), |b| {
             format::encode_snapshot(b, cmd_seq, event_seq, bytes)
         });
+        Ok(ops)
+    }
+
+    /// Stores a snapshot of the state after `cmd_seq` (0: the empty state), synced.
+    /// Snapshots are derived data: writing one again at the same `cmd_seq` replaces it.
+    pub fn put_snapshot(&mut self, cmd_seq: u64, bytes: &[u8]) -> Result<()> {
+        let ops = self.snapshot_ops(cmd_seq, bytes)?;
         if let Err(e) = self.reader.store.write(&ops, true) {
             self.poisoned = true;
             return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Closes the ledger cleanly: moves what only the WAL holds into the store's files
+    /// (RocksDB: flushes the memtables), so the next open need not replay the WAL.
+    /// Everything acknowledged was durable already; this only makes restarts faster.
+    /// The store closes when the last [`LedgerReader`] is dropped too.
+    pub fn close(self) -> Result<()> {
+        if !self.poisoned {
+            self.reader.store.flush()?;
         }
         Ok(())
     }
@@ -636,6 +737,9 @@ impl<S: Store> Ledger<S> {
         self.reader.latest_good_snapshot()
     }
 }
+
+/// Largest write buffer kept for reuse between writes.
+const SPARE_BYTES_MAX: usize = 64 << 20;
 
 fn bound(what: &'static str, got: usize, max: usize) -> Result<()> {
     if got > max {

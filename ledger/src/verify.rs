@@ -851,11 +851,7 @@ pub(crate) fn run<S: Store + ?Sized>(
             .iter()
             .map(|(k, &(o, _))| (k.clone(), o))
             .collect(),
-        None => stored_offsets(store)?
-            .into_iter()
-            .filter(|(_, r)| r.cmd_seq <= head.last_cmd_seq)
-            .map(|(_, r)| (r.key, r.offset))
-            .collect(),
+        None => stored_consumed(store, &head)?,
     };
     if let Some(&embedded) = consumed.get(&SourceKey::Embedded) {
         if embedded > head.last_inbox_seq {
@@ -882,6 +878,18 @@ pub(crate) fn run<S: Store + ?Sized>(
         elapsed: t0.elapsed(),
     };
     Ok(Findings { report, tail })
+}
+
+/// The consumed offsets stored in meta, as of `head` (records beyond it ignored).
+pub(crate) fn stored_consumed<S: Store + ?Sized>(
+    store: &S,
+    head: &Head,
+) -> Result<BTreeMap<SourceKey, u64>> {
+    Ok(stored_offsets(store)?
+        .into_iter()
+        .filter(|(_, r)| r.cmd_seq <= head.last_cmd_seq)
+        .map(|(_, r)| (r.key, r.offset))
+        .collect())
 }
 
 /// Deletes the torn tail in one synced write: records beyond the head, and restores

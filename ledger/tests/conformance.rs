@@ -249,7 +249,8 @@ pub fn ledger_appends_reads_and_reopens<H: Harness>() {
     );
 
     let before = dump(&l);
-    drop((l, reader));
+    drop(reader);
+    l.close().expect("clean close");
     let l = Ledger::with_store(h.open(), &opts()).expect("reopen verifies");
     assert_eq!(dump(&l), before);
     let report = l.verify(&mut |_| {}).expect("verify");

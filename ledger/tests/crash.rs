@@ -128,6 +128,10 @@ fn killed_writers_lose_nothing_acknowledged_and_end_identical_to_a_clean_run() {
             break;
         }
     }
+    eprintln!(
+        "crash test: seed {seed:#x}, {kills_mid_run} writers killed mid-run, \
+         {acked_max} commands acknowledged before the final run"
+    );
     assert!(
         kills_mid_run >= 3,
         "the test must actually crash the writer"

@@ -246,3 +246,60 @@ proptest! {
         l.verify(&mut |_| {}).expect("verifies");
     }
 }
+
+/// A write failing inside the group committer: the submissions of that write and of
+/// every write staged after it fail, earlier ones stay acknowledged, the returned
+/// ledger is poisoned at the durable head, and a reopen continues from there.
+#[test]
+fn a_failed_group_write_fails_its_submissions_and_everything_after_it() {
+    use gpux_ledger::{GroupCommitOptions, GroupCommitter};
+    let store = FaultyStore::new(MemStore::new());
+    let l = Ledger::with_store(store.clone(), &opts()).expect("open");
+    let gc = GroupCommitter::spawn(
+        l,
+        GroupCommitOptions {
+            max_commands_per_write: 4,
+            ..GroupCommitOptions::default()
+        },
+    )
+    .expect("spawn");
+    store.arm(Fault::FailWrite { nth: 3 });
+    let (tx, rx) = std::sync::mpsc::channel();
+    for first in (1..=40u64).step_by(2) {
+        let tx = tx.clone();
+        gc.handle()
+            .submit_returning(commands(first, first + 1), move |r, back| {
+                tx.send((first, r.is_ok(), back.len())).expect("send");
+            })
+            .expect("submit");
+    }
+    drop(tx);
+    let (l, stats) = gc.shutdown().expect("shutdown");
+    let mut results: Vec<(u64, bool, usize)> = rx.iter().collect();
+    results.sort();
+    assert_eq!(results.len(), 20, "every submission is answered");
+    assert!(
+        results.iter().all(|&(_, _, back)| back == 2),
+        "commands handed back"
+    );
+    let acked: Vec<u64> = results.iter().filter(|r| r.1).map(|r| r.0 + 1).collect();
+    let last_acked = acked.last().copied().unwrap_or(0);
+    assert!(
+        results
+            .iter()
+            .all(|&(first, ok, _)| ok == (first + 1 <= last_acked)),
+        "acknowledged submissions are a prefix: {results:?}"
+    );
+    assert_eq!(stats.failed_writes, 1);
+    assert!(l.is_poisoned());
+    assert_eq!(
+        l.head().last_cmd_seq,
+        last_acked,
+        "in-memory head reset to the durable one"
+    );
+    drop(l);
+    let mut l = Ledger::with_store(store, &opts()).expect("reopen verifies");
+    assert_eq!(l.head().last_cmd_seq, last_acked);
+    fill(&mut l, 40, 4);
+    assert_eq!(dump(&l).events, model(40, 4).events);
+}

@@ -128,4 +128,8 @@ impl<S: Store> Store for FaultyStore<S> {
     fn is_read_only(&self) -> bool {
         self.inner.is_read_only()
     }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()
+    }
 }

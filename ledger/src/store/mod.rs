@@ -160,6 +160,12 @@ impl WriteOps {
         });
     }
 
+    /// Empties it, keeping its memory for the next write.
+    pub fn clear(&mut self) {
+        self.arena.clear();
+        self.ops.clear();
+    }
+
     /// Number of operations.
     pub fn len(&self) -> usize {
         self.ops.len()
@@ -251,6 +257,12 @@ pub trait Store: Send + Sync + 'static {
     fn is_read_only(&self) -> bool {
         false
     }
+    /// Moves what only the write-ahead log holds into the store's main files, so the
+    /// next open does not replay it (RocksDB: flush every memtable). Durability does
+    /// not depend on it.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 impl<T: Store> Store for std::sync::Arc<T> {
@@ -265,5 +277,8 @@ impl<T: Store> Store for std::sync::Arc<T> {
     }
     fn is_read_only(&self) -> bool {
         (**self).is_read_only()
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        (**self).flush()
     }
 }

@@ -36,6 +36,9 @@ pub struct RocksOptions {
     pub max_total_wal_bytes: u64,
     /// WAL files kept for reuse (reusing a preallocated file makes fdatasync cheaper).
     pub recycle_wal_files: usize,
+    /// Write the memtables rebuilt from the WAL to SST files during open (RocksDB's
+    /// default) instead of keeping them in memory; slower restarts after a crash.
+    pub flush_during_recovery: bool,
 }
 
 impl Default for RocksOptions {
@@ -46,6 +49,7 @@ impl Default for RocksOptions {
             background_jobs: 2,
             max_total_wal_bytes: 1 << 30,
             recycle_wal_files: 0,
+            flush_during_recovery: false,
         }
     }
 }
@@ -65,7 +69,7 @@ impl std::fmt::Debug for RocksStore {
     }
 }
 
-fn db_options(o: &RocksOptions) -> Options {
+fn db_options(o: &RocksOptions) -> Result<Options, StoreError> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
@@ -75,7 +79,11 @@ fn db_options(o: &RocksOptions) -> Options {
     opts.set_recycle_log_file_num(o.recycle_wal_files);
     opts.set_bytes_per_sync(1 << 20);
     opts.set_keep_log_file_num(4);
-    opts
+    // Not wrapped by the rocksdb crate; the options-string parser sets it.
+    Ok(opts.get_options_from_string(format!(
+        "avoid_flush_during_recovery={}",
+        !o.flush_during_recovery
+    ))?)
 }
 
 fn cf_options(cf: Cf, o: &RocksOptions) -> Options {
@@ -108,7 +116,7 @@ impl RocksStore {
         let cfs = Cf::ALL
             .iter()
             .map(|&cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(cf, o)));
-        let db = DB::open_cf_descriptors(&db_options(o), path, cfs)?;
+        let db = DB::open_cf_descriptors(&db_options(o)?, path, cfs)?;
         Ok(Self {
             db,
             read_only: false,
@@ -118,7 +126,7 @@ impl RocksStore {
     /// Opens the database at `path` read-only (RocksDB `open_cf_for_read_only`): it never
     /// writes, and it sees the data as of the open.
     pub fn open_read_only(path: &Path, o: &RocksOptions) -> Result<Self, StoreError> {
-        let mut opts = db_options(o);
+        let mut opts = db_options(o)?;
         opts.create_if_missing(false);
         opts.create_missing_column_families(false);
         let db = DB::open_cf_for_read_only(&opts, path, Cf::ALL.iter().map(|cf| cf.name()), false)?;
@@ -180,6 +188,19 @@ impl Store for RocksStore {
 
     fn is_read_only(&self) -> bool {
         self.read_only
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Ok(());
+        }
+        let mut handles = Vec::with_capacity(Cf::ALL.len());
+        for cf in Cf::ALL {
+            handles.push(self.handle(cf)?);
+        }
+        self.db
+            .flush_cfs_opt(&handles, &rocksdb::FlushOptions::default())?;
+        Ok(())
     }
 }
 
