@@ -1,4 +1,5 @@
-//! `ledger-crash-writer DIR SEED TARGET`: the child process of the crash tests.
+//! `ledger-crash-writer [--group] DIR SEED TARGET`: the child process of the crash
+//! tests (`--group`: through the group committer, see `run_group`).
 //!
 //! Runs a miniature embedded pipeline whose every input and output is a pure function
 //! of `SEED`: it journals commands into the inbox, then applies them in batches
@@ -14,7 +15,10 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use gpux_ledger::{hex, AppliedCommand, Ledger, LedgerOptions, Source, SourceKey};
+use gpux_ledger::{
+    hex, AppliedCommand, GroupCommitOptions, GroupCommitter, Ledger, LedgerOptions, Source,
+    SourceKey,
+};
 
 const SNAPSHOT_EVERY_COMMANDS: u64 = 100;
 
@@ -92,16 +96,7 @@ fn run(dir: &str, seed: u64, target: u64) -> Result<String, gpux_ledger::LedgerE
         let commands: Vec<AppliedCommand> = entries
             .into_iter()
             .enumerate()
-            .map(|(i, (seq, payload))| {
-                let cmd_seq = first + i as u64;
-                AppliedCommand {
-                    cmd_seq,
-                    ts_ns: cmd_seq * 1_000_000 + mix(seed ^ cmd_seq) % 1_000,
-                    source: Source::Embedded { seq },
-                    events: events(seed, cmd_seq, &payload),
-                    payload,
-                }
-            })
+            .map(|(i, (seq, payload))| command(seed, first + i as u64, seq, payload))
             .collect();
         let receipt = ledger.append(&commands)?;
         let last = receipt.header.last_cmd_seq;
@@ -117,10 +112,83 @@ fn run(dir: &str, seed: u64, target: u64) -> Result<String, gpux_ledger::LedgerE
     Ok(hash)
 }
 
+fn say_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn command(seed: u64, cmd_seq: u64, seq: u64, payload: Vec<u8>) -> AppliedCommand {
+    AppliedCommand {
+        cmd_seq,
+        ts_ns: cmd_seq * 1_000_000 + mix(seed ^ cmd_seq) % 1_000,
+        source: Source::Embedded { seq },
+        events: events(seed, cmd_seq, &payload),
+        payload,
+    }
+}
+
+/// The same pipeline through the [`GroupCommitter`]: submissions are not waited for,
+/// so writes merge as they queue (batch boundaries then depend on timing, the
+/// commands and events do not); `ack` is printed by the completion, once durable.
+fn run_group(dir: &str, seed: u64, target: u64) -> Result<String, gpux_ledger::LedgerError> {
+    let ledger = Ledger::open(dir, &LedgerOptions::default())?;
+    let mut next_cmd = ledger.head().last_cmd_seq + 1;
+    let consumed = ledger.consumed_offset(&SourceKey::Embedded).unwrap_or(0);
+    assert_eq!(next_cmd - 1, consumed, "one command per inbox entry");
+    let mut inbox_last = ledger.inbox_last();
+    let gc = GroupCommitter::spawn(
+        ledger,
+        GroupCommitOptions {
+            max_commands_per_write: 64,
+            ..GroupCommitOptions::default()
+        },
+    )?;
+    let reader = gc.reader();
+    while next_cmd <= target {
+        let want = batch_size(seed, next_cmd).min(target - next_cmd + 1);
+        if inbox_last < next_cmd - 1 + want {
+            let n = journal_chunk(seed, inbox_last + 1).min(target - inbox_last);
+            let payloads: Vec<Vec<u8>> = (inbox_last + 1..=inbox_last + n)
+                .map(|s| inbox_payload(seed, s))
+                .collect();
+            let seqs = gc.journal(payloads)?.wait()?;
+            inbox_last = seqs.last().copied().unwrap_or(inbox_last);
+            say_line(&format!("journal {inbox_last}"));
+            continue;
+        }
+        let entries = reader.read_inbox(next_cmd, want as usize)?;
+        assert_eq!(
+            entries.len() as u64,
+            want,
+            "inbox holds the whole submission"
+        );
+        let commands: Vec<AppliedCommand> = entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, (seq, payload))| command(seed, next_cmd + i as u64, seq, payload))
+            .collect();
+        next_cmd += want;
+        gc.handle().submit_with(commands, |r| match r {
+            Ok(c) => say_line(&format!("ack {}", c.assigned.last_cmd_seq)),
+            Err(e) => say_line(&format!("failed {e}")),
+        })?;
+    }
+    let (ledger, stats) = gc.shutdown()?;
+    assert_eq!(stats.failed_writes, 0);
+    let hash = hex(&ledger.head().hash);
+    say_line(&format!("done {hash}"));
+    Ok(hash)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let parsed = match args.as_slice() {
-        [_, dir, seed, target] => seed
+    let (group, rest) = match args.get(1).map(String::as_str) {
+        Some("--group") => (true, &args[2..]),
+        _ => (false, &args[1..]),
+    };
+    let parsed = match rest {
+        [dir, seed, target] => seed
             .parse::<u64>()
             .ok()
             .zip(target.parse::<u64>().ok())
@@ -128,10 +196,15 @@ fn main() -> ExitCode {
         _ => None,
     };
     let Some((dir, seed, target)) = parsed else {
-        eprintln!("usage: ledger-crash-writer DIR SEED TARGET_COMMANDS");
+        eprintln!("usage: ledger-crash-writer [--group] DIR SEED TARGET_COMMANDS");
         return ExitCode::from(2);
     };
-    match run(&dir, seed, target) {
+    let result = if group {
+        run_group(&dir, seed, target)
+    } else {
+        run(&dir, seed, target)
+    };
+    match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ledger-crash-writer: {e}");
