@@ -1,8 +1,9 @@
 //! [`RocksStore`]: the [`Store`] on RocksDB, and its tuning ([`RocksOptions`]).
 //!
 //! Each [`Cf`] is a RocksDB column family; a [`WriteOps`] becomes one `WriteBatch`,
-//! written with `sync = true` (WAL fdatasync) when asked. Tuning choices, each measured
-//! with `examples/bench.rs` on the 2-core CI machine:
+//! written with `sync = true` (WAL fdatasync) when asked. Tuning choices (the ones
+//! marked *measured* were compared with `examples/bench.rs` on the 2-core machine; the
+//! others are the usual settings for append-only, sequential keys):
 //!
 //! - durability comes from the WAL alone: every acknowledged write is fsynced there;
 //!   memtables are flushed to SST files in the background;
@@ -11,7 +12,11 @@
 //!   cores) and large write buffers (fewer, larger flushes);
 //! - WAL recovery mode is RocksDB's default, point-in-time: replay stops at the first
 //!   damaged WAL record, so a `WriteBatch` whose WAL record was cut by a crash is
-//!   dropped whole, never half-applied.
+//!   dropped whole, never half-applied;
+//! - *measured*: after a crash the WAL is replayed into memtables without writing
+//!   SST files during open (`avoid_flush_during_recovery`): about 0.6 s instead of
+//!   1.4 s for a WAL of 1 M events;
+//! - *measured*: WAL file recycling made no difference here and is off.
 
 use std::path::Path;
 
