@@ -183,8 +183,11 @@ impl Sequencer {
         Ok(())
     }
 
-    /// Clean shutdown: a snapshot at the head, so the next start replays nothing.
+    /// Clean shutdown: a snapshot at the head and the ledger's memtables flushed, so
+    /// the next start replays nothing.
     pub fn close(mut self) -> Result<()> {
-        self.snapshot()
+        self.snapshot()?;
+        self.ledger.close()?;
+        Ok(())
     }
 }
