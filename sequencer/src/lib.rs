@@ -1,0 +1,27 @@
+//! gpux sequencer: the exchange core between the command log and the ledger.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`pipeline`] | [`Exchange`]: decode → engine → group commit → publish, bounded stages, start/recover/shutdown |
+//! | [`source`] | [`CommandSource`]: the embedded inbox ([`InboxSource`]); Kafka lives in `kafka` |
+//! | [`submit`] | [`Submitter`]: how commands enter the log ([`EmbeddedSubmitter`]) |
+//! | [`feed`] | [`Publisher`] and [`Feed`]/[`LedgerFollower`]: committed commands for followers |
+//! | [`committed`] | [`CommittedCommand`], the unit every follower sees |
+//! | [`error`] | [`SubmitError`], [`FeedError`] |
+//!
+//! The engine is touched by one thread only (the pipeline's engine thread); everything
+//! else (gateway, market data, the events-topic publisher) follows committed batches.
+
+pub mod committed;
+pub mod error;
+pub mod feed;
+pub mod pipeline;
+pub mod source;
+pub mod submit;
+
+pub use committed::{read_committed, request_id_of, CommittedBatch, CommittedCommand};
+pub use error::{FeedError, SubmitError};
+pub use feed::{Feed, LedgerFollower, Publisher};
+pub use pipeline::{Exchange, PipelineOptions, PipelineStats};
+pub use source::{CommandSource, InboxSource, Inbound};
+pub use submit::{EmbeddedSubmitter, SubmitDone, Submitter, MAX_COMMAND_BYTES};

@@ -1,0 +1,133 @@
+//! The way into the command log: [`Submitter`], implemented by the embedded log
+//! ([`EmbeddedSubmitter`], journaling into the ledger's inbox) and by the Kafka
+//! producer (`kafka` module).
+//!
+//! A submission is durable in the log when `done(Ok(()))` is called: it will be
+//! applied exactly once, in log order, even if the process crashes right after.
+//! Its effect is learnt from the feed (the committed command whose envelope carries
+//! the submitter's `request_id`).
+
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use gpux_ledger::CommitHandle;
+
+use crate::error::SubmitError;
+
+/// Most bytes one command may have in the log (the engine refuses larger envelopes
+/// as `malformed_command` anyway; the log refuses them outright).
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
+/// Called once with the outcome of a submission.
+pub type SubmitDone = Box<dyn FnOnce(Result<(), SubmitError>) + Send>;
+
+/// Appends commands (`CommandEnvelope` JSON, see `docs/PROTOCOL.md`) to the log.
+pub trait Submitter: Send + Sync {
+    /// Appends `payload`; `done` is called exactly once, on some other thread, when it
+    /// is durable in the log (`Ok`) or cannot be (`Err`). Never blocks for long: when
+    /// the log is overloaded `done(Err(SubmitError::Overloaded))` is called at once.
+    fn submit(&self, payload: Vec<u8>, done: SubmitDone);
+}
+
+/// Wakes the embedded source when the inbox grows.
+#[derive(Debug, Default)]
+pub(crate) struct InboxSignal {
+    last: Mutex<u64>,
+    grown: Condvar,
+}
+
+impl InboxSignal {
+    pub(crate) fn new(last: u64) -> Arc<Self> {
+        Arc::new(Self {
+            last: Mutex::new(last),
+            grown: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn advance(&self, to: u64) {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if to > *last {
+            *last = to;
+            self.grown.notify_all();
+        }
+    }
+
+    /// Waits until the inbox holds `seq` or `timeout` passes; returns the last seq.
+    pub(crate) fn wait_for(&self, seq: u64, timeout: Duration) -> u64 {
+        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let (last, _) = self
+            .grown
+            .wait_timeout_while(last, timeout, |l| *l < seq)
+            .unwrap_or_else(PoisonError::into_inner);
+        *last
+    }
+
+    /// Wakes every waiter (shutdown).
+    pub(crate) fn wake(&self) {
+        self.grown.notify_all();
+    }
+}
+
+/// The embedded command log: journals into the ledger's inbox through the group
+/// committer, sharing its fsyncs with the engine's appends.
+#[derive(Clone)]
+pub struct EmbeddedSubmitter {
+    handle: CommitHandle,
+    signal: Arc<InboxSignal>,
+}
+
+impl std::fmt::Debug for EmbeddedSubmitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmbeddedSubmitter")
+    }
+}
+
+impl EmbeddedSubmitter {
+    pub(crate) fn new(handle: CommitHandle, signal: Arc<InboxSignal>) -> Self {
+        Self { handle, signal }
+    }
+
+    /// Journals many commands at once (one request to the committer); `done` gets
+    /// their inbox sequence numbers.
+    pub fn submit_many(
+        &self,
+        payloads: Vec<Vec<u8>>,
+        done: impl FnOnce(Result<Vec<u64>, SubmitError>) + Send + 'static,
+    ) {
+        if let Some(p) = payloads.iter().find(|p| p.len() > MAX_COMMAND_BYTES) {
+            let _ = p;
+            done(Err(SubmitError::TooLarge {
+                max: MAX_COMMAND_BYTES,
+            }));
+            return;
+        }
+        let signal = Arc::clone(&self.signal);
+        let done = Arc::new(Mutex::new(Some(done)));
+        let done2 = Arc::clone(&done);
+        let sent = self.handle.journal_with(payloads, move |r| {
+            let r = match r {
+                Ok(seqs) => {
+                    if let Some(&last) = seqs.last() {
+                        signal.advance(last);
+                    }
+                    Ok(seqs)
+                }
+                Err(e) => Err(SubmitError::Unavailable(e.to_string())),
+            };
+            if let Some(f) = done2.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                f(r);
+            }
+        });
+        if let Err(e) = sent {
+            if let Some(f) = done.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                f(Err(SubmitError::Unavailable(e.to_string())));
+            }
+        }
+    }
+}
+
+impl Submitter for EmbeddedSubmitter {
+    fn submit(&self, payload: Vec<u8>, done: SubmitDone) {
+        self.submit_many(vec![payload], move |r| done(r.map(|_| ())));
+    }
+}
