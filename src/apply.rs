@@ -12,11 +12,15 @@
 //! events are printed; running again with the same file resumes: lines already in
 //! the command log (counted from the top, blank lines aside) are skipped.
 
-use crate::pipeline::{Committed, PipelineOptions, Sequencer};
-use gpux_engine::{CommandEnvelope, Engine, EventEnvelope};
+use gpux_engine::{CommandEnvelope, Engine, Event, EventEnvelope};
+use gpux_ledger::SourceKey;
+use gpux_sequencer::{Exchange, Feed, PipelineOptions};
 use std::fmt;
 use std::io::{BufRead, Write};
 use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// Why `apply` stopped.
 #[derive(Debug)]
@@ -90,8 +94,16 @@ fn commands(
     })
 }
 
-fn print(out: &mut impl Write, c: &Committed, summary: &mut ApplySummary) -> std::io::Result<()> {
-    for event in &c.events {
+/// One applied command's events, as printed.
+struct Applied<'a> {
+    seq: u64,
+    ts_ns: u64,
+    request_id: Option<String>,
+    events: &'a [Event],
+}
+
+fn print(out: &mut impl Write, c: &Applied<'_>, summary: &mut ApplySummary) -> std::io::Result<()> {
+    for event in c.events {
         let env = EventEnvelope::new(c.seq, c.ts_ns, c.request_id.clone(), event.clone());
         serde_json::to_writer(&mut *out, &env).map_err(std::io::Error::other)?;
         out.write_all(b"\n")?;
@@ -111,11 +123,11 @@ pub fn run(input: impl BufRead, mut output: impl Write) -> Result<ApplySummary, 
         let seq = engine.last_seq() + 1;
         let mut events = Vec::new();
         engine.apply(seq, env.ts_ns, &env.command, &mut events);
-        let c = Committed {
+        let c = Applied {
             seq,
             ts_ns: engine.last_ts_ns(),
             request_id: env.request_id,
-            events,
+            events: &events,
         };
         print(&mut output, &c, &mut summary)?;
     }
@@ -126,54 +138,94 @@ pub fn run(input: impl BufRead, mut output: impl Write) -> Result<ApplySummary, 
 /// Lines journaled per synced write to the command log.
 const JOURNAL_CHUNK: usize = 1_024;
 
-/// Like [`run`], but durable: commands go through the embedded command log and
-/// the ledger in `dir` (created if missing), and a re-run resumes.
+/// Like [`run`], but durable: commands go through the embedded command log and the
+/// pipeline into the ledger in `dir` (created if missing), and a re-run resumes.
+/// Events are printed once their batch is durable.
 pub fn run_durable(
     dir: &Path,
     opts: PipelineOptions,
     input: impl BufRead,
     mut output: impl Write,
 ) -> Result<ApplySummary, ApplyError> {
-    let mut seq = Sequencer::open(dir, opts)?;
+    let exchange = Exchange::start_embedded(dir, opts)?;
+    let submitter = exchange
+        .embedded_submitter()
+        .ok_or_else(|| anyhow::anyhow!("the embedded pipeline has no submitter"))?;
+    let journaled = exchange
+        .reader()
+        .inbox_last()
+        .map_err(anyhow::Error::from)?;
+    let stats = exchange.stats();
+    // Print everything applied from now on: commands an earlier run journaled but
+    // did not apply come first.
+    let mut feed = exchange.follow(stats.durable_seq.load(Ordering::Acquire) + 1);
     let mut summary = ApplySummary {
-        resumed: seq.journaled(),
+        resumed: journaled,
         ..ApplySummary::default()
     };
-    let mut io_result = Ok(());
-    let mut drain = |seq: &mut Sequencer, summary: &mut ApplySummary| -> Result<(), ApplyError> {
-        seq.drain(|batch| {
-            for c in batch {
-                if io_result.is_ok() {
-                    io_result = print(&mut output, c, summary);
-                }
+    let mut print_ready = |feed: &mut dyn Feed, summary: &mut ApplySummary, wait: Duration| {
+        while let Some(batch) = feed.recv_timeout(wait).map_err(anyhow::Error::from)? {
+            for c in batch.iter() {
+                let a = Applied {
+                    seq: c.cmd_seq,
+                    ts_ns: c.ts_ns,
+                    request_id: c.request_id.clone(),
+                    events: &c.events,
+                };
+                print(&mut output, &a, summary)?;
             }
-        })?;
-        Ok(())
+        }
+        Ok::<(), ApplyError>(())
     };
-    // Anything journaled by an earlier run but not yet applied goes first.
-    drain(&mut seq, &mut summary)?;
-    let mut chunk: Vec<String> = Vec::with_capacity(JOURNAL_CHUNK);
+    let mut chunk: Vec<Vec<u8>> = Vec::with_capacity(JOURNAL_CHUNK);
     let mut stop = None;
-    for item in commands(input).skip(summary.resumed as usize) {
+    let mut last_journaled = journaled;
+    let journal = |chunk: &mut Vec<Vec<u8>>| -> Result<u64, ApplyError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        submitter.submit_many(std::mem::take(chunk), move |r| {
+            let _ = tx.send(r);
+        });
+        let seqs = rx
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the command log stopped"))?
+            .map_err(anyhow::Error::from)?;
+        Ok(seqs.last().copied().unwrap_or(0))
+    };
+    for item in commands(input).skip(journaled as usize) {
         match item {
-            Ok((line, _)) => chunk.push(line),
+            Ok((line, _)) => chunk.push(line.into_bytes()),
             Err(e) => {
                 stop = Some(e);
                 break;
             }
         }
         if chunk.len() == JOURNAL_CHUNK {
-            seq.submit(&chunk)?;
-            chunk.clear();
-            drain(&mut seq, &mut summary)?;
+            last_journaled = journal(&mut chunk)?;
+            print_ready(&mut feed, &mut summary, Duration::ZERO)?;
         }
     }
     if !chunk.is_empty() {
-        seq.submit(&chunk)?;
-        drain(&mut seq, &mut summary)?;
+        last_journaled = journal(&mut chunk)?;
     }
-    seq.close()?;
-    io_result?;
+    // Everything journaled is applied and durable before the ledger closes.
+    let reader = exchange.reader();
+    loop {
+        print_ready(&mut feed, &mut summary, Duration::from_millis(20))?;
+        let consumed = reader
+            .consumed_offset(&SourceKey::Embedded)
+            .map_err(anyhow::Error::from)?
+            .unwrap_or(0);
+        if consumed >= last_journaled && feed.next_seq() > stats.durable_seq.load(Ordering::Acquire)
+        {
+            break;
+        }
+        if let Some(why) = exchange.failure() {
+            return Err(ApplyError::Ledger(anyhow::anyhow!(why)));
+        }
+    }
+    print_ready(&mut feed, &mut summary, Duration::ZERO)?;
+    drop(feed);
+    exchange.shutdown()?;
     output.flush()?;
     match stop {
         Some(e) => Err(e),

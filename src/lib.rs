@@ -4,11 +4,11 @@
 //!
 //! - [`apply`]: `gpux apply` — JSON-lines commands in, JSON-lines events out.
 //! - [`bench`]: `gpux bench …` — throughput and latency measurements.
-//! - [`pipeline`]: the embedded sequencer — command log → engine → ledger.
+//! - [`bench_pipeline`]: `gpux bench pipeline`, the whole embedded pipeline measured.
 //! - [`workload`]: the seeded order-flow generator the benches share.
 #![deny(missing_docs)]
 
 pub mod apply;
 pub mod bench;
-pub mod pipeline;
+pub mod bench_pipeline;
 pub mod workload;

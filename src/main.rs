@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gpux::pipeline::PipelineOptions;
+use gpux_sequencer::PipelineOptions;
 use std::io::{BufRead, BufReader, BufWriter};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -144,6 +144,22 @@ enum BenchCmd {
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
     },
+    /// The whole pipeline: the engine workload journaled into the embedded command
+    /// log, decoded, applied and committed to a durable ledger.
+    Pipeline {
+        /// Order messages to run (plus the setup commands).
+        #[arg(long, default_value_t = 1_000_000)]
+        orders: usize,
+        /// Workload seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Commands per submission to the log.
+        #[arg(long, default_value_t = 256)]
+        chunk: usize,
+        /// Directory for the ledger (default: a temporary one, removed afterwards).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -200,6 +216,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 let report =
                     gpux_ledger::bench(&dir, events, &gpux_ledger::BenchOptions::default())?;
+                println!("{}", serde_json::to_string(&report)?);
+            }
+            BenchCmd::Pipeline {
+                orders,
+                seed,
+                chunk,
+                data,
+            } => {
+                let tmp;
+                let dir = match data {
+                    Some(d) => d,
+                    None => {
+                        tmp = tempfile::tempdir()?;
+                        tmp.path().to_path_buf()
+                    }
+                };
+                let report = gpux::bench_pipeline::embedded(&dir, orders, seed, chunk)?;
                 println!("{}", serde_json::to_string(&report)?);
             }
         },

@@ -80,7 +80,9 @@ impl Publisher {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SyncSender<CommittedBatch>>> {
-        self.subscribers.lock().unwrap_or_else(PoisonError::into_inner)
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -96,6 +98,7 @@ pub struct LedgerFollower<S: Store> {
     reader: LedgerReader<S>,
     publisher: Arc<Publisher>,
     live: Option<Receiver<CommittedBatch>>,
+    queue_batches: usize,
     next_seq: u64,
 }
 
@@ -106,8 +109,16 @@ impl<S: Store> LedgerFollower<S> {
             reader,
             publisher,
             live: None,
+            queue_batches: FOLLOWER_QUEUE_BATCHES,
             next_seq: next_seq.max(1),
         }
+    }
+
+    /// Sets how many live batches may wait unread before the publisher drops this
+    /// follower (it then catches up from the ledger).
+    pub fn with_queue_batches(mut self, batches: usize) -> Self {
+        self.queue_batches = batches.max(1);
+        self
     }
 
     /// Whatever the ledger holds from `next_seq` on (up to one step), or nothing.
@@ -140,7 +151,7 @@ impl<S: Store> Feed for LedgerFollower<S> {
             if self.live.is_none() {
                 // Subscribe first, then read the ledger: anything committed after the
                 // read is in the subscription, so nothing falls between the two.
-                self.live = Some(self.publisher.subscribe(FOLLOWER_QUEUE_BATCHES));
+                self.live = Some(self.publisher.subscribe(self.queue_batches));
                 if let Some(b) = self.catch_up()? {
                     return Ok(Some(b));
                 }
@@ -160,7 +171,14 @@ impl<S: Store> Feed for LedgerFollower<S> {
                         }
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => return Ok(None),
+                Err(RecvTimeoutError::Timeout) => {
+                    // A batch built before this follower subscribed is published
+                    // without it; the ledger's head tells whether one was missed.
+                    if self.reader.head()?.last_cmd_seq >= self.next_seq {
+                        return self.catch_up();
+                    }
+                    return Ok(None);
+                }
                 Err(RecvTimeoutError::Disconnected) => {
                     // Dropped for lagging, or the pipeline stopped: read the ledger.
                     self.live = None;

@@ -23,5 +23,5 @@ pub use committed::{read_committed, request_id_of, CommittedBatch, CommittedComm
 pub use error::{FeedError, SubmitError};
 pub use feed::{Feed, LedgerFollower, Publisher};
 pub use pipeline::{Exchange, PipelineOptions, PipelineStats};
-pub use source::{CommandSource, InboxSource, Inbound};
+pub use source::{CommandSource, Inbound, InboxSource};
 pub use submit::{EmbeddedSubmitter, SubmitDone, Submitter, MAX_COMMAND_BYTES};

@@ -34,7 +34,7 @@ use gpux_ledger::{
 
 use crate::committed::{CommittedBatch, CommittedCommand};
 use crate::feed::{LedgerFollower, Publisher};
-use crate::source::{CommandSource, InboxSource, Inbound};
+use crate::source::{CommandSource, Inbound, InboxSource};
 use crate::submit::{EmbeddedSubmitter, InboxSignal, Submitter};
 
 /// Tuning of the pipeline.
@@ -110,6 +110,7 @@ pub struct Exchange {
     reader: LedgerReader<RocksStore>,
     publisher: Arc<Publisher>,
     submitter: Option<Arc<dyn Submitter>>,
+    embedded: Option<EmbeddedSubmitter>,
     stats: Arc<PipelineStats>,
     stop: Arc<AtomicBool>,
     failed: Arc<Mutex<Option<String>>>,
@@ -136,7 +137,8 @@ impl Exchange {
             let submitter = EmbeddedSubmitter::new(handle, Arc::clone(&signal));
             Ok(StartParts {
                 source: Box::new(source),
-                submitter: Some(Arc::new(submitter)),
+                submitter: Some(Arc::new(submitter.clone())),
+                embedded: Some(submitter),
                 signal: Some(signal),
             })
         })
@@ -153,6 +155,7 @@ impl Exchange {
         let mut parts = Some(StartParts {
             source,
             submitter,
+            embedded: None,
             signal: None,
         });
         Self::start(dir, opts, move |_, _, _| {
@@ -194,6 +197,7 @@ impl Exchange {
         let StartParts {
             mut source,
             submitter,
+            embedded,
             signal,
         } = make(&reader, committer.handle(), Arc::clone(&stop))?;
         let consumed = reader.consumed_offset(&source.key())?;
@@ -242,6 +246,7 @@ impl Exchange {
             reader,
             publisher,
             submitter,
+            embedded,
             stats,
             stop,
             failed,
@@ -256,6 +261,11 @@ impl Exchange {
     /// Where commands go in (`None` when started on a source without a submitter).
     pub fn submitter(&self) -> Option<Arc<dyn Submitter>> {
         self.submitter.clone()
+    }
+
+    /// The embedded command log's submitter (batch journaling), when running on it.
+    pub fn embedded_submitter(&self) -> Option<EmbeddedSubmitter> {
+        self.embedded.clone()
     }
 
     /// The in-process publication of committed batches.
@@ -369,6 +379,7 @@ impl Drop for Exchange {
 struct StartParts {
     source: Box<dyn CommandSource>,
     submitter: Option<Arc<dyn Submitter>>,
+    embedded: Option<EmbeddedSubmitter>,
     signal: Option<Arc<InboxSignal>>,
 }
 
@@ -455,7 +466,12 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Resul
             }
             Err(TryRecvError::Disconnected) => break,
         };
-        if ctx.failed.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
+        if ctx
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+        {
             ctx.stop.store(true, Ordering::SeqCst);
             break;
         }
@@ -560,10 +576,15 @@ fn submit(
                     stats.durable_events.fetch_add(events, Ordering::Relaxed);
                     stats.batches.fetch_add(1, Ordering::Relaxed);
                     if !committed.is_empty() {
+                        // `committed` may start mid-batch (a subscriber arrived while
+                        // it was built): walk the whole batch for the event numbers.
                         let mut next_event = c.assigned.first_event_seq;
-                        for cc in &mut committed {
-                            cc.first_event_seq = next_event;
-                            next_event += cc.events.len() as u64;
+                        let mut cc = committed.iter_mut().peekable();
+                        for a in &returned {
+                            if let Some(x) = cc.next_if(|x| x.cmd_seq == a.cmd_seq) {
+                                x.first_event_seq = next_event;
+                            }
+                            next_event += a.events.len() as u64;
                         }
                         let b: CommittedBatch = committed.into();
                         publisher.publish(&b);

@@ -1,0 +1,169 @@
+//! `gpux bench pipeline`: the engine workload through the whole embedded pipeline
+//! into a durable ledger.
+//!
+//! Commands are the engine bench's seeded workload as `CommandEnvelope` JSON. A
+//! producer thread journals them into the embedded command log in chunks (as a
+//! gateway's group of concurrent requests would) while the pipeline decodes, applies
+//! and commits them; the run ends when the last command is durable. Latency is per
+//! chunk: from handing it to the log to the ledger holding the chunk's last command
+//! (a monitor thread watches the durable sequence number), so it includes the
+//! journal fsync, decoding, matching and the commit fsync.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use gpux_engine::{Command, CommandEnvelope};
+use gpux_ledger::LatencyHistogram;
+use gpux_sequencer::{EmbeddedSubmitter, Exchange, PipelineOptions, SubmitError};
+use serde::Serialize;
+
+use crate::workload::{self, WorkloadConfig};
+
+/// The result of `gpux bench pipeline` (embedded).
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineBenchReport {
+    /// Always `"pipeline"`.
+    pub bench: &'static str,
+    /// `"embedded"`.
+    pub mode: &'static str,
+    /// Commands that went through (setup + orders).
+    pub commands: u64,
+    /// From the first submission to the last command durable.
+    pub seconds: f64,
+    /// `commands / seconds`.
+    pub commands_per_sec: f64,
+    /// Median submission-to-durable latency of a chunk, microseconds.
+    pub p50_command_to_durable_us: u64,
+    /// 99th percentile.
+    pub p99_command_to_durable_us: u64,
+    /// Slowest chunk.
+    pub max_command_to_durable_us: u64,
+    /// Commands per submission.
+    pub chunk: usize,
+    /// Ledger batches written.
+    pub batches: u64,
+    /// Events written.
+    pub events: u64,
+}
+
+/// Serializes the workload as envelopes with increasing timestamps.
+pub fn envelopes(orders: usize, seed: u64) -> Vec<Vec<u8>> {
+    let cfg = WorkloadConfig::new(orders, seed);
+    let commands: Vec<Command> = workload::setup(&cfg)
+        .into_iter()
+        .chain(workload::orders(&cfg))
+        .collect();
+    commands
+        .into_iter()
+        .enumerate()
+        .map(|(i, command)| {
+            let env = CommandEnvelope {
+                v: 1,
+                ts_ns: 1_700_000_000_000_000_000 + i as u64 * 1_000,
+                request_id: None,
+                command,
+            };
+            serde_json::to_vec(&env).expect("commands serialize")
+        })
+        .collect()
+}
+
+/// Runs the embedded pipeline bench in `dir` (which must be empty).
+pub fn embedded(
+    dir: &std::path::Path,
+    orders: usize,
+    seed: u64,
+    chunk: usize,
+) -> Result<PipelineBenchReport> {
+    let payloads = envelopes(orders, seed);
+    let total = payloads.len() as u64;
+    let chunk = chunk.max(1);
+    let exchange = Exchange::start_embedded(dir, PipelineOptions::default())?;
+    if exchange.stats().durable_seq.load(Ordering::Acquire) != 0 {
+        return Err(anyhow!("{} already holds a ledger", dir.display()));
+    }
+    let submitter: EmbeddedSubmitter = exchange
+        .embedded_submitter()
+        .context("the embedded pipeline has a submitter")?;
+    let stats = exchange.stats();
+
+    // The monitor records, for each chunk, when its last command became durable.
+    let (sub_tx, sub_rx) = mpsc::channel::<(u64, Instant)>();
+    let monitor = {
+        let stats = Arc::clone(&stats);
+        std::thread::spawn(move || {
+            let mut hist = LatencyHistogram::default();
+            let mut pending = std::collections::VecDeque::new();
+            loop {
+                while let Ok(s) = sub_rx.try_recv() {
+                    pending.push_back(s);
+                }
+                let durable = stats.durable_seq.load(Ordering::Acquire);
+                let now = Instant::now();
+                while let Some(&(last, at)) = pending.front() {
+                    if last > durable {
+                        break;
+                    }
+                    hist.record_us(now.duration_since(at).as_micros() as u64);
+                    pending.pop_front();
+                }
+                if durable >= total {
+                    return (hist, now);
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        })
+    };
+
+    let failed_flag: Arc<Mutex<Option<SubmitError>>> = Arc::default();
+    let started = Instant::now();
+    let mut next_seq = 1u64;
+    let mut it = payloads.into_iter().peekable();
+    while it.peek().is_some() {
+        let part: Vec<Vec<u8>> = it.by_ref().take(chunk).collect();
+        next_seq += part.len() as u64;
+        let _ = sub_tx.send((next_seq - 1, Instant::now()));
+        // The committer's bounded queue is the back-pressure: submitting blocks
+        // while it is full, as concurrent clients would wait.
+        let failed = Arc::clone(&failed_flag);
+        submitter.submit_many(part, move |r| {
+            if let Err(e) = r {
+                let mut f = failed.lock().unwrap_or_else(PoisonError::into_inner);
+                f.get_or_insert(e);
+            }
+        });
+        if let Some(e) = failed_now(&failed_flag) {
+            return Err(anyhow!("journaling failed: {e}"));
+        }
+    }
+    drop(sub_tx);
+    if let Some(e) = failed_now(&failed_flag) {
+        return Err(anyhow!("journaling failed: {e}"));
+    }
+    let (hist, finished) = monitor
+        .join()
+        .map_err(|_| anyhow!("the monitor thread panicked"))?;
+    let seconds = finished.duration_since(started).as_secs_f64();
+    let report = PipelineBenchReport {
+        bench: "pipeline",
+        mode: "embedded",
+        commands: total,
+        seconds,
+        commands_per_sec: total as f64 / seconds,
+        p50_command_to_durable_us: hist.quantile_us(500),
+        p99_command_to_durable_us: hist.quantile_us(990),
+        max_command_to_durable_us: hist.max_us(),
+        chunk,
+        batches: stats.batches.load(Ordering::Relaxed),
+        events: stats.durable_events.load(Ordering::Relaxed),
+    };
+    exchange.shutdown()?;
+    Ok(report)
+}
+
+fn failed_now(flag: &Mutex<Option<SubmitError>>) -> Option<SubmitError> {
+    flag.lock().unwrap_or_else(PoisonError::into_inner).clone()
+}
