@@ -156,6 +156,16 @@ enum BenchCmd {
         /// Commands per submission to the log.
         #[arg(long, default_value_t = 256)]
         chunk: usize,
+        /// Most commands submitted but not yet durable (clients waiting).
+        #[arg(long, default_value_t = 65_536)]
+        in_flight: usize,
+        /// Most commands per synced ledger write (group commit).
+        #[arg(long, default_value_t = gpux_ledger::GroupCommitOptions::default().max_commands_per_write)]
+        write_commands: usize,
+        /// Journal every command first, then time only log → engine → ledger (as the
+        /// Kafka variant does with a pre-filled topic).
+        #[arg(long)]
+        prejournal: bool,
         /// Directory for the ledger (default: a temporary one, removed afterwards).
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
@@ -222,6 +232,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 orders,
                 seed,
                 chunk,
+                in_flight,
+                write_commands,
+                prejournal,
                 data,
             } => {
                 let tmp;
@@ -232,7 +245,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         tmp.path().to_path_buf()
                     }
                 };
-                let report = gpux::bench_pipeline::embedded(&dir, orders, seed, chunk)?;
+                let mut opts = PipelineOptions::default();
+                opts.commit.max_commands_per_write = write_commands.max(1);
+                let report = gpux::bench_pipeline::embedded(
+                    &dir, orders, seed, chunk, in_flight, opts, prejournal,
+                )?;
                 println!("{}", serde_json::to_string(&report)?);
             }
         },

@@ -48,6 +48,9 @@ pub struct PipelineOptions {
     pub decode_queue_chunks: usize,
     /// Most commands the engine hands the committer in one submission.
     pub max_batch_commands: usize,
+    /// Most engine submissions waiting to be durable; the engine waits beyond it
+    /// (queues deeper than what keeps the disk busy only add latency).
+    pub max_batches_in_flight: usize,
     /// Ledger opening options.
     pub ledger: LedgerOptions,
     /// Group-commit bounds.
@@ -59,8 +62,9 @@ impl Default for PipelineOptions {
         Self {
             snapshot_every_events: 1_000_000,
             decode_chunk: 1024,
-            decode_queue_chunks: 64,
+            decode_queue_chunks: 8,
             max_batch_commands: 4096,
+            max_batches_in_flight: 3,
             ledger: LedgerOptions::default(),
             commit: GroupCommitOptions::default(),
         }
@@ -230,6 +234,7 @@ impl Exchange {
         };
         let engine_thread = {
             let ctx = EngineCtx {
+                in_flight: Arc::default(),
                 handle: committer.handle(),
                 publisher: Arc::clone(&publisher),
                 stats: Arc::clone(&stats),
@@ -420,7 +425,32 @@ fn decode_loop(
     Ok(())
 }
 
+/// Counts engine submissions not yet durable.
+#[derive(Default)]
+struct InFlight {
+    n: Mutex<usize>,
+    done: std::sync::Condvar,
+}
+
+impl InFlight {
+    fn acquire(&self, max: usize) {
+        let n = self.n.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut n = self
+            .done
+            .wait_while(n, |n| *n >= max.max(1))
+            .unwrap_or_else(PoisonError::into_inner);
+        *n += 1;
+    }
+
+    fn release(&self) {
+        let mut n = self.n.lock().unwrap_or_else(PoisonError::into_inner);
+        *n = n.saturating_sub(1);
+        self.done.notify_all();
+    }
+}
+
 struct EngineCtx {
+    in_flight: Arc<InFlight>,
     handle: CommitHandle,
     publisher: Arc<Publisher>,
     stats: Arc<PipelineStats>,
@@ -560,8 +590,11 @@ fn submit(
     let stats = Arc::clone(&ctx.stats);
     let failed = Arc::clone(&ctx.failed);
     let recycle = Arc::clone(recycled);
+    ctx.in_flight.acquire(ctx.opts.max_batches_in_flight);
+    let in_flight = Arc::clone(&ctx.in_flight);
     ctx.handle
         .submit_returning(applied, move |r, mut returned| {
+            in_flight.release();
             match r {
                 Ok(c) => {
                     let us = read_at.elapsed().as_micros() as u64;
