@@ -260,6 +260,30 @@ impl CommitHandle {
         })
     }
 
+    /// Like [`CommitHandle::journal_with`] but never blocks: when the submission
+    /// queue is full it returns `Ok(false)` at once and `f` is not called (the
+    /// caller answers "overloaded, retry" instead of stalling its thread).
+    pub fn try_journal_with(
+        &self,
+        payloads: Vec<Vec<u8>>,
+        f: impl FnOnce(Result<Vec<u64>>) + Send + 'static,
+    ) -> Result<bool> {
+        match self.tx.try_send(Request::Journal {
+            payloads,
+            done: Completion::new(f),
+        }) {
+            Ok(()) => Ok(true),
+            Err(mpsc::TrySendError::Full(r)) => {
+                r.defuse();
+                Ok(false)
+            }
+            Err(mpsc::TrySendError::Disconnected(r)) => {
+                r.defuse();
+                Err(LedgerError::CommitterStopped)
+            }
+        }
+    }
+
     /// Stores a snapshot after everything submitted before it is committed.
     pub fn snapshot(&self, cmd_seq: u64, bytes: Vec<u8>) -> Result<Pending<()>> {
         let (done, p) = pending();

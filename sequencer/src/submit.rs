@@ -88,7 +88,8 @@ impl EmbeddedSubmitter {
     }
 
     /// Journals many commands at once (one request to the committer); `done` gets
-    /// their inbox sequence numbers.
+    /// their inbox sequence numbers. Blocks while the committer's queue is full
+    /// (batch producers such as `gpux apply` want back-pressure, not refusals).
     pub fn submit_many(
         &self,
         payloads: Vec<Vec<u8>>,
@@ -127,7 +128,40 @@ impl EmbeddedSubmitter {
 }
 
 impl Submitter for EmbeddedSubmitter {
+    /// Never blocks: a full committer queue answers [`SubmitError::Overloaded`].
     fn submit(&self, payload: Vec<u8>, done: SubmitDone) {
-        self.submit_many(vec![payload], move |r| done(r.map(|_| ())));
+        if payload.len() > MAX_COMMAND_BYTES {
+            done(Err(SubmitError::TooLarge {
+                max: MAX_COMMAND_BYTES,
+            }));
+            return;
+        }
+        let signal = Arc::clone(&self.signal);
+        let done = Arc::new(Mutex::new(Some(done)));
+        let done2 = Arc::clone(&done);
+        let sent = self.handle.try_journal_with(vec![payload], move |r| {
+            let r = match r {
+                Ok(seqs) => {
+                    if let Some(&last) = seqs.last() {
+                        signal.advance(last);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(SubmitError::Unavailable(e.to_string())),
+            };
+            if let Some(f) = done2.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                f(r);
+            }
+        });
+        let refused = match sent {
+            Ok(true) => None,
+            Ok(false) => Some(SubmitError::Overloaded),
+            Err(e) => Some(SubmitError::Unavailable(e.to_string())),
+        };
+        if let Some(e) = refused {
+            if let Some(f) = done.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                f(Err(e));
+            }
+        }
     }
 }
