@@ -49,12 +49,7 @@ async fn depth_at(gw: &MdGateway, seq: u64, n: usize) -> Value {
     panic!("REST depth never reached seq {seq}");
 }
 
-fn engine_depth(
-    gw: &MdGateway,
-) -> (
-    Vec<(rust_decimal::Decimal, rust_decimal::Decimal)>,
-    Vec<(rust_decimal::Decimal, rust_decimal::Decimal)>,
-) {
+fn engine_depth(gw: &MdGateway) -> Depth {
     let m: MarketId = MARKET.parse().unwrap();
     gw.with_engine(|e| {
         let side = |s| {

@@ -231,14 +231,33 @@ async fn session(socket: WebSocket, st: WsState, principal: Option<Principal>, s
         principal,
         slot,
     };
-    tokio::select! {
-        _ = reader.run(stream) => {
+    let mut stream = stream;
+    let closed_cleanly = tokio::select! {
+        _ = reader.run(&mut stream) => {
             queue.close(CloseReason { code: close::NORMAL, reason: "bye".into() }, false);
-            if tokio::time::timeout(cfg.write_timeout, &mut writer).await.is_err() {
-                writer.abort();
+            match tokio::time::timeout(cfg.write_timeout, &mut writer).await {
+                Ok(Ok(sent_close)) => sent_close,
+                _ => {
+                    writer.abort();
+                    false
+                }
             }
         }
-        _ = &mut writer => {}
+        w = &mut writer => w.unwrap_or(false),
+    };
+    if closed_cleanly {
+        // The closing handshake: give the peer a moment to read our close frame
+        // and answer it before the socket goes (closing at once can reset the
+        // connection and lose the close frame, and its reason, on the way).
+        let linger = CLOSE_LINGER.min(cfg.write_timeout);
+        let _ = tokio::time::timeout(linger, async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
     // The hub must hear of the end, even if its inbox is momentarily full.
     let hub = st.hub.clone();
@@ -253,12 +272,16 @@ async fn session(socket: WebSocket, st: WsState, principal: Option<Principal>, s
     shared.counters.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// How long a session waits for the peer's answer to its close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// Writes until the queue closes; true when the close frame was sent.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     queue: Arc<OutQueue>,
     heartbeat: Duration,
     write_timeout: Duration,
-) {
+) -> bool {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf: Vec<Out> = Vec::new();
@@ -288,11 +311,9 @@ async fn write_loop(
         .await;
         match wrote {
             Ok(Ok(())) if close.is_none() => {}
-            // Closed, failed, or the peer accepted nothing for `write_timeout`.
-            _ => {
-                buf.clear();
-                return;
-            }
+            Ok(Ok(())) => return true,
+            // Failed, or the peer accepted nothing for `write_timeout`.
+            _ => return false,
         }
     }
 }
@@ -318,7 +339,7 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(&mut self, mut stream: SplitStream<WebSocket>) {
+    async fn run(&mut self, stream: &mut SplitStream<WebSocket>) {
         let cfg = self.st.shared.cfg.clone();
         loop {
             let next = tokio::time::timeout(cfg.idle_timeout, stream.next()).await;

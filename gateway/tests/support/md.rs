@@ -56,6 +56,9 @@ pub fn dv(v: &Value) -> Decimal {
         .unwrap_or_else(|| panic!("not a decimal string: {v}")))
 }
 
+/// Levels `(price, quantity)`, best first: bids, asks.
+pub type Depth = (Vec<(Decimal, Decimal)>, Vec<(Decimal, Decimal)>);
+
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A WebSocket client whose reads time out (a test never hangs).
@@ -231,7 +234,7 @@ impl BookMirror {
     }
 
     /// The book as REST depth writes it: bids best first, asks best first.
-    pub fn as_depth(&self) -> (Vec<(Decimal, Decimal)>, Vec<(Decimal, Decimal)>) {
+    pub fn as_depth(&self) -> Depth {
         (
             self.bids.iter().rev().map(|(p, q)| (*p, *q)).collect(),
             self.asks.iter().map(|(p, q)| (*p, *q)).collect(),
@@ -240,7 +243,7 @@ impl BookMirror {
 }
 
 /// REST depth's levels as decimals.
-pub fn depth_levels(v: &Value) -> (Vec<(Decimal, Decimal)>, Vec<(Decimal, Decimal)>) {
+pub fn depth_levels(v: &Value) -> Depth {
     let side = |s: &Value| {
         s.as_array()
             .unwrap()
