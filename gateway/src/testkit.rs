@@ -222,6 +222,11 @@ impl MdGateway {
             .context("the core loop stopped")
     }
 
+    /// The command log's submitter.
+    pub fn submitter(&self) -> Arc<dyn Submitter> {
+        Arc::clone(&self.submitter)
+    }
+
     /// Submits a command without waiting; `done` is told whether it is in the log.
     pub fn submit_raw(&self, payload: Vec<u8>, done: gpux_sequencer::SubmitDone) {
         self.submitter.submit(payload, done);
