@@ -171,6 +171,28 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
             "open_24h": "2.40", "high_24h": "2.45", "low_24h": "2.30", "volume_24h": "7.0", "trades_24h": 4})
     );
 
+    // Every `curl` example of docs/MARKET_DATA.md is this state.
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/MARKET_DATA.md"
+    ))
+    .unwrap();
+    let mut lines = doc.lines();
+    let mut checked = 0;
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.strip_prefix("$ curl -s '") else {
+            continue;
+        };
+        let url = rest
+            .trim_end_matches('\'')
+            .replace("http://127.0.0.1:8080", &gw.url(""));
+        let want: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        let (_, got) = get(&url).await;
+        assert_eq!(got, want, "docs/MARKET_DATA.md: {line}");
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} curl examples");
+
     // A day later (by committed time, from any command) the early trades leave the window.
     gw.submit(env(
         T0 + 25 * 3_600 * SEC,

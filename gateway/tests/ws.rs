@@ -589,3 +589,67 @@ async fn shutdown_closes_connections_with_1001() {
     assert_eq!(code, 1001, "{reason}");
     stop.await.unwrap().unwrap();
 }
+
+/// The command envelopes of `docs/PROTOCOL.md`'s end-to-end example, in order.
+fn protocol_e2e_commands() -> Vec<Value> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md"))
+        .unwrap();
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in doc.lines() {
+        if line.starts_with("```json session e2e") {
+            inside = true;
+        } else if line.starts_with("```") {
+            inside = false;
+        } else if inside && line.contains("\"command\":{") {
+            out.push(serde_json::from_str(line).unwrap());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_session_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = MdGateway::start(dir.path(), Options::default())
+        .await
+        .unwrap();
+    let e2e = protocol_e2e_commands();
+    for c in &e2e[..7] {
+        gw.submit(c.clone()).await.unwrap();
+    }
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/MARKET_DATA.md"
+    ))
+    .unwrap();
+    let block = doc
+        .split("A session in full")
+        .nth(1)
+        .and_then(|s| s.split("```text").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("the session block");
+    let mut c = Client::connect(&gw.ws_url()).await;
+    let mut snapshots = 0;
+    let mut steps = 0;
+    for line in block.lines() {
+        if let Some(req) = line.strip_prefix("> ") {
+            c.send_raw(Message::text(req)).await;
+        } else if let Some(want) = line.strip_prefix("< ") {
+            let want: Value = serde_json::from_str(want).unwrap();
+            let got = c.recv().await;
+            assert_eq!(got, want, "docs/MARKET_DATA.md session");
+            if got["type"] == "snapshot" {
+                snapshots += 1;
+                if snapshots == 1 {
+                    gw.submit(e2e[7].clone()).await.unwrap();
+                }
+            }
+        } else {
+            continue;
+        }
+        steps += 1;
+    }
+    assert!(steps >= 8, "{steps} lines");
+    gw.stop().await.unwrap();
+}
