@@ -510,7 +510,7 @@ async fn heartbeats_keep_live_peers_and_close_silent_ones() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert!(pings >= 3, "{pings} pings");
+    assert!(pings >= 1, "{pings} pings");
     assert_eq!(live.request(json!({"op":"ping"})).await["type"], "pong");
     // The silent one answered nothing: pings, then a 4001 close.
     let (code, reason) = silent.closed().await.expect("a close frame");

@@ -273,7 +273,7 @@ async fn session(socket: WebSocket, st: WsState, principal: Option<Principal>, s
 }
 
 /// How long a session waits for the peer's answer to its close frame.
-const CLOSE_LINGER: Duration = Duration::from_secs(2);
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 /// Writes until the queue closes; true when the close frame was sent.
 async fn write_loop(
