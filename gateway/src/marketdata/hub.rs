@@ -147,35 +147,35 @@ impl Hub {
     pub fn run(mut self) {
         let interval = self.shared.cfg.flush_interval;
         loop {
-            let msg = if self.shared.dirty_flag.load(Ordering::Acquire) {
-                let wait = self
-                    .last_flush
-                    .map_or(Duration::ZERO, |t| interval.saturating_sub(t.elapsed()));
-                if wait.is_zero() {
-                    self.flush();
-                    continue;
+            // Requests first (so subscriptions never starve behind publications),
+            // then a publication when one is due, then wait for either.
+            while let Ok(m) = self.rx.try_recv() {
+                if !self.handle(m) {
+                    return self.stop();
                 }
+            }
+            let dirty = self.shared.dirty_flag.load(Ordering::Acquire);
+            let wait = self
+                .last_flush
+                .map_or(Duration::ZERO, |t| interval.saturating_sub(t.elapsed()));
+            if dirty && wait.is_zero() {
+                self.flush();
+                continue;
+            }
+            let msg = if dirty {
                 match self.rx.recv_timeout(wait) {
-                    Ok(m) => Some(m),
-                    Err(RecvTimeoutError::Timeout) => None,
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
             } else {
                 match self.rx.recv() {
-                    Ok(m) => Some(m),
+                    Ok(m) => m,
                     Err(_) => break,
                 }
             };
-            if let Some(m) = msg {
-                if !self.handle(m) {
-                    return self.stop();
-                }
-                // Everything already waiting, then flush if due.
-                while let Ok(m) = self.rx.try_recv() {
-                    if !self.handle(m) {
-                        return self.stop();
-                    }
-                }
+            if !self.handle(msg) {
+                return self.stop();
             }
         }
         self.stop();
