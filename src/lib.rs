@@ -5,10 +5,12 @@
 //! - [`apply`]: `gpux apply` — JSON-lines commands in, JSON-lines events out.
 //! - [`bench`]: `gpux bench …` — throughput and latency measurements.
 //! - [`bench_pipeline`]: `gpux bench pipeline`, the whole embedded pipeline measured.
+//! - [`bench_gateway`]: `gpux bench gateway` — order entry and WebSocket fan-out over loopback.
 //! - [`workload`]: the seeded order-flow generator the benches share.
 #![deny(missing_docs)]
 
 pub mod apply;
 pub mod bench;
 pub mod bench_pipeline;
+pub mod bench_gateway;
 pub mod workload;

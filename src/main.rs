@@ -170,6 +170,28 @@ enum BenchCmd {
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
     },
+    /// The gateway over loopback: order entry from concurrent HTTP keep-alive clients,
+    /// then WebSocket fan-out of book updates to many subscribers.
+    Gateway {
+        /// Concurrent HTTP clients placing orders.
+        #[arg(long, default_value_t = 64)]
+        http_clients: usize,
+        /// Orders to place.
+        #[arg(long, default_value_t = 200_000)]
+        orders: u64,
+        /// WebSocket subscribers.
+        #[arg(long, default_value_t = 1_000)]
+        subscribers: usize,
+        /// Book updates per second during the WebSocket phase.
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        /// Seconds of WebSocket load.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Market-data flush (coalescing) interval, ms.
+        #[arg(long, default_value_t = 10)]
+        flush_ms: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -211,6 +233,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Cmd::Bench { what } => match what {
+            BenchCmd::Gateway {
+                http_clients,
+                orders,
+                subscribers,
+                rate,
+                seconds,
+                flush_ms,
+            } => {
+                let opts = gpux::bench_gateway::GatewayBenchOptions {
+                    http_clients,
+                    orders,
+                    ws_subscribers: subscribers,
+                    ws_rate: rate,
+                    ws_seconds: seconds,
+                    flush_ms,
+                };
+                let dir = tempfile::tempdir()?;
+                let report = tokio::runtime::Runtime::new()?.block_on(async {
+                    let target = gpux::bench_gateway::testkit_target(dir.path(), &opts).await?;
+                    gpux::bench_gateway::run(&opts, target).await
+                })?;
+                println!("{report}");
+            }
             BenchCmd::Engine { orders, seed } => {
                 let report = gpux::bench::engine(orders, seed);
                 println!("{}", serde_json::to_string(&report)?);

@@ -9,6 +9,8 @@
 pub mod auth;
 pub mod error;
 pub mod marketdata;
+#[doc(hidden)]
+pub mod testkit;
 
 pub use auth::{Authenticator, Principal};
 pub use error::ApiError;

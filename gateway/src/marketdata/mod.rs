@@ -1,4 +1,288 @@
 //! Market data, built from committed commands only: L2 books with sequence numbers,
-//! recent trades, tickers, candles; served over REST and the `/v1/ws` WebSocket.
+//! recent trades, tickers, candles and private order updates, served over REST and
+//! the `/v1/ws` WebSocket (protocol: `docs/MARKET_DATA.md`).
 //!
-//! (Being built for issue #5.)
+//! Three parties, and what each owns:
+//!
+//! ```text
+//!  core thread ──on_command/on_batch_end──► per-market CoreSide ──► hub thread ──► connection queues ──► sockets
+//!  (MarketData)   accumulate, merge once      (short locks)          publish,       (bounded, one per      (writer task
+//!                 per batch, try_send wake                           fan out        WebSocket)              per socket)
+//! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`book`] | depth changes from events; the L2 book |
+//! | [`stats`] | recent trades, 1m/1h candles, the 24h window |
+//! | `core` | the core thread's half: events → accumulated changes, merged per batch |
+//! | `state` | what the three parties share, and who writes what |
+//! | `hub` | publishing: published books, subscriptions, serialize-once fan-out, resync |
+//! | [`queue`] | a connection's bounded outbound queue |
+//! | `ws` | `/v1/ws`: upgrade, limits, reader and writer tasks, heartbeats |
+//! | `rest` | `GET /v1/markets/{market}/depth`, `/trades`, `/ticker`, `/candles` |
+//! | [`wire`] | the JSON shapes |
+//!
+//! Why this split: the core thread must never wait on a client, so it only ever
+//! takes short locks and `try_send`s; the hub is the single publisher, so snapshots
+//! and updates always fit together (`prev_seq` of the first update after a snapshot
+//! is the snapshot's `seq`); each message is serialized once and the same bytes are
+//! queued to every subscriber.
+
+pub mod book;
+mod core;
+mod hub;
+pub mod queue;
+mod rest;
+mod state;
+pub mod stats;
+pub mod wire;
+mod ws;
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::Authenticator;
+
+/// WebSocket close codes market data uses (see `docs/MARKET_DATA.md`).
+pub mod close {
+    /// The client closed, or the session ended normally.
+    pub const NORMAL: u16 = 1000;
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// The peer broke the WebSocket protocol.
+    pub const PROTOCOL: u16 = 1002;
+    /// A text frame was not UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
+    /// A frame or message was larger than `max_frame_bytes`.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The server cannot take the connection now; reconnect later.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// The outbound queue overflowed while the connection had the private `orders`
+    /// channel, whose updates cannot be re-sent as a snapshot.
+    pub const SLOW_CONSUMER: u16 = 4000;
+    /// Nothing (not even a pong) was received for `idle_timeout`.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4001;
+}
+
+/// Limits and tuning of market data. Every bound is here, with its default.
+#[derive(Debug, Clone)]
+pub struct MarketDataConfig {
+    /// At most one publication per this interval: changes arriving faster are
+    /// coalesced into one update per book (latency ≤ this under load; none when
+    /// idle). Default 10 ms.
+    pub flush_interval: Duration,
+    /// Trades kept per market for REST (`/trades` limit maximum). Default 1,000.
+    pub recent_trades: usize,
+    /// Trades in a `trades.<market>` snapshot. Default 50.
+    pub snapshot_trades: usize,
+    /// Candles kept per interval and market (one-minute candles: at least a day).
+    /// Default 1,500.
+    pub candles: usize,
+    /// `depth` when not given. Default 50.
+    pub depth_default: usize,
+    /// Largest `depth`. Default 1,000.
+    pub depth_max: usize,
+    /// `/trades` `limit` when not given. Default 100.
+    pub trades_default: usize,
+    /// `/candles` `limit` when not given. Default 100.
+    pub candles_default: usize,
+    /// Messages a connection's outbound queue holds before it overflows. Default 1,024.
+    pub queue_messages: usize,
+    /// Bytes a connection's outbound queue holds before it overflows. Default 4 MiB.
+    pub queue_bytes: usize,
+    /// Subscriptions per connection. Default 32.
+    pub max_subscriptions: usize,
+    /// WebSocket connections per authenticated account (or the admin). Default 16.
+    pub max_connections_per_account: usize,
+    /// Anonymous WebSocket connections per peer IP address. Default 64.
+    pub max_connections_per_peer: usize,
+    /// WebSocket connections in all. Default 10,000.
+    pub max_connections: usize,
+    /// Longest request (text frame) answered with an error rather than a close.
+    /// Default 4,096 bytes.
+    pub max_request_bytes: usize,
+    /// Longest frame or message accepted at all; larger closes the connection with
+    /// 1009. Default 64 KiB.
+    pub max_frame_bytes: usize,
+    /// A ping every this often. Default 15 s.
+    pub heartbeat_interval: Duration,
+    /// Close a peer that sent nothing (pongs count) for this long. Default 45 s.
+    pub idle_timeout: Duration,
+    /// Drop a peer that accepts no data for this long. Default 10 s.
+    pub write_timeout: Duration,
+    /// Messages (subscription requests, wake-ups) the hub's inbox holds. Default 65,536.
+    pub hub_queue: usize,
+    /// Trades per market waiting for the hub before the trades stream resyncs.
+    /// Default 100,000.
+    pub pending_trades_max: usize,
+    /// Private messages waiting for the hub before `orders` subscribers are
+    /// disconnected. Default 1,000,000.
+    pub pending_private_max: usize,
+}
+
+impl Default for MarketDataConfig {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_millis(10),
+            recent_trades: 1_000,
+            snapshot_trades: 50,
+            candles: 1_500,
+            depth_default: 50,
+            depth_max: 1_000,
+            trades_default: 100,
+            candles_default: 100,
+            queue_messages: 1_024,
+            queue_bytes: 4 << 20,
+            max_subscriptions: 32,
+            max_connections_per_account: 16,
+            max_connections_per_peer: 64,
+            max_connections: 10_000,
+            max_request_bytes: 4_096,
+            max_frame_bytes: 64 << 10,
+            heartbeat_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+            write_timeout: Duration::from_secs(10),
+            hub_queue: 65_536,
+            pending_trades_max: 100_000,
+            pending_private_max: 1_000_000,
+        }
+    }
+}
+
+/// Market data's core-thread half: owned by the gateway's core thread, fed every
+/// committed command. Dropping it stops the hub and closes every WebSocket (1001).
+pub struct MarketData {
+    core: core::CoreState,
+    hub_tx: SyncSender<hub::HubMsg>,
+    hub: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for MarketData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarketData").finish_non_exhaustive()
+    }
+}
+
+/// A cheap handle on market data for HTTP handlers (see [`routes`]).
+#[derive(Clone)]
+pub struct MarketDataHandle {
+    shared: Arc<state::Shared>,
+    hub: SyncSender<hub::HubMsg>,
+}
+
+impl std::fmt::Debug for MarketDataHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarketDataHandle").finish_non_exhaustive()
+    }
+}
+
+/// Live counters of market data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MarketDataStats {
+    /// WebSocket connections open now.
+    pub connections: u64,
+    /// Publications so far.
+    pub flushes: u64,
+    /// Messages queued to connections (one per subscriber per message).
+    pub messages_queued: u64,
+    /// Connections resynced with fresh snapshots after their queue overflowed.
+    pub resyncs: u64,
+    /// Connections closed with 4000 (slow consumer with the `orders` channel).
+    pub slow_closes: u64,
+}
+
+impl MarketDataHandle {
+    /// The counters now.
+    pub fn stats(&self) -> MarketDataStats {
+        let c = &self.shared.counters;
+        MarketDataStats {
+            connections: c.connections.load(Ordering::Relaxed),
+            flushes: c.flushes.load(Ordering::Relaxed),
+            messages_queued: c.messages_queued.load(Ordering::Relaxed),
+            resyncs: c.resyncs.load(Ordering::Relaxed),
+            slow_closes: c.slow_closes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &MarketDataConfig {
+        &self.shared.cfg
+    }
+}
+
+impl MarketData {
+    /// Market data with its hub thread started, and the handle for [`routes`].
+    pub fn new(cfg: MarketDataConfig) -> (MarketData, MarketDataHandle) {
+        let (tx, rx) = mpsc::sync_channel(cfg.hub_queue.max(16));
+        let shared = Arc::new(state::Shared::new(cfg));
+        let hub = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("gpux-md-hub".into())
+                .spawn(move || hub::Hub::new(shared, rx).run())
+                .expect("cannot start the market-data hub thread")
+        };
+        let md = MarketData {
+            core: core::CoreState::new(Arc::clone(&shared), tx.clone()),
+            hub_tx: tx.clone(),
+            hub: Some(hub),
+        };
+        (md, MarketDataHandle { shared, hub: tx })
+    }
+
+    /// Called for every committed command, in cmd_seq order from 1, after the core's
+    /// read replica applied it; `engine` is the replica's state after the command.
+    /// Never blocks.
+    pub fn on_command(
+        &mut self,
+        cmd: &gpux_sequencer::CommittedCommand,
+        engine: &gpux_engine::Engine,
+    ) {
+        self.core.on_command(cmd, engine);
+    }
+
+    /// After each run of commands from the feed: hands the run's changes to the hub
+    /// (which publishes at most once per `flush_interval`). Never blocks.
+    pub fn on_batch_end(&mut self, engine: &gpux_engine::Engine) {
+        self.core.on_batch_end(engine);
+    }
+}
+
+impl Drop for MarketData {
+    fn drop(&mut self) {
+        // The hub's inbox may be full; a blocking send here is bounded by the hub
+        // draining it, which it does without waiting on anyone.
+        let _ = self.hub_tx.send(hub::HubMsg::Stop);
+        if let Some(h) = self.hub.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The market-data routes: `GET /v1/markets/{market}/depth|trades|ticker|candles`
+/// and `GET /v1/ws`. Serve with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so anonymous WebSocket
+/// connections are counted per peer address (without it they share one count).
+pub fn routes(handle: MarketDataHandle, auth: Arc<dyn Authenticator>) -> Router {
+    let ws_state = ws::WsState {
+        shared: Arc::clone(&handle.shared),
+        hub: handle.hub.clone(),
+        auth,
+    };
+    let rest = Router::new()
+        .route("/v1/markets/{market}/depth", get(rest::depth))
+        .route("/v1/markets/{market}/trades", get(rest::trades))
+        .route("/v1/markets/{market}/ticker", get(rest::ticker))
+        .route("/v1/markets/{market}/candles", get(rest::candles))
+        .with_state(Arc::clone(&handle.shared));
+    let ws = Router::new()
+        .route("/v1/ws", get(ws::upgrade))
+        .with_state(ws_state);
+    rest.merge(ws)
+}

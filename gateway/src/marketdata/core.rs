@@ -1,0 +1,296 @@
+//! The core thread's half: turning committed commands into market-data changes.
+//!
+//! Owns [`CoreState`], what [`MarketData`](super::MarketData) does on the core
+//! thread. Per command it only reads events and accumulates, in memory the core
+//! thread alone touches: signed level changes, trades, private messages. At the end
+//! of each batch it merges the accumulation into the shared per-market state
+//! (one short lock per touched market), lists the markets as dirty and wakes the
+//! hub with a `try_send`. It never waits on the hub or on any client: pending level
+//! changes coalesce per price level, so they stay bounded however far the hub is
+//! behind, and pending trades and private messages are capped (dropping them turns
+//! into a resync or a close, never a silent gap).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+
+use gpux_engine::{AccountId, Engine, Event, MarketId, Side};
+use gpux_sequencer::CommittedCommand;
+
+use super::book::{event_market, level_changes};
+use super::hub::HubMsg;
+use super::state::{lock, MarketEntry, Shared};
+use super::stats::TradeRec;
+use super::wire::{Dec, Fill, PrivateBody, PrivateMsg};
+
+struct CoreMarket {
+    entry: Arc<MarketEntry>,
+    levels: HashMap<(Side, i64), i64>,
+    trades: Vec<TradeRec>,
+    book_seq: Option<u64>,
+    touched: bool,
+    /// The command whose effects the book was seeded with (see `market`).
+    seeded_at: u64,
+}
+
+/// The core thread's market-data state.
+pub struct CoreState {
+    shared: Arc<Shared>,
+    hub: SyncSender<HubMsg>,
+    markets: HashMap<MarketId, CoreMarket>,
+    touched: Vec<MarketId>,
+    private_gen: u64,
+    private_set: HashSet<AccountId>,
+    private_batch: Vec<PrivateMsg>,
+}
+
+impl CoreState {
+    /// State over `shared`, waking the hub through `hub`.
+    pub fn new(shared: Arc<Shared>, hub: SyncSender<HubMsg>) -> Self {
+        Self {
+            shared,
+            hub,
+            markets: HashMap::new(),
+            touched: Vec::new(),
+            private_gen: u64::MAX,
+            private_set: HashSet::new(),
+            private_batch: Vec::new(),
+        }
+    }
+
+    /// The market `id`, registered on first sight. A market first seen through its
+    /// `market_listed` event starts empty; one first seen later (a core that did not
+    /// follow from the start) is seeded with the engine's depth after `cmd_seq`.
+    fn market<'a>(
+        markets: &'a mut HashMap<MarketId, CoreMarket>,
+        shared: &Shared,
+        id: MarketId,
+        cmd_seq: u64,
+        listed_now: bool,
+        engine: &Engine,
+    ) -> Option<&'a mut CoreMarket> {
+        use std::collections::hash_map::Entry;
+        match markets.entry(id) {
+            Entry::Occupied(o) => Some(o.into_mut()),
+            Entry::Vacant(v) => {
+                let spec = engine.market(&id)?.clone();
+                let entry = shared.add_market(spec, if listed_now { cmd_seq } else { 0 });
+                let mut m = CoreMarket {
+                    entry,
+                    levels: HashMap::new(),
+                    trades: Vec::new(),
+                    book_seq: None,
+                    touched: false,
+                    seeded_at: 0,
+                };
+                if !listed_now {
+                    for side in [Side::Buy, Side::Sell] {
+                        for (p, q) in engine.depth_ticks(&id, side, usize::MAX) {
+                            *m.levels.entry((side, p)).or_default() += q as i64;
+                        }
+                    }
+                    m.book_seq = Some(cmd_seq);
+                    m.seeded_at = cmd_seq;
+                }
+                Some(v.insert(m))
+            }
+        }
+    }
+
+    /// Accumulates one committed command's market data.
+    pub fn on_command(&mut self, cmd: &CommittedCommand, engine: &Engine) {
+        let gen = self.shared.private_gen.load(Ordering::Acquire);
+        if gen != self.private_gen {
+            let p = lock(&self.shared.private);
+            self.private_set = p.subscribed.keys().copied().collect();
+            self.private_gen = gen;
+        }
+        for ev in &cmd.events {
+            if let Some(id) = event_market(ev) {
+                let listed_now = matches!(ev, Event::MarketListed(_));
+                if let Some(m) = Self::market(
+                    &mut self.markets,
+                    &self.shared,
+                    id,
+                    cmd.cmd_seq,
+                    listed_now,
+                    engine,
+                ) {
+                    // A freshly seeded book must reach the hub even if this
+                    // command's own events change nothing.
+                    let mut changed = m.seeded_at == cmd.cmd_seq;
+                    if m.seeded_at != cmd.cmd_seq {
+                        let spec = &m.entry.spec;
+                        let levels = &mut m.levels;
+                        let r = level_changes(spec, ev, |ch| {
+                            if ch.lots != 0 {
+                                *levels.entry((ch.side, ch.price_ticks)).or_default() += ch.lots;
+                                changed = true;
+                            }
+                        });
+                        if r.is_err() {
+                            tracing::error!(market = %id, cmd_seq = cmd.cmd_seq, "market data: an event is off its market's grid");
+                        }
+                    }
+                    if changed {
+                        m.book_seq = Some(cmd.cmd_seq);
+                    }
+                    if let Event::TradeExecuted(t) = ev {
+                        let spec = &m.entry.spec;
+                        if let (Ok(price_ticks), Ok(lots)) =
+                            (spec.price_ticks(t.price), spec.lots(t.quantity))
+                        {
+                            m.trades.push(TradeRec {
+                                trade: t.trade,
+                                seq: cmd.cmd_seq,
+                                ts_ns: cmd.ts_ns,
+                                price_ticks,
+                                lots,
+                                taker_side: t.taker_side,
+                            });
+                            changed = true;
+                        }
+                    }
+                    if changed && !m.touched {
+                        m.touched = true;
+                        self.touched.push(id);
+                    }
+                }
+            }
+            if !self.private_set.is_empty() {
+                self.private(cmd, ev);
+            }
+        }
+    }
+
+    fn private(&mut self, cmd: &CommittedCommand, ev: &Event) {
+        let mut push = |account: AccountId, body: PrivateBody| {
+            if self.private_set.contains(&account) {
+                self.private_batch.push(PrivateMsg {
+                    account,
+                    seq: cmd.cmd_seq,
+                    ts_ns: cmd.ts_ns,
+                    body,
+                });
+            }
+        };
+        let order = |a: AccountId| (a, PrivateBody::Order(ev.clone()));
+        match ev {
+            Event::OrderAccepted(e) => {
+                let (a, b) = order(e.account);
+                push(a, b)
+            }
+            Event::OrderRested(e) => {
+                let (a, b) = order(e.account);
+                push(a, b)
+            }
+            Event::OrderCancelled(e) => {
+                let (a, b) = order(e.account);
+                push(a, b)
+            }
+            Event::OrderAmended(e) => {
+                let (a, b) = order(e.account);
+                push(a, b)
+            }
+            Event::MassCancelled(e) => {
+                let (a, b) = order(e.account);
+                push(a, b)
+            }
+            Event::OrderRejected(e) => {
+                if let Some(a) = e.account {
+                    let (a, b) = order(a);
+                    push(a, b)
+                }
+            }
+            Event::TradeExecuted(t) => {
+                let fill = |order, side, liquidity, fee, remaining| Fill {
+                    trade: t.trade,
+                    market: t.market,
+                    order,
+                    side,
+                    liquidity,
+                    price: Dec(t.price),
+                    quantity: Dec(t.quantity),
+                    fee: Dec(fee),
+                    remaining: Dec(remaining),
+                };
+                push(
+                    t.maker_account,
+                    PrivateBody::Fill(fill(
+                        t.maker_order,
+                        t.taker_side.opposite(),
+                        "maker",
+                        t.maker_fee,
+                        t.maker_remaining,
+                    )),
+                );
+                push(
+                    t.taker_account,
+                    PrivateBody::Fill(fill(
+                        t.taker_order,
+                        t.taker_side,
+                        "taker",
+                        t.taker_fee,
+                        t.taker_remaining,
+                    )),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Hands the batch's accumulation to the hub. Never waits on it.
+    pub fn on_batch_end(&mut self, engine: &Engine) {
+        self.shared
+            .now_ns
+            .store(engine.last_ts_ns(), Ordering::Release);
+        let mut wake = false;
+        let mut newly_dirty = Vec::new();
+        let pending_trades_max = self.shared.cfg.pending_trades_max;
+        for id in self.touched.drain(..) {
+            let Some(m) = self.markets.get_mut(&id) else {
+                continue;
+            };
+            m.touched = false;
+            let mut core = lock(&m.entry.core);
+            for (k, d) in m.levels.drain() {
+                *core.pending_levels.entry(k).or_default() += d;
+            }
+            for t in m.trades.drain(..) {
+                core.stats.add(t);
+                if core.pending_trades.len() < pending_trades_max {
+                    core.pending_trades.push(t);
+                } else {
+                    core.trades_overflowed = true;
+                }
+            }
+            if let Some(s) = m.book_seq.take() {
+                core.book_seq = core.book_seq.max(s);
+            }
+            if !core.dirty {
+                core.dirty = true;
+                newly_dirty.push(m.entry.index);
+            }
+        }
+        if !newly_dirty.is_empty() {
+            lock(&self.shared.dirty).extend(newly_dirty);
+            wake = true;
+        }
+        if !self.private_batch.is_empty() {
+            let mut p = lock(&self.shared.private);
+            if p.pending.len() + self.private_batch.len() > self.shared.cfg.pending_private_max {
+                p.pending.clear();
+                p.overflowed = true;
+                self.private_batch.clear();
+            } else {
+                p.pending.append(&mut self.private_batch);
+            }
+            wake = true;
+        }
+        if wake && self.shared.set_dirty() {
+            // Full: the hub has messages to read and checks the dirty flag after them.
+            let _ = self.hub.try_send(HubMsg::Wake);
+        }
+    }
+}

@@ -1,0 +1,660 @@
+//! The hub: one thread that publishes market data and owns every subscription.
+//!
+//! Owns the subscriber lists and the published books. Because one thread both
+//! publishes updates and answers subscriptions, a snapshot and the updates that
+//! follow it always fit: a snapshot is taken from the published book between two
+//! publications, so the first update after it has `prev_seq` equal to its `seq`.
+//!
+//! A flush (at most one per [`MarketDataConfig::flush_interval`], see
+//! `docs/MARKET_DATA.md`) takes what the core thread left in each dirty market,
+//! applies it to the published book, serializes each message once and queues the
+//! same bytes to every subscriber. A subscriber whose queue is full is resynced:
+//! its queue is replaced by fresh snapshots of all its channels (or, when it has
+//! the private `orders` channel, whose updates cannot be re-sent, it is closed with
+//! code 4000). The hub never waits on a connection, so no client can slow another,
+//! the hub, or the core thread.
+//!
+//! [`MarketDataConfig::flush_interval`]: super::MarketDataConfig::flush_interval
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use gpux_engine::{AccountId, MarketId, Side};
+
+use super::queue::{CloseReason, Out, OutQueue};
+use super::state::{lock, MarketEntry, Shared};
+use super::stats::TradeRec;
+use super::wire::{self, BookMsg, Reply, TickerMsg, TickerVal, TradeJson, TradesMsg};
+
+/// A connection's id.
+pub type ConnId = u64;
+
+/// A channel named in a request, before the hub resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelReq {
+    /// `book.<market>`.
+    Book(MarketId),
+    /// `trades.<market>`.
+    Trades(MarketId),
+    /// `ticker.<market>`.
+    Ticker(MarketId),
+    /// `orders` of this account.
+    Orders(AccountId),
+}
+
+/// What the hub is told.
+#[derive(Debug)]
+pub enum HubMsg {
+    /// The core thread left work (a hint; the hub also checks the dirty flag).
+    Wake,
+    /// A new connection.
+    Register {
+        /// Its id.
+        conn: ConnId,
+        /// Its outbound queue.
+        queue: Arc<OutQueue>,
+    },
+    /// Subscribe a connection to a channel.
+    Subscribe {
+        /// Who.
+        conn: ConnId,
+        /// What.
+        channel: ChannelReq,
+        /// The channel as the client wrote it.
+        name: String,
+        /// The request's `id`.
+        id: Option<serde_json::Value>,
+    },
+    /// Unsubscribe.
+    Unsubscribe {
+        /// Who.
+        conn: ConnId,
+        /// What.
+        channel: ChannelReq,
+        /// The channel as the client wrote it.
+        name: String,
+        /// The request's `id`.
+        id: Option<serde_json::Value>,
+    },
+    /// The connection's queue overflowed with a reply: resync it.
+    Resync {
+        /// Who.
+        conn: ConnId,
+    },
+    /// The connection ended.
+    Closed {
+        /// Who.
+        conn: ConnId,
+    },
+    /// Shut down: close every connection (1001) and stop.
+    Stop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Chan {
+    Book(usize),
+    Trades(usize),
+    Ticker(usize),
+    Orders(AccountId),
+}
+
+struct ConnState {
+    queue: Arc<OutQueue>,
+    subs: Vec<Chan>,
+}
+
+/// The hub thread's state.
+pub struct Hub {
+    shared: Arc<Shared>,
+    rx: Receiver<HubMsg>,
+    conns: HashMap<ConnId, ConnState>,
+    subs: HashMap<Chan, Vec<(ConnId, Arc<OutQueue>)>>,
+    last_flush: Option<Instant>,
+    /// Connections resynced during the current fan-out: they already have
+    /// snapshots that include everything still to be fanned out.
+    resynced: HashSet<ConnId>,
+    overflowed: Vec<ConnId>,
+}
+
+const SHUTDOWN: &str = "server shutting down";
+
+fn slow_private() -> CloseReason {
+    CloseReason {
+        code: super::close::SLOW_CONSUMER,
+        reason: "slow consumer: private order updates were dropped; reconnect and re-read open orders over REST".into(),
+    }
+}
+
+impl Hub {
+    /// A hub reading `rx`.
+    pub fn new(shared: Arc<Shared>, rx: Receiver<HubMsg>) -> Self {
+        Self {
+            shared,
+            rx,
+            conns: HashMap::new(),
+            subs: HashMap::new(),
+            last_flush: None,
+            resynced: HashSet::new(),
+            overflowed: Vec::new(),
+        }
+    }
+
+    /// Runs until [`HubMsg::Stop`] or until every sender is gone.
+    pub fn run(mut self) {
+        let interval = self.shared.cfg.flush_interval;
+        loop {
+            // Requests first (so subscriptions never starve behind publications),
+            // then a publication when one is due, then wait for either.
+            while let Ok(m) = self.rx.try_recv() {
+                if !self.handle(m) {
+                    return self.stop();
+                }
+            }
+            let dirty = self.shared.dirty_flag.load(Ordering::Acquire);
+            let wait = self
+                .last_flush
+                .map_or(Duration::ZERO, |t| interval.saturating_sub(t.elapsed()));
+            if dirty && wait.is_zero() {
+                self.flush();
+                continue;
+            }
+            let msg = if dirty {
+                match self.rx.recv_timeout(wait) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match self.rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            };
+            if !self.handle(msg) {
+                return self.stop();
+            }
+        }
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.shared.stopped.store(true, Ordering::Release);
+        for c in self.conns.values() {
+            c.queue.close(
+                CloseReason {
+                    code: super::close::GOING_AWAY,
+                    reason: SHUTDOWN.into(),
+                },
+                false,
+            );
+        }
+        self.conns.clear();
+        self.subs.clear();
+    }
+
+    /// Handles one message; false on `Stop`.
+    fn handle(&mut self, msg: HubMsg) -> bool {
+        match msg {
+            HubMsg::Wake => {}
+            HubMsg::Register { conn, queue } => {
+                self.conns.insert(
+                    conn,
+                    ConnState {
+                        queue,
+                        subs: Vec::new(),
+                    },
+                );
+            }
+            HubMsg::Subscribe {
+                conn,
+                channel,
+                name,
+                id,
+            } => {
+                self.subscribe(conn, channel, &name, id.as_ref());
+                self.handle_overflows();
+            }
+            HubMsg::Unsubscribe {
+                conn,
+                channel,
+                name,
+                id,
+            } => {
+                self.unsubscribe(conn, channel, &name, id.as_ref());
+                self.handle_overflows();
+            }
+            HubMsg::Resync { conn } => {
+                self.overflowed.push(conn);
+                self.handle_overflows();
+            }
+            HubMsg::Closed { conn } => self.remove_conn(conn),
+            HubMsg::Stop => return false,
+        }
+        self.resynced.clear();
+        true
+    }
+
+    fn resolve(&self, channel: &ChannelReq) -> Option<Chan> {
+        let idx = |m: &MarketId| self.shared.market(m).map(|e| e.index);
+        Some(match channel {
+            ChannelReq::Book(m) => Chan::Book(idx(m)?),
+            ChannelReq::Trades(m) => Chan::Trades(idx(m)?),
+            ChannelReq::Ticker(m) => Chan::Ticker(idx(m)?),
+            ChannelReq::Orders(a) => Chan::Orders(*a),
+        })
+    }
+
+    fn reply(&mut self, conn: ConnId, r: &Reply<'_>) {
+        if let Some(c) = self.conns.get(&conn) {
+            if c.queue.push(Out::Text(wire::to_text(r))).is_err() {
+                self.overflowed.push(conn);
+            }
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        conn: ConnId,
+        channel: ChannelReq,
+        name: &str,
+        id: Option<&serde_json::Value>,
+    ) {
+        let Some(state) = self.conns.get(&conn) else {
+            return;
+        };
+        let Some(chan) = self.resolve(&channel) else {
+            let msg = format!("no market named in {name:?} is listed");
+            return self.reply(conn, &Reply::error("unknown_market", &msg, Some(name), id));
+        };
+        if state.subs.contains(&chan) {
+            return self.reply(
+                conn,
+                &Reply::error(
+                    "already_subscribed",
+                    "this connection is already subscribed to the channel",
+                    Some(name),
+                    id,
+                ),
+            );
+        }
+        let max = self.shared.cfg.max_subscriptions;
+        if state.subs.len() >= max {
+            let msg = format!("at most {max} subscriptions per connection");
+            return self.reply(
+                conn,
+                &Reply::error("too_many_subscriptions", &msg, Some(name), id),
+            );
+        }
+        let queue = Arc::clone(&state.queue);
+        // Publish what is pending first, so the snapshot includes everything the
+        // core thread has handed over (and the pending update goes to the others).
+        if !matches!(chan, Chan::Orders(_)) && self.shared.dirty_flag.load(Ordering::Acquire) {
+            self.flush();
+        }
+        if let Chan::Orders(account) = chan {
+            let mut p = lock(&self.shared.private);
+            *p.subscribed.entry(account).or_default() += 1;
+            self.shared.private_gen.fetch_add(1, Ordering::AcqRel);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.subs.push(chan);
+        }
+        self.subs
+            .entry(chan)
+            .or_default()
+            .push((conn, Arc::clone(&queue)));
+        self.reply(conn, &Reply::ack("subscribed", Some(name), id));
+        if let Some(snap) = self.snapshot(chan) {
+            if queue.push(Out::Text(snap)).is_err() {
+                self.overflowed.push(conn);
+            }
+        }
+    }
+
+    fn unsubscribe(
+        &mut self,
+        conn: ConnId,
+        channel: ChannelReq,
+        name: &str,
+        id: Option<&serde_json::Value>,
+    ) {
+        let chan = self.resolve(&channel);
+        let had = match (chan, self.conns.get_mut(&conn)) {
+            (Some(chan), Some(c)) => match c.subs.iter().position(|s| *s == chan) {
+                Some(i) => {
+                    c.subs.swap_remove(i);
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        };
+        if !had {
+            return self.reply(
+                conn,
+                &Reply::error(
+                    "not_subscribed",
+                    "this connection is not subscribed to the channel",
+                    Some(name),
+                    id,
+                ),
+            );
+        }
+        if let Some(chan) = chan {
+            self.drop_sub(conn, chan);
+        }
+        self.reply(conn, &Reply::ack("unsubscribed", Some(name), id));
+    }
+
+    fn drop_sub(&mut self, conn: ConnId, chan: Chan) {
+        if let Some(list) = self.subs.get_mut(&chan) {
+            list.retain(|(c, _)| *c != conn);
+            if list.is_empty() {
+                self.subs.remove(&chan);
+            }
+        }
+        if let Chan::Orders(account) = chan {
+            let mut p = lock(&self.shared.private);
+            if let Some(n) = p.subscribed.get_mut(&account) {
+                *n -= 1;
+                if *n == 0 {
+                    p.subscribed.remove(&account);
+                }
+            }
+            self.shared.private_gen.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn remove_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            for chan in c.subs {
+                self.drop_sub(conn, chan);
+            }
+        }
+    }
+
+    fn entry(&self, index: usize) -> Option<Arc<MarketEntry>> {
+        self.shared.market_at(index)
+    }
+
+    /// A fresh snapshot of a public channel, from the published state.
+    fn snapshot(&self, chan: Chan) -> Option<Utf8Bytes> {
+        match chan {
+            Chan::Book(i) => {
+                let e = self.entry(i)?;
+                let (seq, bids, asks) = {
+                    let p = lock(&e.published);
+                    (
+                        p.seq,
+                        wire::levels(&e.spec, p.book.levels(Side::Buy, usize::MAX)),
+                        wire::levels(&e.spec, p.book.levels(Side::Sell, usize::MAX)),
+                    )
+                };
+                Some(wire::to_text(&BookMsg {
+                    kind: Some("snapshot"),
+                    channel: Some(&e.book_channel),
+                    market: e.id.as_str(),
+                    seq,
+                    prev_seq: None,
+                    bids,
+                    asks,
+                }))
+            }
+            Chan::Trades(i) => {
+                let e = self.entry(i)?;
+                let published = lock(&e.published).trade_id;
+                let n = self.shared.cfg.snapshot_trades;
+                let trades: Vec<TradeRec> = {
+                    let core = lock(&e.core);
+                    let mut t: Vec<TradeRec> = core
+                        .stats
+                        .recent(core.stats.recent_capacity())
+                        .filter(|t| t.trade <= published)
+                        .copied()
+                        .collect();
+                    t.drain(..t.len().saturating_sub(n));
+                    t
+                };
+                Some(wire::to_text(&TradesMsg {
+                    kind: Some("snapshot"),
+                    channel: Some(&e.trades_channel),
+                    market: e.id.as_str(),
+                    trades: trades.iter().map(|t| TradeJson::new(&e.spec, t)).collect(),
+                }))
+            }
+            Chan::Ticker(i) => {
+                let e = self.entry(i)?;
+                let v = lock(&e.published).ticker;
+                Some(wire::to_text(&TickerMsg::new(
+                    &e.spec,
+                    e.id.as_str(),
+                    Some("snapshot"),
+                    Some(&e.ticker_channel),
+                    &v,
+                )))
+            }
+            Chan::Orders(_) => None,
+        }
+    }
+
+    fn has_subs(&self, chan: Chan) -> bool {
+        self.subs.contains_key(&chan)
+    }
+
+    /// Publishes what the core thread left since the last flush.
+    fn flush(&mut self) {
+        self.last_flush = Some(Instant::now());
+        self.shared.dirty_flag.store(false, Ordering::Release);
+        self.shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        let dirty = std::mem::take(&mut *lock(&self.shared.dirty));
+        let (private, private_lost) = {
+            let mut p = lock(&self.shared.private);
+            (
+                std::mem::take(&mut p.pending),
+                std::mem::replace(&mut p.overflowed, false),
+            )
+        };
+        let now_ns = self.shared.now_ns.load(Ordering::Acquire);
+
+        // Phase 1: apply everything to the published state and build the messages,
+        // so that any snapshot taken during fan-out includes this whole flush.
+        let mut out: Vec<(Chan, Utf8Bytes)> = Vec::new();
+        let mut trade_resync: Vec<Chan> = Vec::new();
+        for idx in dirty {
+            let Some(e) = self.entry(idx) else { continue };
+            self.publish_market(&e, now_ns, &mut out, &mut trade_resync);
+        }
+        for m in &private {
+            if self.has_subs(Chan::Orders(m.account)) {
+                out.push((Chan::Orders(m.account), m.to_text()));
+            }
+        }
+
+        // Phase 2: fan out.
+        self.resynced.clear();
+        if private_lost {
+            let chans: Vec<Chan> = self
+                .subs
+                .keys()
+                .filter(|c| matches!(c, Chan::Orders(_)))
+                .copied()
+                .collect();
+            for chan in chans {
+                for (conn, _) in self.subs.get(&chan).cloned().unwrap_or_default() {
+                    self.close_slow(conn);
+                }
+            }
+        }
+        for chan in trade_resync {
+            for (conn, _) in self.subs.get(&chan).cloned().unwrap_or_default() {
+                self.overflowed.push(conn);
+            }
+            self.handle_overflows();
+        }
+        for (chan, text) in out {
+            self.fanout(chan, &text);
+        }
+        self.resynced.clear();
+    }
+
+    fn publish_market(
+        &mut self,
+        e: &MarketEntry,
+        now_ns: u64,
+        out: &mut Vec<(Chan, Utf8Bytes)>,
+        trade_resync: &mut Vec<Chan>,
+    ) {
+        let (levels, trades, trades_lost, book_seq, last, day) = {
+            let mut core = lock(&e.core);
+            core.dirty = false;
+            (
+                std::mem::take(&mut core.pending_levels),
+                std::mem::take(&mut core.pending_trades),
+                std::mem::replace(&mut core.trades_overflowed, false),
+                core.book_seq,
+                core.stats.last().copied(),
+                core.stats.window_24h(now_ns),
+            )
+        };
+        let mut bids: Vec<(i64, u64)> = Vec::new();
+        let mut asks: Vec<(i64, u64)> = Vec::new();
+        let (prev_seq, seq, ticker, ticker_changed) = {
+            let mut p = lock(&e.published);
+            for ((side, price), lots) in levels {
+                let (q, ok) = p.book.apply(side, price, lots);
+                if !ok {
+                    tracing::error!(market = %e.id, ?side, price, lots, "market data: a level went below zero");
+                }
+                match side {
+                    Side::Buy => bids.push((price, q)),
+                    Side::Sell => asks.push((price, q)),
+                }
+            }
+            let prev_seq = p.seq;
+            p.seq = p.seq.max(book_seq);
+            if let Some(t) = trades.last() {
+                p.trade_id = p.trade_id.max(t.trade);
+            }
+            let ticker = TickerVal {
+                seq: p.seq.max(last.map_or(0, |t| t.seq)),
+                ts_ns: now_ns,
+                best_bid: p.book.best(Side::Buy),
+                best_ask: p.book.best(Side::Sell),
+                last,
+                day,
+            };
+            let changed = !ticker.same_figures(&p.ticker);
+            p.ticker = ticker;
+            (prev_seq, p.seq, ticker, changed)
+        };
+        let market = e.id.as_str();
+        if (!bids.is_empty() || !asks.is_empty()) && self.has_subs(Chan::Book(e.index)) {
+            bids.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
+            asks.sort_unstable_by_key(|a| a.0);
+            out.push((
+                Chan::Book(e.index),
+                wire::to_text(&BookMsg {
+                    kind: Some("update"),
+                    channel: Some(&e.book_channel),
+                    market,
+                    seq,
+                    prev_seq: Some(prev_seq),
+                    bids: wire::levels(&e.spec, bids.into_iter()),
+                    asks: wire::levels(&e.spec, asks.into_iter()),
+                }),
+            ));
+        }
+        if self.has_subs(Chan::Trades(e.index)) {
+            if trades_lost {
+                trade_resync.push(Chan::Trades(e.index));
+            } else if !trades.is_empty() {
+                out.push((
+                    Chan::Trades(e.index),
+                    wire::to_text(&TradesMsg {
+                        kind: Some("update"),
+                        channel: Some(&e.trades_channel),
+                        market,
+                        trades: trades.iter().map(|t| TradeJson::new(&e.spec, t)).collect(),
+                    }),
+                ));
+            }
+        }
+        if ticker_changed && self.has_subs(Chan::Ticker(e.index)) {
+            out.push((
+                Chan::Ticker(e.index),
+                wire::to_text(&TickerMsg::new(
+                    &e.spec,
+                    market,
+                    Some("update"),
+                    Some(&e.ticker_channel),
+                    &ticker,
+                )),
+            ));
+        }
+    }
+
+    fn fanout(&mut self, chan: Chan, text: &Utf8Bytes) {
+        let Some(list) = self.subs.get(&chan) else {
+            return;
+        };
+        let mut n = 0u64;
+        for (conn, q) in list {
+            if !self.resynced.is_empty() && self.resynced.contains(conn) {
+                continue;
+            }
+            n += 1;
+            if q.push(Out::Text(text.clone())).is_err() {
+                self.overflowed.push(*conn);
+            }
+        }
+        self.shared
+            .counters
+            .messages_queued
+            .fetch_add(n, Ordering::Relaxed);
+        self.handle_overflows();
+    }
+
+    fn close_slow(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get(&conn) {
+            c.queue.close(slow_private(), true);
+            self.shared
+                .counters
+                .slow_closes
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.remove_conn(conn);
+    }
+
+    /// Resyncs (or closes) every connection whose queue overflowed.
+    fn handle_overflows(&mut self) {
+        while let Some(conn) = self.overflowed.pop() {
+            if self.resynced.contains(&conn) {
+                continue;
+            }
+            let Some(c) = self.conns.get(&conn) else {
+                continue;
+            };
+            if c.queue.is_closed() {
+                continue;
+            }
+            if c.subs.iter().any(|s| matches!(s, Chan::Orders(_))) {
+                self.close_slow(conn);
+                continue;
+            }
+            let subs = c.subs.clone();
+            let queue = Arc::clone(&c.queue);
+            let items: Vec<Out> = subs
+                .iter()
+                .filter_map(|&s| self.snapshot(s))
+                .map(Out::Text)
+                .collect();
+            queue.replace(items);
+            self.resynced.insert(conn);
+            self.shared.counters.resyncs.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

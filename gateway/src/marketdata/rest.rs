@@ -1,0 +1,220 @@
+//! Public REST market data: depth, recent trades, ticker, candles of one market.
+//!
+//! Every handler reads shared state under a short lock and serializes outside it.
+//! Query parameters are strict: an unknown parameter, a value that is not a whole
+//! number, or one out of range is a 400 with code `invalid_parameter` (the same
+//! philosophy as the protocol's unknown-fields rule: a typo is refused, not
+//! ignored). An unknown market is a 404 `unknown_market`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use gpux_engine::{MarketId, Side};
+
+use super::state::{lock, MarketEntry, Shared};
+use super::stats::{Interval, TradeRec};
+use super::wire::{
+    self, BookMsg, CandleJson, CandlesMsg, TickerMsg, TickerVal, TradeJson, TradesMsg,
+};
+use crate::ApiError;
+
+type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+fn market(shared: &Shared, name: &str) -> Result<Arc<MarketEntry>, ApiError> {
+    MarketId::new(name)
+        .ok()
+        .and_then(|id| shared.market(&id))
+        .ok_or_else(|| {
+            ApiError::not_found("unknown_market", format!("no market {name:?} is listed"))
+        })
+}
+
+/// The query parameters, checked against the names an endpoint accepts.
+fn params(q: Params, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    let Query(list) = q.map_err(|e| {
+        ApiError::bad_request("invalid_parameter", format!("bad query string: {e}"))
+    })?;
+    for (k, _) in &list {
+        if !allowed.contains(&k.as_str()) {
+            let msg = if allowed.is_empty() {
+                format!("unknown parameter {k:?}: this endpoint takes none")
+            } else {
+                format!(
+                    "unknown parameter {k:?}: this endpoint takes {}",
+                    allowed.join(", ")
+                )
+            };
+            return Err(ApiError::bad_request("invalid_parameter", msg));
+        }
+    }
+    Ok(list)
+}
+
+fn one<'a>(list: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut found = list
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str());
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("parameter {name:?} is given more than once"),
+        ));
+    }
+    Ok(first)
+}
+
+/// A whole number in `1..=max`, or `default` when absent.
+fn count(
+    list: &[(String, String)],
+    name: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match one(list, name)? {
+        None => Ok(default.min(max)),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) && !v.starts_with('+') => Ok(n),
+            _ => Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("{name} must be a whole number from 1 to {max}, not {v:?}"),
+            )),
+        },
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Response {
+    let body = serde_json::to_vec(v).expect("market data always encodes");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `GET /v1/markets/{market}/depth?depth=N`.
+pub async fn depth(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    q: Params,
+) -> Result<Response, ApiError> {
+    let list = params(q, &["depth"])?;
+    let cfg = &shared.cfg;
+    let n = count(&list, "depth", cfg.depth_default, cfg.depth_max)?;
+    let e = market(&shared, &name)?;
+    let (seq, bids, asks) = {
+        let p = lock(&e.published);
+        (
+            p.seq,
+            wire::levels(&e.spec, p.book.levels(Side::Buy, n)),
+            wire::levels(&e.spec, p.book.levels(Side::Sell, n)),
+        )
+    };
+    Ok(json(&BookMsg {
+        kind: None,
+        channel: None,
+        market: e.id.as_str(),
+        seq,
+        prev_seq: None,
+        bids,
+        asks,
+    }))
+}
+
+/// `GET /v1/markets/{market}/trades?limit=N`.
+pub async fn trades(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    q: Params,
+) -> Result<Response, ApiError> {
+    let list = params(q, &["limit"])?;
+    let cfg = &shared.cfg;
+    let n = count(&list, "limit", cfg.trades_default, cfg.recent_trades)?;
+    let e = market(&shared, &name)?;
+    let trades: Vec<TradeRec> = lock(&e.core).stats.recent(n).copied().collect();
+    Ok(json(&TradesMsg {
+        kind: None,
+        channel: None,
+        market: e.id.as_str(),
+        trades: trades.iter().map(|t| TradeJson::new(&e.spec, t)).collect(),
+    }))
+}
+
+/// The ticker as of now: best bid/ask from the published book, trade figures
+/// from the core side, the 24h window ending at the latest committed timestamp.
+pub fn ticker_now(shared: &Shared, e: &MarketEntry) -> TickerVal {
+    let now_ns = shared.now_ns.load(Ordering::Acquire);
+    let (seq, best_bid, best_ask) = {
+        let p = lock(&e.published);
+        (p.seq, p.book.best(Side::Buy), p.book.best(Side::Sell))
+    };
+    let (last, day) = {
+        let c = lock(&e.core);
+        (c.stats.last().copied(), c.stats.window_24h(now_ns))
+    };
+    TickerVal {
+        seq: seq.max(last.map_or(0, |t| t.seq)),
+        ts_ns: now_ns,
+        best_bid,
+        best_ask,
+        last,
+        day,
+    }
+}
+
+/// `GET /v1/markets/{market}/ticker`.
+pub async fn ticker(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    q: Params,
+) -> Result<Response, ApiError> {
+    params(q, &[])?;
+    let e = market(&shared, &name)?;
+    let v = ticker_now(&shared, &e);
+    Ok(json(&TickerMsg::new(
+        &e.spec,
+        e.id.as_str(),
+        None,
+        None,
+        &v,
+    )))
+}
+
+/// `GET /v1/markets/{market}/candles?interval=1m|1h&limit=N`.
+pub async fn candles(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    q: Params,
+) -> Result<Response, ApiError> {
+    let list = params(q, &["interval", "limit"])?;
+    let interval = match one(&list, "interval")? {
+        None => Interval::M1,
+        Some(v) => Interval::parse(v).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("interval must be 1m or 1h, not {v:?}"),
+            )
+        })?,
+    };
+    let e = market(&shared, &name)?;
+    let candles: Vec<CandleJson> = {
+        let c = lock(&e.core);
+        let series = c.stats.series(interval);
+        let n = count(
+            &list,
+            "limit",
+            shared.cfg.candles_default,
+            series.capacity(),
+        )?;
+        series
+            .last(n)
+            .map(|k| CandleJson::new(&e.spec, k))
+            .collect()
+    };
+    Ok(json(&CandlesMsg {
+        market: e.id.as_str(),
+        interval: interval.name(),
+        candles,
+    }))
+}

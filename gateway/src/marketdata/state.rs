@@ -1,0 +1,231 @@
+//! The state market data shares between the core thread, the hub thread and the
+//! HTTP handlers, and who may write what.
+//!
+//! Per market ([`MarketEntry`]) there are two locks, each held only for short,
+//! non-blocking critical sections (no I/O, no awaits):
+//! - [`CoreSide`], written by the core thread once per batch: trade statistics
+//!   (exact, never lossy) and what the hub has not yet published (level deltas,
+//!   trades).
+//! - [`Published`], written by the hub only: the L2 book as last published, with
+//!   its sequence number. Snapshots (REST and WebSocket) come from here, so a
+//!   snapshot's `seq` and the updates that follow it always fit together.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use gpux_engine::market::MarketSpec;
+use gpux_engine::{AccountId, MarketId, Side};
+
+use super::book::L2Book;
+use super::stats::{TradeRec, TradeStats};
+use super::wire::{PrivateMsg, TickerVal};
+use super::MarketDataConfig;
+
+/// Locks a mutex, ignoring poisoning (every critical section leaves the data valid).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the core thread hands the hub for one market.
+#[derive(Debug)]
+pub struct CoreSide {
+    /// Trades, candles, 24h window (read by REST and the hub).
+    pub stats: TradeStats,
+    /// `cmd_seq` of the last command that changed this book.
+    pub book_seq: u64,
+    /// Signed level changes since the hub last took them.
+    pub pending_levels: HashMap<(Side, i64), i64>,
+    /// Trades since the hub last took them (for the trades stream).
+    pub pending_trades: Vec<TradeRec>,
+    /// Pending trades were dropped (the hub fell very far behind): trades
+    /// subscribers get a fresh snapshot instead of a silent gap.
+    pub trades_overflowed: bool,
+    /// Listed in the shared dirty list and not yet taken by the hub.
+    pub dirty: bool,
+}
+
+/// What the hub published for one market.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// The book as of `seq`.
+    pub book: L2Book,
+    /// `cmd_seq` of the last command included in `book`.
+    pub seq: u64,
+    /// Highest trade id published on `trades.<market>`.
+    pub trade_id: u64,
+    /// The last ticker published.
+    pub ticker: TickerVal,
+}
+
+/// One market's shared state.
+#[derive(Debug)]
+pub struct MarketEntry {
+    /// Its id.
+    pub id: MarketId,
+    /// Its spec (for decimal conversion).
+    pub spec: MarketSpec,
+    /// Its index in the registry.
+    pub index: usize,
+    /// Channel names, built once.
+    pub book_channel: String,
+    /// `trades.<market>`.
+    pub trades_channel: String,
+    /// `ticker.<market>`.
+    pub ticker_channel: String,
+    /// Core thread → hub.
+    pub core: Mutex<CoreSide>,
+    /// Hub → readers.
+    pub published: Mutex<Published>,
+}
+
+/// Every market seen, by id and by index.
+#[derive(Debug, Default)]
+pub struct Registry {
+    by_id: HashMap<MarketId, usize>,
+    list: Vec<Arc<MarketEntry>>,
+}
+
+impl Registry {
+    /// A market by id.
+    pub fn get(&self, id: &MarketId) -> Option<&Arc<MarketEntry>> {
+        self.by_id.get(id).map(|&i| &self.list[i])
+    }
+
+    /// A market by index.
+    pub fn at(&self, index: usize) -> Option<&Arc<MarketEntry>> {
+        self.list.get(index)
+    }
+}
+
+/// Private updates waiting for the hub, and who wants them.
+#[derive(Debug, Default)]
+pub struct PrivateShared {
+    /// Accounts with an `orders` subscription, and how many.
+    pub subscribed: HashMap<AccountId, usize>,
+    /// Messages for subscribed accounts since the hub last took them.
+    pub pending: Vec<PrivateMsg>,
+    /// Pending messages were dropped: every `orders` subscriber is disconnected.
+    pub overflowed: bool,
+}
+
+/// Counters for tests, benchmarks and metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// WebSocket connections open now.
+    pub connections: AtomicU64,
+    /// Hub flushes.
+    pub flushes: AtomicU64,
+    /// Messages queued to connections (one per subscriber).
+    pub messages_queued: AtomicU64,
+    /// Resyncs after a queue overflow.
+    pub resyncs: AtomicU64,
+    /// Connections closed for being too slow.
+    pub slow_closes: AtomicU64,
+}
+
+/// Everything shared, behind one `Arc`.
+#[derive(Debug)]
+pub struct Shared {
+    /// Limits and tuning.
+    pub cfg: MarketDataConfig,
+    /// Markets.
+    pub markets: RwLock<Registry>,
+    /// Indices of markets with something for the hub.
+    pub dirty: Mutex<Vec<usize>>,
+    /// Whether the hub has work (private or market).
+    pub dirty_flag: AtomicBool,
+    /// Private updates.
+    pub private: Mutex<PrivateShared>,
+    /// Bumped whenever `private.subscribed` changes (the core caches the set).
+    pub private_gen: AtomicU64,
+    /// Latest committed timestamp (the "now" of every 24h window).
+    pub now_ns: AtomicU64,
+    /// The hub has stopped: no new connections.
+    pub stopped: AtomicBool,
+    /// Open connections per key (account or peer address).
+    pub conn_counts: Mutex<HashMap<super::ws::ConnKey, usize>>,
+    /// Next connection id.
+    pub next_conn: AtomicU64,
+    /// Counters.
+    pub counters: Counters,
+}
+
+impl Shared {
+    /// Fresh shared state.
+    pub fn new(cfg: MarketDataConfig) -> Self {
+        Self {
+            cfg,
+            markets: RwLock::default(),
+            dirty: Mutex::default(),
+            dirty_flag: AtomicBool::new(false),
+            private: Mutex::default(),
+            private_gen: AtomicU64::new(0),
+            now_ns: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+            conn_counts: Mutex::default(),
+            next_conn: AtomicU64::new(1),
+            counters: Counters::default(),
+        }
+    }
+
+    /// A market by id.
+    pub fn market(&self, id: &MarketId) -> Option<Arc<MarketEntry>> {
+        self.markets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    /// A market by index.
+    pub fn market_at(&self, index: usize) -> Option<Arc<MarketEntry>> {
+        self.markets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .at(index)
+            .cloned()
+    }
+
+    /// Registers a market (idempotent); its book starts at `seq`.
+    pub fn add_market(&self, spec: MarketSpec, seq: u64) -> Arc<MarketEntry> {
+        let mut reg = self.markets.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = reg.get(&spec.id) {
+            return Arc::clone(e);
+        }
+        let index = reg.list.len();
+        let id = spec.id;
+        let entry = Arc::new(MarketEntry {
+            id,
+            index,
+            book_channel: format!("book.{id}"),
+            trades_channel: format!("trades.{id}"),
+            ticker_channel: format!("ticker.{id}"),
+            core: Mutex::new(CoreSide {
+                stats: TradeStats::new(self.cfg.recent_trades, self.cfg.candles),
+                book_seq: seq,
+                pending_levels: HashMap::new(),
+                pending_trades: Vec::new(),
+                trades_overflowed: false,
+                dirty: false,
+            }),
+            published: Mutex::new(Published {
+                seq,
+                ticker: TickerVal {
+                    seq,
+                    ..TickerVal::default()
+                },
+                ..Published::default()
+            }),
+            spec,
+        });
+        reg.by_id.insert(id, index);
+        reg.list.push(Arc::clone(&entry));
+        entry
+    }
+
+    /// Marks the hub as having work; true when it had none (then wake it).
+    pub fn set_dirty(&self) -> bool {
+        !self.dirty_flag.swap(true, Ordering::AcqRel)
+    }
+}

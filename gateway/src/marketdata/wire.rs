@@ -1,0 +1,389 @@
+//! The JSON shapes of market data, shared by REST and the WebSocket: L2 levels,
+//! trades, tickers, candles, private order updates and fills, acks and errors.
+//!
+//! Prices and quantities are decimal strings at the market's tick and lot scale
+//! (as in `docs/PROTOCOL.md`); every shape is documented in `docs/MARKET_DATA.md`.
+//! A message is serialized once ([`to_text`]) and the same bytes are shared by every
+//! subscriber.
+
+use axum::extract::ws::Utf8Bytes;
+use gpux_engine::market::MarketSpec;
+use gpux_engine::{AccountId, Event, MarketId, OrderId, Side, TradeId};
+use rust_decimal::Decimal;
+use serde::{Serialize, Serializer};
+
+use super::stats::{Candle, TradeRec, Window24h};
+
+/// A decimal written as a JSON string without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dec(pub Decimal);
+
+impl Serialize for Dec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// One L2 level as `[price, quantity]`.
+pub type Level = (Dec, Dec);
+
+/// Converts `(ticks, lots)` levels to decimal levels.
+pub fn levels(spec: &MarketSpec, raw: impl Iterator<Item = (i64, u64)>) -> Vec<Level> {
+    raw.map(|(p, q)| (Dec(spec.price(p)), Dec(spec.quantity(q))))
+        .collect()
+}
+
+/// L2 depth: a REST response, a book snapshot or a book update.
+#[derive(Debug, Serialize)]
+pub struct BookMsg<'a> {
+    /// `snapshot` / `update` on the WebSocket; absent over REST.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// `book.<market>` on the WebSocket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<&'a str>,
+    /// The market.
+    pub market: &'a str,
+    /// `cmd_seq` of the last command whose changes this includes.
+    pub seq: u64,
+    /// Updates only: `seq` of the previous message of this book.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prev_seq: Option<u64>,
+    /// Bids, best (highest) first.
+    pub bids: Vec<Level>,
+    /// Asks, best (lowest) first.
+    pub asks: Vec<Level>,
+}
+
+/// One public trade.
+#[derive(Debug, Serialize)]
+pub struct TradeJson {
+    /// The engine's trade id.
+    pub trade: TradeId,
+    /// The command that traded.
+    pub seq: u64,
+    /// Committed timestamp.
+    pub ts_ns: u64,
+    /// The maker's price.
+    pub price: Dec,
+    /// GPU-hours.
+    pub quantity: Dec,
+    /// The incoming order's side.
+    pub taker_side: Side,
+}
+
+impl TradeJson {
+    /// A trade record at its market's scales.
+    pub fn new(spec: &MarketSpec, t: &TradeRec) -> Self {
+        Self {
+            trade: t.trade,
+            seq: t.seq,
+            ts_ns: t.ts_ns,
+            price: Dec(spec.price(t.price_ticks)),
+            quantity: Dec(spec.quantity(t.lots)),
+            taker_side: t.taker_side,
+        }
+    }
+}
+
+/// Recent trades: a REST response, a trades snapshot or a trades update.
+#[derive(Debug, Serialize)]
+pub struct TradesMsg<'a> {
+    /// `snapshot` / `update` on the WebSocket; absent over REST.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// `trades.<market>` on the WebSocket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<&'a str>,
+    /// The market.
+    pub market: &'a str,
+    /// Oldest first.
+    pub trades: Vec<TradeJson>,
+}
+
+/// The ticker's numbers, in integer units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TickerVal {
+    /// Last command reflected.
+    pub seq: u64,
+    /// Committed time the 24h window ends at.
+    pub ts_ns: u64,
+    /// Best bid `(ticks, lots)`.
+    pub best_bid: Option<(i64, u64)>,
+    /// Best ask `(ticks, lots)`.
+    pub best_ask: Option<(i64, u64)>,
+    /// The last trade.
+    pub last: Option<TradeRec>,
+    /// 24h figures.
+    pub day: Window24h,
+}
+
+impl TickerVal {
+    /// Whether anything but the time and sequence differs.
+    pub fn same_figures(&self, other: &TickerVal) -> bool {
+        self.best_bid == other.best_bid
+            && self.best_ask == other.best_ask
+            && self.last.map(|t| t.trade) == other.last.map(|t| t.trade)
+            && self.day == other.day
+    }
+}
+
+/// A ticker: REST response, or snapshot/update on the WebSocket.
+#[derive(Debug, Serialize)]
+pub struct TickerMsg<'a> {
+    /// `snapshot` / `update` on the WebSocket; absent over REST.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// `ticker.<market>` on the WebSocket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<&'a str>,
+    /// The market.
+    pub market: &'a str,
+    /// Last command reflected.
+    pub seq: u64,
+    /// Committed time the 24h figures end at.
+    pub ts_ns: u64,
+    /// Highest bid.
+    pub best_bid: Option<Dec>,
+    /// GPU-hours at the highest bid.
+    pub best_bid_quantity: Option<Dec>,
+    /// Lowest ask.
+    pub best_ask: Option<Dec>,
+    /// GPU-hours at the lowest ask.
+    pub best_ask_quantity: Option<Dec>,
+    /// Price of the last trade ever.
+    pub last_price: Option<Dec>,
+    /// Quantity of the last trade.
+    pub last_quantity: Option<Dec>,
+    /// Committed time of the last trade.
+    pub last_ts_ns: Option<u64>,
+    /// First price in the 24h window.
+    pub open_24h: Option<Dec>,
+    /// Highest price in the 24h window.
+    pub high_24h: Option<Dec>,
+    /// Lowest price in the 24h window.
+    pub low_24h: Option<Dec>,
+    /// GPU-hours traded in the 24h window.
+    pub volume_24h: Dec,
+    /// Trades in the 24h window.
+    pub trades_24h: u64,
+}
+
+impl<'a> TickerMsg<'a> {
+    /// The message for `v` at the market's scales.
+    pub fn new(
+        spec: &MarketSpec,
+        market: &'a str,
+        kind: Option<&'static str>,
+        channel: Option<&'a str>,
+        v: &TickerVal,
+    ) -> Self {
+        let p = |t: i64| Dec(spec.price(t));
+        let q = |l: u64| Dec(spec.quantity(l));
+        Self {
+            kind,
+            channel,
+            market,
+            seq: v.seq,
+            ts_ns: v.ts_ns,
+            best_bid: v.best_bid.map(|(t, _)| p(t)),
+            best_bid_quantity: v.best_bid.map(|(_, l)| q(l)),
+            best_ask: v.best_ask.map(|(t, _)| p(t)),
+            best_ask_quantity: v.best_ask.map(|(_, l)| q(l)),
+            last_price: v.last.map(|t| p(t.price_ticks)),
+            last_quantity: v.last.map(|t| q(t.lots)),
+            last_ts_ns: v.last.map(|t| t.ts_ns),
+            open_24h: v.day.open.map(p),
+            high_24h: v.day.high.map(p),
+            low_24h: v.day.low.map(p),
+            volume_24h: q(v.day.volume_lots),
+            trades_24h: v.day.trades,
+        }
+    }
+}
+
+/// One candle.
+#[derive(Debug, Serialize)]
+pub struct CandleJson {
+    /// Start of the interval, ns since the epoch.
+    pub open_ns: u64,
+    /// First price.
+    pub open: Dec,
+    /// Highest price.
+    pub high: Dec,
+    /// Lowest price.
+    pub low: Dec,
+    /// Last price.
+    pub close: Dec,
+    /// GPU-hours traded.
+    pub volume: Dec,
+    /// Number of trades.
+    pub trades: u64,
+}
+
+impl CandleJson {
+    /// A candle at its market's scales.
+    pub fn new(spec: &MarketSpec, c: &Candle) -> Self {
+        let p = |t: i64| Dec(spec.price(t));
+        Self {
+            open_ns: c.open_ns,
+            open: p(c.open),
+            high: p(c.high),
+            low: p(c.low),
+            close: p(c.close),
+            volume: Dec(spec.quantity(c.volume_lots)),
+            trades: c.trades,
+        }
+    }
+}
+
+/// A REST candles response.
+#[derive(Debug, Serialize)]
+pub struct CandlesMsg<'a> {
+    /// The market.
+    pub market: &'a str,
+    /// `1m` or `1h`.
+    pub interval: &'static str,
+    /// Oldest first.
+    pub candles: Vec<CandleJson>,
+}
+
+/// A fill of the subscriber's own order (the counterparty is never named).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Fill {
+    /// The engine's trade id.
+    pub trade: TradeId,
+    /// The market.
+    pub market: MarketId,
+    /// The subscriber's order.
+    pub order: OrderId,
+    /// Its side.
+    pub side: Side,
+    /// `maker` (it rested) or `taker` (it arrived).
+    pub liquidity: &'static str,
+    /// Trade price.
+    pub price: Dec,
+    /// GPU-hours filled.
+    pub quantity: Dec,
+    /// USD fee the subscriber paid on this fill.
+    pub fee: Dec,
+    /// The order's quantity still open after this fill.
+    pub remaining: Dec,
+}
+
+/// One private message for one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivateMsg {
+    /// Who it is for.
+    pub account: AccountId,
+    /// The command that produced it.
+    pub seq: u64,
+    /// Its committed timestamp.
+    pub ts_ns: u64,
+    /// What happened.
+    pub body: PrivateBody,
+}
+
+/// The body of a [`PrivateMsg`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrivateBody {
+    /// One of the account's own order events, as the protocol writes it.
+    Order(Event),
+    /// A fill of one of its orders.
+    Fill(Fill),
+}
+
+#[derive(Serialize)]
+struct PrivateJson<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    channel: &'static str,
+    seq: u64,
+    ts_ns: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a Event>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fill: Option<&'a Fill>,
+}
+
+impl PrivateMsg {
+    /// Its JSON text.
+    pub fn to_text(&self) -> Utf8Bytes {
+        let (kind, event, fill) = match &self.body {
+            PrivateBody::Order(e) => ("order", Some(e), None),
+            PrivateBody::Fill(f) => ("fill", None, Some(f)),
+        };
+        to_text(&PrivateJson {
+            kind,
+            channel: "orders",
+            seq: self.seq,
+            ts_ns: self.ts_ns,
+            event,
+            fill,
+        })
+    }
+}
+
+/// A reply to a request: ack or error. `id` echoes the request's `id`.
+#[derive(Debug, Serialize)]
+pub struct Reply<'a> {
+    /// `subscribed`, `unsubscribed`, `authenticated`, `pong` or `error`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The channel the request named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<&'a str>,
+    /// The authenticated account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountId>,
+    /// Errors: stable code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    /// Errors: explanation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'a str>,
+    /// The request's `id`, if it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a serde_json::Value>,
+}
+
+impl<'a> Reply<'a> {
+    /// An ack of kind `kind`.
+    pub fn ack(
+        kind: &'static str,
+        channel: Option<&'a str>,
+        id: Option<&'a serde_json::Value>,
+    ) -> Self {
+        Self {
+            kind,
+            channel,
+            account: None,
+            code: None,
+            message: None,
+            id,
+        }
+    }
+
+    /// An error.
+    pub fn error(
+        code: &'static str,
+        message: &'a str,
+        channel: Option<&'a str>,
+        id: Option<&'a serde_json::Value>,
+    ) -> Self {
+        Self {
+            kind: "error",
+            channel,
+            account: None,
+            code: Some(code),
+            message: Some(message),
+            id,
+        }
+    }
+}
+
+/// Serializes a message once, as WebSocket text.
+pub fn to_text<T: Serialize>(msg: &T) -> Utf8Bytes {
+    // Serializing these types cannot fail (no maps with non-string keys, no I/O).
+    Utf8Bytes::from(serde_json::to_string(msg).expect("market data always encodes"))
+}
