@@ -82,8 +82,18 @@ async fn stop_signal() {
     }
 }
 
-/// Runs `gpux serve` until Ctrl-C or SIGTERM.
+/// Runs `gpux serve` until Ctrl-C or SIGTERM, printing the ready line on stdout.
 pub fn run(opts: ServeOptions) -> Result<()> {
+    run_until(opts, &mut std::io::stdout(), stop_signal())
+}
+
+/// Runs until `stop` completes, writing the one ready line to `out`: what `run`
+/// does, with the signal and the output handed in (for tests).
+pub fn run_until(
+    opts: ServeOptions,
+    out: &mut (dyn Write + Send),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     std::fs::create_dir_all(&opts.data)
         .with_context(|| format!("cannot create {}", opts.data.display()))?;
     let (admin_key, key_file) = match opts.admin_key {
@@ -114,11 +124,9 @@ pub fn run(opts: ServeOptions) -> Result<()> {
             "data": opts.data.display().to_string(),
             "admin_key_file": key_file.as_ref().map(|p| p.display().to_string()),
         });
-        let mut out = std::io::stdout().lock();
         writeln!(out, "{line}")?;
         out.flush()?;
-        drop(out);
-        stop_signal().await;
+        stop.await;
         tracing::info!("stopping");
         gateway.shutdown().await
     });
