@@ -6,6 +6,7 @@
 //! - [`bench`]: `gpux bench …` — throughput and latency measurements.
 //! - [`bench_pipeline`]: `gpux bench pipeline`, the whole embedded pipeline measured.
 //! - [`bench_gateway`]: `gpux bench gateway` — order entry and WebSocket fan-out over loopback.
+//! - [`serve`]: `gpux serve` — the embedded exchange with its HTTP gateway.
 //! - [`workload`]: the seeded order-flow generator the benches share.
 #![deny(missing_docs)]
 
@@ -13,4 +14,5 @@ pub mod apply;
 pub mod bench;
 pub mod bench_pipeline;
 pub mod bench_gateway;
+pub mod serve;
 pub mod workload;

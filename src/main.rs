@@ -51,6 +51,28 @@ enum Cmd {
         #[command(subcommand)]
         tool: ReplayCmd,
     },
+    /// Run the exchange with its HTTP gateway (REST order entry, market data).
+    ///
+    /// The embedded command log, engine and ledger live in DIR; the gateway serves
+    /// the API described at /v1/openapi.json. Prints one JSON line with the listen
+    /// address once ready to accept connections; stops cleanly on Ctrl-C or SIGTERM.
+    Serve {
+        /// Ledger directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Address to listen on (port 0: any free port).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The admin key (at least 16 bytes). Default: read DIR/admin.key, or
+        /// generate it there (mode 0600).
+        #[arg(
+            long,
+            value_name = "KEY",
+            env = "GPUX_ADMIN_KEY",
+            hide_env_values = true
+        )]
+        admin_key: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -299,6 +321,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Cmd::Replay { tool } => replay(tool)?,
+        Cmd::Serve {
+            data,
+            listen,
+            admin_key,
+        } => gpux::serve::run(gpux::serve::ServeOptions {
+            data,
+            listen,
+            admin_key,
+        })?,
     }
     Ok(())
 }

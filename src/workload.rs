@@ -67,7 +67,10 @@ pub fn setup(cfg: &WorkloadConfig) -> Vec<Command> {
         max_order_quantity: None,
     })];
     for account in 1..=cfg.accounts {
-        cmds.push(Command::CreateAccount(CreateAccount { account }));
+        cmds.push(Command::CreateAccount(CreateAccount {
+            account,
+            api_key_sha256: None,
+        }));
         cmds.push(Command::Deposit(CashTransfer {
             account,
             amount: Decimal::from(100_000_000u64),

@@ -154,6 +154,67 @@ pub struct ListMarket {
 pub struct CreateAccount {
     /// The new account's id (not 0, which is the fee account).
     pub account: AccountId,
+    /// SHA-256 of the account's API key. Opaque to the engine (no event carries it):
+    /// it rides in the log so every gateway following the log, before and after a
+    /// restart, learns which key belongs to the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_sha256: Option<KeyDigest>,
+}
+
+/// A SHA-256 digest, written as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyDigest(pub [u8; 32]);
+
+impl KeyDigest {
+    /// The digest as 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            s.push(HEX[(b >> 4) as usize] as char);
+            s.push(HEX[(b & 15) as usize] as char);
+        }
+        s
+    }
+
+    /// Parses exactly 64 lowercase hex digits.
+    pub fn from_hex(s: &str) -> Option<KeyDigest> {
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let bytes = s.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+        }
+        Some(KeyDigest(out))
+    }
+}
+
+impl std::fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyDigest({})", self.to_hex())
+    }
+}
+
+impl Serialize for KeyDigest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        KeyDigest::from_hex(&s).ok_or_else(|| {
+            serde::de::Error::custom("a SHA-256 digest must be 64 lowercase hex digits")
+        })
+    }
 }
 
 /// Move USD into or out of an account.
@@ -346,5 +407,29 @@ impl CommandEnvelope {
     /// Encodes as one line of JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("commands always encode")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_account_key_digest_round_trips_and_is_strict() {
+        let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let json = format!(r#"{{"type":"create_account","account":3,"api_key_sha256":"{hex}"}}"#);
+        let cmd: Command = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&cmd).unwrap(), json);
+        let plain: Command =
+            serde_json::from_str(r#"{"type":"create_account","account":3}"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"type":"create_account","account":3}"#
+        );
+        for bad in [&hex[..62], &hex.to_uppercase(), &format!("{hex}00"), "zz"] {
+            let json =
+                format!(r#"{{"type":"create_account","account":3,"api_key_sha256":"{bad}"}}"#);
+            assert!(serde_json::from_str::<Command>(&json).is_err(), "{bad}");
+        }
     }
 }

@@ -59,7 +59,7 @@ mod snapshot;
 pub mod types;
 
 pub use book::{Book, NaiveBook, OrderBook, RestingOrder};
-pub use command::{Command, CommandEnvelope, CommandKind, PROTOCOL_VERSION};
+pub use command::{Command, CommandEnvelope, CommandKind, KeyDigest, PROTOCOL_VERSION};
 pub use engine::Engine;
 pub use event::{Event, EventEnvelope, EventSink};
 pub use query::{AccountView, BalanceView, L2Level, OrderView, PositionView};

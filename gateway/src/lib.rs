@@ -1,16 +1,103 @@
-//! gpux gateway: REST order entry and WebSocket market data (axum).
+//! # gpux-gateway
 //!
-//! The only door to the exchange: authenticates, validates, turns requests into
-//! commands for the log, answers with what the engine decided once it is durable, and
-//! fans committed events out as market data. It never matches and never writes the
-//! ledger; its state is a read replica of the engine fed by committed commands.
+//! The only door to the exchange: REST order entry, accounts and markets under
+//! `/v1`, and market data (REST and the `/v1/ws` WebSocket). It authenticates,
+//! validates, turns requests into commands for the log, answers with what the engine
+//! decided once it is durable, and fans committed events out as market data. It
+//! never matches and never writes the ledger.
+//!
+//! ## How it works
+//!
+//! ```text
+//!  HTTP request ──► handler: auth, rate limit, decode, check against the replica
+//!                     │ CommandEnvelope {request_id}        ▲ response built from the
+//!                     ▼                                     │ command's own events
+//!                 Submitter ──► command log ──► engine ──► ledger (durable)
+//!                                                            │
+//!  core thread ◄── Feed of committed commands, from cmd_seq 1 ┘
+//!    re-applies each to its own Engine (a read replica; events must match),
+//!    folds order/fill history, learns API keys, feeds market data,
+//!    then resolves the waiting request by request_id
+//! ```
+//!
+//! - **State is a read replica of the engine.** One std thread (the *core*) reads a
+//!   [`gpux_sequencer::Feed`] of committed commands from cmd_seq 1 and calls
+//!   `Engine::apply_json(cmd_seq, ts_ns, payload)` on its own engine. The engine is
+//!   deterministic, so the replica equals the exchange's engine; the core checks the
+//!   re-produced events against the committed ones and on a mismatch logs an error
+//!   and reports itself unhealthy (it never panics). Queries (balances, open orders,
+//!   an order, markets) take short read locks on the replica. Starting from seq 1
+//!   makes fills history, API keys and idempotency complete on every gateway and
+//!   after every restart; the cost is replaying the whole log at startup (seconds
+//!   for millions of commands), during which requests get 503 `starting`.
+//! - **Order entry is acknowledged after durability.** A write builds a
+//!   `CommandEnvelope` with a fresh `request_id` (or one derived from the
+//!   idempotency key) and the system clock's `ts_ns`, registers a waiter for that id,
+//!   then submits. The core thread resolves the waiter when the committed command
+//!   with that id has been applied to the replica, so the client's next query
+//!   already sees its effect. No answer within the timeout (default 10 s) is a 503
+//!   `timeout`: retry with the same `Idempotency-Key`.
+//! - **Responses come from the command's own events**, filtered to the caller's
+//!   order or account (a command's events can include GTD expiries of other
+//!   accounts' orders), so an idempotent replay returns exactly the first answer.
+//! - **API keys live in the log**: `create_account` carries the key's SHA-256
+//!   (`api_key_sha256`), so every gateway knows every key and nothing else needs
+//!   storing. See [`auth`].
+//!
+//! ## Modules
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`server`] | [`start`], [`RunningGateway`], [`Backend`], the route table, graceful shutdown |
+//! | [`config`] | [`GatewayConfig`]: listen address, admin key, limits, timeouts |
+//! | [`core`] | the core thread, the replica, health and counters |
+//! | [`rest`] | the REST handlers, DTOs and extractors |
+//! | [`auth`] | [`Principal`], [`Authenticator`], the key store, key generation |
+//! | [`idempotency`] | request ids, requests in flight, the idempotency cache |
+//! | [`history`] | order and fill history derived from events |
+//! | [`ratelimit`] | per-key and per-IP token buckets |
+//! | [`openapi`] | the OpenAPI document served at `/v1/openapi.json` |
+//! | [`error`] | [`ApiError`]: the one error shape `{code, message}` |
+//! | [`marketdata`] | market data (REST depth/trades/ticker/candles, `/v1/ws`) |
+//!
+//! ## Example
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use gpux_gateway::{start, Backend, GatewayConfig};
+//! use gpux_sequencer::{Exchange, PipelineOptions};
+//!
+//! let exchange = Exchange::start_embedded("./gpux-data".as_ref(), PipelineOptions::default())?;
+//! let backend = Backend {
+//!     submitter: exchange.submitter().expect("the embedded log has a submitter"),
+//!     feed: Box::new(exchange.follow(1)),
+//! };
+//! let cfg = GatewayConfig::new("127.0.0.1:8080".parse()?, "an-admin-key-of-16-bytes-or-more");
+//! let gateway = start(cfg, backend).await?;
+//! gateway.wait_ready().await;
+//! // ... serve until asked to stop ...
+//! gateway.shutdown().await?;
+//! exchange.shutdown()?;
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod config;
+pub mod core;
 pub mod error;
+pub mod history;
+pub mod idempotency;
 pub mod marketdata;
 #[doc(hidden)]
 pub mod testkit;
+pub mod openapi;
+pub mod ratelimit;
+pub mod rest;
+pub mod server;
 
-pub use auth::{Authenticator, Principal};
+pub use crate::core::{GatewayStats, HealthReport};
+pub use auth::{Authenticator, KeyStore, Principal};
+pub use config::{GatewayConfig, HistoryConfig, IdempotencyConfig, RateLimit, RateLimitConfig};
 pub use error::ApiError;
+pub use server::{served_routes, start, Backend, RunningGateway};

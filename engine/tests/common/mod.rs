@@ -75,7 +75,10 @@ impl Listing {
 }
 
 pub fn create_account(account: u64) -> Command {
-    Command::CreateAccount(CreateAccount { account })
+    Command::CreateAccount(CreateAccount {
+        account,
+        api_key_sha256: None,
+    })
 }
 
 pub fn deposit(account: u64, amount: &str) -> Command {

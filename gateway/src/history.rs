@@ -1,0 +1,481 @@
+//! Order and fill history, derived from committed events only.
+//!
+//! The engine keeps open orders; clients also want to see an order after it filled
+//! or was cancelled, and their recent fills. This module owns [`History`], which the
+//! core thread feeds with every committed command's events (from cmd_seq 1, so it is
+//! the same on every gateway and after every restart), and [`OrderRecord`]: one
+//! order's life folded from its events. The same folding builds a placed order's
+//! response from its own command's events ([`OrderRecord::from_events`]), so a
+//! response and a later `GET` agree.
+//!
+//! Bounds: open orders are bounded by the engine's limits; per account, the most
+//! recent [`HistoryConfig::closed_orders_per_account`] closed orders and
+//! [`HistoryConfig::fills_per_account`] fills are kept. Older history is in the
+//! ledger (`gpux replay statement|export`).
+
+use std::collections::{HashMap, VecDeque};
+
+use gpux_engine::event::{OrderAccepted, TradeExecuted};
+use gpux_engine::{
+    AccountId, CancelReason, ClientOrderId, Event, MarketId, OrderId, OrderType, Side, StpMode,
+    TimeInForce, TradeId,
+};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::config::HistoryConfig;
+
+/// Zero written with as many decimals as `like` (`"0.0"` for a lot of `0.5`), so
+/// quantities print as the events print them.
+pub fn zero_like(like: Decimal) -> Decimal {
+    let mut z = Decimal::ZERO;
+    z.rescale(like.scale());
+    z
+}
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Open on the book, nothing filled yet.
+    Resting,
+    /// Open on the book, partly filled.
+    PartiallyFilled,
+    /// Completely filled; closed.
+    Filled,
+    /// Closed without filling completely (see `cancel_reason`); may have fills.
+    Cancelled,
+}
+
+impl OrderStatus {
+    /// Whether the order is still on the book.
+    pub fn is_open(self) -> bool {
+        matches!(self, OrderStatus::Resting | OrderStatus::PartiallyFilled)
+    }
+}
+
+/// Whether a fill added liquidity (the resting order) or took it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Liquidity {
+    /// The resting order.
+    Maker,
+    /// The incoming order.
+    Taker,
+}
+
+/// One side of a trade, as its account sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Fill {
+    /// The engine's trade id.
+    pub trade_id: TradeId,
+    /// This account's order.
+    pub order_id: OrderId,
+    /// The market.
+    pub market: MarketId,
+    /// This account's side.
+    pub side: Side,
+    /// Trade price (the maker's), USD per GPU-hour.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub price: Decimal,
+    /// GPU-hours traded.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub quantity: Decimal,
+    /// USD fee this account paid.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub fee: Decimal,
+    /// Maker or taker.
+    pub liquidity: Liquidity,
+    /// The command that caused the trade.
+    pub cmd_seq: u64,
+    /// Its (sequenced) timestamp.
+    pub ts_ns: u64,
+}
+
+impl Fill {
+    /// The two fills of a trade: the maker's, then the taker's.
+    pub fn of_trade(t: &TradeExecuted, cmd_seq: u64, ts_ns: u64) -> [(AccountId, Fill); 2] {
+        let fill = |order_id, side, fee, liquidity| Fill {
+            trade_id: t.trade,
+            order_id,
+            market: t.market,
+            side,
+            price: t.price,
+            quantity: t.quantity,
+            fee,
+            liquidity,
+            cmd_seq,
+            ts_ns,
+        };
+        [
+            (
+                t.maker_account,
+                fill(
+                    t.maker_order,
+                    t.taker_side.opposite(),
+                    t.maker_fee,
+                    Liquidity::Maker,
+                ),
+            ),
+            (
+                t.taker_account,
+                fill(t.taker_order, t.taker_side, t.taker_fee, Liquidity::Taker),
+            ),
+        ]
+    }
+}
+
+/// One order's life, folded from its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    /// The engine's id.
+    pub order_id: OrderId,
+    /// The owner.
+    pub account: AccountId,
+    /// The client's id, if given.
+    pub client_order_id: Option<ClientOrderId>,
+    /// The market.
+    pub market: MarketId,
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit or market.
+    pub order_type: OrderType,
+    /// Limit price (after any amend); `None` for market orders.
+    pub price: Option<Decimal>,
+    /// Ordered GPU-hours: filled plus what was open after the last amend.
+    pub quantity: Decimal,
+    /// GPU-hours filled so far.
+    pub filled: Decimal,
+    /// GPU-hours open on the book (zero once closed).
+    pub remaining: Decimal,
+    /// Where the order is.
+    pub status: OrderStatus,
+    /// Why it closed unfilled, when cancelled.
+    pub cancel_reason: Option<CancelReason>,
+    /// Time in force.
+    pub time_in_force: TimeInForce,
+    /// GTD expiry.
+    pub good_till_ns: Option<u64>,
+    /// Post-only.
+    pub post_only: bool,
+    /// Self-trade prevention.
+    pub stp: StpMode,
+    /// The command that placed it.
+    pub created_cmd_seq: u64,
+    /// Its timestamp.
+    pub created_ts_ns: u64,
+    /// The last command that changed it.
+    pub updated_cmd_seq: u64,
+}
+
+impl OrderRecord {
+    fn accepted(a: &OrderAccepted, cmd_seq: u64, ts_ns: u64) -> Self {
+        OrderRecord {
+            order_id: a.order,
+            account: a.account,
+            client_order_id: a.client_order_id,
+            market: a.market,
+            side: a.side,
+            order_type: a.order_type,
+            price: a.price,
+            quantity: a.quantity,
+            // Zero at the lot's scale, so sums print like the events do.
+            filled: zero_like(a.quantity),
+            remaining: a.quantity,
+            // Until the command's other events say otherwise.
+            status: OrderStatus::Resting,
+            cancel_reason: None,
+            time_in_force: a.time_in_force,
+            good_till_ns: a.good_till_ns,
+            post_only: a.post_only,
+            stp: a.stp,
+            created_cmd_seq: cmd_seq,
+            created_ts_ns: ts_ns,
+            updated_cmd_seq: cmd_seq,
+        }
+    }
+
+    fn open_status(&self) -> OrderStatus {
+        if self.filled.is_zero() {
+            OrderStatus::Resting
+        } else {
+            OrderStatus::PartiallyFilled
+        }
+    }
+
+    /// Folds one event into the record if it concerns this order; returns whether
+    /// the order closed with it.
+    fn apply(&mut self, ev: &Event, cmd_seq: u64) -> bool {
+        let id = self.order_id;
+        match ev {
+            Event::TradeExecuted(t) if t.maker_order == id || t.taker_order == id => {
+                let left = if t.maker_order == id {
+                    t.maker_remaining
+                } else {
+                    t.taker_remaining
+                };
+                self.filled += t.quantity;
+                self.remaining = left;
+                self.updated_cmd_seq = cmd_seq;
+                if left.is_zero() {
+                    self.status = OrderStatus::Filled;
+                    return true;
+                }
+                self.status = self.open_status();
+            }
+            Event::OrderRested(r) if r.order == id => {
+                self.remaining = r.quantity;
+                self.status = self.open_status();
+                self.updated_cmd_seq = cmd_seq;
+            }
+            Event::OrderCancelled(c) if c.order == id => {
+                self.remaining = zero_like(c.quantity);
+                self.status = OrderStatus::Cancelled;
+                self.cancel_reason = Some(c.reason);
+                self.updated_cmd_seq = cmd_seq;
+                return true;
+            }
+            Event::OrderAmended(a) if a.order == id => {
+                self.price = Some(a.price);
+                self.remaining = a.quantity;
+                self.quantity = self.filled + a.quantity;
+                self.status = self.open_status();
+                self.updated_cmd_seq = cmd_seq;
+            }
+            _ => {}
+        }
+        false
+    }
+
+    /// The order `account` placed with this command, built from the command's
+    /// events alone (other accounts' GTD expiries among them are ignored), with its
+    /// fills in this command. `None` if no order of `account` was accepted.
+    pub fn from_events(
+        events: &[Event],
+        account: AccountId,
+        cmd_seq: u64,
+        ts_ns: u64,
+    ) -> Option<(OrderRecord, Vec<Fill>)> {
+        let start = events
+            .iter()
+            .position(|e| matches!(e, Event::OrderAccepted(a) if a.account == account))?;
+        let Event::OrderAccepted(a) = &events[start] else {
+            return None;
+        };
+        let mut rec = OrderRecord::accepted(a, cmd_seq, ts_ns);
+        let mut fills = Vec::new();
+        for ev in &events[start + 1..] {
+            if let Event::TradeExecuted(t) = ev {
+                fills.extend(
+                    Fill::of_trade(t, cmd_seq, ts_ns)
+                        .into_iter()
+                        .filter(|(acc, f)| *acc == account && f.order_id == rec.order_id)
+                        .map(|(_, f)| f),
+                );
+            }
+            rec.apply(ev, cmd_seq);
+        }
+        Some((rec, fills))
+    }
+}
+
+/// Orders and fills of every account, as far as the bounds keep them.
+#[derive(Debug)]
+pub struct History {
+    cfg: HistoryConfig,
+    orders: HashMap<OrderId, OrderRecord>,
+    closed: HashMap<AccountId, VecDeque<OrderId>>,
+    fills: HashMap<AccountId, VecDeque<Fill>>,
+}
+
+impl History {
+    /// Empty history with these bounds.
+    pub fn new(cfg: HistoryConfig) -> Self {
+        History {
+            cfg,
+            orders: HashMap::new(),
+            closed: HashMap::new(),
+            fills: HashMap::new(),
+        }
+    }
+
+    /// Folds one committed command's events in.
+    pub fn apply(&mut self, cmd_seq: u64, ts_ns: u64, events: &[Event]) {
+        for ev in events {
+            match ev {
+                Event::OrderAccepted(a) => {
+                    self.orders
+                        .insert(a.order, OrderRecord::accepted(a, cmd_seq, ts_ns));
+                }
+                Event::TradeExecuted(t) => {
+                    for (account, fill) in Fill::of_trade(t, cmd_seq, ts_ns) {
+                        self.push_fill(account, fill);
+                    }
+                    self.fold(t.maker_order, ev, cmd_seq);
+                    if t.taker_order != t.maker_order {
+                        self.fold(t.taker_order, ev, cmd_seq);
+                    }
+                }
+                Event::OrderRested(r) => self.fold(r.order, ev, cmd_seq),
+                Event::OrderCancelled(c) => self.fold(c.order, ev, cmd_seq),
+                Event::OrderAmended(a) => self.fold(a.order, ev, cmd_seq),
+                _ => {}
+            }
+        }
+    }
+
+    fn fold(&mut self, order: OrderId, ev: &Event, cmd_seq: u64) {
+        let Some(rec) = self.orders.get_mut(&order) else {
+            return;
+        };
+        if rec.apply(ev, cmd_seq) {
+            let account = rec.account;
+            let q = self.closed.entry(account).or_default();
+            q.push_back(order);
+            while q.len() > self.cfg.closed_orders_per_account {
+                if let Some(old) = q.pop_front() {
+                    self.orders.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn push_fill(&mut self, account: AccountId, fill: Fill) {
+        let q = self.fills.entry(account).or_default();
+        q.push_back(fill);
+        while q.len() > self.cfg.fills_per_account {
+            q.pop_front();
+        }
+    }
+
+    /// An order, open or recently closed.
+    pub fn order(&self, id: OrderId) -> Option<&OrderRecord> {
+        self.orders.get(&id)
+    }
+
+    /// An account's kept fills of one order, oldest first.
+    pub fn order_fills(&self, account: AccountId, order: OrderId) -> Vec<Fill> {
+        self.fills.get(&account).map_or_else(Vec::new, |q| {
+            q.iter().filter(|f| f.order_id == order).copied().collect()
+        })
+    }
+
+    /// A page of an account's fills, newest first: those with a trade id below
+    /// `before` (all when `None`), optionally in one market, at most `limit` (a
+    /// trade the account was both sides of is never split across pages). Returns
+    /// the page and the cursor for the next one, if there may be more.
+    pub fn fills_page(
+        &self,
+        account: AccountId,
+        market: Option<MarketId>,
+        before: Option<TradeId>,
+        limit: usize,
+    ) -> (Vec<Fill>, Option<TradeId>) {
+        let Some(q) = self.fills.get(&account) else {
+            return (Vec::new(), None);
+        };
+        let mut page: Vec<Fill> = Vec::new();
+        let mut more = false;
+        for f in q.iter().rev() {
+            if before.is_some_and(|b| f.trade_id >= b) {
+                continue;
+            }
+            if market.is_some_and(|m| f.market != m) {
+                continue;
+            }
+            if page.len() >= limit && page.last().is_some_and(|l| l.trade_id != f.trade_id) {
+                more = true;
+                break;
+            }
+            page.push(*f);
+        }
+        let next = if more {
+            page.last().map(|f| f.trade_id)
+        } else {
+            None
+        };
+        (page, next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpux_engine::{Command, Engine};
+
+    fn run(engine: &mut Engine, history: &mut History, seq: &mut u64, cmd: &str) -> Vec<Event> {
+        *seq += 1;
+        let cmd: Command = serde_json::from_str(cmd).unwrap();
+        let mut events = Vec::new();
+        engine.apply(*seq, *seq * 1_000, &cmd, &mut events);
+        history.apply(*seq, *seq * 1_000, &events);
+        events
+    }
+
+    #[test]
+    fn records_follow_the_engine_through_fills_amends_and_cancels() {
+        let mut e: Engine = Engine::new();
+        let mut h = History::new(HistoryConfig {
+            fills_per_account: 3,
+            closed_orders_per_account: 2,
+        });
+        let mut s = 0;
+        for c in [
+            r#"{"type":"list_market","market":"h100.us","tick_size":"0.01","lot_size":"0.5","maker_fee_bps":10,"taker_fee_bps":20}"#,
+            r#"{"type":"create_account","account":1}"#,
+            r#"{"type":"create_account","account":2}"#,
+            r#"{"type":"add_capacity","account":1,"market":"h100.us","quantity":"100"}"#,
+            r#"{"type":"deposit","account":2,"amount":"1000"}"#,
+            r#"{"type":"place_order","account":1,"market":"h100.us","side":"sell","price":"2.00","quantity":"4"}"#,
+        ] {
+            run(&mut e, &mut h, &mut s, c);
+        }
+        let ev = run(
+            &mut e,
+            &mut h,
+            &mut s,
+            r#"{"type":"place_order","account":2,"market":"h100.us","side":"buy","price":"2.00","quantity":"1.5"}"#,
+        );
+        let (rec, fills) = OrderRecord::from_events(&ev, 2, s, s * 1_000).unwrap();
+        assert_eq!(rec.status, OrderStatus::Filled);
+        assert_eq!(fills.len(), 1);
+        assert_eq!(h.order(2), Some(&rec));
+        let maker = h.order(1).unwrap();
+        assert_eq!(maker.status, OrderStatus::PartiallyFilled);
+        assert_eq!(maker.remaining.to_string(), "2.5");
+        assert_eq!(maker.filled.to_string(), "1.5");
+        run(
+            &mut e,
+            &mut h,
+            &mut s,
+            r#"{"type":"amend_order","account":1,"order_id":1,"quantity":"1"}"#,
+        );
+        let maker = h.order(1).unwrap();
+        assert_eq!(maker.quantity.to_string(), "2.5");
+        assert_eq!(maker.remaining.to_string(), "1.0");
+        run(
+            &mut e,
+            &mut h,
+            &mut s,
+            r#"{"type":"cancel_order","account":1,"order_id":1}"#,
+        );
+        let maker = h.order(1).unwrap();
+        assert_eq!(maker.status, OrderStatus::Cancelled);
+        assert_eq!(maker.cancel_reason, Some(CancelReason::UserRequested));
+        assert_eq!(maker.remaining.to_string(), "0.0");
+        // Closed orders beyond the bound are forgotten, oldest first.
+        for _ in 0..2 {
+            run(
+                &mut e,
+                &mut h,
+                &mut s,
+                r#"{"type":"place_order","account":1,"market":"h100.us","side":"sell","price":"3.00","quantity":"1","time_in_force":"ioc"}"#,
+            );
+        }
+        assert!(h.order(1).is_none());
+        assert!(h.order(2).is_some());
+        let (page, next) = h.fills_page(1, None, None, 10);
+        assert_eq!(page.len(), 1);
+        assert_eq!(next, None);
+    }
+}

@@ -1,0 +1,469 @@
+//! The OpenAPI 3.1 document of the REST API, served at `GET /v1/openapi.json` and
+//! checked in as `docs/openapi.json`.
+//!
+//! Written by hand here (no generator crate), next to the code it describes. The
+//! `openapi` integration test keeps it true: every route the router serves
+//! ([`crate::served_routes`]) is documented, every documented operation exists and
+//! answers, and `docs/openapi.json` equals what is served.
+
+use std::sync::OnceLock;
+
+use serde_json::{json, Map, Value};
+
+fn schema(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn json_content(s: Value) -> Value {
+    json!({ "application/json": { "schema": s } })
+}
+
+fn ok(description: &str, name: &str) -> Value {
+    json!({ "description": description, "content": json_content(schema(name)) })
+}
+
+fn error(description: &str) -> Value {
+    json!({ "description": description, "content": json_content(schema("Error")) })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Public,
+    Account,
+    Admin,
+}
+
+struct Op {
+    method: &'static str,
+    id: &'static str,
+    summary: &'static str,
+    description: &'static str,
+    access: Access,
+    write: bool,
+    params: Vec<Value>,
+    body: Option<&'static str>,
+    responses: Vec<(&'static str, Value)>,
+}
+
+fn path_param(name: &str, description: &str, s: Value) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": s })
+}
+
+fn query_param(name: &str, description: &str, s: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": s })
+}
+
+fn idempotency_key() -> Value {
+    json!({ "$ref": "#/components/parameters/IdempotencyKey" })
+}
+
+impl Op {
+    fn to_value(&self) -> Value {
+        let mut params = self.params.clone();
+        if self.write {
+            params.push(idempotency_key());
+        }
+        let mut responses = Map::new();
+        for (code, v) in &self.responses {
+            responses.insert((*code).to_string(), v.clone());
+        }
+        let mut add = |code: &str, v: Value| {
+            responses.entry(code.to_string()).or_insert(v);
+        };
+        if self.write || !self.params.is_empty() {
+            add("400", error("Bad input (`invalid_path`, `invalid_query`, `malformed_json`, `invalid_body`, `invalid_decimal`, an engine shape code such as `off_tick_price`, ...)."));
+        }
+        if self.access != Access::Public {
+            add("401", error("Missing or unknown API key (`unauthorized`)."));
+            add(
+                "403",
+                error(match self.access {
+                    Access::Admin => "Not the admin key (`forbidden`).",
+                    _ => "The admin key on an account endpoint (`forbidden`).",
+                }),
+            );
+        }
+        if self.write {
+            add("409", error("`idempotency_key_reused`: the key was used for a different request; or an engine conflict code."));
+            add("413", error("`body_too_large` (over the body limit)."));
+            add(
+                "415",
+                error("`unsupported_media_type`: the body must be application/json."),
+            );
+        }
+        add("429", error("`rate_limited`; see `Retry-After`."));
+        add(
+            "503",
+            error(if self.write {
+                "`starting`, `timeout` (retry with the same Idempotency-Key), `overloaded` or `unavailable`; see `Retry-After`."
+            } else {
+                "`starting`: the gateway is catching up with the exchange."
+            }),
+        );
+        let mut op = json!({
+            "operationId": self.id,
+            "summary": self.summary,
+            "description": self.description,
+            "tags": [match self.access { Access::Public => "public", Access::Account => "account", Access::Admin => "admin" }],
+            "security": match self.access {
+                Access::Public => json!([]),
+                Access::Account => json!([{ "accountKey": [] }]),
+                Access::Admin => json!([{ "adminKey": [] }]),
+            },
+            "responses": responses,
+        });
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        if let Some(b) = self.body {
+            op["requestBody"] = json!({ "required": true, "content": json_content(schema(b)) });
+        }
+        op
+    }
+}
+
+fn ops() -> Vec<(&'static str, Op)> {
+    use Access::*;
+    let order_id = || {
+        path_param(
+            "order_id",
+            "The engine's order id.",
+            json!({"type": "integer", "format": "uint64", "minimum": 0}),
+        )
+    };
+    let client_id = || {
+        path_param(
+            "client_order_id",
+            "The client's id of an open order.",
+            schema("ClientOrderId"),
+        )
+    };
+    let account = || {
+        path_param(
+            "account",
+            "Account id.",
+            json!({"type": "integer", "format": "uint64", "minimum": 0}),
+        )
+    };
+    let market_q = || query_param("market", "Only this market.", schema("MarketId"));
+    vec![
+        ("/v1/health", Op {
+            method: "get", id: "health", summary: "Health",
+            description: "200 once the gateway's replica has caught up with the exchange and runs; 503 while starting, after its replica diverged from the ledger, while the feed fails, or once stopped. Not rate limited.",
+            access: Public, write: false, params: vec![], body: None,
+            responses: vec![("200", ok("Ready.", "Health")), ("503", ok("Not ready; `status` says why.", "Health"))],
+        }),
+        ("/v1/openapi.json", Op {
+            method: "get", id: "openapi", summary: "This document",
+            description: "The OpenAPI document of the REST API.",
+            access: Public, write: false, params: vec![], body: None,
+            responses: vec![("200", json!({"description": "The document.", "content": {"application/json": {"schema": {"type": "object"}}}}))],
+        }),
+        ("/v1/markets", Op {
+            method: "get", id: "listMarkets", summary: "List markets",
+            description: "Every listed market with its spec, in listing order.",
+            access: Public, write: false, params: vec![], body: None,
+            responses: vec![("200", ok("The markets.", "Markets"))],
+        }),
+        ("/v1/markets", Op {
+            method: "post", id: "listMarket", summary: "List a new market (admin)",
+            description: "The protocol's `list_market`. Engine codes: `invalid_market_spec` (400), `market_exists` (409), `limit_reached` (422).",
+            access: Admin, write: true, params: vec![], body: Some("ListMarketRequest"),
+            responses: vec![("201", ok("Listed; every default resolved.", "Market"))],
+        }),
+        ("/v1/markets/{market}", Op {
+            method: "get", id: "getMarket", summary: "One market",
+            description: "A market's spec; 404 `unknown_market`.",
+            access: Public, write: false,
+            params: vec![path_param("market", "Market id.", schema("MarketId"))], body: None,
+            responses: vec![("200", ok("The market.", "Market")), ("404", error("`unknown_market`."))],
+        }),
+        ("/v1/accounts", Op {
+            method: "post", id: "createAccount", summary: "Create an account (admin)",
+            description: "Opens an account (the given id, or the next free one) and returns its API key. The key is shown only in this response; only its SHA-256 is kept (in the command log). A replay of the same Idempotency-Key returns the account without the key. With `api_key_sha256` the operator supplies the digest of a key it generated, and no key is returned.",
+            access: Admin, write: true, params: vec![], body: Some("CreateAccountRequest"),
+            responses: vec![("201", ok("Created.", "CreatedAccount")), ("409", error("`account_exists`, or `idempotency_key_reused`.")), ("422", error("`reserved_account` (0), `limit_reached`."))],
+        }),
+        ("/v1/accounts/{account}/balances", Op {
+            method: "get", id: "getAccountBalances", summary: "Any account's balances (admin)",
+            description: "Balances of any account, the fee account 0 included.",
+            access: Admin, write: false, params: vec![account()], body: None,
+            responses: vec![("200", ok("Balances.", "Balances")), ("404", error("`unknown_account`."))],
+        }),
+        ("/v1/accounts/{account}/deposits", Op {
+            method: "post", id: "deposit", summary: "Deposit USD (admin)",
+            description: "Credits USD that arrived from outside. Engine codes: `reserved_account` (422), `unknown_account` (404), `invalid_amount` (400), `balance_limit_exceeded` (422).",
+            access: Admin, write: true, params: vec![account()], body: Some("AmountRequest"),
+            responses: vec![("200", ok("Deposited.", "CashMoved")), ("404", error("`unknown_account`.")), ("422", error("`reserved_account`, `balance_limit_exceeded`."))],
+        }),
+        ("/v1/accounts/{account}/withdrawals", Op {
+            method: "post", id: "adminWithdraw", summary: "Withdraw USD from any account (admin)",
+            description: "Pays USD out of an account's available balance (the fee account 0 included).",
+            access: Admin, write: true, params: vec![account()], body: Some("AmountRequest"),
+            responses: vec![("200", ok("Withdrawn.", "CashMoved")), ("404", error("`unknown_account`.")), ("422", error("`insufficient_funds`."))],
+        }),
+        ("/v1/balances", Op {
+            method: "get", id: "getBalances", summary: "My balances",
+            description: "USD and GPU-hours per market, each available and held, as of the replica's last applied command.",
+            access: Account, write: false, params: vec![], body: None,
+            responses: vec![("200", ok("Balances.", "Balances"))],
+        }),
+        ("/v1/withdrawals", Op {
+            method: "post", id: "withdraw", summary: "Withdraw my USD",
+            description: "Pays USD out of the caller's available balance (held USD cannot be withdrawn).",
+            access: Account, write: true, params: vec![], body: Some("AmountRequest"),
+            responses: vec![("200", ok("Withdrawn.", "CashMoved")), ("422", error("`insufficient_funds`."))],
+        }),
+        ("/v1/capacity/add", Op {
+            method: "post", id: "addCapacity", summary: "Add my GPU-hour capacity",
+            description: "A provider lists GPU-hours it can sell in a market. Codes: `unknown_market` (404), `invalid_amount`, `off_lot_quantity` (400), `balance_limit_exceeded` (422).",
+            access: Account, write: true, params: vec![], body: Some("CapacityRequest"),
+            responses: vec![("200", ok("Added.", "CapacityMoved")), ("404", error("`unknown_market`.")), ("422", error("`balance_limit_exceeded`."))],
+        }),
+        ("/v1/capacity/remove", Op {
+            method: "post", id: "removeCapacity", summary: "Remove my GPU-hour capacity",
+            description: "Takes available GPU-hours back (those held by open sell orders cannot be removed).",
+            access: Account, write: true, params: vec![], body: Some("CapacityRequest"),
+            responses: vec![("200", ok("Removed.", "CapacityMoved")), ("404", error("`unknown_market`.")), ("422", error("`insufficient_capacity`."))],
+        }),
+        ("/v1/orders", Op {
+            method: "post", id: "placeOrder", summary: "Place an order",
+            description: "Places a limit or market order and answers once it is durable, with its status and the fills it made on arrival. Without an Idempotency-Key, a `client_order_id` is the idempotency key. Rejections carry the engine's code: shape codes 400 (`invalid_order`, `off_tick_price`, `price_out_of_band`, `invalid_quantity`, `off_lot_quantity`, `quantity_too_large`, `good_till_in_past`), `unknown_market` 404, `duplicate_client_order_id` 409, and 422 for `insufficient_funds`, `insufficient_capacity`, `post_only_would_cross`, `fok_not_fillable`, `too_many_open_orders`, `book_full`.",
+            access: Account, write: true, params: vec![], body: Some("PlaceOrderRequest"),
+            responses: vec![("200", ok("Accepted: resting, partially filled, filled or cancelled (IOC/market remainder, STP).", "Order")), ("404", error("`unknown_market`.")), ("409", error("`duplicate_client_order_id` or `idempotency_key_reused`.")), ("422", error("Refused by the current state (funds, capacity, book)."))],
+        }),
+        ("/v1/orders", Op {
+            method: "get", id: "listOpenOrders", summary: "My open orders",
+            description: "The caller's open orders (without fills), by id.",
+            access: Account, write: false, params: vec![market_q()], body: None,
+            responses: vec![("200", ok("Open orders.", "Orders")), ("404", error("`unknown_market`."))],
+        }),
+        ("/v1/orders", Op {
+            method: "delete", id: "massCancel", summary: "Cancel all my orders",
+            description: "Cancels every open order of the caller, or those in one market.",
+            access: Account, write: true, params: vec![market_q()], body: None,
+            responses: vec![("200", ok("Cancelled.", "MassCancelResult")), ("404", error("`unknown_market`."))],
+        }),
+        ("/v1/orders/{order_id}", Op {
+            method: "get", id: "getOrder", summary: "One of my orders, with its fills",
+            description: "An open or recently closed order of the caller with its kept fills. Another account's order is 404 `unknown_order`, like one that does not exist.",
+            access: Account, write: false, params: vec![order_id()], body: None,
+            responses: vec![("200", ok("The order.", "Order")), ("404", error("`unknown_order`."))],
+        }),
+        ("/v1/orders/{order_id}", Op {
+            method: "delete", id: "cancelOrder", summary: "Cancel an order",
+            description: "Cancels one of the caller's open orders.",
+            access: Account, write: true, params: vec![order_id()], body: None,
+            responses: vec![("200", ok("Cancelled.", "CancelResult")), ("404", error("`unknown_order`."))],
+        }),
+        ("/v1/orders/{order_id}", Op {
+            method: "patch", id: "amendOrder", summary: "Amend an order",
+            description: "Changes an open order's price and/or open quantity. A quantity decrease at the same price keeps its place; anything else re-queues it (and it may trade, as taker).",
+            access: Account, write: true, params: vec![order_id()], body: Some("AmendOrderRequest"),
+            responses: vec![("200", ok("Amended.", "AmendResult")), ("404", error("`unknown_order`.")), ("422", error("`insufficient_funds`, `insufficient_capacity`, `post_only_would_cross`."))],
+        }),
+        ("/v1/orders/by-client-id/{client_order_id}", Op {
+            method: "get", id: "getOrderByClientId", summary: "One of my open orders by client id",
+            description: "The caller's open order with this client order id, with its fills.",
+            access: Account, write: false, params: vec![client_id()], body: None,
+            responses: vec![("200", ok("The order.", "Order")), ("404", error("`unknown_order`."))],
+        }),
+        ("/v1/orders/by-client-id/{client_order_id}", Op {
+            method: "delete", id: "cancelOrderByClientId", summary: "Cancel an order by client id",
+            description: "Cancels the caller's open order with this client order id.",
+            access: Account, write: true, params: vec![client_id()], body: None,
+            responses: vec![("200", ok("Cancelled.", "CancelResult")), ("404", error("`unknown_order`."))],
+        }),
+        ("/v1/orders/by-client-id/{client_order_id}", Op {
+            method: "patch", id: "amendOrderByClientId", summary: "Amend an order by client id",
+            description: "As `amendOrder`, naming the order by its client order id.",
+            access: Account, write: true, params: vec![client_id()], body: Some("AmendOrderRequest"),
+            responses: vec![("200", ok("Amended.", "AmendResult")), ("404", error("`unknown_order`.")), ("422", error("`insufficient_funds`, `insufficient_capacity`, `post_only_would_cross`."))],
+        }),
+        ("/v1/fills", Op {
+            method: "get", id: "listFills", summary: "My fills",
+            description: "The caller's fills, newest first, paginated by trade id: pass `next_before` as `before` for the next page. The most recent 10,000 fills per account are kept by default.",
+            access: Account, write: false,
+            params: vec![
+                market_q(),
+                query_param("before", "Only fills with a smaller trade id.", json!({"type": "integer", "format": "uint64"})),
+                query_param("limit", "Page size, 1 to 1,000 (default 100).", json!({"type": "integer", "minimum": 1, "maximum": 1000})),
+            ],
+            body: None,
+            responses: vec![("200", ok("A page of fills.", "Fills"))],
+        }),
+    ]
+}
+
+fn object(required: &[&str], props: Value) -> Value {
+    json!({ "type": "object", "additionalProperties": false, "required": required, "properties": props })
+}
+
+fn schemas() -> Value {
+    let dec = || schema("Decimal");
+    let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
+    let e = |values: &[&str]| json!({"type": "string", "enum": values});
+    json!({
+        "Error": object(&["code", "message"], json!({
+            "code": {"type": "string", "description": "Stable machine-readable code (snake_case); engine rejections use the engine's reject codes (docs/PROTOCOL.md)."},
+            "message": {"type": "string", "description": "For humans; never internals."},
+        })),
+        "Decimal": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$", "description": "A decimal as a string: plain digits, optionally a fraction. No exponents, signs or JSON numbers.", "examples": ["2.45"]},
+        "MarketId": {"type": "string", "pattern": "^[a-z0-9-]+\\.[a-z0-9-]+$", "maxLength": 32, "examples": ["h100-sxm.us-east"]},
+        "ClientOrderId": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,36}$"},
+        "Side": e(&["buy", "sell"]),
+        "OrderType": e(&["limit", "market"]),
+        "TimeInForce": e(&["gtc", "ioc", "fok", "gtd"]),
+        "Stp": e(&["cancel_taker", "cancel_maker", "cancel_both", "none"]),
+        "OrderStatus": e(&["resting", "partially_filled", "filled", "cancelled"]),
+        "CancelReason": e(&["user_requested", "ioc_remainder", "market_remainder", "self_trade_prevention", "expired", "mass_cancel"]),
+        "Liquidity": e(&["maker", "taker"]),
+        "PlaceOrderRequest": object(&["market", "side", "quantity"], json!({
+            "market": schema("MarketId"),
+            "side": schema("Side"),
+            "order_type": schema("OrderType"),
+            "price": dec(),
+            "quantity": dec(),
+            "time_in_force": schema("TimeInForce"),
+            "good_till_ns": uint(),
+            "post_only": {"type": "boolean"},
+            "cap": dec(),
+            "client_order_id": schema("ClientOrderId"),
+            "stp": schema("Stp"),
+        })),
+        "AmendOrderRequest": object(&[], json!({"price": dec(), "quantity": dec()})),
+        "AmountRequest": object(&["amount"], json!({"amount": dec()})),
+        "CapacityRequest": object(&["market", "quantity"], json!({"market": schema("MarketId"), "quantity": dec()})),
+        "CreateAccountRequest": object(&[], json!({
+            "account": uint(),
+            "api_key_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        })),
+        "ListMarketRequest": object(&["market", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps"], json!({
+            "market": schema("MarketId"),
+            "tick_size": dec(),
+            "lot_size": dec(),
+            "maker_fee_bps": {"type": "integer", "minimum": 0, "maximum": 1000},
+            "taker_fee_bps": {"type": "integer", "minimum": 0, "maximum": 1000},
+            "min_price": dec(),
+            "max_price": dec(),
+            "max_order_quantity": dec(),
+        })),
+        "Fill": object(&["trade_id", "order_id", "market", "side", "price", "quantity", "fee", "liquidity", "cmd_seq", "ts_ns"], json!({
+            "trade_id": uint(), "order_id": uint(), "market": schema("MarketId"), "side": schema("Side"),
+            "price": dec(), "quantity": dec(), "fee": dec(), "liquidity": schema("Liquidity"),
+            "cmd_seq": uint(), "ts_ns": uint(),
+        })),
+        "Order": object(&["order_id", "market", "side", "order_type", "quantity", "filled", "remaining", "status", "time_in_force", "post_only", "stp", "created_cmd_seq", "cmd_seq"], json!({
+            "order_id": uint(), "client_order_id": schema("ClientOrderId"), "market": schema("MarketId"),
+            "side": schema("Side"), "order_type": schema("OrderType"), "price": dec(), "quantity": dec(),
+            "filled": dec(), "remaining": dec(), "status": schema("OrderStatus"),
+            "cancel_reason": schema("CancelReason"), "time_in_force": schema("TimeInForce"),
+            "good_till_ns": uint(), "post_only": {"type": "boolean"}, "stp": schema("Stp"),
+            "fills": {"type": "array", "items": schema("Fill")},
+            "created_cmd_seq": uint(), "cmd_seq": uint(),
+        })),
+        "Orders": object(&["orders", "as_of_cmd_seq"], json!({
+            "orders": {"type": "array", "items": schema("Order")}, "as_of_cmd_seq": uint(),
+        })),
+        "CancelResult": object(&["order_id", "market", "side", "cancelled_quantity", "status", "cmd_seq"], json!({
+            "order_id": uint(), "market": schema("MarketId"), "side": schema("Side"), "price": dec(),
+            "cancelled_quantity": dec(), "status": schema("OrderStatus"), "cmd_seq": uint(),
+        })),
+        "AmendResult": object(&["order_id", "market", "side", "old_price", "old_quantity", "price", "quantity", "priority_kept", "remaining", "status", "fills", "cmd_seq"], json!({
+            "order_id": uint(), "market": schema("MarketId"), "side": schema("Side"),
+            "old_price": dec(), "old_quantity": dec(), "price": dec(), "quantity": dec(),
+            "priority_kept": {"type": "boolean"}, "remaining": dec(),
+            "status": e(&["open", "filled", "cancelled"]),
+            "fills": {"type": "array", "items": schema("Fill")}, "cmd_seq": uint(),
+        })),
+        "MassCancelResult": object(&["cancelled", "count", "cmd_seq"], json!({
+            "market": schema("MarketId"), "cancelled": {"type": "array", "items": uint()},
+            "count": uint(), "cmd_seq": uint(),
+        })),
+        "Fills": object(&["fills"], json!({
+            "fills": {"type": "array", "items": schema("Fill")}, "next_before": uint(),
+        })),
+        "Balance": object(&["available", "held"], json!({"available": dec(), "held": dec()})),
+        "Position": object(&["market", "available", "held"], json!({"market": schema("MarketId"), "available": dec(), "held": dec()})),
+        "Balances": object(&["account", "usd", "gpu_hours", "as_of_cmd_seq"], json!({
+            "account": uint(), "usd": schema("Balance"),
+            "gpu_hours": {"type": "array", "items": schema("Position")}, "as_of_cmd_seq": uint(),
+        })),
+        "CashMoved": object(&["account", "amount", "available", "cmd_seq"], json!({
+            "account": uint(), "amount": dec(), "available": dec(), "cmd_seq": uint(),
+        })),
+        "CapacityMoved": object(&["account", "market", "quantity", "available", "cmd_seq"], json!({
+            "account": uint(), "market": schema("MarketId"), "quantity": dec(), "available": dec(), "cmd_seq": uint(),
+        })),
+        "CreatedAccount": object(&["account", "cmd_seq"], json!({
+            "account": uint(),
+            "api_key": {"type": "string", "description": "`gpux_` + 64 hex digits. Shown once."},
+            "cmd_seq": uint(),
+        })),
+        "Market": object(&["market", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "min_price", "max_price", "max_order_quantity"], json!({
+            "market": schema("MarketId"), "tick_size": dec(), "lot_size": dec(),
+            "maker_fee_bps": {"type": "integer"}, "taker_fee_bps": {"type": "integer"},
+            "min_price": dec(), "max_price": dec(), "max_order_quantity": dec(),
+            "cmd_seq": uint(),
+        })),
+        "Markets": object(&["markets"], json!({"markets": {"type": "array", "items": schema("Market")}})),
+        "Health": object(&["status", "ready", "applied_seq"], json!({
+            "status": e(&["ok", "starting", "diverged", "feed_failing", "stopped"]),
+            "ready": {"type": "boolean"},
+            "applied_seq": uint(),
+            "diverged_at": uint(),
+        })),
+    })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (path, op) in ops() {
+        let entry = paths
+            .entry(path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[op.method] = op.to_value();
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "gpux REST API",
+            "version": "1",
+            "description": "Order entry, accounts and markets of gpux, an exchange for GPU compute. Every write answers once its command is durable in the ledger, with what the engine decided. Errors are `{code, message}` with a stable code; engine rejections carry the engine's reject codes (docs/PROTOCOL.md). Decimals are strings. Writes accept an `Idempotency-Key`: a retry with the same key and body returns the original result (header `Idempotent-Replayed: true`) without acting twice.",
+        },
+        "servers": [{ "url": "/" }],
+        "tags": [
+            { "name": "public", "description": "No key needed." },
+            { "name": "account", "description": "A trading account's key: acts for that account only." },
+            { "name": "admin", "description": "The operator's admin key." },
+        ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "accountKey": { "type": "http", "scheme": "bearer", "description": "An account's API key, `gpux_` + 64 hex digits, returned once by createAccount." },
+                "adminKey": { "type": "http", "scheme": "bearer", "description": "The operator's admin key from the gateway's configuration." },
+            },
+            "parameters": {
+                "IdempotencyKey": {
+                    "name": "Idempotency-Key", "in": "header", "required": false,
+                    "description": "1 to 128 visible ASCII characters. A retry with the same key and body returns the original result; the same key with another body is 409 `idempotency_key_reused`; a retry while the first is in flight waits for it. Remembered for 24 h of exchange time (at most 100,000 keys) by default.",
+                    "schema": { "type": "string", "minLength": 1, "maxLength": 128 },
+                },
+            },
+            "schemas": schemas(),
+        },
+    })
+}
+
+/// The document as pretty JSON bytes (built once).
+pub fn document_bytes() -> Vec<u8> {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES
+        .get_or_init(|| {
+            let mut v = serde_json::to_vec_pretty(&document()).unwrap_or_default();
+            v.push(b'\n');
+            v
+        })
+        .clone()
+}

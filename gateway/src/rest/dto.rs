@@ -1,0 +1,449 @@
+//! Request and response bodies of the REST API, and the parsing of their fields.
+//!
+//! Requests deny unknown fields (a typo must never silently change an order) and
+//! carry decimals as strings, exactly as the protocol does (`docs/PROTOCOL.md`):
+//! plain digits with an optional fraction, no exponents, no JSON numbers. Ids are
+//! checked by the engine's own types. Every parse error is a 400 with a stable code
+//! naming the field.
+
+use gpux_engine::{
+    AccountId, BalanceView, CancelReason, ClientOrderId, MarketId, OrderId, OrderType,
+    PositionView, Side, StpMode, TimeInForce, TradeId,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::history::{Fill, OrderRecord, OrderStatus};
+
+/// Parses a decimal string field.
+pub fn decimal(field: &str, s: &str) -> Result<Decimal, ApiError> {
+    gpux_engine::decimal::parse(s)
+        .map_err(|e| ApiError::bad_request("invalid_decimal", format!("{field}: {e}")))
+}
+
+/// Parses an optional decimal string field.
+pub fn opt_decimal(field: &str, s: &Option<String>) -> Result<Option<Decimal>, ApiError> {
+    s.as_deref().map(|s| decimal(field, s)).transpose()
+}
+
+/// Parses a market id.
+pub fn market_id(s: &str) -> Result<MarketId, ApiError> {
+    MarketId::new(s).map_err(|e| ApiError::bad_request("invalid_market_id", e.to_string()))
+}
+
+/// Parses a client order id.
+pub fn client_order_id(s: &str) -> Result<ClientOrderId, ApiError> {
+    ClientOrderId::new(s)
+        .map_err(|e| ApiError::bad_request("invalid_client_order_id", e.to_string()))
+}
+
+// ----- requests ------------------------------------------------------------------
+
+/// `POST /v1/orders`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderRequest {
+    /// Market id.
+    pub market: String,
+    /// `buy` or `sell`.
+    pub side: Side,
+    /// `limit` (default) or `market`.
+    #[serde(default)]
+    pub order_type: OrderType,
+    /// Limit price (limit orders only).
+    #[serde(default)]
+    pub price: Option<String>,
+    /// GPU-hours.
+    pub quantity: String,
+    /// Limit orders only; default `gtc`.
+    #[serde(default)]
+    pub time_in_force: Option<TimeInForce>,
+    /// With `gtd` only.
+    #[serde(default)]
+    pub good_till_ns: Option<u64>,
+    /// Rest only (gtc/gtd limit orders).
+    #[serde(default)]
+    pub post_only: bool,
+    /// Market buys only: most USD to spend, fees included.
+    #[serde(default)]
+    pub cap: Option<String>,
+    /// The client's id for the order; also its idempotency key when no
+    /// `Idempotency-Key` header is sent.
+    #[serde(default)]
+    pub client_order_id: Option<String>,
+    /// Self-trade prevention; default `cancel_taker`.
+    #[serde(default)]
+    pub stp: StpMode,
+}
+
+/// `PATCH /v1/orders/{order_id}` and `PATCH /v1/orders/by-client-id/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmendOrderRequest {
+    /// New limit price.
+    #[serde(default)]
+    pub price: Option<String>,
+    /// New open quantity.
+    #[serde(default)]
+    pub quantity: Option<String>,
+}
+
+/// `?market=` of open orders and mass cancel.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketQuery {
+    /// Only this market.
+    #[serde(default)]
+    pub market: Option<String>,
+}
+
+/// Default page size of `GET /v1/fills`.
+pub const FILLS_LIMIT_DEFAULT: usize = 100;
+/// Largest page size of `GET /v1/fills`.
+pub const FILLS_LIMIT_MAX: usize = 1_000;
+
+/// `GET /v1/fills` query.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FillsQuery {
+    /// Only this market.
+    #[serde(default)]
+    pub market: Option<String>,
+    /// Only fills with a trade id below this (the previous page's `next_before`).
+    #[serde(default)]
+    pub before: Option<TradeId>,
+    /// Page size, 1 to 1,000 (default 100).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// Deposits and withdrawals.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmountRequest {
+    /// USD, a whole number of micro-USD.
+    pub amount: String,
+}
+
+/// `POST /v1/capacity/add|remove`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityRequest {
+    /// Market id.
+    pub market: String,
+    /// GPU-hours, a whole number of lots.
+    pub quantity: String,
+}
+
+/// `POST /v1/accounts`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccountRequest {
+    /// The id to give the account (default: the next free one).
+    #[serde(default)]
+    pub account: Option<AccountId>,
+    /// SHA-256 (64 lowercase hex digits) of a key the operator generated; then the
+    /// gateway generates none and returns none.
+    #[serde(default)]
+    pub api_key_sha256: Option<String>,
+}
+
+/// `POST /v1/markets`: the protocol's `list_market` fields.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListMarketRequest {
+    /// `{gpu_model}.{region}`.
+    pub market: String,
+    /// USD per GPU-hour of one price step.
+    pub tick_size: String,
+    /// GPU-hours in one quantity step.
+    pub lot_size: String,
+    /// Maker fee, basis points (0 to 1,000).
+    pub maker_fee_bps: u32,
+    /// Taker fee, basis points (0 to 1,000).
+    pub taker_fee_bps: u32,
+    /// Lowest limit price (default one tick).
+    #[serde(default)]
+    pub min_price: Option<String>,
+    /// Highest limit price.
+    #[serde(default)]
+    pub max_price: Option<String>,
+    /// Largest order quantity.
+    #[serde(default)]
+    pub max_order_quantity: Option<String>,
+}
+
+// ----- responses -----------------------------------------------------------------
+
+/// An order with its fills.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderResponse {
+    /// The engine's id.
+    pub order_id: OrderId,
+    /// The client's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_order_id: Option<ClientOrderId>,
+    /// The market.
+    pub market: MarketId,
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit or market.
+    pub order_type: OrderType,
+    /// Limit price (absent for market orders).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "gpux_engine::decimal::strict_option"
+    )]
+    pub price: Option<Decimal>,
+    /// Ordered GPU-hours.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub quantity: Decimal,
+    /// GPU-hours filled.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub filled: Decimal,
+    /// GPU-hours open on the book (zero once closed).
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub remaining: Decimal,
+    /// `resting`, `partially_filled`, `filled` or `cancelled`.
+    pub status: OrderStatus,
+    /// Why it was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<CancelReason>,
+    /// Time in force.
+    pub time_in_force: TimeInForce,
+    /// GTD expiry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub good_till_ns: Option<u64>,
+    /// Post-only.
+    pub post_only: bool,
+    /// Self-trade prevention.
+    pub stp: StpMode,
+    /// Fills (for a placement: those of the placing command; for a lookup: all
+    /// kept; absent in lists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fills: Option<Vec<Fill>>,
+    /// The command that placed it.
+    pub created_cmd_seq: u64,
+    /// The last command that changed it (for a placement: the placing command).
+    pub cmd_seq: u64,
+}
+
+impl OrderResponse {
+    /// From a record and fills.
+    pub fn new(r: &OrderRecord, fills: Option<Vec<Fill>>) -> Self {
+        OrderResponse {
+            order_id: r.order_id,
+            client_order_id: r.client_order_id,
+            market: r.market,
+            side: r.side,
+            order_type: r.order_type,
+            price: r.price,
+            quantity: r.quantity,
+            filled: r.filled,
+            remaining: r.remaining,
+            status: r.status,
+            cancel_reason: r.cancel_reason,
+            time_in_force: r.time_in_force,
+            good_till_ns: r.good_till_ns,
+            post_only: r.post_only,
+            stp: r.stp,
+            fills,
+            created_cmd_seq: r.created_cmd_seq,
+            cmd_seq: r.updated_cmd_seq,
+        }
+    }
+}
+
+/// A list of orders.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrdersResponse {
+    /// The orders, by id.
+    pub orders: Vec<OrderResponse>,
+    /// The replica's last applied command.
+    pub as_of_cmd_seq: u64,
+}
+
+/// The result of a cancel.
+#[derive(Debug, Clone, Serialize)]
+pub struct CancelResponse {
+    /// The order.
+    pub order_id: OrderId,
+    /// Its market.
+    pub market: MarketId,
+    /// Its side.
+    pub side: Side,
+    /// Its limit price.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "gpux_engine::decimal::strict_option"
+    )]
+    pub price: Option<Decimal>,
+    /// GPU-hours that were open and are now cancelled.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub cancelled_quantity: Decimal,
+    /// Always `cancelled`.
+    pub status: OrderStatus,
+    /// The cancelling command.
+    pub cmd_seq: u64,
+}
+
+/// Where an amended order ended up after the amend's command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AmendStatus {
+    /// Still on the book.
+    Open,
+    /// Filled by the trades the amend caused.
+    Filled,
+    /// Cancelled by self-trade prevention after re-queueing.
+    Cancelled,
+}
+
+/// The result of an amend.
+#[derive(Debug, Clone, Serialize)]
+pub struct AmendResponse {
+    /// The order.
+    pub order_id: OrderId,
+    /// Its market.
+    pub market: MarketId,
+    /// Its side.
+    pub side: Side,
+    /// Price before.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub old_price: Decimal,
+    /// Open quantity before.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub old_quantity: Decimal,
+    /// Price after.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub price: Decimal,
+    /// Open quantity after the amend, before any trading it caused.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub quantity: Decimal,
+    /// Whether it kept its place in the queue.
+    pub priority_kept: bool,
+    /// Open quantity after the command (zero if filled or cancelled).
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub remaining: Decimal,
+    /// `open`, `filled` or `cancelled`.
+    pub status: AmendStatus,
+    /// Fills the amend caused (as taker).
+    pub fills: Vec<Fill>,
+    /// The amending command.
+    pub cmd_seq: u64,
+}
+
+/// The result of a mass cancel.
+#[derive(Debug, Clone, Serialize)]
+pub struct MassCancelResponse {
+    /// The market it was limited to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub market: Option<MarketId>,
+    /// The cancelled orders, ascending.
+    pub cancelled: Vec<OrderId>,
+    /// How many.
+    pub count: u64,
+    /// The command.
+    pub cmd_seq: u64,
+}
+
+/// A page of fills.
+#[derive(Debug, Clone, Serialize)]
+pub struct FillsResponse {
+    /// Newest first.
+    pub fills: Vec<Fill>,
+    /// Pass as `before` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<TradeId>,
+}
+
+/// An account's balances.
+#[derive(Debug, Clone, Serialize)]
+pub struct BalancesResponse {
+    /// The account.
+    pub account: AccountId,
+    /// USD.
+    pub usd: BalanceView,
+    /// GPU-hours per market with a non-zero balance.
+    pub gpu_hours: Vec<PositionView>,
+    /// The replica's last applied command.
+    pub as_of_cmd_seq: u64,
+}
+
+/// A deposit or withdrawal done.
+#[derive(Debug, Clone, Serialize)]
+pub struct CashResponse {
+    /// The account.
+    pub account: AccountId,
+    /// USD moved.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub amount: Decimal,
+    /// Available USD after it.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub available: Decimal,
+    /// The command.
+    pub cmd_seq: u64,
+}
+
+/// Capacity added or removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapacityResponse {
+    /// The account.
+    pub account: AccountId,
+    /// The market.
+    pub market: MarketId,
+    /// GPU-hours moved.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub quantity: Decimal,
+    /// Available GPU-hours in the market after it.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub available: Decimal,
+    /// The command.
+    pub cmd_seq: u64,
+}
+
+/// An account created.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateAccountResponse {
+    /// The new account's id.
+    pub account: AccountId,
+    /// Its API key: shown only in the response of the request that created it
+    /// (absent on idempotent replays and when the operator supplied the digest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// The command.
+    pub cmd_seq: u64,
+}
+
+/// The markets.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarketsResponse {
+    /// In listing order.
+    pub markets: Vec<gpux_engine::event::MarketListed>,
+}
+
+/// A listed market with its command.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarketResponse {
+    /// The spec, every default resolved.
+    #[serde(flatten)]
+    pub market: gpux_engine::event::MarketListed,
+    /// The listing command, when answering a listing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmd_seq: Option<u64>,
+}
+
+/// A market's spec as the API shows it (the `market_listed` event's fields).
+pub fn market_view(spec: &gpux_engine::market::MarketSpec) -> gpux_engine::event::MarketListed {
+    gpux_engine::event::MarketListed {
+        market: spec.id,
+        tick_size: spec.tick_size,
+        lot_size: spec.lot_size,
+        maker_fee_bps: spec.maker_fee_bps,
+        taker_fee_bps: spec.taker_fee_bps,
+        min_price: spec.price(spec.min_price_ticks),
+        max_price: spec.price(spec.max_price_ticks),
+        max_order_quantity: spec.quantity(spec.max_order_lots),
+    }
+}

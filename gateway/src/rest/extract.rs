@@ -1,0 +1,240 @@
+//! Extractors that turn an HTTP request into checked values, or into an
+//! [`ApiError`] with the API's JSON shape (axum's own rejections are plain text).
+//!
+//! Owns who-is-calling ([`Caller`], [`AccountCaller`], [`AdminCaller`],
+//! [`Anonymous`]: readiness, authentication and rate limiting, in that order),
+//! [`ApiJson`] (body: media type, size, syntax, schema), [`ApiPath`], [`ApiQuery`]
+//! and [`IdempotencyKey`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use gpux_engine::AccountId;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::auth::{Authenticator, Principal};
+use crate::error::ApiError;
+use crate::idempotency;
+
+fn not_ready(state: &AppState) -> Result<(), ApiError> {
+    if state.shared.health.ready() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "starting",
+        "the gateway is catching up with the exchange; retry shortly",
+    )
+    .retry_after(1))
+}
+
+fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+fn limited(state: &AppState, e: ApiError) -> ApiError {
+    state
+        .shared
+        .stats
+        .rate_limited
+        .fetch_add(1, Ordering::Relaxed);
+    e
+}
+
+/// An authenticated caller (any valid key), within its rate limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        not_ready(state)?;
+        let key = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match key.and_then(|k| state.shared.keys.principal(k)) {
+            Some(p) => {
+                state.limits.check_key(p).map_err(|e| limited(state, e))?;
+                Ok(Caller(p))
+            }
+            None => {
+                state
+                    .limits
+                    .check_ip(client_ip(parts))
+                    .map_err(|e| limited(state, e))?;
+                Err(ApiError::unauthorized())
+            }
+        }
+    }
+}
+
+/// A trading account's key.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountCaller(pub AccountId);
+
+impl FromRequestParts<AppState> for AccountCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match Caller::from_request_parts(parts, state).await?.0 {
+            Principal::Account(a) => Ok(AccountCaller(a)),
+            Principal::Admin => Err(ApiError::forbidden(
+                "this endpoint acts for a trading account: use the account's key",
+            )),
+        }
+    }
+}
+
+/// The admin key.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminCaller;
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match Caller::from_request_parts(parts, state).await?.0 {
+            Principal::Admin => Ok(AdminCaller),
+            Principal::Account(_) => Err(ApiError::forbidden("this endpoint needs the admin key")),
+        }
+    }
+}
+
+/// A public endpoint's caller: no key needed; limited per IP address.
+#[derive(Debug, Clone, Copy)]
+pub struct Anonymous;
+
+impl FromRequestParts<AppState> for Anonymous {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        not_ready(state)?;
+        state
+            .limits
+            .check_ip(client_ip(parts))
+            .map_err(|e| limited(state, e))?;
+        Ok(Anonymous)
+    }
+}
+
+/// The `Idempotency-Key` header, if sent (1 to 128 visible ASCII characters).
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(v) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyKey(None));
+        };
+        match v.to_str() {
+            Ok(k) if idempotency::valid_key(k) => Ok(IdempotencyKey(Some(k.to_string()))),
+            _ => Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                format!(
+                    "Idempotency-Key must be 1 to {} visible ASCII characters",
+                    idempotency::IDEMPOTENCY_KEY_BYTES_MAX
+                ),
+            )),
+        }
+    }
+}
+
+/// A JSON body decoded into `T` (whose DTOs deny unknown fields).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            let json = ct
+                .to_str()
+                .ok()
+                .and_then(|s| s.split(';').next())
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+            if !json {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as application/json",
+                ));
+            }
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        "the request body is larger than this endpoint accepts",
+                    )
+                } else {
+                    ApiError::bad_request("invalid_body", "the request body could not be read")
+                }
+            })?;
+        decode_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Decodes a JSON body with the API's error codes: `malformed_json` for bytes
+/// that are not JSON, `invalid_body` for JSON of the wrong shape.
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::bad_request("invalid_body", e.to_string()),
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+            }
+        }
+    })
+}
+
+/// Path parameters decoded into `T`.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| ApiPath(v))
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+    }
+}
+
+/// Query parameters decoded into `T`.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}

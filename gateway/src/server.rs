@@ -1,0 +1,295 @@
+//! Starting and stopping a gateway: binding, the core thread, the router, graceful
+//! shutdown.
+//!
+//! Owns [`Backend`], [`start`], [`RunningGateway`] and the route table
+//! ([`served_routes`]): every route is added through one helper that also records
+//! it, so the OpenAPI test can prove the document and the router agree.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{on, MethodFilter};
+use axum::Router;
+use gpux_sequencer::{Feed, Submitter};
+use tokio::sync::oneshot;
+
+use crate::auth::Authenticator;
+use crate::config::GatewayConfig;
+use crate::core::{self, GatewayStats, HealthReport, Shared};
+use crate::marketdata::{self, MarketData, MarketDataHandle};
+use crate::ratelimit::RateLimiters;
+use crate::rest::{self, AppState};
+
+/// How often idle rate-limit buckets are dropped.
+const FORGET_IDLE_EVERY: Duration = Duration::from_secs(60);
+
+/// The exchange as the gateway sees it: where commands go, and the committed
+/// commands coming back (from cmd_seq 1).
+pub struct Backend {
+    /// Appends commands to the log.
+    pub submitter: Arc<dyn Submitter>,
+    /// Every committed command, in order, from cmd_seq 1.
+    pub feed: Box<dyn Feed>,
+}
+
+struct Routes {
+    router: Router<AppState>,
+    served: Vec<(Method, &'static str)>,
+}
+
+impl Routes {
+    fn add<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone())
+            .unwrap_or_else(|_| panic!("{method} is not a method axum can route"));
+        self.router = self.router.route(path, on(filter, handler));
+        self.served.push((method, path));
+        self
+    }
+}
+
+fn api_routes() -> Routes {
+    use rest::{accounts, markets, orders, system};
+    Routes {
+        router: Router::new(),
+        served: Vec::new(),
+    }
+    .add(Method::GET, "/v1/health", system::health)
+    .add(Method::GET, "/v1/openapi.json", system::openapi)
+    .add(Method::GET, "/v1/markets", markets::list)
+    .add(Method::POST, "/v1/markets", markets::create)
+    .add(Method::GET, "/v1/markets/{market}", markets::get)
+    .add(Method::POST, "/v1/accounts", accounts::create_account)
+    .add(
+        Method::GET,
+        "/v1/accounts/{account}/balances",
+        accounts::account_balances,
+    )
+    .add(
+        Method::POST,
+        "/v1/accounts/{account}/deposits",
+        accounts::admin_deposit,
+    )
+    .add(
+        Method::POST,
+        "/v1/accounts/{account}/withdrawals",
+        accounts::admin_withdraw,
+    )
+    .add(Method::GET, "/v1/balances", accounts::my_balances)
+    .add(Method::POST, "/v1/withdrawals", accounts::withdraw)
+    .add(Method::POST, "/v1/capacity/add", accounts::add_capacity)
+    .add(
+        Method::POST,
+        "/v1/capacity/remove",
+        accounts::remove_capacity,
+    )
+    .add(Method::POST, "/v1/orders", orders::place)
+    .add(Method::GET, "/v1/orders", orders::open_orders)
+    .add(Method::DELETE, "/v1/orders", orders::mass_cancel)
+    .add(Method::GET, "/v1/orders/{order_id}", orders::get_order)
+    .add(
+        Method::DELETE,
+        "/v1/orders/{order_id}",
+        orders::cancel_by_id,
+    )
+    .add(Method::PATCH, "/v1/orders/{order_id}", orders::amend_by_id)
+    .add(
+        Method::GET,
+        "/v1/orders/by-client-id/{client_order_id}",
+        orders::get_order_by_client_id,
+    )
+    .add(
+        Method::DELETE,
+        "/v1/orders/by-client-id/{client_order_id}",
+        orders::cancel_by_client_id,
+    )
+    .add(
+        Method::PATCH,
+        "/v1/orders/by-client-id/{client_order_id}",
+        orders::amend_by_client_id,
+    )
+    .add(Method::GET, "/v1/fills", orders::fills)
+}
+
+/// Every `(method, path)` this module's router serves (market data's routes are
+/// that module's), in axum's path syntax. For the OpenAPI test and for docs.
+pub fn served_routes() -> Vec<(String, String)> {
+    api_routes()
+        .served
+        .into_iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect()
+}
+
+fn app(state: AppState, market_data: MarketDataHandle) -> Router {
+    let body_limit = state.shared.cfg.body_limit_bytes;
+    let auth: Arc<dyn Authenticator> = Arc::clone(&state.shared.keys) as Arc<dyn Authenticator>;
+    api_routes()
+        .router
+        .with_state(state)
+        .merge(marketdata::routes(market_data, auth))
+        .fallback(rest::system::not_found)
+        .method_not_allowed_fallback(rest::system::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+}
+
+/// A running gateway. Call [`RunningGateway::shutdown`] to stop it gracefully;
+/// dropping it stops the core thread but not open connections.
+pub struct RunningGateway {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop_core: Arc<AtomicBool>,
+    core: Option<std::thread::JoinHandle<()>>,
+    stop_server: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    janitor: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningGateway")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+/// Binds `cfg.listen`, starts the core thread on `backend.feed` and serves the API
+/// (and market data) until [`RunningGateway::shutdown`]. Must be called inside a
+/// Tokio runtime. Requests get 503 `starting` until the replica has caught up
+/// with the log ([`RunningGateway::wait_ready`]).
+pub async fn start(cfg: GatewayConfig, backend: Backend) -> anyhow::Result<RunningGateway> {
+    cfg.validate()
+        .map_err(|e| anyhow!("invalid gateway config: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let limits = Arc::new(RateLimiters::new(&cfg.rate_limit));
+    let (market_data, md_handle) = MarketData::new(cfg.market_data.clone());
+    let shared = Arc::new(Shared::new(cfg));
+    let stop_core = Arc::new(AtomicBool::new(false));
+    let core = core::spawn(
+        Arc::clone(&shared),
+        backend.feed,
+        market_data,
+        Arc::clone(&stop_core),
+    )
+    .context("cannot start the gateway's core thread")?;
+    let state = AppState {
+        shared: Arc::clone(&shared),
+        submitter: backend.submitter,
+        limits: Arc::clone(&limits),
+    };
+    let app = app(state, md_handle);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    let janitor = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(FORGET_IDLE_EVERY);
+        loop {
+            tick.tick().await;
+            limits.forget_idle();
+        }
+    });
+    tracing::info!(%addr, "gateway listening");
+    Ok(RunningGateway {
+        addr,
+        shared,
+        stop_core,
+        core: Some(core),
+        stop_server: Some(stop_tx),
+        server: Some(server),
+        janitor: Some(janitor),
+    })
+}
+
+impl RunningGateway {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> Arc<GatewayStats> {
+        Arc::clone(&self.shared.stats)
+    }
+
+    /// Health now (what `GET /v1/health` answers).
+    pub fn health(&self) -> HealthReport {
+        self.shared.health_report()
+    }
+
+    /// The key store, as market data and other companions use it.
+    pub fn authenticator(&self) -> Arc<dyn Authenticator> {
+        Arc::clone(&self.shared.keys) as Arc<dyn Authenticator>
+    }
+
+    /// Waits until the replica has caught up with the log (`false` if the core
+    /// stopped first).
+    pub async fn wait_ready(&self) -> bool {
+        self.shared.health.wait_ready().await
+    }
+
+    /// Graceful shutdown: stop accepting connections, let open requests finish (at
+    /// most `shutdown_grace`), then stop the core thread.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.stop_server.take() {
+            let _ = tx.send(());
+        }
+        let mut result = Ok(());
+        if let Some(mut server) = self.server.take() {
+            let grace = self.shared.cfg.shutdown_grace;
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => result = Err(anyhow!("the HTTP server failed: {e}")),
+                Ok(Err(e)) => result = Err(anyhow!("the HTTP server task failed: {e}")),
+                Err(_) => {
+                    tracing::warn!("open connections outlived the shutdown grace; closing them");
+                    server.abort();
+                }
+            }
+        }
+        if let Some(j) = self.janitor.take() {
+            j.abort();
+        }
+        self.stop_core.store(true, Ordering::Release);
+        if let Some(core) = self.core.take() {
+            tokio::task::spawn_blocking(move || core.join())
+                .await
+                .map_err(|e| anyhow!("cannot join the core thread: {e}"))?
+                .map_err(|_| anyhow!("the gateway's core thread panicked"))?;
+        }
+        tracing::info!(addr = %self.addr, "gateway stopped");
+        result
+    }
+}
+
+impl Drop for RunningGateway {
+    fn drop(&mut self) {
+        self.stop_core.store(true, Ordering::Release);
+        if let Some(tx) = self.stop_server.take() {
+            let _ = tx.send(());
+        }
+        if let Some(j) = self.janitor.take() {
+            j.abort();
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Accounts, money and markets over HTTP: creating accounts (keys shown once),
+//! deposits (admin), withdrawals (own funds; admin any account, the fee account
+//! included), capacity (a provider's own), markets (public list, admin listing),
+//! and health.
+
+mod common;
+
+use common::{d, dec, Harness, ADMIN, MARKET};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_money_and_capacity() {
+    let h = Harness::start().await;
+    h.get("/v1/health", None).await.expect(200, None);
+    h.list_market().await;
+
+    // Ids are chosen in order unless given; keys are `gpux_` + 64 hex digits.
+    let (a, ak) = h.account().await;
+    let (b, _) = h.account().await;
+    assert_eq!((a, b), (1, 2));
+    assert!(ak.starts_with("gpux_") && ak.len() == 69);
+    let c = h
+        .post("/v1/accounts", Some(ADMIN), json!({"account": 40}))
+        .await;
+    c.expect(201, None);
+    assert_eq!(c.body["account"], 40);
+    let (next, _) = h.account().await;
+    assert_eq!(next, 41);
+
+    // An operator-generated key: only its digest is sent.
+    let own_key = "my-own-secret-key-for-account-50";
+    let digest = hex::encode(Sha256::digest(own_key.as_bytes()));
+    let e = h
+        .post(
+            "/v1/accounts",
+            Some(ADMIN),
+            json!({"account": 50, "api_key_sha256": digest}),
+        )
+        .await;
+    e.expect(201, None);
+    assert!(e.body.get("api_key").is_none());
+    let eb = h.get("/v1/balances", Some(own_key)).await;
+    eb.expect(200, None);
+    assert_eq!(eb.body["account"], 50);
+
+    // Deposits are the admin's; withdrawals an account's own.
+    let dep = h
+        .post(
+            &format!("/v1/accounts/{a}/deposits"),
+            Some(ADMIN),
+            json!({"amount": "25.5"}),
+        )
+        .await;
+    dep.expect(200, None);
+    assert_eq!(dep.body["available"], "25.500000");
+    let w = h
+        .post("/v1/withdrawals", Some(&ak), json!({"amount": "5.25"}))
+        .await;
+    w.expect(200, None);
+    assert_eq!(dec(&w.body["available"]), d("20.25"));
+    let aw = h
+        .post(
+            &format!("/v1/accounts/{a}/withdrawals"),
+            Some(ADMIN),
+            json!({"amount": "0.25"}),
+        )
+        .await;
+    aw.expect(200, None);
+    assert_eq!(dec(&aw.body["available"]), d("20"));
+    let bal = h.get("/v1/balances", Some(&ak)).await;
+    assert_eq!(dec(&bal.body["usd"]["available"]), d("20"));
+
+    // Capacity: a provider adds and removes its own.
+    let add = h
+        .post(
+            "/v1/capacity/add",
+            Some(&ak),
+            json!({"market": MARKET, "quantity": "8"}),
+        )
+        .await;
+    add.expect(200, None);
+    assert_eq!(add.body["available"], "8.0");
+    let rm = h
+        .post(
+            "/v1/capacity/remove",
+            Some(&ak),
+            json!({"market": MARKET, "quantity": "2.5"}),
+        )
+        .await;
+    rm.expect(200, None);
+    assert_eq!(dec(&rm.body["available"]), d("5.5"));
+
+    // A trade pays fees into account 0, which the admin can withdraw.
+    let bid = h.account().await;
+    h.post(
+        &format!("/v1/accounts/{}/deposits", bid.0),
+        Some(ADMIN),
+        json!({"amount": "100"}),
+    )
+    .await
+    .expect(200, None);
+    h.place(
+        &ak,
+        json!({"market": MARKET, "side": "sell", "price": "10.00", "quantity": "1"}),
+    )
+    .await
+    .expect(200, None);
+    h.place(
+        &bid.1,
+        json!({"market": MARKET, "side": "buy", "price": "10.00", "quantity": "1"}),
+    )
+    .await
+    .expect(200, None);
+    let fees = h.get("/v1/accounts/0/balances", Some(ADMIN)).await;
+    fees.expect(200, None);
+    // 10 bp maker + 25 bp taker on 10 USD.
+    assert_eq!(dec(&fees.body["usd"]["available"]), d("0.035"));
+    let fw = h
+        .post(
+            "/v1/accounts/0/withdrawals",
+            Some(ADMIN),
+            json!({"amount": "0.035"}),
+        )
+        .await;
+    fw.expect(200, None);
+    assert_eq!(dec(&fw.body["available"]), d("0"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markets_are_public_and_listed_by_the_admin() {
+    let h = Harness::start().await;
+    assert_eq!(h.get("/v1/markets", None).await.body["markets"], json!([]));
+    let listed = h
+        .post(
+            "/v1/markets",
+            Some(ADMIN),
+            json!({"market": "a100.eu-west", "tick_size": "0.001", "lot_size": "1", "maker_fee_bps": 0, "taker_fee_bps": 20, "max_order_quantity": "500"}),
+        )
+        .await;
+    listed.expect(201, None);
+    assert_eq!(listed.body["market"], "a100.eu-west");
+    assert_eq!(listed.body["min_price"], "0.001");
+    assert_eq!(listed.body["max_order_quantity"], "500");
+    assert!(listed.body["cmd_seq"].as_u64().is_some());
+    h.list_market().await;
+    let all = h.get("/v1/markets", None).await;
+    let names: Vec<&str> = all.body["markets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["market"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a100.eu-west", MARKET]);
+    let one = h.get(&format!("/v1/markets/{MARKET}"), None).await;
+    one.expect(200, None);
+    assert_eq!(one.body["tick_size"], "0.01");
+    assert_eq!(one.body["lot_size"], "0.5");
+    assert_eq!(one.body["taker_fee_bps"], 25);
+    assert!(one.body.get("cmd_seq").is_none());
+    h.stop().await;
+}

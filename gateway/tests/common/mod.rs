@@ -1,0 +1,275 @@
+//! Test harness: a real embedded exchange (RocksDB ledger in a temporary directory)
+//! and the gateway on 127.0.0.1:0, driven over HTTP with reqwest.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use gpux_gateway::{Backend, GatewayConfig, RunningGateway};
+use gpux_sequencer::{Exchange, PipelineOptions};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+pub const ADMIN: &str = "test-admin-key-0123456789abcdef";
+pub const MARKET: &str = "h100-sxm.us-east";
+
+/// One HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: HeaderMap,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    /// Asserts the status and, for errors, the `{code, message}` shape and code.
+    #[track_caller]
+    pub fn expect(&self, status: u16, code: Option<&str>) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        if let Some(code) = code {
+            assert_eq!(self.code(), code, "body: {}", self.body);
+            assert!(
+                self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "errors carry a message: {}",
+                self.body
+            );
+            let keys: Vec<&String> = self.body.as_object().unwrap().keys().collect();
+            assert_eq!(
+                keys.len(),
+                2,
+                "error shape is exactly {{code, message}}: {}",
+                self.body
+            );
+        }
+        self
+    }
+}
+
+/// A decimal field of a JSON value.
+#[track_caller]
+pub fn dec(v: &Value) -> Decimal {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a decimal string: {v}"))
+        .parse()
+        .unwrap()
+}
+
+/// A decimal literal.
+pub fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+pub struct Harness {
+    pub dir: TempDir,
+    pub exchange: Option<Exchange>,
+    pub gateway: Option<RunningGateway>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub cfg: GatewayConfig,
+}
+
+pub fn config() -> GatewayConfig {
+    let mut cfg = GatewayConfig::new("127.0.0.1:0".parse().unwrap(), ADMIN);
+    cfg.rate_limit.per_key = None;
+    cfg.rate_limit.per_ip_anonymous = None;
+    cfg.request_timeout = Duration::from_secs(30);
+    cfg
+}
+
+async fn launch(dir: &Path, cfg: GatewayConfig) -> (Exchange, RunningGateway, String) {
+    let exchange = Exchange::start_embedded(dir, PipelineOptions::default()).unwrap();
+    let backend = Backend {
+        submitter: exchange.submitter().unwrap(),
+        feed: Box::new(exchange.follow(1)),
+    };
+    let gateway = gpux_gateway::start(cfg, backend).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(60), gateway.wait_ready())
+            .await
+            .unwrap(),
+        "the gateway became ready"
+    );
+    let base = format!("http://{}", gateway.addr);
+    (exchange, gateway, base)
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Self::start_with(config()).await
+    }
+
+    pub async fn start_with(cfg: GatewayConfig) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let (exchange, gateway, base) = launch(dir.path(), cfg.clone()).await;
+        Harness {
+            dir,
+            exchange: Some(exchange),
+            gateway: Some(gateway),
+            base,
+            http: reqwest::Client::new(),
+            cfg,
+        }
+    }
+
+    /// Stops the gateway and the exchange cleanly.
+    pub async fn stop_servers(&mut self) {
+        if let Some(g) = self.gateway.take() {
+            g.shutdown().await.unwrap();
+        }
+        if let Some(e) = self.exchange.take() {
+            tokio::task::spawn_blocking(move || e.shutdown().map(|_| ()))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// Stops everything and starts again on the same ledger directory.
+    pub async fn restart(&mut self) {
+        self.stop_servers().await;
+        let (exchange, gateway, base) = launch(self.dir.path(), self.cfg.clone()).await;
+        self.exchange = Some(exchange);
+        self.gateway = Some(gateway);
+        self.base = base;
+    }
+
+    pub async fn stop(mut self) {
+        self.stop_servers().await;
+    }
+
+    pub fn exchange(&self) -> &Exchange {
+        self.exchange.as_ref().unwrap()
+    }
+
+    /// The ledger's last command and last command-log entry.
+    pub fn ledger_head(&self) -> (u64, u64) {
+        let h = self.exchange().reader().head().unwrap();
+        (h.last_cmd_seq, h.last_inbox_seq)
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        for (h, v) in headers {
+            req = req.header(*h, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!(
+                    "{status}: body is not JSON ({e}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        Resp {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Resp {
+        self.send(Method::GET, path, key, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, key: Option<&str>, body: Value) -> Resp {
+        self.send(Method::POST, path, key, Some(body), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str, key: Option<&str>) -> Resp {
+        self.send(Method::DELETE, path, key, None, &[]).await
+    }
+
+    pub async fn patch(&self, path: &str, key: Option<&str>, body: Value) -> Resp {
+        self.send(Method::PATCH, path, key, Some(body), &[]).await
+    }
+
+    /// Lists the test market: tick 0.01, lot 0.5, maker 10 bp, taker 25 bp.
+    pub async fn list_market(&self) {
+        self.post(
+            "/v1/markets",
+            Some(ADMIN),
+            json!({"market": MARKET, "tick_size": "0.01", "lot_size": "0.5", "maker_fee_bps": 10, "taker_fee_bps": 25}),
+        )
+        .await
+        .expect(201, None);
+    }
+
+    /// Creates an account; returns its id and key.
+    pub async fn account(&self) -> (u64, String) {
+        let r = self.post("/v1/accounts", Some(ADMIN), json!({})).await;
+        r.expect(201, None);
+        (
+            r.body["account"].as_u64().unwrap(),
+            r.body["api_key"].as_str().unwrap().to_string(),
+        )
+    }
+
+    pub async fn deposit(&self, account: u64, amount: &str) {
+        self.post(
+            &format!("/v1/accounts/{account}/deposits"),
+            Some(ADMIN),
+            json!({ "amount": amount }),
+        )
+        .await
+        .expect(200, None);
+    }
+
+    pub async fn add_capacity(&self, key: &str, quantity: &str) {
+        self.post(
+            "/v1/capacity/add",
+            Some(key),
+            json!({"market": MARKET, "quantity": quantity}),
+        )
+        .await
+        .expect(200, None);
+    }
+
+    /// A market, a provider with 10 GPU-hours and a demander with 100 USD.
+    pub async fn provider_and_demander(&self) -> ((u64, String), (u64, String)) {
+        self.list_market().await;
+        let p = self.account().await;
+        let dm = self.account().await;
+        self.add_capacity(&p.1, "10").await;
+        self.deposit(dm.0, "100").await;
+        (p, dm)
+    }
+
+    pub async fn place(&self, key: &str, order: Value) -> Resp {
+        self.post("/v1/orders", Some(key), order).await
+    }
+
+    /// Balances and open orders of an account, to check that nothing changed.
+    pub async fn snapshot(&self, key: &str) -> (Value, Value) {
+        let mut b = self.get("/v1/balances", Some(key)).await.body;
+        let mut o = self.get("/v1/orders", Some(key)).await.body;
+        b.as_object_mut().unwrap().remove("as_of_cmd_seq");
+        o.as_object_mut().unwrap().remove("as_of_cmd_seq");
+        (b, o)
+    }
+}

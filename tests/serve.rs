@@ -1,0 +1,111 @@
+//! `gpux serve` in-process (the library entry point the binary calls, not the
+//! binary: the shared target directory may hold another worktree's `gpux`):
+//! it prints its ready line, answers HTTP, generates and then reuses its admin key
+//! (mode 0600), keeps accounts across a restart, and stops cleanly.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use gpux::serve::{run_until, ServeOptions};
+use serde_json::Value;
+
+/// Sends each flushed line to a channel.
+struct Lines(Vec<u8>, mpsc::Sender<String>);
+
+impl Write for Lines {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let s = String::from_utf8_lossy(&self.0).trim().to_string();
+        self.0.clear();
+        if !s.is_empty() {
+            let _ = self.1.send(s);
+        }
+        Ok(())
+    }
+}
+
+/// One HTTP/1.1 request; returns the status and the JSON body.
+fn http(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: gpux\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn serve_answers_http_keeps_its_admin_key_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut first_key = None;
+    for round in 0..2 {
+        let (tx, rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let opts = ServeOptions {
+            data: data.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_key: None,
+        };
+        let server = std::thread::spawn(move || {
+            let mut out = Lines(Vec::new(), tx);
+            run_until(opts, &mut out, async {
+                let _ = stop_rx.await;
+            })
+        });
+        let line: Value =
+            serde_json::from_str(&rx.recv_timeout(Duration::from_secs(120)).unwrap()).unwrap();
+        let addr = line["listen"].as_str().unwrap().to_string();
+        let key_file = line["admin_key_file"].as_str().unwrap().to_string();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let admin = std::fs::read_to_string(&key_file)
+            .unwrap()
+            .trim()
+            .to_string();
+        if let Some(k) = &first_key {
+            assert_eq!(&admin, k, "the generated key is reused");
+        }
+        first_key = Some(admin.clone());
+
+        // Ready once caught up with the ledger.
+        let mut ready = false;
+        for _ in 0..600 {
+            if http(&addr, "GET", "/v1/health", "", "").0 == 200 {
+                ready = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(ready, "the gateway became ready");
+        if round == 0 {
+            let (status, body) = http(&addr, "POST", "/v1/accounts", &admin, "{}");
+            assert_eq!(status, 201, "{body}");
+            assert_eq!(body["account"], 1);
+        } else {
+            let (status, body) = http(&addr, "GET", "/v1/accounts/1/balances", &admin, "");
+            assert_eq!(status, 200, "the account survived the restart: {body}");
+        }
+        let (status, _) = http(&addr, "GET", "/v1/balances", "not-a-key", "");
+        assert_eq!(status, 401);
+
+        stop_tx.send(()).unwrap();
+        server.join().unwrap().unwrap();
+    }
+}
