@@ -4,11 +4,15 @@
 //!
 //! - [`apply`]: `gpux apply` — JSON-lines commands in, JSON-lines events out.
 //! - [`bench`]: `gpux bench …` — throughput and latency measurements.
+//! - [`bench_kafka`]: `gpux bench pipeline --kafka` — the pipeline through a real broker.
+//! - [`engine_cmd`]: `gpux engine` — the exchange core in Kafka mode.
 //! - [`pipeline`]: the embedded sequencer — command log → engine → ledger.
 //! - [`workload`]: the seeded order-flow generator the benches share.
 #![deny(missing_docs)]
 
 pub mod apply;
 pub mod bench;
+pub mod bench_kafka;
+pub mod engine_cmd;
 pub mod pipeline;
 pub mod workload;
