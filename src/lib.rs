@@ -6,6 +6,7 @@
 //! - [`bench`]: `gpux bench …` — throughput and latency measurements.
 //! - [`bench_kafka`]: `gpux bench pipeline --kafka` — the pipeline through a real broker.
 //! - [`engine_cmd`]: `gpux engine` — the exchange core in Kafka mode.
+//! - [`metrics`]: Prometheus metrics of a running exchange.
 //! - [`pipeline`]: the embedded sequencer — command log → engine → ledger.
 //! - [`workload`]: the seeded order-flow generator the benches share.
 #![deny(missing_docs)]
@@ -14,5 +15,6 @@ pub mod apply;
 pub mod bench;
 pub mod bench_kafka;
 pub mod engine_cmd;
+pub mod metrics;
 pub mod pipeline;
 pub mod workload;
