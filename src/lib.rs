@@ -5,6 +5,7 @@
 //! - [`apply`]: `gpux apply` — JSON-lines commands in, JSON-lines events out.
 //! - [`bench`]: `gpux bench …` — throughput and latency measurements.
 //! - [`bench_kafka`]: `gpux bench pipeline --kafka` — the pipeline through a real broker.
+//! - [`config`]: `gpux serve`'s settings — defaults, TOML file, environment, flags.
 //! - [`demo`]: simulated traders that keep sample markets moving (`serve --demo`).
 //! - [`engine_cmd`]: `gpux engine` — the exchange core in Kafka mode.
 //! - [`metrics`]: Prometheus metrics of a running exchange.
@@ -15,6 +16,7 @@
 pub mod apply;
 pub mod bench;
 pub mod bench_kafka;
+pub mod config;
 pub mod demo;
 pub mod engine_cmd;
 pub mod metrics;
