@@ -8,6 +8,7 @@
 //! - [`config`]: `gpux serve`'s settings — defaults, TOML file, environment, flags.
 //! - [`demo`]: simulated traders that keep sample markets moving (`serve --demo`).
 //! - [`engine_cmd`]: `gpux engine` — the exchange core in Kafka mode.
+//! - [`logging`]: the process's `tracing` subscriber, text or JSON lines.
 //! - [`metrics`]: Prometheus metrics of a running exchange.
 //! - [`pipeline`]: the embedded sequencer — command log → engine → ledger.
 //! - [`workload`]: the seeded order-flow generator the benches share.
@@ -19,6 +20,7 @@ pub mod bench_kafka;
 pub mod config;
 pub mod demo;
 pub mod engine_cmd;
+pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod workload;
