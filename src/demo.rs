@@ -255,10 +255,10 @@ impl DemoHandle {
         self.progress.finished.load(Ordering::Acquire)
     }
 
-    /// Waits until the traders stop by themselves (`max_commands`) and every
-    /// submission was answered (at most 10 s after the last); returns the totals.
-    /// Without `max_commands` this waits until [`DemoHandle::stop`] is called from
-    /// elsewhere, i.e. forever: use `stop` instead.
+    /// Waits until the traders stop by themselves after
+    /// [`DemoOptions::max_commands`] and every submission was answered (at most
+    /// 10 s after the last); returns the totals. Without `max_commands` it never
+    /// returns: use [`DemoHandle::stop`].
     pub fn wait(mut self) -> DemoReport {
         self.join();
         self.progress.report()
