@@ -62,6 +62,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use gpux_sequencer::kafka::{self, KafkaConfig};
 use serde::{Deserialize, Serialize};
 
 /// Default ledger directory.
@@ -72,10 +73,6 @@ pub const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
 pub const LOG_FILTER_DEFAULT: &str = "info";
 /// Default snapshot interval, in events (the pipeline's own default).
 pub const SNAPSHOT_EVERY_EVENTS_DEFAULT: u64 = 1_000_000;
-/// Default Kafka commands topic.
-pub const KAFKA_COMMANDS_TOPIC_DEFAULT: &str = "gpux.commands";
-/// Default Kafka events topic.
-pub const KAFKA_EVENTS_TOPIC_DEFAULT: &str = "gpux.events";
 /// Shortest accepted admin key, bytes (the gateway's bound).
 pub const ADMIN_KEY_MIN_BYTES: usize = 16;
 /// Highest accepted demo rate, commands per second.
@@ -155,8 +152,8 @@ impl Default for KafkaSettings {
     fn default() -> Self {
         KafkaSettings {
             brokers: None,
-            commands_topic: KAFKA_COMMANDS_TOPIC_DEFAULT.into(),
-            events_topic: KAFKA_EVENTS_TOPIC_DEFAULT.into(),
+            commands_topic: kafka::COMMANDS_TOPIC_DEFAULT.into(),
+            events_topic: kafka::EVENTS_TOPIC_DEFAULT.into(),
             partition: 0,
             client: BTreeMap::new(),
         }
@@ -175,6 +172,18 @@ impl KafkaSettings {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// The sequencer's Kafka configuration (`None` in embedded mode), for
+    /// `gpux_sequencer::kafka::start_exchange`.
+    pub fn kafka_config(&self) -> Option<KafkaConfig> {
+        Some(KafkaConfig {
+            brokers: self.brokers.clone()?,
+            commands_topic: self.commands_topic.clone(),
+            events_topic: self.events_topic.clone(),
+            partition: self.partition,
+            client_settings: self.client_settings(),
+        })
     }
 }
 
@@ -891,6 +900,13 @@ mod tests {
         assert_eq!(cfg.kafka.events_topic, "ev");
         assert_eq!(cfg.kafka.client["linger.ms"], "10");
         assert_eq!(cfg.kafka.client["security.protocol"], "ssl");
+        let k = cfg.kafka.kafka_config().expect("Kafka mode");
+        assert_eq!(k.brokers, "k2:1");
+        assert_eq!(k.commands_topic, "gpux.commands");
+        assert_eq!(k.events_topic, "ev");
+        assert_eq!(k.partition, 2);
+        assert_eq!(k.client_settings, cfg.kafka.client_settings());
+        assert_eq!(ServeConfig::default().kafka.kafka_config(), None);
     }
 
     #[test]
