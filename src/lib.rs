@@ -7,6 +7,11 @@
 //! - [`bench_pipeline`]: `gpux bench pipeline`, the whole embedded pipeline measured.
 //! - [`bench_gateway`]: `gpux bench gateway` — order entry and WebSocket fan-out over loopback.
 //! - [`serve`]: `gpux serve` — the embedded exchange with its HTTP gateway.
+//! - [`config`]: `gpux serve`'s settings — defaults, TOML file, environment, flags.
+//! - [`demo`]: simulated traders that keep sample markets moving (`serve --demo`).
+//! - [`engine_cmd`]: `gpux engine` — the exchange core in Kafka mode.
+//! - [`logging`]: the process's `tracing` subscriber, text or JSON lines.
+//! - [`metrics`]: Prometheus metrics of a running exchange.
 //! - [`workload`]: the seeded order-flow generator the benches share.
 #![deny(missing_docs)]
 
@@ -15,4 +20,10 @@ pub mod bench;
 pub mod bench_pipeline;
 pub mod bench_gateway;
 pub mod serve;
+pub mod bench_kafka;
+pub mod config;
+pub mod demo;
+pub mod engine_cmd;
+pub mod logging;
+pub mod metrics;
 pub mod workload;

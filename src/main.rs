@@ -36,6 +36,9 @@ enum Cmd {
         #[arg(long, value_name = "N", default_value_t = 100_000, requires = "data")]
         snapshot_every: u64,
     },
+    /// Run the exchange core in Kafka mode until SIGINT/SIGTERM: commands from a
+    /// topic, committed to the ledger in --data, published to the events topic.
+    Engine(gpux::engine_cmd::EngineArgs),
     /// Measure throughput and latency; prints one JSON line.
     Bench {
         #[command(subcommand)]
@@ -330,6 +333,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             admin_key,
         })?,
+        Cmd::Engine(args) => gpux::engine_cmd::run(args)?,
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`pipeline`] | [`Exchange`]: decode → engine → group commit → publish, bounded stages, start/recover/shutdown |
 //! | [`source`] | [`CommandSource`]: the embedded inbox ([`InboxSource`]); Kafka lives in `kafka` |
+//! | [`kafka`] | Kafka mode: [`kafka::KafkaSource`], [`kafka::KafkaSubmitter`], the events topic ([`kafka::EventsPublisher`], [`kafka::EventsTopicFeed`]), [`kafka::start_exchange`] |
 //! | [`submit`] | [`Submitter`]: how commands enter the log ([`EmbeddedSubmitter`]) |
 //! | [`feed`] | [`Publisher`] and [`Feed`]/[`LedgerFollower`]: committed commands for followers |
 //! | [`committed`] | [`CommittedCommand`], the unit every follower sees |
@@ -15,6 +16,7 @@
 pub mod committed;
 pub mod error;
 pub mod feed;
+pub mod kafka;
 pub mod pipeline;
 pub mod source;
 pub mod submit;

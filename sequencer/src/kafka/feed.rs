@@ -1,0 +1,175 @@
+//! [`EventsTopicFeed`]: a [`Feed`] over the events topic, for processes that do not
+//! hold the ledger (stateless gateways, market data elsewhere).
+//!
+//! It yields the same [`CommittedCommand`]s as
+//! [`read_committed`](crate::read_committed) on the ledger: payload bytes exactly as
+//! sequenced, events decoded. It checks contiguity: after the first command it
+//! yields, every message must carry the next `cmd_seq`; a gap, a duplicate or a
+//! message that does not decode stops the feed with an error (never skipped). Broker
+//! trouble is logged and waited out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+
+use super::events::EventsMessage;
+use super::topic::TopicReader;
+use super::KafkaConfig;
+use crate::committed::{CommittedBatch, CommittedCommand};
+use crate::error::FeedError;
+use crate::feed::Feed;
+
+/// Most messages one [`Feed::recv_timeout`] call returns.
+const BATCH_MAX: usize = 4096;
+
+/// Follows the events topic from a given `cmd_seq` (see the module docs).
+#[derive(Debug)]
+pub struct EventsTopicFeed {
+    reader: TopicReader,
+    next_seq: u64,
+    /// Whether the command at the starting `cmd_seq` was reached (before that,
+    /// earlier messages are passed over: they precede the start, they are not
+    /// duplicates).
+    started: bool,
+    failed: Option<String>,
+}
+
+impl EventsTopicFeed {
+    /// A feed of `cfg`'s events topic from `from_cmd_seq` on (1 for everything).
+    /// Finds the message to start at by bisecting the partition's offsets, which
+    /// needs the broker (waits up to `timeout` per request).
+    pub fn new(cfg: &KafkaConfig, from_cmd_seq: u64, timeout: Duration) -> Result<Self> {
+        let from = from_cmd_seq.max(1);
+        let mut reader = TopicReader::new(cfg, "events-feed", &cfg.events_topic, cfg.partition)?;
+        let start = start_offset(&mut reader, from, timeout)?;
+        reader.seek(start)?;
+        Ok(Self {
+            reader,
+            next_seq: from,
+            started: false,
+            failed: None,
+        })
+    }
+
+    fn accept(
+        &mut self,
+        offset: u64,
+        value: Option<&[u8]>,
+    ) -> Result<Option<CommittedCommand>, String> {
+        let m = EventsMessage::decode(value.unwrap_or_default())
+            .map_err(|e| format!("events topic offset {offset}: {e:#}"))?;
+        if !self.started && m.cmd_seq < self.next_seq {
+            return Ok(None);
+        }
+        if m.cmd_seq != self.next_seq {
+            let what = if m.cmd_seq > self.next_seq {
+                "gap"
+            } else {
+                "duplicate"
+            };
+            return Err(format!(
+                "events topic {what} at offset {offset}: expected cmd_seq {}, found {}",
+                self.next_seq, m.cmd_seq
+            ));
+        }
+        self.started = true;
+        self.next_seq += 1;
+        m.into_committed()
+            .map(Some)
+            .map_err(|e| format!("events topic offset {offset}: {e:#}"))
+    }
+}
+
+/// The offset of the first message with `cmd_seq >= from` (`None` when the topic
+/// was never written: its beginning), by bisection over `[low, high)`; the high
+/// watermark when every message is older.
+fn start_offset(reader: &mut TopicReader, from: u64, timeout: Duration) -> Result<Option<u64>> {
+    let (low, high) = reader.watermarks(timeout)?;
+    if high <= low {
+        return Ok(if high == 0 { None } else { Some(high) });
+    }
+    let mut probe = |offset: u64| -> Result<u64> {
+        reader.seek(Some(offset))?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let mut got: Option<Result<u64>> = None;
+            reader.poll(1, timeout.min(Duration::from_millis(500)), |o, _, v| {
+                got = Some(
+                    EventsMessage::decode(v.unwrap_or_default())
+                        .map(|m| m.cmd_seq)
+                        .map_err(|e| anyhow!("events topic offset {o}: {e:#}")),
+                );
+            });
+            if let Some(r) = got {
+                return r;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(anyhow!(
+                    "cannot read offset {offset} of the events topic within {timeout:?}"
+                ));
+            }
+        }
+    };
+    if probe(low)? >= from {
+        return Ok(Some(low));
+    }
+    // Invariant: cmd_seq at `lo` < from; answer in (lo, hi].
+    let (mut lo, mut hi) = (low, high);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if probe(mid)? >= from {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(Some(hi))
+}
+
+impl Feed for EventsTopicFeed {
+    fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<CommittedBatch>, FeedError> {
+        if let Some(why) = &self.failed {
+            return Err(FeedError::Stopped(why.clone()));
+        }
+        let mut out: Vec<CommittedCommand> = Vec::new();
+        let mut failure = None;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let wait = deadline.saturating_duration_since(std::time::Instant::now());
+            let mut records: Vec<(u64, Option<Vec<u8>>)> = Vec::new();
+            self.reader.poll(BATCH_MAX - out.len(), wait, |o, _, v| {
+                records.push((o, v.map(<[u8]>::to_vec)));
+            });
+            for (offset, value) in records {
+                match self.accept(offset, value.as_deref()) {
+                    Ok(Some(c)) => out.push(c),
+                    Ok(None) => {}
+                    Err(why) => {
+                        failure = Some(why);
+                        break;
+                    }
+                }
+            }
+            if failure.is_some() || !out.is_empty() || std::time::Instant::now() >= deadline {
+                break;
+            }
+        }
+        if let Some(why) = failure {
+            tracing::error!(%why, "events-topic feed stopped");
+            self.failed = Some(why.clone());
+            if out.is_empty() {
+                return Err(FeedError::Stopped(why));
+            }
+        }
+        Ok(if out.is_empty() {
+            None
+        } else {
+            Some(Arc::from(out))
+        })
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+}

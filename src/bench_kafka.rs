@@ -1,0 +1,236 @@
+//! `gpux bench pipeline --kafka BROKERS`: the whole pipeline fed by a real broker,
+//! against the broker's own ceiling.
+//!
+//! Through a broker, the broker is usually the bottleneck, so the figure that says
+//! something about our code is the ratio between the pipeline and a bare consumer
+//! draining the same topic in the same run. [`run`]:
+//! 1. generates the engine workload ([`workload`](crate::workload): market, funded
+//!    accounts, then the order flow) as protocol envelopes, and produces it to a
+//!    fresh one-partition topic (idempotent producer, `acks=all`);
+//! 2. drains that topic with a bare librdkafka consumer (payloads copied out, nothing
+//!    else) and times it;
+//! 3. runs the pipeline (`KafkaSource` → decode → engine → group commit, every batch
+//!    fsynced to a ledger in a temporary directory) over the same topic, timed from
+//!    start until the last command is durable;
+//! 4. drains the topic with the bare consumer again (the broker's caches are warm
+//!    for both the pipeline and this run) and keeps the faster bare run;
+//! 5. deletes the topic.
+//!
+//! `p99_command_to_durable_us` is the pipeline's read-to-durable histogram: one
+//! sample per committed batch, from when its first command was read from the
+//! broker until the batch was synced (an upper bound for every command in it).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context as _, Result};
+use gpux_engine::CommandEnvelope;
+use gpux_sequencer::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
+use gpux_sequencer::kafka::rdkafka::message::Message;
+use gpux_sequencer::kafka::rdkafka::producer::{
+    BaseRecord, DefaultProducerContext, Producer, ThreadedProducer,
+};
+use gpux_sequencer::kafka::rdkafka::types::RDKafkaErrorCode;
+use gpux_sequencer::kafka::rdkafka::{Offset, TopicPartitionList};
+use gpux_sequencer::kafka::{self, KafkaConfig, KafkaSource};
+use gpux_sequencer::{Exchange, PipelineOptions};
+use serde_json::json;
+
+use crate::workload::{self, WorkloadConfig};
+
+/// How long any one phase may take before the bench gives up.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The workload as command envelopes (JSON bytes), setup first.
+pub fn commands(orders: usize, seed: u64) -> Vec<Vec<u8>> {
+    let cfg = WorkloadConfig::new(orders, seed);
+    workload::setup(&cfg)
+        .into_iter()
+        .chain(workload::orders(&cfg))
+        .enumerate()
+        .map(|(i, command)| {
+            CommandEnvelope {
+                v: 1,
+                ts_ns: 1_767_225_600_000_000_000 + i as u64 * 1_000,
+                request_id: None,
+                command,
+            }
+            .to_json()
+            .into_bytes()
+        })
+        .collect()
+}
+
+/// Runs the benchmark against `brokers` (see the module docs) and returns its
+/// report: `commands`, `seconds`, `commands_per_sec`, `p99_command_to_durable_us`,
+/// `bare_consumer_per_sec`, `ratio` (pipeline / bare consumer), and more.
+pub fn run(orders: usize, seed: u64, brokers: &str) -> Result<serde_json::Value> {
+    let payloads = commands(orders, seed);
+    let n = payloads.len() as u64;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut cfg = KafkaConfig::new(brokers);
+    cfg.commands_topic = format!("gpux.bench.{}.{stamp}", std::process::id());
+    kafka::create_topic(&cfg, &cfg.commands_topic, 1, Duration::from_secs(30))?;
+
+    let result = measure(&cfg, &payloads, n);
+    if let Err(e) = delete_topic(&cfg) {
+        tracing::warn!(error = %format!("{e:#}"), topic = %cfg.commands_topic, "bench topic not deleted");
+    }
+    let (produce_secs, bare, pipeline_secs, p99_us, batches) = result?;
+    let bare_best = bare.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
+    let per_sec = n as f64 / pipeline_secs.max(f64::MIN_POSITIVE);
+    Ok(json!({
+        "bench": "pipeline",
+        "mode": "kafka",
+        "seed": seed,
+        "orders": orders,
+        "commands": n,
+        "seconds": pipeline_secs,
+        "commands_per_sec": per_sec,
+        "p99_command_to_durable_us": p99_us,
+        "batches": batches,
+        "bare_consumer_per_sec": bare_best,
+        "bare_consumer_runs_per_sec": bare,
+        "ratio": per_sec / bare_best,
+        "produce_per_sec": n as f64 / produce_secs.max(f64::MIN_POSITIVE),
+        "topic": cfg.commands_topic,
+    }))
+}
+
+type Measured = (f64, Vec<f64>, f64, u64, u64);
+
+fn measure(cfg: &KafkaConfig, payloads: &[Vec<u8>], n: u64) -> Result<Measured> {
+    let produce_secs = produce(cfg, payloads)?;
+    let bare_before = bare_consumer(cfg, n)?;
+    let (pipeline_secs, p99_us, batches) = pipeline(cfg, n)?;
+    let bare_after = bare_consumer(cfg, n)?;
+    Ok((
+        produce_secs,
+        vec![n as f64 / bare_before, n as f64 / bare_after],
+        pipeline_secs,
+        p99_us,
+        batches,
+    ))
+}
+
+/// Produces every payload, in order, and waits for every acknowledgement.
+fn produce(cfg: &KafkaConfig, payloads: &[Vec<u8>]) -> Result<f64> {
+    let producer: ThreadedProducer<DefaultProducerContext> = cfg
+        .client_config(
+            "bench-producer",
+            &[
+                ("linger.ms", "5"),
+                ("queue.buffering.max.messages", "1000000"),
+            ],
+            &[("enable.idempotence", "true"), ("acks", "all")],
+        )
+        .create()
+        .context("cannot create the bench producer")?;
+    let t0 = Instant::now();
+    for p in payloads {
+        let mut record = BaseRecord::<(), [u8]>::to(&cfg.commands_topic)
+            .partition(0)
+            .payload(p.as_slice());
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, back)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    std::thread::sleep(Duration::from_millis(1));
+                    record = back;
+                }
+                Err((e, _)) => return Err(anyhow!("cannot produce: {e}")),
+            }
+        }
+        if t0.elapsed() > PHASE_TIMEOUT {
+            return Err(anyhow!("producing took longer than {PHASE_TIMEOUT:?}"));
+        }
+    }
+    producer
+        .flush(PHASE_TIMEOUT)
+        .context("the broker did not acknowledge every command")?;
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// Seconds a plain consumer takes to read the `n` records from the beginning,
+/// copying each payload out.
+fn bare_consumer(cfg: &KafkaConfig, n: u64) -> Result<f64> {
+    let consumer: BaseConsumer = cfg
+        .client_config(
+            "bench-bare-consumer",
+            &[("group.id", kafka::GROUP_ID_DEFAULT)],
+            &[
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", "error"),
+            ],
+        )
+        .create()
+        .context("cannot create the bare consumer")?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&cfg.commands_topic, 0, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let t0 = Instant::now();
+    let mut got = 0u64;
+    let mut bytes = 0usize;
+    let mut chunk: Vec<Vec<u8>> = Vec::with_capacity(1024);
+    while got < n {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                chunk.push(m.payload().unwrap_or_default().to_vec());
+                got += 1;
+                if chunk.len() == chunk.capacity() {
+                    bytes += chunk.iter().map(Vec::len).sum::<usize>();
+                    chunk.clear();
+                }
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "bare consumer"),
+            None => {}
+        }
+        if t0.elapsed() > PHASE_TIMEOUT {
+            return Err(anyhow!(
+                "the bare consumer read {got} of {n} records in {PHASE_TIMEOUT:?}"
+            ));
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    tracing::debug!(bytes, "bare consumer done");
+    Ok(secs)
+}
+
+/// Seconds from starting the pipeline on an empty ledger until command `n` is
+/// durable; the p99 read-to-durable latency; the number of batches.
+fn pipeline(cfg: &KafkaConfig, n: u64) -> Result<(f64, u64, u64)> {
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let t0 = Instant::now();
+    let source = KafkaSource::new(cfg)?;
+    let exchange = Exchange::start_with_source(
+        dir.path(),
+        PipelineOptions::default(),
+        Box::new(source),
+        None,
+    )?;
+    let stats = exchange.stats();
+    while stats.durable_seq.load(Ordering::Acquire) < n {
+        if let Some(why) = exchange.failure() {
+            return Err(anyhow!("the pipeline failed: {why}"));
+        }
+        if t0.elapsed() > PHASE_TIMEOUT {
+            return Err(anyhow!(
+                "the pipeline made {} of {n} commands durable in {PHASE_TIMEOUT:?}",
+                stats.durable_seq.load(Ordering::Acquire)
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let p99 = stats.latency().quantile_us(990);
+    let batches = stats.batches.load(Ordering::Relaxed);
+    exchange.shutdown()?;
+    Ok((secs, p99, batches))
+}
+
+fn delete_topic(cfg: &KafkaConfig) -> Result<()> {
+    kafka::delete_topic(cfg, &cfg.commands_topic, Duration::from_secs(30))
+}
