@@ -17,13 +17,13 @@
 
 pub mod apply;
 pub mod bench;
-pub mod bench_pipeline;
 pub mod bench_gateway;
-pub mod serve;
 pub mod bench_kafka;
+pub mod bench_pipeline;
 pub mod config;
 pub mod demo;
 pub mod engine_cmd;
 pub mod logging;
 pub mod metrics;
+pub mod serve;
 pub mod workload;

@@ -89,12 +89,12 @@ pub mod error;
 pub mod history;
 pub mod idempotency;
 pub mod marketdata;
-#[doc(hidden)]
-pub mod testkit;
 pub mod openapi;
 pub mod ratelimit;
 pub mod rest;
 pub mod server;
+#[doc(hidden)]
+pub mod testkit;
 
 pub use crate::core::{GatewayStats, HealthReport};
 pub use auth::{Authenticator, KeyStore, Principal};

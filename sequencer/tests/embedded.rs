@@ -43,7 +43,11 @@ fn trader(a: u64, n: u64) -> Vec<Vec<u8>> {
         ),
     ];
     for i in 0..n {
-        let side = if (i + a).is_multiple_of(2) { "buy" } else { "sell" };
+        let side = if (i + a).is_multiple_of(2) {
+            "buy"
+        } else {
+            "sell"
+        };
         let price = 250 + (i * 7 + a * 3) % 11;
         out.push(env(
             1_000 + i,
