@@ -54,28 +54,21 @@ enum Cmd {
         #[command(subcommand)]
         tool: ReplayCmd,
     },
-    /// Run the exchange with its HTTP gateway (REST order entry, market data).
+    /// Run the exchange: command log, engine, ledger and the HTTP/WebSocket gateway.
     ///
-    /// The embedded command log, engine and ledger live in DIR; the gateway serves
-    /// the API described at /v1/openapi.json. Prints one JSON line with the listen
-    /// address once ready to accept connections; stops cleanly on Ctrl-C or SIGTERM.
-    Serve {
-        /// Ledger directory (created if missing).
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
-        /// Address to listen on (port 0: any free port).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-        listen: std::net::SocketAddr,
-        /// The admin key (at least 16 bytes). Default: read DIR/admin.key, or
-        /// generate it there (mode 0600).
-        #[arg(
-            long,
-            value_name = "KEY",
-            env = "GPUX_ADMIN_KEY",
-            hide_env_values = true
-        )]
-        admin_key: Option<String>,
-    },
+    /// By default everything runs in this process with the command log embedded in
+    /// the ledger (DIR, default ./gpux-data); with --kafka the commands go through a
+    /// Kafka topic. The gateway serves REST order entry and market data under /v1
+    /// (described at /v1/openapi.json), the WebSocket at /v1/ws, health at
+    /// /v1/health and Prometheus metrics at /metrics. --demo adds simulated traders on
+    /// sample markets. Settings come from flags, then GPUX_* environment variables,
+    /// then the --config TOML file (docs/gpux.example.toml), then defaults. Prints
+    /// one JSON line with the listen address and useful URLs once ready; stops
+    /// cleanly (batch committed, snapshot, ledger closed) on Ctrl-C or SIGTERM.
+    Serve(#[command(flatten)] gpux::config::ServeArgs),
+    /// `gpux serve --demo`: the exchange with simulated providers and demanders
+    /// quoting and trading on sample H100, A100 and RTX 4090 markets.
+    Demo(#[command(flatten)] gpux::config::ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -324,18 +317,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Cmd::Replay { tool } => replay(tool)?,
-        Cmd::Serve {
-            data,
-            listen,
-            admin_key,
-        } => gpux::serve::run(gpux::serve::ServeOptions {
-            data,
-            listen,
-            admin_key,
-        })?,
+        Cmd::Serve(args) => serve(args)?,
+        Cmd::Demo(mut args) => {
+            args.demo = true;
+            serve(args)?
+        }
         Cmd::Engine(args) => gpux::engine_cmd::run(args)?,
     }
     Ok(())
+}
+
+/// `gpux serve` (and `gpux demo`): configuration, logs, then the exchange.
+fn serve(args: gpux::config::ServeArgs) -> anyhow::Result<()> {
+    let cfg = gpux::config::ServeConfig::load(&args)?;
+    gpux::logging::init(cfg.log.format, &cfg.log.filter)?;
+    gpux::serve::run(cfg)
 }
 
 /// Runs one `gpux replay` tool; a failed check (already printed as JSON) is an

@@ -1,31 +1,34 @@
-//! `gpux serve`: the whole exchange in one process — the embedded command log,
-//! sequencer, engine and ledger (`gpux_sequencer::Exchange::start_embedded`) and
-//! the HTTP gateway (`gpux_gateway`) following it from cmd_seq 1.
+//! `gpux serve`: the whole exchange in one process — the command log (embedded in
+//! the ledger by default, or a Kafka topic with `--kafka`), sequencer, engine and
+//! ledger (`gpux_sequencer::Exchange`), and the HTTP/WebSocket gateway
+//! (`gpux_gateway`) following the ledger from cmd_seq 1; optionally the demo
+//! traders (`--demo`).
 //!
-//! Prints one JSON line once listening (`{"listen":…,"data":…,"admin_key_file":…}`),
-//! serves until Ctrl-C or SIGTERM, then shuts the gateway down gracefully (open
-//! requests finish) and the exchange cleanly (snapshot at the head, ledger closed).
+//! Prints one JSON line once listening (`{"listen":…,"data":…,"admin_key_file":…,
+//! "mode":…,"demo":…,"urls":{…}}`), serves until Ctrl-C or SIGTERM, then stops the
+//! demo, shuts the gateway down gracefully (open requests finish) and the exchange
+//! cleanly (the current batch committed, a snapshot at the head, the ledger closed).
 //! Without an admin key, one is generated into `DIR/admin.key` (mode 0600) and
-//! reused on the next start.
+//! reused on the next start. `GET /metrics` serves Prometheus metrics on the same
+//! listener.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
-use gpux_gateway::{Backend, GatewayConfig};
-use gpux_sequencer::{Exchange, PipelineOptions};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-/// What `gpux serve` was asked to do.
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    /// Ledger directory (created if missing).
-    pub data: PathBuf,
-    /// Address to listen on.
-    pub listen: SocketAddr,
-    /// The admin key; `None`: read or create `DATA/admin.key`.
-    pub admin_key: Option<String>,
-}
+use anyhow::{anyhow, Context, Result};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use gpux_engine::Side;
+use gpux_gateway::{Backend, GatewayConfig, GatewayProbe, RateLimit, RateLimitConfig};
+use gpux_sequencer::Exchange;
+
+use crate::config::{GatewayLimits, ServeConfig};
+use crate::metrics::{BookDepth, Metrics};
 
 /// File name of the generated admin key inside the data directory.
 pub const ADMIN_KEY_FILE: &str = "admin.key";
@@ -83,29 +86,121 @@ async fn stop_signal() {
 }
 
 /// Runs `gpux serve` until Ctrl-C or SIGTERM, printing the ready line on stdout.
-pub fn run(opts: ServeOptions) -> Result<()> {
-    run_until(opts, &mut std::io::stdout(), stop_signal())
+pub fn run(cfg: ServeConfig) -> Result<()> {
+    run_until(cfg, &mut std::io::stdout(), stop_signal())
+}
+
+/// The gateway's configuration from serve's settings.
+pub fn gateway_config(listen: SocketAddr, admin_key: String, g: &GatewayLimits) -> GatewayConfig {
+    let mut cfg = GatewayConfig::new(listen, admin_key);
+    let limit = |per_sec: u32, burst: u32| {
+        (per_sec > 0).then(|| RateLimit {
+            burst: burst.max(1),
+            replenish_interval: Duration::from_nanos(1_000_000_000 / u64::from(per_sec)),
+        })
+    };
+    cfg.rate_limit = RateLimitConfig {
+        per_key: limit(g.rate_limit_per_key_per_sec, g.rate_limit_per_key_burst),
+        per_ip_anonymous: limit(g.rate_limit_per_ip_per_sec, g.rate_limit_per_ip_burst),
+    };
+    cfg.request_timeout = g.request_timeout();
+    cfg.body_limit_bytes = g.body_limit_bytes;
+    cfg.max_in_flight = g.max_in_flight;
+    cfg.shutdown_grace = g.shutdown_grace();
+    let md = &mut cfg.market_data;
+    md.max_connections = g.ws_max_connections;
+    md.max_connections_per_account = g.ws_max_connections_per_account;
+    md.max_connections_per_peer = g.ws_max_connections_per_peer;
+    md.max_subscriptions = g.ws_max_subscriptions;
+    md.queue_messages = g.ws_queue_messages;
+    md.queue_bytes = g.ws_queue_bytes;
+    md.max_frame_bytes = g.ws_max_frame_bytes;
+    md.heartbeat_interval = g.ws_heartbeat_interval();
+    md.idle_timeout = g.ws_idle_timeout();
+    cfg
+}
+
+/// Book sizes per market, read from the gateway's replica.
+fn book_depths(probe: &GatewayProbe) -> Vec<BookDepth> {
+    probe.with_replica(|engine| {
+        let mut out: Vec<BookDepth> = engine
+            .markets()
+            .map(|m| BookDepth {
+                market: m.id.to_string(),
+                bid_orders: 0,
+                bid_levels: engine.depth_ticks(&m.id, Side::Buy, usize::MAX).len() as u64,
+                ask_orders: 0,
+                ask_levels: engine.depth_ticks(&m.id, Side::Sell, usize::MAX).len() as u64,
+            })
+            .collect();
+        for account in engine.account_ids() {
+            for o in engine.open_orders(account).unwrap_or_default() {
+                if let Some(b) = out.iter_mut().find(|b| b.market == o.market.to_string()) {
+                    match o.side {
+                        Side::Buy => b.bid_orders += 1,
+                        Side::Sell => b.ask_orders += 1,
+                    }
+                }
+            }
+        }
+        out
+    })
+}
+
+/// `GET /metrics`: the pipeline's counters (read live) plus the gateway's.
+fn metrics_routes(metrics: Metrics, probe: Arc<OnceLock<GatewayProbe>>) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            let probe = Arc::clone(&probe);
+            async move {
+                if let Some(p) = probe.get() {
+                    metrics.set_follower_seq("gateway", p.health().applied_seq);
+                    metrics.set_ws_clients(p.market_data().connections);
+                    metrics.set_book_depth(&book_depths(p));
+                }
+                (
+                    [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+                    metrics.render(),
+                )
+                    .into_response()
+            }
+        }),
+    )
 }
 
 /// Runs until `stop` completes, writing the one ready line to `out`: what `run`
 /// does, with the signal and the output handed in (for tests).
 pub fn run_until(
-    opts: ServeOptions,
+    cfg: ServeConfig,
     out: &mut (dyn Write + Send),
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    std::fs::create_dir_all(&opts.data)
-        .with_context(|| format!("cannot create {}", opts.data.display()))?;
-    let (admin_key, key_file) = match opts.admin_key {
+    std::fs::create_dir_all(&cfg.data)
+        .with_context(|| format!("cannot create {}", cfg.data.display()))?;
+    let (admin_key, key_file) = match cfg.admin_key.clone() {
         Some(k) => (k, None),
         None => {
-            let (k, p) = admin_key_file(&opts.data)?;
+            let (k, p) = admin_key_file(&cfg.data)?;
             (k, Some(p))
         }
     };
-    let cfg = GatewayConfig::new(opts.listen, admin_key);
-    cfg.validate().map_err(|e| anyhow!("{e}"))?;
-    let exchange = Exchange::start_embedded(&opts.data, PipelineOptions::default())?;
+    let mut gw = gateway_config(cfg.listen, admin_key, &cfg.gateway);
+    gw.validate().map_err(|e| anyhow!("{e}"))?;
+    let metrics = Metrics::new();
+    let probe: Arc<OnceLock<GatewayProbe>> = Arc::default();
+    gw.extra_routes = Some(metrics_routes(metrics.clone(), Arc::clone(&probe)));
+
+    let kafka = cfg.kafka.kafka_config();
+    let exchange = match &kafka {
+        Some(k) => gpux_sequencer::kafka::start_exchange(&cfg.data, cfg.pipeline_options(), k)?,
+        None => Exchange::start_embedded(&cfg.data, cfg.pipeline_options())?,
+    };
+    metrics.watch_pipeline(exchange.stats());
+    let submitter = exchange
+        .submitter()
+        .ok_or_else(|| anyhow!("the exchange has no command submitter"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("gpux-gateway")
@@ -113,21 +208,44 @@ pub fn run_until(
         .context("cannot start the async runtime")?;
     let served = runtime.block_on(async {
         let backend = Backend {
-            submitter: exchange
-                .submitter()
-                .ok_or_else(|| anyhow!("the embedded exchange has no submitter"))?,
+            submitter: Arc::clone(&submitter),
             feed: Box::new(exchange.follow(1)),
         };
-        let gateway = gpux_gateway::start(cfg, backend).await?;
+        let gateway = gpux_gateway::start(gw, backend).await?;
+        let _ = probe.set(gateway.probe());
+        let demo = if cfg.demo.enabled {
+            gateway.wait_ready().await;
+            Some(crate::demo::start(
+                Arc::clone(&submitter),
+                cfg.demo.options(),
+            ))
+        } else {
+            None
+        };
+        let base = format!("http://{}", gateway.addr);
         let line = serde_json::json!({
             "listen": gateway.addr.to_string(),
-            "data": opts.data.display().to_string(),
+            "data": cfg.data.display().to_string(),
             "admin_key_file": key_file.as_ref().map(|p| p.display().to_string()),
+            "mode": if kafka.is_some() { "kafka" } else { "embedded" },
+            "demo": demo.is_some(),
+            "urls": {
+                "markets": format!("{base}/v1/markets"),
+                "health": format!("{base}/v1/health"),
+                "metrics": format!("{base}/metrics"),
+                "openapi": format!("{base}/v1/openapi.json"),
+                "websocket": format!("ws://{}/v1/ws", gateway.addr),
+            },
         });
         writeln!(out, "{line}")?;
         out.flush()?;
+        tracing::info!(listen = %gateway.addr, demo = demo.is_some(), "serving");
         stop.await;
         tracing::info!("stopping");
+        if let Some(d) = demo {
+            let report = tokio::task::spawn_blocking(move || d.stop()).await;
+            tracing::info!(?report, "demo stopped");
+        }
         gateway.shutdown().await
     });
     drop(runtime);

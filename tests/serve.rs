@@ -8,7 +8,8 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use gpux::serve::{run_until, ServeOptions};
+use gpux::config::ServeConfig;
+use gpux::serve::run_until;
 use serde_json::Value;
 
 /// Sends each flushed line to a channel.
@@ -54,10 +55,11 @@ fn serve_answers_http_keeps_its_admin_key_and_stops_cleanly() {
     for round in 0..2 {
         let (tx, rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let opts = ServeOptions {
+        let opts = ServeConfig {
             data: data.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_key: None,
+            ..ServeConfig::default()
         };
         let server = std::thread::spawn(move || {
             let mut out = Lines(Vec::new(), tx);

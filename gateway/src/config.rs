@@ -122,6 +122,9 @@ pub struct GatewayConfig {
     pub history: HistoryConfig,
     /// Market data (REST and WebSocket).
     pub market_data: MarketDataConfig,
+    /// Routes served beside the API on the same listener (e.g. the process's
+    /// `GET /metrics`); they see no gateway state and get no auth or rate limits.
+    pub extra_routes: Option<axum::Router>,
 }
 
 impl GatewayConfig {
@@ -138,6 +141,7 @@ impl GatewayConfig {
             idempotency: IdempotencyConfig::default(),
             history: HistoryConfig::default(),
             market_data: MarketDataConfig::default(),
+            extra_routes: None,
         }
     }
 

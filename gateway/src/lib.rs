@@ -100,4 +100,4 @@ pub use crate::core::{GatewayStats, HealthReport};
 pub use auth::{Authenticator, KeyStore, Principal};
 pub use config::{GatewayConfig, HistoryConfig, IdempotencyConfig, RateLimit, RateLimitConfig};
 pub use error::ApiError;
-pub use server::{served_routes, start, Backend, RunningGateway};
+pub use server::{served_routes, start, Backend, GatewayProbe, RunningGateway};

@@ -133,10 +133,12 @@ pub fn served_routes() -> Vec<(String, String)> {
 fn app(state: AppState, market_data: MarketDataHandle) -> Router {
     let body_limit = state.shared.cfg.body_limit_bytes;
     let auth: Arc<dyn Authenticator> = Arc::clone(&state.shared.keys) as Arc<dyn Authenticator>;
+    let extra = state.shared.cfg.extra_routes.clone().unwrap_or_default();
     api_routes()
         .router
         .with_state(state)
         .merge(marketdata::routes(market_data, auth))
+        .merge(extra)
         .fallback(rest::system::not_found)
         .method_not_allowed_fallback(rest::system::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -147,6 +149,7 @@ fn app(state: AppState, market_data: MarketDataHandle) -> Router {
 pub struct RunningGateway {
     /// The address it listens on.
     pub addr: SocketAddr,
+    market_data: MarketDataHandle,
     shared: Arc<Shared>,
     stop_core: Arc<AtomicBool>,
     core: Option<std::thread::JoinHandle<()>>,
@@ -190,7 +193,7 @@ pub async fn start(cfg: GatewayConfig, backend: Backend) -> anyhow::Result<Runni
         submitter: backend.submitter,
         limits: Arc::clone(&limits),
     };
-    let app = app(state, md_handle);
+    let app = app(state, md_handle.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(
@@ -212,6 +215,7 @@ pub async fn start(cfg: GatewayConfig, backend: Backend) -> anyhow::Result<Runni
     tracing::info!(%addr, "gateway listening");
     Ok(RunningGateway {
         addr,
+        market_data: md_handle,
         shared,
         stop_core,
         core: Some(core),
@@ -219,6 +223,42 @@ pub async fn start(cfg: GatewayConfig, backend: Backend) -> anyhow::Result<Runni
         server: Some(server),
         janitor: Some(janitor),
     })
+}
+
+/// A read-only view of a running gateway for monitoring: counters, health, the
+/// market-data counters and short reads of the replica.
+#[derive(Clone)]
+pub struct GatewayProbe {
+    shared: Arc<Shared>,
+    market_data: MarketDataHandle,
+}
+
+impl std::fmt::Debug for GatewayProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayProbe")
+    }
+}
+
+impl GatewayProbe {
+    /// Live counters.
+    pub fn stats(&self) -> &GatewayStats {
+        &self.shared.stats
+    }
+
+    /// Health now.
+    pub fn health(&self) -> HealthReport {
+        self.shared.health_report()
+    }
+
+    /// Market-data counters (WebSocket connections, resyncs, …).
+    pub fn market_data(&self) -> marketdata::MarketDataStats {
+        self.market_data.stats()
+    }
+
+    /// Runs `f` on the read replica (under its read lock: keep it short).
+    pub fn with_replica<R>(&self, f: impl FnOnce(&gpux_engine::Engine) -> R) -> R {
+        f(&self.shared.read().engine)
+    }
 }
 
 impl RunningGateway {
@@ -235,6 +275,14 @@ impl RunningGateway {
     /// Health now (what `GET /v1/health` answers).
     pub fn health(&self) -> HealthReport {
         self.shared.health_report()
+    }
+
+    /// A cloneable read-only view for monitoring (metrics endpoints).
+    pub fn probe(&self) -> GatewayProbe {
+        GatewayProbe {
+            shared: Arc::clone(&self.shared),
+            market_data: self.market_data.clone(),
+        }
     }
 
     /// The key store, as market data and other companions use it.
