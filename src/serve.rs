@@ -4,7 +4,7 @@
 //! (`gpux_gateway`) following the ledger from cmd_seq 1; optionally the demo
 //! traders (`--demo`).
 //!
-//! Prints one JSON line once listening (`{"listen":…,"data":…,"admin_key_file":…,
+//! Prints one JSON line once listening (`{"listen":…,"pid":…,"data":…,"admin_key_file":…,
 //! "mode":…,"demo":…,"urls":{…}}`), serves until Ctrl-C or SIGTERM, then stops the
 //! demo, shuts the gateway down gracefully (open requests finish) and the exchange
 //! cleanly (the current batch committed, a snapshot at the head, the ledger closed).
@@ -225,6 +225,7 @@ pub fn run_until(
         let base = format!("http://{}", gateway.addr);
         let line = serde_json::json!({
             "listen": gateway.addr.to_string(),
+            "pid": std::process::id(),
             "data": cfg.data.display().to_string(),
             "admin_key_file": key_file.as_ref().map(|p| p.display().to_string()),
             "mode": if kafka.is_some() { "kafka" } else { "embedded" },
