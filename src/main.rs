@@ -184,6 +184,11 @@ enum BenchCmd {
         /// Kafka variant does with a pre-filled topic).
         #[arg(long)]
         prejournal: bool,
+        /// Through a Kafka broker instead (host:port): the workload is produced to a
+        /// fresh topic, a bare consumer drains it, then the pipeline consumes it; prints
+        /// both rates and their ratio.
+        #[arg(long, value_name = "BROKERS")]
+        kafka: Option<String>,
         /// Directory for the ledger (default: a temporary one, removed afterwards).
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
@@ -298,8 +303,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 in_flight,
                 write_commands,
                 prejournal,
+                kafka,
                 data,
             } => {
+                if let Some(brokers) = kafka {
+                    let report = gpux::bench_kafka::run(orders, seed, &brokers)?;
+                    println!("{}", serde_json::to_string(&report)?);
+                    return Ok(());
+                }
                 let tmp;
                 let dir = match data {
                     Some(d) => d,
