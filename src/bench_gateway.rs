@@ -30,7 +30,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use futures_util::StreamExt;
 use gpux_gateway::marketdata::MarketDataConfig;
 use gpux_gateway::testkit::{MdGateway, Options};
 use gpux_ledger::LatencyHistogram;
@@ -38,8 +37,6 @@ use gpux_sequencer::Submitter;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
 
 /// What `gpux bench gateway` runs.
 #[derive(Debug, Clone)]
@@ -424,14 +421,135 @@ async fn order_phase(opts: &GatewayBenchOptions, base: &str, admin_key: &str) ->
 
 // ----- WebSocket fan-out ------------------------------------------------------------
 
+/// A minimal WebSocket client for the subscribers: text frames in one buffer, no
+/// copy and no allocation per message (the server never fragments or masks), so
+/// a thousand of them leave the cores to the server.
+struct RawWs {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+/// A frame: its opcode and where its payload sits in the buffer.
+type Frame = (u8, std::ops::Range<usize>);
+
+impl RawWs {
+    async fn connect(url: &str) -> Result<RawWs> {
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or_else(|| anyhow!("not a ws:// URL: {url}"))?;
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let stream = TcpStream::connect(host).await?;
+        stream.set_nodelay(true)?;
+        let mut ws = RawWs {
+            stream,
+            buf: vec![0; 64 * 1024],
+            start: 0,
+            end: 0,
+        };
+        let req = format!(
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        ws.stream.write_all(req.as_bytes()).await?;
+        let head_end = loop {
+            if let Some(i) = find(&ws.buf[..ws.end], b"\r\n\r\n") {
+                break i + 4;
+            }
+            ws.fill().await?;
+        };
+        if !ws.buf[..head_end].starts_with(b"HTTP/1.1 101") {
+            bail!(
+                "upgrade refused: {}",
+                String::from_utf8_lossy(&ws.buf[..head_end.min(200)])
+            );
+        }
+        ws.start = head_end;
+        Ok(ws)
+    }
+
+    /// Reads more bytes after `end`, compacting or growing the buffer first.
+    async fn fill(&mut self) -> Result<()> {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+        }
+        let n = self.stream.read(&mut self.buf[self.end..]).await?;
+        if n == 0 {
+            bail!("the server closed the connection");
+        }
+        self.end += n;
+        Ok(())
+    }
+
+    async fn send_text(&mut self, text: &str) -> Result<()> {
+        let p = text.as_bytes();
+        let mut f = vec![0x81u8];
+        if p.len() < 126 {
+            f.push(0x80 | p.len() as u8);
+        } else {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        }
+        let mask = [0x5au8, 0x13, 0xc7, 0x2e];
+        f.extend_from_slice(&mask);
+        f.extend(p.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&f).await?;
+        Ok(())
+    }
+
+    /// The next whole frame (cancel-safe: bytes read stay in the buffer).
+    async fn next_frame(&mut self) -> Result<Frame> {
+        loop {
+            let b = &self.buf[self.start..self.end];
+            if b.len() >= 2 {
+                let opcode = b[0] & 0x0f;
+                if b[0] & 0x80 == 0 {
+                    bail!("a fragmented frame");
+                }
+                let (len, head) = match b[1] & 0x7f {
+                    126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+                    127 if b.len() >= 10 => {
+                        let mut l = [0u8; 8];
+                        l.copy_from_slice(&b[2..10]);
+                        (u64::from_be_bytes(l) as usize, 10)
+                    }
+                    126 | 127 => (usize::MAX, 0),
+                    n => (n as usize, 2),
+                };
+                if len != usize::MAX && b.len() >= head + len {
+                    let at = self.start + head;
+                    self.start = at + len;
+                    return Ok((opcode, at..at + len));
+                }
+                if len != usize::MAX && head + len > self.buf.len() {
+                    self.buf.resize(head + len + 1024, 0);
+                }
+            }
+            self.fill().await?;
+        }
+    }
+}
+
 /// The `"key":123` integer in a JSON text, found without parsing the rest.
-fn int_field(text: &str, key: &str) -> Option<u64> {
-    let i = text.find(key)? + key.len();
-    let digits: &str = &text[i..];
-    let end = digits
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
-    digits[..end].parse().ok()
+fn int_field(text: &[u8], key: &[u8]) -> Option<u64> {
+    let i = find(text, key)? + key.len();
+    let mut v: u64 = 0;
+    let mut any = false;
+    for &c in &text[i..] {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        any = true;
+    }
+    any.then_some(v)
 }
 
 struct SubResult {
@@ -516,35 +634,31 @@ async fn ws_phase(opts: &GatewayBenchOptions, target: &Target) -> Result<Value> 
 
     // Subscribers: connect, subscribe, read the snapshot.
     let n_subs = opts.ws_subscribers;
-    let cfg = WebSocketConfig::default().read_buffer_size(8 * 1024);
     let mut clients = Vec::with_capacity(n_subs);
     for chunk in (0..n_subs).collect::<Vec<_>>().chunks(100) {
         let mut conns = Vec::new();
         for _ in chunk {
             let url = target.ws_url.clone();
             conns.push(tokio::spawn(async move {
-                let (mut ws, _) =
-                    tokio_tungstenite::connect_async_with_config(url, Some(cfg), true).await?;
-                use futures_util::SinkExt;
-                ws.send(Message::text(
-                    json!({"op":"subscribe","channel":format!("book.{MARKET}")}).to_string(),
-                ))
+                let mut ws = RawWs::connect(&url).await?;
+                ws.send_text(
+                    &json!({"op":"subscribe","channel":format!("book.{MARKET}")}).to_string(),
+                )
                 .await?;
-                let mut snapshot_seq = None;
-                while snapshot_seq.is_none() {
-                    match ws.next().await {
-                        Some(Ok(Message::Text(t))) => {
-                            if t.as_str().starts_with(r#"{"type":"snapshot""#) {
-                                snapshot_seq = int_field(t.as_str(), r#""seq":"#);
-                            } else if t.as_str().starts_with(r#"{"type":"error""#) {
-                                bail!("subscribe failed: {}", t.as_str());
-                            }
-                        }
-                        Some(Ok(_)) => {}
-                        other => bail!("subscriber lost before its snapshot: {other:?}"),
+                loop {
+                    let (op, r) = ws.next_frame().await?;
+                    let t = &ws.buf[r];
+                    if op == 8 {
+                        bail!("closed before the snapshot");
+                    }
+                    if t.starts_with(br#"{"type":"snapshot""#) {
+                        let seq = int_field(t, br#""seq":"#).unwrap_or(0);
+                        return anyhow::Ok((ws, seq));
+                    }
+                    if t.starts_with(br#"{"type":"error""#) {
+                        bail!("subscribe failed: {}", String::from_utf8_lossy(t));
                     }
                 }
-                anyhow::Ok((ws, snapshot_seq.unwrap_or(0)))
             }));
         }
         for c in conns {
@@ -581,32 +695,37 @@ async fn ws_phase(opts: &GatewayBenchOptions, target: &Target) -> Result<Value> 
                 snapshots: 0,
             };
             while r.last_seq < final_seq {
-                let msg = tokio::select! {
+                let (op, range) = tokio::select! {
                     biased;
-                    m = ws.next() => match m {
-                        Some(Ok(m)) => m,
-                        _ => break,
+                    f = ws.next_frame() => match f {
+                        Ok(f) => f,
+                        Err(_) => break,
                     },
                     _ = &mut stop => break,
                 };
-                let Message::Text(t) = msg else { continue };
+                if op == 8 {
+                    break;
+                }
+                if op != 1 {
+                    continue;
+                }
                 let now = epoch.elapsed().as_nanos() as u64;
-                let t = t.as_str();
+                let t = &ws.buf[range];
                 r.messages += 1;
-                let seq = int_field(t, r#""seq":"#).unwrap_or(0);
-                if t.starts_with(r#"{"type":"update""#) {
-                    let prev = int_field(t, r#""prev_seq":"#).unwrap_or(0);
+                let seq = int_field(t, br#""seq":"#).unwrap_or(0);
+                if t.starts_with(br#"{"type":"update""#) {
+                    let prev = int_field(t, br#""prev_seq":"#).unwrap_or(0);
                     if prev != r.last_seq {
                         r.gaps += 1;
                     }
                     r.receipts.push((prev, seq, now));
                     r.last_seq = seq;
-                } else if t.starts_with(r#"{"type":"snapshot""#) {
+                } else if t.starts_with(br#"{"type":"snapshot""#) {
                     r.snapshots += 1;
                     r.last_seq = seq;
                 }
             }
-            let _ = ws.close(None).await;
+            drop(ws);
             r
         }));
     }
