@@ -577,6 +577,36 @@ async fn connection_and_subscription_limits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_rate_limit_get_rate_limited() {
+    let cfg = MarketDataConfig {
+        max_requests_per_sec: 5,
+        ..MarketDataConfig::default()
+    };
+    let (_dir, gw) = start_with(cfg, None).await;
+    let mut c = Client::connect(&gw.ws_url()).await;
+    // The bucket holds 10 requests; 30 sent at once: some are refused, each with
+    // an error, and every request gets exactly one answer.
+    for i in 0..30 {
+        c.send(json!({"op":"ping","id":i})).await;
+    }
+    let mut pongs = 0;
+    let mut limited = 0;
+    for _ in 0..30 {
+        let m = c.recv().await;
+        match m["type"].as_str() {
+            Some("pong") => pongs += 1,
+            Some("error") if m["code"] == "rate_limited" => limited += 1,
+            _ => panic!("{m}"),
+        }
+    }
+    assert!(
+        pongs >= 10 && limited >= 1,
+        "{pongs} pongs, {limited} refused"
+    );
+    gw.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_connections_with_1001() {
     let (_dir, gw) = start_with(MarketDataConfig::default(), None).await;
     let mut c = Client::connect(&gw.ws_url()).await;
@@ -588,6 +618,23 @@ async fn shutdown_closes_connections_with_1001() {
     let (code, reason) = c.closed().await.expect("a close frame");
     assert_eq!(code, 1001, "{reason}");
     stop.await.unwrap().unwrap();
+}
+
+/// Waits until REST depth (the published book) reflects `seq`.
+async fn wait_published(gw: &MdGateway, seq: u64) {
+    for _ in 0..2_000 {
+        let v: Value = reqwest::get(gw.url(&format!("/v1/markets/{MARKET}/depth")))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["seq"].as_u64() >= Some(seq) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("depth never reached seq {seq}");
 }
 
 /// The command envelopes of `docs/PROTOCOL.md`'s end-to-end example, in order.
@@ -618,6 +665,7 @@ async fn the_documented_session_replays() {
     for c in &e2e[..7] {
         gw.submit(c.clone()).await.unwrap();
     }
+    wait_published(&gw, 7).await;
     let doc = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../docs/MARKET_DATA.md"

@@ -290,11 +290,6 @@ impl Hub {
             );
         }
         let queue = Arc::clone(&state.queue);
-        // Publish what is pending first, so the snapshot includes everything the
-        // core thread has handed over (and the pending update goes to the others).
-        if !matches!(chan, Chan::Orders(_)) && self.shared.dirty_flag.load(Ordering::Acquire) {
-            self.flush();
-        }
         if let Chan::Orders(account) = chan {
             let mut p = lock(&self.shared.private);
             *p.subscribed.entry(account).or_default() += 1;

@@ -98,6 +98,9 @@ pub struct MarketDataConfig {
     pub queue_bytes: usize,
     /// Subscriptions per connection. Default 32.
     pub max_subscriptions: usize,
+    /// Requests per second one connection may send (a token bucket holding twice
+    /// this); more are answered with `rate_limited`. Default 50.
+    pub max_requests_per_sec: u32,
     /// WebSocket connections per authenticated account (or the admin). Default 16.
     pub max_connections_per_account: usize,
     /// Anonymous WebSocket connections per peer IP address. Default 64.
@@ -140,6 +143,7 @@ impl Default for MarketDataConfig {
             queue_messages: 1_024,
             queue_bytes: 4 << 20,
             max_subscriptions: 32,
+            max_requests_per_sec: 50,
             max_connections_per_account: 16,
             max_connections_per_peer: 64,
             max_connections: 10_000,

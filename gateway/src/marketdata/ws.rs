@@ -230,6 +230,8 @@ async fn session(socket: WebSocket, st: WsState, principal: Option<Principal>, s
         queue: Arc::clone(&queue),
         principal,
         slot,
+        tokens: 2.0 * f64::from(cfg.max_requests_per_sec.max(1)),
+        counted: tokio::time::Instant::now(),
     };
     let mut stream = stream;
     let closed_cleanly = tokio::select! {
@@ -336,9 +338,27 @@ struct Reader {
     queue: Arc<OutQueue>,
     principal: Option<Principal>,
     slot: Slot,
+    /// Request tokens left, and when they were last counted.
+    tokens: f64,
+    counted: tokio::time::Instant,
 }
 
 impl Reader {
+    /// Takes one request token; false when the connection sends too fast.
+    fn allow(&mut self) -> bool {
+        let rate = f64::from(self.st.shared.cfg.max_requests_per_sec.max(1));
+        let now = tokio::time::Instant::now();
+        let elapsed = now.duration_since(self.counted).as_secs_f64();
+        self.counted = now;
+        self.tokens = (self.tokens + elapsed * rate).min(2.0 * rate);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
     async fn run(&mut self, stream: &mut SplitStream<WebSocket>) {
         let cfg = self.st.shared.cfg.clone();
         loop {
@@ -376,6 +396,13 @@ impl Reader {
                 Ok(Some(Ok(m))) => m,
             };
             match msg {
+                Message::Text(_) | Message::Binary(_) if !self.allow() => {
+                    let msg = format!(
+                        "at most {} requests per second per connection",
+                        cfg.max_requests_per_sec
+                    );
+                    self.error("rate_limited", &msg, None, None)
+                }
                 Message::Text(t) => self.request(t.as_str()),
                 Message::Binary(_) => self.error(
                     "binary_not_supported",
