@@ -80,15 +80,15 @@ impl EngineArgs {
     }
 }
 
-/// Logs to standard error, filtered by `RUST_LOG` (default `info`); does nothing
-/// if a subscriber is already installed.
+/// Logs text lines to standard error, filtered by `RUST_LOG` (default `info`),
+/// through the process-wide subscriber of [`crate::logging`] (coloured only on a
+/// terminal, like `gpux serve`'s); does nothing if a subscriber is already
+/// installed. A `RUST_LOG` that does not parse falls back to `info`.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    if crate::logging::init(crate::config::LogFormat::Text, &filter).is_err() {
+        let _ = crate::logging::init(crate::config::LogFormat::Text, "info");
+    }
 }
 
 /// Runs `gpux engine` until SIGINT/SIGTERM (clean shutdown, `Ok`) or until the
