@@ -9,9 +9,9 @@ ticker.<market>, orders) it sends {"op":"subscribe","channel":…}, then prints 
 text message the server sends, one per line, until N messages have been printed
 (default 10) and closes the connection normally.
 
-Exit status: 0 when N messages arrived and none was an error; 1 when the timeout
-(default 15 s) passed first or the connection failed; 2 when a message was
-{"type":"error",…} (it is printed too).
+Exit status: 0 when N messages arrived; 2 as soon as a message is
+{"type":"error",…} (printed too: a subscription was refused); 1 when the timeout
+(default 15 s) passed first or the connection failed.
 
 Only the Python standard library is used (the WebSocket handshake and framing of
 RFC 6455, text frames only), so it runs wherever python3 does; `websocat` or a
@@ -133,7 +133,8 @@ def main():
     p.add_argument("--key", help="API key, sent as Authorization: Bearer (for the orders channel)")
     a = p.parse_args()
     deadline = time.monotonic() + a.timeout
-    errors = printed = 0
+    printed = 0
+    error = False
     try:
         sock, rest = connect(a.url, a.key, a.timeout)
         conn = Conn(sock, rest)
@@ -148,7 +149,8 @@ def main():
             print(text, flush=True)
             printed += 1
             if json.loads(text).get("type") == "error":
-                errors += 1
+                error = True
+                break
         conn.send(OP_CLOSE, struct.pack("!H", 1000))
         sock.close()
     except (TimeoutError, socket.timeout):
@@ -157,7 +159,7 @@ def main():
     except (Closed, OSError) as e:
         print(f"ws-probe: {e}", file=sys.stderr)
         return 1
-    return 2 if errors else 0
+    return 2 if error else 0
 
 
 if __name__ == "__main__":
