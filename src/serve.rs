@@ -4,7 +4,8 @@
 //! (`gpux_gateway`) following the ledger from cmd_seq 1; optionally the demo
 //! traders (`--demo`).
 //!
-//! Prints one JSON line once listening (`{"listen":…,"pid":…,"data":…,"admin_key_file":…,
+//! Prints one JSON line once it serves requests — listening, and the gateway's
+//! replica caught up with the ledger — (`{"listen":…,"pid":…,"data":…,"admin_key_file":…,
 //! "mode":…,"demo":…,"urls":{…}}`), serves until Ctrl-C or SIGTERM, then stops the
 //! demo, shuts the gateway down gracefully (open requests finish) and the exchange
 //! cleanly (the current batch committed, a snapshot at the head, the ledger closed).
@@ -213,8 +214,29 @@ pub fn run_until(
         };
         let gateway = gpux_gateway::start(gw, backend).await?;
         let _ = probe.set(gateway.probe());
+        // The ready line promises a server that answers requests, so it waits until
+        // the gateway's replica has caught up with the ledger (until then every
+        // request, /v1/health too, answers 503 `starting`) — or for the stop signal.
+        let mut stop = std::pin::pin!(stop);
+        let caught_up = tokio::select! {
+            biased;
+            () = &mut stop => None,
+            ready = gateway.wait_ready() => Some(ready),
+        };
+        match caught_up {
+            Some(true) => {}
+            Some(false) => {
+                let _ = gateway.shutdown().await;
+                return Err(anyhow!(
+                    "the gateway stopped before it caught up with the ledger"
+                ));
+            }
+            None => {
+                tracing::info!("stopping before the gateway was ready");
+                return gateway.shutdown().await;
+            }
+        }
         let demo = if cfg.demo.enabled {
-            gateway.wait_ready().await;
             Some(crate::demo::start(
                 Arc::clone(&submitter),
                 cfg.demo.options(),

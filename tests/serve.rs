@@ -111,3 +111,61 @@ fn serve_answers_http_keeps_its_admin_key_and_stops_cleanly() {
         server.join().unwrap().unwrap();
     }
 }
+
+/// The ready line came out as soon as the socket listened, before the gateway's
+/// replica had caught up with the ledger, so a script's first request right after
+/// it (the README's Kafka example) could get 503 `starting`. Now the line means
+/// requests are served: the first ones after it succeed, on a fresh and on a
+/// non-empty ledger.
+#[test]
+fn ready_line_comes_when_requests_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for round in 0..2 {
+        let (tx, rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let opts = ServeConfig {
+            data: data.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_key: Some("readme-admin-key-0123456789".into()),
+            ..ServeConfig::default()
+        };
+        let server = std::thread::spawn(move || {
+            let mut out = Lines(Vec::new(), tx);
+            run_until(opts, &mut out, async {
+                let _ = stop_rx.await;
+            })
+        });
+        let line: Value =
+            serde_json::from_str(&rx.recv_timeout(Duration::from_secs(120)).unwrap()).unwrap();
+        let addr = line["listen"].as_str().unwrap().to_string();
+        let (status, body) = http(&addr, "GET", "/v1/health", "", "");
+        assert_eq!(status, 200, "round {round}: {body}");
+        let (status, body) = http(
+            &addr,
+            "POST",
+            "/v1/accounts",
+            "readme-admin-key-0123456789",
+            &format!("{{\"account\":{}}}", round + 1),
+        );
+        assert_eq!(status, 201, "round {round}: {body}");
+        stop_tx.send(()).unwrap();
+        server.join().unwrap().unwrap();
+    }
+}
+
+/// Stopped while the gateway is still catching up, serve still stops cleanly and
+/// prints no ready line.
+#[test]
+fn a_stop_before_ready_is_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let opts = ServeConfig {
+        data: dir.path().join("data"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..ServeConfig::default()
+    };
+    let mut out = Lines(Vec::new(), tx);
+    run_until(opts, &mut out, async {}).unwrap();
+    assert!(rx.try_recv().is_err(), "no ready line");
+}
