@@ -196,6 +196,11 @@ pub async fn start(cfg: GatewayConfig, backend: Backend) -> anyhow::Result<Runni
     let app = app(state, md_handle.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
+        // Small responses and WebSocket frames go out at once instead of waiting
+        // for a delayed ACK (Nagle): up to 40 ms otherwise.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
