@@ -1,9 +1,10 @@
 //! Starting and stopping a gateway: binding, the core thread, the router, graceful
 //! shutdown.
 //!
-//! Owns [`Backend`], [`start`], [`RunningGateway`] and the route table
-//! ([`served_routes`]): every route is added through one helper that also records
-//! it, so the OpenAPI test can prove the document and the router agree.
+//! Owns [`Backend`], [`start`], [`RunningGateway`] and the API's route table
+//! ([`served_routes`], with market data's): every route is added through one
+//! helper that also records it, so the OpenAPI test can prove the document and the
+//! router agree.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,10 +98,13 @@ fn api_routes() -> Routes<AppState> {
         .add(Method::GET, "/v1/fills", orders::fills)
 }
 
-/// Every `(method, path)` this module's router serves (market data's routes are
-/// that module's), in axum's path syntax. For the OpenAPI test and for docs.
+/// Every `(method, path)` the gateway serves, in axum's path syntax: the API's
+/// routes, then market data's ([`marketdata::served_routes`]). Read off the same
+/// route tables [`start`] serves. For the OpenAPI test and for docs.
 pub fn served_routes() -> Vec<(String, String)> {
-    listed(api_routes().served)
+    let mut all = listed(api_routes().served);
+    all.extend(marketdata::served_routes());
+    all
 }
 
 fn app(state: AppState, market_data: MarketDataHandle) -> Router {
