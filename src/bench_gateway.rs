@@ -170,6 +170,70 @@ pub async fn testkit_target(dir: &std::path::Path, opts: &GatewayBenchOptions) -
     })
 }
 
+/// The real thing: an embedded exchange and `gpux_gateway` (order entry, accounts,
+/// market data) as `gpux serve` runs them, rate limits off (the load generator is
+/// one client IP with a few keys). Commit times come from a follower of the ledger.
+pub async fn gateway_target(dir: &std::path::Path, opts: &GatewayBenchOptions) -> Result<Target> {
+    let exchange = gpux_sequencer::Exchange::start_embedded(dir, Default::default())?;
+    let admin_key = format!("gpux_admin_bench_{:016x}", rand::random::<u64>());
+    let mut cfg = gpux_gateway::GatewayConfig::new(
+        "127.0.0.1:0".parse().expect("a valid address"),
+        admin_key.clone(),
+    );
+    cfg.rate_limit = gpux_gateway::RateLimitConfig {
+        per_key: None,
+        per_ip_anonymous: None,
+    };
+    cfg.market_data = md_config(opts);
+    let submitter = exchange
+        .submitter()
+        .context("the embedded exchange has a submitter")?;
+    let backend = gpux_gateway::Backend {
+        submitter: Arc::clone(&submitter),
+        feed: Box::new(exchange.follow(1)),
+    };
+    let gw = gpux_gateway::start(cfg, backend).await?;
+    gw.wait_ready().await;
+    // When each command became durable and was published (what the gateway's core
+    // receives), from a second follower of the same ledger.
+    let commits = CommitClock::new();
+    let stop_clock = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clock_thread = {
+        let clock = Arc::clone(&commits);
+        let stop = Arc::clone(&stop_clock);
+        let mut feed = exchange.follow(1);
+        std::thread::spawn(move || {
+            use gpux_sequencer::Feed;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(Some(batch)) = feed.recv_timeout(Duration::from_millis(50)) {
+                    for c in batch.iter() {
+                        clock.record(c.cmd_seq);
+                    }
+                }
+            }
+        })
+    };
+    let addr = gw.addr;
+    Ok(Target {
+        base_url: format!("http://{addr}"),
+        ws_url: format!("ws://{addr}/v1/ws"),
+        admin_key: Some(admin_key),
+        submitter,
+        commits: Some(commits),
+        name: "gpux serve (embedded exchange + gateway)".into(),
+        stop: Box::new(move || {
+            Box::pin(async move {
+                gw.shutdown().await?;
+                stop_clock.store(true, Ordering::Relaxed);
+                let _ = clock_thread.join();
+                tokio::task::spawn_blocking(move || exchange.shutdown().map(|_| ()))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("exchange shutdown: {e}"))?
+            })
+        }),
+    })
+}
+
 /// Runs both phases against `target` and stops it. Must run inside a Tokio runtime.
 pub async fn run(opts: &GatewayBenchOptions, target: Target) -> Result<Value> {
     let mut report = json!({"bench": "gateway", "target": target.name});

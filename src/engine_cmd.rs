@@ -147,7 +147,7 @@ pub fn run(args: EngineArgs) -> Result<()> {
                         last_report = std::time::Instant::now();
                         tracing::info!(
                             durable_cmd_seq = stats.durable_seq.load(Ordering::Acquire),
-                            applied = stats.applied.load(Ordering::Relaxed),
+                            applied_since_start = stats.applied.load(Ordering::Relaxed),
                             events_topic_acknowledged_cmd_seq = events
                                 .as_ref()
                                 .map(|e| e.acknowledged_seq.load(Ordering::Relaxed)),

@@ -274,7 +274,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 let dir = tempfile::tempdir()?;
                 let report = tokio::runtime::Runtime::new()?.block_on(async {
-                    let target = gpux::bench_gateway::testkit_target(dir.path(), &opts).await?;
+                    let target = gpux::bench_gateway::gateway_target(dir.path(), &opts).await?;
                     gpux::bench_gateway::run(&opts, target).await
                 })?;
                 println!("{report}");

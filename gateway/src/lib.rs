@@ -92,6 +92,7 @@ pub mod marketdata;
 pub mod openapi;
 pub mod ratelimit;
 pub mod rest;
+mod routes;
 pub mod server;
 #[doc(hidden)]
 pub mod testkit;

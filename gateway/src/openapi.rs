@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 document of the REST API, served at `GET /v1/openapi.json` and
+//! The OpenAPI 3.1 document of the REST API and market data, served at `GET /v1/openapi.json` and
 //! checked in as `docs/openapi.json`.
 //!
 //! Written by hand here (no generator crate), next to the code it describes. The
@@ -295,6 +295,111 @@ fn ops() -> Vec<(&'static str, Op)> {
     ]
 }
 
+/// A public market-data read: `GET`, no key, never rate limited or `starting`
+/// (it answers from market data's own state), strict query parameters.
+fn market_data_get(
+    id: &str,
+    summary: &str,
+    description: &str,
+    query: Vec<Value>,
+    answer: (&str, &str),
+) -> Value {
+    let mut params = vec![path_param(
+        "market",
+        "Market id; a market that is not listed is 404 `unknown_market`.",
+        schema("MarketId"),
+    )];
+    params.extend(query);
+    json!({
+        "operationId": id,
+        "summary": summary,
+        "description": description,
+        "tags": ["public", "market-data"],
+        "security": [],
+        "parameters": params,
+        "responses": {
+            "200": ok(answer.0, answer.1),
+            "400": error("`invalid_parameter`: an unknown or repeated query parameter, or a value that is not a whole number in range or not one of the listed values."),
+            "404": error("`unknown_market`."),
+        },
+    })
+}
+
+/// Market data's operations (`crate::marketdata::served_routes`), as
+/// `(path, method, operation)`. The shapes are `marketdata::wire`'s; the protocol
+/// is `docs/MARKET_DATA.md`.
+fn market_data_ops() -> Vec<(&'static str, &'static str, Value)> {
+    let count = |name: &str, description: &str, max: u64, default: u64| {
+        query_param(
+            name,
+            description,
+            json!({"type": "integer", "minimum": 1, "maximum": max, "default": default}),
+        )
+    };
+    let header = |name: &str, description: &str, s: Value| json!({ "name": name, "in": "header", "required": true, "description": description, "schema": s });
+    let retry_after = || json!({ "Retry-After": { "description": "Seconds to wait before reconnecting.", "schema": {"type": "integer", "minimum": 0} } });
+    vec![
+        ("/v1/markets/{market}/depth", "get", market_data_get(
+            "getDepth", "L2 depth",
+            "The published L2 book of a market: up to `depth` levels per side, best first, each `[price, quantity]` (the level's total GPU-hours), and the `seq` it reflects (the `cmd_seq` of the last command whose changes it includes; it may trail the last committed command by one publication interval, 10 ms by default). With `seq`, WebSocket `book.<market>` updates whose `prev_seq` is this `seq` continue it (docs/MARKET_DATA.md, \"Sequence numbers\").",
+            vec![count("depth", "Levels per side, 1 to `depth_max` (1,000 by default); default `depth_default` (50).", 1000, 50)],
+            ("The book.", "Depth"),
+        )),
+        ("/v1/markets/{market}/trades", "get", market_data_get(
+            "getTrades", "Recent trades",
+            "The market's most recent public trades, oldest first. Accounts and order ids never appear.",
+            vec![count("limit", "How many, 1 to `recent_trades` (1,000 kept by default); default `trades_default` (100).", 1000, 100)],
+            ("Recent trades, oldest first.", "Trades"),
+        )),
+        ("/v1/markets/{market}/ticker", "get", market_data_get(
+            "getTicker", "Ticker",
+            "Best bid and ask (from the published book), the last trade, and the 24h figures over the window ending at `ts_ns`, the latest committed timestamp (committed time, never the wall clock). Takes no query parameters.",
+            vec![],
+            ("The ticker; absent values are `null`.", "Ticker"),
+        )),
+        ("/v1/markets/{market}/candles", "get", market_data_get(
+            "getCandles", "Candles",
+            "The market's last candles of one interval, oldest first. Intervals without trades have no candle.",
+            vec![
+                query_param("interval", "Candle length; default `1m`.", json!({"$ref": "#/components/schemas/CandleInterval", "default": "1m"})),
+                count("limit", "How many, 1 to the candles kept per interval (`candles`, 1,500 by default); default `candles_default` (100).", 1500, 100),
+            ],
+            ("Candles, oldest first.", "Candles"),
+        )),
+        ("/v1/ws", "get", json!({
+            "operationId": "marketDataWebSocket",
+            "summary": "Market-data WebSocket",
+            "description": "Upgrades to a WebSocket (RFC 6455) carrying JSON text frames: subscribe to `book.<market>` (snapshot, then updates with `seq`/`prev_seq`), `trades.<market>`, `ticker.<market>` (the shapes of `Depth`, `Trades` and `Ticker` with `type` and `channel` added) and, once authenticated, the private `orders` channel. The key is optional: send `Authorization: Bearer <key>` on the upgrade, or authenticate later with `{\"op\":\"auth\",\"key\":…}`. Requests, channels, error codes, limits, heartbeats and close codes: docs/MARKET_DATA.md (\"WebSocket `/v1/ws`\" and the sections after it).",
+            "tags": ["public", "market-data"],
+            "security": [{}, { "accountKey": [] }, { "adminKey": [] }],
+            "parameters": [
+                header("Connection", "Must include `Upgrade`.", json!({"type": "string"})),
+                header("Upgrade", "`websocket`.", json!({"type": "string", "enum": ["websocket"]})),
+                header("Sec-WebSocket-Version", "`13`.", json!({"type": "string", "enum": ["13"]})),
+                header("Sec-WebSocket-Key", "The client's nonce (RFC 6455).", json!({"type": "string"})),
+            ],
+            "responses": {
+                "101": {
+                    "description": "Switching Protocols: the connection is now the market-data WebSocket (docs/MARKET_DATA.md).",
+                    "headers": { "Sec-WebSocket-Accept": { "description": "RFC 6455 handshake answer.", "schema": {"type": "string"} } },
+                },
+                "400": error("`websocket_upgrade_required`: a plain request, without the WebSocket upgrade headers."),
+                "401": error("`unauthorized`: an `Authorization` header that is not a known key (no header is fine: the connection is anonymous)."),
+                "429": {
+                    "description": "`too_many_connections`: the account's (16 by default), the anonymous peer address's (64) or the server's (10,000) connection limit is reached.",
+                    "headers": retry_after(),
+                    "content": json_content(schema("Error")),
+                },
+                "503": {
+                    "description": "`unavailable`: market data is shutting down; reconnect later.",
+                    "headers": retry_after(),
+                    "content": json_content(schema("Error")),
+                },
+            },
+        })),
+    ]
+}
+
 fn object(required: &[&str], props: Value) -> Value {
     json!({ "type": "object", "additionalProperties": false, "required": required, "properties": props })
 }
@@ -416,6 +521,73 @@ fn schemas() -> Value {
     })
 }
 
+/// The shapes of `marketdata::wire` as REST serves them (without the WebSocket's
+/// `type`/`channel`/`prev_seq`).
+fn market_data_schemas() -> Value {
+    let dec = || schema("Decimal");
+    let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
+    let opt_dec = || json!({"anyOf": [schema("Decimal"), {"type": "null"}]});
+    json!({
+        "Level": {
+            "type": "array",
+            "description": "One L2 level, `[price, quantity]`: the price and the total GPU-hours resting at it, as decimal strings at the market's tick and lot scale.",
+            "prefixItems": [dec(), dec()],
+            "items": false,
+            "minItems": 2,
+            "examples": [["2.45", "1.0"]],
+        },
+        "Depth": object(&["market", "seq", "bids", "asks"], json!({
+            "market": schema("MarketId"),
+            "seq": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`cmd_seq` of the last command whose changes this book includes."},
+            "bids": {"type": "array", "items": schema("Level"), "description": "Best (highest) first."},
+            "asks": {"type": "array", "items": schema("Level"), "description": "Best (lowest) first."},
+        })),
+        "Trade": object(&["trade", "seq", "ts_ns", "price", "quantity", "taker_side"], json!({
+            "trade": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The engine's trade id."},
+            "seq": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`cmd_seq` of the command that traded."},
+            "ts_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "Its committed timestamp, ns since the epoch."},
+            "price": dec(), "quantity": dec(),
+            "taker_side": schema("Side"),
+        })),
+        "Trades": object(&["market", "trades"], json!({
+            "market": schema("MarketId"),
+            "trades": {"type": "array", "items": schema("Trade"), "description": "Oldest first."},
+        })),
+        "Ticker": object(&["market", "seq", "ts_ns", "best_bid", "best_bid_quantity", "best_ask", "best_ask_quantity", "last_price", "last_quantity", "last_ts_ns", "open_24h", "high_24h", "low_24h", "volume_24h", "trades_24h"], json!({
+            "market": schema("MarketId"),
+            "seq": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The last command reflected."},
+            "ts_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The latest committed timestamp: the end of the 24h window."},
+            "best_bid": opt_dec(), "best_bid_quantity": opt_dec(),
+            "best_ask": opt_dec(), "best_ask_quantity": opt_dec(),
+            "last_price": opt_dec(), "last_quantity": opt_dec(),
+            "last_ts_ns": {"type": ["integer", "null"], "format": "uint64", "minimum": 0},
+            "open_24h": opt_dec(), "high_24h": opt_dec(), "low_24h": opt_dec(),
+            "volume_24h": dec(),
+            "trades_24h": uint(),
+        })),
+        "Candle": object(&["open_ns", "open", "high", "low", "close", "volume", "trades"], json!({
+            "open_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "Start of the interval (a multiple of its length), ns since the epoch, committed time."},
+            "open": dec(), "high": dec(), "low": dec(), "close": dec(),
+            "volume": dec(),
+            "trades": uint(),
+        })),
+        "Candles": object(&["market", "interval", "candles"], json!({
+            "market": schema("MarketId"),
+            "interval": schema("CandleInterval"),
+            "candles": {"type": "array", "items": schema("Candle"), "description": "Oldest first."},
+        })),
+        "CandleInterval": {"type": "string", "enum": ["1m", "1h"]},
+    })
+}
+
+fn all_schemas() -> Value {
+    let mut all = schemas();
+    if let (Some(all), Value::Object(md)) = (all.as_object_mut(), market_data_schemas()) {
+        all.extend(md);
+    }
+    all
+}
+
 /// The whole document.
 pub fn document() -> Value {
     let mut paths = Map::new();
@@ -425,18 +597,25 @@ pub fn document() -> Value {
             .or_insert_with(|| Value::Object(Map::new()));
         entry[op.method] = op.to_value();
     }
+    for (path, method, op) in market_data_ops() {
+        let entry = paths
+            .entry(path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[method] = op;
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "gpux REST API",
             "version": "1",
-            "description": "Order entry, accounts and markets of gpux, an exchange for GPU compute. Every write answers once its command is durable in the ledger, with what the engine decided. Errors are `{code, message}` with a stable code; engine rejections carry the engine's reject codes (docs/PROTOCOL.md). Decimals are strings. Writes accept an `Idempotency-Key`: a retry with the same key and body returns the original result (header `Idempotent-Replayed: true`) without acting twice.",
+            "description": "Order entry, accounts, markets and market data of gpux, an exchange for GPU compute. Every write answers once its command is durable in the ledger, with what the engine decided. Errors are `{code, message}` with a stable code; engine rejections carry the engine's reject codes (docs/PROTOCOL.md). Decimals are strings. Writes accept an `Idempotency-Key`: a retry with the same key and body returns the original result (header `Idempotent-Replayed: true`) without acting twice. Market data (depth, trades, ticker, candles, and the `/v1/ws` WebSocket) is derived from committed commands only; its protocol is docs/MARKET_DATA.md.",
         },
         "servers": [{ "url": "/" }],
         "tags": [
             { "name": "public", "description": "No key needed." },
             { "name": "account", "description": "A trading account's key: acts for that account only." },
             { "name": "admin", "description": "The operator's admin key." },
+            { "name": "market-data", "description": "Public market data over REST and the `/v1/ws` WebSocket (docs/MARKET_DATA.md). Not rate limited by the API's limiter; the WebSocket has its own limits." },
         ],
         "paths": paths,
         "components": {
@@ -451,7 +630,7 @@ pub fn document() -> Value {
                     "schema": { "type": "string", "minLength": 1, "maxLength": 128 },
                 },
             },
-            "schemas": schemas(),
+            "schemas": all_schemas(),
         },
     })
 }

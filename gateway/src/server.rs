@@ -1,9 +1,10 @@
 //! Starting and stopping a gateway: binding, the core thread, the router, graceful
 //! shutdown.
 //!
-//! Owns [`Backend`], [`start`], [`RunningGateway`] and the route table
-//! ([`served_routes`]): every route is added through one helper that also records
-//! it, so the OpenAPI test can prove the document and the router agree.
+//! Owns [`Backend`], [`start`], [`RunningGateway`] and the API's route table
+//! ([`served_routes`], with market data's): every route is added through one
+//! helper that also records it, so the OpenAPI test can prove the document and the
+//! router agree.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,9 +13,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use axum::extract::DefaultBodyLimit;
-use axum::handler::Handler;
 use axum::http::Method;
-use axum::routing::{on, MethodFilter};
 use axum::Router;
 use gpux_sequencer::{Feed, Submitter};
 use tokio::sync::oneshot;
@@ -25,6 +24,7 @@ use crate::core::{self, GatewayStats, HealthReport, Shared};
 use crate::marketdata::{self, MarketData, MarketDataHandle};
 use crate::ratelimit::RateLimiters;
 use crate::rest::{self, AppState};
+use crate::routes::{listed, Routes};
 
 /// How often idle rate-limit buckets are dropped.
 const FORGET_IDLE_EVERY: Duration = Duration::from_secs(60);
@@ -38,96 +38,73 @@ pub struct Backend {
     pub feed: Box<dyn Feed>,
 }
 
-struct Routes {
-    router: Router<AppState>,
-    served: Vec<(Method, &'static str)>,
-}
-
-impl Routes {
-    fn add<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
-    where
-        H: Handler<T, AppState>,
-        T: 'static,
-    {
-        let filter = MethodFilter::try_from(method.clone())
-            .unwrap_or_else(|_| panic!("{method} is not a method axum can route"));
-        self.router = self.router.route(path, on(filter, handler));
-        self.served.push((method, path));
-        self
-    }
-}
-
-fn api_routes() -> Routes {
+fn api_routes() -> Routes<AppState> {
     use rest::{accounts, markets, orders, system};
-    Routes {
-        router: Router::new(),
-        served: Vec::new(),
-    }
-    .add(Method::GET, "/v1/health", system::health)
-    .add(Method::GET, "/v1/openapi.json", system::openapi)
-    .add(Method::GET, "/v1/markets", markets::list)
-    .add(Method::POST, "/v1/markets", markets::create)
-    .add(Method::GET, "/v1/markets/{market}", markets::get)
-    .add(Method::POST, "/v1/accounts", accounts::create_account)
-    .add(
-        Method::GET,
-        "/v1/accounts/{account}/balances",
-        accounts::account_balances,
-    )
-    .add(
-        Method::POST,
-        "/v1/accounts/{account}/deposits",
-        accounts::admin_deposit,
-    )
-    .add(
-        Method::POST,
-        "/v1/accounts/{account}/withdrawals",
-        accounts::admin_withdraw,
-    )
-    .add(Method::GET, "/v1/balances", accounts::my_balances)
-    .add(Method::POST, "/v1/withdrawals", accounts::withdraw)
-    .add(Method::POST, "/v1/capacity/add", accounts::add_capacity)
-    .add(
-        Method::POST,
-        "/v1/capacity/remove",
-        accounts::remove_capacity,
-    )
-    .add(Method::POST, "/v1/orders", orders::place)
-    .add(Method::GET, "/v1/orders", orders::open_orders)
-    .add(Method::DELETE, "/v1/orders", orders::mass_cancel)
-    .add(Method::GET, "/v1/orders/{order_id}", orders::get_order)
-    .add(
-        Method::DELETE,
-        "/v1/orders/{order_id}",
-        orders::cancel_by_id,
-    )
-    .add(Method::PATCH, "/v1/orders/{order_id}", orders::amend_by_id)
-    .add(
-        Method::GET,
-        "/v1/orders/by-client-id/{client_order_id}",
-        orders::get_order_by_client_id,
-    )
-    .add(
-        Method::DELETE,
-        "/v1/orders/by-client-id/{client_order_id}",
-        orders::cancel_by_client_id,
-    )
-    .add(
-        Method::PATCH,
-        "/v1/orders/by-client-id/{client_order_id}",
-        orders::amend_by_client_id,
-    )
-    .add(Method::GET, "/v1/fills", orders::fills)
+    Routes::new()
+        .add(Method::GET, "/v1/health", system::health)
+        .add(Method::GET, "/v1/openapi.json", system::openapi)
+        .add(Method::GET, "/v1/markets", markets::list)
+        .add(Method::POST, "/v1/markets", markets::create)
+        .add(Method::GET, "/v1/markets/{market}", markets::get)
+        .add(Method::POST, "/v1/accounts", accounts::create_account)
+        .add(
+            Method::GET,
+            "/v1/accounts/{account}/balances",
+            accounts::account_balances,
+        )
+        .add(
+            Method::POST,
+            "/v1/accounts/{account}/deposits",
+            accounts::admin_deposit,
+        )
+        .add(
+            Method::POST,
+            "/v1/accounts/{account}/withdrawals",
+            accounts::admin_withdraw,
+        )
+        .add(Method::GET, "/v1/balances", accounts::my_balances)
+        .add(Method::POST, "/v1/withdrawals", accounts::withdraw)
+        .add(Method::POST, "/v1/capacity/add", accounts::add_capacity)
+        .add(
+            Method::POST,
+            "/v1/capacity/remove",
+            accounts::remove_capacity,
+        )
+        .add(Method::POST, "/v1/orders", orders::place)
+        .add(Method::GET, "/v1/orders", orders::open_orders)
+        .add(Method::DELETE, "/v1/orders", orders::mass_cancel)
+        .add(Method::GET, "/v1/orders/{order_id}", orders::get_order)
+        .add(
+            Method::DELETE,
+            "/v1/orders/{order_id}",
+            orders::cancel_by_id,
+        )
+        .add(Method::PATCH, "/v1/orders/{order_id}", orders::amend_by_id)
+        .add(
+            Method::GET,
+            "/v1/orders/by-client-id/{client_order_id}",
+            orders::get_order_by_client_id,
+        )
+        .add(
+            Method::DELETE,
+            "/v1/orders/by-client-id/{client_order_id}",
+            orders::cancel_by_client_id,
+        )
+        .add(
+            Method::PATCH,
+            "/v1/orders/by-client-id/{client_order_id}",
+            orders::amend_by_client_id,
+        )
+        .add(Method::GET, "/v1/fills", orders::fills)
 }
 
-/// Every `(method, path)` this module's router serves (market data's routes are
-/// that module's), in axum's path syntax. For the OpenAPI test and for docs.
+/// Every `(method, path)` the gateway serves, in axum's path syntax: the API's
+/// routes, then market data's ([`marketdata::served_routes`]). Read off the same
+/// route tables [`start`] serves. For the OpenAPI test and for docs.
 pub fn served_routes() -> Vec<(String, String)> {
-    api_routes()
-        .served
-        .into_iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
-        .collect()
+    let mut all = listed(api_routes().served);
+    all.extend(marketdata::served_routes());
+    all
 }
 
 fn app(state: AppState, market_data: MarketDataHandle) -> Router {
@@ -196,6 +173,11 @@ pub async fn start(cfg: GatewayConfig, backend: Backend) -> anyhow::Result<Runni
     let app = app(state, md_handle.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
+        // Small responses and WebSocket frames go out at once instead of waiting
+        // for a delayed ACK (Nagle): up to 40 ms otherwise.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -196,7 +196,7 @@ impl EngineProcess {
     /// Starts `gpux engine --data DATA --kafka …` with `extra` arguments; does not wait.
     pub fn spawn(data: &Path, cfg: &KafkaConfig, extra: &[&str]) -> EngineProcess {
         check_gpux_has_engine();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gpux"));
+        let mut cmd = Command::new(gpux_bin());
         cmd.arg("engine")
             .arg("--data")
             .arg(data)
@@ -279,18 +279,27 @@ impl Drop for EngineProcess {
     }
 }
 
-/// Fails clearly when the `gpux` binary is not this checkout's (another checkout
-/// sharing `CARGO_TARGET_DIR` may have rebuilt it in between).
+/// The `gpux` binary cargo built for these tests, or `$GPUX_BIN` when set (for
+/// checkouts sharing one `CARGO_TARGET_DIR`, where another checkout's build can
+/// replace `target/debug/gpux` while the tests run).
+pub fn gpux_bin() -> std::path::PathBuf {
+    std::env::var_os("GPUX_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_gpux").into())
+}
+
+/// Fails clearly when the `gpux` binary is not this checkout's.
 fn check_gpux_has_engine() {
-    let out = Command::new(env!("CARGO_BIN_EXE_gpux"))
+    let bin = gpux_bin();
+    let out = Command::new(&bin)
         .args(["engine", "--help"])
         .output()
         .expect("gpux runs");
     assert!(
         out.status.success(),
-        "{} has no `engine` subcommand: it is not this checkout's build (another checkout \
-         sharing CARGO_TARGET_DIR rebuilt it?); run the test again",
-        env!("CARGO_BIN_EXE_gpux")
+        "{} has no `engine` subcommand: it is not this checkout's build (did another \
+         checkout sharing CARGO_TARGET_DIR rebuild it? set GPUX_BIN to a copy)",
+        bin.display()
     );
 }
 
@@ -419,7 +428,7 @@ pub fn assert_events_topic_matches_ledger(dir: &Path, cfg: &KafkaConfig) -> u64 
 
 /// `gpux replay verify --data DIR` passes.
 pub fn assert_replay_verify(dir: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gpux"))
+    let out = Command::new(gpux_bin())
         .args(["replay", "verify", "--data"])
         .arg(dir)
         .output()

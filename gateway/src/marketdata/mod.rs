@@ -44,9 +44,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use axum::routing::get;
+use axum::http::Method;
 use axum::Router;
 
+use crate::routes::{listed, Routes};
 use crate::Authenticator;
 
 /// WebSocket close codes market data uses (see `docs/MARKET_DATA.md`).
@@ -269,8 +270,28 @@ impl Drop for MarketData {
     }
 }
 
+fn rest_routes() -> Routes<Arc<state::Shared>> {
+    Routes::new()
+        .add(Method::GET, "/v1/markets/{market}/depth", rest::depth)
+        .add(Method::GET, "/v1/markets/{market}/trades", rest::trades)
+        .add(Method::GET, "/v1/markets/{market}/ticker", rest::ticker)
+        .add(Method::GET, "/v1/markets/{market}/candles", rest::candles)
+}
+
+fn ws_routes() -> Routes<ws::WsState> {
+    Routes::new().add(Method::GET, "/v1/ws", ws::upgrade)
+}
+
+/// Every `(method, path)` [`routes`] serves, in axum's path syntax (read off the
+/// same route tables). Part of [`crate::served_routes`].
+pub fn served_routes() -> Vec<(String, String)> {
+    let mut served = rest_routes().served;
+    served.extend(ws_routes().served);
+    listed(served)
+}
+
 /// The market-data routes: `GET /v1/markets/{market}/depth|trades|ticker|candles`
-/// and `GET /v1/ws`. Serve with
+/// and `GET /v1/ws` ([`served_routes`]). Serve with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so anonymous WebSocket
 /// connections are counted per peer address (without it they share one count).
 pub fn routes(handle: MarketDataHandle, auth: Arc<dyn Authenticator>) -> Router {
@@ -279,14 +300,7 @@ pub fn routes(handle: MarketDataHandle, auth: Arc<dyn Authenticator>) -> Router 
         hub: handle.hub.clone(),
         auth,
     };
-    let rest = Router::new()
-        .route("/v1/markets/{market}/depth", get(rest::depth))
-        .route("/v1/markets/{market}/trades", get(rest::trades))
-        .route("/v1/markets/{market}/ticker", get(rest::ticker))
-        .route("/v1/markets/{market}/candles", get(rest::candles))
-        .with_state(Arc::clone(&handle.shared));
-    let ws = Router::new()
-        .route("/v1/ws", get(ws::upgrade))
-        .with_state(ws_state);
+    let rest = rest_routes().router.with_state(Arc::clone(&handle.shared));
+    let ws = ws_routes().router.with_state(ws_state);
     rest.merge(ws)
 }

@@ -392,6 +392,16 @@ fn session(ctx: &Ctx) -> Result<()> {
             .recv_timeout(Duration::from_millis(100))
             .context("cannot follow the ledger")?
         else {
+            // A batch the engine applied before the follower subscribed is not
+            // published to it, and the follower notices only at the next
+            // publication, which may never come (an idle engine). Follow afresh
+            // (subscribe, then read the ledger) when the ledger is ahead.
+            let head = ctx.reader.head().context("cannot read the ledger's head")?;
+            if head.last_cmd_seq >= follower.next_seq() {
+                let next = follower.next_seq();
+                follower =
+                    LedgerFollower::new(ctx.reader.clone(), Arc::clone(&ctx.publisher), next);
+            }
             continue;
         };
         for c in batch.iter() {
@@ -428,5 +438,82 @@ fn session(ctx: &Ctx) -> Result<()> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpux_engine::Engine;
+
+    fn committed(payload: &[u8]) -> CommittedCommand {
+        let mut engine: Engine = Engine::new();
+        let mut events = Vec::new();
+        let env = engine.apply_json(1, 5, payload, &mut events);
+        CommittedCommand {
+            cmd_seq: 1,
+            ts_ns: 5,
+            first_event_seq: 1,
+            request_id: env.and_then(|e| e.request_id),
+            payload: payload.to_vec(),
+            events,
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_every_payload_exactly() {
+        let payloads: [&[u8]; 5] = [
+            br#"{"v":1,"ts_ns":5,"request_id":"r\"1\u00e9","command":{"type":"create_account","account":7}}"#,
+            b"{not json \x01\x1f \\ \"",
+            &[0xff, 0x00, 0xfe, b'"'],
+            b"",
+            "caf\u{e9} \u{1F600}".as_bytes(),
+        ];
+        for p in payloads {
+            let c = committed(p);
+            let bytes = EventsMessage::encode(&c);
+            let v: serde_json::Value = serde_json::from_slice(&bytes).expect("valid JSON");
+            assert_eq!(v["v"], 1);
+            assert_eq!(v["cmd_seq"], 1);
+            assert_eq!(
+                v.get("command_hex").is_some(),
+                std::str::from_utf8(p).is_err(),
+                "{v}"
+            );
+            let back = EventsMessage::decode(&bytes)
+                .unwrap()
+                .into_committed()
+                .unwrap();
+            assert_eq!(back, c);
+        }
+    }
+
+    #[test]
+    fn the_key_is_the_market_named_or_exchange() {
+        let c = committed(br#"{"v":1,"ts_ns":5,"command":{"type":"create_account","account":7}}"#);
+        assert_eq!(EventsMessage::key(&c), EXCHANGE_KEY);
+        let c = committed(
+            br#"{"v":1,"ts_ns":5,"command":{"type":"add_capacity","account":7,"market":"h100-sxm.us-east","quantity":"1"}}"#,
+        );
+        assert_eq!(EventsMessage::key(&c), "h100-sxm.us-east");
+        assert_eq!(EventsMessage::key(&committed(b"\xff")), EXCHANGE_KEY);
+    }
+
+    #[test]
+    fn decoding_refuses_what_is_not_a_message() {
+        for bad in [
+            &b""[..],
+            b"{}",
+            br#"{"v":2,"cmd_seq":1,"ts_ns":1,"first_event_seq":1,"request_id":null,"command":"","events":[]}"#,
+            br#"{"v":1,"cmd_seq":1,"ts_ns":1,"first_event_seq":1,"request_id":null,"events":[]}"#,
+            br#"{"v":1,"cmd_seq":1,"ts_ns":1,"first_event_seq":1,"request_id":null,"command":"","command_hex":"00","events":[]}"#,
+        ] {
+            assert!(EventsMessage::decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        let odd = br#"{"v":1,"cmd_seq":1,"ts_ns":1,"first_event_seq":1,"request_id":null,"command_hex":"0g","events":[]}"#;
+        assert!(EventsMessage::decode(odd)
+            .unwrap()
+            .into_committed()
+            .is_err());
     }
 }
