@@ -333,7 +333,8 @@ fn session(ctx: &Ctx) -> Result<()> {
         .cfg
         .client_config(
             "events-publisher",
-            &[("linger.ms", "5")],
+            // As the command producer (see `submit`): no linger.
+            &[("linger.ms", "0")],
             &[
                 ("enable.idempotence", "true"),
                 ("acks", "all"),
