@@ -14,7 +14,10 @@
 //!    start until the last command is durable;
 //! 4. drains the topic with the bare consumer again (the broker's caches are warm
 //!    for both the pipeline and this run) and keeps the faster bare run;
-//! 5. deletes the topic.
+//! 5. runs the pipeline again on a fresh ledger with the events publisher, timed
+//!    until the broker has acknowledged every command's events-topic message
+//!    (`with_events_per_sec`: consuming and publishing share the broker);
+//! 6. deletes the topics.
 //!
 //! `p99_command_to_durable_us` is the pipeline's read-to-durable histogram: one
 //! sample per committed batch, from when its first command was read from the
@@ -32,7 +35,7 @@ use gpux_sequencer::kafka::rdkafka::producer::{
 };
 use gpux_sequencer::kafka::rdkafka::types::RDKafkaErrorCode;
 use gpux_sequencer::kafka::rdkafka::{Offset, TopicPartitionList};
-use gpux_sequencer::kafka::{self, KafkaConfig, KafkaSource};
+use gpux_sequencer::kafka::{self, EventsPublisher, KafkaConfig, KafkaSource};
 use gpux_sequencer::{Exchange, PipelineOptions};
 use serde_json::json;
 
@@ -72,47 +75,61 @@ pub fn run(orders: usize, seed: u64, brokers: &str) -> Result<serde_json::Value>
         .map_or(0, |d| d.as_millis());
     let mut cfg = KafkaConfig::new(brokers);
     cfg.commands_topic = format!("gpux.bench.{}.{stamp}", std::process::id());
+    cfg.events_topic = format!("{}.events", cfg.commands_topic);
     kafka::create_topic(&cfg, &cfg.commands_topic, 1, Duration::from_secs(30))?;
+    kafka::create_topic(&cfg, &cfg.events_topic, 1, Duration::from_secs(30))?;
 
     let result = measure(&cfg, &payloads, n);
-    if let Err(e) = delete_topic(&cfg) {
-        tracing::warn!(error = %format!("{e:#}"), topic = %cfg.commands_topic, "bench topic not deleted");
+    for topic in [&cfg.commands_topic, &cfg.events_topic] {
+        if let Err(e) = kafka::delete_topic(&cfg, topic, Duration::from_secs(30)) {
+            tracing::warn!(error = %format!("{e:#}"), %topic, "bench topic not deleted");
+        }
     }
-    let (produce_secs, bare, pipeline_secs, p99_us, batches) = result?;
-    let bare_best = bare.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
-    let per_sec = n as f64 / pipeline_secs.max(f64::MIN_POSITIVE);
+    let m = result?;
+    let bare_best = m.bare.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
+    let per_sec = n as f64 / m.pipeline_secs.max(f64::MIN_POSITIVE);
     Ok(json!({
         "bench": "pipeline",
         "mode": "kafka",
         "seed": seed,
         "orders": orders,
         "commands": n,
-        "seconds": pipeline_secs,
+        "seconds": m.pipeline_secs,
         "commands_per_sec": per_sec,
-        "p99_command_to_durable_us": p99_us,
-        "batches": batches,
+        "p99_command_to_durable_us": m.p99_us,
+        "batches": m.batches,
         "bare_consumer_per_sec": bare_best,
-        "bare_consumer_runs_per_sec": bare,
+        "bare_consumer_runs_per_sec": m.bare,
         "ratio": per_sec / bare_best,
-        "produce_per_sec": n as f64 / produce_secs.max(f64::MIN_POSITIVE),
+        "with_events_per_sec": n as f64 / m.with_events_secs.max(f64::MIN_POSITIVE),
+        "produce_per_sec": n as f64 / m.produce_secs.max(f64::MIN_POSITIVE),
         "topic": cfg.commands_topic,
     }))
 }
 
-type Measured = (f64, Vec<f64>, f64, u64, u64);
+struct Measured {
+    produce_secs: f64,
+    bare: Vec<f64>,
+    pipeline_secs: f64,
+    p99_us: u64,
+    batches: u64,
+    with_events_secs: f64,
+}
 
 fn measure(cfg: &KafkaConfig, payloads: &[Vec<u8>], n: u64) -> Result<Measured> {
     let produce_secs = produce(cfg, payloads)?;
     let bare_before = bare_consumer(cfg, n)?;
-    let (pipeline_secs, p99_us, batches) = pipeline(cfg, n)?;
+    let (pipeline_secs, p99_us, batches) = pipeline(cfg, n, false)?;
     let bare_after = bare_consumer(cfg, n)?;
-    Ok((
+    let (with_events_secs, _, _) = pipeline(cfg, n, true)?;
+    Ok(Measured {
         produce_secs,
-        vec![n as f64 / bare_before, n as f64 / bare_after],
+        bare: vec![n as f64 / bare_before, n as f64 / bare_after],
         pipeline_secs,
         p99_us,
         batches,
-    ))
+        with_events_secs,
+    })
 }
 
 /// Produces every payload, in order, and waits for every acknowledgement.
@@ -200,19 +217,31 @@ fn bare_consumer(cfg: &KafkaConfig, n: u64) -> Result<f64> {
 }
 
 /// Seconds from starting the pipeline on an empty ledger until command `n` is
-/// durable; the p99 read-to-durable latency; the number of batches.
-fn pipeline(cfg: &KafkaConfig, n: u64) -> Result<(f64, u64, u64)> {
+/// durable (and, `with_events`, its events-topic message acknowledged); the p99
+/// read-to-durable latency; the number of batches.
+fn pipeline(cfg: &KafkaConfig, n: u64, with_events: bool) -> Result<(f64, u64, u64)> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let t0 = Instant::now();
     let source = KafkaSource::new(cfg)?;
-    let exchange = Exchange::start_with_source(
+    let mut exchange = Exchange::start_with_source(
         dir.path(),
         PipelineOptions::default(),
         Box::new(source),
         None,
     )?;
+    let events = if with_events {
+        Some(EventsPublisher::spawn(&mut exchange, cfg)?)
+    } else {
+        None
+    };
     let stats = exchange.stats();
-    while stats.durable_seq.load(Ordering::Acquire) < n {
+    let done = || {
+        stats.durable_seq.load(Ordering::Acquire) >= n
+            && events
+                .as_ref()
+                .is_none_or(|e| e.acknowledged_seq.load(Ordering::Acquire) >= n)
+    };
+    while !done() {
         if let Some(why) = exchange.failure() {
             return Err(anyhow!("the pipeline failed: {why}"));
         }
@@ -229,8 +258,4 @@ fn pipeline(cfg: &KafkaConfig, n: u64) -> Result<(f64, u64, u64)> {
     let batches = stats.batches.load(Ordering::Relaxed);
     exchange.shutdown()?;
     Ok((secs, p99, batches))
-}
-
-fn delete_topic(cfg: &KafkaConfig) -> Result<()> {
-    kafka::delete_topic(cfg, &cfg.commands_topic, Duration::from_secs(30))
 }

@@ -315,7 +315,7 @@ pub fn wait_events(cfg: &KafkaConfig, cmd_seq: u64) {
         ) {
             Ok(Some((offset, bytes))) => {
                 let m = EventsMessage::decode(&bytes).expect("events message");
-                if m.cmd_seq >= cmd_seq {
+                if m.cmd_seq > cmd_seq || (m.cmd_seq == cmd_seq && m.completes()) {
                     return;
                 }
                 format!("offset {offset} holds cmd_seq {}", m.cmd_seq)
@@ -372,22 +372,27 @@ pub fn assert_events_topic_matches_ledger(dir: &Path, cfg: &KafkaConfig) -> u64 
         read_committed(&ledger.reader(), 1, head as usize + 1).unwrap();
     assert_eq!(from_ledger.len() as u64, head);
 
-    // Raw: one message per cmd_seq, in offset order, nothing else.
+    // Raw: one message per cmd_seq (or its parts, in order), in offset order,
+    // nothing else.
     let raw = read_topic(cfg, &cfg.events_topic);
-    let seqs: Vec<u64> = raw
-        .iter()
-        .map(|(_, v)| {
-            EventsMessage::decode(v.as_deref().unwrap_or_default())
-                .unwrap()
-                .cmd_seq
-        })
-        .collect();
-    let expected: Vec<u64> = (1..=head).collect();
-    assert!(
-        seqs == expected,
-        "events topic cmd_seqs: {} messages, first divergence at {:?}",
-        seqs.len(),
-        seqs.iter().zip(&expected).position(|(a, b)| a != b)
+    let mut expected = (1u64, 0u32);
+    for (offset, v) in &raw {
+        let m = EventsMessage::decode(v.as_deref().unwrap_or_default()).unwrap();
+        assert_eq!(
+            (m.cmd_seq, m.part.unwrap_or(0)),
+            expected,
+            "events topic offset {offset}: cmd_seq and part"
+        );
+        expected = if m.completes() {
+            (m.cmd_seq + 1, 0)
+        } else {
+            (m.cmd_seq, expected.1 + 1)
+        };
+    }
+    assert_eq!(
+        expected,
+        (head + 1, 0),
+        "the events topic ends with the ledger"
     );
 
     // Through the feed.

@@ -13,6 +13,13 @@
 //! bare event objects of `docs/PROTOCOL.md`, as the ledger stores them. The key is
 //! the market the command names, or `exchange` when it names none.
 //!
+//! A command whose message would exceed [`EVENTS_MESSAGE_BYTES_TARGET`] (its events
+//! are bounded by the engine's limits, not by Kafka's: a mass cancel of 10,000
+//! orders is about 2 MB) is split into consecutive messages with `"part":k,
+//! "parts":n` after `request_id`; each part carries a slice of the events and its
+//! own `first_event_seq`, and only part 0 carries the command. An [`Assembler`]
+//! joins them again.
+//!
 //! The publisher is a thread following the ledger ([`LedgerFollower`]): it sees only
 //! durable batches, so the topic never runs ahead of the ledger, and when it lags
 //! (broker down, slow) it reads the ledger instead of slowing the engine. On start,
@@ -52,6 +59,12 @@ pub const EXCHANGE_KEY: &str = "exchange";
 /// is not is published again by the next start).
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
+/// Largest events-topic message the publisher writes, in bytes (well under
+/// librdkafka's and most brokers' default limit of about 1 MB). A command whose
+/// message would be larger (a mass cancel of thousands of orders, an order that
+/// sweeps a deep book) is split into parts; see the module docs.
+pub const EVENTS_MESSAGE_BYTES_TARGET: usize = 512 * 1024;
+
 /// One events-topic message as decoded (see the module docs for the encoding).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct EventsMessage {
@@ -61,58 +74,71 @@ pub struct EventsMessage {
     pub cmd_seq: u64,
     /// The timestamp the engine applied it at.
     pub ts_ns: u64,
-    /// `event_seq` of its first event.
+    /// `event_seq` of the first event in this message.
     pub first_event_seq: u64,
     /// The envelope's `request_id`, if it decoded and had one.
     pub request_id: Option<String>,
-    /// The command bytes, when they are UTF-8.
+    /// Which part of a split command this is (0-based; absent: the whole command).
+    #[serde(default)]
+    pub part: Option<u32>,
+    /// How many parts the command was split into (absent: not split).
+    #[serde(default)]
+    pub parts: Option<u32>,
+    /// The command bytes, when they are UTF-8 (absent from parts after the first).
     #[serde(default)]
     pub command: Option<String>,
     /// The command bytes in hex, when they are not UTF-8.
     #[serde(default)]
     pub command_hex: Option<String>,
-    /// Its events, in order.
+    /// Its events (of this part), in order.
     pub events: Vec<Event>,
 }
 
 impl EventsMessage {
-    /// Encodes a committed command as an events-topic message value.
-    pub fn encode(c: &CommittedCommand) -> Vec<u8> {
-        let mut out = Vec::with_capacity(c.payload.len() + 96 + 160 * c.events.len());
-        let mut head = String::with_capacity(96);
-        let _ = write!(
-            head,
-            "{{\"v\":{EVENTS_MESSAGE_VERSION},\"cmd_seq\":{},\"ts_ns\":{},\"first_event_seq\":{},\"request_id\":",
-            c.cmd_seq, c.ts_ns, c.first_event_seq
-        );
-        out.extend_from_slice(head.as_bytes());
-        // Writing JSON strings to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, &c.request_id);
-        match std::str::from_utf8(&c.payload) {
-            Ok(s) => {
-                out.extend_from_slice(b",\"command\":");
-                let _ = serde_json::to_writer(&mut out, s);
-            }
-            Err(_) => {
-                out.extend_from_slice(b",\"command_hex\":\"");
-                for b in &c.payload {
-                    out.extend_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
-                }
-                out.push(b'"');
-            }
+    /// Encodes a committed command as events-topic message values: one, or the
+    /// parts of a command whose message would exceed [`EVENTS_MESSAGE_BYTES_TARGET`].
+    /// Deterministic: the same command always gives the same messages.
+    pub fn encode(c: &CommittedCommand) -> Vec<Vec<u8>> {
+        let command = command_field(&c.payload);
+        let events: Vec<Vec<u8>> = c.events.iter().map(Event::to_json_vec).collect();
+        // Header (with part numbers) and closing brackets stay under this.
+        const OVERHEAD: usize = 256;
+        let rid = c.request_id.as_ref().map_or(0, |r| r.len() * 6);
+        let total =
+            OVERHEAD + rid + command.len() + events.iter().map(|e| e.len() + 1).sum::<usize>();
+        if total <= EVENTS_MESSAGE_BYTES_TARGET || events.len() < 2 {
+            return vec![encode_part(c, None, &command, &events, c.first_event_seq)];
         }
-        out.extend_from_slice(b",\"events\":[");
-        for (i, e) in c.events.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
+        let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut start = 0;
+        let mut size = OVERHEAD + rid + command.len();
+        for (i, e) in events.iter().enumerate() {
+            if i > start && size + e.len() + 1 > EVENTS_MESSAGE_BYTES_TARGET {
+                ranges.push(start..i);
+                start = i;
+                size = OVERHEAD + rid;
             }
-            out.extend_from_slice(&e.to_json_vec());
+            size += e.len() + 1;
         }
-        out.extend_from_slice(b"]}");
-        out
+        ranges.push(start..events.len());
+        let parts = ranges.len() as u32;
+        ranges
+            .into_iter()
+            .enumerate()
+            .map(|(k, r)| {
+                let cmd: &[u8] = if k == 0 { &command } else { b"" };
+                encode_part(
+                    c,
+                    Some((k as u32, parts)),
+                    cmd,
+                    &events[r.clone()],
+                    c.first_event_seq + r.start as u64,
+                )
+            })
+            .collect()
     }
 
-    /// Decodes a message value.
+    /// Decodes a message value, checking its shape.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let m: EventsMessage =
             serde_json::from_slice(bytes).context("not an events-topic message")?;
@@ -122,16 +148,34 @@ impl EventsMessage {
                 m.v
             ));
         }
-        if m.command.is_some() == m.command_hex.is_some() {
+        let first = match (m.part, m.parts) {
+            (None, None) => true,
+            (Some(k), Some(n)) if k < n => k == 0,
+            _ => return Err(anyhow!("an events-topic message has a bad part number")),
+        };
+        let has_command = m.command.is_some() || m.command_hex.is_some();
+        if (m.command.is_some() && m.command_hex.is_some()) || has_command != first {
             return Err(anyhow!(
-                "an events-topic message has exactly one of command and command_hex"
+                "an events-topic message has exactly one of command and command_hex, in its first part only"
             ));
         }
         Ok(m)
     }
 
-    /// The committed command it carries (payload bytes restored exactly).
+    /// Whether this message completes its command (it is whole, or its last part).
+    pub fn completes(&self) -> bool {
+        match (self.part, self.parts) {
+            (Some(k), Some(n)) => k + 1 == n,
+            _ => true,
+        }
+    }
+
+    /// The committed command a whole message carries (payload bytes restored
+    /// exactly); parts are joined with an [`Assembler`].
     pub fn into_committed(self) -> Result<CommittedCommand> {
+        if self.part.is_some() {
+            return Err(anyhow!("a part of a split command is not a whole command"));
+        }
         let payload = match (self.command, self.command_hex) {
             (Some(s), None) => s.into_bytes(),
             (None, Some(h)) => unhex(&h).ok_or_else(|| anyhow!("command_hex is not hex"))?,
@@ -159,6 +203,129 @@ impl EventsMessage {
             .and_then(|e| e.command.market())
             .map_or_else(|| EXCHANGE_KEY.to_owned(), |m| m.as_str().to_owned())
     }
+}
+
+/// Joins consecutive messages into committed commands: a whole message is one
+/// command; the parts of a split one must follow each other in order (anything
+/// else is an error, never skipped).
+#[derive(Debug, Default)]
+pub struct Assembler {
+    pending: Option<(CommittedCommand, u32, u32)>,
+}
+
+impl Assembler {
+    /// An assembler with nothing pending.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether a split command has parts still to come.
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Takes the next message; returns the command it completes, if it does.
+    pub fn push(&mut self, m: EventsMessage) -> Result<Option<CommittedCommand>> {
+        match (m.part, m.parts, self.pending.take()) {
+            (None, _, None) => m.into_committed().map(Some),
+            (Some(0), Some(n), None) => {
+                let (part, parts) = (0, n);
+                let mut head = m;
+                head.part = None;
+                head.parts = None;
+                let c = head.into_committed()?;
+                self.finish(c, part, parts)
+            }
+            (Some(k), Some(n), Some((mut c, next, parts)))
+                if k == next && n == parts && m.cmd_seq == c.cmd_seq =>
+            {
+                if m.first_event_seq != c.first_event_seq + c.events.len() as u64 {
+                    return Err(anyhow!(
+                        "cmd_seq {}: part {k} does not continue the events",
+                        m.cmd_seq
+                    ));
+                }
+                c.events.extend(m.events);
+                self.finish(c, k, n)
+            }
+            (_, _, Some((c, next, parts))) => Err(anyhow!(
+                "cmd_seq {}: expected part {next} of {parts}, found cmd_seq {} part {:?}",
+                c.cmd_seq,
+                m.cmd_seq,
+                m.part
+            )),
+            (Some(k), _, None) => Err(anyhow!(
+                "cmd_seq {}: part {k} without the parts before it",
+                m.cmd_seq
+            )),
+        }
+    }
+
+    fn finish(
+        &mut self,
+        c: CommittedCommand,
+        part: u32,
+        parts: u32,
+    ) -> Result<Option<CommittedCommand>> {
+        if part + 1 == parts {
+            Ok(Some(c))
+        } else {
+            self.pending = Some((c, part + 1, parts));
+            Ok(None)
+        }
+    }
+}
+
+/// `,"command":"…"` (UTF-8) or `,"command_hex":"…"`.
+fn command_field(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 16);
+    match std::str::from_utf8(payload) {
+        Ok(s) => {
+            out.extend_from_slice(b",\"command\":");
+            // Writing a JSON string to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, s);
+        }
+        Err(_) => {
+            out.extend_from_slice(b",\"command_hex\":\"");
+            for b in payload {
+                out.extend_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+            }
+            out.push(b'"');
+        }
+    }
+    out
+}
+
+fn encode_part(
+    c: &CommittedCommand,
+    part: Option<(u32, u32)>,
+    command: &[u8],
+    events: &[Vec<u8>],
+    first_event_seq: u64,
+) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(256 + command.len() + events.iter().map(|e| e.len() + 1).sum::<usize>());
+    let mut head = String::with_capacity(128);
+    let _ = write!(
+        head,
+        "{{\"v\":{EVENTS_MESSAGE_VERSION},\"cmd_seq\":{},\"ts_ns\":{},\"first_event_seq\":{first_event_seq},\"request_id\":",
+        c.cmd_seq, c.ts_ns
+    );
+    out.extend_from_slice(head.as_bytes());
+    let _ = serde_json::to_writer(&mut out, &c.request_id);
+    if let Some((k, n)) = part {
+        out.extend_from_slice(format!(",\"part\":{k},\"parts\":{n}").as_bytes());
+    }
+    out.extend_from_slice(command);
+    out.extend_from_slice(b",\"events\":[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e);
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -333,7 +500,8 @@ fn session(ctx: &Ctx) -> Result<()> {
         .cfg
         .client_config(
             "events-publisher",
-            &[("linger.ms", "5")],
+            // As the command producer (see `submit`): no linger.
+            &[("linger.ms", "0")],
             &[
                 ("enable.idempotence", "true"),
                 ("acks", "all"),
@@ -349,15 +517,25 @@ fn session(ctx: &Ctx) -> Result<()> {
         .context("cannot create the events producer")?;
     let topic = ctx.cfg.events_topic.as_str();
     let partition = ctx.cfg.partition;
-    let next = match last_offset_message(&ctx.cfg, topic, partition, Duration::from_secs(10))? {
-        None => 1,
-        Some((offset, bytes)) => {
-            let m = EventsMessage::decode(&bytes).with_context(|| {
-                format!("the last record of {topic}/{partition} (offset {offset})")
-            })?;
-            m.cmd_seq + 1
-        }
-    };
+    // Where the topic stops: the next command, or the next part of a split one.
+    let (next, mut skip_parts) =
+        match last_offset_message(&ctx.cfg, topic, partition, Duration::from_secs(10))? {
+            None => (1, 0),
+            Some((offset, bytes)) => {
+                let m = EventsMessage::decode(&bytes).with_context(|| {
+                    format!("the last record of {topic}/{partition} (offset {offset})")
+                })?;
+                match m.part {
+                    Some(k) if !m.completes() => (m.cmd_seq, k as usize + 1),
+                    _ => (
+                        m.cmd_seq.checked_add(1).ok_or_else(|| {
+                            anyhow!("the events topic is at cmd_seq {}", m.cmd_seq)
+                        })?,
+                        0,
+                    ),
+                }
+            }
+        };
     ctx.stats.sessions.fetch_add(1, Ordering::Relaxed);
     ctx.stats
         .acknowledged_seq
@@ -366,6 +544,7 @@ fn session(ctx: &Ctx) -> Result<()> {
         topic,
         partition,
         next_cmd_seq = next,
+        next_part = skip_parts,
         "publishing committed commands to the events topic"
     );
     let mut follower = LedgerFollower::new(ctx.reader.clone(), Arc::clone(&ctx.publisher), next);
@@ -405,35 +584,42 @@ fn session(ctx: &Ctx) -> Result<()> {
             continue;
         };
         for c in batch.iter() {
-            let value = EventsMessage::encode(c);
             let key = EventsMessage::key(c);
-            let mut record =
-                BaseRecord::<str, [u8], usize>::with_opaque_to(topic, c.cmd_seq as usize)
+            let parts = EventsMessage::encode(c);
+            let last = parts.len() - 1;
+            for (k, value) in parts
+                .iter()
+                .enumerate()
+                .skip(std::mem::take(&mut skip_parts))
+            {
+                // Only a command's last part acknowledges it.
+                let ack = if k == last { c.cmd_seq as usize } else { 0 };
+                let mut record = BaseRecord::<str, [u8], usize>::with_opaque_to(topic, ack)
                     .partition(partition)
                     .key(key.as_str())
                     .payload(value.as_slice());
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((e, back))
-                        if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) =>
-                    {
-                        // The broker is slow or away: wait for room, never drop.
-                        if ctx.stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst) {
-                            return if failed.load(Ordering::SeqCst) {
-                                Err(anyhow!("the events producer failed"))
-                            } else {
-                                Ok(())
-                            };
+                loop {
+                    match producer.send(record) {
+                        Ok(()) => break,
+                        Err((e, back))
+                            if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) =>
+                        {
+                            // The broker is slow or away: wait for room, never drop.
+                            if failed.load(Ordering::SeqCst) {
+                                return Err(anyhow!("the events producer failed"));
+                            }
+                            if ctx.stop.load(Ordering::SeqCst) {
+                                return Ok(());
+                            }
+                            std::thread::sleep(Duration::from_millis(10));
+                            record = back;
                         }
-                        std::thread::sleep(Duration::from_millis(10));
-                        record = back;
-                    }
-                    Err((e, _)) => {
-                        return Err(anyhow!(
-                            "cannot queue cmd_seq {} for the events topic: {e}",
-                            c.cmd_seq
-                        ));
+                        Err((e, _)) => {
+                            return Err(anyhow!(
+                                "cannot queue cmd_seq {} (part {k}) for the events topic: {e}",
+                                c.cmd_seq
+                            ));
+                        }
                     }
                 }
             }
@@ -471,7 +657,9 @@ mod tests {
         ];
         for p in payloads {
             let c = committed(p);
-            let bytes = EventsMessage::encode(&c);
+            let mut parts = EventsMessage::encode(&c);
+            assert_eq!(parts.len(), 1);
+            let bytes = parts.remove(0);
             let v: serde_json::Value = serde_json::from_slice(&bytes).expect("valid JSON");
             assert_eq!(v["v"], 1);
             assert_eq!(v["cmd_seq"], 1);
@@ -486,6 +674,96 @@ mod tests {
                 .unwrap();
             assert_eq!(back, c);
         }
+    }
+
+    /// A mass cancel of 6,000 orders: about 1.3 MB of events, more than one message.
+    fn mass_cancel() -> CommittedCommand {
+        let mut engine: Engine = Engine::new();
+        let mut events = Vec::new();
+        let mut seq = 0;
+        let mut apply = |engine: &mut Engine, json: String, events: &mut Vec<Event>| {
+            seq += 1;
+            events.clear();
+            engine.apply_json(seq, seq, json.as_bytes(), events);
+            seq
+        };
+        for cmd in [
+            r#"{"type":"list_market","market":"h100-sxm.us-east","tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":0}"#.to_owned(),
+            r#"{"type":"create_account","account":1}"#.to_owned(),
+            r#"{"type":"deposit","account":1,"amount":"1000000"}"#.to_owned(),
+        ]
+        .into_iter()
+        .chain((0..6_000).map(|i| {
+            format!(
+                r#"{{"type":"place_order","account":1,"market":"h100-sxm.us-east","side":"buy","price":"{}.{:02}","quantity":"1","client_order_id":"c-{i}"}}"#,
+                1 + i / 100,
+                i % 100
+            )
+        })) {
+            apply(&mut engine, format!(r#"{{"v":1,"ts_ns":1,"command":{cmd}}}"#), &mut events);
+        }
+        let payload =
+            br#"{"v":1,"ts_ns":9,"request_id":"mc","command":{"type":"mass_cancel","account":1}}"#;
+        let cmd_seq = apply(
+            &mut engine,
+            String::from_utf8_lossy(payload).into_owned(),
+            &mut events,
+        );
+        assert!(events.len() > 6_000, "{} events", events.len());
+        CommittedCommand {
+            cmd_seq,
+            ts_ns: 9,
+            first_event_seq: 77,
+            request_id: Some("mc".into()),
+            payload: payload.to_vec(),
+            events,
+        }
+    }
+
+    #[test]
+    fn a_command_with_too_many_events_for_one_message_is_split_and_joined_again() {
+        let c = mass_cancel();
+        let parts = EventsMessage::encode(&c);
+        assert!(parts.len() > 1, "{} parts", parts.len());
+        assert_eq!(parts, EventsMessage::encode(&c), "deterministic");
+        let mut asm = Assembler::new();
+        for (k, p) in parts.iter().enumerate() {
+            assert!(
+                p.len() <= EVENTS_MESSAGE_BYTES_TARGET,
+                "part {k}: {} bytes",
+                p.len()
+            );
+            let m = EventsMessage::decode(p).unwrap();
+            assert_eq!(
+                (m.part, m.parts),
+                (Some(k as u32), Some(parts.len() as u32))
+            );
+            assert_eq!(m.command.is_some(), k == 0);
+            assert_eq!(m.completes(), k + 1 == parts.len());
+            let done = asm.push(m).unwrap();
+            assert_eq!(done.is_some(), k + 1 == parts.len());
+            if let Some(back) = done {
+                assert_eq!(back, c);
+            }
+        }
+        assert!(!asm.is_pending());
+
+        // Parts out of order, missing or repeated are errors.
+        let m = |k: usize| EventsMessage::decode(&parts[k]).unwrap();
+        assert!(
+            Assembler::new().push(m(1)).is_err(),
+            "a part without part 0"
+        );
+        let mut asm = Assembler::new();
+        asm.push(m(0)).unwrap();
+        assert!(asm.push(m(0)).is_err(), "part 0 twice");
+        let whole = EventsMessage::encode(&committed(b"{}")).remove(0);
+        let mut asm = Assembler::new();
+        asm.push(m(0)).unwrap();
+        assert!(
+            asm.push(EventsMessage::decode(&whole).unwrap()).is_err(),
+            "another command before the last part"
+        );
     }
 
     #[test]
@@ -509,6 +787,17 @@ mod tests {
             br#"{"v":1,"cmd_seq":1,"ts_ns":1,"first_event_seq":1,"request_id":null,"command":"","command_hex":"00","events":[]}"#,
         ] {
             assert!(EventsMessage::decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        for bad_part in [
+            r#"{"v":1,"cmd_seq":1,"ts_ns":1,"first_event_seq":1,"request_id":null,"part":2,"parts":2,"command":"","events":[]}"#,
+            r#"{"v":1,"cmd_seq":1,"ts_ns":1,"first_event_seq":1,"request_id":null,"part":0,"command":"","events":[]}"#,
+            r#"{"v":1,"cmd_seq":1,"ts_ns":1,"first_event_seq":1,"request_id":null,"part":1,"parts":2,"command":"","events":[]}"#,
+            r#"{"v":1,"cmd_seq":1,"ts_ns":1,"first_event_seq":1,"request_id":null,"part":0,"parts":2,"events":[]}"#,
+        ] {
+            assert!(
+                EventsMessage::decode(bad_part.as_bytes()).is_err(),
+                "{bad_part}"
+            );
         }
         let odd = br#"{"v":1,"cmd_seq":1,"ts_ns":1,"first_event_seq":1,"request_id":null,"command_hex":"0g","events":[]}"#;
         assert!(EventsMessage::decode(odd)

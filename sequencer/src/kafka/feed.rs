@@ -3,17 +3,18 @@
 //!
 //! It yields the same [`CommittedCommand`]s as
 //! [`read_committed`](crate::read_committed) on the ledger: payload bytes exactly as
-//! sequenced, events decoded. It checks contiguity: after the first command it
-//! yields, every message must carry the next `cmd_seq`; a gap, a duplicate or a
-//! message that does not decode stops the feed with an error (never skipped). Broker
-//! trouble is logged and waited out.
+//! sequenced, events decoded, split commands joined. It checks contiguity: after the
+//! first command it yields, every message must carry the next `cmd_seq` (or the
+//! next part of the current one); a gap, a duplicate or a message that does not
+//! decode stops the feed with an error (never skipped). Broker trouble is logged
+//! and waited out.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 
-use super::events::EventsMessage;
+use super::events::{Assembler, EventsMessage};
 use super::topic::TopicReader;
 use super::KafkaConfig;
 use crate::committed::{CommittedBatch, CommittedCommand};
@@ -32,6 +33,8 @@ pub struct EventsTopicFeed {
     /// earlier messages are passed over: they precede the start, they are not
     /// duplicates).
     started: bool,
+    /// Joins the parts of split commands.
+    assembler: Assembler,
     failed: Option<String>,
 }
 
@@ -48,6 +51,7 @@ impl EventsTopicFeed {
             reader,
             next_seq: from,
             started: false,
+            assembler: Assembler::new(),
             failed: None,
         })
     }
@@ -74,10 +78,14 @@ impl EventsTopicFeed {
             ));
         }
         self.started = true;
-        self.next_seq += 1;
-        m.into_committed()
-            .map(Some)
-            .map_err(|e| format!("events topic offset {offset}: {e:#}"))
+        let done = self
+            .assembler
+            .push(m)
+            .map_err(|e| format!("events topic offset {offset}: {e:#}"))?;
+        if done.is_some() {
+            self.next_seq += 1;
+        }
+        Ok(done)
     }
 }
 
