@@ -17,7 +17,10 @@ async fn keys_are_required_and_of_the_right_kind() {
     h.get("/v1/balances", Some("gpux_0000"))
         .await
         .expect(401, Some("unauthorized"));
-    let forged = format!("{}0", &key[..key.len() - 1]);
+    // The same key with its last character changed (to another hex digit).
+    let last = if key.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &key[..key.len() - 1]);
+    assert_ne!(forged, key);
     h.get("/v1/balances", Some(&forged))
         .await
         .expect(401, Some("unauthorized"));
