@@ -239,7 +239,7 @@ impl Assembler {
             (Some(k), Some(n), Some((mut c, next, parts)))
                 if k == next && n == parts && m.cmd_seq == c.cmd_seq =>
             {
-                if m.first_event_seq != c.first_event_seq + c.events.len() as u64 {
+                if Some(m.first_event_seq) != c.first_event_seq.checked_add(c.events.len() as u64) {
                     return Err(anyhow!(
                         "cmd_seq {}: part {k} does not continue the events",
                         m.cmd_seq

@@ -83,7 +83,10 @@ impl EventsTopicFeed {
             .push(m)
             .map_err(|e| format!("events topic offset {offset}: {e:#}"))?;
         if done.is_some() {
-            self.next_seq += 1;
+            self.next_seq = self
+                .next_seq
+                .checked_add(1)
+                .ok_or_else(|| format!("events topic offset {offset}: cmd_seq overflows"))?;
         }
         Ok(done)
     }
