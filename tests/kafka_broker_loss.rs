@@ -33,7 +33,7 @@ fn wait_durable(exchange: &Exchange, cmd_seq: u64) {
 
 #[test]
 fn the_engine_rides_out_a_broker_restart_without_loss_or_duplicates() {
-    gpux::engine_cmd::init_logging();
+    support::init_logging();
     let mut broker = Broker::start();
     broker.create_topics(&["cmds", "events"]);
     let cfg = broker.config("cmds", "events");

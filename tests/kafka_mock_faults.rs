@@ -30,7 +30,7 @@ fn wait_durable(exchange: &Exchange, cmd_seq: u64) {
 
 #[test]
 fn injected_broker_faults_neither_stop_the_engine_nor_lose_or_repeat_commands() {
-    gpux::engine_cmd::init_logging();
+    support::init_logging();
     let mock = MockCluster::new(1).expect("a mock cluster");
     mock.create_topic("cmds", 1, 1).unwrap();
     mock.create_topic("events", 1, 1).unwrap();

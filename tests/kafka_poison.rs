@@ -98,7 +98,7 @@ fn wait_durable(exchange: &Exchange, cmd_seq: u64) {
 
 #[test]
 fn poison_messages_are_recorded_as_rejections_and_the_engine_goes_on() {
-    gpux::engine_cmd::init_logging();
+    support::init_logging();
     let broker = Broker::start();
     broker.create_topics(&["cmds", "events"]);
     let cfg = broker.config("cmds", "events");

@@ -84,7 +84,7 @@ fn publish_raw(cfg: &KafkaConfig, values: &[Vec<u8>]) {
 
 #[test]
 fn a_command_too_large_for_one_message_is_published_in_parts_and_resumed_mid_way() {
-    gpux::engine_cmd::init_logging();
+    support::init_logging();
     let broker = Broker::start();
     broker.create_topics(&["cmds", "events"]);
     let cfg = broker.config("cmds", "events");

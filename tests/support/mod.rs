@@ -21,6 +21,17 @@ use gpux_sequencer::kafka::{
 };
 use gpux_sequencer::{read_committed, CommittedCommand, Feed, SubmitError, Submitter};
 
+/// Logs of in-process engines, captured by the test harness (shown for failed
+/// tests), filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 /// Account ids of producer `k` start at `k * ACCOUNT_STRIDE + 1`.
 pub const ACCOUNT_STRIDE: u64 = 1_000;
 
