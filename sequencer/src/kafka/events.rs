@@ -571,16 +571,6 @@ fn session(ctx: &Ctx) -> Result<()> {
             .recv_timeout(Duration::from_millis(100))
             .context("cannot follow the ledger")?
         else {
-            // A batch the engine applied before the follower subscribed is not
-            // published to it, and the follower notices only at the next
-            // publication, which may never come (an idle engine). Follow afresh
-            // (subscribe, then read the ledger) when the ledger is ahead.
-            let head = ctx.reader.head().context("cannot read the ledger's head")?;
-            if head.last_cmd_seq >= follower.next_seq() {
-                let next = follower.next_seq();
-                follower =
-                    LedgerFollower::new(ctx.reader.clone(), Arc::clone(&ctx.publisher), next);
-            }
             continue;
         };
         for c in batch.iter() {
