@@ -20,7 +20,7 @@ use crate::limits::{
     ACCOUNTS_MAX, CASH_TOTAL_MAX_MICROS, LOTS_TOTAL_MAX, MARKETS_MAX, OPEN_ORDERS_PER_ACCOUNT_MAX,
     OPEN_ORDERS_PER_BOOK_MAX,
 };
-use crate::market::{cash_decimal, cash_micros, MarketSpec};
+use crate::market::{cash_decimal, cash_micros, MarketSpec, OrderShape};
 use crate::reject::RejectReason;
 use crate::types::{
     AccountId, CancelReason, ClientOrderId, MarketId, OrderId, OrderType, Side, StpMode,
@@ -394,40 +394,12 @@ impl<B: OrderBook> Engine<B> {
         let spec = &market.spec;
 
         // Shape (2xx), in code order.
-        let tif = match o.order_type {
-            OrderType::Limit => {
-                if o.price.is_none() || o.cap.is_some() {
-                    return Err(InvalidOrder);
-                }
-                o.time_in_force.unwrap_or_default()
-            }
-            OrderType::Market => {
-                if o.price.is_some()
-                    || o.time_in_force.is_some()
-                    || o.post_only
-                    || o.good_till_ns.is_some()
-                    || (o.cap.is_some() && o.side == Side::Sell)
-                {
-                    return Err(InvalidOrder);
-                }
-                TimeInForce::Ioc
-            }
-        };
-        if (tif == TimeInForce::Gtd) != o.good_till_ns.is_some() || (o.post_only && !tif.rests()) {
-            return Err(InvalidOrder);
-        }
-        let cap = match o.cap {
-            Some(c) => Some(cash_micros(c).ok_or(InvalidOrder)?),
-            None => None,
-        };
-        let limit = match o.price {
-            Some(p) => Some(spec.price_ticks(p)?),
-            None => None,
-        };
-        let lots = spec.order_lots(o.quantity)?;
-        if o.good_till_ns.is_some_and(|t| t <= ts_ns) {
-            return Err(GoodTillInPast);
-        }
+        let OrderShape {
+            tif,
+            cap,
+            limit,
+            lots,
+        } = spec.check_order(o, ts_ns)?;
 
         // Risk and limits (3xx).
         let budget = match (o.side, limit) {

@@ -337,3 +337,71 @@ mod tests {
         assert!(whole >= parts);
     }
 }
+
+/// A `place_order` command's shape in the market's units, once it passed the checks
+/// that need only the command, the market's spec and the time ([`MarketSpec::check_order`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderShape {
+    /// Time in force (market orders: IOC).
+    pub tif: crate::types::TimeInForce,
+    /// A market buy's cap in micro-USD.
+    pub cap: Option<u64>,
+    /// The limit price in ticks (market orders: none).
+    pub limit: Option<i64>,
+    /// The quantity in lots.
+    pub lots: u64,
+}
+
+impl MarketSpec {
+    /// The shape checks of `place_order` (reject codes 2xx, in the engine's order;
+    /// see PROTOCOL.md): what a gateway can refuse before submitting, with exactly
+    /// the engine's answer, because the engine runs this same function.
+    pub fn check_order(
+        &self,
+        o: &crate::command::PlaceOrder,
+        ts_ns: u64,
+    ) -> Result<OrderShape, RejectReason> {
+        use crate::types::{OrderType, Side, TimeInForce};
+        use RejectReason::{GoodTillInPast, InvalidOrder};
+        let tif = match o.order_type {
+            OrderType::Limit => {
+                if o.price.is_none() || o.cap.is_some() {
+                    return Err(InvalidOrder);
+                }
+                o.time_in_force.unwrap_or_default()
+            }
+            OrderType::Market => {
+                if o.price.is_some()
+                    || o.time_in_force.is_some()
+                    || o.post_only
+                    || o.good_till_ns.is_some()
+                    || (o.cap.is_some() && o.side == Side::Sell)
+                {
+                    return Err(InvalidOrder);
+                }
+                TimeInForce::Ioc
+            }
+        };
+        if (tif == TimeInForce::Gtd) != o.good_till_ns.is_some() || (o.post_only && !tif.rests()) {
+            return Err(InvalidOrder);
+        }
+        let cap = match o.cap {
+            Some(c) => Some(cash_micros(c).ok_or(InvalidOrder)?),
+            None => None,
+        };
+        let limit = match o.price {
+            Some(p) => Some(self.price_ticks(p)?),
+            None => None,
+        };
+        let lots = self.order_lots(o.quantity)?;
+        if o.good_till_ns.is_some_and(|t| t <= ts_ns) {
+            return Err(GoodTillInPast);
+        }
+        Ok(OrderShape {
+            tif,
+            cap,
+            limit,
+            lots,
+        })
+    }
+}

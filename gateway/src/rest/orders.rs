@@ -12,10 +12,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gpux_engine::command::{AmendOrder, CancelOrder, MassCancel, PlaceOrder};
-use gpux_engine::market::{cash_micros, MarketSpec};
+use gpux_engine::market::MarketSpec;
 use gpux_engine::{
-    AccountId, CancelReason, ClientOrderId, Command, Event, OrderId, OrderType, OrderView,
-    RejectReason, Side, TimeInForce,
+    AccountId, CancelReason, ClientOrderId, Command, Event, OrderId, OrderView, RejectReason,
 };
 
 use super::dto::{
@@ -35,45 +34,11 @@ fn header_key(key: Option<String>) -> Option<String> {
     key.map(|k| format!("header:{k}"))
 }
 
-/// The shape checks of `place_order` that depend only on the command and the
-/// market's spec, in the engine's order (see PROTOCOL.md, `place_order`).
+/// The shape checks of `place_order` that depend only on the command, the market's
+/// spec and the time: the engine's own [`MarketSpec::check_order`]. The command's
+/// timestamp will be at least `now_ns`, so a good-till in the past is refused for sure.
 pub fn precheck_place(spec: &MarketSpec, o: &PlaceOrder, now_ns: u64) -> Result<(), RejectReason> {
-    use RejectReason::InvalidOrder;
-    let tif = match o.order_type {
-        OrderType::Limit => {
-            if o.price.is_none() || o.cap.is_some() {
-                return Err(InvalidOrder);
-            }
-            o.time_in_force.unwrap_or_default()
-        }
-        OrderType::Market => {
-            if o.price.is_some()
-                || o.time_in_force.is_some()
-                || o.post_only
-                || o.good_till_ns.is_some()
-                || (o.cap.is_some() && o.side == Side::Sell)
-            {
-                return Err(InvalidOrder);
-            }
-            TimeInForce::Ioc
-        }
-    };
-    if (tif == TimeInForce::Gtd) != o.good_till_ns.is_some() || (o.post_only && !tif.rests()) {
-        return Err(InvalidOrder);
-    }
-    if let Some(c) = o.cap {
-        cash_micros(c).ok_or(InvalidOrder)?;
-    }
-    if let Some(p) = o.price {
-        spec.price_ticks(p)?;
-    }
-    spec.order_lots(o.quantity)?;
-    // The command's timestamp will be at least `now_ns`, so the engine would
-    // refuse this for sure.
-    if o.good_till_ns.is_some_and(|t| t <= now_ns) {
-        return Err(RejectReason::GoodTillInPast);
-    }
-    Ok(())
+    spec.check_order(o, now_ns).map(|_| ())
 }
 
 /// `POST /v1/orders`.
