@@ -386,14 +386,28 @@ pub fn assert_events_topic_matches_ledger(dir: &Path, cfg: &KafkaConfig) -> u64 
     // Raw: one message per cmd_seq (or its parts, in order), in offset order,
     // nothing else.
     let raw = read_topic(cfg, &cfg.events_topic);
+    let decoded: Vec<(u64, EventsMessage)> = raw
+        .iter()
+        .map(|(offset, v)| {
+            let m = EventsMessage::decode(v.as_deref().unwrap_or_default()).unwrap();
+            (*offset, m)
+        })
+        .collect();
     let mut expected = (1u64, 0u32);
-    for (offset, v) in &raw {
-        let m = EventsMessage::decode(v.as_deref().unwrap_or_default()).unwrap();
-        assert_eq!(
-            (m.cmd_seq, m.part.unwrap_or(0)),
-            expected,
-            "events topic offset {offset}: cmd_seq and part"
-        );
+    for (i, (offset, m)) in decoded.iter().enumerate() {
+        if (m.cmd_seq, m.part.unwrap_or(0)) != expected {
+            // The neighbourhood tells a gap from a reordering or a duplicate.
+            let around: Vec<String> = decoded[i.saturating_sub(3)..(i + 8).min(decoded.len())]
+                .iter()
+                .map(|(o, m)| format!("{o}:{}/{}", m.cmd_seq, m.part.unwrap_or(0)))
+                .collect();
+            panic!(
+                "events topic offset {offset}: cmd_seq and part {:?}, expected {expected:?} \
+                 (offset:cmd_seq/part around it: {})",
+                (m.cmd_seq, m.part.unwrap_or(0)),
+                around.join(" ")
+            );
+        }
         expected = if m.completes() {
             (m.cmd_seq + 1, 0)
         } else {

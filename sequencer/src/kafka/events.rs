@@ -27,7 +27,10 @@
 //! at the `cmd_seq` after it: a crash leaves neither a gap nor a duplicate. Its
 //! producer is idempotent with `acks=all`, retries forever (`message.timeout.ms=0`)
 //! and treats any lost message as fatal (`enable.gapless.guarantee`), which restarts
-//! the publisher from the topic's last message.
+//! the publisher from the topic's last message. It keeps one produce request in
+//! flight, so a retried request is never overtaken by a later one whether or not
+//! the broker enforces idempotent sequence numbers; requests still batch whatever
+//! queued up meanwhile.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -507,6 +510,12 @@ fn session(ctx: &Ctx) -> Result<()> {
                 ("acks", "all"),
                 ("message.timeout.ms", "0"),
                 ("enable.gapless.guarantee", "true"),
+                // One produce request at a time: a failed request is retried
+                // before anything after it is sent, so the topic's order never
+                // rests on the broker checking idempotent sequence numbers (the
+                // librdkafka mock cluster checks them only for transactional
+                // producers, and reordered or repeated retries there).
+                ("max.in.flight.requests.per.connection", "1"),
             ],
         )
         .create_with_context(PubContext {
