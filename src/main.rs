@@ -66,6 +66,15 @@ enum Cmd {
     /// one JSON line with the listen address and useful URLs once ready; stops
     /// cleanly (batch committed, snapshot, ledger closed) on Ctrl-C or SIGTERM.
     Serve(#[command(flatten)] gpux::config::ServeArgs),
+    /// Run the HTTP/WebSocket gateway alone, in front of a `gpux engine` on Kafka.
+    ///
+    /// Takes serve's settings and needs --kafka BROKERS: orders are produced to the
+    /// commands topic, and the gateway's replica follows the events topic the
+    /// engine publishes, so it answers an order once the engine has committed it.
+    /// Run as many as you like; give them all the same --admin-key (API keys come
+    /// from the log). --data DIR holds only a generated admin key. Prints the same
+    /// ready line as serve (with "mode":"gateway") once caught up with the topic.
+    Gateway(#[command(flatten)] gpux::config::ServeArgs),
     /// `gpux serve --demo`: the exchange with simulated providers and demanders
     /// quoting and trading on sample H100, A100 and RTX 4090 markets.
     Demo(#[command(flatten)] gpux::config::ServeArgs),
@@ -334,6 +343,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serve(args)?
         }
         Cmd::Engine(args) => gpux::engine_cmd::run(args)?,
+        Cmd::Gateway(args) => {
+            let cfg = gpux::config::ServeConfig::load(&args)?;
+            gpux::logging::init(cfg.log.format, &cfg.log.filter)?;
+            gpux::serve::run_gateway(cfg)?
+        }
     }
     Ok(())
 }

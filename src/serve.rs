@@ -12,6 +12,12 @@
 //! Without an admin key, one is generated into `DIR/admin.key` (mode 0600) and
 //! reused on the next start. `GET /metrics` serves Prometheus metrics on the same
 //! listener.
+//!
+//! `gpux gateway` ([`run_gateway`]) is the same server without the exchange, for
+//! Kafka mode split across processes: it produces commands to the commands topic
+//! and its replica follows the events topic that `gpux engine` publishes, so any
+//! number of gateways can run next to one engine. Its data directory holds only
+//! the generated admin key.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -26,7 +32,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use gpux_engine::Side;
 use gpux_gateway::{Backend, GatewayConfig, GatewayProbe, RateLimit, RateLimitConfig};
-use gpux_sequencer::Exchange;
+use gpux_sequencer::kafka::{EventsTopicFeed, KafkaSubmitter};
+use gpux_sequencer::{Exchange, Feed, Submitter};
 
 use crate::config::{GatewayLimits, ServeConfig};
 use crate::metrics::{BookDepth, Metrics};
@@ -89,6 +96,27 @@ async fn stop_signal() {
 /// Runs `gpux serve` until Ctrl-C or SIGTERM, printing the ready line on stdout.
 pub fn run(cfg: ServeConfig) -> Result<()> {
     run_until(cfg, &mut std::io::stdout(), stop_signal())
+}
+
+/// Runs `gpux gateway` until Ctrl-C or SIGTERM, printing the ready line on stdout.
+pub fn run_gateway(cfg: ServeConfig) -> Result<()> {
+    run_gateway_until(cfg, &mut std::io::stdout(), stop_signal())
+}
+
+/// How long a gateway-only server's events-topic feed waits for each broker
+/// request while it looks for where to start.
+const FEED_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a gateway-only server waits at shutdown for the broker to acknowledge
+/// commands it produced.
+const SUBMITTER_FLUSH: Duration = Duration::from_secs(5);
+
+/// What runs behind the gateway.
+enum Behind {
+    /// The exchange in this process (`gpux serve`).
+    Exchange(Box<Exchange>),
+    /// Another process's engine, through the broker (`gpux gateway`).
+    Broker(Arc<KafkaSubmitter>),
 }
 
 /// The gateway's configuration from serve's settings.
@@ -178,8 +206,37 @@ pub fn run_until(
     out: &mut (dyn Write + Send),
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    std::fs::create_dir_all(&cfg.data)
-        .with_context(|| format!("cannot create {}", cfg.data.display()))?;
+    run_role(cfg, false, out, stop)
+}
+
+/// What [`run_gateway`] does, with the signal and the output handed in (for tests).
+/// Needs a broker (`kafka.brokers`).
+pub fn run_gateway_until(
+    cfg: ServeConfig,
+    out: &mut (dyn Write + Send),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    run_role(cfg, true, out, stop)
+}
+
+fn run_role(
+    cfg: ServeConfig,
+    gateway_only: bool,
+    out: &mut (dyn Write + Send),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let kafka = cfg.kafka.kafka_config();
+    if gateway_only && kafka.is_none() {
+        return Err(anyhow!(
+            "gpux gateway needs a broker: --kafka HOST:PORT (or GPUX_KAFKA_BROKERS, or \
+             kafka.brokers in the config file); without one, run gpux serve"
+        ));
+    }
+    // A gateway alone keeps nothing but a generated admin key there.
+    if !gateway_only || cfg.admin_key.is_none() {
+        std::fs::create_dir_all(&cfg.data)
+            .with_context(|| format!("cannot create {}", cfg.data.display()))?;
+    }
     let (admin_key, key_file) = match cfg.admin_key.clone() {
         Some(k) => (k, None),
         None => {
@@ -193,15 +250,36 @@ pub fn run_until(
     let probe: Arc<OnceLock<GatewayProbe>> = Arc::default();
     gw.extra_routes = Some(metrics_routes(metrics.clone(), Arc::clone(&probe)));
 
-    let kafka = cfg.kafka.kafka_config();
-    let exchange = match &kafka {
-        Some(k) => gpux_sequencer::kafka::start_exchange(&cfg.data, cfg.pipeline_options(), k)?,
-        None => Exchange::start_embedded(&cfg.data, cfg.pipeline_options())?,
+    let (behind, submitter, feed): (Behind, Arc<dyn Submitter>, Box<dyn Feed>) = match &kafka {
+        Some(k) if gateway_only => {
+            let submitter = Arc::new(KafkaSubmitter::new(k)?);
+            let feed = EventsTopicFeed::connecting(k, 1, FEED_START_TIMEOUT)?;
+            (
+                Behind::Broker(Arc::clone(&submitter)),
+                submitter,
+                Box::new(feed),
+            )
+        }
+        _ => {
+            let exchange = match &kafka {
+                Some(k) => {
+                    gpux_sequencer::kafka::start_exchange(&cfg.data, cfg.pipeline_options(), k)?
+                }
+                None => Exchange::start_embedded(&cfg.data, cfg.pipeline_options())?,
+            };
+            metrics.watch_pipeline(exchange.stats());
+            let submitter = exchange
+                .submitter()
+                .ok_or_else(|| anyhow!("the exchange has no command submitter"))?;
+            let feed = Box::new(exchange.follow(1));
+            (Behind::Exchange(Box::new(exchange)), submitter, feed)
+        }
     };
-    metrics.watch_pipeline(exchange.stats());
-    let submitter = exchange
-        .submitter()
-        .ok_or_else(|| anyhow!("the exchange has no command submitter"))?;
+    let mode = match (&behind, &kafka) {
+        (Behind::Broker(_), _) => "gateway",
+        (Behind::Exchange(_), Some(_)) => "kafka",
+        (Behind::Exchange(_), None) => "embedded",
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("gpux-gateway")
@@ -210,7 +288,7 @@ pub fn run_until(
     let served = runtime.block_on(async {
         let backend = Backend {
             submitter: Arc::clone(&submitter),
-            feed: Box::new(exchange.follow(1)),
+            feed,
         };
         let gateway = gpux_gateway::start(gw, backend).await?;
         let _ = probe.set(gateway.probe());
@@ -250,7 +328,7 @@ pub fn run_until(
             "pid": std::process::id(),
             "data": cfg.data.display().to_string(),
             "admin_key_file": key_file.as_ref().map(|p| p.display().to_string()),
-            "mode": if kafka.is_some() { "kafka" } else { "embedded" },
+            "mode": mode,
             "demo": demo.is_some(),
             "urls": {
                 "markets": format!("{base}/v1/markets"),
@@ -272,6 +350,9 @@ pub fn run_until(
         gateway.shutdown().await
     });
     drop(runtime);
-    let stopped = exchange.shutdown().map(|_| ());
+    let stopped = match behind {
+        Behind::Exchange(exchange) => exchange.shutdown().map(|_| ()),
+        Behind::Broker(submitter) => submitter.flush(SUBMITTER_FLUSH),
+    };
     served.and(stopped)
 }

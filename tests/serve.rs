@@ -3,49 +3,15 @@
 //! it prints its ready line, answers HTTP, generates and then reuses its admin key
 //! (mode 0600), keeps accounts across a restart, and stops cleanly.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::Duration;
+
+mod support;
 
 use gpux::config::ServeConfig;
 use gpux::serve::run_until;
 use serde_json::Value;
-
-/// Sends each flushed line to a channel.
-struct Lines(Vec<u8>, mpsc::Sender<String>);
-
-impl Write for Lines {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        let s = String::from_utf8_lossy(&self.0).trim().to_string();
-        self.0.clear();
-        if !s.is_empty() {
-            let _ = self.1.send(s);
-        }
-        Ok(())
-    }
-}
-
-/// One HTTP/1.1 request; returns the status and the JSON body.
-fn http(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: gpux\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp[9..12].parse().unwrap();
-    let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
+use support::{http, Lines};
 
 #[test]
 fn serve_answers_http_keeps_its_admin_key_and_stops_cleanly() {

@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gpux_engine::{AccountId, Command, Engine, Event};
-use gpux_sequencer::{CommittedCommand, Feed};
+use gpux_sequencer::{CommittedCommand, Feed, FeedError};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -294,7 +294,8 @@ impl Core {
                     let r = self.shared.read();
                     self.market_data.on_batch_end(&r.engine);
                 }
-                Ok(None) => self.shared.health.set_caught_up(),
+                Ok(None) if feed.reached_start() => self.shared.health.set_caught_up(),
+                Ok(None) => {}
                 Err(e) => {
                     self.shared
                         .stats
@@ -304,7 +305,11 @@ impl Core {
                         .health
                         .feed_failing
                         .store(true, Ordering::Release);
-                    tracing::error!(error = %e, next_seq = feed.next_seq(), "gateway feed failed; retrying");
+                    if matches!(e, FeedError::Unavailable(_)) {
+                        tracing::warn!(error = %e, next_seq = feed.next_seq(), "gateway feed unavailable; retrying");
+                    } else {
+                        tracing::error!(error = %e, next_seq = feed.next_seq(), "gateway feed failed; retrying");
+                    }
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }

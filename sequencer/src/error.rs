@@ -38,4 +38,8 @@ pub enum FeedError {
     /// The source (pipeline or events topic) has stopped for good.
     #[error("the feed has stopped: {0}")]
     Stopped(String),
+    /// The source cannot be reached now (the broker is away); the next call
+    /// tries again.
+    #[error("the feed's source is unavailable: {0}")]
+    Unavailable(String),
 }

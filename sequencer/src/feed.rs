@@ -27,6 +27,15 @@ pub trait Feed: Send {
 
     /// The `cmd_seq` the next returned command will have.
     fn next_seq(&self) -> u64;
+
+    /// Whether this feed has returned everything that was committed when it
+    /// started, so that a call returning nothing means "up to date". Always true
+    /// for a feed that reads the ledger itself; a feed over a remote log (the
+    /// events topic) may get nothing from one call while it has yet to fetch what
+    /// the log already holds.
+    fn reached_start(&self) -> bool {
+        true
+    }
 }
 
 /// In-process fan-out of committed batches to bounded subscriber queues.

@@ -5,7 +5,8 @@
 
 pub mod broker;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use gpux_sequencer::kafka::{
     last_offset_message, EventsMessage, EventsTopicFeed, KafkaConfig, KafkaSubmitter, TopicReader,
 };
 use gpux_sequencer::{read_committed, CommittedCommand, Feed, SubmitError, Submitter};
+use serde_json::Value;
 
 /// Logs of in-process engines, captured by the test harness (shown for failed
 /// tests), filtered by `RUST_LOG` (default `info`).
@@ -469,4 +471,39 @@ pub fn assert_replay_verify(dir: &Path) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// One HTTP/1.1 request; returns the status and the JSON body.
+pub fn http(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: gpux\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Sends each flushed line to a channel.
+pub struct Lines(pub Vec<u8>, pub std::sync::mpsc::Sender<String>);
+
+impl Write for Lines {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let s = String::from_utf8_lossy(&self.0).trim().to_string();
+        self.0.clear();
+        if !s.is_empty() {
+            let _ = self.1.send(s);
+        }
+        Ok(())
+    }
 }

@@ -7,7 +7,9 @@
 //! first command it yields, every message must carry the next `cmd_seq` (or the
 //! next part of the current one); a gap, a duplicate or a message that does not
 //! decode stops the feed with an error (never skipped). Broker trouble is logged
-//! and waited out.
+//! and waited out. [`EventsTopicFeed::connecting`] does not even need the broker
+//! to start: until it can find where to begin, each call answers
+//! [`FeedError::Unavailable`] (a gateway started before its broker keeps trying).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +38,11 @@ pub struct EventsTopicFeed {
     /// Joins the parts of split commands.
     assembler: Assembler,
     failed: Option<String>,
+    /// Until the reader is positioned: how long each broker request may take.
+    unpositioned: Option<Duration>,
+    /// The partition's end offset when the reader was positioned: everything
+    /// before it has been returned once the reader gets there.
+    start_end: Option<u64>,
 }
 
 impl EventsTopicFeed {
@@ -43,17 +50,37 @@ impl EventsTopicFeed {
     /// Finds the message to start at by bisecting the partition's offsets, which
     /// needs the broker (waits up to `timeout` per request).
     pub fn new(cfg: &KafkaConfig, from_cmd_seq: u64, timeout: Duration) -> Result<Self> {
-        let from = from_cmd_seq.max(1);
-        let mut reader = TopicReader::new(cfg, "events-feed", &cfg.events_topic, cfg.partition)?;
-        let start = start_offset(&mut reader, from, timeout)?;
-        reader.seek(start)?;
+        let mut feed = Self::connecting(cfg, from_cmd_seq, timeout)?;
+        feed.position()?;
+        Ok(feed)
+    }
+
+    /// A feed like [`new`](Self::new) that asks the broker where to start on its
+    /// first [`recv_timeout`](Feed::recv_timeout) instead of now: while the broker
+    /// cannot answer, that returns [`FeedError::Unavailable`] and the next call
+    /// tries again.
+    pub fn connecting(cfg: &KafkaConfig, from_cmd_seq: u64, timeout: Duration) -> Result<Self> {
+        let reader = TopicReader::new(cfg, "events-feed", &cfg.events_topic, cfg.partition)?;
         Ok(Self {
             reader,
-            next_seq: from,
+            next_seq: from_cmd_seq.max(1),
             started: false,
             assembler: Assembler::new(),
             failed: None,
+            unpositioned: Some(timeout),
+            start_end: None,
         })
+    }
+
+    /// Seeks to the first message at or after `next_seq`, once.
+    fn position(&mut self) -> Result<()> {
+        if let Some(timeout) = self.unpositioned {
+            let (start, end) = start_offset(&mut self.reader, self.next_seq, timeout)?;
+            self.reader.seek(start)?;
+            self.unpositioned = None;
+            self.start_end = Some(end);
+        }
+        Ok(())
     }
 
     fn accept(
@@ -94,11 +121,15 @@ impl EventsTopicFeed {
 
 /// The offset of the first message with `cmd_seq >= from` (`None` when the topic
 /// was never written: its beginning), by bisection over `[low, high)`; the high
-/// watermark when every message is older.
-fn start_offset(reader: &mut TopicReader, from: u64, timeout: Duration) -> Result<Option<u64>> {
+/// watermark when every message is older. Also returns the high watermark.
+fn start_offset(
+    reader: &mut TopicReader,
+    from: u64,
+    timeout: Duration,
+) -> Result<(Option<u64>, u64)> {
     let (low, high) = reader.watermarks(timeout)?;
     if high <= low {
-        return Ok(if high == 0 { None } else { Some(high) });
+        return Ok((if high == 0 { None } else { Some(high) }, high));
     }
     let mut probe = |offset: u64| -> Result<u64> {
         reader.seek(Some(offset))?;
@@ -123,7 +154,7 @@ fn start_offset(reader: &mut TopicReader, from: u64, timeout: Duration) -> Resul
         }
     };
     if probe(low)? >= from {
-        return Ok(Some(low));
+        return Ok((Some(low), high));
     }
     // Invariant: cmd_seq at `lo` < from; answer in (lo, hi].
     let (mut lo, mut hi) = (low, high);
@@ -135,13 +166,21 @@ fn start_offset(reader: &mut TopicReader, from: u64, timeout: Duration) -> Resul
             lo = mid;
         }
     }
-    Ok(Some(hi))
+    Ok((Some(hi), high))
 }
 
 impl Feed for EventsTopicFeed {
     fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<CommittedBatch>, FeedError> {
         if let Some(why) = &self.failed {
             return Err(FeedError::Stopped(why.clone()));
+        }
+        if let Err(e) = self.position() {
+            // Not a stop: the broker may answer next time.
+            std::thread::sleep(timeout.min(Duration::from_millis(200)));
+            return Err(FeedError::Unavailable(format!(
+                "cannot find cmd_seq {} on the events topic: {e:#}",
+                self.next_seq
+            )));
         }
         let mut out: Vec<CommittedCommand> = Vec::new();
         let mut failure = None;
@@ -182,5 +221,13 @@ impl Feed for EventsTopicFeed {
 
     fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    fn reached_start(&self) -> bool {
+        match self.start_end {
+            None => false,
+            Some(0) => true,
+            Some(end) => self.reader.next_offset().is_some_and(|next| next >= end),
+        }
     }
 }

@@ -1,0 +1,265 @@
+//! Kafka mode split across processes, against a real broker (tansu): a `gpux
+//! engine` process, and two gateways (`gpux gateway`, in-process through the
+//! library entry point the binary calls) that each produce commands to the
+//! commands topic and follow the events topic. An order placed through one
+//! gateway is answered once the engine committed it, and the other gateway sees
+//! it, its fill and the keys created through the first; a gateway started while
+//! the broker is down waits for it instead of failing; both stop cleanly; and the
+//! events topic equals the engine's ledger.
+
+mod support;
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use gpux::config::ServeConfig;
+use gpux::serve::run_gateway_until;
+use gpux_sequencer::kafka::KafkaConfig;
+use serde_json::Value;
+use support::broker::Broker;
+use support::{http, EngineProcess, Lines, PATIENCE};
+
+const ADMIN: &str = "gpux_admin_kafka_gateway_test_key";
+const MARKET: &str = "h100-sxm.us-east";
+
+/// A `gpux gateway` running in a thread.
+struct Gateway {
+    lines: mpsc::Receiver<String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Gateway {
+    fn start(cfg: &KafkaConfig, data: &std::path::Path) -> Gateway {
+        let mut opts = ServeConfig {
+            data: data.to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_key: Some(ADMIN.into()),
+            ..ServeConfig::default()
+        };
+        opts.kafka.brokers = Some(cfg.brokers.clone());
+        opts.kafka.commands_topic = cfg.commands_topic.clone();
+        opts.kafka.events_topic = cfg.events_topic.clone();
+        let (tx, lines) = mpsc::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let mut out = Lines(Vec::new(), tx);
+            run_gateway_until(opts, &mut out, async {
+                let _ = stop_rx.await;
+            })
+        });
+        Gateway {
+            lines,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits for the ready line; returns the listen address.
+    fn wait_ready(&self) -> String {
+        let line = self
+            .lines
+            .recv_timeout(PATIENCE)
+            .expect("the gateway's ready line");
+        let v: Value = serde_json::from_str(&line).expect("a JSON ready line");
+        assert_eq!(v["mode"], "gateway", "{line}");
+        assert!(v["admin_key_file"].is_null(), "{line}");
+        v["listen"].as_str().expect("listen").to_owned()
+    }
+
+    /// Stops it; it must stop cleanly.
+    fn stop(mut self) {
+        let _ = self.stop.take().expect("running").send(());
+        self.thread
+            .take()
+            .expect("running")
+            .join()
+            .expect("the gateway thread")
+            .expect("a clean stop");
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// `http`, asserting the status.
+fn call(addr: &str, method: &str, path: &str, key: &str, body: &str, want: u16) -> Value {
+    let (status, v) = http(addr, method, path, key, body);
+    assert_eq!(status, want, "{method} {path} {body}: {v}");
+    v
+}
+
+/// Polls `GET path` on `addr` until `pred` holds.
+fn eventually(addr: &str, path: &str, key: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let (status, v) = http(addr, "GET", path, key, "");
+        if status == 200 && pred(&v) {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < PATIENCE,
+            "GET {path} on {addr}: {status} {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn gateways_in_front_of_an_engine_process_trade_through_the_broker() {
+    support::init_logging();
+    let mut broker = Broker::start();
+    broker.create_topics(&["cmds", "events"]);
+    let cfg = broker.config("cmds", "events");
+    let dir = tempfile::tempdir().unwrap();
+
+    // A gateway started while the broker is away waits for it.
+    broker.kill();
+    let a = Gateway::start(&cfg, &dir.path().join("gw-a"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        a.lines.try_recv().is_err(),
+        "no ready line without a broker"
+    );
+    broker.restart();
+    let a_addr = a.wait_ready();
+
+    let mut engine = EngineProcess::spawn(&dir.path().join("engine"), &cfg, &[]);
+    assert_eq!(engine.wait_ready(), 0);
+
+    // Through gateway A: a market, a provider with capacity and an ask.
+    call(
+        &a_addr,
+        "POST",
+        "/v1/markets",
+        ADMIN,
+        &format!(
+            r#"{{"market":"{MARKET}","tick_size":"0.01","lot_size":"1","maker_fee_bps":10,"taker_fee_bps":20}}"#
+        ),
+        201,
+    );
+    let seller = call(
+        &a_addr,
+        "POST",
+        "/v1/accounts",
+        ADMIN,
+        r#"{"account":1}"#,
+        201,
+    )["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        &a_addr,
+        "POST",
+        "/v1/capacity/add",
+        &seller,
+        &format!(r#"{{"market":"{MARKET}","quantity":"8"}}"#),
+        200,
+    );
+    let ask = call(
+        &a_addr,
+        "POST",
+        "/v1/orders",
+        &seller,
+        &format!(r#"{{"market":"{MARKET}","side":"sell","price":"2.40","quantity":"8"}}"#),
+        200,
+    );
+    assert_eq!(ask["status"], "resting", "{ask}");
+    let ask_id = ask["order_id"].as_u64().unwrap();
+
+    // Gateway B, started now, catches up from the topic: it knows the seller's key
+    // and order, and takes a buyer's order that fills against it.
+    let b = Gateway::start(&cfg, &dir.path().join("gw-b"));
+    let b_addr = b.wait_ready();
+    let seen = call(
+        &b_addr,
+        "GET",
+        &format!("/v1/orders/{ask_id}"),
+        &seller,
+        "",
+        200,
+    );
+    assert_eq!(seen["remaining"], "8", "{seen}");
+    let buyer = call(
+        &b_addr,
+        "POST",
+        "/v1/accounts",
+        ADMIN,
+        r#"{"account":2}"#,
+        201,
+    )["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        &b_addr,
+        "POST",
+        "/v1/accounts/2/deposits",
+        ADMIN,
+        r#"{"amount":"100"}"#,
+        200,
+    );
+    let bid = call(
+        &b_addr,
+        "POST",
+        "/v1/orders",
+        &buyer,
+        &format!(r#"{{"market":"{MARKET}","side":"buy","order_type":"market","quantity":"3"}}"#),
+        200,
+    );
+    assert_eq!(bid["status"], "filled", "{bid}");
+    assert_eq!(bid["fills"][0]["order_id"], bid["order_id"], "{bid}");
+
+    // Gateway A sees the fill on the seller's side, and the buyer's key.
+    let fills = eventually(&a_addr, "/v1/fills", &seller, |v| {
+        v["fills"].as_array().is_some_and(|f| !f.is_empty())
+    });
+    assert_eq!(fills["fills"][0]["quantity"], "3", "{fills}");
+    assert_eq!(fills["fills"][0]["liquidity"], "maker", "{fills}");
+    call(&a_addr, "GET", "/v1/balances", &buyer, "", 200);
+
+    // Both replicas healthy and at the same command; unknown keys refused.
+    let head = bid["cmd_seq"].as_u64().unwrap();
+    for addr in [&a_addr, &b_addr] {
+        let h = eventually(addr, "/v1/health", "", |v| v["applied_seq"] == head);
+        assert_eq!(h["status"], "ok", "{h}");
+        assert_eq!(http(addr, "GET", "/v1/balances", "not-a-key", "").0, 401);
+    }
+
+    a.stop();
+    b.stop();
+    assert_eq!(engine.try_wait(), None, "the engine runs on");
+    assert_eq!(engine.terminate(), head);
+    assert_eq!(
+        support::assert_events_topic_matches_ledger(&dir.path().join("engine"), &cfg),
+        head
+    );
+    support::assert_replay_verify(&dir.path().join("engine"));
+}
+
+#[test]
+fn a_gateway_without_a_broker_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ServeConfig {
+        data: dir.path().join("gw"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..ServeConfig::default()
+    };
+    let (tx, rx) = mpsc::channel();
+    let err = run_gateway_until(opts, &mut Lines(Vec::new(), tx), async {})
+        .expect_err("no broker configured");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("--kafka") && msg.contains("gpux serve"),
+        "{msg}"
+    );
+    assert!(rx.try_recv().is_err(), "no ready line");
+    assert!(!dir.path().join("gw").exists(), "nothing written");
+}
