@@ -249,6 +249,10 @@ fn run_role(
     let metrics = Metrics::new();
     let probe: Arc<OnceLock<GatewayProbe>> = Arc::default();
     gw.extra_routes = Some(metrics_routes(metrics.clone(), Arc::clone(&probe)));
+    let counted = metrics.clone();
+    gw.on_request = Some(Arc::new(move |method, route, status| {
+        counted.http_request(method, route, status);
+    }));
 
     let (behind, submitter, feed): (Behind, Arc<dyn Submitter>, Box<dyn Feed>) = match &kafka {
         Some(k) if gateway_only => {

@@ -11,7 +11,7 @@ mod support;
 use gpux::config::ServeConfig;
 use gpux::serve::run_until;
 use serde_json::Value;
-use support::{http, Lines};
+use support::{http, http_text, Lines};
 
 #[test]
 fn serve_answers_http_keeps_its_admin_key_and_stops_cleanly() {
@@ -72,6 +72,35 @@ fn serve_answers_http_keeps_its_admin_key_and_stops_cleanly() {
         }
         let (status, _) = http(&addr, "GET", "/v1/balances", "not-a-key", "");
         assert_eq!(status, 401);
+        assert_eq!(http(&addr, "GET", "/no/such/path", "", "").0, 404);
+
+        // Every answered request is counted by method, route template and status.
+        let (status, metrics) = http_text(&addr, "GET", "/metrics", "", "");
+        assert_eq!(status, 200);
+        let count = |method: &str, route: &str, status: u16| -> Option<u64> {
+            let series = format!(
+                "gpux_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} "
+            );
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .map(|v| v.trim().parse().unwrap())
+        };
+        if round == 0 {
+            assert_eq!(count("POST", "/v1/accounts", 201), Some(1), "{metrics}");
+        } else {
+            assert_eq!(
+                count("GET", "/v1/accounts/{account}/balances", 200),
+                Some(1),
+                "{metrics}"
+            );
+            assert!(
+                !metrics.contains("/v1/accounts/1/"),
+                "no raw paths: {metrics}"
+            );
+        }
+        assert_eq!(count("GET", "/v1/balances", 401), Some(1), "{metrics}");
+        assert_eq!(count("GET", "unmatched", 404), Some(1), "{metrics}");
 
         stop_tx.send(()).unwrap();
         server.join().unwrap().unwrap();

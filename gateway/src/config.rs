@@ -125,7 +125,14 @@ pub struct GatewayConfig {
     /// Routes served beside the API on the same listener (e.g. the process's
     /// `GET /metrics`); they see no gateway state and get no auth or rate limits.
     pub extra_routes: Option<axum::Router>,
+    /// Called once per answered request with its method, its matched route
+    /// template (`/v1/orders/{order_id}`, never the raw path; `unmatched` when no
+    /// route matched) and its status: for request metrics.
+    pub on_request: Option<RequestObserver>,
 }
+
+/// See [`GatewayConfig::on_request`]: `(method, route, status)`.
+pub type RequestObserver = std::sync::Arc<dyn Fn(&str, &str, u16) + Send + Sync>;
 
 impl GatewayConfig {
     /// The defaults, listening on `listen` with `admin_key`.
@@ -142,6 +149,7 @@ impl GatewayConfig {
             history: HistoryConfig::default(),
             market_data: MarketDataConfig::default(),
             extra_routes: None,
+            on_request: None,
         }
     }
 
@@ -190,6 +198,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("idempotency", &self.idempotency)
             .field("history", &self.history)
             .field("market_data", &self.market_data)
+            .field("on_request", &self.on_request.is_some())
             .finish()
     }
 }

@@ -99,6 +99,8 @@ pub mod testkit;
 
 pub use crate::core::{GatewayStats, HealthReport};
 pub use auth::{Authenticator, KeyStore, Principal};
-pub use config::{GatewayConfig, HistoryConfig, IdempotencyConfig, RateLimit, RateLimitConfig};
+pub use config::{
+    GatewayConfig, HistoryConfig, IdempotencyConfig, RateLimit, RateLimitConfig, RequestObserver,
+};
 pub use error::ApiError;
 pub use server::{served_routes, start, Backend, GatewayProbe, RunningGateway};

@@ -111,14 +111,37 @@ fn app(state: AppState, market_data: MarketDataHandle) -> Router {
     let body_limit = state.shared.cfg.body_limit_bytes;
     let auth: Arc<dyn Authenticator> = Arc::clone(&state.shared.keys) as Arc<dyn Authenticator>;
     let extra = state.shared.cfg.extra_routes.clone().unwrap_or_default();
-    api_routes()
+    let observe = state.shared.cfg.on_request.clone();
+    let app = api_routes()
         .router
         .with_state(state)
         .merge(marketdata::routes(market_data, auth))
         .merge(extra)
         .fallback(rest::system::not_found)
         .method_not_allowed_fallback(rest::system::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(body_limit));
+    match observe {
+        Some(observe) => app.layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let observe = Arc::clone(&observe);
+                async move {
+                    let method = req.method().clone();
+                    let route = req
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map(|p| p.as_str().to_owned());
+                    let response = next.run(req).await;
+                    observe(
+                        method.as_str(),
+                        route.as_deref().unwrap_or("unmatched"),
+                        response.status().as_u16(),
+                    );
+                    response
+                }
+            },
+        )),
+        None => app,
+    }
 }
 
 /// A running gateway. Call [`RunningGateway::shutdown`] to stop it gracefully;

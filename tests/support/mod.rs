@@ -473,8 +473,8 @@ pub fn assert_replay_verify(dir: &Path) {
     );
 }
 
-/// One HTTP/1.1 request; returns the status and the JSON body.
-pub fn http(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
+/// One HTTP/1.1 request; returns the status and the body as text.
+pub fn http_text(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     write!(
@@ -487,7 +487,13 @@ pub fn http(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16
     s.read_to_string(&mut resp).unwrap();
     let status = resp[9..12].parse().unwrap();
     let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    (status, body.to_owned())
+}
+
+/// One HTTP/1.1 request; returns the status and the JSON body.
+pub fn http(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
+    let (status, text) = http_text(addr, method, path, key, body);
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// Sends each flushed line to a channel.
