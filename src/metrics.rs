@@ -21,6 +21,10 @@
 //! | `gpux_http_requests_total{method,route,status}` | counter | [`Metrics::http_request`] |
 //! | `gpux_build_info{version}` | info | constant |
 //!
+//! A gateway without an exchange (`gpux gateway`, [`Metrics::for_gateway`]) serves
+//! only the follower `cmd_seq`, book, WebSocket, HTTP and build series: it has no
+//! pipeline, and no ledger to measure a lag against.
+//!
 //! # Commit latency: quantile gauges, not a histogram
 //!
 //! The pipeline already measures every batch's read-to-durable time into
@@ -183,33 +187,57 @@ impl Default for Metrics {
 impl Metrics {
     /// A registry with every gpux metric, at zero.
     pub fn new() -> Self {
+        Self::build(true)
+    }
+
+    /// The metrics of a process without an exchange (`gpux gateway`): those of the
+    /// gateway only (followers' `cmd_seq`, books, WebSocket clients, HTTP requests,
+    /// build), so no pipeline or lag series sits at a misleading zero.
+    pub fn for_gateway() -> Self {
+        Self::build(false)
+    }
+
+    fn build(pipeline: bool) -> Self {
         let mut registry = Registry::with_prefix("gpux");
+        // Metrics outside the registry are kept up to date but never rendered.
+        let mut unlisted = Registry::default();
+        fn pick<'a>(
+            listed: &'a mut Registry,
+            unlisted: &'a mut Registry,
+            list: bool,
+        ) -> &'a mut Registry {
+            if list {
+                listed
+            } else {
+                unlisted
+            }
+        }
         let commands_applied = Counter::default();
-        registry.register(
+        pick(&mut registry, &mut unlisted, pipeline).register(
             "commands_applied",
             "Commands applied by the engine since start (commands/s: rate())",
             commands_applied.clone(),
         );
         let events_durable = Counter::default();
-        registry.register(
+        pick(&mut registry, &mut unlisted, pipeline).register(
             "events_durable",
             "Events made durable in the ledger since start",
             events_durable.clone(),
         );
         let ledger_batches = Counter::default();
-        registry.register(
+        pick(&mut registry, &mut unlisted, pipeline).register(
             "ledger_batches",
             "Ledger batches committed (one synced write each) since start",
             ledger_batches.clone(),
         );
         let durable_seq = GaugeU64::default();
-        registry.register(
+        pick(&mut registry, &mut unlisted, pipeline).register(
             "durable_cmd_seq",
             "Highest command sequence number durable in the ledger",
             durable_seq.clone(),
         );
         let commit_latency = Family::<QuantileLabels, GaugeF64>::default();
-        registry.register_with_unit(
+        pick(&mut registry, &mut unlisted, pipeline).register_with_unit(
             "batch_commit_latency",
             "Time from a command being read from the log to its batch being durable, \
              quantiles since start (the pipeline's own histogram, ~3% precision)",
@@ -217,14 +245,14 @@ impl Metrics {
             commit_latency.clone(),
         );
         let commit_latency_max = GaugeF64::default();
-        registry.register_with_unit(
+        pick(&mut registry, &mut unlisted, pipeline).register_with_unit(
             "batch_commit_latency_max",
             "Longest read-to-durable time of a batch since start",
             Unit::Seconds,
             commit_latency_max.clone(),
         );
         let commit_latency_mean = GaugeF64::default();
-        registry.register_with_unit(
+        pick(&mut registry, &mut unlisted, pipeline).register_with_unit(
             "batch_commit_latency_mean",
             "Mean read-to-durable time of a batch since start",
             Unit::Seconds,
@@ -238,7 +266,7 @@ impl Metrics {
             follower_seq.clone(),
         );
         let follower_lag = Family::<FollowerLabels, GaugeU64>::default();
-        registry.register(
+        pick(&mut registry, &mut unlisted, pipeline).register(
             "follower_lag_commands",
             "Commands durable in the ledger that a follower has not applied yet",
             follower_lag.clone(),
@@ -676,6 +704,39 @@ mod tests {
         );
         m.set_ws_clients(12);
         assert_eq!(value(&m.render(), "gpux_websocket_clients"), Some(12.0));
+    }
+
+    #[test]
+    fn a_gateway_alone_shows_no_pipeline_or_lag_series() {
+        let m = Metrics::for_gateway();
+        m.set_follower_seq("gateway", 42);
+        m.http_request("GET", "/v1/markets", 200);
+        let t = m.render();
+        assert_eq!(
+            value(&t, "gpux_follower_cmd_seq{follower=\"gateway\"}"),
+            Some(42.0)
+        );
+        assert_eq!(
+            value(
+                &t,
+                "gpux_http_requests_total{method=\"GET\",route=\"/v1/markets\",status=\"200\"}"
+            ),
+            Some(1.0)
+        );
+        for absent in [
+            "gpux_commands_applied",
+            "gpux_durable_cmd_seq",
+            "gpux_batch_commit_latency",
+            "gpux_follower_lag_commands",
+            "gpux_ledger_batches",
+        ] {
+            assert!(!t.contains(absent), "{absent} in:\n{t}");
+        }
+        let full = Metrics::new();
+        full.set_follower_seq("gateway", 42);
+        let t = full.render();
+        assert!(t.contains("gpux_durable_cmd_seq"), "{t}");
+        assert!(t.contains("gpux_follower_lag_commands"), "{t}");
     }
 
     #[test]

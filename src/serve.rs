@@ -246,7 +246,11 @@ fn run_role(
     };
     let mut gw = gateway_config(cfg.listen, admin_key, &cfg.gateway);
     gw.validate().map_err(|e| anyhow!("{e}"))?;
-    let metrics = Metrics::new();
+    let metrics = if gateway_only {
+        Metrics::for_gateway()
+    } else {
+        Metrics::new()
+    };
     let probe: Arc<OnceLock<GatewayProbe>> = Arc::default();
     gw.extra_routes = Some(metrics_routes(metrics.clone(), Arc::clone(&probe)));
     let counted = metrics.clone();

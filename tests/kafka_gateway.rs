@@ -233,6 +233,17 @@ fn gateways_in_front_of_an_engine_process_trade_through_the_broker() {
         assert_eq!(http(addr, "GET", "/v1/balances", "not-a-key", "").0, 401);
     }
 
+    // A gateway's metrics: its requests, and no pipeline series it cannot know.
+    let (status, metrics) = support::http_text(&b_addr, "GET", "/metrics", "", "");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(
+            "gpux_http_requests_total{method=\"POST\",route=\"/v1/orders\",status=\"200\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("gpux_durable_cmd_seq"), "{metrics}");
+
     a.stop();
     b.stop();
     assert_eq!(engine.try_wait(), None, "the engine runs on");
