@@ -201,43 +201,37 @@ impl Metrics {
         let mut registry = Registry::with_prefix("gpux");
         // Metrics outside the registry are kept up to date but never rendered.
         let mut unlisted = Registry::default();
-        fn pick<'a>(
-            listed: &'a mut Registry,
-            unlisted: &'a mut Registry,
-            list: bool,
-        ) -> &'a mut Registry {
-            if list {
-                listed
-            } else {
-                unlisted
-            }
-        }
+        let pipe = if pipeline {
+            &mut registry
+        } else {
+            &mut unlisted
+        };
         let commands_applied = Counter::default();
-        pick(&mut registry, &mut unlisted, pipeline).register(
+        pipe.register(
             "commands_applied",
             "Commands applied by the engine since start (commands/s: rate())",
             commands_applied.clone(),
         );
         let events_durable = Counter::default();
-        pick(&mut registry, &mut unlisted, pipeline).register(
+        pipe.register(
             "events_durable",
             "Events made durable in the ledger since start",
             events_durable.clone(),
         );
         let ledger_batches = Counter::default();
-        pick(&mut registry, &mut unlisted, pipeline).register(
+        pipe.register(
             "ledger_batches",
             "Ledger batches committed (one synced write each) since start",
             ledger_batches.clone(),
         );
         let durable_seq = GaugeU64::default();
-        pick(&mut registry, &mut unlisted, pipeline).register(
+        pipe.register(
             "durable_cmd_seq",
             "Highest command sequence number durable in the ledger",
             durable_seq.clone(),
         );
         let commit_latency = Family::<QuantileLabels, GaugeF64>::default();
-        pick(&mut registry, &mut unlisted, pipeline).register_with_unit(
+        pipe.register_with_unit(
             "batch_commit_latency",
             "Time from a command being read from the log to its batch being durable, \
              quantiles since start (the pipeline's own histogram, ~3% precision)",
@@ -245,18 +239,24 @@ impl Metrics {
             commit_latency.clone(),
         );
         let commit_latency_max = GaugeF64::default();
-        pick(&mut registry, &mut unlisted, pipeline).register_with_unit(
+        pipe.register_with_unit(
             "batch_commit_latency_max",
             "Longest read-to-durable time of a batch since start",
             Unit::Seconds,
             commit_latency_max.clone(),
         );
         let commit_latency_mean = GaugeF64::default();
-        pick(&mut registry, &mut unlisted, pipeline).register_with_unit(
+        pipe.register_with_unit(
             "batch_commit_latency_mean",
             "Mean read-to-durable time of a batch since start",
             Unit::Seconds,
             commit_latency_mean.clone(),
+        );
+        let follower_lag = Family::<FollowerLabels, GaugeU64>::default();
+        pipe.register(
+            "follower_lag_commands",
+            "Commands durable in the ledger that a follower has not applied yet",
+            follower_lag.clone(),
         );
         let follower_seq = Family::<FollowerLabels, GaugeU64>::default();
         registry.register(
@@ -264,12 +264,6 @@ impl Metrics {
             "Last command sequence number a follower (gateway replica, events publisher, \
              standby) has applied",
             follower_seq.clone(),
-        );
-        let follower_lag = Family::<FollowerLabels, GaugeU64>::default();
-        pick(&mut registry, &mut unlisted, pipeline).register(
-            "follower_lag_commands",
-            "Commands durable in the ledger that a follower has not applied yet",
-            follower_lag.clone(),
         );
         let book_orders = Family::<BookLabels, GaugeU64>::default();
         registry.register(

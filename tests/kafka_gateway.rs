@@ -95,6 +95,15 @@ fn call(addr: &str, method: &str, path: &str, key: &str, body: &str, want: u16) 
     v
 }
 
+/// Creates account `account` through the gateway at `addr`; returns its API key.
+fn create_account(addr: &str, account: u64) -> String {
+    let body = format!(r#"{{"account":{account}}}"#);
+    call(addr, "POST", "/v1/accounts", ADMIN, &body, 201)["api_key"]
+        .as_str()
+        .expect("an api_key")
+        .to_owned()
+}
+
 /// Polls `GET path` on `addr` until `pred` holds.
 fn eventually(addr: &str, path: &str, key: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let t0 = Instant::now();
@@ -144,17 +153,7 @@ fn gateways_in_front_of_an_engine_process_trade_through_the_broker() {
         ),
         201,
     );
-    let seller = call(
-        &a_addr,
-        "POST",
-        "/v1/accounts",
-        ADMIN,
-        r#"{"account":1}"#,
-        201,
-    )["api_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let seller = create_account(&a_addr, 1);
     call(
         &a_addr,
         "POST",
@@ -187,17 +186,7 @@ fn gateways_in_front_of_an_engine_process_trade_through_the_broker() {
         200,
     );
     assert_eq!(seen["remaining"], "8", "{seen}");
-    let buyer = call(
-        &b_addr,
-        "POST",
-        "/v1/accounts",
-        ADMIN,
-        r#"{"account":2}"#,
-        201,
-    )["api_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let buyer = create_account(&b_addr, 2);
     call(
         &b_addr,
         "POST",

@@ -38,10 +38,10 @@ pub struct EventsTopicFeed {
     /// Joins the parts of split commands.
     assembler: Assembler,
     failed: Option<String>,
-    /// Until the reader is positioned: how long each broker request may take.
-    unpositioned: Option<Duration>,
-    /// The partition's end offset when the reader was positioned: everything
-    /// before it has been returned once the reader gets there.
+    /// How long each broker request may take while positioning.
+    timeout: Duration,
+    /// The partition's end offset when the reader was positioned (`None`: not yet):
+    /// everything before it has been returned once the reader gets there.
     start_end: Option<u64>,
 }
 
@@ -67,17 +67,16 @@ impl EventsTopicFeed {
             started: false,
             assembler: Assembler::new(),
             failed: None,
-            unpositioned: Some(timeout),
+            timeout,
             start_end: None,
         })
     }
 
     /// Seeks to the first message at or after `next_seq`, once.
     fn position(&mut self) -> Result<()> {
-        if let Some(timeout) = self.unpositioned {
-            let (start, end) = start_offset(&mut self.reader, self.next_seq, timeout)?;
+        if self.start_end.is_none() {
+            let (start, end) = start_offset(&mut self.reader, self.next_seq, self.timeout)?;
             self.reader.seek(start)?;
-            self.unpositioned = None;
             self.start_end = Some(end);
         }
         Ok(())
@@ -175,8 +174,7 @@ impl Feed for EventsTopicFeed {
             return Err(FeedError::Stopped(why.clone()));
         }
         if let Err(e) = self.position() {
-            // Not a stop: the broker may answer next time.
-            std::thread::sleep(timeout.min(Duration::from_millis(200)));
+            // Not a stop: the broker may answer next time (the caller backs off).
             return Err(FeedError::Unavailable(format!(
                 "cannot find cmd_seq {} on the events topic: {e:#}",
                 self.next_seq
