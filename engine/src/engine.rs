@@ -541,7 +541,9 @@ impl<B: OrderBook> Engine<B> {
     }
 
     /// Matches `t` against the book. Returns `true` when self-trade prevention
-    /// stopped it (its remainder must then be cancelled).
+    /// stopped it (its remainder must then be cancelled). At each maker the price
+    /// and (market buys) the budget are checked before self-trade prevention, so
+    /// STP acts only where the order would otherwise trade.
     fn run_match<S: EventSink>(&mut self, mi: usize, t: &mut Taker, out: &mut S) -> bool {
         let opposite = t.side.opposite();
         while t.remaining > 0 {
@@ -552,6 +554,13 @@ impl<B: OrderBook> Engine<B> {
                 .is_some_and(|l| !t.side.crosses(l, maker.price_ticks))
             {
                 break;
+            }
+            let mut lots = t.remaining.min(maker.quantity_lots);
+            if let Some(budget) = t.budget {
+                lots = lots.min(self.affordable_lots(mi, budget, maker.price_ticks));
+                if lots == 0 {
+                    break;
+                }
             }
             if maker.account == t.account && t.stp != StpMode::None {
                 match t.stp {
@@ -565,13 +574,6 @@ impl<B: OrderBook> Engine<B> {
                         return true;
                     }
                     StpMode::None => unreachable!(),
-                }
-            }
-            let mut lots = t.remaining.min(maker.quantity_lots);
-            if let Some(budget) = t.budget {
-                lots = lots.min(self.affordable_lots(mi, budget, maker.price_ticks));
-                if lots == 0 {
-                    break;
                 }
             }
             self.trade(mi, t, &maker, lots, out);

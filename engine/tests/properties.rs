@@ -135,16 +135,18 @@ fn kind() -> impl Strategy<Value = Kind> {
         2 => Just(Kind::Fok),
         3 => (1..30u64).prop_map(Kind::Gtd),
         2 => Just(Kind::PostOnly),
-        3 => prop::option::weighted(0.5, 1..3_000u32).prop_map(Kind::Market),
+        // Caps in cents: often below the price of one lot (about 1.25 to 2.5 USD),
+        // so that a market buy's budget runs out at or before a level.
+        3 => prop::option::weighted(0.6, prop_oneof![1..400u32, 400..3_000u32]).prop_map(Kind::Market),
         1 => (0..4u8).prop_map(Kind::Misshapen),
     ]
 }
 
 fn stp() -> impl Strategy<Value = StpMode> {
     prop_oneof![
-        6 => Just(StpMode::CancelTaker),
-        1 => Just(StpMode::CancelMaker),
-        1 => Just(StpMode::CancelBoth),
+        3 => Just(StpMode::CancelTaker),
+        2 => Just(StpMode::CancelMaker),
+        2 => Just(StpMode::CancelBoth),
         1 => Just(StpMode::None),
     ]
 }
@@ -530,8 +532,9 @@ impl Model {
     /// Applies one command's events and checks them against the command: GTD
     /// orders expire exactly when a later timestamp arrives; a refused FOK could
     /// not have filled; a market buy spends at most its budget (available USD
-    /// before it, `usd_before`, or its cap) and stops only when one more lot is
-    /// unaffordable; a mass cancel leaves nothing open in its scope.
+    /// before it, `usd_before`, or its cap), stops only when one more lot is
+    /// unaffordable, and applies self-trade prevention only at an own ask where
+    /// it could buy a lot; a mass cancel leaves nothing open in its scope.
     fn apply_command(
         &mut self,
         engine: &Engine<Book>,
@@ -625,6 +628,46 @@ impl Model {
                     .sum();
                 if spent > budget {
                     return Err(format!("market buy spent {spent} of a {budget} budget"));
+                }
+                // Self-trade prevention acts only where the order would trade: each
+                // own ask it cancelled, and the own ask that stopped it, must have
+                // been affordable (one lot, taker fee included) with what was left.
+                let spec = engine.market(&o.market).unwrap();
+                let micros = |usd: Decimal| (usd * Decimal::from(1_000_000)).to_i128().unwrap();
+                let lot_cost = |price: Decimal| {
+                    let n = micros(price * spec.lot_size);
+                    n + n * spec.taker_fee_bps as i128 / 10_000
+                };
+                let mut left = micros(budget);
+                let stp = gpux_engine::CancelReason::SelfTradePrevention;
+                for e in events {
+                    let blocked_at = match e {
+                        Event::TradeExecuted(t) if t.taker_order == id => {
+                            left -= micros(t.price * t.quantity + t.taker_fee);
+                            None
+                        }
+                        Event::OrderCancelled(c)
+                            if c.resting && c.reason == stp && c.account == o.account =>
+                        {
+                            c.price
+                        }
+                        Event::OrderCancelled(c)
+                            if c.order == id
+                                && c.reason == stp
+                                && o.stp == StpMode::CancelTaker =>
+                        {
+                            // The own ask that stopped it is still the best ask.
+                            self.front(o.market, Side::Sell).map(|r| r.price)
+                        }
+                        _ => None,
+                    };
+                    if let Some(price) = blocked_at.filter(|&p| lot_cost(p) > left) {
+                        return Err(format!(
+                            "self-trade prevention at {price}, where one lot costs {} \
+                             and the market buy had {left} micro-USD left",
+                            lot_cost(price)
+                        ));
+                    }
                 }
                 let out_of_money = events.iter().any(|e| {
                     matches!(e, Event::OrderCancelled(c) if c.order == id

@@ -795,6 +795,64 @@ fn self_trade_prevention_applies_to_an_amend_with_the_orders_own_mode() {
     assert_eq!(x.open(1), [1]);
 }
 
+/// A market buy applied self-trade prevention at an own ask it could not afford a
+/// single lot of: with `cancel_maker`/`cancel_both` it cancelled the own ask for
+/// nothing, with `cancel_taker` it ended as `self_trade_prevention` instead of
+/// `market_remainder`. STP applies only where the order would trade.
+#[test]
+fn market_buy_applied_stp_where_it_could_not_trade() {
+    for (stp, shown) in [
+        (StpMode::CancelTaker, ""),
+        (StpMode::CancelMaker, " stp cancel_maker"),
+        (StpMode::CancelBoth, " stp cancel_both"),
+        (StpMode::None, " stp none"),
+    ] {
+        // The market of the report: lot 0.5, maker 10 bps, taker 25 bps.
+        let mut x = Exchange::bare();
+        x.given(list_market(M, "0.01", "0.5", 10, 25));
+        x.trader(1, "100", "10");
+        x.given(sell(1, "4", "2.40")); // #1
+                                       // One lot (0.5) at 2.40 costs 1.2 + 0.003 taker fee: 0.01 buys nothing.
+        then(
+            &x.when(market_buy(1, "1").cap("0.01").stp(stp)),
+            &[
+                &format!("accepted #2 acct 1 buy 1.0 market ioc{shown}"),
+                "cancelled #2 acct 1 buy 1.0 market: market_remainder",
+            ],
+        );
+        assert_eq!(x.asks(), ["4.0 @ 2.40"], "{stp:?}");
+        assert_eq!(x.usd(1), "100 + 0 held");
+        assert_eq!(x.gpu(1), "6 + 4 held");
+    }
+}
+
+#[test]
+fn a_market_buy_whose_budget_runs_out_before_its_own_ask_leaves_it_alone() {
+    let mut x = Exchange::new();
+    x.trader(1, "100", "5").provider(2, "1");
+    x.given(sell(2, "1", "2.40")); // #1
+    x.given(sell(1, "5", "2.50")); // #2, own
+    then(
+        // One lot at 2.40 costs 2.4048; what is left of 3 cannot buy one at 2.50.
+        &x.when(market_buy(1, "3").cap("3").stp(StpMode::CancelMaker)),
+        &[
+            "accepted #3 acct 1 buy 3 market ioc stp cancel_maker",
+            "trade 1: 1 @ 2.40, maker #1 acct 2 (fee 0.0024, left 0), taker #3 acct 1 buy (fee 0.0048, left 2)",
+            "cancelled #3 acct 1 buy 2 market: market_remainder",
+        ],
+    );
+    assert_eq!(x.asks(), ["5 @ 2.50"]);
+    // Where it can afford a lot, the own ask is cancelled as before.
+    then(
+        &x.when(market_buy(1, "1").cap("3").stp(StpMode::CancelMaker)),
+        &[
+            "accepted #4 acct 1 buy 1 market ioc stp cancel_maker",
+            "cancelled #2 acct 1 sell 5 @ 2.50: self_trade_prevention, off the book",
+            "cancelled #4 acct 1 buy 1 market: market_remainder",
+        ],
+    );
+}
+
 #[test]
 fn deposits_and_withdrawals_move_only_available_usd() {
     let mut x = Exchange::new();
