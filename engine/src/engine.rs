@@ -17,8 +17,8 @@ use crate::event::{
     OrderAccepted, OrderAmended, OrderCancelled, OrderRested, Rejection, TradeExecuted,
 };
 use crate::limits::{
-    ACCOUNTS_MAX, CASH_TOTAL_MAX_MICROS, LOTS_TOTAL_MAX, MARKETS_MAX, OPEN_ORDERS_PER_ACCOUNT_MAX,
-    OPEN_ORDERS_PER_BOOK_MAX,
+    ACCOUNTS_MAX, CASH_TOTAL_MAX_MICROS, EXPIRIES_PER_COMMAND_MAX, LOTS_TOTAL_MAX, MARKETS_MAX,
+    MATCHES_PER_COMMAND_MAX, OPEN_ORDERS_PER_ACCOUNT_MAX, OPEN_ORDERS_PER_BOOK_MAX,
 };
 use crate::market::{cash_decimal, cash_micros, MarketSpec, OrderShape};
 use crate::reject::RejectReason;
@@ -55,6 +55,19 @@ pub struct Engine<B: OrderBook = Book> {
     pub(crate) last_ts_ns: u64,
     /// Sum of all USD balances, in micro-USD: changes only by deposits and withdrawals.
     pub(crate) cash_total: u64,
+}
+
+/// Why [`Engine::run_match`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MatchEnd {
+    /// Filled, or nothing more it can trade with: no crossing maker left, or a
+    /// market buy cannot afford one more lot.
+    Done,
+    /// Self-trade prevention stopped it: the rest is cancelled.
+    SelfTrade,
+    /// It met [`MATCHES_PER_COMMAND_MAX`] makers and would meet another: the rest
+    /// is cancelled.
+    MatchLimit,
 }
 
 /// An incoming order while it matches.
@@ -486,18 +499,22 @@ impl<B: OrderBook> Engine<B> {
             stp: o.stp,
             budget,
         };
-        let stp_stopped = self.run_match(mi, &mut taker, out);
-        let reason = if stp_stopped {
-            Some(CancelReason::SelfTradePrevention)
-        } else if taker.remaining == 0 {
-            None
-        } else {
-            match tif {
+        let reason = match self.run_match(mi, &mut taker, out) {
+            MatchEnd::SelfTrade => Some(CancelReason::SelfTradePrevention),
+            MatchEnd::MatchLimit => {
+                assert!(
+                    tif != TimeInForce::Fok,
+                    "FOK checked fillable within the bound"
+                );
+                Some(CancelReason::MatchLimit)
+            }
+            MatchEnd::Done if taker.remaining == 0 => None,
+            MatchEnd::Done => match tif {
                 _ if o.order_type == OrderType::Market => Some(CancelReason::MarketRemainder),
                 TimeInForce::Ioc => Some(CancelReason::IocRemainder),
                 TimeInForce::Fok => unreachable!("FOK checked fillable"),
                 TimeInForce::Gtc | TimeInForce::Gtd => None,
-            }
+            },
         };
         let template = RestingOrder {
             id,
@@ -515,7 +532,10 @@ impl<B: OrderBook> Engine<B> {
     }
 
     /// Whether a FOK order could fill completely now, under its STP mode, without
-    /// changing anything: the same walk [`run_match`](Self::run_match) would make.
+    /// changing anything: the same walk [`run_match`](Self::run_match) would make,
+    /// including its bound of [`MATCHES_PER_COMMAND_MAX`] makers met. Own orders
+    /// skipped by `cancel_maker` do not count towards the quantity (matching would
+    /// cancel them) but do count as makers met.
     fn fok_fillable(
         &self,
         mi: usize,
@@ -526,10 +546,12 @@ impl<B: OrderBook> Engine<B> {
         stp: StpMode,
     ) -> bool {
         let mut need = lots;
+        let mut met = 0usize;
         self.markets[mi].book.visit(side.opposite(), &mut |o| {
-            if !side.crosses(limit, o.price_ticks) {
+            if !side.crosses(limit, o.price_ticks) || met == MATCHES_PER_COMMAND_MAX {
                 return false;
             }
+            met += 1;
             if o.account == account && stp != StpMode::None {
                 // cancel_maker skips the order; the other modes stop matching.
                 return stp == StpMode::CancelMaker;
@@ -540,12 +562,18 @@ impl<B: OrderBook> Engine<B> {
         need == 0
     }
 
-    /// Matches `t` against the book. Returns `true` when self-trade prevention
-    /// stopped it (its remainder must then be cancelled). At each maker the price
-    /// and (market buys) the budget are checked before self-trade prevention, so
-    /// STP acts only where the order would otherwise trade.
-    fn run_match<S: EventSink>(&mut self, mi: usize, t: &mut Taker, out: &mut S) -> bool {
+    /// Matches `t` against the book, front maker first, and says why it stopped.
+    ///
+    /// For each maker, in this order: the order stops if the maker's price does not
+    /// cross its limit, or (a market buy) if not one lot at that price is
+    /// affordable; then, if it has already met [`MATCHES_PER_COMMAND_MAX`] makers,
+    /// it stops for the bound; then self-trade prevention applies to an own maker;
+    /// else it trades. So STP acts only where the order would otherwise trade, and
+    /// each maker met emits exactly one event (a trade or an STP cancel), which
+    /// bounds the events of one command.
+    fn run_match<S: EventSink>(&mut self, mi: usize, t: &mut Taker, out: &mut S) -> MatchEnd {
         let opposite = t.side.opposite();
+        let mut met = 0usize;
         while t.remaining > 0 {
             let Some(&maker) = self.markets[mi].book.front(opposite) else {
                 break;
@@ -562,23 +590,27 @@ impl<B: OrderBook> Engine<B> {
                     break;
                 }
             }
+            if met == MATCHES_PER_COMMAND_MAX {
+                return MatchEnd::MatchLimit;
+            }
+            met += 1;
             if maker.account == t.account && t.stp != StpMode::None {
                 match t.stp {
-                    StpMode::CancelTaker => return true,
+                    StpMode::CancelTaker => return MatchEnd::SelfTrade,
                     StpMode::CancelMaker => {
                         self.cancel_resting(mi, maker.id, CancelReason::SelfTradePrevention, out);
                         continue;
                     }
                     StpMode::CancelBoth => {
                         self.cancel_resting(mi, maker.id, CancelReason::SelfTradePrevention, out);
-                        return true;
+                        return MatchEnd::SelfTrade;
                     }
                     StpMode::None => unreachable!(),
                 }
             }
             self.trade(mi, t, &maker, lots, out);
         }
-        false
+        MatchEnd::Done
     }
 
     /// Most lots a market buy with `budget` micro-USD can pay for at `price_ticks`,
@@ -803,9 +835,14 @@ impl<B: OrderBook> Engine<B> {
         }));
     }
 
-    /// Expires GTD orders whose time is before `ts_ns`, oldest expiry first.
+    /// Expires GTD orders whose time is before `ts_ns`, oldest expiry first, at
+    /// most [`EXPIRIES_PER_COMMAND_MAX`] of them: any left are still due and go
+    /// first before the next command.
     fn expire<S: EventSink>(&mut self, ts_ns: u64, out: &mut S) {
-        while let Some(&(good_till, id)) = self.expiries.first() {
+        for _ in 0..EXPIRIES_PER_COMMAND_MAX {
+            let Some(&(good_till, id)) = self.expiries.first() else {
+                break;
+            };
             if good_till >= ts_ns {
                 break;
             }
@@ -939,8 +976,11 @@ impl<B: OrderBook> Engine<B> {
             stp: order.stp,
             budget: None,
         };
-        let stp_stopped = self.run_match(mi, &mut taker, out);
-        let reason = stp_stopped.then_some(CancelReason::SelfTradePrevention);
+        let reason = match self.run_match(mi, &mut taker, out) {
+            MatchEnd::Done => None,
+            MatchEnd::SelfTrade => Some(CancelReason::SelfTradePrevention),
+            MatchEnd::MatchLimit => Some(CancelReason::MatchLimit),
+        };
         let requeued = RestingOrder {
             price_ticks: price,
             quantity_lots: taker.remaining,

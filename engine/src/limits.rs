@@ -20,3 +20,70 @@ pub const OPEN_ORDERS_PER_BOOK_MAX: usize = 4_000_000;
 pub const MARKETS_MAX: usize = 4_096;
 /// Most accounts the exchange holds.
 pub const ACCOUNTS_MAX: usize = 10_000_000;
+
+/// Most makers one order meets in one command (a `place_order`, or an
+/// `amend_order` that re-queues): each trade and each resting order that
+/// self-trade prevention cancels counts one. An order that would meet more is
+/// stopped there and the rest of it is cancelled (`match_limit`); a FOK order
+/// that could only fill by meeting more is refused as not fillable.
+///
+/// Why 10,000: it is the same size as the largest other command
+/// ([`OPEN_ORDERS_PER_ACCOUNT_MAX`] cancels of a mass cancel), so no command is
+/// much larger than the one the exchange already accepts. A trade event is about
+/// 450 bytes of JSON, so such an order writes about 4.5 MB to the ledger and takes
+/// milliseconds to match: a sweep cannot stall the single-threaded engine or the
+/// group commit for long. No realistic order meets that many makers: a book of
+/// one-lot orders is what it takes (without the bound, a default market's
+/// 1,000,000-lot order could meet a million of them).
+pub const MATCHES_PER_COMMAND_MAX: usize = 10_000;
+
+/// Most GTD expiries processed before one command. When more orders are due, the
+/// earliest-expiring ones are expired (earliest `good_till_ns` first, ties by order
+/// id) and the rest, still due, are expired before the next commands, in the same
+/// order. Until then they stay on the book like any resting order. 10,000, the
+/// size of the other per-command bounds, for the same reasons.
+pub const EXPIRIES_PER_COMMAND_MAX: usize = 10_000;
+
+/// Events of the largest command that is not an order command: one event.
+const EVENTS_OF_A_SIMPLE_COMMAND: usize = 1;
+
+/// Most events one command can make the engine emit, whatever the command:
+///
+/// ```text
+///   EXPIRIES_PER_COMMAND_MAX                     expiries before the command
+/// + max( 1 + MATCHES_PER_COMMAND_MAX + 1,        place_order: order_accepted, one event
+///                                                per maker met (trade_executed, or
+///                                                order_cancelled by STP), then
+///                                                order_rested or order_cancelled;
+///                                                amend_order: order_amended, the same
+///        OPEN_ORDERS_PER_ACCOUNT_MAX + 1,        mass_cancel: one order_cancelled per
+///                                                open order, then mass_cancelled
+///        1 )                                     any other command, or a rejection
+/// = 10,000 + max(10,002, 10,001, 1) = 20,002
+/// ```
+///
+/// The ledger refuses a command with more events than it accepts, which would stop
+/// the pipeline on every restart; the sequencer asserts at compile time that this
+/// is within the ledger's bound.
+pub const EVENTS_PER_COMMAND_WORST: usize = {
+    let order = 1 + MATCHES_PER_COMMAND_MAX + 1;
+    let mass_cancel = OPEN_ORDERS_PER_ACCOUNT_MAX + 1;
+    let command = if order > mass_cancel {
+        order
+    } else {
+        mass_cancel
+    };
+    let command = if command > EVENTS_OF_A_SIMPLE_COMMAND {
+        command
+    } else {
+        EVENTS_OF_A_SIMPLE_COMMAND
+    };
+    EXPIRIES_PER_COMMAND_MAX + command
+};
+
+/// Longest JSON encoding of one event (as the ledger stores it), in bytes. Every
+/// field of every event is bounded: ids are `u64`, market ids at most 32 bytes,
+/// client order ids at most 36, decimals at most 28 digits; the widest event
+/// (`trade_executed` at its extremes) is about 650 bytes. A unit test builds the
+/// widest events and checks them against this.
+pub const EVENT_JSON_BYTES_MAX: usize = 1_024;

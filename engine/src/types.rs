@@ -259,4 +259,8 @@ pub enum CancelReason {
     Expired,
     /// A mass cancel by the owner.
     MassCancel,
+    /// The rest of an order that met
+    /// [`MATCHES_PER_COMMAND_MAX`](crate::limits::MATCHES_PER_COMMAND_MAX) makers in
+    /// one command and would have met more.
+    MatchLimit,
 }

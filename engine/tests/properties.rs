@@ -19,6 +19,7 @@ mod common;
 
 use common::*;
 use gpux_engine::command::{AmendOrder, CancelOrder, CapacityTransfer, CashTransfer, PlaceOrder};
+use gpux_engine::limits::MATCHES_PER_COMMAND_MAX;
 use gpux_engine::{
     Book, Command, CommandEnvelope, Engine, Event, EventEnvelope, MarketId, NaiveBook, OrderBook,
     OrderId, OrderType, Side, StpMode, TimeInForce,
@@ -589,12 +590,12 @@ impl Model {
                     }
                 });
                 let mut got = Decimal::ZERO;
-                for r in side {
+                for (met, r) in side.into_iter().enumerate() {
                     let crosses = match o.side {
                         Side::Buy => r.price <= limit,
                         Side::Sell => r.price >= limit,
                     };
-                    if !crosses || got >= want {
+                    if !crosses || got >= want || met == MATCHES_PER_COMMAND_MAX {
                         break;
                     }
                     if r.account == o.account && o.stp != StpMode::None {
@@ -1154,6 +1155,7 @@ fn the_generator_exercises_matching() {
                         gpux_engine::CancelReason::IocRemainder => "ioc remainder",
                         gpux_engine::CancelReason::MassCancel => "mass cancel",
                         gpux_engine::CancelReason::UserRequested => "cancel",
+                        gpux_engine::CancelReason::MatchLimit => "match limit",
                     },
                     Event::OrderRejected(r)
                         if r.reason == gpux_engine::RejectReason::FokNotFillable =>

@@ -421,7 +421,7 @@ fn schemas() -> Value {
         "TimeInForce": e(&["gtc", "ioc", "fok", "gtd"]),
         "Stp": e(&["cancel_taker", "cancel_maker", "cancel_both", "none"]),
         "OrderStatus": e(&["resting", "partially_filled", "filled", "cancelled"]),
-        "CancelReason": e(&["user_requested", "ioc_remainder", "market_remainder", "self_trade_prevention", "expired", "mass_cancel"]),
+        "CancelReason": e(&["user_requested", "ioc_remainder", "market_remainder", "self_trade_prevention", "expired", "mass_cancel", "match_limit"]),
         "Liquidity": e(&["maker", "taker"]),
         "PlaceOrderRequest": object(&["market", "side", "quantity"], json!({
             "market": schema("MarketId"),

@@ -27,3 +27,22 @@ pub use feed::{Feed, LedgerFollower, Publisher};
 pub use pipeline::{Exchange, PipelineOptions, PipelineStats};
 pub use source::{CommandSource, Inbound, InboxSource};
 pub use submit::{EmbeddedSubmitter, SubmitDone, Submitter, MAX_COMMAND_BYTES};
+
+// The engine's bounds and the ledger's, asserted together where both crates meet
+// (as TigerBeetle's constants.zig does): a command whose events the ledger refuses
+// would stop the pipeline, and stop it again at the same command after every
+// restart. The engine emits at most `EVENTS_PER_COMMAND_WORST` events per command
+// (expiries, then the command itself; see its arithmetic), each at most
+// `EVENT_JSON_BYTES_MAX` bytes of JSON; the ledger takes at most
+// `EVENTS_PER_COMMAND_MAX` events per command and `PAYLOAD_BYTES_MAX` bytes per
+// event. The ledger has no bound on a command's total bytes (the group committer's
+// `max_bytes_per_write` only decides when to stop adding commands to a write), and
+// the events topic splits a large command into parts.
+const _: () = assert!(
+    gpux_engine::limits::EVENTS_PER_COMMAND_WORST <= gpux_ledger::EVENTS_PER_COMMAND_MAX,
+    "one command can emit more events than the ledger accepts"
+);
+const _: () = assert!(
+    gpux_engine::limits::EVENT_JSON_BYTES_MAX <= gpux_ledger::PAYLOAD_BYTES_MAX,
+    "one event can be larger than the ledger accepts"
+);

@@ -320,3 +320,105 @@ fn restart_continues_after_the_consumed_position() {
     let engine = exchange.shutdown().unwrap();
     assert_eq!(engine.state_hash(), replica_of(&got).state_hash());
 }
+
+/// Journals `payloads` in order, in a few large submissions, and waits until all
+/// are durable in the log.
+fn submit_all(exchange: &Exchange, payloads: Vec<Vec<u8>>) {
+    let s = exchange.embedded_submitter().expect("embedded");
+    let (tx, rx) = mpsc::channel();
+    let mut chunks = 0;
+    let mut it = payloads.into_iter().peekable();
+    while it.peek().is_some() {
+        let chunk: Vec<Vec<u8>> = it.by_ref().take(1_000).collect();
+        let tx = tx.clone();
+        s.submit_many(chunk, move |r| tx.send(r.map(|_| ())).unwrap());
+        chunks += 1;
+    }
+    for _ in 0..chunks {
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("journaled in time")
+            .expect("journaled");
+    }
+}
+
+/// An order that meets more one-lot makers than one command may is cut at the
+/// engine's bound, so its events fit in the ledger: it commits, the exchange
+/// goes on applying the following commands, and goes on after a restart.
+#[test]
+fn a_sweep_of_a_deep_one_lot_book_commits_and_the_exchange_goes_on() {
+    use gpux_engine::limits::{EVENTS_PER_COMMAND_WORST, MATCHES_PER_COMMAND_MAX};
+    use gpux_engine::CancelReason;
+    let extra = 20;
+    let asks = MATCHES_PER_COMMAND_MAX + extra;
+    let dir = tempfile::tempdir().unwrap();
+    let exchange = Exchange::start_embedded(dir.path(), PipelineOptions::default()).unwrap();
+    let mut feed = exchange.follow(1);
+    let place = |ts: u64, rid: String, a: u64, side: &str, qty: usize| {
+        env(
+            ts,
+            &rid,
+            &format!(
+                r#"{{"type":"place_order","account":{a},"market":"{MARKET}","side":"{side}","price":"2.50","quantity":"{qty}"}}"#
+            ),
+        )
+    };
+    let mut cmds = vec![list_market()];
+    cmds.extend(trader(1, 0));
+    cmds.extend(trader(2, 0));
+    cmds.extend(trader(3, 0));
+    for i in 0..asks {
+        cmds.push(place(10, format!("ask-{i}"), 1 + (i % 2) as u64, "sell", 1));
+    }
+    cmds.push(place(20, "sweep".into(), 3, "buy", asks));
+    cmds.push(place(30, "after".into(), 3, "buy", extra));
+    let total = cmds.len() as u64;
+    submit_all(&exchange, cmds);
+
+    let got = collect(&mut feed, total);
+    assert!(got
+        .iter()
+        .all(|c| c.events.len() <= EVENTS_PER_COMMAND_WORST));
+    let sweep = &got[got.len() - 2];
+    assert_eq!(sweep.request_id.as_deref(), Some("sweep"));
+    let trades = |c: &CommittedCommand| {
+        c.events
+            .iter()
+            .filter(|e| matches!(e, Event::TradeExecuted(_)))
+            .count()
+    };
+    assert_eq!(trades(sweep), MATCHES_PER_COMMAND_MAX);
+    assert!(matches!(
+        sweep.events.last(),
+        Some(Event::OrderCancelled(c)) if c.reason == CancelReason::MatchLimit && !c.resting
+    ));
+    // The command after it was applied: it bought what the sweep left.
+    assert_eq!(trades(got.last().unwrap()), extra);
+    // The ledger holds every event of the sweep.
+    assert_eq!(
+        exchange
+            .reader()
+            .events_of_command(sweep.cmd_seq)
+            .unwrap()
+            .len(),
+        sweep.events.len()
+    );
+    drop(feed);
+    let engine = exchange.shutdown().unwrap();
+    assert_eq!(engine.state_hash(), replica_of(&got).state_hash());
+
+    // A restart recovers past the sweep and keeps applying commands.
+    let exchange = Exchange::start_embedded(dir.path(), PipelineOptions::default()).unwrap();
+    let mut feed = exchange.follow(total + 1);
+    submit_all(
+        &exchange,
+        vec![env(
+            40,
+            "later",
+            r#"{"type":"deposit","account":3,"amount":"1"}"#,
+        )],
+    );
+    let later = collect(&mut feed, 1);
+    assert_eq!(later[0].cmd_seq, total + 1);
+    assert!(matches!(later[0].events[..], [Event::Deposited(_)]));
+    exchange.shutdown().unwrap();
+}
