@@ -122,7 +122,13 @@ pub fn run(input: impl BufRead, mut output: impl Write) -> Result<ApplySummary, 
         let (_, env) = item?;
         let seq = engine.last_seq() + 1;
         let mut events = Vec::new();
-        engine.apply(seq, env.ts_ns, &env.command, &mut events);
+        engine.apply_request(
+            seq,
+            env.ts_ns,
+            env.idempotent_request_id(),
+            &env.command,
+            &mut events,
+        );
         let c = Applied {
             seq,
             ts_ns: engine.last_ts_ns(),

@@ -66,6 +66,7 @@ pub fn envelopes(orders: usize, seed: u64) -> Vec<Vec<u8>> {
                 v: 1,
                 ts_ns: 1_700_000_000_000_000_000 + i as u64 * 1_000,
                 request_id: None,
+                idempotent: false,
                 command,
             };
             serde_json::to_vec(&env).expect("commands serialize")

@@ -68,7 +68,7 @@ pub fn setup(cfg: &WorkloadConfig) -> Vec<Command> {
     })];
     for account in 1..=cfg.accounts {
         cmds.push(Command::CreateAccount(CreateAccount {
-            account,
+            account: Some(account),
             api_key_sha256: None,
         }));
         cmds.push(Command::Deposit(CashTransfer {

@@ -33,6 +33,7 @@ fn command_file(dir: &std::path::Path) -> (std::path::PathBuf, Vec<String>) {
             v: 1,
             ts_ns: 1_700_000_000_000_000_000 + i as u64 * 1_000,
             request_id: Some(format!("r{i}")),
+            idempotent: false,
             command,
         };
         lines.push(env.to_json());
@@ -49,7 +50,13 @@ fn crash_free_hash(lines: &[String]) -> gpux_engine::StateHash {
     let mut events = Vec::new();
     for (i, l) in lines.iter().enumerate() {
         let env = CommandEnvelope::from_json(l.as_bytes()).unwrap();
-        engine.apply(i as u64 + 1, env.ts_ns, &env.command, &mut events);
+        engine.apply_request(
+            i as u64 + 1,
+            env.ts_ns,
+            env.idempotent_request_id(),
+            &env.command,
+            &mut events,
+        );
     }
     engine.state_hash()
 }

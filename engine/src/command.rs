@@ -87,7 +87,7 @@ impl Command {
     pub fn account(&self) -> Option<AccountId> {
         match self {
             Command::ListMarket(_) => None,
-            Command::CreateAccount(c) => Some(c.account),
+            Command::CreateAccount(c) => c.account,
             Command::Deposit(c) | Command::Withdraw(c) => Some(c.account),
             Command::AddCapacity(c) | Command::RemoveCapacity(c) => Some(c.account),
             Command::PlaceOrder(c) => Some(c.account),
@@ -152,8 +152,11 @@ pub struct ListMarket {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccount {
-    /// The new account's id (not 0, which is the fee account).
-    pub account: AccountId,
+    /// The new account's id (not 0, which is the fee account). Without it the
+    /// engine assigns the lowest id no account has, so any number of gateways can
+    /// open accounts without choosing ids; `account_created` says which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountId>,
     /// SHA-256 of the account's API key. Opaque to the engine (no event carries it):
     /// it rides in the log so every gateway following the log, before and after a
     /// restart, learns which key belongs to the account.
@@ -343,7 +346,8 @@ pub struct MassCancel {
 }
 
 /// A command as it travels: protocol version, timestamp and an optional request id
-/// (set by a gateway to correlate its request with the resulting events).
+/// (set by a gateway to correlate its request with the resulting events and, when
+/// `idempotent`, to make a retried request take effect once).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandEnvelope {
@@ -351,9 +355,16 @@ pub struct CommandEnvelope {
     pub v: u32,
     /// Nanoseconds since the Unix epoch. The sequencer makes it monotonic.
     pub ts_ns: u64,
-    /// Free-form correlation id, echoed in the events' envelope.
+    /// Correlation id, echoed in the events' envelope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The request id names one request, which must take effect once: the engine
+    /// applies the first command carrying it and records a later one within its
+    /// window ([`REQUEST_IDS_REMEMBERED_MAX`](crate::limits::REQUEST_IDS_REMEMBERED_MAX),
+    /// [`REQUEST_ID_WINDOW_NS`](crate::limits::REQUEST_ID_WINDOW_NS)) as
+    /// `duplicate_request`, without effect. Needs a `request_id`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub idempotent: bool,
     /// The command.
     pub command: Command,
 }
@@ -401,7 +412,18 @@ impl CommandEnvelope {
                 "request_id longer than {REQUEST_ID_BYTES_MAX} bytes"
             )));
         }
+        if env.idempotent && env.request_id.is_none() {
+            return Err(DecodeError(
+                "an idempotent command needs a request_id".to_string(),
+            ));
+        }
         Ok(env)
+    }
+
+    /// The request id the engine applies at most once per window: the
+    /// `request_id` of an `idempotent` envelope.
+    pub fn idempotent_request_id(&self) -> Option<&str> {
+        self.request_id.as_deref().filter(|_| self.idempotent)
     }
 
     /// Encodes as one line of JSON.
@@ -425,6 +447,19 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&plain).unwrap(),
             r#"{"type":"create_account","account":3}"#
+        );
+        // Without an id, the engine assigns one; the id stays absent on the wire.
+        let assigned: Command = serde_json::from_str(r#"{"type":"create_account"}"#).unwrap();
+        assert_eq!(
+            assigned,
+            Command::CreateAccount(CreateAccount {
+                account: None,
+                api_key_sha256: None
+            })
+        );
+        assert_eq!(
+            serde_json::to_string(&assigned).unwrap(),
+            r#"{"type":"create_account"}"#
         );
         for bad in [&hex[..62], &hex.to_uppercase(), &format!("{hex}00"), "zz"] {
             let json =

@@ -13,8 +13,9 @@ use crate::command::{
     CreateAccount, ListMarket, MassCancel, PlaceOrder,
 };
 use crate::event::{
-    AccountCreated, CapacityMoved, CashMoved, Event, EventSink, MarketListed, MassCancelled,
-    OrderAccepted, OrderAmended, OrderCancelled, OrderRested, Rejection, TradeExecuted,
+    AccountCreated, CapacityMoved, CashMoved, DuplicateRequest, Event, EventSink, MarketListed,
+    MassCancelled, OrderAccepted, OrderAmended, OrderCancelled, OrderRested, Rejection,
+    TradeExecuted,
 };
 use crate::limits::{
     ACCOUNTS_MAX, CASH_TOTAL_MAX_MICROS, EXPIRIES_PER_COMMAND_MAX, LOTS_TOTAL_MAX, MARKETS_MAX,
@@ -22,6 +23,7 @@ use crate::limits::{
 };
 use crate::market::{cash_decimal, cash_micros, MarketSpec, OrderShape};
 use crate::reject::RejectReason;
+use crate::requests::RequestWindow;
 use crate::types::{
     AccountId, CancelReason, ClientOrderId, MarketId, OrderId, OrderType, Side, StpMode,
     TimeInForce, TradeId, FEE_ACCOUNT,
@@ -55,6 +57,10 @@ pub struct Engine<B: OrderBook = Book> {
     pub(crate) last_ts_ns: u64,
     /// Sum of all USD balances, in micro-USD: changes only by deposits and withdrawals.
     pub(crate) cash_total: u64,
+    /// The id `create_account` without an id gets: the lowest id no account has.
+    pub(crate) next_account_id: AccountId,
+    /// Idempotent request ids applied within the window.
+    pub(crate) requests: RequestWindow,
 }
 
 /// Why [`Engine::run_match`] stopped.
@@ -129,6 +135,8 @@ impl<B: OrderBook> Engine<B> {
             last_seq: 0,
             last_ts_ns: 0,
             cash_total: 0,
+            next_account_id: 1,
+            requests: RequestWindow::default(),
         }
     }
 
@@ -137,7 +145,45 @@ impl<B: OrderBook> Engine<B> {
     /// is raised to it, so engine time never goes backwards. GTD orders whose time
     /// has passed are expired first, then the command takes effect or is rejected.
     pub fn apply<S: EventSink>(&mut self, seq: u64, ts_ns: u64, cmd: &Command, out: &mut S) {
+        self.apply_request(seq, ts_ns, None, cmd, out);
+    }
+
+    /// [`apply`](Self::apply) for a command whose envelope made it idempotent
+    /// under `request_id` ([`CommandEnvelope::idempotent_request_id`]). When a
+    /// command with the same id was applied within the window (see
+    /// [`REQUEST_IDS_REMEMBERED_MAX`](crate::limits::REQUEST_IDS_REMEMBERED_MAX)
+    /// and [`REQUEST_ID_WINDOW_NS`](crate::limits::REQUEST_ID_WINDOW_NS)), the
+    /// command is not applied: it emits one `duplicate_request` naming the original
+    /// command, and only its sequence number and time take effect (GTD orders past
+    /// their time expire first, as before any command). Otherwise it is applied and
+    /// its id remembered, whether it was accepted or rejected. With `None` this is
+    /// [`apply`](Self::apply).
+    pub fn apply_request<S: EventSink>(
+        &mut self,
+        seq: u64,
+        ts_ns: u64,
+        idempotent_request_id: Option<&str>,
+        cmd: &Command,
+        out: &mut S,
+    ) {
         let ts_ns = self.advance(seq, ts_ns, out);
+        if let Some(request_id) = idempotent_request_id {
+            if let Some(original_cmd_seq) = self.requests.original(request_id) {
+                out.push(Event::DuplicateRequest(DuplicateRequest {
+                    request_id: request_id.to_string(),
+                    original_cmd_seq,
+                }));
+                return;
+            }
+        }
+        self.dispatch(ts_ns, cmd, out);
+        if let Some(request_id) = idempotent_request_id {
+            self.requests.remember(seq, ts_ns, request_id);
+        }
+    }
+
+    /// Applies `cmd` at (monotonic) `ts_ns`: its effect, or one rejection event.
+    fn dispatch<S: EventSink>(&mut self, ts_ns: u64, cmd: &Command, out: &mut S) {
         let result = match cmd {
             Command::ListMarket(c) => self.list_market(c, out),
             Command::CreateAccount(c) => self.create_account(c, out),
@@ -169,7 +215,7 @@ impl<B: OrderBook> Engine<B> {
     ) -> Option<CommandEnvelope> {
         match CommandEnvelope::from_json(bytes) {
             Ok(env) => {
-                self.apply(seq, ts_ns, &env.command, out);
+                self.apply_request(seq, ts_ns, env.idempotent_request_id(), &env.command, out);
                 Some(env)
             }
             Err(_) => {
@@ -188,7 +234,8 @@ impl<B: OrderBook> Engine<B> {
     }
 
     /// Moves engine time to a command: checks and records its sequence number,
-    /// makes its timestamp monotonic, and expires GTD orders now past.
+    /// makes its timestamp monotonic, forgets request ids now out of the window,
+    /// and expires GTD orders now past.
     fn advance<S: EventSink>(&mut self, seq: u64, ts_ns: u64, out: &mut S) -> u64 {
         assert!(
             seq > self.last_seq,
@@ -198,6 +245,7 @@ impl<B: OrderBook> Engine<B> {
         self.last_seq = seq;
         let ts_ns = ts_ns.max(self.last_ts_ns);
         self.last_ts_ns = ts_ns;
+        self.requests.forget_expired(ts_ns);
         self.expire(ts_ns, out);
         ts_ns
     }
@@ -274,22 +322,30 @@ impl<B: OrderBook> Engine<B> {
         Ok(())
     }
 
+    /// Opens an account: the requested id, or the lowest id no account has. Ids
+    /// are never freed, so every id below `next_account_id` is taken and the lowest
+    /// free id is at most the number of accounts: with fewer than [`ACCOUNTS_MAX`]
+    /// accounts there always is one, whatever explicit ids (up to `u64::MAX`) exist.
     fn create_account<S: EventSink>(
         &mut self,
         c: &CreateAccount,
         out: &mut S,
     ) -> Result<(), RejectReason> {
-        if c.account == FEE_ACCOUNT {
-            return Err(RejectReason::ReservedAccount);
-        }
-        if self.accounts.contains_key(&c.account) {
-            return Err(RejectReason::AccountExists);
-        }
+        let account = match c.account {
+            Some(FEE_ACCOUNT) => return Err(RejectReason::ReservedAccount),
+            Some(a) if self.accounts.contains_key(&a) => return Err(RejectReason::AccountExists),
+            Some(a) => a,
+            None => self.next_account_id,
+        };
         if self.accounts.len() >= ACCOUNTS_MAX {
             return Err(RejectReason::LimitReached);
         }
-        self.accounts.insert(c.account, Account::default());
-        out.push(Event::AccountCreated(AccountCreated { account: c.account }));
+        self.accounts.insert(account, Account::default());
+        // Skip every id now taken (the one just assigned, and explicit ids above it).
+        while self.accounts.contains_key(&self.next_account_id) {
+            self.next_account_id += 1;
+        }
+        out.push(Event::AccountCreated(AccountCreated { account }));
         Ok(())
     }
 

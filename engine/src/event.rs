@@ -49,6 +49,9 @@ pub enum Event {
     OrderAmended(OrderAmended),
     /// A mass cancel finished (after one `OrderCancelled` per order).
     MassCancelled(MassCancelled),
+    /// The command repeated an idempotent request the engine had already applied
+    /// (within its window); it changed nothing.
+    DuplicateRequest(DuplicateRequest),
 }
 
 impl Event {
@@ -311,6 +314,17 @@ pub struct MassCancelled {
     pub market: Option<MarketId>,
     /// How many orders were cancelled.
     pub count: u64,
+}
+
+/// See [`Event::DuplicateRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuplicateRequest {
+    /// The repeated request id (also in the envelope).
+    pub request_id: String,
+    /// Sequence number of the command that first carried it and took effect: its
+    /// events are the request's outcome.
+    pub original_cmd_seq: u64,
 }
 
 /// An event as it travels and is stored: the command's sequence number and

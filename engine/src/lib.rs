@@ -21,6 +21,8 @@
 //! - `engine`: [`Engine::apply`] — validation, holds, matching, settlement.
 //! - `query`: read-only views for market data and audits; `snapshot`: state hash,
 //!   snapshot and restore, invariant checks.
+//! - `requests`: the window of idempotent request ids applied, so a request retried
+//!   through another gateway takes effect once.
 //! - [`limits`]: every bound, named.
 //!
 //! ## Example
@@ -55,13 +57,14 @@ pub mod limits;
 pub mod market;
 mod query;
 pub mod reject;
+mod requests;
 mod snapshot;
 pub mod types;
 
 pub use book::{Book, NaiveBook, OrderBook, RestingOrder};
 pub use command::{Command, CommandEnvelope, CommandKind, KeyDigest, PROTOCOL_VERSION};
 pub use engine::Engine;
-pub use event::{Event, EventEnvelope, EventSink};
+pub use event::{DuplicateRequest, Event, EventEnvelope, EventSink};
 pub use query::{AccountView, BalanceView, L2Level, OrderView, PositionView};
 pub use reject::RejectReason;
 pub use snapshot::{SnapshotError, StateHash};

@@ -87,3 +87,15 @@ pub const EVENTS_PER_COMMAND_WORST: usize = {
 /// (`trade_executed` at its extremes) is about 650 bytes. A unit test builds the
 /// widest events and checks them against this.
 pub const EVENT_JSON_BYTES_MAX: usize = 1_024;
+
+// ----- idempotent request ids --------------------------------------------------
+// How long the engine remembers the request ids of idempotent commands (envelopes
+// with `idempotent: true`): a repeat of a remembered id is recorded as
+// `duplicate_request` and changes nothing. An id is forgotten when either bound
+// passes it, whichever comes first.
+
+/// Most idempotent request ids remembered: remembering one more forgets the oldest.
+pub const REQUEST_IDS_REMEMBERED_MAX: usize = 100_000;
+/// Longest a request id is remembered, in nanoseconds of engine time (one hour)
+/// after the timestamp of the command that first carried it.
+pub const REQUEST_ID_WINDOW_NS: u64 = 3_600 * 1_000_000_000;

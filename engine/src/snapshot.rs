@@ -2,7 +2,8 @@
 //! the invariant checks that audits and property tests run.
 //!
 //! A snapshot is canonical: accounts by id, markets in listing order, each book's
-//! orders in priority order, zero balances left out. Two engines with the same
+//! orders in priority order, zero balances left out, remembered request ids in
+//! command order. Two engines with the same
 //! state therefore give the same bytes, and [`Engine::state_hash`] is the SHA-256
 //! of those bytes. The encoding is postcard (compact, deterministic) behind a
 //! version number.
@@ -11,12 +12,14 @@ use crate::account::{Account, Balance};
 use crate::book::{OrderBook, RestingOrder};
 use crate::engine::{Engine, MarketState};
 use crate::market::MarketSpec;
+use crate::requests::{Remembered, RequestWindow};
 use crate::types::{AccountId, OrderId, Side, FEE_ACCOUNT};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-const SNAPSHOT_VERSION: u32 = 1;
+/// Version 2 added the account-id counter and the remembered request ids.
+const SNAPSHOT_VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
@@ -26,8 +29,18 @@ struct Snapshot {
     next_order_id: OrderId,
     next_trade_id: u64,
     cash_total: u64,
+    next_account_id: AccountId,
     markets: Vec<MarketSnapshot>,
     accounts: Vec<AccountSnapshot>,
+    /// Idempotent request ids remembered, oldest first.
+    requests: Vec<RequestSnapshot>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RequestSnapshot {
+    cmd_seq: u64,
+    ts_ns: u64,
+    request_id: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -124,8 +137,18 @@ impl<B: OrderBook> Engine<B> {
             next_order_id: self.next_order_id,
             next_trade_id: self.next_trade_id,
             cash_total: self.cash_total,
+            next_account_id: self.next_account_id,
             markets,
             accounts,
+            requests: self
+                .requests
+                .iter()
+                .map(|r| RequestSnapshot {
+                    cmd_seq: r.cmd_seq,
+                    ts_ns: r.ts_ns,
+                    request_id: r.request_id.to_string(),
+                })
+                .collect(),
         };
         postcard::to_stdvec(&snapshot).expect("snapshots always encode")
     }
@@ -148,6 +171,20 @@ impl<B: OrderBook> Engine<B> {
         e.next_order_id = s.next_order_id;
         e.next_trade_id = s.next_trade_id;
         e.cash_total = s.cash_total;
+        e.next_account_id = s.next_account_id;
+        e.requests = RequestWindow::restore(
+            s.requests
+                .into_iter()
+                .map(|r| Remembered {
+                    cmd_seq: r.cmd_seq,
+                    ts_ns: r.ts_ns,
+                    request_id: r.request_id.into(),
+                })
+                .collect(),
+            s.last_seq,
+            s.last_ts_ns,
+        )
+        .map_err(SnapshotError)?;
         e.accounts.clear();
         for a in s.accounts {
             let mut account = Account {
@@ -206,8 +243,18 @@ impl<B: OrderBook> Engine<B> {
     ///   open sells' quantity;
     /// - the sum of all USD balances equals deposits minus withdrawals, and the
     ///   sum of each market's GPU-hour balances equals capacity added minus removed;
-    /// - the indexes (open orders, client order ids, expiries) agree with the books.
+    /// - the indexes (open orders, client order ids, expiries) agree with the books;
+    /// - the account-id counter is the lowest id no account has.
     pub fn check_invariants(&self) -> Result<(), String> {
+        let next = self.next_account_id;
+        if next == FEE_ACCOUNT
+            || self.accounts.contains_key(&next)
+            || (1..next).any(|id| !self.accounts.contains_key(&id))
+        {
+            return Err(format!(
+                "account-id counter {next} is not the lowest free account id"
+            ));
+        }
         let mut cash_held: std::collections::BTreeMap<AccountId, u64> = Default::default();
         let mut lots_held: std::collections::BTreeMap<(AccountId, usize), u64> = Default::default();
         let mut open = 0usize;

@@ -862,7 +862,8 @@ impl Model {
                 | Event::AccountCreated(_)
                 | Event::OrderRejected(_)
                 | Event::CommandRejected(_)
-                | Event::MassCancelled(_) => {}
+                | Event::MassCancelled(_)
+                | Event::DuplicateRequest(_) => {}
             }
         }
         for (id, (want, got)) in fok {
@@ -1116,6 +1117,7 @@ proptest! {
                 v: gpux_engine::PROTOCOL_VERSION,
                 ts_ns: *ts,
                 request_id: Some(format!("r-{i}")),
+                idempotent: false,
                 command: cmd.clone(),
             };
             prop_assert_eq!(CommandEnvelope::from_json(envelope.to_json().as_bytes()).unwrap(), envelope);

@@ -25,6 +25,7 @@ use gpux_engine::limits::{
     FEE_BPS_MAX, LOTS_TOTAL_MAX, MARKETS_MAX, MATCHES_PER_COMMAND_MAX, NOTIONAL_MAX_MICROS,
     OPEN_ORDERS_PER_ACCOUNT_MAX, OPEN_ORDERS_PER_BOOK_MAX,
 };
+use gpux_engine::limits::{REQUEST_IDS_REMEMBERED_MAX, REQUEST_ID_WINDOW_NS};
 use gpux_engine::market::MarketSpec;
 use gpux_engine::{
     Book, CancelReason, ClientOrderId, Command, CommandEnvelope, Engine, Event, EventEnvelope,
@@ -209,6 +210,7 @@ fn decode_command(raw: &str, v: &Value, line: usize) -> CommandEnvelope {
             v: gpux_engine::PROTOCOL_VERSION,
             ts_ns: 0,
             request_id: None,
+            idempotent: false,
             command,
         }
     }
@@ -536,7 +538,13 @@ fn run_session(name: &str, blocks: &[&Block]) -> Ran {
                 // they must still decode to a stable command.
                 let again: CommandEnvelope = serde_json::from_str(&env.to_json()).unwrap();
                 assert_eq!(again, env);
-                engine.apply(seq, env.ts_ns, &env.command, &mut out);
+                engine.apply_request(
+                    seq,
+                    env.ts_ns,
+                    env.idempotent_request_id(),
+                    &env.command,
+                    &mut out,
+                );
                 env.request_id
             }
             Err(_) => {
@@ -718,6 +726,11 @@ fn limits_table_matches_the_constants() {
         ("MATCHES_PER_COMMAND_MAX", MATCHES_PER_COMMAND_MAX as u128),
         ("EXPIRIES_PER_COMMAND_MAX", EXPIRIES_PER_COMMAND_MAX as u128),
         ("EVENTS_PER_COMMAND_WORST", EVENTS_PER_COMMAND_WORST as u128),
+        (
+            "REQUEST_IDS_REMEMBERED_MAX",
+            REQUEST_IDS_REMEMBERED_MAX as u128,
+        ),
+        ("REQUEST_ID_WINDOW_NS", REQUEST_ID_WINDOW_NS as u128),
     ]
     .into_iter()
     .collect();

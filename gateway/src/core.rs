@@ -15,7 +15,12 @@
 //! and then, with the replica's write lock released, resolves the requests waiting
 //! for these commands (by `request_id`) and fills the idempotency cache. A client
 //! therefore hears about its command only once it is durable *and* visible in every
-//! query this gateway answers.
+//! query this gateway answers. A command the engine recorded as a
+//! `duplicate_request` (the same keyed request submitted twice, e.g. through two
+//! gateways) resolves with the original command's outcome ([`Requests::committed`]).
+//!
+//! Account ids are the engine's: a `create_account` without an id gets the lowest
+//! free one, so gateways sharing a log never choose ids.
 //!
 //! Starting from cmd_seq 1 keeps fills history, API keys and idempotency complete;
 //! the price is a replay of the whole log at startup (the engine applies several
@@ -52,8 +57,6 @@ pub struct Replica {
     pub engine: Engine,
     /// Orders and fills, derived from events.
     pub history: History,
-    /// The highest account id created so far (for choosing new ids).
-    pub max_account: AccountId,
 }
 
 /// Live counters (for metrics).
@@ -161,8 +164,6 @@ pub struct Shared {
     pub health: Health,
     /// Counters.
     pub stats: Arc<GatewayStats>,
-    /// Account ids handed out by this gateway but maybe not applied yet.
-    pub next_account: std::sync::Mutex<AccountId>,
 }
 
 impl Shared {
@@ -172,13 +173,11 @@ impl Shared {
             replica: RwLock::new(Replica {
                 engine: Engine::new(),
                 history: History::new(cfg.history.clone()),
-                max_account: 0,
             }),
             keys: Arc::new(KeyStore::new(&cfg.admin_key)),
             requests: Requests::new(cfg.idempotency.clone(), cfg.max_in_flight),
             health: Health::new(),
             stats: Arc::new(GatewayStats::default()),
-            next_account: std::sync::Mutex::new(1),
             cfg,
         }
     }
@@ -213,18 +212,6 @@ impl Shared {
             applied_seq: self.stats.applied_seq.load(Ordering::Acquire),
             diverged_at: (diverged != 0).then_some(diverged),
         }
-    }
-
-    /// A fresh account id: above `max_account` (the replica's highest, read by the
-    /// caller under its lock) and every id this gateway handed out before.
-    pub fn next_account_id(&self, max_account: AccountId) -> AccountId {
-        let mut next = self
-            .next_account
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let id = (*next).max(max_account.saturating_add(1)).max(1);
-        *next = id.saturating_add(1);
-        id
     }
 }
 
@@ -320,13 +307,14 @@ impl Core {
     fn process(&mut self, batch: &[CommittedCommand]) {
         for chunk in batch.chunks(COMMANDS_PER_LOCK) {
             let mut keys = Vec::new();
-            {
+            let oldest_remembered = {
                 let shared = Arc::clone(&self.shared);
                 let mut r = shared.write();
                 for cmd in chunk {
                     self.apply(&mut r, cmd, &mut keys);
                 }
-            }
+                r.engine.oldest_remembered_request()
+            };
             for (digest, account) in keys {
                 self.shared.keys.insert(digest, account);
             }
@@ -341,6 +329,10 @@ impl Core {
                     });
                 }
             }
+            // Originals the engine no longer remembers can no longer be repeated.
+            self.shared
+                .requests
+                .forget_originals_before(oldest_remembered);
             if let Some(last) = chunk.last() {
                 self.shared
                     .stats
@@ -403,9 +395,10 @@ impl Core {
         r.history.apply(cmd.cmd_seq, cmd.ts_ns, &cmd.events);
         for ev in &cmd.events {
             if let Event::AccountCreated(a) = ev {
-                r.max_account = r.max_account.max(a.account);
                 if let Some(Command::CreateAccount(c)) = env.as_ref().map(|e| &e.command) {
-                    if let (true, Some(d)) = (c.account == a.account, c.api_key_sha256) {
+                    // The requested id, or the one the engine assigned.
+                    let named = c.account.is_none_or(|id| id == a.account);
+                    if let (true, Some(d)) = (named, c.api_key_sha256) {
                         keys.push((d, a.account));
                     }
                 }

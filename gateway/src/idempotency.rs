@@ -20,13 +20,19 @@
 //! [`IdempotencyConfig::max_entries`] of them, whichever is smaller; the window is
 //! measured on the commands' timestamps, so it is the same after a replay.
 //!
-//! **Limits of the guarantee.** Two copies of one keyed request sent at the same
-//! moment to two *different* gateways are both submitted (each gateway's in-flight
-//! table is its own); only the first committed one is remembered. The same holds
-//! for a request still in the log while its gateway restarts. Retrying against one
-//! gateway, and retrying after the first attempt committed, are always safe.
+//! **Across gateways.** Two copies of one keyed request sent at the same moment to
+//! two *different* gateways are both submitted (each gateway's in-flight table is
+//! its own), as is a retry while the first attempt is still in a restarting
+//! gateway's producer queue. The engine settles it: keyed requests are submitted
+//! as `idempotent` commands, so the engine applies the first copy and records
+//! the second as `duplicate_request { original_cmd_seq }` without effect
+//! (`docs/PROTOCOL.md`, "Idempotent requests"). Every gateway answers such a
+//! duplicate with the original command's outcome: it keeps the outcome of every
+//! keyed command the engine still remembers ([`Requests::committed`]), so both
+//! copies get the same answer. What the engine cannot catch is the same key with a
+//! *different* body on two gateways at once (two request ids): both take effect.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use gpux_engine::Event;
@@ -143,6 +149,15 @@ pub fn fingerprint(operation: &str, path: &str, body: &impl serde::Serialize) ->
     h.finalize().into()
 }
 
+/// The cmd_seq of the original command, if the engine recorded this one as a
+/// repeat of it.
+fn duplicate_of(outcome: &Outcome) -> Option<u64> {
+    outcome.events.iter().find_map(|e| match e {
+        Event::DuplicateRequest(d) => Some(d.original_cmd_seq),
+        _ => None,
+    })
+}
+
 /// Checks an `Idempotency-Key` header value: 1 to 128 visible ASCII characters.
 pub fn valid_key(key: &str) -> bool {
     !key.is_empty()
@@ -166,6 +181,9 @@ struct Table {
     cache: HashMap<String, Completed>,
     /// Cache slots by insertion, with their command's timestamp, for eviction.
     order: VecDeque<(u64, String)>,
+    /// The outcome of every keyed command the engine still remembers, by cmd_seq:
+    /// what a later `duplicate_request` of it is answered with.
+    originals: BTreeMap<u64, Arc<Outcome>>,
 }
 
 /// What to do with a request.
@@ -279,6 +297,12 @@ impl Requests {
 
     /// The core thread saw `request_id` committed (and applied): remember keyed
     /// requests, wake whoever waits.
+    ///
+    /// A keyed command's outcome is also kept as an original while the engine
+    /// remembers its request id (see [`forget_originals_before`](Self::forget_originals_before)).
+    /// A command the engine recorded as `duplicate_request` resolves with its
+    /// original's outcome instead of its own, exactly as if it were the first
+    /// answer: a retry through another gateway gets the same response.
     pub fn committed(&self, request_id: &str, outcome: impl FnOnce() -> Arc<Outcome>) {
         let Some(id) = RequestId::parse(request_id) else {
             return;
@@ -292,10 +316,25 @@ impl Requests {
             if waiter.is_none() && id.fingerprint.is_none() {
                 return; // nobody waits and nobody can ask again
             }
-            let outcome = outcome();
+            let mut outcome = outcome();
+            let ts = outcome.ts_ns;
+            if id.fingerprint.is_some() {
+                match duplicate_of(&outcome) {
+                    Some(seq) => match t.originals.get(&seq) {
+                        Some(original) => outcome = Arc::clone(original),
+                        None => tracing::error!(
+                            request_id,
+                            original_cmd_seq = seq,
+                            "a duplicate request's original outcome is not known"
+                        ),
+                    },
+                    None => {
+                        t.originals.insert(outcome.cmd_seq, Arc::clone(&outcome));
+                    }
+                }
+            }
             if let Some(fp) = &id.fingerprint {
                 if !t.cache.contains_key(&id.slot) {
-                    let ts = outcome.ts_ns;
                     t.cache.insert(
                         id.slot.clone(),
                         Completed {
@@ -312,6 +351,22 @@ impl Requests {
         if let Some((w, outcome)) = waiter {
             let _ = w.tx.send(Some(Resolution::Committed(outcome)));
         }
+    }
+
+    /// Forgets the originals of commands before `oldest` (the oldest command whose
+    /// request id the engine still remembers; `None`: it remembers none). The engine
+    /// can no longer call them repeated.
+    pub fn forget_originals_before(&self, oldest: Option<u64>) {
+        let mut t = self.lock();
+        match oldest {
+            Some(seq) => t.originals = t.originals.split_off(&seq),
+            None => t.originals.clear(),
+        }
+    }
+
+    /// Outcomes of keyed commands kept for answering duplicates.
+    pub fn originals(&self) -> usize {
+        self.lock().originals.len()
     }
 
     fn evict(&self, t: &mut Table, now_ns: u64) {
@@ -410,5 +465,57 @@ mod tests {
         reqs.committed(&d.request_id, || outcome(7, 1_250));
         assert!(matches!(reqs.admit(&d), Admission::Done(o) if o.cmd_seq == 7));
         assert!(reqs.cached() <= 2);
+    }
+
+    #[test]
+    fn a_duplicate_resolves_with_the_original_outcome_until_the_engine_forgets_it() {
+        let reqs = Requests::new(
+            IdempotencyConfig {
+                window: Duration::from_secs(3600),
+                max_entries: 1,
+            },
+            10,
+        );
+        let fp = fingerprint("op", "", &1);
+        let a = RequestId::keyed(Principal::Admin, "a", &fp);
+        let b = RequestId::keyed(Principal::Admin, "b", &fp);
+        let original = Arc::new(Outcome {
+            cmd_seq: 5,
+            ts_ns: 1_000,
+            events: vec![Event::MassCancelled(gpux_engine::event::MassCancelled {
+                account: 1,
+                market: None,
+                count: 0,
+            })],
+        });
+        reqs.committed(&a.request_id, || Arc::clone(&original));
+        reqs.committed(&b.request_id, || outcome(6, 1_100)); // the cache forgets `a`
+        assert_eq!(reqs.originals(), 2);
+        // A retry of `a` is submitted again; the engine calls it a duplicate of 5.
+        let Admission::Submit(rx) = reqs.admit(&a) else {
+            panic!("the cache forgot it")
+        };
+        let duplicate = |seq| {
+            Arc::new(Outcome {
+                cmd_seq: seq,
+                ts_ns: 1_200,
+                events: vec![Event::DuplicateRequest(gpux_engine::DuplicateRequest {
+                    request_id: a.request_id.clone(),
+                    original_cmd_seq: 5,
+                })],
+            })
+        };
+        reqs.committed(&a.request_id, || duplicate(7));
+        assert!(
+            matches!(&*rx.borrow(), Some(Resolution::Committed(o)) if **o == *original),
+            "answered as the first time"
+        );
+        assert!(matches!(reqs.admit(&a), Admission::Done(o) if *o == *original));
+        // Duplicates are not originals; originals go once the engine forgets them.
+        assert_eq!(reqs.originals(), 2);
+        reqs.forget_originals_before(Some(6));
+        assert_eq!(reqs.originals(), 1);
+        reqs.forget_originals_before(None);
+        assert_eq!(reqs.originals(), 0);
     }
 }

@@ -180,7 +180,7 @@ fn ops() -> Vec<(&'static str, Op)> {
         }),
         ("/v1/accounts", Op {
             method: "post", id: "createAccount", summary: "Create an account (admin)",
-            description: "Opens an account (the given id, or the next free one) and returns its API key. The key is shown only in this response; only its SHA-256 is kept (in the command log). A replay of the same Idempotency-Key returns the account without the key. With `api_key_sha256` the operator supplies the digest of a key it generated, and no key is returned.",
+            description: "Opens an account and returns its API key. Without `account` the engine assigns the lowest id no account has, so gateways sharing a log never collide; the response names it. The key is shown only in this response; only its SHA-256 is kept (in the command log). A replay of the same Idempotency-Key returns the account without the key. With `api_key_sha256` the operator supplies the digest of a key it generated, and no key is returned.",
             access: Admin, write: true, params: vec![], body: Some("CreateAccountRequest"),
             responses: vec![("201", ok("Created.", "CreatedAccount")), ("409", error("`account_exists`, or `idempotency_key_reused`.")), ("422", error("`reserved_account` (0), `limit_reached`."))],
         }),

@@ -15,18 +15,22 @@ async fn accounts_money_and_capacity() {
     h.get("/v1/health", None).await.expect(200, None);
     h.list_market().await;
 
-    // Ids are chosen in order unless given; keys are `gpux_` + 64 hex digits.
+    // Unless given, the engine assigns the lowest free id, skipping ids taken
+    // explicitly; keys are `gpux_` + 64 hex digits.
     let (a, ak) = h.account().await;
     let (b, _) = h.account().await;
     assert_eq!((a, b), (1, 2));
     assert!(ak.starts_with("gpux_") && ak.len() == 69);
-    let c = h
-        .post("/v1/accounts", Some(ADMIN), json!({"account": 40}))
-        .await;
-    c.expect(201, None);
-    assert_eq!(c.body["account"], 40);
-    let (next, _) = h.account().await;
-    assert_eq!(next, 41);
+    for explicit in [40, 4] {
+        let c = h
+            .post("/v1/accounts", Some(ADMIN), json!({ "account": explicit }))
+            .await;
+        c.expect(201, None);
+        assert_eq!(c.body["account"], explicit);
+    }
+    let (third, _) = h.account().await;
+    let (fifth, _) = h.account().await;
+    assert_eq!((third, fifth), (3, 5));
 
     // An operator-generated key: only its digest is sent.
     let own_key = "my-own-secret-key-for-account-50";

@@ -430,6 +430,7 @@ pub fn event_type(e: &Event) -> &'static str {
         Event::OrderCancelled(_) => "order_cancelled",
         Event::OrderAmended(_) => "order_amended",
         Event::MassCancelled(_) => "mass_cancelled",
+        Event::DuplicateRequest(_) => "duplicate_request",
     }
 }
 

@@ -51,6 +51,7 @@ fn envelope(ts_ns: u64, request_id: String, command: EngineCommand) -> Vec<u8> {
         v: 1,
         ts_ns,
         request_id: Some(request_id),
+        idempotent: false,
         command,
     }
     .to_json()
@@ -76,7 +77,7 @@ pub fn producer_commands(k: u64, accounts: u64, orders: usize, seed: u64) -> Vec
     for (i, cmd) in setup.chain(workload::orders(&cfg)).enumerate() {
         let cmd = match cmd {
             EngineCommand::CreateAccount(mut c) => {
-                c.account += shift;
+                c.account = c.account.map(|a| a + shift);
                 EngineCommand::CreateAccount(c)
             }
             EngineCommand::Deposit(mut c) => {
@@ -190,7 +191,13 @@ pub fn reference_engine<'a>(payloads: impl IntoIterator<Item = &'a [u8]>) -> Eng
         let last = engine.last_ts_ns();
         events.clear();
         match CommandEnvelope::from_json(p) {
-            Ok(env) => engine.apply(seq, env.ts_ns.max(last), &env.command, &mut events),
+            Ok(env) => engine.apply_request(
+                seq,
+                env.ts_ns.max(last),
+                env.idempotent_request_id(),
+                &env.command,
+                &mut events,
+            ),
             Err(_) => {
                 engine.apply_json(seq, last, p, &mut events);
             }

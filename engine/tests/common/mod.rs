@@ -76,7 +76,7 @@ impl Listing {
 
 pub fn create_account(account: u64) -> Command {
     Command::CreateAccount(CreateAccount {
-        account,
+        account: Some(account),
         api_key_sha256: None,
     })
 }
@@ -524,6 +524,10 @@ pub fn render(event: &Event) -> String {
             let scope = market.map_or_else(|| "all markets".to_owned(), |m| m.to_string());
             format!("mass cancelled acct {account} in {scope}: {count} orders")
         }
+        Event::DuplicateRequest(e) => format!(
+            "duplicate request {} of #{}",
+            e.request_id, e.original_cmd_seq
+        ),
     }
 }
 

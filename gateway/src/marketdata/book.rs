@@ -36,7 +36,10 @@ pub fn event_market(event: &Event) -> Option<MarketId> {
         Event::OrderCancelled(e) => Some(e.market),
         Event::OrderAmended(e) => Some(e.market),
         Event::MassCancelled(e) => e.market,
-        Event::AccountCreated(_) | Event::Deposited(_) | Event::Withdrawn(_) => None,
+        Event::AccountCreated(_)
+        | Event::Deposited(_)
+        | Event::Withdrawn(_)
+        | Event::DuplicateRequest(_) => None,
     }
 }
 

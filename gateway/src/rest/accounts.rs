@@ -267,23 +267,20 @@ pub async fn create_account(
         body: &req,
         key: header_key(key),
     };
-    let shared = std::sync::Arc::clone(&state.shared);
     let ex = state
         .execute(Principal::Admin, idem, |r| {
-            let account = match requested {
-                Some(a) => {
-                    if a == FEE_ACCOUNT {
-                        return Err(reject_error(RejectReason::ReservedAccount));
-                    }
-                    if r.engine.balances(a).is_some() {
-                        return Err(reject_error(RejectReason::AccountExists));
-                    }
-                    a
+            // An explicit id is checked here (104, 105); without one the engine
+            // assigns the lowest free id, so gateways sharing a log never collide.
+            if let Some(a) = requested {
+                if a == FEE_ACCOUNT {
+                    return Err(reject_error(RejectReason::ReservedAccount));
                 }
-                None => shared.next_account_id(r.max_account),
-            };
+                if r.engine.balances(a).is_some() {
+                    return Err(reject_error(RejectReason::AccountExists));
+                }
+            }
             Ok(Command::CreateAccount(CreateAccount {
-                account,
+                account: requested,
                 api_key_sha256: Some(digest),
             }))
         })

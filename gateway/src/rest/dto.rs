@@ -140,7 +140,8 @@ pub struct CapacityRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccountRequest {
-    /// The id to give the account (default: the next free one).
+    /// The id to give the account (default: the lowest free id, which the engine
+    /// assigns).
     #[serde(default)]
     pub account: Option<AccountId>,
     /// SHA-256 (64 lowercase hex digits) of a key the operator generated; then the

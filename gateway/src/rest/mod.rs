@@ -208,6 +208,8 @@ impl AppState {
             v: PROTOCOL_VERSION,
             ts_ns: now_ns(),
             request_id: Some(id.request_id.clone()),
+            // Keyed: the engine applies the request once, however often it is sent.
+            idempotent: id.fingerprint.is_some(),
             command,
         }
         .to_json()
