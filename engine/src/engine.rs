@@ -235,7 +235,8 @@ impl<B: OrderBook> Engine<B> {
 
     /// Moves engine time to a command: checks and records its sequence number,
     /// makes its timestamp monotonic, forgets request ids now out of the window,
-    /// and expires GTD orders now past.
+    /// and expires GTD orders now past (at most [`EXPIRIES_PER_COMMAND_MAX`]; any
+    /// more go before the following commands).
     fn advance<S: EventSink>(&mut self, seq: u64, ts_ns: u64, out: &mut S) -> u64 {
         assert!(
             seq > self.last_seq,

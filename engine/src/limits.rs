@@ -30,7 +30,7 @@ pub const ACCOUNTS_MAX: usize = 10_000_000;
 /// Why 10,000: it is the same size as the largest other command
 /// ([`OPEN_ORDERS_PER_ACCOUNT_MAX`] cancels of a mass cancel), so no command is
 /// much larger than the one the exchange already accepts. A trade event is about
-/// 450 bytes of JSON, so such an order writes about 4.5 MB to the ledger and takes
+/// 400 bytes of JSON, so such an order writes about 4 MB to the ledger and takes
 /// milliseconds to match: a sweep cannot stall the single-threaded engine or the
 /// group commit for long. No realistic order meets that many makers: a book of
 /// one-lot orders is what it takes (without the bound, a default market's
@@ -44,7 +44,8 @@ pub const MATCHES_PER_COMMAND_MAX: usize = 10_000;
 /// size of the other per-command bounds, for the same reasons.
 pub const EXPIRIES_PER_COMMAND_MAX: usize = 10_000;
 
-/// Events of the largest command that is not an order command: one event.
+/// Events of any command that is neither an order command nor a mass cancel, or
+/// of a rejection: one.
 const EVENTS_OF_A_SIMPLE_COMMAND: usize = 1;
 
 /// Most events one command can make the engine emit, whatever the command:
@@ -84,7 +85,7 @@ pub const EVENTS_PER_COMMAND_WORST: usize = {
 /// Longest JSON encoding of one event (as the ledger stores it), in bytes. Every
 /// field of every event is bounded: ids are `u64`, market ids at most 32 bytes,
 /// client order ids at most 36, decimals at most 28 digits; the widest event
-/// (`trade_executed` at its extremes) is about 650 bytes. A unit test builds the
+/// (`trade_executed` at its extremes) is 545 bytes. A unit test builds the
 /// widest events and checks them against this.
 pub const EVENT_JSON_BYTES_MAX: usize = 1_024;
 
