@@ -29,7 +29,7 @@ use anyhow::{anyhow, Context, Result};
 use gpux_engine::{CommandEnvelope, Engine, Event};
 use gpux_ledger::{
     AppliedCommand, CommitHandle, GroupCommitOptions, GroupCommitter, LatencyHistogram, Ledger,
-    LedgerOptions, LedgerReader, RocksStore,
+    LedgerOptions, LedgerReader, RocksStore, Store,
 };
 
 use crate::committed::{CommittedBatch, CommittedCommand};
@@ -108,10 +108,11 @@ struct Chunk {
     commands: Vec<Decoded>,
 }
 
-/// A running exchange core: pipeline threads plus the ledger's committer.
-pub struct Exchange {
-    committer: Option<GroupCommitter<RocksStore>>,
-    reader: LedgerReader<RocksStore>,
+/// A running exchange core: pipeline threads plus the ledger's committer, over a
+/// ledger in any [`Store`] (RocksDB in production; tests may use another).
+pub struct Exchange<S: Store = RocksStore> {
+    committer: Option<GroupCommitter<S>>,
+    reader: LedgerReader<S>,
     publisher: Arc<Publisher>,
     submitter: Option<Arc<dyn Submitter>>,
     embedded: Option<EmbeddedSubmitter>,
@@ -125,7 +126,7 @@ pub struct Exchange {
     dir: PathBuf,
 }
 
-impl std::fmt::Debug for Exchange {
+impl<S: Store> std::fmt::Debug for Exchange<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Exchange").field("dir", &self.dir).finish()
     }
@@ -135,7 +136,42 @@ impl Exchange {
     /// Opens the ledger in `dir` (verifying it and rebuilding the engine from its
     /// latest good snapshot) and starts the pipeline on the embedded command log.
     pub fn start_embedded(dir: &Path, opts: PipelineOptions) -> Result<Self> {
-        Self::start(dir, opts, |reader, handle, stop| {
+        let ledger = open_ledger(dir, &opts)?;
+        Self::start_embedded_on(ledger, dir, opts)
+    }
+
+    /// Opens the ledger in `dir` and starts the pipeline on `source`; `submitter`, if
+    /// any, is what [`Exchange::submitter`] hands out (e.g. a Kafka producer).
+    pub fn start_with_source(
+        dir: &Path,
+        opts: PipelineOptions,
+        source: Box<dyn CommandSource>,
+        submitter: Option<Arc<dyn Submitter>>,
+    ) -> Result<Self> {
+        let ledger = open_ledger(dir, &opts)?;
+        let mut parts = Some(StartParts {
+            source,
+            submitter,
+            embedded: None,
+            signal: None,
+        });
+        Self::start(ledger, dir, opts, move |_, _, _| {
+            parts.take().ok_or_else(|| anyhow!("started twice"))
+        })
+    }
+}
+
+fn open_ledger(dir: &Path, opts: &PipelineOptions) -> Result<Ledger<RocksStore>> {
+    Ledger::open(dir, &opts.ledger)
+        .with_context(|| format!("cannot open the ledger in {}", dir.display()))
+}
+
+impl<S: Store> Exchange<S> {
+    /// Starts the pipeline on the embedded command log of an opened `ledger` (any
+    /// store; `dir` is only reported by [`Exchange::dir`]), rebuilding the engine
+    /// from its latest good snapshot.
+    pub fn start_embedded_on(ledger: Ledger<S>, dir: &Path, opts: PipelineOptions) -> Result<Self> {
+        Self::start(ledger, dir, opts, |reader, handle, stop| {
             let signal = InboxSignal::new(reader.inbox_last()?);
             let source = InboxSource::new(reader.clone(), Arc::clone(&signal), stop);
             let submitter = EmbeddedSubmitter::new(handle, Arc::clone(&signal));
@@ -148,37 +184,13 @@ impl Exchange {
         })
     }
 
-    /// Opens the ledger in `dir` and starts the pipeline on `source`; `submitter`, if
-    /// any, is what [`Exchange::submitter`] hands out (e.g. a Kafka producer).
-    pub fn start_with_source(
-        dir: &Path,
-        opts: PipelineOptions,
-        source: Box<dyn CommandSource>,
-        submitter: Option<Arc<dyn Submitter>>,
-    ) -> Result<Self> {
-        let mut parts = Some(StartParts {
-            source,
-            submitter,
-            embedded: None,
-            signal: None,
-        });
-        Self::start(dir, opts, move |_, _, _| {
-            parts.take().ok_or_else(|| anyhow!("started twice"))
-        })
-    }
-
     fn start(
+        ledger: Ledger<S>,
         dir: &Path,
         opts: PipelineOptions,
-        make: impl FnOnce(
-            &LedgerReader<RocksStore>,
-            CommitHandle,
-            Arc<AtomicBool>,
-        ) -> Result<StartParts>,
+        make: impl FnOnce(&LedgerReader<S>, CommitHandle, Arc<AtomicBool>) -> Result<StartParts>,
     ) -> Result<Self> {
         let started = Instant::now();
-        let ledger = Ledger::open(dir, &opts.ledger)
-            .with_context(|| format!("cannot open the ledger in {}", dir.display()))?;
         let reader = ledger.reader();
         let engine = gpux_replay::rebuild::state_at(&reader, None, None)
             .context("cannot rebuild the engine from the ledger")?;
@@ -279,12 +291,12 @@ impl Exchange {
     }
 
     /// A read handle on the ledger (sees only committed batches).
-    pub fn reader(&self) -> LedgerReader<RocksStore> {
+    pub fn reader(&self) -> LedgerReader<S> {
         self.reader.clone()
     }
 
     /// A feed of every committed command from `next_seq` on.
-    pub fn follow(&self, next_seq: u64) -> LedgerFollower<RocksStore> {
+    pub fn follow(&self, next_seq: u64) -> LedgerFollower<S> {
         LedgerFollower::new(self.reader(), self.publisher(), next_seq)
     }
 
@@ -364,7 +376,7 @@ impl Exchange {
     }
 }
 
-impl Drop for Exchange {
+impl<S: Store> Drop for Exchange<S> {
     fn drop(&mut self) {
         // Not shut down explicitly: stop the threads; what was committed stays.
         self.run_hooks();

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gpux_ledger::{LedgerReader, RocksStore, Source, SourceKey};
+use gpux_ledger::{LedgerReader, RocksStore, Source, SourceKey, Store};
 
 /// One command as read from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,17 +37,17 @@ pub trait CommandSource: Send {
         -> anyhow::Result<()>;
 }
 
-/// The embedded command log: the ledger's inbox column family.
-pub struct InboxSource {
-    reader: LedgerReader<RocksStore>,
+/// The embedded command log: the ledger's inbox column family (in any [`Store`]).
+pub struct InboxSource<S: Store = RocksStore> {
+    reader: LedgerReader<S>,
     signal: Arc<crate::submit::InboxSignal>,
     next: u64,
     stop: Arc<AtomicBool>,
 }
 
-impl InboxSource {
+impl<S: Store> InboxSource<S> {
     pub(crate) fn new(
-        reader: LedgerReader<RocksStore>,
+        reader: LedgerReader<S>,
         signal: Arc<crate::submit::InboxSignal>,
         stop: Arc<AtomicBool>,
     ) -> Self {
@@ -60,7 +60,7 @@ impl InboxSource {
     }
 }
 
-impl CommandSource for InboxSource {
+impl<S: Store> CommandSource for InboxSource<S> {
     fn key(&self) -> SourceKey {
         SourceKey::Embedded
     }
