@@ -296,8 +296,8 @@ async fn diverge_and_rebuild(fault: Fault) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(dec(&depth["bids"][0]["price"]), Decimal::ONE, "{depth}");
-    assert_eq!(dec(&depth["asks"][0]["quantity"]), Decimal::TWO, "{depth}");
+    assert_eq!(dec(&depth["bids"][0][0]), Decimal::ONE, "{depth}");
+    assert_eq!(dec(&depth["asks"][0][1]), Decimal::TWO, "{depth}");
     // And it takes orders again.
     h.place(
         &dk,
