@@ -30,9 +30,7 @@ use anyhow::{anyhow, Context, Result};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use gpux_gateway::{
-    Backend, FeedFactory, GatewayConfig, GatewayProbe, RateLimit, RateLimitConfig,
-};
+use gpux_gateway::{Backend, FeedFactory, GatewayConfig, GatewayProbe, RateLimit, RateLimitConfig};
 use gpux_sequencer::kafka::{EventsTopicFeed, KafkaSubmitter};
 use gpux_sequencer::{Exchange, Feed, FeedError, Submitter};
 
@@ -251,7 +249,12 @@ fn run_role(
         counted.http_request(method, route, status);
     }));
 
-    let (behind, submitter, feed, refollow): (Behind, Arc<dyn Submitter>, Box<dyn Feed>, FeedFactory) = match &kafka {
+    let (behind, submitter, feed, refollow): (
+        Behind,
+        Arc<dyn Submitter>,
+        Box<dyn Feed>,
+        FeedFactory,
+    ) = match &kafka {
         Some(k) if gateway_only => {
             let submitter = Arc::new(KafkaSubmitter::new(k)?);
             let feed = EventsTopicFeed::connecting(k, 1, FEED_START_TIMEOUT)?;
@@ -282,7 +285,12 @@ fn run_role(
                 .ok_or_else(|| anyhow!("the exchange has no command submitter"))?;
             let feed = Box::new(exchange.follow(1));
             let refollow = gpux_gateway::ledger_feeds(&exchange);
-            (Behind::Exchange(Box::new(exchange)), submitter, feed, refollow)
+            (
+                Behind::Exchange(Box::new(exchange)),
+                submitter,
+                feed,
+                refollow,
+            )
         }
     };
     let mode = match (&behind, &kafka) {

@@ -199,21 +199,42 @@ mod tests {
             let mut counts = BookCounts::default();
             let mut seq = 0u64;
             let mut ts = 1_000_000_000u64;
-            let mut run = |engine: &mut Engine, counts: &mut BookCounts, cmd: serde_json::Value, ts: u64| {
-                seq += 1;
-                let env = json!({"v": 1, "ts_ns": ts, "command": cmd}).to_string();
-                let mut events = Vec::new();
-                engine.apply_json(seq, ts, env.as_bytes(), &mut events);
-                counts.apply(engine, &events);
-            };
+            let mut run =
+                |engine: &mut Engine, counts: &mut BookCounts, cmd: serde_json::Value, ts: u64| {
+                    seq += 1;
+                    let env = json!({"v": 1, "ts_ns": ts, "command": cmd}).to_string();
+                    let mut events = Vec::new();
+                    engine.apply_json(seq, ts, env.as_bytes(), &mut events);
+                    counts.apply(engine, &events);
+                };
             for m in MARKETS {
-                run(&mut engine, &mut counts, json!({"type": "list_market", "market": m, "tick_size": "0.01", "lot_size": "1", "maker_fee_bps": 0, "taker_fee_bps": 0}), ts);
+                run(
+                    &mut engine,
+                    &mut counts,
+                    json!({"type": "list_market", "market": m, "tick_size": "0.01", "lot_size": "1", "maker_fee_bps": 0, "taker_fee_bps": 0}),
+                    ts,
+                );
             }
             for a in 1..=4u64 {
-                run(&mut engine, &mut counts, json!({"type": "create_account", "account": a}), ts);
-                run(&mut engine, &mut counts, json!({"type": "deposit", "account": a, "amount": "1000000"}), ts);
+                run(
+                    &mut engine,
+                    &mut counts,
+                    json!({"type": "create_account", "account": a}),
+                    ts,
+                );
+                run(
+                    &mut engine,
+                    &mut counts,
+                    json!({"type": "deposit", "account": a, "amount": "1000000"}),
+                    ts,
+                );
                 for m in MARKETS {
-                    run(&mut engine, &mut counts, json!({"type": "add_capacity", "account": a, "market": m, "quantity": "100000"}), ts);
+                    run(
+                        &mut engine,
+                        &mut counts,
+                        json!({"type": "add_capacity", "account": a, "market": m, "quantity": "100000"}),
+                        ts,
+                    );
                 }
             }
             for _ in 0..600 {
@@ -223,15 +244,26 @@ mod tests {
                 let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
                 let price = format!("1.{:02}", rng.random_range(0..20));
                 let qty = rng.random_range(1..6u32).to_string();
-                let stp = ["cancel_taker", "cancel_maker", "cancel_both", "none"][rng.random_range(0..4)];
+                let stp =
+                    ["cancel_taker", "cancel_maker", "cancel_both", "none"][rng.random_range(0..4)];
                 let order = rng.random_range(1..=engine.open_order_count() as u64 * 2 + 2);
                 let cmd = match rng.random_range(0..10) {
-                    0..=3 => json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "post_only": rng.random_bool(0.2)}),
-                    4 => json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "gtd", "good_till_ns": ts + rng.random_range(1..5_000_000_000u64)}),
-                    5 => json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "ioc"}),
-                    6 => json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "market", "quantity": qty, "cap": "100", "stp": stp}),
+                    0..=3 => {
+                        json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "post_only": rng.random_bool(0.2)})
+                    }
+                    4 => {
+                        json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "gtd", "good_till_ns": ts + rng.random_range(1..5_000_000_000u64)})
+                    }
+                    5 => {
+                        json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "ioc"})
+                    }
+                    6 => {
+                        json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "market", "quantity": qty, "cap": "100", "stp": stp})
+                    }
                     7 => json!({"type": "cancel_order", "account": account, "order_id": order}),
-                    8 => json!({"type": "amend_order", "account": account, "order_id": order, "price": price, "quantity": qty}),
+                    8 => {
+                        json!({"type": "amend_order", "account": account, "order_id": order, "price": price, "quantity": qty})
+                    }
                     _ => json!({"type": "mass_cancel", "account": account, "market": market}),
                 };
                 run(&mut engine, &mut counts, cmd.clone(), ts);
@@ -241,7 +273,10 @@ mod tests {
                     "seed {seed}, after {cmd}"
                 );
             }
-            assert!(engine.open_order_count() > 0, "the flow leaves orders resting");
+            assert!(
+                engine.open_order_count() > 0,
+                "the flow leaves orders resting"
+            );
         }
     }
 }

@@ -310,7 +310,12 @@ impl Shared {
     /// replica's last applied chunk of commands. O(markets); never waits on the
     /// core thread for longer than an `Arc` clone.
     pub fn book_counts(&self) -> Arc<Vec<BookCount>> {
-        Arc::clone(&self.book_counts.lock().unwrap_or_else(PoisonError::into_inner))
+        Arc::clone(
+            &self
+                .book_counts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     fn publish_book_counts(&self, books: &mut BookCounts) {
@@ -610,7 +615,10 @@ impl Core {
                     .stats
                     .applied_seq
                     .store(last.cmd_seq, Ordering::Release);
-                let since = self.rebuild.as_ref().map_or(self.started_ns, |rb| rb.started_ns);
+                let since = self
+                    .rebuild
+                    .as_ref()
+                    .map_or(self.started_ns, |rb| rb.started_ns);
                 if last.ts_ns >= since {
                     // Everything sequenced before this feed started is applied.
                     self.caught_up();

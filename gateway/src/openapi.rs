@@ -74,7 +74,10 @@ impl Op {
             add("400", error("Bad input (`invalid_path`, `invalid_query`, `malformed_json`, `invalid_body` (also a body that is not a JSON object), `invalid_decimal`, `repeated_authorization` (more than one Authorization header), an engine shape code such as `off_tick_price`, ...)."));
         }
         if self.access != Access::Public {
-            add("400", error("`repeated_authorization`: more than one Authorization header."));
+            add(
+                "400",
+                error("`repeated_authorization`: more than one Authorization header."),
+            );
             add("401", error("Missing or unknown API key (`unauthorized`)."));
             add(
                 "403",

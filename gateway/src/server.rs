@@ -22,8 +22,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::auth::Authenticator;
 use crate::config::GatewayConfig;
-use crate::error::ApiError;
 use crate::core::{self, FeedFactory, GatewayStats, HealthReport, Shared};
+use crate::error::ApiError;
 use crate::marketdata::{self, MarketData, MarketDataHandle};
 use crate::ratelimit::RateLimiters;
 use crate::rest::{self, AppState};

@@ -713,7 +713,9 @@ async fn malformed_requests_are_refused_and_change_nothing() {
             "positional array after whitespace",
             M::POST,
             "/v1/orders",
-            raw(&format!(" \n\t[\"{MARKET}\",\"buy\",\"limit\",\"2.00\",\"1\"]")),
+            raw(&format!(
+                " \n\t[\"{MARKET}\",\"buy\",\"limit\",\"2.00\",\"1\"]"
+            )),
             400,
             "invalid_body",
         ),

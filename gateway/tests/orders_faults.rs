@@ -255,7 +255,11 @@ async fn log_failures_map_to_clear_statuses_and_divergence_is_reported() {
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["code"], "replica_diverged", "{b}");
     let (s, b, _) = post(&base, KEY, None, bid("1.06")).await;
-    assert_eq!((s, b["code"].as_str()), (503, Some("replica_diverged")), "{b}");
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (503, Some("replica_diverged")),
+        "{b}"
+    );
     gw.shutdown().await.unwrap();
 }
 

@@ -55,7 +55,11 @@ impl Feed for Tamper {
                 cmds.remove(i);
             }
             Fault::Alter => {
-                let last = cmds[i].events.last().cloned().expect("a command has events");
+                let last = cmds[i]
+                    .events
+                    .last()
+                    .cloned()
+                    .expect("a command has events");
                 cmds[i].events.push(last);
             }
         }

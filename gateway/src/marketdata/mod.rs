@@ -268,7 +268,9 @@ impl MarketData {
     pub fn reset(&mut self) {
         let g = self.core_shared().generation.load(Ordering::Acquire);
         if g % 2 == 0 {
-            self.core_shared().generation.store(g + 1, Ordering::Release);
+            self.core_shared()
+                .generation
+                .store(g + 1, Ordering::Release);
         }
         self.core.reset();
         let (done, wait) = mpsc::sync_channel(1);
@@ -281,7 +283,9 @@ impl MarketData {
     pub fn resume(&mut self) {
         let g = self.core_shared().generation.load(Ordering::Acquire);
         if g % 2 == 1 {
-            self.core_shared().generation.store(g + 1, Ordering::Release);
+            self.core_shared()
+                .generation
+                .store(g + 1, Ordering::Release);
         }
     }
 

@@ -203,16 +203,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             .close_connection());
         };
         let bytes = read.map_err(|e: BytesRejection| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        "the request body is larger than this endpoint accepts",
-                    )
-                } else {
-                    ApiError::bad_request("invalid_body", "the request body could not be read")
-                }
-            })?;
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the request body is larger than this endpoint accepts",
+                )
+            } else {
+                ApiError::bad_request("invalid_body", "the request body could not be read")
+            }
+        })?;
         decode_json(&bytes).map(ApiJson)
     }
 }
