@@ -191,6 +191,7 @@ pub async fn gateway_target(dir: &std::path::Path, opts: &GatewayBenchOptions) -
     let backend = gpux_gateway::Backend {
         submitter: Arc::clone(&submitter),
         feed: Box::new(exchange.follow(1)),
+        refollow: None,
     };
     let gw = gpux_gateway::start(cfg, backend).await?;
     gw.wait_ready().await;

@@ -197,7 +197,8 @@ pub struct GatewayLimits {
     pub rate_limit_per_key_per_sec: u32,
     /// Requests per key allowed back to back. Default 400.
     pub rate_limit_per_key_burst: u32,
-    /// Requests per second per client IP without a valid key; 0: unlimited. Default 50.
+    /// Requests per second per client IP without a valid key (public endpoints,
+    /// market data's REST reads included); 0: unlimited. Default 50.
     pub rate_limit_per_ip_per_sec: u32,
     /// Anonymous requests per IP allowed back to back. Default 100.
     pub rate_limit_per_ip_burst: u32,
@@ -206,6 +207,13 @@ pub struct GatewayLimits {
     pub request_timeout_ms: u64,
     /// Largest accepted request body. Default 16,384 bytes.
     pub body_limit_bytes: usize,
+    /// How long a client may take to send a request's headers (also how long an
+    /// idle kept-alive connection stays open); then the connection is closed.
+    /// Default 30,000 ms.
+    pub header_read_timeout_ms: u64,
+    /// How long a client may take to send a request's body after its headers;
+    /// then it is answered 408 and the connection closed. Default 30,000 ms.
+    pub body_read_timeout_ms: u64,
     /// Most requests waiting for their command at once. Default 65,536.
     pub max_in_flight: usize,
     /// How long a graceful shutdown waits for open requests. Default 10,000 ms.
@@ -239,6 +247,8 @@ impl Default for GatewayLimits {
             rate_limit_per_ip_burst: 100,
             request_timeout_ms: 10_000,
             body_limit_bytes: 16 * 1024,
+            header_read_timeout_ms: 30_000,
+            body_read_timeout_ms: 30_000,
             max_in_flight: 65_536,
             shutdown_grace_ms: 10_000,
             ws_max_connections: 10_000,
@@ -258,6 +268,16 @@ impl GatewayLimits {
     /// [`GatewayLimits::request_timeout_ms`] as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// [`GatewayLimits::header_read_timeout_ms`] as a duration.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    /// [`GatewayLimits::body_read_timeout_ms`] as a duration.
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
     }
 
     /// [`GatewayLimits::shutdown_grace_ms`] as a duration.
@@ -664,6 +684,8 @@ impl ServeConfig {
         for (key, v) in [
             ("gateway.request_timeout_ms", g.request_timeout_ms),
             ("gateway.body_limit_bytes", g.body_limit_bytes as u64),
+            ("gateway.header_read_timeout_ms", g.header_read_timeout_ms),
+            ("gateway.body_read_timeout_ms", g.body_read_timeout_ms),
             ("gateway.max_in_flight", g.max_in_flight as u64),
             ("gateway.ws_max_connections", g.ws_max_connections as u64),
             (

@@ -30,10 +30,9 @@ use anyhow::{anyhow, Context, Result};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use gpux_engine::Side;
-use gpux_gateway::{Backend, GatewayConfig, GatewayProbe, RateLimit, RateLimitConfig};
+use gpux_gateway::{Backend, FeedFactory, GatewayConfig, GatewayProbe, RateLimit, RateLimitConfig};
 use gpux_sequencer::kafka::{EventsTopicFeed, KafkaSubmitter};
-use gpux_sequencer::{Exchange, Feed, Submitter};
+use gpux_sequencer::{Exchange, Feed, FeedError, Submitter};
 
 use crate::config::{GatewayLimits, ServeConfig};
 use crate::metrics::{BookDepth, Metrics};
@@ -134,6 +133,8 @@ pub fn gateway_config(listen: SocketAddr, admin_key: String, g: &GatewayLimits) 
     };
     cfg.request_timeout = g.request_timeout();
     cfg.body_limit_bytes = g.body_limit_bytes;
+    cfg.header_read_timeout = g.header_read_timeout();
+    cfg.body_read_timeout = g.body_read_timeout();
     cfg.max_in_flight = g.max_in_flight;
     cfg.shutdown_grace = g.shutdown_grace();
     let md = &mut cfg.market_data;
@@ -149,31 +150,21 @@ pub fn gateway_config(listen: SocketAddr, admin_key: String, g: &GatewayLimits) 
     cfg
 }
 
-/// Book sizes per market, read from the gateway's replica.
+/// Book sizes per market, as the gateway's core thread keeps them per event: a
+/// scrape copies O(markets) numbers and never takes the replica's lock, so it
+/// cannot stall the thread that applies committed commands.
 fn book_depths(probe: &GatewayProbe) -> Vec<BookDepth> {
-    probe.with_replica(|engine| {
-        let mut out: Vec<BookDepth> = engine
-            .markets()
-            .map(|m| BookDepth {
-                market: m.id.to_string(),
-                bid_orders: 0,
-                bid_levels: engine.depth_ticks(&m.id, Side::Buy, usize::MAX).len() as u64,
-                ask_orders: 0,
-                ask_levels: engine.depth_ticks(&m.id, Side::Sell, usize::MAX).len() as u64,
-            })
-            .collect();
-        for account in engine.account_ids() {
-            for o in engine.open_orders(account).unwrap_or_default() {
-                if let Some(b) = out.iter_mut().find(|b| b.market == o.market.to_string()) {
-                    match o.side {
-                        Side::Buy => b.bid_orders += 1,
-                        Side::Sell => b.ask_orders += 1,
-                    }
-                }
-            }
-        }
-        out
-    })
+    probe
+        .book_counts()
+        .iter()
+        .map(|b| BookDepth {
+            market: b.market.to_string(),
+            bid_orders: b.bid_orders,
+            bid_levels: b.bid_levels,
+            ask_orders: b.ask_orders,
+            ask_levels: b.ask_levels,
+        })
+        .collect()
 }
 
 /// `GET /metrics`: the pipeline's counters (read live) plus the gateway's.
@@ -258,14 +249,27 @@ fn run_role(
         counted.http_request(method, route, status);
     }));
 
-    let (behind, submitter, feed): (Behind, Arc<dyn Submitter>, Box<dyn Feed>) = match &kafka {
+    let (behind, submitter, feed, refollow): (
+        Behind,
+        Arc<dyn Submitter>,
+        Box<dyn Feed>,
+        FeedFactory,
+    ) = match &kafka {
         Some(k) if gateway_only => {
             let submitter = Arc::new(KafkaSubmitter::new(k)?);
             let feed = EventsTopicFeed::connecting(k, 1, FEED_START_TIMEOUT)?;
+            // A diverged replica re-follows the events topic from cmd_seq 1.
+            let topic = k.clone();
+            let refollow: FeedFactory = Box::new(move || {
+                EventsTopicFeed::connecting(&topic, 1, FEED_START_TIMEOUT)
+                    .map(|f| Box::new(f) as Box<dyn Feed>)
+                    .map_err(|e| FeedError::Unavailable(format!("{e:#}")))
+            });
             (
                 Behind::Broker(Arc::clone(&submitter)),
                 submitter,
                 Box::new(feed),
+                refollow,
             )
         }
         _ => {
@@ -280,7 +284,13 @@ fn run_role(
                 .submitter()
                 .ok_or_else(|| anyhow!("the exchange has no command submitter"))?;
             let feed = Box::new(exchange.follow(1));
-            (Behind::Exchange(Box::new(exchange)), submitter, feed)
+            let refollow = gpux_gateway::ledger_feeds(&exchange);
+            (
+                Behind::Exchange(Box::new(exchange)),
+                submitter,
+                feed,
+                refollow,
+            )
         }
     };
     let mode = match (&behind, &kafka) {
@@ -297,6 +307,7 @@ fn run_role(
         let backend = Backend {
             submitter: Arc::clone(&submitter),
             feed,
+            refollow: Some(refollow),
         };
         let gateway = gpux_gateway::start(gw, backend).await?;
         let _ = probe.set(gateway.probe());

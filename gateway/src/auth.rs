@@ -40,6 +40,36 @@ pub const KEY_PREFIX: &str = "gpux_";
 /// Longest API key the gateway will even hash, bytes.
 pub const KEY_BYTES_MAX: usize = 256;
 
+/// The key a request presents in `Authorization: Bearer <key>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bearer<'a> {
+    /// No `Authorization` header.
+    Absent,
+    /// One `Authorization: Bearer <key>` header (the key trimmed, maybe empty).
+    Key(&'a str),
+    /// One `Authorization` header that is not `Bearer <key>` in visible ASCII.
+    Malformed,
+    /// More than one `Authorization` header: which one is meant is ambiguous (a
+    /// proxy may have added one), so the request is refused rather than guessed.
+    Repeated,
+}
+
+/// Reads `Authorization` from `headers` (see [`Bearer`]).
+pub fn bearer(headers: &axum::http::HeaderMap) -> Bearer<'_> {
+    let mut all = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let Some(first) = all.next() else {
+        return Bearer::Absent;
+    };
+    if all.next().is_some() {
+        return Bearer::Repeated;
+    }
+    first
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map_or(Bearer::Malformed, |k| Bearer::Key(k.trim()))
+}
+
 /// SHA-256 of a key as presented.
 pub fn key_digest(api_key: &str) -> KeyDigest {
     KeyDigest(Sha256::digest(api_key.as_bytes()).into())
@@ -142,5 +172,18 @@ mod tests {
         assert_eq!(store.principal(""), None);
         let (other, _) = generate_key();
         assert_ne!(key, other);
+    }
+
+    #[test]
+    fn bearer_reads_one_header_and_refuses_two() {
+        use axum::http::{header::AUTHORIZATION, HeaderMap, HeaderValue};
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), Bearer::Absent);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abc "));
+        assert_eq!(bearer(&h), Bearer::Key("abc"));
+        h.append(AUTHORIZATION, HeaderValue::from_static("Bearer def"));
+        assert_eq!(bearer(&h), Bearer::Repeated);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), Bearer::Malformed);
     }
 }

@@ -36,8 +36,9 @@ pub struct RateLimitConfig {
     /// Per API key (each account's key, and the admin key). Default: 200 requests/s,
     /// bursts of 400.
     pub per_key: Option<RateLimit>,
-    /// Per client IP address, for requests without a valid key (public endpoints
-    /// and failed authentication). Default: 50 requests/s, bursts of 100.
+    /// Per client IP address, for requests without a valid key (public endpoints,
+    /// market data's REST reads included, and failed authentication). Default: 50
+    /// requests/s, bursts of 100.
     pub per_ip_anonymous: Option<RateLimit>,
 }
 
@@ -109,6 +110,15 @@ pub struct GatewayConfig {
     pub request_timeout: Duration,
     /// Largest accepted request body. Default 16 KiB.
     pub body_limit_bytes: usize,
+    /// How long a client may take to send a request's headers (from the first
+    /// byte it sends, or from the end of its previous request on a kept-alive
+    /// connection, which this therefore also closes when idle); then the connection
+    /// is closed without an answer. Default 30 s.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's whole body once its headers
+    /// arrived; then it is answered 408 `body_timeout` and the connection is
+    /// closed. Default 30 s.
+    pub body_read_timeout: Duration,
     /// Most requests waiting for their command at once; beyond it, 503 `overloaded`.
     /// Default 65,536.
     pub max_in_flight: usize,
@@ -142,6 +152,8 @@ impl GatewayConfig {
             admin_key: admin_key.into(),
             request_timeout: Duration::from_secs(10),
             body_limit_bytes: 16 * 1024,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
             max_in_flight: 65_536,
             shutdown_grace: Duration::from_secs(10),
             rate_limit: RateLimitConfig::default(),
@@ -166,6 +178,9 @@ impl GatewayConfig {
         }
         if self.request_timeout.is_zero() {
             return Err("request_timeout must be positive".into());
+        }
+        if self.header_read_timeout.is_zero() || self.body_read_timeout.is_zero() {
+            return Err("header_read_timeout and body_read_timeout must be positive".into());
         }
         if self.body_limit_bytes == 0 || self.max_in_flight == 0 {
             return Err("body_limit_bytes and max_in_flight must be positive".into());
@@ -192,6 +207,8 @@ impl std::fmt::Debug for GatewayConfig {
             .field("admin_key", &"<redacted>")
             .field("request_timeout", &self.request_timeout)
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
             .field("max_in_flight", &self.max_in_flight)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("rate_limit", &self.rate_limit)

@@ -22,13 +22,33 @@
 //! Account ids are the engine's: a `create_account` without an id gets the lowest
 //! free one, so gateways sharing a log never choose ids.
 //!
+//! ## A replica that knows when it is wrong
+//!
+//! A feed that skips a command, or a command whose re-applied events differ from
+//! the committed ones, means the replica no longer equals the exchange. From that
+//! moment the gateway refuses everything that reads the replica or checks against
+//! it, and public market data too (503 `replica_diverged`; see
+//! [`Shared::serving`]), and — when the [`Backend`](crate::Backend) can make a
+//! fresh feed — rebuilds itself without a restart:
+//!
+//! 1. it asks for a new feed from cmd_seq 1 (the ledger in embedded mode, the
+//!    events topic in Kafka mode) and resets market data (WebSocket clients are
+//!    closed with 1013 and reconnect);
+//! 2. it applies that feed to a *new* replica of its own, aside from the one in the
+//!    lock (503 `replica_rebuilding` meanwhile; requests waiting for their commands
+//!    are resolved as the new feed reaches them);
+//! 3. once caught up, it swaps the new replica in and serves again (health `ok`).
+//!
+//! A rebuild that diverges again is retried after a growing pause. Without a way
+//! to re-follow, the gateway stays diverged (and says so) until restarted.
+//!
 //! Starting from cmd_seq 1 keeps fills history, API keys and idempotency complete;
 //! the price is a replay of the whole log at startup (the engine applies several
 //! million commands per second, so a log of 10^7 commands takes seconds). Until the
 //! replica has caught up, the gateway answers 503 `starting`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -38,7 +58,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::auth::KeyStore;
+use crate::bookcount::{BookCount, BookCounts};
 use crate::config::GatewayConfig;
+use crate::error::ApiError;
 use crate::history::History;
 use crate::idempotency::{Outcome, Requests};
 use crate::marketdata::MarketData;
@@ -50,6 +72,21 @@ const COMMANDS_PER_LOCK: usize = 256;
 /// How long the core thread waits on the feed before checking for shutdown.
 const FEED_POLL: Duration = Duration::from_millis(50);
 
+/// First pause before re-following after a rebuild that diverged again (doubles
+/// up to [`REBUILD_PAUSE_MAX`]), and between failed attempts to get a new feed.
+const REBUILD_PAUSE_MIN: Duration = Duration::from_millis(100);
+
+/// Longest pause between rebuild attempts.
+const REBUILD_PAUSE_MAX: Duration = Duration::from_secs(30);
+
+/// Longest pause between failed attempts to get a new feed (the broker or the
+/// ledger may be back at any moment).
+const REFOLLOW_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Makes a new feed of every committed command from cmd_seq 1: how a diverged
+/// replica rebuilds itself (see [`Backend::refollow`](crate::Backend::refollow)).
+pub type FeedFactory = Box<dyn FnMut() -> Result<Box<dyn Feed>, FeedError> + Send>;
+
 /// The gateway's view of the exchange, as of `engine.last_seq()`.
 #[derive(Debug)]
 pub struct Replica {
@@ -57,6 +94,19 @@ pub struct Replica {
     pub engine: Engine,
     /// Orders and fills, derived from events.
     pub history: History,
+    /// Resting orders and price levels per market, kept per event (for metrics).
+    pub books: BookCounts,
+}
+
+impl Replica {
+    /// An empty replica (before cmd_seq 1).
+    pub fn new(cfg: &GatewayConfig) -> Self {
+        Replica {
+            engine: Engine::new(),
+            history: History::new(cfg.history.clone()),
+            books: BookCounts::default(),
+        }
+    }
 }
 
 /// Live counters (for metrics).
@@ -83,8 +133,11 @@ pub struct GatewayStats {
     pub applied: AtomicU64,
     /// `cmd_seq` of the last command the replica applied.
     pub applied_seq: AtomicU64,
-    /// Commands whose re-applied events differed from the committed ones.
+    /// Commands whose re-applied events differed from the committed ones, or
+    /// that came after a gap in the feed.
     pub divergences: AtomicU64,
+    /// Rebuilds of the replica after a divergence (re-follows from cmd_seq 1).
+    pub rebuilds: AtomicU64,
     /// Errors reading the feed.
     pub feed_errors: AtomicU64,
 }
@@ -93,16 +146,56 @@ pub struct GatewayStats {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct HealthReport {
     /// `ok`, `starting` (catching up with the log), `diverged` (the replica's
-    /// events differed from the committed ones), `feed_failing` or `stopped`.
+    /// events differed from the committed ones, or the feed skipped commands),
+    /// `rebuilding` (re-following the log from cmd_seq 1 after that),
+    /// `feed_failing` or `stopped`.
     pub status: &'static str,
-    /// Whether the gateway serves requests (caught up and running).
+    /// Whether the gateway serves requests (caught up, running, not diverged).
     pub ready: bool,
     /// `cmd_seq` of the last command the replica applied.
     pub applied_seq: u64,
-    /// The first `cmd_seq` at which the replica diverged, if it did.
+    /// The first `cmd_seq` at which the replica diverged, while it is diverged or
+    /// rebuilding.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diverged_at: Option<u64>,
 }
+
+/// Why the gateway does not serve requests now (see [`Shared::serving`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotServing {
+    /// Catching up with the log after a start.
+    Starting,
+    /// The replica disagrees with the ledger and has not started rebuilding.
+    Diverged,
+    /// The replica is being rebuilt from cmd_seq 1.
+    Rebuilding,
+}
+
+impl From<NotServing> for ApiError {
+    fn from(n: NotServing) -> Self {
+        use axum::http::StatusCode;
+        let (code, message) = match n {
+            NotServing::Starting => (
+                "starting",
+                "the gateway is catching up with the exchange; retry shortly",
+            ),
+            NotServing::Diverged => (
+                "replica_diverged",
+                "this gateway's copy of the exchange state disagrees with the ledger, so it answers nothing from it; it rebuilds itself when it can (else it needs a restart): retry shortly or use another gateway",
+            ),
+            NotServing::Rebuilding => (
+                "replica_rebuilding",
+                "this gateway is rebuilding its copy of the exchange state from the ledger; retry shortly",
+            ),
+        };
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message).retry_after(1)
+    }
+}
+
+/// The replica's relation to the ledger.
+const REPLICA_FOLLOWING: u8 = 0;
+const REPLICA_DIVERGED: u8 = 1;
+const REPLICA_REBUILDING: u8 = 2;
 
 /// Health flags, set by the core thread.
 #[derive(Debug)]
@@ -111,6 +204,8 @@ pub struct Health {
     stopped: AtomicBool,
     feed_failing: AtomicBool,
     diverged_at: AtomicU64,
+    /// `REPLICA_FOLLOWING`, `REPLICA_DIVERGED` or `REPLICA_REBUILDING`.
+    replica: AtomicU8,
     ready_tx: watch::Sender<bool>,
 }
 
@@ -121,11 +216,14 @@ impl Health {
             stopped: AtomicBool::new(false),
             feed_failing: AtomicBool::new(false),
             diverged_at: AtomicU64::new(0),
+            replica: AtomicU8::new(REPLICA_FOLLOWING),
             ready_tx: watch::channel(false).0,
         }
     }
 
-    /// Whether requests are served: caught up with the log and the core running.
+    /// Whether the gateway has started: caught up with the log once and the core
+    /// running. (Whether it serves now also depends on the replica: see
+    /// [`Shared::serving`].)
     pub fn ready(&self) -> bool {
         self.caught_up.load(Ordering::Acquire) && !self.stopped.load(Ordering::Acquire)
     }
@@ -164,20 +262,21 @@ pub struct Shared {
     pub health: Health,
     /// Counters.
     pub stats: Arc<GatewayStats>,
+    /// Book sizes per market as of the replica's last applied chunk, published by
+    /// the core thread so metrics never take the replica's lock.
+    book_counts: Mutex<Arc<Vec<BookCount>>>,
 }
 
 impl Shared {
     /// Empty state for `cfg`.
     pub fn new(cfg: GatewayConfig) -> Self {
         Shared {
-            replica: RwLock::new(Replica {
-                engine: Engine::new(),
-                history: History::new(cfg.history.clone()),
-            }),
+            replica: RwLock::new(Replica::new(&cfg)),
             keys: Arc::new(KeyStore::new(&cfg.admin_key)),
             requests: Requests::new(cfg.idempotency.clone(), cfg.max_in_flight),
             health: Health::new(),
             stats: Arc::new(GatewayStats::default()),
+            book_counts: Mutex::default(),
             cfg,
         }
     }
@@ -191,15 +290,54 @@ impl Shared {
         self.replica.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether requests that read the replica (or check against it) may be
+    /// answered now: caught up with the log, and the replica following it without
+    /// divergence. Public market data follows the same rule.
+    pub fn serving(&self) -> Result<(), NotServing> {
+        let h = &self.health;
+        if !h.ready() {
+            return Err(NotServing::Starting);
+        }
+        match h.replica.load(Ordering::Acquire) {
+            REPLICA_FOLLOWING => Ok(()),
+            REPLICA_REBUILDING => Err(NotServing::Rebuilding),
+            _ => Err(NotServing::Diverged),
+        }
+    }
+
+    /// Resting orders and price levels per market, in listing order, as of the
+    /// replica's last applied chunk of commands. O(markets); never waits on the
+    /// core thread for longer than an `Arc` clone.
+    pub fn book_counts(&self) -> Arc<Vec<BookCount>> {
+        Arc::clone(
+            &self
+                .book_counts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    fn publish_book_counts(&self, books: &mut BookCounts) {
+        if let Some(counts) = books.take_changed() {
+            *self
+                .book_counts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Arc::new(counts);
+        }
+    }
+
     /// Health now.
     pub fn health_report(&self) -> HealthReport {
         let h = &self.health;
         let diverged = h.diverged_at.load(Ordering::Acquire);
+        let serving = self.serving();
         let status = if h.stopped.load(Ordering::Acquire) {
             "stopped"
         } else if !h.caught_up.load(Ordering::Acquire) {
             "starting"
-        } else if diverged != 0 {
+        } else if serving == Err(NotServing::Rebuilding) {
+            "rebuilding"
+        } else if serving.is_err() {
             "diverged"
         } else if h.feed_failing.load(Ordering::Acquire) {
             "feed_failing"
@@ -208,7 +346,7 @@ impl Shared {
         };
         HealthReport {
             status,
-            ready: h.ready(),
+            ready: serving.is_ok(),
             applied_seq: self.stats.applied_seq.load(Ordering::Acquire),
             diverged_at: (diverged != 0).then_some(diverged),
         }
@@ -236,10 +374,12 @@ impl Drop for StopGuard {
     }
 }
 
-/// Starts the core thread; it runs until `stop` is set.
+/// Starts the core thread; it runs until `stop` is set. `refollow`, when given,
+/// makes a fresh feed from cmd_seq 1 to rebuild a diverged replica.
 pub fn spawn(
     shared: Arc<Shared>,
     feed: Box<dyn Feed>,
+    refollow: Option<FeedFactory>,
     market_data: MarketData,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -253,10 +393,30 @@ pub fn spawn(
                 market_data,
                 events: Vec::new(),
                 started_ns,
+                refollow,
+                diverged: false,
+                rebuild: None,
+                rebuild_pause: REBUILD_PAUSE_MIN,
             }
             .run(feed, &stop);
             drop(guard);
         })
+}
+
+/// A replica being rebuilt from cmd_seq 1, aside from the one queries read.
+struct Rebuild {
+    replica: Replica,
+    /// When the new feed was started: a command sequenced after it means caught up.
+    started_ns: u64,
+}
+
+/// What the core does after a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Keep reading the feed.
+    Continue,
+    /// The replica diverged and can be rebuilt: re-follow from cmd_seq 1.
+    Refollow,
 }
 
 struct Core {
@@ -264,6 +424,13 @@ struct Core {
     market_data: MarketData,
     events: Vec<Event>,
     started_ns: u64,
+    refollow: Option<FeedFactory>,
+    /// The current feed's commands stopped matching the replica.
+    diverged: bool,
+    /// The replica being rebuilt, while rebuilding.
+    rebuild: Option<Rebuild>,
+    /// Pause before the next re-follow (grows while rebuilds keep diverging).
+    rebuild_pause: Duration,
 }
 
 impl Core {
@@ -277,11 +444,22 @@ impl Core {
                         .feed_failing
                         .store(false, Ordering::Release);
                     backoff = Duration::from_millis(10);
-                    self.process(&batch);
-                    let r = self.shared.read();
-                    self.market_data.on_batch_end(&r.engine);
+                    if self.process(&batch) == Flow::Refollow {
+                        match self.refollow(stop) {
+                            Some(f) => feed = f,
+                            None => return,
+                        }
+                        continue;
+                    }
+                    match &self.rebuild {
+                        Some(rb) => self.market_data.on_batch_end(&rb.replica.engine),
+                        None => {
+                            let r = self.shared.read();
+                            self.market_data.on_batch_end(&r.engine);
+                        }
+                    }
                 }
-                Ok(None) if feed.reached_start() => self.shared.health.set_caught_up(),
+                Ok(None) if feed.reached_start() => self.caught_up(),
                 Ok(None) => {}
                 Err(e) => {
                     self.shared
@@ -304,17 +482,105 @@ impl Core {
         }
     }
 
-    fn process(&mut self, batch: &[CommittedCommand]) {
+    /// Everything committed when the current feed started has been applied.
+    fn caught_up(&mut self) {
+        match self.rebuild.take() {
+            Some(rb) => self.finish_rebuild(rb),
+            None => self.shared.health.set_caught_up(),
+        }
+    }
+
+    /// Swaps the rebuilt replica in and serves again.
+    fn finish_rebuild(&mut self, rb: Rebuild) {
+        let seq = rb.replica.engine.last_seq();
+        {
+            let mut r = self.shared.write();
+            *r = rb.replica;
+            self.shared.publish_book_counts(&mut r.books);
+            // Under the write lock: no reader sees the new state as diverged or the
+            // old one as serving.
+            self.shared.health.diverged_at.store(0, Ordering::Release);
+            self.shared
+                .health
+                .replica
+                .store(REPLICA_FOLLOWING, Ordering::Release);
+        }
+        self.market_data.resume();
+        self.shared.health.set_caught_up();
+        self.rebuild_pause = REBUILD_PAUSE_MIN;
+        tracing::info!(
+            cmd_seq = seq,
+            "the gateway's replica was rebuilt from the log and serves again"
+        );
+    }
+
+    /// Starts rebuilding: a new feed from cmd_seq 1 and an empty replica beside
+    /// the one in the lock. `None` if asked to stop first.
+    fn refollow(&mut self, stop: &AtomicBool) -> Option<Box<dyn Feed>> {
+        let rebuilding_again = self.rebuild.take().is_some();
+        if rebuilding_again {
+            self.rebuild_pause = (self.rebuild_pause * 2).min(REBUILD_PAUSE_MAX);
+        }
+        let mut pause = if rebuilding_again {
+            self.rebuild_pause
+        } else {
+            Duration::ZERO
+        };
+        let feed = loop {
+            if !pause.is_zero() && !sleep_unless_stopped(pause, stop) {
+                return None;
+            }
+            if stop.load(Ordering::Acquire) {
+                return None;
+            }
+            let Some(factory) = self.refollow.as_mut() else {
+                return None;
+            };
+            match factory() {
+                Ok(f) => break f,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot re-follow the log to rebuild the replica; retrying");
+                    pause = (pause * 2).clamp(REBUILD_PAUSE_MIN, REFOLLOW_RETRY_MAX);
+                }
+            }
+        };
+        self.diverged = false;
+        // A clean slate: nothing the diverged feed left may mix with the new one.
+        self.market_data.reset();
+        self.shared.stats.rebuilds.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .health
+            .replica
+            .store(REPLICA_REBUILDING, Ordering::Release);
+        self.rebuild = Some(Rebuild {
+            replica: Replica::new(&self.shared.cfg),
+            started_ns: now_ns(),
+        });
+        tracing::warn!("rebuilding the gateway's replica from cmd_seq 1");
+        Some(feed)
+    }
+
+    fn process(&mut self, batch: &[CommittedCommand]) -> Flow {
         for chunk in batch.chunks(COMMANDS_PER_LOCK) {
             let mut keys = Vec::new();
-            let oldest_remembered = {
-                let shared = Arc::clone(&self.shared);
-                let mut r = shared.write();
-                for cmd in chunk {
-                    self.apply(&mut r, cmd, &mut keys);
+            let (applied, oldest_remembered) = match self.rebuild.take() {
+                Some(mut rb) => {
+                    let n = self.apply_chunk(&mut rb.replica, chunk, &mut keys);
+                    let oldest = rb.replica.engine.oldest_remembered_request();
+                    self.rebuild = Some(rb);
+                    (n, oldest)
                 }
-                r.engine.oldest_remembered_request()
+                None => {
+                    let shared = Arc::clone(&self.shared);
+                    let mut r = shared.write();
+                    let n = self.apply_chunk(&mut r, chunk, &mut keys);
+                    if !self.diverged {
+                        shared.publish_book_counts(&mut r.books);
+                    }
+                    (n, r.engine.oldest_remembered_request())
+                }
             };
+            let chunk = &chunk[..applied];
             for (digest, account) in keys {
                 self.shared.keys.insert(digest, account);
             }
@@ -333,20 +599,46 @@ impl Core {
             self.shared
                 .requests
                 .forget_originals_before(oldest_remembered);
+            if self.diverged && self.refollow.is_some() {
+                return Flow::Refollow;
+            }
             if let Some(last) = chunk.last() {
                 self.shared
                     .stats
                     .applied_seq
                     .store(last.cmd_seq, Ordering::Release);
-                if last.ts_ns >= self.started_ns {
-                    // Everything sequenced before this gateway started is applied.
-                    self.shared.health.set_caught_up();
+                let since = self
+                    .rebuild
+                    .as_ref()
+                    .map_or(self.started_ns, |rb| rb.started_ns);
+                if last.ts_ns >= since {
+                    // Everything sequenced before this feed started is applied.
+                    self.caught_up();
                 }
             }
         }
+        Flow::Continue
     }
 
-    fn diverged(&self, cmd_seq: u64, why: &str) {
+    /// Applies `chunk` to `r`; stops after a command that shows divergence when
+    /// the replica can be rebuilt (the rest is re-read by the new feed). Returns
+    /// how many commands were applied.
+    fn apply_chunk(
+        &mut self,
+        r: &mut Replica,
+        chunk: &[CommittedCommand],
+        keys: &mut Vec<(gpux_engine::KeyDigest, AccountId)>,
+    ) -> usize {
+        for (i, cmd) in chunk.iter().enumerate() {
+            self.apply(r, cmd, keys);
+            if self.diverged && self.refollow.is_some() {
+                return i + 1;
+            }
+        }
+        chunk.len()
+    }
+
+    fn diverged(&mut self, cmd_seq: u64, why: &str) {
         self.shared
             .stats
             .divergences
@@ -357,9 +649,20 @@ impl Core {
             Ordering::AcqRel,
             Ordering::Acquire,
         );
+        if !self.diverged {
+            self.diverged = true;
+            // Refuse from now on (the caller holds the write lock when it applies
+            // to the shared replica, so no query reads past this point unrefused).
+            self.shared
+                .health
+                .replica
+                .store(REPLICA_DIVERGED, Ordering::Release);
+            self.market_data.reset();
+        }
         tracing::error!(
             cmd_seq,
             why,
+            rebuild = self.refollow.is_some(),
             "the gateway's replica diverged from the ledger"
         );
     }
@@ -393,6 +696,7 @@ impl Core {
             );
         }
         r.history.apply(cmd.cmd_seq, cmd.ts_ns, &cmd.events);
+        r.books.apply(&r.engine, &cmd.events);
         for ev in &cmd.events {
             if let Event::AccountCreated(a) = ev {
                 if let Some(Command::CreateAccount(c)) = env.as_ref().map(|e| &e.command) {
@@ -406,5 +710,20 @@ impl Core {
         }
         self.market_data.on_command(cmd, &r.engine);
         self.shared.stats.applied.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Sleeps `d` in short steps; false if `stop` was set meanwhile.
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
+    let until = std::time::Instant::now() + d;
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return false;
+        }
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(FEED_POLL));
     }
 }

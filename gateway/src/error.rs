@@ -17,6 +17,9 @@ pub struct ApiError {
     pub message: String,
     /// Seconds to wait before retrying (429, 503).
     pub retry_after_secs: Option<u64>,
+    /// Answer with `Connection: close` and close the connection after it (a
+    /// client too slow to send its request is not kept).
+    pub close: bool,
 }
 
 #[derive(Serialize)]
@@ -33,7 +36,14 @@ impl ApiError {
             code: code.into(),
             message: message.into(),
             retry_after_secs: None,
+            close: false,
         }
+    }
+
+    /// Closes the connection after this answer.
+    pub fn close_connection(mut self) -> Self {
+        self.close = true;
+        self
     }
 
     /// Adds `Retry-After`.
@@ -101,6 +111,10 @@ impl IntoResponse for ApiError {
         if let Some(s) = self.retry_after_secs {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.close {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }

@@ -24,9 +24,11 @@
 //!   [`gpux_sequencer::Feed`] of committed commands from cmd_seq 1 and calls
 //!   `Engine::apply_json(cmd_seq, ts_ns, payload)` on its own engine. The engine is
 //!   deterministic, so the replica equals the exchange's engine; the core checks the
-//!   re-produced events against the committed ones and on a mismatch logs an error
-//!   and reports itself unhealthy (it never panics). Queries (balances, open orders,
-//!   an order, markets) take short read locks on the replica. Starting from seq 1
+//!   re-produced events against the committed ones; on a mismatch or a gap in the
+//!   feed it refuses every request that depends on the replica (503
+//!   `replica_diverged`, then `replica_rebuilding`) and rebuilds itself from cmd_seq 1
+//!   through [`Backend::refollow`], without a restart (it never panics). Queries
+//!   (balances, open orders, an order, markets) take short read locks on the replica. Starting from seq 1
 //!   makes fills history, API keys and idempotency complete on every gateway and
 //!   after every restart; the cost is replaying the whole log at startup (seconds
 //!   for millions of commands), during which requests get 503 `starting`.
@@ -50,7 +52,8 @@
 //! |---|---|
 //! | [`server`] | [`start`], [`RunningGateway`], [`Backend`], the route table, graceful shutdown |
 //! | [`config`] | [`GatewayConfig`]: listen address, admin key, limits, timeouts |
-//! | [`core`] | the core thread, the replica, health and counters |
+//! | [`core`] | the core thread, the replica (and its rebuild after a divergence), health and counters |
+//! | [`bookcount`] | resting orders and levels per market, kept per event, for metrics |
 //! | [`rest`] | the REST handlers, DTOs and extractors |
 //! | [`auth`] | [`Principal`], [`Authenticator`], the key store, key generation |
 //! | [`idempotency`] | request ids, requests in flight, the idempotency cache |
@@ -68,10 +71,7 @@
 //! use gpux_sequencer::{Exchange, PipelineOptions};
 //!
 //! let exchange = Exchange::start_embedded("./gpux-data".as_ref(), PipelineOptions::default())?;
-//! let backend = Backend {
-//!     submitter: exchange.submitter().expect("the embedded log has a submitter"),
-//!     feed: Box::new(exchange.follow(1)),
-//! };
+//! let backend = Backend::embedded(&exchange).expect("the embedded log has a submitter");
 //! let cfg = GatewayConfig::new("127.0.0.1:8080".parse()?, "an-admin-key-of-16-bytes-or-more");
 //! let gateway = start(cfg, backend).await?;
 //! gateway.wait_ready().await;
@@ -83,6 +83,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod bookcount;
 pub mod config;
 pub mod core;
 pub mod error;
@@ -97,10 +98,10 @@ pub mod server;
 #[doc(hidden)]
 pub mod testkit;
 
-pub use crate::core::{GatewayStats, HealthReport};
+pub use crate::core::{FeedFactory, GatewayStats, HealthReport, NotServing};
 pub use auth::{Authenticator, KeyStore, Principal};
 pub use config::{
     GatewayConfig, HistoryConfig, IdempotencyConfig, RateLimit, RateLimitConfig, RequestObserver,
 };
 pub use error::ApiError;
-pub use server::{served_routes, start, Backend, GatewayProbe, RunningGateway};
+pub use server::{ledger_feeds, served_routes, start, Backend, GatewayProbe, RunningGateway};

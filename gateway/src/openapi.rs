@@ -71,9 +71,13 @@ impl Op {
             responses.entry(code.to_string()).or_insert(v);
         };
         if self.write || !self.params.is_empty() {
-            add("400", error("Bad input (`invalid_path`, `invalid_query`, `malformed_json`, `invalid_body`, `invalid_decimal`, an engine shape code such as `off_tick_price`, ...)."));
+            add("400", error("Bad input (`invalid_path`, `invalid_query`, `malformed_json`, `invalid_body` (also a body that is not a JSON object), `invalid_decimal`, `repeated_authorization` (more than one Authorization header), an engine shape code such as `off_tick_price`, ...)."));
         }
         if self.access != Access::Public {
+            add(
+                "400",
+                error("`repeated_authorization`: more than one Authorization header."),
+            );
             add("401", error("Missing or unknown API key (`unauthorized`)."));
             add(
                 "403",
@@ -85,6 +89,7 @@ impl Op {
         }
         if self.write {
             add("409", error("`idempotency_key_reused`: the key was used for a different request; or an engine conflict code."));
+            add("408", error("`body_timeout`: the body did not arrive within the body read timeout (default 30 s) after the headers; the connection is closed."));
             add("413", error("`body_too_large` (over the body limit)."));
             add(
                 "415",
@@ -95,9 +100,9 @@ impl Op {
         add(
             "503",
             error(if self.write {
-                "`starting`, `timeout` (retry with the same Idempotency-Key), `overloaded` or `unavailable`; see `Retry-After`."
+                "`starting`, `replica_diverged` or `replica_rebuilding` (this gateway's copy of the exchange state disagrees with the ledger and is being rebuilt; nothing is checked or answered from it), `timeout` (retry with the same Idempotency-Key), `overloaded` or `unavailable`; see `Retry-After`."
             } else {
-                "`starting`: the gateway is catching up with the exchange."
+                "`starting` (the gateway is catching up with the exchange), `replica_diverged` or `replica_rebuilding` (its copy of the exchange state disagrees with the ledger and is being rebuilt); see `Retry-After`."
             }),
         );
         let mut op = json!({
@@ -149,7 +154,7 @@ fn ops() -> Vec<(&'static str, Op)> {
     vec![
         ("/v1/health", Op {
             method: "get", id: "health", summary: "Health",
-            description: "200 once the gateway's replica has caught up with the exchange and runs; 503 while starting, after its replica diverged from the ledger, while the feed fails, or once stopped. Not rate limited.",
+            description: "200 once the gateway's replica has caught up with the exchange and runs; 503 while starting, after its replica diverged from the ledger (`diverged`, then `rebuilding` while it re-follows the log from cmd_seq 1; back to `ok` once rebuilt), while the feed fails, or once stopped. Not rate limited.",
             access: Public, write: false, params: vec![], body: None,
             responses: vec![("200", ok("Ready.", "Health")), ("503", ok("Not ready; `status` says why.", "Health"))],
         }),
@@ -295,8 +300,9 @@ fn ops() -> Vec<(&'static str, Op)> {
     ]
 }
 
-/// A public market-data read: `GET`, no key, never rate limited or `starting`
-/// (it answers from market data's own state), strict query parameters.
+/// A public market-data read: `GET`, no key, rate limited per address like every
+/// anonymous request, refused while the gateway starts or rebuilds its replica
+/// (market data is rebuilt with it), strict query parameters.
 fn market_data_get(
     id: &str,
     summary: &str,
@@ -319,8 +325,10 @@ fn market_data_get(
         "parameters": params,
         "responses": {
             "200": ok(answer.0, answer.1),
-            "400": error("`invalid_parameter`: an unknown or repeated query parameter, or a value that is not a whole number in range or not one of the listed values."),
+            "400": error("`invalid_parameter`: an unknown or repeated query parameter, or a value that is not a whole number in range or not one of the listed values; `invalid_path`: the market is not a valid path segment (e.g. `%ff`); `repeated_authorization`: more than one Authorization header."),
             "404": error("`unknown_market`."),
+            "429": error("`rate_limited`: too many requests from this address (or this key, if a valid one is sent); see `Retry-After`."),
+            "503": error("`starting`, `replica_diverged` or `replica_rebuilding`: the gateway is catching up, or rebuilding market data with its replica; see `Retry-After`."),
         },
     })
 }
@@ -383,7 +391,7 @@ fn market_data_ops() -> Vec<(&'static str, &'static str, Value)> {
                     "description": "Switching Protocols: the connection is now the market-data WebSocket (docs/MARKET_DATA.md).",
                     "headers": { "Sec-WebSocket-Accept": { "description": "RFC 6455 handshake answer.", "schema": {"type": "string"} } },
                 },
-                "400": error("`websocket_upgrade_required`: a plain request, without the WebSocket upgrade headers."),
+                "400": error("`websocket_upgrade_required`: a plain request, without the WebSocket upgrade headers; `repeated_authorization`: more than one Authorization header."),
                 "401": error("`unauthorized`: an `Authorization` header that is not a known key (no header is fine: the connection is anonymous)."),
                 "429": {
                     "description": "`too_many_connections`: the account's (16 by default), the anonymous peer address's (64) or the server's (10,000) connection limit is reached.",
@@ -391,7 +399,7 @@ fn market_data_ops() -> Vec<(&'static str, &'static str, Value)> {
                     "content": json_content(schema("Error")),
                 },
                 "503": {
-                    "description": "`unavailable`: market data is shutting down; reconnect later.",
+                    "description": "`unavailable`: market data is shutting down; `replica_rebuilding`: market data is being rebuilt with the gateway's replica. Reconnect later.",
                     "headers": retry_after(),
                     "content": json_content(schema("Error")),
                 },
@@ -513,7 +521,7 @@ fn schemas() -> Value {
         })),
         "Markets": object(&["markets"], json!({"markets": {"type": "array", "items": schema("Market")}})),
         "Health": object(&["status", "ready", "applied_seq"], json!({
-            "status": e(&["ok", "starting", "diverged", "feed_failing", "stopped"]),
+            "status": e(&["ok", "starting", "diverged", "rebuilding", "feed_failing", "stopped"]),
             "ready": {"type": "boolean"},
             "applied_seq": uint(),
             "diverged_at": uint(),

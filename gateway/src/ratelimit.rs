@@ -1,5 +1,6 @@
 //! Rate limits: one token bucket per API key, and one per client IP address for
-//! requests without a valid key (public endpoints, failed authentication).
+//! requests without a valid key (public endpoints — market data's REST reads too —
+//! and failed authentication).
 //!
 //! Owns [`RateLimiters`]. A refused request gets 429 `rate_limited` with
 //! `Retry-After` (whole seconds, at least 1) and is not looked at further: it
@@ -43,7 +44,7 @@ fn refused(wait: std::time::Duration) -> ApiError {
     ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
-        "too many requests for this key; retry after the number of seconds in Retry-After",
+        "too many requests from this key or address; retry after the number of seconds in Retry-After",
     )
     .retry_after(secs.max(1))
 }

@@ -12,15 +12,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::http::Method;
 use axum::Router;
 use gpux_sequencer::{Feed, Submitter};
-use tokio::sync::oneshot;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{oneshot, watch};
 
 use crate::auth::Authenticator;
 use crate::config::GatewayConfig;
-use crate::core::{self, GatewayStats, HealthReport, Shared};
+use crate::core::{self, FeedFactory, GatewayStats, HealthReport, Shared};
+use crate::error::ApiError;
 use crate::marketdata::{self, MarketData, MarketDataHandle};
 use crate::ratelimit::RateLimiters;
 use crate::rest::{self, AppState};
@@ -29,6 +32,10 @@ use crate::routes::{listed, Routes};
 /// How often idle rate-limit buckets are dropped.
 const FORGET_IDLE_EVERY: Duration = Duration::from_secs(60);
 
+/// Pause after an `accept` error that is not about one connection (e.g. out of
+/// file descriptors).
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
 /// The exchange as the gateway sees it: where commands go, and the committed
 /// commands coming back (from cmd_seq 1).
 pub struct Backend {
@@ -36,6 +43,35 @@ pub struct Backend {
     pub submitter: Arc<dyn Submitter>,
     /// Every committed command, in order, from cmd_seq 1.
     pub feed: Box<dyn Feed>,
+    /// Makes a fresh feed from cmd_seq 1 (over the ledger, or the events topic):
+    /// how a replica that diverged from the ledger rebuilds itself without a
+    /// restart. `None`: a diverged gateway refuses requests until restarted.
+    pub refollow: Option<FeedFactory>,
+}
+
+impl Backend {
+    /// The in-process exchange's submitter and feeds over its ledger (from
+    /// cmd_seq 1, also for rebuilding); `None` if the exchange has no submitter.
+    pub fn embedded(exchange: &gpux_sequencer::Exchange) -> Option<Backend> {
+        Some(Backend {
+            submitter: exchange.submitter()?,
+            feed: Box::new(exchange.follow(1)),
+            refollow: Some(ledger_feeds(exchange)),
+        })
+    }
+}
+
+/// Fresh feeds over `exchange`'s ledger from cmd_seq 1 (for
+/// [`Backend::refollow`]).
+pub fn ledger_feeds(exchange: &gpux_sequencer::Exchange) -> FeedFactory {
+    let (reader, publisher) = (exchange.reader(), exchange.publisher());
+    Box::new(move || {
+        Ok(Box::new(gpux_sequencer::LedgerFollower::new(
+            reader.clone(),
+            Arc::clone(&publisher),
+            1,
+        )) as Box<dyn Feed>)
+    })
 }
 
 fn api_routes() -> Routes<AppState> {
@@ -107,15 +143,46 @@ pub fn served_routes() -> Vec<(String, String)> {
     all
 }
 
+/// What every public market-data REST request passes first, like the API's
+/// [`Anonymous`](rest::extract::Anonymous) callers: the replica must serve (market
+/// data is rebuilt with it), and the request is rate limited — by its key if it
+/// presents a valid one, else per client address.
+fn market_data_gate(state: AppState) -> marketdata::RestGate {
+    use crate::auth::{bearer, Bearer};
+    use rest::extract::{client_ip, not_ready, repeated_authorization};
+    Arc::new(move |parts| {
+        let s = &state;
+        s.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        not_ready(&s.shared)?;
+        let limited = |e: ApiError| {
+            s.shared.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            e
+        };
+        let principal = match bearer(&parts.headers) {
+            Bearer::Key(k) => s.shared.keys.principal(k),
+            Bearer::Repeated => {
+                s.limits.check_ip(client_ip(parts)).map_err(limited)?;
+                return Err(repeated_authorization());
+            }
+            Bearer::Absent | Bearer::Malformed => None,
+        };
+        match principal {
+            Some(p) => s.limits.check_key(p).map_err(limited),
+            None => s.limits.check_ip(client_ip(parts)).map_err(limited),
+        }
+    })
+}
+
 fn app(state: AppState, market_data: MarketDataHandle) -> Router {
     let body_limit = state.shared.cfg.body_limit_bytes;
     let auth: Arc<dyn Authenticator> = Arc::clone(&state.shared.keys) as Arc<dyn Authenticator>;
     let extra = state.shared.cfg.extra_routes.clone().unwrap_or_default();
     let observe = state.shared.cfg.on_request.clone();
+    let gate = market_data_gate(state.clone());
     let app = api_routes()
         .router
         .with_state(state)
-        .merge(marketdata::routes(market_data, auth))
+        .merge(marketdata::routes_gated(market_data, auth, Some(gate)))
         .merge(extra)
         .fallback(rest::system::not_found)
         .method_not_allowed_fallback(rest::system::method_not_allowed)
@@ -142,6 +209,91 @@ fn app(state: AppState, market_data: MarketDataHandle) -> Router {
         )),
         None => app,
     }
+}
+
+/// Serves `app` on `listener` until `stop`, then finishes open connections
+/// gracefully (they close after their current request).
+///
+/// axum's own `serve` gives no hold on hyper's connection settings, so this is
+/// its loop with two changes: a client must send a request's headers within
+/// `header_read_timeout` (hyper's timer; else the connection is closed, so a
+/// client trickling header bytes cannot hold it for ever), and every request
+/// carries the peer address as `ConnectInfo<SocketAddr>` for per-address limits.
+/// (Slow bodies are cut by `ApiJson`, which knows `body_read_timeout`.)
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_read_timeout: Duration,
+    stop: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    // Each connection holds a `closed_rx`; `closed_tx.closed()` resolves when all
+    // are gone. Dropping `signal_tx` asks every connection to finish.
+    let (signal_tx, signal_rx) = watch::channel(());
+    let (closed_tx, closed_rx) = watch::channel(());
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    if !is_connection_error(&e) {
+                        // E.g. out of file descriptors: wait instead of spinning.
+                        tracing::error!(error = %e, "cannot accept a connection");
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    }
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        // Small responses and WebSocket frames go out at once instead of waiting
+        // for a delayed ACK (Nagle): up to 40 ms otherwise.
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(remote));
+            let mut app = app.clone();
+            async move { tower_service::Service::call(&mut app, req).await }
+        });
+        let mut signal = signal_rx.clone();
+        let closed = closed_rx.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout);
+            let conn = builder
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::trace!(error = %e, "connection ended with an error");
+                    }
+                }
+                _ = signal.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(closed);
+        });
+    }
+    drop(listener);
+    drop(signal_tx);
+    drop(closed_rx);
+    closed_tx.closed().await;
+    Ok(())
+}
+
+/// Errors of one connection that `accept` reports; the listener is fine.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    )
 }
 
 /// A running gateway. Call [`RunningGateway::shutdown`] to stop it gracefully;
@@ -184,6 +336,7 @@ pub async fn start(cfg: GatewayConfig, backend: Backend) -> anyhow::Result<Runni
     let core = core::spawn(
         Arc::clone(&shared),
         backend.feed,
+        backend.refollow,
         market_data,
         Arc::clone(&stop_core),
     )
@@ -195,21 +348,8 @@ pub async fn start(cfg: GatewayConfig, backend: Backend) -> anyhow::Result<Runni
     };
     let app = app(state, md_handle.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        // Small responses and WebSocket frames go out at once instead of waiting
-        // for a delayed ACK (Nagle): up to 40 ms otherwise.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
+    let header_read_timeout = shared.cfg.header_read_timeout;
+    let server = tokio::spawn(serve(listener, app, header_read_timeout, stop_rx));
     let janitor = tokio::spawn(async move {
         let mut tick = tokio::time::interval(FORGET_IDLE_EVERY);
         loop {
@@ -260,7 +400,15 @@ impl GatewayProbe {
         self.market_data.stats()
     }
 
-    /// Runs `f` on the read replica (under its read lock: keep it short).
+    /// Resting orders and price levels per market, in listing order, kept per
+    /// event by the core thread: O(markets), without the replica's lock (for
+    /// metrics scrapes, which must never stall the core thread).
+    pub fn book_counts(&self) -> Arc<Vec<crate::bookcount::BookCount>> {
+        self.shared.book_counts()
+    }
+
+    /// Runs `f` on the read replica (under its read lock: keep it short; the
+    /// core thread waits for it).
     pub fn with_replica<R>(&self, f: impl FnOnce(&gpux_engine::Engine) -> R) -> R {
         f(&self.shared.read().engine)
     }

@@ -65,3 +65,49 @@ async fn a_key_over_its_limit_gets_429_with_retry_after() {
         .expect(200, None);
     h.stop().await;
 }
+
+/// Market data's REST reads are public, and limited per address like every
+/// request without a key: a burst of `depth=1000` reads from one address is cut
+/// off with 429 `rate_limited` and `Retry-After`; a valid key has its own bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_market_data_is_limited_per_address() {
+    let mut cfg = config();
+    cfg.rate_limit.per_key = Some(RateLimit {
+        burst: 1000,
+        replenish_interval: Duration::from_secs(3600),
+    });
+    // Four requests per address, then one an hour.
+    cfg.rate_limit.per_ip_anonymous = Some(RateLimit {
+        burst: 4,
+        replenish_interval: Duration::from_secs(3600),
+    });
+    let h = Harness::start_with(cfg).await;
+    // The admin key spends its own bucket, not the address's.
+    h.list_market().await;
+    let (_, key) = h.account().await;
+    let m = common::MARKET;
+    let reads = [
+        format!("/v1/markets/{m}/depth?depth=1000"),
+        format!("/v1/markets/{m}/trades"),
+        format!("/v1/markets/{m}/ticker"),
+        format!("/v1/markets/{m}/candles"),
+    ];
+    for path in &reads {
+        h.get(path, None).await.expect(200, None);
+    }
+    for path in &reads {
+        let r = h.get(path, None).await;
+        r.expect(429, Some("rate_limited"));
+        let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(retry >= 1, "{path}");
+    }
+    // The address's bucket is shared with the other public endpoints.
+    h.get("/v1/markets", None)
+        .await
+        .expect(429, Some("rate_limited"));
+    // A valid key reads market data from its own bucket.
+    for path in &reads {
+        h.get(path, Some(&key)).await.expect(200, None);
+    }
+    h.stop().await;
+}

@@ -57,6 +57,10 @@ fn order(patch: Value) -> Body {
     Body::Json(o)
 }
 
+fn order_case(name: &'static str, body: Body, status: u16, code: &'static str) -> Case {
+    case(name, Method::POST, "/v1/orders", body, status, code)
+}
+
 fn admin(mut c: Case) -> Case {
     c.admin = true;
     c
@@ -694,6 +698,144 @@ async fn malformed_requests_are_refused_and_change_nothing() {
             Body::None,
             400,
             "invalid_market_id",
+        ),
+        // serde's derived structs accept a JSON array, fields by position: this
+        // one would place an order. Only a JSON object is a body.
+        case(
+            "positional array",
+            M::POST,
+            "/v1/orders",
+            raw(&format!(r#"["{MARKET}","buy","limit","2.00","1"]"#)),
+            400,
+            "invalid_body",
+        ),
+        case(
+            "positional array after whitespace",
+            M::POST,
+            "/v1/orders",
+            raw(&format!(
+                " \n\t[\"{MARKET}\",\"buy\",\"limit\",\"2.00\",\"1\"]"
+            )),
+            400,
+            "invalid_body",
+        ),
+        case(
+            "positional amend",
+            M::PATCH,
+            &mine,
+            raw(r#"["2.10","1"]"#),
+            400,
+            "invalid_body",
+        ),
+        admin(case(
+            "positional deposit",
+            M::POST,
+            &format!("/v1/accounts/{provider}/deposits"),
+            raw(r#"["5"]"#),
+            400,
+            "invalid_body",
+        )),
+        // A path parameter that is not UTF-8 after percent-decoding: the JSON
+        // error shape on every route with a path parameter.
+        case(
+            "market not utf-8",
+            M::GET,
+            "/v1/markets/%ff",
+            Body::None,
+            400,
+            "invalid_path",
+        ),
+        case(
+            "depth of a market not utf-8",
+            M::GET,
+            "/v1/markets/%ff/depth",
+            Body::None,
+            400,
+            "invalid_path",
+        ),
+        case(
+            "trades of a market not utf-8",
+            M::GET,
+            "/v1/markets/%ff/trades",
+            Body::None,
+            400,
+            "invalid_path",
+        ),
+        case(
+            "ticker of a market not utf-8",
+            M::GET,
+            "/v1/markets/%ff/ticker",
+            Body::None,
+            400,
+            "invalid_path",
+        ),
+        case(
+            "candles of a market not utf-8",
+            M::GET,
+            "/v1/markets/%ff/candles",
+            Body::None,
+            400,
+            "invalid_path",
+        ),
+        case(
+            "order id not utf-8",
+            M::GET,
+            "/v1/orders/%ff",
+            Body::None,
+            400,
+            "invalid_path",
+        ),
+        case(
+            "client order id not utf-8",
+            M::DELETE,
+            "/v1/orders/by-client-id/%ff",
+            Body::None,
+            400,
+            "invalid_path",
+        ),
+        admin(case(
+            "account not utf-8",
+            M::GET,
+            "/v1/accounts/%ff/balances",
+            Body::None,
+            400,
+            "invalid_path",
+        )),
+        // Two Authorization headers (the loop sends the caller's, this adds the
+        // admin's): ambiguous, refused rather than the first one used.
+        with_header(
+            case(
+                "two keys on a read",
+                M::GET,
+                "/v1/balances",
+                Body::None,
+                400,
+                "repeated_authorization",
+            ),
+            "authorization",
+            &format!("Bearer {ADMIN}"),
+        ),
+        with_header(
+            order_case(
+                "two keys on an order",
+                order(json!({})),
+                400,
+                "repeated_authorization",
+            ),
+            "authorization",
+            &format!("Bearer {ADMIN}"),
+        ),
+        with_header(
+            case(
+                "two keys on market data",
+                M::GET,
+                &format!("/v1/markets/{MARKET}/depth"),
+                Body::None,
+                400,
+                "repeated_authorization",
+            ),
+            "authorization",
+            &format!("Bearer {ADMIN}"),
         ),
     ];
 

@@ -165,6 +165,7 @@ async fn log_failures_map_to_clear_statuses_and_divergence_is_reported() {
     let backend = Backend {
         submitter: Arc::clone(&log) as Arc<dyn Submitter>,
         feed: Box::new(ScriptedFeed { rx, next: 1 }),
+        refollow: None,
     };
     let gw = gpux_gateway::start(cfg, backend).await.unwrap();
     assert!(gw.wait_ready().await);
@@ -240,6 +241,24 @@ async fn log_failures_map_to_clear_statuses_and_divergence_is_reported() {
             .divergences
             .load(std::sync::atomic::Ordering::Relaxed)
             >= 1
+    );
+    // And it answers nothing from the wrong state: without a way to re-follow the
+    // log it stays diverged, refusing reads and writes with a stable code.
+    let r = reqwest::Client::new()
+        .get(format!("{base}/v1/balances"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["code"], "replica_diverged", "{b}");
+    let (s, b, _) = post(&base, KEY, None, bid("1.06")).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (503, Some("replica_diverged")),
+        "{b}"
     );
     gw.shutdown().await.unwrap();
 }

@@ -98,6 +98,20 @@ impl CoreState {
         }
     }
 
+    /// The state shared with the hub and handlers.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Forgets everything accumulated (market data is rebuilt from cmd_seq 1).
+    pub fn reset(&mut self) {
+        self.markets.clear();
+        self.touched.clear();
+        self.private_batch.clear();
+        self.private_set.clear();
+        self.private_gen = u64::MAX;
+    }
+
     /// Accumulates one committed command's market data.
     pub fn on_command(&mut self, cmd: &CommittedCommand, engine: &Engine) {
         let gen = self.shared.private_gen.load(Ordering::Acquire);

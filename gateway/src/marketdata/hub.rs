@@ -90,6 +90,13 @@ pub enum HubMsg {
         /// Who.
         conn: ConnId,
     },
+    /// Forget everything (the core thread rebuilds market data from cmd_seq 1):
+    /// close every connection (1013), empty every book, trade list and pending
+    /// change; then answer on `done`.
+    Reset {
+        /// Told when the reset is done.
+        done: std::sync::mpsc::SyncSender<()>,
+    },
     /// Shut down: close every connection (1001) and stop.
     Stop,
 }
@@ -121,6 +128,15 @@ pub struct Hub {
 }
 
 const SHUTDOWN: &str = "server shutting down";
+
+const REBUILDING: &str = "market data is being rebuilt; reconnect shortly";
+
+fn rebuilding() -> CloseReason {
+    CloseReason {
+        code: super::close::TRY_AGAIN_LATER,
+        reason: REBUILDING.into(),
+    }
+}
 
 fn slow_private() -> CloseReason {
     CloseReason {
@@ -196,11 +212,42 @@ impl Hub {
         self.subs.clear();
     }
 
+    /// Closes every connection and empties every market (see [`HubMsg::Reset`]).
+    /// Markets stay registered (with their indices), empty, until the rebuild
+    /// fills them again.
+    fn reset(&mut self) {
+        for c in self.conns.values() {
+            c.queue.close(rebuilding(), false);
+        }
+        self.conns.clear();
+        self.subs.clear();
+        self.overflowed.clear();
+        self.resynced.clear();
+        {
+            let mut p = lock(&self.shared.private);
+            p.subscribed.clear();
+            p.pending.clear();
+            p.overflowed = false;
+        }
+        self.shared.private_gen.fetch_add(1, Ordering::AcqRel);
+        lock(&self.shared.dirty).clear();
+        self.shared.dirty_flag.store(false, Ordering::Release);
+        for e in self.shared.all_markets() {
+            *lock(&e.core) = self.shared.empty_core(0);
+            *lock(&e.published) = super::state::Published::empty(0);
+        }
+        self.shared.now_ns.store(0, Ordering::Release);
+    }
+
     /// Handles one message; false on `Stop`.
     fn handle(&mut self, msg: HubMsg) -> bool {
         match msg {
             HubMsg::Wake => {}
             HubMsg::Register { conn, queue } => {
+                if self.shared.serving_generation().is_none() {
+                    queue.close(rebuilding(), false);
+                    return true;
+                }
                 self.conns.insert(
                     conn,
                     ConnState {
@@ -232,6 +279,10 @@ impl Hub {
                 self.handle_overflows();
             }
             HubMsg::Closed { conn } => self.remove_conn(conn),
+            HubMsg::Reset { done } => {
+                self.reset();
+                let _ = done.send(());
+            }
             HubMsg::Stop => return false,
         }
         self.resynced.clear();

@@ -257,6 +257,41 @@ impl MarketData {
     pub fn on_batch_end(&mut self, engine: &gpux_engine::Engine) {
         self.core.on_batch_end(engine);
     }
+
+    /// Stops serving and forgets everything, because what it was built from was
+    /// wrong (the gateway's replica diverged): REST answers 503
+    /// `replica_rebuilding`, WebSocket upgrades are refused the same way, every
+    /// open connection is closed with 1013 (try again later), and every book,
+    /// trade list and candle is emptied. Feed it again from cmd_seq 1, then call
+    /// [`resume`](Self::resume). Waits for the hub to finish the reset (the hub
+    /// never waits on a client, so this is short).
+    pub fn reset(&mut self) {
+        let g = self.core_shared().generation.load(Ordering::Acquire);
+        if g % 2 == 0 {
+            self.core_shared()
+                .generation
+                .store(g + 1, Ordering::Release);
+        }
+        self.core.reset();
+        let (done, wait) = mpsc::sync_channel(1);
+        if self.hub_tx.send(hub::HubMsg::Reset { done }).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Serves again after [`reset`](Self::reset) (no-op if not reset).
+    pub fn resume(&mut self) {
+        let g = self.core_shared().generation.load(Ordering::Acquire);
+        if g % 2 == 1 {
+            self.core_shared()
+                .generation
+                .store(g + 1, Ordering::Release);
+        }
+    }
+
+    fn core_shared(&self) -> &state::Shared {
+        self.core.shared()
+    }
 }
 
 impl Drop for MarketData {
@@ -290,17 +325,48 @@ pub fn served_routes() -> Vec<(String, String)> {
     listed(served)
 }
 
+/// Checked before every market-data REST request (the gateway's readiness and
+/// per-address rate limit); an `Err` is the answer.
+pub type RestGate =
+    Arc<dyn Fn(&axum::http::request::Parts) -> Result<(), crate::ApiError> + Send + Sync>;
+
 /// The market-data routes: `GET /v1/markets/{market}/depth|trades|ticker|candles`
-/// and `GET /v1/ws` ([`served_routes`]). Serve with
+/// and `GET /v1/ws` ([`served_routes`]), ungated. Serve with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so anonymous WebSocket
 /// connections are counted per peer address (without it they share one count).
 pub fn routes(handle: MarketDataHandle, auth: Arc<dyn Authenticator>) -> Router {
+    routes_gated(handle, auth, None)
+}
+
+/// [`routes`], with `gate` checked before each REST request (the gateway passes
+/// its readiness check and rate limits).
+pub fn routes_gated(
+    handle: MarketDataHandle,
+    auth: Arc<dyn Authenticator>,
+    gate: Option<RestGate>,
+) -> Router {
     let ws_state = ws::WsState {
         shared: Arc::clone(&handle.shared),
         hub: handle.hub.clone(),
         auth,
     };
-    let rest = rest_routes().router.with_state(Arc::clone(&handle.shared));
+    let mut rest = rest_routes().router.with_state(Arc::clone(&handle.shared));
+    if let Some(gate) = gate {
+        rest = rest.route_layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let gate = Arc::clone(&gate);
+                async move {
+                    use axum::response::IntoResponse;
+                    let (parts, body) = req.into_parts();
+                    if let Err(e) = gate(&parts) {
+                        return e.into_response();
+                    }
+                    next.run(axum::extract::Request::from_parts(parts, body))
+                        .await
+                }
+            },
+        ));
+    }
     let ws = ws_routes().router.with_state(ws_state);
     rest.merge(ws)
 }

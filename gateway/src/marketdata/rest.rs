@@ -4,13 +4,18 @@
 //! Query parameters are strict: an unknown parameter, a value that is not a whole
 //! number, or one out of range is a 400 with code `invalid_parameter` (the same
 //! philosophy as the protocol's unknown-fields rule: a typo is refused, not
-//! ignored). An unknown market is a 404 `unknown_market`.
+//! ignored). An unknown market is a 404 `unknown_market`; a market id that is not
+//! even a path segment (`%ff`) a 400 `invalid_path`, in the API's JSON shape.
+//!
+//! While market data is being rebuilt (the gateway's replica diverged) every
+//! handler answers 503 `replica_rebuilding`: it checks the generation before and
+//! after reading, so it never answers from a state being reset or rebuilt.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use gpux_engine::{MarketId, Side};
@@ -20,7 +25,25 @@ use super::stats::{Interval, TradeRec};
 use super::wire::{
     self, BookMsg, CandleJson, CandlesMsg, TickerMsg, TickerVal, TradeJson, TradesMsg,
 };
+use crate::core::NotServing;
+use crate::rest::extract::ApiPath;
 use crate::ApiError;
+
+/// The generation to answer from, or 503 while market data is being rebuilt.
+fn serving(shared: &Shared) -> Result<u64, ApiError> {
+    shared
+        .serving_generation()
+        .ok_or_else(|| NotServing::Rebuilding.into())
+}
+
+/// `resp`, unless market data was reset since `generation` (then 503).
+fn answer(shared: &Shared, generation: u64, resp: Response) -> Result<Response, ApiError> {
+    if shared.still_serving(generation) {
+        Ok(resp)
+    } else {
+        Err(NotServing::Rebuilding.into())
+    }
+}
 
 type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
@@ -96,10 +119,11 @@ fn json<T: serde::Serialize>(v: &T) -> Response {
 /// `GET /v1/markets/{market}/depth?depth=N`.
 pub async fn depth(
     State(shared): State<Arc<Shared>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     q: Params,
 ) -> Result<Response, ApiError> {
     let list = params(q, &["depth"])?;
+    let generation = serving(&shared)?;
     let cfg = &shared.cfg;
     let n = count(&list, "depth", cfg.depth_default, cfg.depth_max)?;
     let e = market(&shared, &name)?;
@@ -111,7 +135,7 @@ pub async fn depth(
             wire::levels(&e.spec, p.book.levels(Side::Sell, n)),
         )
     };
-    Ok(json(&BookMsg {
+    let resp = json(&BookMsg {
         kind: None,
         channel: None,
         market: e.id.as_str(),
@@ -119,26 +143,29 @@ pub async fn depth(
         prev_seq: None,
         bids,
         asks,
-    }))
+    });
+    answer(&shared, generation, resp)
 }
 
 /// `GET /v1/markets/{market}/trades?limit=N`.
 pub async fn trades(
     State(shared): State<Arc<Shared>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     q: Params,
 ) -> Result<Response, ApiError> {
     let list = params(q, &["limit"])?;
+    let generation = serving(&shared)?;
     let cfg = &shared.cfg;
     let n = count(&list, "limit", cfg.trades_default, cfg.recent_trades)?;
     let e = market(&shared, &name)?;
     let trades: Vec<TradeRec> = lock(&e.core).stats.recent(n).copied().collect();
-    Ok(json(&TradesMsg {
+    let resp = json(&TradesMsg {
         kind: None,
         channel: None,
         market: e.id.as_str(),
         trades: trades.iter().map(|t| TradeJson::new(&e.spec, t)).collect(),
-    }))
+    });
+    answer(&shared, generation, resp)
 }
 
 /// The ticker as of now: best bid/ask from the published book, trade figures
@@ -166,25 +193,21 @@ pub fn ticker_now(shared: &Shared, e: &MarketEntry) -> TickerVal {
 /// `GET /v1/markets/{market}/ticker`.
 pub async fn ticker(
     State(shared): State<Arc<Shared>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     q: Params,
 ) -> Result<Response, ApiError> {
     params(q, &[])?;
+    let generation = serving(&shared)?;
     let e = market(&shared, &name)?;
     let v = ticker_now(&shared, &e);
-    Ok(json(&TickerMsg::new(
-        &e.spec,
-        e.id.as_str(),
-        None,
-        None,
-        &v,
-    )))
+    let resp = json(&TickerMsg::new(&e.spec, e.id.as_str(), None, None, &v));
+    answer(&shared, generation, resp)
 }
 
 /// `GET /v1/markets/{market}/candles?interval=1m|1h&limit=N`.
 pub async fn candles(
     State(shared): State<Arc<Shared>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     q: Params,
 ) -> Result<Response, ApiError> {
     let list = params(q, &["interval", "limit"])?;
@@ -197,6 +220,7 @@ pub async fn candles(
             )
         })?,
     };
+    let generation = serving(&shared)?;
     let e = market(&shared, &name)?;
     let candles: Vec<CandleJson> = {
         let c = lock(&e.core);
@@ -212,9 +236,10 @@ pub async fn candles(
             .map(|k| CandleJson::new(&e.spec, k))
             .collect()
     };
-    Ok(json(&CandlesMsg {
+    let resp = json(&CandlesMsg {
         market: e.id.as_str(),
         interval: interval.name(),
         candles,
-    }))
+    });
+    answer(&shared, generation, resp)
 }

@@ -143,6 +143,11 @@ pub struct Shared {
     pub now_ns: AtomicU64,
     /// The hub has stopped: no new connections.
     pub stopped: AtomicBool,
+    /// Bumped when a reset starts and when the rebuilt state is served again: odd
+    /// while market data is being rebuilt (see `MarketData::reset`). Readers check
+    /// it before and after reading, so they never answer from a state being reset
+    /// or rebuilt.
+    pub generation: AtomicU64,
     /// Open connections per key (account or peer address).
     pub conn_counts: Mutex<HashMap<super::ws::ConnKey, usize>>,
     /// Next connection id.
@@ -151,7 +156,33 @@ pub struct Shared {
     pub counters: Counters,
 }
 
+impl Published {
+    /// An empty book as of `seq`.
+    pub fn empty(seq: u64) -> Self {
+        Published {
+            seq,
+            ticker: TickerVal {
+                seq,
+                ..TickerVal::default()
+            },
+            ..Published::default()
+        }
+    }
+}
+
 impl Shared {
+    /// An empty core side for a book as of `seq`.
+    pub fn empty_core(&self, seq: u64) -> CoreSide {
+        CoreSide {
+            stats: TradeStats::new(self.cfg.recent_trades, self.cfg.candles),
+            book_seq: seq,
+            pending_levels: HashMap::new(),
+            pending_trades: Vec::new(),
+            trades_overflowed: false,
+            dirty: false,
+        }
+    }
+
     /// Fresh shared state.
     pub fn new(cfg: MarketDataConfig) -> Self {
         Self {
@@ -163,6 +194,7 @@ impl Shared {
             private_gen: AtomicU64::new(0),
             now_ns: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             conn_counts: Mutex::default(),
             next_conn: AtomicU64::new(1),
             counters: Counters::default(),
@@ -201,27 +233,33 @@ impl Shared {
             book_channel: format!("book.{id}"),
             trades_channel: format!("trades.{id}"),
             ticker_channel: format!("ticker.{id}"),
-            core: Mutex::new(CoreSide {
-                stats: TradeStats::new(self.cfg.recent_trades, self.cfg.candles),
-                book_seq: seq,
-                pending_levels: HashMap::new(),
-                pending_trades: Vec::new(),
-                trades_overflowed: false,
-                dirty: false,
-            }),
-            published: Mutex::new(Published {
-                seq,
-                ticker: TickerVal {
-                    seq,
-                    ..TickerVal::default()
-                },
-                ..Published::default()
-            }),
+            core: Mutex::new(self.empty_core(seq)),
+            published: Mutex::new(Published::empty(seq)),
             spec,
         });
         reg.by_id.insert(id, index);
         reg.list.push(Arc::clone(&entry));
         entry
+    }
+
+    /// Every market registered, in registration order.
+    pub fn all_markets(&self) -> Vec<Arc<MarketEntry>> {
+        self.markets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .list
+            .clone()
+    }
+
+    /// The generation now, if market data is served (not being rebuilt).
+    pub fn serving_generation(&self) -> Option<u64> {
+        let g = self.generation.load(Ordering::Acquire);
+        (g % 2 == 0).then_some(g)
+    }
+
+    /// Whether market data is served and was not reset since `generation`.
+    pub fn still_serving(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::Acquire) == generation
     }
 
     /// Marks the hub as having work; true when it had none (then wake it).

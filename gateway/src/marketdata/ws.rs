@@ -20,7 +20,7 @@ use axum::extract::connect_info::ConnectInfo;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::{header, Extensions, HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -32,6 +32,8 @@ use super::hub::{ChannelReq, ConnId, HubMsg};
 use super::queue::{CloseReason, Out, OutQueue};
 use super::state::{lock, Shared};
 use super::wire::{self, Reply};
+use crate::auth::{bearer, Bearer};
+use crate::rest::extract::repeated_authorization;
 use crate::{ApiError, Authenticator, Principal};
 
 /// What a connection is counted against.
@@ -112,18 +114,6 @@ pub struct WsState {
     pub auth: Arc<dyn Authenticator>,
 }
 
-fn bearer(headers: &HeaderMap) -> Option<Result<&str, ()>> {
-    let v = headers.get(header::AUTHORIZATION)?;
-    Some(
-        v.to_str()
-            .ok()
-            .and_then(|s| s.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or(()),
-    )
-}
-
 fn key_of(p: Principal) -> ConnKey {
     match p {
         Principal::Account(a) => ConnKey::Account(a),
@@ -143,6 +133,9 @@ pub async fn upgrade(
         return ApiError::unavailable("market data is shutting down; reconnect later")
             .into_response();
     }
+    if st.shared.serving_generation().is_none() {
+        return ApiError::from(crate::core::NotServing::Rebuilding).into_response();
+    }
     let ws = match ws {
         Ok(ws) => ws,
         Err(e) => {
@@ -155,9 +148,10 @@ pub async fn upgrade(
         }
     };
     let principal = match bearer(&headers) {
-        None => None,
-        Some(Err(())) => return ApiError::unauthorized().into_response(),
-        Some(Ok(k)) => match st.auth.principal(k) {
+        Bearer::Absent => None,
+        Bearer::Repeated => return repeated_authorization().into_response(),
+        Bearer::Malformed | Bearer::Key("") => return ApiError::unauthorized().into_response(),
+        Bearer::Key(k) => match st.auth.principal(k) {
             Some(p) => Some(p),
             None => return ApiError::unauthorized().into_response(),
         },

@@ -3,8 +3,13 @@
 //!
 //! Owns who-is-calling ([`Caller`], [`AccountCaller`], [`AdminCaller`],
 //! [`Anonymous`]: readiness, authentication and rate limiting, in that order),
-//! [`ApiJson`] (body: media type, size, syntax, schema), [`ApiPath`], [`ApiQuery`]
-//! and [`IdempotencyKey`].
+//! [`ApiJson`] (body: media type, arrival time, size, syntax, a JSON object, schema),
+//! [`ApiPath`], [`ApiQuery`] and [`IdempotencyKey`].
+//!
+//! Readiness means more than "started": a replica that found itself diverged
+//! from the ledger, or is rebuilding after that, refuses every request that reads
+//! it or checks against it (503 `replica_diverged` / `replica_rebuilding`), so no
+//! one is told a balance, an open order or a precheck from a wrong state.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -18,27 +23,30 @@ use gpux_engine::AccountId;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::auth::{Authenticator, Principal};
+use crate::auth::{bearer, Authenticator, Bearer, Principal};
 use crate::error::ApiError;
 use crate::idempotency;
 
-fn not_ready(state: &AppState) -> Result<(), ApiError> {
-    if state.shared.health.ready() {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "starting",
-        "the gateway is catching up with the exchange; retry shortly",
-    )
-    .retry_after(1))
+/// `Err` with the 503 to answer unless the replica serves (caught up, following
+/// the ledger without divergence).
+pub fn not_ready(shared: &crate::core::Shared) -> Result<(), ApiError> {
+    shared.serving().map_err(ApiError::from)
 }
 
-fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+/// The client's address, from the connection.
+pub fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
+}
+
+/// 400 for a request with more than one `Authorization` header.
+pub fn repeated_authorization() -> ApiError {
+    ApiError::bad_request(
+        "repeated_authorization",
+        "send exactly one Authorization header (Authorization: Bearer <key>)",
+    )
 }
 
 fn limited(state: &AppState, e: ApiError) -> ApiError {
@@ -59,13 +67,18 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         state.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-        not_ready(state)?;
-        let key = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        not_ready(&state.shared)?;
+        let key = match bearer(&parts.headers) {
+            Bearer::Key(k) => Some(k),
+            Bearer::Absent | Bearer::Malformed => None,
+            Bearer::Repeated => {
+                state
+                    .limits
+                    .check_ip(client_ip(parts))
+                    .map_err(|e| limited(state, e))?;
+                return Err(repeated_authorization());
+            }
+        };
         match key.and_then(|k| state.shared.keys.principal(k)) {
             Some(p) => {
                 state.limits.check_key(p).map_err(|e| limited(state, e))?;
@@ -123,7 +136,7 @@ impl FromRequestParts<AppState> for Anonymous {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         state.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-        not_ready(state)?;
+        not_ready(&state.shared)?;
         state
             .limits
             .check_ip(client_ip(parts))
@@ -156,14 +169,16 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
-/// A JSON body decoded into `T` (whose DTOs deny unknown fields).
+/// A JSON object body decoded into `T` (whose DTOs deny unknown fields). The whole
+/// body must arrive within the configured `body_read_timeout` (else 408
+/// `body_timeout`, and the connection is closed).
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
             let json = ct
                 .to_str()
@@ -178,26 +193,47 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 ));
             }
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e: BytesRejection| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        "the request body is larger than this endpoint accepts",
-                    )
-                } else {
-                    ApiError::bad_request("invalid_body", "the request body could not be read")
-                }
-            })?;
+        let read = Bytes::from_request(req, state);
+        let Ok(read) = tokio::time::timeout(state.shared.cfg.body_read_timeout, read).await else {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "the request body did not arrive in time; send it at once after the headers",
+            )
+            .close_connection());
+        };
+        let bytes = read.map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the request body is larger than this endpoint accepts",
+                )
+            } else {
+                ApiError::bad_request("invalid_body", "the request body could not be read")
+            }
+        })?;
         decode_json(&bytes).map(ApiJson)
     }
 }
 
 /// Decodes a JSON body with the API's error codes: `malformed_json` for bytes
 /// that are not JSON, `invalid_body` for JSON of the wrong shape.
+///
+/// Only a JSON object is a request body. serde's derived structs also accept a
+/// JSON array, taking fields by position (`["r.us","buy",…]` would place an
+/// order); a body whose first token opens an array is refused here, for every
+/// request type at once, before it reaches serde.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first == Some(&b'[') {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a JSON object ({\"field\": value, …}), not an array",
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {

@@ -194,7 +194,9 @@ impl AppState {
             };
         let command = {
             let replica = self.shared.read();
-            build(&replica)
+            // Checked again under the lock: the core marks a divergence while it
+            // holds the write lock, so no precheck runs against a state known wrong.
+            crate::rest::extract::not_ready(&self.shared).and_then(|()| build(&replica))
         };
         let command = match command {
             Ok(c) => c,

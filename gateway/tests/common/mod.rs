@@ -83,12 +83,21 @@ pub fn config() -> GatewayConfig {
     cfg
 }
 
+fn default_backend(exchange: &Exchange) -> Backend {
+    Backend::embedded(exchange).unwrap()
+}
+
 async fn launch(dir: &Path, cfg: GatewayConfig) -> (Exchange, RunningGateway, String) {
+    launch_with(dir, cfg, Box::new(default_backend)).await
+}
+
+async fn launch_with(
+    dir: &Path,
+    cfg: GatewayConfig,
+    backend: Box<dyn FnOnce(&Exchange) -> Backend>,
+) -> (Exchange, RunningGateway, String) {
     let exchange = Exchange::start_embedded(dir, PipelineOptions::default()).unwrap();
-    let backend = Backend {
-        submitter: exchange.submitter().unwrap(),
-        feed: Box::new(exchange.follow(1)),
-    };
+    let backend = backend(&exchange);
     let gateway = gpux_gateway::start(cfg, backend).await.unwrap();
     assert!(
         tokio::time::timeout(Duration::from_secs(60), gateway.wait_ready())
@@ -106,8 +115,17 @@ impl Harness {
     }
 
     pub async fn start_with(cfg: GatewayConfig) -> Harness {
+        Self::start_with_backend(cfg, Box::new(default_backend)).await
+    }
+
+    /// A harness whose gateway reaches the exchange through `backend` (e.g. a feed
+    /// that injects faults).
+    pub async fn start_with_backend(
+        cfg: GatewayConfig,
+        backend: Box<dyn FnOnce(&Exchange) -> Backend>,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let (exchange, gateway, base) = launch(dir.path(), cfg.clone()).await;
+        let (exchange, gateway, base) = launch_with(dir.path(), cfg.clone(), backend).await;
         Harness {
             dir,
             exchange: Some(exchange),

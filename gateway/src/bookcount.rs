@@ -1,0 +1,282 @@
+//! Book sizes per market — resting orders and price levels on each side — kept
+//! up to date event by event, for metrics.
+//!
+//! Owns [`BookCounts`] and its published form, [`BookCount`]. Counting by walking
+//! every account's open orders under the replica's read lock made a scrape of a
+//! large book stall the core thread that applies committed commands; here each
+//! event costs O(1) and a scrape copies O(markets) numbers that the core thread
+//! publishes after each chunk of commands (see `core::Shared::book_counts`).
+//!
+//! Which events move an order on or off a book (as the engine emits them):
+//!
+//! | event | effect |
+//! |---|---|
+//! | `order_rested` | +1 order at (side, price) |
+//! | `order_cancelled` with `resting: true` | −1 at (side, price) |
+//! | `trade_executed` with `maker_remaining` zero | −1 at (maker side, trade price) |
+//! | `order_amended` without `priority_kept` | −1 at (side, old price): the order leaves the book and re-enters it (`order_rested`) if it still rests after matching |
+//!
+//! [`BookCounts::recount`] counts the same from the engine's state (O(orders));
+//! tests check the two agree after every command of random order flow.
+
+use std::collections::HashMap;
+
+use gpux_engine::{Engine, Event, MarketId, Side};
+use rust_decimal::Decimal;
+
+/// One market's book size, as metrics report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookCount {
+    /// The market.
+    pub market: MarketId,
+    /// Resting buy orders.
+    pub bid_orders: u64,
+    /// Price levels with resting buy orders.
+    pub bid_levels: u64,
+    /// Resting sell orders.
+    pub ask_orders: u64,
+    /// Price levels with resting sell orders.
+    pub ask_levels: u64,
+}
+
+#[derive(Debug, Default)]
+struct SideCount {
+    orders: u64,
+    /// Resting orders per price (ticks); a level is listed while it has any.
+    levels: HashMap<i64, u64>,
+}
+
+#[derive(Debug)]
+struct MarketCount {
+    id: MarketId,
+    bids: SideCount,
+    asks: SideCount,
+}
+
+impl MarketCount {
+    fn side(&mut self, side: Side) -> &mut SideCount {
+        match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        }
+    }
+}
+
+/// Resting orders and levels per market and side, folded from committed events.
+#[derive(Debug, Default)]
+pub struct BookCounts {
+    /// In listing order.
+    markets: Vec<MarketCount>,
+    index: HashMap<MarketId, usize>,
+    changed: bool,
+}
+
+impl BookCounts {
+    /// Folds one command's events; `engine` is the replica after the command (for
+    /// the markets' tick sizes).
+    pub fn apply(&mut self, engine: &Engine, events: &[Event]) {
+        for ev in events {
+            match ev {
+                Event::MarketListed(m) => {
+                    if !self.index.contains_key(&m.market) {
+                        self.index.insert(m.market, self.markets.len());
+                        self.markets.push(MarketCount {
+                            id: m.market,
+                            bids: SideCount::default(),
+                            asks: SideCount::default(),
+                        });
+                        self.changed = true;
+                    }
+                }
+                Event::OrderRested(o) => self.add(engine, o.market, o.side, o.price, 1),
+                Event::OrderCancelled(o) if o.resting => {
+                    if let Some(p) = o.price {
+                        self.add(engine, o.market, o.side, p, -1);
+                    }
+                }
+                Event::TradeExecuted(t) if t.maker_remaining.is_zero() => {
+                    self.add(engine, t.market, t.taker_side.opposite(), t.price, -1);
+                }
+                Event::OrderAmended(a) if !a.priority_kept => {
+                    self.add(engine, a.market, a.side, a.old_price, -1);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn add(&mut self, engine: &Engine, market: MarketId, side: Side, price: Decimal, delta: i8) {
+        let Some(ticks) = engine
+            .market(&market)
+            .and_then(|s| s.price_ticks(price).ok())
+        else {
+            tracing::error!(%market, %price, "book counts: an event is off its market's grid");
+            return;
+        };
+        let Some(&i) = self.index.get(&market) else {
+            tracing::error!(%market, "book counts: an order event before its market was listed");
+            return;
+        };
+        let s = self.markets[i].side(side);
+        if delta > 0 {
+            s.orders += 1;
+            *s.levels.entry(ticks).or_default() += 1;
+        } else {
+            s.orders = s.orders.saturating_sub(1);
+            if let Some(n) = s.levels.get_mut(&ticks) {
+                *n -= 1;
+                if *n == 0 {
+                    s.levels.remove(&ticks);
+                }
+            }
+        }
+        self.changed = true;
+    }
+
+    /// Every market's counts, in listing order. O(markets).
+    pub fn snapshot(&self) -> Vec<BookCount> {
+        self.markets
+            .iter()
+            .map(|m| BookCount {
+                market: m.id,
+                bid_orders: m.bids.orders,
+                bid_levels: m.bids.levels.len() as u64,
+                ask_orders: m.asks.orders,
+                ask_levels: m.asks.levels.len() as u64,
+            })
+            .collect()
+    }
+
+    /// The snapshot if anything changed since the last call.
+    pub fn take_changed(&mut self) -> Option<Vec<BookCount>> {
+        std::mem::take(&mut self.changed).then(|| self.snapshot())
+    }
+
+    /// The same counts computed from `engine`'s state by walking every open
+    /// order: O(orders). For tests and audits, never on a hot path.
+    pub fn recount(engine: &Engine) -> Vec<BookCount> {
+        let mut out: Vec<BookCount> = engine
+            .markets()
+            .map(|m| BookCount {
+                market: m.id,
+                bid_orders: 0,
+                bid_levels: engine.depth_ticks(&m.id, Side::Buy, usize::MAX).len() as u64,
+                ask_orders: 0,
+                ask_levels: engine.depth_ticks(&m.id, Side::Sell, usize::MAX).len() as u64,
+            })
+            .collect();
+        for account in engine.account_ids() {
+            for o in engine.open_orders(account).unwrap_or_default() {
+                if let Some(b) = out.iter_mut().find(|b| b.market == o.market) {
+                    match o.side {
+                        Side::Buy => b.bid_orders += 1,
+                        Side::Sell => b.ask_orders += 1,
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use serde_json::json;
+
+    const MARKETS: [&str; 2] = ["h100-sxm.us-east", "a100-80gb.eu-west"];
+
+    /// Random order flow: limit (GTC, GTD, post-only, IOC) and market orders of
+    /// four accounts over two markets with every STP mode, cancels, amends (price
+    /// and quantity), mass cancels and time passing (GTD expiry). After every
+    /// command the incremental counts equal a full recount.
+    #[test]
+    fn counts_kept_per_event_equal_a_full_recount_after_every_command() {
+        for seed in 0..8u64 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut engine = Engine::new();
+            let mut counts = BookCounts::default();
+            let mut seq = 0u64;
+            let mut ts = 1_000_000_000u64;
+            let mut run =
+                |engine: &mut Engine, counts: &mut BookCounts, cmd: serde_json::Value, ts: u64| {
+                    seq += 1;
+                    let env = json!({"v": 1, "ts_ns": ts, "command": cmd}).to_string();
+                    let mut events = Vec::new();
+                    engine.apply_json(seq, ts, env.as_bytes(), &mut events);
+                    counts.apply(engine, &events);
+                };
+            for m in MARKETS {
+                run(
+                    &mut engine,
+                    &mut counts,
+                    json!({"type": "list_market", "market": m, "tick_size": "0.01", "lot_size": "1", "maker_fee_bps": 0, "taker_fee_bps": 0}),
+                    ts,
+                );
+            }
+            for a in 1..=4u64 {
+                run(
+                    &mut engine,
+                    &mut counts,
+                    json!({"type": "create_account", "account": a}),
+                    ts,
+                );
+                run(
+                    &mut engine,
+                    &mut counts,
+                    json!({"type": "deposit", "account": a, "amount": "1000000"}),
+                    ts,
+                );
+                for m in MARKETS {
+                    run(
+                        &mut engine,
+                        &mut counts,
+                        json!({"type": "add_capacity", "account": a, "market": m, "quantity": "100000"}),
+                        ts,
+                    );
+                }
+            }
+            for _ in 0..600 {
+                ts += rng.random_range(0..3_000_000_000u64);
+                let account = rng.random_range(1..=4u64);
+                let market = MARKETS[rng.random_range(0..2)];
+                let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
+                let price = format!("1.{:02}", rng.random_range(0..20));
+                let qty = rng.random_range(1..6u32).to_string();
+                let stp =
+                    ["cancel_taker", "cancel_maker", "cancel_both", "none"][rng.random_range(0..4)];
+                let order = rng.random_range(1..=engine.open_order_count() as u64 * 2 + 2);
+                let cmd = match rng.random_range(0..10) {
+                    0..=3 => {
+                        json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "post_only": rng.random_bool(0.2)})
+                    }
+                    4 => {
+                        json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "gtd", "good_till_ns": ts + rng.random_range(1..5_000_000_000u64)})
+                    }
+                    5 => {
+                        json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "ioc"})
+                    }
+                    6 => {
+                        json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "market", "quantity": qty, "cap": "100", "stp": stp})
+                    }
+                    7 => json!({"type": "cancel_order", "account": account, "order_id": order}),
+                    8 => {
+                        json!({"type": "amend_order", "account": account, "order_id": order, "price": price, "quantity": qty})
+                    }
+                    _ => json!({"type": "mass_cancel", "account": account, "market": market}),
+                };
+                run(&mut engine, &mut counts, cmd.clone(), ts);
+                assert_eq!(
+                    counts.snapshot(),
+                    BookCounts::recount(&engine),
+                    "seed {seed}, after {cmd}"
+                );
+            }
+            assert!(
+                engine.open_order_count() > 0,
+                "the flow leaves orders resting"
+            );
+        }
+    }
+}
