@@ -16,7 +16,6 @@ use gpux_ledger::{
 };
 use gpux_sequencer::{
     CommandSource, Exchange, Inbound, PipelineError, PipelineOptions, SourceError, SubmitError,
-    Submitter,
 };
 
 const MARKET: &str = "h100-sxm.us-east";
