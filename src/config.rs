@@ -61,7 +61,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{anyhow, bail, Context, Result};
 use gpux_sequencer::kafka::{self, KafkaConfig};
 use serde::{Deserialize, Serialize};
 
