@@ -56,6 +56,12 @@ impl From<std::io::Error> for ApplyError {
     }
 }
 
+impl From<gpux_sequencer::PipelineError> for ApplyError {
+    fn from(e: gpux_sequencer::PipelineError) -> Self {
+        ApplyError::Ledger(e.into())
+    }
+}
+
 impl From<anyhow::Error> for ApplyError {
     fn from(e: anyhow::Error) -> Self {
         ApplyError::Ledger(e)

@@ -229,7 +229,8 @@ pub async fn gateway_target(dir: &std::path::Path, opts: &GatewayBenchOptions) -
                 let _ = clock_thread.join();
                 tokio::task::spawn_blocking(move || exchange.shutdown().map(|_| ()))
                     .await
-                    .map_err(|e| anyhow::anyhow!("exchange shutdown: {e}"))?
+                    .map_err(|e| anyhow::anyhow!("exchange shutdown: {e}"))??;
+                Ok(())
             })
         }),
     })

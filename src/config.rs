@@ -71,8 +71,9 @@ pub const DATA_DEFAULT: &str = "./gpux-data";
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
 /// Default log filter.
 pub const LOG_FILTER_DEFAULT: &str = "info";
-/// Default snapshot interval, in events (the pipeline's own default).
-pub const SNAPSHOT_EVERY_EVENTS_DEFAULT: u64 = 1_000_000;
+/// Default snapshot interval, in events: the pipeline's, the one default of every
+/// way to set it.
+pub use gpux_sequencer::SNAPSHOT_EVERY_EVENTS_DEFAULT;
 /// Shortest accepted admin key, bytes (the gateway's bound).
 pub const ADMIN_KEY_MIN_BYTES: usize = 16;
 /// Highest accepted demo rate, commands per second.

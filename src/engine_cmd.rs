@@ -16,9 +16,9 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{Context as _, Result};
 use gpux_sequencer::kafka::{self, KafkaConfig};
-use gpux_sequencer::PipelineOptions;
+use gpux_sequencer::{PipelineError, PipelineOptions, SNAPSHOT_EVERY_EVENTS_DEFAULT};
 
 /// Arguments of `gpux engine`.
 #[derive(Debug, Clone, clap::Args)]
@@ -50,10 +50,10 @@ pub struct EngineArgs {
     #[arg(long)]
     pub create_topics: bool,
     /// Snapshot the engine every this many events.
-    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    #[arg(long, value_name = "N", default_value_t = SNAPSHOT_EVERY_EVENTS_DEFAULT)]
     pub snapshot_every: u64,
     /// Most commands committed in one ledger batch (smaller: more, smaller fsyncs).
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    #[arg(long, value_name = "N", default_value_t = gpux_sequencer::BATCH_COMMANDS_MAX_DEFAULT)]
     pub max_batch: usize,
 }
 
@@ -119,6 +119,10 @@ pub fn run(args: EngineArgs) -> Result<()> {
         "cmd_seq": stats.durable_seq.load(Ordering::Acquire),
     }))?;
 
+    let (failed_tx, mut failed) = tokio::sync::oneshot::channel::<PipelineError>();
+    exchange.on_failure(move |e| {
+        let _ = failed_tx.send(e.clone());
+    });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -126,43 +130,42 @@ pub fn run(args: EngineArgs) -> Result<()> {
     let failure = runtime.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot listen for SIGTERM")?;
-        let mut check = tokio::time::interval(Duration::from_millis(200));
-        let mut last_report = std::time::Instant::now();
+        let mut progress = tokio::time::interval(PROGRESS_EVERY);
+        progress.tick().await; // the first tick is immediate
         loop {
             tokio::select! {
                 r = tokio::signal::ctrl_c() => {
                     r.context("cannot listen for SIGINT")?;
                     tracing::info!("SIGINT: shutting down");
-                    return Ok::<_, anyhow::Error>(None);
+                    return Ok::<_, anyhow::Error>(false);
                 }
                 _ = term.recv() => {
                     tracing::info!("SIGTERM: shutting down");
-                    return Ok(None);
+                    return Ok(false);
                 }
-                _ = check.tick() => {
-                    if let Some(why) = exchange.failure() {
-                        return Ok(Some(why));
-                    }
-                    if last_report.elapsed() >= PROGRESS_EVERY {
-                        last_report = std::time::Instant::now();
-                        tracing::info!(
-                            durable_cmd_seq = stats.durable_seq.load(Ordering::Acquire),
-                            applied_since_start = stats.applied.load(Ordering::Relaxed),
-                            events_topic_acknowledged_cmd_seq = events
-                                .as_ref()
-                                .map(|e| e.acknowledged_seq.load(Ordering::Relaxed)),
-                            "progress"
-                        );
-                    }
+                Ok(_) = &mut failed => return Ok(true),
+                _ = progress.tick() => {
+                    tracing::info!(
+                        durable_cmd_seq = stats.durable_seq.load(Ordering::Acquire),
+                        applied_since_start = stats.applied.load(Ordering::Relaxed),
+                        events_topic_acknowledged_cmd_seq = events
+                            .as_ref()
+                            .map(|e| e.acknowledged_seq.load(Ordering::Relaxed)),
+                        "progress"
+                    );
                 }
             }
         }
     })?;
-    if let Some(why) = failure {
-        drop(exchange);
-        return Err(anyhow!("the pipeline failed: {why}"));
-    }
-    let engine = exchange.shutdown().context("clean shutdown failed")?;
+    // After a failure, `shutdown` returns it (naming the cmd_seq) without writing.
+    let engine = exchange.shutdown().map_err(|e| {
+        let context = if failure {
+            "the pipeline failed"
+        } else {
+            "clean shutdown failed"
+        };
+        anyhow::Error::new(e).context(context)
+    })?;
     print_line(&serde_json::json!({"stopped": true, "cmd_seq": engine.last_seq()}))?;
     Ok(())
 }

@@ -33,7 +33,7 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
         /// With --data: snapshot the engine every this many events.
-        #[arg(long, value_name = "N", default_value_t = 100_000, requires = "data")]
+        #[arg(long, value_name = "N", default_value_t = gpux_sequencer::SNAPSHOT_EVERY_EVENTS_DEFAULT, requires = "data")]
         snapshot_every: u64,
     },
     /// Run the exchange core in Kafka mode until SIGINT/SIGTERM: commands from a

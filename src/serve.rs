@@ -9,6 +9,9 @@
 //! "mode":…,"demo":…,"urls":{…}}`), serves until Ctrl-C or SIGTERM, then stops the
 //! demo, shuts the gateway down gracefully (open requests finish) and the exchange
 //! cleanly (the current batch committed, a snapshot at the head, the ledger closed).
+//! If the exchange fails instead (a ledger write fails, the command source gives
+//! up), it stops serving the same way and returns the exchange's error, which names
+//! the `cmd_seq` it failed at: `gpux serve` exits non-zero with it.
 //! Without an admin key, one is generated into `DIR/admin.key` (mode 0600) and
 //! reused on the next start. `GET /metrics` serves Prometheus metrics on the same
 //! listener.
@@ -32,7 +35,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use gpux_gateway::{Backend, FeedFactory, GatewayConfig, GatewayProbe, RateLimit, RateLimitConfig};
 use gpux_sequencer::kafka::{EventsTopicFeed, KafkaSubmitter};
-use gpux_sequencer::{Exchange, Feed, FeedError, Submitter};
+use gpux_sequencer::{Exchange, Feed, FeedError, PipelineError, Submitter};
 
 use crate::config::{GatewayLimits, ServeConfig};
 use crate::metrics::{BookDepth, Metrics};
@@ -298,6 +301,19 @@ fn run_role(
         (Behind::Exchange(_), Some(_)) => "kafka",
         (Behind::Exchange(_), None) => "embedded",
     };
+    // The exchange's first failure (never, for a gateway alone): serving stops.
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<PipelineError>();
+    if let Behind::Exchange(exchange) = &behind {
+        exchange.on_failure(move |e| {
+            let _ = failed_tx.send(e.clone());
+        });
+    }
+    let failed = async move {
+        match failed_rx.await {
+            Ok(e) => e,
+            Err(_) => std::future::pending().await,
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("gpux-gateway")
@@ -315,9 +331,14 @@ fn run_role(
         // the gateway's replica has caught up with the ledger (until then every
         // request, /v1/health too, answers 503 `starting`) — or for the stop signal.
         let mut stop = std::pin::pin!(stop);
+        let mut failed = std::pin::pin!(failed);
         let caught_up = tokio::select! {
             biased;
             () = &mut stop => None,
+            e = &mut failed => {
+                tracing::error!(cmd_seq = e.cmd_seq(), error = %e, "the exchange failed: not serving");
+                None
+            }
             ready = gateway.wait_ready() => Some(ready),
         };
         match caught_up {
@@ -360,8 +381,15 @@ fn run_role(
         writeln!(out, "{line}")?;
         out.flush()?;
         tracing::info!(listen = %gateway.addr, demo = demo.is_some(), "serving");
-        stop.await;
-        tracing::info!("stopping");
+        tokio::select! {
+            biased;
+            () = &mut stop => tracing::info!("stopping"),
+            e = &mut failed => tracing::error!(
+                cmd_seq = e.cmd_seq(),
+                error = %e,
+                "the exchange failed: stopping the gateway"
+            ),
+        }
         if let Some(d) = demo {
             let report = tokio::task::spawn_blocking(move || d.stop()).await;
             tracing::info!(?report, "demo stopped");
@@ -370,8 +398,13 @@ fn run_role(
     });
     drop(runtime);
     let stopped = match behind {
-        Behind::Exchange(exchange) => exchange.shutdown().map(|_| ()),
+        // After a failure this is the exchange's error (naming the cmd_seq).
+        Behind::Exchange(exchange) => exchange
+            .shutdown()
+            .map(|_| ())
+            .map_err(|e| anyhow::Error::new(e).context("the exchange failed")),
         Behind::Broker(submitter) => submitter.flush(SUBMITTER_FLUSH),
     };
-    served.and(stopped)
+    // The exchange's failure is the cause of whatever the gateway ran into.
+    stopped.and(served)
 }

@@ -51,7 +51,7 @@ fn wait_durable(exchange: &Exchange, cmd_seq: u64) {
     let stats = exchange.stats();
     let t0 = Instant::now();
     while stats.durable_seq.load(Ordering::Acquire) < cmd_seq {
-        assert_eq!(exchange.failure(), None);
+        assert!(exchange.failure().is_none(), "{:?}", exchange.failure());
         assert!(
             t0.elapsed() < PATIENCE,
             "cmd_seq {cmd_seq} never became durable"

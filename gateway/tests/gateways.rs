@@ -77,6 +77,7 @@ impl Two {
             let backend = Backend {
                 submitter,
                 feed: Box::new(exchange.follow(1)),
+                refollow: None,
             };
             let g = gpux_gateway::start(config(), backend).await.unwrap();
             assert!(

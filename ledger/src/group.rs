@@ -294,6 +294,22 @@ impl CommitHandle {
         })?;
         Ok(p)
     }
+
+    /// Like [`CommitHandle::snapshot`], calling `f` (on the committer thread: keep it
+    /// short) once it is stored or has failed. `f` is called exactly once, also if
+    /// the committer stops; not at all when this returns `Err`.
+    pub fn snapshot_with(
+        &self,
+        cmd_seq: u64,
+        bytes: Vec<u8>,
+        f: impl FnOnce(Result<()>) + Send + 'static,
+    ) -> Result<()> {
+        self.send(Request::Snapshot {
+            cmd_seq,
+            bytes,
+            done: Completion::new(f),
+        })
+    }
 }
 
 /// The group-commit thread and its handle. Dropping it shuts the thread down after it

@@ -26,7 +26,8 @@ use crate::types::{
 use crate::verify::{self, decode_err, VerifyOnOpen, VerifyProgress, VerifyReport};
 use crate::{EVENTS_PER_COMMAND_MAX, KAFKA_TOPIC_BYTES_MAX, PAYLOAD_BYTES_MAX, SNAPSHOT_BYTES_MAX};
 
-/// How to open a ledger.
+/// How to open a ledger. (When to take snapshots is the caller's choice — the
+/// pipeline's `snapshot_every_events` — the ledger only stores them.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerOptions {
     /// Delete a torn tail (records beyond the head in meta: never acknowledged) on
@@ -34,9 +35,6 @@ pub struct LedgerOptions {
     pub truncate_torn_tail: bool,
     /// How much to verify on open.
     pub verify_on_open: VerifyOnOpen,
-    /// The pipeline snapshots engine state every this many events (the ledger only
-    /// stores snapshots; the caller decides when). Must be at least 1.
-    pub snapshot_every_events: u64,
     /// RocksDB tuning.
     pub rocks: RocksOptions,
 }
@@ -46,7 +44,6 @@ impl Default for LedgerOptions {
         Self {
             truncate_torn_tail: false,
             verify_on_open: VerifyOnOpen::Full,
-            snapshot_every_events: 1_000_000,
             rocks: RocksOptions::default(),
         }
     }
@@ -187,10 +184,6 @@ impl<S: Store> Ledger<S> {
     /// policy, loading the head.
     pub fn with_store(store: S, opts: &LedgerOptions) -> Result<Self> {
         let t0 = Instant::now();
-        assert!(
-            opts.snapshot_every_events >= 1,
-            "snapshot_every_events must be >= 1"
-        );
         let read_only = store.is_read_only();
         match store.get(Cf::Meta, format::META_FORMAT)? {
             Some(v) => {
@@ -199,7 +192,7 @@ impl<S: Store> Ledger<S> {
                         return Err(LedgerError::UnsupportedFormat {
                             found,
                             supported: format::FORMAT_VERSION,
-                        })
+                        });
                     }
                     r => r.map_err(|e| decode_err(e, Cf::Meta, 0))?,
                 };
@@ -1031,7 +1024,7 @@ impl<S: Store> LedgerReader<S> {
                     return Ok(SnapshotFallback {
                         snapshot: Some(s),
                         skipped,
-                    })
+                    });
                 }
                 Err(LedgerError::Corrupt(x)) => {
                     tracing::warn!(target: "gpux_ledger", corruption = %x, "skipping corrupt snapshot");

@@ -8,7 +8,7 @@
 //! | [`submit`] | [`Submitter`]: how commands enter the log ([`EmbeddedSubmitter`]) |
 //! | [`feed`] | [`Publisher`] and [`Feed`]/[`LedgerFollower`]: committed commands for followers |
 //! | [`committed`] | [`CommittedCommand`], the unit every follower sees |
-//! | [`error`] | [`SubmitError`], [`FeedError`] |
+//! | [`error`] | [`SubmitError`], [`FeedError`], [`SourceError`], [`PipelineError`] |
 //!
 //! The engine is touched by one thread only (the pipeline's engine thread); everything
 //! else (gateway, market data, the events-topic publisher) follows committed batches.
@@ -22,9 +22,13 @@ pub mod source;
 pub mod submit;
 
 pub use committed::{read_committed, request_id_of, CommittedBatch, CommittedCommand};
-pub use error::{FeedError, SubmitError};
+pub use error::{FeedError, PipelineError, SourceError, SubmitError};
 pub use feed::{Feed, LedgerFollower, Publisher};
-pub use pipeline::{Exchange, PipelineOptions, PipelineStats};
+pub use pipeline::{
+    Exchange, PipelineOptions, PipelineStats, BATCHES_IN_FLIGHT_MAX_DEFAULT,
+    BATCH_COMMANDS_MAX_DEFAULT, DECODE_CHUNK_COMMANDS_DEFAULT, DECODE_QUEUE_CHUNKS_DEFAULT,
+    SNAPSHOT_EVERY_EVENTS_DEFAULT,
+};
 pub use source::{CommandSource, Inbound, InboxSource};
 pub use submit::{EmbeddedSubmitter, SubmitDone, Submitter, MAX_COMMAND_BYTES};
 

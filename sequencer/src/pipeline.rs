@@ -17,6 +17,16 @@
 //! - A batch is published (in-process [`Publisher`]) only after its write is synced.
 //! - Every queue is bounded: a slow disk slows the engine, which slows decoding,
 //!   which stops reading the log. Nothing grows without limit.
+//! - A ledger or source failure stops the pipeline: the first one is kept as a typed
+//!   [`PipelineError`] naming the `cmd_seq` (or source offset) it happened at, logged
+//!   once, handed to [`Exchange::on_failure`] callbacks, and returned by
+//!   [`Exchange::shutdown`], so the process exits non-zero and a restart resumes
+//!   after the last durable command.
+//!
+//! The pipeline runs on any ledger [`Store`]: RocksDB in production
+//! ([`Exchange::start_embedded`]), or e.g. a [`FaultyStore`](gpux_ledger::FaultyStore)
+//! over a [`MemStore`](gpux_ledger::MemStore) in tests
+//! ([`Exchange::start_embedded_on_ledger`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,17 +35,59 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
 use gpux_engine::{CommandEnvelope, Engine, Event};
 use gpux_ledger::{
     AppliedCommand, CommitHandle, GroupCommitOptions, GroupCommitter, LatencyHistogram, Ledger,
-    LedgerOptions, LedgerReader, RocksStore, Store,
+    LedgerError, LedgerOptions, LedgerReader, RocksStore, Store,
 };
 
 use crate::committed::{CommittedBatch, CommittedCommand};
+use crate::error::PipelineError;
 use crate::feed::{LedgerFollower, Publisher};
 use crate::source::{CommandSource, Inbound, InboxSource};
 use crate::submit::{EmbeddedSubmitter, InboxSignal, Submitter};
+
+/// Default snapshot interval, in events: the one default of every way to set it
+/// (`gpux serve`'s config, `gpux engine --snapshot-every`, `gpux apply`). A restart
+/// rebuilds the engine from the latest snapshot and re-runs the events after it:
+/// about a million events re-run in a second (`gpux bench ledger`'s restart figure
+/// in docs/ARCHITECTURE.md), while a snapshot serializes the whole engine state on
+/// the engine thread, so taking one much more often costs matching time.
+pub const SNAPSHOT_EVERY_EVENTS_DEFAULT: u64 = 1_000_000;
+
+/// Default most commands the decode stage reads from the source at once: enough
+/// to amortize a source read and a queue hand-off over many commands, small enough
+/// (a quarter of a batch) that the engine starts applying a burst early.
+pub const DECODE_CHUNK_COMMANDS_DEFAULT: usize = 1024;
+
+/// Default capacity, in chunks, of the queue between decoding and the engine: two
+/// full batches of decoded commands ahead of the engine keep it busy while the
+/// decoder waits on the log, and bound what a stalled engine holds in memory.
+pub const DECODE_QUEUE_CHUNKS_DEFAULT: usize = 8;
+
+/// Default most commands the engine hands the committer in one submission: the
+/// group committer's own default write size
+/// ([`GroupCommitOptions::max_commands_per_write`], measured best on the 2-core
+/// machine), so one submission fills one synced write.
+pub const BATCH_COMMANDS_MAX_DEFAULT: usize = 4096;
+
+/// Default most engine submissions waiting to be durable: one being synced by the
+/// committer's writer, one being staged (encoded and hashed) by its stager, one
+/// queued behind them. Deeper queues keep the disk no busier and only add latency.
+pub const BATCHES_IN_FLIGHT_MAX_DEFAULT: usize = 3;
+
+/// How long the decode stage waits on an idle source before checking whether the
+/// pipeline is stopping: bounds how late it notices a shutdown.
+const SOURCE_POLL_WAIT: Duration = Duration::from_millis(50);
+
+/// How long the idle engine waits for decoded commands before checking for a
+/// shutdown or a failure (it commits what it holds before waiting, so this adds no
+/// latency to commands).
+const ENGINE_IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// Most spare command vectors kept for reuse between batches (one per batch in
+/// flight and one being filled is all that is ever needed).
+const RECYCLED_BATCH_BUFFERS_MAX: usize = BATCHES_IN_FLIGHT_MAX_DEFAULT + 1;
 
 /// Tuning of the pipeline.
 #[derive(Debug, Clone)]
@@ -60,11 +112,11 @@ pub struct PipelineOptions {
 impl Default for PipelineOptions {
     fn default() -> Self {
         Self {
-            snapshot_every_events: 1_000_000,
-            decode_chunk: 1024,
-            decode_queue_chunks: 8,
-            max_batch_commands: 4096,
-            max_batches_in_flight: 3,
+            snapshot_every_events: SNAPSHOT_EVERY_EVENTS_DEFAULT,
+            decode_chunk: DECODE_CHUNK_COMMANDS_DEFAULT,
+            decode_queue_chunks: DECODE_QUEUE_CHUNKS_DEFAULT,
+            max_batch_commands: BATCH_COMMANDS_MAX_DEFAULT,
+            max_batches_in_flight: BATCHES_IN_FLIGHT_MAX_DEFAULT,
             ledger: LedgerOptions::default(),
             commit: GroupCommitOptions::default(),
         }
@@ -108,8 +160,73 @@ struct Chunk {
     commands: Vec<Decoded>,
 }
 
-/// A running exchange core: pipeline threads plus the ledger's committer, over a
-/// ledger in any [`Store`] (RocksDB in production; tests may use another).
+/// Called once with the pipeline's first failure.
+type FailureCallback = Box<dyn FnOnce(&PipelineError) + Send>;
+
+/// The first failure of a pipeline, shared by its threads and the embedded
+/// submitter: later failures (usually consequences of the first, such as a
+/// poisoned ledger) are only logged at debug level.
+#[derive(Default)]
+pub(crate) struct Failure {
+    failed: AtomicBool,
+    state: Mutex<FailureState>,
+}
+
+#[derive(Default)]
+struct FailureState {
+    first: Option<PipelineError>,
+    callbacks: Vec<FailureCallback>,
+}
+
+impl Failure {
+    /// Records `e` if it is the first failure: logs it (with its `cmd_seq`) and runs
+    /// the [`Exchange::on_failure`] callbacks.
+    pub(crate) fn record(&self, e: PipelineError) {
+        let callbacks = {
+            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if st.first.is_some() {
+                tracing::debug!(cmd_seq = e.cmd_seq(), error = %e, "after the pipeline failed");
+                return;
+            }
+            tracing::error!(cmd_seq = e.cmd_seq(), error = %e, "pipeline failed");
+            st.first = Some(e.clone());
+            self.failed.store(true, Ordering::SeqCst);
+            std::mem::take(&mut st.callbacks)
+        };
+        for f in callbacks {
+            f(&e);
+        }
+    }
+
+    fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    fn get(&self) -> Option<PipelineError> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .first
+            .clone()
+    }
+
+    fn on_failure(&self, f: FailureCallback) {
+        let first = {
+            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            match &st.first {
+                Some(e) => e.clone(),
+                None => {
+                    st.callbacks.push(f);
+                    return;
+                }
+            }
+        };
+        f(&first);
+    }
+}
+
+/// A running exchange core: pipeline threads plus the ledger's committer, on a
+/// ledger over the store `S` (RocksDB unless started on another ledger).
 pub struct Exchange<S: Store = RocksStore> {
     committer: Option<GroupCommitter<S>>,
     reader: LedgerReader<S>,
@@ -118,12 +235,12 @@ pub struct Exchange<S: Store = RocksStore> {
     embedded: Option<EmbeddedSubmitter>,
     stats: Arc<PipelineStats>,
     stop: Arc<AtomicBool>,
-    failed: Arc<Mutex<Option<String>>>,
+    failure: Arc<Failure>,
     signal: Option<Arc<InboxSignal>>,
-    decode: Option<JoinHandle<Result<()>>>,
-    engine: Option<JoinHandle<Result<Engine>>>,
+    decode: Option<JoinHandle<()>>,
+    engine: Option<JoinHandle<Engine>>,
     hooks: Vec<Box<dyn FnOnce() + Send>>,
-    dir: PathBuf,
+    dir: Option<PathBuf>,
 }
 
 impl<S: Store> std::fmt::Debug for Exchange<S> {
@@ -132,12 +249,20 @@ impl<S: Store> std::fmt::Debug for Exchange<S> {
     }
 }
 
-impl Exchange {
+/// Opens the RocksDB ledger in `dir`.
+fn open_dir(dir: &Path, opts: &PipelineOptions) -> Result<Ledger<RocksStore>, PipelineError> {
+    Ledger::open(dir, &opts.ledger).map_err(|error| PipelineError::Open {
+        dir: dir.to_path_buf(),
+        error,
+    })
+}
+
+impl Exchange<RocksStore> {
     /// Opens the ledger in `dir` (verifying it and rebuilding the engine from its
     /// latest good snapshot) and starts the pipeline on the embedded command log.
-    pub fn start_embedded(dir: &Path, opts: PipelineOptions) -> Result<Self> {
-        let ledger = open_ledger(dir, &opts)?;
-        Self::start_embedded_on(ledger, dir, opts)
+    pub fn start_embedded(dir: &Path, opts: PipelineOptions) -> Result<Self, PipelineError> {
+        let ledger = open_dir(dir, &opts)?;
+        Self::start(ledger, Some(dir), opts, embedded_parts)
     }
 
     /// Opens the ledger in `dir` and starts the pipeline on `source`; `submitter`, if
@@ -147,101 +272,149 @@ impl Exchange {
         opts: PipelineOptions,
         source: Box<dyn CommandSource>,
         submitter: Option<Arc<dyn Submitter>>,
-    ) -> Result<Self> {
-        let ledger = open_ledger(dir, &opts)?;
-        let mut parts = Some(StartParts {
-            source,
-            submitter,
-            embedded: None,
-            signal: None,
-        });
-        Self::start(ledger, dir, opts, move |_, _, _| {
-            parts.take().ok_or_else(|| anyhow!("started twice"))
+    ) -> Result<Self, PipelineError> {
+        let ledger = open_dir(dir, &opts)?;
+        Self::start(ledger, Some(dir), opts, move |_, _, _, _| {
+            Ok(StartParts {
+                source,
+                submitter,
+                embedded: None,
+                signal: None,
+            })
         })
     }
 }
 
-fn open_ledger(dir: &Path, opts: &PipelineOptions) -> Result<Ledger<RocksStore>> {
-    Ledger::open(dir, &opts.ledger)
-        .with_context(|| format!("cannot open the ledger in {}", dir.display()))
+/// The embedded command log's source and submitter on `reader`'s inbox.
+fn embedded_parts<S: Store>(
+    reader: &LedgerReader<S>,
+    handle: CommitHandle,
+    stop: Arc<AtomicBool>,
+    failure: Arc<Failure>,
+) -> Result<StartParts, PipelineError> {
+    let signal = InboxSignal::new(reader.inbox_last().map_err(PipelineError::Ledger)?);
+    let source = InboxSource::new(reader.clone(), Arc::clone(&signal), stop);
+    let submitter = EmbeddedSubmitter::new(handle, Arc::clone(&signal), failure);
+    Ok(StartParts {
+        source: Box::new(source),
+        submitter: Some(Arc::new(submitter.clone())),
+        embedded: Some(submitter),
+        signal: Some(signal),
+    })
 }
 
 impl<S: Store> Exchange<S> {
-    /// Starts the pipeline on the embedded command log of an opened `ledger` (any
-    /// store; `dir` is only reported by [`Exchange::dir`]), rebuilding the engine
-    /// from its latest good snapshot.
-    pub fn start_embedded_on(ledger: Ledger<S>, dir: &Path, opts: PipelineOptions) -> Result<Self> {
-        Self::start(ledger, dir, opts, |reader, handle, stop| {
-            let signal = InboxSignal::new(reader.inbox_last()?);
-            let source = InboxSource::new(reader.clone(), Arc::clone(&signal), stop);
-            let submitter = EmbeddedSubmitter::new(handle, Arc::clone(&signal));
+    /// Starts the pipeline on the embedded command log of an open `ledger` over any
+    /// store: what [`Exchange::start_embedded`] does after opening RocksDB. With a
+    /// [`FaultyStore`](gpux_ledger::FaultyStore), tests run the real pipeline into
+    /// injected write failures.
+    pub fn start_embedded_on_ledger(
+        ledger: Ledger<S>,
+        opts: PipelineOptions,
+    ) -> Result<Self, PipelineError> {
+        Self::start(ledger, None, opts, embedded_parts)
+    }
+
+    /// Starts the pipeline on `source` and an open `ledger` over any store: what
+    /// [`Exchange::start_with_source`] does after opening RocksDB.
+    pub fn start_on_ledger(
+        ledger: Ledger<S>,
+        opts: PipelineOptions,
+        source: Box<dyn CommandSource>,
+        submitter: Option<Arc<dyn Submitter>>,
+    ) -> Result<Self, PipelineError> {
+        Self::start(ledger, None, opts, move |_, _, _, _| {
             Ok(StartParts {
-                source: Box::new(source),
-                submitter: Some(Arc::new(submitter.clone())),
-                embedded: Some(submitter),
-                signal: Some(signal),
+                source,
+                submitter,
+                embedded: None,
+                signal: None,
             })
         })
     }
 
     fn start(
         ledger: Ledger<S>,
-        dir: &Path,
+        dir: Option<&Path>,
         opts: PipelineOptions,
-        make: impl FnOnce(&LedgerReader<S>, CommitHandle, Arc<AtomicBool>) -> Result<StartParts>,
-    ) -> Result<Self> {
+        make: impl FnOnce(
+            &LedgerReader<S>,
+            CommitHandle,
+            Arc<AtomicBool>,
+            Arc<Failure>,
+        ) -> Result<StartParts, PipelineError>,
+    ) -> Result<Self, PipelineError> {
         let started = Instant::now();
         let reader = ledger.reader();
         let engine = gpux_replay::rebuild::state_at(&reader, None, None)
-            .context("cannot rebuild the engine from the ledger")?;
+            .map_err(|e| PipelineError::Recover(Arc::new(e)))?;
         if engine.last_seq() != ledger.head().last_cmd_seq {
-            return Err(anyhow!(
-                "the rebuilt engine is at cmd_seq {} but the ledger's head is {}",
-                engine.last_seq(),
-                ledger.head().last_cmd_seq
-            ));
+            return Err(PipelineError::Diverged {
+                engine_cmd_seq: engine.last_seq(),
+                ledger_cmd_seq: ledger.head().last_cmd_seq,
+            });
         }
         tracing::info!(
             cmd_seq = engine.last_seq(),
             ms = started.elapsed().as_millis() as u64,
-            dir = %dir.display(),
+            dir = ?dir,
             "engine recovered"
         );
         let stop = Arc::new(AtomicBool::new(false));
-        let committer = GroupCommitter::spawn(ledger, opts.commit.clone())
-            .context("cannot start the group committer")?;
+        let failure = Arc::new(Failure::default());
+        let committer =
+            GroupCommitter::spawn(ledger, opts.commit.clone()).map_err(PipelineError::Ledger)?;
         let StartParts {
             mut source,
             submitter,
             embedded,
             signal,
-        } = make(&reader, committer.handle(), Arc::clone(&stop))?;
-        let consumed = reader.consumed_offset(&source.key())?;
+        } = make(
+            &reader,
+            committer.handle(),
+            Arc::clone(&stop),
+            Arc::clone(&failure),
+        )?;
+        let key = source.key();
+        let consumed = reader
+            .consumed_offset(&key)
+            .map_err(PipelineError::Ledger)?;
         source
             .start_after(consumed)
-            .with_context(|| format!("cannot position the source {}", source.key()))?;
-        tracing::info!(source = %source.key(), last_consumed = ?consumed, "consuming");
+            .map_err(|error| PipelineError::Source {
+                key: key.clone(),
+                last_offset: consumed,
+                error,
+            })?;
+        tracing::info!(source = %key, last_consumed = ?consumed, "consuming");
 
         let publisher = Arc::new(Publisher::new());
         let stats = Arc::new(PipelineStats::default());
         stats
             .durable_seq
             .store(engine.last_seq(), Ordering::Relaxed);
-        let failed = Arc::new(Mutex::new(None));
         let (tx, rx) = mpsc::sync_channel(opts.decode_queue_chunks.max(1));
 
         let decode = {
             let stop = Arc::clone(&stop);
             let chunk = opts.decode_chunk.max(1);
-            let failed = Arc::clone(&failed);
+            let failure = Arc::clone(&failure);
             std::thread::Builder::new()
                 .name("gpux-decode".into())
                 .spawn(move || {
-                    let r = decode_loop(source, tx, chunk, &stop);
-                    if let Err(e) = &r {
-                        record_failure(&failed, format!("command source: {e:#}"));
+                    let mut last_offset = consumed;
+                    if let Err(e) = decode_loop(&mut *source, &tx, chunk, &stop, &mut last_offset) {
+                        stop.store(true, Ordering::SeqCst);
+                        failure.record(PipelineError::Source {
+                            key,
+                            last_offset,
+                            error: e,
+                        });
                     }
-                    r
+                })
+                .map_err(|e| PipelineError::Spawn {
+                    thread: "decode",
+                    error: Arc::new(e),
                 })?
         };
         let engine_thread = {
@@ -250,13 +423,27 @@ impl<S: Store> Exchange<S> {
                 handle: committer.handle(),
                 publisher: Arc::clone(&publisher),
                 stats: Arc::clone(&stats),
-                failed: Arc::clone(&failed),
+                failure: Arc::clone(&failure),
                 stop: Arc::clone(&stop),
                 opts: opts.clone(),
             };
             std::thread::Builder::new()
                 .name("gpux-engine".into())
-                .spawn(move || engine_loop(engine, rx, ctx))?
+                .spawn(move || engine_loop(engine, rx, ctx))
+        };
+        let engine_thread = match engine_thread {
+            Ok(t) => t,
+            Err(e) => {
+                stop.store(true, Ordering::SeqCst);
+                if let Some(s) = &signal {
+                    s.wake();
+                }
+                let _ = decode.join();
+                return Err(PipelineError::Spawn {
+                    thread: "engine",
+                    error: Arc::new(e),
+                });
+            }
         };
         Ok(Self {
             committer: Some(committer),
@@ -266,12 +453,12 @@ impl<S: Store> Exchange<S> {
             embedded,
             stats,
             stop,
-            failed,
+            failure,
             signal,
             decode: Some(decode),
             engine: Some(engine_thread),
             hooks: Vec::new(),
-            dir: dir.to_path_buf(),
+            dir: dir.map(Path::to_path_buf),
         })
     }
 
@@ -302,9 +489,9 @@ impl<S: Store> Exchange<S> {
 
     /// An engine rebuilt from the ledger at its current head (a read replica: apply
     /// what [`Exchange::follow`]`(engine.last_seq() + 1)` yields to keep it current).
-    pub fn replica(&self) -> Result<Engine> {
+    pub fn replica(&self) -> Result<Engine, PipelineError> {
         gpux_replay::rebuild::state_at(&self.reader, None, None)
-            .context("cannot rebuild a replica from the ledger")
+            .map_err(|e| PipelineError::Recover(Arc::new(e)))
     }
 
     /// Live counters.
@@ -313,17 +500,23 @@ impl<S: Store> Exchange<S> {
     }
 
     /// Why the pipeline stopped by itself, if it did (the ledger failed, the source
-    /// failed for good). The process should exit non-zero and be restarted.
-    pub fn failure(&self) -> Option<String> {
-        self.failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// failed for good): the first failure. The process should exit non-zero and be
+    /// restarted; [`Exchange::shutdown`] returns the same error.
+    pub fn failure(&self) -> Option<PipelineError> {
+        self.failure.get()
     }
 
-    /// The ledger's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Calls `f` once with the pipeline's first failure: right away if it has
+    /// already failed, otherwise on the thread that hits it (keep `f` short, e.g.
+    /// send on a channel). How a server learns that it must stop; never called if
+    /// the pipeline does not fail.
+    pub fn on_failure(&self, f: impl FnOnce(&PipelineError) + Send + 'static) {
+        self.failure.on_failure(Box::new(f));
+    }
+
+    /// The ledger's directory (`None` when started on an already open ledger).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     /// Registers `f` to run at shutdown (or drop), before the pipeline stops: how
@@ -338,40 +531,63 @@ impl<S: Store> Exchange<S> {
         }
     }
 
-    /// Clean shutdown: stop reading the log, apply and commit what was read, take a
-    /// snapshot at the head, close the ledger. Returns the engine's final state.
-    pub fn shutdown(mut self) -> Result<Engine> {
+    /// Stops reading the log and joins the pipeline threads; the engine's final
+    /// state, or `None` if its thread panicked (recorded as the failure).
+    fn stop_threads(&mut self) -> Option<Engine> {
         self.run_hooks();
         self.stop.store(true, Ordering::SeqCst);
         if let Some(s) = &self.signal {
             s.wake();
         }
-        let decoded = self
-            .decode
-            .take()
-            .map(|t| t.join().map_err(|_| anyhow!("the decode thread panicked")));
-        let engine = self
-            .engine
-            .take()
-            .ok_or_else(|| anyhow!("already shut down"))?
-            .join()
-            .map_err(|_| anyhow!("the engine thread panicked"))??;
-        let committer = self
-            .committer
-            .take()
-            .ok_or_else(|| anyhow!("already shut down"))?;
-        if engine.last_seq() > 0 {
+        if let Some(t) = self.decode.take() {
+            if t.join().is_err() {
+                self.failure
+                    .record(PipelineError::Panicked { thread: "decode" });
+            }
+        }
+        let engine = self.engine.take()?.join();
+        match engine {
+            Ok(e) => Some(e),
+            Err(_) => {
+                self.failure
+                    .record(PipelineError::Panicked { thread: "engine" });
+                None
+            }
+        }
+    }
+
+    /// Clean shutdown: stop reading the log, apply and commit what was read, take a
+    /// snapshot at the head, close the ledger. Returns the engine's final state — or
+    /// the pipeline's first failure if it failed (then nothing more is written: the
+    /// ledger refuses writes after a failed one, and a restart verifies it).
+    pub fn shutdown(mut self) -> Result<Engine, PipelineError> {
+        let engine = self.stop_threads();
+        let committer = self.committer.take();
+        let engine = match (engine, self.failure.get()) {
+            (Some(engine), None) => engine,
+            (_, failed) => {
+                if let Some(c) = committer {
+                    let _ = c.shutdown();
+                }
+                return Err(failed.unwrap_or(PipelineError::Panicked { thread: "engine" }));
+            }
+        };
+        let Some(committer) = committer else {
+            return Ok(engine); // unreachable: only `shutdown` takes it, and it consumes self
+        };
+        let seq = engine.last_seq();
+        if seq > 0 {
             committer
-                .snapshot(engine.last_seq(), engine.snapshot())?
-                .wait()
-                .context("cannot store the shutdown snapshot")?;
+                .snapshot(seq, engine.snapshot())
+                .and_then(|p| p.wait())
+                .map_err(|error| PipelineError::Snapshot {
+                    cmd_seq: seq,
+                    error,
+                })?;
         }
-        let (ledger, _) = committer.shutdown()?;
-        ledger.close().context("cannot close the ledger")?;
-        if let Some(r) = decoded {
-            r??;
-        }
-        tracing::info!(cmd_seq = engine.last_seq(), "exchange stopped cleanly");
+        let (ledger, _) = committer.shutdown().map_err(PipelineError::Ledger)?;
+        ledger.close().map_err(PipelineError::Ledger)?;
+        tracing::info!(cmd_seq = seq, "exchange stopped cleanly");
         Ok(engine)
     }
 }
@@ -379,16 +595,8 @@ impl<S: Store> Exchange<S> {
 impl<S: Store> Drop for Exchange<S> {
     fn drop(&mut self) {
         // Not shut down explicitly: stop the threads; what was committed stays.
-        self.run_hooks();
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(s) = &self.signal {
-            s.wake();
-        }
-        if let Some(t) = self.decode.take() {
-            let _ = t.join();
-        }
-        if let Some(t) = self.engine.take() {
-            let _ = t.join();
+        if self.decode.is_some() || self.engine.is_some() {
+            let _ = self.stop_threads();
         }
     }
 }
@@ -400,28 +608,23 @@ struct StartParts {
     signal: Option<Arc<InboxSignal>>,
 }
 
-fn record_failure(failed: &Mutex<Option<String>>, why: String) {
-    tracing::error!(%why, "pipeline failed");
-    let mut f = failed.lock().unwrap_or_else(PoisonError::into_inner);
-    if f.is_none() {
-        *f = Some(why);
-    }
-}
-
-/// Decode stage: read the log, parse envelopes, hand chunks to the engine.
+/// Decode stage: read the log, parse envelopes, hand chunks to the engine. Keeps
+/// `last_offset` at the offset of the last command read, for the error report.
 fn decode_loop(
-    mut source: Box<dyn CommandSource>,
-    tx: SyncSender<Chunk>,
+    source: &mut dyn CommandSource,
+    tx: &SyncSender<Chunk>,
     chunk: usize,
     stop: &AtomicBool,
-) -> Result<()> {
+    last_offset: &mut Option<u64>,
+) -> Result<(), crate::error::SourceError> {
     let mut buf = Vec::with_capacity(chunk);
     while !stop.load(Ordering::Relaxed) {
         buf.clear();
-        source.poll(&mut buf, chunk, Duration::from_millis(50))?;
-        if buf.is_empty() {
+        source.poll(&mut buf, chunk, SOURCE_POLL_WAIT)?;
+        let Some(last) = buf.last() else {
             continue;
-        }
+        };
+        *last_offset = Some(last.source.offset());
         let read_at = Instant::now();
         let commands = buf
             .drain(..)
@@ -466,7 +669,7 @@ struct EngineCtx {
     handle: CommitHandle,
     publisher: Arc<Publisher>,
     stats: Arc<PipelineStats>,
-    failed: Arc<Mutex<Option<String>>>,
+    failure: Arc<Failure>,
     stop: Arc<AtomicBool>,
     opts: PipelineOptions,
 }
@@ -479,8 +682,9 @@ struct Batch {
     events: u64,
 }
 
-/// Engine stage: apply in order, submit batches, snapshot now and then.
-fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Result<Engine> {
+/// Engine stage: apply in order, submit batches, snapshot now and then. Stops when
+/// the decode stage does or the pipeline failed; returns the engine.
+fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Engine {
     let mut batch = Batch {
         applied: Vec::new(),
         committed: Vec::new(),
@@ -495,12 +699,12 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Resul
             Ok(c) => Some(c),
             Err(TryRecvError::Empty) => {
                 // Nothing waiting: commit what we have before blocking.
-                submit(&mut batch, &ctx, &mut recycled)?;
+                submit(&mut batch, &ctx, &mut recycled);
                 if events_since_snapshot >= ctx.opts.snapshot_every_events {
                     snapshot(&engine, &ctx);
                     events_since_snapshot = 0;
                 }
-                match rx.recv_timeout(Duration::from_millis(100)) {
+                match rx.recv_timeout(ENGINE_IDLE_WAIT) {
                     Ok(c) => Some(c),
                     Err(mpsc::RecvTimeoutError::Timeout) => None,
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -508,12 +712,7 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Resul
             }
             Err(TryRecvError::Disconnected) => break,
         };
-        if ctx
-            .failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some()
-        {
+        if ctx.failure.is_failed() {
             ctx.stop.store(true, Ordering::SeqCst);
             break;
         }
@@ -527,13 +726,7 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Resul
             let (ts_ns, request_id) = match &d.envelope {
                 Some(env) => {
                     let ts = env.ts_ns.max(last_ts);
-                    engine.apply_request(
-                        seq,
-                        ts,
-                        env.idempotent_request_id(),
-                        &env.command,
-                        &mut scratch,
-                    );
+                    engine.apply(seq, ts, &env.command, &mut scratch);
                     (ts, env.request_id.clone())
                 }
                 None => {
@@ -567,34 +760,43 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Resul
             }
             ctx.stats.applied.fetch_add(1, Ordering::Relaxed);
             if batch.applied.len() >= ctx.opts.max_batch_commands {
-                submit(&mut batch, &ctx, &mut recycled)?;
+                submit(&mut batch, &ctx, &mut recycled);
             }
         }
     }
-    submit(&mut batch, &ctx, &mut recycled)?;
-    Ok(engine)
+    if !ctx.failure.is_failed() {
+        submit(&mut batch, &ctx, &mut recycled);
+    }
+    engine
 }
 
+/// Queues a snapshot of the engine; a failure to store it fails the pipeline.
 fn snapshot(engine: &Engine, ctx: &EngineCtx) {
-    let seq = engine.last_seq();
-    if seq == 0 {
+    let cmd_seq = engine.last_seq();
+    if cmd_seq == 0 {
         return;
     }
-    match ctx.handle.snapshot(seq, engine.snapshot()) {
-        Ok(_pending) => tracing::debug!(cmd_seq = seq, "snapshot queued"),
-        Err(e) => record_failure(&ctx.failed, format!("snapshot at {seq}: {e}")),
+    let failure = Arc::clone(&ctx.failure);
+    let report = move |r: Result<(), LedgerError>| {
+        if let Err(error) = r {
+            failure.record(PipelineError::Snapshot { cmd_seq, error });
+        }
+    };
+    match ctx.handle.snapshot_with(cmd_seq, engine.snapshot(), report) {
+        Ok(()) => tracing::debug!(cmd_seq, "snapshot queued"),
+        Err(error) => ctx
+            .failure
+            .record(PipelineError::Snapshot { cmd_seq, error }),
     }
 }
 
-/// Hands the accumulated batch to the committer; its completion publishes it.
-fn submit(
-    batch: &mut Batch,
-    ctx: &EngineCtx,
-    recycled: &mut Arc<Mutex<Vec<Vec<AppliedCommand>>>>,
-) -> Result<()> {
-    if batch.applied.is_empty() {
-        return Ok(());
-    }
+/// Hands the accumulated batch to the committer; its completion publishes it. A
+/// failure to commit it fails the pipeline, naming the batch's `cmd_seq` range.
+fn submit(batch: &mut Batch, ctx: &EngineCtx, recycled: &mut Arc<Mutex<Vec<Vec<AppliedCommand>>>>) {
+    let (Some(first), Some(last)) = (batch.applied.first(), batch.applied.last()) else {
+        return;
+    };
+    let (cmd_seq, last_cmd_seq) = (first.cmd_seq, last.cmd_seq);
     let spare = recycled
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -606,11 +808,12 @@ fn submit(
     let events = std::mem::take(&mut batch.events);
     let publisher = Arc::clone(&ctx.publisher);
     let stats = Arc::clone(&ctx.stats);
-    let failed = Arc::clone(&ctx.failed);
+    let failure = Arc::clone(&ctx.failure);
     let recycle = Arc::clone(recycled);
     ctx.in_flight.acquire(ctx.opts.max_batches_in_flight);
     let in_flight = Arc::clone(&ctx.in_flight);
-    ctx.handle
+    let sent = ctx
+        .handle
         .submit_returning(applied, move |r, mut returned| {
             in_flight.release();
             match r {
@@ -641,13 +844,25 @@ fn submit(
                         publisher.publish(&b);
                     }
                 }
-                Err(e) => record_failure(&failed, format!("ledger commit: {e}")),
+                Err(error) => failure.record(PipelineError::Commit {
+                    cmd_seq,
+                    last_cmd_seq,
+                    error,
+                }),
             }
             returned.clear();
             let mut pool = recycle.lock().unwrap_or_else(PoisonError::into_inner);
-            if pool.len() < 4 {
+            if pool.len() < RECYCLED_BATCH_BUFFERS_MAX {
                 pool.push(returned);
             }
-        })
-        .map_err(|e| anyhow!("the ledger committer stopped: {e}"))
+        });
+    if let Err(error) = sent {
+        // The committer is gone; its completion will not run.
+        ctx.in_flight.release();
+        ctx.failure.record(PipelineError::Commit {
+            cmd_seq,
+            last_cmd_seq,
+            error,
+        });
+    }
 }

@@ -10,9 +10,10 @@
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use gpux_ledger::CommitHandle;
+use gpux_ledger::{CommitHandle, LedgerError};
 
-use crate::error::SubmitError;
+use crate::error::{PipelineError, SubmitError};
+use crate::pipeline::Failure;
 
 /// Most bytes one command may have in the log (the engine refuses larger envelopes
 /// as `malformed_command` anyway; the log refuses them outright).
@@ -69,11 +70,14 @@ impl InboxSignal {
 }
 
 /// The embedded command log: journals into the ledger's inbox through the group
-/// committer, sharing its fsyncs with the engine's appends.
+/// committer, sharing its fsyncs with the engine's appends. A journal write that
+/// fails fails the pipeline too ([`PipelineError::Journal`]): the ledger refuses
+/// every write after a failed one, so nothing more could be applied.
 #[derive(Clone)]
 pub struct EmbeddedSubmitter {
     handle: CommitHandle,
     signal: Arc<InboxSignal>,
+    failure: Arc<Failure>,
 }
 
 impl std::fmt::Debug for EmbeddedSubmitter {
@@ -83,8 +87,16 @@ impl std::fmt::Debug for EmbeddedSubmitter {
 }
 
 impl EmbeddedSubmitter {
-    pub(crate) fn new(handle: CommitHandle, signal: Arc<InboxSignal>) -> Self {
-        Self { handle, signal }
+    pub(crate) fn new(
+        handle: CommitHandle,
+        signal: Arc<InboxSignal>,
+        failure: Arc<Failure>,
+    ) -> Self {
+        Self {
+            handle,
+            signal,
+            failure,
+        }
     }
 
     /// Journals many commands at once (one request to the committer); `done` gets
@@ -103,6 +115,7 @@ impl EmbeddedSubmitter {
             return;
         }
         let signal = Arc::clone(&self.signal);
+        let failure = Arc::clone(&self.failure);
         let done = Arc::new(Mutex::new(Some(done)));
         let done2 = Arc::clone(&done);
         let sent = self.handle.journal_with(payloads, move |r| {
@@ -113,7 +126,7 @@ impl EmbeddedSubmitter {
                     }
                     Ok(seqs)
                 }
-                Err(e) => Err(SubmitError::Unavailable(e.to_string())),
+                Err(e) => Err(unavailable(&failure, e)),
             };
             if let Some(f) = done2.lock().unwrap_or_else(PoisonError::into_inner).take() {
                 f(r);
@@ -121,10 +134,18 @@ impl EmbeddedSubmitter {
         });
         if let Err(e) = sent {
             if let Some(f) = done.lock().unwrap_or_else(PoisonError::into_inner).take() {
-                f(Err(SubmitError::Unavailable(e.to_string())));
+                f(Err(unavailable(&self.failure, e)));
             }
         }
     }
+}
+
+/// What a submitter hears when the log cannot take a command; the pipeline fails
+/// with it too.
+fn unavailable(failure: &Failure, error: LedgerError) -> SubmitError {
+    let e = SubmitError::Unavailable(error.to_string());
+    failure.record(PipelineError::Journal { error });
+    e
 }
 
 impl Submitter for EmbeddedSubmitter {
@@ -137,6 +158,7 @@ impl Submitter for EmbeddedSubmitter {
             return;
         }
         let signal = Arc::clone(&self.signal);
+        let failure = Arc::clone(&self.failure);
         let done = Arc::new(Mutex::new(Some(done)));
         let done2 = Arc::clone(&done);
         let sent = self.handle.try_journal_with(vec![payload], move |r| {
@@ -147,7 +169,7 @@ impl Submitter for EmbeddedSubmitter {
                     }
                     Ok(())
                 }
-                Err(e) => Err(SubmitError::Unavailable(e.to_string())),
+                Err(e) => Err(unavailable(&failure, e)),
             };
             if let Some(f) = done2.lock().unwrap_or_else(PoisonError::into_inner).take() {
                 f(r);
@@ -156,7 +178,7 @@ impl Submitter for EmbeddedSubmitter {
         let refused = match sent {
             Ok(true) => None,
             Ok(false) => Some(SubmitError::Overloaded),
-            Err(e) => Some(SubmitError::Unavailable(e.to_string())),
+            Err(e) => Some(unavailable(&self.failure, e)),
         };
         if let Some(e) = refused {
             if let Some(f) = done.lock().unwrap_or_else(PoisonError::into_inner).take() {

@@ -39,7 +39,6 @@
 //! the repeats.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -347,6 +346,7 @@ impl Gateway {
         let core = gateway_core::spawn(
             Arc::clone(&shared),
             Box::new(exchange.follow(1)),
+            None,
             md,
             Arc::clone(&stop),
         )
@@ -451,7 +451,6 @@ impl Sim {
         opts.ledger = LedgerOptions {
             // A torn write is possible here (FaultyStore tears; RocksDB does not).
             truncate_torn_tail: true,
-            snapshot_every_events: opts.snapshot_every_events,
             ..LedgerOptions::default()
         };
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -545,7 +544,7 @@ impl Sim {
         let opened = Ledger::with_store(store.clone(), &self.opts.ledger)
             .map_err(|e| e.to_string())
             .and_then(|l| {
-                Exchange::start_embedded_on(l, Path::new("sim"), self.opts.clone())
+                Exchange::start_embedded_on_ledger(l, self.opts.clone())
                     .map_err(|e| format!("{e:#}"))
             });
         let exchange = match opened {

@@ -155,7 +155,12 @@ pub fn start_engine(
 ) -> Result<Exchange> {
     let source = KafkaSource::new(cfg).context("cannot create the Kafka consumer")?;
     let submitter = KafkaSubmitter::new(cfg).context("cannot create the Kafka producer")?;
-    Exchange::start_with_source(dir, opts, Box::new(source), Some(Arc::new(submitter)))
+    Ok(Exchange::start_with_source(
+        dir,
+        opts,
+        Box::new(source),
+        Some(Arc::new(submitter)),
+    )?)
 }
 
 /// Creates the commands and events topics (one partition more than

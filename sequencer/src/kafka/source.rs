@@ -18,6 +18,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::topic::TopicReader;
 use super::KafkaConfig;
+use crate::error::SourceError;
 use crate::source::{CommandSource, Inbound};
 use crate::submit::MAX_COMMAND_BYTES;
 
@@ -76,7 +77,7 @@ impl CommandSource for KafkaSource {
         }
     }
 
-    fn start_after(&mut self, last_consumed: Option<u64>) -> Result<()> {
+    fn start_after(&mut self, last_consumed: Option<u64>) -> Result<(), SourceError> {
         let from = last_consumed.map(|o| o + 1);
         match from {
             Some(offset) => tracing::info!(
@@ -91,10 +92,17 @@ impl CommandSource for KafkaSource {
                 "consuming the commands topic from its beginning"
             ),
         }
-        self.reader.seek(from)
+        self.reader
+            .seek(from)
+            .map_err(|e| SourceError::Kafka(format!("{e:#}")))
     }
 
-    fn poll(&mut self, out: &mut Vec<Inbound>, max: usize, timeout: Duration) -> Result<()> {
+    fn poll(
+        &mut self,
+        out: &mut Vec<Inbound>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<(), SourceError> {
         let topic = self.reader.topic().to_owned();
         let partition = self.reader.partition();
         self.reader.poll(max, timeout, |offset, _key, payload| {
