@@ -77,16 +77,14 @@ impl BookCounts {
     pub fn apply(&mut self, engine: &Engine, events: &[Event]) {
         for ev in events {
             match ev {
-                Event::MarketListed(m) => {
-                    if !self.index.contains_key(&m.market) {
-                        self.index.insert(m.market, self.markets.len());
-                        self.markets.push(MarketCount {
-                            id: m.market,
-                            bids: SideCount::default(),
-                            asks: SideCount::default(),
-                        });
-                        self.changed = true;
-                    }
+                Event::MarketListed(m) if !self.index.contains_key(&m.market) => {
+                    self.index.insert(m.market, self.markets.len());
+                    self.markets.push(MarketCount {
+                        id: m.market,
+                        bids: SideCount::default(),
+                        asks: SideCount::default(),
+                    });
+                    self.changed = true;
                 }
                 Event::OrderRested(o) => self.add(engine, o.market, o.side, o.price, 1),
                 Event::OrderCancelled(o) if o.resting => {

@@ -533,9 +533,7 @@ impl Core {
             if stop.load(Ordering::Acquire) {
                 return None;
             }
-            let Some(factory) = self.refollow.as_mut() else {
-                return None;
-            };
+            let factory = self.refollow.as_mut()?;
             match factory() {
                 Ok(f) => break f,
                 Err(e) => {

@@ -726,7 +726,13 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Engin
             let (ts_ns, request_id) = match &d.envelope {
                 Some(env) => {
                     let ts = env.ts_ns.max(last_ts);
-                    engine.apply(seq, ts, &env.command, &mut scratch);
+                    engine.apply_request(
+                        seq,
+                        ts,
+                        env.idempotent_request_id(),
+                        &env.command,
+                        &mut scratch,
+                    );
                     (ts, env.request_id.clone())
                 }
                 None => {

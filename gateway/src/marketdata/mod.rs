@@ -267,7 +267,7 @@ impl MarketData {
     /// never waits on a client, so this is short).
     pub fn reset(&mut self) {
         let g = self.core_shared().generation.load(Ordering::Acquire);
-        if g % 2 == 0 {
+        if g.is_multiple_of(2) {
             self.core_shared()
                 .generation
                 .store(g + 1, Ordering::Release);

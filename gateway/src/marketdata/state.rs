@@ -254,7 +254,7 @@ impl Shared {
     /// The generation now, if market data is served (not being rebuilt).
     pub fn serving_generation(&self) -> Option<u64> {
         let g = self.generation.load(Ordering::Acquire);
-        (g % 2 == 0).then_some(g)
+        g.is_multiple_of(2).then_some(g)
     }
 
     /// Whether market data is served and was not reset since `generation`.
