@@ -24,8 +24,11 @@ use serde_json::{json, Value};
 /// copies of a request are in the log before either is committed.
 struct Rendezvous {
     inner: Arc<dyn Submitter>,
-    held: Arc<Mutex<Option<(Vec<u8>, SubmitDone)>>>,
+    held: Held,
 }
+
+/// The first copy's payload and completion, while the rendezvous holds it.
+type Held = Arc<Mutex<Option<(Vec<u8>, SubmitDone)>>>;
 
 impl Submitter for Rendezvous {
     fn submit(&self, payload: Vec<u8>, done: SubmitDone) {
