@@ -6,10 +6,9 @@
 //! - [`bench`]: `gpux bench …` — throughput and latency measurements.
 //! - [`bench_pipeline`]: `gpux bench pipeline`, the whole embedded pipeline measured.
 //! - [`bench_gateway`]: `gpux bench gateway` — order entry and WebSocket fan-out over loopback.
-//! - [`serve`]: `gpux serve` — the embedded exchange with its HTTP gateway.
-//! - [`config`]: `gpux serve`'s settings — defaults, TOML file, environment, flags.
+//! - [`run`]: the wiring of each role — `gpux serve`, `gpux gateway`, `gpux engine`.
+//! - [`config`]: every role's settings — defaults, TOML file, environment, flags.
 //! - [`demo`]: simulated traders that keep sample markets moving (`serve --demo`).
-//! - [`engine_cmd`]: `gpux engine` — the exchange core in Kafka mode.
 //! - [`logging`]: the process's `tracing` subscriber, text or JSON lines.
 //! - [`metrics`]: Prometheus metrics of a running exchange.
 //! - [`workload`]: the seeded order-flow generator the benches share.
@@ -22,8 +21,7 @@ pub mod bench_kafka;
 pub mod bench_pipeline;
 pub mod config;
 pub mod demo;
-pub mod engine_cmd;
 pub mod logging;
 pub mod metrics;
-pub mod serve;
+pub mod run;
 pub mod workload;

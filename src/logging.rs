@@ -16,7 +16,7 @@ use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+use crate::config::{LogConfig, LogFormat};
 
 /// Installs the process-wide subscriber writing to standard error. Returns
 /// `Ok(true)` if this call installed it, `Ok(false)` if one was already installed
@@ -27,6 +27,11 @@ pub fn init(format: LogFormat, filter: &str) -> Result<bool> {
     let ansi = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let subscriber = subscriber(format, filter, io::stderr, ansi)?;
     Ok(tracing::subscriber::set_global_default(subscriber).is_ok())
+}
+
+/// [`init`] with the `[log]` settings every role shares.
+pub fn init_from(log: &LogConfig) -> Result<bool> {
+    init(log.format, &log.filter)
 }
 
 /// A subscriber writing `format` lines that pass `filter` to `writer`, with ANSI

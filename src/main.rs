@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use gpux::config::Config;
 use gpux_sequencer::PipelineOptions;
 use std::io::{BufRead, BufReader, BufWriter};
 use std::path::PathBuf;
@@ -38,7 +39,10 @@ enum Cmd {
     },
     /// Run the exchange core in Kafka mode until SIGINT/SIGTERM: commands from a
     /// topic, committed to the ledger in --data, published to the events topic.
-    Engine(gpux::engine_cmd::EngineArgs),
+    ///
+    /// Takes the settings of every role (--config, GPUX_*, the same flags as serve's
+    /// for the ledger, logging and Kafka) and needs --kafka BROKERS.
+    Engine(#[command(flatten)] gpux::config::EngineArgs),
     /// Measure throughput and latency; prints one JSON line.
     Bench {
         #[command(subcommand)]
@@ -337,26 +341,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Cmd::Replay { tool } => replay(tool)?,
-        Cmd::Serve(args) => serve(args)?,
+        Cmd::Serve(args) => gpux::run::serve(Config::load(&args)?)?,
         Cmd::Demo(mut args) => {
-            args.demo = true;
-            serve(args)?
+            args.demo.demo = true;
+            gpux::run::serve(Config::load(&args)?)?
         }
-        Cmd::Engine(args) => gpux::engine_cmd::run(args)?,
-        Cmd::Gateway(args) => {
-            let cfg = gpux::config::ServeConfig::load(&args)?;
-            gpux::logging::init(cfg.log.format, &cfg.log.filter)?;
-            gpux::serve::run_gateway(cfg)?
-        }
+        Cmd::Engine(args) => gpux::run::engine(Config::load(&args)?, &args)?,
+        Cmd::Gateway(args) => gpux::run::gateway(Config::load(&args)?)?,
     }
     Ok(())
-}
-
-/// `gpux serve` (and `gpux demo`): configuration, logs, then the exchange.
-fn serve(args: gpux::config::ServeArgs) -> anyhow::Result<()> {
-    let cfg = gpux::config::ServeConfig::load(&args)?;
-    gpux::logging::init(cfg.log.format, &cfg.log.filter)?;
-    gpux::serve::run(cfg)
 }
 
 /// Runs one `gpux replay` tool; a failed check (already printed as JSON) is an

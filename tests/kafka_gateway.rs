@@ -13,8 +13,8 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use gpux::config::ServeConfig;
-use gpux::serve::run_gateway_until;
+use gpux::config::Config;
+use gpux::run::gateway_until;
 use gpux_sequencer::kafka::KafkaConfig;
 use serde_json::Value;
 use support::broker::Broker;
@@ -32,11 +32,11 @@ struct Gateway {
 
 impl Gateway {
     fn start(cfg: &KafkaConfig, data: &std::path::Path) -> Gateway {
-        let mut opts = ServeConfig {
+        let mut opts = Config {
             data: data.to_owned(),
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_key: Some(ADMIN.into()),
-            ..ServeConfig::default()
+            ..Config::default()
         };
         opts.kafka.brokers = Some(cfg.brokers.clone());
         opts.kafka.commands_topic = cfg.commands_topic.clone();
@@ -45,7 +45,7 @@ impl Gateway {
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let mut out = Lines(Vec::new(), tx);
-            run_gateway_until(opts, &mut out, async {
+            gateway_until(opts, &mut out, async {
                 let _ = stop_rx.await;
             })
         });
@@ -247,13 +247,13 @@ fn gateways_in_front_of_an_engine_process_trade_through_the_broker() {
 #[test]
 fn a_gateway_without_a_broker_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = ServeConfig {
+    let opts = Config {
         data: dir.path().join("gw"),
         listen: "127.0.0.1:0".parse().unwrap(),
-        ..ServeConfig::default()
+        ..Config::default()
     };
     let (tx, rx) = mpsc::channel();
-    let err = run_gateway_until(opts, &mut Lines(Vec::new(), tx), async {})
+    let err = gateway_until(opts, &mut Lines(Vec::new(), tx), async {})
         .expect_err("no broker configured");
     let msg = format!("{err:#}");
     assert!(

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 mod support;
 
-use gpux::config::ServeConfig;
-use gpux::serve::run_until;
+use gpux::config::Config;
+use gpux::run::serve_until;
 use serde_json::Value;
 use support::{http, http_text, Lines};
 
@@ -21,15 +21,15 @@ fn serve_answers_http_keeps_its_admin_key_and_stops_cleanly() {
     for round in 0..2 {
         let (tx, rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let opts = ServeConfig {
+        let opts = Config {
             data: data.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_key: None,
-            ..ServeConfig::default()
+            ..Config::default()
         };
         let server = std::thread::spawn(move || {
             let mut out = Lines(Vec::new(), tx);
-            run_until(opts, &mut out, async {
+            serve_until(opts, &mut out, async {
                 let _ = stop_rx.await;
             })
         });
@@ -119,15 +119,15 @@ fn ready_line_comes_when_requests_are_served() {
     for round in 0..2 {
         let (tx, rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let opts = ServeConfig {
+        let opts = Config {
             data: data.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_key: Some("readme-admin-key-0123456789".into()),
-            ..ServeConfig::default()
+            ..Config::default()
         };
         let server = std::thread::spawn(move || {
             let mut out = Lines(Vec::new(), tx);
-            run_until(opts, &mut out, async {
+            serve_until(opts, &mut out, async {
                 let _ = stop_rx.await;
             })
         });
@@ -155,12 +155,12 @@ fn ready_line_comes_when_requests_are_served() {
 fn a_stop_before_ready_is_a_clean_stop() {
     let dir = tempfile::tempdir().unwrap();
     let (tx, rx) = mpsc::channel();
-    let opts = ServeConfig {
+    let opts = Config {
         data: dir.path().join("data"),
         listen: "127.0.0.1:0".parse().unwrap(),
-        ..ServeConfig::default()
+        ..Config::default()
     };
     let mut out = Lines(Vec::new(), tx);
-    run_until(opts, &mut out, async {}).unwrap();
+    serve_until(opts, &mut out, async {}).unwrap();
     assert!(rx.try_recv().is_err(), "no ready line");
 }
