@@ -21,13 +21,14 @@ use crate::limits::{
     ACCOUNTS_MAX, CASH_TOTAL_MAX_MICROS, EXPIRIES_PER_COMMAND_MAX, LOTS_TOTAL_MAX, MARKETS_MAX,
     MATCHES_PER_COMMAND_MAX, OPEN_ORDERS_PER_ACCOUNT_MAX, OPEN_ORDERS_PER_BOOK_MAX,
 };
-use crate::market::{cash_decimal, cash_micros, MarketSpec, OrderShape};
+use crate::market::{MarketSpec, OrderShape};
 use crate::reject::RejectReason;
 use crate::requests::RequestWindow;
 use crate::types::{
     AccountId, CancelReason, ClientOrderId, MarketId, OrderId, OrderType, Side, StpMode,
     TimeInForce, TradeId, FEE_ACCOUNT,
 };
+use crate::units::{cash_decimal, cash_micros};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeSet;
 

@@ -15,7 +15,8 @@
 //! - [`command`] / [`event`]: the inputs and outputs, with their JSON protocol.
 //! - [`reject`]: the stable reject codes.
 //! - [`market`]: market specs and the decimal ↔ integer boundary; [`decimal`]: the
-//!   strict decimal strings of the protocol.
+//!   strict decimal strings of the protocol; [`units`]: micro-USD and the exact
+//!   decimal ↔ integer conversions (depends on nothing else in the crate).
 //! - [`book`]: the [`OrderBook`] trait, the fast [`Book`] and the reference [`NaiveBook`].
 //! - [`account`]: balances and holds.
 //! - `engine`: [`Engine::apply`] — validation, holds, matching, settlement.
@@ -60,6 +61,7 @@ pub mod reject;
 mod requests;
 mod snapshot;
 pub mod types;
+pub mod units;
 
 pub use book::{Book, NaiveBook, OrderBook, RestingOrder};
 pub use command::{Command, CommandEnvelope, CommandKind, KeyDigest, PROTOCOL_VERSION};

@@ -9,12 +9,13 @@
 use crate::limits::{FEE_BPS_MAX, NOTIONAL_MAX_MICROS};
 use crate::reject::RejectReason;
 use crate::types::MarketId;
+use crate::units::units_at_scale;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-/// Cash is counted in micro-USD: 1 USD = 1,000,000 units.
-pub const CASH_SCALE: u32 = 6;
-const MICROS_PER_USD: u64 = 1_000_000;
+// The unit helpers lived here; their old paths keep working.
+pub use crate::units::{cash_decimal, cash_micros, usd, CASH_SCALE};
+
 const BPS_DENOMINATOR: u128 = 10_000;
 
 /// A listed market, with its sizes in both decimal and integer form.
@@ -42,17 +43,6 @@ pub struct MarketSpec {
     pub max_order_lots: u64,
     /// Micro-USD in one tick × one lot: the notional of the smallest trade at 1 tick.
     pub cash_per_tick_lot: u64,
-}
-
-/// A decimal as an integer mantissa at a fixed scale: `mantissa / 10^scale`.
-fn units_at_scale(value: Decimal, scale: u32) -> Option<i128> {
-    let (m, s) = (value.mantissa(), value.scale());
-    if s <= scale {
-        m.checked_mul(10i128.checked_pow(scale - s)?)
-    } else {
-        let div = 10i128.checked_pow(s - scale)?;
-        (m % div == 0).then(|| m / div)
-    }
 }
 
 /// Default highest limit price, USD per GPU-hour.
@@ -243,26 +233,6 @@ impl MarketSpec {
 
 fn scaled(units: i128, unit: Decimal) -> Decimal {
     Decimal::from_i128_with_scale(units * unit.mantissa(), unit.scale())
-}
-
-/// A USD amount in micro-USD, if it is positive and a whole number of micro-USD.
-/// An amount beyond `u64` saturates to `u64::MAX`: still a valid amount, which the
-/// balance limits then refuse (and which, as a cap, never binds).
-pub fn cash_micros(amount: Decimal) -> Option<u64> {
-    if amount <= Decimal::ZERO {
-        return None;
-    }
-    units_at_scale(amount, CASH_SCALE).map(|m| u64::try_from(m).unwrap_or(u64::MAX))
-}
-
-/// Micro-USD as a decimal USD amount with six decimals.
-pub fn cash_decimal(micros: u64) -> Decimal {
-    Decimal::from_i128_with_scale(micros as i128, CASH_SCALE)
-}
-
-/// Whole USD in micro-USD (for limits and tests).
-pub const fn usd(whole: u64) -> u64 {
-    whole * MICROS_PER_USD
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 use crate::account::Balance;
 use crate::book::{OrderBook, RestingOrder};
 use crate::engine::Engine;
-use crate::market::{cash_decimal, MarketSpec};
+use crate::market::MarketSpec;
 use crate::types::{AccountId, ClientOrderId, MarketId, OrderId, Side, StpMode};
+use crate::units::cash_decimal;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
