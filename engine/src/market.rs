@@ -1,11 +1,13 @@
-//! A market's specification and the one place where decimals become integers.
+//! A market's specification, and where prices and quantities become integers.
 //!
 //! Inside the engine a price is `i64` ticks, a quantity `u64` lots and cash `u64`
 //! micro-USD. A market is listed only if one tick times one lot is a whole number of
 //! micro-USD, so every notional (`price_ticks × quantity_lots × cash_per_tick_lot`)
 //! is exact. Fees are basis points of the notional, rounded down to the micro-USD
-//! (in the payer's favour); see [`MarketSpec::fee`].
+//! (in the payer's favour); see [`MarketSpec::fee`], defined with the other fee and hold
+//! rules in the crate's `risk` module.
 
+use crate::event::MarketListed;
 use crate::limits::{FEE_BPS_MAX, NOTIONAL_MAX_MICROS};
 use crate::reject::RejectReason;
 use crate::types::MarketId;
@@ -15,8 +17,6 @@ use serde::{Deserialize, Serialize};
 
 // The unit helpers lived here; their old paths keep working.
 pub use crate::units::{cash_decimal, cash_micros, usd, CASH_SCALE};
-
-const BPS_DENOMINATOR: u128 = 10_000;
 
 /// A listed market, with its sizes in both decimal and integer form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,28 +207,6 @@ impl MarketSpec {
         debug_assert!(n <= NOTIONAL_MAX_MICROS as u128);
         n as u64
     }
-
-    /// A fee of `bps` basis points on `notional_micros`, rounded down to the
-    /// micro-USD. Rounding down makes the fee of a sum at least the sum of the
-    /// fees of its parts, so a hold computed on the whole covers every partial fill.
-    #[inline]
-    pub fn fee(notional_micros: u64, bps: u32) -> u64 {
-        (notional_micros as u128 * bps as u128 / BPS_DENOMINATOR) as u64
-    }
-
-    /// The larger of the two fee rates: what a buy hold must cover, because a
-    /// resting buy may later trade as maker or, after an amend, as taker.
-    #[inline]
-    pub fn hold_fee_bps(&self) -> u32 {
-        self.maker_fee_bps.max(self.taker_fee_bps)
-    }
-
-    /// USD a buy of `lots` limited at `ticks` holds: notional plus worst-case fee.
-    #[inline]
-    pub fn buy_hold(&self, ticks: i64, lots: u64) -> u64 {
-        let n = self.notional(ticks, lots);
-        n + Self::fee(n, self.hold_fee_bps())
-    }
 }
 
 fn scaled(units: i128, unit: Decimal) -> Decimal {
@@ -305,6 +283,24 @@ mod tests {
         let whole = m.buy_hold(300, 7);
         let parts: u64 = (0..7).map(|_| m.buy_hold(300, 1)).sum();
         assert!(whole >= parts);
+    }
+}
+
+impl From<&MarketSpec> for MarketListed {
+    /// The `market_listed` event of a spec: its sizes, fee rates and bounds as the
+    /// protocol shows them (what the engine emits on listing, and what an API shows
+    /// for a listed market).
+    fn from(spec: &MarketSpec) -> Self {
+        MarketListed {
+            market: spec.id,
+            tick_size: spec.tick_size,
+            lot_size: spec.lot_size,
+            maker_fee_bps: spec.maker_fee_bps,
+            taker_fee_bps: spec.taker_fee_bps,
+            min_price: spec.price(spec.min_price_ticks),
+            max_price: spec.price(spec.max_price_ticks),
+            max_order_quantity: spec.quantity(spec.max_order_lots),
+        }
     }
 }
 

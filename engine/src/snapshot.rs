@@ -10,9 +10,10 @@
 
 use crate::account::{Account, Balance};
 use crate::book::{OrderBook, RestingOrder};
-use crate::engine::{Engine, MarketState};
 use crate::market::MarketSpec;
 use crate::requests::{Remembered, RequestWindow};
+use crate::risk;
+use crate::state::{Engine, MarketState};
 use crate::types::{AccountId, OrderId, Side, FEE_ACCOUNT};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -195,7 +196,7 @@ impl<B: OrderBook> Engine<B> {
                 if mi as usize >= s.markets.len() {
                     return Err(SnapshotError(format!("position in unknown market {mi}")));
                 }
-                *account.position(mi as usize) = b;
+                *account.position_mut(mi as usize) = b;
             }
             if e.accounts.insert(a.id, account).is_some() {
                 return Err(SnapshotError(format!("account {} twice", a.id)));
@@ -283,14 +284,10 @@ impl<B: OrderBook> Engine<B> {
                         problem = Some(format!("order {} is not indexed consistently", o.id));
                         return false;
                     }
+                    let hold = risk::resting_hold(&m.spec, side, o.price_ticks, o.quantity_lots);
                     match side {
-                        Side::Buy => {
-                            *cash_held.entry(o.account).or_default() +=
-                                m.spec.buy_hold(o.price_ticks, o.quantity_lots)
-                        }
-                        Side::Sell => {
-                            *lots_held.entry((o.account, mi)).or_default() += o.quantity_lots
-                        }
+                        Side::Buy => *cash_held.entry(o.account).or_default() += hold,
+                        Side::Sell => *lots_held.entry((o.account, mi)).or_default() += hold,
                     }
                     true
                 });
@@ -298,11 +295,7 @@ impl<B: OrderBook> Engine<B> {
             if let Some(p) = problem {
                 return Err(p);
             }
-            let lots: u64 = self
-                .accounts
-                .values()
-                .map(|a| a.position_of(mi).total())
-                .sum();
+            let lots: u64 = self.accounts.values().map(|a| a.position(mi).total()).sum();
             if lots != m.lots_total {
                 return Err(format!(
                     "market {}: balances sum to {lots} lots, expected {}",
