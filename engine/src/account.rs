@@ -60,16 +60,20 @@ pub(crate) struct Account {
 }
 
 impl Account {
+    /// The GPU-hour balance in market index `market`, to change (created empty
+    /// when first used).
     #[inline]
-    pub fn position(&mut self, market: usize) -> &mut Balance {
+    pub fn position_mut(&mut self, market: usize) -> &mut Balance {
         if self.positions.len() <= market {
             self.positions.resize(market + 1, Balance::default());
         }
         &mut self.positions[market]
     }
 
+    /// The GPU-hour balance in market index `market`, read-only (zero when never
+    /// used).
     #[inline]
-    pub fn position_of(&self, market: usize) -> Balance {
+    pub fn position(&self, market: usize) -> Balance {
         self.positions.get(market).copied().unwrap_or_default()
     }
 }

@@ -15,10 +15,19 @@
 //! - [`command`] / [`event`]: the inputs and outputs, with their JSON protocol.
 //! - [`reject`]: the stable reject codes.
 //! - [`market`]: market specs and the decimal ↔ integer boundary; [`decimal`]: the
-//!   strict decimal strings of the protocol.
+//!   strict decimal strings of the protocol; [`units`]: micro-USD and the exact
+//!   decimal ↔ integer conversions (depends on nothing else in the crate).
 //! - [`book`]: the [`OrderBook`] trait, the fast [`Book`] and the reference [`NaiveBook`].
 //! - [`account`]: balances and holds.
-//! - `engine`: [`Engine::apply`] — validation, holds, matching, settlement.
+//! - `state`: the [`Engine`] struct — markets, accounts, open-order indexes, id
+//!   counters — and the lookups every command shares.
+//! - `apply`: [`Engine::apply`] — time, dispatch and rejections, then one file per
+//!   command family: `markets` (listing), `funds` (accounts, deposits, withdrawals,
+//!   capacity), `place`, `amend`, `cancel` (orders).
+//! - `matching`: an incoming order against the book — price-time matching, trades,
+//!   self-trade prevention, fill-or-kill, resting or cancelling the remainder.
+//! - `risk`: what an order holds, fees, and what fills and cancels release: every
+//!   hold rule stated once.
 //! - `query`: read-only views for market data and audits; `snapshot`: state hash,
 //!   snapshot and restore, invariant checks.
 //! - `requests`: the window of idempotent request ids applied, so a request retried
@@ -48,26 +57,30 @@
 #![deny(missing_docs)]
 
 pub mod account;
+mod apply;
 pub mod book;
 pub mod command;
 pub mod decimal;
-mod engine;
 pub mod event;
 pub mod limits;
 pub mod market;
+mod matching;
 mod query;
 pub mod reject;
 mod requests;
+mod risk;
 mod snapshot;
+mod state;
 pub mod types;
+pub mod units;
 
 pub use book::{Book, NaiveBook, OrderBook, RestingOrder};
 pub use command::{Command, CommandEnvelope, CommandKind, KeyDigest, PROTOCOL_VERSION};
-pub use engine::Engine;
 pub use event::{DuplicateRequest, Event, EventEnvelope, EventSink};
 pub use query::{AccountView, BalanceView, L2Level, OrderView, PositionView};
 pub use reject::RejectReason;
 pub use snapshot::{SnapshotError, StateHash};
+pub use state::Engine;
 pub use types::{
     AccountId, CancelReason, ClientOrderId, MarketId, OrderId, OrderType, Side, StpMode,
     TimeInForce, TradeId, FEE_ACCOUNT,

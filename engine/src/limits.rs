@@ -1,7 +1,7 @@
 //! Every bound the engine enforces, as a named constant. Checked at the edge
 //! (a command over a bound is rejected), asserted inside.
 
-use crate::market::usd;
+use crate::units::usd;
 
 /// Highest maker or taker fee, in basis points (10%).
 pub const FEE_BPS_MAX: u32 = 1_000;

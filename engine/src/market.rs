@@ -1,21 +1,22 @@
-//! A market's specification and the one place where decimals become integers.
+//! A market's specification, and where prices and quantities become integers.
 //!
 //! Inside the engine a price is `i64` ticks, a quantity `u64` lots and cash `u64`
 //! micro-USD. A market is listed only if one tick times one lot is a whole number of
 //! micro-USD, so every notional (`price_ticks × quantity_lots × cash_per_tick_lot`)
 //! is exact. Fees are basis points of the notional, rounded down to the micro-USD
-//! (in the payer's favour); see [`MarketSpec::fee`].
+//! (in the payer's favour); see [`MarketSpec::fee`], defined with the other fee and hold
+//! rules in the crate's `risk` module.
 
+use crate::event::MarketListed;
 use crate::limits::{FEE_BPS_MAX, NOTIONAL_MAX_MICROS};
 use crate::reject::RejectReason;
 use crate::types::MarketId;
+use crate::units::units_at_scale;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-/// Cash is counted in micro-USD: 1 USD = 1,000,000 units.
-pub const CASH_SCALE: u32 = 6;
-const MICROS_PER_USD: u64 = 1_000_000;
-const BPS_DENOMINATOR: u128 = 10_000;
+// The unit helpers lived here; their old paths keep working.
+pub use crate::units::{cash_decimal, cash_micros, usd, CASH_SCALE};
 
 /// A listed market, with its sizes in both decimal and integer form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,17 +43,6 @@ pub struct MarketSpec {
     pub max_order_lots: u64,
     /// Micro-USD in one tick × one lot: the notional of the smallest trade at 1 tick.
     pub cash_per_tick_lot: u64,
-}
-
-/// A decimal as an integer mantissa at a fixed scale: `mantissa / 10^scale`.
-fn units_at_scale(value: Decimal, scale: u32) -> Option<i128> {
-    let (m, s) = (value.mantissa(), value.scale());
-    if s <= scale {
-        m.checked_mul(10i128.checked_pow(scale - s)?)
-    } else {
-        let div = 10i128.checked_pow(s - scale)?;
-        (m % div == 0).then(|| m / div)
-    }
 }
 
 /// Default highest limit price, USD per GPU-hour.
@@ -217,52 +207,10 @@ impl MarketSpec {
         debug_assert!(n <= NOTIONAL_MAX_MICROS as u128);
         n as u64
     }
-
-    /// A fee of `bps` basis points on `notional_micros`, rounded down to the
-    /// micro-USD. Rounding down makes the fee of a sum at least the sum of the
-    /// fees of its parts, so a hold computed on the whole covers every partial fill.
-    #[inline]
-    pub fn fee(notional_micros: u64, bps: u32) -> u64 {
-        (notional_micros as u128 * bps as u128 / BPS_DENOMINATOR) as u64
-    }
-
-    /// The larger of the two fee rates: what a buy hold must cover, because a
-    /// resting buy may later trade as maker or, after an amend, as taker.
-    #[inline]
-    pub fn hold_fee_bps(&self) -> u32 {
-        self.maker_fee_bps.max(self.taker_fee_bps)
-    }
-
-    /// USD a buy of `lots` limited at `ticks` holds: notional plus worst-case fee.
-    #[inline]
-    pub fn buy_hold(&self, ticks: i64, lots: u64) -> u64 {
-        let n = self.notional(ticks, lots);
-        n + Self::fee(n, self.hold_fee_bps())
-    }
 }
 
 fn scaled(units: i128, unit: Decimal) -> Decimal {
     Decimal::from_i128_with_scale(units * unit.mantissa(), unit.scale())
-}
-
-/// A USD amount in micro-USD, if it is positive and a whole number of micro-USD.
-/// An amount beyond `u64` saturates to `u64::MAX`: still a valid amount, which the
-/// balance limits then refuse (and which, as a cap, never binds).
-pub fn cash_micros(amount: Decimal) -> Option<u64> {
-    if amount <= Decimal::ZERO {
-        return None;
-    }
-    units_at_scale(amount, CASH_SCALE).map(|m| u64::try_from(m).unwrap_or(u64::MAX))
-}
-
-/// Micro-USD as a decimal USD amount with six decimals.
-pub fn cash_decimal(micros: u64) -> Decimal {
-    Decimal::from_i128_with_scale(micros as i128, CASH_SCALE)
-}
-
-/// Whole USD in micro-USD (for limits and tests).
-pub const fn usd(whole: u64) -> u64 {
-    whole * MICROS_PER_USD
 }
 
 #[cfg(test)]
@@ -335,6 +283,24 @@ mod tests {
         let whole = m.buy_hold(300, 7);
         let parts: u64 = (0..7).map(|_| m.buy_hold(300, 1)).sum();
         assert!(whole >= parts);
+    }
+}
+
+impl From<&MarketSpec> for MarketListed {
+    /// The `market_listed` event of a spec: its sizes, fee rates and bounds as the
+    /// protocol shows them (what the engine emits on listing, and what an API shows
+    /// for a listed market).
+    fn from(spec: &MarketSpec) -> Self {
+        MarketListed {
+            market: spec.id,
+            tick_size: spec.tick_size,
+            lot_size: spec.lot_size,
+            maker_fee_bps: spec.maker_fee_bps,
+            taker_fee_bps: spec.taker_fee_bps,
+            min_price: spec.price(spec.min_price_ticks),
+            max_price: spec.price(spec.max_price_ticks),
+            max_order_quantity: spec.quantity(spec.max_order_lots),
+        }
     }
 }
 

@@ -4,9 +4,10 @@
 
 use crate::account::Balance;
 use crate::book::{OrderBook, RestingOrder};
-use crate::engine::Engine;
-use crate::market::{cash_decimal, MarketSpec};
+use crate::market::MarketSpec;
+use crate::state::Engine;
 use crate::types::{AccountId, ClientOrderId, MarketId, OrderId, Side, StpMode};
+use crate::units::cash_decimal;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -106,7 +107,7 @@ impl<B: OrderBook> Engine<B> {
         self.market_index.get(id).map(|&mi| &self.markets[mi].spec)
     }
 
-    fn market_state(&self, id: &MarketId) -> Option<&crate::engine::MarketState<B>> {
+    fn market_state(&self, id: &MarketId) -> Option<&crate::state::MarketState<B>> {
         self.market_index.get(id).map(|&mi| &self.markets[mi])
     }
 

@@ -128,7 +128,7 @@ impl RequestWindow {
     }
 }
 
-impl<B: crate::book::OrderBook> crate::engine::Engine<B> {
+impl<B: crate::book::OrderBook> crate::state::Engine<B> {
     /// The sequence number of the command that applied the idempotent
     /// `request_id`, while the engine remembers it (a repeat is then a
     /// `duplicate_request`).

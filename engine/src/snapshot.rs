@@ -10,12 +10,14 @@
 
 use crate::account::{Account, Balance};
 use crate::book::{OrderBook, RestingOrder};
-use crate::engine::{Engine, MarketState};
 use crate::market::MarketSpec;
 use crate::requests::{Remembered, RequestWindow};
+use crate::risk;
+use crate::state::{Engine, MarketState};
 use crate::types::{AccountId, OrderId, Side, FEE_ACCOUNT};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Version 2 added the account-id counter and the remembered request ids.
@@ -172,67 +174,74 @@ impl<B: OrderBook> Engine<B> {
         e.next_trade_id = s.next_trade_id;
         e.cash_total = s.cash_total;
         e.next_account_id = s.next_account_id;
-        e.requests = RequestWindow::restore(
-            s.requests
-                .into_iter()
-                .map(|r| Remembered {
-                    cmd_seq: r.cmd_seq,
-                    ts_ns: r.ts_ns,
-                    request_id: r.request_id.into(),
-                })
-                .collect(),
-            s.last_seq,
-            s.last_ts_ns,
-        )
-        .map_err(SnapshotError)?;
-        e.accounts.clear();
-        for a in s.accounts {
+        e.requests = restore_requests(s.requests, s.last_seq, s.last_ts_ns)?;
+        e.restore_accounts(s.accounts, s.markets.len())?;
+        for (mi, m) in s.markets.into_iter().enumerate() {
+            e.restore_market(mi, m)?;
+        }
+        e.check_invariants().map_err(SnapshotError)?;
+        Ok(e)
+    }
+
+    /// Replaces the accounts with the snapshot's: each id once, positions only in
+    /// the `markets` listed, the fee account present.
+    fn restore_accounts(
+        &mut self,
+        accounts: Vec<AccountSnapshot>,
+        markets: usize,
+    ) -> Result<(), SnapshotError> {
+        self.accounts.clear();
+        for a in accounts {
             let mut account = Account {
                 cash: a.cash,
                 ..Account::default()
             };
             for (mi, b) in a.positions {
-                if mi as usize >= s.markets.len() {
+                if mi as usize >= markets {
                     return Err(SnapshotError(format!("position in unknown market {mi}")));
                 }
-                *account.position(mi as usize) = b;
+                *account.position_mut(mi as usize) = b;
             }
-            if e.accounts.insert(a.id, account).is_some() {
+            if self.accounts.insert(a.id, account).is_some() {
                 return Err(SnapshotError(format!("account {} twice", a.id)));
             }
         }
-        if !e.accounts.contains_key(&FEE_ACCOUNT) {
+        if !self.accounts.contains_key(&FEE_ACCOUNT) {
             return Err(SnapshotError("no fee account".into()));
         }
-        for (mi, m) in s.markets.into_iter().enumerate() {
-            if e.market_index.insert(m.spec.id, mi).is_some() {
-                return Err(SnapshotError(format!("market {} twice", m.spec.id)));
-            }
-            let mut book = B::default();
-            for o in m.orders {
-                let bad = o.quantity_lots == 0
-                    || o.id >= e.next_order_id
-                    || e.order_market.insert(o.id, mi).is_some();
-                let Some(account) = e.accounts.get_mut(&o.account).filter(|_| !bad) else {
-                    return Err(SnapshotError(format!("bad order {}", o.id)));
-                };
-                account.open_orders.insert(o.id);
-                if let Some(c) = o.client_order_id {
-                    account.client_ids.insert(c, o.id);
-                }
-                if let Some(t) = o.good_till_ns {
-                    e.expiries.insert((t, o.id));
-                }
-                book.insert(o);
-            }
-            e.markets.push(MarketState {
-                spec: m.spec,
-                book,
-                lots_total: m.lots_total,
-            });
+        Ok(())
+    }
+
+    /// Lists market `mi` again and rests its orders, rebuilding the indexes of open
+    /// orders (accounts, client order ids, expiries) as it goes. The accounts must
+    /// be restored first.
+    fn restore_market(&mut self, mi: usize, m: MarketSnapshot) -> Result<(), SnapshotError> {
+        if self.market_index.insert(m.spec.id, mi).is_some() {
+            return Err(SnapshotError(format!("market {} twice", m.spec.id)));
         }
-        e.check_invariants().map_err(SnapshotError)?;
-        Ok(e)
+        let mut book = B::default();
+        for o in m.orders {
+            let bad = o.quantity_lots == 0
+                || o.id >= self.next_order_id
+                || self.order_market.insert(o.id, mi).is_some();
+            let Some(account) = self.accounts.get_mut(&o.account).filter(|_| !bad) else {
+                return Err(SnapshotError(format!("bad order {}", o.id)));
+            };
+            account.open_orders.insert(o.id);
+            if let Some(c) = o.client_order_id {
+                account.client_ids.insert(c, o.id);
+            }
+            if let Some(t) = o.good_till_ns {
+                self.expiries.insert((t, o.id));
+            }
+            book.insert(o);
+        }
+        self.markets.push(MarketState {
+            spec: m.spec,
+            book,
+            lots_total: m.lots_total,
+        });
+        Ok(())
     }
 
     /// Checks every invariant of the state; `Err` names the first one broken.
@@ -246,6 +255,33 @@ impl<B: OrderBook> Engine<B> {
     /// - the indexes (open orders, client order ids, expiries) agree with the books;
     /// - the account-id counter is the lowest id no account has.
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.check_account_counter()?;
+        let mut needed = Needed::default();
+        for (mi, m) in self.markets.iter().enumerate() {
+            if let (Some(b), Some(a)) =
+                (m.book.best_price(Side::Buy), m.book.best_price(Side::Sell))
+            {
+                if b >= a {
+                    return Err(format!("book {} crossed: bid {b} >= ask {a}", m.spec.id));
+                }
+            }
+            self.check_book(mi, m, &mut needed)?;
+            let lots: u64 = self.accounts.values().map(|a| a.position(mi).total()).sum();
+            if lots != m.lots_total {
+                return Err(format!(
+                    "market {}: balances sum to {lots} lots, expected {}",
+                    m.spec.id, m.lots_total
+                ));
+            }
+        }
+        if needed.open != self.order_market.len() || self.expiries.len() > needed.open {
+            return Err("order indexes disagree with the books".into());
+        }
+        self.check_accounts(&needed)
+    }
+
+    /// The account-id counter is the lowest id no account has.
+    fn check_account_counter(&self) -> Result<(), String> {
         let next = self.next_account_id;
         if next == FEE_ACCOUNT
             || self.accounts.contains_key(&next)
@@ -255,68 +291,48 @@ impl<B: OrderBook> Engine<B> {
                 "account-id counter {next} is not the lowest free account id"
             ));
         }
-        let mut cash_held: std::collections::BTreeMap<AccountId, u64> = Default::default();
-        let mut lots_held: std::collections::BTreeMap<(AccountId, usize), u64> = Default::default();
-        let mut open = 0usize;
-        for (mi, m) in self.markets.iter().enumerate() {
-            if let (Some(b), Some(a)) =
-                (m.book.best_price(Side::Buy), m.book.best_price(Side::Sell))
-            {
-                if b >= a {
-                    return Err(format!("book {} crossed: bid {b} >= ask {a}", m.spec.id));
-                }
-            }
-            let mut problem = None;
-            for side in [Side::Buy, Side::Sell] {
-                m.book.visit(side, &mut |o: &RestingOrder| {
-                    open += 1;
-                    let account = self.accounts.get(&o.account);
-                    let known = account.is_some_and(|a| {
-                        a.open_orders.contains(&o.id)
-                            && o.client_order_id
-                                .is_none_or(|c| a.client_ids.get(&c) == Some(&o.id))
-                    });
-                    let indexed = self.order_market.get(&o.id) == Some(&mi)
-                        && o.good_till_ns
-                            .is_none_or(|t| self.expiries.contains(&(t, o.id)));
-                    if !known || !indexed || o.side != side {
-                        problem = Some(format!("order {} is not indexed consistently", o.id));
-                        return false;
-                    }
-                    match side {
-                        Side::Buy => {
-                            *cash_held.entry(o.account).or_default() +=
-                                m.spec.buy_hold(o.price_ticks, o.quantity_lots)
-                        }
-                        Side::Sell => {
-                            *lots_held.entry((o.account, mi)).or_default() += o.quantity_lots
-                        }
-                    }
-                    true
+        Ok(())
+    }
+
+    /// Every order on market `mi`'s book is indexed consistently (its account's
+    /// open orders and client order ids, its market, its expiry, its side); adds
+    /// the hold it needs to `needed`.
+    fn check_book(&self, mi: usize, m: &MarketState<B>, needed: &mut Needed) -> Result<(), String> {
+        let mut problem = None;
+        for side in [Side::Buy, Side::Sell] {
+            m.book.visit(side, &mut |o: &RestingOrder| {
+                needed.open += 1;
+                let account = self.accounts.get(&o.account);
+                let known = account.is_some_and(|a| {
+                    a.open_orders.contains(&o.id)
+                        && o.client_order_id
+                            .is_none_or(|c| a.client_ids.get(&c) == Some(&o.id))
                 });
-            }
-            if let Some(p) = problem {
-                return Err(p);
-            }
-            let lots: u64 = self
-                .accounts
-                .values()
-                .map(|a| a.position_of(mi).total())
-                .sum();
-            if lots != m.lots_total {
-                return Err(format!(
-                    "market {}: balances sum to {lots} lots, expected {}",
-                    m.spec.id, m.lots_total
-                ));
-            }
+                let indexed = self.order_market.get(&o.id) == Some(&mi)
+                    && o.good_till_ns
+                        .is_none_or(|t| self.expiries.contains(&(t, o.id)));
+                if !known || !indexed || o.side != side {
+                    problem = Some(format!("order {} is not indexed consistently", o.id));
+                    return false;
+                }
+                let hold = risk::resting_hold(&m.spec, side, o.price_ticks, o.quantity_lots);
+                match side {
+                    Side::Buy => *needed.cash.entry(o.account).or_default() += hold,
+                    Side::Sell => *needed.lots.entry((o.account, mi)).or_default() += hold,
+                }
+                true
+            });
         }
-        if open != self.order_market.len() || self.expiries.len() > open {
-            return Err("order indexes disagree with the books".into());
-        }
+        problem.map_or(Ok(()), Err)
+    }
+
+    /// Every account holds exactly what its open orders need, has no stale client
+    /// order ids, and all USD balances sum to the exchange's total.
+    fn check_accounts(&self, needed: &Needed) -> Result<(), String> {
         let mut cash = 0u64;
         for (&id, a) in &self.accounts {
             cash += a.cash.total();
-            let want = cash_held.get(&id).copied().unwrap_or(0);
+            let want = needed.cash.get(&id).copied().unwrap_or(0);
             if a.cash.held != want {
                 return Err(format!(
                     "account {id}: USD held {} but open buys need {want}",
@@ -324,7 +340,7 @@ impl<B: OrderBook> Engine<B> {
                 ));
             }
             for (mi, b) in a.positions.iter().enumerate() {
-                let want = lots_held.get(&(id, mi)).copied().unwrap_or(0);
+                let want = needed.lots.get(&(id, mi)).copied().unwrap_or(0);
                 if b.held != want {
                     return Err(format!(
                         "account {id}: lots held {} in market {mi} but open sells need {want}",
@@ -349,4 +365,37 @@ impl<B: OrderBook> Engine<B> {
     pub fn cash_total_micros(&self) -> u64 {
         self.cash_total
     }
+}
+
+/// The remembered request ids of a snapshot as the engine's window, checked
+/// against the snapshot's last command.
+fn restore_requests(
+    requests: Vec<RequestSnapshot>,
+    last_seq: u64,
+    last_ts_ns: u64,
+) -> Result<RequestWindow, SnapshotError> {
+    RequestWindow::restore(
+        requests
+            .into_iter()
+            .map(|r| Remembered {
+                cmd_seq: r.cmd_seq,
+                ts_ns: r.ts_ns,
+                request_id: r.request_id.into(),
+            })
+            .collect(),
+        last_seq,
+        last_ts_ns,
+    )
+    .map_err(SnapshotError)
+}
+
+/// What the books' open orders need, summed while checking them.
+#[derive(Default)]
+struct Needed {
+    /// Open orders seen.
+    open: usize,
+    /// USD the open buys need, by account.
+    cash: BTreeMap<AccountId, u64>,
+    /// Lots the open sells need, by account and market index.
+    lots: BTreeMap<(AccountId, usize), u64>,
 }

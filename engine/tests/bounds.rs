@@ -312,8 +312,9 @@ fn widest() -> Decimal {
     Decimal::from_i128_with_scale(-Decimal::MAX.mantissa(), 27)
 }
 
-#[test]
-fn no_event_is_longer_than_the_event_bound() {
+/// The widest event of each shape: every id, market, client order id and decimal
+/// at its longest.
+fn widest_events() -> Vec<Event> {
     use gpux_engine::event::*;
     use gpux_engine::{ClientOrderId, CommandKind, MarketId, OrderType, TimeInForce};
     let market: MarketId = format!("{}.{}", "a".repeat(16), "b".repeat(15))
@@ -322,7 +323,7 @@ fn no_event_is_longer_than_the_event_bound() {
     assert_eq!(market.as_str().len(), MarketId::MAX_LEN);
     let client: ClientOrderId = "c".repeat(ClientOrderId::MAX_LEN).parse().unwrap();
     let (w, id) = (widest(), u64::MAX);
-    let events = [
+    let mut events = vec![
         Event::MarketListed(MarketListed {
             market,
             tick_size: w,
@@ -370,6 +371,16 @@ fn no_event_is_longer_than_the_event_bound() {
             maker_remaining: w,
             taker_remaining: w,
         }),
+    ];
+    events.extend(widest_order_changes(market));
+    events
+}
+
+/// The widest events that change or end an open order, and capacity moves.
+fn widest_order_changes(market: gpux_engine::MarketId) -> Vec<Event> {
+    use gpux_engine::event::*;
+    let (w, id) = (widest(), u64::MAX);
+    vec![
         Event::OrderCancelled(OrderCancelled {
             order: id,
             account: id,
@@ -402,8 +413,12 @@ fn no_event_is_longer_than_the_event_bound() {
             market: Some(market),
             count: id,
         }),
-    ];
-    for e in &events {
+    ]
+}
+
+#[test]
+fn no_event_is_longer_than_the_event_bound() {
+    for e in &widest_events() {
         let bytes = e.to_json_vec().len();
         assert!(
             bytes <= EVENT_JSON_BYTES_MAX,

@@ -65,19 +65,23 @@ enum Ref {
     Client(u8),
 }
 
+/// A `place_order` step.
+#[derive(Debug, Clone)]
+struct PlaceStep {
+    account: u64,
+    market: usize,
+    side: Side,
+    kind: Kind,
+    offset_ticks: i64,
+    lots: u64,
+    skew: Skew,
+    client: Option<u8>,
+    stp: StpMode,
+}
+
 #[derive(Debug, Clone)]
 enum Op {
-    Place {
-        account: u64,
-        market: usize,
-        side: Side,
-        kind: Kind,
-        offset_ticks: i64,
-        lots: u64,
-        skew: Skew,
-        client: Option<u8>,
-        stp: StpMode,
-    },
+    Place(PlaceStep),
     Cancel {
         account: u64,
         by_owner: bool,
@@ -175,16 +179,18 @@ fn op() -> impl Strategy<Value = Op> {
         stp(),
     )
         .prop_map(
-            |(account, market, side, kind, offset_ticks, lots, skew, client, stp)| Op::Place {
-                account,
-                market,
-                side,
-                kind,
-                offset_ticks,
-                lots,
-                skew,
-                client,
-                stp,
+            |(account, market, side, kind, offset_ticks, lots, skew, client, stp)| {
+                Op::Place(PlaceStep {
+                    account,
+                    market,
+                    side,
+                    kind,
+                    offset_ticks,
+                    lots,
+                    skew,
+                    client,
+                    stp,
+                })
             },
         );
     let cancel = (account(), prop::bool::weighted(0.85), order_ref()).prop_map(
@@ -284,14 +290,86 @@ fn client(c: u8) -> gpux_engine::ClientOrderId {
     format!("c{c}").parse().unwrap()
 }
 
-/// Turns one abstract step into a command, given the engine so far and the ids
-/// of the orders it accepted.
-fn command(engine: &Engine<Book>, accepted: &[OrderId], ts_ns: u64, op: &Op) -> Command {
-    let open: Vec<OrderId> = (1..=4)
-        .flat_map(|a| engine.open_orders(a).unwrap_or_default())
-        .map(|o| o.order)
-        .collect();
-    let resolve = |r: Ref| -> (Option<OrderId>, Option<gpux_engine::ClientOrderId>) {
+impl PlaceStep {
+    /// The command, at `ts_ns` (a GTD order's expiry is relative to it).
+    fn order(&self, ts_ns: u64) -> PlaceOrder {
+        let PlaceStep {
+            account,
+            market,
+            side,
+            kind,
+            offset_ticks,
+            lots,
+            skew,
+            client: c,
+            stp,
+        } = *self;
+        let mut o = PlaceOrder {
+            account,
+            market: mid(MARKETS[market]),
+            side,
+            order_type: OrderType::Limit,
+            price: Some(price(market, offset_ticks, skew)),
+            quantity: quantity(market, lots, skew),
+            time_in_force: None,
+            good_till_ns: None,
+            post_only: false,
+            cap: None,
+            client_order_id: c.map(client),
+            stp,
+        };
+        match kind {
+            Kind::Gtc => {}
+            Kind::Ioc => o.time_in_force = Some(TimeInForce::Ioc),
+            Kind::Fok => o.time_in_force = Some(TimeInForce::Fok),
+            Kind::Gtd(after) => {
+                o.time_in_force = Some(TimeInForce::Gtd);
+                o.good_till_ns = Some(ts_ns + after);
+            }
+            Kind::PostOnly => o.post_only = true,
+            Kind::Market(cap) => {
+                o.order_type = OrderType::Market;
+                o.price = None;
+                o.cap = cap
+                    .filter(|_| side == Side::Buy)
+                    .map(|c| Decimal::new(c as i64, 2));
+            }
+            Kind::Misshapen(0) => o.price = None,
+            Kind::Misshapen(1) => o.order_type = OrderType::Market,
+            Kind::Misshapen(2) => {
+                o.time_in_force = Some(TimeInForce::Ioc);
+                o.post_only = true;
+            }
+            Kind::Misshapen(_) => o.time_in_force = Some(TimeInForce::Gtd),
+        }
+        o
+    }
+}
+
+/// The orders a cancel or amend step can name: those open now, and those the
+/// engine accepted so far.
+struct Named<'a> {
+    engine: &'a Engine<Book>,
+    accepted: &'a [OrderId],
+    open: Vec<OrderId>,
+}
+
+impl<'a> Named<'a> {
+    fn new(engine: &'a Engine<Book>, accepted: &'a [OrderId]) -> Self {
+        let open: Vec<OrderId> = (1..=4)
+            .flat_map(|a| engine.open_orders(a).unwrap_or_default())
+            .map(|o| o.order)
+            .collect();
+        Named {
+            engine,
+            accepted,
+            open,
+        }
+    }
+
+    /// The order id or client order id a reference stands for.
+    fn resolve(&self, r: Ref) -> (Option<OrderId>, Option<gpux_engine::ClientOrderId>) {
+        let (open, accepted) = (&self.open, self.accepted);
         match r {
             Ref::Open(n) if !open.is_empty() => (Some(open[n % open.len()]), None),
             Ref::Open(n) => (Some(n as u64 % 100 + 1), None),
@@ -303,72 +381,31 @@ fn command(engine: &Engine<Book>, accepted: &[OrderId], ts_ns: u64, op: &Op) -> 
             Ref::Raw(id) => (Some(id), None),
             Ref::Client(c) => (None, Some(client(c))),
         }
-    };
-    let owner = |account: u64, by_owner: bool, id: Option<OrderId>| {
+    }
+
+    /// Who sends the step: the order's owner when `by_owner` and it is open,
+    /// else `account`.
+    fn owner(&self, account: u64, by_owner: bool, id: Option<OrderId>) -> u64 {
         id.filter(|_| by_owner)
-            .and_then(|id| engine.order(id))
+            .and_then(|id| self.engine.order(id))
             .map_or(account, |o| o.account)
-    };
+    }
+}
+
+/// Turns one abstract step into a command, given the engine so far and the ids
+/// of the orders it accepted.
+fn command(engine: &Engine<Book>, accepted: &[OrderId], ts_ns: u64, op: &Op) -> Command {
+    let named = Named::new(engine, accepted);
     match *op {
-        Op::Place {
-            account,
-            market,
-            side,
-            kind,
-            offset_ticks,
-            lots,
-            skew,
-            client: c,
-            stp,
-        } => {
-            let mut o = PlaceOrder {
-                account,
-                market: mid(MARKETS[market]),
-                side,
-                order_type: OrderType::Limit,
-                price: Some(price(market, offset_ticks, skew)),
-                quantity: quantity(market, lots, skew),
-                time_in_force: None,
-                good_till_ns: None,
-                post_only: false,
-                cap: None,
-                client_order_id: c.map(client),
-                stp,
-            };
-            match kind {
-                Kind::Gtc => {}
-                Kind::Ioc => o.time_in_force = Some(TimeInForce::Ioc),
-                Kind::Fok => o.time_in_force = Some(TimeInForce::Fok),
-                Kind::Gtd(after) => {
-                    o.time_in_force = Some(TimeInForce::Gtd);
-                    o.good_till_ns = Some(ts_ns + after);
-                }
-                Kind::PostOnly => o.post_only = true,
-                Kind::Market(cap) => {
-                    o.order_type = OrderType::Market;
-                    o.price = None;
-                    o.cap = cap
-                        .filter(|_| side == Side::Buy)
-                        .map(|c| Decimal::new(c as i64, 2));
-                }
-                Kind::Misshapen(0) => o.price = None,
-                Kind::Misshapen(1) => o.order_type = OrderType::Market,
-                Kind::Misshapen(2) => {
-                    o.time_in_force = Some(TimeInForce::Ioc);
-                    o.post_only = true;
-                }
-                Kind::Misshapen(_) => o.time_in_force = Some(TimeInForce::Gtd),
-            }
-            Command::PlaceOrder(o)
-        }
+        Op::Place(ref p) => Command::PlaceOrder(p.order(ts_ns)),
         Op::Cancel {
             account,
             by_owner,
             order,
         } => {
-            let (order_id, client_order_id) = resolve(order);
+            let (order_id, client_order_id) = named.resolve(order);
             Command::CancelOrder(CancelOrder {
-                account: owner(account, by_owner, order_id),
+                account: named.owner(account, by_owner, order_id),
                 order_id,
                 client_order_id,
             })
@@ -381,13 +418,13 @@ fn command(engine: &Engine<Book>, accepted: &[OrderId], ts_ns: u64, op: &Op) -> 
             lots,
             skew,
         } => {
-            let (order_id, client_order_id) = resolve(order);
+            let (order_id, client_order_id) = named.resolve(order);
             // Price and quantity in the grid of the order's market, if it exists.
             let market = order_id
                 .and_then(|id| engine.order(id))
                 .map_or(0, |o| (o.market.as_str() == N) as usize);
             Command::AmendOrder(AmendOrder {
-                account: owner(account, by_owner, order_id),
+                account: named.owner(account, by_owner, order_id),
                 order_id,
                 client_order_id,
                 price: offset_ticks.map(|t| price(market, t, skew)),
@@ -544,16 +581,7 @@ impl Model {
         usd_before: Decimal,
         events: &[Event],
     ) -> Result<(), String> {
-        for e in events {
-            if let Event::OrderCancelled(c) = e {
-                if c.reason == gpux_engine::CancelReason::Expired {
-                    let t = self.good_till.get(&c.order).copied();
-                    if t.is_none_or(|t| t >= ts_ns) {
-                        return Err(format!("{} expired at {ts_ns}, good till {t:?}", c.order));
-                    }
-                }
-            }
-        }
+        self.check_expired_when_due(ts_ns, events)?;
         self.apply(events)?;
         for book in self.books.values() {
             if let Some(r) = book
@@ -573,149 +601,181 @@ impl Model {
                 if o.time_in_force == Some(TimeInForce::Fok)
                     && refused(gpux_engine::RejectReason::FokNotFillable) =>
             {
-                let (limit, want) = (o.price.unwrap(), o.quantity);
-                let mut side: Vec<&Resting> = self
-                    .books
-                    .get(&(o.market, o.side.opposite()))
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                side.sort_by(|a, b| {
-                    if better(o.side.opposite(), a.price, b.price) {
-                        std::cmp::Ordering::Less
-                    } else if better(o.side.opposite(), b.price, a.price) {
-                        std::cmp::Ordering::Greater
-                    } else {
-                        a.arrival.cmp(&b.arrival)
-                    }
-                });
-                let mut got = Decimal::ZERO;
-                for (met, r) in side.into_iter().enumerate() {
-                    let crosses = match o.side {
-                        Side::Buy => r.price <= limit,
-                        Side::Sell => r.price >= limit,
-                    };
-                    if !crosses || got >= want || met == MATCHES_PER_COMMAND_MAX {
-                        break;
-                    }
-                    if r.account == o.account && o.stp != StpMode::None {
-                        if o.stp == StpMode::CancelMaker {
-                            continue;
-                        }
-                        break;
-                    }
-                    got += r.quantity;
-                }
-                if got >= want {
-                    return Err(format!("FOK refused, but {got} of {want} was fillable"));
-                }
+                self.check_fok_refusal(o)
             }
             Command::PlaceOrder(o) if o.order_type == OrderType::Market && o.side == Side::Buy => {
-                let Some(id) = events.iter().find_map(|e| match e {
-                    Event::OrderAccepted(a) => Some(a.order),
-                    _ => None,
-                }) else {
-                    return Ok(());
-                };
-                let budget = o.cap.map_or(usd_before, |c| c.min(usd_before));
-                let spent: Decimal = events
-                    .iter()
-                    .filter_map(|e| match e {
-                        Event::TradeExecuted(t) if t.taker_order == id => {
-                            Some(t.price * t.quantity + t.taker_fee)
-                        }
-                        _ => None,
-                    })
-                    .sum();
-                if spent > budget {
-                    return Err(format!("market buy spent {spent} of a {budget} budget"));
-                }
-                // Self-trade prevention acts only where the order would trade: each
-                // own ask it cancelled, and the own ask that stopped it, must have
-                // been affordable (one lot, taker fee included) with what was left.
-                let spec = engine.market(&o.market).unwrap();
-                let micros = |usd: Decimal| (usd * Decimal::from(1_000_000)).to_i128().unwrap();
-                let lot_cost = |price: Decimal| {
-                    let n = micros(price * spec.lot_size);
-                    n + n * spec.taker_fee_bps as i128 / 10_000
-                };
-                let mut left = micros(budget);
-                let stp = gpux_engine::CancelReason::SelfTradePrevention;
-                for e in events {
-                    let blocked_at = match e {
-                        Event::TradeExecuted(t) if t.taker_order == id => {
-                            left -= micros(t.price * t.quantity + t.taker_fee);
-                            None
-                        }
-                        Event::OrderCancelled(c)
-                            if c.resting && c.reason == stp && c.account == o.account =>
-                        {
-                            c.price
-                        }
-                        Event::OrderCancelled(c)
-                            if c.order == id
-                                && c.reason == stp
-                                && o.stp == StpMode::CancelTaker =>
-                        {
-                            // The own ask that stopped it is still the best ask.
-                            self.front(o.market, Side::Sell).map(|r| r.price)
-                        }
-                        _ => None,
-                    };
-                    if let Some(price) = blocked_at.filter(|&p| lot_cost(p) > left) {
-                        return Err(format!(
-                            "self-trade prevention at {price}, where one lot costs {} \
-                             and the market buy had {left} micro-USD left",
-                            lot_cost(price)
-                        ));
-                    }
-                }
-                let out_of_money = events.iter().any(|e| {
-                    matches!(e, Event::OrderCancelled(c) if c.order == id
-                        && c.reason == gpux_engine::CancelReason::MarketRemainder)
-                });
-                if let (true, Some(front)) = (out_of_money, self.front(o.market, Side::Sell)) {
-                    let spec = engine.market(&o.market).unwrap();
-                    let micros = (front.price * spec.lot_size * Decimal::from(1_000_000))
-                        .to_i128()
-                        .unwrap();
-                    let lot_cost = micros + micros * spec.taker_fee_bps as i128 / 10_000;
-                    let left = ((budget - spent) * Decimal::from(1_000_000))
-                        .to_i128()
-                        .unwrap();
-                    if lot_cost <= left {
-                        return Err(format!(
-                            "market buy stopped with {left} micro-USD left; a lot costs {lot_cost}"
-                        ));
+                self.check_market_buy(engine, o, usd_before, events)
+            }
+            Command::MassCancel(m) => check_mass_cancel(engine, m, events),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every order the events expire was due: its GTD time is before `ts_ns`.
+    fn check_expired_when_due(&self, ts_ns: u64, events: &[Event]) -> Result<(), String> {
+        for e in events {
+            if let Event::OrderCancelled(c) = e {
+                if c.reason == gpux_engine::CancelReason::Expired {
+                    let t = self.good_till.get(&c.order).copied();
+                    if t.is_none_or(|t| t >= ts_ns) {
+                        return Err(format!("{} expired at {ts_ns}, good till {t:?}", c.order));
                     }
                 }
             }
-            Command::MassCancel(m) => {
-                if let Some(Event::MassCancelled(done)) = events.last() {
-                    let cancelled = events
-                        .iter()
-                        .filter(|e| matches!(e, Event::OrderCancelled(c) if c.reason == gpux_engine::CancelReason::MassCancel && c.account == m.account && m.market.is_none_or(|mk| mk == c.market)))
-                        .count();
-                    let expired = events
-                        .iter()
-                        .filter(|e| matches!(e, Event::OrderCancelled(c) if c.reason == gpux_engine::CancelReason::Expired))
-                        .count();
-                    if done.count != cancelled as u64 || events.len() != expired + cancelled + 1 {
-                        return Err(format!(
-                            "mass cancel reported {} of {cancelled}",
-                            done.count
-                        ));
-                    }
-                    let left = engine.open_orders(m.account).unwrap();
-                    if left
-                        .iter()
-                        .any(|o| m.market.is_none_or(|mk| mk == o.market))
-                    {
-                        return Err("orders left open in a mass-cancelled scope".into());
-                    }
-                }
+        }
+        Ok(())
+    }
+
+    /// A FOK order refused as not fillable could not have filled: the book (as
+    /// the events left it) walked in priority order, with its STP mode and the
+    /// bound on makers met, has less than its quantity.
+    fn check_fok_refusal(&self, o: &PlaceOrder) -> Result<(), String> {
+        let (limit, want) = (o.price.unwrap(), o.quantity);
+        let mut side: Vec<&Resting> = self
+            .books
+            .get(&(o.market, o.side.opposite()))
+            .into_iter()
+            .flatten()
+            .collect();
+        side.sort_by(|a, b| {
+            if better(o.side.opposite(), a.price, b.price) {
+                std::cmp::Ordering::Less
+            } else if better(o.side.opposite(), b.price, a.price) {
+                std::cmp::Ordering::Greater
+            } else {
+                a.arrival.cmp(&b.arrival)
             }
-            _ => {}
+        });
+        let mut got = Decimal::ZERO;
+        for (met, r) in side.into_iter().enumerate() {
+            let crosses = match o.side {
+                Side::Buy => r.price <= limit,
+                Side::Sell => r.price >= limit,
+            };
+            if !crosses || got >= want || met == MATCHES_PER_COMMAND_MAX {
+                break;
+            }
+            if r.account == o.account && o.stp != StpMode::None {
+                if o.stp == StpMode::CancelMaker {
+                    continue;
+                }
+                break;
+            }
+            got += r.quantity;
+        }
+        if got >= want {
+            return Err(format!("FOK refused, but {got} of {want} was fillable"));
+        }
+        Ok(())
+    }
+
+    /// A market buy spends at most its budget, applies self-trade prevention only
+    /// where it could afford a lot, and stops for money only when it cannot.
+    fn check_market_buy(
+        &self,
+        engine: &Engine<Book>,
+        o: &PlaceOrder,
+        usd_before: Decimal,
+        events: &[Event],
+    ) -> Result<(), String> {
+        let Some(id) = events.iter().find_map(|e| match e {
+            Event::OrderAccepted(a) => Some(a.order),
+            _ => None,
+        }) else {
+            return Ok(());
+        };
+        let budget = o.cap.map_or(usd_before, |c| c.min(usd_before));
+        let spent: Decimal = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::TradeExecuted(t) if t.taker_order == id => {
+                    Some(t.price * t.quantity + t.taker_fee)
+                }
+                _ => None,
+            })
+            .sum();
+        if spent > budget {
+            return Err(format!("market buy spent {spent} of a {budget} budget"));
+        }
+        self.check_market_buy_stp(engine, o, id, budget, events)?;
+        self.check_market_buy_stop(engine, o, id, budget - spent, events)
+    }
+
+    /// Self-trade prevention acts only where the order would trade: each own ask
+    /// it cancelled, and the own ask that stopped it, must have been affordable
+    /// (one lot, taker fee included) with what was left.
+    fn check_market_buy_stp(
+        &self,
+        engine: &Engine<Book>,
+        o: &PlaceOrder,
+        id: OrderId,
+        budget: Decimal,
+        events: &[Event],
+    ) -> Result<(), String> {
+        let spec = engine.market(&o.market).unwrap();
+        let micros = |usd: Decimal| (usd * Decimal::from(1_000_000)).to_i128().unwrap();
+        let lot_cost = |price: Decimal| {
+            let n = micros(price * spec.lot_size);
+            n + n * spec.taker_fee_bps as i128 / 10_000
+        };
+        let mut left = micros(budget);
+        let stp = gpux_engine::CancelReason::SelfTradePrevention;
+        for e in events {
+            let blocked_at = match e {
+                Event::TradeExecuted(t) if t.taker_order == id => {
+                    left -= micros(t.price * t.quantity + t.taker_fee);
+                    None
+                }
+                Event::OrderCancelled(c)
+                    if c.resting && c.reason == stp && c.account == o.account =>
+                {
+                    c.price
+                }
+                Event::OrderCancelled(c)
+                    if c.order == id && c.reason == stp && o.stp == StpMode::CancelTaker =>
+                {
+                    // The own ask that stopped it is still the best ask.
+                    self.front(o.market, Side::Sell).map(|r| r.price)
+                }
+                _ => None,
+            };
+            if let Some(price) = blocked_at.filter(|&p| lot_cost(p) > left) {
+                return Err(format!(
+                    "self-trade prevention at {price}, where one lot costs {} \
+                     and the market buy had {left} micro-USD left",
+                    lot_cost(price)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A market buy whose remainder was cancelled for lack of money could not
+    /// afford one more lot of the best ask with the `unspent` rest of its budget.
+    fn check_market_buy_stop(
+        &self,
+        engine: &Engine<Book>,
+        o: &PlaceOrder,
+        id: OrderId,
+        unspent: Decimal,
+        events: &[Event],
+    ) -> Result<(), String> {
+        let out_of_money = events.iter().any(|e| {
+            matches!(e, Event::OrderCancelled(c) if c.order == id
+                && c.reason == gpux_engine::CancelReason::MarketRemainder)
+        });
+        if let (true, Some(front)) = (out_of_money, self.front(o.market, Side::Sell)) {
+            let spec = engine.market(&o.market).unwrap();
+            let micros = (front.price * spec.lot_size * Decimal::from(1_000_000))
+                .to_i128()
+                .unwrap();
+            let lot_cost = micros + micros * spec.taker_fee_bps as i128 / 10_000;
+            let left = (unspent * Decimal::from(1_000_000)).to_i128().unwrap();
+            if lot_cost <= left {
+                return Err(format!(
+                    "market buy stopped with {left} micro-USD left; a lot costs {lot_cost}"
+                ));
+            }
         }
         Ok(())
     }
@@ -726,22 +786,10 @@ impl Model {
         let mut fok: HashMap<OrderId, (Decimal, Decimal)> = HashMap::new();
         for e in events {
             match e {
-                Event::Deposited(c) => {
-                    self.usd_in += c.amount;
-                    *self.usd.entry(c.account).or_default() += c.amount;
-                }
-                Event::Withdrawn(c) => {
-                    self.usd_in -= c.amount;
-                    *self.usd.entry(c.account).or_default() -= c.amount;
-                }
-                Event::CapacityAdded(c) => {
-                    *self.gpu_in.entry(c.market).or_default() += c.quantity;
-                    *self.gpu.entry((c.account, c.market)).or_default() += c.quantity;
-                }
-                Event::CapacityRemoved(c) => {
-                    *self.gpu_in.entry(c.market).or_default() -= c.quantity;
-                    *self.gpu.entry((c.account, c.market)).or_default() -= c.quantity;
-                }
+                Event::Deposited(_)
+                | Event::Withdrawn(_)
+                | Event::CapacityAdded(_)
+                | Event::CapacityRemoved(_) => self.on_transfer(e),
                 Event::OrderAccepted(a) => {
                     let rests = matches!(a.time_in_force, TimeInForce::Gtc | TimeInForce::Gtd)
                         && a.order_type == OrderType::Limit;
@@ -753,111 +801,21 @@ impl Model {
                         fok.insert(a.order, (a.quantity, Decimal::ZERO));
                     }
                 }
-                Event::OrderRested(r) => {
-                    let (limit, rests) = self.orders[&r.order];
-                    if !rests || limit != Some(r.price) {
-                        return Err(format!("order {} may not rest at {}", r.order, r.price));
-                    }
-                    self.arrivals += 1;
-                    let book = self.books.entry((r.market, r.side)).or_default();
-                    if book.iter().any(|o| o.id == r.order) {
-                        return Err(format!("order {} rested twice", r.order));
-                    }
-                    book.push(Resting {
-                        id: r.order,
-                        account: r.account,
-                        price: r.price,
-                        quantity: r.quantity,
-                        arrival: self.arrivals,
-                    });
-                }
+                Event::OrderRested(r) => self.on_rested(r)?,
                 Event::TradeExecuted(t) => {
-                    let maker_side = t.taker_side.opposite();
-                    let front = self
-                        .front(t.market, maker_side)
-                        .ok_or_else(|| format!("trade {} with an empty book", t.trade))?;
-                    if front.id != t.maker_order || front.price != t.price {
-                        return Err(format!(
-                            "trade {} hit #{} @ {}, but price-time priority says #{} @ {}",
-                            t.trade, t.maker_order, t.price, front.id, front.price
-                        ));
-                    }
-                    if front.quantity - t.quantity != t.maker_remaining {
-                        return Err(format!("trade {}: maker_remaining is off", t.trade));
-                    }
-                    if let Some(limit) = self.orders[&t.taker_order].0 {
-                        let within = match t.taker_side {
-                            Side::Buy => t.price <= limit,
-                            Side::Sell => t.price >= limit,
-                        };
-                        if !within {
-                            return Err(format!(
-                                "trade {} at {} is beyond the taker's limit {limit}",
-                                t.trade, t.price
-                            ));
-                        }
-                    }
+                    self.check_trade(t)?;
                     if let Some(f) = fok.get_mut(&t.taker_order) {
                         f.1 += t.quantity;
                     }
-                    // Settlement: the buyer pays the notional, the seller receives
-                    // it, each pays its own fee to account 0.
-                    let (buyer, seller) = match t.taker_side {
-                        Side::Buy => (t.taker_account, t.maker_account),
-                        Side::Sell => (t.maker_account, t.taker_account),
-                    };
-                    let notional = t.price * t.quantity;
-                    *self.usd.entry(buyer).or_default() -= notional;
-                    *self.usd.entry(seller).or_default() += notional;
-                    *self.usd.entry(t.maker_account).or_default() -= t.maker_fee;
-                    *self.usd.entry(t.taker_account).or_default() -= t.taker_fee;
-                    *self.usd.entry(0).or_default() += t.maker_fee + t.taker_fee;
-                    *self.gpu.entry((buyer, t.market)).or_default() += t.quantity;
-                    *self.gpu.entry((seller, t.market)).or_default() -= t.quantity;
-                    let mut maker = self.take(t.market, maker_side, t.maker_order)?;
-                    maker.quantity -= t.quantity;
-                    if !maker.quantity.is_zero() {
-                        self.books
-                            .entry((t.market, maker_side))
-                            .or_default()
-                            .push(maker);
-                    }
+                    self.settle_trade(t)?;
                 }
                 Event::OrderCancelled(c) => {
-                    if c.resting {
-                        let r = self.take(c.market, c.side, c.order)?;
-                        if Some(r.price) != c.price || r.quantity != c.quantity {
-                            return Err(format!("cancel of {} misreports it", c.order));
-                        }
-                    } else if self
-                        .books
-                        .get(&(c.market, c.side))
-                        .is_some_and(|b| b.iter().any(|r| r.id == c.order))
-                    {
-                        return Err(format!(
-                            "{} cancelled as not resting, but it rests",
-                            c.order
-                        ));
-                    }
+                    self.on_cancelled(c)?;
                     if fok.contains_key(&c.order) {
                         return Err(format!("fill-or-kill {} partly cancelled", c.order));
                     }
                 }
-                Event::OrderAmended(a) => {
-                    let mut r = self.take(a.market, a.side, a.order)?;
-                    if r.price != a.old_price || r.quantity != a.old_quantity {
-                        return Err(format!("amend of {} misreports it", a.order));
-                    }
-                    let kept = a.price == a.old_price && a.quantity <= a.old_quantity;
-                    if kept != a.priority_kept {
-                        return Err(format!("amend of {}: priority_kept is wrong", a.order));
-                    }
-                    self.orders.get_mut(&a.order).unwrap().0 = Some(a.price);
-                    if a.priority_kept {
-                        r.quantity = a.quantity;
-                        self.books.entry((a.market, a.side)).or_default().push(r);
-                    }
-                }
+                Event::OrderAmended(a) => self.on_amended(a)?,
                 Event::MarketListed(_)
                 | Event::AccountCreated(_)
                 | Event::OrderRejected(_)
@@ -873,6 +831,181 @@ impl Model {
         }
         Ok(())
     }
+
+    /// USD or GPU-hours moved into or out of the exchange.
+    fn on_transfer(&mut self, e: &Event) {
+        match e {
+            Event::Deposited(c) => {
+                self.usd_in += c.amount;
+                *self.usd.entry(c.account).or_default() += c.amount;
+            }
+            Event::Withdrawn(c) => {
+                self.usd_in -= c.amount;
+                *self.usd.entry(c.account).or_default() -= c.amount;
+            }
+            Event::CapacityAdded(c) => {
+                *self.gpu_in.entry(c.market).or_default() += c.quantity;
+                *self.gpu.entry((c.account, c.market)).or_default() += c.quantity;
+            }
+            Event::CapacityRemoved(c) => {
+                *self.gpu_in.entry(c.market).or_default() -= c.quantity;
+                *self.gpu.entry((c.account, c.market)).or_default() -= c.quantity;
+            }
+            _ => unreachable!("not a transfer: {e:?}"),
+        }
+    }
+
+    /// An order rests: only an order that may rest, at its limit, and once.
+    fn on_rested(&mut self, r: &gpux_engine::event::OrderRested) -> Result<(), String> {
+        let (limit, rests) = self.orders[&r.order];
+        if !rests || limit != Some(r.price) {
+            return Err(format!("order {} may not rest at {}", r.order, r.price));
+        }
+        self.arrivals += 1;
+        let book = self.books.entry((r.market, r.side)).or_default();
+        if book.iter().any(|o| o.id == r.order) {
+            return Err(format!("order {} rested twice", r.order));
+        }
+        book.push(Resting {
+            id: r.order,
+            account: r.account,
+            price: r.price,
+            quantity: r.quantity,
+            arrival: self.arrivals,
+        });
+        Ok(())
+    }
+
+    /// A trade hits the maker price-time priority says, reports the maker's
+    /// remainder right, and is within the taker's limit.
+    fn check_trade(&self, t: &gpux_engine::event::TradeExecuted) -> Result<(), String> {
+        let maker_side = t.taker_side.opposite();
+        let front = self
+            .front(t.market, maker_side)
+            .ok_or_else(|| format!("trade {} with an empty book", t.trade))?;
+        if front.id != t.maker_order || front.price != t.price {
+            return Err(format!(
+                "trade {} hit #{} @ {}, but price-time priority says #{} @ {}",
+                t.trade, t.maker_order, t.price, front.id, front.price
+            ));
+        }
+        if front.quantity - t.quantity != t.maker_remaining {
+            return Err(format!("trade {}: maker_remaining is off", t.trade));
+        }
+        if let Some(limit) = self.orders[&t.taker_order].0 {
+            let within = match t.taker_side {
+                Side::Buy => t.price <= limit,
+                Side::Sell => t.price >= limit,
+            };
+            if !within {
+                return Err(format!(
+                    "trade {} at {} is beyond the taker's limit {limit}",
+                    t.trade, t.price
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Settlement: the buyer pays the notional, the seller receives it, each pays
+    /// its own fee to account 0; the maker's open quantity goes down.
+    fn settle_trade(&mut self, t: &gpux_engine::event::TradeExecuted) -> Result<(), String> {
+        let maker_side = t.taker_side.opposite();
+        let (buyer, seller) = match t.taker_side {
+            Side::Buy => (t.taker_account, t.maker_account),
+            Side::Sell => (t.maker_account, t.taker_account),
+        };
+        let notional = t.price * t.quantity;
+        *self.usd.entry(buyer).or_default() -= notional;
+        *self.usd.entry(seller).or_default() += notional;
+        *self.usd.entry(t.maker_account).or_default() -= t.maker_fee;
+        *self.usd.entry(t.taker_account).or_default() -= t.taker_fee;
+        *self.usd.entry(0).or_default() += t.maker_fee + t.taker_fee;
+        *self.gpu.entry((buyer, t.market)).or_default() += t.quantity;
+        *self.gpu.entry((seller, t.market)).or_default() -= t.quantity;
+        let mut maker = self.take(t.market, maker_side, t.maker_order)?;
+        maker.quantity -= t.quantity;
+        if !maker.quantity.is_zero() {
+            self.books
+                .entry((t.market, maker_side))
+                .or_default()
+                .push(maker);
+        }
+        Ok(())
+    }
+
+    /// A cancel takes a resting order off as it was, or names an order that
+    /// does not rest.
+    fn on_cancelled(&mut self, c: &gpux_engine::event::OrderCancelled) -> Result<(), String> {
+        if c.resting {
+            let r = self.take(c.market, c.side, c.order)?;
+            if Some(r.price) != c.price || r.quantity != c.quantity {
+                return Err(format!("cancel of {} misreports it", c.order));
+            }
+        } else if self
+            .books
+            .get(&(c.market, c.side))
+            .is_some_and(|b| b.iter().any(|r| r.id == c.order))
+        {
+            return Err(format!(
+                "{} cancelled as not resting, but it rests",
+                c.order
+            ));
+        }
+        Ok(())
+    }
+
+    /// An amend reports the order as it was, keeps priority exactly when the
+    /// rules say, and (kept) leaves it in place with its new quantity.
+    fn on_amended(&mut self, a: &gpux_engine::event::OrderAmended) -> Result<(), String> {
+        let mut r = self.take(a.market, a.side, a.order)?;
+        if r.price != a.old_price || r.quantity != a.old_quantity {
+            return Err(format!("amend of {} misreports it", a.order));
+        }
+        let kept = a.price == a.old_price && a.quantity <= a.old_quantity;
+        if kept != a.priority_kept {
+            return Err(format!("amend of {}: priority_kept is wrong", a.order));
+        }
+        self.orders.get_mut(&a.order).unwrap().0 = Some(a.price);
+        if a.priority_kept {
+            r.quantity = a.quantity;
+            self.books.entry((a.market, a.side)).or_default().push(r);
+        }
+        Ok(())
+    }
+}
+
+/// A mass cancel cancels every open order of the account in its scope, reports
+/// how many, and leaves none open there.
+fn check_mass_cancel(
+    engine: &Engine<Book>,
+    m: &gpux_engine::command::MassCancel,
+    events: &[Event],
+) -> Result<(), String> {
+    if let Some(Event::MassCancelled(done)) = events.last() {
+        let cancelled = events
+            .iter()
+            .filter(|e| matches!(e, Event::OrderCancelled(c) if c.reason == gpux_engine::CancelReason::MassCancel && c.account == m.account && m.market.is_none_or(|mk| mk == c.market)))
+            .count();
+        let expired = events
+            .iter()
+            .filter(|e| matches!(e, Event::OrderCancelled(c) if c.reason == gpux_engine::CancelReason::Expired))
+            .count();
+        if done.count != cancelled as u64 || events.len() != expired + cancelled + 1 {
+            return Err(format!(
+                "mass cancel reported {} of {cancelled}",
+                done.count
+            ));
+        }
+        let left = engine.open_orders(m.account).unwrap();
+        if left
+            .iter()
+            .any(|o| m.market.is_none_or(|mk| mk == o.market))
+        {
+            return Err("orders left open in a mass-cancelled scope".into());
+        }
+    }
+    Ok(())
 }
 
 /// Everything checked after each command, from the engine's own invariant
@@ -887,66 +1020,13 @@ fn check(engine: &Engine<Book>, model: &Model) -> Result<(), String> {
             continue; // not created yet
         };
         usd_total += view.usd.available + view.usd.held;
-        let usd = view.usd.available + view.usd.held;
-        let from_events = model.usd.get(&a).copied().unwrap_or_default();
-        if usd != from_events {
-            return Err(format!(
-                "account {a} has {usd} USD, its events say {from_events}"
-            ));
-        }
-        for m in MARKETS.map(mid) {
-            let gpu = view
-                .gpu_hours
-                .iter()
-                .find(|p| p.market == m)
-                .map_or(Decimal::ZERO, |p| p.balance.available + p.balance.held);
-            let from_events = model.gpu.get(&(a, m)).copied().unwrap_or_default();
-            if gpu != from_events {
-                return Err(format!(
-                    "account {a} has {gpu} GPU-hours in {m}, its events say {from_events}"
-                ));
-            }
-        }
+        check_balances_match_events(model, a, &view)?;
         let mut gpu_held: BTreeMap<MarketId, Decimal> = BTreeMap::new();
         for p in &view.gpu_hours {
             *gpu_total.entry(p.market).or_default() += p.balance.available + p.balance.held;
             gpu_held.insert(p.market, p.balance.held);
         }
-        // Holds, recomputed from the open orders with the documented formula.
-        let mut usd_held_micros: i128 = 0;
-        let mut want_gpu_held: BTreeMap<MarketId, Decimal> = BTreeMap::new();
-        for o in engine.open_orders(a).unwrap() {
-            let spec = engine.market(&o.market).unwrap();
-            match o.side {
-                Side::Buy => {
-                    let notional = o.price * o.quantity * Decimal::from(1_000_000);
-                    if !notional.fract().is_zero() {
-                        return Err(format!("order {} notional is not whole micro-USD", o.order));
-                    }
-                    let n = notional.to_i128().unwrap();
-                    let bps = spec.maker_fee_bps.max(spec.taker_fee_bps) as i128;
-                    usd_held_micros += n + n * bps / 10_000;
-                }
-                Side::Sell => *want_gpu_held.entry(o.market).or_default() += o.quantity,
-            }
-        }
-        let held = (view.usd.held * Decimal::from(1_000_000))
-            .to_i128()
-            .unwrap();
-        if held != usd_held_micros {
-            return Err(format!(
-                "account {a} holds {held} micro-USD, its open buys need {usd_held_micros}"
-            ));
-        }
-        for m in MARKETS.map(mid) {
-            let want = want_gpu_held.get(&m).copied().unwrap_or_default();
-            let got = gpu_held.get(&m).copied().unwrap_or_default();
-            if want != got {
-                return Err(format!(
-                    "account {a} holds {got} GPU-hours in {m}, needs {want}"
-                ));
-            }
-        }
+        check_holds(engine, a, &view, &gpu_held)?;
     }
     // Conservation: what came in minus what went out is what accounts hold.
     if usd_total != model.usd_in {
@@ -969,35 +1049,7 @@ fn check(engine: &Engine<Book>, model: &Model) -> Result<(), String> {
                 "{m}: accounts hold {held} GPU-hours, net added {added}"
             ));
         }
-        // The book is never crossed.
-        if let (Some(b), Some(a)) = (engine.best_bid(&m), engine.best_ask(&m)) {
-            if b.price >= a.price {
-                return Err(format!("{m} crossed: bid {} >= ask {}", b.price, a.price));
-            }
-        }
-        // L2 depth rebuilt from events alone equals the engine's.
-        for side in [Side::Buy, Side::Sell] {
-            let engine_depth: Vec<(Decimal, Decimal)> = engine
-                .depth(&m, side, usize::MAX)
-                .unwrap()
-                .iter()
-                .map(|l| (l.price, l.quantity))
-                .collect();
-            if engine_depth != model.depth(m, side) {
-                return Err(format!(
-                    "{m} {side:?} depth {engine_depth:?}, events say {:?}",
-                    model.depth(m, side)
-                ));
-            }
-            for r in model.books.get(&(m, side)).into_iter().flatten() {
-                let o = engine
-                    .order(r.id)
-                    .ok_or(format!("order {} missing", r.id))?;
-                if o.price != r.price || o.quantity != r.quantity || o.side != side {
-                    return Err(format!("order {} differs from its events", r.id));
-                }
-            }
-        }
+        check_book_matches_events(engine, model, m)?;
     }
     let resting: usize = model.books.values().map(Vec::len).sum();
     if engine.open_order_count() != resting {
@@ -1005,6 +1057,120 @@ fn check(engine: &Engine<Book>, model: &Model) -> Result<(), String> {
             "{} open orders, events say {resting}",
             engine.open_order_count()
         ));
+    }
+    Ok(())
+}
+
+/// An account's USD and GPU-hours (available + held) equal what its events add
+/// up to.
+fn check_balances_match_events(
+    model: &Model,
+    a: u64,
+    view: &gpux_engine::AccountView,
+) -> Result<(), String> {
+    let usd = view.usd.available + view.usd.held;
+    let from_events = model.usd.get(&a).copied().unwrap_or_default();
+    if usd != from_events {
+        return Err(format!(
+            "account {a} has {usd} USD, its events say {from_events}"
+        ));
+    }
+    for m in MARKETS.map(mid) {
+        let gpu = view
+            .gpu_hours
+            .iter()
+            .find(|p| p.market == m)
+            .map_or(Decimal::ZERO, |p| p.balance.available + p.balance.held);
+        let from_events = model.gpu.get(&(a, m)).copied().unwrap_or_default();
+        if gpu != from_events {
+            return Err(format!(
+                "account {a} has {gpu} GPU-hours in {m}, its events say {from_events}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Holds, recomputed from the open orders with the documented formula, equal
+/// what the account holds (`gpu_held`: its held GPU-hours by market).
+fn check_holds(
+    engine: &Engine<Book>,
+    a: u64,
+    view: &gpux_engine::AccountView,
+    gpu_held: &BTreeMap<MarketId, Decimal>,
+) -> Result<(), String> {
+    let mut usd_held_micros: i128 = 0;
+    let mut want_gpu_held: BTreeMap<MarketId, Decimal> = BTreeMap::new();
+    for o in engine.open_orders(a).unwrap() {
+        let spec = engine.market(&o.market).unwrap();
+        match o.side {
+            Side::Buy => {
+                let notional = o.price * o.quantity * Decimal::from(1_000_000);
+                if !notional.fract().is_zero() {
+                    return Err(format!("order {} notional is not whole micro-USD", o.order));
+                }
+                let n = notional.to_i128().unwrap();
+                let bps = spec.maker_fee_bps.max(spec.taker_fee_bps) as i128;
+                usd_held_micros += n + n * bps / 10_000;
+            }
+            Side::Sell => *want_gpu_held.entry(o.market).or_default() += o.quantity,
+        }
+    }
+    let held = (view.usd.held * Decimal::from(1_000_000))
+        .to_i128()
+        .unwrap();
+    if held != usd_held_micros {
+        return Err(format!(
+            "account {a} holds {held} micro-USD, its open buys need {usd_held_micros}"
+        ));
+    }
+    for m in MARKETS.map(mid) {
+        let want = want_gpu_held.get(&m).copied().unwrap_or_default();
+        let got = gpu_held.get(&m).copied().unwrap_or_default();
+        if want != got {
+            return Err(format!(
+                "account {a} holds {got} GPU-hours in {m}, needs {want}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Market `m`'s book is not crossed, and its depth and open orders, rebuilt from
+/// events alone, equal the engine's.
+fn check_book_matches_events(
+    engine: &Engine<Book>,
+    model: &Model,
+    m: MarketId,
+) -> Result<(), String> {
+    // The book is never crossed.
+    if let (Some(b), Some(a)) = (engine.best_bid(&m), engine.best_ask(&m)) {
+        if b.price >= a.price {
+            return Err(format!("{m} crossed: bid {} >= ask {}", b.price, a.price));
+        }
+    }
+    // L2 depth rebuilt from events alone equals the engine's.
+    for side in [Side::Buy, Side::Sell] {
+        let engine_depth: Vec<(Decimal, Decimal)> = engine
+            .depth(&m, side, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|l| (l.price, l.quantity))
+            .collect();
+        if engine_depth != model.depth(m, side) {
+            return Err(format!(
+                "{m} {side:?} depth {engine_depth:?}, events say {:?}",
+                model.depth(m, side)
+            ));
+        }
+        for r in model.books.get(&(m, side)).into_iter().flatten() {
+            let o = engine
+                .order(r.id)
+                .ok_or(format!("order {} missing", r.id))?;
+            if o.price != r.price || o.quantity != r.quantity || o.side != side {
+                return Err(format!("order {} differs from its events", r.id));
+            }
+        }
     }
     Ok(())
 }

@@ -509,6 +509,71 @@ struct Ran {
     commands: usize,
 }
 
+/// Applies one session command given as its JSON line at `seq`, as the sequencer
+/// does: a command that decodes is applied at its own (monotonic) timestamp; one
+/// that does not still takes its seq, at the previous timestamp, and is recorded
+/// as `malformed_command`. Returns the events and the envelope's request id.
+fn apply_session_command(
+    engine: &mut Engine<Book>,
+    seq: u64,
+    raw: &str,
+) -> (Vec<Event>, Option<String>) {
+    let mut out: Vec<Event> = Vec::new();
+    let request_id = match CommandEnvelope::from_json(raw.as_bytes()) {
+        Ok(env) => {
+            // Session commands may be written in short form (defaults omitted);
+            // they must still decode to a stable command.
+            let again: CommandEnvelope = serde_json::from_str(&env.to_json()).unwrap();
+            assert_eq!(again, env);
+            engine.apply_request(
+                seq,
+                env.ts_ns,
+                env.idempotent_request_id(),
+                &env.command,
+                &mut out,
+            );
+            env.request_id
+        }
+        Err(_) => {
+            let ts = engine.last_ts_ns();
+            assert!(engine
+                .apply_json(seq, ts, raw.as_bytes(), &mut out)
+                .is_none());
+            None
+        }
+    };
+    (out, request_id)
+}
+
+/// The event envelopes the document lists after a command, from `items[*i]` up to
+/// the next command (each checked to round-trip), as values and as written;
+/// leaves `*i` at the next command.
+fn expected_events(
+    name: &str,
+    items: &[(usize, String, Value)],
+    i: &mut usize,
+) -> (Vec<Value>, Vec<String>) {
+    let mut expected = Vec::new();
+    let mut expected_lines = Vec::new();
+    while *i < items.len() && items[*i].2.get("command").is_none() {
+        let (line, raw, v) = &items[*i];
+        assert!(
+            v.get("event").is_some(),
+            "session {name}, line {line}: expected an event envelope, found {raw}"
+        );
+        let decoded = decode_event(raw, v, *line);
+        assert_eq!(
+            &reencode_event(&decoded, v),
+            v,
+            "event at line {line} round trip"
+        );
+        expected.push(v.clone());
+        expected_lines.push(raw.clone());
+        *i += 1;
+    }
+    (expected, expected_lines)
+}
+
 fn run_session(name: &str, blocks: &[&Block]) -> Ran {
     let mut items: Vec<(usize, String, Value)> = Vec::new();
     for b in blocks {
@@ -528,33 +593,7 @@ fn run_session(name: &str, blocks: &[&Block]) -> Ran {
             "session {name}, line {line}: expected a command envelope, found {raw}"
         );
         seq += 1;
-        let mut out: Vec<Event> = Vec::new();
-        // As the sequencer does it: a command that decodes is applied at its own
-        // (monotonic) timestamp; one that does not still takes its seq, at the
-        // previous timestamp, and is recorded as `malformed_command`.
-        let request_id = match CommandEnvelope::from_json(raw.as_bytes()) {
-            Ok(env) => {
-                // Session commands may be written in short form (defaults omitted);
-                // they must still decode to a stable command.
-                let again: CommandEnvelope = serde_json::from_str(&env.to_json()).unwrap();
-                assert_eq!(again, env);
-                engine.apply_request(
-                    seq,
-                    env.ts_ns,
-                    env.idempotent_request_id(),
-                    &env.command,
-                    &mut out,
-                );
-                env.request_id
-            }
-            Err(_) => {
-                let ts = engine.last_ts_ns();
-                assert!(engine
-                    .apply_json(seq, ts, raw.as_bytes(), &mut out)
-                    .is_none());
-                None
-            }
-        };
+        let (out, request_id) = apply_session_command(&mut engine, seq, raw);
         // The engine's events as they go on the wire (key order kept, to paste).
         let actual_lines: Vec<String> = out
             .iter()
@@ -568,24 +607,7 @@ fn run_session(name: &str, blocks: &[&Block]) -> Ran {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         i += 1;
-        let mut expected = Vec::new();
-        let mut expected_lines = Vec::new();
-        while i < items.len() && items[i].2.get("command").is_none() {
-            let (line, raw, v) = &items[i];
-            assert!(
-                v.get("event").is_some(),
-                "session {name}, line {line}: expected an event envelope, found {raw}"
-            );
-            let decoded = decode_event(raw, v, *line);
-            assert_eq!(
-                &reencode_event(&decoded, v),
-                v,
-                "event at line {line} round trip"
-            );
-            expected.push(v.clone());
-            expected_lines.push(raw.clone());
-            i += 1;
-        }
+        let (expected, expected_lines) = expected_events(name, &items, &mut i);
         assert!(
             expected == actual,
             "session {name}, command at line {line} (seq {seq}):\n{raw}\n\

@@ -84,6 +84,7 @@ fn amend_ref(order_id: Option<u64>, client: Option<&str>) -> Command {
     })
 }
 
+#[allow(clippy::too_many_lines)] // a table, one row per refusal, read top to bottom by code
 fn table() -> Vec<(&'static str, Command, RejectReason)> {
     let huge = "100000000000000000000"; // 10^20: a whole number, but beyond any integer we keep
     vec![

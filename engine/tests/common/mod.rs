@@ -339,182 +339,22 @@ fn price_or_market(price: Option<Decimal>) -> String {
 }
 
 /// One event as one line. Every field of every event is rendered (the
-/// destructuring has no `..`), so two different events never read the same.
+/// destructurings have no `..`), so two different events never read the same.
 pub fn render(event: &Event) -> String {
     match event {
-        Event::MarketListed(e) => {
-            let gpux_engine::event::MarketListed {
-                market,
-                tick_size,
-                lot_size,
-                maker_fee_bps,
-                taker_fee_bps,
-                min_price,
-                max_price,
-                max_order_quantity,
-            } = e;
-            format!(
-                "listed {market} tick {tick_size} lot {lot_size} fees {maker_fee_bps}/{taker_fee_bps} bps \
-                 band {min_price}..{max_price} max {max_order_quantity}"
-            )
-        }
+        Event::MarketListed(e) => listed(e),
         Event::AccountCreated(e) => format!("account {} created", e.account),
-        Event::Deposited(e) | Event::Withdrawn(e) => {
-            let gpux_engine::event::CashMoved {
-                account,
-                amount,
-                available,
-            } = e;
-            let verb = if matches!(event, Event::Deposited(_)) {
-                "deposited"
-            } else {
-                "withdrawn"
-            };
-            format!(
-                "{verb} acct {account} {} usd (available {})",
-                usd(*amount),
-                usd(*available)
-            )
-        }
-        Event::CapacityAdded(e) | Event::CapacityRemoved(e) => {
-            let gpux_engine::event::CapacityMoved {
-                account,
-                market,
-                quantity,
-                available,
-            } = e;
-            let verb = if matches!(event, Event::CapacityAdded(_)) {
-                "added"
-            } else {
-                "removed"
-            };
-            format!(
-                "capacity {verb} acct {account}{} {quantity} (available {available})",
-                mkt(*market)
-            )
-        }
-        Event::OrderAccepted(e) => {
-            let gpux_engine::event::OrderAccepted {
-                order,
-                account,
-                market,
-                side,
-                order_type,
-                price,
-                quantity,
-                time_in_force,
-                good_till_ns,
-                post_only,
-                stp,
-                client_order_id,
-            } = e;
-            let kind = match (order_type, price) {
-                (OrderType::Limit, Some(p)) => format!("@ {p}"),
-                (OrderType::Market, None) => "market".into(),
-                (t, p) => format!("{} price {p:?}", name(t)),
-            };
-            let mut s = format!(
-                "accepted #{order} acct {account}{} {} {quantity} {kind} {}",
-                mkt(*market),
-                name(side),
-                name(time_in_force)
-            );
-            if let Some(t) = good_till_ns {
-                s += &format!(" till {t}");
-            }
-            if *post_only {
-                s += " post_only";
-            }
-            if *stp != StpMode::CancelTaker {
-                s += &format!(" stp {}", name(stp));
-            }
-            if let Some(c) = client_order_id {
-                s += &format!(" client {c}");
-            }
-            s
-        }
+        Event::Deposited(e) => cash_moved("deposited", e),
+        Event::Withdrawn(e) => cash_moved("withdrawn", e),
+        Event::CapacityAdded(e) => capacity_moved("added", e),
+        Event::CapacityRemoved(e) => capacity_moved("removed", e),
+        Event::OrderAccepted(e) => accepted(e),
         Event::OrderRejected(r) => rejection(r),
         Event::CommandRejected(r) => format!("command {}", rejection(r)),
-        Event::TradeExecuted(e) => {
-            let gpux_engine::event::TradeExecuted {
-                trade,
-                market,
-                price,
-                quantity,
-                taker_side,
-                maker_order,
-                maker_account,
-                taker_order,
-                taker_account,
-                maker_fee,
-                taker_fee,
-                maker_remaining,
-                taker_remaining,
-            } = e;
-            format!(
-                "trade {trade}{}: {quantity} @ {price}, maker #{maker_order} acct {maker_account} \
-                 (fee {}, left {maker_remaining}), taker #{taker_order} acct {taker_account} {} \
-                 (fee {}, left {taker_remaining})",
-                mkt(*market),
-                usd(*maker_fee),
-                name(taker_side),
-                usd(*taker_fee),
-            )
-        }
-        Event::OrderRested(e) => {
-            let gpux_engine::event::OrderRested {
-                order,
-                account,
-                market,
-                side,
-                price,
-                quantity,
-            } = e;
-            format!(
-                "rested #{order} acct {account}{} {} {quantity} @ {price}",
-                mkt(*market),
-                name(side)
-            )
-        }
-        Event::OrderCancelled(e) => {
-            let gpux_engine::event::OrderCancelled {
-                order,
-                account,
-                market,
-                side,
-                price,
-                quantity,
-                reason,
-                resting,
-            } = e;
-            format!(
-                "cancelled #{order} acct {account}{} {} {quantity} {}: {}{}",
-                mkt(*market),
-                name(side),
-                price_or_market(*price),
-                name(reason),
-                if *resting { ", off the book" } else { "" }
-            )
-        }
-        Event::OrderAmended(e) => {
-            let gpux_engine::event::OrderAmended {
-                order,
-                account,
-                market,
-                side,
-                old_price,
-                old_quantity,
-                price,
-                quantity,
-                priority_kept,
-            } = e;
-            format!(
-                "amended #{order} acct {account}{} {} {old_quantity} @ {old_price} -> {quantity} @ {price}, priority {}",
-                mkt(*market),
-                name(side),
-                if *priority_kept { "kept" } else { "lost" }
-            )
-        }
+        Event::TradeExecuted(e) => trade(e),
+        Event::OrderRested(e) => rested(e),
+        Event::OrderCancelled(e) => cancelled(e),
+        Event::OrderAmended(e) => amended(e),
         Event::MassCancelled(e) => {
             let gpux_engine::event::MassCancelled {
                 account,
@@ -529,6 +369,174 @@ pub fn render(event: &Event) -> String {
             e.request_id, e.original_cmd_seq
         ),
     }
+}
+
+fn listed(e: &gpux_engine::event::MarketListed) -> String {
+    let gpux_engine::event::MarketListed {
+        market,
+        tick_size,
+        lot_size,
+        maker_fee_bps,
+        taker_fee_bps,
+        min_price,
+        max_price,
+        max_order_quantity,
+    } = e;
+    format!(
+        "listed {market} tick {tick_size} lot {lot_size} fees {maker_fee_bps}/{taker_fee_bps} bps \
+         band {min_price}..{max_price} max {max_order_quantity}"
+    )
+}
+
+fn cash_moved(verb: &str, e: &gpux_engine::event::CashMoved) -> String {
+    let gpux_engine::event::CashMoved {
+        account,
+        amount,
+        available,
+    } = e;
+    format!(
+        "{verb} acct {account} {} usd (available {})",
+        usd(*amount),
+        usd(*available)
+    )
+}
+
+fn capacity_moved(verb: &str, e: &gpux_engine::event::CapacityMoved) -> String {
+    let gpux_engine::event::CapacityMoved {
+        account,
+        market,
+        quantity,
+        available,
+    } = e;
+    format!(
+        "capacity {verb} acct {account}{} {quantity} (available {available})",
+        mkt(*market)
+    )
+}
+
+fn accepted(e: &gpux_engine::event::OrderAccepted) -> String {
+    let gpux_engine::event::OrderAccepted {
+        order,
+        account,
+        market,
+        side,
+        order_type,
+        price,
+        quantity,
+        time_in_force,
+        good_till_ns,
+        post_only,
+        stp,
+        client_order_id,
+    } = e;
+    let kind = match (order_type, price) {
+        (OrderType::Limit, Some(p)) => format!("@ {p}"),
+        (OrderType::Market, None) => "market".into(),
+        (t, p) => format!("{} price {p:?}", name(t)),
+    };
+    let mut s = format!(
+        "accepted #{order} acct {account}{} {} {quantity} {kind} {}",
+        mkt(*market),
+        name(side),
+        name(time_in_force)
+    );
+    if let Some(t) = good_till_ns {
+        s += &format!(" till {t}");
+    }
+    if *post_only {
+        s += " post_only";
+    }
+    if *stp != StpMode::CancelTaker {
+        s += &format!(" stp {}", name(stp));
+    }
+    if let Some(c) = client_order_id {
+        s += &format!(" client {c}");
+    }
+    s
+}
+
+fn trade(e: &gpux_engine::event::TradeExecuted) -> String {
+    let gpux_engine::event::TradeExecuted {
+        trade,
+        market,
+        price,
+        quantity,
+        taker_side,
+        maker_order,
+        maker_account,
+        taker_order,
+        taker_account,
+        maker_fee,
+        taker_fee,
+        maker_remaining,
+        taker_remaining,
+    } = e;
+    format!(
+        "trade {trade}{}: {quantity} @ {price}, maker #{maker_order} acct {maker_account} \
+         (fee {}, left {maker_remaining}), taker #{taker_order} acct {taker_account} {} \
+         (fee {}, left {taker_remaining})",
+        mkt(*market),
+        usd(*maker_fee),
+        name(taker_side),
+        usd(*taker_fee),
+    )
+}
+
+fn rested(e: &gpux_engine::event::OrderRested) -> String {
+    let gpux_engine::event::OrderRested {
+        order,
+        account,
+        market,
+        side,
+        price,
+        quantity,
+    } = e;
+    format!(
+        "rested #{order} acct {account}{} {} {quantity} @ {price}",
+        mkt(*market),
+        name(side)
+    )
+}
+
+fn cancelled(e: &gpux_engine::event::OrderCancelled) -> String {
+    let gpux_engine::event::OrderCancelled {
+        order,
+        account,
+        market,
+        side,
+        price,
+        quantity,
+        reason,
+        resting,
+    } = e;
+    format!(
+        "cancelled #{order} acct {account}{} {} {quantity} {}: {}{}",
+        mkt(*market),
+        name(side),
+        price_or_market(*price),
+        name(reason),
+        if *resting { ", off the book" } else { "" }
+    )
+}
+
+fn amended(e: &gpux_engine::event::OrderAmended) -> String {
+    let gpux_engine::event::OrderAmended {
+        order,
+        account,
+        market,
+        side,
+        old_price,
+        old_quantity,
+        price,
+        quantity,
+        priority_kept,
+    } = e;
+    format!(
+        "amended #{order} acct {account}{} {} {old_quantity} @ {old_price} -> {quantity} @ {price}, priority {}",
+        mkt(*market),
+        name(side),
+        if *priority_kept { "kept" } else { "lost" }
+    )
 }
 
 pub fn render_all(events: &[Event]) -> Vec<String> {

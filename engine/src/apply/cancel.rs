@@ -1,0 +1,92 @@
+//! Taking resting orders off the book: `cancel_order`, `mass_cancel`, and
+//! [`cancel_resting`](Engine::cancel_resting), which every other cancel goes
+//! through too (GTD expiry, and self-trade prevention cancelling a maker), so a
+//! resting order always leaves the book the same way: off the book, its hold
+//! released, its indexes forgotten, one `order_cancelled` event.
+
+use crate::book::OrderBook;
+use crate::command::{CancelOrder, MassCancel};
+use crate::event::{Event, EventSink, MassCancelled, OrderCancelled};
+use crate::reject::RejectReason;
+use crate::risk;
+use crate::state::Engine;
+use crate::types::{CancelReason, OrderId};
+
+impl<B: OrderBook> Engine<B> {
+    /// Cancels one of the account's resting orders, named by exactly one of its
+    /// order id and client order id.
+    pub(super) fn cancel<S: EventSink>(
+        &mut self,
+        c: &CancelOrder,
+        out: &mut S,
+    ) -> Result<(), RejectReason> {
+        if c.order_id.is_some() == c.client_order_id.is_some() {
+            return Err(RejectReason::InvalidOrderRef);
+        }
+        let (mi, order) = self.resolve_order(c.account, c.order_id, c.client_order_id)?;
+        self.cancel_resting(mi, order.id, CancelReason::UserRequested, out);
+        Ok(())
+    }
+
+    /// Cancels all the account's resting orders, or those in one market, in order
+    /// id order, then reports how many.
+    pub(super) fn mass_cancel<S: EventSink>(
+        &mut self,
+        c: &MassCancel,
+        out: &mut S,
+    ) -> Result<(), RejectReason> {
+        let market = match &c.market {
+            Some(m) => Some(self.market_ix(m)?),
+            None => None,
+        };
+        let account = self.account(c.account)?;
+        let ids: Vec<(usize, OrderId)> = account
+            .open_orders
+            .iter()
+            .map(|id| (self.order_market[id], *id))
+            .filter(|(mi, _)| market.is_none_or(|m| m == *mi))
+            .collect();
+        for &(mi, id) in &ids {
+            self.cancel_resting(mi, id, CancelReason::MassCancel, out);
+        }
+        out.push(Event::MassCancelled(MassCancelled {
+            account: c.account,
+            market: c.market,
+            count: ids.len() as u64,
+        }));
+        Ok(())
+    }
+
+    /// Takes a resting order off the book, releases its hold, and reports it.
+    pub(crate) fn cancel_resting<S: EventSink>(
+        &mut self,
+        mi: usize,
+        id: OrderId,
+        reason: CancelReason,
+        out: &mut S,
+    ) {
+        let order = self.markets[mi]
+            .book
+            .remove(id)
+            .expect("open orders rest on their book");
+        let spec = &self.markets[mi].spec;
+        let hold = risk::resting_hold(spec, order.side, order.price_ticks, order.quantity_lots);
+        let (market, price, quantity) = (
+            spec.id,
+            spec.price(order.price_ticks),
+            spec.quantity(order.quantity_lots),
+        );
+        risk::held_in(self.account_mut(order.account), order.side, mi).release(hold);
+        self.forget(&order);
+        out.push(Event::OrderCancelled(OrderCancelled {
+            order: id,
+            account: order.account,
+            market,
+            side: order.side,
+            price: Some(price),
+            quantity,
+            reason,
+            resting: true,
+        }));
+    }
+}

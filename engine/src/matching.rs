@@ -1,0 +1,270 @@
+//! Matching: an incoming order (the taker) against one market's book.
+//!
+//! `place_order` and a re-queueing `amend_order` both turn their order into a
+//! [`Taker`], [`run_match`](Engine::run_match) it against the book in price-time
+//! priority, and [`finish`](Engine::finish) it: rest the remainder or cancel it.
+//! Each [`trade`](Engine::trade) settles through the hold rules of `risk`, so this
+//! module decides *who trades how much at what price*, and `risk` decides *what
+//! moves*. [`fok_fillable`](Engine::fok_fillable) is the same walk without the
+//! changes, so a fill-or-kill order is refused before anything happens.
+
+use crate::book::{OrderBook, RestingOrder};
+use crate::event::{Event, EventSink, OrderCancelled, OrderRested, TradeExecuted};
+use crate::limits::MATCHES_PER_COMMAND_MAX;
+use crate::risk;
+use crate::state::Engine;
+use crate::types::{AccountId, CancelReason, OrderId, Side, StpMode, FEE_ACCOUNT};
+use crate::units::cash_decimal;
+
+/// Why [`Engine::run_match`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MatchEnd {
+    /// Filled, or nothing more it can trade with: no crossing maker left, or a
+    /// market buy cannot afford one more lot.
+    Done,
+    /// Self-trade prevention stopped it: the rest is cancelled.
+    SelfTrade,
+    /// It met [`MATCHES_PER_COMMAND_MAX`] makers and would meet another: the rest
+    /// is cancelled.
+    MatchLimit,
+}
+
+/// An incoming order while it matches.
+pub(crate) struct Taker {
+    pub id: OrderId,
+    pub account: AccountId,
+    pub side: Side,
+    /// Limit price; `None` for market orders.
+    pub limit: Option<i64>,
+    pub remaining: u64,
+    pub stp: StpMode,
+    /// Market buys: USD still held to spend.
+    pub budget: Option<u64>,
+}
+
+impl<B: OrderBook> Engine<B> {
+    /// Whether a FOK order could fill completely now, under its STP mode, without
+    /// changing anything: the same walk [`run_match`](Self::run_match) would make,
+    /// including its bound of [`MATCHES_PER_COMMAND_MAX`] makers met. Own orders
+    /// skipped by `cancel_maker` do not count towards the quantity (matching would
+    /// cancel them) but do count as makers met.
+    pub(crate) fn fok_fillable(
+        &self,
+        mi: usize,
+        account: AccountId,
+        side: Side,
+        limit: i64,
+        lots: u64,
+        stp: StpMode,
+    ) -> bool {
+        let mut need = lots;
+        let mut met = 0usize;
+        self.markets[mi].book.visit(side.opposite(), &mut |o| {
+            if !side.crosses(limit, o.price_ticks) || met == MATCHES_PER_COMMAND_MAX {
+                return false;
+            }
+            met += 1;
+            if o.account == account && stp != StpMode::None {
+                // cancel_maker skips the order; the other modes stop matching.
+                return stp == StpMode::CancelMaker;
+            }
+            need = need.saturating_sub(o.quantity_lots);
+            need > 0
+        });
+        need == 0
+    }
+
+    /// Matches `t` against the book, front maker first, and says why it stopped.
+    ///
+    /// For each maker, in this order: the order stops if the maker's price does not
+    /// cross its limit, or (a market buy) if not one lot at that price is
+    /// affordable; then, if it has already met [`MATCHES_PER_COMMAND_MAX`] makers,
+    /// it stops for the bound; then self-trade prevention applies to an own maker;
+    /// else it trades. So STP acts only where the order would otherwise trade, and
+    /// each maker met emits exactly one event (a trade or an STP cancel), which
+    /// bounds the events of one command.
+    pub(crate) fn run_match<S: EventSink>(
+        &mut self,
+        mi: usize,
+        t: &mut Taker,
+        out: &mut S,
+    ) -> MatchEnd {
+        let opposite = t.side.opposite();
+        let mut met = 0usize;
+        while t.remaining > 0 {
+            let Some(&maker) = self.markets[mi].book.front(opposite) else {
+                break;
+            };
+            if t.limit
+                .is_some_and(|l| !t.side.crosses(l, maker.price_ticks))
+            {
+                break;
+            }
+            let mut lots = t.remaining.min(maker.quantity_lots);
+            if let Some(budget) = t.budget {
+                let spec = &self.markets[mi].spec;
+                lots = lots.min(risk::affordable_lots(spec, budget, maker.price_ticks));
+                if lots == 0 {
+                    break;
+                }
+            }
+            if met == MATCHES_PER_COMMAND_MAX {
+                return MatchEnd::MatchLimit;
+            }
+            met += 1;
+            if maker.account == t.account && t.stp != StpMode::None {
+                match t.stp {
+                    StpMode::CancelTaker => return MatchEnd::SelfTrade,
+                    StpMode::CancelMaker => {
+                        self.cancel_resting(mi, maker.id, CancelReason::SelfTradePrevention, out);
+                        continue;
+                    }
+                    StpMode::CancelBoth => {
+                        self.cancel_resting(mi, maker.id, CancelReason::SelfTradePrevention, out);
+                        return MatchEnd::SelfTrade;
+                    }
+                    StpMode::None => unreachable!(),
+                }
+            }
+            self.trade(mi, t, &maker, lots, out);
+        }
+        MatchEnd::Done
+    }
+
+    /// One trade of `lots` between the taker and the front maker, at the maker's
+    /// price: moves GPU-hours and USD, charges both fees, releases what the holds
+    /// no longer need.
+    fn trade<S: EventSink>(
+        &mut self,
+        mi: usize,
+        t: &mut Taker,
+        maker: &RestingOrder,
+        lots: u64,
+        out: &mut S,
+    ) {
+        let market = &mut self.markets[mi];
+        let filled = market.book.fill_front(maker.side, lots);
+        debug_assert_eq!(filled.id, maker.id);
+        let spec = &market.spec;
+        let price = maker.price_ticks;
+        let notional = spec.notional(price, lots);
+        let (maker_fee, taker_fee) = risk::trade_fees(spec, notional);
+        let maker_remaining = maker.quantity_lots - lots;
+        let taker_before = t.remaining;
+        t.remaining -= lots;
+
+        // The buyer pays notional + fee out of its hold; what the hold no longer
+        // needs goes back to available.
+        let (buyer, buyer_fee, seller, seller_fee) = match t.side {
+            Side::Buy => (t.account, taker_fee, maker.account, maker_fee),
+            Side::Sell => (maker.account, maker_fee, t.account, taker_fee),
+        };
+        let cost = notional + buyer_fee;
+        let buyer_release = match t.side {
+            Side::Buy => risk::buy_fill_release(spec, t.limit, taker_before, t.remaining, cost),
+            Side::Sell => risk::buy_fill_release(
+                spec,
+                Some(price),
+                maker.quantity_lots,
+                maker_remaining,
+                cost,
+            ),
+        };
+        if let Some(budget) = t.budget.as_mut() {
+            *budget -= cost;
+        }
+        risk::settle_buyer(self.account_mut(buyer), mi, lots, buyer_release, cost);
+        risk::settle_seller(self.account_mut(seller), mi, lots, notional - seller_fee);
+        self.account_mut(FEE_ACCOUNT).cash.available += maker_fee + taker_fee;
+        if maker_remaining == 0 {
+            self.forget(maker);
+        }
+        let trade = self.next_trade_id;
+        self.next_trade_id += 1;
+        let spec = &self.markets[mi].spec;
+        out.push(Event::TradeExecuted(TradeExecuted {
+            trade,
+            market: spec.id,
+            price: spec.price(price),
+            quantity: spec.quantity(lots),
+            taker_side: t.side,
+            maker_order: maker.id,
+            maker_account: maker.account,
+            taker_order: t.id,
+            taker_account: t.account,
+            maker_fee: cash_decimal(maker_fee),
+            taker_fee: cash_decimal(taker_fee),
+            maker_remaining: spec.quantity(maker_remaining),
+            taker_remaining: spec.quantity(t.remaining),
+        }));
+    }
+
+    /// After matching: rest the remainder, or cancel it for `reason`, and release
+    /// any hold left over. `registered` is true when the order was already an open
+    /// order (an amend), so its bookkeeping exists.
+    pub(crate) fn finish<S: EventSink>(
+        &mut self,
+        mi: usize,
+        t: &Taker,
+        order: RestingOrder,
+        reason: Option<CancelReason>,
+        registered: bool,
+        out: &mut S,
+    ) {
+        if t.remaining > 0 && reason.is_none() {
+            self.rest(mi, t, order, registered, out);
+            return;
+        }
+        // Not resting: release what is still held for it.
+        let spec = &self.markets[mi].spec;
+        let (market, price) = (spec.id, t.limit.map(|l| spec.price(l)));
+        let release = risk::taker_hold(spec, t.side, t.limit, t.remaining, t.budget);
+        risk::held_in(self.account_mut(t.account), t.side, mi).release(release);
+        if registered {
+            self.forget(&order);
+        }
+        if let (Some(reason), true) = (reason, t.remaining > 0) {
+            let quantity = self.markets[mi].spec.quantity(t.remaining);
+            out.push(Event::OrderCancelled(OrderCancelled {
+                order: t.id,
+                account: t.account,
+                market,
+                side: t.side,
+                price,
+                quantity,
+                reason,
+                resting: false,
+            }));
+        }
+    }
+
+    /// Puts the remainder of `t` on the book as `order` (its hold stays), and gives
+    /// back what is left of a market buy's budget.
+    fn rest<S: EventSink>(
+        &mut self,
+        mi: usize,
+        t: &Taker,
+        order: RestingOrder,
+        registered: bool,
+        out: &mut S,
+    ) {
+        let spec = &self.markets[mi].spec;
+        let (market, quantity) = (spec.id, spec.quantity(t.remaining));
+        let price = t.limit.map(|l| spec.price(l));
+        self.markets[mi].book.insert(order);
+        if !registered {
+            self.remember(mi, &order);
+        }
+        out.push(Event::OrderRested(OrderRested {
+            order: t.id,
+            account: t.account,
+            market,
+            side: t.side,
+            price: price.expect("resting orders have a price"),
+            quantity,
+        }));
+        if let Some(b) = t.budget {
+            self.account_mut(t.account).cash.release(b);
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The engine's state and the lookups every command shares.
+//!
+//! [`Engine`] owns the markets (spec, book, GPU-hour total), the accounts, the
+//! indexes of open orders (their market, their GTD expiry), the id counters, engine
+//! time and the window of idempotent request ids. Only `apply` changes it. This
+//! module holds the struct, its constructor and the small accessors and index
+//! updates that several commands need, so that every command resolves a market, an
+//! account or an order reference, and records or forgets an open order, the same
+//! way.
+
+use crate::account::Account;
+use crate::book::{Book, OrderBook, RestingOrder};
+use crate::market::MarketSpec;
+use crate::reject::RejectReason;
+use crate::requests::RequestWindow;
+use crate::types::{AccountId, ClientOrderId, MarketId, OrderId, TradeId, FEE_ACCOUNT};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
+
+/// One market inside the engine.
+#[derive(Debug, Clone)]
+pub(crate) struct MarketState<B> {
+    pub spec: MarketSpec,
+    pub book: B,
+    /// Sum of all accounts' GPU-hour balances in this market, in lots.
+    pub lots_total: u64,
+}
+
+/// The matching engine. `B` is the order book; [`Book`] by default, and
+/// [`NaiveBook`](crate::NaiveBook) for the reference model in tests.
+#[derive(Debug, Clone)]
+pub struct Engine<B: OrderBook = Book> {
+    pub(crate) markets: Vec<MarketState<B>>,
+    pub(crate) market_index: FxHashMap<MarketId, usize>,
+    pub(crate) accounts: FxHashMap<AccountId, Account>,
+    /// Market index of every open order (looked up, never iterated).
+    pub(crate) order_market: FxHashMap<OrderId, usize>,
+    /// Open GTD orders by expiry.
+    pub(crate) expiries: BTreeSet<(u64, OrderId)>,
+    pub(crate) next_order_id: OrderId,
+    pub(crate) next_trade_id: TradeId,
+    pub(crate) last_seq: u64,
+    pub(crate) last_ts_ns: u64,
+    /// Sum of all USD balances, in micro-USD: changes only by deposits and withdrawals.
+    pub(crate) cash_total: u64,
+    /// The id `create_account` without an id gets: the lowest id no account has.
+    pub(crate) next_account_id: AccountId,
+    /// Idempotent request ids applied within the window.
+    pub(crate) requests: RequestWindow,
+}
+
+impl<B: OrderBook> Default for Engine<B> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<B: OrderBook> Engine<B> {
+    /// An empty exchange: no markets, and only the fee account (0).
+    pub fn new() -> Self {
+        let mut accounts = FxHashMap::default();
+        accounts.insert(FEE_ACCOUNT, Account::default());
+        Engine {
+            markets: Vec::new(),
+            market_index: FxHashMap::default(),
+            accounts,
+            order_market: FxHashMap::default(),
+            expiries: BTreeSet::new(),
+            next_order_id: 1,
+            next_trade_id: 1,
+            last_seq: 0,
+            last_ts_ns: 0,
+            cash_total: 0,
+            next_account_id: 1,
+            requests: RequestWindow::default(),
+        }
+    }
+
+    /// The last applied sequence number (0 before any).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// The last applied (monotonic) timestamp.
+    pub fn last_ts_ns(&self) -> u64 {
+        self.last_ts_ns
+    }
+
+    /// The index of a listed market, or `unknown_market`.
+    pub(crate) fn market_ix(&self, id: &MarketId) -> Result<usize, RejectReason> {
+        self.market_index
+            .get(id)
+            .copied()
+            .ok_or(RejectReason::UnknownMarket)
+    }
+
+    /// A client account a command names, read-only: `reserved_account` for the fee
+    /// account, `unknown_account` for an id no account has.
+    pub(crate) fn account(&self, id: AccountId) -> Result<&Account, RejectReason> {
+        if id == FEE_ACCOUNT {
+            return Err(RejectReason::ReservedAccount);
+        }
+        self.accounts.get(&id).ok_or(RejectReason::UnknownAccount)
+    }
+
+    /// An account to change, the fee account included. The caller has already
+    /// checked that it exists (through [`account`](Self::account) or otherwise), so
+    /// a missing one is a bug.
+    pub(crate) fn account_mut(&mut self, id: AccountId) -> &mut Account {
+        self.accounts
+            .get_mut(&id)
+            .expect("account checked to exist")
+    }
+
+    /// Finds the open order a cancel or amend names (by exactly one of its ids) and
+    /// checks that `account` owns it. Returns its market index and the order.
+    pub(crate) fn resolve_order(
+        &self,
+        account: AccountId,
+        order_id: Option<OrderId>,
+        client_order_id: Option<ClientOrderId>,
+    ) -> Result<(usize, RestingOrder), RejectReason> {
+        let acct = self.account(account)?;
+        let id = match (order_id, client_order_id) {
+            (Some(id), None) => id,
+            (None, Some(c)) => *acct.client_ids.get(&c).ok_or(RejectReason::UnknownOrder)?,
+            _ => return Err(RejectReason::InvalidOrderRef),
+        };
+        let mi = *self
+            .order_market
+            .get(&id)
+            .ok_or(RejectReason::UnknownOrder)?;
+        let order = *self.markets[mi]
+            .book
+            .get(id)
+            .expect("open orders rest on their book");
+        if order.account != account {
+            return Err(RejectReason::NotYourOrder);
+        }
+        Ok((mi, order))
+    }
+
+    /// Records a newly resting order in its account and the engine's indexes.
+    pub(crate) fn remember(&mut self, mi: usize, order: &RestingOrder) {
+        self.order_market.insert(order.id, mi);
+        if let Some(t) = order.good_till_ns {
+            self.expiries.insert((t, order.id));
+        }
+        let acct = self.account_mut(order.account);
+        acct.open_orders.insert(order.id);
+        if let Some(c) = order.client_order_id {
+            acct.client_ids.insert(c, order.id);
+        }
+    }
+
+    /// Drops a no-longer-open order from its account and the engine's indexes.
+    pub(crate) fn forget(&mut self, order: &RestingOrder) {
+        self.order_market.remove(&order.id);
+        if let Some(t) = order.good_till_ns {
+            self.expiries.remove(&(t, order.id));
+        }
+        let acct = self.account_mut(order.account);
+        acct.open_orders.remove(&order.id);
+        if let Some(c) = order.client_order_id {
+            acct.client_ids.remove(&c);
+        }
+    }
+}
