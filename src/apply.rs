@@ -12,15 +12,56 @@
 //! events are printed; running again with the same file resumes: lines already in
 //! the command log (counted from the top, blank lines aside) are skipped.
 
+use anyhow::Context as _;
 use gpux_engine::{CommandEnvelope, Engine, Event, EventEnvelope};
 use gpux_ledger::SourceKey;
 use gpux_sequencer::{Exchange, Feed, PipelineOptions};
 use std::fmt;
-use std::io::{BufRead, Write};
-use std::path::Path;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
+
+/// The flags of `gpux apply`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApplyArgs {
+    /// File of commands, one JSON object per line (default: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub commands: Option<PathBuf>,
+    /// Ledger directory to make the run durable (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// With --data: snapshot the engine every this many events.
+    #[arg(long, value_name = "N", default_value_t = gpux_sequencer::SNAPSHOT_EVERY_EVENTS_DEFAULT, requires = "data")]
+    pub snapshot_every: u64,
+}
+
+/// `gpux apply`: reads the commands file (or standard input) and prints events on
+/// standard output, in memory ([`run`]) or durably with `--data` ([`run_durable`]).
+pub fn run_cli(args: ApplyArgs) -> anyhow::Result<()> {
+    let stdout = BufWriter::new(std::io::stdout().lock());
+    let input: Box<dyn BufRead> = match args.commands {
+        Some(path) => Box::new(BufReader::new(
+            std::fs::File::open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    match args.data {
+        None => {
+            run(input, stdout)?;
+        }
+        Some(dir) => {
+            let opts = PipelineOptions {
+                snapshot_every_events: args.snapshot_every.max(1),
+                ..PipelineOptions::default()
+            };
+            run_durable(&dir, opts, input, stdout)?;
+        }
+    }
+    Ok(())
+}
 
 /// Why `apply` stopped.
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 //! after commit) must be in the ledger as printed; the state must equal a crash-free
 //! run's; and `gpux replay verify` must pass.
 
-use gpux::workload::{self, WorkloadConfig};
+use gpux::bench::workload::{self, WorkloadConfig};
 use gpux_engine::{CommandEnvelope, Engine, EventEnvelope};
 use gpux_ledger::{Ledger, Source};
 use rand::{Rng, SeedableRng};

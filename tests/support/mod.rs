@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gpux::workload::{self, WorkloadConfig};
+use gpux::bench::workload::{self, WorkloadConfig};
 use gpux_engine::command::{AmendOrder, CancelOrder, PlaceOrder};
 use gpux_engine::{ClientOrderId, Command as EngineCommand, CommandEnvelope, Engine};
 use gpux_ledger::{Ledger, Source};

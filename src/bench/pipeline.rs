@@ -20,7 +20,7 @@ use gpux_ledger::LatencyHistogram;
 use gpux_sequencer::{EmbeddedSubmitter, Exchange, PipelineOptions, SubmitError};
 use serde::Serialize;
 
-use crate::workload::{self, WorkloadConfig};
+use super::workload::{self, WorkloadConfig};
 
 /// The result of `gpux bench pipeline` (embedded).
 #[derive(Debug, Clone, Serialize)]

@@ -236,6 +236,17 @@ pub async fn gateway_target(dir: &std::path::Path, opts: &GatewayBenchOptions) -
     })
 }
 
+/// `gpux bench gateway`: [`run`] against a [`gateway_target`] whose ledger lives in
+/// a temporary directory, on a Tokio runtime of its own.
+pub fn run_embedded(opts: &GatewayBenchOptions) -> Result<Value> {
+    let dir = tempfile::tempdir()?;
+    let report = tokio::runtime::Runtime::new()?.block_on(async {
+        let target = gateway_target(dir.path(), opts).await?;
+        run(opts, target).await
+    })?;
+    Ok(report)
+}
+
 /// Runs both phases against `target` and stops it. Must run inside a Tokio runtime.
 pub async fn run(opts: &GatewayBenchOptions, target: Target) -> Result<Value> {
     let mut report = json!({"bench": "gateway", "target": target.name});
