@@ -206,6 +206,25 @@ pub fn reference_engine<'a>(payloads: impl IntoIterator<Item = &'a [u8]>) -> Eng
     engine
 }
 
+/// The state rebuilt from the ledger in `dir` is the one a crash-free engine
+/// reaches applying `records` (the commands topic, in offset order). Returns the
+/// rebuilt state's last `cmd_seq`.
+pub fn assert_state_is_crash_free(dir: &Path, records: &[(u64, Option<Vec<u8>>)]) -> u64 {
+    let ledger = Ledger::open_read_only(dir).expect("the ledger opens");
+    let rebuilt = gpux_replay::rebuild::state_at(&ledger.reader(), None, None).unwrap();
+    let reference = reference_engine(
+        records
+            .iter()
+            .map(|(_, v)| v.as_deref().unwrap_or_default()),
+    );
+    assert_eq!(
+        rebuilt.state_hash(),
+        reference.state_hash(),
+        "same state as a crash-free run"
+    );
+    rebuilt.last_seq()
+}
+
 /// A `gpux engine` child process.
 pub struct EngineProcess {
     child: Child,
