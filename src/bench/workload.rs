@@ -8,8 +8,9 @@
 //!
 //! The generator predicts order ids (the engine numbers accepted orders 1, 2, …,
 //! and every generated order is accepted), so the whole stream is generated before
-//! any timing starts. It lives in the library, not under `benches/`, because both
-//! the criterion benches and `gpux bench engine` run it.
+//! any timing starts. It lives in the library, not under `benches/`, because the
+//! criterion benches, `gpux bench engine` and `bench pipeline`, and the end-to-end
+//! tests all run it.
 
 use gpux_engine::command::{
     AmendOrder, CancelOrder, CapacityTransfer, CashTransfer, CreateAccount, ListMarket, PlaceOrder,
