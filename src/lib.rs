@@ -3,7 +3,7 @@
 //! The gpux binary's library: the command-line tools around the engine.
 //!
 //! - [`apply`]: `gpux apply` — JSON-lines commands in, JSON-lines events out.
-//! - [`bench`]: `gpux bench …` — throughput and latency measurements (engine,
+//! - [`bench`](mod@bench): `gpux bench …` — throughput and latency measurements (engine,
 //!   pipeline embedded or through Kafka, gateway) and the seeded workload they run.
 //! - [`replay_cmd`]: `gpux replay …` — the command line of the ledger audit tools.
 //! - [`serve`]: `gpux serve` — the embedded exchange with its HTTP gateway.

@@ -1,6 +1,6 @@
 //! `gpux bench engine`: the matching engine alone, no log and no ledger.
 //!
-//! It runs the [`workload`](super::workload) through the engine with
+//! It runs the [`workload`] through the engine with
 //! accounts and holds, events collected in a reused buffer. It makes two passes
 //! over the same commands on fresh engines: one untimed per message, for
 //! throughput (`msgs_per_sec`), and one timing every message, for latency
