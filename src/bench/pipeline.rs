@@ -84,16 +84,29 @@ pub fn embedded(
     opts: PipelineOptions,
     prejournal: bool,
 ) -> Result<PipelineBenchReport> {
-    let payloads = envelopes(orders, seed);
-    let shape = Shape {
-        chunk: chunk.max(1),
-        in_flight,
+    let run = Run {
+        dir,
+        payloads: envelopes(orders, seed),
+        shape: Shape {
+            chunk: chunk.max(1),
+            in_flight,
+        },
+        opts,
     };
     if prejournal {
-        prejournaled(dir, payloads, shape, opts)
+        run.prejournaled()
     } else {
-        live(dir, payloads, shape, opts)
+        run.live()
     }
+}
+
+/// One run of the bench: the ledger directory, the commands, how they are handed
+/// to the log, and the pipeline's options.
+struct Run<'a> {
+    dir: &'a std::path::Path,
+    payloads: Vec<Vec<u8>>,
+    shape: Shape,
+    opts: PipelineOptions,
 }
 
 /// How the commands are handed to the log.
@@ -105,69 +118,61 @@ struct Shape {
     in_flight: usize,
 }
 
-/// `--prejournal`: every command in the log first, then the pipeline timed from
-/// its start until the last command is durable.
-fn prejournaled(
-    dir: &std::path::Path,
-    payloads: Vec<Vec<u8>>,
-    shape: Shape,
-    opts: PipelineOptions,
-) -> Result<PipelineBenchReport> {
-    let total = payloads.len() as u64;
-    let mut ledger = gpux_ledger::Ledger::open(dir, &opts.ledger)?;
-    for part in payloads.chunks(4096) {
-        ledger.journal(part)?;
+impl Run<'_> {
+    /// `--prejournal`: every command in the log first, then the pipeline timed
+    /// from its start until the last command is durable.
+    fn prejournaled(self) -> Result<PipelineBenchReport> {
+        let total = self.payloads.len() as u64;
+        let mut ledger = gpux_ledger::Ledger::open(self.dir, &self.opts.ledger)?;
+        for part in self.payloads.chunks(4096) {
+            ledger.journal(part)?;
+        }
+        ledger.close()?;
+        let started = Instant::now();
+        let exchange = Exchange::start_embedded(self.dir, self.opts)?;
+        let stats = exchange.stats();
+        while stats.durable_seq.load(Ordering::Acquire) < total {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let hist = stats.latency();
+        let report = report(
+            "embedded-prejournaled",
+            total,
+            seconds,
+            &hist,
+            self.shape,
+            &stats,
+        );
+        exchange.shutdown()?;
+        Ok(report)
     }
-    ledger.close()?;
-    let started = Instant::now();
-    let exchange = Exchange::start_embedded(dir, opts)?;
-    let stats = exchange.stats();
-    while stats.durable_seq.load(Ordering::Acquire) < total {
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let hist = stats.latency();
-    let report = report(
-        "embedded-prejournaled",
-        total,
-        seconds,
-        &hist,
-        shape,
-        &stats,
-    );
-    exchange.shutdown()?;
-    Ok(report)
-}
 
-/// Commands journaled while the pipeline runs, `shape.chunk` at a time with at
-/// most `shape.in_flight` not yet durable, timed until the last is durable.
-fn live(
-    dir: &std::path::Path,
-    payloads: Vec<Vec<u8>>,
-    shape: Shape,
-    opts: PipelineOptions,
-) -> Result<PipelineBenchReport> {
-    let total = payloads.len() as u64;
-    let exchange = Exchange::start_embedded(dir, opts)?;
-    if exchange.stats().durable_seq.load(Ordering::Acquire) != 0 {
-        return Err(anyhow!("{} already holds a ledger", dir.display()));
+    /// Commands journaled while the pipeline runs, `shape.chunk` at a time with
+    /// at most `shape.in_flight` not yet durable, timed until the last is durable.
+    fn live(self) -> Result<PipelineBenchReport> {
+        let total = self.payloads.len() as u64;
+        let exchange = Exchange::start_embedded(self.dir, self.opts)?;
+        if exchange.stats().durable_seq.load(Ordering::Acquire) != 0 {
+            return Err(anyhow!("{} already holds a ledger", self.dir.display()));
+        }
+        let submitter: EmbeddedSubmitter = exchange
+            .embedded_submitter()
+            .context("the embedded pipeline has a submitter")?;
+        let stats = exchange.stats();
+        let (sub_tx, sub_rx) = mpsc::channel::<(u64, Instant)>();
+        let monitor = spawn_monitor(Arc::clone(&stats), sub_rx, total);
+        let started = Instant::now();
+        submit_chunks(&submitter, &stats, self.payloads, self.shape, &sub_tx)?;
+        drop(sub_tx);
+        let (hist, finished) = monitor
+            .join()
+            .map_err(|_| anyhow!("the monitor thread panicked"))?;
+        let seconds = finished.duration_since(started).as_secs_f64();
+        let report = report("embedded", total, seconds, &hist, self.shape, &stats);
+        exchange.shutdown()?;
+        Ok(report)
     }
-    let submitter: EmbeddedSubmitter = exchange
-        .embedded_submitter()
-        .context("the embedded pipeline has a submitter")?;
-    let stats = exchange.stats();
-    let (sub_tx, sub_rx) = mpsc::channel::<(u64, Instant)>();
-    let monitor = spawn_monitor(Arc::clone(&stats), sub_rx, total);
-    let started = Instant::now();
-    submit_chunks(&submitter, &stats, payloads, shape, &sub_tx)?;
-    drop(sub_tx);
-    let (hist, finished) = monitor
-        .join()
-        .map_err(|_| anyhow!("the monitor thread panicked"))?;
-    let seconds = finished.duration_since(started).as_secs_f64();
-    let report = report("embedded", total, seconds, &hist, shape, &stats);
-    exchange.shutdown()?;
-    Ok(report)
 }
 
 /// The monitor records, for each chunk (`(last cmd_seq, submitted at)` from
