@@ -3,7 +3,7 @@
 //! commits on one machine; nothing here asserts a time.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use gpux::workload::{self, WorkloadConfig};
+use gpux::bench::workload::{self, WorkloadConfig};
 use gpux_engine::command::{CancelOrder, PlaceOrder};
 use gpux_engine::{Command, Engine, Event, OrderType, Side, StpMode, TimeInForce};
 use rust_decimal::Decimal;

@@ -12,15 +12,56 @@
 //! events are printed; running again with the same file resumes: lines already in
 //! the command log (counted from the top, blank lines aside) are skipped.
 
+use anyhow::Context as _;
 use gpux_engine::{CommandEnvelope, Engine, Event, EventEnvelope};
 use gpux_ledger::SourceKey;
-use gpux_sequencer::{Exchange, Feed, PipelineOptions};
+use gpux_sequencer::{EmbeddedSubmitter, Exchange, Feed, PipelineOptions};
 use std::fmt;
-use std::io::{BufRead, Write};
-use std::path::Path;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
+
+/// The flags of `gpux apply`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApplyArgs {
+    /// File of commands, one JSON object per line (default: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub commands: Option<PathBuf>,
+    /// Ledger directory to make the run durable (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// With --data: snapshot the engine every this many events.
+    #[arg(long, value_name = "N", default_value_t = gpux_sequencer::SNAPSHOT_EVERY_EVENTS_DEFAULT, requires = "data")]
+    pub snapshot_every: u64,
+}
+
+/// `gpux apply`: reads the commands file (or standard input) and prints events on
+/// standard output, in memory ([`run`]) or durably with `--data` ([`run_durable`]).
+pub fn run_cli(args: ApplyArgs) -> anyhow::Result<()> {
+    let stdout = BufWriter::new(std::io::stdout().lock());
+    let input: Box<dyn BufRead> = match args.commands {
+        Some(path) => Box::new(BufReader::new(
+            std::fs::File::open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    match args.data {
+        None => {
+            run(input, stdout)?;
+        }
+        Some(dir) => {
+            let opts = PipelineOptions {
+                snapshot_every_events: args.snapshot_every.max(1),
+                ..PipelineOptions::default()
+            };
+            run_durable(&dir, opts, input, stdout)?;
+        }
+    }
+    Ok(())
+}
 
 /// Why `apply` stopped.
 #[derive(Debug)]
@@ -157,7 +198,7 @@ pub fn run_durable(
     dir: &Path,
     opts: PipelineOptions,
     input: impl BufRead,
-    mut output: impl Write,
+    output: impl Write,
 ) -> Result<ApplySummary, ApplyError> {
     let exchange = Exchange::start_embedded(dir, opts)?;
     let submitter = exchange
@@ -167,16 +208,91 @@ pub fn run_durable(
         .reader()
         .inbox_last()
         .map_err(anyhow::Error::from)?;
-    let stats = exchange.stats();
     // Print everything applied from now on: commands an earlier run journaled but
     // did not apply come first.
-    let mut feed = exchange.follow(stats.durable_seq.load(Ordering::Acquire) + 1);
-    let mut summary = ApplySummary {
-        resumed: journaled,
-        ..ApplySummary::default()
+    let durable = exchange.stats().durable_seq.load(Ordering::Acquire);
+    let mut printer = DurablePrinter {
+        feed: exchange.follow(durable + 1),
+        output,
+        summary: ApplySummary {
+            resumed: journaled,
+            ..ApplySummary::default()
+        },
     };
-    let mut print_ready = |feed: &mut dyn Feed, summary: &mut ApplySummary, wait: Duration| {
-        while let Some(batch) = feed.recv_timeout(wait).map_err(anyhow::Error::from)? {
+    let mut journal = Journal {
+        submitter,
+        chunk: Vec::with_capacity(JOURNAL_CHUNK),
+        last_seq: journaled,
+    };
+    let mut stop = None;
+    for item in commands(input).skip(journaled as usize) {
+        match item {
+            Ok((line, _)) => journal.chunk.push(line.into_bytes()),
+            Err(e) => {
+                stop = Some(e);
+                break;
+            }
+        }
+        if journal.chunk.len() == JOURNAL_CHUNK {
+            journal.submit()?;
+            printer.print_ready(Duration::ZERO)?;
+        }
+    }
+    if !journal.chunk.is_empty() {
+        journal.submit()?;
+    }
+    printer.print_until_applied(&exchange, journal.last_seq)?;
+    let DurablePrinter {
+        feed,
+        mut output,
+        summary,
+    } = printer;
+    drop(feed);
+    exchange.shutdown()?;
+    output.flush()?;
+    match stop {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}
+
+/// Input lines on their way into the embedded command log, `JOURNAL_CHUNK` per
+/// synced write.
+struct Journal {
+    submitter: EmbeddedSubmitter,
+    chunk: Vec<Vec<u8>>,
+    /// The command log's last sequence number once the last chunk is in.
+    last_seq: u64,
+}
+
+impl Journal {
+    /// Journals the chunk and waits until it is in the log.
+    fn submit(&mut self) -> Result<(), ApplyError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submitter
+            .submit_many(std::mem::take(&mut self.chunk), move |r| {
+                let _ = tx.send(r);
+            });
+        let seqs = rx
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the command log stopped"))?
+            .map_err(anyhow::Error::from)?;
+        self.last_seq = seqs.last().copied().unwrap_or(0);
+        Ok(())
+    }
+}
+
+/// Prints the commands of a durable run as their batches become durable.
+struct DurablePrinter<F, W> {
+    feed: F,
+    output: W,
+    summary: ApplySummary,
+}
+
+impl<F: Feed, W: Write> DurablePrinter<F, W> {
+    /// Prints every batch durable by now, waiting up to `wait` for the first.
+    fn print_ready(&mut self, wait: Duration) -> Result<(), ApplyError> {
+        while let Some(batch) = self.feed.recv_timeout(wait).map_err(anyhow::Error::from)? {
             for c in batch.iter() {
                 let a = Applied {
                     seq: c.cmd_seq,
@@ -184,63 +300,36 @@ pub fn run_durable(
                     request_id: c.request_id.clone(),
                     events: &c.events,
                 };
-                print(&mut output, &a, summary)?;
+                print(&mut self.output, &a, &mut self.summary)?;
             }
         }
-        Ok::<(), ApplyError>(())
-    };
-    let mut chunk: Vec<Vec<u8>> = Vec::with_capacity(JOURNAL_CHUNK);
-    let mut stop = None;
-    let mut last_journaled = journaled;
-    let journal = |chunk: &mut Vec<Vec<u8>>| -> Result<u64, ApplyError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        submitter.submit_many(std::mem::take(chunk), move |r| {
-            let _ = tx.send(r);
-        });
-        let seqs = rx
-            .recv()
-            .map_err(|_| anyhow::anyhow!("the command log stopped"))?
-            .map_err(anyhow::Error::from)?;
-        Ok(seqs.last().copied().unwrap_or(0))
-    };
-    for item in commands(input).skip(journaled as usize) {
-        match item {
-            Ok((line, _)) => chunk.push(line.into_bytes()),
-            Err(e) => {
-                stop = Some(e);
+        Ok(())
+    }
+
+    /// Prints until everything journaled up to `last_journaled` is applied and
+    /// durable (so it is all printed before the ledger closes).
+    fn print_until_applied<S: gpux_ledger::Store>(
+        &mut self,
+        exchange: &Exchange<S>,
+        last_journaled: u64,
+    ) -> Result<(), ApplyError> {
+        let reader = exchange.reader();
+        let stats = exchange.stats();
+        loop {
+            self.print_ready(Duration::from_millis(20))?;
+            let consumed = reader
+                .consumed_offset(&SourceKey::Embedded)
+                .map_err(anyhow::Error::from)?
+                .unwrap_or(0);
+            if consumed >= last_journaled
+                && self.feed.next_seq() > stats.durable_seq.load(Ordering::Acquire)
+            {
                 break;
             }
+            if let Some(why) = exchange.failure() {
+                return Err(ApplyError::Ledger(anyhow::anyhow!(why)));
+            }
         }
-        if chunk.len() == JOURNAL_CHUNK {
-            last_journaled = journal(&mut chunk)?;
-            print_ready(&mut feed, &mut summary, Duration::ZERO)?;
-        }
-    }
-    if !chunk.is_empty() {
-        last_journaled = journal(&mut chunk)?;
-    }
-    // Everything journaled is applied and durable before the ledger closes.
-    let reader = exchange.reader();
-    loop {
-        print_ready(&mut feed, &mut summary, Duration::from_millis(20))?;
-        let consumed = reader
-            .consumed_offset(&SourceKey::Embedded)
-            .map_err(anyhow::Error::from)?
-            .unwrap_or(0);
-        if consumed >= last_journaled && feed.next_seq() > stats.durable_seq.load(Ordering::Acquire)
-        {
-            break;
-        }
-        if let Some(why) = exchange.failure() {
-            return Err(ApplyError::Ledger(anyhow::anyhow!(why)));
-        }
-    }
-    print_ready(&mut feed, &mut summary, Duration::ZERO)?;
-    drop(feed);
-    exchange.shutdown()?;
-    output.flush()?;
-    match stop {
-        Some(e) => Err(e),
-        None => Ok(summary),
+        self.print_ready(Duration::ZERO)
     }
 }

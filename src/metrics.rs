@@ -147,7 +147,8 @@ struct QuantileLabels {
 type GaugeF64 = Gauge<f64, AtomicU64>;
 type GaugeU64 = Gauge<u64, AtomicU64>;
 
-#[derive(Debug)]
+/// Every metric (at zero when defaulted), and the registry that renders them.
+#[derive(Debug, Default)]
 struct Inner {
     registry: Registry,
     commands_applied: Counter,
@@ -169,6 +170,93 @@ struct Inner {
     update: Mutex<BTreeMap<String, u64>>,
     /// Where [`Metrics::render`] reads pipeline counters, if watched.
     watched: Mutex<Option<Arc<PipelineStats>>>,
+}
+
+impl Inner {
+    /// Registers the metrics of the pipeline (and of followers' lag behind it) in
+    /// `r`.
+    fn register_pipeline(&self, r: &mut Registry) {
+        r.register(
+            "commands_applied",
+            "Commands applied by the engine since start (commands/s: rate())",
+            self.commands_applied.clone(),
+        );
+        r.register(
+            "events_durable",
+            "Events made durable in the ledger since start",
+            self.events_durable.clone(),
+        );
+        r.register(
+            "ledger_batches",
+            "Ledger batches committed (one synced write each) since start",
+            self.ledger_batches.clone(),
+        );
+        r.register(
+            "durable_cmd_seq",
+            "Highest command sequence number durable in the ledger",
+            self.durable_seq.clone(),
+        );
+        r.register_with_unit(
+            "batch_commit_latency",
+            "Time from a command being read from the log to its batch being durable, \
+             quantiles since start (the pipeline's own histogram, ~3% precision)",
+            Unit::Seconds,
+            self.commit_latency.clone(),
+        );
+        r.register_with_unit(
+            "batch_commit_latency_max",
+            "Longest read-to-durable time of a batch since start",
+            Unit::Seconds,
+            self.commit_latency_max.clone(),
+        );
+        r.register_with_unit(
+            "batch_commit_latency_mean",
+            "Mean read-to-durable time of a batch since start",
+            Unit::Seconds,
+            self.commit_latency_mean.clone(),
+        );
+        r.register(
+            "follower_lag_commands",
+            "Commands durable in the ledger that a follower has not applied yet",
+            self.follower_lag.clone(),
+        );
+    }
+
+    /// Registers the metrics every process with a gateway has in `r`: followers,
+    /// books, WebSocket clients, HTTP requests and the build.
+    fn register_gateway(&self, r: &mut Registry) {
+        r.register(
+            "follower_cmd_seq",
+            "Last command sequence number a follower (gateway replica, events publisher, \
+             standby) has applied",
+            self.follower_seq.clone(),
+        );
+        r.register(
+            "book_resting_orders",
+            "Orders resting in a market's book, per side",
+            self.book_orders.clone(),
+        );
+        r.register(
+            "book_levels",
+            "Price levels in a market's book, per side",
+            self.book_levels.clone(),
+        );
+        r.register(
+            "websocket_clients",
+            "Open market-data WebSocket connections",
+            self.ws_clients.clone(),
+        );
+        r.register(
+            "http_requests",
+            "HTTP requests answered, by method, route template and status",
+            self.http_requests.clone(),
+        );
+        r.register(
+            "build",
+            "The running gpux version",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+    }
 }
 
 /// The metrics registry and its update handle. Cloning is cheap (one `Arc`); every
@@ -198,125 +286,27 @@ impl Metrics {
     }
 
     fn build(pipeline: bool) -> Self {
+        let mut inner = Inner::default();
         let mut registry = Registry::with_prefix("gpux");
         // Metrics outside the registry are kept up to date but never rendered.
         let mut unlisted = Registry::default();
-        let pipe = if pipeline {
+        inner.register_pipeline(if pipeline {
             &mut registry
         } else {
             &mut unlisted
-        };
-        let commands_applied = Counter::default();
-        pipe.register(
-            "commands_applied",
-            "Commands applied by the engine since start (commands/s: rate())",
-            commands_applied.clone(),
-        );
-        let events_durable = Counter::default();
-        pipe.register(
-            "events_durable",
-            "Events made durable in the ledger since start",
-            events_durable.clone(),
-        );
-        let ledger_batches = Counter::default();
-        pipe.register(
-            "ledger_batches",
-            "Ledger batches committed (one synced write each) since start",
-            ledger_batches.clone(),
-        );
-        let durable_seq = GaugeU64::default();
-        pipe.register(
-            "durable_cmd_seq",
-            "Highest command sequence number durable in the ledger",
-            durable_seq.clone(),
-        );
-        let commit_latency = Family::<QuantileLabels, GaugeF64>::default();
-        pipe.register_with_unit(
-            "batch_commit_latency",
-            "Time from a command being read from the log to its batch being durable, \
-             quantiles since start (the pipeline's own histogram, ~3% precision)",
-            Unit::Seconds,
-            commit_latency.clone(),
-        );
-        let commit_latency_max = GaugeF64::default();
-        pipe.register_with_unit(
-            "batch_commit_latency_max",
-            "Longest read-to-durable time of a batch since start",
-            Unit::Seconds,
-            commit_latency_max.clone(),
-        );
-        let commit_latency_mean = GaugeF64::default();
-        pipe.register_with_unit(
-            "batch_commit_latency_mean",
-            "Mean read-to-durable time of a batch since start",
-            Unit::Seconds,
-            commit_latency_mean.clone(),
-        );
-        let follower_lag = Family::<FollowerLabels, GaugeU64>::default();
-        pipe.register(
-            "follower_lag_commands",
-            "Commands durable in the ledger that a follower has not applied yet",
-            follower_lag.clone(),
-        );
-        let follower_seq = Family::<FollowerLabels, GaugeU64>::default();
-        registry.register(
-            "follower_cmd_seq",
-            "Last command sequence number a follower (gateway replica, events publisher, \
-             standby) has applied",
-            follower_seq.clone(),
-        );
-        let book_orders = Family::<BookLabels, GaugeU64>::default();
-        registry.register(
-            "book_resting_orders",
-            "Orders resting in a market's book, per side",
-            book_orders.clone(),
-        );
-        let book_levels = Family::<BookLabels, GaugeU64>::default();
-        registry.register(
-            "book_levels",
-            "Price levels in a market's book, per side",
-            book_levels.clone(),
-        );
-        let ws_clients = Gauge::default();
-        registry.register(
-            "websocket_clients",
-            "Open market-data WebSocket connections",
-            ws_clients.clone(),
-        );
-        let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by method, route template and status",
-            http_requests.clone(),
-        );
-        registry.register(
-            "build",
-            "The running gpux version",
-            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
-        );
+        });
+        inner.register_gateway(&mut registry);
         // Present from the start, so dashboards see the series before the first batch.
         for (_, label) in QUANTILES {
-            drop(commit_latency.get_or_create(&QuantileLabels { quantile: label }));
+            drop(
+                inner
+                    .commit_latency
+                    .get_or_create(&QuantileLabels { quantile: label }),
+            );
         }
+        inner.registry = registry;
         Metrics {
-            inner: Arc::new(Inner {
-                registry,
-                commands_applied,
-                events_durable,
-                ledger_batches,
-                durable_seq,
-                commit_latency,
-                commit_latency_max,
-                commit_latency_mean,
-                follower_seq,
-                follower_lag,
-                book_orders,
-                book_levels,
-                ws_clients,
-                http_requests,
-                update: Mutex::new(BTreeMap::new()),
-                watched: Mutex::new(None),
-            }),
+            inner: Arc::new(inner),
         }
     }
 

@@ -5,7 +5,7 @@
 //! after commit) must be in the ledger as printed; the state must equal a crash-free
 //! run's; and `gpux replay verify` must pass.
 
-use gpux::workload::{self, WorkloadConfig};
+use gpux::bench::workload::{self, WorkloadConfig};
 use gpux_engine::{CommandEnvelope, Engine, EventEnvelope};
 use gpux_ledger::{Ledger, Source};
 use rand::{Rng, SeedableRng};
@@ -109,43 +109,50 @@ fn run(
     (reader.join().unwrap(), finished)
 }
 
+/// The events runs printed, by command, as JSON texts.
+type Printed = BTreeMap<u64, Vec<String>>;
+
+/// Runs `gpux apply --data` up to `KILLS` times, each killed at a seeded random
+/// moment unless it finishes first, then once more to the end if none finished.
+/// Returns what the runs printed and how many were killed.
+fn run_until_finished(data: &std::path::Path, input: &std::path::Path) -> (Printed, usize) {
+    let mut rng = ChaCha8Rng::seed_from_u64(2026);
+    let mut printed = Printed::new();
+    let mut kills = 0;
+    for _ in 0..KILLS {
+        let (events, done) = run(
+            data,
+            input,
+            Some(Duration::from_millis(rng.random_range(30..400))),
+        );
+        record(&mut printed, events);
+        if done {
+            return (printed, kills);
+        }
+        kills += 1;
+    }
+    let (events, done) = run(data, input, None);
+    assert!(done, "the last run finishes");
+    record(&mut printed, events);
+    (printed, kills)
+}
+
+/// Adds the events of one run to `printed`.
+fn record(printed: &mut Printed, events: Vec<EventEnvelope>) {
+    for e in events {
+        printed
+            .entry(e.seq)
+            .or_default()
+            .push(serde_json::to_string(&e.event).unwrap());
+    }
+}
+
 #[test]
 fn killed_at_random_moments_the_pipeline_loses_nothing_and_applies_nothing_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let (input, lines) = command_file(tmp.path());
     let data = tmp.path().join("ledger");
-    let mut rng = ChaCha8Rng::seed_from_u64(2026);
-    let mut printed: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    let mut kills = 0;
-    let mut finished = false;
-    for _ in 0..KILLS {
-        let (events, done) = run(
-            &data,
-            &input,
-            Some(Duration::from_millis(rng.random_range(30..400))),
-        );
-        for e in events {
-            printed
-                .entry(e.seq)
-                .or_default()
-                .push(serde_json::to_string(&e.event).unwrap());
-        }
-        if done {
-            finished = true;
-            break;
-        }
-        kills += 1;
-    }
-    if !finished {
-        let (events, done) = run(&data, &input, None);
-        assert!(done, "the last run finishes");
-        for e in events {
-            printed
-                .entry(e.seq)
-                .or_default()
-                .push(serde_json::to_string(&e.event).unwrap());
-        }
-    }
+    let (printed, kills) = run_until_finished(&data, &input);
     assert!(
         kills >= 3,
         "the test must actually kill runs (killed {kills})"

@@ -12,8 +12,12 @@
 
 mod support;
 
+use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
+use gpux_sequencer::kafka::KafkaConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use support::broker::Broker;
@@ -27,26 +31,17 @@ const KILLS: usize = 14;
 /// and kills land between many commits.
 const ENGINE_ARGS: &[&str] = &["--snapshot-every", "3000", "--max-batch", "300"];
 
-#[test]
-fn killed_at_random_moments_the_kafka_engine_applies_each_record_exactly_once() {
-    let broker = Broker::start();
-    broker.create_topics(&["cmds", "events"]);
-    let cfg = broker.config("cmds", "events");
-    let data = tempfile::tempdir().unwrap();
-    let dir = data.path().join("ledger");
-
-    support::produce(&cfg, &[support::list_market()], 1, Duration::ZERO);
-    let per_producer: Vec<Vec<Vec<u8>>> = (0..PRODUCERS)
-        .map(|k| support::producer_commands(k, ACCOUNTS_PER_PRODUCER, ORDERS_PER_PRODUCER, 40 + k))
-        .collect();
-    let total = 1 + per_producer.iter().map(Vec::len).sum::<usize>() as u64;
-    // Each producer writes half its commands at once, before the first engine
-    // starts, so the first lives are killed while catching up on a backlog; the
-    // other half later, in bursts (100 commands every 0.5 s), so later lives are
-    // killed idle, between bursts or in the middle of one.
-    let (first_half_done, first_halves) = std::sync::mpsc::channel();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let go_rx = std::sync::Arc::new(std::sync::Mutex::new(go_rx));
+/// A producer thread per `per_producer` entry: each writes the first half of its
+/// commands at once and returns when told to go on, then writes the second half in
+/// bursts (100 commands every 0.5 s); each returns how many were acknowledged.
+/// Returns once every first half is written, with the go-on sender.
+fn start_producers(
+    cfg: &KafkaConfig,
+    per_producer: &[Vec<Vec<u8>>],
+) -> (Vec<JoinHandle<u64>>, mpsc::Sender<()>) {
+    let (first_half_done, first_halves) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Arc::new(Mutex::new(go_rx));
     let producers: Vec<_> = per_producer
         .iter()
         .cloned()
@@ -65,16 +60,22 @@ fn killed_at_random_moments_the_kafka_engine_applies_each_record_exactly_once() 
     for _ in 0..PRODUCERS {
         first_halves.recv().unwrap();
     }
+    (producers, go_tx)
+}
 
+/// `KILLS` lives of `gpux engine`, each killed with SIGKILL at a seeded random
+/// moment, sometimes while recovering; halfway, the producers are told to go on.
+/// Returns the `cmd_seq` each life that got ready resumed at.
+fn kill_at_random_moments(dir: &Path, cfg: &KafkaConfig, go: &mpsc::Sender<()>) -> Vec<u64> {
     let mut rng = ChaCha8Rng::seed_from_u64(2026);
     let mut resumed_at = Vec::new();
     for life in 0..KILLS {
         if life == KILLS / 2 {
             for _ in 0..PRODUCERS {
-                go_tx.send(()).unwrap();
+                go.send(()).unwrap();
             }
         }
-        let mut engine = EngineProcess::spawn(&dir, &cfg, ENGINE_ARGS);
+        let mut engine = EngineProcess::spawn(dir, cfg, ENGINE_ARGS);
         if rng.random_ratio(1, 6) {
             // Killed while recovering.
             std::thread::sleep(Duration::from_millis(rng.random_range(0..150)));
@@ -89,6 +90,52 @@ fn killed_at_random_moments_the_kafka_engine_applies_each_record_exactly_once() 
         }
         engine.kill9();
     }
+    resumed_at
+}
+
+/// The topic holds each producer's commands once each, in its submission order.
+fn assert_each_producer_in_order(
+    records: &[(u64, Option<Vec<u8>>)],
+    per_producer: &[Vec<Vec<u8>>],
+) {
+    for (k, cmds) in per_producer.iter().enumerate() {
+        let prefix = format!(r#""request_id":"p{k}-"#);
+        let on_topic: Vec<&[u8]> = records
+            .iter()
+            .filter_map(|(_, v)| v.as_deref())
+            .filter(|v| String::from_utf8_lossy(v).contains(&prefix))
+            .collect();
+        assert_eq!(
+            on_topic.len(),
+            cmds.len(),
+            "producer {k}: each command once"
+        );
+        assert!(
+            on_topic.iter().zip(cmds).all(|(a, b)| *a == b.as_slice()),
+            "producer {k}: in submission order"
+        );
+    }
+}
+
+#[test]
+fn killed_at_random_moments_the_kafka_engine_applies_each_record_exactly_once() {
+    let broker = Broker::start();
+    broker.create_topics(&["cmds", "events"]);
+    let cfg = broker.config("cmds", "events");
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("ledger");
+
+    support::produce(&cfg, &[support::list_market()], 1, Duration::ZERO);
+    let per_producer: Vec<Vec<Vec<u8>>> = (0..PRODUCERS)
+        .map(|k| support::producer_commands(k, ACCOUNTS_PER_PRODUCER, ORDERS_PER_PRODUCER, 40 + k))
+        .collect();
+    let total = 1 + per_producer.iter().map(Vec::len).sum::<usize>() as u64;
+    // Each producer writes half its commands before the first engine starts, so
+    // the first lives are killed while catching up on a backlog; the other half
+    // later, in bursts, so later lives are killed idle, between bursts or in the
+    // middle of one.
+    let (producers, go) = start_producers(&cfg, &per_producer);
+    let mut resumed_at = kill_at_random_moments(&dir, &cfg, &go);
     for (p, cmds) in producers.into_iter().zip(&per_producer) {
         assert_eq!(p.join().expect("a producer thread"), cmds.len() as u64);
     }
@@ -107,39 +154,10 @@ fn killed_at_random_moments_the_kafka_engine_applies_each_record_exactly_once() 
     // The topic: every command once, each producer's in its submission order.
     let records = support::read_topic(&cfg, "cmds");
     assert_eq!(records.len() as u64, total);
-    for (k, cmds) in per_producer.iter().enumerate() {
-        let prefix = format!(r#""request_id":"p{k}-"#);
-        let on_topic: Vec<&[u8]> = records
-            .iter()
-            .filter_map(|(_, v)| v.as_deref())
-            .filter(|v| String::from_utf8_lossy(v).contains(&prefix))
-            .collect();
-        assert_eq!(
-            on_topic.len(),
-            cmds.len(),
-            "producer {k}: each command once"
-        );
-        assert!(
-            on_topic.iter().zip(cmds).all(|(a, b)| *a == b.as_slice()),
-            "producer {k}: in submission order"
-        );
-    }
+    assert_each_producer_in_order(&records, &per_producer);
 
     support::assert_ledger_holds_topic(&dir, "cmds", &records);
-    let ledger = gpux_ledger::Ledger::open_read_only(&dir).unwrap();
-    let rebuilt = gpux_replay::rebuild::state_at(&ledger.reader(), None, None).unwrap();
-    let reference = support::reference_engine(
-        records
-            .iter()
-            .map(|(_, v)| v.as_deref().unwrap_or_default()),
-    );
-    assert_eq!(rebuilt.last_seq(), total);
-    assert_eq!(
-        rebuilt.state_hash(),
-        reference.state_hash(),
-        "same state as a crash-free run"
-    );
-    drop(ledger);
+    assert_eq!(support::assert_state_is_crash_free(&dir, &records), total);
     support::assert_replay_verify(&dir);
     assert_eq!(
         support::assert_events_topic_matches_ledger(&dir, &cfg),

@@ -120,6 +120,77 @@ fn eventually(addr: &str, path: &str, key: &str, pred: impl Fn(&Value) -> bool) 
     }
 }
 
+/// Lists the market, creates account 1 with 8 GPU-hours of capacity and rests an
+/// ask for all of it, through the gateway at `addr`; returns the seller's key and
+/// the ask's order id.
+fn list_market_and_ask(addr: &str) -> (String, u64) {
+    call(
+        addr,
+        "POST",
+        "/v1/markets",
+        ADMIN,
+        &format!(
+            r#"{{"market":"{MARKET}","tick_size":"0.01","lot_size":"1","maker_fee_bps":10,"taker_fee_bps":20}}"#
+        ),
+        201,
+    );
+    let seller = create_account(addr, 1);
+    call(
+        addr,
+        "POST",
+        "/v1/capacity/add",
+        &seller,
+        &format!(r#"{{"market":"{MARKET}","quantity":"8"}}"#),
+        200,
+    );
+    let ask = call(
+        addr,
+        "POST",
+        "/v1/orders",
+        &seller,
+        &format!(r#"{{"market":"{MARKET}","side":"sell","price":"2.40","quantity":"8"}}"#),
+        200,
+    );
+    assert_eq!(ask["status"], "resting", "{ask}");
+    let ask_id = ask["order_id"].as_u64().unwrap();
+    (seller, ask_id)
+}
+
+/// Through the gateway at `addr`, which must know `seller`'s key and ask: creates
+/// and funds account 2 and buys 3 of the ask at market; returns the buyer's key and
+/// the buy's answer.
+fn buy_from(addr: &str, seller: &str, ask_id: u64) -> (String, Value) {
+    let seen = call(
+        addr,
+        "GET",
+        &format!("/v1/orders/{ask_id}"),
+        seller,
+        "",
+        200,
+    );
+    assert_eq!(seen["remaining"], "8", "{seen}");
+    let buyer = create_account(addr, 2);
+    call(
+        addr,
+        "POST",
+        "/v1/accounts/2/deposits",
+        ADMIN,
+        r#"{"amount":"100"}"#,
+        200,
+    );
+    let bid = call(
+        addr,
+        "POST",
+        "/v1/orders",
+        &buyer,
+        &format!(r#"{{"market":"{MARKET}","side":"buy","order_type":"market","quantity":"3"}}"#),
+        200,
+    );
+    assert_eq!(bid["status"], "filled", "{bid}");
+    assert_eq!(bid["fills"][0]["order_id"], bid["order_id"], "{bid}");
+    (buyer, bid)
+}
+
 #[test]
 fn gateways_in_front_of_an_engine_process_trade_through_the_broker() {
     support::init_logging();
@@ -143,68 +214,13 @@ fn gateways_in_front_of_an_engine_process_trade_through_the_broker() {
     assert_eq!(engine.wait_ready(), 0);
 
     // Through gateway A: a market, a provider with capacity and an ask.
-    call(
-        &a_addr,
-        "POST",
-        "/v1/markets",
-        ADMIN,
-        &format!(
-            r#"{{"market":"{MARKET}","tick_size":"0.01","lot_size":"1","maker_fee_bps":10,"taker_fee_bps":20}}"#
-        ),
-        201,
-    );
-    let seller = create_account(&a_addr, 1);
-    call(
-        &a_addr,
-        "POST",
-        "/v1/capacity/add",
-        &seller,
-        &format!(r#"{{"market":"{MARKET}","quantity":"8"}}"#),
-        200,
-    );
-    let ask = call(
-        &a_addr,
-        "POST",
-        "/v1/orders",
-        &seller,
-        &format!(r#"{{"market":"{MARKET}","side":"sell","price":"2.40","quantity":"8"}}"#),
-        200,
-    );
-    assert_eq!(ask["status"], "resting", "{ask}");
-    let ask_id = ask["order_id"].as_u64().unwrap();
+    let (seller, ask_id) = list_market_and_ask(&a_addr);
 
     // Gateway B, started now, catches up from the topic: it knows the seller's key
     // and order, and takes a buyer's order that fills against it.
     let b = Gateway::start(&cfg, &dir.path().join("gw-b"));
     let b_addr = b.wait_ready();
-    let seen = call(
-        &b_addr,
-        "GET",
-        &format!("/v1/orders/{ask_id}"),
-        &seller,
-        "",
-        200,
-    );
-    assert_eq!(seen["remaining"], "8", "{seen}");
-    let buyer = create_account(&b_addr, 2);
-    call(
-        &b_addr,
-        "POST",
-        "/v1/accounts/2/deposits",
-        ADMIN,
-        r#"{"amount":"100"}"#,
-        200,
-    );
-    let bid = call(
-        &b_addr,
-        "POST",
-        "/v1/orders",
-        &buyer,
-        &format!(r#"{{"market":"{MARKET}","side":"buy","order_type":"market","quantity":"3"}}"#),
-        200,
-    );
-    assert_eq!(bid["status"], "filled", "{bid}");
-    assert_eq!(bid["fills"][0]["order_id"], bid["order_id"], "{bid}");
+    let (buyer, bid) = buy_from(&b_addr, &seller, ask_id);
 
     // Gateway A sees the fill on the seller's side, and the buyer's key.
     let fills = eventually(&a_addr, "/v1/fills", &seller, |v| {

@@ -18,8 +18,12 @@ use gpux_sequencer::{Exchange, PipelineOptions, MAX_COMMAND_BYTES};
 use support::broker::Broker;
 use support::PATIENCE;
 
-/// What each record is and whether the engine must refuse it as malformed.
-fn records() -> Vec<(&'static str, Option<Vec<u8>>, bool)> {
+/// A record of the test: what it is, its value (`None`: a tombstone), and whether
+/// the engine must refuse it as malformed.
+type Record = (&'static str, Option<Vec<u8>>, bool);
+
+/// The records, in the order they are produced.
+fn records() -> Vec<Record> {
     let env =
         |ts: u64, cmd: &str| format!(r#"{{"v":1,"ts_ns":{ts},"command":{cmd}}}"#).into_bytes();
     let mut oversized = env(7, r#"{"type":"deposit","account":1,"amount":"5"}"#);
@@ -100,29 +104,9 @@ fn wait_durable(exchange: &Exchange, cmd_seq: u64) {
     }
 }
 
-#[test]
-fn poison_messages_are_recorded_as_rejections_and_the_engine_goes_on() {
-    support::init_logging();
-    let broker = Broker::start();
-    broker.create_topics(&["cmds", "events"]);
-    let cfg = broker.config("cmds", "events");
-    let dir = tempfile::tempdir().unwrap();
-    let records = records();
-    let n = records.len() as u64;
-
-    let exchange =
-        kafka::start_exchange(dir.path(), PipelineOptions::default(), &cfg).expect("starts");
-    produce_raw(
-        &cfg,
-        &records.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
-    );
-    wait_durable(&exchange, n);
-    support::wait_events(&cfg, n);
-    assert!(exchange.failure().is_none(), "{:?}", exchange.failure());
-    exchange.shutdown().expect("clean shutdown");
-
-    let ledger = Ledger::open_read_only(dir.path()).unwrap();
-    assert_eq!(ledger.head().last_cmd_seq, n);
+/// Command `i + 1` is record `i`: from its offset, with its payload as read (cut at
+/// the log's limit), refused as malformed if and only if it should be.
+fn assert_each_record_recorded(ledger: &Ledger, records: &[Record]) {
     for (i, (what, value, malformed)) in records.iter().enumerate() {
         let cmd_seq = i as u64 + 1;
         let rec = ledger.command(cmd_seq).unwrap().expect("recorded");
@@ -161,6 +145,32 @@ fn poison_messages_are_recorded_as_rejections_and_the_engine_goes_on() {
             );
         }
     }
+}
+
+#[test]
+fn poison_messages_are_recorded_as_rejections_and_the_engine_goes_on() {
+    support::init_logging();
+    let broker = Broker::start();
+    broker.create_topics(&["cmds", "events"]);
+    let cfg = broker.config("cmds", "events");
+    let dir = tempfile::tempdir().unwrap();
+    let records = records();
+    let n = records.len() as u64;
+
+    let exchange =
+        kafka::start_exchange(dir.path(), PipelineOptions::default(), &cfg).expect("starts");
+    produce_raw(
+        &cfg,
+        &records.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+    );
+    wait_durable(&exchange, n);
+    support::wait_events(&cfg, n);
+    assert!(exchange.failure().is_none(), "{:?}", exchange.failure());
+    exchange.shutdown().expect("clean shutdown");
+
+    let ledger = Ledger::open_read_only(dir.path()).unwrap();
+    assert_eq!(ledger.head().last_cmd_seq, n);
+    assert_each_record_recorded(&ledger, &records);
     let deposited = ledger.events_of_command(11).unwrap();
     assert!(String::from_utf8_lossy(&deposited[0].payload).contains(r#""available":"100.000000""#));
     drop(ledger);

@@ -13,55 +13,102 @@ use gpux::run::serve_until;
 use serde_json::Value;
 use support::{http, http_text, Lines};
 
+/// A `gpux serve` running in a thread, with its ready line.
+struct Serve {
+    line: Value,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Serve {
+    /// Starts serve with `opts` and waits for its ready line.
+    fn start(opts: Config) -> Serve {
+        let (tx, rx) = mpsc::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let mut out = Lines(Vec::new(), tx);
+            serve_until(opts, &mut out, async {
+                let _ = stop_rx.await;
+            })
+        });
+        let line =
+            serde_json::from_str(&rx.recv_timeout(Duration::from_secs(120)).unwrap()).unwrap();
+        Serve { line, stop, thread }
+    }
+
+    /// The address it listens on, from the ready line.
+    fn addr(&self) -> String {
+        self.line["listen"].as_str().unwrap().to_string()
+    }
+
+    /// Stops it; it must stop cleanly.
+    fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.thread.join().unwrap().unwrap();
+    }
+}
+
+/// The admin key in the file the ready line names, which only its owner may read.
+fn admin_key_of(line: &Value) -> String {
+    let key_file = line["admin_key_file"].as_str().unwrap().to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    std::fs::read_to_string(&key_file)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Waits until the gateway is ready (caught up with the ledger).
+fn wait_healthy(addr: &str) {
+    let mut ready = false;
+    for _ in 0..600 {
+        if http(addr, "GET", "/v1/health", "", "").0 == 200 {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ready, "the gateway became ready");
+}
+
+/// The `gpux_http_requests_total` count of one method, route and status in the
+/// metrics text, if the series is there.
+fn requests_counted(metrics: &str, method: &str, route: &str, status: u16) -> Option<u64> {
+    let series = format!(
+        "gpux_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} "
+    );
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .map(|v| v.trim().parse().unwrap())
+}
+
 #[test]
 fn serve_answers_http_keeps_its_admin_key_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut first_key = None;
     for round in 0..2 {
-        let (tx, rx) = mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let opts = Config {
+        let serve = Serve::start(Config {
             data: data.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_key: None,
             ..Config::default()
-        };
-        let server = std::thread::spawn(move || {
-            let mut out = Lines(Vec::new(), tx);
-            serve_until(opts, &mut out, async {
-                let _ = stop_rx.await;
-            })
         });
-        let line: Value =
-            serde_json::from_str(&rx.recv_timeout(Duration::from_secs(120)).unwrap()).unwrap();
-        let addr = line["listen"].as_str().unwrap().to_string();
-        let key_file = line["admin_key_file"].as_str().unwrap().to_string();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        let admin = std::fs::read_to_string(&key_file)
-            .unwrap()
-            .trim()
-            .to_string();
+        let addr = serve.addr();
+        let admin = admin_key_of(&serve.line);
         if let Some(k) = &first_key {
             assert_eq!(&admin, k, "the generated key is reused");
         }
         first_key = Some(admin.clone());
 
         // Ready once caught up with the ledger.
-        let mut ready = false;
-        for _ in 0..600 {
-            if http(&addr, "GET", "/v1/health", "", "").0 == 200 {
-                ready = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(ready, "the gateway became ready");
+        wait_healthy(&addr);
         if round == 0 {
             let (status, body) = http(&addr, "POST", "/v1/accounts", &admin, "{}");
             assert_eq!(status, 201, "{body}");
@@ -77,15 +124,7 @@ fn serve_answers_http_keeps_its_admin_key_and_stops_cleanly() {
         // Every answered request is counted by method, route template and status.
         let (status, metrics) = http_text(&addr, "GET", "/metrics", "", "");
         assert_eq!(status, 200);
-        let count = |method: &str, route: &str, status: u16| -> Option<u64> {
-            let series = format!(
-                "gpux_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} "
-            );
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(series.as_str()))
-                .map(|v| v.trim().parse().unwrap())
-        };
+        let count = |method, route, status| requests_counted(&metrics, method, route, status);
         if round == 0 {
             assert_eq!(count("POST", "/v1/accounts", 201), Some(1), "{metrics}");
         } else {
@@ -102,8 +141,7 @@ fn serve_answers_http_keeps_its_admin_key_and_stops_cleanly() {
         assert_eq!(count("GET", "/v1/balances", 401), Some(1), "{metrics}");
         assert_eq!(count("GET", "unmatched", 404), Some(1), "{metrics}");
 
-        stop_tx.send(()).unwrap();
-        server.join().unwrap().unwrap();
+        serve.stop();
     }
 }
 
@@ -117,23 +155,13 @@ fn ready_line_comes_when_requests_are_served() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     for round in 0..2 {
-        let (tx, rx) = mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let opts = Config {
+        let serve = Serve::start(Config {
             data: data.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_key: Some("readme-admin-key-0123456789".into()),
             ..Config::default()
-        };
-        let server = std::thread::spawn(move || {
-            let mut out = Lines(Vec::new(), tx);
-            serve_until(opts, &mut out, async {
-                let _ = stop_rx.await;
-            })
         });
-        let line: Value =
-            serde_json::from_str(&rx.recv_timeout(Duration::from_secs(120)).unwrap()).unwrap();
-        let addr = line["listen"].as_str().unwrap().to_string();
+        let addr = serve.addr();
         let (status, body) = http(&addr, "GET", "/v1/health", "", "");
         assert_eq!(status, 200, "round {round}: {body}");
         let (status, body) = http(
@@ -144,8 +172,7 @@ fn ready_line_comes_when_requests_are_served() {
             &format!("{{\"account\":{}}}", round + 1),
         );
         assert_eq!(status, 201, "round {round}: {body}");
-        stop_tx.send(()).unwrap();
-        server.join().unwrap().unwrap();
+        serve.stop();
     }
 }
 

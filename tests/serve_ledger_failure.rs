@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use gpux::workload::{self, WorkloadConfig};
+use gpux::bench::workload::{self, WorkloadConfig};
 use gpux_engine::CommandEnvelope;
 use gpux_ledger::{Ledger, LedgerOptions};
 

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gpux::workload::{self, WorkloadConfig};
+use gpux::bench::workload::{self, WorkloadConfig};
 use gpux_engine::command::{AmendOrder, CancelOrder, PlaceOrder};
 use gpux_engine::{ClientOrderId, Command as EngineCommand, CommandEnvelope, Engine};
 use gpux_ledger::{Ledger, Source};
@@ -204,6 +204,25 @@ pub fn reference_engine<'a>(payloads: impl IntoIterator<Item = &'a [u8]>) -> Eng
         }
     }
     engine
+}
+
+/// The state rebuilt from the ledger in `dir` is the one a crash-free engine
+/// reaches applying `records` (the commands topic, in offset order). Returns the
+/// rebuilt state's last `cmd_seq`.
+pub fn assert_state_is_crash_free(dir: &Path, records: &[(u64, Option<Vec<u8>>)]) -> u64 {
+    let ledger = Ledger::open_read_only(dir).expect("the ledger opens");
+    let rebuilt = gpux_replay::rebuild::state_at(&ledger.reader(), None, None).unwrap();
+    let reference = reference_engine(
+        records
+            .iter()
+            .map(|(_, v)| v.as_deref().unwrap_or_default()),
+    );
+    assert_eq!(
+        rebuilt.state_hash(),
+        reference.state_hash(),
+        "same state as a crash-free run"
+    );
+    rebuilt.last_seq()
 }
 
 /// A `gpux engine` child process.

@@ -4,7 +4,7 @@
 //! Through a broker, the broker is usually the bottleneck, so the figure that says
 //! something about our code is the ratio between the pipeline and a bare consumer
 //! draining the same topic in the same run. [`run`]:
-//! 1. generates the engine workload ([`workload`](crate::workload): market, funded
+//! 1. generates the engine workload ([`workload`]: market, funded
 //!    accounts, then the order flow) as protocol envelopes, and produces it to a
 //!    fresh one-partition topic (idempotent producer, `acks=all`);
 //! 2. drains that topic with a bare librdkafka consumer (payloads copied out, nothing
@@ -39,7 +39,7 @@ use gpux_sequencer::kafka::{self, EventsPublisher, KafkaConfig, KafkaSource};
 use gpux_sequencer::{Exchange, PipelineOptions};
 use serde_json::json;
 
-use crate::workload::{self, WorkloadConfig};
+use super::workload::{self, WorkloadConfig};
 
 /// How long any one phase may take before the bench gives up.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(600);

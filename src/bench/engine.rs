@@ -1,13 +1,13 @@
-//! `gpux bench …`: measurements printed as one JSON line each.
+//! `gpux bench engine`: the matching engine alone, no log and no ledger.
 //!
-//! `bench engine` runs the [`workload`](crate::workload) through the engine with
+//! It runs the [`workload`] through the engine with
 //! accounts and holds, events collected in a reused buffer. It makes two passes
 //! over the same commands on fresh engines: one untimed per message, for
 //! throughput (`msgs_per_sec`), and one timing every message, for latency
 //! percentiles (reading the clock costs tens of nanoseconds, which would otherwise
 //! distort the throughput figure).
 
-use crate::workload::{self, WorkloadConfig};
+use super::workload::{self, WorkloadConfig};
 use gpux_engine::{Command, Engine, Event};
 use serde::Serialize;
 use std::time::Instant;
@@ -55,7 +55,7 @@ fn prepared(cfg: &WorkloadConfig) -> (Engine, u64) {
 }
 
 /// Runs the engine benchmark over `messages` generated messages.
-pub fn engine(messages: usize, seed: u64) -> EngineBenchReport {
+pub fn run(messages: usize, seed: u64) -> EngineBenchReport {
     let cfg = WorkloadConfig::new(messages, seed);
     let commands: Vec<Command> = workload::orders(&cfg);
 

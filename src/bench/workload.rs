@@ -8,8 +8,9 @@
 //!
 //! The generator predicts order ids (the engine numbers accepted orders 1, 2, …,
 //! and every generated order is accepted), so the whole stream is generated before
-//! any timing starts. It lives in the library, not under `benches/`, because both
-//! the criterion benches and `gpux bench engine` run it.
+//! any timing starts. It lives in the library, not under `benches/`, because the
+//! criterion benches, `gpux bench engine` and `bench pipeline`, and the end-to-end
+//! tests all run it.
 
 use gpux_engine::command::{
     AmendOrder, CancelOrder, CapacityTransfer, CashTransfer, CreateAccount, ListMarket, PlaceOrder,
@@ -138,8 +139,6 @@ impl Live {
 /// orders still rest (fills are not predictable from the commands alone), so
 /// cancels and amends target live orders except where a stale one is meant.
 pub fn orders(cfg: &WorkloadConfig) -> Vec<Command> {
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let market = market_id();
     let mut engine: Engine = Engine::new();
     let mut events = Vec::new();
     let mut seq = 0;
@@ -151,103 +150,164 @@ pub fn orders(cfg: &WorkloadConfig) -> Vec<Command> {
     for cmd in setup(cfg) {
         apply(&mut engine, &cmd, &mut events);
     }
+    let mut flow = Flow::new(cfg);
     let mut out = Vec::with_capacity(cfg.messages);
-    let mut mid = cfg.start_mid_ticks;
-    let mut next_id: OrderId = 1;
-    let mut live = Live::default();
-    let mut gone: Vec<OrderId> = Vec::new();
-    let price = |ticks: i64| Decimal::new(ticks, TICK_SCALE);
     while out.len() < cfg.messages {
-        if rng.random_ratio(1, 8) {
-            mid = (mid + if rng.random_bool(0.5) { 1 } else { -1 }).max(200);
-        }
-        let roll: u32 = rng.random_range(0..100);
-        // Cancel more as the book grows, so it settles at a realistic size.
-        let cancel_bias = (live.orders.len() / 1_000).min(40) as u32;
-        let cmd = if roll < 2 && !gone.is_empty() {
-            // A duplicate cancel of an order already gone.
-            let id = gone[rng.random_range(0..gone.len())];
-            cancel(owner(id, cfg), id)
-        } else if roll < 10 && !live.orders.is_empty() {
-            // Amend: mostly a size decrease, sometimes a price move away from the touch.
-            let (id, p, side) = live.orders[rng.random_range(0..live.orders.len())];
-            let (new_price, qty) = if rng.random_ratio(1, 3) {
-                let p2 = match side {
-                    Side::Buy => (p - rng.random_range(1..4)).max(1),
-                    Side::Sell => p + rng.random_range(1..4),
-                };
-                (Some(price(p2)), None)
-            } else {
-                (None, Some(Decimal::from(rng.random_range(1..4u64))))
-            };
-            Command::AmendOrder(AmendOrder {
-                account: owner(id, cfg),
-                order_id: Some(id),
-                client_order_id: None,
-                price: new_price,
-                quantity: qty,
-            })
-        } else if roll < 40 + cancel_bias && !live.orders.is_empty() {
-            let (id, _, _) = live.orders[rng.random_range(0..live.orders.len())];
-            gone.push(id);
-            cancel(owner(id, cfg), id)
-        } else {
-            let side = if rng.random_bool(0.5) {
-                Side::Buy
-            } else {
-                Side::Sell
-            };
-            let ioc = rng.random_ratio(15, 100);
-            let ticks = if ioc {
-                // Aggressive: cross the spread by a few ticks.
-                let reach = rng.random_range(0..4);
-                match side {
-                    Side::Buy => mid + reach,
-                    Side::Sell => mid - reach,
-                }
-            } else {
-                // Passive: distance from the mid roughly geometric.
-                let mut d = 1;
-                while d < 60 && rng.random_ratio(4, 5) {
-                    d += 1;
-                }
-                match side {
-                    Side::Buy => mid - d,
-                    Side::Sell => mid + d,
-                }
-            };
-            let id = next_id;
-            next_id += 1;
-            if ioc {
-                gone.push(id);
-            }
-            Command::PlaceOrder(PlaceOrder {
-                account: owner(id, cfg),
-                market,
-                side,
-                order_type: OrderType::Limit,
-                price: Some(price(ticks.max(1))),
-                quantity: Decimal::from(rng.random_range(1..20u64)),
-                time_in_force: Some(if ioc {
-                    TimeInForce::Ioc
-                } else {
-                    TimeInForce::Gtc
-                }),
-                good_till_ns: None,
-                post_only: false,
-                cap: None,
-                client_order_id: None,
-                stp: StpMode::None,
-            })
-        };
+        let cmd = flow.next_command();
         apply(&mut engine, &cmd, &mut events);
-        live.track(&events, TICK_SCALE);
+        flow.observe(&events);
         out.push(cmd);
-        if gone.len() > 4_096 {
-            gone.drain(..2_048);
-        }
     }
     out
+}
+
+/// The generator's state between two messages: the random walk of the mid, the
+/// ids it will give and has seen go, and the orders resting.
+struct Flow<'a> {
+    cfg: &'a WorkloadConfig,
+    rng: ChaCha8Rng,
+    market: MarketId,
+    mid: i64,
+    next_id: OrderId,
+    live: Live,
+    /// Orders filled or cancelled, for the cancels that are meant to miss.
+    gone: Vec<OrderId>,
+}
+
+impl<'a> Flow<'a> {
+    fn new(cfg: &'a WorkloadConfig) -> Self {
+        Flow {
+            cfg,
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            market: market_id(),
+            mid: cfg.start_mid_ticks,
+            next_id: 1,
+            live: Live::default(),
+            gone: Vec::new(),
+        }
+    }
+
+    /// Moves the mid now and then, and picks the next message.
+    fn next_command(&mut self) -> Command {
+        if self.rng.random_ratio(1, 8) {
+            self.mid = (self.mid + if self.rng.random_bool(0.5) { 1 } else { -1 }).max(200);
+        }
+        let roll: u32 = self.rng.random_range(0..100);
+        // Cancel more as the book grows, so it settles at a realistic size.
+        let cancel_bias = (self.live.orders.len() / 1_000).min(40) as u32;
+        if roll < 2 && !self.gone.is_empty() {
+            self.stale_cancel()
+        } else if roll < 10 && !self.live.orders.is_empty() {
+            self.amend()
+        } else if roll < 40 + cancel_bias && !self.live.orders.is_empty() {
+            self.cancel_live()
+        } else {
+            self.place()
+        }
+    }
+
+    /// Follows the engine's answer to the last message.
+    fn observe(&mut self, events: &[Event]) {
+        self.live.track(events, TICK_SCALE);
+        if self.gone.len() > 4_096 {
+            self.gone.drain(..2_048);
+        }
+    }
+
+    /// A duplicate cancel of an order already gone.
+    fn stale_cancel(&mut self) -> Command {
+        let id = self.gone[self.rng.random_range(0..self.gone.len())];
+        cancel(owner(id, self.cfg), id)
+    }
+
+    /// Amend: mostly a size decrease, sometimes a price move away from the touch.
+    fn amend(&mut self) -> Command {
+        let (id, p, side) = self.live.orders[self.rng.random_range(0..self.live.orders.len())];
+        let (new_price, qty) = if self.rng.random_ratio(1, 3) {
+            let p2 = match side {
+                Side::Buy => (p - self.rng.random_range(1..4)).max(1),
+                Side::Sell => p + self.rng.random_range(1..4),
+            };
+            (Some(price(p2)), None)
+        } else {
+            (None, Some(Decimal::from(self.rng.random_range(1..4u64))))
+        };
+        Command::AmendOrder(AmendOrder {
+            account: owner(id, self.cfg),
+            order_id: Some(id),
+            client_order_id: None,
+            price: new_price,
+            quantity: qty,
+        })
+    }
+
+    /// A cancel of a resting order.
+    fn cancel_live(&mut self) -> Command {
+        let (id, _, _) = self.live.orders[self.rng.random_range(0..self.live.orders.len())];
+        self.gone.push(id);
+        cancel(owner(id, self.cfg), id)
+    }
+
+    /// A new limit order: IOC across the spread, or passive around the mid.
+    fn place(&mut self) -> Command {
+        let side = if self.rng.random_bool(0.5) {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        let ioc = self.rng.random_ratio(15, 100);
+        let ticks = self.limit_ticks(side, ioc);
+        let id = self.next_id;
+        self.next_id += 1;
+        if ioc {
+            self.gone.push(id);
+        }
+        Command::PlaceOrder(PlaceOrder {
+            account: owner(id, self.cfg),
+            market: self.market,
+            side,
+            order_type: OrderType::Limit,
+            price: Some(price(ticks.max(1))),
+            quantity: Decimal::from(self.rng.random_range(1..20u64)),
+            time_in_force: Some(if ioc {
+                TimeInForce::Ioc
+            } else {
+                TimeInForce::Gtc
+            }),
+            good_till_ns: None,
+            post_only: false,
+            cap: None,
+            client_order_id: None,
+            stp: StpMode::None,
+        })
+    }
+
+    /// The limit price of a new order, in ticks.
+    fn limit_ticks(&mut self, side: Side, ioc: bool) -> i64 {
+        if ioc {
+            // Aggressive: cross the spread by a few ticks.
+            let reach = self.rng.random_range(0..4);
+            match side {
+                Side::Buy => self.mid + reach,
+                Side::Sell => self.mid - reach,
+            }
+        } else {
+            // Passive: distance from the mid roughly geometric.
+            let mut d = 1;
+            while d < 60 && self.rng.random_ratio(4, 5) {
+                d += 1;
+            }
+            match side {
+                Side::Buy => self.mid - d,
+                Side::Sell => self.mid + d,
+            }
+        }
+    }
+}
+
+/// A price of `ticks` ticks.
+fn price(ticks: i64) -> Decimal {
+    Decimal::new(ticks, TICK_SCALE)
 }
 
 /// The account that places order `id`: a pure function of the id, so the

@@ -17,17 +17,17 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use gpux_engine::{Command, CommandEnvelope};
 use gpux_ledger::LatencyHistogram;
-use gpux_sequencer::{EmbeddedSubmitter, Exchange, PipelineOptions, SubmitError};
+use gpux_sequencer::{EmbeddedSubmitter, Exchange, PipelineOptions, PipelineStats, SubmitError};
 use serde::Serialize;
 
-use crate::workload::{self, WorkloadConfig};
+use super::workload::{self, WorkloadConfig};
 
 /// The result of `gpux bench pipeline` (embedded).
 #[derive(Debug, Clone, Serialize)]
 pub struct PipelineBenchReport {
     /// Always `"pipeline"`.
     pub bench: &'static str,
-    /// `"embedded"`.
+    /// `"embedded"`, or `"embedded-prejournaled"` with `--prejournal`.
     pub mode: &'static str,
     /// Commands that went through (setup + orders).
     pub commands: u64,
@@ -84,90 +84,150 @@ pub fn embedded(
     opts: PipelineOptions,
     prejournal: bool,
 ) -> Result<PipelineBenchReport> {
-    let payloads = envelopes(orders, seed);
-    let total = payloads.len() as u64;
-    let chunk = chunk.max(1);
+    let run = Run {
+        dir,
+        payloads: envelopes(orders, seed),
+        shape: Shape {
+            chunk: chunk.max(1),
+            in_flight,
+        },
+        opts,
+    };
     if prejournal {
-        let mut ledger = gpux_ledger::Ledger::open(dir, &opts.ledger)?;
-        for part in payloads.chunks(4096) {
+        run.prejournaled()
+    } else {
+        run.live()
+    }
+}
+
+/// One run of the bench: the ledger directory, the commands, how they are handed
+/// to the log, and the pipeline's options.
+struct Run<'a> {
+    dir: &'a std::path::Path,
+    payloads: Vec<Vec<u8>>,
+    shape: Shape,
+    opts: PipelineOptions,
+}
+
+/// How the commands are handed to the log.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    /// Commands per submission.
+    chunk: usize,
+    /// Most commands submitted but not yet durable.
+    in_flight: usize,
+}
+
+impl Run<'_> {
+    /// `--prejournal`: every command in the log first, then the pipeline timed
+    /// from its start until the last command is durable.
+    fn prejournaled(self) -> Result<PipelineBenchReport> {
+        let total = self.payloads.len() as u64;
+        let mut ledger = gpux_ledger::Ledger::open(self.dir, &self.opts.ledger)?;
+        for part in self.payloads.chunks(4096) {
             ledger.journal(part)?;
         }
         ledger.close()?;
         let started = Instant::now();
-        let exchange = Exchange::start_embedded(dir, opts)?;
+        let exchange = Exchange::start_embedded(self.dir, self.opts)?;
         let stats = exchange.stats();
         while stats.durable_seq.load(Ordering::Acquire) < total {
             std::thread::sleep(Duration::from_micros(200));
         }
         let seconds = started.elapsed().as_secs_f64();
         let hist = stats.latency();
-        let report = PipelineBenchReport {
-            bench: "pipeline",
-            mode: "embedded-prejournaled",
-            commands: total,
+        let report = report(
+            "embedded-prejournaled",
+            total,
             seconds,
-            commands_per_sec: total as f64 / seconds,
-            p50_command_to_durable_us: hist.quantile_us(500),
-            p99_command_to_durable_us: hist.quantile_us(990),
-            max_command_to_durable_us: hist.max_us(),
-            chunk,
-            in_flight,
-            batches: stats.batches.load(Ordering::Relaxed),
-            events: stats.durable_events.load(Ordering::Relaxed),
-        };
+            &hist,
+            self.shape,
+            &stats,
+        );
         exchange.shutdown()?;
-        return Ok(report);
+        Ok(report)
     }
-    let exchange = Exchange::start_embedded(dir, opts)?;
-    if exchange.stats().durable_seq.load(Ordering::Acquire) != 0 {
-        return Err(anyhow!("{} already holds a ledger", dir.display()));
-    }
-    let submitter: EmbeddedSubmitter = exchange
-        .embedded_submitter()
-        .context("the embedded pipeline has a submitter")?;
-    let stats = exchange.stats();
 
-    // The monitor records, for each chunk, when its last command became durable.
-    let (sub_tx, sub_rx) = mpsc::channel::<(u64, Instant)>();
-    let monitor = {
-        let stats = Arc::clone(&stats);
-        std::thread::spawn(move || {
-            let mut hist = LatencyHistogram::default();
-            let mut pending = std::collections::VecDeque::new();
-            loop {
-                while let Ok(s) = sub_rx.try_recv() {
-                    pending.push_back(s);
-                }
-                let durable = stats.durable_seq.load(Ordering::Acquire);
-                let now = Instant::now();
-                while let Some(&(last, at)) = pending.front() {
-                    if last > durable {
-                        break;
-                    }
-                    hist.record_us(now.duration_since(at).as_micros() as u64);
-                    pending.pop_front();
-                }
-                if durable >= total {
-                    return (hist, now);
-                }
-                std::thread::sleep(Duration::from_micros(200));
+    /// Commands journaled while the pipeline runs, `shape.chunk` at a time with
+    /// at most `shape.in_flight` not yet durable, timed until the last is durable.
+    fn live(self) -> Result<PipelineBenchReport> {
+        let total = self.payloads.len() as u64;
+        let exchange = Exchange::start_embedded(self.dir, self.opts)?;
+        if exchange.stats().durable_seq.load(Ordering::Acquire) != 0 {
+            return Err(anyhow!("{} already holds a ledger", self.dir.display()));
+        }
+        let submitter: EmbeddedSubmitter = exchange
+            .embedded_submitter()
+            .context("the embedded pipeline has a submitter")?;
+        let stats = exchange.stats();
+        let (sub_tx, sub_rx) = mpsc::channel::<(u64, Instant)>();
+        let monitor = spawn_monitor(Arc::clone(&stats), sub_rx, total);
+        let started = Instant::now();
+        submit_chunks(&submitter, &stats, self.payloads, self.shape, &sub_tx)?;
+        drop(sub_tx);
+        let (hist, finished) = monitor
+            .join()
+            .map_err(|_| anyhow!("the monitor thread panicked"))?;
+        let seconds = finished.duration_since(started).as_secs_f64();
+        let report = report("embedded", total, seconds, &hist, self.shape, &stats);
+        exchange.shutdown()?;
+        Ok(report)
+    }
+}
+
+/// The monitor records, for each chunk (`(last cmd_seq, submitted at)` from
+/// `submitted`), when its last command became durable; it ends once command `total`
+/// is, returning the latencies and that moment.
+fn spawn_monitor(
+    stats: Arc<PipelineStats>,
+    submitted: mpsc::Receiver<(u64, Instant)>,
+    total: u64,
+) -> std::thread::JoinHandle<(LatencyHistogram, Instant)> {
+    std::thread::spawn(move || {
+        let mut hist = LatencyHistogram::default();
+        let mut pending = std::collections::VecDeque::new();
+        loop {
+            while let Ok(s) = submitted.try_recv() {
+                pending.push_back(s);
             }
-        })
-    };
+            let durable = stats.durable_seq.load(Ordering::Acquire);
+            let now = Instant::now();
+            while let Some(&(last, at)) = pending.front() {
+                if last > durable {
+                    break;
+                }
+                hist.record_us(now.duration_since(at).as_micros() as u64);
+                pending.pop_front();
+            }
+            if durable >= total {
+                return (hist, now);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    })
+}
 
+/// Submits `payloads` in chunks, telling the monitor about each; stops at the
+/// first journaling failure.
+fn submit_chunks(
+    submitter: &EmbeddedSubmitter,
+    stats: &PipelineStats,
+    payloads: Vec<Vec<u8>>,
+    shape: Shape,
+    monitor: &mpsc::Sender<(u64, Instant)>,
+) -> Result<()> {
     let failed_flag: Arc<Mutex<Option<SubmitError>>> = Arc::default();
-    let started = Instant::now();
     let mut next_seq = 1u64;
     let mut it = payloads.into_iter().peekable();
     while it.peek().is_some() {
         // A bounded number of commands in flight, as a set of clients waiting for
         // their answers would keep: the latency is the pipeline's, not a queue's.
-        while next_seq - 1 > stats.durable_seq.load(Ordering::Acquire) + in_flight as u64 {
+        while next_seq - 1 > stats.durable_seq.load(Ordering::Acquire) + shape.in_flight as u64 {
             std::thread::sleep(Duration::from_micros(100));
         }
-        let part: Vec<Vec<u8>> = it.by_ref().take(chunk).collect();
+        let part: Vec<Vec<u8>> = it.by_ref().take(shape.chunk).collect();
         next_seq += part.len() as u64;
-        let _ = sub_tx.send((next_seq - 1, Instant::now()));
+        let _ = monitor.send((next_seq - 1, Instant::now()));
         // The committer's bounded queue is the back-pressure: submitting blocks
         // while it is full, as concurrent clients would wait.
         let failed = Arc::clone(&failed_flag);
@@ -181,30 +241,35 @@ pub fn embedded(
             return Err(anyhow!("journaling failed: {e}"));
         }
     }
-    drop(sub_tx);
     if let Some(e) = failed_now(&failed_flag) {
         return Err(anyhow!("journaling failed: {e}"));
     }
-    let (hist, finished) = monitor
-        .join()
-        .map_err(|_| anyhow!("the monitor thread panicked"))?;
-    let seconds = finished.duration_since(started).as_secs_f64();
-    let report = PipelineBenchReport {
+    Ok(())
+}
+
+/// The report of a run that made `total` commands durable in `seconds`.
+fn report(
+    mode: &'static str,
+    total: u64,
+    seconds: f64,
+    hist: &LatencyHistogram,
+    shape: Shape,
+    stats: &PipelineStats,
+) -> PipelineBenchReport {
+    PipelineBenchReport {
         bench: "pipeline",
-        mode: "embedded",
+        mode,
         commands: total,
         seconds,
         commands_per_sec: total as f64 / seconds,
         p50_command_to_durable_us: hist.quantile_us(500),
         p99_command_to_durable_us: hist.quantile_us(990),
         max_command_to_durable_us: hist.max_us(),
-        chunk,
-        in_flight,
+        chunk: shape.chunk,
+        in_flight: shape.in_flight,
         batches: stats.batches.load(Ordering::Relaxed),
         events: stats.durable_events.load(Ordering::Relaxed),
-    };
-    exchange.shutdown()?;
-    Ok(report)
+    }
 }
 
 fn failed_now(flag: &Mutex<Option<SubmitError>>) -> Option<SubmitError> {
