@@ -351,7 +351,7 @@ fn run_role(
             }
             None => {
                 tracing::info!("stopping before the gateway was ready");
-                return gateway.shutdown().await;
+                return Ok(gateway.shutdown().await?);
             }
         }
         let demo = if cfg.demo.enabled {
@@ -394,7 +394,7 @@ fn run_role(
             let report = tokio::task::spawn_blocking(move || d.stop()).await;
             tracing::info!(?report, "demo stopped");
         }
-        gateway.shutdown().await
+        Ok(gateway.shutdown().await?)
     });
     drop(runtime);
     let stopped = match behind {
