@@ -5,7 +5,7 @@
 //! every account's open orders under the replica's read lock made a scrape of a
 //! large book stall the core thread that applies committed commands; here each
 //! event costs O(1) and a scrape copies O(markets) numbers that the core thread
-//! publishes after each chunk of commands (see `core::Shared::book_counts`).
+//! publishes after each chunk of commands (see `replica::ReplicaState::book_counts`).
 //!
 //! Which events move an order on or off a book (as the engine emits them):
 //!
@@ -185,6 +185,81 @@ mod tests {
 
     const MARKETS: [&str; 2] = ["h100-sxm.us-east", "a100-80gb.eu-west"];
 
+    /// An engine and the counts kept beside it, fed one command at a time.
+    struct Flow {
+        engine: Engine,
+        counts: BookCounts,
+        seq: u64,
+    }
+
+    impl Flow {
+        fn run(&mut self, cmd: serde_json::Value, ts: u64) {
+            self.seq += 1;
+            let env = json!({"v": 1, "ts_ns": ts, "command": cmd}).to_string();
+            let mut events = Vec::new();
+            self.engine
+                .apply_json(self.seq, ts, env.as_bytes(), &mut events);
+            self.counts.apply(&self.engine, &events);
+        }
+
+        /// Both markets listed; four funded accounts with capacity in each.
+        fn set_up(&mut self, ts: u64) {
+            for m in MARKETS {
+                self.run(
+                    json!({"type": "list_market", "market": m, "tick_size": "0.01", "lot_size": "1", "maker_fee_bps": 0, "taker_fee_bps": 0}),
+                    ts,
+                );
+            }
+            for a in 1..=4u64 {
+                self.run(json!({"type": "create_account", "account": a}), ts);
+                self.run(
+                    json!({"type": "deposit", "account": a, "amount": "1000000"}),
+                    ts,
+                );
+                for m in MARKETS {
+                    self.run(
+                        json!({"type": "add_capacity", "account": a, "market": m, "quantity": "100000"}),
+                        ts,
+                    );
+                }
+            }
+        }
+    }
+
+    /// One random command of the flow at time `ts`.
+    fn random_command(
+        rng: &mut rand_chacha::ChaCha8Rng,
+        engine: &Engine,
+        ts: u64,
+    ) -> serde_json::Value {
+        let account = rng.random_range(1..=4u64);
+        let market = MARKETS[rng.random_range(0..2)];
+        let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
+        let price = format!("1.{:02}", rng.random_range(0..20));
+        let qty = rng.random_range(1..6u32).to_string();
+        let stp = ["cancel_taker", "cancel_maker", "cancel_both", "none"][rng.random_range(0..4)];
+        let order = rng.random_range(1..=engine.open_order_count() as u64 * 2 + 2);
+        match rng.random_range(0..10) {
+            0..=3 => {
+                json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "post_only": rng.random_bool(0.2)})
+            }
+            4 => {
+                json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "gtd", "good_till_ns": ts + rng.random_range(1..5_000_000_000u64)})
+            }
+            5 => {
+                json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "ioc"})
+            }
+            6 => {
+                json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "market", "quantity": qty, "cap": "100", "stp": stp})
+            }
+            7 => json!({"type": "cancel_order", "account": account, "order_id": order}),
+            8 => {
+                json!({"type": "amend_order", "account": account, "order_id": order, "price": price, "quantity": qty})
+            }
+            _ => json!({"type": "mass_cancel", "account": account, "market": market}),
+        }
+    }
+
     /// Random order flow: limit (GTC, GTD, post-only, IOC) and market orders of
     /// four accounts over two markets with every STP mode, cancels, amends (price
     /// and quantity), mass cancels and time passing (GTD expiry). After every
@@ -193,86 +268,25 @@ mod tests {
     fn counts_kept_per_event_equal_a_full_recount_after_every_command() {
         for seed in 0..8u64 {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let mut engine = Engine::new();
-            let mut counts = BookCounts::default();
-            let mut seq = 0u64;
+            let mut flow = Flow {
+                engine: Engine::new(),
+                counts: BookCounts::default(),
+                seq: 0,
+            };
             let mut ts = 1_000_000_000u64;
-            let mut run =
-                |engine: &mut Engine, counts: &mut BookCounts, cmd: serde_json::Value, ts: u64| {
-                    seq += 1;
-                    let env = json!({"v": 1, "ts_ns": ts, "command": cmd}).to_string();
-                    let mut events = Vec::new();
-                    engine.apply_json(seq, ts, env.as_bytes(), &mut events);
-                    counts.apply(engine, &events);
-                };
-            for m in MARKETS {
-                run(
-                    &mut engine,
-                    &mut counts,
-                    json!({"type": "list_market", "market": m, "tick_size": "0.01", "lot_size": "1", "maker_fee_bps": 0, "taker_fee_bps": 0}),
-                    ts,
-                );
-            }
-            for a in 1..=4u64 {
-                run(
-                    &mut engine,
-                    &mut counts,
-                    json!({"type": "create_account", "account": a}),
-                    ts,
-                );
-                run(
-                    &mut engine,
-                    &mut counts,
-                    json!({"type": "deposit", "account": a, "amount": "1000000"}),
-                    ts,
-                );
-                for m in MARKETS {
-                    run(
-                        &mut engine,
-                        &mut counts,
-                        json!({"type": "add_capacity", "account": a, "market": m, "quantity": "100000"}),
-                        ts,
-                    );
-                }
-            }
+            flow.set_up(ts);
             for _ in 0..600 {
                 ts += rng.random_range(0..3_000_000_000u64);
-                let account = rng.random_range(1..=4u64);
-                let market = MARKETS[rng.random_range(0..2)];
-                let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
-                let price = format!("1.{:02}", rng.random_range(0..20));
-                let qty = rng.random_range(1..6u32).to_string();
-                let stp =
-                    ["cancel_taker", "cancel_maker", "cancel_both", "none"][rng.random_range(0..4)];
-                let order = rng.random_range(1..=engine.open_order_count() as u64 * 2 + 2);
-                let cmd = match rng.random_range(0..10) {
-                    0..=3 => {
-                        json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "post_only": rng.random_bool(0.2)})
-                    }
-                    4 => {
-                        json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "gtd", "good_till_ns": ts + rng.random_range(1..5_000_000_000u64)})
-                    }
-                    5 => {
-                        json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "ioc"})
-                    }
-                    6 => {
-                        json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "market", "quantity": qty, "cap": "100", "stp": stp})
-                    }
-                    7 => json!({"type": "cancel_order", "account": account, "order_id": order}),
-                    8 => {
-                        json!({"type": "amend_order", "account": account, "order_id": order, "price": price, "quantity": qty})
-                    }
-                    _ => json!({"type": "mass_cancel", "account": account, "market": market}),
-                };
-                run(&mut engine, &mut counts, cmd.clone(), ts);
+                let cmd = random_command(&mut rng, &flow.engine, ts);
+                flow.run(cmd.clone(), ts);
                 assert_eq!(
-                    counts.snapshot(),
-                    BookCounts::recount(&engine),
+                    flow.counts.snapshot(),
+                    BookCounts::recount(&flow.engine),
                     "seed {seed}, after {cmd}"
                 );
             }
             assert!(
-                engine.open_order_count() > 0,
+                flow.engine.open_order_count() > 0,
                 "the flow leaves orders resting"
             );
         }

@@ -20,18 +20,11 @@
 //!    then resolves the waiting request by request_id
 //! ```
 //!
-//! - **State is a read replica of the engine.** One std thread (the *core*) reads a
-//!   [`gpux_sequencer::Feed`] of committed commands from cmd_seq 1 and calls
-//!   `Engine::apply_json(cmd_seq, ts_ns, payload)` on its own engine. The engine is
-//!   deterministic, so the replica equals the exchange's engine; the core checks the
-//!   re-produced events against the committed ones; on a mismatch or a gap in the
-//!   feed it refuses every request that depends on the replica (503
-//!   `replica_diverged`, then `replica_rebuilding`) and rebuilds itself from cmd_seq 1
-//!   through [`Backend::refollow`], without a restart (it never panics). Queries
-//!   (balances, open orders, an order, markets) take short read locks on the replica. Starting from seq 1
-//!   makes fills history, API keys and idempotency complete on every gateway and
-//!   after every restart; the cost is replaying the whole log at startup (seconds
-//!   for millions of commands), during which requests get 503 `starting`.
+//! - **State is a read replica of the engine**, kept by one std thread (the *core
+//!   thread*, [`replica`]) that re-applies every committed command from cmd_seq 1
+//!   to its own engine; queries take short read locks on it. How it follows the
+//!   log, and what happens when it diverges (refuse, rebuild, swap), is told once in
+//!   `docs/ARCHITECTURE.md`, section "The gateway's read replica".
 //! - **Order entry is acknowledged after durability.** A write builds a
 //!   `CommandEnvelope` with a fresh `request_id` (or one derived from the
 //!   idempotency key) and the system clock's `ts_ns`, registers a waiter for that id,
@@ -50,9 +43,9 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`server`] | [`start`], [`RunningGateway`], [`Backend`], the route table, graceful shutdown |
+//! | [`server`] | [`start`], [`RunningGateway`], [`Backend`], [`GatewayError`], the route table, graceful shutdown |
 //! | [`config`] | [`GatewayConfig`]: listen address, admin key, limits, timeouts |
-//! | [`core`] | the core thread, the replica (and its rebuild after a divergence), health and counters |
+//! | [`replica`] | [`ReplicaState`](replica::ReplicaState): the replica, the core thread that keeps it, health and counters |
 //! | [`bookcount`] | resting orders and levels per market, kept per event, for metrics |
 //! | [`rest`] | the REST handlers, DTOs and extractors |
 //! | [`auth`] | [`Principal`], [`Authenticator`], the key store, key generation |
@@ -85,23 +78,26 @@
 pub mod auth;
 pub mod bookcount;
 pub mod config;
-pub mod core;
 pub mod error;
 pub mod history;
 pub mod idempotency;
 pub mod marketdata;
 pub mod openapi;
 pub mod ratelimit;
+pub mod replica;
 pub mod rest;
 mod routes;
 pub mod server;
 #[doc(hidden)]
 pub mod testkit;
 
-pub use crate::core::{FeedFactory, GatewayStats, HealthReport, NotServing};
 pub use auth::{Authenticator, KeyStore, Principal};
 pub use config::{
-    GatewayConfig, HistoryConfig, IdempotencyConfig, RateLimit, RateLimitConfig, RequestObserver,
+    ConfigError, GatewayConfig, GatewaySettings, HistoryConfig, IdempotencyConfig, RateLimit,
+    RateLimitConfig, RequestObserver,
 };
 pub use error::ApiError;
-pub use server::{ledger_feeds, served_routes, start, Backend, GatewayProbe, RunningGateway};
+pub use replica::{FeedFactory, GatewayStats, HealthReport, HealthStatus, NotServing};
+pub use server::{
+    ledger_feeds, served_routes, start, Backend, GatewayError, GatewayProbe, RunningGateway,
+};

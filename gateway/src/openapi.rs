@@ -127,30 +127,51 @@ impl Op {
     }
 }
 
+/// A path parameter holding a `u64` id.
+fn id_param(name: &str, description: &str) -> Value {
+    path_param(
+        name,
+        description,
+        json!({"type": "integer", "format": "uint64", "minimum": 0}),
+    )
+}
+
+fn order_id_param() -> Value {
+    id_param("order_id", "The engine's order id.")
+}
+
+fn client_id_param() -> Value {
+    path_param(
+        "client_order_id",
+        "The client's id of an open order.",
+        schema("ClientOrderId"),
+    )
+}
+
+fn account_param() -> Value {
+    id_param("account", "Account id.")
+}
+
+fn market_query() -> Value {
+    query_param("market", "Only this market.", schema("MarketId"))
+}
+
+/// The API's operations (market data's are [`market_data_ops`]), as `(path, operation)`.
 fn ops() -> Vec<(&'static str, Op)> {
+    [
+        system_and_market_ops(),
+        account_ops(),
+        order_ops(),
+        client_order_ops(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The operations on the system and on markets.
+fn system_and_market_ops() -> Vec<(&'static str, Op)> {
     use Access::*;
-    let order_id = || {
-        path_param(
-            "order_id",
-            "The engine's order id.",
-            json!({"type": "integer", "format": "uint64", "minimum": 0}),
-        )
-    };
-    let client_id = || {
-        path_param(
-            "client_order_id",
-            "The client's id of an open order.",
-            schema("ClientOrderId"),
-        )
-    };
-    let account = || {
-        path_param(
-            "account",
-            "Account id.",
-            json!({"type": "integer", "format": "uint64", "minimum": 0}),
-        )
-    };
-    let market_q = || query_param("market", "Only this market.", schema("MarketId"));
     vec![
         ("/v1/health", Op {
             method: "get", id: "health", summary: "Health",
@@ -183,6 +204,13 @@ fn ops() -> Vec<(&'static str, Op)> {
             params: vec![path_param("market", "Market id.", schema("MarketId"))], body: None,
             responses: vec![("200", ok("The market.", "Market")), ("404", error("`unknown_market`."))],
         }),
+    ]
+}
+
+/// The operations on accounts, balances and capacity.
+fn account_ops() -> Vec<(&'static str, Op)> {
+    use Access::*;
+    vec![
         ("/v1/accounts", Op {
             method: "post", id: "createAccount", summary: "Create an account (admin)",
             description: "Opens an account and returns its API key. Without `account` the engine assigns the lowest id no account has, so gateways sharing a log never collide; the response names it. The key is shown only in this response; only its SHA-256 is kept (in the command log). A replay of the same Idempotency-Key returns the account without the key. With `api_key_sha256` the operator supplies the digest of a key it generated, and no key is returned.",
@@ -192,19 +220,19 @@ fn ops() -> Vec<(&'static str, Op)> {
         ("/v1/accounts/{account}/balances", Op {
             method: "get", id: "getAccountBalances", summary: "Any account's balances (admin)",
             description: "Balances of any account, the fee account 0 included.",
-            access: Admin, write: false, params: vec![account()], body: None,
+            access: Admin, write: false, params: vec![account_param()], body: None,
             responses: vec![("200", ok("Balances.", "Balances")), ("404", error("`unknown_account`."))],
         }),
         ("/v1/accounts/{account}/deposits", Op {
             method: "post", id: "deposit", summary: "Deposit USD (admin)",
             description: "Credits USD that arrived from outside. Engine codes: `reserved_account` (422), `unknown_account` (404), `invalid_amount` (400), `balance_limit_exceeded` (422).",
-            access: Admin, write: true, params: vec![account()], body: Some("AmountRequest"),
+            access: Admin, write: true, params: vec![account_param()], body: Some("AmountRequest"),
             responses: vec![("200", ok("Deposited.", "CashMoved")), ("404", error("`unknown_account`.")), ("422", error("`reserved_account`, `balance_limit_exceeded`."))],
         }),
         ("/v1/accounts/{account}/withdrawals", Op {
             method: "post", id: "adminWithdraw", summary: "Withdraw USD from any account (admin)",
             description: "Pays USD out of an account's available balance (the fee account 0 included).",
-            access: Admin, write: true, params: vec![account()], body: Some("AmountRequest"),
+            access: Admin, write: true, params: vec![account_param()], body: Some("AmountRequest"),
             responses: vec![("200", ok("Withdrawn.", "CashMoved")), ("404", error("`unknown_account`.")), ("422", error("`insufficient_funds`."))],
         }),
         ("/v1/balances", Op {
@@ -231,6 +259,13 @@ fn ops() -> Vec<(&'static str, Op)> {
             access: Account, write: true, params: vec![], body: Some("CapacityRequest"),
             responses: vec![("200", ok("Removed.", "CapacityMoved")), ("404", error("`unknown_market`.")), ("422", error("`insufficient_capacity`."))],
         }),
+    ]
+}
+
+/// The operations on orders by id, open orders and mass cancel.
+fn order_ops() -> Vec<(&'static str, Op)> {
+    use Access::*;
+    vec![
         ("/v1/orders", Op {
             method: "post", id: "placeOrder", summary: "Place an order",
             description: "Places a limit or market order and answers once it is durable, with its status and the fills it made on arrival. Without an Idempotency-Key, a `client_order_id` is the idempotency key: within the idempotency window the same client id and body return the first order's result, and another body is 409 `idempotency_key_reused`; send a fresh Idempotency-Key to place a new order under a client id whose order has closed. Rejections carry the engine's code: shape codes 400 (`invalid_order`, `off_tick_price`, `price_out_of_band`, `invalid_quantity`, `off_lot_quantity`, `quantity_too_large`, `good_till_in_past`), `unknown_market` 404, `duplicate_client_order_id` 409, and 422 for `insufficient_funds`, `insufficient_capacity`, `post_only_would_cross`, `fok_not_fillable`, `too_many_open_orders`, `book_full`.",
@@ -240,49 +275,56 @@ fn ops() -> Vec<(&'static str, Op)> {
         ("/v1/orders", Op {
             method: "get", id: "listOpenOrders", summary: "My open orders",
             description: "The caller's open orders (without fills), by id.",
-            access: Account, write: false, params: vec![market_q()], body: None,
+            access: Account, write: false, params: vec![market_query()], body: None,
             responses: vec![("200", ok("Open orders.", "Orders")), ("404", error("`unknown_market`."))],
         }),
         ("/v1/orders", Op {
             method: "delete", id: "massCancel", summary: "Cancel all my orders",
             description: "Cancels every open order of the caller, or those in one market.",
-            access: Account, write: true, params: vec![market_q()], body: None,
+            access: Account, write: true, params: vec![market_query()], body: None,
             responses: vec![("200", ok("Cancelled.", "MassCancelResult")), ("404", error("`unknown_market`."))],
         }),
         ("/v1/orders/{order_id}", Op {
             method: "get", id: "getOrder", summary: "One of my orders, with its fills",
             description: "An open or recently closed order of the caller with its kept fills. Another account's order is 404 `unknown_order`, like one that does not exist.",
-            access: Account, write: false, params: vec![order_id()], body: None,
+            access: Account, write: false, params: vec![order_id_param()], body: None,
             responses: vec![("200", ok("The order.", "Order")), ("404", error("`unknown_order`."))],
         }),
         ("/v1/orders/{order_id}", Op {
             method: "delete", id: "cancelOrder", summary: "Cancel an order",
             description: "Cancels one of the caller's open orders.",
-            access: Account, write: true, params: vec![order_id()], body: None,
+            access: Account, write: true, params: vec![order_id_param()], body: None,
             responses: vec![("200", ok("Cancelled.", "CancelResult")), ("404", error("`unknown_order`."))],
         }),
         ("/v1/orders/{order_id}", Op {
             method: "patch", id: "amendOrder", summary: "Amend an order",
             description: "Changes an open order's price and/or open quantity. A quantity decrease at the same price keeps its place; anything else re-queues it (and it may trade, as taker).",
-            access: Account, write: true, params: vec![order_id()], body: Some("AmendOrderRequest"),
+            access: Account, write: true, params: vec![order_id_param()], body: Some("AmendOrderRequest"),
             responses: vec![("200", ok("Amended.", "AmendResult")), ("404", error("`unknown_order`.")), ("422", error("`insufficient_funds`, `insufficient_capacity`, `post_only_would_cross`."))],
         }),
+    ]
+}
+
+/// The operations on orders by client order id, and fills.
+fn client_order_ops() -> Vec<(&'static str, Op)> {
+    use Access::*;
+    vec![
         ("/v1/orders/by-client-id/{client_order_id}", Op {
             method: "get", id: "getOrderByClientId", summary: "One of my open orders by client id",
             description: "The caller's open order with this client order id, with its fills.",
-            access: Account, write: false, params: vec![client_id()], body: None,
+            access: Account, write: false, params: vec![client_id_param()], body: None,
             responses: vec![("200", ok("The order.", "Order")), ("404", error("`unknown_order`."))],
         }),
         ("/v1/orders/by-client-id/{client_order_id}", Op {
             method: "delete", id: "cancelOrderByClientId", summary: "Cancel an order by client id",
             description: "Cancels the caller's open order with this client order id.",
-            access: Account, write: true, params: vec![client_id()], body: None,
+            access: Account, write: true, params: vec![client_id_param()], body: None,
             responses: vec![("200", ok("Cancelled.", "CancelResult")), ("404", error("`unknown_order`."))],
         }),
         ("/v1/orders/by-client-id/{client_order_id}", Op {
             method: "patch", id: "amendOrderByClientId", summary: "Amend an order by client id",
             description: "As `amendOrder`, naming the order by its client order id.",
-            access: Account, write: true, params: vec![client_id()], body: Some("AmendOrderRequest"),
+            access: Account, write: true, params: vec![client_id_param()], body: Some("AmendOrderRequest"),
             responses: vec![("200", ok("Amended.", "AmendResult")), ("404", error("`unknown_order`.")), ("422", error("`insufficient_funds`, `insufficient_capacity`, `post_only_would_cross`."))],
         }),
         ("/v1/fills", Op {
@@ -290,7 +332,7 @@ fn ops() -> Vec<(&'static str, Op)> {
             description: "The caller's fills, newest first, paginated by trade id: pass `next_before` as `before` for the next page. The most recent 10,000 fills per account are kept by default.",
             access: Account, write: false,
             params: vec![
-                market_q(),
+                market_query(),
                 query_param("before", "Only fills with a smaller trade id.", json!({"type": "integer", "format": "uint64"})),
                 query_param("limit", "Page size, 1 to 1,000 (default 100).", json!({"type": "integer", "minimum": 1, "maximum": 1000})),
             ],
@@ -412,7 +454,22 @@ fn object(required: &[&str], props: Value) -> Value {
     json!({ "type": "object", "additionalProperties": false, "required": required, "properties": props })
 }
 
+/// Appends `more`'s entries to the object `all`, in their order.
+fn extend(all: &mut Value, more: Value) {
+    if let (Some(all), Value::Object(more)) = (all.as_object_mut(), more) {
+        all.extend(more);
+    }
+}
+
+/// The API's schemas (market data's are [`market_data_schemas`]).
 fn schemas() -> Value {
+    let mut all = request_schemas();
+    extend(&mut all, response_schemas());
+    all
+}
+
+/// The error shape, the value types and the request bodies.
+fn request_schemas() -> Value {
     let dec = || schema("Decimal");
     let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
     let e = |values: &[&str]| json!({"type": "string", "enum": values});
@@ -461,6 +518,15 @@ fn schemas() -> Value {
             "max_price": dec(),
             "max_order_quantity": dec(),
         })),
+    })
+}
+
+/// The response bodies of the API's operations.
+fn response_schemas() -> Value {
+    let dec = || schema("Decimal");
+    let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
+    let e = |values: &[&str]| json!({"type": "string", "enum": values});
+    json!({
         "Fill": object(&["trade_id", "order_id", "market", "side", "price", "quantity", "fee", "liquidity", "cmd_seq", "ts_ns"], json!({
             "trade_id": uint(), "order_id": uint(), "market": schema("MarketId"), "side": schema("Side"),
             "price": dec(), "quantity": dec(), "fee": dec(), "liquidity": schema("Liquidity"),
@@ -590,9 +656,7 @@ fn market_data_schemas() -> Value {
 
 fn all_schemas() -> Value {
     let mut all = schemas();
-    if let (Some(all), Value::Object(md)) = (all.as_object_mut(), market_data_schemas()) {
-        all.extend(md);
-    }
+    extend(&mut all, market_data_schemas());
     all
 }
 

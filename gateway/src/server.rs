@@ -1,7 +1,7 @@
 //! Starting and stopping a gateway: binding, the core thread, the router, graceful
 //! shutdown.
 //!
-//! Owns [`Backend`], [`start`], [`RunningGateway`] and the API's route table
+//! Owns [`Backend`], [`start`], [`RunningGateway`], [`GatewayError`] and the API's route table
 //! ([`served_routes`], with market data's): every route is added through one
 //! helper that also records it, so the OpenAPI test can prove the document and the
 //! router agree.
@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
 use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::http::Method;
 use axum::Router;
@@ -22,10 +21,10 @@ use tokio::sync::{oneshot, watch};
 
 use crate::auth::Authenticator;
 use crate::config::GatewayConfig;
-use crate::core::{self, FeedFactory, GatewayStats, HealthReport, Shared};
 use crate::error::ApiError;
 use crate::marketdata::{self, MarketData, MarketDataHandle};
 use crate::ratelimit::RateLimiters;
+use crate::replica::{self, FeedFactory, GatewayStats, HealthReport, ReplicaState};
 use crate::rest::{self, AppState};
 use crate::routes::{listed, Routes};
 
@@ -35,6 +34,42 @@ const FORGET_IDLE_EVERY: Duration = Duration::from_secs(60);
 /// Pause after an `accept` error that is not about one connection (e.g. out of
 /// file descriptors).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Why a gateway could not start, or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The configuration breaks a rule ([`GatewayConfig::validate`]).
+    #[error("invalid gateway config: {0}")]
+    InvalidConfig(#[from] crate::config::ConfigError),
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bound socket has no local address.
+    #[error(transparent)]
+    LocalAddr(std::io::Error),
+    /// The core thread cannot be started.
+    #[error("cannot start the gateway's core thread")]
+    SpawnCore(#[source] std::io::Error),
+    /// The HTTP server ended with an error.
+    #[error("the HTTP server failed: {0}")]
+    Server(std::io::Error),
+    /// The HTTP server's task failed (panicked or was cancelled).
+    #[error("the HTTP server task failed: {0}")]
+    ServerTask(tokio::task::JoinError),
+    /// Waiting for the core thread failed.
+    #[error("cannot join the core thread: {0}")]
+    JoinCore(tokio::task::JoinError),
+    /// The core thread panicked.
+    #[error("the gateway's core thread panicked")]
+    CorePanicked,
+}
 
 /// The exchange as the gateway sees it: where commands go, and the committed
 /// commands coming back (from cmd_seq 1).
@@ -302,7 +337,7 @@ pub struct RunningGateway {
     /// The address it listens on.
     pub addr: SocketAddr,
     market_data: MarketDataHandle,
-    shared: Arc<Shared>,
+    shared: Arc<ReplicaState>,
     stop_core: Arc<AtomicBool>,
     core: Option<std::thread::JoinHandle<()>>,
     stop_server: Option<oneshot::Sender<()>>,
@@ -322,25 +357,27 @@ impl std::fmt::Debug for RunningGateway {
 /// (and market data) until [`RunningGateway::shutdown`]. Must be called inside a
 /// Tokio runtime. Requests get 503 `starting` until the replica has caught up
 /// with the log ([`RunningGateway::wait_ready`]).
-pub async fn start(cfg: GatewayConfig, backend: Backend) -> anyhow::Result<RunningGateway> {
-    cfg.validate()
-        .map_err(|e| anyhow!("invalid gateway config: {e}"))?;
+pub async fn start(cfg: GatewayConfig, backend: Backend) -> Result<RunningGateway, GatewayError> {
+    cfg.validate().map_err(GatewayError::InvalidConfig)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
+        .map_err(|source| GatewayError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(GatewayError::LocalAddr)?;
     let limits = Arc::new(RateLimiters::new(&cfg.rate_limit));
     let (market_data, md_handle) = MarketData::new(cfg.market_data.clone());
-    let shared = Arc::new(Shared::new(cfg));
+    let shared = Arc::new(ReplicaState::new(cfg));
     let stop_core = Arc::new(AtomicBool::new(false));
-    let core = core::spawn(
+    let core = replica::spawn(
         Arc::clone(&shared),
         backend.feed,
         backend.refollow,
         market_data,
         Arc::clone(&stop_core),
     )
-    .context("cannot start the gateway's core thread")?;
+    .map_err(GatewayError::SpawnCore)?;
     let state = AppState {
         shared: Arc::clone(&shared),
         submitter: backend.submitter,
@@ -374,7 +411,7 @@ pub async fn start(cfg: GatewayConfig, backend: Backend) -> anyhow::Result<Runni
 /// market-data counters and short reads of the replica.
 #[derive(Clone)]
 pub struct GatewayProbe {
-    shared: Arc<Shared>,
+    shared: Arc<ReplicaState>,
     market_data: MarketDataHandle,
 }
 
@@ -451,7 +488,7 @@ impl RunningGateway {
 
     /// Graceful shutdown: stop accepting connections, let open requests finish (at
     /// most `shutdown_grace`), then stop the core thread.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self) -> Result<(), GatewayError> {
         if let Some(tx) = self.stop_server.take() {
             let _ = tx.send(());
         }
@@ -460,8 +497,8 @@ impl RunningGateway {
             let grace = self.shared.cfg.shutdown_grace;
             match tokio::time::timeout(grace, &mut server).await {
                 Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => result = Err(anyhow!("the HTTP server failed: {e}")),
-                Ok(Err(e)) => result = Err(anyhow!("the HTTP server task failed: {e}")),
+                Ok(Ok(Err(e))) => result = Err(GatewayError::Server(e)),
+                Ok(Err(e)) => result = Err(GatewayError::ServerTask(e)),
                 Err(_) => {
                     tracing::warn!("open connections outlived the shutdown grace; closing them");
                     server.abort();
@@ -475,8 +512,8 @@ impl RunningGateway {
         if let Some(core) = self.core.take() {
             tokio::task::spawn_blocking(move || core.join())
                 .await
-                .map_err(|e| anyhow!("cannot join the core thread: {e}"))?
-                .map_err(|_| anyhow!("the gateway's core thread panicked"))?;
+                .map_err(GatewayError::JoinCore)?
+                .map_err(|_| GatewayError::CorePanicked)?;
         }
         tracing::info!(addr = %self.addr, "gateway stopped");
         result

@@ -17,14 +17,60 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
 use axum::serve::ListenerExt;
 use gpux_engine::{AccountId, Engine, Event};
-use gpux_sequencer::{CommittedCommand, Exchange, Feed, PipelineOptions, Submitter};
+use gpux_sequencer::{
+    CommittedCommand, Exchange, Feed, PipelineError, PipelineOptions, SubmitError, Submitter,
+};
 use tokio::sync::{oneshot, watch};
 
 use crate::marketdata::{routes, MarketData, MarketDataConfig, MarketDataHandle};
 use crate::{Authenticator, Principal};
+
+/// Why the stand-in gateway failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TestkitError {
+    /// The embedded exchange failed to start or to stop.
+    #[error(transparent)]
+    Exchange(#[from] PipelineError),
+    /// The embedded exchange has no submitter.
+    #[error("the embedded exchange has no submitter")]
+    NoSubmitter,
+    /// A socket or thread could not be set up.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A command envelope could not be serialized.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The submitter dropped the command without an answer.
+    #[error("the submitter dropped the command")]
+    SubmitDropped,
+    /// The log refused the command.
+    #[error("submit: {0}")]
+    Submit(SubmitError),
+    /// The command was not applied in time.
+    #[error("command {0} not applied within 30 s")]
+    NotApplied(String),
+    /// Waiting for the core loop timed out.
+    #[error("timed out waiting for the core loop")]
+    WaitTimedOut,
+    /// The core loop stopped.
+    #[error("the core loop stopped")]
+    CoreStopped,
+    /// The core loop panicked.
+    #[error("the core loop panicked")]
+    CorePanicked,
+    /// The server did not stop in time.
+    #[error("the server did not stop within 10 s")]
+    ServerStuck,
+    /// A blocking task failed.
+    #[error(transparent)]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// What the stand-in gateway's operations return.
+pub type Result<T, E = TestkitError> = std::result::Result<T, E>;
 
 /// API keys from a map: enough for tests.
 #[derive(Debug, Default, Clone)]
@@ -107,9 +153,7 @@ impl MdGateway {
     /// Starts everything with a ledger in `dir` (must be inside a tokio runtime).
     pub async fn start(dir: &Path, opts: Options) -> Result<Self> {
         let exchange = Exchange::start_embedded(dir, PipelineOptions::default())?;
-        let submitter = exchange
-            .submitter()
-            .ok_or_else(|| anyhow!("the embedded exchange has no submitter"))?;
+        let submitter = exchange.submitter().ok_or(TestkitError::NoSubmitter)?;
         let (md, handle) = MarketData::new(opts.md);
         let engine = Arc::new(Mutex::new(Engine::new()));
         let (applied_tx, applied) = watch::channel(0u64);
@@ -140,7 +184,7 @@ impl MdGateway {
             Some(n) => {
                 let s = tokio::net::TcpSocket::new_v4()?;
                 s.set_send_buffer_size(n)?;
-                s.bind("127.0.0.1:0".parse()?)?;
+                s.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
                 s.listen(1024)?
             }
         };
@@ -214,12 +258,12 @@ impl MdGateway {
         );
         done_rx
             .await
-            .context("the submitter dropped the command")?
-            .map_err(|e| anyhow!("submit: {e}"))?;
+            .map_err(|_| TestkitError::SubmitDropped)?
+            .map_err(TestkitError::Submit)?;
         tokio::time::timeout(Duration::from_secs(30), rx)
             .await
-            .with_context(|| format!("command {rid} not applied within 30 s"))?
-            .context("the core loop stopped")
+            .map_err(|_| TestkitError::NotApplied(rid))?
+            .map_err(|_| TestkitError::CoreStopped)
     }
 
     /// The command log's submitter.
@@ -237,8 +281,8 @@ impl MdGateway {
         let mut rx = self.applied.clone();
         tokio::time::timeout(Duration::from_secs(60), rx.wait_for(|&s| s >= seq))
             .await
-            .context("timed out waiting for the core loop")?
-            .map_err(|_| anyhow!("the core loop stopped"))?;
+            .map_err(|_| TestkitError::WaitTimedOut)?
+            .map_err(|_| TestkitError::CoreStopped)?;
         Ok(())
     }
 
@@ -263,7 +307,7 @@ impl MdGateway {
         if let Some(core) = self.core.take() {
             tokio::task::spawn_blocking(move || core.join())
                 .await?
-                .map_err(|_| anyhow!("the core loop panicked"))?;
+                .map_err(|_| TestkitError::CorePanicked)?;
         }
         if let Some(s) = self.shutdown.take() {
             let _ = s.send(());
@@ -273,7 +317,7 @@ impl MdGateway {
                 .await
                 .is_err()
             {
-                return Err(anyhow!("the server did not stop within 10 s"));
+                return Err(TestkitError::ServerStuck);
             }
         }
         if let Some(ex) = self.exchange.take() {

@@ -14,7 +14,16 @@ async fn accounts_money_and_capacity() {
     let h = Harness::start().await;
     h.get("/v1/health", None).await.expect(200, None);
     h.list_market().await;
+    let (a, ak) = assigned_ids_and_keys(&h).await;
+    operator_generated_key(&h).await;
+    deposits_and_withdrawals(&h, a, &ak).await;
+    capacity(&h, &ak).await;
+    fees_reach_account_zero(&h, &ak).await;
+    h.stop().await;
+}
 
+/// Ids the engine assigns, and the keys it returns; the first account and its key.
+async fn assigned_ids_and_keys(h: &Harness) -> (u64, String) {
     // Unless given, the engine assigns the lowest free id, skipping ids taken
     // explicitly; keys are `gpux_` + 64 hex digits.
     let (a, ak) = h.account().await;
@@ -31,7 +40,11 @@ async fn accounts_money_and_capacity() {
     let (third, _) = h.account().await;
     let (fifth, _) = h.account().await;
     assert_eq!((third, fifth), (3, 5));
+    (a, ak)
+}
 
+/// An account whose key the operator generated.
+async fn operator_generated_key(h: &Harness) {
     // An operator-generated key: only its digest is sent.
     let own_key = "my-own-secret-key-for-account-50";
     let digest = hex::encode(Sha256::digest(own_key.as_bytes()));
@@ -47,7 +60,10 @@ async fn accounts_money_and_capacity() {
     let eb = h.get("/v1/balances", Some(own_key)).await;
     eb.expect(200, None);
     assert_eq!(eb.body["account"], 50);
+}
 
+/// Deposits and withdrawals on account `a` (key `ak`).
+async fn deposits_and_withdrawals(h: &Harness, a: u64, ak: &str) {
     // Deposits are the admin's; withdrawals an account's own.
     let dep = h
         .post(
@@ -59,7 +75,7 @@ async fn accounts_money_and_capacity() {
     dep.expect(200, None);
     assert_eq!(dep.body["available"], "25.500000");
     let w = h
-        .post("/v1/withdrawals", Some(&ak), json!({"amount": "5.25"}))
+        .post("/v1/withdrawals", Some(ak), json!({"amount": "5.25"}))
         .await;
     w.expect(200, None);
     assert_eq!(dec(&w.body["available"]), d("20.25"));
@@ -72,14 +88,17 @@ async fn accounts_money_and_capacity() {
         .await;
     aw.expect(200, None);
     assert_eq!(dec(&aw.body["available"]), d("20"));
-    let bal = h.get("/v1/balances", Some(&ak)).await;
+    let bal = h.get("/v1/balances", Some(ak)).await;
     assert_eq!(dec(&bal.body["usd"]["available"]), d("20"));
+}
 
+/// A provider's capacity (key `ak`).
+async fn capacity(h: &Harness, ak: &str) {
     // Capacity: a provider adds and removes its own.
     let add = h
         .post(
             "/v1/capacity/add",
-            Some(&ak),
+            Some(ak),
             json!({"market": MARKET, "quantity": "8"}),
         )
         .await;
@@ -88,13 +107,16 @@ async fn accounts_money_and_capacity() {
     let rm = h
         .post(
             "/v1/capacity/remove",
-            Some(&ak),
+            Some(ak),
             json!({"market": MARKET, "quantity": "2.5"}),
         )
         .await;
     rm.expect(200, None);
     assert_eq!(dec(&rm.body["available"]), d("5.5"));
+}
 
+/// Fees of a trade with seller `ak` reach account 0, and the admin withdraws them.
+async fn fees_reach_account_zero(h: &Harness, ak: &str) {
     // A trade pays fees into account 0, which the admin can withdraw.
     let bid = h.account().await;
     h.post(
@@ -105,7 +127,7 @@ async fn accounts_money_and_capacity() {
     .await
     .expect(200, None);
     h.place(
-        &ak,
+        ak,
         json!({"market": MARKET, "side": "sell", "price": "10.00", "quantity": "1"}),
     )
     .await
@@ -129,7 +151,6 @@ async fn accounts_money_and_capacity() {
         .await;
     fw.expect(200, None);
     assert_eq!(dec(&fw.body["available"]), d("0"));
-    h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,9 +94,28 @@ async fn malformed_requests_are_refused_and_change_nothing() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
+    let cases = malformed_cases(&mine, provider, now);
+
+    let before_d = h.snapshot(&dk).await;
+    let before_p = h.snapshot(&pk).await;
+    let head = h.ledger_head();
+    for c in cases {
+        let name = c.name;
+        expect_refused(&h, &dk, c).await;
+        assert_eq!(h.ledger_head(), head, "{name}: nothing is submitted");
+    }
+    assert_eq!(h.snapshot(&dk).await, before_d);
+    assert_eq!(h.snapshot(&pk).await, before_p);
+    h.stop().await;
+}
+
+/// Every malformed request the test sends: `mine` is the path of one of the
+/// caller's open orders, `provider` another account, `now` the wall clock in ns.
+#[allow(clippy::too_many_lines)] // a table: one case per malformed request, read top to bottom
+fn malformed_cases(mine: &str, provider: u64, now: u64) -> Vec<Case> {
     let raw = |s: &str| Body::Raw("application/json", s.to_string());
     use Method as M;
-    let cases = vec![
+    vec![
         case(
             "not json",
             M::POST,
@@ -438,7 +457,7 @@ async fn malformed_requests_are_refused_and_change_nothing() {
         case(
             "empty amend",
             M::PATCH,
-            &mine,
+            mine,
             Body::Json(json!({})),
             400,
             "invalid_amend",
@@ -446,7 +465,7 @@ async fn malformed_requests_are_refused_and_change_nothing() {
         case(
             "amend off tick",
             M::PATCH,
-            &mine,
+            mine,
             Body::Json(json!({"price": "3.001"})),
             400,
             "off_tick_price",
@@ -454,7 +473,7 @@ async fn malformed_requests_are_refused_and_change_nothing() {
         case(
             "amend to zero",
             M::PATCH,
-            &mine,
+            mine,
             Body::Json(json!({"quantity": "0"})),
             400,
             "invalid_quantity",
@@ -462,7 +481,7 @@ async fn malformed_requests_are_refused_and_change_nothing() {
         case(
             "amend unknown field",
             M::PATCH,
-            &mine,
+            mine,
             Body::Json(json!({"qty": "1"})),
             400,
             "invalid_body",
@@ -722,7 +741,7 @@ async fn malformed_requests_are_refused_and_change_nothing() {
         case(
             "positional amend",
             M::PATCH,
-            &mine,
+            mine,
             raw(r#"["2.10","1"]"#),
             400,
             "invalid_body",
@@ -837,50 +856,45 @@ async fn malformed_requests_are_refused_and_change_nothing() {
             "authorization",
             &format!("Bearer {ADMIN}"),
         ),
-    ];
+    ]
+}
 
-    let before_d = h.snapshot(&dk).await;
-    let before_p = h.snapshot(&pk).await;
-    let head = h.ledger_head();
-    for c in cases {
-        let key = if c.admin { ADMIN } else { dk.as_str() };
-        let mut req = h
-            .http
-            .request(c.method.clone(), format!("{}{}", h.base, c.path))
-            .bearer_auth(key);
-        for (k, v) in &c.headers {
-            req = req.header(*k, v.as_str());
-        }
-        req = match c.body {
-            Body::None => req,
-            Body::Json(v) => req.json(&v),
-            Body::Raw(ct, s) => req.header("content-type", ct).body(s),
-        };
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string());
-        let text = resp.text().await.unwrap();
-        let body: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("{}: body is not JSON: {text}", c.name));
-        assert_eq!(
-            (status, body["code"].as_str().unwrap_or("")),
-            (c.status, c.code),
-            "{}: {text}",
-            c.name
-        );
-        assert_eq!(ct.as_deref(), Some("application/json"), "{}", c.name);
-        assert_eq!(body.as_object().unwrap().len(), 2, "{}: {text}", c.name);
-        assert!(
-            body["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{}",
-            c.name
-        );
-        assert_eq!(h.ledger_head(), head, "{}: nothing is submitted", c.name);
+/// Sends case `c` (with the admin's key if it says so, else `caller`'s) and checks
+/// the answer: its status and code, and the `{code, message}` JSON shape.
+async fn expect_refused(h: &Harness, caller: &str, c: Case) {
+    let key = if c.admin { ADMIN } else { caller };
+    let mut req = h
+        .http
+        .request(c.method.clone(), format!("{}{}", h.base, c.path))
+        .bearer_auth(key);
+    for (k, v) in &c.headers {
+        req = req.header(*k, v.as_str());
     }
-    assert_eq!(h.snapshot(&dk).await, before_d);
-    assert_eq!(h.snapshot(&pk).await, before_p);
-    h.stop().await;
+    req = match c.body {
+        Body::None => req,
+        Body::Json(v) => req.json(&v),
+        Body::Raw(ct, s) => req.header("content-type", ct).body(s),
+    };
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = resp.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("{}: body is not JSON: {text}", c.name));
+    assert_eq!(
+        (status, body["code"].as_str().unwrap_or("")),
+        (c.status, c.code),
+        "{}: {text}",
+        c.name
+    );
+    assert_eq!(ct.as_deref(), Some("application/json"), "{}", c.name);
+    assert_eq!(body.as_object().unwrap().len(), 2, "{}: {text}", c.name);
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        c.name
+    );
 }

@@ -64,6 +64,7 @@ fn engine_depth(gw: &MdGateway) -> Depth {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one trading story: each step's figures follow from the steps before it
 async fn known_scenario_trades_ticker_candles_and_depth() {
     let (_dir, gw) = start().await;
     for c in setup_commands() {
@@ -222,79 +223,82 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
     gw.stop().await.unwrap();
 }
 
+/// Market-data REST requests that are refused, with the status and code of the
+/// answer.
+const REST_ERROR_CASES: &[(&str, u16, &str)] = &[
+    ("/v1/markets/a100.eu-west/depth", 404, "unknown_market"),
+    ("/v1/markets/NOT%20A%20MARKET/ticker", 404, "unknown_market"),
+    ("/v1/markets/a100.eu-west/candles", 404, "unknown_market"),
+    ("/v1/markets/a100.eu-west/trades", 404, "unknown_market"),
+    (
+        "/v1/markets/h100-sxm.us-east/depth?depth=0",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/depth?depth=1001",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/depth?depth=abc",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/depth?depth=-1",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/depth?depth=%2B5",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/depth?depth=5&depth=6",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/depth?levels=5",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/trades?limit=0",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/trades?limit=1001",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/ticker?x=1",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/candles?interval=5m",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/candles?interval=1h&limit=99999",
+        400,
+        "invalid_parameter",
+    ),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_errors_have_the_api_error_shape() {
     let (_dir, gw) = start().await;
     for c in setup_commands().into_iter().take(1) {
         gw.submit(c).await.unwrap();
     }
-    let cases: &[(&str, u16, &str)] = &[
-        ("/v1/markets/a100.eu-west/depth", 404, "unknown_market"),
-        ("/v1/markets/NOT%20A%20MARKET/ticker", 404, "unknown_market"),
-        ("/v1/markets/a100.eu-west/candles", 404, "unknown_market"),
-        ("/v1/markets/a100.eu-west/trades", 404, "unknown_market"),
-        (
-            "/v1/markets/h100-sxm.us-east/depth?depth=0",
-            400,
-            "invalid_parameter",
-        ),
-        (
-            "/v1/markets/h100-sxm.us-east/depth?depth=1001",
-            400,
-            "invalid_parameter",
-        ),
-        (
-            "/v1/markets/h100-sxm.us-east/depth?depth=abc",
-            400,
-            "invalid_parameter",
-        ),
-        (
-            "/v1/markets/h100-sxm.us-east/depth?depth=-1",
-            400,
-            "invalid_parameter",
-        ),
-        (
-            "/v1/markets/h100-sxm.us-east/depth?depth=%2B5",
-            400,
-            "invalid_parameter",
-        ),
-        (
-            "/v1/markets/h100-sxm.us-east/depth?depth=5&depth=6",
-            400,
-            "invalid_parameter",
-        ),
-        (
-            "/v1/markets/h100-sxm.us-east/depth?levels=5",
-            400,
-            "invalid_parameter",
-        ),
-        (
-            "/v1/markets/h100-sxm.us-east/trades?limit=0",
-            400,
-            "invalid_parameter",
-        ),
-        (
-            "/v1/markets/h100-sxm.us-east/trades?limit=1001",
-            400,
-            "invalid_parameter",
-        ),
-        (
-            "/v1/markets/h100-sxm.us-east/ticker?x=1",
-            400,
-            "invalid_parameter",
-        ),
-        (
-            "/v1/markets/h100-sxm.us-east/candles?interval=5m",
-            400,
-            "invalid_parameter",
-        ),
-        (
-            "/v1/markets/h100-sxm.us-east/candles?interval=1h&limit=99999",
-            400,
-            "invalid_parameter",
-        ),
-    ];
-    for (path, status, code) in cases {
+    for (path, status, code) in REST_ERROR_CASES {
         let (s, v) = get(&gw.url(path)).await;
         assert_eq!(
             (s, v["code"].as_str().unwrap()),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{Harness, MARKET};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 fn documented(doc: &Value) -> BTreeSet<(String, String)> {
@@ -69,116 +69,186 @@ fn check(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String>
             None => panic!("{at}: a schema is an object or a boolean: {schema}"),
         };
     };
+    let keyword = |kw, arg| Keyword {
+        doc,
+        schema: s,
+        kw,
+        arg,
+        v,
+        at,
+    };
     for (kw, arg) in s {
         match kw.as_str() {
             "description" | "examples" | "format" | "default" => {}
             "$ref" => check(doc, resolve(doc, arg.as_str().unwrap()), v, at)?,
-            "anyOf" => {
-                let errs: Vec<String> = arg
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter_map(|alt| check(doc, alt, v, at).err())
-                    .collect();
-                if errs.len() == arg.as_array().unwrap().len() {
-                    return Err(format!("{at}: no alternative matches: {errs:?}"));
-                }
+            "anyOf" => check_any_of(doc, arg, v, at)?,
+            "type" | "enum" | "pattern" | "minimum" | "maximum" | "minLength" | "maxLength" => {
+                check_scalar(kw, arg, v, at)?;
             }
-            "type" => {
-                let ok = match arg {
-                    Value::String(t) => type_matches(t, v),
-                    Value::Array(ts) => ts.iter().any(|t| type_matches(t.as_str().unwrap(), v)),
-                    _ => panic!("{at}: bad type {arg}"),
-                };
-                if !ok {
-                    return Err(format!("{at}: {v} is not of type {arg}"));
-                }
+            "required" | "properties" | "additionalProperties" => {
+                check_object(&keyword(kw.as_str(), arg))?
             }
-            "enum" => {
-                if !arg.as_array().unwrap().contains(v) {
-                    return Err(format!("{at}: {v} is not one of {arg}"));
-                }
-            }
-            "pattern" => {
-                if let Some(text) = v.as_str() {
-                    let re = regex::Regex::new(arg.as_str().unwrap()).unwrap();
-                    if !re.is_match(text) {
-                        return Err(format!("{at}: {v} does not match {arg}"));
-                    }
-                }
-            }
-            "minimum" | "maximum" => {
-                if let Some(n) = v.as_f64() {
-                    let bound = arg.as_f64().unwrap();
-                    if (kw == "minimum" && n < bound) || (kw == "maximum" && n > bound) {
-                        return Err(format!("{at}: {v} is out of {kw} {bound}"));
-                    }
-                }
-            }
-            "minLength" | "maxLength" => {
-                if let Some(text) = v.as_str() {
-                    let n = text.chars().count() as u64;
-                    let bound = arg.as_u64().unwrap();
-                    if (kw == "minLength" && n < bound) || (kw == "maxLength" && n > bound) {
-                        return Err(format!("{at}: {v} breaks {kw} {bound}"));
-                    }
-                }
-            }
-            "required" => {
-                if let Some(o) = v.as_object() {
-                    for name in arg.as_array().unwrap() {
-                        if !o.contains_key(name.as_str().unwrap()) {
-                            return Err(format!("{at}: {name} is missing from {v}"));
-                        }
-                    }
-                }
-            }
-            "properties" => {
-                if let Some(o) = v.as_object() {
-                    for (name, sub) in arg.as_object().unwrap() {
-                        if let Some(field) = o.get(name) {
-                            check(doc, sub, field, &format!("{at}.{name}"))?;
-                        }
-                    }
-                }
-            }
-            "additionalProperties" => {
-                assert_eq!(arg, &json!(false), "{at}: only `false` is supported");
-                if let Some(o) = v.as_object() {
-                    let known = s.get("properties").and_then(Value::as_object);
-                    for name in o.keys() {
-                        if !known.is_some_and(|k| k.contains_key(name)) {
-                            return Err(format!("{at}: undocumented field {name:?} in {v}"));
-                        }
-                    }
-                }
-            }
-            "prefixItems" | "items" | "minItems" => {
-                if let Some(items) = v.as_array() {
-                    let prefix = s
-                        .get("prefixItems")
-                        .and_then(Value::as_array)
-                        .map_or(&[][..], |p| &p[..]);
-                    match kw.as_str() {
-                        "prefixItems" => {
-                            for (i, (sub, item)) in prefix.iter().zip(items).enumerate() {
-                                check(doc, sub, item, &format!("{at}[{i}]"))?;
-                            }
-                        }
-                        "items" => {
-                            for (i, item) in items.iter().enumerate().skip(prefix.len()) {
-                                check(doc, arg, item, &format!("{at}[{i}]"))?;
-                            }
-                        }
-                        _ => {
-                            if (items.len() as u64) < arg.as_u64().unwrap() {
-                                return Err(format!("{at}: fewer than {arg} items in {v}"));
-                            }
-                        }
-                    }
-                }
-            }
+            "prefixItems" | "items" | "minItems" => check_array(&keyword(kw.as_str(), arg))?,
             other => panic!("{at}: the test does not check the keyword {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+/// `anyOf`: at least one alternative matches.
+fn check_any_of(doc: &Value, arg: &Value, v: &Value, at: &str) -> Result<(), String> {
+    let errs: Vec<String> = arg
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|alt| check(doc, alt, v, at).err())
+        .collect();
+    if errs.len() == arg.as_array().unwrap().len() {
+        return Err(format!("{at}: no alternative matches: {errs:?}"));
+    }
+    Ok(())
+}
+
+/// `type`, `enum`, `pattern` and the bounds of numbers and strings.
+fn check_scalar(kw: &str, arg: &Value, v: &Value, at: &str) -> Result<(), String> {
+    match kw {
+        "type" => {
+            let ok = match arg {
+                Value::String(t) => type_matches(t, v),
+                Value::Array(ts) => ts.iter().any(|t| type_matches(t.as_str().unwrap(), v)),
+                _ => panic!("{at}: bad type {arg}"),
+            };
+            if !ok {
+                return Err(format!("{at}: {v} is not of type {arg}"));
+            }
+        }
+        "enum" => {
+            if !arg.as_array().unwrap().contains(v) {
+                return Err(format!("{at}: {v} is not one of {arg}"));
+            }
+        }
+        "pattern" => {
+            if let Some(text) = v.as_str() {
+                let re = regex::Regex::new(arg.as_str().unwrap()).unwrap();
+                if !re.is_match(text) {
+                    return Err(format!("{at}: {v} does not match {arg}"));
+                }
+            }
+        }
+        "minimum" | "maximum" => {
+            if let Some(n) = v.as_f64() {
+                let bound = arg.as_f64().unwrap();
+                if (kw == "minimum" && n < bound) || (kw == "maximum" && n > bound) {
+                    return Err(format!("{at}: {v} is out of {kw} {bound}"));
+                }
+            }
+        }
+        "minLength" | "maxLength" => {
+            if let Some(text) = v.as_str() {
+                let n = text.chars().count() as u64;
+                let bound = arg.as_u64().unwrap();
+                if (kw == "minLength" && n < bound) || (kw == "maxLength" && n > bound) {
+                    return Err(format!("{at}: {v} breaks {kw} {bound}"));
+                }
+            }
+        }
+        _ => unreachable!("{kw} is not a keyword of this group"),
+    }
+    Ok(())
+}
+
+/// One keyword of an object schema, and the value it is checked against.
+#[derive(Clone, Copy)]
+struct Keyword<'a> {
+    doc: &'a Value,
+    schema: &'a Map<String, Value>,
+    kw: &'a str,
+    arg: &'a Value,
+    v: &'a Value,
+    at: &'a str,
+}
+
+/// The schema's document, the schema, the keyword, its argument, the value and
+/// where the value is.
+type Parts<'a> = (
+    &'a Value,
+    &'a Map<String, Value>,
+    &'a str,
+    &'a Value,
+    &'a Value,
+    &'a str,
+);
+
+impl<'a> Keyword<'a> {
+    fn parts(&self) -> Parts<'a> {
+        (self.doc, self.schema, self.kw, self.arg, self.v, self.at)
+    }
+}
+
+/// The object keywords; `s` is the whole schema (for `properties`).
+fn check_object(k: &Keyword<'_>) -> Result<(), String> {
+    let (doc, s, kw, arg, v, at) = k.parts();
+    match kw {
+        "required" => {
+            if let Some(o) = v.as_object() {
+                for name in arg.as_array().unwrap() {
+                    if !o.contains_key(name.as_str().unwrap()) {
+                        return Err(format!("{at}: {name} is missing from {v}"));
+                    }
+                }
+            }
+        }
+        "properties" => {
+            if let Some(o) = v.as_object() {
+                for (name, sub) in arg.as_object().unwrap() {
+                    if let Some(field) = o.get(name) {
+                        check(doc, sub, field, &format!("{at}.{name}"))?;
+                    }
+                }
+            }
+        }
+        "additionalProperties" => {
+            assert_eq!(arg, &json!(false), "{at}: only `false` is supported");
+            if let Some(o) = v.as_object() {
+                let known = s.get("properties").and_then(Value::as_object);
+                for name in o.keys() {
+                    if !known.is_some_and(|k| k.contains_key(name)) {
+                        return Err(format!("{at}: undocumented field {name:?} in {v}"));
+                    }
+                }
+            }
+        }
+        _ => unreachable!("{kw} is not a keyword of this group"),
+    }
+    Ok(())
+}
+
+/// The array keywords (`prefixItems`, `items`, `minItems`); `s` is the whole
+/// schema (for `prefixItems`).
+fn check_array(k: &Keyword<'_>) -> Result<(), String> {
+    let (doc, s, kw, arg, v, at) = k.parts();
+    let Some(items) = v.as_array() else {
+        return Ok(());
+    };
+    let prefix = s
+        .get("prefixItems")
+        .and_then(Value::as_array)
+        .map_or(&[][..], |p| &p[..]);
+    match kw {
+        "prefixItems" => {
+            for (i, (sub, item)) in prefix.iter().zip(items).enumerate() {
+                check(doc, sub, item, &format!("{at}[{i}]"))?;
+            }
+        }
+        "items" => {
+            for (i, item) in items.iter().enumerate().skip(prefix.len()) {
+                check(doc, arg, item, &format!("{at}[{i}]"))?;
+            }
+        }
+        _ => {
+            if (items.len() as u64) < arg.as_u64().unwrap() {
+                return Err(format!("{at}: fewer than {arg} items in {v}"));
+            }
         }
     }
     Ok(())

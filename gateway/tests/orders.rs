@@ -8,6 +8,7 @@ use common::{d, dec, Harness, MARKET};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one trading story: each step's balances and fills follow from the steps before it
 async fn provider_and_demander_trade_with_limit_and_market_orders() {
     let h = Harness::start().await;
     let ((provider, pk), (demander, dk)) = h.provider_and_demander().await;
@@ -142,6 +143,7 @@ async fn provider_and_demander_trade_with_limit_and_market_orders() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one order book's story: each step acts on the orders the steps before it left
 async fn cancel_amend_and_mass_cancel() {
     let h = Harness::start().await;
     let ((_, pk), (_, dk)) = h.provider_and_demander().await;

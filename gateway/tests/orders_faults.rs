@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use gpux_engine::event::MassCancelled;
 use gpux_engine::{CommandEnvelope, Engine, Event};
-use gpux_gateway::{auth::key_digest, Backend, GatewayConfig};
+use gpux_gateway::{auth::key_digest, Backend, GatewayConfig, HealthStatus};
 use gpux_sequencer::{
     request_id_of, CommittedBatch, CommittedCommand, Feed, FeedError, SubmitDone, SubmitError,
     Submitter,
@@ -144,6 +144,7 @@ async fn post(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one log's failures in order, each on the state the ones before it left
 async fn log_failures_map_to_clear_statuses_and_divergence_is_reported() {
     let (tx, rx) = mpsc::channel();
     let log = Arc::new(Log {
@@ -227,7 +228,7 @@ async fn log_failures_map_to_clear_statuses_and_divergence_is_reported() {
 
     // A committed command whose events the replica does not reproduce: the
     // gateway reports it (health 503 `diverged`) and keeps running.
-    assert_eq!(gw.health().status, "ok");
+    assert_eq!(gw.health().status, HealthStatus::Ok);
     log.set(Mode::Corrupt);
     let (s, _, _) = post(&base, KEY, None, bid("1.05")).await;
     assert_eq!(s, 200);

@@ -191,6 +191,7 @@ fn usd_total(balances: &Value) -> Decimal {
     dec(&balances["usd"]["available"]) + dec(&balances["usd"]["held"])
 }
 
+#[allow(clippy::too_many_lines)] // the replica's story told in order: trade, diverge, refuse, rebuild, serve again
 async fn diverge_and_rebuild(fault: Fault) {
     let (h, c) = start(fault).await;
     let ((_, pk), (dm, dk)) = h.provider_and_demander().await;

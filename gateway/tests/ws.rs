@@ -39,6 +39,7 @@ fn order(account: u64, side: &str, price: &str, qty: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one connection's conversation, request by request, in order
 async fn every_request_gets_an_ack_or_an_error() {
     let cfg = MarketDataConfig {
         max_frame_bytes: 16 * 1024,
@@ -219,6 +220,7 @@ async fn trades_and_ticker_channels() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one story of three subscribers: each step's messages follow from the trades before it
 async fn orders_channel_shows_only_the_subscribers_own_orders_and_fills() {
     let (_dir, gw) = start_with(MarketDataConfig::default(), None).await;
     // Account 1 by header, account 2 by an auth message, account 3 by header.

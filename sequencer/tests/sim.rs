@@ -44,9 +44,9 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use gpux_engine::{CommandEnvelope, Engine, Event, StateHash};
-use gpux_gateway::core::{self as gateway_core, Shared};
 use gpux_gateway::idempotency::{Admission, Outcome, RequestId, Resolution};
 use gpux_gateway::marketdata::{MarketData, MarketDataConfig};
+use gpux_gateway::replica::{self as gateway_core, ReplicaState};
 use gpux_gateway::GatewayConfig;
 use gpux_ledger::{Fault, FaultyStore, Ledger, LedgerOptions, LedgerReader, MemStore, Store};
 use gpux_replay::progress::Progress;
@@ -329,7 +329,7 @@ impl Tally {
 
 /// The gateway core of one run.
 struct Gateway {
-    shared: Arc<Shared>,
+    shared: Arc<ReplicaState>,
     stop: Arc<AtomicBool>,
     core: Option<std::thread::JoinHandle<()>>,
 }
@@ -340,7 +340,7 @@ impl Gateway {
             "127.0.0.1:0".parse().expect("address"),
             "sim-admin-key-0123456789",
         );
-        let shared = Arc::new(Shared::new(cfg));
+        let shared = Arc::new(ReplicaState::new(cfg));
         let (md, _handle) = MarketData::new(MarketDataConfig::default());
         let stop = Arc::new(AtomicBool::new(false));
         let core = gateway_core::spawn(

@@ -172,7 +172,7 @@ pub async fn testkit_target(dir: &std::path::Path, opts: &GatewayBenchOptions) -
         submitter,
         commits: Some(commits),
         name: "market-data stand-in core (gpux_gateway::testkit), no order routes".into(),
-        stop: Box::new(move || Box::pin(gw.stop())),
+        stop: Box::new(move || Box::pin(async move { Ok(gw.stop().await?) })),
     })
 }
 

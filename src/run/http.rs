@@ -345,7 +345,7 @@ impl Serving {
             }
             None => {
                 tracing::info!("stopping before the gateway was ready");
-                return gateway.shutdown().await;
+                return Ok(gateway.shutdown().await?);
             }
         }
         let demo = cfg
@@ -367,7 +367,7 @@ impl Serving {
             let report = tokio::task::spawn_blocking(move || d.stop()).await;
             tracing::info!(?report, "demo stopped");
         }
-        gateway.shutdown().await
+        Ok(gateway.shutdown().await?)
     }
 
     /// Waits until the gateway's replica has caught up with the log (until then

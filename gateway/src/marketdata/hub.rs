@@ -25,81 +25,11 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::Utf8Bytes;
 use gpux_engine::{AccountId, MarketId, Side};
 
+use super::inbox::{ChannelReq, ConnId, HubMsg};
 use super::queue::{CloseReason, Out, OutQueue};
-use super::state::{lock, MarketEntry, Shared};
-use super::stats::TradeRec;
+use super::state::{lock, MarketDataState, MarketEntry};
+use super::stats::{TradeRec, Window24h};
 use super::wire::{self, BookMsg, Reply, TickerMsg, TickerVal, TradeJson, TradesMsg};
-
-/// A connection's id.
-pub type ConnId = u64;
-
-/// A channel named in a request, before the hub resolved it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChannelReq {
-    /// `book.<market>`.
-    Book(MarketId),
-    /// `trades.<market>`.
-    Trades(MarketId),
-    /// `ticker.<market>`.
-    Ticker(MarketId),
-    /// `orders` of this account.
-    Orders(AccountId),
-}
-
-/// What the hub is told.
-#[derive(Debug)]
-pub enum HubMsg {
-    /// The core thread left work (a hint; the hub also checks the dirty flag).
-    Wake,
-    /// A new connection.
-    Register {
-        /// Its id.
-        conn: ConnId,
-        /// Its outbound queue.
-        queue: Arc<OutQueue>,
-    },
-    /// Subscribe a connection to a channel.
-    Subscribe {
-        /// Who.
-        conn: ConnId,
-        /// What.
-        channel: ChannelReq,
-        /// The channel as the client wrote it.
-        name: String,
-        /// The request's `id`.
-        id: Option<serde_json::Value>,
-    },
-    /// Unsubscribe.
-    Unsubscribe {
-        /// Who.
-        conn: ConnId,
-        /// What.
-        channel: ChannelReq,
-        /// The channel as the client wrote it.
-        name: String,
-        /// The request's `id`.
-        id: Option<serde_json::Value>,
-    },
-    /// The connection's queue overflowed with a reply: resync it.
-    Resync {
-        /// Who.
-        conn: ConnId,
-    },
-    /// The connection ended.
-    Closed {
-        /// Who.
-        conn: ConnId,
-    },
-    /// Forget everything (the core thread rebuilds market data from cmd_seq 1):
-    /// close every connection (1013), empty every book, trade list and pending
-    /// change; then answer on `done`.
-    Reset {
-        /// Told when the reset is done.
-        done: std::sync::mpsc::SyncSender<()>,
-    },
-    /// Shut down: close every connection (1001) and stop.
-    Stop,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Chan {
@@ -116,7 +46,7 @@ struct ConnState {
 
 /// The hub thread's state.
 pub struct Hub {
-    shared: Arc<Shared>,
+    shared: Arc<MarketDataState>,
     rx: Receiver<HubMsg>,
     conns: HashMap<ConnId, ConnState>,
     subs: HashMap<Chan, Vec<(ConnId, Arc<OutQueue>)>>,
@@ -147,7 +77,7 @@ fn slow_private() -> CloseReason {
 
 impl Hub {
     /// A hub reading `rx`.
-    pub fn new(shared: Arc<Shared>, rx: Receiver<HubMsg>) -> Self {
+    pub fn new(shared: Arc<MarketDataState>, rx: Receiver<HubMsg>) -> Self {
         Self {
             shared,
             rx,
@@ -554,82 +484,32 @@ impl Hub {
         out: &mut Vec<(Chan, Utf8Bytes)>,
         trade_resync: &mut Vec<Chan>,
     ) {
-        let (levels, trades, trades_lost, book_seq, last, day) = {
-            let mut core = lock(&e.core);
-            core.dirty = false;
-            (
-                std::mem::take(&mut core.pending_levels),
-                std::mem::take(&mut core.pending_trades),
-                std::mem::replace(&mut core.trades_overflowed, false),
-                core.book_seq,
-                core.stats.last().copied(),
-                core.stats.window_24h(now_ns),
-            )
-        };
-        let mut bids: Vec<(i64, u64)> = Vec::new();
-        let mut asks: Vec<(i64, u64)> = Vec::new();
-        let (prev_seq, seq, ticker, ticker_changed) = {
-            let mut p = lock(&e.published);
-            for ((side, price), lots) in levels {
-                let (q, ok) = p.book.apply(side, price, lots);
-                if !ok {
-                    tracing::error!(market = %e.id, ?side, price, lots, "market data: a level went below zero");
-                }
-                match side {
-                    Side::Buy => bids.push((price, q)),
-                    Side::Sell => asks.push((price, q)),
-                }
-            }
-            let prev_seq = p.seq;
-            p.seq = p.seq.max(book_seq);
-            if let Some(t) = trades.last() {
-                p.trade_id = p.trade_id.max(t.trade);
-            }
-            let ticker = TickerVal {
-                seq: p.seq.max(last.map_or(0, |t| t.seq)),
-                ts_ns: now_ns,
-                best_bid: p.book.best(Side::Buy),
-                best_ask: p.book.best(Side::Sell),
-                last,
-                day,
-            };
-            let changed = !ticker.same_figures(&p.ticker);
-            p.ticker = ticker;
-            (prev_seq, p.seq, ticker, changed)
-        };
+        let taken = Taken::from(e, now_ns);
+        let mut p = Publication::apply(e, &taken, now_ns);
         let market = e.id.as_str();
-        if (!bids.is_empty() || !asks.is_empty()) && self.has_subs(Chan::Book(e.index)) {
-            bids.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
-            asks.sort_unstable_by_key(|a| a.0);
-            out.push((
-                Chan::Book(e.index),
-                wire::to_text(&BookMsg {
-                    kind: Some("update"),
-                    channel: Some(&e.book_channel),
-                    market,
-                    seq,
-                    prev_seq: Some(prev_seq),
-                    bids: wire::levels(&e.spec, bids.into_iter()),
-                    asks: wire::levels(&e.spec, asks.into_iter()),
-                }),
-            ));
+        if p.book_changed() && self.has_subs(Chan::Book(e.index)) {
+            out.push((Chan::Book(e.index), p.book_update(e)));
         }
         if self.has_subs(Chan::Trades(e.index)) {
-            if trades_lost {
+            if taken.trades_lost {
                 trade_resync.push(Chan::Trades(e.index));
-            } else if !trades.is_empty() {
+            } else if !taken.trades.is_empty() {
                 out.push((
                     Chan::Trades(e.index),
                     wire::to_text(&TradesMsg {
                         kind: Some("update"),
                         channel: Some(&e.trades_channel),
                         market,
-                        trades: trades.iter().map(|t| TradeJson::new(&e.spec, t)).collect(),
+                        trades: taken
+                            .trades
+                            .iter()
+                            .map(|t| TradeJson::new(&e.spec, t))
+                            .collect(),
                     }),
                 ));
             }
         }
-        if ticker_changed && self.has_subs(Chan::Ticker(e.index)) {
+        if p.ticker_changed && self.has_subs(Chan::Ticker(e.index)) {
             out.push((
                 Chan::Ticker(e.index),
                 wire::to_text(&TickerMsg::new(
@@ -637,7 +517,7 @@ impl Hub {
                     market,
                     Some("update"),
                     Some(&e.ticker_channel),
-                    &ticker,
+                    &p.ticker,
                 )),
             ));
         }
@@ -702,5 +582,103 @@ impl Hub {
             self.resynced.insert(conn);
             self.shared.counters.resyncs.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// What a flush takes from one market's core side.
+struct Taken {
+    levels: HashMap<(Side, i64), i64>,
+    trades: Vec<TradeRec>,
+    trades_lost: bool,
+    book_seq: u64,
+    last: Option<TradeRec>,
+    day: Window24h,
+}
+
+impl Taken {
+    /// Takes what the core thread left in `e` (and clears its dirty mark).
+    fn from(e: &MarketEntry, now_ns: u64) -> Self {
+        let mut core = lock(&e.core);
+        core.dirty = false;
+        Taken {
+            levels: std::mem::take(&mut core.pending_levels),
+            trades: std::mem::take(&mut core.pending_trades),
+            trades_lost: std::mem::replace(&mut core.trades_overflowed, false),
+            book_seq: core.book_seq,
+            last: core.stats.last().copied(),
+            day: core.stats.window_24h(now_ns),
+        }
+    }
+}
+
+/// What a flush changed in one market's published state.
+struct Publication {
+    /// Changed bid and ask levels, `(price_ticks, lots now)`.
+    bids: Vec<(i64, u64)>,
+    asks: Vec<(i64, u64)>,
+    prev_seq: u64,
+    seq: u64,
+    ticker: TickerVal,
+    ticker_changed: bool,
+}
+
+impl Publication {
+    /// Applies `taken` to `e`'s published book, trade id and ticker.
+    fn apply(e: &MarketEntry, taken: &Taken, now_ns: u64) -> Self {
+        let mut bids: Vec<(i64, u64)> = Vec::new();
+        let mut asks: Vec<(i64, u64)> = Vec::new();
+        let mut p = lock(&e.published);
+        for (&(side, price), &lots) in &taken.levels {
+            let (q, ok) = p.book.apply(side, price, lots);
+            if !ok {
+                tracing::error!(market = %e.id, ?side, price, lots, "market data: a level went below zero");
+            }
+            match side {
+                Side::Buy => bids.push((price, q)),
+                Side::Sell => asks.push((price, q)),
+            }
+        }
+        let prev_seq = p.seq;
+        p.seq = p.seq.max(taken.book_seq);
+        if let Some(t) = taken.trades.last() {
+            p.trade_id = p.trade_id.max(t.trade);
+        }
+        let ticker = TickerVal {
+            seq: p.seq.max(taken.last.map_or(0, |t| t.seq)),
+            ts_ns: now_ns,
+            best_bid: p.book.best(Side::Buy),
+            best_ask: p.book.best(Side::Sell),
+            last: taken.last,
+            day: taken.day,
+        };
+        let ticker_changed = !ticker.same_figures(&p.ticker);
+        p.ticker = ticker;
+        Publication {
+            bids,
+            asks,
+            prev_seq,
+            seq: p.seq,
+            ticker,
+            ticker_changed,
+        }
+    }
+
+    fn book_changed(&self) -> bool {
+        !self.bids.is_empty() || !self.asks.is_empty()
+    }
+
+    /// The `book.<market>` update, best levels first.
+    fn book_update(&mut self, e: &MarketEntry) -> Utf8Bytes {
+        self.bids.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
+        self.asks.sort_unstable_by_key(|a| a.0);
+        wire::to_text(&BookMsg {
+            kind: Some("update"),
+            channel: Some(&e.book_channel),
+            market: e.id.as_str(),
+            seq: self.seq,
+            prev_seq: Some(self.prev_seq),
+            bids: wire::levels(&e.spec, self.bids.iter().copied()),
+            asks: wire::levels(&e.spec, self.asks.iter().copied()),
+        })
     }
 }

@@ -14,8 +14,9 @@
 //! |---|---|
 //! | [`book`] | depth changes from events; the L2 book |
 //! | [`stats`] | recent trades, 1m/1h candles, the 24h window |
-//! | `core` | the core thread's half: events → accumulated changes, merged per batch |
+//! | `accumulate` | the core thread's half: events → accumulated changes, merged per batch |
 //! | `state` | what the three parties share, and who writes what |
+//! | `inbox` | what the hub is told (subscriptions, wake-ups, reset), and the names it uses |
 //! | `hub` | publishing: published books, subscriptions, serialize-once fan-out, resync |
 //! | [`queue`] | a connection's bounded outbound queue |
 //! | `ws` | `/v1/ws`: upgrade, limits, reader and writer tasks, heartbeats |
@@ -28,9 +29,10 @@
 //! is the snapshot's `seq`); each message is serialized once and the same bytes are
 //! queued to every subscriber.
 
+mod accumulate;
 pub mod book;
-mod core;
 mod hub;
+mod inbox;
 pub mod queue;
 mod rest;
 mod state;
@@ -163,8 +165,8 @@ impl Default for MarketDataConfig {
 /// Market data's core-thread half: owned by the gateway's core thread, fed every
 /// committed command. Dropping it stops the hub and closes every WebSocket (1001).
 pub struct MarketData {
-    core: core::CoreState,
-    hub_tx: SyncSender<hub::HubMsg>,
+    accumulator: accumulate::Accumulator,
+    hub_tx: SyncSender<inbox::HubMsg>,
     hub: Option<JoinHandle<()>>,
 }
 
@@ -177,8 +179,8 @@ impl std::fmt::Debug for MarketData {
 /// A cheap handle on market data for HTTP handlers (see [`routes`]).
 #[derive(Clone)]
 pub struct MarketDataHandle {
-    shared: Arc<state::Shared>,
-    hub: SyncSender<hub::HubMsg>,
+    shared: Arc<state::MarketDataState>,
+    hub: SyncSender<inbox::HubMsg>,
 }
 
 impl std::fmt::Debug for MarketDataHandle {
@@ -225,7 +227,7 @@ impl MarketData {
     /// Market data with its hub thread started, and the handle for [`routes`].
     pub fn new(cfg: MarketDataConfig) -> (MarketData, MarketDataHandle) {
         let (tx, rx) = mpsc::sync_channel(cfg.hub_queue.max(16));
-        let shared = Arc::new(state::Shared::new(cfg));
+        let shared = Arc::new(state::MarketDataState::new(cfg));
         let hub = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -234,7 +236,7 @@ impl MarketData {
                 .expect("cannot start the market-data hub thread")
         };
         let md = MarketData {
-            core: core::CoreState::new(Arc::clone(&shared), tx.clone()),
+            accumulator: accumulate::Accumulator::new(Arc::clone(&shared), tx.clone()),
             hub_tx: tx.clone(),
             hub: Some(hub),
         };
@@ -249,13 +251,13 @@ impl MarketData {
         cmd: &gpux_sequencer::CommittedCommand,
         engine: &gpux_engine::Engine,
     ) {
-        self.core.on_command(cmd, engine);
+        self.accumulator.on_command(cmd, engine);
     }
 
     /// After each run of commands from the feed: hands the run's changes to the hub
     /// (which publishes at most once per `flush_interval`). Never blocks.
     pub fn on_batch_end(&mut self, engine: &gpux_engine::Engine) {
-        self.core.on_batch_end(engine);
+        self.accumulator.on_batch_end(engine);
     }
 
     /// Stops serving and forgets everything, because what it was built from was
@@ -266,31 +268,27 @@ impl MarketData {
     /// [`resume`](Self::resume). Waits for the hub to finish the reset (the hub
     /// never waits on a client, so this is short).
     pub fn reset(&mut self) {
-        let g = self.core_shared().generation.load(Ordering::Acquire);
+        let g = self.state().generation.load(Ordering::Acquire);
         if g.is_multiple_of(2) {
-            self.core_shared()
-                .generation
-                .store(g + 1, Ordering::Release);
+            self.state().generation.store(g + 1, Ordering::Release);
         }
-        self.core.reset();
+        self.accumulator.reset();
         let (done, wait) = mpsc::sync_channel(1);
-        if self.hub_tx.send(hub::HubMsg::Reset { done }).is_ok() {
+        if self.hub_tx.send(inbox::HubMsg::Reset { done }).is_ok() {
             let _ = wait.recv();
         }
     }
 
     /// Serves again after [`reset`](Self::reset) (no-op if not reset).
     pub fn resume(&mut self) {
-        let g = self.core_shared().generation.load(Ordering::Acquire);
+        let g = self.state().generation.load(Ordering::Acquire);
         if g % 2 == 1 {
-            self.core_shared()
-                .generation
-                .store(g + 1, Ordering::Release);
+            self.state().generation.store(g + 1, Ordering::Release);
         }
     }
 
-    fn core_shared(&self) -> &state::Shared {
-        self.core.shared()
+    fn state(&self) -> &state::MarketDataState {
+        self.accumulator.shared()
     }
 }
 
@@ -298,14 +296,14 @@ impl Drop for MarketData {
     fn drop(&mut self) {
         // The hub's inbox may be full; a blocking send here is bounded by the hub
         // draining it, which it does without waiting on anyone.
-        let _ = self.hub_tx.send(hub::HubMsg::Stop);
+        let _ = self.hub_tx.send(inbox::HubMsg::Stop);
         if let Some(h) = self.hub.take() {
             let _ = h.join();
         }
     }
 }
 
-fn rest_routes() -> Routes<Arc<state::Shared>> {
+fn rest_routes() -> Routes<Arc<state::MarketDataState>> {
     Routes::new()
         .add(Method::GET, "/v1/markets/{market}/depth", rest::depth)
         .add(Method::GET, "/v1/markets/{market}/trades", rest::trades)

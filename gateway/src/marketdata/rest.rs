@@ -20,24 +20,24 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use gpux_engine::{MarketId, Side};
 
-use super::state::{lock, MarketEntry, Shared};
+use super::state::{lock, MarketDataState, MarketEntry};
 use super::stats::{Interval, TradeRec};
 use super::wire::{
     self, BookMsg, CandleJson, CandlesMsg, TickerMsg, TickerVal, TradeJson, TradesMsg,
 };
-use crate::core::NotServing;
+use crate::replica::NotServing;
 use crate::rest::extract::ApiPath;
 use crate::ApiError;
 
 /// The generation to answer from, or 503 while market data is being rebuilt.
-fn serving(shared: &Shared) -> Result<u64, ApiError> {
+fn serving(shared: &MarketDataState) -> Result<u64, ApiError> {
     shared
         .serving_generation()
         .ok_or_else(|| NotServing::Rebuilding.into())
 }
 
 /// `resp`, unless market data was reset since `generation` (then 503).
-fn answer(shared: &Shared, generation: u64, resp: Response) -> Result<Response, ApiError> {
+fn answer(shared: &MarketDataState, generation: u64, resp: Response) -> Result<Response, ApiError> {
     if shared.still_serving(generation) {
         Ok(resp)
     } else {
@@ -47,7 +47,7 @@ fn answer(shared: &Shared, generation: u64, resp: Response) -> Result<Response, 
 
 type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
-fn market(shared: &Shared, name: &str) -> Result<Arc<MarketEntry>, ApiError> {
+fn market(shared: &MarketDataState, name: &str) -> Result<Arc<MarketEntry>, ApiError> {
     MarketId::new(name)
         .ok()
         .and_then(|id| shared.market(&id))
@@ -118,7 +118,7 @@ fn json<T: serde::Serialize>(v: &T) -> Response {
 
 /// `GET /v1/markets/{market}/depth?depth=N`.
 pub async fn depth(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<MarketDataState>>,
     ApiPath(name): ApiPath<String>,
     q: Params,
 ) -> Result<Response, ApiError> {
@@ -149,7 +149,7 @@ pub async fn depth(
 
 /// `GET /v1/markets/{market}/trades?limit=N`.
 pub async fn trades(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<MarketDataState>>,
     ApiPath(name): ApiPath<String>,
     q: Params,
 ) -> Result<Response, ApiError> {
@@ -170,7 +170,7 @@ pub async fn trades(
 
 /// The ticker as of now: best bid/ask from the published book, trade figures
 /// from the core side, the 24h window ending at the latest committed timestamp.
-pub fn ticker_now(shared: &Shared, e: &MarketEntry) -> TickerVal {
+pub fn ticker_now(shared: &MarketDataState, e: &MarketEntry) -> TickerVal {
     let now_ns = shared.now_ns.load(Ordering::Acquire);
     let (seq, best_bid, best_ask) = {
         let p = lock(&e.published);
@@ -192,7 +192,7 @@ pub fn ticker_now(shared: &Shared, e: &MarketEntry) -> TickerVal {
 
 /// `GET /v1/markets/{market}/ticker`.
 pub async fn ticker(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<MarketDataState>>,
     ApiPath(name): ApiPath<String>,
     q: Params,
 ) -> Result<Response, ApiError> {
@@ -206,7 +206,7 @@ pub async fn ticker(
 
 /// `GET /v1/markets/{market}/candles?interval=1m|1h&limit=N`.
 pub async fn candles(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<MarketDataState>>,
     ApiPath(name): ApiPath<String>,
     q: Params,
 ) -> Result<Response, ApiError> {

@@ -9,8 +9,12 @@
 //! - [`Published`], written by the hub only: the L2 book as last published, with
 //!   its sequence number. Snapshots (REST and WebSocket) come from here, so a
 //!   snapshot's `seq` and the updates that follow it always fit together.
+//!
+//! It also holds the open WebSocket connections per [`ConnKey`], which the
+//! `/v1/ws` endpoint checks its connection limits against.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
@@ -109,6 +113,19 @@ pub struct PrivateShared {
     pub overflowed: bool,
 }
 
+/// What a connection is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnKey {
+    /// An authenticated trading account (all its keys together).
+    Account(AccountId),
+    /// The admin key.
+    Admin,
+    /// An anonymous peer, by address.
+    Peer(IpAddr),
+    /// An anonymous peer whose address the server was not told.
+    Unknown,
+}
+
 /// Counters for tests, benchmarks and metrics.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -126,7 +143,7 @@ pub struct Counters {
 
 /// Everything shared, behind one `Arc`.
 #[derive(Debug)]
-pub struct Shared {
+pub struct MarketDataState {
     /// Limits and tuning.
     pub cfg: MarketDataConfig,
     /// Markets.
@@ -149,7 +166,7 @@ pub struct Shared {
     /// or rebuilt.
     pub generation: AtomicU64,
     /// Open connections per key (account or peer address).
-    pub conn_counts: Mutex<HashMap<super::ws::ConnKey, usize>>,
+    pub conn_counts: Mutex<HashMap<ConnKey, usize>>,
     /// Next connection id.
     pub next_conn: AtomicU64,
     /// Counters.
@@ -170,7 +187,7 @@ impl Published {
     }
 }
 
-impl Shared {
+impl MarketDataState {
     /// An empty core side for a book as of `seq`.
     pub fn empty_core(&self, seq: u64) -> CoreSide {
         CoreSide {

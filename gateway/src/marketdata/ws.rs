@@ -9,7 +9,7 @@
 //! connection, connections per account and per anonymous peer address) are answered
 //! with errors, never enforced by silently dropping.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
@@ -24,41 +24,28 @@ use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use gpux_engine::{AccountId, MarketId};
+use gpux_engine::MarketId;
 use serde::Deserialize;
 
 use super::close;
-use super::hub::{ChannelReq, ConnId, HubMsg};
+use super::inbox::{ChannelReq, ConnId, HubMsg};
 use super::queue::{CloseReason, Out, OutQueue};
-use super::state::{lock, Shared};
+use super::state::{lock, ConnKey, MarketDataState};
 use super::wire::{self, Reply};
 use crate::auth::{bearer, Bearer};
 use crate::rest::extract::repeated_authorization;
 use crate::{ApiError, Authenticator, Principal};
 
-/// What a connection is counted against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConnKey {
-    /// An authenticated trading account (all its keys together).
-    Account(AccountId),
-    /// The admin key.
-    Admin,
-    /// An anonymous peer, by address.
-    Peer(IpAddr),
-    /// An anonymous peer whose address the server was not told.
-    Unknown,
-}
-
 /// A counted connection; uncounted on drop.
 #[derive(Debug)]
 pub struct Slot {
-    shared: Arc<Shared>,
+    shared: Arc<MarketDataState>,
     key: ConnKey,
 }
 
 impl Slot {
     /// Counts a connection against `key`, if its limit allows.
-    pub fn acquire(shared: &Arc<Shared>, key: ConnKey) -> Result<Slot, String> {
+    pub fn acquire(shared: &Arc<MarketDataState>, key: ConnKey) -> Result<Slot, String> {
         let cfg = &shared.cfg;
         let max = match key {
             ConnKey::Account(_) | ConnKey::Admin => cfg.max_connections_per_account,
@@ -107,7 +94,7 @@ impl Drop for Slot {
 #[derive(Clone)]
 pub struct WsState {
     /// Market data.
-    pub shared: Arc<Shared>,
+    pub shared: Arc<MarketDataState>,
     /// The hub's inbox.
     pub hub: SyncSender<HubMsg>,
     /// API keys.
@@ -134,7 +121,7 @@ pub async fn upgrade(
             .into_response();
     }
     if st.shared.serving_generation().is_none() {
-        return ApiError::from(crate::core::NotServing::Rebuilding).into_response();
+        return ApiError::from(crate::replica::NotServing::Rebuilding).into_response();
     }
     let ws = match ws {
         Ok(ws) => ws,
@@ -242,21 +229,29 @@ async fn session(socket: WebSocket, st: WsState, principal: Option<Principal>, s
         w = &mut writer => w.unwrap_or(false),
     };
     if closed_cleanly {
-        // The closing handshake: give the peer a moment to read our close frame
-        // and answer it before the socket goes (closing at once can reset the
-        // connection and lose the close frame, and its reason, on the way).
-        let linger = CLOSE_LINGER.min(cfg.write_timeout);
-        let _ = tokio::time::timeout(linger, async {
-            while let Some(Ok(m)) = stream.next().await {
-                if matches!(m, Message::Close(_)) {
-                    break;
-                }
-            }
-        })
-        .await;
+        await_peer_close(&mut stream, CLOSE_LINGER.min(cfg.write_timeout)).await;
     }
-    // The hub must hear of the end, even if its inbox is momentarily full.
-    let hub = st.hub.clone();
+    tell_hub_closed(st.hub.clone(), conn);
+    shared.counters.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The closing handshake: gives the peer up to `linger` to read our close frame
+/// and answer it before the socket goes (closing at once can reset the connection
+/// and lose the close frame, and its reason, on the way).
+async fn await_peer_close(stream: &mut SplitStream<WebSocket>, linger: Duration) {
+    let _ = tokio::time::timeout(linger, async {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Tells the hub that `conn` ended: it must hear of the end, even if its inbox is
+/// momentarily full.
+fn tell_hub_closed(hub: SyncSender<HubMsg>, conn: ConnId) {
     match hub.try_send(HubMsg::Closed { conn }) {
         Ok(()) | Err(TrySendError::Disconnected(_)) => {}
         Err(TrySendError::Full(m)) => {
@@ -265,7 +260,6 @@ async fn session(socket: WebSocket, st: WsState, principal: Option<Principal>, s
             });
         }
     }
-    shared.counters.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// How long a session waits for the peer's answer to its close frame.

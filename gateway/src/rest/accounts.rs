@@ -22,8 +22,8 @@ use super::dto::{
 use super::extract::{AccountCaller, AdminCaller, ApiJson, ApiPath, IdempotencyKey};
 use super::{internal, reject_error, AppState, Executed, Idem};
 use crate::auth::{generate_key, Principal};
-use crate::core::Replica;
 use crate::error::ApiError;
+use crate::replica::Replica;
 
 fn header_key(key: Option<String>) -> Option<String> {
     key.map(|k| format!("header:{k}"))

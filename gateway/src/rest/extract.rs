@@ -29,7 +29,7 @@ use crate::idempotency;
 
 /// `Err` with the 503 to answer unless the replica serves (caught up, following
 /// the ledger without divergence).
-pub fn not_ready(shared: &crate::core::Shared) -> Result<(), ApiError> {
+pub fn not_ready(shared: &crate::replica::ReplicaState) -> Result<(), ApiError> {
     shared.serving().map_err(ApiError::from)
 }
 

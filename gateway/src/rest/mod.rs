@@ -35,16 +35,16 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::auth::Principal;
-use crate::core::{now_ns, Replica, Shared};
 use crate::error::ApiError;
 use crate::idempotency::{fingerprint, Admission, Outcome, RequestId, Resolution};
 use crate::ratelimit::RateLimiters;
+use crate::replica::{now_ns, Replica, ReplicaState};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     /// The replica, keys, requests, health, counters.
-    pub shared: Arc<Shared>,
+    pub shared: Arc<ReplicaState>,
     /// Where commands go.
     pub submitter: Arc<dyn Submitter>,
     /// Rate limiters.
@@ -206,6 +206,13 @@ impl AppState {
                 return Err(e);
             }
         };
+        self.submit(&id, command);
+        self.wait(&id, rx, deadline).await
+    }
+
+    /// Hands `command` to the log as request `id`; a refused submission resolves
+    /// the request's waiters with the failure.
+    fn submit(&self, id: &RequestId, command: Command) {
         let payload = CommandEnvelope {
             v: PROTOCOL_VERSION,
             ts_ns: now_ns(),
@@ -227,7 +234,6 @@ impl AppState {
                 }
             }),
         );
-        self.wait(&id, rx, deadline).await
     }
 
     async fn wait(

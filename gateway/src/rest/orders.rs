@@ -24,9 +24,9 @@ use super::dto::{
 use super::extract::{AccountCaller, ApiJson, ApiPath, ApiQuery, IdempotencyKey};
 use super::{internal, reject_error, AppState, Executed, Idem};
 use crate::auth::Principal;
-use crate::core::{now_ns, Replica};
 use crate::error::ApiError;
 use crate::history::{zero_like, Fill, OrderRecord, OrderStatus};
+use crate::replica::{now_ns, Replica};
 
 /// The idempotency key of a request: the header's, else (for placements) the
 /// client order id, in separate namespaces.

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 /// running; 503 while starting or after the core stopped. The body says which.
 pub async fn health(State(state): State<AppState>) -> Response {
     let report = state.shared.health_report();
-    let status = if report.ready && report.status == "ok" {
+    let status = if report.ready && report.status == crate::replica::HealthStatus::Ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -1,6 +1,6 @@
 //! The core thread's half: turning committed commands into market-data changes.
 //!
-//! Owns [`CoreState`], what [`MarketData`](super::MarketData) does on the core
+//! Owns [`Accumulator`], what [`MarketData`](super::MarketData) does on the core
 //! thread. Per command it only reads events and accumulates, in memory the core
 //! thread alone touches: signed level changes, trades, private messages. At the end
 //! of each batch it merges the accumulation into the shared per-market state
@@ -15,12 +15,13 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
+use gpux_engine::event::TradeExecuted;
 use gpux_engine::{AccountId, Engine, Event, MarketId, Side};
 use gpux_sequencer::CommittedCommand;
 
 use super::book::{event_market, level_changes};
-use super::hub::HubMsg;
-use super::state::{lock, MarketEntry, Shared};
+use super::inbox::HubMsg;
+use super::state::{lock, MarketDataState, MarketEntry};
 use super::stats::TradeRec;
 use super::wire::{Dec, Fill, PrivateBody, PrivateMsg};
 
@@ -35,8 +36,8 @@ struct CoreMarket {
 }
 
 /// The core thread's market-data state.
-pub struct CoreState {
-    shared: Arc<Shared>,
+pub struct Accumulator {
+    shared: Arc<MarketDataState>,
     hub: SyncSender<HubMsg>,
     markets: HashMap<MarketId, CoreMarket>,
     touched: Vec<MarketId>,
@@ -45,9 +46,9 @@ pub struct CoreState {
     private_batch: Vec<PrivateMsg>,
 }
 
-impl CoreState {
+impl Accumulator {
     /// State over `shared`, waking the hub through `hub`.
-    pub fn new(shared: Arc<Shared>, hub: SyncSender<HubMsg>) -> Self {
+    pub fn new(shared: Arc<MarketDataState>, hub: SyncSender<HubMsg>) -> Self {
         Self {
             shared,
             hub,
@@ -64,7 +65,7 @@ impl CoreState {
     /// follow from the start) is seeded with the engine's depth after `cmd_seq`.
     fn market<'a>(
         markets: &'a mut HashMap<MarketId, CoreMarket>,
-        shared: &Shared,
+        shared: &MarketDataState,
         id: MarketId,
         cmd_seq: u64,
         listed_now: bool,
@@ -99,7 +100,7 @@ impl CoreState {
     }
 
     /// The state shared with the hub and handlers.
-    pub fn shared(&self) -> &Shared {
+    pub fn shared(&self) -> &MarketDataState {
         &self.shared
     }
 
@@ -122,55 +123,7 @@ impl CoreState {
         }
         for ev in &cmd.events {
             if let Some(id) = event_market(ev) {
-                let listed_now = matches!(ev, Event::MarketListed(_));
-                if let Some(m) = Self::market(
-                    &mut self.markets,
-                    &self.shared,
-                    id,
-                    cmd.cmd_seq,
-                    listed_now,
-                    engine,
-                ) {
-                    // A freshly seeded book must reach the hub even if this
-                    // command's own events change nothing.
-                    let mut changed = m.seeded_at == cmd.cmd_seq;
-                    if m.seeded_at != cmd.cmd_seq {
-                        let spec = &m.entry.spec;
-                        let levels = &mut m.levels;
-                        let r = level_changes(spec, ev, |ch| {
-                            if ch.lots != 0 {
-                                *levels.entry((ch.side, ch.price_ticks)).or_default() += ch.lots;
-                                changed = true;
-                            }
-                        });
-                        if r.is_err() {
-                            tracing::error!(market = %id, cmd_seq = cmd.cmd_seq, "market data: an event is off its market's grid");
-                        }
-                    }
-                    if changed {
-                        m.book_seq = Some(cmd.cmd_seq);
-                    }
-                    if let Event::TradeExecuted(t) = ev {
-                        let spec = &m.entry.spec;
-                        if let (Ok(price_ticks), Ok(lots)) =
-                            (spec.price_ticks(t.price), spec.lots(t.quantity))
-                        {
-                            m.trades.push(TradeRec {
-                                trade: t.trade,
-                                seq: cmd.cmd_seq,
-                                ts_ns: cmd.ts_ns,
-                                price_ticks,
-                                lots,
-                                taker_side: t.taker_side,
-                            });
-                            changed = true;
-                        }
-                    }
-                    if changed && !m.touched {
-                        m.touched = true;
-                        self.touched.push(id);
-                    }
-                }
+                self.market_event(cmd, ev, id, engine);
             }
             if !self.private_set.is_empty() {
                 self.private(cmd, ev);
@@ -178,79 +131,124 @@ impl CoreState {
         }
     }
 
-    fn private(&mut self, cmd: &CommittedCommand, ev: &Event) {
-        let mut push = |account: AccountId, body: PrivateBody| {
-            if self.private_set.contains(&account) {
-                self.private_batch.push(PrivateMsg {
-                    account,
+    /// Accumulates what one event of `cmd` changes in market `id`'s book and
+    /// trades, and lists the market as touched if anything changed.
+    fn market_event(&mut self, cmd: &CommittedCommand, ev: &Event, id: MarketId, engine: &Engine) {
+        let listed_now = matches!(ev, Event::MarketListed(_));
+        let Some(m) = Self::market(
+            &mut self.markets,
+            &self.shared,
+            id,
+            cmd.cmd_seq,
+            listed_now,
+            engine,
+        ) else {
+            return;
+        };
+        // A freshly seeded book must reach the hub even if this command's own
+        // events change nothing.
+        let mut changed = m.seeded_at == cmd.cmd_seq;
+        if m.seeded_at != cmd.cmd_seq {
+            let spec = &m.entry.spec;
+            let levels = &mut m.levels;
+            let r = level_changes(spec, ev, |ch| {
+                if ch.lots != 0 {
+                    *levels.entry((ch.side, ch.price_ticks)).or_default() += ch.lots;
+                    changed = true;
+                }
+            });
+            if r.is_err() {
+                tracing::error!(market = %id, cmd_seq = cmd.cmd_seq, "market data: an event is off its market's grid");
+            }
+        }
+        if changed {
+            m.book_seq = Some(cmd.cmd_seq);
+        }
+        if let Event::TradeExecuted(t) = ev {
+            let spec = &m.entry.spec;
+            if let (Ok(price_ticks), Ok(lots)) = (spec.price_ticks(t.price), spec.lots(t.quantity))
+            {
+                m.trades.push(TradeRec {
+                    trade: t.trade,
                     seq: cmd.cmd_seq,
                     ts_ns: cmd.ts_ns,
-                    body,
+                    price_ticks,
+                    lots,
+                    taker_side: t.taker_side,
                 });
+                changed = true;
             }
+        }
+        if changed && !m.touched {
+            m.touched = true;
+            self.touched.push(id);
+        }
+    }
+
+    /// Accumulates the private messages `ev` makes for subscribed accounts: order
+    /// events for their account, fills for both sides of a trade.
+    fn private(&mut self, cmd: &CommittedCommand, ev: &Event) {
+        let account = match ev {
+            Event::OrderAccepted(e) => Some(e.account),
+            Event::OrderRested(e) => Some(e.account),
+            Event::OrderCancelled(e) => Some(e.account),
+            Event::OrderAmended(e) => Some(e.account),
+            Event::MassCancelled(e) => Some(e.account),
+            Event::OrderRejected(e) => e.account,
+            Event::TradeExecuted(t) => return self.private_fills(cmd, t),
+            _ => None,
         };
-        let order = |a: AccountId| (a, PrivateBody::Order(ev.clone()));
-        match ev {
-            Event::OrderAccepted(e) => {
-                let (a, b) = order(e.account);
-                push(a, b)
-            }
-            Event::OrderRested(e) => {
-                let (a, b) = order(e.account);
-                push(a, b)
-            }
-            Event::OrderCancelled(e) => {
-                let (a, b) = order(e.account);
-                push(a, b)
-            }
-            Event::OrderAmended(e) => {
-                let (a, b) = order(e.account);
-                push(a, b)
-            }
-            Event::MassCancelled(e) => {
-                let (a, b) = order(e.account);
-                push(a, b)
-            }
-            Event::OrderRejected(e) => {
-                if let Some(a) = e.account {
-                    let (a, b) = order(a);
-                    push(a, b)
-                }
-            }
-            Event::TradeExecuted(t) => {
-                let fill = |order, side, liquidity, fee, remaining| Fill {
-                    trade: t.trade,
-                    market: t.market,
-                    order,
-                    side,
-                    liquidity,
-                    price: Dec(t.price),
-                    quantity: Dec(t.quantity),
-                    fee: Dec(fee),
-                    remaining: Dec(remaining),
-                };
-                push(
-                    t.maker_account,
-                    PrivateBody::Fill(fill(
-                        t.maker_order,
-                        t.taker_side.opposite(),
-                        "maker",
-                        t.maker_fee,
-                        t.maker_remaining,
-                    )),
-                );
-                push(
-                    t.taker_account,
-                    PrivateBody::Fill(fill(
-                        t.taker_order,
-                        t.taker_side,
-                        "taker",
-                        t.taker_fee,
-                        t.taker_remaining,
-                    )),
-                );
-            }
-            _ => {}
+        if let Some(a) = account {
+            self.push_private(cmd, a, PrivateBody::Order(ev.clone()));
+        }
+    }
+
+    /// The maker's and the taker's fill of trade `t`.
+    fn private_fills(&mut self, cmd: &CommittedCommand, t: &TradeExecuted) {
+        let fill = |order, side, liquidity, fee, remaining| Fill {
+            trade: t.trade,
+            market: t.market,
+            order,
+            side,
+            liquidity,
+            price: Dec(t.price),
+            quantity: Dec(t.quantity),
+            fee: Dec(fee),
+            remaining: Dec(remaining),
+        };
+        self.push_private(
+            cmd,
+            t.maker_account,
+            PrivateBody::Fill(fill(
+                t.maker_order,
+                t.taker_side.opposite(),
+                "maker",
+                t.maker_fee,
+                t.maker_remaining,
+            )),
+        );
+        self.push_private(
+            cmd,
+            t.taker_account,
+            PrivateBody::Fill(fill(
+                t.taker_order,
+                t.taker_side,
+                "taker",
+                t.taker_fee,
+                t.taker_remaining,
+            )),
+        );
+    }
+
+    /// Queues `body` for `account` if it has an `orders` subscription.
+    fn push_private(&mut self, cmd: &CommittedCommand, account: AccountId, body: PrivateBody) {
+        if self.private_set.contains(&account) {
+            self.private_batch.push(PrivateMsg {
+                account,
+                seq: cmd.cmd_seq,
+                ts_ns: cmd.ts_ns,
+                body,
+            });
         }
     }
 

@@ -1,13 +1,12 @@
-//! The core thread: the gateway's read replica of the engine.
+//! The gateway's read replica of the engine, and the core thread that keeps it.
 //!
-//! Owns [`Shared`] (the replica, the key store, the request table, health and
-//! counters) and the thread that keeps it current. The thread reads committed
-//! commands from a [`Feed`] starting at cmd_seq 1 and, for each one, in order:
+//! Owns [`ReplicaState`] (the replica, the key store, the request table, health
+//! and counters), [`HealthReport`] and [`NotServing`], and the core thread
+//! ([`spawn`]). The thread reads committed commands from a [`Feed`] starting at
+//! cmd_seq 1 and, for each one, in order:
 //!
 //! 1. re-applies it to its own [`Engine`] with `apply_json(cmd_seq, ts_ns, payload)`
-//!    — deterministic, so the replica equals the exchange's engine — and checks that
-//!    it produced exactly the committed events (a mismatch is logged and marks the
-//!    gateway unhealthy; it never panics);
+//!    and checks that it produced exactly the committed events;
 //! 2. folds the events into the order and fill [`History`];
 //! 3. learns API keys from committed `create_account` commands;
 //! 4. hands the command to market data ([`MarketData::on_command`]);
@@ -22,30 +21,10 @@
 //! Account ids are the engine's: a `create_account` without an id gets the lowest
 //! free one, so gateways sharing a log never choose ids.
 //!
-//! ## A replica that knows when it is wrong
-//!
-//! A feed that skips a command, or a command whose re-applied events differ from
-//! the committed ones, means the replica no longer equals the exchange. From that
-//! moment the gateway refuses everything that reads the replica or checks against
-//! it, and public market data too (503 `replica_diverged`; see
-//! [`Shared::serving`]), and — when the [`Backend`](crate::Backend) can make a
-//! fresh feed — rebuilds itself without a restart:
-//!
-//! 1. it asks for a new feed from cmd_seq 1 (the ledger in embedded mode, the
-//!    events topic in Kafka mode) and resets market data (WebSocket clients are
-//!    closed with 1013 and reconnect);
-//! 2. it applies that feed to a *new* replica of its own, aside from the one in the
-//!    lock (503 `replica_rebuilding` meanwhile; requests waiting for their commands
-//!    are resolved as the new feed reaches them);
-//! 3. once caught up, it swaps the new replica in and serves again (health `ok`).
-//!
-//! A rebuild that diverges again is retried after a growing pause. Without a way
-//! to re-follow, the gateway stays diverged (and says so) until restarted.
-//!
-//! Starting from cmd_seq 1 keeps fills history, API keys and idempotency complete;
-//! the price is a replay of the whole log at startup (the engine applies several
-//! million commands per second, so a log of 10^7 commands takes seconds). Until the
-//! replica has caught up, the gateway answers 503 `starting`.
+//! Why the replica follows from cmd_seq 1, and what it does when its events differ
+//! from the committed ones (refuse with 503, rebuild from a new feed through
+//! [`Backend::refollow`](crate::Backend::refollow), swap): `docs/ARCHITECTURE.md`,
+//! section "The gateway's read replica".
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -142,14 +121,50 @@ pub struct GatewayStats {
     pub feed_errors: AtomicU64,
 }
 
+/// The gateway's state as `GET /v1/health` names it (`status`), in snake_case.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    /// Serving.
+    Ok,
+    /// Catching up with the log.
+    Starting,
+    /// The replica's events differed from the committed ones, or the feed skipped
+    /// commands.
+    Diverged,
+    /// Re-following the log from cmd_seq 1 after a divergence.
+    Rebuilding,
+    /// Reading the feed fails (serving what it has).
+    FeedFailing,
+    /// The core thread has ended.
+    Stopped,
+}
+
+impl HealthStatus {
+    /// The name `GET /v1/health` reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Ok => "ok",
+            HealthStatus::Starting => "starting",
+            HealthStatus::Diverged => "diverged",
+            HealthStatus::Rebuilding => "rebuilding",
+            HealthStatus::FeedFailing => "feed_failing",
+            HealthStatus::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for HealthStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Health as `GET /v1/health` reports it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct HealthReport {
-    /// `ok`, `starting` (catching up with the log), `diverged` (the replica's
-    /// events differed from the committed ones, or the feed skipped commands),
-    /// `rebuilding` (re-following the log from cmd_seq 1 after that),
-    /// `feed_failing` or `stopped`.
-    pub status: &'static str,
+    /// What state the gateway is in.
+    pub status: HealthStatus,
     /// Whether the gateway serves requests (caught up, running, not diverged).
     pub ready: bool,
     /// `cmd_seq` of the last command the replica applied.
@@ -160,7 +175,7 @@ pub struct HealthReport {
     pub diverged_at: Option<u64>,
 }
 
-/// Why the gateway does not serve requests now (see [`Shared::serving`]).
+/// Why the gateway does not serve requests now (see [`ReplicaState::serving`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotServing {
     /// Catching up with the log after a start.
@@ -223,7 +238,7 @@ impl Health {
 
     /// Whether the gateway has started: caught up with the log once and the core
     /// running. (Whether it serves now also depends on the replica: see
-    /// [`Shared::serving`].)
+    /// [`ReplicaState::serving`].)
     pub fn ready(&self) -> bool {
         self.caught_up.load(Ordering::Acquire) && !self.stopped.load(Ordering::Acquire)
     }
@@ -249,7 +264,7 @@ impl Health {
 
 /// State shared by the core thread and request handlers.
 #[derive(Debug)]
-pub struct Shared {
+pub struct ReplicaState {
     /// Configuration.
     pub cfg: GatewayConfig,
     /// The replica; take short read locks and never hold one across an `.await`.
@@ -267,10 +282,10 @@ pub struct Shared {
     book_counts: Mutex<Arc<Vec<BookCount>>>,
 }
 
-impl Shared {
+impl ReplicaState {
     /// Empty state for `cfg`.
     pub fn new(cfg: GatewayConfig) -> Self {
-        Shared {
+        ReplicaState {
             replica: RwLock::new(Replica::new(&cfg)),
             keys: Arc::new(KeyStore::new(&cfg.admin_key)),
             requests: Requests::new(cfg.idempotency.clone(), cfg.max_in_flight),
@@ -332,17 +347,17 @@ impl Shared {
         let diverged = h.diverged_at.load(Ordering::Acquire);
         let serving = self.serving();
         let status = if h.stopped.load(Ordering::Acquire) {
-            "stopped"
+            HealthStatus::Stopped
         } else if !h.caught_up.load(Ordering::Acquire) {
-            "starting"
+            HealthStatus::Starting
         } else if serving == Err(NotServing::Rebuilding) {
-            "rebuilding"
+            HealthStatus::Rebuilding
         } else if serving.is_err() {
-            "diverged"
+            HealthStatus::Diverged
         } else if h.feed_failing.load(Ordering::Acquire) {
-            "feed_failing"
+            HealthStatus::FeedFailing
         } else {
-            "ok"
+            HealthStatus::Ok
         };
         HealthReport {
             status,
@@ -362,7 +377,7 @@ pub fn now_ns() -> u64 {
 
 /// Marks the gateway stopped and wakes every waiting request when the core thread
 /// ends, however it ends.
-struct StopGuard(Arc<Shared>);
+struct StopGuard(Arc<ReplicaState>);
 
 impl Drop for StopGuard {
     fn drop(&mut self) {
@@ -377,7 +392,7 @@ impl Drop for StopGuard {
 /// Starts the core thread; it runs until `stop` is set. `refollow`, when given,
 /// makes a fresh feed from cmd_seq 1 to rebuild a diverged replica.
 pub fn spawn(
-    shared: Arc<Shared>,
+    shared: Arc<ReplicaState>,
     feed: Box<dyn Feed>,
     refollow: Option<FeedFactory>,
     market_data: MarketData,
@@ -420,7 +435,7 @@ enum Flow {
 }
 
 struct Core {
-    shared: Arc<Shared>,
+    shared: Arc<ReplicaState>,
     market_data: MarketData,
     events: Vec<Event>,
     started_ns: u64,
