@@ -437,14 +437,5 @@ pub struct MarketResponse {
 
 /// A market's spec as the API shows it (the `market_listed` event's fields).
 pub fn market_view(spec: &gpux_engine::market::MarketSpec) -> gpux_engine::event::MarketListed {
-    gpux_engine::event::MarketListed {
-        market: spec.id,
-        tick_size: spec.tick_size,
-        lot_size: spec.lot_size,
-        maker_fee_bps: spec.maker_fee_bps,
-        taker_fee_bps: spec.taker_fee_bps,
-        min_price: spec.price(spec.min_price_ticks),
-        max_price: spec.price(spec.max_price_ticks),
-        max_order_quantity: spec.quantity(spec.max_order_lots),
-    }
+    gpux_engine::event::MarketListed::from(spec)
 }
