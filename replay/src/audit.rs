@@ -24,13 +24,13 @@ use std::path::Path;
 use gpux_engine::market::cash_decimal;
 use gpux_engine::{Engine, Event, MarketId, Side};
 use gpux_ledger::{LedgerReader, Store};
+use gpux_sequencer::recovery::Replayer;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::balances::EventBalances;
 use crate::error::{Failure, FailureKind, Finding, Outcome, ReplayError, Result};
 use crate::progress::Progress;
-use crate::replayer::Replayer;
 
 /// How thoroughly to audit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,7 @@ pub fn audit_reader<S: Store>(
     let mut touched: Vec<MarketId> = Vec::new();
     let bar = progress.bar(head.last_cmd_seq, "audit");
     loop {
-        let step = match replayer.step(&mut engine) {
+        let step = match replayer.step(&mut engine).map_err(ReplayError::from) {
             Ok(Some(step)) => step,
             Ok(None) => break,
             Err(ReplayError::Failed(f)) => return Ok(Err(*f)),
@@ -202,8 +202,8 @@ pub fn audit_reader<S: Store>(
     };
     Ok(Ok(AuditSummary {
         ok: true,
-        commands: replayer.commands_done,
-        events: replayer.events_done,
+        commands: replayer.commands_done(),
+        events: replayer.events_done(),
         last_seq: head.last_cmd_seq,
         invariant_checks,
         book_checks,

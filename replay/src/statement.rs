@@ -24,13 +24,13 @@ use gpux_engine::{
     OrderType, Side, TimeInForce, FEE_ACCOUNT,
 };
 use gpux_ledger::{LedgerReader, Store};
+use gpux_sequencer::recovery::Replayer;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::balances::{self, EventTotals, Role};
 use crate::error::{Failure, FailureKind, Finding, Outcome, Result};
 use crate::progress::Progress;
-use crate::replayer::Replayer;
 
 /// One line of a statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -44,6 +44,7 @@ use gpux_ledger::{
 use crate::committed::{CommittedBatch, CommittedCommand};
 use crate::error::PipelineError;
 use crate::feed::{LedgerFollower, Publisher};
+use crate::recovery;
 use crate::source::{CommandSource, Inbound, InboxSource};
 use crate::submit::{EmbeddedSubmitter, InboxSignal, Submitter};
 
@@ -346,8 +347,7 @@ impl<S: Store> Exchange<S> {
     ) -> Result<Self, PipelineError> {
         let started = Instant::now();
         let reader = ledger.reader();
-        let engine = gpux_replay::rebuild::state_at(&reader, None, None)
-            .map_err(|e| PipelineError::Recover(Arc::new(e)))?;
+        let engine = recovery::state_at(&reader, None, None).map_err(PipelineError::Recover)?;
         if engine.last_seq() != ledger.head().last_cmd_seq {
             return Err(PipelineError::Diverged {
                 engine_cmd_seq: engine.last_seq(),
@@ -490,8 +490,7 @@ impl<S: Store> Exchange<S> {
     /// An engine rebuilt from the ledger at its current head (a read replica: apply
     /// what [`Exchange::follow`]`(engine.last_seq() + 1)` yields to keep it current).
     pub fn replica(&self) -> Result<Engine, PipelineError> {
-        gpux_replay::rebuild::state_at(&self.reader, None, None)
-            .map_err(|e| PipelineError::Recover(Arc::new(e)))
+        recovery::state_at(&self.reader, None, None).map_err(PipelineError::Recover)
     }
 
     /// Live counters.
