@@ -403,7 +403,9 @@ fn run_role(
             .shutdown()
             .map(|_| ())
             .map_err(|e| anyhow::Error::new(e).context("the exchange failed")),
-        Behind::Broker(submitter) => submitter.flush(SUBMITTER_FLUSH),
+        Behind::Broker(submitter) => submitter
+            .flush(SUBMITTER_FLUSH)
+            .map_err(anyhow::Error::from),
     };
     // The exchange's failure is the cause of whatever the gateway ran into.
     stopped.and(served)
