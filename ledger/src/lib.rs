@@ -1,4 +1,4 @@
-//! gpux ledger: the append-only, hash-chained, crash-safe event store (issue #3).
+//! gpux ledger: the append-only, hash-chained, crash-safe event store.
 //!
 //! # Module layout
 //!
