@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use gpux_engine::{CommandEnvelope, Engine, Event};
 use gpux_ledger::{
     AppliedCommand, CommitHandle, GroupCommitOptions, GroupCommitter, LatencyHistogram, Ledger,
-    LedgerError, LedgerOptions, LedgerReader, RocksStore, Store,
+    LedgerError, LedgerOptions, LedgerReader, RocksStore, SourceKey, Store,
 };
 
 use crate::committed::{CommittedBatch, CommittedCommand};
@@ -345,21 +345,8 @@ impl<S: Store> Exchange<S> {
             Arc<Failure>,
         ) -> Result<StartParts, PipelineError>,
     ) -> Result<Self, PipelineError> {
-        let started = Instant::now();
         let reader = ledger.reader();
-        let engine = recovery::state_at(&reader, None, None).map_err(PipelineError::Recover)?;
-        if engine.last_seq() != ledger.head().last_cmd_seq {
-            return Err(PipelineError::Diverged {
-                engine_cmd_seq: engine.last_seq(),
-                ledger_cmd_seq: ledger.head().last_cmd_seq,
-            });
-        }
-        tracing::info!(
-            cmd_seq = engine.last_seq(),
-            ms = started.elapsed().as_millis() as u64,
-            dir = ?dir,
-            "engine recovered"
-        );
+        let engine = recover(&ledger, &reader, dir)?;
         let stop = Arc::new(AtomicBool::new(false));
         let failure = Arc::new(Failure::default());
         let committer =
@@ -395,28 +382,15 @@ impl<S: Store> Exchange<S> {
             .store(engine.last_seq(), Ordering::Relaxed);
         let (tx, rx) = mpsc::sync_channel(opts.decode_queue_chunks.max(1));
 
-        let decode = {
-            let stop = Arc::clone(&stop);
-            let chunk = opts.decode_chunk.max(1);
-            let failure = Arc::clone(&failure);
-            std::thread::Builder::new()
-                .name("gpux-decode".into())
-                .spawn(move || {
-                    let mut last_offset = consumed;
-                    if let Err(e) = decode_loop(&mut *source, &tx, chunk, &stop, &mut last_offset) {
-                        stop.store(true, Ordering::SeqCst);
-                        failure.record(PipelineError::Source {
-                            key,
-                            last_offset,
-                            error: e,
-                        });
-                    }
-                })
-                .map_err(|e| PipelineError::Spawn {
-                    thread: "decode",
-                    error: Arc::new(e),
-                })?
-        };
+        let decode = spawn_decode(
+            source,
+            key,
+            consumed,
+            tx,
+            opts.decode_chunk.max(1),
+            Arc::clone(&stop),
+            Arc::clone(&failure),
+        )?;
         let engine_thread = {
             let ctx = EngineCtx {
                 in_flight: Arc::default(),
@@ -600,6 +574,60 @@ impl<S: Store> Drop for Exchange<S> {
     }
 }
 
+/// The engine rebuilt from the ledger, which must end where the ledger does.
+fn recover<S: Store>(
+    ledger: &Ledger<S>,
+    reader: &LedgerReader<S>,
+    dir: Option<&Path>,
+) -> Result<Engine, PipelineError> {
+    let started = Instant::now();
+    let engine = recovery::state_at(reader, None, None).map_err(PipelineError::Recover)?;
+    if engine.last_seq() != ledger.head().last_cmd_seq {
+        return Err(PipelineError::Diverged {
+            engine_cmd_seq: engine.last_seq(),
+            ledger_cmd_seq: ledger.head().last_cmd_seq,
+        });
+    }
+    tracing::info!(
+        cmd_seq = engine.last_seq(),
+        ms = started.elapsed().as_millis() as u64,
+        dir = ?dir,
+        "engine recovered"
+    );
+    Ok(engine)
+}
+
+/// Starts the decode thread: reads `source` (positioned after `consumed`) in
+/// chunks of `chunk` commands into `tx`; a source failure stops the pipeline and
+/// is recorded in `failure`.
+fn spawn_decode(
+    mut source: Box<dyn CommandSource>,
+    key: SourceKey,
+    consumed: Option<u64>,
+    tx: SyncSender<Chunk>,
+    chunk: usize,
+    stop: Arc<AtomicBool>,
+    failure: Arc<Failure>,
+) -> Result<JoinHandle<()>, PipelineError> {
+    std::thread::Builder::new()
+        .name("gpux-decode".into())
+        .spawn(move || {
+            let mut last_offset = consumed;
+            if let Err(e) = decode_loop(&mut *source, &tx, chunk, &stop, &mut last_offset) {
+                stop.store(true, Ordering::SeqCst);
+                failure.record(PipelineError::Source {
+                    key,
+                    last_offset,
+                    error: e,
+                });
+            }
+        })
+        .map_err(|e| PipelineError::Spawn {
+            thread: "decode",
+            error: Arc::new(e),
+        })
+}
+
 struct StartParts {
     source: Box<dyn CommandSource>,
     submitter: Option<Arc<dyn Submitter>>,
@@ -719,50 +747,8 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Engin
         batch.read_at.get_or_insert(chunk.read_at);
         let publish = ctx.publisher.has_subscribers();
         for d in chunk.commands {
-            let seq = engine.last_seq() + 1;
-            let last_ts = engine.last_ts_ns();
-            scratch.clear();
-            let (ts_ns, request_id) = match &d.envelope {
-                Some(env) => {
-                    let ts = env.ts_ns.max(last_ts);
-                    engine.apply_request(
-                        seq,
-                        ts,
-                        env.idempotent_request_id(),
-                        &env.command,
-                        &mut scratch,
-                    );
-                    (ts, env.request_id.clone())
-                }
-                None => {
-                    engine.apply_json(seq, last_ts, &d.inbound.payload, &mut scratch);
-                    (last_ts, None)
-                }
-            };
-            batch.events += scratch.len() as u64;
-            events_since_snapshot += scratch.len() as u64;
-            batch.applied.push(AppliedCommand {
-                cmd_seq: seq,
-                ts_ns,
-                source: d.inbound.source,
-                events: scratch.iter().map(Event::to_json_vec).collect(),
-                payload: if publish {
-                    d.inbound.payload.clone()
-                } else {
-                    d.inbound.payload
-                },
-            });
-            if publish {
-                let payload = batch.applied.last().map(|a| a.payload.clone());
-                batch.committed.push(CommittedCommand {
-                    cmd_seq: seq,
-                    ts_ns,
-                    first_event_seq: 0, // filled in once the ledger assigned it
-                    request_id,
-                    payload: payload.unwrap_or_default(),
-                    events: std::mem::take(&mut scratch),
-                });
-            }
+            events_since_snapshot +=
+                apply_decoded(&mut engine, d, &mut batch, &mut scratch, publish);
             ctx.stats.applied.fetch_add(1, Ordering::Relaxed);
             if batch.applied.len() >= ctx.opts.max_batch_commands {
                 submit(&mut batch, &ctx, &mut recycled);
@@ -773,6 +759,56 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Engin
         submit(&mut batch, &ctx, &mut recycled);
     }
     engine
+}
+
+/// Applies one decoded command as the next `cmd_seq` and adds it (and, when
+/// `publish`, its committed form) to `batch`; returns how many events it produced.
+fn apply_decoded(
+    engine: &mut Engine,
+    d: Decoded,
+    batch: &mut Batch,
+    scratch: &mut Vec<Event>,
+    publish: bool,
+) -> u64 {
+    let seq = engine.last_seq() + 1;
+    let last_ts = engine.last_ts_ns();
+    scratch.clear();
+    let (ts_ns, request_id) = match &d.envelope {
+        Some(env) => {
+            let ts = env.ts_ns.max(last_ts);
+            engine.apply_request(seq, ts, env.idempotent_request_id(), &env.command, scratch);
+            (ts, env.request_id.clone())
+        }
+        None => {
+            engine.apply_json(seq, last_ts, &d.inbound.payload, scratch);
+            (last_ts, None)
+        }
+    };
+    let events = scratch.len() as u64;
+    batch.events += events;
+    batch.applied.push(AppliedCommand {
+        cmd_seq: seq,
+        ts_ns,
+        source: d.inbound.source,
+        events: scratch.iter().map(Event::to_json_vec).collect(),
+        payload: if publish {
+            d.inbound.payload.clone()
+        } else {
+            d.inbound.payload
+        },
+    });
+    if publish {
+        let payload = batch.applied.last().map(|a| a.payload.clone());
+        batch.committed.push(CommittedCommand {
+            cmd_seq: seq,
+            ts_ns,
+            first_event_seq: 0, // filled in once the ledger assigned it
+            request_id,
+            payload: payload.unwrap_or_default(),
+            events: std::mem::take(scratch),
+        });
+    }
+    events
 }
 
 /// Queues a snapshot of the engine; a failure to store it fails the pipeline.
