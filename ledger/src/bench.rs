@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::error::{LedgerError, Result};
 use crate::group::{CommitHandle, GroupCommitOptions, GroupCommitter};
 use crate::ledger::{Ledger, LedgerOptions};
-use crate::stats::LatencyHistogram;
+use crate::stats::{CommitStats, LatencyHistogram};
 use crate::types::{AppliedCommand, Source};
 use crate::verify::VerifyOnOpen;
 
@@ -155,14 +155,7 @@ impl Payloads {
 /// one) through the group committer, every write fsynced, then measures a restart.
 pub fn bench(dir: &Path, events: u64, opts: &BenchOptions) -> Result<BenchReport> {
     assert!(opts.events_per_command >= 1 && opts.commands_per_submission >= 1);
-    let mut ledger = Ledger::open(dir, &opts.ledger)?;
-    if ledger.head().last_cmd_seq != 0 {
-        return Err(crate::StoreError::new(format!(
-            "bench needs an empty directory; {} holds a ledger",
-            dir.display()
-        ))
-        .into());
-    }
+    let mut ledger = open_empty(dir, &opts.ledger)?;
     let mut mix = Mix(0x6770_7578);
     ledger.put_snapshot(0, &mix.fill(opts.snapshot_bytes, 0))?;
 
@@ -227,9 +220,40 @@ pub fn bench(dir: &Path, events: u64, opts: &BenchOptions) -> Result<BenchReport
     drop(ledger);
 
     let durable = durable.lock().unwrap_or_else(PoisonError::into_inner);
-    Ok(BenchReport {
+    Ok(report(
+        (events, cmd_seq, seconds),
+        &stats,
+        &durable,
+        (&after_crash, &after_close),
+        opts.ledger.verify_on_open,
+    ))
+}
+
+/// A new ledger in `dir`; an error if `dir` already holds one.
+fn open_empty(dir: &Path, opts: &LedgerOptions) -> Result<Ledger> {
+    let ledger = Ledger::open(dir, opts)?;
+    if ledger.head().last_cmd_seq != 0 {
+        return Err(crate::StoreError::new(format!(
+            "bench needs an empty directory; {} holds a ledger",
+            dir.display()
+        ))
+        .into());
+    }
+    Ok(ledger)
+}
+
+/// The report of a run: `(events, commands, seconds)` written, the committer's
+/// statistics, submit-to-durable latencies, and the two restarts.
+fn report(
+    (events, commands, seconds): (u64, u64, f64),
+    stats: &CommitStats,
+    durable: &LatencyHistogram,
+    (after_crash, after_close): (&Restart, &Restart),
+    verify: VerifyOnOpen,
+) -> BenchReport {
+    BenchReport {
         events,
-        commands: cmd_seq,
+        commands,
         seconds,
         events_per_sec: events as f64 / seconds,
         batches: stats.batches,
@@ -244,11 +268,11 @@ pub fn bench(dir: &Path, events: u64, opts: &BenchOptions) -> Result<BenchReport
         recovery_events: after_crash.events,
         recovery_clean_ms: after_close.total_ms,
         recovery_clean_open_ms: after_close.open_ms,
-        recovery_verify: match opts.ledger.verify_on_open {
+        recovery_verify: match verify {
             VerifyOnOpen::Full => "full",
             VerifyOnOpen::Tail => "tail",
         },
-    })
+    }
 }
 
 /// Synthetic command `cmd_seq` carrying `n` events numbered from `event_seq + 1`,

@@ -512,19 +512,10 @@ fn segment_count(batches: u64) -> u64 {
         .max(1)
 }
 
-/// Verifies the chain from genesis to `head`; returns the merged segment result.
-fn verify_chain<S: Store + ?Sized>(
-    store: &S,
-    head: &Head,
-    progress: &mut dyn FnMut(VerifyProgress),
-) -> Result<SegEnd> {
-    let total = head.last_batch_no;
-    if total == 0 {
-        return Ok(SegEnd {
-            hash: GENESIS_HASH,
-            ..SegEnd::default()
-        });
-    }
+/// Where the parallel segments of a chain of `total` batches start: genesis, then
+/// evenly spaced batches whose headers say where they continue from. A missing
+/// or damaged boundary header ends the list (the segment before it reports it).
+fn segment_starts<S: Store + ?Sized>(store: &S, total: u64) -> Result<Vec<SegStart>> {
     let k = segment_count(total);
     let mut starts = vec![SegStart {
         batch_no: 1,
@@ -550,6 +541,23 @@ fn verify_chain<S: Store + ?Sized>(
             _ => break,
         }
     }
+    Ok(starts)
+}
+
+/// Verifies the chain from genesis to `head`; returns the merged segment result.
+fn verify_chain<S: Store + ?Sized>(
+    store: &S,
+    head: &Head,
+    progress: &mut dyn FnMut(VerifyProgress),
+) -> Result<SegEnd> {
+    let total = head.last_batch_no;
+    if total == 0 {
+        return Ok(SegEnd {
+            hash: GENESIS_HASH,
+            ..SegEnd::default()
+        });
+    }
+    let starts = segment_starts(store, total)?;
     let ends: Vec<u64> = starts
         .iter()
         .skip(1)
@@ -597,6 +605,13 @@ fn verify_chain<S: Store + ?Sized>(
         });
     }
     let end = merged.expect("at least one segment");
+    check_end_is_head(&end, head)?;
+    Ok(end)
+}
+
+/// The chain ends where the meta head says: hash, last command and event, last
+/// timestamp.
+fn check_end_is_head(end: &SegEnd, head: &Head) -> Result<()> {
     if end.hash != head.hash
         || end.last_cmd != head.last_cmd_seq
         || end.last_ev != head.last_event_seq
@@ -619,7 +634,7 @@ fn verify_chain<S: Store + ?Sized>(
             "head timestamp differs from the last command's",
         ));
     }
-    Ok(end)
+    Ok(())
 }
 
 /// Every key in `cf` at or after `from`.
