@@ -362,18 +362,7 @@ impl<S: Store> Exchange<S> {
             Arc::clone(&stop),
             Arc::clone(&failure),
         )?;
-        let key = source.key();
-        let consumed = reader
-            .consumed_offset(&key)
-            .map_err(PipelineError::Ledger)?;
-        source
-            .start_after(consumed)
-            .map_err(|error| PipelineError::Source {
-                key: key.clone(),
-                last_offset: consumed,
-                error,
-            })?;
-        tracing::info!(source = %key, last_consumed = ?consumed, "consuming");
+        let (key, consumed) = position_source(&mut *source, &reader)?;
 
         let publisher = Arc::new(Publisher::new());
         let stats = Arc::new(PipelineStats::default());
@@ -391,7 +380,7 @@ impl<S: Store> Exchange<S> {
             Arc::clone(&stop),
             Arc::clone(&failure),
         )?;
-        let engine_thread = {
+        let (engine_thread, decode) = {
             let ctx = EngineCtx {
                 in_flight: Arc::default(),
                 handle: committer.handle(),
@@ -401,23 +390,7 @@ impl<S: Store> Exchange<S> {
                 stop: Arc::clone(&stop),
                 opts: opts.clone(),
             };
-            std::thread::Builder::new()
-                .name("gpux-engine".into())
-                .spawn(move || engine_loop(engine, rx, ctx))
-        };
-        let engine_thread = match engine_thread {
-            Ok(t) => t,
-            Err(e) => {
-                stop.store(true, Ordering::SeqCst);
-                if let Some(s) = &signal {
-                    s.wake();
-                }
-                let _ = decode.join();
-                return Err(PipelineError::Spawn {
-                    thread: "engine",
-                    error: Arc::new(e),
-                });
-            }
+            spawn_engine(engine, rx, ctx, signal.as_ref(), decode)?
         };
         Ok(Self {
             committer: Some(committer),
@@ -597,6 +570,27 @@ fn recover<S: Store>(
     Ok(engine)
 }
 
+/// Positions `source` after the last offset the ledger consumed from it; returns
+/// its key and that offset.
+fn position_source<S: Store>(
+    source: &mut dyn CommandSource,
+    reader: &LedgerReader<S>,
+) -> Result<(SourceKey, Option<u64>), PipelineError> {
+    let key = source.key();
+    let consumed = reader
+        .consumed_offset(&key)
+        .map_err(PipelineError::Ledger)?;
+    source
+        .start_after(consumed)
+        .map_err(|error| PipelineError::Source {
+            key: key.clone(),
+            last_offset: consumed,
+            error,
+        })?;
+    tracing::info!(source = %key, last_consumed = ?consumed, "consuming");
+    Ok((key, consumed))
+}
+
 /// Starts the decode thread: reads `source` (positioned after `consumed`) in
 /// chunks of `chunk` commands into `tx`; a source failure stops the pipeline and
 /// is recorded in `failure`.
@@ -626,6 +620,35 @@ fn spawn_decode(
             thread: "decode",
             error: Arc::new(e),
         })
+}
+
+/// Starts the engine thread. If it cannot start, the decode thread is stopped
+/// (its source woken through `signal`) and joined.
+fn spawn_engine(
+    engine: Engine,
+    rx: Receiver<Chunk>,
+    ctx: EngineCtx,
+    signal: Option<&Arc<InboxSignal>>,
+    decode: JoinHandle<()>,
+) -> Result<(JoinHandle<Engine>, JoinHandle<()>), PipelineError> {
+    let stop = Arc::clone(&ctx.stop);
+    let spawned = std::thread::Builder::new()
+        .name("gpux-engine".into())
+        .spawn(move || engine_loop(engine, rx, ctx));
+    match spawned {
+        Ok(t) => Ok((t, decode)),
+        Err(e) => {
+            stop.store(true, Ordering::SeqCst);
+            if let Some(s) = signal {
+                s.wake();
+            }
+            let _ = decode.join();
+            Err(PipelineError::Spawn {
+                thread: "engine",
+                error: Arc::new(e),
+            })
+        }
+    }
 }
 
 struct StartParts {

@@ -324,6 +324,17 @@ struct Tally {
 }
 
 impl Tally {
+    /// Counts a run that ended in a crash (`faults_fired`: by the seeded fault or
+    /// not) or a clean stop.
+    fn run_ended(&mut self, crashed: bool, faults_fired: u64) {
+        if crashed {
+            self.crash_points += 1;
+            self.faults_fired += faults_fired.min(1);
+        } else {
+            self.clean_stops += 1;
+        }
+    }
+
     fn add(&mut self, o: &Tally) {
         self.crash_points += o.crash_points;
         self.faults_fired += o.faults_fired;
@@ -615,12 +626,7 @@ impl Sim {
                 self.fates[*idx].outcome = Some(Arc::clone(o));
             }
         }
-        if crashed {
-            self.tally.crash_points += 1;
-            self.tally.faults_fired += store.faults_fired().min(1);
-        } else {
-            self.tally.clean_stops += 1;
-        }
+        self.tally.run_ended(crashed, store.faults_fired());
         Ok(crashed)
     }
 
