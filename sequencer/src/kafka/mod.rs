@@ -20,6 +20,7 @@
 //! | [`events`] | [`EventsMessage`] (the events topic's JSON) and [`EventsPublisher`] |
 //! | [`feed`] | [`EventsTopicFeed`]: a [`Feed`](crate::Feed) over the events topic |
 //! | [`topic`] | [`TopicReader`] and [`last_offset_message`]: plain partition reads (tests, bench, resume point) |
+//! | `error` | [`KafkaError`]: why a Kafka-mode operation failed |
 //!
 //! Exactly-once rests on the ledger, not on Kafka: the source's offset is stored in
 //! the same synced write as the events it produced, and on start the source is
