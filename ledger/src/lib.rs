@@ -4,9 +4,9 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`types`](crate::types) | what is appended and read: [`AppliedCommand`], [`CommandRecord`], [`EventRecord`], [`Source`], [`Head`], [`BatchHeader`], [`Snapshot`] |
+//! | [`types`] | what is appended and read: [`AppliedCommand`], [`CommandRecord`], [`EventRecord`], [`Source`], [`Head`], [`BatchHeader`], [`Snapshot`] |
 //! | `format` | every byte on disk: keys, record framing (version, kind, crc32c), the batch hash |
-//! | [`store`](crate::store) | the narrow [`Store`] trait; [`RocksStore`], [`MemStore`], [`FaultyStore`] |
+//! | [`store`] | the narrow [`Store`] trait; [`RocksStore`], [`MemStore`], [`FaultyStore`] |
 //! | `ledger` | [`Ledger`]: open with recovery, append, journal, snapshots; [`LedgerReader`] |
 //! | `verify` | integrity walk from genesis to the head, torn-tail detection and truncation |
 //! | `group` | [`GroupCommitter`]: many submissions, one fsync |
