@@ -1,6 +1,6 @@
 //! [`bench()`]: the ledger measurement behind `gpux bench ledger --events N`.
 //!
-//! Owns the synthetic workload and the two numbers the issue asks for: durable
+//! Owns the synthetic workload and the two numbers the ledger is judged by: durable
 //! throughput through the [`GroupCommitter`] with every write fsynced, and restart time
 //! (open with verification, load the latest snapshot, read every event after it). It
 //! lives in the library so the CLI, `examples/bench.rs` and tests run the same code.
@@ -13,9 +13,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::{LedgerError, Result};
-use crate::group::{GroupCommitOptions, GroupCommitter};
+use crate::group::{CommitHandle, GroupCommitOptions, GroupCommitter};
 use crate::ledger::{Ledger, LedgerOptions};
-use crate::stats::LatencyHistogram;
+use crate::stats::{CommitStats, LatencyHistogram};
 use crate::types::{AppliedCommand, Source};
 use crate::verify::VerifyOnOpen;
 
@@ -155,14 +155,7 @@ impl Payloads {
 /// one) through the group committer, every write fsynced, then measures a restart.
 pub fn bench(dir: &Path, events: u64, opts: &BenchOptions) -> Result<BenchReport> {
     assert!(opts.events_per_command >= 1 && opts.commands_per_submission >= 1);
-    let mut ledger = Ledger::open(dir, &opts.ledger)?;
-    if ledger.head().last_cmd_seq != 0 {
-        return Err(crate::StoreError::new(format!(
-            "bench needs an empty directory; {} holds a ledger",
-            dir.display()
-        ))
-        .into());
-    }
+    let mut ledger = open_empty(dir, &opts.ledger)?;
     let mut mix = Mix(0x6770_7578);
     ledger.put_snapshot(0, &mix.fill(opts.snapshot_bytes, 0))?;
 
@@ -193,54 +186,15 @@ pub fn bench(dir: &Path, events: u64, opts: &BenchOptions) -> Result<BenchReport
         }
         cmd_seq += 1;
         let n = (opts.events_per_command as u64).min(events - event_seq);
-        let mut c = pool.pop().unwrap_or_else(|| AppliedCommand {
-            cmd_seq: 0,
-            ts_ns: 0,
-            source: Source::Kafka {
-                topic: "gpux.commands".to_owned(),
-                partition: 0,
-                offset: 0,
-            },
-            payload: Vec::new(),
-            events: Vec::new(),
-        });
-        c.cmd_seq = cmd_seq;
-        c.ts_ns = 1_700_000_000_000_000_000 + cmd_seq * 1_000;
-        if let Source::Kafka { offset, .. } = &mut c.source {
-            *offset = cmd_seq - 1;
-        }
-        payloads.fill_into(&mut c.payload, opts.command_payload_bytes, cmd_seq);
-        c.events.resize_with(n as usize, Vec::new);
-        for (i, e) in c.events.iter_mut().enumerate() {
-            payloads.fill_into(e, opts.event_payload_bytes, event_seq + 1 + i as u64);
-        }
+        let c = synthetic_command(&mut pool, &payloads, opts, cmd_seq, event_seq, n);
         event_seq += n;
         submission.push(c);
         if submission.len() == opts.commands_per_submission || event_seq == events {
-            let sent = Instant::now();
-            let (durable, failure) = (Arc::clone(&durable), Arc::clone(&failure));
-            let recycle = recycle_tx.clone();
             let next = spare_submissions
                 .pop()
                 .unwrap_or_else(|| Vec::with_capacity(opts.commands_per_submission));
-            handle.submit_returning(
-                std::mem::replace(&mut submission, next),
-                move |r, spent| {
-                    match r {
-                        Ok(_) => durable
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .record_us(sent.elapsed().as_micros() as u64),
-                        Err(e) => {
-                            failure
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .get_or_insert(e);
-                        }
-                    }
-                    let _ = recycle.send(spent);
-                },
-            )?;
+            let batch = std::mem::replace(&mut submission, next);
+            submit_timed(&handle, batch, &durable, &failure, &recycle_tx)?;
         }
     }
     drop(handle);
@@ -266,9 +220,40 @@ pub fn bench(dir: &Path, events: u64, opts: &BenchOptions) -> Result<BenchReport
     drop(ledger);
 
     let durable = durable.lock().unwrap_or_else(PoisonError::into_inner);
-    Ok(BenchReport {
+    Ok(report(
+        (events, cmd_seq, seconds),
+        &stats,
+        &durable,
+        (&after_crash, &after_close),
+        opts.ledger.verify_on_open,
+    ))
+}
+
+/// A new ledger in `dir`; an error if `dir` already holds one.
+fn open_empty(dir: &Path, opts: &LedgerOptions) -> Result<Ledger> {
+    let ledger = Ledger::open(dir, opts)?;
+    if ledger.head().last_cmd_seq != 0 {
+        return Err(crate::StoreError::new(format!(
+            "bench needs an empty directory; {} holds a ledger",
+            dir.display()
+        ))
+        .into());
+    }
+    Ok(ledger)
+}
+
+/// The report of a run: `(events, commands, seconds)` written, the committer's
+/// statistics, submit-to-durable latencies, and the two restarts.
+fn report(
+    (events, commands, seconds): (u64, u64, f64),
+    stats: &CommitStats,
+    durable: &LatencyHistogram,
+    (after_crash, after_close): (&Restart, &Restart),
+    verify: VerifyOnOpen,
+) -> BenchReport {
+    BenchReport {
         events,
-        commands: cmd_seq,
+        commands,
         seconds,
         events_per_sec: events as f64 / seconds,
         batches: stats.batches,
@@ -283,11 +268,75 @@ pub fn bench(dir: &Path, events: u64, opts: &BenchOptions) -> Result<BenchReport
         recovery_events: after_crash.events,
         recovery_clean_ms: after_close.total_ms,
         recovery_clean_open_ms: after_close.open_ms,
-        recovery_verify: match opts.ledger.verify_on_open {
+        recovery_verify: match verify {
             VerifyOnOpen::Full => "full",
             VerifyOnOpen::Tail => "tail",
         },
-    })
+    }
+}
+
+/// Synthetic command `cmd_seq` carrying `n` events numbered from `event_seq + 1`,
+/// built in a recycled command from `pool` when there is one.
+fn synthetic_command(
+    pool: &mut Vec<AppliedCommand>,
+    payloads: &Payloads,
+    opts: &BenchOptions,
+    cmd_seq: u64,
+    event_seq: u64,
+    n: u64,
+) -> AppliedCommand {
+    let mut c = pool.pop().unwrap_or_else(|| AppliedCommand {
+        cmd_seq: 0,
+        ts_ns: 0,
+        source: Source::Kafka {
+            topic: "gpux.commands".to_owned(),
+            partition: 0,
+            offset: 0,
+        },
+        payload: Vec::new(),
+        events: Vec::new(),
+    });
+    c.cmd_seq = cmd_seq;
+    c.ts_ns = 1_700_000_000_000_000_000 + cmd_seq * 1_000;
+    if let Source::Kafka { offset, .. } = &mut c.source {
+        *offset = cmd_seq - 1;
+    }
+    payloads.fill_into(&mut c.payload, opts.command_payload_bytes, cmd_seq);
+    c.events.resize_with(n as usize, Vec::new);
+    for (i, e) in c.events.iter_mut().enumerate() {
+        payloads.fill_into(e, opts.event_payload_bytes, event_seq + 1 + i as u64);
+    }
+    c
+}
+
+/// Submits `batch`, recording its submit-to-durable latency in `durable` (or its
+/// error in `failure`) and sending its buffers back through `recycle`.
+fn submit_timed(
+    handle: &CommitHandle,
+    batch: Vec<AppliedCommand>,
+    durable: &Arc<Mutex<LatencyHistogram>>,
+    failure: &Arc<Mutex<Option<LedgerError>>>,
+    recycle: &mpsc::Sender<Vec<AppliedCommand>>,
+) -> Result<()> {
+    let sent = Instant::now();
+    let (durable, failure) = (Arc::clone(durable), Arc::clone(failure));
+    let recycle = recycle.clone();
+    handle.submit_returning(batch, move |r, spent| {
+        match r {
+            Ok(_) => durable
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record_us(sent.elapsed().as_micros() as u64),
+            Err(e) => {
+                failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get_or_insert(e);
+            }
+        }
+        let _ = recycle.send(spent);
+    })?;
+    Ok(())
 }
 
 struct Restart {

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::store::Cf;
+use crate::cf::Cf;
 use crate::types::SourceKey;
 
 /// Result alias used throughout the crate.

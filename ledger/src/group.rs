@@ -633,6 +633,48 @@ fn write_jobs<S: Store>(
     }
 }
 
+/// Stages `first` and the requests after it until a barrier, the bounds of one
+/// write or `opts.max_wait`; returns the request that did not fit (it starts the
+/// next write) and whether shutdown was asked for.
+fn gather<S: Store>(
+    c: &mut Stager<S>,
+    rx: &Receiver<Request>,
+    first: Request,
+    opts: &GroupCommitOptions,
+) -> (Option<Request>, bool) {
+    let deadline = Instant::now() + opts.max_wait;
+    let (mut cmds, mut bytes) = first.weight();
+    let mut barrier = first.is_barrier();
+    let mut shutdown = matches!(first, Request::Shutdown);
+    c.add(first);
+    while !barrier && cmds < opts.max_commands_per_write && bytes < opts.max_bytes_per_write {
+        let next = match rx.try_recv() {
+            Ok(r) => r,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                match rx.recv_timeout(deadline - now) {
+                    Ok(r) => r,
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        };
+        let (nc, nb) = next.weight();
+        if cmds + nc > opts.max_commands_per_write || bytes + nb > opts.max_bytes_per_write {
+            return (Some(next), shutdown);
+        }
+        cmds += nc;
+        bytes += nb;
+        barrier = next.is_barrier();
+        shutdown = matches!(next, Request::Shutdown);
+        c.add(next);
+    }
+    (None, shutdown)
+}
+
 fn run<S: Store>(
     ledger: Ledger<S>,
     rx: Receiver<Request>,
@@ -674,37 +716,8 @@ fn run<S: Store>(
                 Err(_) => break,
             },
         };
-        let deadline = Instant::now() + opts.max_wait;
-        let (mut cmds, mut bytes) = first.weight();
-        let mut barrier = first.is_barrier();
-        let mut shutdown = matches!(first, Request::Shutdown);
-        c.add(first);
-        while !barrier && cmds < opts.max_commands_per_write && bytes < opts.max_bytes_per_write {
-            let next = match rx.try_recv() {
-                Ok(r) => r,
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break;
-                    }
-                    match rx.recv_timeout(deadline - now) {
-                        Ok(r) => r,
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-                    }
-                }
-            };
-            let (nc, nb) = next.weight();
-            if cmds + nc > opts.max_commands_per_write || bytes + nb > opts.max_bytes_per_write {
-                carry = Some(next);
-                break;
-            }
-            cmds += nc;
-            bytes += nb;
-            barrier = next.is_barrier();
-            shutdown = matches!(next, Request::Shutdown);
-            c.add(next);
-        }
+        let (rest, shutdown) = gather(&mut c, &rx, first, &opts);
+        carry = rest;
         c.flush();
         if shutdown {
             break;

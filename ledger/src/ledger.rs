@@ -178,6 +178,68 @@ impl Ledger<RocksStore> {
     }
 }
 
+/// The size bounds of one applied command: payload, event count, event payloads,
+/// Kafka topic name.
+fn check_bounds(c: &AppliedCommand) -> Result<()> {
+    bound("command payload bytes", c.payload.len(), PAYLOAD_BYTES_MAX)?;
+    bound("events per command", c.events.len(), EVENTS_PER_COMMAND_MAX)?;
+    for e in &c.events {
+        bound("event payload bytes", e.len(), PAYLOAD_BYTES_MAX)?;
+    }
+    if let crate::Source::Kafka { topic, .. } = &c.source {
+        bound("kafka topic bytes", topic.len(), KAFKA_TOPIC_BYTES_MAX)?;
+    }
+    Ok(())
+}
+
+/// Checks the format record of `store`; an empty store gets one (unless
+/// `read_only`). Data without a format record is corrupt.
+fn check_format<S: Store>(store: &S, read_only: bool) -> Result<()> {
+    match store.get(Cf::Meta, format::META_FORMAT)? {
+        Some(v) => {
+            let body = match format::open_record(&v, format::kind::FORMAT) {
+                Err(format::DecodeError::Version(found)) => {
+                    return Err(LedgerError::UnsupportedFormat {
+                        found,
+                        supported: format::FORMAT_VERSION,
+                    });
+                }
+                r => r.map_err(|e| decode_err(e, Cf::Meta, 0))?,
+            };
+            if body != format::FORMAT_MAGIC {
+                return Err(LedgerError::Corrupt(crate::Corruption::new(
+                    CorruptionKind::Malformed,
+                    Cf::Meta,
+                    0,
+                    "format record magic is not GPUXLEDG",
+                )));
+            }
+        }
+        None => {
+            let empty = Cf::ALL.iter().all(|&cf| {
+                let mut c = store.cursor(cf);
+                c.seek_to_first();
+                let none = c.entry().is_none();
+                none
+            });
+            if !empty {
+                return Err(LedgerError::Corrupt(crate::Corruption::new(
+                    CorruptionKind::Malformed,
+                    Cf::Meta,
+                    0,
+                    "data present but the format record is missing",
+                )));
+            }
+            if !read_only {
+                let mut ops = WriteOps::new();
+                ops.put_with(Cf::Meta, format::META_FORMAT, format::encode_format);
+                store.write(&ops, true)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 impl<S: Store> Ledger<S> {
     /// Opens a ledger over any [`Store`], initializing an empty one. This is
     /// [`Ledger::open`] without the RocksDB part: format check, verification, torn-tail
@@ -185,48 +247,7 @@ impl<S: Store> Ledger<S> {
     pub fn with_store(store: S, opts: &LedgerOptions) -> Result<Self> {
         let t0 = Instant::now();
         let read_only = store.is_read_only();
-        match store.get(Cf::Meta, format::META_FORMAT)? {
-            Some(v) => {
-                let body = match format::open_record(&v, format::kind::FORMAT) {
-                    Err(format::DecodeError::Version(found)) => {
-                        return Err(LedgerError::UnsupportedFormat {
-                            found,
-                            supported: format::FORMAT_VERSION,
-                        });
-                    }
-                    r => r.map_err(|e| decode_err(e, Cf::Meta, 0))?,
-                };
-                if body != format::FORMAT_MAGIC {
-                    return Err(LedgerError::Corrupt(crate::Corruption::new(
-                        CorruptionKind::Malformed,
-                        Cf::Meta,
-                        0,
-                        "format record magic is not GPUXLEDG",
-                    )));
-                }
-            }
-            None => {
-                let empty = Cf::ALL.iter().all(|&cf| {
-                    let mut c = store.cursor(cf);
-                    c.seek_to_first();
-                    let none = c.entry().is_none();
-                    none
-                });
-                if !empty {
-                    return Err(LedgerError::Corrupt(crate::Corruption::new(
-                        CorruptionKind::Malformed,
-                        Cf::Meta,
-                        0,
-                        "data present but the format record is missing",
-                    )));
-                }
-                if !read_only {
-                    let mut ops = WriteOps::new();
-                    ops.put_with(Cf::Meta, format::META_FORMAT, format::encode_format);
-                    store.write(&ops, true)?;
-                }
-            }
-        }
+        check_format(&store, read_only)?;
 
         let findings = verify::run(&store, opts.verify_on_open, &mut |_| {})?;
         let head = findings.report.head;
@@ -369,15 +390,9 @@ impl<S: Store> Ledger<S> {
             .or_else(|| self.consumed.get(key).copied())
     }
 
-    /// Validates `commands` against the head plus what `stage` holds and, if they are
-    /// all valid, encodes them into it. On error the stage is unchanged.
-    pub fn stage_append(&self, stage: &mut Stage, commands: &[AppliedCommand]) -> Result<Assigned> {
-        self.check_writable()?;
-        assert_eq!(stage.base, self.head, "stage begun at another head");
-        if commands.is_empty() {
-            return Err(LedgerError::EmptyBatch);
-        }
-        // Pass 1: validate everything; nothing is staged unless all of it is valid.
+    /// Checks `commands` against the head plus what `stage` holds: dense `cmd_seq`s,
+    /// timestamps that never go back, bounded sizes, source offsets that advance.
+    fn validate(&self, stage: &Stage, commands: &[AppliedCommand]) -> Result<()> {
         let mut local: Vec<(SourceKey, u64)> = Vec::new();
         let mut ts = stage.last_ts;
         for (i, c) in commands.iter().enumerate() {
@@ -396,14 +411,7 @@ impl<S: Store> Ledger<S> {
                 });
             }
             ts = c.ts_ns;
-            bound("command payload bytes", c.payload.len(), PAYLOAD_BYTES_MAX)?;
-            bound("events per command", c.events.len(), EVENTS_PER_COMMAND_MAX)?;
-            for e in &c.events {
-                bound("event payload bytes", e.len(), PAYLOAD_BYTES_MAX)?;
-            }
-            if let crate::Source::Kafka { topic, .. } = &c.source {
-                bound("kafka topic bytes", topic.len(), KAFKA_TOPIC_BYTES_MAX)?;
-            }
+            check_bounds(c)?;
             let key = c.source.key();
             let offset = c.source.offset();
             let consumed = match local.iter().find(|(k, _)| *k == key) {
@@ -425,6 +433,19 @@ impl<S: Store> Ledger<S> {
                 None => local.push((key, offset)),
             }
         }
+        Ok(())
+    }
+
+    /// Validates `commands` against the head plus what `stage` holds and, if they are
+    /// all valid, encodes them into it. On error the stage is unchanged.
+    pub fn stage_append(&self, stage: &mut Stage, commands: &[AppliedCommand]) -> Result<Assigned> {
+        self.check_writable()?;
+        assert_eq!(stage.base, self.head, "stage begun at another head");
+        if commands.is_empty() {
+            return Err(LedgerError::EmptyBatch);
+        }
+        // Pass 1: validate everything; nothing is staged unless all of it is valid.
+        self.validate(stage, commands)?;
 
         // Pass 2: encode.
         let hasher = stage

@@ -1,16 +1,17 @@
-//! gpux ledger: the append-only, hash-chained, crash-safe event store (issue #3).
+//! gpux ledger: the append-only, hash-chained, crash-safe event store.
 //!
 //! # Module layout
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`types`](crate::types) | what is appended and read: [`AppliedCommand`], [`CommandRecord`], [`EventRecord`], [`Source`], [`Head`], [`BatchHeader`], [`Snapshot`] |
+//! | [`types`] | what is appended and read: [`AppliedCommand`], [`CommandRecord`], [`EventRecord`], [`Source`], [`Head`], [`BatchHeader`], [`Snapshot`] |
 //! | `format` | every byte on disk: keys, record framing (version, kind, crc32c), the batch hash |
-//! | [`store`](crate::store) | the narrow [`Store`] trait; [`RocksStore`], [`MemStore`], [`FaultyStore`] |
+//! | [`store`] | the narrow [`Store`] trait; [`RocksStore`], [`MemStore`], [`FaultyStore`] |
 //! | `ledger` | [`Ledger`]: open with recovery, append, journal, snapshots; [`LedgerReader`] |
 //! | `verify` | integrity walk from genesis to the head, torn-tail detection and truncation |
 //! | `group` | [`GroupCommitter`]: many submissions, one fsync |
 //! | `stats` | [`LatencyHistogram`], [`CommitStats`] |
+//! | `cf` | [`Cf`]: the column families, named by the store and by the errors |
 //! | `error` | [`LedgerError`], [`Corruption`], [`CorruptionKind`], [`StoreError`] |
 //! | [`bench`](crate::bench()) | [`bench()`]: the `gpux bench ledger` measurement |
 //!
@@ -51,6 +52,7 @@
 #![deny(missing_docs)]
 
 mod bench;
+mod cf;
 mod error;
 mod format;
 mod group;
@@ -61,6 +63,7 @@ pub mod types;
 mod verify;
 
 pub use bench::{bench, BenchOptions, BenchReport};
+pub use cf::Cf;
 pub use error::{Corruption, CorruptionKind, LedgerError, Result, StoreError};
 pub use format::{key_seq, seq_key, FORMAT_VERSION};
 pub use group::{CommitHandle, Committed, GroupCommitOptions, GroupCommitter, Pending};
@@ -69,7 +72,7 @@ pub use ledger::{
 };
 pub use stats::{CommitStats, CommitSummary, LatencyHistogram};
 pub use store::{
-    Cf, Cursor, Fault, FaultyStore, MemStore, Op, RocksOptions, RocksStore, Store, WriteOps,
+    Cursor, Fault, FaultyStore, MemStore, Op, RocksOptions, RocksStore, Store, WriteOps,
 };
 pub use types::{
     hex, AppliedCommand, BatchHeader, BatchReceipt, CommandRecord, EventRecord, Hash, Head,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Corruption, CorruptionKind, LedgerError, Result};
 use crate::format::{self, key_seq, seq_key, DecodeError};
 use crate::store::{Cf, Cursor, Store, WriteOps};
-use crate::types::{Hash, Head, SourceKey, GENESIS_HASH};
+use crate::types::{BatchHeader, Hash, Head, SourceKey, GENESIS_HASH};
 
 /// How much of the ledger [`Ledger::open`](crate::Ledger::open) verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -228,149 +228,36 @@ fn verify_segment<S: Store + ?Sized>(
     progress: &mpsc::Sender<(u64, u64)>,
 ) -> Result<SegEnd> {
     let mut bc = store.cursor(Cf::Batches);
-    let mut cc = store.cursor(Cf::Commands);
-    let mut ec = store.cursor(Cf::Events);
     bc.seek(&seq_key(start.batch_no));
-    cc.seek(&seq_key(start.next_cmd));
-    ec.seek(&seq_key(start.next_ev));
-
-    let mut end = SegEnd {
-        hash: start.prev_hash,
-        last_cmd: start.next_cmd - 1,
-        last_ev: start.next_ev - 1,
-        ..SegEnd::default()
+    let mut walk = Walk {
+        cc: store.cursor(Cf::Commands),
+        ec: store.cursor(Cf::Events),
+        next_cmd: start.next_cmd,
+        next_ev: start.next_ev,
+        end: SegEnd {
+            hash: start.prev_hash,
+            last_cmd: start.next_cmd - 1,
+            last_ev: start.next_ev - 1,
+            ..SegEnd::default()
+        },
     };
+    walk.cc.seek(&seq_key(start.next_cmd));
+    walk.ec.seek(&seq_key(start.next_ev));
     let mut prev_hash = start.prev_hash;
-    let mut next_cmd = start.next_cmd;
-    let mut next_ev = start.next_ev;
     let (mut pending_batches, mut pending_events) = (0u64, 0u64);
 
     for batch_no in start.batch_no..=last_batch_no {
         let (_, bv) = expect_key(&*bc, Cf::Batches, batch_no)?;
         let h = format::decode_batch(bv).map_err(|e| decode_err(e, Cf::Batches, batch_no))?;
-        let bad_batch = |kind, detail: String| corrupt(kind, Cf::Batches, batch_no, detail);
-        if h.batch_no != batch_no {
-            return Err(bad_batch(
-                CorruptionKind::Malformed,
-                format!("header says batch_no {}", h.batch_no),
-            ));
-        }
-        if h.prev_hash != prev_hash {
-            return Err(bad_batch(
-                CorruptionKind::BrokenChain,
-                "prev_hash is not the previous batch's hash".into(),
-            ));
-        }
-        if h.first_cmd_seq != next_cmd || h.last_cmd_seq < h.first_cmd_seq {
-            return Err(bad_batch(
-                CorruptionKind::Malformed,
-                format!(
-                    "command range {}..={} does not continue at {next_cmd}",
-                    h.first_cmd_seq, h.last_cmd_seq
-                ),
-            ));
-        }
-        if h.first_event_seq != next_ev || h.last_event_seq + 1 < h.first_event_seq {
-            return Err(bad_batch(
-                CorruptionKind::Malformed,
-                format!(
-                    "event range {}..={} does not continue at {next_ev}",
-                    h.first_event_seq, h.last_event_seq
-                ),
-            ));
-        }
+        check_header(&h, batch_no, &prev_hash, walk.next_cmd, walk.next_ev)?;
         let mut hasher = format::BatchHasher::new(&prev_hash);
         for cmd_seq in h.first_cmd_seq..=h.last_cmd_seq {
-            let (_, cv) = expect_key(&*cc, Cf::Commands, cmd_seq)?;
-            let c = format::decode_command(cv).map_err(|e| decode_err(e, Cf::Commands, cmd_seq))?;
-            let bad_cmd =
-                |detail: String| corrupt(CorruptionKind::Malformed, Cf::Commands, cmd_seq, detail);
-            if c.cmd_seq != cmd_seq {
-                return Err(bad_cmd(format!("record says cmd_seq {}", c.cmd_seq)));
-            }
-            if c.ts_ns < end.last_ts {
-                return Err(bad_cmd(format!(
-                    "ts_ns {} before the previous command's {}",
-                    c.ts_ns, end.last_ts
-                )));
-            }
-            if c.first_event_seq != next_ev {
-                return Err(bad_cmd(format!(
-                    "first_event_seq {} but the next event is {next_ev}",
-                    c.first_event_seq
-                )));
-            }
-            let key = c.source.key();
-            let offset = c.source.offset();
-            if let Some(&(prev, _)) = end.last_offsets.get(&key) {
-                if offset <= prev {
-                    return Err(bad_cmd(format!(
-                        "source {key} offset {offset} not after {prev}"
-                    )));
-                }
-            } else {
-                end.first_offsets.insert(key.clone(), offset);
-            }
-            end.last_offsets.insert(key, (offset, cmd_seq));
-            end.first_ts.get_or_insert(c.ts_ns);
-            end.last_ts = c.ts_ns;
-            hasher.record(cv);
-            for _ in 0..c.event_count {
-                let event_seq = next_ev;
-                if event_seq > h.last_event_seq {
-                    return Err(bad_cmd(format!(
-                        "has more events than its batch ({} ends at event {})",
-                        batch_no, h.last_event_seq
-                    )));
-                }
-                let (_, ev) = expect_key(&*ec, Cf::Events, event_seq)?;
-                let e =
-                    format::decode_event(ev).map_err(|e| decode_err(e, Cf::Events, event_seq))?;
-                if e.event_seq != event_seq || e.cmd_seq != cmd_seq {
-                    return Err(corrupt(
-                        CorruptionKind::Malformed,
-                        Cf::Events,
-                        event_seq,
-                        format!(
-                            "record says event_seq {} of cmd_seq {}, expected {event_seq} of {cmd_seq}",
-                            e.event_seq, e.cmd_seq
-                        ),
-                    ));
-                }
-                hasher.record(ev);
-                next_ev += 1;
-                ec.next();
-            }
-            next_cmd += 1;
-            cc.next();
+            walk.command(&h, cmd_seq, &mut hasher)?;
         }
-        if next_ev != h.last_event_seq + 1 {
-            return Err(bad_batch(
-                CorruptionKind::Malformed,
-                format!(
-                    "claims events up to {} but its commands produced up to {}",
-                    h.last_event_seq,
-                    next_ev - 1
-                ),
-            ));
-        }
-        let computed = hasher.finish(
-            h.batch_no,
-            h.first_cmd_seq,
-            h.last_cmd_seq,
-            h.first_event_seq,
-            h.last_event_seq,
-        );
-        if computed != h.hash {
-            return Err(bad_batch(
-                CorruptionKind::BrokenChain,
-                "recomputed hash differs from the stored one: the batch's records were changed"
-                    .into(),
-            ));
-        }
+        check_batch_end(&h, walk.next_ev, hasher)?;
         prev_hash = h.hash;
-        end.commands += h.last_cmd_seq - h.first_cmd_seq + 1;
-        end.events += h.last_event_seq + 1 - h.first_event_seq;
+        walk.end.commands += h.last_cmd_seq - h.first_cmd_seq + 1;
+        walk.end.events += h.last_event_seq + 1 - h.first_event_seq;
         pending_batches += 1;
         pending_events += h.last_event_seq + 1 - h.first_event_seq;
         if pending_batches == PROGRESS_EVERY_BATCHES {
@@ -380,10 +267,239 @@ fn verify_segment<S: Store + ?Sized>(
         bc.next();
     }
     let _ = progress.send((pending_batches, pending_events));
+    let mut end = walk.end;
     end.hash = prev_hash;
-    end.last_cmd = next_cmd - 1;
-    end.last_ev = next_ev - 1;
+    end.last_cmd = walk.next_cmd - 1;
+    end.last_ev = walk.next_ev - 1;
     Ok(end)
+}
+
+/// A batch header continues the chain (`prev_hash`) and the command and event
+/// ranges (`next_cmd`, `next_ev`).
+fn check_header(
+    h: &BatchHeader,
+    batch_no: u64,
+    prev_hash: &Hash,
+    next_cmd: u64,
+    next_ev: u64,
+) -> Result<()> {
+    let bad_batch = |kind, detail: String| corrupt(kind, Cf::Batches, batch_no, detail);
+    if h.batch_no != batch_no {
+        return Err(bad_batch(
+            CorruptionKind::Malformed,
+            format!("header says batch_no {}", h.batch_no),
+        ));
+    }
+    if h.prev_hash != *prev_hash {
+        return Err(bad_batch(
+            CorruptionKind::BrokenChain,
+            "prev_hash is not the previous batch's hash".into(),
+        ));
+    }
+    if h.first_cmd_seq != next_cmd || h.last_cmd_seq < h.first_cmd_seq {
+        return Err(bad_batch(
+            CorruptionKind::Malformed,
+            format!(
+                "command range {}..={} does not continue at {next_cmd}",
+                h.first_cmd_seq, h.last_cmd_seq
+            ),
+        ));
+    }
+    if h.first_event_seq != next_ev || h.last_event_seq + 1 < h.first_event_seq {
+        return Err(bad_batch(
+            CorruptionKind::Malformed,
+            format!(
+                "event range {}..={} does not continue at {next_ev}",
+                h.first_event_seq, h.last_event_seq
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// After a batch's commands: its event range ends where they did (`next_ev`), and
+/// the hash of its records is the stored one.
+fn check_batch_end(h: &BatchHeader, next_ev: u64, hasher: format::BatchHasher) -> Result<()> {
+    let bad_batch = |kind, detail: String| corrupt(kind, Cf::Batches, h.batch_no, detail);
+    if next_ev != h.last_event_seq + 1 {
+        return Err(bad_batch(
+            CorruptionKind::Malformed,
+            format!(
+                "claims events up to {} but its commands produced up to {}",
+                h.last_event_seq,
+                next_ev - 1
+            ),
+        ));
+    }
+    let computed = hasher.finish(
+        h.batch_no,
+        h.first_cmd_seq,
+        h.last_cmd_seq,
+        h.first_event_seq,
+        h.last_event_seq,
+    );
+    if computed != h.hash {
+        return Err(bad_batch(
+            CorruptionKind::BrokenChain,
+            "recomputed hash differs from the stored one: the batch's records were changed".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The command and event cursors of a segment walk, where they are, and what the
+/// segment has seen so far.
+struct Walk<'s> {
+    cc: Box<dyn Cursor + 's>,
+    ec: Box<dyn Cursor + 's>,
+    next_cmd: u64,
+    next_ev: u64,
+    end: SegEnd,
+}
+
+impl Walk<'_> {
+    /// Checks command `cmd_seq` of batch `h` and its events, adding their records
+    /// to the batch's hash.
+    fn command(
+        &mut self,
+        h: &BatchHeader,
+        cmd_seq: u64,
+        hasher: &mut format::BatchHasher,
+    ) -> Result<()> {
+        let (_, cv) = expect_key(&*self.cc, Cf::Commands, cmd_seq)?;
+        let c = format::decode_command(cv).map_err(|e| decode_err(e, Cf::Commands, cmd_seq))?;
+        let bad_cmd =
+            |detail: String| corrupt(CorruptionKind::Malformed, Cf::Commands, cmd_seq, detail);
+        let end = &mut self.end;
+        if c.cmd_seq != cmd_seq {
+            return Err(bad_cmd(format!("record says cmd_seq {}", c.cmd_seq)));
+        }
+        if c.ts_ns < end.last_ts {
+            return Err(bad_cmd(format!(
+                "ts_ns {} before the previous command's {}",
+                c.ts_ns, end.last_ts
+            )));
+        }
+        if c.first_event_seq != self.next_ev {
+            return Err(bad_cmd(format!(
+                "first_event_seq {} but the next event is {}",
+                c.first_event_seq, self.next_ev
+            )));
+        }
+        let key = c.source.key();
+        let offset = c.source.offset();
+        if let Some(&(prev, _)) = end.last_offsets.get(&key) {
+            if offset <= prev {
+                return Err(bad_cmd(format!(
+                    "source {key} offset {offset} not after {prev}"
+                )));
+            }
+        } else {
+            end.first_offsets.insert(key.clone(), offset);
+        }
+        end.last_offsets.insert(key, (offset, cmd_seq));
+        end.first_ts.get_or_insert(c.ts_ns);
+        end.last_ts = c.ts_ns;
+        hasher.record(cv);
+        for _ in 0..c.event_count {
+            self.event(h, cmd_seq, hasher)?;
+        }
+        self.next_cmd += 1;
+        self.cc.next();
+        Ok(())
+    }
+
+    /// Checks the next event, which belongs to command `cmd_seq` of batch `h`.
+    fn event(
+        &mut self,
+        h: &BatchHeader,
+        cmd_seq: u64,
+        hasher: &mut format::BatchHasher,
+    ) -> Result<()> {
+        let event_seq = self.next_ev;
+        if event_seq > h.last_event_seq {
+            return Err(corrupt(
+                CorruptionKind::Malformed,
+                Cf::Commands,
+                cmd_seq,
+                format!(
+                    "has more events than its batch ({} ends at event {})",
+                    h.batch_no, h.last_event_seq
+                ),
+            ));
+        }
+        let (_, ev) = expect_key(&*self.ec, Cf::Events, event_seq)?;
+        let e = format::decode_event(ev).map_err(|e| decode_err(e, Cf::Events, event_seq))?;
+        if e.event_seq != event_seq || e.cmd_seq != cmd_seq {
+            return Err(corrupt(
+                CorruptionKind::Malformed,
+                Cf::Events,
+                event_seq,
+                format!(
+                    "record says event_seq {} of cmd_seq {}, expected {event_seq} of {cmd_seq}",
+                    e.event_seq, e.cmd_seq
+                ),
+            ));
+        }
+        hasher.record(ev);
+        self.next_ev += 1;
+        self.ec.next();
+        Ok(())
+    }
+}
+
+/// Joins the result of the segment starting at `start` to the segments before
+/// it (`acc`), checking that it continues them: chain, ranges, timestamps, source
+/// offsets.
+fn merge(mut acc: SegEnd, seg: SegEnd, start: &SegStart) -> Result<SegEnd> {
+    let b = start.batch_no;
+    let at = |kind, detail: String| corrupt(kind, Cf::Batches, b, detail);
+    if acc.hash != start.prev_hash {
+        return Err(at(
+            CorruptionKind::BrokenChain,
+            "prev_hash is not the previous batch's hash".into(),
+        ));
+    }
+    if acc.last_cmd + 1 != start.next_cmd || acc.last_ev + 1 != start.next_ev {
+        return Err(at(
+            CorruptionKind::Malformed,
+            format!(
+                "ranges do not continue at cmd_seq {} / event_seq {}",
+                acc.last_cmd + 1,
+                acc.last_ev + 1
+            ),
+        ));
+    }
+    let at_cmd = |detail: String| {
+        corrupt(
+            CorruptionKind::Malformed,
+            Cf::Commands,
+            start.next_cmd,
+            detail,
+        )
+    };
+    if let Some(ts) = seg.first_ts {
+        if ts < acc.last_ts {
+            return Err(at_cmd(format!("a timestamp goes backwards in batch {b}")));
+        }
+    }
+    for (key, first) in &seg.first_offsets {
+        if let Some(&(prev, _)) = acc.last_offsets.get(key) {
+            if *first <= prev {
+                return Err(at_cmd(format!(
+                    "source {key} offset {first} not after {prev} (batch {b} or later)"
+                )));
+            }
+        }
+    }
+    acc.hash = seg.hash;
+    acc.last_cmd = seg.last_cmd;
+    acc.last_ev = seg.last_ev;
+    acc.last_ts = seg.last_ts.max(acc.last_ts);
+    acc.last_offsets.extend(seg.last_offsets);
+    acc.commands += seg.commands;
+    acc.events += seg.events;
+    Ok(acc)
 }
 
 /// Number of parallel ranges for `batches` batches.
@@ -396,19 +512,10 @@ fn segment_count(batches: u64) -> u64 {
         .max(1)
 }
 
-/// Verifies the chain from genesis to `head`; returns the merged segment result.
-fn verify_chain<S: Store + ?Sized>(
-    store: &S,
-    head: &Head,
-    progress: &mut dyn FnMut(VerifyProgress),
-) -> Result<SegEnd> {
-    let total = head.last_batch_no;
-    if total == 0 {
-        return Ok(SegEnd {
-            hash: GENESIS_HASH,
-            ..SegEnd::default()
-        });
-    }
+/// Where the parallel segments of a chain of `total` batches start: genesis, then
+/// evenly spaced batches whose headers say where they continue from. A missing
+/// or damaged boundary header ends the list (the segment before it reports it).
+fn segment_starts<S: Store + ?Sized>(store: &S, total: u64) -> Result<Vec<SegStart>> {
     let k = segment_count(total);
     let mut starts = vec![SegStart {
         batch_no: 1,
@@ -434,6 +541,23 @@ fn verify_chain<S: Store + ?Sized>(
             _ => break,
         }
     }
+    Ok(starts)
+}
+
+/// Verifies the chain from genesis to `head`; returns the merged segment result.
+fn verify_chain<S: Store + ?Sized>(
+    store: &S,
+    head: &Head,
+    progress: &mut dyn FnMut(VerifyProgress),
+) -> Result<SegEnd> {
+    let total = head.last_batch_no;
+    if total == 0 {
+        return Ok(SegEnd {
+            hash: GENESIS_HASH,
+            ..SegEnd::default()
+        });
+    }
+    let starts = segment_starts(store, total)?;
     let ends: Vec<u64> = starts
         .iter()
         .skip(1)
@@ -477,59 +601,17 @@ fn verify_chain<S: Store + ?Sized>(
         let seg = r?;
         merged = Some(match merged {
             None => seg,
-            Some(mut acc) => {
-                let b = starts[i].batch_no;
-                let at = |kind, detail: String| corrupt(kind, Cf::Batches, b, detail);
-                if acc.hash != starts[i].prev_hash {
-                    return Err(at(
-                        CorruptionKind::BrokenChain,
-                        "prev_hash is not the previous batch's hash".into(),
-                    ));
-                }
-                if acc.last_cmd + 1 != starts[i].next_cmd || acc.last_ev + 1 != starts[i].next_ev {
-                    return Err(at(
-                        CorruptionKind::Malformed,
-                        format!(
-                            "ranges do not continue at cmd_seq {} / event_seq {}",
-                            acc.last_cmd + 1,
-                            acc.last_ev + 1
-                        ),
-                    ));
-                }
-                let at_cmd = |detail: String| {
-                    corrupt(
-                        CorruptionKind::Malformed,
-                        Cf::Commands,
-                        starts[i].next_cmd,
-                        detail,
-                    )
-                };
-                if let Some(ts) = seg.first_ts {
-                    if ts < acc.last_ts {
-                        return Err(at_cmd(format!("a timestamp goes backwards in batch {b}")));
-                    }
-                }
-                for (key, first) in &seg.first_offsets {
-                    if let Some(&(prev, _)) = acc.last_offsets.get(key) {
-                        if *first <= prev {
-                            return Err(at_cmd(format!(
-                                "source {key} offset {first} not after {prev} (batch {b} or later)"
-                            )));
-                        }
-                    }
-                }
-                acc.hash = seg.hash;
-                acc.last_cmd = seg.last_cmd;
-                acc.last_ev = seg.last_ev;
-                acc.last_ts = seg.last_ts.max(acc.last_ts);
-                acc.last_offsets.extend(seg.last_offsets);
-                acc.commands += seg.commands;
-                acc.events += seg.events;
-                acc
-            }
+            Some(acc) => merge(acc, seg, &starts[i])?,
         });
     }
     let end = merged.expect("at least one segment");
+    check_end_is_head(&end, head)?;
+    Ok(end)
+}
+
+/// The chain ends where the meta head says: hash, last command and event, last
+/// timestamp.
+fn check_end_is_head(end: &SegEnd, head: &Head) -> Result<()> {
     if end.hash != head.hash
         || end.last_cmd != head.last_cmd_seq
         || end.last_ev != head.last_event_seq
@@ -552,7 +634,7 @@ fn verify_chain<S: Store + ?Sized>(
             "head timestamp differs from the last command's",
         ));
     }
-    Ok(end)
+    Ok(())
 }
 
 /// Every key in `cf` at or after `from`.

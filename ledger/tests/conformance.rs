@@ -182,6 +182,34 @@ pub fn store_write_ops_expose_what_was_put<H: Harness>() {
 
 // ---- the ledger on top of it ----
 
+/// Reads of the 40-command ledger `ledger_appends_reads_and_reopens` writes: one
+/// command and its events, past the head, pages of commands and events.
+fn check_reads<S: Store>(l: &Ledger<S>, expected_events: u64) {
+    let c = l.command(3).expect("read").expect("present");
+    assert_eq!(c.payload, b"command 3");
+    assert_eq!((c.first_event_seq, c.event_count), (4, 3));
+    let evs = l.events_of_command(3).expect("events of 3");
+    assert_eq!(
+        evs.iter()
+            .map(|e| (e.event_seq, e.cmd_seq))
+            .collect::<Vec<_>>(),
+        vec![(4, 3), (5, 3), (6, 3)]
+    );
+    assert_eq!(evs[2].payload, b"event 2 of command 3");
+    assert!(l.events_of_command(4).expect("read").is_empty());
+    assert!(l.events_of_command(41).expect("read").is_empty());
+    assert_eq!(l.command(41).expect("read"), None);
+    assert_eq!(l.read_commands(39, 10).expect("read").len(), 2);
+    assert_eq!(l.read_events(expected_events, 10).expect("read").len(), 1);
+    let page: Vec<u64> = l
+        .read_events(10, 5)
+        .expect("read")
+        .iter()
+        .map(|e| e.event_seq)
+        .collect();
+    assert_eq!(page, vec![10, 11, 12, 13, 14]);
+}
+
 pub fn ledger_appends_reads_and_reopens<H: Harness>() {
     let h = H::fresh();
     let mut l = Ledger::with_store(h.open(), &opts()).expect("open empty");
@@ -218,29 +246,7 @@ pub fn ledger_appends_reads_and_reopens<H: Harness>() {
     assert_eq!(head.last_event_seq, expected_events);
     assert_eq!(l.consumed_offset(&common::source_key()), Some(40));
 
-    let c = l.command(3).expect("read").expect("present");
-    assert_eq!(c.payload, b"command 3");
-    assert_eq!((c.first_event_seq, c.event_count), (4, 3));
-    let evs = l.events_of_command(3).expect("events of 3");
-    assert_eq!(
-        evs.iter()
-            .map(|e| (e.event_seq, e.cmd_seq))
-            .collect::<Vec<_>>(),
-        vec![(4, 3), (5, 3), (6, 3)]
-    );
-    assert_eq!(evs[2].payload, b"event 2 of command 3");
-    assert!(l.events_of_command(4).expect("read").is_empty());
-    assert!(l.events_of_command(41).expect("read").is_empty());
-    assert_eq!(l.command(41).expect("read"), None);
-    assert_eq!(l.read_commands(39, 10).expect("read").len(), 2);
-    assert_eq!(l.read_events(expected_events, 10).expect("read").len(), 1);
-    let page: Vec<u64> = l
-        .read_events(10, 5)
-        .expect("read")
-        .iter()
-        .map(|e| e.event_seq)
-        .collect();
-    assert_eq!(page, vec![10, 11, 12, 13, 14]);
+    check_reads(&l, expected_events);
     let reader = l.reader();
     assert_eq!(reader.head().expect("head"), head);
     assert_eq!(

@@ -22,15 +22,15 @@ use std::io::Write;
 use std::path::Path;
 
 use gpux_engine::market::cash_decimal;
-use gpux_engine::{Engine, Event, MarketId, Side};
+use gpux_engine::{AccountId, Engine, Event, MarketId, Side};
 use gpux_ledger::{LedgerReader, Store};
+use gpux_sequencer::recovery::Replayer;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::balances::EventBalances;
 use crate::error::{Failure, FailureKind, Finding, Outcome, ReplayError, Result};
 use crate::progress::Progress;
-use crate::replayer::Replayer;
 
 /// How thoroughly to audit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,7 @@ pub fn audit_reader<S: Store>(
     let mut touched: Vec<MarketId> = Vec::new();
     let bar = progress.bar(head.last_cmd_seq, "audit");
     loop {
-        let step = match replayer.step(&mut engine) {
+        let step = match replayer.step(&mut engine).map_err(ReplayError::from) {
             Ok(Some(step)) => step,
             Ok(None) => break,
             Err(ReplayError::Failed(f)) => return Ok(Err(*f)),
@@ -164,35 +164,11 @@ pub fn audit_reader<S: Store>(
                 ));
             }
         }
-        for m in &touched {
-            book_checks += 1;
-            let bid = engine.depth_ticks(m, Side::Buy, 1).first().map(|l| l.0);
-            let ask = engine.depth_ticks(m, Side::Sell, 1).first().map(|l| l.0);
-            if let (Some(bid), Some(ask)) = (bid, ask) {
-                if bid >= ask {
-                    let spec = engine.market(m).expect("a book's market is listed");
-                    return Ok(Err(Failure::new(
-                        FailureKind::CrossedBook,
-                        format!(
-                            "{m}: best bid {} >= best ask {}",
-                            spec.price(bid),
-                            spec.price(ask)
-                        ),
-                    )
-                    .at_cmd(seq)));
-                }
-            }
-        }
-        let engine_usd = cash_decimal(engine.cash_total_micros());
-        if engine_usd != balances.usd_expected() {
-            return Ok(Err(Failure::new(
-                FailureKind::UsdNotConserved,
-                format!(
-                    "the engine's USD total is {engine_usd}, deposits − withdrawals in the events are {}",
-                    balances.usd_expected()
-                ),
-            )
-            .at_cmd(seq)));
+        book_checks += touched.len() as u64;
+        if let Err(f) =
+            check_books(&engine, &touched, seq).and_then(|()| check_usd(&engine, &balances, seq))
+        {
+            return Ok(Err(f));
         }
     }
     drop(bar);
@@ -202,8 +178,8 @@ pub fn audit_reader<S: Store>(
     };
     Ok(Ok(AuditSummary {
         ok: true,
-        commands: replayer.commands_done,
-        events: replayer.events_done,
+        commands: replayer.commands_done(),
+        events: replayer.events_done(),
         last_seq: head.last_cmd_seq,
         invariant_checks,
         book_checks,
@@ -215,6 +191,46 @@ pub fn audit_reader<S: Store>(
         accounts_reconciled: end.accounts,
         state_hash: engine.state_hash().to_string(),
     }))
+}
+
+/// No book of `markets` is crossed after command `seq`.
+fn check_books(engine: &Engine, markets: &[MarketId], seq: u64) -> Finding<()> {
+    for m in markets {
+        let bid = engine.depth_ticks(m, Side::Buy, 1).first().map(|l| l.0);
+        let ask = engine.depth_ticks(m, Side::Sell, 1).first().map(|l| l.0);
+        if let (Some(bid), Some(ask)) = (bid, ask) {
+            if bid >= ask {
+                let spec = engine.market(m).expect("a book's market is listed");
+                return Err(Failure::new(
+                    FailureKind::CrossedBook,
+                    format!(
+                        "{m}: best bid {} >= best ask {}",
+                        spec.price(bid),
+                        spec.price(ask)
+                    ),
+                )
+                .at_cmd(seq));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The engine's USD total equals deposits minus withdrawals in the events, after
+/// command `seq`.
+fn check_usd(engine: &Engine, balances: &EventBalances, seq: u64) -> Finding<()> {
+    let engine_usd = cash_decimal(engine.cash_total_micros());
+    if engine_usd != balances.usd_expected() {
+        return Err(Failure::new(
+            FailureKind::UsdNotConserved,
+            format!(
+                "the engine's USD total is {engine_usd}, deposits − withdrawals in the events are {}",
+                balances.usd_expected()
+            ),
+        )
+        .at_cmd(seq));
+    }
+    Ok(())
 }
 
 /// The market whose book an event changes, if any.
@@ -265,6 +281,24 @@ fn check_end(engine: &Engine, events: &EventBalances, last_seq: u64) -> Finding<
         )
         .at_cmd(last_seq));
     }
+    let markets = check_markets(engine, events, &gpu, last_seq)?;
+    check_accounts(engine, events, &ids, last_seq)?;
+    Ok(End {
+        usd_total,
+        fee_account_usd,
+        markets,
+        accounts: ids.len() as u64,
+    })
+}
+
+/// Per market: the GPU-hours accounts hold (`gpu`) equal capacity added minus
+/// removed in the events.
+fn check_markets(
+    engine: &Engine,
+    events: &EventBalances,
+    gpu: &BTreeMap<MarketId, Decimal>,
+    last_seq: u64,
+) -> Finding<Vec<MarketAudit>> {
     let mut markets = Vec::new();
     for spec in engine.markets() {
         let (added, removed) = events.capacity.get(&spec.id).copied().unwrap_or_default();
@@ -287,7 +321,17 @@ fn check_end(engine: &Engine, events: &EventBalances, last_seq: u64) -> Finding<
             gpu_hours_total: total,
         });
     }
-    for &id in &ids {
+    Ok(markets)
+}
+
+/// Per account: the balances the events give equal the engine's.
+fn check_accounts(
+    engine: &Engine,
+    events: &EventBalances,
+    ids: &[AccountId],
+    last_seq: u64,
+) -> Finding<()> {
+    for &id in ids {
         let view = engine.balances(id).expect("listed accounts exist");
         let computed = events.accounts.get(&id).cloned().unwrap_or_default();
         let usd = view.usd.available + view.usd.held;
@@ -315,12 +359,7 @@ fn check_end(engine: &Engine, events: &EventBalances, last_seq: u64) -> Finding<
             .at_cmd(last_seq));
         }
     }
-    Ok(End {
-        usd_total,
-        fee_account_usd,
-        markets,
-        accounts: ids.len() as u64,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

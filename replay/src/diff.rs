@@ -17,10 +17,10 @@ use std::path::Path;
 use gpux_ledger::{hex, CommandRecord, EventRecord, LedgerReader, RecordIter, Store};
 use serde::Serialize;
 
+use crate::error::json_value;
 use crate::error::{Failure, FailureKind, Outcome, Result};
 use crate::export::source_text;
 use crate::progress::Progress;
-use crate::replayer::json_value;
 
 /// One side's head.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use gpux_ledger::store::Cf;
-use gpux_ledger::{Corruption, CorruptionKind, LedgerError};
+use gpux_ledger::{Cf, Corruption, CorruptionKind, LedgerError};
+use gpux_sequencer::recovery::{Divergence, DivergenceKind, RecoveryError};
 use serde::Serialize;
 
 /// Result alias of this crate.
@@ -63,6 +63,16 @@ pub enum ReplayError {
 impl From<Failure> for ReplayError {
     fn from(f: Failure) -> Self {
         ReplayError::Failed(Box::new(f))
+    }
+}
+
+impl From<RecoveryError> for ReplayError {
+    fn from(e: RecoveryError) -> Self {
+        match e {
+            RecoveryError::Ledger(e) => ReplayError::Ledger(e),
+            RecoveryError::BeyondHead { at, head } => ReplayError::BeyondHead { at, head },
+            RecoveryError::Diverged(d) => Failure::from(*d).into(),
+        }
     }
 }
 
@@ -289,6 +299,35 @@ impl Failure {
             _ => None,
         }
     }
+}
+
+impl From<Divergence> for Failure {
+    /// The failure a re-run's divergence is: same kind, sequence numbers and
+    /// detail; event comparisons carry the re-run's and the stored event as JSON.
+    fn from(d: Divergence) -> Self {
+        let kind = match d.kind {
+            DivergenceKind::Gap => FailureKind::Gap,
+            DivergenceKind::Malformed => FailureKind::Malformed,
+            DivergenceKind::EventMismatch => FailureKind::EventMismatch,
+            DivergenceKind::EventCountMismatch => FailureKind::EventCountMismatch,
+        };
+        let compares_events = d.compares_events();
+        let mut f = Failure::new(kind, d.detail).at_cmd(d.cmd_seq);
+        if let Some(e) = d.event_seq {
+            f = f.at_event(e);
+        }
+        if compares_events {
+            let value = |b: Option<Vec<u8>>| b.map_or(serde_json::Value::Null, |b| json_value(&b));
+            f = f.with_values(value(d.expected), value(d.found));
+        }
+        f
+    }
+}
+
+/// Bytes as a JSON value for reports: parsed when they are JSON, else as text.
+pub(crate) fn json_value(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 impl fmt::Display for Failure {

@@ -22,7 +22,7 @@
 //!
 //! | module | tool | what it does |
 //! |---|---|---|
-//! | [`rebuild`] | (library) | [`rebuild::state_at`]: latest good snapshot at or before a `cmd_seq`, plus the commands after it, each checked against the stored events; used for crash recovery too |
+//! | [`rebuild`] | (library) | [`rebuild::state_at`]: latest good snapshot at or before a `cmd_seq`, plus the commands after it, each checked against the stored events; the exchange's own recovery (`gpux_sequencer::recovery`) with the tools' errors |
 //! | [`verify`] | `gpux replay verify` | every checksum and the whole chain, then a re-run from genesis compared byte-for-byte, state hashes at every snapshot |
 //! | [`state`] | `gpux replay state` | the state at any `cmd_seq`: books (top N levels), balances, open orders |
 //! | [`export`] | `gpux replay export` | trades, events or commands of a `cmd_seq` range as JSON lines or CSV, streamed |
@@ -31,7 +31,6 @@
 //! | [`diff`] | `gpux replay diff` | the first `cmd_seq` where two ledgers diverge (hot-standby check) |
 //! | [`progress`] | | progress bars on stderr, only when it is a terminal |
 //! | `error` | | [`ReplayError`] (I/O, ledger errors), [`Failure`] (what a check found), [`Outcome`] |
-//! | `replayer` | | the shared loop: commands and events streamed side by side, applied and compared |
 //! | `balances` | | balances recomputed from events alone (statements, audit) |
 //!
 //! Each tool has a function returning its serde-serializable result and a `run`
@@ -81,7 +80,6 @@ mod error;
 pub mod export;
 pub mod progress;
 pub mod rebuild;
-mod replayer;
 pub mod state;
 pub mod statement;
 pub mod verify;
@@ -154,7 +152,7 @@ pub(crate) fn settle(out: &mut dyn Write, r: Result<Outcome>) -> Result<Outcome>
     }
 }
 
-// The pipeline wraps `ReplayError` in `anyhow`: it must stay `Send + Sync`.
+// The binary wraps `ReplayError` in `anyhow`: it must stay `Send + Sync`.
 const _: fn() = || {
     fn send_sync<T: Send + Sync + 'static>() {}
     send_sync::<ReplayError>();

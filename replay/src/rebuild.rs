@@ -1,183 +1,41 @@
-//! Rebuilding engine state at any `cmd_seq`: the latest good snapshot at or
-//! before it, then the commands after the snapshot, each re-run and checked
-//! against the events the ledger stores.
+//! Rebuilding engine state at any `cmd_seq`, for the auditors' tools: the
+//! exchange's own recovery ([`gpux_sequencer::recovery`]) with its errors told as
+//! the tools tell theirs ([`ReplayError`](crate::ReplayError), a divergence as a
+//! [`Failure`](crate::Failure)).
 //!
-//! Snapshots are derived data, so a bad one is never fatal: a snapshot whose
-//! record does not verify, whose bytes do not restore, or whose state is not at
-//! its own `cmd_seq` is skipped (and reported in [`Rebuilt::skipped_snapshots`])
-//! in favour of an older one, down to genesis.
-//!
-//! The pipeline uses [`state_at`] for crash recovery, so the loop is the shared
-//! replayer's: two cursors, reused buffers, one comparison per event.
+//! Snapshots are derived data, so a bad one is never fatal: it is skipped (and
+//! reported in [`Rebuilt::skipped_snapshots`]) in favour of an older one, down to
+//! genesis.
 
 use gpux_engine::Engine;
-use gpux_ledger::store::Cf;
-use gpux_ledger::{LedgerError, LedgerReader, Store};
-use serde::Serialize;
+use gpux_ledger::{LedgerReader, Store};
+use gpux_sequencer::recovery;
 
-use crate::error::{ReplayError, Result};
-use crate::replayer::Replayer;
+pub use gpux_sequencer::recovery::{RebuildProgress, Rebuilt, SkippedSnapshot};
 
-/// How often (in commands) the progress callback is called during the re-run.
-const PROGRESS_EVERY_COMMANDS: u64 = 4_096;
-
-/// Progress of a rebuild, reported to the callback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RebuildProgress {
-    /// The snapshot the rebuild started from (`None`: genesis).
-    pub snapshot_seq: Option<u64>,
-    /// The `cmd_seq` being rebuilt.
-    pub target_seq: u64,
-    /// The last command applied so far.
-    pub applied_seq: u64,
-    /// Commands re-run so far.
-    pub commands_done: u64,
-    /// Commands to re-run in all.
-    pub commands_total: u64,
-}
-
-/// A snapshot the rebuild could not use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SkippedSnapshot {
-    /// Its `cmd_seq`.
-    pub cmd_seq: u64,
-    /// Why it was skipped.
-    pub reason: String,
-}
-
-/// A rebuilt engine and how it was reached.
-#[derive(Debug)]
-pub struct Rebuilt {
-    /// The engine, at `seq`.
-    pub engine: Engine,
-    /// The last command applied (`0`: none).
-    pub seq: u64,
-    /// The snapshot it started from (`None`: genesis).
-    pub snapshot_seq: Option<u64>,
-    /// Newer snapshots that were skipped because they were bad.
-    pub skipped_snapshots: Vec<SkippedSnapshot>,
-    /// Commands re-run after the snapshot.
-    pub commands_replayed: u64,
-    /// Stored events compared with the re-run's.
-    pub events_checked: u64,
-}
+use crate::error::Result;
 
 /// The engine state after command `cmd_seq` (`None`: the ledger's head).
 ///
 /// Loads the latest good snapshot at or before it and re-applies the commands
 /// after it, checking every produced event against the stored one. A difference
 /// is `Err(ReplayError::Failed)` naming the `cmd_seq` and `event_seq`; a `cmd_seq`
-/// beyond the head is [`ReplayError::BeyondHead`]. `progress`, if given, is called
-/// every few thousand commands and once at the end.
+/// beyond the head is [`ReplayError::BeyondHead`](crate::ReplayError::BeyondHead).
+/// `progress`, if given, is called every few thousand commands and once at the
+/// end.
 pub fn state_at<S: Store>(
     reader: &LedgerReader<S>,
     cmd_seq: Option<u64>,
     progress: Option<&mut dyn FnMut(RebuildProgress)>,
 ) -> Result<Engine> {
-    Ok(rebuild(reader, cmd_seq, progress)?.engine)
+    Ok(recovery::state_at(reader, cmd_seq, progress)?)
 }
 
 /// [`state_at`], also telling which snapshot was used and what was re-run.
 pub fn rebuild<S: Store>(
     reader: &LedgerReader<S>,
     cmd_seq: Option<u64>,
-    mut progress: Option<&mut dyn FnMut(RebuildProgress)>,
+    progress: Option<&mut dyn FnMut(RebuildProgress)>,
 ) -> Result<Rebuilt> {
-    let head = reader.head()?;
-    let target = cmd_seq.unwrap_or(head.last_cmd_seq);
-    if target > head.last_cmd_seq {
-        return Err(ReplayError::BeyondHead {
-            at: target,
-            head: head.last_cmd_seq,
-        });
-    }
-    let start = load_snapshot(reader, target)?;
-    let mut engine = start.engine;
-    let snapshot_seq = start.snapshot.map(|(s, _)| s);
-    let (from, first_event) = match start.snapshot {
-        Some((s, e)) => (s + 1, e + 1),
-        None => (1, 1),
-    };
-    let total = target + 1 - from;
-    let mut report = |done: u64, applied: u64| {
-        if let Some(p) = progress.as_mut() {
-            p(RebuildProgress {
-                snapshot_seq,
-                target_seq: target,
-                applied_seq: applied,
-                commands_done: done,
-                commands_total: total,
-            });
-        }
-    };
-    let mut replayer = Replayer::new(reader, from, first_event, target)?;
-    while let Some(step) = replayer.step(&mut engine)? {
-        let seq = step.command.cmd_seq;
-        let done = seq + 1 - from;
-        if done % PROGRESS_EVERY_COMMANDS == 0 {
-            report(done, seq);
-        }
-    }
-    report(total, target);
-    Ok(Rebuilt {
-        seq: engine.last_seq(),
-        engine,
-        snapshot_seq,
-        skipped_snapshots: start.skipped,
-        commands_replayed: replayer.commands_done,
-        events_checked: replayer.events_done,
-    })
-}
-
-/// Where a rebuild starts.
-pub(crate) struct Start {
-    pub engine: Engine,
-    /// `(cmd_seq, event_seq)` of the snapshot used; `None`: genesis.
-    pub snapshot: Option<(u64, u64)>,
-    pub skipped: Vec<SkippedSnapshot>,
-}
-
-/// The newest usable snapshot at or before `target`, restored; genesis if none.
-pub(crate) fn load_snapshot<S: Store>(reader: &LedgerReader<S>, target: u64) -> Result<Start> {
-    let mut skipped = Vec::new();
-    let mut upto = Some(target);
-    while let Some(at) = upto {
-        match reader.snapshot_at_or_before(at) {
-            Ok(None) => break,
-            Ok(Some(s)) => {
-                match Engine::restore(&s.bytes) {
-                    Ok(engine) if engine.last_seq() == s.cmd_seq => {
-                        return Ok(Start {
-                            engine,
-                            snapshot: Some((s.cmd_seq, s.event_seq)),
-                            skipped,
-                        })
-                    }
-                    Ok(engine) => skipped.push(SkippedSnapshot {
-                        cmd_seq: s.cmd_seq,
-                        reason: format!("its state is at cmd_seq {}", engine.last_seq()),
-                    }),
-                    Err(e) => skipped.push(SkippedSnapshot {
-                        cmd_seq: s.cmd_seq,
-                        reason: e.to_string(),
-                    }),
-                }
-                upto = s.cmd_seq.checked_sub(1);
-            }
-            Err(LedgerError::Corrupt(c)) if c.cf == Cf::Snapshots => {
-                skipped.push(SkippedSnapshot {
-                    cmd_seq: c.seq,
-                    reason: c.to_string(),
-                });
-                // A key that is not a sequence number reads as 0: go to genesis.
-                upto = c.seq.min(at).checked_sub(1);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(Start {
-        engine: Engine::new(),
-        snapshot: None,
-        skipped,
-    })
+    Ok(recovery::rebuild(reader, cmd_seq, progress)?)
 }

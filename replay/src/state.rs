@@ -1,7 +1,7 @@
 //! `gpux replay state --data DIR [--at SEQ] [--levels N]`: the exchange as it was
 //! after command `SEQ` (default: the head) — every market's spec and top `N` price
 //! levels per side, every account's balances and open orders — rebuilt with
-//! [`rebuild`](crate::rebuild::rebuild) (snapshot + re-run, events checked).
+//! [`rebuild`] (snapshot + re-run, events checked).
 
 use std::collections::BTreeMap;
 use std::io::Write;

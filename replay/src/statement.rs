@@ -18,19 +18,19 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use gpux_engine::event::Rejection;
+use gpux_engine::event::{Rejection, TradeExecuted};
 use gpux_engine::{
     AccountId, AccountView, CancelReason, ClientOrderId, CommandKind, Engine, Event, MarketId,
     OrderType, Side, TimeInForce, FEE_ACCOUNT,
 };
 use gpux_ledger::{LedgerReader, Store};
+use gpux_sequencer::recovery::Replayer;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::balances::{self, EventTotals, Role};
 use crate::error::{Failure, FailureKind, Finding, Outcome, Result};
 use crate::progress::Progress;
-use crate::replayer::Replayer;
 
 /// One line of a statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -325,33 +325,7 @@ pub fn statement_reader<S: Store>(
             ),
         )));
     };
-    let usd_total = view.usd.available + view.usd.held;
-    let gpu_hours_total: BTreeMap<MarketId, Decimal> = view
-        .gpu_hours
-        .iter()
-        .map(|p| (p.market, p.balance.available + p.balance.held))
-        .collect();
-    let mut differences = Vec::new();
-    if b.running.usd != usd_total {
-        differences.push(format!(
-            "USD: events give {}, the engine holds {usd_total}",
-            b.running.usd
-        ));
-    }
-    let markets: std::collections::BTreeSet<MarketId> = gpu_hours_total
-        .keys()
-        .chain(b.running.gpu_hours.keys())
-        .copied()
-        .collect();
-    for m in markets {
-        let engine_q = gpu_hours_total.get(&m).copied().unwrap_or_default();
-        if b.running.gpu(&m) != engine_q {
-            differences.push(format!(
-                "GPU-hours in {m}: events give {}, the engine holds {engine_q}",
-                b.running.gpu(&m)
-            ));
-        }
-    }
+    let (usd_total, gpu_hours_total, differences) = reconcile(&b.running, &view);
     let reconciled = differences.is_empty();
     Ok(Ok(Statement {
         ok: reconciled,
@@ -368,6 +342,42 @@ pub fn statement_reader<S: Store>(
         reconciled,
         differences,
     }))
+}
+
+/// The engine's totals for an account (USD, GPU-hours per market), and every
+/// difference from the totals the events give.
+fn reconcile(
+    running: &EventTotals,
+    view: &AccountView,
+) -> (Decimal, BTreeMap<MarketId, Decimal>, Vec<String>) {
+    let usd_total = view.usd.available + view.usd.held;
+    let gpu_hours_total: BTreeMap<MarketId, Decimal> = view
+        .gpu_hours
+        .iter()
+        .map(|p| (p.market, p.balance.available + p.balance.held))
+        .collect();
+    let mut differences = Vec::new();
+    if running.usd != usd_total {
+        differences.push(format!(
+            "USD: events give {}, the engine holds {usd_total}",
+            running.usd
+        ));
+    }
+    let markets: std::collections::BTreeSet<MarketId> = gpu_hours_total
+        .keys()
+        .chain(running.gpu_hours.keys())
+        .copied()
+        .collect();
+    for m in markets {
+        let engine_q = gpu_hours_total.get(&m).copied().unwrap_or_default();
+        if running.gpu(&m) != engine_q {
+            differences.push(format!(
+                "GPU-hours in {m}: events give {}, the engine holds {engine_q}",
+                running.gpu(&m)
+            ));
+        }
+    }
+    (usd_total, gpu_hours_total, differences)
 }
 
 /// Accumulates one account's entries and running totals.
@@ -412,36 +422,10 @@ impl Builder {
     fn event(&mut self, cmd_seq: u64, event_seq: u64, ts_ns: u64, event: &Event) {
         let at = (cmd_seq, event_seq, ts_ns);
         let me = self.account;
+        if self.balance_event(at, event) {
+            return;
+        }
         match event {
-            Event::AccountCreated(c) if c.account == me => {
-                self.push(at, Item::AccountCreated, None)
-            }
-            Event::Deposited(c) if c.account == me => {
-                self.running.usd += c.amount;
-                self.totals.deposits += c.amount;
-                self.push(at, Item::Deposit { amount: c.amount }, None);
-            }
-            Event::Withdrawn(c) if c.account == me => {
-                self.running.usd -= c.amount;
-                self.totals.withdrawals += c.amount;
-                self.push(at, Item::Withdrawal { amount: c.amount }, None);
-            }
-            Event::CapacityAdded(c) if c.account == me => {
-                self.running.add_gpu(c.market, c.quantity);
-                let item = Item::CapacityAdded {
-                    market: c.market,
-                    quantity: c.quantity,
-                };
-                self.push(at, item, Some(c.market));
-            }
-            Event::CapacityRemoved(c) if c.account == me => {
-                self.running.add_gpu(c.market, -c.quantity);
-                let item = Item::CapacityRemoved {
-                    market: c.market,
-                    quantity: c.quantity,
-                };
-                self.push(at, item, Some(c.market));
-            }
             Event::OrderAccepted(o) if o.account == me => {
                 self.totals.orders_accepted += 1;
                 let item = Item::OrderAccepted {
@@ -490,46 +474,90 @@ impl Builder {
                 self.push(at, item, m.market);
             }
             Event::OrderRejected(r) | Event::CommandRejected(r) => self.rejected(at, r),
-            Event::TradeExecuted(t) => {
-                for leg in balances::legs(t) {
-                    if leg.account != me {
-                        continue;
-                    }
-                    self.running.usd += leg.usd;
-                    self.running.add_gpu(t.market, leg.gpu_hours);
-                    let notional = balances::notional(t);
-                    self.totals.fills += 1;
-                    self.totals.fees_paid += leg.fee;
-                    match leg.side {
-                        Side::Buy => self.totals.bought_notional += notional,
-                        Side::Sell => self.totals.sold_notional += notional,
-                    }
-                    let item = Item::Fill {
-                        trade: t.trade,
-                        order: leg.order,
-                        market: t.market,
-                        side: leg.side,
-                        role: leg.role,
-                        price: t.price,
-                        quantity: t.quantity,
-                        notional,
-                        fee: leg.fee,
-                    };
-                    self.push(at, item, Some(t.market));
-                }
-                let fees = t.maker_fee + t.taker_fee;
-                if me == FEE_ACCOUNT && !fees.is_zero() {
-                    self.running.usd += fees;
-                    self.totals.fee_income += fees;
-                    let item = Item::FeeIncome {
-                        trade: t.trade,
-                        market: t.market,
-                        amount: fees,
-                    };
-                    self.push(at, item, None);
-                }
-            }
+            Event::TradeExecuted(t) => self.trade(at, t),
             _ => {}
+        }
+    }
+
+    /// The account's own balance movements (creation, deposits, withdrawals,
+    /// capacity); false when `event` is none of them.
+    fn balance_event(&mut self, at: (u64, u64, u64), event: &Event) -> bool {
+        let me = self.account;
+        match event {
+            Event::AccountCreated(c) if c.account == me => {
+                self.push(at, Item::AccountCreated, None)
+            }
+            Event::Deposited(c) if c.account == me => {
+                self.running.usd += c.amount;
+                self.totals.deposits += c.amount;
+                self.push(at, Item::Deposit { amount: c.amount }, None);
+            }
+            Event::Withdrawn(c) if c.account == me => {
+                self.running.usd -= c.amount;
+                self.totals.withdrawals += c.amount;
+                self.push(at, Item::Withdrawal { amount: c.amount }, None);
+            }
+            Event::CapacityAdded(c) if c.account == me => {
+                self.running.add_gpu(c.market, c.quantity);
+                let item = Item::CapacityAdded {
+                    market: c.market,
+                    quantity: c.quantity,
+                };
+                self.push(at, item, Some(c.market));
+            }
+            Event::CapacityRemoved(c) if c.account == me => {
+                self.running.add_gpu(c.market, -c.quantity);
+                let item = Item::CapacityRemoved {
+                    market: c.market,
+                    quantity: c.quantity,
+                };
+                self.push(at, item, Some(c.market));
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// The account's legs of a trade, and the fee income when the account is the
+    /// fee account.
+    fn trade(&mut self, at: (u64, u64, u64), t: &TradeExecuted) {
+        let me = self.account;
+        for leg in balances::legs(t) {
+            if leg.account != me {
+                continue;
+            }
+            self.running.usd += leg.usd;
+            self.running.add_gpu(t.market, leg.gpu_hours);
+            let notional = balances::notional(t);
+            self.totals.fills += 1;
+            self.totals.fees_paid += leg.fee;
+            match leg.side {
+                Side::Buy => self.totals.bought_notional += notional,
+                Side::Sell => self.totals.sold_notional += notional,
+            }
+            let item = Item::Fill {
+                trade: t.trade,
+                order: leg.order,
+                market: t.market,
+                side: leg.side,
+                role: leg.role,
+                price: t.price,
+                quantity: t.quantity,
+                notional,
+                fee: leg.fee,
+            };
+            self.push(at, item, Some(t.market));
+        }
+        let fees = t.maker_fee + t.taker_fee;
+        if me == FEE_ACCOUNT && !fees.is_zero() {
+            self.running.usd += fees;
+            self.totals.fee_income += fees;
+            let item = Item::FeeIncome {
+                trade: t.trade,
+                market: t.market,
+                amount: fees,
+            };
+            self.push(at, item, None);
         }
     }
 }

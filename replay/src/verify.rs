@@ -21,11 +21,11 @@ use std::path::Path;
 
 use gpux_engine::{Engine, StateHash};
 use gpux_ledger::{hex, LedgerReader, Store, VerifyProgress};
+use gpux_sequencer::recovery::{self, Replayer};
 use serde::Serialize;
 
 use crate::error::{Failure, FailureKind, Finding, Outcome, ReplayError, Result};
 use crate::progress::Progress;
-use crate::replayer::Replayer;
 
 /// What a successful verification saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -123,7 +123,7 @@ pub fn verify_reader<S: Store>(
     let bar = progress.bar(head.last_cmd_seq, "replay");
     let mut replayer = Replayer::new(reader, 1, 1, head.last_cmd_seq)?;
     loop {
-        let seq = match replayer.step(&mut engine) {
+        let seq = match replayer.step(&mut engine).map_err(ReplayError::from) {
             Ok(Some(step)) => step.command.cmd_seq,
             Ok(None) => break,
             Err(ReplayError::Failed(f)) => return Ok(Err(*f)),
@@ -143,8 +143,8 @@ pub fn verify_reader<S: Store>(
     debug_assert!(pending.next().is_none(), "snapshots beyond the head");
     Ok(Ok(VerifySummary {
         ok: true,
-        commands: replayer.commands_done,
-        events: replayer.events_done,
+        commands: replayer.commands_done(),
+        events: replayer.events_done(),
         last_seq: head.last_cmd_seq,
         last_event_seq: head.last_event_seq,
         batches: report.batches,
@@ -255,19 +255,16 @@ fn pinpoint<S: Store>(reader: &LedgerReader<S>, mut f: Failure) -> Failure {
     let Ok(Some(batch)) = reader.batch(batch_no) else {
         return f;
     };
-    let Ok(start) = crate::rebuild::load_snapshot(reader, batch.first_cmd_seq - 1) else {
+    let Ok(start) = recovery::load_snapshot(reader, batch.first_cmd_seq - 1) else {
         return f;
     };
+    let (from, first_event) = start.next_seqs();
     let mut engine = start.engine;
-    let (from, first_event) = match start.snapshot {
-        Some((c, e)) => (c + 1, e + 1),
-        None => (1, 1),
-    };
     let Ok(mut replayer) = Replayer::new(reader, from, first_event, batch.last_cmd_seq) else {
         return f;
     };
     loop {
-        match replayer.step(&mut engine) {
+        match replayer.step(&mut engine).map_err(ReplayError::from) {
             Ok(Some(_)) => {}
             Ok(None) | Err(ReplayError::Ledger(_) | ReplayError::Io(_) | ReplayError::Json(_)) => {
                 return f

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use gpux_ledger::{LedgerError, SourceKey};
-use gpux_replay::ReplayError;
+
+use crate::recovery::RecoveryError;
 
 /// Why a command could not be appended to the command log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,7 +87,7 @@ pub enum PipelineError {
     },
     /// The engine could not be rebuilt from the ledger.
     #[error("cannot rebuild the engine from the ledger: {0}")]
-    Recover(Arc<ReplayError>),
+    Recover(RecoveryError),
     /// The rebuilt engine does not end where the ledger does (a bug or corruption).
     #[error(
         "the rebuilt engine is at cmd_seq {engine_cmd_seq} but the ledger's head is {ledger_cmd_seq}"

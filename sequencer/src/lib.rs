@@ -3,12 +3,13 @@
 //! | module | owns |
 //! |---|---|
 //! | [`pipeline`] | [`Exchange`]: decode → engine → group commit → publish, bounded stages, start/recover/shutdown |
+//! | [`recovery`] | [`recovery::state_at`]: the engine rebuilt from the ledger (latest good snapshot, then the commands after it, each checked against the stored events); the [`recovery::Replayer`] loop the auditors' tools share |
 //! | [`source`] | [`CommandSource`]: the embedded inbox ([`InboxSource`]); Kafka lives in `kafka` |
 //! | [`kafka`] | Kafka mode: [`kafka::KafkaSource`], [`kafka::KafkaSubmitter`], the events topic ([`kafka::EventsPublisher`], [`kafka::EventsTopicFeed`]), [`kafka::start_exchange`] |
 //! | [`submit`] | [`Submitter`]: how commands enter the log ([`EmbeddedSubmitter`]) |
 //! | [`feed`] | [`Publisher`] and [`Feed`]/[`LedgerFollower`]: committed commands for followers |
 //! | [`committed`] | [`CommittedCommand`], the unit every follower sees |
-//! | [`error`] | [`SubmitError`], [`FeedError`], [`SourceError`], [`PipelineError`] |
+//! | [`error`] | [`SubmitError`], [`FeedError`], [`SourceError`], [`PipelineError`] ([`RecoveryError`] lives in [`recovery`]) |
 //!
 //! The engine is touched by one thread only (the pipeline's engine thread); everything
 //! else (gateway, market data, the events-topic publisher) follows committed batches.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod feed;
 pub mod kafka;
 pub mod pipeline;
+pub mod recovery;
 pub mod source;
 pub mod submit;
 
@@ -29,6 +31,7 @@ pub use pipeline::{
     BATCH_COMMANDS_MAX_DEFAULT, DECODE_CHUNK_COMMANDS_DEFAULT, DECODE_QUEUE_CHUNKS_DEFAULT,
     SNAPSHOT_EVERY_EVENTS_DEFAULT,
 };
+pub use recovery::RecoveryError;
 pub use source::{CommandSource, Inbound, InboxSource};
 pub use submit::{EmbeddedSubmitter, SubmitDone, Submitter, MAX_COMMAND_BYTES};
 

@@ -38,12 +38,13 @@ use std::time::{Duration, Instant};
 use gpux_engine::{CommandEnvelope, Engine, Event};
 use gpux_ledger::{
     AppliedCommand, CommitHandle, GroupCommitOptions, GroupCommitter, LatencyHistogram, Ledger,
-    LedgerError, LedgerOptions, LedgerReader, RocksStore, Store,
+    LedgerError, LedgerOptions, LedgerReader, RocksStore, SourceKey, Store,
 };
 
 use crate::committed::{CommittedBatch, CommittedCommand};
 use crate::error::PipelineError;
 use crate::feed::{LedgerFollower, Publisher};
+use crate::recovery;
 use crate::source::{CommandSource, Inbound, InboxSource};
 use crate::submit::{EmbeddedSubmitter, InboxSignal, Submitter};
 
@@ -344,22 +345,8 @@ impl<S: Store> Exchange<S> {
             Arc<Failure>,
         ) -> Result<StartParts, PipelineError>,
     ) -> Result<Self, PipelineError> {
-        let started = Instant::now();
         let reader = ledger.reader();
-        let engine = gpux_replay::rebuild::state_at(&reader, None, None)
-            .map_err(|e| PipelineError::Recover(Arc::new(e)))?;
-        if engine.last_seq() != ledger.head().last_cmd_seq {
-            return Err(PipelineError::Diverged {
-                engine_cmd_seq: engine.last_seq(),
-                ledger_cmd_seq: ledger.head().last_cmd_seq,
-            });
-        }
-        tracing::info!(
-            cmd_seq = engine.last_seq(),
-            ms = started.elapsed().as_millis() as u64,
-            dir = ?dir,
-            "engine recovered"
-        );
+        let engine = recover(&ledger, &reader, dir)?;
         let stop = Arc::new(AtomicBool::new(false));
         let failure = Arc::new(Failure::default());
         let committer =
@@ -375,18 +362,7 @@ impl<S: Store> Exchange<S> {
             Arc::clone(&stop),
             Arc::clone(&failure),
         )?;
-        let key = source.key();
-        let consumed = reader
-            .consumed_offset(&key)
-            .map_err(PipelineError::Ledger)?;
-        source
-            .start_after(consumed)
-            .map_err(|error| PipelineError::Source {
-                key: key.clone(),
-                last_offset: consumed,
-                error,
-            })?;
-        tracing::info!(source = %key, last_consumed = ?consumed, "consuming");
+        let (key, consumed) = position_source(&mut *source, &reader)?;
 
         let publisher = Arc::new(Publisher::new());
         let stats = Arc::new(PipelineStats::default());
@@ -395,29 +371,16 @@ impl<S: Store> Exchange<S> {
             .store(engine.last_seq(), Ordering::Relaxed);
         let (tx, rx) = mpsc::sync_channel(opts.decode_queue_chunks.max(1));
 
-        let decode = {
-            let stop = Arc::clone(&stop);
-            let chunk = opts.decode_chunk.max(1);
-            let failure = Arc::clone(&failure);
-            std::thread::Builder::new()
-                .name("gpux-decode".into())
-                .spawn(move || {
-                    let mut last_offset = consumed;
-                    if let Err(e) = decode_loop(&mut *source, &tx, chunk, &stop, &mut last_offset) {
-                        stop.store(true, Ordering::SeqCst);
-                        failure.record(PipelineError::Source {
-                            key,
-                            last_offset,
-                            error: e,
-                        });
-                    }
-                })
-                .map_err(|e| PipelineError::Spawn {
-                    thread: "decode",
-                    error: Arc::new(e),
-                })?
-        };
-        let engine_thread = {
+        let decode = spawn_decode(
+            source,
+            key,
+            consumed,
+            tx,
+            opts.decode_chunk.max(1),
+            Arc::clone(&stop),
+            Arc::clone(&failure),
+        )?;
+        let (engine_thread, decode) = {
             let ctx = EngineCtx {
                 in_flight: Arc::default(),
                 handle: committer.handle(),
@@ -427,23 +390,7 @@ impl<S: Store> Exchange<S> {
                 stop: Arc::clone(&stop),
                 opts: opts.clone(),
             };
-            std::thread::Builder::new()
-                .name("gpux-engine".into())
-                .spawn(move || engine_loop(engine, rx, ctx))
-        };
-        let engine_thread = match engine_thread {
-            Ok(t) => t,
-            Err(e) => {
-                stop.store(true, Ordering::SeqCst);
-                if let Some(s) = &signal {
-                    s.wake();
-                }
-                let _ = decode.join();
-                return Err(PipelineError::Spawn {
-                    thread: "engine",
-                    error: Arc::new(e),
-                });
-            }
+            spawn_engine(engine, rx, ctx, signal.as_ref(), decode)?
         };
         Ok(Self {
             committer: Some(committer),
@@ -490,8 +437,7 @@ impl<S: Store> Exchange<S> {
     /// An engine rebuilt from the ledger at its current head (a read replica: apply
     /// what [`Exchange::follow`]`(engine.last_seq() + 1)` yields to keep it current).
     pub fn replica(&self) -> Result<Engine, PipelineError> {
-        gpux_replay::rebuild::state_at(&self.reader, None, None)
-            .map_err(|e| PipelineError::Recover(Arc::new(e)))
+        recovery::state_at(&self.reader, None, None).map_err(PipelineError::Recover)
     }
 
     /// Live counters.
@@ -597,6 +543,110 @@ impl<S: Store> Drop for Exchange<S> {
         // Not shut down explicitly: stop the threads; what was committed stays.
         if self.decode.is_some() || self.engine.is_some() {
             let _ = self.stop_threads();
+        }
+    }
+}
+
+/// The engine rebuilt from the ledger, which must end where the ledger does.
+fn recover<S: Store>(
+    ledger: &Ledger<S>,
+    reader: &LedgerReader<S>,
+    dir: Option<&Path>,
+) -> Result<Engine, PipelineError> {
+    let started = Instant::now();
+    let engine = recovery::state_at(reader, None, None).map_err(PipelineError::Recover)?;
+    if engine.last_seq() != ledger.head().last_cmd_seq {
+        return Err(PipelineError::Diverged {
+            engine_cmd_seq: engine.last_seq(),
+            ledger_cmd_seq: ledger.head().last_cmd_seq,
+        });
+    }
+    tracing::info!(
+        cmd_seq = engine.last_seq(),
+        ms = started.elapsed().as_millis() as u64,
+        dir = ?dir,
+        "engine recovered"
+    );
+    Ok(engine)
+}
+
+/// Positions `source` after the last offset the ledger consumed from it; returns
+/// its key and that offset.
+fn position_source<S: Store>(
+    source: &mut dyn CommandSource,
+    reader: &LedgerReader<S>,
+) -> Result<(SourceKey, Option<u64>), PipelineError> {
+    let key = source.key();
+    let consumed = reader
+        .consumed_offset(&key)
+        .map_err(PipelineError::Ledger)?;
+    source
+        .start_after(consumed)
+        .map_err(|error| PipelineError::Source {
+            key: key.clone(),
+            last_offset: consumed,
+            error,
+        })?;
+    tracing::info!(source = %key, last_consumed = ?consumed, "consuming");
+    Ok((key, consumed))
+}
+
+/// Starts the decode thread: reads `source` (positioned after `consumed`) in
+/// chunks of `chunk` commands into `tx`; a source failure stops the pipeline and
+/// is recorded in `failure`.
+fn spawn_decode(
+    mut source: Box<dyn CommandSource>,
+    key: SourceKey,
+    consumed: Option<u64>,
+    tx: SyncSender<Chunk>,
+    chunk: usize,
+    stop: Arc<AtomicBool>,
+    failure: Arc<Failure>,
+) -> Result<JoinHandle<()>, PipelineError> {
+    std::thread::Builder::new()
+        .name("gpux-decode".into())
+        .spawn(move || {
+            let mut last_offset = consumed;
+            if let Err(e) = decode_loop(&mut *source, &tx, chunk, &stop, &mut last_offset) {
+                stop.store(true, Ordering::SeqCst);
+                failure.record(PipelineError::Source {
+                    key,
+                    last_offset,
+                    error: e,
+                });
+            }
+        })
+        .map_err(|e| PipelineError::Spawn {
+            thread: "decode",
+            error: Arc::new(e),
+        })
+}
+
+/// Starts the engine thread. If it cannot start, the decode thread is stopped
+/// (its source woken through `signal`) and joined.
+fn spawn_engine(
+    engine: Engine,
+    rx: Receiver<Chunk>,
+    ctx: EngineCtx,
+    signal: Option<&Arc<InboxSignal>>,
+    decode: JoinHandle<()>,
+) -> Result<(JoinHandle<Engine>, JoinHandle<()>), PipelineError> {
+    let stop = Arc::clone(&ctx.stop);
+    let spawned = std::thread::Builder::new()
+        .name("gpux-engine".into())
+        .spawn(move || engine_loop(engine, rx, ctx));
+    match spawned {
+        Ok(t) => Ok((t, decode)),
+        Err(e) => {
+            stop.store(true, Ordering::SeqCst);
+            if let Some(s) = signal {
+                s.wake();
+            }
+            let _ = decode.join();
+            Err(PipelineError::Spawn {
+                thread: "engine",
+                error: Arc::new(e),
+            })
         }
     }
 }
@@ -720,50 +770,8 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Engin
         batch.read_at.get_or_insert(chunk.read_at);
         let publish = ctx.publisher.has_subscribers();
         for d in chunk.commands {
-            let seq = engine.last_seq() + 1;
-            let last_ts = engine.last_ts_ns();
-            scratch.clear();
-            let (ts_ns, request_id) = match &d.envelope {
-                Some(env) => {
-                    let ts = env.ts_ns.max(last_ts);
-                    engine.apply_request(
-                        seq,
-                        ts,
-                        env.idempotent_request_id(),
-                        &env.command,
-                        &mut scratch,
-                    );
-                    (ts, env.request_id.clone())
-                }
-                None => {
-                    engine.apply_json(seq, last_ts, &d.inbound.payload, &mut scratch);
-                    (last_ts, None)
-                }
-            };
-            batch.events += scratch.len() as u64;
-            events_since_snapshot += scratch.len() as u64;
-            batch.applied.push(AppliedCommand {
-                cmd_seq: seq,
-                ts_ns,
-                source: d.inbound.source,
-                events: scratch.iter().map(Event::to_json_vec).collect(),
-                payload: if publish {
-                    d.inbound.payload.clone()
-                } else {
-                    d.inbound.payload
-                },
-            });
-            if publish {
-                let payload = batch.applied.last().map(|a| a.payload.clone());
-                batch.committed.push(CommittedCommand {
-                    cmd_seq: seq,
-                    ts_ns,
-                    first_event_seq: 0, // filled in once the ledger assigned it
-                    request_id,
-                    payload: payload.unwrap_or_default(),
-                    events: std::mem::take(&mut scratch),
-                });
-            }
+            events_since_snapshot +=
+                apply_decoded(&mut engine, d, &mut batch, &mut scratch, publish);
             ctx.stats.applied.fetch_add(1, Ordering::Relaxed);
             if batch.applied.len() >= ctx.opts.max_batch_commands {
                 submit(&mut batch, &ctx, &mut recycled);
@@ -774,6 +782,56 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Engin
         submit(&mut batch, &ctx, &mut recycled);
     }
     engine
+}
+
+/// Applies one decoded command as the next `cmd_seq` and adds it (and, when
+/// `publish`, its committed form) to `batch`; returns how many events it produced.
+fn apply_decoded(
+    engine: &mut Engine,
+    d: Decoded,
+    batch: &mut Batch,
+    scratch: &mut Vec<Event>,
+    publish: bool,
+) -> u64 {
+    let seq = engine.last_seq() + 1;
+    let last_ts = engine.last_ts_ns();
+    scratch.clear();
+    let (ts_ns, request_id) = match &d.envelope {
+        Some(env) => {
+            let ts = env.ts_ns.max(last_ts);
+            engine.apply_request(seq, ts, env.idempotent_request_id(), &env.command, scratch);
+            (ts, env.request_id.clone())
+        }
+        None => {
+            engine.apply_json(seq, last_ts, &d.inbound.payload, scratch);
+            (last_ts, None)
+        }
+    };
+    let events = scratch.len() as u64;
+    batch.events += events;
+    batch.applied.push(AppliedCommand {
+        cmd_seq: seq,
+        ts_ns,
+        source: d.inbound.source,
+        events: scratch.iter().map(Event::to_json_vec).collect(),
+        payload: if publish {
+            d.inbound.payload.clone()
+        } else {
+            d.inbound.payload
+        },
+    });
+    if publish {
+        let payload = batch.applied.last().map(|a| a.payload.clone());
+        batch.committed.push(CommittedCommand {
+            cmd_seq: seq,
+            ts_ns,
+            first_event_seq: 0, // filled in once the ledger assigned it
+            request_id,
+            payload: payload.unwrap_or_default(),
+            events: std::mem::take(scratch),
+        });
+    }
+    events
 }
 
 /// Queues a snapshot of the engine; a failure to store it fails the pipeline.

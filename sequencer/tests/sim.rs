@@ -50,7 +50,7 @@ use gpux_gateway::replica::{self as gateway_core, ReplicaState};
 use gpux_gateway::GatewayConfig;
 use gpux_ledger::{Fault, FaultyStore, Ledger, LedgerOptions, LedgerReader, MemStore, Store};
 use gpux_replay::progress::Progress;
-use gpux_sequencer::{read_committed, Exchange, PipelineOptions, SubmitError};
+use gpux_sequencer::{read_committed, CommittedCommand, Exchange, PipelineOptions, SubmitError};
 use tokio::sync::watch;
 
 /// Seeds run by default.
@@ -166,57 +166,47 @@ impl Generator {
         }
     }
 
-    fn next_command(&mut self) -> Planned {
-        let a = self.rng.range(1, ACCOUNTS);
-        let m = self.rng.pick(&MARKETS);
-        let roll = self.rng.next_u64() % 100;
-        let cmd = match roll {
-            0..=44 => {
-                self.placed += 1;
-                let side = self.rng.pick(&["buy", "sell"]);
-                let qty = self.rng.range(1, 12);
-                let coid = if self.rng.chance(30) {
-                    format!(r#","client_order_id":"c{}""#, self.next)
-                } else {
-                    String::new()
-                };
-                let kind = self.rng.next_u64() % 20;
-                let body = match kind {
-                    0 => format!(r#""order_type":"market","quantity":"{qty}""#),
-                    1..=3 => {
-                        let p = self.price();
-                        format!(r#""price":"{p}","quantity":"{qty}","time_in_force":"ioc""#)
-                    }
-                    4 => {
-                        let p = self.price();
-                        format!(r#""price":"{p}","quantity":"{qty}","time_in_force":"fok""#)
-                    }
-                    5..=6 => {
-                        let p = self.price();
-                        let till = TS_BASE_NS + (self.next + self.rng.range(1, 30)) * TS_STEP_NS;
-                        format!(
-                            r#""price":"{p}","quantity":"{qty}","time_in_force":"gtd","good_till_ns":{till}"#
-                        )
-                    }
-                    _ => {
-                        let p = self.price();
-                        format!(r#""price":"{p}","quantity":"{qty}""#)
-                    }
-                };
+    /// A `place_order` of account `a` in market `m`: market, IOC, FOK, GTD or GTC.
+    fn place_order(&mut self, a: u64, m: &str) -> String {
+        self.placed += 1;
+        let side = self.rng.pick(&["buy", "sell"]);
+        let qty = self.rng.range(1, 12);
+        let coid = if self.rng.chance(30) {
+            format!(r#","client_order_id":"c{}""#, self.next)
+        } else {
+            String::new()
+        };
+        let kind = self.rng.next_u64() % 20;
+        let body = match kind {
+            0 => format!(r#""order_type":"market","quantity":"{qty}""#),
+            1..=3 => {
+                let p = self.price();
+                format!(r#""price":"{p}","quantity":"{qty}","time_in_force":"ioc""#)
+            }
+            4 => {
+                let p = self.price();
+                format!(r#""price":"{p}","quantity":"{qty}","time_in_force":"fok""#)
+            }
+            5..=6 => {
+                let p = self.price();
+                let till = TS_BASE_NS + (self.next + self.rng.range(1, 30)) * TS_STEP_NS;
                 format!(
-                    r#"{{"type":"place_order","account":{a},"market":"{m}","side":"{side}",{body}{coid}}}"#
+                    r#""price":"{p}","quantity":"{qty}","time_in_force":"gtd","good_till_ns":{till}"#
                 )
             }
-            45..=59 => format!(r#"{{"type":"cancel_order",{}}}"#, self.order_ref(a)),
-            60..=69 => {
-                let target = self.order_ref(a);
-                let change = if self.rng.chance(50) {
-                    format!(r#""price":"{}""#, self.price())
-                } else {
-                    format!(r#""quantity":"{}""#, self.rng.range(1, 12))
-                };
-                format!(r#"{{"type":"amend_order",{target},{change}}}"#)
+            _ => {
+                let p = self.price();
+                format!(r#""price":"{p}","quantity":"{qty}""#)
             }
+        };
+        format!(
+            r#"{{"type":"place_order","account":{a},"market":"{m}","side":"{side}",{body}{coid}}}"#
+        )
+    }
+
+    /// Deposits, withdrawals and capacity changes (`roll` in `70..=94`).
+    fn funds_command(&mut self, roll: u64, a: u64, m: &str) -> String {
+        match roll {
             70..=77 => format!(
                 r#"{{"type":"deposit","account":{a},"amount":"{}"}}"#,
                 self.rng.range(1, 2000)
@@ -233,6 +223,27 @@ impl Generator {
                 r#"{{"type":"remove_capacity","account":{a},"market":"{m}","quantity":"{}"}}"#,
                 self.rng.range(1, 100)
             ),
+            _ => unreachable!("funds commands are rolls 70..=94"),
+        }
+    }
+
+    fn next_command(&mut self) -> Planned {
+        let a = self.rng.range(1, ACCOUNTS);
+        let m = self.rng.pick(&MARKETS);
+        let roll = self.rng.next_u64() % 100;
+        let cmd = match roll {
+            0..=44 => self.place_order(a, m),
+            45..=59 => format!(r#"{{"type":"cancel_order",{}}}"#, self.order_ref(a)),
+            60..=69 => {
+                let target = self.order_ref(a);
+                let change = if self.rng.chance(50) {
+                    format!(r#""price":"{}""#, self.price())
+                } else {
+                    format!(r#""quantity":"{}""#, self.rng.range(1, 12))
+                };
+                format!(r#"{{"type":"amend_order",{target},{change}}}"#)
+            }
+            70..=94 => self.funds_command(roll, a, m),
             95..=97 => format!(r#"{{"type":"mass_cancel","account":{a},"market":"{m}"}}"#),
             _ => {
                 // Valid JSON that is no command: recorded as a rejection.
@@ -313,6 +324,17 @@ struct Tally {
 }
 
 impl Tally {
+    /// Counts a run that ended in a crash (`faults_fired`: by the seeded fault or
+    /// not) or a clean stop.
+    fn run_ended(&mut self, crashed: bool, faults_fired: u64) {
+        if crashed {
+            self.crash_points += 1;
+            self.faults_fired += faults_fired.min(1);
+        } else {
+            self.clean_stops += 1;
+        }
+    }
+
     fn add(&mut self, o: &Tally) {
         self.crash_points += o.crash_points;
         self.faults_fired += o.faults_fired;
@@ -541,22 +563,8 @@ impl Sim {
         if let Some(f) = plan.fault {
             store.arm(f);
         }
-        let opened = Ledger::with_store(store.clone(), &self.opts.ledger)
-            .map_err(|e| e.to_string())
-            .and_then(|l| {
-                Exchange::start_embedded_on_ledger(l, self.opts.clone())
-                    .map_err(|e| format!("{e:#}"))
-            });
-        let exchange = match opened {
-            Ok(x) => x,
-            Err(e) if store.faults_fired() > 0 => {
-                self.trace.push(format!("  crashed while starting: {e}"));
-                self.tally.crash_points += 1;
-                self.tally.faults_fired += 1;
-                self.tally.crashed_starting += 1;
-                return Ok(true);
-            }
-            Err(e) => return Err(format!("cannot restart on the surviving store: {e}")),
+        let Some(exchange) = self.start_life(&store)? else {
+            return Ok(true);
         };
         let gateway = Gateway::start(&exchange)?;
         let start_seq = exchange.stats().durable_seq.load(Ordering::Acquire);
@@ -595,17 +603,7 @@ impl Sim {
                     }),
                 );
             }
-            for _ in 0..n {
-                let (idx, r) = rx
-                    .recv_timeout(PATIENCE)
-                    .map_err(|_| "the log never answered a submission".to_string())?;
-                self.fates[idx].journaled = Some(r.is_ok());
-                if let Err(e) = r {
-                    if let Some((_, Some(id))) = group.iter().find(|(i, _)| *i == idx) {
-                        gateway.shared.requests.fail(id, e);
-                    }
-                }
-            }
+            self.collect_journaled(&rx, n, &group, &gateway)?;
             // Wait for the gateway's answers, as its clients do.
             for (idx, _) in &group {
                 if self.fates[*idx].journaled != Some(true) || !self.planned[*idx].decodes {
@@ -620,16 +618,82 @@ impl Sim {
             }
         }
 
-        let crashed = match plan.ending {
-            Ending::Clean if !is_dead(&store, &exchange) => match exchange.shutdown() {
+        let crashed = self.end_life(plan.ending, exchange, &store, &gateway)?;
+        // Answers the gateway gave until it stopped count as given.
+        gateway.stop()?;
+        for (idx, w) in &waiting {
+            if let Some(Resolution::Committed(o)) = &*w.borrow() {
+                self.fates[*idx].outcome = Some(Arc::clone(o));
+            }
+        }
+        self.tally.run_ended(crashed, store.faults_fired());
+        Ok(crashed)
+    }
+
+    /// Takes the log's `n` answers to a window of submissions (`group`); a refusal
+    /// fails its request at the gateway.
+    fn collect_journaled(
+        &mut self,
+        rx: &mpsc::Receiver<(usize, Result<(), SubmitError>)>,
+        n: u64,
+        group: &[(usize, Option<RequestId>)],
+        gateway: &Gateway,
+    ) -> Result<(), String> {
+        for _ in 0..n {
+            let (idx, r) = rx
+                .recv_timeout(PATIENCE)
+                .map_err(|_| "the log never answered a submission".to_string())?;
+            self.fates[idx].journaled = Some(r.is_ok());
+            if let Err(e) = r {
+                if let Some((_, Some(id))) = group.iter().find(|(i, _)| *i == idx) {
+                    gateway.shared.requests.fail(id, e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the ledger on `store` and starts the exchange; `None` when the seeded
+    /// fault fired while starting (a crash).
+    fn start_life(&mut self, store: &SimStore) -> Result<Option<Exchange<SimStore>>, String> {
+        let opened = Ledger::with_store(store.clone(), &self.opts.ledger)
+            .map_err(|e| e.to_string())
+            .and_then(|l| {
+                Exchange::start_embedded_on_ledger(l, self.opts.clone())
+                    .map_err(|e| format!("{e:#}"))
+            });
+        match opened {
+            Ok(x) => Ok(Some(x)),
+            Err(e) if store.faults_fired() > 0 => {
+                self.trace.push(format!("  crashed while starting: {e}"));
+                self.tally.crash_points += 1;
+                self.tally.faults_fired += 1;
+                self.tally.crashed_starting += 1;
+                Ok(None)
+            }
+            Err(e) => Err(format!("cannot restart on the surviving store: {e}")),
+        }
+    }
+
+    /// Ends a run as planned (a clean shutdown, checked against the gateway's
+    /// replica, or a crash at the next store write); `true` when it crashed.
+    fn end_life<S: Store>(
+        &mut self,
+        ending: Ending,
+        exchange: Exchange<S>,
+        store: &SimStore,
+        gateway: &Gateway,
+    ) -> Result<bool, String> {
+        Ok(match ending {
+            Ending::Clean if !is_dead(store, &exchange) => match exchange.shutdown() {
                 Ok(engine) => {
                     gateway.wait_applied(engine.last_seq())?;
                     let (seq, hash) = gateway.state()?;
                     if seq != engine.last_seq() || hash != engine.state_hash() {
                         return Err(format!(
-                                "after a clean shutdown at cmd_seq {} the gateway's replica (at {seq}) differs from the engine",
-                                engine.last_seq()
-                            ));
+                            "after a clean shutdown at cmd_seq {} the gateway's replica (at {seq}) differs from the engine",
+                            engine.last_seq()
+                        ));
                     }
                     self.trace.push(format!("  clean stop at cmd_seq {seq}"));
                     false
@@ -657,21 +721,7 @@ impl Sim {
                 });
                 true
             }
-        };
-        // Answers the gateway gave until it stopped count as given.
-        gateway.stop()?;
-        for (idx, w) in &waiting {
-            if let Some(Resolution::Committed(o)) = &*w.borrow() {
-                self.fates[*idx].outcome = Some(Arc::clone(o));
-            }
-        }
-        if crashed {
-            self.tally.crash_points += 1;
-            self.tally.faults_fired += store.faults_fired().min(1);
-        } else {
-            self.tally.clean_stops += 1;
-        }
-        Ok(crashed)
+        })
     }
 
     /// Waits for the gateway to answer; `false` if the process failed first.
@@ -709,30 +759,18 @@ impl Sim {
     }
 
     /// The checks after the final, fault-free run.
-    fn check_final(&mut self) -> Result<(), String> {
-        let opts = LedgerOptions {
-            truncate_torn_tail: false,
-            ..self.opts.ledger.clone()
-        };
-        let ledger = Ledger::with_store(self.mem.clone(), &opts)
-            .map_err(|e| format!("the final ledger does not open untouched: {e}"))?;
-        let reader = ledger.reader();
-        let committed = read_committed(&reader, 1, usize::MAX).map_err(|e| e.to_string())?;
-        let index: HashMap<&[u8], usize> = self
-            .planned
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.payload.as_slice(), i))
-            .collect();
-        let mut at: Vec<Vec<u64>> = vec![Vec::new(); self.planned.len()];
-        for c in &committed {
-            let idx = index
-                .get(c.payload.as_slice())
-                .ok_or_else(|| format!("cmd_seq {} holds a command nobody submitted", c.cmd_seq))?;
-            at[*idx].push(c.cmd_seq);
-        }
-        for (i, (p, f)) in self.planned.iter().zip(&self.fates).enumerate() {
-            let t = &mut self.tally;
+    /// Every submitted command is in the final ledger (`at`: where) at most once,
+    /// every one the log acknowledged is, and every answer the gateway gave is
+    /// what the ledger holds; tallies what happened to each.
+    fn check_fates(
+        planned: &[Planned],
+        fates: &[Fate],
+        tally: &mut Tally,
+        at: &[Vec<u64>],
+        committed: &[CommittedCommand],
+    ) -> Result<(), String> {
+        for (i, (p, f)) in planned.iter().zip(fates).enumerate() {
+            let t = &mut *tally;
             t.submitted += 1;
             t.journaled += u64::from(f.journaled == Some(true));
             t.answered += u64::from(f.outcome.is_some());
@@ -767,6 +805,32 @@ impl Sim {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn check_final(&mut self) -> Result<(), String> {
+        let opts = LedgerOptions {
+            truncate_torn_tail: false,
+            ..self.opts.ledger.clone()
+        };
+        let ledger = Ledger::with_store(self.mem.clone(), &opts)
+            .map_err(|e| format!("the final ledger does not open untouched: {e}"))?;
+        let reader = ledger.reader();
+        let committed = read_committed(&reader, 1, usize::MAX).map_err(|e| e.to_string())?;
+        let index: HashMap<&[u8], usize> = self
+            .planned
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.payload.as_slice(), i))
+            .collect();
+        let mut at: Vec<Vec<u64>> = vec![Vec::new(); self.planned.len()];
+        for c in &committed {
+            let idx = index
+                .get(c.payload.as_slice())
+                .ok_or_else(|| format!("cmd_seq {} holds a command nobody submitted", c.cmd_seq))?;
+            at[*idx].push(c.cmd_seq);
+        }
+        Self::check_fates(&self.planned, &self.fates, &mut self.tally, &at, &committed)?;
 
         self.tally.committed += committed.len() as u64;
 

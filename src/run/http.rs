@@ -85,7 +85,9 @@ impl Behind {
                 .shutdown()
                 .map(|_| ())
                 .map_err(|e| anyhow::Error::new(e).context("the exchange failed")),
-            Behind::Broker(submitter) => submitter.flush(SUBMITTER_FLUSH),
+            Behind::Broker(submitter) => submitter
+                .flush(SUBMITTER_FLUSH)
+                .map_err(anyhow::Error::from),
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Owns [`Store`] (atomic multi-column-family write, point get, ordered cursor),
 //! [`WriteOps`] (one atomic write, encoded into a single arena so a large group commit
-//! costs two allocations, not two per record) and [`Cf`] (the column families).
+//! costs two allocations, not two per record) and re-exports [`Cf`] (the column families, defined in their own module so that
+//! the errors can name them without depending on the store).
 //! Implementations: [`RocksStore`] (the real one), [`MemStore`] (BTreeMaps, for tests
 //! and as the reference model) and [`FaultyStore`] (a wrapper that fails or tears the
 //! Nth write). Everything above this module is backend-agnostic, and the conformance
@@ -12,66 +13,14 @@ mod faulty;
 mod memory;
 mod rocks;
 
-use std::fmt;
 use std::ops::Range;
 
 pub use faulty::{Fault, FaultyStore};
 pub use memory::MemStore;
 pub use rocks::{RocksOptions, RocksStore};
 
+pub use crate::cf::Cf;
 use crate::error::StoreError;
-
-/// The column families of a ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Cf {
-    /// Commands as applied, key = `cmd_seq` (u64 big-endian).
-    Commands,
-    /// Events, key = `event_seq` (u64 big-endian).
-    Events,
-    /// Batch headers (the hash chain), key = `batch_no` (u64 big-endian).
-    Batches,
-    /// Engine-state snapshots, key = `cmd_seq` (u64 big-endian).
-    Snapshots,
-    /// Metadata: format, head, consumed offsets (ASCII keys).
-    Meta,
-    /// The embedded command log, key = inbox seq (u64 big-endian).
-    Inbox,
-}
-
-impl Cf {
-    /// Every column family, in a fixed order.
-    pub const ALL: [Cf; 6] = [
-        Cf::Commands,
-        Cf::Events,
-        Cf::Batches,
-        Cf::Snapshots,
-        Cf::Meta,
-        Cf::Inbox,
-    ];
-
-    /// The column family's name on disk.
-    pub fn name(self) -> &'static str {
-        match self {
-            Cf::Commands => "commands",
-            Cf::Events => "events",
-            Cf::Batches => "batches",
-            Cf::Snapshots => "snapshots",
-            Cf::Meta => "meta",
-            Cf::Inbox => "inbox",
-        }
-    }
-
-    /// Position in [`Cf::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Cf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// One operation of a [`WriteOps`], borrowed from its arena.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,6 +38,45 @@ fn envelope(ts_ns: u64, command: Value) -> Cmd {
 }
 
 /// A seeded command stream: setup, then `orders` order-flow messages.
+/// The setup every scenario starts with: two markets, accounts funded with USD
+/// and capacity, and two rejected setup commands (a duplicate account, a deposit
+/// to the fee account). `ts` advances per account.
+fn setup_commands(ts: &mut u64) -> Vec<Cmd> {
+    let mut out = vec![
+        envelope(
+            *ts,
+            json!({"type":"list_market","market":H100,"tick_size":"0.01","lot_size":"1","maker_fee_bps":2,"taker_fee_bps":5}),
+        ),
+        envelope(
+            *ts,
+            json!({"type":"list_market","market":A100,"tick_size":"0.001","lot_size":"0.5","maker_fee_bps":0,"taker_fee_bps":10}),
+        ),
+    ];
+    for a in 1..=ACCOUNTS {
+        *ts += 10;
+        out.push(envelope(*ts, json!({"type":"create_account","account":a})));
+        out.push(envelope(
+            *ts,
+            json!({"type":"deposit","account":a,"amount":"50000"}),
+        ));
+        for m in [H100, A100] {
+            out.push(envelope(
+                *ts,
+                json!({"type":"add_capacity","account":a,"market":m,"quantity":"400"}),
+            ));
+        }
+    }
+    out.push(envelope(*ts, json!({"type":"create_account","account":1})));
+    out.push(envelope(
+        *ts,
+        json!({"type":"deposit","account":0,"amount":"5"}),
+    ));
+    out
+}
+
+// One weighted table of commands, read top to bottom: splitting it would scatter
+// the weights and the state (mid prices, open orders) its rows share.
+#[allow(clippy::too_many_lines)]
 pub fn scenario(seed: u64, orders: usize) -> Vec<Cmd> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut ts = 1_700_000_000_000_000_000u64;
@@ -49,47 +88,9 @@ pub fn scenario(seed: u64, orders: usize) -> Vec<Cmd> {
         engine.apply_json(out.len() as u64 + 1, cmd.ts_ns, &cmd.payload, &mut sink);
         out.push(cmd);
     };
-    let setup = [
-        json!({"type":"list_market","market":H100,"tick_size":"0.01","lot_size":"1","maker_fee_bps":2,"taker_fee_bps":5}),
-        json!({"type":"list_market","market":A100,"tick_size":"0.001","lot_size":"0.5","maker_fee_bps":0,"taker_fee_bps":10}),
-    ];
-    for c in setup {
-        push(&mut engine, envelope(ts, c), &mut out);
+    for cmd in setup_commands(&mut ts) {
+        push(&mut engine, cmd, &mut out);
     }
-    for a in 1..=ACCOUNTS {
-        ts += 10;
-        push(
-            &mut engine,
-            envelope(ts, json!({"type":"create_account","account":a})),
-            &mut out,
-        );
-        push(
-            &mut engine,
-            envelope(ts, json!({"type":"deposit","account":a,"amount":"50000"})),
-            &mut out,
-        );
-        for m in [H100, A100] {
-            push(
-                &mut engine,
-                envelope(
-                    ts,
-                    json!({"type":"add_capacity","account":a,"market":m,"quantity":"400"}),
-                ),
-                &mut out,
-            );
-        }
-    }
-    // Rejected setup commands: a duplicate account, an unknown market, the fee account.
-    push(
-        &mut engine,
-        envelope(ts, json!({"type":"create_account","account":1})),
-        &mut out,
-    );
-    push(
-        &mut engine,
-        envelope(ts, json!({"type":"deposit","account":0,"amount":"5"})),
-        &mut out,
-    );
     let mut mids = [250i64, 1800i64]; // ticks: 2.50 and 1.800
     for i in 0..orders {
         // Time mostly moves forward; sometimes two commands share a timestamp.

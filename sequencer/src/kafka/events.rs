@@ -37,15 +37,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context as _, Result};
 use gpux_engine::{CommandEnvelope, Event};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::KafkaError;
+use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Deserialize;
 
+use super::error::KafkaError;
 use super::topic::last_offset_message;
 use super::{KafkaConfig, LogContext, Throttle, LOG_EVERY};
 use crate::committed::CommittedCommand;
@@ -142,24 +142,27 @@ impl EventsMessage {
     }
 
     /// Decodes a message value, checking its shape.
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let m: EventsMessage =
-            serde_json::from_slice(bytes).context("not an events-topic message")?;
+    pub fn decode(bytes: &[u8]) -> Result<Self, KafkaError> {
+        let m: EventsMessage = serde_json::from_slice(bytes).map_err(KafkaError::NotAMessage)?;
         if m.v != EVENTS_MESSAGE_VERSION {
-            return Err(anyhow!(
+            return Err(KafkaError::bad_message(format!(
                 "events-topic message version {} is not {EVENTS_MESSAGE_VERSION}",
                 m.v
-            ));
+            )));
         }
         let first = match (m.part, m.parts) {
             (None, None) => true,
             (Some(k), Some(n)) if k < n => k == 0,
-            _ => return Err(anyhow!("an events-topic message has a bad part number")),
+            _ => {
+                return Err(KafkaError::bad_message(
+                    "an events-topic message has a bad part number",
+                ))
+            }
         };
         let has_command = m.command.is_some() || m.command_hex.is_some();
         if (m.command.is_some() && m.command_hex.is_some()) || has_command != first {
-            return Err(anyhow!(
-                "an events-topic message has exactly one of command and command_hex, in its first part only"
+            return Err(KafkaError::bad_message(
+                "an events-topic message has exactly one of command and command_hex, in its first part only",
             ));
         }
         Ok(m)
@@ -175,16 +178,20 @@ impl EventsMessage {
 
     /// The committed command a whole message carries (payload bytes restored
     /// exactly); parts are joined with an [`Assembler`].
-    pub fn into_committed(self) -> Result<CommittedCommand> {
+    pub fn into_committed(self) -> Result<CommittedCommand, KafkaError> {
         if self.part.is_some() {
-            return Err(anyhow!("a part of a split command is not a whole command"));
+            return Err(KafkaError::bad_message(
+                "a part of a split command is not a whole command",
+            ));
         }
         let payload = match (self.command, self.command_hex) {
             (Some(s), None) => s.into_bytes(),
-            (None, Some(h)) => unhex(&h).ok_or_else(|| anyhow!("command_hex is not hex"))?,
+            (None, Some(h)) => {
+                unhex(&h).ok_or_else(|| KafkaError::bad_message("command_hex is not hex"))?
+            }
             _ => {
-                return Err(anyhow!(
-                    "an events-topic message has exactly one of command and command_hex"
+                return Err(KafkaError::bad_message(
+                    "an events-topic message has exactly one of command and command_hex",
                 ))
             }
         };
@@ -228,7 +235,7 @@ impl Assembler {
     }
 
     /// Takes the next message; returns the command it completes, if it does.
-    pub fn push(&mut self, m: EventsMessage) -> Result<Option<CommittedCommand>> {
+    pub fn push(&mut self, m: EventsMessage) -> Result<Option<CommittedCommand>, KafkaError> {
         match (m.part, m.parts, self.pending.take()) {
             (None, _, None) => m.into_committed().map(Some),
             (Some(0), Some(n), None) => {
@@ -243,24 +250,22 @@ impl Assembler {
                 if k == next && n == parts && m.cmd_seq == c.cmd_seq =>
             {
                 if Some(m.first_event_seq) != c.first_event_seq.checked_add(c.events.len() as u64) {
-                    return Err(anyhow!(
+                    return Err(KafkaError::bad_message(format!(
                         "cmd_seq {}: part {k} does not continue the events",
                         m.cmd_seq
-                    ));
+                    )));
                 }
                 c.events.extend(m.events);
                 self.finish(c, k, n)
             }
-            (_, _, Some((c, next, parts))) => Err(anyhow!(
+            (_, _, Some((c, next, parts))) => Err(KafkaError::bad_message(format!(
                 "cmd_seq {}: expected part {next} of {parts}, found cmd_seq {} part {:?}",
-                c.cmd_seq,
-                m.cmd_seq,
-                m.part
-            )),
-            (Some(k), _, None) => Err(anyhow!(
+                c.cmd_seq, m.cmd_seq, m.part
+            ))),
+            (Some(k), _, None) => Err(KafkaError::bad_message(format!(
                 "cmd_seq {}: part {k} without the parts before it",
                 m.cmd_seq
-            )),
+            ))),
         }
     }
 
@@ -269,7 +274,7 @@ impl Assembler {
         c: CommittedCommand,
         part: u32,
         parts: u32,
-    ) -> Result<Option<CommittedCommand>> {
+    ) -> Result<Option<CommittedCommand>, KafkaError> {
         if part + 1 == parts {
             Ok(Some(c))
         } else {
@@ -365,7 +370,10 @@ pub struct EventsPublisher;
 impl EventsPublisher {
     /// Starts the publisher thread on `exchange`'s ledger; it stops (flushing what it
     /// sent, for a few seconds at most) when the exchange shuts down.
-    pub fn spawn(exchange: &mut Exchange, cfg: &KafkaConfig) -> Result<Arc<EventsPublisherStats>> {
+    pub fn spawn(
+        exchange: &mut Exchange,
+        cfg: &KafkaConfig,
+    ) -> Result<Arc<EventsPublisherStats>, KafkaError> {
         let stats = Arc::new(EventsPublisherStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let ctx = Ctx {
@@ -378,7 +386,7 @@ impl EventsPublisher {
         let thread = std::thread::Builder::new()
             .name("gpux-events-pub".into())
             .spawn(move || run(&ctx))
-            .context("cannot start the events publisher")?;
+            .map_err(KafkaError::Spawn)?;
         exchange.on_shutdown(move || {
             stop.store(true, Ordering::SeqCst);
             if thread.join().is_err() {
@@ -409,7 +417,7 @@ impl ClientContext for PubContext {
         self.log.log(level, fac, message);
     }
 
-    fn error(&self, error: KafkaError, reason: &str) {
+    fn error(&self, error: RdKafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
             self.failed.store(true, Ordering::SeqCst);
         }
@@ -484,7 +492,7 @@ fn run(ctx: &Ctx) {
             Ok(()) => return,
             Err(e) => {
                 if let Some(held_back) = throttle.allow() {
-                    tracing::warn!(error = %format!("{e:#}"), held_back, "events publisher: retrying");
+                    tracing::warn!(error = %e, held_back, "events publisher: retrying");
                 }
                 let until = Instant::now() + Duration::from_secs(1);
                 while Instant::now() < until && !ctx.stop.load(Ordering::SeqCst) {
@@ -497,61 +505,17 @@ fn run(ctx: &Ctx) {
 
 /// Publishes from the topic's last message on until stopped (`Ok`) or until the
 /// producer fails or the broker cannot be asked where to resume (`Err`).
-fn session(ctx: &Ctx) -> Result<()> {
+fn session(ctx: &Ctx) -> Result<(), KafkaError> {
     let failed = Arc::new(AtomicBool::new(false));
-    let producer: ThreadedProducer<PubContext> = ctx
-        .cfg
-        .client_config(
-            "events-publisher",
-            // As the command producer (see `submit`): no linger.
-            &[("linger.ms", "0")],
-            &[
-                ("enable.idempotence", "true"),
-                ("acks", "all"),
-                ("message.timeout.ms", "0"),
-                ("enable.gapless.guarantee", "true"),
-                // One produce request at a time: a failed request is retried
-                // before anything after it is sent, so the topic's order never
-                // rests on the broker checking idempotent sequence numbers (the
-                // librdkafka mock cluster checks them only for transactional
-                // producers, and reordered or repeated retries there).
-                ("max.in.flight.requests.per.connection", "1"),
-            ],
-        )
-        .create_with_context(PubContext {
-            log: LogContext::new("events-publisher"),
-            stats: Arc::clone(&ctx.stats),
-            failed: Arc::clone(&failed),
-        })
-        .context("cannot create the events producer")?;
-    let topic = ctx.cfg.events_topic.as_str();
-    let partition = ctx.cfg.partition;
-    // Where the topic stops: the next command, or the next part of a split one.
-    let (next, mut skip_parts) =
-        match last_offset_message(&ctx.cfg, topic, partition, Duration::from_secs(10))? {
-            None => (1, 0),
-            Some((offset, bytes)) => {
-                let m = EventsMessage::decode(&bytes).with_context(|| {
-                    format!("the last record of {topic}/{partition} (offset {offset})")
-                })?;
-                match m.part {
-                    Some(k) if !m.completes() => (m.cmd_seq, k as usize + 1),
-                    _ => (
-                        m.cmd_seq.checked_add(1).ok_or_else(|| {
-                            anyhow!("the events topic is at cmd_seq {}", m.cmd_seq)
-                        })?,
-                        0,
-                    ),
-                }
-            }
-        };
+    let producer = events_producer(ctx, &failed)?;
+    let (next, mut skip_parts) = resume_point(ctx)?;
     ctx.stats.sessions.fetch_add(1, Ordering::Relaxed);
     ctx.stats
         .acknowledged_seq
         .fetch_max(next - 1, Ordering::Relaxed);
     tracing::info!(
-        topic,
-        partition,
+        topic = ctx.cfg.events_topic.as_str(),
+        partition = ctx.cfg.partition,
         next_cmd_seq = next,
         next_part = skip_parts,
         "publishing committed commands to the events topic"
@@ -574,56 +538,132 @@ fn session(ctx: &Ctx) -> Result<()> {
                 || "a message was not delivered".to_owned(),
                 |(c, r)| format!("{c}: {r}"),
             );
-            return Err(anyhow!("the events producer failed: {why}"));
+            return Err(KafkaError::ProducerFailed { why: Some(why) });
         }
         let Some(batch) = follower
             .recv_timeout(Duration::from_millis(100))
-            .context("cannot follow the ledger")?
+            .map_err(KafkaError::Follow)?
         else {
             continue;
         };
         for c in batch.iter() {
-            let key = EventsMessage::key(c);
-            let parts = EventsMessage::encode(c);
-            let last = parts.len() - 1;
-            for (k, value) in parts
-                .iter()
-                .enumerate()
-                .skip(std::mem::take(&mut skip_parts))
-            {
-                // Only a command's last part acknowledges it.
-                let ack = if k == last { c.cmd_seq as usize } else { 0 };
-                let mut record = BaseRecord::<str, [u8], usize>::with_opaque_to(topic, ack)
-                    .partition(partition)
-                    .key(key.as_str())
-                    .payload(value.as_slice());
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((e, back))
-                            if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) =>
-                        {
-                            // The broker is slow or away: wait for room, never drop.
-                            if failed.load(Ordering::SeqCst) {
-                                return Err(anyhow!("the events producer failed"));
-                            }
-                            if ctx.stop.load(Ordering::SeqCst) {
-                                return Ok(());
-                            }
-                            std::thread::sleep(Duration::from_millis(10));
-                            record = back;
-                        }
-                        Err((e, _)) => {
-                            return Err(anyhow!(
-                                "cannot queue cmd_seq {} (part {k}) for the events topic: {e}",
-                                c.cmd_seq
-                            ));
-                        }
+            let skip = std::mem::take(&mut skip_parts);
+            if publish(ctx, &producer, &failed, c, skip)? == Published::Stopped {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The idempotent, ordered producer of a publishing session; `failed` is set when
+/// a message is not delivered.
+fn events_producer(
+    ctx: &Ctx,
+    failed: &Arc<AtomicBool>,
+) -> Result<ThreadedProducer<PubContext>, KafkaError> {
+    ctx.cfg
+        .client_config(
+            "events-publisher",
+            // As the command producer (see `submit`): no linger.
+            &[("linger.ms", "0")],
+            &[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("message.timeout.ms", "0"),
+                ("enable.gapless.guarantee", "true"),
+                // One produce request at a time: a failed request is retried
+                // before anything after it is sent, so the topic's order never
+                // rests on the broker checking idempotent sequence numbers (the
+                // librdkafka mock cluster checks them only for transactional
+                // producers, and reordered or repeated retries there).
+                ("max.in.flight.requests.per.connection", "1"),
+            ],
+        )
+        .create_with_context(PubContext {
+            log: LogContext::new("events-publisher"),
+            stats: Arc::clone(&ctx.stats),
+            failed: Arc::clone(failed),
+        })
+        .map_err(KafkaError::client("cannot create the events producer"))
+}
+
+/// Where the topic stops: the next command, and how many parts of it are already
+/// there (a split command cut short).
+fn resume_point(ctx: &Ctx) -> Result<(u64, usize), KafkaError> {
+    let topic = ctx.cfg.events_topic.as_str();
+    let partition = ctx.cfg.partition;
+    let Some((offset, bytes)) =
+        last_offset_message(&ctx.cfg, topic, partition, Duration::from_secs(10))?
+    else {
+        return Ok((1, 0));
+    };
+    let m = EventsMessage::decode(&bytes).map_err(KafkaError::context(format!(
+        "the last record of {topic}/{partition} (offset {offset})"
+    )))?;
+    Ok(match m.part {
+        Some(k) if !m.completes() => (m.cmd_seq, k as usize + 1),
+        _ => (
+            m.cmd_seq
+                .checked_add(1)
+                .ok_or(KafkaError::TopicFull(m.cmd_seq))?,
+            0,
+        ),
+    })
+}
+
+/// How publishing a command ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Published {
+    /// Every part is queued.
+    Queued,
+    /// The publisher was asked to stop while waiting for room.
+    Stopped,
+}
+
+/// Queues the parts of `c` from part `skip` on, waiting for room while the
+/// producer's queue is full (never dropping a part).
+fn publish(
+    ctx: &Ctx,
+    producer: &ThreadedProducer<PubContext>,
+    failed: &AtomicBool,
+    c: &CommittedCommand,
+    skip: usize,
+) -> Result<Published, KafkaError> {
+    let key = EventsMessage::key(c);
+    let parts = EventsMessage::encode(c);
+    let last = parts.len() - 1;
+    for (k, value) in parts.iter().enumerate().skip(skip) {
+        // Only a command's last part acknowledges it.
+        let ack = if k == last { c.cmd_seq as usize } else { 0 };
+        let mut record = BaseRecord::<str, [u8], usize>::with_opaque_to(&ctx.cfg.events_topic, ack)
+            .partition(ctx.cfg.partition)
+            .key(key.as_str())
+            .payload(value.as_slice());
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, back)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    // The broker is slow or away: wait for room, never drop.
+                    if failed.load(Ordering::SeqCst) {
+                        return Err(KafkaError::ProducerFailed { why: None });
                     }
+                    if ctx.stop.load(Ordering::SeqCst) {
+                        return Ok(Published::Stopped);
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                    record = back;
+                }
+                Err((error, _)) => {
+                    return Err(KafkaError::Queue {
+                        cmd_seq: c.cmd_seq,
+                        part: k,
+                        error,
+                    });
                 }
             }
         }
     }
+    Ok(Published::Queued)
 }
 
 #[cfg(test)]

@@ -14,8 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
-
+use super::error::KafkaError;
 use super::events::{Assembler, EventsMessage};
 use super::topic::TopicReader;
 use super::KafkaConfig;
@@ -49,7 +48,11 @@ impl EventsTopicFeed {
     /// A feed of `cfg`'s events topic from `from_cmd_seq` on (1 for everything).
     /// Finds the message to start at by bisecting the partition's offsets, which
     /// needs the broker (waits up to `timeout` per request).
-    pub fn new(cfg: &KafkaConfig, from_cmd_seq: u64, timeout: Duration) -> Result<Self> {
+    pub fn new(
+        cfg: &KafkaConfig,
+        from_cmd_seq: u64,
+        timeout: Duration,
+    ) -> Result<Self, KafkaError> {
         let mut feed = Self::connecting(cfg, from_cmd_seq, timeout)?;
         feed.position()?;
         Ok(feed)
@@ -59,7 +62,11 @@ impl EventsTopicFeed {
     /// first [`recv_timeout`](Feed::recv_timeout) instead of now: while the broker
     /// cannot answer, that returns [`FeedError::Unavailable`] and the next call
     /// tries again.
-    pub fn connecting(cfg: &KafkaConfig, from_cmd_seq: u64, timeout: Duration) -> Result<Self> {
+    pub fn connecting(
+        cfg: &KafkaConfig,
+        from_cmd_seq: u64,
+        timeout: Duration,
+    ) -> Result<Self, KafkaError> {
         let reader = TopicReader::new(cfg, "events-feed", &cfg.events_topic, cfg.partition)?;
         Ok(Self {
             reader,
@@ -73,7 +80,7 @@ impl EventsTopicFeed {
     }
 
     /// Seeks to the first message at or after `next_seq`, once.
-    fn position(&mut self) -> Result<()> {
+    fn position(&mut self) -> Result<(), KafkaError> {
         if self.start_end.is_none() {
             let (start, end) = start_offset(&mut self.reader, self.next_seq, self.timeout)?;
             self.reader.seek(start)?;
@@ -88,7 +95,7 @@ impl EventsTopicFeed {
         value: Option<&[u8]>,
     ) -> Result<Option<CommittedCommand>, String> {
         let m = EventsMessage::decode(value.unwrap_or_default())
-            .map_err(|e| format!("events topic offset {offset}: {e:#}"))?;
+            .map_err(|e| format!("events topic offset {offset}: {e}"))?;
         if !self.started && m.cmd_seq < self.next_seq {
             return Ok(None);
         }
@@ -107,7 +114,7 @@ impl EventsTopicFeed {
         let done = self
             .assembler
             .push(m)
-            .map_err(|e| format!("events topic offset {offset}: {e:#}"))?;
+            .map_err(|e| format!("events topic offset {offset}: {e}"))?;
         if done.is_some() {
             self.next_seq = self
                 .next_seq
@@ -125,30 +132,28 @@ fn start_offset(
     reader: &mut TopicReader,
     from: u64,
     timeout: Duration,
-) -> Result<(Option<u64>, u64)> {
+) -> Result<(Option<u64>, u64), KafkaError> {
     let (low, high) = reader.watermarks(timeout)?;
     if high <= low {
         return Ok((if high == 0 { None } else { Some(high) }, high));
     }
-    let mut probe = |offset: u64| -> Result<u64> {
+    let mut probe = |offset: u64| -> Result<u64, KafkaError> {
         reader.seek(Some(offset))?;
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let mut got: Option<Result<u64>> = None;
+            let mut got: Option<Result<u64, KafkaError>> = None;
             reader.poll(1, timeout.min(Duration::from_millis(500)), |o, _, v| {
                 got = Some(
                     EventsMessage::decode(v.unwrap_or_default())
                         .map(|m| m.cmd_seq)
-                        .map_err(|e| anyhow!("events topic offset {o}: {e:#}")),
+                        .map_err(KafkaError::context(format!("events topic offset {o}"))),
                 );
             });
             if let Some(r) = got {
                 return r;
             }
             if std::time::Instant::now() >= deadline {
-                return Err(anyhow!(
-                    "cannot read offset {offset} of the events topic within {timeout:?}"
-                ));
+                return Err(KafkaError::ReadTimeout { offset, timeout });
             }
         }
     };
@@ -176,7 +181,7 @@ impl Feed for EventsTopicFeed {
         if let Err(e) = self.position() {
             // Not a stop: the broker may answer next time (the caller backs off).
             return Err(FeedError::Unavailable(format!(
-                "cannot find cmd_seq {} on the events topic: {e:#}",
+                "cannot find cmd_seq {} on the events topic: {e}",
                 self.next_seq
             )));
         }

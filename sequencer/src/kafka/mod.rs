@@ -20,6 +20,7 @@
 //! | [`events`] | [`EventsMessage`] (the events topic's JSON) and [`EventsPublisher`] |
 //! | [`feed`] | [`EventsTopicFeed`]: a [`Feed`](crate::Feed) over the events topic |
 //! | [`topic`] | [`TopicReader`] and [`last_offset_message`]: plain partition reads (tests, bench, resume point) |
+//! | `error` | [`KafkaError`]: why a Kafka-mode operation failed |
 //!
 //! Exactly-once rests on the ledger, not on Kafka: the source's offset is stored in
 //! the same synced write as the events it produced, and on start the source is
@@ -35,6 +36,7 @@
 //! non-UTF-8 one, becomes a command the engine records (as a rejection if it does not
 //! decode).
 
+mod error;
 pub mod events;
 pub mod feed;
 pub mod source;
@@ -47,15 +49,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context as _, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::error::KafkaError;
+use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::pipeline::{Exchange, PipelineOptions};
 
+pub use error::KafkaError;
 pub use events::{EventsMessage, EventsPublisher, EventsPublisherStats};
 pub use feed::EventsTopicFeed;
 pub use source::KafkaSource;
@@ -140,7 +142,7 @@ pub fn start_exchange(
     dir: &std::path::Path,
     opts: PipelineOptions,
     cfg: &KafkaConfig,
-) -> Result<Exchange> {
+) -> Result<Exchange, KafkaError> {
     let mut exchange = start_engine(dir, opts, cfg)?;
     EventsPublisher::spawn(&mut exchange, cfg)?;
     Ok(exchange)
@@ -152,9 +154,11 @@ pub fn start_engine(
     dir: &std::path::Path,
     opts: PipelineOptions,
     cfg: &KafkaConfig,
-) -> Result<Exchange> {
-    let source = KafkaSource::new(cfg).context("cannot create the Kafka consumer")?;
-    let submitter = KafkaSubmitter::new(cfg).context("cannot create the Kafka producer")?;
+) -> Result<Exchange, KafkaError> {
+    let source =
+        KafkaSource::new(cfg).map_err(KafkaError::context("cannot create the Kafka consumer"))?;
+    let submitter = KafkaSubmitter::new(cfg)
+        .map_err(KafkaError::context("cannot create the Kafka producer"))?;
     Ok(Exchange::start_with_source(
         dir,
         opts,
@@ -167,7 +171,7 @@ pub fn start_engine(
 /// [`KafkaConfig::partition`], replication factor 1) through the Kafka admin API;
 /// a topic that already exists is fine. Operators of a real cluster will rather
 /// create them with their own tooling and replication.
-pub fn create_topics(cfg: &KafkaConfig, timeout: Duration) -> Result<()> {
+pub fn create_topics(cfg: &KafkaConfig, timeout: Duration) -> Result<(), KafkaError> {
     create_topic(cfg, &cfg.commands_topic, cfg.partition + 1, timeout)?;
     create_topic(cfg, &cfg.events_topic, cfg.partition + 1, timeout)
 }
@@ -179,39 +183,40 @@ pub fn create_topic(
     name: &str,
     partitions: i32,
     timeout: Duration,
-) -> Result<()> {
+) -> Result<(), KafkaError> {
     let admin: AdminClient<LogContext> = cfg
         .client_config("admin", &[], &[])
         .create_with_context(LogContext::new("admin"))
-        .context("cannot create the Kafka admin client")?;
+        .map_err(KafkaError::client("cannot create the Kafka admin client"))?;
     let opts = AdminOptions::new().request_timeout(Some(timeout));
     let topic = NewTopic::new(name, partitions.max(1), TopicReplication::Fixed(1));
-    let results = block_on(admin.create_topics([&topic], &opts))
-        .with_context(|| format!("cannot create the topic {name}"))?;
+    let results = block_on(admin.create_topics([&topic], &opts)).map_err(KafkaError::client(
+        format!("cannot create the topic {name}"),
+    ))?;
     for r in results {
         match r {
             Ok(_) => tracing::info!(topic = name, partitions, "topic created"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
                 tracing::debug!(topic = name, "topic exists")
             }
-            Err((t, code)) => return Err(anyhow!("cannot create the topic {t}: {code}")),
+            Err((topic, code)) => return Err(KafkaError::CreateTopic { topic, code }),
         }
     }
     Ok(())
 }
 
 /// Deletes a topic through the Kafka admin API (benchmarks' scratch topics).
-pub fn delete_topic(cfg: &KafkaConfig, name: &str, timeout: Duration) -> Result<()> {
+pub fn delete_topic(cfg: &KafkaConfig, name: &str, timeout: Duration) -> Result<(), KafkaError> {
     let admin: AdminClient<LogContext> = cfg
         .client_config("admin", &[], &[])
         .create_with_context(LogContext::new("admin"))
-        .context("cannot create the Kafka admin client")?;
+        .map_err(KafkaError::client("cannot create the Kafka admin client"))?;
     let opts = AdminOptions::new().request_timeout(Some(timeout));
-    for r in block_on(admin.delete_topics(&[name], &opts))
-        .with_context(|| format!("cannot delete the topic {name}"))?
-    {
-        if let Err((t, code)) = r {
-            return Err(anyhow!("cannot delete the topic {t}: {code}"));
+    for r in block_on(admin.delete_topics(&[name], &opts)).map_err(KafkaError::client(format!(
+        "cannot delete the topic {name}"
+    )))? {
+        if let Err((topic, code)) = r {
+            return Err(KafkaError::DeleteTopic { topic, code });
         }
     }
     Ok(())
@@ -336,7 +341,7 @@ impl ClientContext for LogContext {
         }
     }
 
-    fn error(&self, error: KafkaError, reason: &str) {
+    fn error(&self, error: RdKafkaError, reason: &str) {
         if let Some(held_back) = self.allow() {
             tracing::warn!(
                 target: "librdkafka",

@@ -11,11 +11,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
 use gpux_ledger::{Source, SourceKey};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::error::KafkaError;
 use super::topic::TopicReader;
 use super::KafkaConfig;
 use crate::error::SourceError;
@@ -36,7 +36,7 @@ pub struct KafkaSource {
 impl KafkaSource {
     /// A source on `cfg`'s commands topic and partition (positioned by
     /// [`start_after`](CommandSource::start_after)).
-    pub fn new(cfg: &KafkaConfig) -> Result<Self> {
+    pub fn new(cfg: &KafkaConfig) -> Result<Self, KafkaError> {
         Ok(Self {
             reader: TopicReader::new(cfg, "source", &cfg.commands_topic, cfg.partition)?,
             last_monitor_commit: Instant::now(),

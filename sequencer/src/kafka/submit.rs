@@ -14,13 +14,13 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::KafkaError;
+use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use super::error::KafkaError;
 use super::{KafkaConfig, LogContext};
 use crate::error::SubmitError;
 use crate::submit::{SubmitDone, Submitter, MAX_COMMAND_BYTES};
@@ -57,7 +57,7 @@ impl ClientContext for SubmitContext {
         self.log.log(level, fac, message);
     }
 
-    fn error(&self, error: KafkaError, reason: &str) {
+    fn error(&self, error: RdKafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
             tracing::error!(%error, "{reason}: the command producer stopped for good");
         }
@@ -77,7 +77,7 @@ impl ProducerContext for SubmitContext {
     }
 }
 
-fn unavailable(e: &KafkaError) -> SubmitError {
+fn unavailable(e: &RdKafkaError) -> SubmitError {
     let why = match e.rdkafka_error_code() {
         Some(RDKafkaErrorCode::MessageTimedOut) => {
             "the broker did not acknowledge the command in time (it may still be applied)"
@@ -109,13 +109,13 @@ impl std::fmt::Debug for KafkaSubmitter {
 
 impl KafkaSubmitter {
     /// A producer to `cfg`'s commands topic and partition.
-    pub fn new(cfg: &KafkaConfig) -> Result<Self> {
+    pub fn new(cfg: &KafkaConfig) -> Result<Self, KafkaError> {
         let producer = cfg
             .client_config("submitter", PRODUCER_DEFAULTS, PRODUCER_ENFORCED)
             .create_with_context(SubmitContext {
                 log: LogContext::new("submitter"),
             })
-            .context("cannot create the command producer")?;
+            .map_err(KafkaError::client("cannot create the command producer"))?;
         Ok(Self {
             producer,
             topic: cfg.commands_topic.clone(),
@@ -124,10 +124,10 @@ impl KafkaSubmitter {
     }
 
     /// Waits up to `timeout` for every submitted command's delivery report.
-    pub fn flush(&self, timeout: Duration) -> Result<()> {
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer
             .flush(timeout)
-            .context("commands still undelivered")
+            .map_err(KafkaError::client("commands still undelivered"))
     }
 
     /// Commands handed to librdkafka and not yet reported on.

@@ -11,13 +11,13 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context as _, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::error::KafkaError;
 use super::{KafkaConfig, LogContext, Throttle, GROUP_ID_DEFAULT, LOG_EVERY};
 
 impl ConsumerContext for LogContext {}
@@ -56,11 +56,18 @@ impl std::fmt::Debug for TopicReader {
 impl TopicReader {
     /// A reader of `topic`/`partition` with `cfg`'s brokers and client settings;
     /// `role` names it in logs and in its `client.id`. Not positioned yet.
-    pub fn new(cfg: &KafkaConfig, role: &'static str, topic: &str, partition: i32) -> Result<Self> {
+    pub fn new(
+        cfg: &KafkaConfig,
+        role: &'static str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Self, KafkaError> {
         let consumer: BaseConsumer<LogContext> = cfg
             .client_config(role, &[("group.id", GROUP_ID_DEFAULT)], CONSUMER_ENFORCED)
             .create_with_context(LogContext::new(role))
-            .with_context(|| format!("cannot create a Kafka consumer for {topic}"))?;
+            .map_err(KafkaError::client(format!(
+                "cannot create a Kafka consumer for {topic}"
+            )))?;
         Ok(Self {
             consumer,
             topic: topic.to_owned(),
@@ -93,39 +100,40 @@ impl TopicReader {
 
     /// Positions the reader at `offset` (`None`: the beginning of the log). Needs no
     /// broker: fetching starts when one answers.
-    pub fn seek(&mut self, offset: Option<u64>) -> Result<()> {
+    pub fn seek(&mut self, offset: Option<u64>) -> Result<(), KafkaError> {
         self.position = offset;
         self.next = offset;
         self.assign()
     }
 
-    fn assign(&self) -> Result<()> {
+    fn assign(&self) -> Result<(), KafkaError> {
         let at = match self.next {
-            Some(o) => {
-                Offset::Offset(i64::try_from(o).map_err(|_| anyhow!("offset {o} too large"))?)
-            }
+            Some(o) => Offset::Offset(
+                i64::try_from(o).map_err(|_| KafkaError::OffsetTooLarge { offset: o })?,
+            ),
             None => Offset::Beginning,
         };
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&self.topic, self.partition, at)
-            .with_context(|| format!("cannot position at {at:?}"))?;
+            .map_err(KafkaError::client(format!("cannot position at {at:?}")))?;
         self.consumer
             .assign(&tpl)
-            .with_context(|| format!("cannot assign {}/{}", self.topic, self.partition))
+            .map_err(KafkaError::client(format!(
+                "cannot assign {}/{}",
+                self.topic, self.partition
+            )))
     }
 
     /// The partition's low and high watermarks (first offset held, offset the next
     /// record will get), asking the broker.
-    pub fn watermarks(&self, timeout: Duration) -> Result<(u64, u64)> {
+    pub fn watermarks(&self, timeout: Duration) -> Result<(u64, u64), KafkaError> {
         let (low, high) = self
             .consumer
             .fetch_watermarks(&self.topic, self.partition, timeout)
-            .with_context(|| {
-                format!(
-                    "cannot read the watermarks of {}/{}",
-                    self.topic, self.partition
-                )
-            })?;
+            .map_err(KafkaError::client(format!(
+                "cannot read the watermarks of {}/{}",
+                self.topic, self.partition
+            )))?;
         Ok((low.max(0) as u64, high.max(0) as u64))
     }
 
@@ -185,7 +193,7 @@ impl TopicReader {
 
     /// Logs a consumption error and, when the position was lost, asks again for the
     /// same offset (never another one).
-    fn trouble(&mut self, e: &KafkaError) {
+    fn trouble(&mut self, e: &RdKafkaError) {
         let lost_position = matches!(
             e.rdkafka_error_code(),
             Some(RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange)
@@ -212,7 +220,7 @@ impl TopicReader {
         }
         if lost_position {
             if let Err(e) = self.assign() {
-                tracing::warn!(error = %format!("{e:#}"), "cannot re-assign the partition");
+                tracing::warn!(error = %e, "cannot re-assign the partition");
             }
         }
     }
@@ -227,17 +235,18 @@ pub fn last_offset_message(
     topic: &str,
     partition: i32,
     timeout: Duration,
-) -> Result<Option<(u64, Vec<u8>)>> {
+) -> Result<Option<(u64, Vec<u8>)>, KafkaError> {
     let mut reader = TopicReader::new(cfg, "last-record", topic, partition)?;
     let (low, high) = reader.watermarks(timeout)?;
     if high == 0 {
         return Ok(None);
     }
     if high <= low {
-        return Err(anyhow!(
-            "{topic}/{partition} had records up to offset {} but holds none now",
-            high - 1
-        ));
+        return Err(KafkaError::Emptied {
+            topic: topic.to_owned(),
+            partition,
+            last: high - 1,
+        });
     }
     reader.seek(Some(high - 1))?;
     let deadline = Instant::now() + timeout;
@@ -251,10 +260,10 @@ pub fn last_offset_message(
             },
         );
     }
-    got.map(Some).ok_or_else(|| {
-        anyhow!(
-            "cannot read the last record (offset {}) of {topic}/{partition} within {timeout:?}",
-            high - 1
-        )
+    got.map(Some).ok_or_else(|| KafkaError::LastRecordTimeout {
+        offset: high - 1,
+        topic: topic.to_owned(),
+        partition,
+        timeout,
     })
 }
