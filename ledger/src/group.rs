@@ -612,9 +612,13 @@ fn write_jobs<S: Store>(
         }
         match r {
             Err(e) => {
-                failed.store(true, Ordering::Release);
                 tracing::error!(target: "gpux_ledger", error = %e, "group write failed; ledger poisoned");
+                // This write's submitters hear of the failure before the flag is
+                // raised: the stager fails later submissions as `Poisoned` as soon
+                // as it sees the flag, and the first failure anyone hears must be
+                // the write that failed, not a consequence of it.
                 fail_all(job.waiters, &LedgerError::Store(e));
+                failed.store(true, Ordering::Release);
             }
             Ok(()) => {
                 for w in job.waiters {
