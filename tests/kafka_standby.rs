@@ -56,7 +56,9 @@ fn two_engines_on_one_partition_write_identical_ledgers() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(700));
+    // Killed mid-stream: once it has committed and published some of the
+    // producers' commands (a condition, not a guess at how long that takes).
+    support::wait_events(&active_cfg, 100);
     active.kill9();
     let mut active = EngineProcess::spawn(&dir_a, &active_cfg, &["--max-batch", "500"]);
     active.wait_ready();
