@@ -3,7 +3,7 @@
 //! re-run and checked against the events the ledger stores.
 //!
 //! The exchange rebuilds its engine this way on every start ([`state_at`] at the
-//! head), and read replicas start from it too. The auditors' tools (`gpux-replay`)
+//! head). The auditors' tools (`gpux-replay`)
 //! use the same [`Replayer`] loop and [`rebuild`], so what the exchange recovers
 //! from is exactly what an audit checks. Progress is reported through a callback;
 //! how it is shown is the caller's business.
