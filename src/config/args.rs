@@ -45,7 +45,8 @@ pub struct CommonArgs {
     #[arg(long = "log", value_name = "FILTER")]
     pub log_filter: Option<String>,
     /// Kafka mode: bootstrap servers, host:port[,host:port…] [env: GPUX_KAFKA_BROKERS]
-    /// [default: none, the embedded command log]
+    /// [default: none: serve uses the embedded command log; engine and gateway need
+    /// a broker]
     #[arg(long = "kafka", value_name = "BROKERS")]
     pub kafka_brokers: Option<String>,
     /// Kafka commands topic [env: GPUX_KAFKA_COMMANDS_TOPIC] [default: gpux.commands]
