@@ -36,6 +36,10 @@ pub enum Command {
     AmendOrder(AmendOrder),
     /// Cancel all of an account's open orders, optionally in one market.
     MassCancel(MassCancel),
+    /// Engine time passes: no effect but what time does (GTD expiries, gate
+    /// closures). Sequenced by the exchange when no other command arrives, so the
+    /// log carries time and replay reproduces every time-driven event exactly.
+    Tick(Tick),
 }
 
 /// The kind of a command, named as in JSON.
@@ -62,6 +66,8 @@ pub enum CommandKind {
     AmendOrder,
     /// [`Command::MassCancel`].
     MassCancel,
+    /// [`Command::Tick`].
+    Tick,
     /// A message that could not be decoded into any command.
     Unknown,
 }
@@ -80,13 +86,14 @@ impl Command {
             Command::CancelOrder(_) => CommandKind::CancelOrder,
             Command::AmendOrder(_) => CommandKind::AmendOrder,
             Command::MassCancel(_) => CommandKind::MassCancel,
+            Command::Tick(_) => CommandKind::Tick,
         }
     }
 
     /// The account the command acts for, if any.
     pub fn account(&self) -> Option<AccountId> {
         match self {
-            Command::ListMarket(_) => None,
+            Command::ListMarket(_) | Command::Tick(_) => None,
             Command::CreateAccount(c) => c.account,
             Command::Deposit(c) | Command::Withdraw(c) => Some(c.account),
             Command::AddCapacity(c) | Command::RemoveCapacity(c) => Some(c.account),
@@ -334,6 +341,11 @@ pub struct AmendOrder {
     pub quantity: Option<Decimal>,
 }
 
+/// Engine time passes (no fields: the time is the envelope's `ts_ns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tick {}
+
 /// Cancel every open order of an account, or only those in one market.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -435,6 +447,18 @@ impl CommandEnvelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_has_no_fields() {
+        let tick: Command = serde_json::from_str(r#"{"type":"tick"}"#).unwrap();
+        assert_eq!(tick, Command::Tick(Tick {}));
+        assert_eq!(serde_json::to_string(&tick).unwrap(), r#"{"type":"tick"}"#);
+        assert_eq!(
+            (tick.kind(), tick.account(), tick.market()),
+            (CommandKind::Tick, None, None)
+        );
+        assert!(serde_json::from_str::<Command>(r#"{"type":"tick","account":1}"#).is_err());
+    }
 
     #[test]
     fn create_account_key_digest_round_trips_and_is_strict() {

@@ -447,6 +447,7 @@ pub fn command_type(c: &Command) -> &'static str {
         Command::CancelOrder(_) => "cancel_order",
         Command::AmendOrder(_) => "amend_order",
         Command::MassCancel(_) => "mass_cancel",
+        Command::Tick(_) => "tick",
     }
 }
 

@@ -107,6 +107,7 @@ impl<B: OrderBook> Engine<B> {
             Command::CancelOrder(c) => self.cancel(c, out),
             Command::AmendOrder(c) => self.amend(c, out),
             Command::MassCancel(c) => self.mass_cancel(c, out),
+            Command::Tick(_) => Ok(()),
         };
         if let Err(reason) = result {
             out.push(rejection(cmd, reason));
