@@ -1,12 +1,19 @@
-//! Accounts and their balances: USD, and GPU-hours per market, each split into
-//! available and held. Holds are taken when an order is accepted and released as
-//! it fills or is cancelled; the engine keeps `held` equal to what the account's
-//! open orders still need.
+//! Accounts and their balances: USD, and GPUs per (market, delivery slot), each
+//! split into available and held. Holds are taken when an order is accepted and
+//! released as it fills or is cancelled; the engine keeps `held` equal to what the
+//! account's open orders still need.
+//!
+//! GPUs in a slot come from two sources, tracked apart because the delivery
+//! schedule must name, for every GPU, the provider whose machine delivers it:
+//! the account's own **inventory** (capacity it added and has not sold), and its
+//! **position**: GPUs it bought, kept as [`Lot`]s in purchase order, each naming
+//! its provider and the chain of trades it came through. A sale takes from
+//! inventory first, then from the oldest purchase (see [`Holding::take`]).
 
-use crate::types::{ClientOrderId, OrderId};
+use crate::types::{AccountId, ClientOrderId, OrderId, TradeId};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 /// One asset's balance in integer units (micro-USD or lots).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,12 +54,76 @@ impl Balance {
     }
 }
 
+/// Bought GPUs of one slot that came from one provider through one chain of trades.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lot {
+    /// The provider whose inventory they were.
+    pub provider: AccountId,
+    /// GPUs, in lots.
+    pub lots: u64,
+    /// The trades they came through, oldest first (the last one bought them).
+    pub trades: Vec<TradeId>,
+}
+
+/// An account's GPUs in one slot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Holding {
+    /// All its GPUs: `inventory + Σ bought.lots`, split into available and held.
+    pub gpus: Balance,
+    /// Own inventory not sold (nor removed), in lots.
+    pub inventory: u64,
+    /// Bought GPUs not sold on, oldest purchase first.
+    pub bought: VecDeque<Lot>,
+}
+
+impl Holding {
+    /// Takes `lots` sold by `seller` in trade `trade` out of this holding's sources,
+    /// inventory first, then the oldest purchases, and appends them to `into` as
+    /// the buyer's lots (each chain extended by `trade`). The caller moves the
+    /// balance itself; the sources cover it because `gpus.total()` equals them.
+    pub fn take(&mut self, seller: AccountId, lots: u64, trade: TradeId, into: &mut Vec<Lot>) {
+        let own = lots.min(self.inventory);
+        self.inventory -= own;
+        if own > 0 {
+            into.push(Lot {
+                provider: seller,
+                lots: own,
+                trades: vec![trade],
+            });
+        }
+        let mut rest = lots - own;
+        while rest > 0 {
+            let front = self.bought.front_mut().expect("sources cover the GPUs sold");
+            let n = rest.min(front.lots);
+            let mut trades = Vec::with_capacity(front.trades.len() + 1);
+            trades.extend_from_slice(&front.trades);
+            trades.push(trade);
+            into.push(Lot {
+                provider: front.provider,
+                lots: n,
+                trades,
+            });
+            front.lots -= n;
+            if front.lots == 0 {
+                self.bought.pop_front();
+            }
+            rest -= n;
+        }
+    }
+
+    /// Whether the holding is empty (nothing to keep).
+    pub fn is_empty(&self) -> bool {
+        self.gpus.total() == 0 && self.inventory == 0 && self.bought.is_empty()
+    }
+}
+
 /// An account's state inside the engine.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Account {
     pub cash: Balance,
-    /// GPU-hours by market index; grows when first used.
-    pub positions: Vec<Balance>,
+    /// GPUs by book index (market × slot); an entry exists once used and goes
+    /// when the slot closes.
+    pub holdings: FxHashMap<usize, Holding>,
     /// Open (resting) orders, in id order.
     pub open_orders: BTreeSet<OrderId>,
     /// Client order ids of open orders.
@@ -60,20 +131,27 @@ pub(crate) struct Account {
 }
 
 impl Account {
-    /// The GPU-hour balance in market index `market`, to change (created empty
-    /// when first used).
+    /// The GPU balance in book `bi`, to change (created empty when first used).
     #[inline]
-    pub fn position_mut(&mut self, market: usize) -> &mut Balance {
-        if self.positions.len() <= market {
-            self.positions.resize(market + 1, Balance::default());
-        }
-        &mut self.positions[market]
+    pub fn position_mut(&mut self, bi: usize) -> &mut Balance {
+        &mut self.holdings.entry(bi).or_default().gpus
     }
 
-    /// The GPU-hour balance in market index `market`, read-only (zero when never
-    /// used).
+    /// The GPU balance in book `bi`, read-only (zero when never used).
     #[inline]
-    pub fn position(&self, market: usize) -> Balance {
-        self.positions.get(market).copied().unwrap_or_default()
+    pub fn position(&self, bi: usize) -> Balance {
+        self.holdings.get(&bi).map(|h| h.gpus).unwrap_or_default()
+    }
+
+    /// The holding in book `bi`, to change (created empty when first used).
+    #[inline]
+    pub fn holding_mut(&mut self, bi: usize) -> &mut Holding {
+        self.holdings.entry(bi).or_default()
+    }
+
+    /// Own unsold inventory in book `bi`, in lots.
+    #[inline]
+    pub fn inventory(&self, bi: usize) -> u64 {
+        self.holdings.get(&bi).map_or(0, |h| h.inventory)
     }
 }

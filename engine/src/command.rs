@@ -10,7 +10,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// Version of the JSON encoding of commands and events.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version 2 made time part of the instrument: delivery slots.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One instruction to the exchange.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +154,13 @@ pub struct ListMarket {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_order_quantity: Option<Decimal>,
+    /// How many hours ahead slots trade (1–8760, default 168).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_horizon_hours: Option<u32>,
+    /// Trading in a slot stops this many seconds before it starts (0–86400,
+    /// default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_closure_secs: Option<u32>,
 }
 
 /// Open an account.
@@ -238,17 +246,31 @@ pub struct CashTransfer {
     pub amount: Decimal,
 }
 
-/// Add or remove GPU-hours an account can sell in a market.
+/// Add or remove GPUs a provider can sell in every slot of a range of a market.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapacityTransfer {
     /// The account.
     pub account: AccountId,
-    /// The market whose GPU-hours these are.
+    /// The market whose GPUs these are.
     pub market: MarketId,
-    /// GPU-hours, a whole number of lots.
+    /// The first slot (unix seconds of its start).
+    pub from_slot: u64,
+    /// The last slot, included (equal to `from_slot` for one slot).
+    pub to_slot: u64,
+    /// GPUs in each slot, a whole number of lots.
     #[serde(with = "crate::decimal::strict")]
     pub quantity: Decimal,
+}
+
+/// Consecutive slots, both ends included: `from_slot` ..= `to_slot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// The first slot (unix seconds of its start).
+    pub from_slot: u64,
+    /// The last slot, included.
+    pub to_slot: u64,
 }
 
 /// Place an order.
@@ -259,6 +281,17 @@ pub struct PlaceOrder {
     pub account: AccountId,
     /// The market.
     pub market: MarketId,
+    /// The delivery slot (unix seconds of its start); or give `window`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u64>,
+    /// The same quantity in every slot of a window, all or nothing (IOC/FOK limit
+    /// orders only; never rests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+    /// A cluster: every GPU of every slot from one provider's own inventory
+    /// (buy limit orders, IOC/FOK only; all or nothing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub colocate: bool,
     /// Buy or sell.
     pub side: Side,
     /// Limit (default) or market.
@@ -355,6 +388,9 @@ pub struct MassCancel {
     /// Only this market (default: all markets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub market: Option<MarketId>,
+    /// Only this slot of `market` (needs `market`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u64>,
 }
 
 /// A command as it travels: protocol version, timestamp and an optional request id

@@ -29,9 +29,9 @@ pub enum Event {
     Deposited(CashMoved),
     /// USD was paid out.
     Withdrawn(CashMoved),
-    /// GPU-hours were added to an account's sellable balance.
+    /// A provider's GPUs were added to its inventory in every slot of a range.
     CapacityAdded(CapacityMoved),
-    /// GPU-hours were taken out of an account's available balance.
+    /// Unsold GPUs were taken out of a provider's inventory in every slot of a range.
     CapacityRemoved(CapacityMoved),
     /// An order passed validation and risk checks; its hold is taken.
     OrderAccepted(OrderAccepted),
@@ -52,6 +52,67 @@ pub enum Event {
     /// The command repeated an idempotent request the engine had already applied
     /// (within its window); it changed nothing.
     DuplicateRequest(DuplicateRequest),
+    /// A closed slot's delivery obligation: one provider delivers GPUs to one
+    /// final holder, settling a chain of trades.
+    DeliveryScheduled(DeliveryScheduled),
+    /// A provider's unsold inventory in a closed slot is gone.
+    InventoryExpired(InventoryExpired),
+    /// A slot's gate closed: its resting orders were cancelled (before), its
+    /// schedule emitted, its book removed.
+    SlotClosed(SlotClosed),
+}
+
+/// See [`Event::DeliveryScheduled`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryScheduled {
+    /// The entry's id (ascending over the exchange's life).
+    pub entry: u64,
+    /// The market.
+    pub market: MarketId,
+    /// The slot delivered.
+    pub slot: u64,
+    /// Whose inventory the GPUs are: it delivers them.
+    pub provider: AccountId,
+    /// Who holds them at the gate: it receives them.
+    pub holder: AccountId,
+    /// GPUs for the hour.
+    #[serde(with = "crate::decimal::strict")]
+    pub quantity: Decimal,
+    /// The trades these GPUs went through, from the provider's sale to the
+    /// holder's purchase.
+    pub trades: Vec<TradeId>,
+}
+
+/// See [`Event::InventoryExpired`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryExpired {
+    /// The provider.
+    pub account: AccountId,
+    /// The market.
+    pub market: MarketId,
+    /// The closed slot.
+    pub slot: u64,
+    /// Unsold GPUs.
+    #[serde(with = "crate::decimal::strict")]
+    pub quantity: Decimal,
+}
+
+/// See [`Event::SlotClosed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotClosed {
+    /// The market.
+    pub market: MarketId,
+    /// The slot.
+    pub slot: u64,
+    /// GPUs scheduled for delivery (sum of its `delivery_scheduled`).
+    #[serde(with = "crate::decimal::strict")]
+    pub scheduled: Decimal,
+    /// Unsold inventory expired (sum of its `inventory_expired`).
+    #[serde(with = "crate::decimal::strict")]
+    pub expired: Decimal,
 }
 
 impl Event {
@@ -87,6 +148,10 @@ pub struct MarketListed {
     /// Largest order quantity.
     #[serde(with = "crate::decimal::strict")]
     pub max_order_quantity: Decimal,
+    /// How many hours ahead slots trade.
+    pub slot_horizon_hours: u32,
+    /// Trading in a slot stops this many seconds before it starts.
+    pub gate_closure_secs: u32,
 }
 
 /// See [`Event::AccountCreated`].
@@ -119,12 +184,13 @@ pub struct CapacityMoved {
     pub account: AccountId,
     /// The market.
     pub market: MarketId,
-    /// GPU-hours moved.
+    /// The first slot.
+    pub from_slot: u64,
+    /// The last slot (included).
+    pub to_slot: u64,
+    /// GPUs moved in each slot.
     #[serde(with = "crate::decimal::strict")]
     pub quantity: Decimal,
-    /// Available GPU-hours after the move.
-    #[serde(with = "crate::decimal::strict")]
-    pub available: Decimal,
 }
 
 /// See [`Event::OrderAccepted`].
@@ -137,6 +203,14 @@ pub struct OrderAccepted {
     pub account: AccountId,
     /// The market.
     pub market: MarketId,
+    /// The delivery slot (a window's first slot).
+    pub slot: u64,
+    /// A window's last slot (included); absent for one slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_slot: Option<u64>,
+    /// A cluster order: all from one provider's own inventory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub colocate: bool,
     /// Buy or sell.
     pub side: Side,
     /// Limit or market.
@@ -196,6 +270,8 @@ pub struct TradeExecuted {
     pub trade: TradeId,
     /// The market.
     pub market: MarketId,
+    /// The delivery slot (unix seconds of its start).
+    pub slot: u64,
     /// The maker's price.
     #[serde(with = "crate::decimal::strict")]
     pub price: Decimal,
@@ -236,6 +312,8 @@ pub struct OrderRested {
     pub account: AccountId,
     /// The market.
     pub market: MarketId,
+    /// The delivery slot (unix seconds of its start).
+    pub slot: u64,
     /// Its side.
     pub side: Side,
     /// Its limit price.
@@ -256,6 +334,8 @@ pub struct OrderCancelled {
     pub account: AccountId,
     /// The market.
     pub market: MarketId,
+    /// The delivery slot (unix seconds of its start).
+    pub slot: u64,
     /// Its side.
     pub side: Side,
     /// Its limit price (absent for market orders).
@@ -284,6 +364,8 @@ pub struct OrderAmended {
     pub account: AccountId,
     /// The market.
     pub market: MarketId,
+    /// The delivery slot (unix seconds of its start).
+    pub slot: u64,
     /// Its side.
     pub side: Side,
     /// Price before.
@@ -312,6 +394,9 @@ pub struct MassCancelled {
     /// The market, if the mass cancel was limited to one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub market: Option<MarketId>,
+    /// The slot, if it was limited to one slot of that market.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u64>,
     /// How many orders were cancelled.
     pub count: u64,
 }

@@ -1,9 +1,11 @@
 //! # gpux-engine
 //!
 //! The deterministic matching core of gpux: markets of GPU-hours keyed by GPU model
-//! and region, accounts with USD and GPU-hour balances split into available and
-//! held, limit and market orders in price-time priority, fees, and the queries that
-//! market data and audits need.
+//! and region, traded per hourly **delivery slot** (one book per market and slot,
+//! opened when first used and closed at its gate, when the slot's delivery
+//! schedule is fixed); accounts with USD, and GPUs per slot split into available
+//! and held; limit and market orders in price-time priority, all-or-none window and
+//! cluster orders, fees, and the queries that market data and audits need.
 //!
 //! It is pure: no I/O, no clock, no randomness, no threads. Time enters only as the
 //! timestamp handed to [`Engine::apply`], ids come from counters, and hash maps are
@@ -18,12 +20,14 @@
 //!   strict decimal strings of the protocol; [`units`]: micro-USD and the exact
 //!   decimal ↔ integer conversions (depends on nothing else in the crate).
 //! - [`book`]: the [`OrderBook`] trait, the fast [`Book`] and the reference [`NaiveBook`].
-//! - [`account`]: balances and holds.
+//! - [`account`]: balances and holds, and where each GPU came from.
+//! - [`slot`]: delivery slots and their two spellings (unix seconds, `2026-12-07T09:00Z`).
 //! - `state`: the [`Engine`] struct — markets, accounts, open-order indexes, id
 //!   counters — and the lookups every command shares.
 //! - `apply`: [`Engine::apply`] — time, dispatch and rejections, then one file per
 //!   command family: `markets` (listing), `funds` (accounts, deposits, withdrawals,
-//!   capacity), `place`, `amend`, `cancel` (orders).
+//!   capacity), `place` (with `window` for all-or-none orders), `amend`, `cancel`
+//!   (orders), `slots` (gate closure and the delivery schedule).
 //! - `matching`: an incoming order against the book — price-time matching, trades,
 //!   self-trade prevention, fill-or-kill, resting or cancelling the remainder.
 //! - `risk`: what an order holds, fees, and what fills and cancels release: every
@@ -44,7 +48,8 @@
 //!     r#"{"type":"list_market","market":"h100-sxm.us-east","tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":20}"#,
 //!     r#"{"type":"create_account","account":1}"#,
 //!     r#"{"type":"deposit","account":1,"amount":"1000"}"#,
-//!     r#"{"type":"place_order","account":1,"market":"h100-sxm.us-east","side":"buy","price":"2.35","quantity":"8"}"#,
+//!     // The hour starting 2023-11-14T23:00Z, 46 minutes after engine time.
+//!     r#"{"type":"place_order","account":1,"market":"h100-sxm.us-east","slot":1700002800,"side":"buy","price":"2.35","quantity":"8"}"#,
 //! ];
 //! for (seq, line) in lines.iter().enumerate() {
 //!     let cmd: Command = serde_json::from_str(line).unwrap();
@@ -52,7 +57,7 @@
 //! }
 //! assert!(matches!(events.last(), Some(Event::OrderRested(_))));
 //! let market = "h100-sxm.us-east".parse().unwrap();
-//! assert_eq!(engine.best_bid(&market).unwrap().price.to_string(), "2.35");
+//! assert_eq!(engine.best_bid(&market, 1_700_002_800).unwrap().price.to_string(), "2.35");
 //! ```
 #![deny(missing_docs)]
 
@@ -69,6 +74,7 @@ mod query;
 pub mod reject;
 mod requests;
 mod risk;
+pub mod slot;
 mod snapshot;
 mod state;
 pub mod types;
@@ -77,7 +83,7 @@ pub mod units;
 pub use book::{Book, NaiveBook, OrderBook, RestingOrder};
 pub use command::{Command, CommandEnvelope, CommandKind, KeyDigest, PROTOCOL_VERSION};
 pub use event::{DuplicateRequest, Event, EventEnvelope, EventSink};
-pub use query::{AccountView, BalanceView, L2Level, OrderView, PositionView};
+pub use query::{AccountView, BalanceView, BlockLevel, L2Level, OrderView, PositionView};
 pub use reject::RejectReason;
 pub use snapshot::{SnapshotError, StateHash};
 pub use state::Engine;

@@ -18,6 +18,12 @@ pub const OPEN_ORDERS_PER_ACCOUNT_MAX: usize = 10_000;
 pub const OPEN_ORDERS_PER_BOOK_MAX: usize = 4_000_000;
 /// Most markets the exchange lists.
 pub const MARKETS_MAX: usize = 4_096;
+/// Longest slot horizon a market may have, in hours (a year).
+pub const SLOT_HORIZON_HOURS_MAX: u32 = 8_760;
+/// Most slots in one window order (31 days).
+pub const WINDOW_SLOTS_MAX: u64 = 744;
+/// Longest gate closure a market may have, in seconds (a day).
+pub const GATE_CLOSURE_SECS_MAX: u32 = 86_400;
 /// Most accounts the exchange holds.
 pub const ACCOUNTS_MAX: usize = 10_000_000;
 

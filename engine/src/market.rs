@@ -8,7 +8,11 @@
 //! rules in the crate's `risk` module.
 
 use crate::event::MarketListed;
-use crate::limits::{FEE_BPS_MAX, NOTIONAL_MAX_MICROS};
+use crate::limits::{
+    FEE_BPS_MAX, GATE_CLOSURE_SECS_MAX, NOTIONAL_MAX_MICROS, SLOT_HORIZON_HOURS_MAX,
+    WINDOW_SLOTS_MAX,
+};
+use crate::slot::{on_the_hour, NANOS_PER_SEC, SLOT_SECS};
 use crate::reject::RejectReason;
 use crate::types::MarketId;
 use crate::units::units_at_scale;
@@ -43,7 +47,37 @@ pub struct MarketSpec {
     pub max_order_lots: u64,
     /// Micro-USD in one tick × one lot: the notional of the smallest trade at 1 tick.
     pub cash_per_tick_lot: u64,
+    /// How far ahead slots trade: a slot may start at most this many hours after
+    /// engine time.
+    pub slot_horizon_hours: u32,
+    /// Trading in a slot stops this many seconds before it starts (its gate
+    /// closure).
+    pub gate_closure_secs: u32,
 }
+
+/// Slot rules of a listing: how far ahead slots trade and when trading in one
+/// stops. Defaults: a week ahead, five minutes before the hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotRules {
+    /// See [`MarketSpec::slot_horizon_hours`].
+    pub slot_horizon_hours: u32,
+    /// See [`MarketSpec::gate_closure_secs`].
+    pub gate_closure_secs: u32,
+}
+
+impl Default for SlotRules {
+    fn default() -> Self {
+        SlotRules {
+            slot_horizon_hours: DEFAULT_SLOT_HORIZON_HOURS,
+            gate_closure_secs: DEFAULT_GATE_CLOSURE_SECS,
+        }
+    }
+}
+
+/// Default [`MarketSpec::slot_horizon_hours`]: a week.
+pub const DEFAULT_SLOT_HORIZON_HOURS: u32 = 168;
+/// Default [`MarketSpec::gate_closure_secs`]: five minutes.
+pub const DEFAULT_GATE_CLOSURE_SECS: u32 = 300;
 
 /// Default highest limit price, USD per GPU-hour.
 const DEFAULT_MAX_PRICE_USD: i64 = 100_000;
@@ -89,8 +123,14 @@ impl MarketSpec {
         min_price: Option<Decimal>,
         max_price: Option<Decimal>,
         max_order_quantity: Option<Decimal>,
+        slots: SlotRules,
     ) -> Result<MarketSpec, RejectReason> {
         let bad = RejectReason::InvalidMarketSpec;
+        if !(1..=SLOT_HORIZON_HOURS_MAX).contains(&slots.slot_horizon_hours)
+            || slots.gate_closure_secs > GATE_CLOSURE_SECS_MAX
+        {
+            return Err(bad);
+        }
         let (tick_size, lot_size) = (tick_size.normalize(), lot_size.normalize());
         if tick_size <= Decimal::ZERO || lot_size <= Decimal::ZERO {
             return Err(bad);
@@ -147,7 +187,51 @@ impl MarketSpec {
             max_price_ticks,
             max_order_lots,
             cash_per_tick_lot,
+            slot_horizon_hours: slots.slot_horizon_hours,
+            gate_closure_secs: slots.gate_closure_secs,
         })
+    }
+
+    /// When trading in `slot` stops: engine time (ns) after which the slot is
+    /// closed, `gate_closure_secs` before its start.
+    #[inline]
+    pub fn closes_at_ns(&self, slot: u64) -> u64 {
+        slot.saturating_sub(u64::from(self.gate_closure_secs))
+            .saturating_mul(NANOS_PER_SEC)
+    }
+
+    /// Whether `slot` trades at engine time `now_ns`: on the hour
+    /// (`slot_not_on_hour`), its gate not yet passed (`slot_closed`: open while
+    /// `now ≤ start − gate`), and within the horizon (`slot_beyond_horizon`:
+    /// `start ≤ now + horizon`).
+    pub fn check_slot(&self, slot: u64, now_ns: u64) -> Result<(), RejectReason> {
+        if !on_the_hour(slot) {
+            return Err(RejectReason::SlotNotOnHour);
+        }
+        if now_ns > self.closes_at_ns(slot) {
+            return Err(RejectReason::SlotClosed);
+        }
+        let horizon = u64::from(self.slot_horizon_hours) * SLOT_SECS;
+        if slot > (now_ns / NANOS_PER_SEC).saturating_add(horizon) {
+            return Err(RejectReason::SlotBeyondHorizon);
+        }
+        Ok(())
+    }
+
+    /// The slots `from..=to` (a window or a capacity range), each checked by
+    /// [`check_slot`](Self::check_slot): `invalid_slot_range` when `to` is before
+    /// `from`; the first slot's failure otherwise (`slot_closed` for the first,
+    /// `slot_beyond_horizon` for the last).
+    pub fn check_range(&self, from: u64, to: u64, now_ns: u64) -> Result<u64, RejectReason> {
+        if !on_the_hour(from) || !on_the_hour(to) {
+            return Err(RejectReason::SlotNotOnHour);
+        }
+        if to < from {
+            return Err(RejectReason::InvalidSlotRange);
+        }
+        self.check_slot(from, now_ns)?;
+        self.check_slot(to, now_ns)?;
+        Ok((to - from) / SLOT_SECS + 1)
     }
 
     /// A limit price in ticks, checked against the tick grid and the price band.
@@ -224,7 +308,17 @@ mod tests {
 
     fn spec() -> MarketSpec {
         let id = MarketId::new("h100-sxm.us-east").unwrap();
-        MarketSpec::new(id, d("0.01"), d("0.5"), 10, 25, None, None, None).unwrap()
+        MarketSpec::new(
+            id,
+            d("0.01"),
+            d("0.5"),
+            10,
+            25,
+            None,
+            None,
+            None,
+            SlotRules::default(),
+        ).unwrap()
     }
 
     #[test]
@@ -247,7 +341,17 @@ mod tests {
     fn listing_rules() {
         let id = MarketId::new("a100.eu-west").unwrap();
         let list = |tick: &str, lot: &str, fee: u32| {
-            MarketSpec::new(id, d(tick), d(lot), fee, fee, None, None, None)
+            MarketSpec::new(
+                id,
+                d(tick),
+                d(lot),
+                fee,
+                fee,
+                None,
+                None,
+                None,
+                SlotRules::default(),
+            )
         };
         assert!(list("0.01", "1", 10).is_ok());
         // tick x lot below one micro-USD: notionals would not be exact.
@@ -300,6 +404,8 @@ impl From<&MarketSpec> for MarketListed {
             min_price: spec.price(spec.min_price_ticks),
             max_price: spec.price(spec.max_price_ticks),
             max_order_quantity: spec.quantity(spec.max_order_lots),
+            slot_horizon_hours: spec.slot_horizon_hours,
+            gate_closure_secs: spec.gate_closure_secs,
         }
     }
 }
@@ -314,8 +420,14 @@ pub struct OrderShape {
     pub cap: Option<u64>,
     /// The limit price in ticks (market orders: none).
     pub limit: Option<i64>,
-    /// The quantity in lots.
+    /// The quantity in lots (in each slot of a window).
     pub lots: u64,
+    /// The first slot (the only one unless a window).
+    pub from_slot: u64,
+    /// The last slot (included).
+    pub to_slot: u64,
+    /// A window or a cluster: all or nothing, planned before anything moves.
+    pub all_or_none: bool,
 }
 
 impl MarketSpec {
@@ -359,15 +471,44 @@ impl MarketSpec {
             Some(p) => Some(self.price_ticks(p)?),
             None => None,
         };
+        let all_or_none = o.window.is_some() || o.colocate;
+        if all_or_none
+            && (o.price.is_none()
+                || o.post_only
+                || !matches!(tif, TimeInForce::Ioc | TimeInForce::Fok)
+                    && o.time_in_force.is_some()
+                || (o.colocate && o.side == Side::Sell))
+        {
+            return Err(InvalidOrder);
+        }
+        // A window or cluster order never rests: no time in force means FOK.
+        let tif = if all_or_none { TimeInForce::Fok } else { tif };
         let lots = self.order_lots(o.quantity)?;
         if o.good_till_ns.is_some_and(|t| t <= ts_ns) {
             return Err(GoodTillInPast);
         }
+        let (from_slot, to_slot) = match (o.slot, o.window) {
+            (Some(s), None) => {
+                self.check_slot(s, ts_ns)?;
+                (s, s)
+            }
+            (None, Some(w)) => {
+                let n = self.check_range(w.from_slot, w.to_slot, ts_ns)?;
+                if n > WINDOW_SLOTS_MAX {
+                    return Err(RejectReason::InvalidSlotRange);
+                }
+                (w.from_slot, w.to_slot)
+            }
+            _ => return Err(RejectReason::InvalidSlotRange),
+        };
         Ok(OrderShape {
             tif,
             cap,
             limit,
             lots,
+            from_slot,
+            to_slot,
+            all_or_none,
         })
     }
 }

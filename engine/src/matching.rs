@@ -50,7 +50,7 @@ impl<B: OrderBook> Engine<B> {
     /// cancel them) but do count as makers met.
     pub(crate) fn fok_fillable(
         &self,
-        mi: usize,
+        bi: usize,
         account: AccountId,
         side: Side,
         limit: i64,
@@ -59,7 +59,7 @@ impl<B: OrderBook> Engine<B> {
     ) -> bool {
         let mut need = lots;
         let mut met = 0usize;
-        self.markets[mi].book.visit(side.opposite(), &mut |o| {
+        self.bk(bi).book.visit(side.opposite(), &mut |o| {
             if !side.crosses(limit, o.price_ticks) || met == MATCHES_PER_COMMAND_MAX {
                 return false;
             }
@@ -85,14 +85,14 @@ impl<B: OrderBook> Engine<B> {
     /// bounds the events of one command.
     pub(crate) fn run_match<S: EventSink>(
         &mut self,
-        mi: usize,
+        bi: usize,
         t: &mut Taker,
         out: &mut S,
     ) -> MatchEnd {
         let opposite = t.side.opposite();
         let mut met = 0usize;
         while t.remaining > 0 {
-            let Some(&maker) = self.markets[mi].book.front(opposite) else {
+            let Some(&maker) = self.bk(bi).book.front(opposite) else {
                 break;
             };
             if t.limit
@@ -102,7 +102,7 @@ impl<B: OrderBook> Engine<B> {
             }
             let mut lots = t.remaining.min(maker.quantity_lots);
             if let Some(budget) = t.budget {
-                let spec = &self.markets[mi].spec;
+                let spec = &self.bk(bi).spec;
                 lots = lots.min(risk::affordable_lots(spec, budget, maker.price_ticks));
                 if lots == 0 {
                     break;
@@ -116,35 +116,45 @@ impl<B: OrderBook> Engine<B> {
                 match t.stp {
                     StpMode::CancelTaker => return MatchEnd::SelfTrade,
                     StpMode::CancelMaker => {
-                        self.cancel_resting(mi, maker.id, CancelReason::SelfTradePrevention, out);
+                        self.cancel_resting(bi, maker.id, CancelReason::SelfTradePrevention, out);
                         continue;
                     }
                     StpMode::CancelBoth => {
-                        self.cancel_resting(mi, maker.id, CancelReason::SelfTradePrevention, out);
+                        self.cancel_resting(bi, maker.id, CancelReason::SelfTradePrevention, out);
                         return MatchEnd::SelfTrade;
                     }
                     StpMode::None => unreachable!(),
                 }
             }
-            self.trade(mi, t, &maker, lots, out);
+            self.trade(bi, t, &maker, lots, true, out);
         }
         MatchEnd::Done
     }
 
-    /// One trade of `lots` between the taker and the front maker, at the maker's
+    /// One trade of `lots` between the taker and a maker, at the maker's
     /// price: moves GPU-hours and USD, charges both fees, releases what the holds
     /// no longer need.
-    fn trade<S: EventSink>(
+    ///
+    /// `at_front` says the maker is the front of its side (price-time matching);
+    /// otherwise (a planned all-or-none fill) it is taken by id.
+    pub(crate) fn trade<S: EventSink>(
         &mut self,
-        mi: usize,
+        bi: usize,
         t: &mut Taker,
         maker: &RestingOrder,
         lots: u64,
+        at_front: bool,
         out: &mut S,
     ) {
-        let market = &mut self.markets[mi];
-        let filled = market.book.fill_front(maker.side, lots);
-        debug_assert_eq!(filled.id, maker.id);
+        let market = self.bk_mut(bi);
+        if at_front {
+            let filled = market.book.fill_front(maker.side, lots);
+            debug_assert_eq!(filled.id, maker.id);
+        } else if lots == maker.quantity_lots {
+            market.book.remove(maker.id);
+        } else {
+            market.book.reduce(maker.id, lots);
+        }
         let spec = &market.spec;
         let price = maker.price_ticks;
         let notional = spec.notional(price, lots);
@@ -173,18 +183,22 @@ impl<B: OrderBook> Engine<B> {
         if let Some(budget) = t.budget.as_mut() {
             *budget -= cost;
         }
-        risk::settle_buyer(self.account_mut(buyer), mi, lots, buyer_release, cost);
-        risk::settle_seller(self.account_mut(seller), mi, lots, notional - seller_fee);
+        let trade = self.next_trade_id;
+        self.next_trade_id += 1;
+        let proceeds = notional - seller_fee;
+        let moved =
+            risk::settle_seller(self.account_mut(seller), seller, bi, lots, proceeds, trade);
+        risk::settle_buyer(self.account_mut(buyer), bi, moved, buyer_release, cost);
         self.account_mut(FEE_ACCOUNT).cash.available += maker_fee + taker_fee;
         if maker_remaining == 0 {
             self.forget(maker);
         }
-        let trade = self.next_trade_id;
-        self.next_trade_id += 1;
-        let spec = &self.markets[mi].spec;
+        let book = self.bk(bi);
+        let spec = &book.spec;
         out.push(Event::TradeExecuted(TradeExecuted {
             trade,
             market: spec.id,
+            slot: book.slot,
             price: spec.price(price),
             quantity: spec.quantity(lots),
             taker_side: t.side,
@@ -204,7 +218,7 @@ impl<B: OrderBook> Engine<B> {
     /// order (an amend), so its bookkeeping exists.
     pub(crate) fn finish<S: EventSink>(
         &mut self,
-        mi: usize,
+        bi: usize,
         t: &Taker,
         order: RestingOrder,
         reason: Option<CancelReason>,
@@ -212,23 +226,24 @@ impl<B: OrderBook> Engine<B> {
         out: &mut S,
     ) {
         if t.remaining > 0 && reason.is_none() {
-            self.rest(mi, t, order, registered, out);
+            self.rest(bi, t, order, registered, out);
             return;
         }
         // Not resting: release what is still held for it.
-        let spec = &self.markets[mi].spec;
+        let (spec, slot) = (&self.bk(bi).spec, self.bk(bi).slot);
         let (market, price) = (spec.id, t.limit.map(|l| spec.price(l)));
         let release = risk::taker_hold(spec, t.side, t.limit, t.remaining, t.budget);
-        risk::held_in(self.account_mut(t.account), t.side, mi).release(release);
+        risk::held_in(self.account_mut(t.account), t.side, bi).release(release);
         if registered {
             self.forget(&order);
         }
         if let (Some(reason), true) = (reason, t.remaining > 0) {
-            let quantity = self.markets[mi].spec.quantity(t.remaining);
+            let quantity = self.bk(bi).spec.quantity(t.remaining);
             out.push(Event::OrderCancelled(OrderCancelled {
                 order: t.id,
                 account: t.account,
                 market,
+                slot,
                 side: t.side,
                 price,
                 quantity,
@@ -242,23 +257,24 @@ impl<B: OrderBook> Engine<B> {
     /// back what is left of a market buy's budget.
     fn rest<S: EventSink>(
         &mut self,
-        mi: usize,
+        bi: usize,
         t: &Taker,
         order: RestingOrder,
         registered: bool,
         out: &mut S,
     ) {
-        let spec = &self.markets[mi].spec;
+        let (spec, slot) = (&self.bk(bi).spec, self.bk(bi).slot);
         let (market, quantity) = (spec.id, spec.quantity(t.remaining));
         let price = t.limit.map(|l| spec.price(l));
-        self.markets[mi].book.insert(order);
+        self.bk_mut(bi).book.insert(order);
         if !registered {
-            self.remember(mi, &order);
+            self.remember(bi, &order);
         }
         out.push(Event::OrderRested(OrderRested {
             order: t.id,
             account: t.account,
             market,
+            slot,
             side: t.side,
             price: price.expect("resting orders have a price"),
             quantity,

@@ -2,10 +2,10 @@
 //! audits. Views are decimal (the protocol's units) and serialize as the protocol
 //! does; every list is in a defined order (price priority, or id).
 
-use crate::account::Balance;
+use crate::account::{Balance, Holding};
 use crate::book::{OrderBook, RestingOrder};
 use crate::market::MarketSpec;
-use crate::state::Engine;
+use crate::state::{Engine, SlotBook};
 use crate::types::{AccountId, ClientOrderId, MarketId, OrderId, Side, StpMode};
 use crate::units::cash_decimal;
 use rust_decimal::Decimal;
@@ -31,6 +31,8 @@ pub struct OrderView {
     pub account: AccountId,
     /// The market.
     pub market: MarketId,
+    /// The delivery slot (unix seconds of its start).
+    pub slot: u64,
     /// Buy or sell.
     pub side: Side,
     /// Limit price.
@@ -60,14 +62,35 @@ pub struct BalanceView {
     pub held: Decimal,
 }
 
-/// GPU-hours in one market.
+/// GPUs in one slot of one market.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PositionView {
     /// The market.
     pub market: MarketId,
-    /// GPU-hours.
+    /// The delivery slot (unix seconds of its start).
+    pub slot: u64,
+    /// All the account's GPUs in the slot (inventory and bought), available and
+    /// held by open sells.
     #[serde(flatten)]
     pub balance: BalanceView,
+    /// Of which own inventory not sold (the rest was bought).
+    #[serde(with = "crate::decimal::strict")]
+    pub inventory: Decimal,
+}
+
+/// One ask price level seen by a cluster buyer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockLevel {
+    /// USD per GPU-hour.
+    #[serde(with = "crate::decimal::strict")]
+    pub price: Decimal,
+    /// GPUs resting at this price (all sellers).
+    #[serde(with = "crate::decimal::strict")]
+    pub quantity: Decimal,
+    /// The largest block one provider offers from its own inventory at this price
+    /// or better: what a `colocate` order limited here can get in this slot.
+    #[serde(with = "crate::decimal::strict")]
+    pub largest_block: Decimal,
 }
 
 /// An account's balances.
@@ -77,15 +100,16 @@ pub struct AccountView {
     pub account: AccountId,
     /// USD.
     pub usd: BalanceView,
-    /// GPU-hours per market (markets with a non-zero balance, in listing order).
-    pub gpu_hours: Vec<PositionView>,
+    /// GPUs per (market, slot) held, in listing order then slot order.
+    pub gpus: Vec<PositionView>,
 }
 
-fn order_view(spec: &MarketSpec, o: &RestingOrder) -> OrderView {
+fn order_view(spec: &MarketSpec, slot: u64, o: &RestingOrder) -> OrderView {
     OrderView {
         order: o.id,
         account: o.account,
         market: spec.id,
+        slot,
         side: o.side,
         price: spec.price(o.price_ticks),
         quantity: spec.quantity(o.quantity_lots),
@@ -107,57 +131,134 @@ impl<B: OrderBook> Engine<B> {
         self.market_index.get(id).map(|&mi| &self.markets[mi].spec)
     }
 
-    fn market_state(&self, id: &MarketId) -> Option<&crate::state::MarketState<B>> {
-        self.market_index.get(id).map(|&mi| &self.markets[mi])
+    /// A market's open slots (those some command used and whose gate has not
+    /// closed), in order; `None` for an unknown market.
+    pub fn slots(&self, market: &MarketId) -> Option<Vec<u64>> {
+        let &mi = self.market_index.get(market)?;
+        Some(self.markets[mi].slots.keys().copied().collect())
     }
 
-    /// The highest bid and the quantity at it.
-    pub fn best_bid(&self, market: &MarketId) -> Option<L2Level> {
-        self.depth(market, Side::Buy, 1)?.into_iter().next()
+    /// The book of an open slot, `Ok(None)` for a slot with no book (nothing
+    /// traded, rested or listed in it), `Err` for an unknown market.
+    fn slot_book(&self, market: &MarketId, slot: u64) -> Option<Option<&SlotBook<B>>> {
+        let &mi = self.market_index.get(market)?;
+        Some(self.find_book(mi, slot).map(|bi| self.bk(bi)))
     }
 
-    /// The lowest ask and the quantity at it.
-    pub fn best_ask(&self, market: &MarketId) -> Option<L2Level> {
-        self.depth(market, Side::Sell, 1)?.into_iter().next()
+    /// The highest bid of a slot and the quantity at it.
+    pub fn best_bid(&self, market: &MarketId, slot: u64) -> Option<L2Level> {
+        self.depth(market, slot, Side::Buy, 1)?.into_iter().next()
     }
 
-    /// GPU-hours resting at `price` on `side` (zero when none; `None` for an
+    /// The lowest ask of a slot and the quantity at it.
+    pub fn best_ask(&self, market: &MarketId, slot: u64) -> Option<L2Level> {
+        self.depth(market, slot, Side::Sell, 1)?.into_iter().next()
+    }
+
+    /// GPUs resting at `price` on `side` of a slot (zero when none; `None` for an
     /// unknown market or a price off the tick grid).
-    pub fn quantity_at(&self, market: &MarketId, side: Side, price: Decimal) -> Option<Decimal> {
-        let m = self.market_state(market)?;
-        let ticks = m.spec.price_ticks(price).ok()?;
-        Some(m.spec.quantity(m.book.quantity_at(side, ticks)))
+    pub fn quantity_at(
+        &self,
+        market: &MarketId,
+        slot: u64,
+        side: Side,
+        price: Decimal,
+    ) -> Option<Decimal> {
+        let spec = self.market(market)?;
+        let ticks = spec.price_ticks(price).ok()?;
+        let lots = self
+            .slot_book(market, slot)?
+            .map_or(0, |b| b.book.quantity_at(side, ticks));
+        Some(spec.quantity(lots))
     }
 
-    /// Up to `levels` best levels of `side`, best first; `None` for an unknown market.
-    pub fn depth(&self, market: &MarketId, side: Side, levels: usize) -> Option<Vec<L2Level>> {
-        let m = self.market_state(market)?;
-        let mut raw = Vec::new();
-        m.book.depth(side, levels, &mut raw);
+    /// Up to `levels` best levels of `side` of a slot, best first (empty for a
+    /// slot with no book); `None` for an unknown market.
+    pub fn depth(
+        &self,
+        market: &MarketId,
+        slot: u64,
+        side: Side,
+        levels: usize,
+    ) -> Option<Vec<L2Level>> {
+        let spec = self.market(market)?;
+        let raw = self.depth_ticks(market, slot, side, levels);
         Some(
             raw.into_iter()
                 .map(|(p, q)| L2Level {
-                    price: m.spec.price(p),
-                    quantity: m.spec.quantity(q),
+                    price: spec.price(p),
+                    quantity: spec.quantity(q),
                 })
                 .collect(),
         )
     }
 
     /// Depth in integer units, `(price_ticks, lots)`, best first.
-    pub fn depth_ticks(&self, market: &MarketId, side: Side, levels: usize) -> Vec<(i64, u64)> {
+    pub fn depth_ticks(
+        &self,
+        market: &MarketId,
+        slot: u64,
+        side: Side,
+        levels: usize,
+    ) -> Vec<(i64, u64)> {
         let mut raw = Vec::new();
-        if let Some(m) = self.market_state(market) {
-            m.book.depth(side, levels, &mut raw);
+        if let Some(Some(b)) = self.slot_book(market, slot) {
+            b.book.depth(side, levels, &mut raw);
         }
         raw
     }
 
+    /// Up to `levels` best ask levels of a slot with, at each, the largest block
+    /// one provider offers from its own inventory at that price or better (the
+    /// rule `colocate` orders fill by); `None` for an unknown market.
+    pub fn ask_blocks(&self, market: &MarketId, slot: u64, levels: usize) -> Option<Vec<BlockLevel>> {
+        let spec = self.market(market)?;
+        let mut out = Vec::new();
+        let Some(b) = self.slot_book(market, slot)? else {
+            return Some(out);
+        };
+        let bi = self.find_book(self.market_index[market], slot).expect("book exists");
+        // Per provider: (asks so far, own inventory).
+        let mut offered: std::collections::BTreeMap<AccountId, (u64, u64)> = Default::default();
+        let mut level: Option<(i64, u64)> = None;
+        let mut largest = 0u64;
+        let push = |out: &mut Vec<BlockLevel>, (p, q): (i64, u64), largest: u64| {
+            out.push(BlockLevel {
+                price: spec.price(p),
+                quantity: spec.quantity(q),
+                largest_block: spec.quantity(largest),
+            })
+        };
+        b.book.visit(Side::Sell, &mut |o| {
+            match level {
+                Some((p, q)) if p == o.price_ticks => level = Some((p, q + o.quantity_lots)),
+                Some(l) => {
+                    push(&mut out, l, largest);
+                    if out.len() == levels {
+                        level = None;
+                        return false;
+                    }
+                    level = Some((o.price_ticks, o.quantity_lots));
+                }
+                None => level = Some((o.price_ticks, o.quantity_lots)),
+            }
+            let own = self.accounts[&o.account].inventory(bi);
+            let e = offered.entry(o.account).or_insert((0, own));
+            e.0 += o.quantity_lots;
+            largest = largest.max(e.0.min(e.1));
+            true
+        });
+        if let Some(l) = level {
+            push(&mut out, l, largest);
+        }
+        Some(out)
+    }
+
     /// An open order.
     pub fn order(&self, id: OrderId) -> Option<OrderView> {
-        let &mi = self.order_market.get(&id)?;
-        let m = &self.markets[mi];
-        m.book.get(id).map(|o| order_view(&m.spec, o))
+        let &bi = self.order_market.get(&id)?;
+        let b = self.bk(bi);
+        b.book.get(id).map(|o| order_view(&b.spec, b.slot, o))
     }
 
     /// An account's balances (`None` if it does not exist). Account 0 is the fee account.
@@ -170,19 +271,25 @@ impl<B: OrderBook> Engine<B> {
                 held: f(b.held),
             }
         };
+        let mut held: Vec<(usize, u64, &Holding)> = a
+            .holdings
+            .iter()
+            .filter(|(_, h)| h.gpus.total() > 0)
+            .map(|(&bi, h)| (self.bk(bi).market, self.bk(bi).slot, h))
+            .collect();
+        held.sort_unstable_by_key(|&(mi, slot, _)| (mi, slot));
         Some(AccountView {
             account,
             usd: view(a.cash, None),
-            gpu_hours: a
-                .positions
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| b.total() > 0)
-                .map(|(mi, b)| {
+            gpus: held
+                .into_iter()
+                .map(|(mi, slot, h)| {
                     let spec = &self.markets[mi].spec;
                     PositionView {
                         market: spec.id,
-                        balance: view(*b, Some(spec)),
+                        slot,
+                        balance: view(h.gpus, Some(spec)),
+                        inventory: spec.quantity(h.inventory),
                     }
                 })
                 .collect(),

@@ -46,7 +46,7 @@ reject_reasons! {
     /// A command could not be decoded (only from `apply_json`).
     MalformedCommand = 100, "malformed_command", "the command could not be decoded (bad JSON, unknown type or field, wrong version, or too large); see docs/PROTOCOL.md";
     /// The market spec breaks a listing rule.
-    InvalidMarketSpec = 101, "invalid_market_spec", "invalid market spec: tick and lot sizes must be positive, tick x lot a whole number of micro-USD, fees at most 1000 bps, 0 < min_price <= max_price on the tick grid, and max_price x max_order_quantity at most 10^12 USD";
+    InvalidMarketSpec = 101, "invalid_market_spec", "invalid market spec: tick and lot sizes must be positive, tick x lot a whole number of micro-USD, fees at most 1000 bps, 0 < min_price <= max_price on the tick grid, max_price x max_order_quantity at most 10^12 USD, slot_horizon_hours 1 to 8760 and gate_closure_secs at most 86400";
     /// A market with this id is already listed.
     MarketExists = 102, "market_exists", "a market with this id is already listed";
     /// No market with this id.
@@ -61,7 +61,7 @@ reject_reasons! {
     /// whole number of micro-USD (an off-lot capacity quantity is `off_lot_quantity`).
     InvalidAmount = 107, "invalid_amount", "amount must be positive and a whole number of micro-USD (cash) or lots (capacity)";
     /// The command's fields do not fit its order type or time in force.
-    InvalidOrder = 200, "invalid_order", "fields do not fit: a limit order needs a price, a market order takes no price, time in force, post-only or good_till; cap is for market buys; post-only needs gtc or gtd; good_till goes with gtd only";
+    InvalidOrder = 200, "invalid_order", "fields do not fit: a limit order needs a price, a market order takes no price, time in force, post-only or good_till; cap is for market buys; post-only needs gtc or gtd; good_till goes with gtd only; window and colocate orders are IOC/FOK limit orders, colocate buys only";
     /// The price is not a whole number of ticks.
     OffTickPrice = 201, "off_tick_price", "price is not a multiple of the market's tick size";
     /// The price is not positive or outside the market's price band.
@@ -78,6 +78,14 @@ reject_reasons! {
     InvalidOrderRef = 207, "invalid_order_ref", "name exactly one of order_id and client_order_id";
     /// An amend must change the price or the quantity.
     InvalidAmend = 208, "invalid_amend", "an amend must give a new price, a new quantity, or both";
+    /// A slot is not the start of a UTC hour.
+    SlotNotOnHour = 209, "slot_not_on_hour", "a slot is the start of a UTC hour: unix seconds divisible by 3600";
+    /// The slot's gate has closed (or it is in the past).
+    SlotClosed = 210, "slot_closed", "trading in this slot has stopped: its gate closed gate_closure_secs before its start";
+    /// The slot is further ahead than the market trades.
+    SlotBeyondHorizon = 211, "slot_beyond_horizon", "this slot is further ahead than the market's slot_horizon_hours";
+    /// A range of slots ends before it starts, or names a slot and a window at once.
+    InvalidSlotRange = 212, "invalid_slot_range", "name either slot or window, and a window's to_slot must not be before its from_slot";
     /// Not enough available USD for the hold (limit price x quantity + worst-case fee) or withdrawal.
     InsufficientFunds = 300, "insufficient_funds", "not enough available USD (a buy holds limit price x quantity plus the worst-case fee)";
     /// Not enough available GPU-hours in this market for the sell or removal.
@@ -100,6 +108,10 @@ reject_reasons! {
     PostOnlyWouldCross = 403, "post_only_would_cross", "a post-only order would trade on arrival";
     /// A FOK order cannot be filled completely right now.
     FokNotFillable = 404, "fok_not_fillable", "a fill-or-kill order cannot be filled completely at its limit now";
+    /// A window order cannot fill completely in every slot.
+    WindowNotFillable = 405, "window_not_fillable", "a window order cannot be filled completely in every slot of the window at its limit now (your own orders do not count)";
+    /// No single provider can fill a cluster order.
+    ClusterNotFillable = 406, "cluster_not_fillable", "no single provider's own inventory can fill every GPU of every slot at the limit now";
 }
 
 impl fmt::Display for RejectReason {

@@ -13,10 +13,10 @@
 //! The fee and buy-hold rules are methods of [`MarketSpec`] (their public API); the
 //! rules built on them are crate-internal functions.
 
-use crate::account::{Account, Balance};
+use crate::account::{Account, Balance, Lot};
 use crate::market::MarketSpec;
 use crate::reject::RejectReason;
-use crate::types::Side;
+use crate::types::{AccountId, Side, TradeId};
 
 /// Basis points in one whole (100%).
 const BPS_DENOMINATOR: u128 = 10_000;
@@ -47,19 +47,19 @@ impl MarketSpec {
 
 /// The balance an order on `side` holds from: USD for a buy, the market's
 /// GPU-hours for a sell.
-pub(crate) fn held_in(account: &mut Account, side: Side, mi: usize) -> &mut Balance {
+pub(crate) fn held_in(account: &mut Account, side: Side, bi: usize) -> &mut Balance {
     match side {
         Side::Buy => &mut account.cash,
-        Side::Sell => account.position_mut(mi),
+        Side::Sell => account.position_mut(bi),
     }
 }
 
 /// What an order on `side` could still hold more of: available USD for a buy,
 /// available GPU-hours (lots) in the market for a sell.
-pub(crate) fn available_for(account: &Account, side: Side, mi: usize) -> u64 {
+pub(crate) fn available_for(account: &Account, side: Side, bi: usize) -> u64 {
     match side {
         Side::Buy => account.cash.available,
-        Side::Sell => account.position(mi).available,
+        Side::Sell => account.position(bi).available,
     }
 }
 
@@ -104,7 +104,7 @@ pub(crate) fn taker_hold(
 /// other order must have its [`taker_hold`] available; it gets `None`.
 pub(crate) fn order_budget(
     account: &Account,
-    mi: usize,
+    bi: usize,
     spec: &MarketSpec,
     side: Side,
     limit: Option<i64>,
@@ -118,7 +118,7 @@ pub(crate) fn order_budget(
         }
         return Ok(Some(budget));
     }
-    if available_for(account, side, mi) < taker_hold(spec, side, limit, lots, None) {
+    if available_for(account, side, bi) < taker_hold(spec, side, limit, lots, None) {
         return Err(shortfall(side));
     }
     Ok(None)
@@ -129,11 +129,11 @@ pub(crate) fn order_budget(
 pub(crate) fn check_rehold(
     account: &Account,
     side: Side,
-    mi: usize,
+    bi: usize,
     old_hold: u64,
     new_hold: u64,
 ) -> Result<(), RejectReason> {
-    if new_hold > old_hold && available_for(account, side, mi) < new_hold - old_hold {
+    if new_hold > old_hold && available_for(account, side, bi) < new_hold - old_hold {
         return Err(shortfall(side));
     }
     Ok(())
@@ -178,19 +178,40 @@ pub(crate) fn buy_fill_release(
 
 /// Settles the buyer of a fill: `release` leaves its held USD, of which `cost`
 /// (notional plus its fee) is paid and the rest goes back to available; it
-/// receives `lots`.
-pub(crate) fn settle_buyer(buyer: &mut Account, mi: usize, lots: u64, release: u64, cost: u64) {
+/// receives the seller's `lots` (their sources, as [`settle_seller`] took them).
+pub(crate) fn settle_buyer(
+    buyer: &mut Account,
+    bi: usize,
+    lots: Vec<Lot>,
+    release: u64,
+    cost: u64,
+) {
     assert!(release >= cost, "a hold covers every fill");
     buyer.cash.spend_held(release);
     buyer.cash.available += release - cost;
-    buyer.position_mut(mi).available += lots;
+    let holding = buyer.holding_mut(bi);
+    holding.gpus.available += lots.iter().map(|l| l.lots).sum::<u64>();
+    holding.bought.extend(lots);
 }
 
-/// Settles the seller of a fill: `lots` leave its held GPU-hours and `proceeds`
-/// (notional less its fee) arrive in available USD.
-pub(crate) fn settle_seller(seller: &mut Account, mi: usize, lots: u64, proceeds: u64) {
-    seller.position_mut(mi).spend_held(lots);
+/// Settles the seller of a fill in trade `trade`: `lots` leave its held GPUs
+/// (inventory first, then its oldest purchases: [`Holding::take`](crate::account::Holding::take))
+/// and are returned with their provenance; `proceeds` (notional less its fee)
+/// arrive in available USD.
+pub(crate) fn settle_seller(
+    seller: &mut Account,
+    seller_id: AccountId,
+    bi: usize,
+    lots: u64,
+    proceeds: u64,
+    trade: TradeId,
+) -> Vec<Lot> {
+    let holding = seller.holding_mut(bi);
+    holding.gpus.spend_held(lots);
+    let mut moved = Vec::with_capacity(1);
+    holding.take(seller_id, lots, trade, &mut moved);
     seller.cash.available += proceeds;
+    moved
 }
 
 /// Most lots a market buy with `budget` micro-USD can pay for at `price_ticks`,

@@ -1,27 +1,29 @@
 //! The engine's complete state as bytes: snapshots, `restore`, `state_hash`, and
 //! the invariant checks that audits and property tests run.
 //!
-//! A snapshot is canonical: accounts by id, markets in listing order, each book's
-//! orders in priority order, zero balances left out, remembered request ids in
+//! A snapshot is canonical: accounts by id, markets in listing order, open slots'
+//! books by (market, slot), each book's orders in priority order, empty holdings
+//! left out, remembered request ids in
 //! command order. Two engines with the same
 //! state therefore give the same bytes, and [`Engine::state_hash`] is the SHA-256
 //! of those bytes. The encoding is postcard (compact, deterministic) behind a
 //! version number.
 
-use crate::account::{Account, Balance};
+use crate::account::{Account, Balance, Holding, Lot};
 use crate::book::{OrderBook, RestingOrder};
 use crate::market::MarketSpec;
 use crate::requests::{Remembered, RequestWindow};
 use crate::risk;
-use crate::state::{Engine, MarketState};
+use crate::state::{Engine, MarketState, SlotBook};
 use crate::types::{AccountId, OrderId, Side, FEE_ACCOUNT};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// Version 2 added the account-id counter and the remembered request ids.
-const SNAPSHOT_VERSION: u32 = 2;
+/// Version 2 added the account-id counter and the remembered request ids;
+/// version 3 delivery slots (books per slot, holdings with their provenance).
+const SNAPSHOT_VERSION: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
@@ -30,9 +32,13 @@ struct Snapshot {
     last_ts_ns: u64,
     next_order_id: OrderId,
     next_trade_id: u64,
+    next_entry_id: u64,
     cash_total: u64,
     next_account_id: AccountId,
-    markets: Vec<MarketSnapshot>,
+    /// Listed markets' specs, in listing order.
+    markets: Vec<MarketSpec>,
+    /// Open slots, by (market index, slot).
+    books: Vec<BookSnapshot>,
     accounts: Vec<AccountSnapshot>,
     /// Idempotent request ids remembered, oldest first.
     requests: Vec<RequestSnapshot>,
@@ -46,19 +52,31 @@ struct RequestSnapshot {
 }
 
 #[derive(Serialize, Deserialize)]
-struct MarketSnapshot {
-    spec: MarketSpec,
+struct BookSnapshot {
+    market: u32,
+    slot: u64,
+    /// Its book index (indexes are reused lowest first, so this is canonical).
+    index: u32,
     lots_total: u64,
     /// Bids then asks, each in priority order.
     orders: Vec<RestingOrder>,
 }
 
 #[derive(Serialize, Deserialize)]
+struct HoldingSnapshot {
+    market: u32,
+    slot: u64,
+    gpus: Balance,
+    inventory: u64,
+    bought: Vec<Lot>,
+}
+
+#[derive(Serialize, Deserialize)]
 struct AccountSnapshot {
     id: AccountId,
     cash: Balance,
-    /// `(market index, balance)` for non-zero balances.
-    positions: Vec<(u32, Balance)>,
+    /// Non-empty holdings by (market index, slot).
+    holdings: Vec<HoldingSnapshot>,
 }
 
 /// SHA-256 of the canonical snapshot. Displays and serializes as lowercase hex.
@@ -101,46 +119,59 @@ impl<B: OrderBook> Engine<B> {
         let mut accounts: Vec<AccountSnapshot> = self
             .accounts
             .iter()
-            .map(|(&id, a)| AccountSnapshot {
-                id,
-                cash: a.cash,
-                positions: a
-                    .positions
+            .map(|(&id, a)| {
+                let mut holdings: Vec<HoldingSnapshot> = a
+                    .holdings
                     .iter()
-                    .enumerate()
-                    .filter(|(_, b)| b.total() > 0)
-                    .map(|(mi, b)| (mi as u32, *b))
-                    .collect(),
+                    .filter(|(_, h)| !h.is_empty())
+                    .map(|(&bi, h)| HoldingSnapshot {
+                        market: self.bk(bi).market as u32,
+                        slot: self.bk(bi).slot,
+                        gpus: h.gpus,
+                        inventory: h.inventory,
+                        bought: h.bought.iter().cloned().collect(),
+                    })
+                    .collect();
+                holdings.sort_unstable_by_key(|h| (h.market, h.slot));
+                AccountSnapshot {
+                    id,
+                    cash: a.cash,
+                    holdings,
+                }
             })
             .collect();
         accounts.sort_unstable_by_key(|a| a.id);
-        let markets = self
-            .markets
-            .iter()
-            .map(|m| {
-                let mut orders = Vec::with_capacity(m.book.len());
+        let mut books = Vec::new();
+        for m in &self.markets {
+            for &bi in m.slots.values() {
+                let b = self.bk(bi);
+                let mut orders = Vec::with_capacity(b.book.len());
                 for side in [Side::Buy, Side::Sell] {
-                    m.book.visit(side, &mut |o| {
+                    b.book.visit(side, &mut |o| {
                         orders.push(*o);
                         true
                     });
                 }
-                MarketSnapshot {
-                    spec: m.spec.clone(),
-                    lots_total: m.lots_total,
+                books.push(BookSnapshot {
+                    market: b.market as u32,
+                    slot: b.slot,
+                    index: bi as u32,
+                    lots_total: b.lots_total,
                     orders,
-                }
-            })
-            .collect();
+                });
+            }
+        }
         let snapshot = Snapshot {
             version: SNAPSHOT_VERSION,
             last_seq: self.last_seq,
             last_ts_ns: self.last_ts_ns,
             next_order_id: self.next_order_id,
             next_trade_id: self.next_trade_id,
+            next_entry_id: self.next_entry_id,
             cash_total: self.cash_total,
             next_account_id: self.next_account_id,
-            markets,
+            markets: self.markets.iter().map(|m| m.spec.clone()).collect(),
+            books,
             accounts,
             requests: self
                 .requests
@@ -172,35 +203,78 @@ impl<B: OrderBook> Engine<B> {
         e.last_ts_ns = s.last_ts_ns;
         e.next_order_id = s.next_order_id;
         e.next_trade_id = s.next_trade_id;
+        e.next_entry_id = s.next_entry_id;
         e.cash_total = s.cash_total;
         e.next_account_id = s.next_account_id;
         e.requests = restore_requests(s.requests, s.last_seq, s.last_ts_ns)?;
-        e.restore_accounts(s.accounts, s.markets.len())?;
-        for (mi, m) in s.markets.into_iter().enumerate() {
-            e.restore_market(mi, m)?;
+        for spec in s.markets {
+            if e.market_index.insert(spec.id, e.markets.len()).is_some() {
+                return Err(SnapshotError(format!("market {} twice", spec.id)));
+            }
+            e.markets.push(MarketState {
+                spec,
+                slots: BTreeMap::new(),
+            });
+        }
+        for b in &s.books {
+            e.restore_book_slot(b)?;
+        }
+        e.restore_accounts(s.accounts)?;
+        for b in s.books {
+            e.restore_orders(b)?;
         }
         e.check_invariants().map_err(SnapshotError)?;
         Ok(e)
     }
 
-    /// Replaces the accounts with the snapshot's: each id once, positions only in
-    /// the `markets` listed, the fee account present.
-    fn restore_accounts(
-        &mut self,
-        accounts: Vec<AccountSnapshot>,
-        markets: usize,
-    ) -> Result<(), SnapshotError> {
+    /// Re-creates an open slot's (empty) book at its index.
+    fn restore_book_slot(&mut self, b: &BookSnapshot) -> Result<(), SnapshotError> {
+        let (mi, bi) = (b.market as usize, b.index as usize);
+        if mi >= self.markets.len() || self.find_book(mi, b.slot).is_some() {
+            return Err(SnapshotError(format!("bad slot {} of market {mi}", b.slot)));
+        }
+        if self.books.len() <= bi {
+            self.books.resize_with(bi + 1, || None);
+        }
+        if self.books[bi].is_some() {
+            return Err(SnapshotError(format!("book index {bi} twice")));
+        }
+        let spec = self.markets[mi].spec.clone();
+        self.gates.insert((spec.closes_at_ns(b.slot), mi, b.slot));
+        self.books[bi] = Some(SlotBook {
+            market: mi,
+            slot: b.slot,
+            spec,
+            book: B::default(),
+            lots_total: b.lots_total,
+        });
+        self.markets[mi].slots.insert(b.slot, bi);
+        self.free_books = (0..self.books.len())
+            .filter(|&i| self.books[i].is_none())
+            .collect();
+        Ok(())
+    }
+
+    /// Replaces the accounts with the snapshot's: each id once, holdings only in
+    /// open slots, the fee account present. The slots' books must exist.
+    fn restore_accounts(&mut self, accounts: Vec<AccountSnapshot>) -> Result<(), SnapshotError> {
         self.accounts.clear();
         for a in accounts {
             let mut account = Account {
                 cash: a.cash,
                 ..Account::default()
             };
-            for (mi, b) in a.positions {
-                if mi as usize >= markets {
-                    return Err(SnapshotError(format!("position in unknown market {mi}")));
-                }
-                *account.position_mut(mi as usize) = b;
+            for h in a.holdings {
+                let Some(bi) = self.markets.get(h.market as usize).and_then(|_| {
+                    self.find_book(h.market as usize, h.slot)
+                }) else {
+                    return Err(SnapshotError(format!("holding in unknown slot {}", h.slot)));
+                };
+                *account.holding_mut(bi) = Holding {
+                    gpus: h.gpus,
+                    inventory: h.inventory,
+                    bought: h.bought.into(),
+                };
             }
             if self.accounts.insert(a.id, account).is_some() {
                 return Err(SnapshotError(format!("account {} twice", a.id)));
@@ -212,18 +286,15 @@ impl<B: OrderBook> Engine<B> {
         Ok(())
     }
 
-    /// Lists market `mi` again and rests its orders, rebuilding the indexes of open
-    /// orders (accounts, client order ids, expiries) as it goes. The accounts must
-    /// be restored first.
-    fn restore_market(&mut self, mi: usize, m: MarketSnapshot) -> Result<(), SnapshotError> {
-        if self.market_index.insert(m.spec.id, mi).is_some() {
-            return Err(SnapshotError(format!("market {} twice", m.spec.id)));
-        }
-        let mut book = B::default();
-        for o in m.orders {
+    /// Rests a slot's orders again, rebuilding the indexes of open orders
+    /// (accounts, client order ids, expiries) as it goes. The accounts must be
+    /// restored first.
+    fn restore_orders(&mut self, b: BookSnapshot) -> Result<(), SnapshotError> {
+        let bi = b.index as usize;
+        for o in b.orders {
             let bad = o.quantity_lots == 0
                 || o.id >= self.next_order_id
-                || self.order_market.insert(o.id, mi).is_some();
+                || self.order_market.insert(o.id, bi).is_some();
             let Some(account) = self.accounts.get_mut(&o.account).filter(|_| !bad) else {
                 return Err(SnapshotError(format!("bad order {}", o.id)));
             };
@@ -234,13 +305,8 @@ impl<B: OrderBook> Engine<B> {
             if let Some(t) = o.good_till_ns {
                 self.expiries.insert((t, o.id));
             }
-            book.insert(o);
+            self.bk_mut(bi).book.insert(o);
         }
-        self.markets.push(MarketState {
-            spec: m.spec,
-            book,
-            lots_total: m.lots_total,
-        });
         Ok(())
     }
 
@@ -257,27 +323,63 @@ impl<B: OrderBook> Engine<B> {
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_account_counter()?;
         let mut needed = Needed::default();
+        let mut open_books = 0usize;
         for (mi, m) in self.markets.iter().enumerate() {
-            if let (Some(b), Some(a)) =
-                (m.book.best_price(Side::Buy), m.book.best_price(Side::Sell))
-            {
-                if b >= a {
-                    return Err(format!("book {} crossed: bid {b} >= ask {a}", m.spec.id));
+            for (&slot, &bi) in &m.slots {
+                open_books += 1;
+                let b = self.books.get(bi).and_then(Option::as_ref);
+                let Some(b) = b.filter(|b| b.market == mi && b.slot == slot) else {
+                    return Err(format!("market {} slot {slot}: book index {bi} stale", m.spec.id));
+                };
+                if !self.gates.contains(&(b.spec.closes_at_ns(slot), mi, slot)) {
+                    return Err(format!("market {} slot {slot}: no gate closure", m.spec.id));
                 }
+                self.check_slot_book(bi, &mut needed)?;
             }
-            self.check_book(mi, m, &mut needed)?;
-            let lots: u64 = self.accounts.values().map(|a| a.position(mi).total()).sum();
-            if lots != m.lots_total {
-                return Err(format!(
-                    "market {}: balances sum to {lots} lots, expected {}",
-                    m.spec.id, m.lots_total
-                ));
-            }
+        }
+        if open_books != self.gates.len()
+            || open_books + self.free_books.len() != self.books.len()
+        {
+            return Err("slot indexes disagree with the books".into());
         }
         if needed.open != self.order_market.len() || self.expiries.len() > needed.open {
             return Err("order indexes disagree with the books".into());
         }
         self.check_accounts(&needed)
+    }
+
+    /// One open slot: its book not crossed, its orders indexed, its GPUs summing
+    /// to its total and each holding to its sources.
+    fn check_slot_book(&self, bi: usize, needed: &mut Needed) -> Result<(), String> {
+        let b = self.bk(bi);
+        if let (Some(bid), Some(ask)) = (b.book.best_price(Side::Buy), b.book.best_price(Side::Sell)) {
+            if bid >= ask {
+                return Err(format!("book {} {} crossed: bid {bid} >= ask {ask}", b.spec.id, b.slot));
+            }
+        }
+        self.check_book(bi, needed)?;
+        let mut lots = 0u64;
+        for (id, a) in &self.accounts {
+            if let Some(h) = a.holdings.get(&bi) {
+                lots += h.gpus.total();
+                let sources = h.inventory + h.bought.iter().map(|l| l.lots).sum::<u64>();
+                if sources != h.gpus.total() || h.bought.iter().any(|l| l.lots == 0) {
+                    return Err(format!(
+                        "account {id}: {} GPUs in {} {} but sources of {sources}",
+                        h.gpus.total(),
+                        b.spec.id,
+                        b.slot
+                    ));
+                }
+            }
+        }
+        if lots != b.lots_total {
+            return Err(format!(
+                "{} slot {}: balances sum to {lots} lots, expected {}",
+                b.spec.id, b.slot, b.lots_total
+            ));
+        }
+        Ok(())
     }
 
     /// The account-id counter is the lowest id no account has.
@@ -297,7 +399,8 @@ impl<B: OrderBook> Engine<B> {
     /// Every order on market `mi`'s book is indexed consistently (its account's
     /// open orders and client order ids, its market, its expiry, its side); adds
     /// the hold it needs to `needed`.
-    fn check_book(&self, mi: usize, m: &MarketState<B>, needed: &mut Needed) -> Result<(), String> {
+    fn check_book(&self, bi: usize, needed: &mut Needed) -> Result<(), String> {
+        let m = self.bk(bi);
         let mut problem = None;
         for side in [Side::Buy, Side::Sell] {
             m.book.visit(side, &mut |o: &RestingOrder| {
@@ -308,7 +411,7 @@ impl<B: OrderBook> Engine<B> {
                         && o.client_order_id
                             .is_none_or(|c| a.client_ids.get(&c) == Some(&o.id))
                 });
-                let indexed = self.order_market.get(&o.id) == Some(&mi)
+                let indexed = self.order_market.get(&o.id) == Some(&bi)
                     && o.good_till_ns
                         .is_none_or(|t| self.expiries.contains(&(t, o.id)));
                 if !known || !indexed || o.side != side {
@@ -318,7 +421,7 @@ impl<B: OrderBook> Engine<B> {
                 let hold = risk::resting_hold(&m.spec, side, o.price_ticks, o.quantity_lots);
                 match side {
                     Side::Buy => *needed.cash.entry(o.account).or_default() += hold,
-                    Side::Sell => *needed.lots.entry((o.account, mi)).or_default() += hold,
+                    Side::Sell => *needed.lots.entry((o.account, bi)).or_default() += hold,
                 }
                 true
             });
@@ -339,12 +442,15 @@ impl<B: OrderBook> Engine<B> {
                     a.cash.held
                 ));
             }
-            for (mi, b) in a.positions.iter().enumerate() {
-                let want = needed.lots.get(&(id, mi)).copied().unwrap_or(0);
-                if b.held != want {
+            for (&bi, h) in &a.holdings {
+                if self.books.get(bi).is_none_or(Option::is_none) {
+                    return Err(format!("account {id}: holding in closed book {bi}"));
+                }
+                let want = needed.lots.get(&(id, bi)).copied().unwrap_or(0);
+                if h.gpus.held != want {
                     return Err(format!(
-                        "account {id}: lots held {} in market {mi} but open sells need {want}",
-                        b.held
+                        "account {id}: lots held {} in book {bi} but open sells need {want}",
+                        h.gpus.held
                     ));
                 }
             }

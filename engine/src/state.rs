@@ -1,8 +1,9 @@
 //! The engine's state and the lookups every command shares.
 //!
-//! [`Engine`] owns the markets (spec, book, GPU-hour total), the accounts, the
-//! indexes of open orders (their market, their GTD expiry), the id counters, engine
-//! time and the window of idempotent request ids. Only `apply` changes it. This
+//! [`Engine`] owns the listed markets, the books of their open delivery slots (one
+//! per (market, slot), each with its GPU total), the accounts, the indexes of open
+//! orders (their book, their GTD expiry), the slots' gate closures, the id counters,
+//! engine time and the window of idempotent request ids. Only `apply` changes it. This
 //! module holds the struct, its constructor and the small accessors and index
 //! updates that several commands need, so that every command resolves a market, an
 //! account or an order reference, and records or forgets an open order, the same
@@ -15,14 +16,29 @@ use crate::reject::RejectReason;
 use crate::requests::RequestWindow;
 use crate::types::{AccountId, ClientOrderId, MarketId, OrderId, TradeId, FEE_ACCOUNT};
 use rustc_hash::FxHashMap;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// One market inside the engine.
+/// One listed market inside the engine.
 #[derive(Debug, Clone)]
-pub(crate) struct MarketState<B> {
+pub(crate) struct MarketState {
+    pub spec: MarketSpec,
+    /// Its open delivery slots (unix seconds of the hour's start) and their book
+    /// index, in slot order.
+    pub slots: BTreeMap<u64, usize>,
+}
+
+/// One delivery slot of one market: its book and its GPU total. Created when a
+/// command first needs it (capacity or an order), dropped when its gate closes.
+#[derive(Debug, Clone)]
+pub(crate) struct SlotBook<B> {
+    /// The market's index.
+    pub market: usize,
+    /// Unix seconds of the slot's start.
+    pub slot: u64,
+    /// The market's spec (a copy, so matching reads it next to the book).
     pub spec: MarketSpec,
     pub book: B,
-    /// Sum of all accounts' GPU-hour balances in this market, in lots.
+    /// Sum of all accounts' GPUs in this slot (inventory and positions), in lots.
     pub lots_total: u64,
 }
 
@@ -30,15 +46,24 @@ pub(crate) struct MarketState<B> {
 /// [`NaiveBook`](crate::NaiveBook) for the reference model in tests.
 #[derive(Debug, Clone)]
 pub struct Engine<B: OrderBook = Book> {
-    pub(crate) markets: Vec<MarketState<B>>,
+    pub(crate) markets: Vec<MarketState>,
     pub(crate) market_index: FxHashMap<MarketId, usize>,
+    /// The books of open slots, by book index; a closed slot's index is free for
+    /// reuse (its entry is `None`).
+    pub(crate) books: Vec<Option<SlotBook<B>>>,
+    /// Book indexes not in use, lowest reused first.
+    pub(crate) free_books: BTreeSet<usize>,
+    /// Open slots by gate-closure time: `(closes_at_ns, market index, slot)`.
+    pub(crate) gates: BTreeSet<(u64, usize, u64)>,
     pub(crate) accounts: FxHashMap<AccountId, Account>,
-    /// Market index of every open order (looked up, never iterated).
+    /// Book index of every open order (looked up, never iterated).
     pub(crate) order_market: FxHashMap<OrderId, usize>,
     /// Open GTD orders by expiry.
     pub(crate) expiries: BTreeSet<(u64, OrderId)>,
     pub(crate) next_order_id: OrderId,
     pub(crate) next_trade_id: TradeId,
+    /// The id the next delivery-schedule entry gets.
+    pub(crate) next_entry_id: u64,
     pub(crate) last_seq: u64,
     pub(crate) last_ts_ns: u64,
     /// Sum of all USD balances, in micro-USD: changes only by deposits and withdrawals.
@@ -63,11 +88,15 @@ impl<B: OrderBook> Engine<B> {
         Engine {
             markets: Vec::new(),
             market_index: FxHashMap::default(),
+            books: Vec::new(),
+            free_books: BTreeSet::new(),
+            gates: BTreeSet::new(),
             accounts,
             order_market: FxHashMap::default(),
             expiries: BTreeSet::new(),
             next_order_id: 1,
             next_trade_id: 1,
+            next_entry_id: 1,
             last_seq: 0,
             last_ts_ns: 0,
             cash_total: 0,
@@ -92,6 +121,52 @@ impl<B: OrderBook> Engine<B> {
             .get(id)
             .copied()
             .ok_or(RejectReason::UnknownMarket)
+    }
+
+    /// The open book of `slot` in market `mi`, if any command created it.
+    pub(crate) fn find_book(&self, mi: usize, slot: u64) -> Option<usize> {
+        self.markets[mi].slots.get(&slot).copied()
+    }
+
+    /// The book of `slot` in market `mi`, created (empty, its gate closure
+    /// scheduled) when first needed. The caller checked the slot is open.
+    pub(crate) fn book_for(&mut self, mi: usize, slot: u64) -> usize {
+        if let Some(bi) = self.find_book(mi, slot) {
+            return bi;
+        }
+        let spec = self.markets[mi].spec.clone();
+        self.gates.insert((spec.closes_at_ns(slot), mi, slot));
+        let book = SlotBook {
+            market: mi,
+            slot,
+            spec,
+            book: B::default(),
+            lots_total: 0,
+        };
+        let bi = match self.free_books.pop_first() {
+            Some(bi) => {
+                self.books[bi] = Some(book);
+                bi
+            }
+            None => {
+                self.books.push(Some(book));
+                self.books.len() - 1
+            }
+        };
+        self.markets[mi].slots.insert(slot, bi);
+        bi
+    }
+
+    /// An open slot's book.
+    #[inline]
+    pub(crate) fn bk(&self, bi: usize) -> &SlotBook<B> {
+        self.books[bi].as_ref().expect("book index in use")
+    }
+
+    /// An open slot's book, to change.
+    #[inline]
+    pub(crate) fn bk_mut(&mut self, bi: usize) -> &mut SlotBook<B> {
+        self.books[bi].as_mut().expect("book index in use")
     }
 
     /// A client account a command names, read-only: `reserved_account` for the fee
@@ -130,7 +205,7 @@ impl<B: OrderBook> Engine<B> {
             .order_market
             .get(&id)
             .ok_or(RejectReason::UnknownOrder)?;
-        let order = *self.markets[mi]
+        let order = *self.bk(mi)
             .book
             .get(id)
             .expect("open orders rest on their book");

@@ -263,4 +263,6 @@ pub enum CancelReason {
     /// [`MATCHES_PER_COMMAND_MAX`](crate::limits::MATCHES_PER_COMMAND_MAX) makers in
     /// one command and would have met more.
     MatchLimit,
+    /// Its slot's gate closed: trading in the slot stopped.
+    SlotClosed,
 }

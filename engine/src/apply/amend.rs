@@ -17,7 +17,7 @@ use crate::types::CancelReason;
 /// An `amend_order` that passed every check.
 struct Amendment {
     /// The market's index.
-    mi: usize,
+    bi: usize,
     /// The order as it rests now.
     order: RestingOrder,
     /// The new limit price, in ticks.
@@ -43,15 +43,16 @@ impl<B: OrderBook> Engine<B> {
         let a = self.check_amend(c)?;
         let side = a.order.side;
         risk::rehold(
-            risk::held_in(self.account_mut(c.account), side, a.mi),
+            risk::held_in(self.account_mut(c.account), side, a.bi),
             a.old_hold,
             a.new_hold,
         );
-        let spec = &self.markets[a.mi].spec;
+        let (spec, slot) = (&self.bk(a.bi).spec, self.bk(a.bi).slot);
         out.push(Event::OrderAmended(OrderAmended {
             order: a.order.id,
             account: a.order.account,
             market: spec.id,
+            slot,
             side,
             old_price: spec.price(a.order.price_ticks),
             old_quantity: spec.quantity(a.order.quantity_lots),
@@ -61,7 +62,7 @@ impl<B: OrderBook> Engine<B> {
         }));
         if a.keeps_priority {
             if a.lots < a.order.quantity_lots {
-                self.markets[a.mi]
+                self.bk_mut(a.bi)
                     .book
                     .reduce(a.order.id, a.order.quantity_lots - a.lots);
             }
@@ -79,8 +80,8 @@ impl<B: OrderBook> Engine<B> {
         if c.price.is_none() && c.quantity.is_none() {
             return Err(RejectReason::InvalidAmend);
         }
-        let (mi, order) = self.resolve_order(c.account, c.order_id, c.client_order_id)?;
-        let spec = &self.markets[mi].spec;
+        let (bi, order) = self.resolve_order(c.account, c.order_id, c.client_order_id)?;
+        let spec = &self.bk(bi).spec;
         let price = match c.price {
             Some(p) => spec.price_ticks(p)?,
             None => order.price_ticks,
@@ -93,8 +94,8 @@ impl<B: OrderBook> Engine<B> {
         let old_hold = risk::resting_hold(spec, order.side, order.price_ticks, order.quantity_lots);
         let new_hold = risk::resting_hold(spec, order.side, price, lots);
         let account = &self.accounts[&c.account];
-        risk::check_rehold(account, order.side, mi, old_hold, new_hold)?;
-        let opposite_best = self.markets[mi].book.best_price(order.side.opposite());
+        risk::check_rehold(account, order.side, bi, old_hold, new_hold)?;
+        let opposite_best = self.bk(bi).book.best_price(order.side.opposite());
         if !keeps_priority
             && order.post_only
             && opposite_best.is_some_and(|b| order.side.crosses(price, b))
@@ -102,7 +103,7 @@ impl<B: OrderBook> Engine<B> {
             return Err(RejectReason::PostOnlyWouldCross);
         }
         Ok(Amendment {
-            mi,
+            bi,
             order,
             price,
             lots,
@@ -116,7 +117,7 @@ impl<B: OrderBook> Engine<B> {
     /// trade first), keeping its id and open-order bookkeeping.
     fn requeue<S: EventSink>(&mut self, a: &Amendment, out: &mut S) {
         let order = a.order;
-        self.markets[a.mi].book.remove(order.id);
+        self.bk_mut(a.bi).book.remove(order.id);
         let mut taker = Taker {
             id: order.id,
             account: order.account,
@@ -126,7 +127,7 @@ impl<B: OrderBook> Engine<B> {
             stp: order.stp,
             budget: None,
         };
-        let reason = match self.run_match(a.mi, &mut taker, out) {
+        let reason = match self.run_match(a.bi, &mut taker, out) {
             MatchEnd::Done => None,
             MatchEnd::SelfTrade => Some(CancelReason::SelfTradePrevention),
             MatchEnd::MatchLimit => Some(CancelReason::MatchLimit),
@@ -136,6 +137,6 @@ impl<B: OrderBook> Engine<B> {
             quantity_lots: taker.remaining,
             ..order
         };
-        self.finish(a.mi, &taker, requeued, reason, true, out);
+        self.finish(a.bi, &taker, requeued, reason, true, out);
     }
 }

@@ -23,8 +23,8 @@ impl<B: OrderBook> Engine<B> {
         if c.order_id.is_some() == c.client_order_id.is_some() {
             return Err(RejectReason::InvalidOrderRef);
         }
-        let (mi, order) = self.resolve_order(c.account, c.order_id, c.client_order_id)?;
-        self.cancel_resting(mi, order.id, CancelReason::UserRequested, out);
+        let (bi, order) = self.resolve_order(c.account, c.order_id, c.client_order_id)?;
+        self.cancel_resting(bi, order.id, CancelReason::UserRequested, out);
         Ok(())
     }
 
@@ -35,23 +35,28 @@ impl<B: OrderBook> Engine<B> {
         c: &MassCancel,
         out: &mut S,
     ) -> Result<(), RejectReason> {
-        let market = match &c.market {
-            Some(m) => Some(self.market_ix(m)?),
-            None => None,
+        let market = match (&c.market, c.slot) {
+            (Some(m), _) => Some(self.market_ix(m)?),
+            (None, Some(_)) => return Err(RejectReason::InvalidSlotRange),
+            (None, None) => None,
         };
         let account = self.account(c.account)?;
         let ids: Vec<(usize, OrderId)> = account
             .open_orders
             .iter()
             .map(|id| (self.order_market[id], *id))
-            .filter(|(mi, _)| market.is_none_or(|m| m == *mi))
+            .filter(|&(bi, _)| {
+                let book = self.bk(bi);
+                market.is_none_or(|m| m == book.market) && c.slot.is_none_or(|s| s == book.slot)
+            })
             .collect();
-        for &(mi, id) in &ids {
-            self.cancel_resting(mi, id, CancelReason::MassCancel, out);
+        for &(bi, id) in &ids {
+            self.cancel_resting(bi, id, CancelReason::MassCancel, out);
         }
         out.push(Event::MassCancelled(MassCancelled {
             account: c.account,
             market: c.market,
+            slot: c.slot,
             count: ids.len() as u64,
         }));
         Ok(())
@@ -60,28 +65,29 @@ impl<B: OrderBook> Engine<B> {
     /// Takes a resting order off the book, releases its hold, and reports it.
     pub(crate) fn cancel_resting<S: EventSink>(
         &mut self,
-        mi: usize,
+        bi: usize,
         id: OrderId,
         reason: CancelReason,
         out: &mut S,
     ) {
-        let order = self.markets[mi]
+        let order = self.bk_mut(bi)
             .book
             .remove(id)
             .expect("open orders rest on their book");
-        let spec = &self.markets[mi].spec;
+        let (spec, slot) = (&self.bk(bi).spec, self.bk(bi).slot);
         let hold = risk::resting_hold(spec, order.side, order.price_ticks, order.quantity_lots);
         let (market, price, quantity) = (
             spec.id,
             spec.price(order.price_ticks),
             spec.quantity(order.quantity_lots),
         );
-        risk::held_in(self.account_mut(order.account), order.side, mi).release(hold);
+        risk::held_in(self.account_mut(order.account), order.side, bi).release(hold);
         self.forget(&order);
         out.push(Event::OrderCancelled(OrderCancelled {
             order: id,
             account: order.account,
             market,
+            slot,
             side: order.side,
             price: Some(price),
             quantity,

@@ -2,7 +2,8 @@
 //! `withdraw`, `add_capacity` and `remove_capacity`.
 //!
 //! These are the only commands that change the exchange's totals (USD across all
-//! accounts, GPU-hours per market); trades only move balances between accounts.
+//! accounts, GPUs per slot) besides a slot's gate closure, which ends its GPUs;
+//! trades only move balances between accounts.
 //! A transfer in and a transfer out are one operation in two directions
 //! ([`Flow`]): each changes an account's available balance and the matching total
 //! together, so the two cannot drift apart.
@@ -11,6 +12,7 @@ use crate::account::Account;
 use crate::book::OrderBook;
 use crate::command::{CapacityTransfer, CashTransfer, CreateAccount};
 use crate::event::{AccountCreated, CapacityMoved, CashMoved, Event, EventSink};
+use crate::slot::SLOT_SECS;
 use crate::limits::{ACCOUNTS_MAX, CASH_TOTAL_MAX_MICROS, LOTS_TOTAL_MAX};
 use crate::reject::RejectReason;
 use crate::state::Engine;
@@ -110,35 +112,51 @@ impl<B: OrderBook> Engine<B> {
         Ok(())
     }
 
-    /// `add_capacity` (in) or `remove_capacity` (out): GPU-hours in a market
-    /// credited to a client account, within [`LOTS_TOTAL_MAX`] for the market, or
-    /// taken out of its available GPU-hours.
+    /// `add_capacity` (in) or `remove_capacity` (out): the same number of GPUs in
+    /// every slot of a range, all slots or none. In: credited to the provider's
+    /// inventory, within [`LOTS_TOTAL_MAX`] per slot. Out: only unsold inventory
+    /// that no open order holds (`min(available, inventory)` in each slot).
     pub(super) fn transfer_capacity<S: EventSink>(
         &mut self,
+        ts_ns: u64,
         c: &CapacityTransfer,
         flow: Flow,
         out: &mut S,
     ) -> Result<(), RejectReason> {
         let mi = self.market_ix(&c.market)?;
         let account = self.account(c.account)?;
-        let lots = self.markets[mi].spec.lots(c.quantity)?;
-        match flow {
-            Flow::In => {
-                if self.markets[mi]
-                    .lots_total
+        let spec = &self.markets[mi].spec;
+        let lots = spec.lots(c.quantity)?;
+        spec.check_range(c.from_slot, c.to_slot, ts_ns)?;
+        for slot in (c.from_slot..=c.to_slot).step_by(SLOT_SECS as usize) {
+            let bi = self.find_book(mi, slot);
+            let ok = match flow {
+                Flow::In => bi
+                    .map_or(0, |bi| self.bk(bi).lots_total)
                     .checked_add(lots)
-                    .is_none_or(|t| t > LOTS_TOTAL_MAX)
-                {
-                    return Err(RejectReason::BalanceLimitExceeded);
-                }
-            }
-            Flow::Out => {
-                if account.position(mi).available < lots {
-                    return Err(RejectReason::InsufficientCapacity);
-                }
+                    .is_some_and(|t| t <= LOTS_TOTAL_MAX),
+                Flow::Out => bi.is_some_and(|bi| {
+                    account.position(bi).available.min(account.inventory(bi)) >= lots
+                }),
+            };
+            if !ok {
+                return Err(match flow {
+                    Flow::In => RejectReason::BalanceLimitExceeded,
+                    Flow::Out => RejectReason::InsufficientCapacity,
+                });
             }
         }
-        let moved = self.move_lots(mi, c.account, lots, flow);
+        for slot in (c.from_slot..=c.to_slot).step_by(SLOT_SECS as usize) {
+            let bi = self.book_for(mi, slot);
+            self.move_lots(bi, c.account, lots, flow);
+        }
+        let moved = CapacityMoved {
+            account: c.account,
+            market: c.market,
+            from_slot: c.from_slot,
+            to_slot: c.to_slot,
+            quantity: self.markets[mi].spec.quantity(lots),
+        };
         out.push(match flow {
             Flow::In => Event::CapacityAdded(moved),
             Flow::Out => Event::CapacityRemoved(moved),
@@ -159,19 +177,12 @@ impl<B: OrderBook> Engine<B> {
         }
     }
 
-    /// Moves `lots` into or out of an account's available GPU-hours in market `mi`
-    /// and the market's total, and describes the move.
-    fn move_lots(&mut self, mi: usize, account: AccountId, lots: u64, flow: Flow) -> CapacityMoved {
-        flow.apply(&mut self.markets[mi].lots_total, lots);
-        let position = self.account_mut(account).position_mut(mi);
-        flow.apply(&mut position.available, lots);
-        let available = position.available;
-        let spec = &self.markets[mi].spec;
-        CapacityMoved {
-            account,
-            market: spec.id,
-            quantity: spec.quantity(lots),
-            available: spec.quantity(available),
-        }
+    /// Moves `lots` into or out of an account's inventory (and available GPUs) in
+    /// book `bi`, and the slot's total.
+    fn move_lots(&mut self, bi: usize, account: AccountId, lots: u64, flow: Flow) {
+        flow.apply(&mut self.bk_mut(bi).lots_total, lots);
+        let holding = self.account_mut(account).holding_mut(bi);
+        flow.apply(&mut holding.gpus.available, lots);
+        flow.apply(&mut holding.inventory, lots);
     }
 }

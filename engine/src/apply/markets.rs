@@ -1,13 +1,16 @@
 //! `list_market`: the reference data every other command refers to.
 //!
 //! A market is listed once and never changes or goes away, so its index in
-//! [`Engine`]'s list is a stable handle that accounts and open orders keep.
+//! [`Engine`]'s list is a stable handle; its slots' books come and go.
 
 use crate::book::OrderBook;
 use crate::command::ListMarket;
 use crate::event::{Event, EventSink, MarketListed};
 use crate::limits::MARKETS_MAX;
-use crate::market::MarketSpec;
+use crate::market::{
+    MarketSpec, SlotRules, DEFAULT_GATE_CLOSURE_SECS, DEFAULT_SLOT_HORIZON_HOURS,
+};
+use std::collections::BTreeMap;
 use crate::reject::RejectReason;
 use crate::state::{Engine, MarketState};
 
@@ -28,6 +31,12 @@ impl<B: OrderBook> Engine<B> {
             c.min_price,
             c.max_price,
             c.max_order_quantity,
+            SlotRules {
+                slot_horizon_hours: c
+                    .slot_horizon_hours
+                    .unwrap_or(DEFAULT_SLOT_HORIZON_HOURS),
+                gate_closure_secs: c.gate_closure_secs.unwrap_or(DEFAULT_GATE_CLOSURE_SECS),
+            },
         )?;
         if self.market_index.contains_key(&c.market) {
             return Err(RejectReason::MarketExists);
@@ -39,8 +48,7 @@ impl<B: OrderBook> Engine<B> {
         self.market_index.insert(spec.id, self.markets.len());
         self.markets.push(MarketState {
             spec,
-            book: B::default(),
-            lots_total: 0,
+            slots: BTreeMap::new(),
         });
         Ok(())
     }

@@ -2,9 +2,11 @@
 //!
 //! [`Engine::apply`] is handed the command's sequence number and timestamp (time
 //! is an argument, never read from a clock), moves engine time (expiring GTD
-//! orders now past), and dispatches the command to its handler, one family per
-//! file: [`markets`] (listing), [`funds`] (accounts and their deposits,
-//! withdrawals and capacity), [`place`], [`amend`] and [`cancel`] (orders). Each
+//! orders now past, closing slots whose gate passed: [`slots`]), and dispatches
+//! the command to its handler, one family per file: [`markets`] (listing),
+//! [`funds`] (accounts and their deposits, withdrawals and capacity), [`place`]
+//! (with [`window`] for all-or-none window and cluster orders), [`amend`] and
+//! [`cancel`] (orders). Each
 //! handler validates the command completely before touching anything and reports
 //! every outcome as events; a rejected command emits one rejection event, built
 //! here, and changes nothing. Panics are reserved for broken invariants (bugs),
@@ -15,6 +17,8 @@ mod cancel;
 mod funds;
 mod markets;
 mod place;
+mod slots;
+mod window;
 
 use crate::book::OrderBook;
 use crate::command::{Command, CommandEnvelope, CommandKind};
@@ -101,8 +105,8 @@ impl<B: OrderBook> Engine<B> {
             Command::CreateAccount(c) => self.create_account(c, out),
             Command::Deposit(c) => self.transfer_cash(c, Flow::In, out),
             Command::Withdraw(c) => self.transfer_cash(c, Flow::Out, out),
-            Command::AddCapacity(c) => self.transfer_capacity(c, Flow::In, out),
-            Command::RemoveCapacity(c) => self.transfer_capacity(c, Flow::Out, out),
+            Command::AddCapacity(c) => self.transfer_capacity(ts_ns, c, Flow::In, out),
+            Command::RemoveCapacity(c) => self.transfer_capacity(ts_ns, c, Flow::Out, out),
             Command::PlaceOrder(c) => self.place(ts_ns, c, out),
             Command::CancelOrder(c) => self.cancel(c, out),
             Command::AmendOrder(c) => self.amend(c, out),
@@ -161,6 +165,7 @@ impl<B: OrderBook> Engine<B> {
         self.last_ts_ns = ts_ns;
         self.requests.forget_expired(ts_ns);
         self.expire(ts_ns, out);
+        self.close_gates(ts_ns, out);
         ts_ns
     }
 
@@ -175,8 +180,8 @@ impl<B: OrderBook> Engine<B> {
             if good_till >= ts_ns {
                 break;
             }
-            let mi = self.order_market[&id];
-            self.cancel_resting(mi, id, CancelReason::Expired, out);
+            let bi = self.order_market[&id];
+            self.cancel_resting(bi, id, CancelReason::Expired, out);
         }
     }
 }

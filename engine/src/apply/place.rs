@@ -16,13 +16,19 @@ use crate::market::OrderShape;
 use crate::matching::{MatchEnd, Taker};
 use crate::reject::RejectReason;
 use crate::risk;
-use crate::state::{Engine, MarketState};
+use crate::state::Engine;
 use crate::types::{CancelReason, OrderId, OrderType, TimeInForce};
+
+/// A book index no book has: an account's GPUs in it are zero. What the checks of
+/// an order for a slot no command has used yet look at.
+pub(super) const NO_BOOK: usize = usize::MAX;
 
 /// A `place_order` that passed every check: where it goes and what it is.
 struct Placement {
     /// The market's index.
     mi: usize,
+    /// The slot's book, if it exists yet.
+    bi: Option<usize>,
     /// The order in the market's units.
     shape: OrderShape,
     /// A market buy's budget: the USD it holds and may spend.
@@ -38,8 +44,15 @@ impl<B: OrderBook> Engine<B> {
         o: &PlaceOrder,
         out: &mut S,
     ) -> Result<(), RejectReason> {
-        let p = self.check_place(ts_ns, o)?;
-        let id = self.accept(o, &p, out);
+        let mi = self.market_ix(&o.market)?;
+        self.account(o.account)?;
+        let shape = self.markets[mi].spec.check_order(o, ts_ns)?;
+        if shape.all_or_none {
+            return self.place_all_or_none(mi, o, &shape, out);
+        }
+        let p = self.check_place(mi, shape, o)?;
+        let bi = self.book_for(mi, shape.from_slot);
+        let id = self.accept(o, bi, &p, out);
         let mut taker = Taker {
             id,
             account: o.account,
@@ -49,7 +62,7 @@ impl<B: OrderBook> Engine<B> {
             stp: o.stp,
             budget: p.budget,
         };
-        let end = self.run_match(p.mi, &mut taker, out);
+        let end = self.run_match(bi, &mut taker, out);
         let reason = remainder_reason(end, taker.remaining, p.shape.tif, o.order_type);
         let template = RestingOrder {
             id,
@@ -62,31 +75,42 @@ impl<B: OrderBook> Engine<B> {
             stp: o.stp,
             client_order_id: o.client_order_id,
         };
-        self.finish(p.mi, &taker, template, reason, false, out);
+        self.finish(bi, &taker, template, reason, false, out);
         Ok(())
     }
 
-    /// Every check of `place_order`, in reject-code order, changing nothing.
-    fn check_place(&self, ts_ns: u64, o: &PlaceOrder) -> Result<Placement, RejectReason> {
-        let mi = self.market_ix(&o.market)?;
+    /// The checks of a single-slot `place_order` after its shape (2xx, checked by
+    /// the caller), in reject-code order, changing nothing.
+    fn check_place(
+        &self,
+        mi: usize,
+        shape: OrderShape,
+        o: &PlaceOrder,
+    ) -> Result<Placement, RejectReason> {
         let account = self.account(o.account)?;
-        let market = &self.markets[mi];
-        // Shape (2xx), in code order.
-        let shape = market.spec.check_order(o, ts_ns)?;
+        let spec = &self.markets[mi].spec;
+        let bi = self.find_book(mi, shape.from_slot);
         // Risk and limits (3xx).
         let OrderShape {
             tif,
             cap,
             limit,
             lots,
+            ..
         } = shape;
-        let budget = risk::order_budget(account, mi, &market.spec, o.side, limit, lots, cap)?;
+        let held_from = bi.unwrap_or(NO_BOOK);
+        let budget = risk::order_budget(account, held_from, spec, o.side, limit, lots, cap)?;
         if tif.rests() {
-            check_open_order_limits(account, market)?;
+            check_open_order_limits(account, bi.map_or(0, |bi| self.bk(bi).book.len()))?;
         }
         // Book state (4xx).
-        self.check_book_state(mi, account, o, &shape)?;
-        Ok(Placement { mi, shape, budget })
+        self.check_book_state(bi, account, o, &shape)?;
+        Ok(Placement {
+            mi,
+            bi,
+            shape,
+            budget,
+        })
     }
 
     /// The checks against the book and the account's open orders (4xx): a new
@@ -94,7 +118,7 @@ impl<B: OrderBook> Engine<B> {
     /// would fill completely.
     fn check_book_state(
         &self,
-        mi: usize,
+        bi: Option<usize>,
         account: &Account,
         o: &PlaceOrder,
         shape: &OrderShape,
@@ -104,13 +128,15 @@ impl<B: OrderBook> Engine<B> {
         {
             return Err(RejectReason::DuplicateClientOrderId);
         }
-        let opposite_best = self.markets[mi].book.best_price(o.side.opposite());
+        let opposite_best = bi.and_then(|bi| self.bk(bi).book.best_price(o.side.opposite()));
         let limit = || shape.limit.expect("limit");
         if o.post_only && opposite_best.is_some_and(|b| o.side.crosses(limit(), b)) {
             return Err(RejectReason::PostOnlyWouldCross);
         }
         if shape.tif == TimeInForce::Fok
-            && !self.fok_fillable(mi, o.account, o.side, limit(), shape.lots, o.stp)
+            && !bi.is_some_and(|bi| {
+                self.fok_fillable(bi, o.account, o.side, limit(), shape.lots, o.stp)
+            })
         {
             return Err(RejectReason::FokNotFillable);
         }
@@ -119,10 +145,17 @@ impl<B: OrderBook> Engine<B> {
 
     /// Accepts a checked order: gives it the next id, takes its hold, and reports
     /// it. Returns the id.
-    fn accept<S: EventSink>(&mut self, o: &PlaceOrder, p: &Placement, out: &mut S) -> OrderId {
+    fn accept<S: EventSink>(
+        &mut self,
+        o: &PlaceOrder,
+        bi: usize,
+        p: &Placement,
+        out: &mut S,
+    ) -> OrderId {
+        debug_assert!(p.bi.is_none_or(|b| b == bi) && self.bk(bi).market == p.mi);
         let id = self.next_order_id;
         self.next_order_id += 1;
-        let spec = &self.markets[p.mi].spec;
+        let spec = &self.bk(bi).spec;
         let OrderShape {
             tif, limit, lots, ..
         } = p.shape;
@@ -131,6 +164,9 @@ impl<B: OrderBook> Engine<B> {
             order: id,
             account: o.account,
             market: o.market,
+            slot: p.shape.from_slot,
+            to_slot: None,
+            colocate: false,
             side: o.side,
             order_type: o.order_type,
             price: o.price.map(|_| spec.price(limit.expect("limit"))),
@@ -141,7 +177,7 @@ impl<B: OrderBook> Engine<B> {
             stp: o.stp,
             client_order_id: o.client_order_id,
         };
-        risk::held_in(self.account_mut(o.account), o.side, p.mi).hold(hold);
+        risk::held_in(self.account_mut(o.account), o.side, bi).hold(hold);
         out.push(Event::OrderAccepted(accepted));
         id
     }
@@ -149,14 +185,11 @@ impl<B: OrderBook> Engine<B> {
 
 /// The limits a resting order counts against (3xx): the account's open orders and
 /// the book's size.
-fn check_open_order_limits<B: OrderBook>(
-    account: &Account,
-    market: &MarketState<B>,
-) -> Result<(), RejectReason> {
+fn check_open_order_limits(account: &Account, book_len: usize) -> Result<(), RejectReason> {
     if account.open_orders.len() >= OPEN_ORDERS_PER_ACCOUNT_MAX {
         return Err(RejectReason::TooManyOpenOrders);
     }
-    if market.book.len() >= OPEN_ORDERS_PER_BOOK_MAX {
+    if book_len >= OPEN_ORDERS_PER_BOOK_MAX {
         return Err(RejectReason::BookFull);
     }
     Ok(())

@@ -8,6 +8,7 @@
 //!   market's tick and lot scale: `2.50`, `10`); USD amounts are normalised
 //!   (`0.025`, not `0.025000`);
 //! - the default market [`M`] is not named; any other market appears in brackets;
+//! - the default slot [`S`] is not named; any other slot appears as `slot N`;
 //! - defaults are left out: `stp=cancel_taker`, `post_only=false`, no client id.
 #![allow(dead_code)] // each test binary uses its own part of the helpers
 
@@ -29,6 +30,9 @@ pub const M: &str = "h100-sxm.us-east";
 pub const N: &str = "a100.eu-west";
 /// Where the harness clock starts.
 pub const T0: u64 = 1_000;
+/// The default delivery slot: 1970-01-01T01:00Z, open from T0 until its gate
+/// (300 s before it) under the default listing rules.
+pub const S: u64 = 3_600;
 
 pub fn d(s: &str) -> Decimal {
     s.parse()
@@ -55,10 +59,17 @@ pub fn list_market(market: &str, tick: &str, lot: &str, maker: u32, taker: u32) 
         min_price: None,
         max_price: None,
         max_order_quantity: None,
+        slot_horizon_hours: None,
+        gate_closure_secs: None,
     })
 }
 
 impl Listing {
+    pub fn slots(mut self, horizon_hours: u32, gate_closure_secs: u32) -> Self {
+        self.0.slot_horizon_hours = Some(horizon_hours);
+        self.0.gate_closure_secs = Some(gate_closure_secs);
+        self
+    }
     pub fn band(mut self, min_price: &str, max_price: &str) -> Self {
         self.0.min_price = Some(d(min_price));
         self.0.max_price = Some(d(max_price));
@@ -100,17 +111,36 @@ pub fn add_capacity(account: u64, quantity: &str) -> Command {
 }
 
 pub fn add_capacity_in(account: u64, market: &str, quantity: &str) -> Command {
+    add_capacity_range(account, market, S, S, quantity)
+}
+
+/// GPUs in every slot `from..=to` of `market`.
+pub fn add_capacity_range(account: u64, market: &str, from: u64, to: u64, quantity: &str) -> Command {
     Command::AddCapacity(CapacityTransfer {
         account,
         market: mid(market),
+        from_slot: from,
+        to_slot: to,
         quantity: d(quantity),
     })
 }
 
 pub fn remove_capacity(account: u64, quantity: &str) -> Command {
+    remove_capacity_range(account, M, S, S, quantity)
+}
+
+pub fn remove_capacity_range(
+    account: u64,
+    market: &str,
+    from: u64,
+    to: u64,
+    quantity: &str,
+) -> Command {
     Command::RemoveCapacity(CapacityTransfer {
         account,
-        market: mid(M),
+        market: mid(market),
+        from_slot: from,
+        to_slot: to,
         quantity: d(quantity),
     })
 }
@@ -123,6 +153,9 @@ fn limit(account: u64, side: Side, quantity: &str, price: &str) -> Order {
     Order(PlaceOrder {
         account,
         market: mid(M),
+        slot: Some(S),
+        window: None,
+        colocate: false,
         side,
         order_type: OrderType::Limit,
         price: Some(d(price)),
@@ -195,6 +228,24 @@ impl Order {
     }
     pub fn in_market(mut self, market: &str) -> Self {
         self.0.market = mid(market);
+        self
+    }
+    pub fn at_slot(mut self, slot: u64) -> Self {
+        self.0.slot = Some(slot);
+        self.0.window = None;
+        self
+    }
+    /// A window order over `from..=to` (all or nothing; FOK unless IOC is set).
+    pub fn window(mut self, from: u64, to: u64) -> Self {
+        self.0.slot = None;
+        self.0.window = Some(gpux_engine::command::Window {
+            from_slot: from,
+            to_slot: to,
+        });
+        self
+    }
+    pub fn colocate(mut self) -> Self {
+        self.0.colocate = true;
         self
     }
 }
@@ -270,6 +321,7 @@ pub fn mass_cancel(account: u64) -> Command {
     Command::MassCancel(MassCancel {
         account,
         market: None,
+        slot: None,
     })
 }
 
@@ -277,6 +329,15 @@ pub fn mass_cancel_in(account: u64, market: &str) -> Command {
     Command::MassCancel(MassCancel {
         account,
         market: Some(mid(market)),
+        slot: None,
+    })
+}
+
+pub fn mass_cancel_slot(account: u64, market: &str, slot: u64) -> Command {
+    Command::MassCancel(MassCancel {
+        account,
+        market: Some(mid(market)),
+        slot: Some(slot),
     })
 }
 
@@ -300,6 +361,14 @@ fn mkt(m: MarketId) -> String {
         String::new()
     } else {
         format!(" [{m}]")
+    }
+}
+
+fn slt(slot: u64) -> String {
+    if slot == S {
+        String::new()
+    } else {
+        format!(" slot {slot}")
     }
 }
 
@@ -359,15 +428,55 @@ pub fn render(event: &Event) -> String {
             let gpux_engine::event::MassCancelled {
                 account,
                 market,
+                slot,
                 count,
             } = e;
-            let scope = market.map_or_else(|| "all markets".to_owned(), |m| m.to_string());
+            let scope = market.map_or_else(|| "all markets".to_owned(), |m| m.to_string())
+                + &slot.map_or_else(String::new, |s| format!(" slot {s}"));
             format!("mass cancelled acct {account} in {scope}: {count} orders")
         }
         Event::DuplicateRequest(e) => format!(
             "duplicate request {} of #{}",
             e.request_id, e.original_cmd_seq
         ),
+        Event::DeliveryScheduled(e) => {
+            let gpux_engine::event::DeliveryScheduled {
+                entry,
+                market,
+                slot,
+                provider,
+                holder,
+                quantity,
+                trades,
+            } = e;
+            format!(
+                "delivery {entry}{}{}: acct {provider} -> acct {holder} {quantity} via trades {trades:?}",
+                mkt(*market),
+                slt(*slot)
+            )
+        }
+        Event::InventoryExpired(e) => {
+            let gpux_engine::event::InventoryExpired {
+                account,
+                market,
+                slot,
+                quantity,
+            } = e;
+            format!("inventory expired acct {account}{}{} {quantity}", mkt(*market), slt(*slot))
+        }
+        Event::SlotClosed(e) => {
+            let gpux_engine::event::SlotClosed {
+                market,
+                slot,
+                scheduled,
+                expired,
+            } = e;
+            format!(
+                "slot closed{}{}: {scheduled} scheduled, {expired} expired",
+                mkt(*market),
+                slt(*slot)
+            )
+        }
     }
 }
 
@@ -381,10 +490,12 @@ fn listed(e: &gpux_engine::event::MarketListed) -> String {
         min_price,
         max_price,
         max_order_quantity,
+        slot_horizon_hours,
+        gate_closure_secs,
     } = e;
     format!(
         "listed {market} tick {tick_size} lot {lot_size} fees {maker_fee_bps}/{taker_fee_bps} bps \
-         band {min_price}..{max_price} max {max_order_quantity}"
+         band {min_price}..{max_price} max {max_order_quantity} slots {slot_horizon_hours}h gate {gate_closure_secs}s"
     )
 }
 
@@ -405,11 +516,17 @@ fn capacity_moved(verb: &str, e: &gpux_engine::event::CapacityMoved) -> String {
     let gpux_engine::event::CapacityMoved {
         account,
         market,
+        from_slot,
+        to_slot,
         quantity,
-        available,
     } = e;
+    let range = if from_slot == to_slot {
+        slt(*from_slot)
+    } else {
+        format!(" slots {from_slot}..={to_slot}")
+    };
     format!(
-        "capacity {verb} acct {account}{} {quantity} (available {available})",
+        "capacity {verb} acct {account}{}{range} {quantity}",
         mkt(*market)
     )
 }
@@ -419,6 +536,9 @@ fn accepted(e: &gpux_engine::event::OrderAccepted) -> String {
         order,
         account,
         market,
+        slot,
+        to_slot,
+        colocate,
         side,
         order_type,
         price,
@@ -429,13 +549,17 @@ fn accepted(e: &gpux_engine::event::OrderAccepted) -> String {
         stp,
         client_order_id,
     } = e;
+    let place = match to_slot {
+        Some(to) => format!(" window {slot}..={to}"),
+        None => slt(*slot),
+    } + if *colocate { " colocate" } else { "" };
     let kind = match (order_type, price) {
         (OrderType::Limit, Some(p)) => format!("@ {p}"),
         (OrderType::Market, None) => "market".into(),
         (t, p) => format!("{} price {p:?}", name(t)),
     };
     let mut s = format!(
-        "accepted #{order} acct {account}{} {} {quantity} {kind} {}",
+        "accepted #{order} acct {account}{}{place} {} {quantity} {kind} {}",
         mkt(*market),
         name(side),
         name(time_in_force)
@@ -459,6 +583,7 @@ fn trade(e: &gpux_engine::event::TradeExecuted) -> String {
     let gpux_engine::event::TradeExecuted {
         trade,
         market,
+        slot,
         price,
         quantity,
         taker_side,
@@ -472,10 +597,11 @@ fn trade(e: &gpux_engine::event::TradeExecuted) -> String {
         taker_remaining,
     } = e;
     format!(
-        "trade {trade}{}: {quantity} @ {price}, maker #{maker_order} acct {maker_account} \
+        "trade {trade}{}{}: {quantity} @ {price}, maker #{maker_order} acct {maker_account} \
          (fee {}, left {maker_remaining}), taker #{taker_order} acct {taker_account} {} \
          (fee {}, left {taker_remaining})",
         mkt(*market),
+        slt(*slot),
         usd(*maker_fee),
         name(taker_side),
         usd(*taker_fee),
@@ -487,13 +613,15 @@ fn rested(e: &gpux_engine::event::OrderRested) -> String {
         order,
         account,
         market,
+        slot,
         side,
         price,
         quantity,
     } = e;
     format!(
-        "rested #{order} acct {account}{} {} {quantity} @ {price}",
+        "rested #{order} acct {account}{}{} {} {quantity} @ {price}",
         mkt(*market),
+        slt(*slot),
         name(side)
     )
 }
@@ -503,6 +631,7 @@ fn cancelled(e: &gpux_engine::event::OrderCancelled) -> String {
         order,
         account,
         market,
+        slot,
         side,
         price,
         quantity,
@@ -510,8 +639,9 @@ fn cancelled(e: &gpux_engine::event::OrderCancelled) -> String {
         resting,
     } = e;
     format!(
-        "cancelled #{order} acct {account}{} {} {quantity} {}: {}{}",
+        "cancelled #{order} acct {account}{}{} {} {quantity} {}: {}{}",
         mkt(*market),
+        slt(*slot),
         name(side),
         price_or_market(*price),
         name(reason),
@@ -524,6 +654,7 @@ fn amended(e: &gpux_engine::event::OrderAmended) -> String {
         order,
         account,
         market,
+        slot,
         side,
         old_price,
         old_quantity,
@@ -532,8 +663,9 @@ fn amended(e: &gpux_engine::event::OrderAmended) -> String {
         priority_kept,
     } = e;
     format!(
-        "amended #{order} acct {account}{} {} {old_quantity} @ {old_price} -> {quantity} @ {price}, priority {}",
+        "amended #{order} acct {account}{}{} {} {old_quantity} @ {old_price} -> {quantity} @ {price}, priority {}",
         mkt(*market),
+        slt(*slot),
         name(side),
         if *priority_kept { "kept" } else { "lost" }
     )
@@ -622,8 +754,13 @@ impl Exchange {
         self.engine.check_invariants().unwrap();
         self.reference.check_invariants().unwrap();
         for m in self.engine.markets().map(|s| s.id).collect::<Vec<_>>() {
-            if let (Some(b), Some(a)) = (self.engine.best_bid(&m), self.engine.best_ask(&m)) {
-                assert!(b.price < a.price, "{m} crossed: {b:?} >= {a:?}");
+            for slot in self.engine.slots(&m).unwrap() {
+                if let (Some(b), Some(a)) = (
+                    self.engine.best_bid(&m, slot),
+                    self.engine.best_ask(&m, slot),
+                ) {
+                    assert!(b.price < a.price, "{m} {slot} crossed: {b:?} >= {a:?}");
+                }
             }
         }
         events
@@ -720,15 +857,23 @@ impl Exchange {
     // ----- queries, as text ----------------------------------------------------
 
     fn levels(&self, market: &str, side: Side) -> Vec<String> {
+        self.levels_at(market, S, side)
+    }
+
+    /// A slot's levels of `side`, best first, as `quantity @ price`.
+    pub fn levels_at(&self, market: &str, slot: u64, side: Side) -> Vec<String> {
         let m = mid(market);
-        let levels = self.engine.depth(&m, side, usize::MAX).unwrap();
+        let levels = self.engine.depth(&m, slot, side, usize::MAX).unwrap();
         // Every level agrees with quantity_at, and the first with best_bid/ask.
         for l in &levels {
-            assert_eq!(self.engine.quantity_at(&m, side, l.price), Some(l.quantity));
+            assert_eq!(
+                self.engine.quantity_at(&m, slot, side, l.price),
+                Some(l.quantity)
+            );
         }
         let best = match side {
-            Side::Buy => self.engine.best_bid(&m),
-            Side::Sell => self.engine.best_ask(&m),
+            Side::Buy => self.engine.best_bid(&m, slot),
+            Side::Sell => self.engine.best_ask(&m, slot),
         };
         assert_eq!(best, levels.first().copied());
         levels
@@ -767,11 +912,16 @@ impl Exchange {
     }
 
     pub fn gpu_in(&self, account: u64, market: &str) -> String {
+        self.gpu_at(account, market, S)
+    }
+
+    /// An account's GPUs in one slot of a market as `available + held held`.
+    pub fn gpu_at(&self, account: u64, market: &str, slot: u64) -> String {
         let view = self.engine.balances(account).expect("account exists");
         let (a, h) = view
-            .gpu_hours
+            .gpus
             .iter()
-            .find(|p| p.market.as_str() == market)
+            .find(|p| p.market.as_str() == market && p.slot == slot)
             .map_or((Decimal::ZERO, Decimal::ZERO), |p| {
                 (p.balance.available, p.balance.held)
             });
