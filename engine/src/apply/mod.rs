@@ -194,12 +194,12 @@ mod tests {
     fn undecodable_commands_are_recorded_as_rejections_and_change_nothing() {
         let mut e: Engine = Engine::new();
         let mut events = Vec::new();
-        let ok = br#"{"v":1,"ts_ns":5,"command":{"type":"create_account","account":7}}"#;
+        let ok = br#"{"v":2,"ts_ns":5,"command":{"type":"create_account","account":7}}"#;
         assert!(e.apply_json(1, 5, ok, &mut events).is_some());
         let before = e.snapshot();
         for (i, bad) in [
             &b"not json"[..],
-            br#"{"v":1,"ts_ns":6,"command":{"type":"teleport"}}"#,
+            br#"{"v":2,"ts_ns":6,"command":{"type":"teleport"}}"#,
         ]
         .iter()
         .enumerate()
