@@ -307,6 +307,9 @@ impl PlaceStep {
         let mut o = PlaceOrder {
             account,
             market: mid(MARKETS[market]),
+            slot: Some(S),
+            window: None,
+            colocate: false,
             side,
             order_type: OrderType::Limit,
             price: Some(price(market, offset_ticks, skew)),
@@ -435,6 +438,7 @@ fn command(engine: &Engine<Book>, accepted: &[OrderId], ts_ns: u64, op: &Op) -> 
             Command::MassCancel(gpux_engine::command::MassCancel {
                 account,
                 market: market.map(|m| mid(MARKETS[m])),
+                slot: None,
             })
         }
         Op::Deposit(account, cents) => Command::Deposit(CashTransfer {
@@ -448,11 +452,15 @@ fn command(engine: &Engine<Book>, accepted: &[OrderId], ts_ns: u64, op: &Op) -> 
         Op::AddCapacity(account, market, lots) => Command::AddCapacity(CapacityTransfer {
             account,
             market: mid(MARKETS[market]),
+            from_slot: S,
+            to_slot: S,
             quantity: quantity(market, lots, Skew::None),
         }),
         Op::RemoveCapacity(account, market, lots) => Command::RemoveCapacity(CapacityTransfer {
             account,
             market: mid(MARKETS[market]),
+            from_slot: S,
+            to_slot: S,
             quantity: quantity(market, lots, Skew::None),
         }),
     }
@@ -822,6 +830,11 @@ impl Model {
                 | Event::CommandRejected(_)
                 | Event::MassCancelled(_)
                 | Event::DuplicateRequest(_) => {}
+                // These scripts trade one slot well before its gate (tests/slots.rs
+                // covers closing slots).
+                Event::DeliveryScheduled(_) | Event::InventoryExpired(_) | Event::SlotClosed(_) => {
+                    return Err(format!("unexpected gate closure: {e:?}"));
+                }
             }
         }
         for (id, (want, got)) in fok {
@@ -1022,7 +1035,7 @@ fn check(engine: &Engine<Book>, model: &Model) -> Result<(), String> {
         usd_total += view.usd.available + view.usd.held;
         check_balances_match_events(model, a, &view)?;
         let mut gpu_held: BTreeMap<MarketId, Decimal> = BTreeMap::new();
-        for p in &view.gpu_hours {
+        for p in &view.gpus {
             *gpu_total.entry(p.market).or_default() += p.balance.available + p.balance.held;
             gpu_held.insert(p.market, p.balance.held);
         }
@@ -1077,7 +1090,7 @@ fn check_balances_match_events(
     }
     for m in MARKETS.map(mid) {
         let gpu = view
-            .gpu_hours
+            .gpus
             .iter()
             .find(|p| p.market == m)
             .map_or(Decimal::ZERO, |p| p.balance.available + p.balance.held);
@@ -1144,7 +1157,7 @@ fn check_book_matches_events(
     m: MarketId,
 ) -> Result<(), String> {
     // The book is never crossed.
-    if let (Some(b), Some(a)) = (engine.best_bid(&m), engine.best_ask(&m)) {
+    if let (Some(b), Some(a)) = (engine.best_bid(&m, S), engine.best_ask(&m, S)) {
         if b.price >= a.price {
             return Err(format!("{m} crossed: bid {} >= ask {}", b.price, a.price));
         }
@@ -1152,7 +1165,7 @@ fn check_book_matches_events(
     // L2 depth rebuilt from events alone equals the engine's.
     for side in [Side::Buy, Side::Sell] {
         let engine_depth: Vec<(Decimal, Decimal)> = engine
-            .depth(&m, side, usize::MAX)
+            .depth(&m, S, side, usize::MAX)
             .unwrap()
             .iter()
             .map(|l| (l.price, l.quantity))
@@ -1324,6 +1337,7 @@ fn the_generator_exercises_matching() {
                         gpux_engine::CancelReason::MassCancel => "mass cancel",
                         gpux_engine::CancelReason::UserRequested => "cancel",
                         gpux_engine::CancelReason::MatchLimit => "match limit",
+                        gpux_engine::CancelReason::SlotClosed => "slot closed",
                     },
                     Event::OrderRejected(r)
                         if r.reason == gpux_engine::RejectReason::FokNotFillable =>
