@@ -18,6 +18,8 @@ use gpux_engine::limits::{REQUEST_IDS_REMEMBERED_MAX, REQUEST_ID_WINDOW_NS};
 use gpux_engine::{Command, DuplicateRequest, Engine, Event, RejectReason};
 
 const TS: u64 = 1_767_225_600_000_000_000;
+/// The delivery slot the orders here trade: the hour after `TS` (open at `TS`).
+const SLOT: u64 = TS / 1_000_000_000 + 3_600;
 
 fn open_account() -> Command {
     Command::CreateAccount(CreateAccount {
@@ -174,7 +176,7 @@ fn envelope(request_id: &str, idempotent: bool) -> String {
         ""
     };
     format!(
-        r#"{{"v":1,"ts_ns":{TS},"request_id":"{request_id}"{flag},"command":{{"type":"deposit","account":1,"amount":"2"}}}}"#
+        r#"{{"v":2,"ts_ns":{TS},"request_id":"{request_id}"{flag},"command":{{"type":"deposit","account":1,"amount":"2"}}}}"#
     )
 }
 
@@ -207,7 +209,7 @@ fn only_envelopes_marked_idempotent_are_applied_once() {
     assert_eq!(e.balances(1).unwrap().usd.available, d("108"));
     // The flag needs a request id to name the request.
     let bad = format!(
-        r#"{{"v":1,"ts_ns":{TS},"idempotent":true,"command":{{"type":"deposit","account":1,"amount":"2"}}}}"#
+        r#"{{"v":2,"ts_ns":{TS},"idempotent":true,"command":{{"type":"deposit","account":1,"amount":"2"}}}}"#
     );
     assert!(matches!(
         apply_line(&mut e, &bad).as_slice(),
@@ -235,7 +237,7 @@ fn a_rejected_request_is_applied_once_too() {
 #[test]
 fn a_duplicate_still_expires_gtd_orders_that_are_due() {
     let mut e = funded();
-    let order = buy(1, "1", "1.00").gtd(TS + 10);
+    let order = buy(1, "1", "1.00").at_slot(SLOT).gtd(TS + 10);
     step(&mut e, TS, None, &order.into());
     let rid = key(3);
     step(&mut e, TS, Some(&rid), &deposit(1, "1"));
