@@ -92,9 +92,9 @@ impl Pair {
 
     fn gpu(&self, account: u64) -> (Decimal, Decimal) {
         let b = self.fast.balances(account).unwrap();
-        b.gpu_hours
+        b.gpus
             .iter()
-            .find(|p| p.market == mid(M))
+            .find(|p| p.market == mid(M) && p.slot == S)
             .map_or((Decimal::ZERO, Decimal::ZERO), |p| {
                 (p.balance.available, p.balance.held)
             })
@@ -164,16 +164,16 @@ fn a_sweep_over_more_one_lot_asks_than_the_match_bound_cancels_its_rest() {
         (Decimal::from(MATCHES_PER_COMMAND_MAX), Decimal::ZERO)
     );
     assert!(x.fast.open_orders(3).unwrap().is_empty());
-    let left = x.fast.depth(&mid(M), Side::Sell, usize::MAX).unwrap();
+    let left = x.fast.depth(&mid(M), S, Side::Sell, usize::MAX).unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].quantity, Decimal::from(extra));
-    assert!(x.fast.best_bid(&mid(M)).is_none());
+    assert!(x.fast.best_bid(&mid(M), S).is_none());
 
     // The exchange goes on: the rest of the book trades with the next order.
     let events = x.run(buy(3, &extra.to_string(), "2.50"));
     assert_eq!(trades(&events), extra);
     x.check();
-    assert!(x.fast.best_ask(&mid(M)).is_none());
+    assert!(x.fast.best_ask(&mid(M), S).is_none());
 }
 
 #[test]
@@ -333,11 +333,16 @@ fn widest_events() -> Vec<Event> {
             min_price: w,
             max_price: w,
             max_order_quantity: w,
+            slot_horizon_hours: u32::MAX,
+            gate_closure_secs: u32::MAX,
         }),
         Event::OrderAccepted(OrderAccepted {
             order: id,
             account: id,
             market,
+            slot: id,
+            to_slot: Some(id),
+            colocate: true,
             side: Side::Sell,
             order_type: OrderType::Market,
             price: Some(w),
@@ -359,6 +364,7 @@ fn widest_events() -> Vec<Event> {
         Event::TradeExecuted(TradeExecuted {
             trade: id,
             market,
+            slot: id,
             price: w,
             quantity: w,
             taker_side: Side::Sell,
@@ -373,6 +379,7 @@ fn widest_events() -> Vec<Event> {
         }),
     ];
     events.extend(widest_order_changes(market));
+    events.extend(widest_gate_events(market));
     events
 }
 
@@ -385,6 +392,7 @@ fn widest_order_changes(market: gpux_engine::MarketId) -> Vec<Event> {
             order: id,
             account: id,
             market,
+            slot: id,
             side: Side::Sell,
             price: Some(w),
             quantity: w,
@@ -395,6 +403,7 @@ fn widest_order_changes(market: gpux_engine::MarketId) -> Vec<Event> {
             order: id,
             account: id,
             market,
+            slot: id,
             side: Side::Sell,
             old_price: w,
             old_quantity: w,
@@ -405,13 +414,45 @@ fn widest_order_changes(market: gpux_engine::MarketId) -> Vec<Event> {
         Event::CapacityRemoved(CapacityMoved {
             account: id,
             market,
+            from_slot: id,
+            to_slot: id,
             quantity: w,
-            available: w,
         }),
         Event::MassCancelled(MassCancelled {
             account: id,
             market: Some(market),
+            slot: Some(id),
             count: id,
+        }),
+    ]
+}
+
+/// The widest events of a slot's gate closure. The delivery here went through
+/// one trade; a chain of resales is as long as the GPUs' trades in the slot.
+fn widest_gate_events(market: gpux_engine::MarketId) -> Vec<Event> {
+    use gpux_engine::event::*;
+    let (w, id) = (widest(), u64::MAX);
+    vec![
+        Event::DeliveryScheduled(DeliveryScheduled {
+            entry: id,
+            market,
+            slot: id,
+            provider: id,
+            holder: id,
+            quantity: w,
+            trades: vec![id],
+        }),
+        Event::InventoryExpired(InventoryExpired {
+            account: id,
+            market,
+            slot: id,
+            quantity: w,
+        }),
+        Event::SlotClosed(SlotClosed {
+            market,
+            slot: id,
+            scheduled: w,
+            expired: w,
         }),
     ]
 }
