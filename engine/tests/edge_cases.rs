@@ -116,14 +116,14 @@ fn a_sweep_that_ends_exactly_at_a_level_boundary_removes_the_level() {
     assert_eq!(x.asks(), ["5 @ 2.52"]);
     let m = mid(M);
     assert_eq!(
-        x.engine.quantity_at(&m, Side::Sell, d("2.50")),
+        x.engine.quantity_at(&m, S, Side::Sell, d("2.50")),
         Some(d("0"))
     );
     assert_eq!(
-        x.engine.quantity_at(&m, Side::Sell, d("2.51")),
+        x.engine.quantity_at(&m, S, Side::Sell, d("2.51")),
         Some(d("0"))
     );
-    assert_eq!(x.engine.best_ask(&m).unwrap().price, d("2.52"));
+    assert_eq!(x.engine.best_ask(&m, S).unwrap().price, d("2.52"));
     // A new ask inside the spread becomes the best, and only it trades at 2.51.
     x.given(add_capacity(2, "1"));
     x.given(sell(2, "1", "2.51")); // #5
@@ -284,8 +284,8 @@ fn a_best_price_cleared_by_a_cancel_does_not_linger() {
     x.given(cancel(1, 3));
     x.given(cancel(1, 5));
     assert!(x.bids().is_empty() && x.asks().is_empty());
-    assert_eq!(x.engine.best_bid(&mid(M)), None);
-    assert_eq!(x.engine.best_ask(&mid(M)), None);
+    assert_eq!(x.engine.best_bid(&mid(M), S), None);
+    assert_eq!(x.engine.best_ask(&mid(M), S), None);
 }
 
 #[test]
@@ -388,7 +388,7 @@ fn a_market_whose_largest_order_is_exactly_the_notional_limit() {
                 .max_quantity("1000000"),
         ),
         // 10^6 USD × 10^6 GPU-hours = 10^12 USD: exactly the limit, so it lists.
-        &["listed x1.max tick 1 lot 1 fees 1000/1000 bps band 1..1000000 max 1000000"],
+        &["listed x1.max tick 1 lot 1 fees 1000/1000 bps band 1..1000000 max 1000000 slots 168h gate 300s"],
     );
     x.demander(1, "550000000000");
     x.given(create_account(2));
