@@ -93,7 +93,10 @@ impl Holding {
         }
         let mut rest = lots - own;
         while rest > 0 {
-            let front = self.bought.front_mut().expect("sources cover the GPUs sold");
+            let front = self
+                .bought
+                .front_mut()
+                .expect("sources cover the GPUs sold");
             let n = rest.min(front.lots);
             let mut trades = Vec::with_capacity(front.trades.len() + 1);
             trades.extend_from_slice(&front.trades);

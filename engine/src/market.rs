@@ -12,8 +12,8 @@ use crate::limits::{
     FEE_BPS_MAX, GATE_CLOSURE_SECS_MAX, NOTIONAL_MAX_MICROS, SLOT_HORIZON_HOURS_MAX,
     WINDOW_SLOTS_MAX,
 };
-use crate::slot::{on_the_hour, NANOS_PER_SEC, SLOT_SECS};
 use crate::reject::RejectReason;
+use crate::slot::{on_the_hour, NANOS_PER_SEC, SLOT_SECS};
 use crate::types::MarketId;
 use crate::units::units_at_scale;
 use rust_decimal::Decimal;
@@ -318,7 +318,8 @@ mod tests {
             None,
             None,
             SlotRules::default(),
-        ).unwrap()
+        )
+        .unwrap()
     }
 
     #[test]
@@ -475,8 +476,7 @@ impl MarketSpec {
         if all_or_none
             && (o.price.is_none()
                 || o.post_only
-                || !matches!(tif, TimeInForce::Ioc | TimeInForce::Fok)
-                    && o.time_in_force.is_some()
+                || !matches!(tif, TimeInForce::Ioc | TimeInForce::Fok) && o.time_in_force.is_some()
                 || (o.colocate && o.side == Side::Sell))
         {
             return Err(InvalidOrder);

@@ -211,13 +211,20 @@ impl<B: OrderBook> Engine<B> {
     /// Up to `levels` best ask levels of a slot with, at each, the largest block
     /// one provider offers from its own inventory at that price or better (the
     /// rule `colocate` orders fill by); `None` for an unknown market.
-    pub fn ask_blocks(&self, market: &MarketId, slot: u64, levels: usize) -> Option<Vec<BlockLevel>> {
+    pub fn ask_blocks(
+        &self,
+        market: &MarketId,
+        slot: u64,
+        levels: usize,
+    ) -> Option<Vec<BlockLevel>> {
         let spec = self.market(market)?;
         let mut out = Vec::new();
         let Some(b) = self.slot_book(market, slot)? else {
             return Some(out);
         };
-        let bi = self.find_book(self.market_index[market], slot).expect("book exists");
+        let bi = self
+            .find_book(self.market_index[market], slot)
+            .expect("book exists");
         // Per provider: (asks so far, own inventory).
         let mut offered: std::collections::BTreeMap<AccountId, (u64, u64)> = Default::default();
         let mut level: Option<(i64, u64)> = None;

@@ -127,7 +127,13 @@ mod tests {
 
     #[test]
     fn both_spellings_round_trip() {
-        for slot in [0u64, 951_782_400, 1_796_634_000, 4_102_444_800, 253_402_297_200] {
+        for slot in [
+            0u64,
+            951_782_400,
+            1_796_634_000,
+            4_102_444_800,
+            253_402_297_200,
+        ] {
             let s = format_slot(slot);
             assert_eq!(parse_slot(&s), Ok(slot), "{s}");
         }

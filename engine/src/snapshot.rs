@@ -265,9 +265,11 @@ impl<B: OrderBook> Engine<B> {
                 ..Account::default()
             };
             for h in a.holdings {
-                let Some(bi) = self.markets.get(h.market as usize).and_then(|_| {
-                    self.find_book(h.market as usize, h.slot)
-                }) else {
+                let Some(bi) = self
+                    .markets
+                    .get(h.market as usize)
+                    .and_then(|_| self.find_book(h.market as usize, h.slot))
+                else {
                     return Err(SnapshotError(format!("holding in unknown slot {}", h.slot)));
                 };
                 *account.holding_mut(bi) = Holding {
@@ -329,7 +331,10 @@ impl<B: OrderBook> Engine<B> {
                 open_books += 1;
                 let b = self.books.get(bi).and_then(Option::as_ref);
                 let Some(b) = b.filter(|b| b.market == mi && b.slot == slot) else {
-                    return Err(format!("market {} slot {slot}: book index {bi} stale", m.spec.id));
+                    return Err(format!(
+                        "market {} slot {slot}: book index {bi} stale",
+                        m.spec.id
+                    ));
                 };
                 if !self.gates.contains(&(b.spec.closes_at_ns(slot), mi, slot)) {
                     return Err(format!("market {} slot {slot}: no gate closure", m.spec.id));
@@ -337,8 +342,7 @@ impl<B: OrderBook> Engine<B> {
                 self.check_slot_book(bi, &mut needed)?;
             }
         }
-        if open_books != self.gates.len()
-            || open_books + self.free_books.len() != self.books.len()
+        if open_books != self.gates.len() || open_books + self.free_books.len() != self.books.len()
         {
             return Err("slot indexes disagree with the books".into());
         }
@@ -352,9 +356,14 @@ impl<B: OrderBook> Engine<B> {
     /// to its total and each holding to its sources.
     fn check_slot_book(&self, bi: usize, needed: &mut Needed) -> Result<(), String> {
         let b = self.bk(bi);
-        if let (Some(bid), Some(ask)) = (b.book.best_price(Side::Buy), b.book.best_price(Side::Sell)) {
+        if let (Some(bid), Some(ask)) =
+            (b.book.best_price(Side::Buy), b.book.best_price(Side::Sell))
+        {
             if bid >= ask {
-                return Err(format!("book {} {} crossed: bid {bid} >= ask {ask}", b.spec.id, b.slot));
+                return Err(format!(
+                    "book {} {} crossed: bid {bid} >= ask {ask}",
+                    b.spec.id, b.slot
+                ));
             }
         }
         self.check_book(bi, needed)?;

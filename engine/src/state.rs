@@ -205,7 +205,8 @@ impl<B: OrderBook> Engine<B> {
             .order_market
             .get(&id)
             .ok_or(RejectReason::UnknownOrder)?;
-        let order = *self.bk(mi)
+        let order = *self
+            .bk(mi)
             .book
             .get(id)
             .expect("open orders rest on their book");

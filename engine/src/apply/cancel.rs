@@ -70,7 +70,8 @@ impl<B: OrderBook> Engine<B> {
         reason: CancelReason,
         out: &mut S,
     ) {
-        let order = self.bk_mut(bi)
+        let order = self
+            .bk_mut(bi)
             .book
             .remove(id)
             .expect("open orders rest on their book");

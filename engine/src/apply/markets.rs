@@ -7,12 +7,10 @@ use crate::book::OrderBook;
 use crate::command::ListMarket;
 use crate::event::{Event, EventSink, MarketListed};
 use crate::limits::MARKETS_MAX;
-use crate::market::{
-    MarketSpec, SlotRules, DEFAULT_GATE_CLOSURE_SECS, DEFAULT_SLOT_HORIZON_HOURS,
-};
-use std::collections::BTreeMap;
+use crate::market::{MarketSpec, SlotRules, DEFAULT_GATE_CLOSURE_SECS, DEFAULT_SLOT_HORIZON_HOURS};
 use crate::reject::RejectReason;
 use crate::state::{Engine, MarketState};
+use std::collections::BTreeMap;
 
 impl<B: OrderBook> Engine<B> {
     /// Lists a market: its spec must be valid, its id new, and the number of
@@ -32,9 +30,7 @@ impl<B: OrderBook> Engine<B> {
             c.max_price,
             c.max_order_quantity,
             SlotRules {
-                slot_horizon_hours: c
-                    .slot_horizon_hours
-                    .unwrap_or(DEFAULT_SLOT_HORIZON_HOURS),
+                slot_horizon_hours: c.slot_horizon_hours.unwrap_or(DEFAULT_SLOT_HORIZON_HOURS),
                 gate_closure_secs: c.gate_closure_secs.unwrap_or(DEFAULT_GATE_CLOSURE_SECS),
             },
         )?;

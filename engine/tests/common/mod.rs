@@ -115,7 +115,13 @@ pub fn add_capacity_in(account: u64, market: &str, quantity: &str) -> Command {
 }
 
 /// GPUs in every slot `from..=to` of `market`.
-pub fn add_capacity_range(account: u64, market: &str, from: u64, to: u64, quantity: &str) -> Command {
+pub fn add_capacity_range(
+    account: u64,
+    market: &str,
+    from: u64,
+    to: u64,
+    quantity: &str,
+) -> Command {
     Command::AddCapacity(CapacityTransfer {
         account,
         market: mid(market),
@@ -462,7 +468,11 @@ pub fn render(event: &Event) -> String {
                 slot,
                 quantity,
             } = e;
-            format!("inventory expired acct {account}{}{} {quantity}", mkt(*market), slt(*slot))
+            format!(
+                "inventory expired acct {account}{}{} {quantity}",
+                mkt(*market),
+                slt(*slot)
+            )
         }
         Event::SlotClosed(e) => {
             let gpux_engine::event::SlotClosed {
