@@ -7,8 +7,9 @@
 mod common;
 
 use common::*;
-use gpux_engine::command::{AmendOrder, CancelOrder, ListMarket, PlaceOrder};
-use gpux_engine::limits::{MARKETS_MAX, OPEN_ORDERS_PER_ACCOUNT_MAX};
+use gpux_engine::command::{AmendOrder, CancelOrder, ListMarket, MassCancel, PlaceOrder, Tick};
+use gpux_engine::limits::{MARKETS_MAX, OPEN_ORDERS_PER_ACCOUNT_MAX, WINDOW_SLOTS_MAX};
+use gpux_engine::slot::{NANOS_PER_SEC, SLOT_SECS};
 use gpux_engine::{Book, Command, Engine, Event, RejectReason, TimeInForce};
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -18,6 +19,14 @@ use RejectReason::*;
 /// A market with a narrow band: 1.00 to 5.00 USD, at most 100 GPU-hours an order.
 const B: &str = "l40s.eu-north";
 const NOWHERE: &str = "b200.ap-south";
+/// A market that trades a year ahead (the longest horizon), for windows of the
+/// most slots.
+const Y: &str = "mi300x.us-west";
+
+/// The slot after [`S`].
+const S2: u64 = S + SLOT_SECS;
+/// The last slot the default horizon (168 hours ahead of the harness clock) reaches.
+const LAST: u64 = 168 * SLOT_SECS;
 
 /// The exchange every row starts from.
 ///
@@ -29,7 +38,8 @@ const NOWHERE: &str = "b200.ap-south";
 /// - #4 account 1 sold 1 @ 2.45, filled by #5 (account 2's IOC buy);
 /// - #6 account 2 bought 1 @ 2.00, cancelled.
 ///
-/// So account 1 has 2 GPU-hours available and #1, #2, #3 are open.
+/// So account 1 has 2 GPU-hours available and #1, #2, #3 are open. Everything is
+/// in slot [`S`]; no other slot has a book.
 fn setup() -> Exchange {
     let mut x = Exchange::new();
     x.given(
@@ -37,6 +47,7 @@ fn setup() -> Exchange {
             .band("1.00", "5.00")
             .max_quantity("100"),
     );
+    x.given(list_market(Y, "0.01", "1", 0, 0).slots(8_760, 300));
     x.trader(1, "100", "10")
         .trader(2, "100", "10")
         .demander(3, "5");
@@ -84,8 +95,15 @@ fn amend_ref(order_id: Option<u64>, client: Option<&str>) -> Command {
     })
 }
 
-#[allow(clippy::too_many_lines)] // a table, one row per refusal, read top to bottom by code
 fn table() -> Vec<(&'static str, Command, RejectReason)> {
+    let mut rows = code_rows();
+    rows.extend(slot_rows());
+    rows
+}
+
+/// The rows of the codes that do not concern slots.
+#[allow(clippy::too_many_lines)] // a table, one row per refusal, read top to bottom by code
+fn code_rows() -> Vec<(&'static str, Command, RejectReason)> {
     let huge = "100000000000000000000"; // 10^20: a whole number, but beyond any integer we keep
     vec![
         // 1xx: reference data and balances.
@@ -578,6 +596,212 @@ fn table() -> Vec<(&'static str, Command, RejectReason)> {
     ]
 }
 
+fn mass_cancel_ref(market: Option<&str>, slot: Option<u64>) -> Command {
+    Command::MassCancel(MassCancel {
+        account: 1,
+        market: market.map(mid),
+        slot,
+    })
+}
+
+/// The rows about delivery slots, window orders and cluster (`colocate`) orders:
+/// the slot codes 209–212 and 405–406, and the older codes these orders can meet.
+#[allow(clippy::too_many_lines)] // a table, one row per refusal, read top to bottom by code
+fn slot_rows() -> Vec<(&'static str, Command, RejectReason)> {
+    let most = WINDOW_SLOTS_MAX * SLOT_SECS;
+    vec![
+        // 200: the fields of window and cluster orders.
+        (
+            "window order resting (gtc)",
+            buy(2, "1", "2.50").window(S, S).tif(TimeInForce::Gtc).into(),
+            InvalidOrder,
+        ),
+        (
+            "window order gtd",
+            buy(2, "1", "2.50").window(S, S).gtd(T0 + 10).into(),
+            InvalidOrder,
+        ),
+        (
+            "window order post-only",
+            buy(2, "1", "2.50").window(S, S).post_only().into(),
+            InvalidOrder,
+        ),
+        (
+            "window market order",
+            market_buy(2, "1").window(S, S).into(),
+            InvalidOrder,
+        ),
+        (
+            "cluster sell",
+            sell(1, "1", "2.40").colocate().into(),
+            InvalidOrder,
+        ),
+        (
+            "cluster market buy",
+            market_buy(2, "1").colocate().into(),
+            InvalidOrder,
+        ),
+        // 209: a slot is the start of an hour.
+        (
+            "order for a slot in the middle of an hour",
+            buy(1, "1", "2.00").at_slot(S + 1_800).into(),
+            SlotNotOnHour,
+        ),
+        (
+            "window starting a minute past the hour",
+            buy(2, "1", "2.50").window(S + 60, S2).into(),
+            SlotNotOnHour,
+        ),
+        (
+            "capacity range ending a second before the hour",
+            add_capacity_range(1, M, S, S2 - 1, "1"),
+            SlotNotOnHour,
+        ),
+        (
+            "capacity removal off the hour",
+            remove_capacity_range(1, M, S + 1, S + 1, "1"),
+            SlotNotOnHour,
+        ),
+        // 210: the gate of slot 0 (1970-01-01T00:00Z) closed before the clock's start.
+        (
+            "order for a closed slot",
+            buy(1, "1", "2.00").at_slot(0).into(),
+            SlotClosed,
+        ),
+        (
+            "window starting in a closed slot",
+            buy(2, "1", "2.50").window(0, S).into(),
+            SlotClosed,
+        ),
+        (
+            "capacity range starting in a closed slot",
+            add_capacity_range(1, M, 0, S, "1"),
+            SlotClosed,
+        ),
+        (
+            "capacity removal from a closed slot",
+            remove_capacity_range(1, M, 0, 0, "1"),
+            SlotClosed,
+        ),
+        // 211: the default horizon is 168 hours.
+        (
+            "order for the slot after the horizon",
+            buy(1, "1", "2.00").at_slot(LAST + SLOT_SECS).into(),
+            SlotBeyondHorizon,
+        ),
+        (
+            "window ending after the horizon",
+            buy(2, "1", "2.50").window(S, LAST + SLOT_SECS).into(),
+            SlotBeyondHorizon,
+        ),
+        (
+            "capacity range ending after the horizon",
+            add_capacity_range(1, M, S, LAST + SLOT_SECS, "1"),
+            SlotBeyondHorizon,
+        ),
+        // 212: the range itself.
+        (
+            "order naming a slot and a window",
+            with(buy(2, "1", "2.50").window(S, S), |o| o.slot = Some(S)).into(),
+            InvalidSlotRange,
+        ),
+        (
+            "order naming neither slot nor window",
+            with(buy(1, "1", "2.00"), |o| o.slot = None).into(),
+            InvalidSlotRange,
+        ),
+        (
+            "window ending before it starts",
+            buy(2, "1", "2.50").window(S2, S).into(),
+            InvalidSlotRange,
+        ),
+        (
+            "window of one slot more than the most",
+            buy(1, "1", "2.00").in_market(Y).window(S, S + most).into(),
+            InvalidSlotRange,
+        ),
+        (
+            "capacity range ending before it starts",
+            add_capacity_range(1, M, S2, S, "1"),
+            InvalidSlotRange,
+        ),
+        (
+            "mass cancel of a slot without a market",
+            mass_cancel_ref(None, Some(S)),
+            InvalidSlotRange,
+        ),
+        // 3xx: a window holds, and needs GPUs, in every slot.
+        (
+            "window buy whose holds over four slots exceed the funds",
+            buy(3, "1", "2.00").window(S, S + 3 * SLOT_SECS).into(),
+            InsufficientFunds,
+        ),
+        (
+            "window sell without GPUs in its second slot",
+            sell(1, "1", "2.40").window(S, S2).into(),
+            InsufficientCapacity,
+        ),
+        (
+            "capacity removal from a range where one slot has none",
+            remove_capacity_range(2, M, S, S2, "1"),
+            InsufficientCapacity,
+        ),
+        (
+            "capacity range past the lot limit in one of its slots",
+            add_capacity_range(1, M, S, S2, "999999999999990"),
+            BalanceLimitExceeded,
+        ),
+        // 405: all of every slot, from other accounts' orders, at the limit.
+        (
+            "window buy over a slot with no asks",
+            buy(2, "1", "2.50").window(S, S2).into(),
+            WindowNotFillable,
+        ),
+        (
+            "window buy larger than the asks in its slot",
+            buy(2, "8", "2.60").window(S, S).into(),
+            WindowNotFillable,
+        ),
+        (
+            "IOC window buy larger than the asks: still all or nothing",
+            buy(2, "8", "2.60").window(S, S).ioc().into(),
+            WindowNotFillable,
+        ),
+        (
+            "window buy only the buyer's own asks could fill",
+            buy(1, "1", "2.60").window(S, S).into(),
+            WindowNotFillable,
+        ),
+        (
+            "window sell under the best bid's price",
+            sell(1, "1", "2.41").window(S, S).into(),
+            WindowNotFillable,
+        ),
+        (
+            "window of exactly the most slots, all without a book",
+            // 744 slots × 0.01 USD: within account 1's funds.
+            buy(1, "1", "0.01").in_market(Y).window(S, S + most - SLOT_SECS).into(),
+            WindowNotFillable,
+        ),
+        // 406: every GPU of every slot from one provider's own inventory.
+        (
+            "cluster larger than the provider's asks",
+            buy(2, "8", "2.60").colocate().into(),
+            ClusterNotFillable,
+        ),
+        (
+            "cluster over a window whose second slot has no asks",
+            buy(2, "1", "2.50").colocate().window(S, S2).into(),
+            ClusterNotFillable,
+        ),
+        (
+            "cluster only the buyer's own asks could fill",
+            buy(1, "1", "2.60").colocate().into(),
+            ClusterNotFillable,
+        ),
+    ]
+}
+
 #[test]
 fn every_row_is_refused_for_its_reason_and_changes_nothing() {
     let mut failures = Vec::new();
@@ -752,4 +976,85 @@ fn the_exchange_lists_no_more_than_the_market_limit() {
         LimitReached,
     );
     assert_eq!(engine.markets().count(), MARKETS_MAX);
+}
+
+/// A slot trades until its gate (300 s before it starts, by default) and not a
+/// nanosecond longer; the horizon's last slot (168 hours ahead) trades and the next
+/// one does not.
+#[test]
+fn a_slot_trades_until_its_gate_and_up_to_the_horizon_included() {
+    let mut x = Exchange::new();
+    x.demander(1, "100");
+    x.given(create_account(2));
+    // The clock is at 0 s: the horizon reaches slot 168 h, not 169 h.
+    x.given(buy(1, "1", "2.00").at_slot(LAST)); // #1
+    x.rejects(
+        buy(1, "1", "2.00").at_slot(LAST + SLOT_SECS),
+        SlotBeyondHorizon,
+    );
+    // At the gate itself, S still trades...
+    let gate_ns = (S - 300) * NANOS_PER_SEC;
+    x.at(gate_ns);
+    x.given(buy(1, "1", "2.00")); // #2
+    x.given(add_capacity(2, "1"));
+    // ...one nanosecond later the next command closes it first.
+    x.at(gate_ns + 1);
+    then(
+        &x.when(Command::Tick(Tick {})),
+        &[
+            "cancelled #2 acct 1 buy 1 @ 2.00: slot_closed, off the book",
+            "inventory expired acct 2 1",
+            "slot closed: 0 scheduled, 1 expired",
+        ],
+    );
+    x.rejects(buy(1, "1", "2.00"), SlotClosed);
+    x.rejects(add_capacity(2, "1"), SlotClosed);
+    x.rejects(remove_capacity(2, "1"), SlotClosed);
+    assert_eq!(x.open(1), [1], "the order in slot 168 h is untouched");
+}
+
+/// Two providers could fill a cluster together but neither alone: the cluster is
+/// refused and changes nothing. The same quantity fills as a window, which takes
+/// any seller.
+#[test]
+fn a_cluster_needs_one_provider_for_every_gpu() {
+    let mut x = Exchange::new();
+    x.provider(1, "3").provider(2, "3").demander(3, "100");
+    x.given(sell(1, "3", "2.50")); // #1
+    x.given(sell(2, "3", "2.50")); // #2
+    x.rejects(buy(3, "5", "2.50").colocate(), ClusterNotFillable);
+    then(
+        &x.when(buy(3, "5", "2.50").window(S, S)),
+        &[
+            "accepted #3 acct 3 window 3600..=3600 buy 5 @ 2.50 fok",
+            "trade 1: 3 @ 2.50, maker #1 acct 1 (fee 0.0075, left 0), taker #3 acct 3 buy (fee 0.015, left 2)",
+            "trade 2: 2 @ 2.50, maker #2 acct 2 (fee 0.005, left 1), taker #3 acct 3 buy (fee 0.01, left 0)",
+        ],
+    );
+}
+
+/// GPUs bought and offered again are not the reseller's own inventory: a cluster
+/// cannot take them, though a plain order can.
+#[test]
+fn resold_gpus_cannot_fill_a_cluster() {
+    let mut x = Exchange::new();
+    x.provider(1, "3").demander(2, "100").demander(3, "100");
+    x.given(sell(1, "3", "2.00")); // #1
+    x.given(buy(2, "3", "2.00").ioc()); // #2 buys them all
+    x.given(sell(2, "3", "2.10")); // #3 offers them again
+    x.rejects(buy(3, "1", "2.10").colocate(), ClusterNotFillable);
+    x.given(buy(3, "3", "2.10").fok());
+    assert_eq!(x.gpu(3), "3 + 0 held");
+}
+
+/// A mass cancel limited to a slot needs the market the slot belongs to.
+#[test]
+fn a_mass_cancel_of_one_slot_names_its_market() {
+    let mut x = setup();
+    x.rejects(mass_cancel_ref(None, Some(S)), InvalidSlotRange);
+    then(
+        &x.when(mass_cancel_ref(Some(M), Some(S2))),
+        &["mass cancelled acct 1 in h100-sxm.us-east slot 7200: 0 orders"],
+    );
+    assert_eq!(x.open(1), [1, 3]);
 }
