@@ -524,9 +524,7 @@ fn rebuild(depth: &mut Depth, event: &Event) {
             e.price,
             e.quantity - e.old_quantity,
         ),
-        Event::OrderAmended(e) => {
-            change(&e.market, e.slot, e.side, e.old_price, -e.old_quantity)
-        }
+        Event::OrderAmended(e) => change(&e.market, e.slot, e.side, e.old_price, -e.old_quantity),
         _ => {}
     }
 }
@@ -537,7 +535,10 @@ fn engine_depth(engine: &Engine<Book>, markets: &[MarketId]) -> Depth {
         for slot in engine.slots(m).unwrap() {
             for side in [Side::Buy, Side::Sell] {
                 for l in engine.depth(m, slot, side, usize::MAX).unwrap() {
-                    d.insert((m.to_string(), slot, side == Side::Buy, l.price), l.quantity);
+                    d.insert(
+                        (m.to_string(), slot, side == Side::Buy, l.price),
+                        l.quantity,
+                    );
                 }
             }
         }

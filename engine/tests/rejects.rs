@@ -613,7 +613,10 @@ fn slot_rows() -> Vec<(&'static str, Command, RejectReason)> {
         // 200: the fields of window and cluster orders.
         (
             "window order resting (gtc)",
-            buy(2, "1", "2.50").window(S, S).tif(TimeInForce::Gtc).into(),
+            buy(2, "1", "2.50")
+                .window(S, S)
+                .tif(TimeInForce::Gtc)
+                .into(),
             InvalidOrder,
         ),
         (
@@ -780,7 +783,10 @@ fn slot_rows() -> Vec<(&'static str, Command, RejectReason)> {
         (
             "window of exactly the most slots, all without a book",
             // 744 slots × 0.01 USD: within account 1's funds.
-            buy(1, "1", "0.01").in_market(Y).window(S, S + most - SLOT_SECS).into(),
+            buy(1, "1", "0.01")
+                .in_market(Y)
+                .window(S, S + most - SLOT_SECS)
+                .into(),
             WindowNotFillable,
         ),
         // 406: every GPU of every slot from one provider's own inventory.
