@@ -13,6 +13,7 @@
 use crate::types::{AccountId, ClientOrderId, OrderId, TradeId};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::collections::{BTreeSet, VecDeque};
 
 /// One asset's balance in integer units (micro-USD or lots).
@@ -62,7 +63,9 @@ pub struct Lot {
     /// GPUs, in lots.
     pub lots: u64,
     /// The trades they came through, oldest first (the last one bought them).
-    pub trades: Vec<TradeId>,
+    /// Inline for chains of up to two trades (a provider's sale and one resale),
+    /// so a fill allocates nothing.
+    pub trades: SmallVec<[TradeId; 2]>,
 }
 
 /// An account's GPUs in one slot.
@@ -88,7 +91,7 @@ impl Holding {
             into.push(Lot {
                 provider: seller,
                 lots: own,
-                trades: vec![trade],
+                trades: smallvec::smallvec![trade],
             });
         }
         let mut rest = lots - own;
@@ -98,8 +101,7 @@ impl Holding {
                 .front_mut()
                 .expect("sources cover the GPUs sold");
             let n = rest.min(front.lots);
-            let mut trades = Vec::with_capacity(front.trades.len() + 1);
-            trades.extend_from_slice(&front.trades);
+            let mut trades = front.trades.clone();
             trades.push(trade);
             into.push(Lot {
                 provider: front.provider,
@@ -120,41 +122,14 @@ impl Holding {
     }
 }
 
-/// An account's state inside the engine.
+/// An account's state inside the engine. Its GPUs live with each slot's book
+/// ([`SlotBook::holdings`](crate::state::SlotBook)), where matching finds them
+/// next to the orders and a closing slot finds all of them at once.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Account {
     pub cash: Balance,
-    /// GPUs by book index (market × slot); an entry exists once used and goes
-    /// when the slot closes.
-    pub holdings: FxHashMap<usize, Holding>,
     /// Open (resting) orders, in id order.
     pub open_orders: BTreeSet<OrderId>,
     /// Client order ids of open orders.
     pub client_ids: FxHashMap<ClientOrderId, OrderId>,
-}
-
-impl Account {
-    /// The GPU balance in book `bi`, to change (created empty when first used).
-    #[inline]
-    pub fn position_mut(&mut self, bi: usize) -> &mut Balance {
-        &mut self.holdings.entry(bi).or_default().gpus
-    }
-
-    /// The GPU balance in book `bi`, read-only (zero when never used).
-    #[inline]
-    pub fn position(&self, bi: usize) -> Balance {
-        self.holdings.get(&bi).map(|h| h.gpus).unwrap_or_default()
-    }
-
-    /// The holding in book `bi`, to change (created empty when first used).
-    #[inline]
-    pub fn holding_mut(&mut self, bi: usize) -> &mut Holding {
-        self.holdings.entry(bi).or_default()
-    }
-
-    /// Own unsold inventory in book `bi`, in lots.
-    #[inline]
-    pub fn inventory(&self, bi: usize) -> u64 {
-        self.holdings.get(&bi).map_or(0, |h| h.inventory)
-    }
 }

@@ -186,9 +186,17 @@ impl<B: OrderBook> Engine<B> {
         let trade = self.next_trade_id;
         self.next_trade_id += 1;
         let proceeds = notional - seller_fee;
-        let moved =
-            risk::settle_seller(self.account_mut(seller), seller, bi, lots, proceeds, trade);
-        risk::settle_buyer(self.account_mut(buyer), bi, moved, buyer_release, cost);
+        let book = self.books[bi].as_mut().expect("book index in use");
+        risk::move_gpus(
+            &mut book.holdings,
+            seller,
+            buyer,
+            lots,
+            trade,
+            &mut self.scratch,
+        );
+        risk::settle_buyer_cash(&mut self.account_mut(buyer).cash, buyer_release, cost);
+        self.account_mut(seller).cash.available += proceeds;
         self.account_mut(FEE_ACCOUNT).cash.available += maker_fee + taker_fee;
         if maker_remaining == 0 {
             self.forget(maker);
@@ -233,7 +241,7 @@ impl<B: OrderBook> Engine<B> {
         let (spec, slot) = (&self.bk(bi).spec, self.bk(bi).slot);
         let (market, price) = (spec.id, t.limit.map(|l| spec.price(l)));
         let release = risk::taker_hold(spec, t.side, t.limit, t.remaining, t.budget);
-        risk::held_in(self.account_mut(t.account), t.side, bi).release(release);
+        self.held_in(t.account, t.side, bi).release(release);
         if registered {
             self.forget(&order);
         }

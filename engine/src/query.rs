@@ -249,7 +249,7 @@ impl<B: OrderBook> Engine<B> {
                 }
                 None => level = Some((o.price_ticks, o.quantity_lots)),
             }
-            let own = self.accounts[&o.account].inventory(bi);
+            let own = self.inventory(bi, o.account);
             let e = offered.entry(o.account).or_insert((0, own));
             e.0 += o.quantity_lots;
             largest = largest.max(e.0.min(e.1));
@@ -278,13 +278,17 @@ impl<B: OrderBook> Engine<B> {
                 held: f(b.held),
             }
         };
-        let mut held: Vec<(usize, u64, &Holding)> = a
-            .holdings
+        // Open books in (market, slot) order.
+        let held: Vec<(usize, u64, &Holding)> = self
+            .markets
             .iter()
-            .filter(|(_, h)| h.gpus.total() > 0)
-            .map(|(&bi, h)| (self.bk(bi).market, self.bk(bi).slot, h))
+            .enumerate()
+            .flat_map(|(mi, m)| m.slots.iter().map(move |(&slot, &bi)| (mi, slot, bi)))
+            .filter_map(|(mi, slot, bi)| {
+                let h = self.bk(bi).holdings.get(&account)?;
+                (h.gpus.total() > 0).then_some((mi, slot, h))
+            })
             .collect();
-        held.sort_unstable_by_key(|&(mi, slot, _)| (mi, slot));
         Some(AccountView {
             account,
             usd: view(a.cash, None),

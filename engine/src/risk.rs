@@ -13,10 +13,11 @@
 //! The fee and buy-hold rules are methods of [`MarketSpec`] (their public API); the
 //! rules built on them are crate-internal functions.
 
-use crate::account::{Account, Balance, Lot};
+use crate::account::{Account, Balance, Holding, Lot};
 use crate::market::MarketSpec;
 use crate::reject::RejectReason;
 use crate::types::{AccountId, Side, TradeId};
+use rustc_hash::FxHashMap;
 
 /// Basis points in one whole (100%).
 const BPS_DENOMINATOR: u128 = 10_000;
@@ -45,21 +46,12 @@ impl MarketSpec {
     }
 }
 
-/// The balance an order on `side` holds from: USD for a buy, the market's
-/// GPU-hours for a sell.
-pub(crate) fn held_in(account: &mut Account, side: Side, bi: usize) -> &mut Balance {
-    match side {
-        Side::Buy => &mut account.cash,
-        Side::Sell => account.position_mut(bi),
-    }
-}
-
 /// What an order on `side` could still hold more of: available USD for a buy,
-/// available GPU-hours (lots) in the market for a sell.
-pub(crate) fn available_for(account: &Account, side: Side, bi: usize) -> u64 {
+/// available GPUs (lots) in the slot (`gpus`) for a sell.
+pub(crate) fn available_for(account: &Account, gpus: Balance, side: Side) -> u64 {
     match side {
         Side::Buy => account.cash.available,
-        Side::Sell => account.position(bi).available,
+        Side::Sell => gpus.available,
     }
 }
 
@@ -104,7 +96,7 @@ pub(crate) fn taker_hold(
 /// other order must have its [`taker_hold`] available; it gets `None`.
 pub(crate) fn order_budget(
     account: &Account,
-    bi: usize,
+    gpus: Balance,
     spec: &MarketSpec,
     side: Side,
     limit: Option<i64>,
@@ -118,7 +110,7 @@ pub(crate) fn order_budget(
         }
         return Ok(Some(budget));
     }
-    if available_for(account, side, bi) < taker_hold(spec, side, limit, lots, None) {
+    if available_for(account, gpus, side) < taker_hold(spec, side, limit, lots, None) {
         return Err(shortfall(side));
     }
     Ok(None)
@@ -128,12 +120,12 @@ pub(crate) fn order_budget(
 /// amend): a larger hold needs the difference available.
 pub(crate) fn check_rehold(
     account: &Account,
+    gpus: Balance,
     side: Side,
-    bi: usize,
     old_hold: u64,
     new_hold: u64,
 ) -> Result<(), RejectReason> {
-    if new_hold > old_hold && available_for(account, side, bi) < new_hold - old_hold {
+    if new_hold > old_hold && available_for(account, gpus, side) < new_hold - old_hold {
         return Err(shortfall(side));
     }
     Ok(())
@@ -176,42 +168,34 @@ pub(crate) fn buy_fill_release(
     }
 }
 
-/// Settles the buyer of a fill: `release` leaves its held USD, of which `cost`
-/// (notional plus its fee) is paid and the rest goes back to available; it
-/// receives the seller's `lots` (their sources, as [`settle_seller`] took them).
-pub(crate) fn settle_buyer(
-    buyer: &mut Account,
-    bi: usize,
-    lots: Vec<Lot>,
-    release: u64,
-    cost: u64,
-) {
+/// Settles the buyer's USD for a fill: `release` leaves its held USD, of which
+/// `cost` (notional plus its fee) is paid and the rest goes back to available.
+pub(crate) fn settle_buyer_cash(cash: &mut Balance, release: u64, cost: u64) {
     assert!(release >= cost, "a hold covers every fill");
-    buyer.cash.spend_held(release);
-    buyer.cash.available += release - cost;
-    let holding = buyer.holding_mut(bi);
-    holding.gpus.available += lots.iter().map(|l| l.lots).sum::<u64>();
-    holding.bought.extend(lots);
+    cash.spend_held(release);
+    cash.available += release - cost;
 }
 
-/// Settles the seller of a fill in trade `trade`: `lots` leave its held GPUs
-/// (inventory first, then its oldest purchases: [`Holding::take`](crate::account::Holding::take))
-/// and are returned with their provenance; `proceeds` (notional less its fee)
-/// arrive in available USD.
-pub(crate) fn settle_seller(
-    seller: &mut Account,
-    seller_id: AccountId,
-    bi: usize,
+/// Moves the GPUs of a fill in trade `trade`: `lots` leave the seller's held GPUs
+/// (inventory first, then its oldest purchases: [`Holding::take`]) and arrive in
+/// the buyer's available GPUs with their provenance. `scratch` is a reused buffer.
+pub(crate) fn move_gpus(
+    holdings: &mut FxHashMap<AccountId, Holding>,
+    seller: AccountId,
+    buyer: AccountId,
     lots: u64,
-    proceeds: u64,
     trade: TradeId,
-) -> Vec<Lot> {
-    let holding = seller.holding_mut(bi);
-    holding.gpus.spend_held(lots);
-    let mut moved = Vec::with_capacity(1);
-    holding.take(seller_id, lots, trade, &mut moved);
-    seller.cash.available += proceeds;
-    moved
+    scratch: &mut Vec<Lot>,
+) {
+    scratch.clear();
+    let from = holdings
+        .get_mut(&seller)
+        .expect("a seller holds what it sells");
+    from.gpus.spend_held(lots);
+    from.take(seller, lots, trade, scratch);
+    let to = holdings.entry(buyer).or_default();
+    to.gpus.available += lots;
+    to.bought.extend(scratch.drain(..));
 }
 
 /// Most lots a market buy with `budget` micro-USD can pay for at `price_ticks`,

@@ -60,12 +60,13 @@ struct BookSnapshot {
     lots_total: u64,
     /// Bids then asks, each in priority order.
     orders: Vec<RestingOrder>,
+    /// Non-empty holdings, by account.
+    holdings: Vec<HoldingSnapshot>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct HoldingSnapshot {
-    market: u32,
-    slot: u64,
+    account: AccountId,
     gpus: Balance,
     inventory: u64,
     bought: Vec<Lot>,
@@ -75,8 +76,6 @@ struct HoldingSnapshot {
 struct AccountSnapshot {
     id: AccountId,
     cash: Balance,
-    /// Non-empty holdings by (market index, slot).
-    holdings: Vec<HoldingSnapshot>,
 }
 
 /// SHA-256 of the canonical snapshot. Displays and serializes as lowercase hex.
@@ -119,26 +118,7 @@ impl<B: OrderBook> Engine<B> {
         let mut accounts: Vec<AccountSnapshot> = self
             .accounts
             .iter()
-            .map(|(&id, a)| {
-                let mut holdings: Vec<HoldingSnapshot> = a
-                    .holdings
-                    .iter()
-                    .filter(|(_, h)| !h.is_empty())
-                    .map(|(&bi, h)| HoldingSnapshot {
-                        market: self.bk(bi).market as u32,
-                        slot: self.bk(bi).slot,
-                        gpus: h.gpus,
-                        inventory: h.inventory,
-                        bought: h.bought.iter().cloned().collect(),
-                    })
-                    .collect();
-                holdings.sort_unstable_by_key(|h| (h.market, h.slot));
-                AccountSnapshot {
-                    id,
-                    cash: a.cash,
-                    holdings,
-                }
-            })
+            .map(|(&id, a)| AccountSnapshot { id, cash: a.cash })
             .collect();
         accounts.sort_unstable_by_key(|a| a.id);
         let mut books = Vec::new();
@@ -152,12 +132,25 @@ impl<B: OrderBook> Engine<B> {
                         true
                     });
                 }
+                let mut holdings: Vec<HoldingSnapshot> = b
+                    .holdings
+                    .iter()
+                    .filter(|(_, h)| !h.is_empty())
+                    .map(|(&account, h)| HoldingSnapshot {
+                        account,
+                        gpus: h.gpus,
+                        inventory: h.inventory,
+                        bought: h.bought.iter().cloned().collect(),
+                    })
+                    .collect();
+                holdings.sort_unstable_by_key(|h| h.account);
                 books.push(BookSnapshot {
                     market: b.market as u32,
                     slot: b.slot,
                     index: bi as u32,
                     lots_total: b.lots_total,
                     orders,
+                    holdings,
                 });
             }
         }
@@ -247,6 +240,18 @@ impl<B: OrderBook> Engine<B> {
             spec,
             book: B::default(),
             lots_total: b.lots_total,
+            holdings: b
+                .holdings
+                .iter()
+                .map(|h| {
+                    let holding = Holding {
+                        gpus: h.gpus,
+                        inventory: h.inventory,
+                        bought: h.bought.iter().cloned().collect(),
+                    };
+                    (h.account, holding)
+                })
+                .collect(),
         });
         self.markets[mi].slots.insert(b.slot, bi);
         self.free_books = (0..self.books.len())
@@ -255,29 +260,15 @@ impl<B: OrderBook> Engine<B> {
         Ok(())
     }
 
-    /// Replaces the accounts with the snapshot's: each id once, holdings only in
-    /// open slots, the fee account present. The slots' books must exist.
+    /// Replaces the accounts with the snapshot's: each id once, the fee account
+    /// present.
     fn restore_accounts(&mut self, accounts: Vec<AccountSnapshot>) -> Result<(), SnapshotError> {
         self.accounts.clear();
         for a in accounts {
-            let mut account = Account {
+            let account = Account {
                 cash: a.cash,
                 ..Account::default()
             };
-            for h in a.holdings {
-                let Some(bi) = self
-                    .markets
-                    .get(h.market as usize)
-                    .and_then(|_| self.find_book(h.market as usize, h.slot))
-                else {
-                    return Err(SnapshotError(format!("holding in unknown slot {}", h.slot)));
-                };
-                *account.holding_mut(bi) = Holding {
-                    gpus: h.gpus,
-                    inventory: h.inventory,
-                    bought: h.bought.into(),
-                };
-            }
             if self.accounts.insert(a.id, account).is_some() {
                 return Err(SnapshotError(format!("account {} twice", a.id)));
             }
@@ -368,8 +359,21 @@ impl<B: OrderBook> Engine<B> {
         }
         self.check_book(bi, needed)?;
         let mut lots = 0u64;
-        for (id, a) in &self.accounts {
-            if let Some(h) = a.holdings.get(&bi) {
+        for (id, h) in &b.holdings {
+            if !self.accounts.contains_key(id) {
+                return Err(format!(
+                    "{} {}: holding of unknown account {id}",
+                    b.spec.id, b.slot
+                ));
+            }
+            let want = needed.lots.get(&(*id, bi)).copied().unwrap_or(0);
+            if h.gpus.held != want {
+                return Err(format!(
+                    "account {id}: {} GPUs held in {} {} but open sells need {want}",
+                    h.gpus.held, b.spec.id, b.slot
+                ));
+            }
+            {
                 lots += h.gpus.total();
                 let sources = h.inventory + h.bought.iter().map(|l| l.lots).sum::<u64>();
                 if sources != h.gpus.total() || h.bought.iter().any(|l| l.lots == 0) {
@@ -381,6 +385,13 @@ impl<B: OrderBook> Engine<B> {
                     ));
                 }
             }
+        }
+        if needed
+            .lots
+            .iter()
+            .any(|(&(id, i), &n)| i == bi && n > 0 && !b.holdings.contains_key(&id))
+        {
+            return Err(format!("{} {}: open sells without GPUs", b.spec.id, b.slot));
         }
         if lots != b.lots_total {
             return Err(format!(
@@ -450,18 +461,6 @@ impl<B: OrderBook> Engine<B> {
                     "account {id}: USD held {} but open buys need {want}",
                     a.cash.held
                 ));
-            }
-            for (&bi, h) in &a.holdings {
-                if self.books.get(bi).is_none_or(Option::is_none) {
-                    return Err(format!("account {id}: holding in closed book {bi}"));
-                }
-                let want = needed.lots.get(&(id, bi)).copied().unwrap_or(0);
-                if h.gpus.held != want {
-                    return Err(format!(
-                        "account {id}: lots held {} in book {bi} but open sells need {want}",
-                        h.gpus.held
-                    ));
-                }
             }
             if a.open_orders.len() < a.client_ids.len() {
                 return Err(format!("account {id}: stale client order ids"));

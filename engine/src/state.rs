@@ -9,12 +9,16 @@
 //! account or an order reference, and records or forgets an open order, the same
 //! way.
 
-use crate::account::Account;
+use crate::account::{Account, Balance, Holding, Lot};
 use crate::book::{Book, OrderBook, RestingOrder};
 use crate::market::MarketSpec;
 use crate::reject::RejectReason;
 use crate::requests::RequestWindow;
-use crate::types::{AccountId, ClientOrderId, MarketId, OrderId, TradeId, FEE_ACCOUNT};
+use crate::types::{AccountId, ClientOrderId, MarketId, OrderId, Side, TradeId, FEE_ACCOUNT};
+
+/// A book index no book has: an account's GPUs in it are zero. What the checks of
+/// an order for a slot no command has used yet look at.
+pub(crate) const NO_BOOK: usize = usize::MAX;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,6 +44,8 @@ pub(crate) struct SlotBook<B> {
     pub book: B,
     /// Sum of all accounts' GPUs in this slot (inventory and positions), in lots.
     pub lots_total: u64,
+    /// Each account's GPUs in this slot (looked up; iterated only sorted).
+    pub holdings: FxHashMap<AccountId, Holding>,
 }
 
 /// The matching engine. `B` is the order book; [`Book`] by default, and
@@ -72,6 +78,9 @@ pub struct Engine<B: OrderBook = Book> {
     pub(crate) next_account_id: AccountId,
     /// Idempotent request ids applied within the window.
     pub(crate) requests: RequestWindow,
+    /// A reused buffer for the lots one fill moves (not state: always empty
+    /// between commands).
+    pub(crate) scratch: Vec<Lot>,
 }
 
 impl<B: OrderBook> Default for Engine<B> {
@@ -102,6 +111,7 @@ impl<B: OrderBook> Engine<B> {
             cash_total: 0,
             next_account_id: 1,
             requests: RequestWindow::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -142,6 +152,7 @@ impl<B: OrderBook> Engine<B> {
             spec,
             book: B::default(),
             lots_total: 0,
+            holdings: FxHashMap::default(),
         };
         let bi = match self.free_books.pop_first() {
             Some(bi) => {
@@ -155,6 +166,42 @@ impl<B: OrderBook> Engine<B> {
         };
         self.markets[mi].slots.insert(slot, bi);
         bi
+    }
+
+    /// An account's GPUs in book `bi` (zero when it has none, or for
+    /// [`NO_BOOK`]).
+    #[inline]
+    pub(crate) fn gpus(&self, bi: usize, account: AccountId) -> Balance {
+        self.books
+            .get(bi)
+            .and_then(Option::as_ref)
+            .and_then(|b| b.holdings.get(&account))
+            .map_or_else(Balance::default, |h| h.gpus)
+    }
+
+    /// An account's own unsold inventory in book `bi`, in lots.
+    #[inline]
+    pub(crate) fn inventory(&self, bi: usize, account: AccountId) -> u64 {
+        self.bk(bi)
+            .holdings
+            .get(&account)
+            .map_or(0, |h| h.inventory)
+    }
+
+    /// An account's holding in book `bi`, to change (created empty when first used).
+    #[inline]
+    pub(crate) fn holding_mut(&mut self, bi: usize, account: AccountId) -> &mut Holding {
+        self.bk_mut(bi).holdings.entry(account).or_default()
+    }
+
+    /// The balance an order of `account` on `side` holds from: USD for a buy, its
+    /// GPUs in book `bi` for a sell.
+    #[inline]
+    pub(crate) fn held_in(&mut self, account: AccountId, side: Side, bi: usize) -> &mut Balance {
+        match side {
+            Side::Buy => &mut self.account_mut(account).cash,
+            Side::Sell => &mut self.holding_mut(bi, account).gpus,
+        }
     }
 
     /// An open slot's book.

@@ -5,6 +5,7 @@
 //! keeps its priority (same price, no more quantity), or is re-queued: taken off
 //! the book and matched again as if new, so an amend that crosses trades first.
 
+use crate::account::Balance;
 use crate::book::{OrderBook, RestingOrder};
 use crate::command::AmendOrder;
 use crate::event::{Event, EventSink, OrderAmended};
@@ -12,7 +13,7 @@ use crate::matching::{MatchEnd, Taker};
 use crate::reject::RejectReason;
 use crate::risk;
 use crate::state::Engine;
-use crate::types::CancelReason;
+use crate::types::{CancelReason, Side};
 
 /// An `amend_order` that passed every check.
 struct Amendment {
@@ -42,11 +43,7 @@ impl<B: OrderBook> Engine<B> {
     ) -> Result<(), RejectReason> {
         let a = self.check_amend(c)?;
         let side = a.order.side;
-        risk::rehold(
-            risk::held_in(self.account_mut(c.account), side, a.bi),
-            a.old_hold,
-            a.new_hold,
-        );
+        risk::rehold(self.held_in(c.account, side, a.bi), a.old_hold, a.new_hold);
         let (spec, slot) = (&self.bk(a.bi).spec, self.bk(a.bi).slot);
         out.push(Event::OrderAmended(OrderAmended {
             order: a.order.id,
@@ -94,7 +91,11 @@ impl<B: OrderBook> Engine<B> {
         let old_hold = risk::resting_hold(spec, order.side, order.price_ticks, order.quantity_lots);
         let new_hold = risk::resting_hold(spec, order.side, price, lots);
         let account = &self.accounts[&c.account];
-        risk::check_rehold(account, order.side, bi, old_hold, new_hold)?;
+        let gpus = match order.side {
+            Side::Sell => self.gpus(bi, c.account),
+            Side::Buy => Balance::default(),
+        };
+        risk::check_rehold(account, gpus, order.side, old_hold, new_hold)?;
         let opposite_best = self.bk(bi).book.best_price(order.side.opposite());
         if !keeps_priority
             && order.post_only

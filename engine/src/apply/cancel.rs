@@ -82,7 +82,7 @@ impl<B: OrderBook> Engine<B> {
             spec.price(order.price_ticks),
             spec.quantity(order.quantity_lots),
         );
-        risk::held_in(self.account_mut(order.account), order.side, bi).release(hold);
+        self.held_in(order.account, order.side, bi).release(hold);
         self.forget(&order);
         out.push(Event::OrderCancelled(OrderCancelled {
             order: id,

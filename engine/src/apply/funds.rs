@@ -124,7 +124,7 @@ impl<B: OrderBook> Engine<B> {
         out: &mut S,
     ) -> Result<(), RejectReason> {
         let mi = self.market_ix(&c.market)?;
-        let account = self.account(c.account)?;
+        self.account(c.account)?;
         let spec = &self.markets[mi].spec;
         let lots = spec.lots(c.quantity)?;
         spec.check_range(c.from_slot, c.to_slot, ts_ns)?;
@@ -136,7 +136,8 @@ impl<B: OrderBook> Engine<B> {
                     .checked_add(lots)
                     .is_some_and(|t| t <= LOTS_TOTAL_MAX),
                 Flow::Out => bi.is_some_and(|bi| {
-                    account.position(bi).available.min(account.inventory(bi)) >= lots
+                    let own = self.inventory(bi, c.account);
+                    self.gpus(bi, c.account).available.min(own) >= lots
                 }),
             };
             if !ok {
@@ -181,7 +182,7 @@ impl<B: OrderBook> Engine<B> {
     /// book `bi`, and the slot's total.
     fn move_lots(&mut self, bi: usize, account: AccountId, lots: u64, flow: Flow) {
         flow.apply(&mut self.bk_mut(bi).lots_total, lots);
-        let holding = self.account_mut(account).holding_mut(bi);
+        let holding = self.holding_mut(bi, account);
         flow.apply(&mut holding.gpus.available, lots);
         flow.apply(&mut holding.inventory, lots);
     }

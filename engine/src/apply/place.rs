@@ -7,7 +7,7 @@
 //! ([`accept`](Engine::accept)), match against the book, and rest or have its
 //! remainder cancelled.
 
-use crate::account::Account;
+use crate::account::{Account, Balance};
 use crate::book::{OrderBook, RestingOrder};
 use crate::command::PlaceOrder;
 use crate::event::{Event, EventSink, OrderAccepted};
@@ -16,12 +16,8 @@ use crate::market::OrderShape;
 use crate::matching::{MatchEnd, Taker};
 use crate::reject::RejectReason;
 use crate::risk;
-use crate::state::Engine;
-use crate::types::{CancelReason, OrderId, OrderType, TimeInForce};
-
-/// A book index no book has: an account's GPUs in it are zero. What the checks of
-/// an order for a slot no command has used yet look at.
-pub(super) const NO_BOOK: usize = usize::MAX;
+use crate::state::{Engine, NO_BOOK};
+use crate::types::{CancelReason, OrderId, OrderType, Side, TimeInForce};
 
 /// A `place_order` that passed every check: where it goes and what it is.
 struct Placement {
@@ -98,8 +94,12 @@ impl<B: OrderBook> Engine<B> {
             lots,
             ..
         } = shape;
-        let held_from = bi.unwrap_or(NO_BOOK);
-        let budget = risk::order_budget(account, held_from, spec, o.side, limit, lots, cap)?;
+        // Only a sell holds GPUs: a buy never looks them up.
+        let gpus = match o.side {
+            Side::Sell => self.gpus(bi.unwrap_or(NO_BOOK), o.account),
+            Side::Buy => Balance::default(),
+        };
+        let budget = risk::order_budget(account, gpus, spec, o.side, limit, lots, cap)?;
         if tif.rests() {
             check_open_order_limits(account, bi.map_or(0, |bi| self.bk(bi).book.len()))?;
         }
@@ -177,7 +177,7 @@ impl<B: OrderBook> Engine<B> {
             stp: o.stp,
             client_order_id: o.client_order_id,
         };
-        risk::held_in(self.account_mut(o.account), o.side, bi).hold(hold);
+        self.held_in(o.account, o.side, bi).hold(hold);
         out.push(Event::OrderAccepted(accepted));
         id
     }

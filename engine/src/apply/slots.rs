@@ -12,6 +12,7 @@
 //! [`Holding::take`](crate::account::Holding::take): a sale comes from the seller's
 //! own inventory first, then from its purchases in the order it made them.
 
+use crate::account::Holding;
 use crate::book::OrderBook;
 use crate::event::{DeliveryScheduled, Event, EventSink, InventoryExpired, SlotClosed};
 use crate::state::Engine;
@@ -43,21 +44,12 @@ impl<B: OrderBook> Engine<B> {
         for id in resting {
             self.cancel_resting(bi, id, CancelReason::SlotClosed, out);
         }
-        let mut holders: Vec<AccountId> = self
-            .accounts
-            .iter()
-            .filter(|(_, a)| a.holdings.contains_key(&bi))
-            .map(|(&id, _)| id)
-            .collect();
-        holders.sort_unstable();
-        let (market, slot) = (self.bk(bi).spec.id, self.bk(bi).slot);
+        let book = self.books[bi].take().expect("book index in use");
+        let mut holdings: Vec<(AccountId, Holding)> = book.holdings.into_iter().collect();
+        holdings.sort_unstable_by_key(|&(id, _)| id);
+        let (market, slot, spec) = (book.spec.id, book.slot, &book.spec);
         let (mut scheduled, mut expired) = (0u64, 0u64);
-        for holder in holders {
-            let holding = self
-                .account_mut(holder)
-                .holdings
-                .remove(&bi)
-                .expect("listed as a holder");
+        for (holder, holding) in holdings {
             debug_assert_eq!(holding.gpus.held, 0, "orders were cancelled first");
             for lot in holding.bought {
                 scheduled += lot.lots;
@@ -69,8 +61,8 @@ impl<B: OrderBook> Engine<B> {
                     slot,
                     provider: lot.provider,
                     holder,
-                    quantity: self.bk(bi).spec.quantity(lot.lots),
-                    trades: lot.trades,
+                    quantity: spec.quantity(lot.lots),
+                    trades: lot.trades.to_vec(),
                 }));
             }
             if holding.inventory > 0 {
@@ -79,11 +71,10 @@ impl<B: OrderBook> Engine<B> {
                     account: holder,
                     market,
                     slot,
-                    quantity: self.bk(bi).spec.quantity(holding.inventory),
+                    quantity: spec.quantity(holding.inventory),
                 }));
             }
         }
-        let book = self.books[bi].take().expect("book index in use");
         debug_assert_eq!(book.lots_total, scheduled + expired, "GPUs conserved");
         self.markets[book.market].slots.remove(&slot);
         self.free_books.insert(bi);

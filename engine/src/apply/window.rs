@@ -96,7 +96,7 @@ impl<B: OrderBook> Engine<B> {
                 for &slot in slots {
                     let have = self
                         .find_book(mi, slot)
-                        .map_or(0, |bi| account.position(bi).available);
+                        .map_or(0, |bi| self.gpus(bi, o.account).available);
                     if have < leg_hold {
                         return Err(RejectReason::InsufficientCapacity);
                     }
@@ -213,7 +213,7 @@ impl<B: OrderBook> Engine<B> {
             if m.account == taker || !eligible(m.account) {
                 return true;
             }
-            let own = self.accounts[&m.account].inventory(bi);
+            let own = self.inventory(bi, m.account);
             let (want, own_left, c) = offers.entry(m.account).or_insert_with(|| {
                 (
                     lots,
@@ -281,7 +281,7 @@ impl<B: OrderBook> Engine<B> {
         for fill in plan {
             if leg.as_ref().is_none_or(|(bi, _)| *bi != fill.bi) {
                 debug_assert!(leg.as_ref().is_none_or(|(_, t)| t.remaining == 0));
-                risk::held_in(self.account_mut(o.account), o.side, fill.bi).hold(leg_hold);
+                self.held_in(o.account, o.side, fill.bi).hold(leg_hold);
                 let taker = Taker {
                     id,
                     account: o.account,
