@@ -10,6 +10,7 @@
 //! its provider and the chain of trades it came through. A sale takes from
 //! inventory first, then from the oldest purchase (see [`Holding::take`]).
 
+use crate::limits::TRADES_PER_LOT_MAX;
 use crate::types::{AccountId, ClientOrderId, OrderId, TradeId};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -77,6 +78,9 @@ pub(crate) struct Holding {
     pub inventory: u64,
     /// Bought GPUs not sold on, oldest purchase first.
     pub bought: VecDeque<Lot>,
+    /// Bought GPUs that went through [`TRADES_PER_LOT_MAX`] trades: delivered to
+    /// this holder, never offered again. Not in `gpus` (no order can hold them).
+    pub kept: VecDeque<Lot>,
 }
 
 impl Holding {
@@ -116,9 +120,30 @@ impl Holding {
         }
     }
 
+    /// Receives bought lots: resellable ones become available GPUs; those at
+    /// [`TRADES_PER_LOT_MAX`] trades are kept to the gate.
+    pub fn receive(&mut self, lots: impl Iterator<Item = Lot>) {
+        for lot in lots {
+            if lot.trades.len() >= TRADES_PER_LOT_MAX {
+                self.kept.push_back(lot);
+            } else {
+                self.gpus.available += lot.lots;
+                self.bought.push_back(lot);
+            }
+        }
+    }
+
+    /// GPUs kept to the gate, in lots.
+    pub fn kept_lots(&self) -> u64 {
+        self.kept.iter().map(|l| l.lots).sum()
+    }
+
     /// Whether the holding is empty (nothing to keep).
     pub fn is_empty(&self) -> bool {
-        self.gpus.total() == 0 && self.inventory == 0 && self.bought.is_empty()
+        self.gpus.total() == 0
+            && self.inventory == 0
+            && self.bought.is_empty()
+            && self.kept.is_empty()
     }
 }
 

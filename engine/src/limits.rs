@@ -50,6 +50,22 @@ pub const MATCHES_PER_COMMAND_MAX: usize = 10_000;
 /// size of the other per-command bounds, for the same reasons.
 pub const EXPIRIES_PER_COMMAND_MAX: usize = 10_000;
 
+/// Most gate-closure events emitted before one command (`order_cancelled` with
+/// `slot_closed`, `delivery_scheduled`, `inventory_expired`, `slot_closed`). A
+/// slot whose gate passed is closed in that order, oldest gate first; when the
+/// work does not fit, the rest is done before the next commands (the exchange
+/// sequences ticks, so it continues on an idle exchange too). A slot part-way
+/// closed takes no new orders, capacity or amends (its gate has passed), and its
+/// summary comes last. 10,000, the size of the other per-command bounds.
+pub const GATE_CLOSURE_EVENTS_PER_COMMAND_MAX: usize = 10_000;
+
+/// Most trades one GPU goes through within a slot (a provider's sale and up to
+/// 15 resales). GPUs bought through the last of them are kept to the gate: they
+/// are the buyer's and are delivered to it, but cannot be offered again. It bounds
+/// the trade chain a `delivery_scheduled` carries (and the provenance kept per
+/// lot), so every event stays within [`EVENT_JSON_BYTES_MAX`].
+pub const TRADES_PER_LOT_MAX: usize = 16;
+
 /// Events of any command that is neither an order command nor a mass cancel, or
 /// of a rejection: one.
 const EVENTS_OF_A_SIMPLE_COMMAND: usize = 1;
@@ -58,6 +74,7 @@ const EVENTS_OF_A_SIMPLE_COMMAND: usize = 1;
 ///
 /// ```text
 ///   EXPIRIES_PER_COMMAND_MAX                     expiries before the command
+/// + GATE_CLOSURE_EVENTS_PER_COMMAND_MAX          gate closures before the command
 /// + max( 1 + MATCHES_PER_COMMAND_MAX + 1,        place_order: order_accepted, one event
 ///                                                per maker met (trade_executed, or
 ///                                                order_cancelled by STP), then
@@ -66,7 +83,7 @@ const EVENTS_OF_A_SIMPLE_COMMAND: usize = 1;
 ///        OPEN_ORDERS_PER_ACCOUNT_MAX + 1,        mass_cancel: one order_cancelled per
 ///                                                open order, then mass_cancelled
 ///        1 )                                     any other command, or a rejection
-/// = 10,000 + max(10,002, 10,001, 1) = 20,002
+/// = 10,000 + 10,000 + max(10,002, 10,001, 1) = 30,002
 /// ```
 ///
 /// The ledger refuses a command with more events than it accepts, which would stop
@@ -85,13 +102,13 @@ pub const EVENTS_PER_COMMAND_WORST: usize = {
     } else {
         EVENTS_OF_A_SIMPLE_COMMAND
     };
-    EXPIRIES_PER_COMMAND_MAX + command
+    EXPIRIES_PER_COMMAND_MAX + GATE_CLOSURE_EVENTS_PER_COMMAND_MAX + command
 };
 
 /// Longest JSON encoding of one event (as the ledger stores it), in bytes. Every
 /// field of every event is bounded: ids are `u64`, market ids at most 32 bytes,
 /// client order ids at most 36, decimals at most 28 digits; the widest event
-/// (`trade_executed` at its extremes) is 545 bytes. A unit test builds the
+/// (`trade_executed` at its extremes) is 573 bytes. A unit test builds the
 /// widest events and checks them against this.
 pub const EVENT_JSON_BYTES_MAX: usize = 1_024;
 

@@ -76,6 +76,11 @@ pub struct PositionView {
     /// Of which own inventory not sold (the rest was bought).
     #[serde(with = "crate::decimal::strict")]
     pub inventory: Decimal,
+    /// Besides these, bought GPUs kept to the gate: they went through the most
+    /// trades a GPU may ([`TRADES_PER_LOT_MAX`](crate::limits::TRADES_PER_LOT_MAX)),
+    /// so they are delivered to this account and cannot be offered again.
+    #[serde(with = "crate::decimal::strict")]
+    pub kept: Decimal,
 }
 
 /// One ask price level seen by a cluster buyer.
@@ -286,7 +291,7 @@ impl<B: OrderBook> Engine<B> {
             .flat_map(|(mi, m)| m.slots.iter().map(move |(&slot, &bi)| (mi, slot, bi)))
             .filter_map(|(mi, slot, bi)| {
                 let h = self.bk(bi).holdings.get(&account)?;
-                (h.gpus.total() > 0).then_some((mi, slot, h))
+                (h.gpus.total() + h.kept_lots() > 0).then_some((mi, slot, h))
             })
             .collect();
         Some(AccountView {
@@ -301,6 +306,7 @@ impl<B: OrderBook> Engine<B> {
                         slot,
                         balance: view(h.gpus, Some(spec)),
                         inventory: spec.quantity(h.inventory),
+                        kept: spec.quantity(h.kept_lots()),
                     }
                 })
                 .collect(),

@@ -178,7 +178,8 @@ pub(crate) fn settle_buyer_cash(cash: &mut Balance, release: u64, cost: u64) {
 
 /// Moves the GPUs of a fill in trade `trade`: `lots` leave the seller's held GPUs
 /// (inventory first, then its oldest purchases: [`Holding::take`]) and arrive in
-/// the buyer's available GPUs with their provenance. `scratch` is a reused buffer.
+/// the buyer's holding with their provenance ([`Holding::receive`]). `scratch` is a
+/// reused buffer.
 pub(crate) fn move_gpus(
     holdings: &mut FxHashMap<AccountId, Holding>,
     seller: AccountId,
@@ -193,9 +194,10 @@ pub(crate) fn move_gpus(
         .expect("a seller holds what it sells");
     from.gpus.spend_held(lots);
     from.take(seller, lots, trade, scratch);
-    let to = holdings.entry(buyer).or_default();
-    to.gpus.available += lots;
-    to.bought.extend(scratch.drain(..));
+    holdings
+        .entry(buyer)
+        .or_default()
+        .receive(scratch.drain(..));
 }
 
 /// Most lots a market buy with `budget` micro-USD can pay for at `price_ticks`,

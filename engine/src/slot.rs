@@ -18,7 +18,7 @@ pub const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// Whether `slot` (unix seconds) is the start of an hour.
 #[inline]
 pub fn on_the_hour(slot: u64) -> bool {
-    slot % SLOT_SECS == 0
+    slot.is_multiple_of(SLOT_SECS)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's

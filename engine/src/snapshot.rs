@@ -58,6 +58,9 @@ struct BookSnapshot {
     /// Its book index (indexes are reused lowest first, so this is canonical).
     index: u32,
     lots_total: u64,
+    /// Scheduled and expired so far, once its gate passed.
+    scheduled: u64,
+    expired: u64,
     /// Bids then asks, each in priority order.
     orders: Vec<RestingOrder>,
     /// Non-empty holdings, by account.
@@ -70,6 +73,7 @@ struct HoldingSnapshot {
     gpus: Balance,
     inventory: u64,
     bought: Vec<Lot>,
+    kept: Vec<Lot>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -141,6 +145,7 @@ impl<B: OrderBook> Engine<B> {
                         gpus: h.gpus,
                         inventory: h.inventory,
                         bought: h.bought.iter().cloned().collect(),
+                        kept: h.kept.iter().cloned().collect(),
                     })
                     .collect();
                 holdings.sort_unstable_by_key(|h| h.account);
@@ -149,6 +154,8 @@ impl<B: OrderBook> Engine<B> {
                     slot: b.slot,
                     index: bi as u32,
                     lots_total: b.lots_total,
+                    scheduled: b.scheduled,
+                    expired: b.expired,
                     orders,
                     holdings,
                 });
@@ -240,6 +247,8 @@ impl<B: OrderBook> Engine<B> {
             spec,
             book: B::default(),
             lots_total: b.lots_total,
+            scheduled: b.scheduled,
+            expired: b.expired,
             holdings: b
                 .holdings
                 .iter()
@@ -248,6 +257,7 @@ impl<B: OrderBook> Engine<B> {
                         gpus: h.gpus,
                         inventory: h.inventory,
                         bought: h.bought.iter().cloned().collect(),
+                        kept: h.kept.iter().cloned().collect(),
                     };
                     (h.account, holding)
                 })
@@ -374,7 +384,7 @@ impl<B: OrderBook> Engine<B> {
                 ));
             }
             {
-                lots += h.gpus.total();
+                lots += h.gpus.total() + h.kept_lots();
                 let sources = h.inventory + h.bought.iter().map(|l| l.lots).sum::<u64>();
                 if sources != h.gpus.total() || h.bought.iter().any(|l| l.lots == 0) {
                     return Err(format!(

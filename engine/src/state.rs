@@ -46,6 +46,11 @@ pub(crate) struct SlotBook<B> {
     pub lots_total: u64,
     /// Each account's GPUs in this slot (looked up; iterated only sorted).
     pub holdings: FxHashMap<AccountId, Holding>,
+    /// Once its gate passed: GPUs scheduled for delivery so far (their holdings
+    /// are gone from `holdings` and `lots_total`).
+    pub scheduled: u64,
+    /// Once its gate passed: unsold inventory expired so far.
+    pub expired: u64,
 }
 
 /// The matching engine. `B` is the order book; [`Book`] by default, and
@@ -153,6 +158,8 @@ impl<B: OrderBook> Engine<B> {
             book: B::default(),
             lots_total: 0,
             holdings: FxHashMap::default(),
+            scheduled: 0,
+            expired: 0,
         };
         let bi = match self.free_books.pop_first() {
             Some(bi) => {

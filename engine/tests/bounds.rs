@@ -427,8 +427,8 @@ fn widest_order_changes(market: gpux_engine::MarketId) -> Vec<Event> {
     ]
 }
 
-/// The widest events of a slot's gate closure. The delivery here went through
-/// one trade; a chain of resales is as long as the GPUs' trades in the slot.
+/// The widest events of a slot's gate closure. The delivery here went through the
+/// most trades a GPU may go through in a slot (`TRADES_PER_LOT_MAX`).
 fn widest_gate_events(market: gpux_engine::MarketId) -> Vec<Event> {
     use gpux_engine::event::*;
     let (w, id) = (widest(), u64::MAX);
@@ -440,7 +440,7 @@ fn widest_gate_events(market: gpux_engine::MarketId) -> Vec<Event> {
             provider: id,
             holder: id,
             quantity: w,
-            trades: vec![id],
+            trades: vec![id; gpux_engine::limits::TRADES_PER_LOT_MAX],
         }),
         Event::InventoryExpired(InventoryExpired {
             account: id,

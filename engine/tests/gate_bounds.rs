@@ -6,17 +6,18 @@
 //! - no event is longer than [`EVENT_JSON_BYTES_MAX`] bytes of JSON, however many
 //!   times the GPUs of a `delivery_scheduled` were resold before the gate.
 //!
-//! Both tests fail with the engine of the commit that adds them: gate closures
-//! are not bounded per command, and a delivery's chain of trades grows with every
-//! resale. They pin the bounds the fix must keep.
+//! Gate closures are spread over commands within
+//! [`GATE_CLOSURE_EVENTS_PER_COMMAND_MAX`](gpux_engine::limits::GATE_CLOSURE_EVENTS_PER_COMMAND_MAX),
+//! and a GPU goes through at most
+//! [`TRADES_PER_LOT_MAX`](gpux_engine::limits::TRADES_PER_LOT_MAX) trades in a slot.
 
 mod common;
 
 use common::*;
 use gpux_engine::command::Tick;
-use gpux_engine::limits::{EVENTS_PER_COMMAND_WORST, EVENT_JSON_BYTES_MAX};
+use gpux_engine::limits::{EVENTS_PER_COMMAND_WORST, EVENT_JSON_BYTES_MAX, TRADES_PER_LOT_MAX};
 use gpux_engine::slot::{NANOS_PER_SEC, SLOT_SECS};
-use gpux_engine::{Command, Engine, Event};
+use gpux_engine::{Command, Engine, Event, RejectReason};
 
 /// Applies `cmd` as the next command at `ts_ns`; returns its events.
 fn step(e: &mut Engine, ts_ns: u64, cmd: impl Into<Command>) -> Vec<Event> {
@@ -74,8 +75,10 @@ fn a_command_that_passes_many_gates_stays_within_the_event_bound() {
     assert_eq!(closed, MARKETS * 168, "every slot closes, once");
 }
 
-/// One GPU resold back and forth 400 times before its gate: its delivery names
-/// every trade it went through, and must still fit the event bound.
+/// One GPU resold back and forth before its gate: after `TRADES_PER_LOT_MAX`
+/// trades it is kept by its buyer (a further offer is refused for want of GPUs
+/// to sell), and its delivery, naming every trade it went through, fits the event
+/// bound.
 #[test]
 fn a_delivery_after_many_resales_stays_within_the_event_size_bound() {
     let mut e: Engine = Engine::new();
@@ -85,11 +88,24 @@ fn a_delivery_after_many_resales_stays_within_the_event_size_bound() {
         given(&mut e, deposit(a, "10000"));
     }
     given(&mut e, add_capacity(1, "1"));
-    for n in 0..400u64 {
+    for n in 0..TRADES_PER_LOT_MAX as u64 {
         let (seller, buyer) = if n % 2 == 0 { (1, 2) } else { (2, 1) };
         given(&mut e, sell(seller, "1", "2.00"));
         given(&mut e, buy(buyer, "1", "2.00").ioc());
     }
+    // Trade 16 went to account 1 (n = 15 is odd): it keeps the GPU.
+    let held = e.balances(1).unwrap().gpus;
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        (held[0].balance.available, held[0].kept),
+        (0.into(), 1.into())
+    );
+    let refused = step(&mut e, T0, sell(1, "1", "2.00"));
+    assert!(
+        matches!(&refused[..], [Event::OrderRejected(r)] if r.reason == RejectReason::InsufficientCapacity),
+        "{}",
+        render_all(&refused).join("\n")
+    );
     let events = step(&mut e, (S - 300) * NANOS_PER_SEC + 1, tick());
     let delivery = events
         .iter()
@@ -98,7 +114,11 @@ fn a_delivery_after_many_resales_stays_within_the_event_size_bound() {
             _ => None,
         })
         .expect("the GPU is delivered");
-    assert_eq!(delivery.trades.len(), 400);
+    assert_eq!((delivery.provider, delivery.holder), (1, 1));
+    assert_eq!(
+        delivery.trades,
+        (1..=TRADES_PER_LOT_MAX as u64).collect::<Vec<_>>()
+    );
     for ev in &events {
         let bytes = ev.to_json_vec().len();
         assert!(

@@ -26,7 +26,10 @@ use gpux_engine::limits::{
     NOTIONAL_MAX_MICROS, OPEN_ORDERS_PER_ACCOUNT_MAX, OPEN_ORDERS_PER_BOOK_MAX,
     SLOT_HORIZON_HOURS_MAX, WINDOW_SLOTS_MAX,
 };
-use gpux_engine::limits::{REQUEST_IDS_REMEMBERED_MAX, REQUEST_ID_WINDOW_NS};
+use gpux_engine::limits::{
+    GATE_CLOSURE_EVENTS_PER_COMMAND_MAX, REQUEST_IDS_REMEMBERED_MAX, REQUEST_ID_WINDOW_NS,
+    TRADES_PER_LOT_MAX,
+};
 use gpux_engine::market::{MarketSpec, SlotRules};
 use gpux_engine::slot::{parse_slot, SLOT_SECS};
 use gpux_engine::{
@@ -797,6 +800,11 @@ fn limits_table_matches_the_constants() {
         ("GATE_CLOSURE_SECS_MAX", GATE_CLOSURE_SECS_MAX as u128),
         ("WINDOW_SLOTS_MAX", WINDOW_SLOTS_MAX as u128),
         ("EXPIRIES_PER_COMMAND_MAX", EXPIRIES_PER_COMMAND_MAX as u128),
+        (
+            "GATE_CLOSURE_EVENTS_PER_COMMAND_MAX",
+            GATE_CLOSURE_EVENTS_PER_COMMAND_MAX as u128,
+        ),
+        ("TRADES_PER_LOT_MAX", TRADES_PER_LOT_MAX as u128),
         ("EVENTS_PER_COMMAND_WORST", EVENTS_PER_COMMAND_WORST as u128),
         (
             "REQUEST_IDS_REMEMBERED_MAX",

@@ -78,6 +78,12 @@ impl<B: OrderBook> Engine<B> {
             return Err(RejectReason::InvalidAmend);
         }
         let (bi, order) = self.resolve_order(c.account, c.order_id, c.client_order_id)?;
+        // Part-way through its closure (the bound left it for the next
+        // commands), a slot whose gate passed trades no more.
+        let book = self.bk(bi);
+        if self.last_ts_ns > book.spec.closes_at_ns(book.slot) {
+            return Err(RejectReason::SlotClosed);
+        }
         let spec = &self.bk(bi).spec;
         let price = match c.price {
             Some(p) => spec.price_ticks(p)?,

@@ -9,6 +9,7 @@ use crate::command::{CancelOrder, MassCancel};
 use crate::event::{Event, EventSink, MassCancelled, OrderCancelled};
 use crate::reject::RejectReason;
 use crate::risk;
+use crate::slot::on_the_hour;
 use crate::state::Engine;
 use crate::types::{CancelReason, OrderId};
 
@@ -40,6 +41,9 @@ impl<B: OrderBook> Engine<B> {
             (None, Some(_)) => return Err(RejectReason::InvalidSlotRange),
             (None, None) => None,
         };
+        if c.slot.is_some_and(|s| !on_the_hour(s)) {
+            return Err(RejectReason::SlotNotOnHour);
+        }
         let account = self.account(c.account)?;
         let ids: Vec<(usize, OrderId)> = account
             .open_orders

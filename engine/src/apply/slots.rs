@@ -1,88 +1,138 @@
 //! Gate closure: when engine time passes a slot's gate, trading in it stops and
 //! its delivery schedule is fixed.
 //!
-//! For each slot whose gate passed (oldest gate first, then market, then slot), in
-//! one step: every resting order in it is cancelled (reason `slot_closed`, bids
-//! then asks, each side in priority order), releasing its hold; then, account by
-//! account in id order, each bought [`Lot`](crate::account::Lot) still held becomes
-//! one `delivery_scheduled` entry (provider, final holder, GPUs, the chain of trades)
-//! in purchase order, and unsold inventory one `inventory_expired`; last,
-//! `slot_closed` sums them up and the slot's book and holdings are gone. The
-//! provenance rule that makes every entry name exactly one provider is the one of
-//! [`Holding::take`](crate::account::Holding::take): a sale comes from the seller's
-//! own inventory first, then from its purchases in the order it made them.
+//! Slots whose gate passed close oldest gate first (then by market, then slot),
+//! each in three steps: every resting order in it is cancelled (reason
+//! `slot_closed`, bids then asks, each best first), releasing its hold; then,
+//! account by account in id order, each bought [`Lot`](crate::account::Lot) still
+//! held becomes one `delivery_scheduled` entry (provider, final holder, GPUs, the
+//! chain of trades) — resellable lots in purchase order, then lots kept to the gate
+//! — and unsold inventory one `inventory_expired`; last, `slot_closed` sums them
+//! up and the slot's book is gone. The provenance rule that makes every entry name
+//! exactly one provider is the one of [`Holding::take`](crate::account::Holding::take):
+//! a sale comes from the seller's own inventory first, then from its purchases in
+//! the order it made them.
+//!
+//! The work before one command is bounded by
+//! [`GATE_CLOSURE_EVENTS_PER_COMMAND_MAX`] events; a slot not finished goes on
+//! before the next command, from where it stopped (its state says where: what is
+//! left on its book and in its holdings).
 
-use crate::account::Holding;
 use crate::book::OrderBook;
 use crate::event::{DeliveryScheduled, Event, EventSink, InventoryExpired, SlotClosed};
+use crate::limits::GATE_CLOSURE_EVENTS_PER_COMMAND_MAX;
 use crate::state::Engine;
-use crate::types::{AccountId, CancelReason, OrderId, Side};
+use crate::types::{AccountId, CancelReason, Side};
 
 impl<B: OrderBook> Engine<B> {
-    /// Closes every open slot whose gate time is before `ts_ns`.
+    /// Closes the open slots whose gate time is before `ts_ns`, within the
+    /// per-command bound.
     pub(super) fn close_gates<S: EventSink>(&mut self, ts_ns: u64, out: &mut S) {
+        let mut budget = GATE_CLOSURE_EVENTS_PER_COMMAND_MAX;
         while let Some(&(closes_at, mi, slot)) = self.gates.first() {
             if closes_at >= ts_ns {
                 break;
             }
-            self.gates.pop_first();
             let bi = self.markets[mi].slots[&slot];
-            self.close_slot(bi, out);
+            if !self.close_slot(bi, &mut budget, out) {
+                break;
+            }
+            self.gates.pop_first();
         }
     }
 
-    /// Closes one slot: cancels its orders, schedules its deliveries, expires its
-    /// unsold inventory, and drops its book.
-    fn close_slot<S: EventSink>(&mut self, bi: usize, out: &mut S) {
-        let mut resting: Vec<OrderId> = Vec::with_capacity(self.bk(bi).book.len());
+    /// Goes on closing one slot, spending at most `budget` events. Returns whether
+    /// the slot is now closed (its book dropped).
+    fn close_slot<S: EventSink>(&mut self, bi: usize, budget: &mut usize, out: &mut S) -> bool {
         for side in [Side::Buy, Side::Sell] {
-            self.bk(bi).book.visit(side, &mut |o| {
-                resting.push(o.id);
-                true
-            });
+            while let Some(id) = self.bk(bi).book.front(side).map(|o| o.id) {
+                if *budget == 0 {
+                    return false;
+                }
+                *budget -= 1;
+                self.cancel_resting(bi, id, CancelReason::SlotClosed, out);
+            }
         }
-        for id in resting {
-            self.cancel_resting(bi, id, CancelReason::SlotClosed, out);
+        let mut holders: Vec<AccountId> = self.bk(bi).holdings.keys().copied().collect();
+        holders.sort_unstable();
+        for holder in holders {
+            if !self.schedule_holder(bi, holder, budget, out) {
+                return false;
+            }
         }
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
         let book = self.books[bi].take().expect("book index in use");
-        let mut holdings: Vec<(AccountId, Holding)> = book.holdings.into_iter().collect();
-        holdings.sort_unstable_by_key(|&(id, _)| id);
-        let (market, slot, spec) = (book.spec.id, book.slot, &book.spec);
-        let (mut scheduled, mut expired) = (0u64, 0u64);
-        for (holder, holding) in holdings {
-            debug_assert_eq!(holding.gpus.held, 0, "orders were cancelled first");
-            for lot in holding.bought {
-                scheduled += lot.lots;
-                let entry = self.next_entry_id;
+        debug_assert_eq!(book.lots_total, 0, "every GPU scheduled or expired");
+        self.markets[book.market].slots.remove(&book.slot);
+        self.free_books.insert(bi);
+        out.push(Event::SlotClosed(SlotClosed {
+            market: book.spec.id,
+            slot: book.slot,
+            scheduled: book.spec.quantity(book.scheduled),
+            expired: book.spec.quantity(book.expired),
+        }));
+        true
+    }
+
+    /// Emits one holder's schedule entries (one per lot, resellable lots then kept
+    /// ones) and its expired inventory, one event per `budget` unit, taking each
+    /// out of its holding; drops the holding once empty. Returns whether it is done.
+    fn schedule_holder<S: EventSink>(
+        &mut self,
+        bi: usize,
+        holder: AccountId,
+        budget: &mut usize,
+        out: &mut S,
+    ) -> bool {
+        loop {
+            if *budget == 0 {
+                return false;
+            }
+            let entry = self.next_entry_id;
+            let book = self.books[bi].as_mut().expect("book index in use");
+            let (market, slot) = (book.spec.id, book.slot);
+            let h = book.holdings.get_mut(&holder).expect("a holder");
+            debug_assert_eq!(h.gpus.held, 0, "orders were cancelled first");
+            let lot = match h.bought.pop_front() {
+                Some(lot) => {
+                    h.gpus.available -= lot.lots;
+                    Some(lot)
+                }
+                None => h.kept.pop_front(),
+            };
+            let event = if let Some(lot) = lot {
                 self.next_entry_id += 1;
-                out.push(Event::DeliveryScheduled(DeliveryScheduled {
+                book.lots_total -= lot.lots;
+                book.scheduled += lot.lots;
+                Event::DeliveryScheduled(DeliveryScheduled {
                     entry,
                     market,
                     slot,
                     provider: lot.provider,
                     holder,
-                    quantity: spec.quantity(lot.lots),
+                    quantity: book.spec.quantity(lot.lots),
                     trades: lot.trades.to_vec(),
-                }));
-            }
-            if holding.inventory > 0 {
-                expired += holding.inventory;
-                out.push(Event::InventoryExpired(InventoryExpired {
+                })
+            } else if h.inventory > 0 {
+                let lots = std::mem::take(&mut h.inventory);
+                h.gpus.available -= lots;
+                book.lots_total -= lots;
+                book.expired += lots;
+                Event::InventoryExpired(InventoryExpired {
                     account: holder,
                     market,
                     slot,
-                    quantity: spec.quantity(holding.inventory),
-                }));
-            }
+                    quantity: book.spec.quantity(lots),
+                })
+            } else {
+                book.holdings.remove(&holder);
+                return true;
+            };
+            *budget -= 1;
+            out.push(event);
         }
-        debug_assert_eq!(book.lots_total, scheduled + expired, "GPUs conserved");
-        self.markets[book.market].slots.remove(&slot);
-        self.free_books.insert(bi);
-        out.push(Event::SlotClosed(SlotClosed {
-            market,
-            slot,
-            scheduled: book.spec.quantity(scheduled),
-            expired: book.spec.quantity(expired),
-        }));
     }
 }

@@ -66,6 +66,12 @@ impl<B: OrderBook> Engine<B> {
             .collect();
         let leg_hold = risk::resting_hold(&self.markets[mi].spec, o.side, limit, shape.lots);
         self.check_all_or_none_risk(mi, o, &slots, leg_hold)?;
+        if o.client_order_id.is_some_and(|c| {
+            self.account(o.account)
+                .is_ok_and(|a| a.client_ids.contains_key(&c))
+        }) {
+            return Err(RejectReason::DuplicateClientOrderId);
+        }
         let plan = if o.colocate {
             self.plan_cluster(mi, o.account, limit, shape.lots, &slots)?
         } else {
