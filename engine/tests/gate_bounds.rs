@@ -15,7 +15,10 @@ mod common;
 
 use common::*;
 use gpux_engine::command::Tick;
-use gpux_engine::limits::{EVENTS_PER_COMMAND_WORST, EVENT_JSON_BYTES_MAX, TRADES_PER_LOT_MAX};
+use gpux_engine::limits::{
+    EVENTS_PER_COMMAND_WORST, EVENT_JSON_BYTES_MAX, GATE_CLOSURE_EVENTS_PER_COMMAND_MAX,
+    TRADES_PER_LOT_MAX,
+};
 use gpux_engine::slot::{NANOS_PER_SEC, SLOT_SECS};
 use gpux_engine::{Command, Engine, Event, RejectReason};
 
@@ -127,4 +130,41 @@ fn a_delivery_after_many_resales_stays_within_the_event_size_bound() {
             render(ev)
         );
     }
+}
+
+/// A slot whose closure takes more than one command's bound trades no more in
+/// between: an amend there is refused (its gate has passed), a cancel still works,
+/// and the closure finishes before later commands, nothing lost.
+#[test]
+fn a_slot_part_way_through_its_closure_takes_no_amends() {
+    let mut e: Engine = Engine::new();
+    given(&mut e, list_market(M, "0.01", "1", 0, 0));
+    // 21,000 resting bids: more than two commands' worth of closure events.
+    for a in 1..=3u64 {
+        given(&mut e, create_account(a));
+        given(&mut e, deposit(a, "100000"));
+        for _ in 0..7_000 {
+            given(&mut e, buy(a, "1", "1.00"));
+        }
+    }
+    let after_gate = (S - 300) * NANOS_PER_SEC + 1;
+    let first = step(&mut e, after_gate, tick());
+    assert_eq!(first.len(), GATE_CLOSURE_EVENTS_PER_COMMAND_MAX);
+    // The next command's closure work cancels 10,000 more; order 21,000 is still
+    // resting when the amend applies.
+    let refused = step(&mut e, after_gate, amend(3, 21_000).price("1.01"));
+    let last = refused.last().unwrap();
+    assert!(
+        matches!(last, Event::OrderRejected(r) if r.reason == RejectReason::SlotClosed),
+        "{}",
+        render(last)
+    );
+    let cancelled = step(&mut e, after_gate, cancel(3, 21_000));
+    let summary: Vec<&Event> = cancelled
+        .iter()
+        .filter(|ev| matches!(ev, Event::SlotClosed(_)))
+        .collect();
+    assert_eq!(summary.len(), 1, "the closure finishes before the cancel");
+    assert_eq!(e.open_order_count(), 0);
+    e.check_invariants().unwrap();
 }

@@ -334,6 +334,23 @@ fn mass_cancel_can_name_one_slot() {
     assert_eq!(x.levels_at(M, S, Side::Buy), ["1 @ 2.00"]);
 }
 
+#[test]
+fn slot_rules_hold_for_mass_cancels_and_all_or_none_client_ids() {
+    let mut x = Exchange::new();
+    x.provider(1, "4").demander(2, "100");
+    x.given(sell(1, "4", "2.00")); // #1
+    x.rejects(mass_cancel_slot(1, M, S + 60), RejectReason::SlotNotOnHour);
+    x.given(buy(2, "1", "1.00").client("c1")); // #2 rests as c1
+    x.rejects(
+        buy(2, "1", "2.00").window(S, S).client("c1"),
+        RejectReason::DuplicateClientOrderId,
+    );
+    x.rejects(
+        buy(2, "1", "2.00").colocate().client("c1"),
+        RejectReason::DuplicateClientOrderId,
+    );
+}
+
 // ----- properties over random scripts that cross gate closures ----------------
 
 mod props {
@@ -774,45 +791,57 @@ mod props {
                 midway = Some((fast.snapshot(), seq));
             }
         }
-        // Restored midway and fed the rest, an engine ends where the live one did.
         if let Some((bytes, at)) = midway {
-            let mut restored: Engine<Book> = Engine::restore(&bytes).map_err(|e| e.to_string())?;
-            let (mut seq2, mut ts2) = (0u64, T0);
-            let mut accepted2: Vec<OrderId> = Vec::new();
-            let mut replay: Engine<Book> = Engine::new();
-            for (i, op) in genesis
-                .iter()
-                .map(|_| None)
-                .chain(ops.iter().map(Some))
-                .enumerate()
-            {
-                if let Some(Op::Advance(dt)) = op {
-                    ts2 += dt;
-                }
-                let cmd = match op {
-                    None => genesis[i].clone(),
-                    Some(op) => command(op, ts2, &accepted2),
-                };
-                seq2 += 1;
-                let mut ev = Vec::new();
-                replay.apply(seq2, ts2, &cmd, &mut ev);
-                accepted2.extend(ev.iter().filter_map(|e| match e {
-                    Event::OrderAccepted(x) => Some(x.order),
-                    _ => None,
-                }));
-                if seq2 > at {
-                    let mut ev2 = Vec::new();
-                    restored.apply(seq2, ts2, &cmd, &mut ev2);
-                    if ev != ev2 {
-                        return Err(format!("restored engine differs at {seq2}"));
-                    }
-                }
-            }
-            if restored.state_hash() != fast.state_hash() {
-                return Err("restored engine ends elsewhere".into());
-            }
+            check_restored(ops, &bytes, at, &fast)?;
         }
         Ok(ledger)
+    }
+
+    /// Restored from the snapshot taken after command `at` and fed the rest of the
+    /// script, an engine emits what the live one did and ends where it did.
+    fn check_restored(
+        ops: &[Op],
+        bytes: &[u8],
+        at: u64,
+        live: &Engine<Book>,
+    ) -> Result<(), String> {
+        let genesis = genesis();
+        let mut restored: Engine<Book> = Engine::restore(bytes).map_err(|e| e.to_string())?;
+        let (mut seq2, mut ts2) = (0u64, T0);
+        let mut accepted2: Vec<OrderId> = Vec::new();
+        let mut replay: Engine<Book> = Engine::new();
+        for (i, op) in genesis
+            .iter()
+            .map(|_| None)
+            .chain(ops.iter().map(Some))
+            .enumerate()
+        {
+            if let Some(Op::Advance(dt)) = op {
+                ts2 += dt;
+            }
+            let cmd = match op {
+                None => genesis[i].clone(),
+                Some(op) => command(op, ts2, &accepted2),
+            };
+            seq2 += 1;
+            let mut ev = Vec::new();
+            replay.apply(seq2, ts2, &cmd, &mut ev);
+            accepted2.extend(ev.iter().filter_map(|e| match e {
+                Event::OrderAccepted(x) => Some(x.order),
+                _ => None,
+            }));
+            if seq2 > at {
+                let mut ev2 = Vec::new();
+                restored.apply(seq2, ts2, &cmd, &mut ev2);
+                if ev != ev2 {
+                    return Err(format!("restored engine differs at {seq2}"));
+                }
+            }
+        }
+        if restored.state_hash() != live.state_hash() {
+            return Err("restored engine ends elsewhere".into());
+        }
+        Ok(())
     }
 
     proptest! {

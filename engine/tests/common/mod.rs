@@ -445,6 +445,15 @@ pub fn render(event: &Event) -> String {
             "duplicate request {} of #{}",
             e.request_id, e.original_cmd_seq
         ),
+        Event::DeliveryScheduled(_) | Event::InventoryExpired(_) | Event::SlotClosed(_) => {
+            closure(event)
+        }
+    }
+}
+
+/// The events of a gate closure, as one line each.
+fn closure(event: &Event) -> String {
+    match event {
         Event::DeliveryScheduled(e) => {
             let gpux_engine::event::DeliveryScheduled {
                 entry,
@@ -487,6 +496,7 @@ pub fn render(event: &Event) -> String {
                 slt(*slot)
             )
         }
+        other => unreachable!("not a closure event: {other:?}"),
     }
 }
 
