@@ -41,6 +41,7 @@ use gpux_ledger::{
     LedgerError, LedgerOptions, LedgerReader, RocksStore, SourceKey, Store,
 };
 
+use crate::clock::{Activity, Clock};
 use crate::committed::{CommittedBatch, CommittedCommand};
 use crate::error::PipelineError;
 use crate::feed::{LedgerFollower, Publisher};
@@ -108,6 +109,12 @@ pub struct PipelineOptions {
     pub ledger: LedgerOptions,
     /// Group-commit bounds.
     pub commit: GroupCommitOptions,
+    /// Sequence a `tick` through the exchange's submitter after this long without
+    /// any sequenced command, so time passes on an idle exchange (see
+    /// [`crate::clock`]). `None` (the default here; `gpux serve` and `gpux engine`
+    /// default to [`CLOCK_TICK_MS_DEFAULT`](crate::CLOCK_TICK_MS_DEFAULT)): the
+    /// log carries only what is submitted. Needs a submitter.
+    pub clock_tick: Option<Duration>,
 }
 
 impl Default for PipelineOptions {
@@ -120,6 +127,7 @@ impl Default for PipelineOptions {
             max_batches_in_flight: BATCHES_IN_FLIGHT_MAX_DEFAULT,
             ledger: LedgerOptions::default(),
             commit: GroupCommitOptions::default(),
+            clock_tick: None,
         }
     }
 }
@@ -238,6 +246,7 @@ pub struct Exchange<S: Store = RocksStore> {
     stop: Arc<AtomicBool>,
     failure: Arc<Failure>,
     signal: Option<Arc<InboxSignal>>,
+    clock: Option<Clock>,
     decode: Option<JoinHandle<()>>,
     engine: Option<JoinHandle<Engine>>,
     hooks: Vec<Box<dyn FnOnce() + Send>>,
@@ -380,8 +389,10 @@ impl<S: Store> Exchange<S> {
             Arc::clone(&stop),
             Arc::clone(&failure),
         )?;
+        let activity = Activity::new();
         let (engine_thread, decode) = {
             let ctx = EngineCtx {
+                activity: Arc::clone(&activity),
                 in_flight: Arc::default(),
                 handle: committer.handle(),
                 publisher: Arc::clone(&publisher),
@@ -392,7 +403,7 @@ impl<S: Store> Exchange<S> {
             };
             spawn_engine(engine, rx, ctx, signal.as_ref(), decode)?
         };
-        Ok(Self {
+        let mut exchange = Self {
             committer: Some(committer),
             reader,
             publisher,
@@ -402,11 +413,22 @@ impl<S: Store> Exchange<S> {
             stop,
             failure,
             signal,
+            clock: None,
             decode: Some(decode),
             engine: Some(engine_thread),
             hooks: Vec::new(),
             dir: dir.map(Path::to_path_buf),
-        })
+        };
+        if let (Some(every), Some(submitter)) = (opts.clock_tick, exchange.submitter()) {
+            // On failure, dropping `exchange` stops the threads started above.
+            let clock =
+                Clock::spawn(submitter, every, activity).map_err(|e| PipelineError::Spawn {
+                    thread: "clock",
+                    error: Arc::new(e),
+                })?;
+            exchange.clock = Some(clock);
+        }
+        Ok(exchange)
     }
 
     /// Where commands go in (`None` when started on a source without a submitter).
@@ -480,6 +502,10 @@ impl<S: Store> Exchange<S> {
     /// Stops reading the log and joins the pipeline threads; the engine's final
     /// state, or `None` if its thread panicked (recorded as the failure).
     fn stop_threads(&mut self) -> Option<Engine> {
+        // No tick after this: the committer it would journal into closes next.
+        if let Some(mut clock) = self.clock.take() {
+            clock.stop();
+        }
         self.run_hooks();
         self.stop.store(true, Ordering::SeqCst);
         if let Some(s) = &self.signal {
@@ -715,6 +741,7 @@ impl InFlight {
 }
 
 struct EngineCtx {
+    activity: Arc<Activity>,
     in_flight: Arc<InFlight>,
     handle: CommitHandle,
     publisher: Arc<Publisher>,
@@ -777,6 +804,7 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Engin
                 submit(&mut batch, &ctx, &mut recycled);
             }
         }
+        ctx.activity.touch();
     }
     if !ctx.failure.is_failed() {
         submit(&mut batch, &ctx, &mut recycled);
