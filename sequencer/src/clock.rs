@@ -12,7 +12,10 @@
 //! interval without any sequenced command, at most one is outstanding (submitted
 //! but not yet sequenced), and a refused submission (a full queue) is simply
 //! skipped. Stopping the clock wakes its thread at once and joins it; the pipeline
-//! stops it before the ledger closes.
+//! stops it first when it stops, then waits (at most [`CLOCK_DRAIN_WAIT`]) for the
+//! clock's last tick to be sequenced, so a clean stop leaves none of its own ticks
+//! unapplied in the log (in Kafka mode a standby would otherwise apply a tick the
+//! stopped engine never did).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -30,12 +33,19 @@ use crate::submit::Submitter;
 /// an idle exchange's log grows by one small command per interval.
 pub const CLOCK_TICK_MS_DEFAULT: u64 = 1_000;
 
-/// When the engine last sequenced a command: written by the engine thread after
-/// each chunk it applies, read by the clock.
+/// Longest a stopping clock waits for its last tick to be sequenced.
+pub const CLOCK_DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+/// How often a stopping clock looks whether its last tick was sequenced.
+const DRAIN_POLL: Duration = Duration::from_millis(5);
+
+/// When the engine last sequenced a command, and which tick it sequenced last:
+/// written by the engine thread, read by the clock.
 #[derive(Debug)]
 pub(crate) struct Activity {
     base: Instant,
     last_ns: AtomicU64,
+    last_tick_ts_ns: AtomicU64,
 }
 
 impl Activity {
@@ -44,7 +54,19 @@ impl Activity {
         Arc::new(Self {
             base: Instant::now(),
             last_ns: AtomicU64::new(0),
+            last_tick_ts_ns: AtomicU64::new(0),
         })
+    }
+
+    /// A tick stamped `ts_ns` (its envelope's, before the sequencer raises it) was
+    /// just sequenced.
+    pub(crate) fn ticked(&self, ts_ns: u64) {
+        self.last_tick_ts_ns.store(ts_ns, Ordering::Release);
+    }
+
+    /// Whether the tick stamped `ts_ns`, or a later one, was sequenced.
+    fn sequenced(&self, ts_ns: u64) -> bool {
+        self.last_tick_ts_ns.load(Ordering::Acquire) >= ts_ns
     }
 
     /// A command was just sequenced.
@@ -96,7 +118,8 @@ impl Stop {
 #[derive(Debug)]
 pub(crate) struct Clock {
     stop: Arc<Stop>,
-    thread: Option<JoinHandle<()>>,
+    activity: Arc<Activity>,
+    thread: Option<JoinHandle<Option<u64>>>,
 }
 
 impl Clock {
@@ -108,50 +131,75 @@ impl Clock {
         activity: Arc<Activity>,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(Stop::default());
-        let s = Arc::clone(&stop);
+        let (s, a) = (Arc::clone(&stop), Arc::clone(&activity));
         let thread = std::thread::Builder::new()
             .name("gpux-clock".into())
-            .spawn(move || run(&*submitter, every, &activity, &s))?;
+            .spawn(move || run(&*submitter, every, &a, &s))?;
         tracing::info!(every_ms = every.as_millis() as u64, "clock ticking");
         Ok(Self {
             stop,
+            activity,
             thread: Some(thread),
         })
     }
 
-    /// Stops the thread (at once, even mid-interval) and joins it; no tick is
-    /// submitted after this returns.
-    pub(crate) fn stop(&mut self) {
+    /// Stops the thread (at once, even mid-interval) and joins it: no tick is
+    /// submitted after this returns. With `drain`, then waits (at most
+    /// [`CLOCK_DRAIN_WAIT`]) until the last tick it submitted is sequenced; the
+    /// pipeline must still be running.
+    pub(crate) fn stop(&mut self, drain: bool) {
         self.stop.stop();
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                tracing::error!("the clock thread panicked");
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let outstanding = thread.join().unwrap_or_else(|_| {
+            tracing::error!("the clock thread panicked");
+            None
+        });
+        let (Some(ts_ns), true) = (outstanding, drain) else {
+            return;
+        };
+        let deadline = Instant::now() + CLOCK_DRAIN_WAIT;
+        while !self.activity.sequenced(ts_ns) {
+            if Instant::now() >= deadline {
+                tracing::info!(
+                    ts_ns,
+                    "the clock's last tick is not sequenced yet; stopping anyway"
+                );
+                return;
             }
+            std::thread::sleep(DRAIN_POLL);
         }
     }
 }
 
 impl Drop for Clock {
     fn drop(&mut self) {
-        self.stop();
+        self.stop(false);
     }
 }
 
 /// The clock's loop: sleep until the log has been idle for `every`, then tick,
-/// unless the previous tick is not sequenced yet.
-fn run(submitter: &dyn Submitter, every: Duration, activity: &Activity, stop: &Stop) {
-    // Set while a submitted tick is neither sequenced nor refused.
+/// unless the previous tick is not sequenced yet. Returns the timestamp of a tick
+/// submitted and not (yet) known to be sequenced or refused.
+fn run(
+    submitter: &dyn Submitter,
+    every: Duration,
+    activity: &Activity,
+    stop: &Stop,
+) -> Option<u64> {
+    // Set when the submitter refuses the outstanding tick.
     let refused = Arc::new(AtomicBool::new(false));
-    let mut outstanding: Option<Instant> = None;
+    let mut outstanding: Option<u64> = None;
     let mut next = activity.last() + every;
     while stop.sleep_until(next) {
-        let now = Instant::now();
-        let last = activity.last();
-        if let Some(at) = outstanding {
-            if last >= at || refused.swap(false, Ordering::AcqRel) {
+        if let Some(ts_ns) = outstanding {
+            if activity.sequenced(ts_ns) || refused.load(Ordering::Acquire) {
                 outstanding = None;
             }
         }
+        let now = Instant::now();
+        let last = activity.last();
         if last + every > now {
             next = last + every; // something was sequenced meanwhile
             continue;
@@ -160,11 +208,12 @@ fn run(submitter: &dyn Submitter, every: Duration, activity: &Activity, stop: &S
         if outstanding.is_some() {
             continue; // the last tick is still on its way: never pile them up
         }
-        outstanding = Some(now);
+        let ts_ns = wall_clock_ns();
+        outstanding = Some(ts_ns);
         refused.store(false, Ordering::Release);
         let r = Arc::clone(&refused);
         submitter.submit(
-            tick_payload(wall_clock_ns()),
+            tick_payload(ts_ns),
             Box::new(move |result| {
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "a tick was not sequenced");
@@ -173,6 +222,7 @@ fn run(submitter: &dyn Submitter, every: Duration, activity: &Activity, stop: &S
             }),
         );
     }
+    outstanding.filter(|_| !refused.load(Ordering::Acquire))
 }
 
 /// A tick's command envelope, timestamped `ts_ns`.

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use gpux_engine::{CommandEnvelope, Engine, Event};
+use gpux_engine::{Command, CommandEnvelope, Engine, Event};
 use gpux_ledger::{
     AppliedCommand, CommitHandle, GroupCommitOptions, GroupCommitter, LatencyHistogram, Ledger,
     LedgerError, LedgerOptions, LedgerReader, RocksStore, SourceKey, Store,
@@ -502,9 +502,10 @@ impl<S: Store> Exchange<S> {
     /// Stops reading the log and joins the pipeline threads; the engine's final
     /// state, or `None` if its thread panicked (recorded as the failure).
     fn stop_threads(&mut self) -> Option<Engine> {
-        // No tick after this: the committer it would journal into closes next.
+        // No tick after this (the committer it would journal into closes next),
+        // and the last one sequenced while the pipeline still runs.
         if let Some(mut clock) = self.clock.take() {
-            clock.stop();
+            clock.stop(!self.failure.is_failed());
         }
         self.run_hooks();
         self.stop.store(true, Ordering::SeqCst);
@@ -797,8 +798,16 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Engin
         batch.read_at.get_or_insert(chunk.read_at);
         let publish = ctx.publisher.has_subscribers();
         for d in chunk.commands {
+            let tick_ts_ns = d
+                .envelope
+                .as_ref()
+                .filter(|e| matches!(e.command, Command::Tick(_)))
+                .map(|e| e.ts_ns);
             events_since_snapshot +=
                 apply_decoded(&mut engine, d, &mut batch, &mut scratch, publish);
+            if let Some(ts_ns) = tick_ts_ns {
+                ctx.activity.ticked(ts_ns);
+            }
             ctx.stats.applied.fetch_add(1, Ordering::Relaxed);
             if batch.applied.len() >= ctx.opts.max_batch_commands {
                 submit(&mut batch, &ctx, &mut recycled);

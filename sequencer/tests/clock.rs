@@ -3,7 +3,8 @@
 //! every part downstream of the ledger takes a command without events (the
 //! committed feed, the events-topic encoding, recovery, the audit tools). With a
 //! submitter and a source of its own, the clock never piles ticks up: it waits for
-//! its last tick to be sequenced, and tries again after a refused one.
+//! its last tick to be sequenced, and tries again after a refused one; stopping,
+//! the exchange waits for the clock's last tick, so a clean stop leaves none behind.
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
@@ -155,6 +156,10 @@ fn an_idle_exchange_expires_a_gtd_order_from_ticks_alone() {
     drop((feed, s));
     let engine = exchange.shutdown().unwrap();
     assert!(engine.last_seq() >= got.len() as u64);
+    // A clean stop leaves none of the clock's ticks unapplied in the log.
+    let ledger = Ledger::open_read_only(dir.path()).unwrap();
+    assert_eq!(ledger.reader().inbox_last().unwrap(), engine.last_seq());
+    drop(ledger);
     audit_tools_take_ticks(dir.path(), engine.last_seq());
 
     // A restart recovers through the ticks to the same state.
@@ -292,9 +297,12 @@ fn the_clock_waits_for_its_last_tick_and_retries_a_refused_one() {
     );
     // Once it is sequenced, time goes on.
     log.0.lock().unwrap().push_back(second);
-    let (third, _done) = next();
+    let (third, done) = next();
     assert!(CommandEnvelope::from_json(&third).unwrap().ts_ns >= tick.ts_ns);
+    done(Ok(()));
+    // Stopping, the exchange waits for its last tick, in the log as it stops.
+    log.0.lock().unwrap().push_back(third);
     let engine = exchange.shutdown().unwrap();
-    assert_eq!(engine.last_seq(), 1, "the one tick that reached the log");
+    assert_eq!(engine.last_seq(), 2, "both ticks that reached the log");
     assert!(submissions.try_recv().is_err(), "no tick after shutdown");
 }
