@@ -70,6 +70,24 @@ fn wait_ledger(dir: &std::path::Path, cmd_seq: u64) {
     }
 }
 
+/// A market, an account with USD, and its GTD bid due 1.5 s from now (by the
+/// clock the engine stamps ticks with); and that due time.
+fn gtd_bid_commands() -> (Vec<Vec<u8>>, u64) {
+    let t = now_ns();
+    let good_till = t + 1_500_000_000;
+    let commands = [
+        format!(r#"{{"type":"list_market","market":"{MARKET}","tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":0}}"#),
+        r#"{"type":"create_account","account":1}"#.to_owned(),
+        r#"{"type":"deposit","account":1,"amount":"10"}"#.to_owned(),
+        format!(r#"{{"type":"place_order","account":1,"market":"{MARKET}","side":"buy","price":"2.00","quantity":"1","time_in_force":"gtd","good_till_ns":{good_till}}}"#),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, c)| format!(r#"{{"v":1,"ts_ns":{t},"request_id":"r{i}","command":{c}}}"#).into_bytes())
+    .collect();
+    (commands, good_till)
+}
+
 #[test]
 fn an_idle_kafka_engine_ticks_and_a_standby_writes_the_same_ledger() {
     let broker = Broker::start();
@@ -83,18 +101,7 @@ fn an_idle_kafka_engine_ticks_and_a_standby_writes_the_same_ledger() {
     active.wait_ready();
     standby.wait_ready();
 
-    let t = now_ns();
-    let good_till = t + 1_500_000_000;
-    let commands: Vec<Vec<u8>> = [
-        format!(r#"{{"type":"list_market","market":"{MARKET}","tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":0}}"#),
-        r#"{"type":"create_account","account":1}"#.to_owned(),
-        r#"{"type":"deposit","account":1,"amount":"10"}"#.to_owned(),
-        format!(r#"{{"type":"place_order","account":1,"market":"{MARKET}","side":"buy","price":"2.00","quantity":"1","time_in_force":"gtd","good_till_ns":{good_till}}}"#),
-    ]
-    .iter()
-    .enumerate()
-    .map(|(i, c)| format!(r#"{{"v":1,"ts_ns":{t},"request_id":"r{i}","command":{c}}}"#).into_bytes())
-    .collect();
+    let (commands, good_till) = gtd_bid_commands();
     assert_eq!(support::produce(&cfg, &commands, 10, Duration::ZERO), 4);
 
     // Nothing else is produced: the expiry is carried by the engine's tick.

@@ -264,8 +264,12 @@ fn an_idle_exchange_expires_a_gtd_order_from_ticks_alone() {
     );
     serve.stop();
 
-    // The ledger holds the ticks; the expiry's events are a tick's.
-    let ledger = gpux_ledger::Ledger::open_read_only(&data).unwrap();
+    assert_expired_by_a_tick(&data, good_till);
+}
+
+/// The ledger in `data` holds ticks, and the order due at `good_till` expired at one.
+fn assert_expired_by_a_tick(data: &std::path::Path, good_till: u64) {
+    let ledger = gpux_ledger::Ledger::open_read_only(data).unwrap();
     let committed = gpux_sequencer::read_committed(&ledger.reader(), 1, 10_000).unwrap();
     let is_tick = |c: &gpux_sequencer::CommittedCommand| {
         gpux_engine::CommandEnvelope::from_json(&c.payload)

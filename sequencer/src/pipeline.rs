@@ -419,16 +419,26 @@ impl<S: Store> Exchange<S> {
             hooks: Vec::new(),
             dir: dir.map(Path::to_path_buf),
         };
-        if let (Some(every), Some(submitter)) = (opts.clock_tick, exchange.submitter()) {
-            // On failure, dropping `exchange` stops the threads started above.
+        // On failure, dropping `exchange` stops the threads started above.
+        exchange.start_clock(opts.clock_tick, activity)?;
+        Ok(exchange)
+    }
+
+    /// Starts the clock (`every` set, and a submitter to tick through).
+    fn start_clock(
+        &mut self,
+        every: Option<Duration>,
+        activity: Arc<Activity>,
+    ) -> Result<(), PipelineError> {
+        if let (Some(every), Some(submitter)) = (every, self.submitter()) {
             let clock =
                 Clock::spawn(submitter, every, activity).map_err(|e| PipelineError::Spawn {
                     thread: "clock",
                     error: Arc::new(e),
                 })?;
-            exchange.clock = Some(clock);
+            self.clock = Some(clock);
         }
-        Ok(exchange)
+        Ok(())
     }
 
     /// Where commands go in (`None` when started on a source without a submitter).

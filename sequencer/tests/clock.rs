@@ -132,26 +132,7 @@ fn an_idle_exchange_expires_a_gtd_order_from_ticks_alone() {
         "a tick before the expiry"
     );
 
-    // Commands without events, downstream of the ledger: dense event numbers, the
-    // ledger's reading equals the feed, the events-topic messages round-trip.
-    for w in got.windows(2) {
-        assert_eq!(w[1].cmd_seq, w[0].cmd_seq + 1);
-        assert_eq!(
-            w[1].first_event_seq,
-            w[0].first_event_seq + w[0].events.len() as u64
-        );
-    }
-    let from_ledger = gpux_sequencer::read_committed(&exchange.reader(), 1, got.len()).unwrap();
-    assert_eq!(from_ledger, got);
-    for c in &got {
-        let mut parts = EventsMessage::encode(c);
-        assert_eq!(parts.len(), 1);
-        let back = EventsMessage::decode(&parts.remove(0))
-            .unwrap()
-            .into_committed()
-            .unwrap();
-        assert_eq!(&back, c);
-    }
+    downstream_takes_commands_without_events(&got, &exchange);
 
     drop((feed, s));
     let engine = exchange.shutdown().unwrap();
@@ -166,6 +147,29 @@ fn an_idle_exchange_expires_a_gtd_order_from_ticks_alone() {
     let again = Exchange::start_embedded(dir.path(), PipelineOptions::default()).unwrap();
     assert_eq!(again.replica().unwrap().state_hash(), engine.state_hash());
     again.shutdown().unwrap();
+}
+
+/// Commands without events, downstream of the ledger: dense event numbers, the
+/// ledger's reading equals the feed, the events-topic messages round-trip.
+fn downstream_takes_commands_without_events(got: &[CommittedCommand], exchange: &Exchange) {
+    for w in got.windows(2) {
+        assert_eq!(w[1].cmd_seq, w[0].cmd_seq + 1);
+        assert_eq!(
+            w[1].first_event_seq,
+            w[0].first_event_seq + w[0].events.len() as u64
+        );
+    }
+    let from_ledger = gpux_sequencer::read_committed(&exchange.reader(), 1, got.len()).unwrap();
+    assert_eq!(from_ledger, got);
+    for c in got {
+        let mut parts = EventsMessage::encode(c);
+        assert_eq!(parts.len(), 1);
+        let back = EventsMessage::decode(&parts.remove(0))
+            .unwrap()
+            .into_committed()
+            .unwrap();
+        assert_eq!(&back, c);
+    }
 }
 
 /// verify, export, statement and diff on a ledger holding ticks.
