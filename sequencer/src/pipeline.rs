@@ -23,6 +23,11 @@
 //!   [`Exchange::shutdown`], so the process exits non-zero and a restart resumes
 //!   after the last durable command.
 //!
+//! With [`PipelineOptions::clock_tick`] set, a clock thread ([`crate::clock`])
+//! submits a `tick` through the exchange's own submitter whenever the log has been
+//! idle that long, so time passes on an idle exchange; it is stopped first at
+//! shutdown, after its last tick is sequenced.
+//!
 //! The pipeline runs on any ledger [`Store`]: RocksDB in production
 //! ([`Exchange::start_embedded`]), or e.g. a [`FaultyStore`](gpux_ledger::FaultyStore)
 //! over a [`MemStore`](gpux_ledger::MemStore) in tests
