@@ -28,8 +28,16 @@ const ORDERS_PER_PRODUCER: usize = 6_000;
 const ACCOUNTS_PER_PRODUCER: u64 = 20;
 const KILLS: usize = 14;
 /// Frequent snapshots and small batches: restarts go through snapshot + replay,
-/// and kills land between many commits.
-const ENGINE_ARGS: &[&str] = &["--snapshot-every", "3000", "--max-batch", "300"];
+/// and kills land between many commits. No clock: the topic must hold exactly the
+/// producers' commands, counted below (ticks are tested in `kafka_clock`).
+const ENGINE_ARGS: &[&str] = &[
+    "--snapshot-every",
+    "3000",
+    "--max-batch",
+    "300",
+    "--clock-tick-ms",
+    "0",
+];
 
 /// A producer thread per `per_producer` entry: each writes the first half of its
 /// commands at once and returns when told to go on, then writes the second half in

@@ -210,7 +210,9 @@ fn gateways_in_front_of_an_engine_process_trade_through_the_broker() {
     broker.restart();
     let a_addr = a.wait_ready();
 
-    let mut engine = EngineProcess::spawn(&dir.path().join("engine"), &cfg, &[]);
+    // No clock: the replicas' applied cmd_seq is compared with the bid's below.
+    let mut engine =
+        EngineProcess::spawn(&dir.path().join("engine"), &cfg, &["--clock-tick-ms", "0"]);
     assert_eq!(engine.wait_ready(), 0);
 
     // Through gateway A: a market, a provider with capacity and an ask.

@@ -3,31 +3,20 @@
 //! arrive, and the active engine is killed once and restarted). The two ledgers
 //! must hold byte-identical command and event records: `gpux replay diff` finds
 //! no divergence, and every stored record is compared byte for byte. The standby
-//! publishes to its own events topic, so it never duplicates the active's.
+//! publishes to its own events topic, so it never duplicates the active's. The
+//! engines' clocks are off, so the ledgers hold exactly the producers' commands
+//! (`kafka_clock` runs a standby behind a ticking engine).
 
 mod support;
 
 use std::process::Command;
 use std::time::Duration;
 
-use gpux_ledger::{Cf, Ledger, Store};
+use gpux_ledger::Ledger;
 use support::broker::Broker;
 use support::EngineProcess;
 
 const ORDERS_PER_PRODUCER: usize = 3_000;
-
-/// Every (key, value) of one column family, as stored.
-fn raw(ledger: &Ledger, cf: Cf) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut c = ledger.store().cursor(cf);
-    c.seek_to_first();
-    let mut out = Vec::new();
-    while let Some((k, v)) = c.entry() {
-        out.push((k.to_vec(), v.to_vec()));
-        c.next();
-    }
-    c.status().expect("cursor");
-    out
-}
 
 #[test]
 fn two_engines_on_one_partition_write_identical_ledgers() {
@@ -39,8 +28,16 @@ fn two_engines_on_one_partition_write_identical_ledgers() {
     let (dir_a, dir_b) = (data.path().join("active"), data.path().join("standby"));
 
     support::produce(&active_cfg, &[support::list_market()], 1, Duration::ZERO);
-    let mut active = EngineProcess::spawn(&dir_a, &active_cfg, &["--max-batch", "500"]);
-    let mut standby = EngineProcess::spawn(&dir_b, &standby_cfg, &["--max-batch", "97"]);
+    let mut active = EngineProcess::spawn(
+        &dir_a,
+        &active_cfg,
+        &["--max-batch", "500", "--clock-tick-ms", "0"],
+    );
+    let mut standby = EngineProcess::spawn(
+        &dir_b,
+        &standby_cfg,
+        &["--max-batch", "97", "--clock-tick-ms", "0"],
+    );
     active.wait_ready();
     standby.wait_ready();
 
@@ -60,7 +57,11 @@ fn two_engines_on_one_partition_write_identical_ledgers() {
     // producers' commands (a condition, not a guess at how long that takes).
     support::wait_events(&active_cfg, 100);
     active.kill9();
-    let mut active = EngineProcess::spawn(&dir_a, &active_cfg, &["--max-batch", "500"]);
+    let mut active = EngineProcess::spawn(
+        &dir_a,
+        &active_cfg,
+        &["--max-batch", "500", "--clock-tick-ms", "0"],
+    );
     active.wait_ready();
     let total = 1 + producers
         .into_iter()
@@ -87,14 +88,7 @@ fn two_engines_on_one_partition_write_identical_ledgers() {
     let b = Ledger::open_read_only(&dir_b).unwrap();
     assert_eq!(a.head().last_cmd_seq, total);
     assert_eq!(b.head().last_cmd_seq, total);
-    for cf in [Cf::Commands, Cf::Events] {
-        let (ra, rb) = (raw(&a, cf), raw(&b, cf));
-        assert!(!ra.is_empty());
-        assert_eq!(ra.len(), rb.len(), "{cf}: as many records");
-        if let Some(i) = ra.iter().zip(&rb).position(|(x, y)| x != y) {
-            panic!("{cf}: record {i} differs");
-        }
-    }
+    support::assert_same_records(&a, &b);
     drop((a, b));
     support::assert_events_topic_matches_ledger(&dir_a, &active_cfg);
     support::assert_events_topic_matches_ledger(&dir_b, &standby_cfg);

@@ -191,3 +191,107 @@ fn a_stop_before_ready_is_a_clean_stop() {
     serve_until(opts, &mut out, async {}).unwrap();
     assert!(rx.try_recv().is_err(), "no ready line");
 }
+
+/// Nanoseconds since the Unix epoch, as the gateway stamps commands.
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// On an exchange where nobody trades, time still passes: with the default clock
+/// (`clock_tick_ms` 1,000), a GTD bid expires with no other command sent, the
+/// order says so, and the ledger shows the ticks that carried time, the expiry
+/// under one of them.
+#[test]
+fn an_idle_exchange_expires_a_gtd_order_from_ticks_alone() {
+    const ADMIN: &str = "clock-admin-key-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let serve = Serve::start(Config {
+        data: data.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_key: Some(ADMIN.into()),
+        ..Config::default()
+    });
+    let addr = serve.addr();
+    let market = r#"{"market":"h100-sxm.us-east","tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":0}"#;
+    assert_eq!(http(&addr, "POST", "/v1/markets", ADMIN, market).0, 201);
+    let (status, account) = http(&addr, "POST", "/v1/accounts", ADMIN, r#"{"account":1}"#);
+    assert_eq!(status, 201, "{account}");
+    let key = account["api_key"].as_str().unwrap().to_string();
+    let deposit = http(
+        &addr,
+        "POST",
+        "/v1/accounts/1/deposits",
+        ADMIN,
+        r#"{"amount":"10"}"#,
+    );
+    assert_eq!(deposit.0, 200, "{}", deposit.1);
+    let good_till = now_ns() + 1_500_000_000;
+    let (status, order) = http(
+        &addr,
+        "POST",
+        "/v1/orders",
+        &key,
+        &format!(
+            r#"{{"market":"h100-sxm.us-east","side":"buy","price":"2.00","quantity":"1","time_in_force":"gtd","good_till_ns":{good_till}}}"#
+        ),
+    );
+    assert_eq!(
+        (status, &order["status"]),
+        (200, &Value::from("resting")),
+        "{order}"
+    );
+    let path = format!("/v1/orders/{}", order["order_id"]);
+
+    // Nothing else is sent: only the exchange's ticks can expire it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let expired = loop {
+        let (status, o) = http(&addr, "GET", &path, &key, "");
+        assert_eq!(status, 200, "{o}");
+        if o["status"] != "resting" {
+            break o;
+        }
+        assert!(std::time::Instant::now() < deadline, "still resting: {o}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        (&expired["status"], &expired["cancel_reason"]),
+        (&Value::from("cancelled"), &Value::from("expired")),
+        "{expired}"
+    );
+    serve.stop();
+
+    assert_expired_by_a_tick(&data, good_till);
+}
+
+/// The ledger in `data` holds ticks, and the order due at `good_till` expired at one.
+fn assert_expired_by_a_tick(data: &std::path::Path, good_till: u64) {
+    let ledger = gpux_ledger::Ledger::open_read_only(data).unwrap();
+    let committed = gpux_sequencer::read_committed(&ledger.reader(), 1, 10_000).unwrap();
+    let is_tick = |c: &gpux_sequencer::CommittedCommand| {
+        gpux_engine::CommandEnvelope::from_json(&c.payload)
+            .is_ok_and(|e| matches!(e.command, gpux_engine::Command::Tick(_)))
+    };
+    assert!(
+        committed.iter().filter(|c| is_tick(c)).count() >= 2,
+        "ticks in the ledger"
+    );
+    let expiry = committed
+        .iter()
+        .find(|c| {
+            c.events.iter().any(|e| {
+                matches!(e, gpux_engine::Event::OrderCancelled(o)
+                    if o.reason == gpux_engine::CancelReason::Expired)
+            })
+        })
+        .expect("the expiry is in the ledger");
+    assert!(
+        is_tick(expiry),
+        "expired by {}",
+        String::from_utf8_lossy(&expiry.payload)
+    );
+    assert!(expiry.ts_ns > good_till);
+}

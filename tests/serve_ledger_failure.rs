@@ -68,7 +68,15 @@ fn serve_exits_non_zero_naming_the_cmd_seq_when_the_ledger_cannot_be_written() {
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_gpux"));
     server
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        // No clock: the first write to fail must be a commit, never a tick's journal.
+        .args([
+            "serve",
+            "--clock-tick-ms",
+            "0",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
         .arg(&data)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

@@ -3,6 +3,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`pipeline`] | [`Exchange`]: decode → engine → group commit → publish, bounded stages, start/recover/shutdown |
+//! | [`clock`] | the tick sequenced after an idle interval, so time passes in the log on an idle exchange |
 //! | [`recovery`] | [`recovery::state_at`]: the engine rebuilt from the ledger (latest good snapshot, then the commands after it, each checked against the stored events); the [`recovery::Replayer`] loop the auditors' tools share |
 //! | [`source`] | [`CommandSource`]: the embedded inbox ([`InboxSource`]); Kafka lives in `kafka` |
 //! | [`kafka`] | Kafka mode: [`kafka::KafkaSource`], [`kafka::KafkaSubmitter`], the events topic ([`kafka::EventsPublisher`], [`kafka::EventsTopicFeed`]), [`kafka::start_exchange`] |
@@ -14,6 +15,7 @@
 //! The engine is touched by one thread only (the pipeline's engine thread); everything
 //! else (gateway, market data, the events-topic publisher) follows committed batches.
 
+pub mod clock;
 pub mod committed;
 pub mod error;
 pub mod feed;
@@ -23,6 +25,7 @@ pub mod recovery;
 pub mod source;
 pub mod submit;
 
+pub use clock::{tick_payload, CLOCK_DRAIN_WAIT, CLOCK_TICK_MS_DEFAULT};
 pub use committed::{read_committed, request_id_of, CommittedBatch, CommittedCommand};
 pub use error::{FeedError, PipelineError, SourceError, SubmitError};
 pub use feed::{Feed, LedgerFollower, Publisher};

@@ -23,6 +23,11 @@
 //!   [`Exchange::shutdown`], so the process exits non-zero and a restart resumes
 //!   after the last durable command.
 //!
+//! With [`PipelineOptions::clock_tick`] set, a clock thread ([`crate::clock`])
+//! submits a `tick` through the exchange's own submitter whenever the log has been
+//! idle that long, so time passes on an idle exchange; it is stopped first at
+//! shutdown, after its last tick is sequenced.
+//!
 //! The pipeline runs on any ledger [`Store`]: RocksDB in production
 //! ([`Exchange::start_embedded`]), or e.g. a [`FaultyStore`](gpux_ledger::FaultyStore)
 //! over a [`MemStore`](gpux_ledger::MemStore) in tests
@@ -35,12 +40,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use gpux_engine::{CommandEnvelope, Engine, Event};
+use gpux_engine::{Command, CommandEnvelope, Engine, Event};
 use gpux_ledger::{
     AppliedCommand, CommitHandle, GroupCommitOptions, GroupCommitter, LatencyHistogram, Ledger,
     LedgerError, LedgerOptions, LedgerReader, RocksStore, SourceKey, Store,
 };
 
+use crate::clock::{Activity, Clock};
 use crate::committed::{CommittedBatch, CommittedCommand};
 use crate::error::PipelineError;
 use crate::feed::{LedgerFollower, Publisher};
@@ -108,6 +114,12 @@ pub struct PipelineOptions {
     pub ledger: LedgerOptions,
     /// Group-commit bounds.
     pub commit: GroupCommitOptions,
+    /// Sequence a `tick` through the exchange's submitter after this long without
+    /// any sequenced command, so time passes on an idle exchange (see
+    /// [`crate::clock`]). `None` (the default here; `gpux serve` and `gpux engine`
+    /// default to [`CLOCK_TICK_MS_DEFAULT`](crate::CLOCK_TICK_MS_DEFAULT)): the
+    /// log carries only what is submitted. Needs a submitter.
+    pub clock_tick: Option<Duration>,
 }
 
 impl Default for PipelineOptions {
@@ -120,6 +132,7 @@ impl Default for PipelineOptions {
             max_batches_in_flight: BATCHES_IN_FLIGHT_MAX_DEFAULT,
             ledger: LedgerOptions::default(),
             commit: GroupCommitOptions::default(),
+            clock_tick: None,
         }
     }
 }
@@ -238,6 +251,7 @@ pub struct Exchange<S: Store = RocksStore> {
     stop: Arc<AtomicBool>,
     failure: Arc<Failure>,
     signal: Option<Arc<InboxSignal>>,
+    clock: Option<Clock>,
     decode: Option<JoinHandle<()>>,
     engine: Option<JoinHandle<Engine>>,
     hooks: Vec<Box<dyn FnOnce() + Send>>,
@@ -380,8 +394,10 @@ impl<S: Store> Exchange<S> {
             Arc::clone(&stop),
             Arc::clone(&failure),
         )?;
+        let activity = Activity::new();
         let (engine_thread, decode) = {
             let ctx = EngineCtx {
+                activity: Arc::clone(&activity),
                 in_flight: Arc::default(),
                 handle: committer.handle(),
                 publisher: Arc::clone(&publisher),
@@ -392,7 +408,7 @@ impl<S: Store> Exchange<S> {
             };
             spawn_engine(engine, rx, ctx, signal.as_ref(), decode)?
         };
-        Ok(Self {
+        let mut exchange = Self {
             committer: Some(committer),
             reader,
             publisher,
@@ -402,11 +418,32 @@ impl<S: Store> Exchange<S> {
             stop,
             failure,
             signal,
+            clock: None,
             decode: Some(decode),
             engine: Some(engine_thread),
             hooks: Vec::new(),
             dir: dir.map(Path::to_path_buf),
-        })
+        };
+        // On failure, dropping `exchange` stops the threads started above.
+        exchange.start_clock(opts.clock_tick, activity)?;
+        Ok(exchange)
+    }
+
+    /// Starts the clock (`every` set, and a submitter to tick through).
+    fn start_clock(
+        &mut self,
+        every: Option<Duration>,
+        activity: Arc<Activity>,
+    ) -> Result<(), PipelineError> {
+        if let (Some(every), Some(submitter)) = (every, self.submitter()) {
+            let clock =
+                Clock::spawn(submitter, every, activity).map_err(|e| PipelineError::Spawn {
+                    thread: "clock",
+                    error: Arc::new(e),
+                })?;
+            self.clock = Some(clock);
+        }
+        Ok(())
     }
 
     /// Where commands go in (`None` when started on a source without a submitter).
@@ -480,6 +517,11 @@ impl<S: Store> Exchange<S> {
     /// Stops reading the log and joins the pipeline threads; the engine's final
     /// state, or `None` if its thread panicked (recorded as the failure).
     fn stop_threads(&mut self) -> Option<Engine> {
+        // No tick after this (the committer it would journal into closes next),
+        // and the last one sequenced while the pipeline still runs.
+        if let Some(mut clock) = self.clock.take() {
+            clock.stop(!self.failure.is_failed());
+        }
         self.run_hooks();
         self.stop.store(true, Ordering::SeqCst);
         if let Some(s) = &self.signal {
@@ -715,6 +757,7 @@ impl InFlight {
 }
 
 struct EngineCtx {
+    activity: Arc<Activity>,
     in_flight: Arc<InFlight>,
     handle: CommitHandle,
     publisher: Arc<Publisher>,
@@ -770,13 +813,22 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Engin
         batch.read_at.get_or_insert(chunk.read_at);
         let publish = ctx.publisher.has_subscribers();
         for d in chunk.commands {
+            let tick_ts_ns = d
+                .envelope
+                .as_ref()
+                .filter(|e| matches!(e.command, Command::Tick(_)))
+                .map(|e| e.ts_ns);
             events_since_snapshot +=
                 apply_decoded(&mut engine, d, &mut batch, &mut scratch, publish);
+            if let Some(ts_ns) = tick_ts_ns {
+                ctx.activity.ticked(ts_ns);
+            }
             ctx.stats.applied.fetch_add(1, Ordering::Relaxed);
             if batch.applied.len() >= ctx.opts.max_batch_commands {
                 submit(&mut batch, &ctx, &mut recycled);
             }
         }
+        ctx.activity.touch();
     }
     if !ctx.failure.is_failed() {
         submit(&mut batch, &ctx, &mut recycled);

@@ -37,6 +37,11 @@ pub struct CommonArgs {
     /// [env: GPUX_MAX_BATCH] [default: 4096]
     #[arg(long, value_name = "N")]
     pub max_batch: Option<usize>,
+    /// After this many milliseconds without a command, sequence a tick so time
+    /// passes on an idle exchange (GTD expiries); 0 = off. Serve, demo and engine
+    /// (not a --no-events standby) [env: GPUX_CLOCK_TICK_MS] [default: 1000]
+    #[arg(long, value_name = "MS")]
+    pub clock_tick_ms: Option<u64>,
     /// Log line format [env: GPUX_LOG_FORMAT] [default: text]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -146,6 +151,7 @@ impl Flags for CommonArgs {
         set(&mut cfg.data, &self.data);
         set(&mut cfg.snapshot_every_events, &self.snapshot_every);
         set(&mut cfg.max_batch_commands, &self.max_batch);
+        set(&mut cfg.clock_tick_ms, &self.clock_tick_ms);
         set(&mut cfg.log.format, &self.log_format);
         set(&mut cfg.log.filter, &self.log_filter);
         if let Some(v) = &self.kafka_brokers {

@@ -82,6 +82,11 @@ impl Env<'_> {
             "GPUX_MAX_BATCH",
             "a positive whole number of commands",
         )?;
+        self.set(
+            &mut cfg.clock_tick_ms,
+            "GPUX_CLOCK_TICK_MS",
+            &format!("milliseconds, 0 (off) to {}", super::CLOCK_TICK_MS_MAX),
+        )?;
         self.apply_log(cfg)?;
         self.apply_kafka(cfg)?;
         self.apply_demo(cfg)

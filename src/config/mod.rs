@@ -26,6 +26,7 @@
 //! | `admin_key` | `GPUX_ADMIN_KEY` | `--admin-key KEY` |
 //! | `snapshot_every_events` | `GPUX_SNAPSHOT_EVERY` | `--snapshot-every N` |
 //! | `max_batch_commands` | `GPUX_MAX_BATCH` | `--max-batch N` |
+//! | `clock_tick_ms` | `GPUX_CLOCK_TICK_MS` | `--clock-tick-ms MS` |
 //! | `log.format` | `GPUX_LOG_FORMAT` | `--log-format text\|json` |
 //! | `log.filter` | `GPUX_LOG`, else `RUST_LOG` | `--log FILTER` |
 //! | `kafka.brokers` | `GPUX_KAFKA_BROKERS` | `--kafka BROKERS` |
@@ -90,6 +91,12 @@ pub const LOG_FILTER_DEFAULT: &str = "info";
 pub use gpux_sequencer::SNAPSHOT_EVERY_EVENTS_DEFAULT;
 /// Shortest accepted admin key, bytes (the gateway's bound).
 pub const ADMIN_KEY_MIN_BYTES: usize = gpux_gateway::GatewayConfig::ADMIN_KEY_MIN_BYTES;
+/// Default idle interval before the exchange sequences a tick, milliseconds: the
+/// pipeline's.
+pub use gpux_sequencer::CLOCK_TICK_MS_DEFAULT;
+/// Longest accepted tick interval, milliseconds (one hour): GTD expiries and gate
+/// closures on an idle exchange are late by up to the interval.
+pub const CLOCK_TICK_MS_MAX: u64 = 3_600_000;
 /// Highest accepted demo rate, commands per second.
 pub const DEMO_RATE_PER_SEC_MAX: u32 = 10_000;
 
@@ -261,6 +268,10 @@ pub struct Config {
     pub snapshot_every_events: u64,
     /// Most commands committed in one ledger batch. Default 4,096.
     pub max_batch_commands: usize,
+    /// After this many milliseconds without a command, the exchange sequences a
+    /// `tick` (serve, demo, engine; not a `--no-events` standby). 0 = off.
+    /// Default 1,000.
+    pub clock_tick_ms: u64,
     /// Logging.
     pub log: LogConfig,
     /// Kafka mode (off unless brokers are set).
@@ -298,6 +309,7 @@ impl Default for Config {
             log: LogConfig::default(),
             kafka: KafkaSettings::default(),
             max_batch_commands: gpux_sequencer::BATCH_COMMANDS_MAX_DEFAULT,
+            clock_tick_ms: CLOCK_TICK_MS_DEFAULT,
             gateway: GatewaySettings::default(),
             demo: DemoConfig::default(),
         }
@@ -312,6 +324,7 @@ impl fmt::Debug for Config {
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
             .field("snapshot_every_events", &self.snapshot_every_events)
             .field("max_batch_commands", &self.max_batch_commands)
+            .field("clock_tick_ms", &self.clock_tick_ms)
             .field("log", &self.log)
             .field("kafka", &self.kafka)
             .field("gateway", &self.gateway)
@@ -380,6 +393,12 @@ impl Config {
                 bail!("{key} must be positive (got 0)");
             }
         }
+        if self.clock_tick_ms > CLOCK_TICK_MS_MAX {
+            bail!(
+                "clock_tick_ms must be 0 (off) to {CLOCK_TICK_MS_MAX} milliseconds (got {})",
+                self.clock_tick_ms
+            );
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {
             bail!(
                 "log.filter: invalid filter {:?} ({e}): expected RUST_LOG directives such as \
@@ -397,6 +416,8 @@ impl Config {
         gpux_sequencer::PipelineOptions {
             snapshot_every_events: self.snapshot_every_events,
             max_batch_commands: self.max_batch_commands,
+            clock_tick: (self.clock_tick_ms > 0)
+                .then(|| std::time::Duration::from_millis(self.clock_tick_ms)),
             ..gpux_sequencer::PipelineOptions::default()
         }
     }

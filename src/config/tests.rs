@@ -440,3 +440,39 @@ fn a_zero_batch_is_refused_from_every_layer() {
     ));
     assert!(e.contains("GPUX_MAX_BATCH: invalid value"), "{e}");
 }
+
+#[test]
+fn the_clock_tick_comes_from_every_layer_and_zero_turns_it_off() {
+    let cfg = Config::load_with(&ServeArgs::default(), no_env()).unwrap();
+    assert_eq!(cfg.clock_tick_ms, 1_000);
+    assert_eq!(
+        cfg.pipeline_options().clock_tick,
+        Some(std::time::Duration::from_secs(1))
+    );
+    let f = file("clock_tick_ms = 250\n");
+    let path = f.path().to_str().unwrap();
+    let cfg = Config::load_with(&engine_args(&["--config", path]), no_env()).unwrap();
+    assert_eq!(
+        cfg.pipeline_options().clock_tick,
+        Some(std::time::Duration::from_millis(250))
+    );
+    let e = env(&[("GPUX_CONFIG", path), ("GPUX_CLOCK_TICK_MS", "0")]);
+    let cfg = Config::load_with(&ServeArgs::default(), e).unwrap();
+    assert_eq!(cfg.pipeline_options().clock_tick, None, "0 = off");
+    let e = env(&[("GPUX_CLOCK_TICK_MS", "0")]);
+    let cfg = Config::load_with(&args(&["--clock-tick-ms", "40"]), e).unwrap();
+    assert_eq!(cfg.clock_tick_ms, 40, "the flag beats the environment");
+    let e = err(Config::load_with(
+        &engine_args(&["--clock-tick-ms", "3600001"]),
+        no_env(),
+    ));
+    assert!(
+        e.contains("clock_tick_ms must be 0 (off) to 3600000 milliseconds"),
+        "{e}"
+    );
+    let e = err(Config::load_with(
+        &ServeArgs::default(),
+        env(&[("GPUX_CLOCK_TICK_MS", "soon")]),
+    ));
+    assert!(e.contains("GPUX_CLOCK_TICK_MS: invalid value"), "{e}");
+}

@@ -2,7 +2,9 @@
 //!
 //! Reads commands from the commands topic, applies them, commits them to the
 //! ledger in `data`, and publishes every committed command to the events topic
-//! (unless `--no-events`, for a hot standby). Runs until SIGINT or SIGTERM, then
+//! (unless `--no-events`, for a hot standby). When it has consumed nothing for
+//! `clock_tick_ms`, it produces a `tick` to the commands topic so time passes on an
+//! idle exchange (a standby never does). Runs until SIGINT or SIGTERM, then
 //! shuts down cleanly (snapshot, ledger closed); killed instead, it loses nothing:
 //! the next start resumes after the last committed offset. A pipeline failure
 //! ends the run with an error naming the cmd_seq (the process exits non-zero and
@@ -52,7 +54,7 @@ pub fn run_until_signal(cfg: &Config, args: &EngineArgs, out: &mut dyn Write) ->
     if args.create_topics {
         kafka::create_topics(&kafka, CREATE_TOPICS_TIMEOUT)?;
     }
-    let mut exchange = start(cfg, &kafka)?;
+    let mut exchange = start(cfg, args, &kafka)?;
     let events = if args.no_events {
         None
     } else {
@@ -85,10 +87,19 @@ pub fn run_until_signal(cfg: &Config, args: &EngineArgs, out: &mut dyn Write) ->
 }
 
 /// The pipeline over the ledger in `cfg.data`, reading the commands topic.
-fn start(cfg: &Config, kafka: &KafkaConfig) -> Result<Exchange> {
+///
+/// Its clock produces ticks to the commands topic after `clock_tick_ms` without a
+/// command — unless it is a `--no-events` standby: time in the log is the active
+/// engine's, and the standby consumes its ticks like any command, so both ledgers
+/// stay byte-identical.
+fn start(cfg: &Config, args: &EngineArgs, kafka: &KafkaConfig) -> Result<Exchange> {
     std::fs::create_dir_all(&cfg.data)
         .with_context(|| format!("cannot create {}", cfg.data.display()))?;
-    let exchange = kafka::start_engine(&cfg.data, cfg.pipeline_options(), kafka)?;
+    let mut opts = cfg.pipeline_options();
+    if args.no_events {
+        opts.clock_tick = None;
+    }
+    let exchange = kafka::start_engine(&cfg.data, opts, kafka)?;
     Ok(exchange)
 }
 

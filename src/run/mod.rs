@@ -7,7 +7,8 @@
 //!
 //! - **`gpux serve`** (and `gpux demo`), [`serve`]: admin key → ledger, command
 //!   log (embedded, or the commands topic with `--kafka`) and pipeline
-//!   (`gpux_sequencer::Exchange`) → gateway following the ledger → ready line once
+//!   (`gpux_sequencer::Exchange`, with its clock ticking after `clock_tick_ms`
+//!   without a command) → gateway following the ledger → ready line once
 //!   caught up → demo traders → serving until a signal or the exchange's failure →
 //!   demo, gateway, then the exchange stopped (batch committed, snapshot, ledger
 //!   closed). See [`http`].
@@ -15,7 +16,8 @@
 //!   and feed of the events topic → gateway → ready line → serving until a signal
 //!   → gateway stopped, producer flushed. See [`http`].
 //! - **`gpux engine`**, [`engine()`]: topics (`--create-topics`) → ledger and
-//!   pipeline on the commands topic → events publisher (unless `--no-events`) →
+//!   pipeline on the commands topic (its clock producing ticks to it, unless
+//!   `--no-events`) → events publisher (unless `--no-events`) →
 //!   ready line → running until a signal or a failure → exchange stopped. See
 //!   [`mod@engine`].
 //!
