@@ -1,5 +1,5 @@
-//! Book sizes per market — resting orders and price levels on each side — kept
-//! up to date event by event, for metrics.
+//! Book sizes per market — resting orders and price levels on each side, summed
+//! over the market's delivery slots — kept up to date event by event, for metrics.
 //!
 //! Owns [`BookCounts`] and its published form, [`BookCount`]. Counting by walking
 //! every account's open orders under the replica's read lock made a scrape of a
@@ -31,19 +31,19 @@ pub struct BookCount {
     pub market: MarketId,
     /// Resting buy orders.
     pub bid_orders: u64,
-    /// Price levels with resting buy orders.
+    /// Price levels with resting buy orders (over all slots).
     pub bid_levels: u64,
     /// Resting sell orders.
     pub ask_orders: u64,
-    /// Price levels with resting sell orders.
+    /// Price levels with resting sell orders (over all slots).
     pub ask_levels: u64,
 }
 
 #[derive(Debug, Default)]
 struct SideCount {
     orders: u64,
-    /// Resting orders per price (ticks); a level is listed while it has any.
-    levels: HashMap<i64, u64>,
+    /// Resting orders per (slot, price in ticks); a level is listed while it has any.
+    levels: HashMap<(u64, i64), u64>,
 }
 
 #[derive(Debug)]
@@ -86,24 +86,37 @@ impl BookCounts {
                     });
                     self.changed = true;
                 }
-                Event::OrderRested(o) => self.add(engine, o.market, o.side, o.price, 1),
+                Event::OrderRested(o) => self.add(engine, (o.market, o.slot), o.side, o.price, 1),
                 Event::OrderCancelled(o) if o.resting => {
                     if let Some(p) = o.price {
-                        self.add(engine, o.market, o.side, p, -1);
+                        self.add(engine, (o.market, o.slot), o.side, p, -1);
                     }
                 }
                 Event::TradeExecuted(t) if t.maker_remaining.is_zero() => {
-                    self.add(engine, t.market, t.taker_side.opposite(), t.price, -1);
+                    self.add(
+                        engine,
+                        (t.market, t.slot),
+                        t.taker_side.opposite(),
+                        t.price,
+                        -1,
+                    );
                 }
                 Event::OrderAmended(a) if !a.priority_kept => {
-                    self.add(engine, a.market, a.side, a.old_price, -1);
+                    self.add(engine, (a.market, a.slot), a.side, a.old_price, -1);
                 }
                 _ => {}
             }
         }
     }
 
-    fn add(&mut self, engine: &Engine, market: MarketId, side: Side, price: Decimal, delta: i8) {
+    fn add(
+        &mut self,
+        engine: &Engine,
+        (market, slot): (MarketId, u64),
+        side: Side,
+        price: Decimal,
+        delta: i8,
+    ) {
         let Some(ticks) = engine
             .market(&market)
             .and_then(|s| s.price_ticks(price).ok())
@@ -118,13 +131,13 @@ impl BookCounts {
         let s = self.markets[i].side(side);
         if delta > 0 {
             s.orders += 1;
-            *s.levels.entry(ticks).or_default() += 1;
+            *s.levels.entry((slot, ticks)).or_default() += 1;
         } else {
             s.orders = s.orders.saturating_sub(1);
-            if let Some(n) = s.levels.get_mut(&ticks) {
+            if let Some(n) = s.levels.get_mut(&(slot, ticks)) {
                 *n -= 1;
                 if *n == 0 {
-                    s.levels.remove(&ticks);
+                    s.levels.remove(&(slot, ticks));
                 }
             }
         }
@@ -153,14 +166,21 @@ impl BookCounts {
     /// The same counts computed from `engine`'s state by walking every open
     /// order: O(orders). For tests and audits, never on a hot path.
     pub fn recount(engine: &Engine) -> Vec<BookCount> {
+        let levels = |m: &MarketId, side| -> u64 {
+            let slots = engine.slots(m).unwrap_or_default();
+            slots
+                .iter()
+                .map(|&s| engine.depth_ticks(m, s, side, usize::MAX).len() as u64)
+                .sum()
+        };
         let mut out: Vec<BookCount> = engine
             .markets()
             .map(|m| BookCount {
                 market: m.id,
                 bid_orders: 0,
-                bid_levels: engine.depth_ticks(&m.id, Side::Buy, usize::MAX).len() as u64,
+                bid_levels: levels(&m.id, Side::Buy),
                 ask_orders: 0,
-                ask_levels: engine.depth_ticks(&m.id, Side::Sell, usize::MAX).len() as u64,
+                ask_levels: levels(&m.id, Side::Sell),
             })
             .collect();
         for account in engine.account_ids() {

@@ -76,6 +76,7 @@ impl Log {
             events.push(Event::MassCancelled(MassCancelled {
                 account: 999,
                 market: None,
+                slot: None,
                 count: 0,
             }));
         }

@@ -31,11 +31,11 @@ async fn start_with(
 }
 
 fn book() -> String {
-    format!("book.{MARKET}")
+    format!("book.{MARKET}.{SLOT_NAME}")
 }
 
 fn order(account: u64, side: &str, price: &str, qty: &str) -> Value {
-    json!({"type":"place_order","account":account,"market":MARKET,"side":side,"price":price,"quantity":qty})
+    json!({"type":"place_order","account":account,"market":MARKET,"slot":SLOT,"side":side,"price":price,"quantity":qty})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,12 +76,37 @@ async fn every_request_gets_an_ack_or_an_error() {
             err("unknown_channel"),
         ),
         (
-            Message::text(r#"{"op":"subscribe","channel":"book.NOT-A-MARKET","id":"a"}"#),
-            json!({"type":"error","code":"unknown_market","channel":"book.NOT-A-MARKET","id":"a"}),
+            Message::text(
+                r#"{"op":"subscribe","channel":"book.NOT-A-MARKET.2026-01-01T02:00Z","id":"a"}"#,
+            ),
+            json!({"type":"error","code":"unknown_market","channel":"book.NOT-A-MARKET.2026-01-01T02:00Z","id":"a"}),
         ),
         (
-            Message::text(r#"{"op":"subscribe","channel":"trades.a100.eu-west"}"#),
+            Message::text(
+                r#"{"op":"subscribe","channel":"trades.a100.eu-west.2026-01-01T02:00Z"}"#,
+            ),
             err("unknown_market"),
+        ),
+        (
+            Message::text(r#"{"op":"subscribe","channel":"curve.a100.eu-west"}"#),
+            err("unknown_market"),
+        ),
+        (
+            Message::text(r#"{"op":"subscribe","channel":"book.h100-sxm.us-east"}"#),
+            err("invalid_slot"),
+        ),
+        (
+            Message::text(
+                r#"{"op":"subscribe","channel":"book.h100-sxm.us-east.2026-01-01T02:30Z"}"#,
+            ),
+            err("invalid_slot"),
+        ),
+        (
+            // Beyond the market's week-long horizon: no book, and none is made.
+            Message::text(
+                r#"{"op":"subscribe","channel":"book.h100-sxm.us-east.2026-03-01T00:00Z"}"#,
+            ),
+            err("slot_not_open"),
         ),
         (
             Message::text(r#"{"op":"subscribe","channel":"orders"}"#),
@@ -93,7 +118,9 @@ async fn every_request_gets_an_ack_or_an_error() {
         ),
         (Message::text(r#"{"op":"auth"}"#), err("malformed_request")),
         (
-            Message::text(r#"{"op":"unsubscribe","channel":"ticker.h100-sxm.us-east"}"#),
+            Message::text(
+                r#"{"op":"unsubscribe","channel":"ticker.h100-sxm.us-east.2026-01-01T02:00Z"}"#,
+            ),
             err("not_subscribed"),
         ),
         (
@@ -146,8 +173,8 @@ async fn every_request_gets_an_ack_or_an_error() {
 async fn trades_and_ticker_channels() {
     let (_dir, gw) = start_with(MarketDataConfig::default(), None).await;
     let mut c = Client::connect(&gw.ws_url()).await;
-    let trades = format!("trades.{MARKET}");
-    let ticker = format!("ticker.{MARKET}");
+    let trades = format!("trades.{MARKET}.{SLOT_NAME}");
+    let ticker = format!("ticker.{MARKET}.{SLOT_NAME}");
     assert_eq!(
         c.request(json!({"op":"subscribe","channel":trades})).await["type"],
         "subscribed"
@@ -448,12 +475,14 @@ async fn a_lagging_subscriber_is_resynced_and_others_get_every_update() {
         slow_book.apply(&m).unwrap();
     }
     assert!(slow_book.snapshots >= 2, "resynced with a snapshot");
-    let rest: Value = reqwest::get(gw.url(&format!("/v1/markets/{MARKET}/depth?depth=1000")))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rest: Value = reqwest::get(gw.url(&format!(
+        "/v1/markets/{MARKET}/slots/{SLOT_NAME}/depth?depth=1000"
+    )))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(rest["seq"], last);
     assert_eq!(slow_book.as_depth(), depth_levels(&rest));
     assert_eq!(fast_book.as_depth(), depth_levels(&rest));
@@ -548,14 +577,14 @@ async fn connection_and_subscription_limits() {
     );
     // a2 moved to account 2: the address has room for one more anonymous peer.
     let mut a3 = Client::connect(&url).await;
-    for ch in [book(), format!("trades.{MARKET}")] {
+    for ch in [book(), format!("trades.{MARKET}.{SLOT_NAME}")] {
         assert_eq!(
             a3.request(json!({"op":"subscribe","channel":ch})).await["type"],
             "subscribed"
         );
     }
     let r = a3
-        .request(json!({"op":"subscribe","channel":format!("ticker.{MARKET}")}))
+        .request(json!({"op":"subscribe","channel":format!("ticker.{MARKET}.{SLOT_NAME}")}))
         .await;
     assert_eq!(r["code"], "too_many_subscriptions", "{r}");
     // Closing a connection frees its place.
@@ -625,12 +654,13 @@ async fn shutdown_closes_connections_with_1001() {
 /// Waits until REST depth (the published book) reflects `seq`.
 async fn wait_published(gw: &MdGateway, seq: u64) {
     for _ in 0..2_000 {
-        let v: Value = reqwest::get(gw.url(&format!("/v1/markets/{MARKET}/depth")))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value =
+            reqwest::get(gw.url(&format!("/v1/markets/{MARKET}/slots/{SLOT_NAME}/depth")))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
         if v["seq"].as_u64() >= Some(seq) {
             return;
         }
