@@ -204,6 +204,8 @@ mod tests {
     use serde_json::json;
 
     const MARKETS: [&str; 2] = ["h100-sxm.us-east", "a100-80gb.eu-west"];
+    /// Two slots; the first one's gate (3300 s) closes during the flow.
+    const SLOTS: [u64; 2] = [3_600, 7_200];
 
     /// An engine and the counts kept beside it, fed one command at a time.
     struct Flow {
@@ -215,7 +217,7 @@ mod tests {
     impl Flow {
         fn run(&mut self, cmd: serde_json::Value, ts: u64) {
             self.seq += 1;
-            let env = json!({"v": 1, "ts_ns": ts, "command": cmd}).to_string();
+            let env = json!({"v": 2, "ts_ns": ts, "command": cmd}).to_string();
             let mut events = Vec::new();
             self.engine
                 .apply_json(self.seq, ts, env.as_bytes(), &mut events);
@@ -238,7 +240,7 @@ mod tests {
                 );
                 for m in MARKETS {
                     self.run(
-                        json!({"type": "add_capacity", "account": a, "market": m, "quantity": "100000"}),
+                        json!({"type": "add_capacity", "account": a, "market": m, "from_slot": SLOTS[0], "to_slot": SLOTS[1], "quantity": "100000"}),
                         ts,
                     );
                 }
@@ -254,6 +256,7 @@ mod tests {
     ) -> serde_json::Value {
         let account = rng.random_range(1..=4u64);
         let market = MARKETS[rng.random_range(0..2)];
+        let slot = SLOTS[rng.random_range(0..2)];
         let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
         let price = format!("1.{:02}", rng.random_range(0..20));
         let qty = rng.random_range(1..6u32).to_string();
@@ -261,16 +264,16 @@ mod tests {
         let order = rng.random_range(1..=engine.open_order_count() as u64 * 2 + 2);
         match rng.random_range(0..10) {
             0..=3 => {
-                json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "post_only": rng.random_bool(0.2)})
+                json!({"type": "place_order", "account": account, "market": market, "slot": slot, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "post_only": rng.random_bool(0.2)})
             }
             4 => {
-                json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "gtd", "good_till_ns": ts + rng.random_range(1..5_000_000_000u64)})
+                json!({"type": "place_order", "account": account, "market": market, "slot": slot, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "gtd", "good_till_ns": ts + rng.random_range(1..5_000_000_000u64)})
             }
             5 => {
-                json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "ioc"})
+                json!({"type": "place_order", "account": account, "market": market, "slot": slot, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "ioc"})
             }
             6 => {
-                json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "market", "quantity": qty, "cap": "100", "stp": stp})
+                json!({"type": "place_order", "account": account, "market": market, "slot": slot, "side": side, "order_type": "market", "quantity": qty, "cap": "100", "stp": stp})
             }
             7 => json!({"type": "cancel_order", "account": account, "order_id": order}),
             8 => {
@@ -282,8 +285,9 @@ mod tests {
 
     /// Random order flow: limit (GTC, GTD, post-only, IOC) and market orders of
     /// four accounts over two markets with every STP mode, cancels, amends (price
-    /// and quantity), mass cancels and time passing (GTD expiry). After every
-    /// command the incremental counts equal a full recount.
+    /// and quantity), mass cancels and time passing (GTD expiry, and a slot's gate
+    /// closing, which cancels its orders). After every command the incremental
+    /// counts equal a full recount.
     #[test]
     fn counts_kept_per_event_equal_a_full_recount_after_every_command() {
         for seed in 0..8u64 {
@@ -296,7 +300,7 @@ mod tests {
             let mut ts = 1_000_000_000u64;
             flow.set_up(ts);
             for _ in 0..600 {
-                ts += rng.random_range(0..3_000_000_000u64);
+                ts += rng.random_range(0..12_000_000_000u64);
                 let cmd = random_command(&mut rng, &flow.engine, ts);
                 flow.run(cmd.clone(), ts);
                 assert_eq!(

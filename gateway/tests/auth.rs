@@ -126,12 +126,27 @@ async fn one_account_cannot_see_or_touch_another() {
     assert_eq!(h.get("/v1/fills", Some(&ck)).await.body["fills"], json!([]));
     let cb = h.get("/v1/balances", Some(&ck)).await;
     assert_eq!(dec(&cb.body["usd"]["available"]), d("0"));
-    assert_eq!(cb.body["gpu_hours"], json!([]));
+    assert_eq!(cb.body["gpus"], json!([]));
     // The admin sees any account.
     let ab = h
         .get(&format!("/v1/accounts/{alice}/balances"), Some(ADMIN))
         .await;
     ab.expect(200, None);
     assert_eq!(ab.body["account"], alice);
+    // A delivery schedule is its account's and the admin's to read.
+    let schedule = format!("/v1/accounts/{alice}/schedule");
+    h.get(&schedule, Some(&ck)).await.expect(403, None);
+    h.get(&schedule, None).await.expect(401, None);
+    for key in [ak.as_str(), ADMIN] {
+        let s = h.get(&schedule, Some(key)).await;
+        s.expect(200, None);
+        assert_eq!(
+            (s.body["account"].as_u64(), &s.body["entries"]),
+            (Some(alice), &json!([]))
+        );
+    }
+    h.get("/v1/accounts/999/schedule", Some(ADMIN))
+        .await
+        .expect(404, Some("unknown_account"));
     h.stop().await;
 }

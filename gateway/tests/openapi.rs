@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Harness, MARKET};
+use common::{slot_name, Harness, MARKET};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
@@ -299,7 +299,7 @@ async fn trade_a_little(h: &Harness) {
     ] {
         h.place(
             key,
-            json!({"market": MARKET, "side": side, "price": price, "quantity": quantity}),
+            json!({"market": MARKET, "slot": slot_name(), "side": side, "price": price, "quantity": quantity}),
         )
         .await
         .expect(200, None);

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{config, dec, Harness, ADMIN, MARKET};
+use common::{config, dec, slot_name, Harness, ADMIN, MARKET};
 use futures_util::StreamExt;
 use gpux_gateway::bookcount::BookCounts;
 use gpux_gateway::Backend;
@@ -177,7 +177,7 @@ async fn refused(h: &Harness, key: &str, code: &str) {
     let head = h.ledger_head();
     h.place(
         key,
-        json!({"market": MARKET, "side": "buy", "price": "1.10", "quantity": "1"}),
+        json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "1.10", "quantity": "1"}),
     )
     .await
     .expect(503, Some(code));
@@ -197,13 +197,13 @@ async fn diverge_and_rebuild(fault: Fault) {
     let ((_, pk), (dm, dk)) = h.provider_and_demander().await;
     h.place(
         &pk,
-        json!({"market": MARKET, "side": "sell", "price": "2.00", "quantity": "2"}),
+        json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.00", "quantity": "2"}),
     )
     .await
     .expect(200, None);
     h.place(
         &dk,
-        json!({"market": MARKET, "side": "buy", "price": "1.00", "quantity": "1"}),
+        json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "1.00", "quantity": "1"}),
     )
     .await
     .expect(200, None);
@@ -306,7 +306,7 @@ async fn diverge_and_rebuild(fault: Fault) {
     // And it takes orders again.
     h.place(
         &dk,
-        json!({"market": MARKET, "side": "buy", "price": "1.20", "quantity": "1"}),
+        json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "1.20", "quantity": "1"}),
     )
     .await
     .expect(200, None);

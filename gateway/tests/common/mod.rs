@@ -314,6 +314,41 @@ impl Harness {
         self.post("/v1/orders", Some(key), order).await
     }
 
+    /// Submits a raw command envelope around the gateway (e.g. a `tick` that moves
+    /// engine time past a gate) and waits until it is durable.
+    pub async fn submit_raw(&self, envelope: Value) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.exchange().submitter().unwrap().submit(
+            envelope.to_string().into_bytes(),
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.await.unwrap().unwrap();
+    }
+
+    /// GETs `path` until `done` holds for the body, for at most 10 s.
+    pub async fn get_until(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.get(path, key).await;
+            if done(&r.body) {
+                return r.body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path}: never got there: {}",
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Balances and open orders of an account, to check that nothing changed.
     pub async fn snapshot(&self, key: &str) -> (Value, Value) {
         let mut b = self.get("/v1/balances", Some(key)).await.body;
