@@ -49,7 +49,8 @@ async fn depth_at(gw: &MdGateway, seq: u64, n: usize) -> Value {
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    panic!("REST depth never reached seq {seq}");
+    let (_, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/slots/{SLOT_NAME}/depth"))).await;
+    panic!("REST depth never reached seq {seq}: {v}");
 }
 
 fn engine_depth(gw: &MdGateway) -> Depth {
@@ -181,10 +182,19 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
     assert_eq!(s, 200);
     assert_eq!(
         v,
-        json!({"market": MARKET, "seq": 16, "ts_ns": T0 + 7_205 * SEC,
+        json!({"market": MARKET, "slot": SLOT_NAME, "seq": 16, "ts_ns": T0 + 7_205 * SEC,
             "best_bid": "2.30", "best_bid_quantity": "1.0", "best_ask": "2.45", "best_ask_quantity": "1.0",
             "last_price": "2.45", "last_quantity": "0.5", "last_ts_ns": T0 + 7_205 * SEC,
             "open_24h": "2.40", "high_24h": "2.45", "low_24h": "2.30", "volume_24h": "7.0", "trades_24h": 4})
+    );
+
+    // The forward curve: the one slot traded, its touch, last price and volume.
+    let (s, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/slots"))).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        v,
+        json!({"market": MARKET, "slots": [{"slot": SLOT_NAME, "best_bid": "2.30",
+            "best_ask": "2.45", "last_price": "2.45", "volume": "7.0"}]})
     );
 
     // Every `curl` example of docs/MARKET_DATA.md is this state.
@@ -242,82 +252,99 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
 /// answer.
 const REST_ERROR_CASES: &[(&str, u16, &str)] = &[
     (
-        "/v1/markets/a100.eu-west/slots/2026-01-01T02:00Z/depth",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:30Z/depth",
+        400,
+        "invalid_slot",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02/trades",
+        400,
+        "invalid_slot",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00+00:00/ticker",
+        400,
+        "invalid_slot",
+    ),
+    ("/v1/markets/a100.eu-west/slots", 404, "unknown_market"),
+    ("/v1/markets/h100-sxm.us-east/slots?x=1", 400, "invalid_parameter"),
+    (
+        "/v1/markets/a100.eu-west/slots/2026-01-02T02:00Z/depth",
         404,
         "unknown_market",
     ),
     (
-        "/v1/markets/NOT%20A%20MARKET/slots/2026-01-01T02:00Z/ticker",
+        "/v1/markets/NOT%20A%20MARKET/slots/2026-01-02T02:00Z/ticker",
         404,
         "unknown_market",
     ),
     (
-        "/v1/markets/a100.eu-west/slots/2026-01-01T02:00Z/candles",
+        "/v1/markets/a100.eu-west/slots/2026-01-02T02:00Z/candles",
         404,
         "unknown_market",
     ),
     (
-        "/v1/markets/a100.eu-west/slots/2026-01-01T02:00Z/trades",
+        "/v1/markets/a100.eu-west/slots/2026-01-02T02:00Z/trades",
         404,
         "unknown_market",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/slots/2026-01-01T02:00Z/depth?depth=0",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/depth?depth=0",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/slots/2026-01-01T02:00Z/depth?depth=1001",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/depth?depth=1001",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/slots/2026-01-01T02:00Z/depth?depth=abc",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/depth?depth=abc",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/slots/2026-01-01T02:00Z/depth?depth=-1",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/depth?depth=-1",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/slots/2026-01-01T02:00Z/depth?depth=%2B5",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/depth?depth=%2B5",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/slots/2026-01-01T02:00Z/depth?depth=5&depth=6",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/depth?depth=5&depth=6",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/slots/2026-01-01T02:00Z/depth?levels=5",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/depth?levels=5",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/slots/2026-01-01T02:00Z/trades?limit=0",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/trades?limit=0",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/slots/2026-01-01T02:00Z/trades?limit=1001",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/trades?limit=1001",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/slots/2026-01-01T02:00Z/ticker?x=1",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/ticker?x=1",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/slots/2026-01-01T02:00Z/candles?interval=5m",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/candles?interval=5m",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/slots/2026-01-01T02:00Z/candles?interval=1h&limit=99999",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/candles?interval=1h&limit=99999",
         400,
         "invalid_parameter",
     ),
@@ -339,13 +366,15 @@ async fn rest_errors_have_the_api_error_shape() {
         assert!(!v["message"].as_str().unwrap().is_empty(), "{path}");
         assert_eq!(v.as_object().unwrap().len(), 2, "{path}: {v}");
     }
-    // A listed market with nothing in it.
+    // A slot of a listed market with nothing in it.
     let (s, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/slots/{SLOT_NAME}/depth"))).await;
     assert_eq!(s, 200);
     assert_eq!(
         v,
-        json!({"market": MARKET, "seq": 1, "bids": [], "asks": []})
+        json!({"market": MARKET, "slot": SLOT_NAME, "seq": 0, "bids": [], "asks": []})
     );
+    let (s, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/slots"))).await;
+    assert_eq!((s, v), (200, json!({"market": MARKET, "slots": []})));
     let (_, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/slots/{SLOT_NAME}/ticker"))).await;
     assert_eq!(v["best_bid"], Value::Null);
     assert_eq!(v["volume_24h"], "0.0");
@@ -426,12 +455,12 @@ async fn book_from_snapshot_and_updates_equals_rest_depth_after_random_flow() {
         let mut early_book = BookMirror::default();
         early_book.apply(&early.recv().await).unwrap();
         assert_eq!(
-            early_book.seq, 1,
-            "the listing is the empty book's first seq"
+            early_book.seq, 0,
+            "a slot's book nothing happened in yet is at seq 0"
         );
 
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut last_book_seq = 1;
+        let mut last_book_seq = 0;
         let mut late: Option<(Client, BookMirror)> = None;
         let mut orders = 0u64;
         let n = 250;

@@ -20,10 +20,11 @@ pub const MARKET: &str = "h100-sxm.us-east";
 /// 2026-01-01T00:00:00Z.
 pub const T0: u64 = 1_767_225_600_000_000_000;
 pub const SEC: u64 = 1_000_000_000;
-/// The delivery slot the tests trade: 2026-01-01T02:00Z, two hours after `T0`.
-pub const SLOT: u64 = T0 / SEC + 7_200;
+/// The delivery slot the tests trade: 2026-01-02T02:00Z, 26 hours after `T0`
+/// (its gate closes after every test's last command).
+pub const SLOT: u64 = T0 / SEC + 26 * 3_600;
 /// `SLOT` as people write it.
-pub const SLOT_NAME: &str = "2026-01-01T02:00Z";
+pub const SLOT_NAME: &str = "2026-01-02T02:00Z";
 
 /// A command envelope at `ts_ns`.
 pub fn env(ts_ns: u64, command: Value) -> Value {
