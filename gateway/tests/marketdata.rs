@@ -267,7 +267,11 @@ const REST_ERROR_CASES: &[(&str, u16, &str)] = &[
         "invalid_slot",
     ),
     ("/v1/markets/a100.eu-west/slots", 404, "unknown_market"),
-    ("/v1/markets/h100-sxm.us-east/slots?x=1", 400, "invalid_parameter"),
+    (
+        "/v1/markets/h100-sxm.us-east/slots?x=1",
+        400,
+        "invalid_parameter",
+    ),
     (
         "/v1/markets/a100.eu-west/slots/2026-01-02T02:00Z/depth",
         404,

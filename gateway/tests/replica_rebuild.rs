@@ -161,7 +161,7 @@ async fn wait_health(h: &Harness, status: &str) -> Value {
 
 /// Every request that depends on the replica is refused with `code`.
 async fn refused(h: &Harness, key: &str, code: &str) {
-    let depth = format!("/v1/markets/{MARKET}/depth");
+    let depth = common::md_path("depth");
     for (path, k) in [
         ("/v1/balances", Some(key)),
         ("/v1/orders", Some(key)),
@@ -222,7 +222,7 @@ async fn diverge_and_rebuild(fault: Fault) {
         Fault::Skip => {
             // A deposit the feed drops (sent around the gateway, so no one waits
             // for it), then one through the gateway that reveals the gap.
-            let payload = json!({"v": 1, "ts_ns": 1, "command": {"type": "deposit", "account": dm, "amount": "50"}});
+            let payload = json!({"v": 2, "ts_ns": 1, "command": {"type": "deposit", "account": dm, "amount": "50"}});
             let (tx, rx) = tokio::sync::oneshot::channel();
             h.exchange().submitter().unwrap().submit(
                 payload.to_string().into_bytes(),
@@ -290,10 +290,7 @@ async fn diverge_and_rebuild(fault: Fault) {
     // Market data is rebuilt too (published by its hub shortly after).
     let mut depth = Value::Null;
     for _ in 0..3000 {
-        depth = h
-            .get(&format!("/v1/markets/{MARKET}/depth"), None)
-            .await
-            .body;
+        depth = h.get(&common::md_path("depth"), None).await.body;
         if depth["bids"].as_array().is_some_and(|b| b.len() == 1)
             && depth["asks"].as_array().is_some_and(|a| a.len() == 1)
         {
