@@ -427,8 +427,6 @@ fn market_data_ops() -> Vec<(&'static str, &'static str, Value)> {
             json!({"type": "integer", "minimum": 1, "maximum": max, "default": default}),
         )
     };
-    let header = |name: &str, description: &str, s: Value| json!({ "name": name, "in": "header", "required": true, "description": description, "schema": s });
-    let retry_after = || json!({ "Retry-After": { "description": "Seconds to wait before reconnecting.", "schema": {"type": "integer", "minimum": 0} } });
     vec![
         ("/v1/markets/{market}/slots", "get", market_data_get(
             "getForwardCurve", "Forward curve",
@@ -463,38 +461,45 @@ fn market_data_ops() -> Vec<(&'static str, &'static str, Value)> {
             ],
             ("Candles, oldest first.", "Candles"),
         )),
-        ("/v1/ws", "get", json!({
-            "operationId": "marketDataWebSocket",
-            "summary": "Market-data WebSocket",
-            "description": "Upgrades to a WebSocket (RFC 6455) carrying JSON text frames: subscribe to `book.<market>.<slot>` (snapshot, then updates with `seq`/`prev_seq`), `trades.<market>.<slot>`, `ticker.<market>.<slot>`, `curve.<market>` (the shapes of `Depth`, `Trades`, `Ticker` and `Curve` with `type` and `channel` added; a slot is written `2026-12-07T09:00Z`) and, once authenticated, the private `orders` channel. The key is optional: send `Authorization: Bearer <key>` on the upgrade, or authenticate later with `{\"op\":\"auth\",\"key\":…}`. Requests, channels, error codes, limits, heartbeats and close codes: docs/MARKET_DATA.md (\"WebSocket `/v1/ws`\" and the sections after it).",
-            "tags": ["public", "market-data"],
-            "security": [{}, { "accountKey": [] }, { "adminKey": [] }],
-            "parameters": [
-                header("Connection", "Must include `Upgrade`.", json!({"type": "string"})),
-                header("Upgrade", "`websocket`.", json!({"type": "string", "enum": ["websocket"]})),
-                header("Sec-WebSocket-Version", "`13`.", json!({"type": "string", "enum": ["13"]})),
-                header("Sec-WebSocket-Key", "The client's nonce (RFC 6455).", json!({"type": "string"})),
-            ],
-            "responses": {
-                "101": {
-                    "description": "Switching Protocols: the connection is now the market-data WebSocket (docs/MARKET_DATA.md).",
-                    "headers": { "Sec-WebSocket-Accept": { "description": "RFC 6455 handshake answer.", "schema": {"type": "string"} } },
-                },
-                "400": error("`websocket_upgrade_required`: a plain request, without the WebSocket upgrade headers; `repeated_authorization`: more than one Authorization header."),
-                "401": error("`unauthorized`: an `Authorization` header that is not a known key (no header is fine: the connection is anonymous)."),
-                "429": {
-                    "description": "`too_many_connections`: the account's (16 by default), the anonymous peer address's (64) or the server's (10,000) connection limit is reached.",
-                    "headers": retry_after(),
-                    "content": json_content(schema("Error")),
-                },
-                "503": {
-                    "description": "`unavailable`: market data is shutting down; `replica_rebuilding`: market data is being rebuilt with the gateway's replica. Reconnect later.",
-                    "headers": retry_after(),
-                    "content": json_content(schema("Error")),
-                },
-            },
-        })),
+        ("/v1/ws", "get", ws_op()),
     ]
+}
+
+/// The `/v1/ws` upgrade.
+fn ws_op() -> Value {
+    let header = |name: &str, description: &str, s: Value| json!({ "name": name, "in": "header", "required": true, "description": description, "schema": s });
+    let retry_after = || json!({ "Retry-After": { "description": "Seconds to wait before reconnecting.", "schema": {"type": "integer", "minimum": 0} } });
+    json!({
+        "operationId": "marketDataWebSocket",
+        "summary": "Market-data WebSocket",
+        "description": "Upgrades to a WebSocket (RFC 6455) carrying JSON text frames: subscribe to `book.<market>.<slot>` (snapshot, then updates with `seq`/`prev_seq`), `trades.<market>.<slot>`, `ticker.<market>.<slot>`, `curve.<market>` (the shapes of `Depth`, `Trades`, `Ticker` and `Curve` with `type` and `channel` added; a slot is written `2026-12-07T09:00Z`) and, once authenticated, the private `orders` channel. The key is optional: send `Authorization: Bearer <key>` on the upgrade, or authenticate later with `{\"op\":\"auth\",\"key\":…}`. Requests, channels, error codes, limits, heartbeats and close codes: docs/MARKET_DATA.md (\"WebSocket `/v1/ws`\" and the sections after it).",
+        "tags": ["public", "market-data"],
+        "security": [{}, { "accountKey": [] }, { "adminKey": [] }],
+        "parameters": [
+            header("Connection", "Must include `Upgrade`.", json!({"type": "string"})),
+            header("Upgrade", "`websocket`.", json!({"type": "string", "enum": ["websocket"]})),
+            header("Sec-WebSocket-Version", "`13`.", json!({"type": "string", "enum": ["13"]})),
+            header("Sec-WebSocket-Key", "The client's nonce (RFC 6455).", json!({"type": "string"})),
+        ],
+        "responses": {
+            "101": {
+                "description": "Switching Protocols: the connection is now the market-data WebSocket (docs/MARKET_DATA.md).",
+                "headers": { "Sec-WebSocket-Accept": { "description": "RFC 6455 handshake answer.", "schema": {"type": "string"} } },
+            },
+            "400": error("`websocket_upgrade_required`: a plain request, without the WebSocket upgrade headers; `repeated_authorization`: more than one Authorization header."),
+            "401": error("`unauthorized`: an `Authorization` header that is not a known key (no header is fine: the connection is anonymous)."),
+            "429": {
+                "description": "`too_many_connections`: the account's (16 by default), the anonymous peer address's (64) or the server's (10,000) connection limit is reached.",
+                "headers": retry_after(),
+                "content": json_content(schema("Error")),
+            },
+            "503": {
+                "description": "`unavailable`: market data is shutting down; `replica_rebuilding`: market data is being rebuilt with the gateway's replica. Reconnect later.",
+                "headers": retry_after(),
+                "content": json_content(schema("Error")),
+            },
+        },
+    })
 }
 
 fn object(required: &[&str], props: Value) -> Value {
@@ -512,6 +517,7 @@ fn extend(all: &mut Value, more: Value) {
 fn schemas() -> Value {
     let mut all = request_schemas();
     extend(&mut all, response_schemas());
+    extend(&mut all, slot_schemas());
     all
 }
 
@@ -618,28 +624,6 @@ fn response_schemas() -> Value {
             "fills": {"type": "array", "items": schema("Fill")}, "next_before": uint(),
         })),
         "Balance": object(&["available", "held"], json!({"available": dec(), "held": dec()})),
-        "Position": object(&["market", "slot", "available", "held", "inventory"], json!({
-            "market": schema("MarketId"), "slot": schema("Slot"), "available": dec(), "held": dec(),
-            "inventory": {"$ref": "#/components/schemas/Decimal", "description": "Of all the GPUs (available + held), the account's own unsold inventory; the rest was bought."},
-        })),
-        "Balances": object(&["account", "usd", "gpus", "as_of_cmd_seq"], json!({
-            "account": uint(), "usd": schema("Balance"),
-            "gpus": {"type": "array", "items": schema("Position"), "description": "In market, then slot order."}, "as_of_cmd_seq": uint(),
-        })),
-        "ScheduleEntry": object(&["entry", "market", "slot", "role", "provider", "holder", "quantity", "trades"], json!({
-            "entry": uint(), "market": schema("MarketId"), "slot": schema("Slot"),
-            "role": e(&["provider", "holder", "both"]),
-            "provider": uint(), "holder": uint(), "quantity": dec(),
-            "trades": {"type": "array", "items": uint(), "description": "The trades the GPUs went through, from the provider's sale to the holder's purchase."},
-        })),
-        "Schedule": object(&["account", "entries", "as_of_cmd_seq"], json!({
-            "account": uint(), "entries": {"type": "array", "items": schema("ScheduleEntry")}, "as_of_cmd_seq": uint(),
-        })),
-        "BlockLevel": object(&["price", "quantity", "largest_block"], json!({"price": dec(), "quantity": dec(), "largest_block": dec()})),
-        "Blocks": object(&["market", "slot", "asks", "as_of_cmd_seq"], json!({
-            "market": schema("MarketId"), "slot": schema("Slot"),
-            "asks": {"type": "array", "items": schema("BlockLevel"), "description": "Best (lowest) first."}, "as_of_cmd_seq": uint(),
-        })),
         "CashMoved": object(&["account", "amount", "available", "cmd_seq"], json!({
             "account": uint(), "amount": dec(), "available": dec(), "cmd_seq": uint(),
         })),
@@ -665,6 +649,38 @@ fn response_schemas() -> Value {
             "ready": {"type": "boolean"},
             "applied_seq": uint(),
             "diverged_at": uint(),
+        })),
+    })
+}
+
+/// The response bodies about delivery slots: positions per slot, the schedule and
+/// ask blocks.
+fn slot_schemas() -> Value {
+    let dec = || schema("Decimal");
+    let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
+    let e = |values: &[&str]| json!({"type": "string", "enum": values});
+    json!({
+        "Position": object(&["market", "slot", "available", "held", "inventory"], json!({
+            "market": schema("MarketId"), "slot": schema("Slot"), "available": dec(), "held": dec(),
+            "inventory": {"$ref": "#/components/schemas/Decimal", "description": "Of all the GPUs (available + held), the account's own unsold inventory; the rest was bought."},
+        })),
+        "Balances": object(&["account", "usd", "gpus", "as_of_cmd_seq"], json!({
+            "account": uint(), "usd": schema("Balance"),
+            "gpus": {"type": "array", "items": schema("Position"), "description": "In market, then slot order."}, "as_of_cmd_seq": uint(),
+        })),
+        "ScheduleEntry": object(&["entry", "market", "slot", "role", "provider", "holder", "quantity", "trades"], json!({
+            "entry": uint(), "market": schema("MarketId"), "slot": schema("Slot"),
+            "role": e(&["provider", "holder", "both"]),
+            "provider": uint(), "holder": uint(), "quantity": dec(),
+            "trades": {"type": "array", "items": uint(), "description": "The trades the GPUs went through, from the provider's sale to the holder's purchase."},
+        })),
+        "Schedule": object(&["account", "entries", "as_of_cmd_seq"], json!({
+            "account": uint(), "entries": {"type": "array", "items": schema("ScheduleEntry")}, "as_of_cmd_seq": uint(),
+        })),
+        "BlockLevel": object(&["price", "quantity", "largest_block"], json!({"price": dec(), "quantity": dec(), "largest_block": dec()})),
+        "Blocks": object(&["market", "slot", "asks", "as_of_cmd_seq"], json!({
+            "market": schema("MarketId"), "slot": schema("Slot"),
+            "asks": {"type": "array", "items": schema("BlockLevel"), "description": "Best (lowest) first."}, "as_of_cmd_seq": uint(),
         })),
     })
 }

@@ -133,11 +133,17 @@ async fn one_account_cannot_see_or_touch_another() {
         .await;
     ab.expect(200, None);
     assert_eq!(ab.body["account"], alice);
-    // A delivery schedule is its account's and the admin's to read.
+    schedule_is_its_accounts(&h, alice, &ak, &ck).await;
+    h.stop().await;
+}
+
+/// A delivery schedule is its account's (`alice`, key `ak`) and the admin's to
+/// read; another account (key `ck`) is refused.
+async fn schedule_is_its_accounts(h: &Harness, alice: u64, ak: &str, ck: &str) {
     let schedule = format!("/v1/accounts/{alice}/schedule");
-    h.get(&schedule, Some(&ck)).await.expect(403, None);
+    h.get(&schedule, Some(ck)).await.expect(403, None);
     h.get(&schedule, None).await.expect(401, None);
-    for key in [ak.as_str(), ADMIN] {
+    for key in [ak, ADMIN] {
         let s = h.get(&schedule, Some(key)).await;
         s.expect(200, None);
         assert_eq!(
@@ -148,5 +154,4 @@ async fn one_account_cannot_see_or_touch_another() {
     h.get("/v1/accounts/999/schedule", Some(ADMIN))
         .await
         .expect(404, Some("unknown_account"));
-    h.stop().await;
 }

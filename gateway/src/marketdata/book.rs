@@ -213,7 +213,7 @@ mod tests {
     fn step(kind: u8, account: u8, buy: bool, price: u16, qty: u8, order: u8) -> Command {
         let account = 1 + (account % 2) as u64;
         let side = if buy { "buy" } else { "sell" };
-        let slot = SLOTS[usize::from(price % 3 == 0)];
+        let slot = SLOTS[usize::from(price.is_multiple_of(3))];
         let price = format!("{}.{:02}", 2 + price / 100 % 2, price % 100);
         let qty = format!(
             "{}.{}",
