@@ -16,7 +16,7 @@ fn funded() -> (Engine, u64) {
     let mut seq = 0;
     for cmd in workload::setup(&cfg) {
         seq += 1;
-        engine.apply(seq, seq, &cmd, &mut events);
+        engine.apply(seq, workload::ts_ns(seq), &cmd, &mut events);
     }
     (engine, seq)
 }
@@ -25,6 +25,9 @@ fn limit(account: u64, side: Side, ticks: i64, lots: u64, tif: TimeInForce) -> C
     Command::PlaceOrder(PlaceOrder {
         account,
         market: workload::market_id(),
+        slot: Some(workload::slot(0)),
+        window: None,
+        colocate: false,
         side,
         order_type: OrderType::Limit,
         price: Some(Decimal::new(ticks, 3)),
@@ -53,7 +56,7 @@ fn ops(c: &mut Criterion) {
             events.clear();
             engine.apply(
                 seq,
-                seq,
+                workload::ts_ns(seq),
                 &limit(1, Side::Buy, 2_400, 5, TimeInForce::Gtc),
                 &mut events,
             );
@@ -63,7 +66,7 @@ fn ops(c: &mut Criterion) {
                 order_id: Some(id),
                 client_order_id: None,
             });
-            engine.apply(seq, seq, &cancel, &mut events);
+            engine.apply(seq, workload::ts_ns(seq), &cancel, &mut events);
             black_box(events.len())
         })
     });
@@ -78,7 +81,7 @@ fn ops(c: &mut Criterion) {
                     seq += 1;
                     engine.apply(
                         seq,
-                        seq,
+                        workload::ts_ns(seq),
                         &limit(2 + i as u64, Side::Sell, *t, 4, TimeInForce::Gtc),
                         &mut events,
                     );
@@ -89,7 +92,7 @@ fn ops(c: &mut Criterion) {
                 let mut events: Vec<Event> = Vec::with_capacity(16);
                 engine.apply(
                     seq + 1,
-                    seq + 1,
+                    workload::ts_ns(seq + 1),
                     &limit(1, Side::Buy, 2_503, 12, TimeInForce::Ioc),
                     &mut events,
                 );
@@ -115,7 +118,7 @@ fn flow(c: &mut Criterion) {
                 for (i, cmd) in commands.iter().enumerate() {
                     let seq = base + 1 + i as u64;
                     events.clear();
-                    engine.apply(seq, seq, cmd, &mut events);
+                    engine.apply(seq, workload::ts_ns(seq), cmd, &mut events);
                 }
                 black_box(engine.open_order_count())
             },

@@ -969,8 +969,11 @@ mod tests {
         // And the book is alive: both sides quoted in every market.
         for m in &opts.markets {
             let id = MarketId::new(&m.market).unwrap();
+            let slots = engine.slots(&id).unwrap();
             assert!(
-                engine.best_bid(&id).is_some() && engine.best_ask(&id).is_some(),
+                slots.iter().any(
+                    |&s| engine.best_bid(&id, s).is_some() && engine.best_ask(&id, s).is_some()
+                ),
                 "{}",
                 m.market
             );

@@ -31,7 +31,7 @@ fn command_file(dir: &std::path::Path) -> (std::path::PathBuf, Vec<String>) {
     {
         let env = CommandEnvelope {
             v: 1,
-            ts_ns: 1_700_000_000_000_000_000 + i as u64 * 1_000,
+            ts_ns: workload::ts_ns(i as u64),
             request_id: Some(format!("r{i}")),
             idempotent: false,
             command,

@@ -1,5 +1,5 @@
-//! Book sizes per market — resting orders and price levels on each side — kept
-//! up to date event by event, for metrics.
+//! Book sizes per market — resting orders and price levels on each side, summed
+//! over the market's delivery slots — kept up to date event by event, for metrics.
 //!
 //! Owns [`BookCounts`] and its published form, [`BookCount`]. Counting by walking
 //! every account's open orders under the replica's read lock made a scrape of a
@@ -31,19 +31,19 @@ pub struct BookCount {
     pub market: MarketId,
     /// Resting buy orders.
     pub bid_orders: u64,
-    /// Price levels with resting buy orders.
+    /// Price levels with resting buy orders (over all slots).
     pub bid_levels: u64,
     /// Resting sell orders.
     pub ask_orders: u64,
-    /// Price levels with resting sell orders.
+    /// Price levels with resting sell orders (over all slots).
     pub ask_levels: u64,
 }
 
 #[derive(Debug, Default)]
 struct SideCount {
     orders: u64,
-    /// Resting orders per price (ticks); a level is listed while it has any.
-    levels: HashMap<i64, u64>,
+    /// Resting orders per (slot, price in ticks); a level is listed while it has any.
+    levels: HashMap<(u64, i64), u64>,
 }
 
 #[derive(Debug)]
@@ -86,24 +86,37 @@ impl BookCounts {
                     });
                     self.changed = true;
                 }
-                Event::OrderRested(o) => self.add(engine, o.market, o.side, o.price, 1),
+                Event::OrderRested(o) => self.add(engine, (o.market, o.slot), o.side, o.price, 1),
                 Event::OrderCancelled(o) if o.resting => {
                     if let Some(p) = o.price {
-                        self.add(engine, o.market, o.side, p, -1);
+                        self.add(engine, (o.market, o.slot), o.side, p, -1);
                     }
                 }
                 Event::TradeExecuted(t) if t.maker_remaining.is_zero() => {
-                    self.add(engine, t.market, t.taker_side.opposite(), t.price, -1);
+                    self.add(
+                        engine,
+                        (t.market, t.slot),
+                        t.taker_side.opposite(),
+                        t.price,
+                        -1,
+                    );
                 }
                 Event::OrderAmended(a) if !a.priority_kept => {
-                    self.add(engine, a.market, a.side, a.old_price, -1);
+                    self.add(engine, (a.market, a.slot), a.side, a.old_price, -1);
                 }
                 _ => {}
             }
         }
     }
 
-    fn add(&mut self, engine: &Engine, market: MarketId, side: Side, price: Decimal, delta: i8) {
+    fn add(
+        &mut self,
+        engine: &Engine,
+        (market, slot): (MarketId, u64),
+        side: Side,
+        price: Decimal,
+        delta: i8,
+    ) {
         let Some(ticks) = engine
             .market(&market)
             .and_then(|s| s.price_ticks(price).ok())
@@ -118,13 +131,13 @@ impl BookCounts {
         let s = self.markets[i].side(side);
         if delta > 0 {
             s.orders += 1;
-            *s.levels.entry(ticks).or_default() += 1;
+            *s.levels.entry((slot, ticks)).or_default() += 1;
         } else {
             s.orders = s.orders.saturating_sub(1);
-            if let Some(n) = s.levels.get_mut(&ticks) {
+            if let Some(n) = s.levels.get_mut(&(slot, ticks)) {
                 *n -= 1;
                 if *n == 0 {
-                    s.levels.remove(&ticks);
+                    s.levels.remove(&(slot, ticks));
                 }
             }
         }
@@ -153,14 +166,21 @@ impl BookCounts {
     /// The same counts computed from `engine`'s state by walking every open
     /// order: O(orders). For tests and audits, never on a hot path.
     pub fn recount(engine: &Engine) -> Vec<BookCount> {
+        let levels = |m: &MarketId, side| -> u64 {
+            let slots = engine.slots(m).unwrap_or_default();
+            slots
+                .iter()
+                .map(|&s| engine.depth_ticks(m, s, side, usize::MAX).len() as u64)
+                .sum()
+        };
         let mut out: Vec<BookCount> = engine
             .markets()
             .map(|m| BookCount {
                 market: m.id,
                 bid_orders: 0,
-                bid_levels: engine.depth_ticks(&m.id, Side::Buy, usize::MAX).len() as u64,
+                bid_levels: levels(&m.id, Side::Buy),
                 ask_orders: 0,
-                ask_levels: engine.depth_ticks(&m.id, Side::Sell, usize::MAX).len() as u64,
+                ask_levels: levels(&m.id, Side::Sell),
             })
             .collect();
         for account in engine.account_ids() {
@@ -184,6 +204,8 @@ mod tests {
     use serde_json::json;
 
     const MARKETS: [&str; 2] = ["h100-sxm.us-east", "a100-80gb.eu-west"];
+    /// Two slots; the first one's gate (3300 s) closes during the flow.
+    const SLOTS: [u64; 2] = [3_600, 7_200];
 
     /// An engine and the counts kept beside it, fed one command at a time.
     struct Flow {
@@ -195,7 +217,7 @@ mod tests {
     impl Flow {
         fn run(&mut self, cmd: serde_json::Value, ts: u64) {
             self.seq += 1;
-            let env = json!({"v": 1, "ts_ns": ts, "command": cmd}).to_string();
+            let env = json!({"v": 2, "ts_ns": ts, "command": cmd}).to_string();
             let mut events = Vec::new();
             self.engine
                 .apply_json(self.seq, ts, env.as_bytes(), &mut events);
@@ -218,7 +240,7 @@ mod tests {
                 );
                 for m in MARKETS {
                     self.run(
-                        json!({"type": "add_capacity", "account": a, "market": m, "quantity": "100000"}),
+                        json!({"type": "add_capacity", "account": a, "market": m, "from_slot": SLOTS[0], "to_slot": SLOTS[1], "quantity": "100000"}),
                         ts,
                     );
                 }
@@ -234,6 +256,7 @@ mod tests {
     ) -> serde_json::Value {
         let account = rng.random_range(1..=4u64);
         let market = MARKETS[rng.random_range(0..2)];
+        let slot = SLOTS[rng.random_range(0..2)];
         let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
         let price = format!("1.{:02}", rng.random_range(0..20));
         let qty = rng.random_range(1..6u32).to_string();
@@ -241,16 +264,16 @@ mod tests {
         let order = rng.random_range(1..=engine.open_order_count() as u64 * 2 + 2);
         match rng.random_range(0..10) {
             0..=3 => {
-                json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "post_only": rng.random_bool(0.2)})
+                json!({"type": "place_order", "account": account, "market": market, "slot": slot, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "post_only": rng.random_bool(0.2)})
             }
             4 => {
-                json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "gtd", "good_till_ns": ts + rng.random_range(1..5_000_000_000u64)})
+                json!({"type": "place_order", "account": account, "market": market, "slot": slot, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "gtd", "good_till_ns": ts + rng.random_range(1..5_000_000_000u64)})
             }
             5 => {
-                json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "ioc"})
+                json!({"type": "place_order", "account": account, "market": market, "slot": slot, "side": side, "order_type": "limit", "price": price, "quantity": qty, "stp": stp, "time_in_force": "ioc"})
             }
             6 => {
-                json!({"type": "place_order", "account": account, "market": market, "side": side, "order_type": "market", "quantity": qty, "cap": "100", "stp": stp})
+                json!({"type": "place_order", "account": account, "market": market, "slot": slot, "side": side, "order_type": "market", "quantity": qty, "cap": "100", "stp": stp})
             }
             7 => json!({"type": "cancel_order", "account": account, "order_id": order}),
             8 => {
@@ -262,8 +285,9 @@ mod tests {
 
     /// Random order flow: limit (GTC, GTD, post-only, IOC) and market orders of
     /// four accounts over two markets with every STP mode, cancels, amends (price
-    /// and quantity), mass cancels and time passing (GTD expiry). After every
-    /// command the incremental counts equal a full recount.
+    /// and quantity), mass cancels and time passing (GTD expiry, and a slot's gate
+    /// closing, which cancels its orders). After every command the incremental
+    /// counts equal a full recount.
     #[test]
     fn counts_kept_per_event_equal_a_full_recount_after_every_command() {
         for seed in 0..8u64 {
@@ -276,7 +300,7 @@ mod tests {
             let mut ts = 1_000_000_000u64;
             flow.set_up(ts);
             for _ in 0..600 {
-                ts += rng.random_range(0..3_000_000_000u64);
+                ts += rng.random_range(0..12_000_000_000u64);
                 let cmd = random_command(&mut rng, &flow.engine, ts);
                 flow.run(cmd.clone(), ts);
                 assert_eq!(

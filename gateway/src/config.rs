@@ -131,6 +131,9 @@ pub struct HistoryConfig {
     pub fills_per_account: usize,
     /// Most recent closed (filled or cancelled) orders kept per account. Default 1,000.
     pub closed_orders_per_account: usize,
+    /// Most recent delivery-schedule entries kept per account (as provider and as
+    /// holder together). Default 10,000.
+    pub schedule_per_account: usize,
 }
 
 impl Default for HistoryConfig {
@@ -138,6 +141,7 @@ impl Default for HistoryConfig {
         HistoryConfig {
             fills_per_account: 10_000,
             closed_orders_per_account: 1_000,
+            schedule_per_account: 10_000,
         }
     }
 }

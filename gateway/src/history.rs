@@ -8,14 +8,19 @@
 //! response from its own command's events ([`OrderRecord::from_events`]), so a
 //! response and a later `GET` agree.
 //!
+//! It also keeps each account's **delivery schedule**: the `delivery_scheduled`
+//! entries fixed at each slot's gate closure, naming the account as provider (it
+//! delivers) or as holder (it receives).
+//!
 //! Bounds: open orders are bounded by the engine's limits; per account, the most
-//! recent [`HistoryConfig::closed_orders_per_account`] closed orders and
-//! [`HistoryConfig::fills_per_account`] fills are kept. Older history is in the
+//! recent [`HistoryConfig::closed_orders_per_account`] closed orders,
+//! [`HistoryConfig::fills_per_account`] fills and
+//! [`HistoryConfig::schedule_per_account`] schedule entries are kept. Older history is in the
 //! ledger (`gpux replay statement|export`).
 
 use std::collections::{HashMap, VecDeque};
 
-use gpux_engine::event::{OrderAccepted, TradeExecuted};
+use gpux_engine::event::{DeliveryScheduled, OrderAccepted, TradeExecuted};
 use gpux_engine::{
     AccountId, CancelReason, ClientOrderId, Event, MarketId, OrderId, OrderType, Side, StpMode,
     TimeInForce, TradeId,
@@ -24,6 +29,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::config::HistoryConfig;
+use crate::marketdata::wire::SlotName;
 
 /// Zero written with as many decimals as `like` (`"0.0"` for a lot of `0.5`), so
 /// quantities print as the events print them.
@@ -73,6 +79,8 @@ pub struct Fill {
     pub order_id: OrderId,
     /// The market.
     pub market: MarketId,
+    /// The delivery slot.
+    pub slot: SlotName,
     /// This account's side.
     pub side: Side,
     /// Trade price (the maker's), USD per GPU-hour.
@@ -99,6 +107,7 @@ impl Fill {
             trade_id: t.trade,
             order_id,
             market: t.market,
+            slot: SlotName(t.slot),
             side,
             price: t.price,
             quantity: t.quantity,
@@ -136,6 +145,12 @@ pub struct OrderRecord {
     pub client_order_id: Option<ClientOrderId>,
     /// The market.
     pub market: MarketId,
+    /// The delivery slot (a window's first).
+    pub slot: u64,
+    /// A window's last slot.
+    pub to_slot: Option<u64>,
+    /// A cluster order.
+    pub colocate: bool,
     /// Buy or sell.
     pub side: Side,
     /// Limit or market.
@@ -175,6 +190,9 @@ impl OrderRecord {
             account: a.account,
             client_order_id: a.client_order_id,
             market: a.market,
+            slot: a.slot,
+            to_slot: a.to_slot,
+            colocate: a.colocate,
             side: a.side,
             order_type: a.order_type,
             price: a.price,
@@ -286,6 +304,7 @@ pub struct History {
     orders: HashMap<OrderId, OrderRecord>,
     closed: HashMap<AccountId, VecDeque<OrderId>>,
     fills: HashMap<AccountId, VecDeque<Fill>>,
+    schedule: HashMap<AccountId, VecDeque<DeliveryScheduled>>,
 }
 
 impl History {
@@ -296,6 +315,7 @@ impl History {
             orders: HashMap::new(),
             closed: HashMap::new(),
             fills: HashMap::new(),
+            schedule: HashMap::new(),
         }
     }
 
@@ -319,9 +339,31 @@ impl History {
                 Event::OrderRested(r) => self.fold(r.order, ev, cmd_seq),
                 Event::OrderCancelled(c) => self.fold(c.order, ev, cmd_seq),
                 Event::OrderAmended(a) => self.fold(a.order, ev, cmd_seq),
+                Event::DeliveryScheduled(d) => {
+                    self.push_schedule(d.provider, d);
+                    if d.holder != d.provider {
+                        self.push_schedule(d.holder, d);
+                    }
+                }
                 _ => {}
             }
         }
+    }
+
+    fn push_schedule(&mut self, account: AccountId, d: &DeliveryScheduled) {
+        let q = self.schedule.entry(account).or_default();
+        q.push_back(d.clone());
+        while q.len() > self.cfg.schedule_per_account {
+            q.pop_front();
+        }
+    }
+
+    /// An account's kept delivery-schedule entries (as provider or holder), in
+    /// the order they were fixed (by entry id).
+    pub fn schedule(&self, account: AccountId) -> Vec<DeliveryScheduled> {
+        self.schedule
+            .get(&account)
+            .map_or_else(Vec::new, |q| q.iter().cloned().collect())
     }
 
     fn fold(&mut self, order: OrderId, ev: &Event, cmd_seq: u64) {
@@ -418,15 +460,16 @@ mod tests {
         let mut h = History::new(HistoryConfig {
             fills_per_account: 3,
             closed_orders_per_account: 2,
+            schedule_per_account: 10,
         });
         let mut s = 0;
         for c in [
             r#"{"type":"list_market","market":"h100.us","tick_size":"0.01","lot_size":"0.5","maker_fee_bps":10,"taker_fee_bps":20}"#,
             r#"{"type":"create_account","account":1}"#,
             r#"{"type":"create_account","account":2}"#,
-            r#"{"type":"add_capacity","account":1,"market":"h100.us","quantity":"100"}"#,
+            r#"{"type":"add_capacity","account":1,"market":"h100.us","from_slot":3600,"to_slot":3600,"quantity":"100"}"#,
             r#"{"type":"deposit","account":2,"amount":"1000"}"#,
-            r#"{"type":"place_order","account":1,"market":"h100.us","side":"sell","price":"2.00","quantity":"4"}"#,
+            r#"{"type":"place_order","account":1,"market":"h100.us","slot":3600,"side":"sell","price":"2.00","quantity":"4"}"#,
         ] {
             run(&mut e, &mut h, &mut s, c);
         }
@@ -434,7 +477,7 @@ mod tests {
             &mut e,
             &mut h,
             &mut s,
-            r#"{"type":"place_order","account":2,"market":"h100.us","side":"buy","price":"2.00","quantity":"1.5"}"#,
+            r#"{"type":"place_order","account":2,"market":"h100.us","slot":3600,"side":"buy","price":"2.00","quantity":"1.5"}"#,
         );
         let (rec, fills) = OrderRecord::from_events(&ev, 2, s, s * 1_000).unwrap();
         assert_eq!(rec.status, OrderStatus::Filled);
@@ -469,7 +512,7 @@ mod tests {
                 &mut e,
                 &mut h,
                 &mut s,
-                r#"{"type":"place_order","account":1,"market":"h100.us","side":"sell","price":"3.00","quantity":"1","time_in_force":"ioc"}"#,
+                r#"{"type":"place_order","account":1,"market":"h100.us","slot":3600,"side":"sell","price":"3.00","quantity":"1","time_in_force":"ioc"}"#,
             );
         }
         assert!(h.order(1).is_none());
@@ -477,5 +520,44 @@ mod tests {
         let (page, next) = h.fills_page(1, None, None, 10);
         assert_eq!(page.len(), 1);
         assert_eq!(next, None);
+    }
+
+    #[test]
+    fn the_schedule_lists_deliveries_for_provider_and_holder_within_the_bound() {
+        let mut e: Engine = Engine::new();
+        let mut h = History::new(HistoryConfig {
+            schedule_per_account: 1,
+            ..HistoryConfig::default()
+        });
+        let mut s = 0;
+        for c in [
+            r#"{"type":"list_market","market":"h100.us","tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":0}"#,
+            r#"{"type":"create_account","account":1}"#,
+            r#"{"type":"create_account","account":2}"#,
+            r#"{"type":"add_capacity","account":1,"market":"h100.us","from_slot":3600,"to_slot":7200,"quantity":"10"}"#,
+            r#"{"type":"deposit","account":2,"amount":"1000"}"#,
+            r#"{"type":"place_order","account":1,"market":"h100.us","slot":3600,"side":"sell","price":"2.00","quantity":"4"}"#,
+            r#"{"type":"place_order","account":2,"market":"h100.us","slot":3600,"side":"buy","price":"2.00","quantity":"3","time_in_force":"ioc"}"#,
+            r#"{"type":"place_order","account":1,"market":"h100.us","slot":7200,"side":"sell","price":"2.00","quantity":"4"}"#,
+            r#"{"type":"place_order","account":2,"market":"h100.us","slot":7200,"side":"buy","price":"2.00","quantity":"2","time_in_force":"ioc"}"#,
+        ] {
+            run(&mut e, &mut h, &mut s, c);
+        }
+        assert!(
+            h.schedule(1).is_empty(),
+            "nothing is scheduled before a gate closes"
+        );
+        // Past both gates (3600 s and 7200 s, less 300 s each).
+        let mut events = Vec::new();
+        let tick: Command = serde_json::from_str(r#"{"type":"tick"}"#).unwrap();
+        e.apply(s + 1, 7_000 * 1_000_000_000, &tick, &mut events);
+        h.apply(s + 1, 7_000 * 1_000_000_000, &events);
+        let (provider, holder) = (h.schedule(1), h.schedule(2));
+        // One entry kept each: the newest, for slot 7200.
+        assert_eq!(provider, holder);
+        assert_eq!(provider.len(), 1);
+        let d = &provider[0];
+        assert_eq!((d.slot, d.provider, d.holder), (7200, 1, 2));
+        assert_eq!(d.quantity.to_string(), "2");
     }
 }

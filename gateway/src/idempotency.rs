@@ -485,6 +485,7 @@ mod tests {
             events: vec![Event::MassCancelled(gpux_engine::event::MassCancelled {
                 account: 1,
                 market: None,
+                slot: None,
                 count: 0,
             })],
         });

@@ -31,6 +31,8 @@ enum Access {
     Public,
     Account,
     Admin,
+    /// The account named in the path, or the admin.
+    AccountOrAdmin,
 }
 
 struct Op {
@@ -83,6 +85,7 @@ impl Op {
                 "403",
                 error(match self.access {
                     Access::Admin => "Not the admin key (`forbidden`).",
+                    Access::AccountOrAdmin => "Another account's key (`forbidden`).",
                     _ => "The admin key on an account endpoint (`forbidden`).",
                 }),
             );
@@ -109,11 +112,12 @@ impl Op {
             "operationId": self.id,
             "summary": self.summary,
             "description": self.description,
-            "tags": [match self.access { Access::Public => "public", Access::Account => "account", Access::Admin => "admin" }],
+            "tags": [match self.access { Access::Public => "public", Access::Account | Access::AccountOrAdmin => "account", Access::Admin => "admin" }],
             "security": match self.access {
                 Access::Public => json!([]),
                 Access::Account => json!([{ "accountKey": [] }]),
                 Access::Admin => json!([{ "adminKey": [] }]),
+                Access::AccountOrAdmin => json!([{ "accountKey": [] }, { "adminKey": [] }]),
             },
             "responses": responses,
         });
@@ -154,6 +158,22 @@ fn account_param() -> Value {
 
 fn market_query() -> Value {
     query_param("market", "Only this market.", schema("MarketId"))
+}
+
+fn slot_query() -> Value {
+    query_param(
+        "slot",
+        "Only this delivery slot of `market` (needs `market`, else 400 `invalid_slot_range`).",
+        schema("Slot"),
+    )
+}
+
+fn slot_param() -> Value {
+    path_param(
+        "slot",
+        "A delivery slot, `2026-12-07T09:00Z`; one that does not parse is 400 `invalid_slot`.",
+        schema("Slot"),
+    )
 }
 
 /// The API's operations (market data's are [`market_data_ops`]), as `(path, operation)`.
@@ -204,6 +224,18 @@ fn system_and_market_ops() -> Vec<(&'static str, Op)> {
             params: vec![path_param("market", "Market id.", schema("MarketId"))], body: None,
             responses: vec![("200", ok("The market.", "Market")), ("404", error("`unknown_market`."))],
         }),
+        ("/v1/markets/{market}/slots/{slot}/blocks", Op {
+            method: "get", id: "getAskBlocks", summary: "Ask blocks of a slot (for cluster buyers)",
+            description: "The slot's asks, best first, each with `largest_block`: the most GPUs one provider offers from its own unsold inventory at that price or better, which is what a `colocate` order limited there can get in this slot. Read from the gateway's replica of the engine, as of `as_of_cmd_seq`. A slot with no book has no asks.",
+            access: Public, write: false,
+            params: vec![
+                path_param("market", "Market id.", schema("MarketId")),
+                slot_param(),
+                query_param("depth", "Levels, 1 to 1,000 (default 50).", json!({"type": "integer", "minimum": 1, "maximum": 1000})),
+            ],
+            body: None,
+            responses: vec![("200", ok("The asks with their blocks.", "Blocks")), ("404", error("`unknown_market`."))],
+        }),
     ]
 }
 
@@ -216,6 +248,12 @@ fn account_ops() -> Vec<(&'static str, Op)> {
             description: "Opens an account and returns its API key. Without `account` the engine assigns the lowest id no account has, so gateways sharing a log never collide; the response names it. The key is shown only in this response; only its SHA-256 is kept (in the command log). A replay of the same Idempotency-Key returns the account without the key. With `api_key_sha256` the operator supplies the digest of a key it generated, and no key is returned.",
             access: Admin, write: true, params: vec![], body: Some("CreateAccountRequest"),
             responses: vec![("201", ok("Created.", "CreatedAccount")), ("409", error("`account_exists`, or `idempotency_key_reused`.")), ("422", error("`reserved_account` (0), `limit_reached`."))],
+        }),
+        ("/v1/accounts/{account}/schedule", Op {
+            method: "get", id: "getSchedule", summary: "An account's delivery schedule",
+            description: "The deliveries fixed at each closed slot's gate that name the account: as `provider` it delivers its GPUs for the hour, as `holder` it receives them (each entry names both, the GPUs and the chain of trades they went through). In the order they were fixed; the most recent 10,000 per account are kept by default (the ledger has all: `gpux replay export --what deliveries`). The account's own key, or the admin's.",
+            access: AccountOrAdmin, write: false, params: vec![account_param()], body: None,
+            responses: vec![("200", ok("The schedule.", "Schedule")), ("404", error("`unknown_account`."))],
         }),
         ("/v1/accounts/{account}/balances", Op {
             method: "get", id: "getAccountBalances", summary: "Any account's balances (admin)",
@@ -237,7 +275,7 @@ fn account_ops() -> Vec<(&'static str, Op)> {
         }),
         ("/v1/balances", Op {
             method: "get", id: "getBalances", summary: "My balances",
-            description: "USD and GPU-hours per market, each available and held, as of the replica's last applied command.",
+            description: "USD, and GPUs per (market, delivery slot) with any, each available and held, with the account's own unsold inventory among them, as of the replica's last applied command. A slot's GPUs leave the balances when its gate closes (they are delivered: see the schedule).",
             access: Account, write: false, params: vec![], body: None,
             responses: vec![("200", ok("Balances.", "Balances"))],
         }),
@@ -248,14 +286,14 @@ fn account_ops() -> Vec<(&'static str, Op)> {
             responses: vec![("200", ok("Withdrawn.", "CashMoved")), ("422", error("`insufficient_funds`."))],
         }),
         ("/v1/capacity/add", Op {
-            method: "post", id: "addCapacity", summary: "Add my GPU-hour capacity",
-            description: "A provider lists GPU-hours it can sell in a market. Codes: `unknown_market` (404), `invalid_amount`, `off_lot_quantity` (400), `balance_limit_exceeded` (422).",
+            method: "post", id: "addCapacity", summary: "Add my GPU capacity",
+            description: "A provider lists GPUs it can sell in every slot of a range (`from_slot` to `to_slot`, both included), all slots or none. Codes: `unknown_market` (404), `invalid_slot`, `invalid_amount`, `off_lot_quantity`, `invalid_slot_range` (400), `slot_closed`, `slot_beyond_horizon`, `balance_limit_exceeded` (422).",
             access: Account, write: true, params: vec![], body: Some("CapacityRequest"),
             responses: vec![("200", ok("Added.", "CapacityMoved")), ("404", error("`unknown_market`.")), ("422", error("`balance_limit_exceeded`."))],
         }),
         ("/v1/capacity/remove", Op {
-            method: "post", id: "removeCapacity", summary: "Remove my GPU-hour capacity",
-            description: "Takes available GPU-hours back (those held by open sell orders cannot be removed).",
+            method: "post", id: "removeCapacity", summary: "Remove my GPU capacity",
+            description: "Takes unsold GPUs back in every slot of a range, all slots or none (GPUs held by open sells, and GPUs bought from others, cannot be removed).",
             access: Account, write: true, params: vec![], body: Some("CapacityRequest"),
             responses: vec![("200", ok("Removed.", "CapacityMoved")), ("404", error("`unknown_market`.")), ("422", error("`insufficient_capacity`."))],
         }),
@@ -268,20 +306,20 @@ fn order_ops() -> Vec<(&'static str, Op)> {
     vec![
         ("/v1/orders", Op {
             method: "post", id: "placeOrder", summary: "Place an order",
-            description: "Places a limit or market order and answers once it is durable, with its status and the fills it made on arrival. Without an Idempotency-Key, a `client_order_id` is the idempotency key: within the idempotency window the same client id and body return the first order's result, and another body is 409 `idempotency_key_reused`; send a fresh Idempotency-Key to place a new order under a client id whose order has closed. Rejections carry the engine's code: shape codes 400 (`invalid_order`, `off_tick_price`, `price_out_of_band`, `invalid_quantity`, `off_lot_quantity`, `quantity_too_large`, `good_till_in_past`), `unknown_market` 404, `duplicate_client_order_id` 409, and 422 for `insufficient_funds`, `insufficient_capacity`, `post_only_would_cross`, `fok_not_fillable`, `too_many_open_orders`, `book_full`.",
+            description: "Places a limit or market order in one delivery slot (`slot`), or an all-or-none order over consecutive slots (`window`, IOC/FOK limit orders: the same quantity in every slot), or a cluster buy (`colocate`, IOC/FOK limit buys: every GPU from one provider's own inventory), and answers once it is durable, with its status and the fills it made on arrival (each naming its slot). Without an Idempotency-Key, a `client_order_id` is the idempotency key: within the idempotency window the same client id and body return the first order's result, and another body is 409 `idempotency_key_reused`; send a fresh Idempotency-Key to place a new order under a client id whose order has closed. A slot that does not parse is 400 `invalid_slot`. Rejections carry the engine's code: shape codes 400 (`invalid_order`, `off_tick_price`, `price_out_of_band`, `invalid_quantity`, `off_lot_quantity`, `quantity_too_large`, `good_till_in_past`, `invalid_slot_range`), `unknown_market` 404, `duplicate_client_order_id` 409, and 422 for `slot_closed`, `slot_beyond_horizon`, `insufficient_funds`, `insufficient_capacity`, `post_only_would_cross`, `fok_not_fillable`, `window_not_fillable`, `cluster_not_fillable`, `too_many_open_orders`, `book_full`.",
             access: Account, write: true, params: vec![], body: Some("PlaceOrderRequest"),
             responses: vec![("200", ok("Accepted: resting, partially filled, filled or cancelled (IOC/market remainder, STP).", "Order")), ("404", error("`unknown_market`.")), ("409", error("`duplicate_client_order_id` or `idempotency_key_reused`.")), ("422", error("Refused by the current state (funds, capacity, book)."))],
         }),
         ("/v1/orders", Op {
             method: "get", id: "listOpenOrders", summary: "My open orders",
             description: "The caller's open orders (without fills), by id.",
-            access: Account, write: false, params: vec![market_query()], body: None,
+            access: Account, write: false, params: vec![market_query(), slot_query()], body: None,
             responses: vec![("200", ok("Open orders.", "Orders")), ("404", error("`unknown_market`."))],
         }),
         ("/v1/orders", Op {
             method: "delete", id: "massCancel", summary: "Cancel all my orders",
-            description: "Cancels every open order of the caller, or those in one market.",
-            access: Account, write: true, params: vec![market_query()], body: None,
+            description: "Cancels every open order of the caller, or those in one market, or in one slot of one market.",
+            access: Account, write: true, params: vec![market_query(), slot_query()], body: None,
             responses: vec![("200", ok("Cancelled.", "MassCancelResult")), ("404", error("`unknown_market`."))],
         }),
         ("/v1/orders/{order_id}", Op {
@@ -357,6 +395,9 @@ fn market_data_get(
         "Market id; a market that is not listed is 404 `unknown_market`.",
         schema("MarketId"),
     )];
+    if id != "getForwardCurve" {
+        params.push(slot_param());
+    }
     params.extend(query);
     json!({
         "operationId": id,
@@ -367,7 +408,7 @@ fn market_data_get(
         "parameters": params,
         "responses": {
             "200": ok(answer.0, answer.1),
-            "400": error("`invalid_parameter`: an unknown or repeated query parameter, or a value that is not a whole number in range or not one of the listed values; `invalid_path`: the market is not a valid path segment (e.g. `%ff`); `repeated_authorization`: more than one Authorization header."),
+            "400": error("`invalid_parameter`: an unknown or repeated query parameter, or a value that is not a whole number in range or not one of the listed values; `invalid_slot`: the slot does not parse; `invalid_path`: the market is not a valid path segment (e.g. `%ff`); `repeated_authorization`: more than one Authorization header."),
             "404": error("`unknown_market`."),
             "429": error("`rate_limited`: too many requests from this address (or this key, if a valid one is sent); see `Retry-After`."),
             "503": error("`starting`, `replica_diverged` or `replica_rebuilding`: the gateway is catching up, or rebuilding market data with its replica; see `Retry-After`."),
@@ -386,68 +427,79 @@ fn market_data_ops() -> Vec<(&'static str, &'static str, Value)> {
             json!({"type": "integer", "minimum": 1, "maximum": max, "default": default}),
         )
     };
-    let header = |name: &str, description: &str, s: Value| json!({ "name": name, "in": "header", "required": true, "description": description, "schema": s });
-    let retry_after = || json!({ "Retry-After": { "description": "Seconds to wait before reconnecting.", "schema": {"type": "integer", "minimum": 0} } });
     vec![
-        ("/v1/markets/{market}/depth", "get", market_data_get(
+        ("/v1/markets/{market}/slots", "get", market_data_get(
+            "getForwardCurve", "Forward curve",
+            "One row per open slot of the market (a slot with a book, whose gate has not closed), in slot order: best bid and ask, the slot's last trade price and the GPU-hours traded in it. Takes no query parameters.",
+            vec![],
+            ("The curve.", "Curve"),
+        )),
+        ("/v1/markets/{market}/slots/{slot}/depth", "get", market_data_get(
             "getDepth", "L2 depth",
-            "The published L2 book of a market: up to `depth` levels per side, best first, each `[price, quantity]` (the level's total GPU-hours), and the `seq` it reflects (the `cmd_seq` of the last command whose changes it includes; it may trail the last committed command by one publication interval, 10 ms by default). With `seq`, WebSocket `book.<market>` updates whose `prev_seq` is this `seq` continue it (docs/MARKET_DATA.md, \"Sequence numbers\").",
+            "The published L2 book of one delivery slot of a market: up to `depth` levels per side, best first, each `[price, quantity]` (the level's total GPU-hours), and the `seq` it reflects (the `cmd_seq` of the last command whose changes it includes, 0 for a slot nothing happened in; it may trail the last committed command by one publication interval, 10 ms by default). With `seq`, WebSocket `book.<market>.<slot>` updates whose `prev_seq` is this `seq` continue it (docs/MARKET_DATA.md, \"Sequence numbers\").",
             vec![count("depth", "Levels per side, 1 to `depth_max` (1,000 by default); default `depth_default` (50).", 1000, 50)],
             ("The book.", "Depth"),
         )),
-        ("/v1/markets/{market}/trades", "get", market_data_get(
+        ("/v1/markets/{market}/slots/{slot}/trades", "get", market_data_get(
             "getTrades", "Recent trades",
-            "The market's most recent public trades, oldest first. Accounts and order ids never appear.",
+            "The slot's most recent public trades, oldest first. Accounts and order ids never appear.",
             vec![count("limit", "How many, 1 to `recent_trades` (1,000 kept by default); default `trades_default` (100).", 1000, 100)],
             ("Recent trades, oldest first.", "Trades"),
         )),
-        ("/v1/markets/{market}/ticker", "get", market_data_get(
+        ("/v1/markets/{market}/slots/{slot}/ticker", "get", market_data_get(
             "getTicker", "Ticker",
             "Best bid and ask (from the published book), the last trade, and the 24h figures over the window ending at `ts_ns`, the latest committed timestamp (committed time, never the wall clock). Takes no query parameters.",
             vec![],
             ("The ticker; absent values are `null`.", "Ticker"),
         )),
-        ("/v1/markets/{market}/candles", "get", market_data_get(
+        ("/v1/markets/{market}/slots/{slot}/candles", "get", market_data_get(
             "getCandles", "Candles",
-            "The market's last candles of one interval, oldest first. Intervals without trades have no candle.",
+            "The slot's last candles of one interval, oldest first. Intervals without trades have no candle.",
             vec![
                 query_param("interval", "Candle length; default `1m`.", json!({"$ref": "#/components/schemas/CandleInterval", "default": "1m"})),
                 count("limit", "How many, 1 to the candles kept per interval (`candles`, 1,500 by default); default `candles_default` (100).", 1500, 100),
             ],
             ("Candles, oldest first.", "Candles"),
         )),
-        ("/v1/ws", "get", json!({
-            "operationId": "marketDataWebSocket",
-            "summary": "Market-data WebSocket",
-            "description": "Upgrades to a WebSocket (RFC 6455) carrying JSON text frames: subscribe to `book.<market>` (snapshot, then updates with `seq`/`prev_seq`), `trades.<market>`, `ticker.<market>` (the shapes of `Depth`, `Trades` and `Ticker` with `type` and `channel` added) and, once authenticated, the private `orders` channel. The key is optional: send `Authorization: Bearer <key>` on the upgrade, or authenticate later with `{\"op\":\"auth\",\"key\":…}`. Requests, channels, error codes, limits, heartbeats and close codes: docs/MARKET_DATA.md (\"WebSocket `/v1/ws`\" and the sections after it).",
-            "tags": ["public", "market-data"],
-            "security": [{}, { "accountKey": [] }, { "adminKey": [] }],
-            "parameters": [
-                header("Connection", "Must include `Upgrade`.", json!({"type": "string"})),
-                header("Upgrade", "`websocket`.", json!({"type": "string", "enum": ["websocket"]})),
-                header("Sec-WebSocket-Version", "`13`.", json!({"type": "string", "enum": ["13"]})),
-                header("Sec-WebSocket-Key", "The client's nonce (RFC 6455).", json!({"type": "string"})),
-            ],
-            "responses": {
-                "101": {
-                    "description": "Switching Protocols: the connection is now the market-data WebSocket (docs/MARKET_DATA.md).",
-                    "headers": { "Sec-WebSocket-Accept": { "description": "RFC 6455 handshake answer.", "schema": {"type": "string"} } },
-                },
-                "400": error("`websocket_upgrade_required`: a plain request, without the WebSocket upgrade headers; `repeated_authorization`: more than one Authorization header."),
-                "401": error("`unauthorized`: an `Authorization` header that is not a known key (no header is fine: the connection is anonymous)."),
-                "429": {
-                    "description": "`too_many_connections`: the account's (16 by default), the anonymous peer address's (64) or the server's (10,000) connection limit is reached.",
-                    "headers": retry_after(),
-                    "content": json_content(schema("Error")),
-                },
-                "503": {
-                    "description": "`unavailable`: market data is shutting down; `replica_rebuilding`: market data is being rebuilt with the gateway's replica. Reconnect later.",
-                    "headers": retry_after(),
-                    "content": json_content(schema("Error")),
-                },
-            },
-        })),
+        ("/v1/ws", "get", ws_op()),
     ]
+}
+
+/// The `/v1/ws` upgrade.
+fn ws_op() -> Value {
+    let header = |name: &str, description: &str, s: Value| json!({ "name": name, "in": "header", "required": true, "description": description, "schema": s });
+    let retry_after = || json!({ "Retry-After": { "description": "Seconds to wait before reconnecting.", "schema": {"type": "integer", "minimum": 0} } });
+    json!({
+        "operationId": "marketDataWebSocket",
+        "summary": "Market-data WebSocket",
+        "description": "Upgrades to a WebSocket (RFC 6455) carrying JSON text frames: subscribe to `book.<market>.<slot>` (snapshot, then updates with `seq`/`prev_seq`), `trades.<market>.<slot>`, `ticker.<market>.<slot>`, `curve.<market>` (the shapes of `Depth`, `Trades`, `Ticker` and `Curve` with `type` and `channel` added; a slot is written `2026-12-07T09:00Z`) and, once authenticated, the private `orders` channel. The key is optional: send `Authorization: Bearer <key>` on the upgrade, or authenticate later with `{\"op\":\"auth\",\"key\":…}`. Requests, channels, error codes, limits, heartbeats and close codes: docs/MARKET_DATA.md (\"WebSocket `/v1/ws`\" and the sections after it).",
+        "tags": ["public", "market-data"],
+        "security": [{}, { "accountKey": [] }, { "adminKey": [] }],
+        "parameters": [
+            header("Connection", "Must include `Upgrade`.", json!({"type": "string"})),
+            header("Upgrade", "`websocket`.", json!({"type": "string", "enum": ["websocket"]})),
+            header("Sec-WebSocket-Version", "`13`.", json!({"type": "string", "enum": ["13"]})),
+            header("Sec-WebSocket-Key", "The client's nonce (RFC 6455).", json!({"type": "string"})),
+        ],
+        "responses": {
+            "101": {
+                "description": "Switching Protocols: the connection is now the market-data WebSocket (docs/MARKET_DATA.md).",
+                "headers": { "Sec-WebSocket-Accept": { "description": "RFC 6455 handshake answer.", "schema": {"type": "string"} } },
+            },
+            "400": error("`websocket_upgrade_required`: a plain request, without the WebSocket upgrade headers; `repeated_authorization`: more than one Authorization header."),
+            "401": error("`unauthorized`: an `Authorization` header that is not a known key (no header is fine: the connection is anonymous)."),
+            "429": {
+                "description": "`too_many_connections`: the account's (16 by default), the anonymous peer address's (64) or the server's (10,000) connection limit is reached.",
+                "headers": retry_after(),
+                "content": json_content(schema("Error")),
+            },
+            "503": {
+                "description": "`unavailable`: market data is shutting down; `replica_rebuilding`: market data is being rebuilt with the gateway's replica. Reconnect later.",
+                "headers": retry_after(),
+                "content": json_content(schema("Error")),
+            },
+        },
+    })
 }
 
 fn object(required: &[&str], props: Value) -> Value {
@@ -465,6 +517,7 @@ fn extend(all: &mut Value, more: Value) {
 fn schemas() -> Value {
     let mut all = request_schemas();
     extend(&mut all, response_schemas());
+    extend(&mut all, slot_schemas());
     all
 }
 
@@ -480,6 +533,8 @@ fn request_schemas() -> Value {
         })),
         "Decimal": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$", "description": "A decimal as a string: plain digits, optionally a fraction. No exponents, signs or JSON numbers.", "examples": ["2.45"]},
         "MarketId": {"type": "string", "pattern": "^[a-z0-9-]+\\.[a-z0-9-]+$", "maxLength": 32, "examples": ["h100-sxm.us-east"]},
+        "Slot": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:00(:00)?Z$", "description": "A delivery slot: one UTC hour, named by its start, minutes (and seconds) `00`, zone `Z`. Anything else, an impossible date included, is 400 `invalid_slot`.", "examples": ["2026-12-07T09:00Z"]},
+        "Window": object(&["from_slot", "to_slot"], json!({"from_slot": schema("Slot"), "to_slot": schema("Slot")})),
         "ClientOrderId": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,36}$"},
         "Side": e(&["buy", "sell"]),
         "OrderType": e(&["limit", "market"]),
@@ -490,6 +545,9 @@ fn request_schemas() -> Value {
         "Liquidity": e(&["maker", "taker"]),
         "PlaceOrderRequest": object(&["market", "side", "quantity"], json!({
             "market": schema("MarketId"),
+            "slot": schema("Slot"),
+            "window": schema("Window"),
+            "colocate": {"type": "boolean"},
             "side": schema("Side"),
             "order_type": schema("OrderType"),
             "price": dec(),
@@ -503,7 +561,7 @@ fn request_schemas() -> Value {
         })),
         "AmendOrderRequest": object(&[], json!({"price": dec(), "quantity": dec()})),
         "AmountRequest": object(&["amount"], json!({"amount": dec()})),
-        "CapacityRequest": object(&["market", "quantity"], json!({"market": schema("MarketId"), "quantity": dec()})),
+        "CapacityRequest": object(&["market", "from_slot", "to_slot", "quantity"], json!({"market": schema("MarketId"), "from_slot": schema("Slot"), "to_slot": schema("Slot"), "quantity": dec()})),
         "CreateAccountRequest": object(&[], json!({
             "account": uint(),
             "api_key_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
@@ -517,6 +575,8 @@ fn request_schemas() -> Value {
             "min_price": dec(),
             "max_price": dec(),
             "max_order_quantity": dec(),
+            "slot_horizon_hours": {"type": "integer", "minimum": 1, "maximum": 8760},
+            "gate_closure_secs": {"type": "integer", "minimum": 0, "maximum": 86400},
         })),
     })
 }
@@ -527,13 +587,14 @@ fn response_schemas() -> Value {
     let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
     let e = |values: &[&str]| json!({"type": "string", "enum": values});
     json!({
-        "Fill": object(&["trade_id", "order_id", "market", "side", "price", "quantity", "fee", "liquidity", "cmd_seq", "ts_ns"], json!({
-            "trade_id": uint(), "order_id": uint(), "market": schema("MarketId"), "side": schema("Side"),
+        "Fill": object(&["trade_id", "order_id", "market", "slot", "side", "price", "quantity", "fee", "liquidity", "cmd_seq", "ts_ns"], json!({
+            "trade_id": uint(), "order_id": uint(), "market": schema("MarketId"), "slot": schema("Slot"), "side": schema("Side"),
             "price": dec(), "quantity": dec(), "fee": dec(), "liquidity": schema("Liquidity"),
             "cmd_seq": uint(), "ts_ns": uint(),
         })),
-        "Order": object(&["order_id", "market", "side", "order_type", "quantity", "filled", "remaining", "status", "time_in_force", "post_only", "stp", "created_cmd_seq", "cmd_seq"], json!({
+        "Order": object(&["order_id", "market", "slot", "side", "order_type", "quantity", "filled", "remaining", "status", "time_in_force", "post_only", "stp", "created_cmd_seq", "cmd_seq"], json!({
             "order_id": uint(), "client_order_id": schema("ClientOrderId"), "market": schema("MarketId"),
+            "slot": schema("Slot"), "to_slot": schema("Slot"), "colocate": {"type": "boolean"},
             "side": schema("Side"), "order_type": schema("OrderType"), "price": dec(), "quantity": dec(),
             "filled": dec(), "remaining": dec(), "status": schema("OrderStatus"),
             "cancel_reason": schema("CancelReason"), "time_in_force": schema("TimeInForce"),
@@ -544,45 +605,42 @@ fn response_schemas() -> Value {
         "Orders": object(&["orders", "as_of_cmd_seq"], json!({
             "orders": {"type": "array", "items": schema("Order")}, "as_of_cmd_seq": uint(),
         })),
-        "CancelResult": object(&["order_id", "market", "side", "cancelled_quantity", "status", "cmd_seq"], json!({
-            "order_id": uint(), "market": schema("MarketId"), "side": schema("Side"), "price": dec(),
+        "CancelResult": object(&["order_id", "market", "slot", "side", "cancelled_quantity", "status", "cmd_seq"], json!({
+            "order_id": uint(), "market": schema("MarketId"), "slot": schema("Slot"), "side": schema("Side"), "price": dec(),
             "cancelled_quantity": dec(), "status": schema("OrderStatus"), "cmd_seq": uint(),
         })),
-        "AmendResult": object(&["order_id", "market", "side", "old_price", "old_quantity", "price", "quantity", "priority_kept", "remaining", "status", "fills", "cmd_seq"], json!({
-            "order_id": uint(), "market": schema("MarketId"), "side": schema("Side"),
+        "AmendResult": object(&["order_id", "market", "slot", "side", "old_price", "old_quantity", "price", "quantity", "priority_kept", "remaining", "status", "fills", "cmd_seq"], json!({
+            "order_id": uint(), "market": schema("MarketId"), "slot": schema("Slot"), "side": schema("Side"),
             "old_price": dec(), "old_quantity": dec(), "price": dec(), "quantity": dec(),
             "priority_kept": {"type": "boolean"}, "remaining": dec(),
             "status": e(&["open", "filled", "cancelled"]),
             "fills": {"type": "array", "items": schema("Fill")}, "cmd_seq": uint(),
         })),
         "MassCancelResult": object(&["cancelled", "count", "cmd_seq"], json!({
-            "market": schema("MarketId"), "cancelled": {"type": "array", "items": uint()},
+            "market": schema("MarketId"), "slot": schema("Slot"), "cancelled": {"type": "array", "items": uint()},
             "count": uint(), "cmd_seq": uint(),
         })),
         "Fills": object(&["fills"], json!({
             "fills": {"type": "array", "items": schema("Fill")}, "next_before": uint(),
         })),
         "Balance": object(&["available", "held"], json!({"available": dec(), "held": dec()})),
-        "Position": object(&["market", "available", "held"], json!({"market": schema("MarketId"), "available": dec(), "held": dec()})),
-        "Balances": object(&["account", "usd", "gpu_hours", "as_of_cmd_seq"], json!({
-            "account": uint(), "usd": schema("Balance"),
-            "gpu_hours": {"type": "array", "items": schema("Position")}, "as_of_cmd_seq": uint(),
-        })),
         "CashMoved": object(&["account", "amount", "available", "cmd_seq"], json!({
             "account": uint(), "amount": dec(), "available": dec(), "cmd_seq": uint(),
         })),
-        "CapacityMoved": object(&["account", "market", "quantity", "available", "cmd_seq"], json!({
-            "account": uint(), "market": schema("MarketId"), "quantity": dec(), "available": dec(), "cmd_seq": uint(),
+        "CapacityMoved": object(&["account", "market", "from_slot", "to_slot", "quantity", "cmd_seq"], json!({
+            "account": uint(), "market": schema("MarketId"), "from_slot": schema("Slot"), "to_slot": schema("Slot"), "quantity": dec(), "cmd_seq": uint(),
         })),
         "CreatedAccount": object(&["account", "cmd_seq"], json!({
             "account": uint(),
             "api_key": {"type": "string", "description": "`gpux_` + 64 hex digits. Shown once."},
             "cmd_seq": uint(),
         })),
-        "Market": object(&["market", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "min_price", "max_price", "max_order_quantity"], json!({
+        "Market": object(&["market", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "min_price", "max_price", "max_order_quantity", "slot_horizon_hours", "gate_closure_secs"], json!({
             "market": schema("MarketId"), "tick_size": dec(), "lot_size": dec(),
             "maker_fee_bps": {"type": "integer"}, "taker_fee_bps": {"type": "integer"},
             "min_price": dec(), "max_price": dec(), "max_order_quantity": dec(),
+            "slot_horizon_hours": {"type": "integer", "description": "How many hours ahead slots trade."},
+            "gate_closure_secs": {"type": "integer", "description": "Trading in a slot stops this many seconds before it starts."},
             "cmd_seq": uint(),
         })),
         "Markets": object(&["markets"], json!({"markets": {"type": "array", "items": schema("Market")}})),
@@ -591,6 +649,38 @@ fn response_schemas() -> Value {
             "ready": {"type": "boolean"},
             "applied_seq": uint(),
             "diverged_at": uint(),
+        })),
+    })
+}
+
+/// The response bodies about delivery slots: positions per slot, the schedule and
+/// ask blocks.
+fn slot_schemas() -> Value {
+    let dec = || schema("Decimal");
+    let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
+    let e = |values: &[&str]| json!({"type": "string", "enum": values});
+    json!({
+        "Position": object(&["market", "slot", "available", "held", "inventory"], json!({
+            "market": schema("MarketId"), "slot": schema("Slot"), "available": dec(), "held": dec(),
+            "inventory": {"$ref": "#/components/schemas/Decimal", "description": "Of all the GPUs (available + held), the account's own unsold inventory; the rest was bought."},
+        })),
+        "Balances": object(&["account", "usd", "gpus", "as_of_cmd_seq"], json!({
+            "account": uint(), "usd": schema("Balance"),
+            "gpus": {"type": "array", "items": schema("Position"), "description": "In market, then slot order."}, "as_of_cmd_seq": uint(),
+        })),
+        "ScheduleEntry": object(&["entry", "market", "slot", "role", "provider", "holder", "quantity", "trades"], json!({
+            "entry": uint(), "market": schema("MarketId"), "slot": schema("Slot"),
+            "role": e(&["provider", "holder", "both"]),
+            "provider": uint(), "holder": uint(), "quantity": dec(),
+            "trades": {"type": "array", "items": uint(), "description": "The trades the GPUs went through, from the provider's sale to the holder's purchase."},
+        })),
+        "Schedule": object(&["account", "entries", "as_of_cmd_seq"], json!({
+            "account": uint(), "entries": {"type": "array", "items": schema("ScheduleEntry")}, "as_of_cmd_seq": uint(),
+        })),
+        "BlockLevel": object(&["price", "quantity", "largest_block"], json!({"price": dec(), "quantity": dec(), "largest_block": dec()})),
+        "Blocks": object(&["market", "slot", "asks", "as_of_cmd_seq"], json!({
+            "market": schema("MarketId"), "slot": schema("Slot"),
+            "asks": {"type": "array", "items": schema("BlockLevel"), "description": "Best (lowest) first."}, "as_of_cmd_seq": uint(),
         })),
     })
 }
@@ -610,8 +700,9 @@ fn market_data_schemas() -> Value {
             "minItems": 2,
             "examples": [["2.45", "1.0"]],
         },
-        "Depth": object(&["market", "seq", "bids", "asks"], json!({
+        "Depth": object(&["market", "slot", "seq", "bids", "asks"], json!({
             "market": schema("MarketId"),
+            "slot": schema("Slot"),
             "seq": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`cmd_seq` of the last command whose changes this book includes."},
             "bids": {"type": "array", "items": schema("Level"), "description": "Best (highest) first."},
             "asks": {"type": "array", "items": schema("Level"), "description": "Best (lowest) first."},
@@ -623,12 +714,14 @@ fn market_data_schemas() -> Value {
             "price": dec(), "quantity": dec(),
             "taker_side": schema("Side"),
         })),
-        "Trades": object(&["market", "trades"], json!({
+        "Trades": object(&["market", "slot", "trades"], json!({
             "market": schema("MarketId"),
+            "slot": schema("Slot"),
             "trades": {"type": "array", "items": schema("Trade"), "description": "Oldest first."},
         })),
-        "Ticker": object(&["market", "seq", "ts_ns", "best_bid", "best_bid_quantity", "best_ask", "best_ask_quantity", "last_price", "last_quantity", "last_ts_ns", "open_24h", "high_24h", "low_24h", "volume_24h", "trades_24h"], json!({
+        "Ticker": object(&["market", "slot", "seq", "ts_ns", "best_bid", "best_bid_quantity", "best_ask", "best_ask_quantity", "last_price", "last_quantity", "last_ts_ns", "open_24h", "high_24h", "low_24h", "volume_24h", "trades_24h"], json!({
             "market": schema("MarketId"),
+            "slot": schema("Slot"),
             "seq": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The last command reflected."},
             "ts_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The latest committed timestamp: the end of the 24h window."},
             "best_bid": opt_dec(), "best_bid_quantity": opt_dec(),
@@ -645,12 +738,24 @@ fn market_data_schemas() -> Value {
             "volume": dec(),
             "trades": uint(),
         })),
-        "Candles": object(&["market", "interval", "candles"], json!({
+        "Candles": object(&["market", "slot", "interval", "candles"], json!({
             "market": schema("MarketId"),
+            "slot": schema("Slot"),
             "interval": schema("CandleInterval"),
             "candles": {"type": "array", "items": schema("Candle"), "description": "Oldest first."},
         })),
         "CandleInterval": {"type": "string", "enum": ["1m", "1h"]},
+        "CurveRow": object(&["slot", "best_bid", "best_ask", "last_price", "volume"], json!({
+            "slot": schema("Slot"),
+            "best_bid": opt_dec(), "best_ask": opt_dec(),
+            "last_price": {"anyOf": [schema("Decimal"), {"type": "null"}], "description": "The slot's last trade price."},
+            "volume": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours traded in the slot since its book opened."},
+            "closed": {"type": "boolean", "description": "WebSocket updates only: the slot's gate closed; it left the curve."},
+        })),
+        "Curve": object(&["market", "slots"], json!({
+            "market": schema("MarketId"),
+            "slots": {"type": "array", "items": schema("CurveRow"), "description": "Open slots, in order."},
+        })),
     })
 }
 
@@ -680,7 +785,7 @@ pub fn document() -> Value {
         "info": {
             "title": "gpux REST API",
             "version": "1",
-            "description": "Order entry, accounts, markets and market data of gpux, an exchange for GPU compute. Every write answers once its command is durable in the ledger, with what the engine decided. Errors are `{code, message}` with a stable code; engine rejections carry the engine's reject codes (docs/PROTOCOL.md). Decimals are strings. Writes accept an `Idempotency-Key`: a retry with the same key and body returns the original result (header `Idempotent-Replayed: true`) without acting twice. Market data (depth, trades, ticker, candles, and the `/v1/ws` WebSocket) is derived from committed commands only; its protocol is docs/MARKET_DATA.md.",
+            "description": "Order entry, accounts, markets and market data of gpux, an exchange for GPU compute. Every write answers once its command is durable in the ledger, with what the engine decided. Errors are `{code, message}` with a stable code; engine rejections carry the engine's reject codes (docs/PROTOCOL.md). Decimals are strings. Writes accept an `Idempotency-Key`: a retry with the same key and body returns the original result (header `Idempotent-Replayed: true`) without acting twice. GPU-hours trade per hourly delivery slot (one book per market and slot), written `2026-12-07T09:00Z` everywhere in this API. Market data (the forward curve; per slot depth, trades, ticker, candles; and the `/v1/ws` WebSocket) is derived from committed commands only; its protocol is docs/MARKET_DATA.md.",
         },
         "servers": [{ "url": "/" }],
         "tags": [

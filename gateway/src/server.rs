@@ -133,6 +133,16 @@ fn api_routes() -> Routes<AppState> {
             "/v1/accounts/{account}/withdrawals",
             accounts::admin_withdraw,
         )
+        .add(
+            Method::GET,
+            "/v1/accounts/{account}/schedule",
+            accounts::schedule,
+        )
+        .add(
+            Method::GET,
+            "/v1/markets/{market}/slots/{slot}/blocks",
+            markets::blocks,
+        )
         .add(Method::GET, "/v1/balances", accounts::my_balances)
         .add(Method::POST, "/v1/withdrawals", accounts::withdraw)
         .add(Method::POST, "/v1/capacity/add", accounts::add_capacity)

@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{d, dec, Harness, ADMIN, MARKET};
+use common::{d, dec, slot_name, slot_secs, Harness, ADMIN, MARKET};
+use gpux_engine::slot::format_slot;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -92,27 +93,62 @@ async fn deposits_and_withdrawals(h: &Harness, a: u64, ak: &str) {
     assert_eq!(dec(&bal.body["usd"]["available"]), d("20"));
 }
 
-/// A provider's capacity (key `ak`).
+/// A provider's capacity (key `ak`), per slot.
 async fn capacity(h: &Harness, ak: &str) {
-    // Capacity: a provider adds and removes its own.
+    // Capacity: a provider adds and removes its own, in every slot of a range.
+    let (first, second) = (slot_name(), format_slot(slot_secs() + 3_600));
     let add = h
         .post(
             "/v1/capacity/add",
             Some(ak),
-            json!({"market": MARKET, "quantity": "8"}),
+            json!({"market": MARKET, "from_slot": first, "to_slot": second, "quantity": "8"}),
         )
         .await;
     add.expect(200, None);
-    assert_eq!(add.body["available"], "8.0");
+    assert_eq!(add.body["from_slot"], first);
+    assert_eq!(add.body["to_slot"], second);
+    assert_eq!(add.body["quantity"], "8.0");
     let rm = h
         .post(
             "/v1/capacity/remove",
             Some(ak),
-            json!({"market": MARKET, "quantity": "2.5"}),
+            json!({"market": MARKET, "from_slot": first, "to_slot": first, "quantity": "2.5"}),
         )
         .await;
     rm.expect(200, None);
-    assert_eq!(dec(&rm.body["available"]), d("5.5"));
+    assert_eq!(dec(&rm.body["quantity"]), d("2.5"));
+    let gpus = h.get("/v1/balances", Some(ak)).await.body["gpus"].clone();
+    let gpus = gpus.as_array().unwrap();
+    assert_eq!(gpus.len(), 2, "{gpus:?}");
+    for (g, (slot, left)) in gpus.iter().zip([(first, "5.5"), (second.as_str(), "8")]) {
+        assert_eq!(
+            (g["market"].as_str(), g["slot"].as_str()),
+            (Some(MARKET), Some(slot))
+        );
+        assert_eq!(dec(&g["available"]), d(left));
+        assert_eq!(dec(&g["held"]), d("0"));
+        assert_eq!(dec(&g["inventory"]), d(left));
+    }
+    // A slot people cannot read, or a range that ends first, changes nothing.
+    for (from, to, status, code) in [
+        ("2026-12-07T09:30Z", first, 400, "invalid_slot"),
+        ("tomorrow", first, 400, "invalid_slot"),
+        (second.as_str(), first, 400, "invalid_slot_range"),
+    ] {
+        h.post(
+            "/v1/capacity/add",
+            Some(ak),
+            json!({"market": MARKET, "from_slot": from, "to_slot": to, "quantity": "1"}),
+        )
+        .await
+        .expect(status, Some(code));
+    }
+    assert_eq!(
+        h.get("/v1/balances", Some(ak)).await.body["gpus"]
+            .as_array()
+            .unwrap(),
+        gpus
+    );
 }
 
 /// Fees of a trade with seller `ak` reach account 0, and the admin withdraws them.

@@ -126,12 +126,32 @@ async fn one_account_cannot_see_or_touch_another() {
     assert_eq!(h.get("/v1/fills", Some(&ck)).await.body["fills"], json!([]));
     let cb = h.get("/v1/balances", Some(&ck)).await;
     assert_eq!(dec(&cb.body["usd"]["available"]), d("0"));
-    assert_eq!(cb.body["gpu_hours"], json!([]));
+    assert_eq!(cb.body["gpus"], json!([]));
     // The admin sees any account.
     let ab = h
         .get(&format!("/v1/accounts/{alice}/balances"), Some(ADMIN))
         .await;
     ab.expect(200, None);
     assert_eq!(ab.body["account"], alice);
+    schedule_is_its_accounts(&h, alice, &ak, &ck).await;
     h.stop().await;
+}
+
+/// A delivery schedule is its account's (`alice`, key `ak`) and the admin's to
+/// read; another account (key `ck`) is refused.
+async fn schedule_is_its_accounts(h: &Harness, alice: u64, ak: &str, ck: &str) {
+    let schedule = format!("/v1/accounts/{alice}/schedule");
+    h.get(&schedule, Some(ck)).await.expect(403, None);
+    h.get(&schedule, None).await.expect(401, None);
+    for key in [ak, ADMIN] {
+        let s = h.get(&schedule, Some(key)).await;
+        s.expect(200, None);
+        assert_eq!(
+            (s.body["account"].as_u64(), &s.body["entries"]),
+            (Some(alice), &json!([]))
+        );
+    }
+    h.get("/v1/accounts/999/schedule", Some(ADMIN))
+        .await
+        .expect(404, Some("unknown_account"));
 }

@@ -85,12 +85,11 @@ async fn anonymous_market_data_is_limited_per_address() {
     // The admin key spends its own bucket, not the address's.
     h.list_market().await;
     let (_, key) = h.account().await;
-    let m = common::MARKET;
     let reads = [
-        format!("/v1/markets/{m}/depth?depth=1000"),
-        format!("/v1/markets/{m}/trades"),
-        format!("/v1/markets/{m}/ticker"),
-        format!("/v1/markets/{m}/candles"),
+        common::md_path("depth?depth=1000"),
+        common::md_path("trades"),
+        common::md_path("ticker"),
+        common::md_path("candles"),
     ];
     for path in &reads {
         h.get(path, None).await.expect(200, None);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Harness, ADMIN, MARKET};
+use common::{md_path, slot_name, Harness, ADMIN, MARKET};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -46,7 +46,7 @@ fn case(
 }
 
 fn order(patch: Value) -> Body {
-    let mut o = json!({"market": MARKET, "side": "buy", "price": "2.00", "quantity": "1"});
+    let mut o = json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "2.00", "quantity": "1"});
     for (k, v) in patch.as_object().unwrap() {
         if v.is_null() {
             o.as_object_mut().unwrap().remove(k);
@@ -359,6 +359,126 @@ fn malformed_cases(mine: &str, provider: u64, now: u64) -> Vec<Case> {
             "unknown_market",
         ),
         case(
+            "slot not on the hour",
+            M::POST,
+            "/v1/orders",
+            order(json!({"slot": "2026-12-07T09:30Z"})),
+            400,
+            "invalid_slot",
+        ),
+        case(
+            "slot with an offset",
+            M::POST,
+            "/v1/orders",
+            order(json!({"slot": "2026-12-07T09:00+01:00"})),
+            400,
+            "invalid_slot",
+        ),
+        case(
+            "slot as a number",
+            M::POST,
+            "/v1/orders",
+            order(json!({"slot": 1_796_634_000u64})),
+            400,
+            "invalid_body",
+        ),
+        case(
+            "no slot",
+            M::POST,
+            "/v1/orders",
+            order(json!({"slot": null})),
+            400,
+            "invalid_slot_range",
+        ),
+        case(
+            "slot and window",
+            M::POST,
+            "/v1/orders",
+            order(
+                json!({"time_in_force": "fok", "window": {"from_slot": slot_name(), "to_slot": slot_name()}}),
+            ),
+            400,
+            "invalid_slot_range",
+        ),
+        case(
+            "window ends first",
+            M::POST,
+            "/v1/orders",
+            order(
+                json!({"slot": null, "time_in_force": "fok", "window": {"from_slot": gpux_engine::slot::format_slot(common::slot_secs() + 3_600), "to_slot": slot_name()}}),
+            ),
+            400,
+            "invalid_slot_range",
+        ),
+        case(
+            "window slot unreadable",
+            M::POST,
+            "/v1/orders",
+            order(
+                json!({"slot": null, "time_in_force": "fok", "window": {"from_slot": "soon", "to_slot": slot_name()}}),
+            ),
+            400,
+            "invalid_slot",
+        ),
+        case(
+            "window that rests",
+            M::POST,
+            "/v1/orders",
+            order(
+                json!({"slot": null, "window": {"from_slot": slot_name(), "to_slot": slot_name()}, "time_in_force": "gtc"}),
+            ),
+            400,
+            "invalid_order",
+        ),
+        case(
+            "colocated sell",
+            M::POST,
+            "/v1/orders",
+            order(json!({"side": "sell", "colocate": true, "time_in_force": "fok"})),
+            400,
+            "invalid_order",
+        ),
+        case(
+            "slot in the past",
+            M::POST,
+            "/v1/orders",
+            order(json!({"slot": "2020-01-01T00:00Z"})),
+            422,
+            "slot_closed",
+        ),
+        case(
+            "depth of a slot not on the hour",
+            M::GET,
+            &format!("/v1/markets/{MARKET}/slots/2026-12-07T09:30Z/depth"),
+            Body::None,
+            400,
+            "invalid_slot",
+        ),
+        case(
+            "blocks of an unreadable slot",
+            M::GET,
+            &format!("/v1/markets/{MARKET}/slots/today/blocks"),
+            Body::None,
+            400,
+            "invalid_slot",
+        ),
+        case(
+            "curve of a market not utf-8",
+            M::GET,
+            "/v1/markets/%ff/slots",
+            Body::None,
+            400,
+            "invalid_path",
+        ),
+        case(
+            "mass cancel of a slot without a market",
+            M::DELETE,
+            &format!("/v1/orders?slot={}", slot_name()),
+            Body::None,
+            400,
+            "invalid_slot_range",
+        ),
+        case(
             "bad client id",
             M::POST,
             "/v1/orders",
@@ -554,7 +674,9 @@ fn malformed_cases(mine: &str, provider: u64, now: u64) -> Vec<Case> {
             "capacity off lot",
             M::POST,
             "/v1/capacity/add",
-            Body::Json(json!({"market": MARKET, "quantity": "0.3"})),
+            Body::Json(
+                json!({"market": MARKET, "from_slot": slot_name(), "to_slot": slot_name(), "quantity": "0.3"}),
+            ),
             400,
             "off_lot_quantity",
         ),
@@ -562,7 +684,9 @@ fn malformed_cases(mine: &str, provider: u64, now: u64) -> Vec<Case> {
             "capacity negative",
             M::POST,
             "/v1/capacity/add",
-            Body::Json(json!({"market": MARKET, "quantity": "-1"})),
+            Body::Json(
+                json!({"market": MARKET, "from_slot": slot_name(), "to_slot": slot_name(), "quantity": "-1"}),
+            ),
             400,
             "invalid_amount",
         ),
@@ -570,7 +694,9 @@ fn malformed_cases(mine: &str, provider: u64, now: u64) -> Vec<Case> {
             "capacity unknown market",
             M::POST,
             "/v1/capacity/remove",
-            Body::Json(json!({"market": "a100.mars", "quantity": "1"})),
+            Body::Json(
+                json!({"market": "a100.mars", "from_slot": slot_name(), "to_slot": slot_name(), "quantity": "1"}),
+            ),
             404,
             "unknown_market",
         ),
@@ -767,7 +893,7 @@ fn malformed_cases(mine: &str, provider: u64, now: u64) -> Vec<Case> {
         case(
             "depth of a market not utf-8",
             M::GET,
-            "/v1/markets/%ff/depth",
+            &format!("/v1/markets/%ff/slots/{}/depth", slot_name()),
             Body::None,
             400,
             "invalid_path",
@@ -775,7 +901,7 @@ fn malformed_cases(mine: &str, provider: u64, now: u64) -> Vec<Case> {
         case(
             "trades of a market not utf-8",
             M::GET,
-            "/v1/markets/%ff/trades",
+            &format!("/v1/markets/%ff/slots/{}/trades", slot_name()),
             Body::None,
             400,
             "invalid_path",
@@ -783,7 +909,7 @@ fn malformed_cases(mine: &str, provider: u64, now: u64) -> Vec<Case> {
         case(
             "ticker of a market not utf-8",
             M::GET,
-            "/v1/markets/%ff/ticker",
+            &format!("/v1/markets/%ff/slots/{}/ticker", slot_name()),
             Body::None,
             400,
             "invalid_path",
@@ -791,7 +917,7 @@ fn malformed_cases(mine: &str, provider: u64, now: u64) -> Vec<Case> {
         case(
             "candles of a market not utf-8",
             M::GET,
-            "/v1/markets/%ff/candles",
+            &format!("/v1/markets/%ff/slots/{}/candles", slot_name()),
             Body::None,
             400,
             "invalid_path",
@@ -848,7 +974,7 @@ fn malformed_cases(mine: &str, provider: u64, now: u64) -> Vec<Case> {
             case(
                 "two keys on market data",
                 M::GET,
-                &format!("/v1/markets/{MARKET}/depth"),
+                &md_path("depth"),
                 Body::None,
                 400,
                 "repeated_authorization",

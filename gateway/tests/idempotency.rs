@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Harness, ADMIN, MARKET};
+use common::{slot_name, Harness, ADMIN, MARKET};
 use reqwest::Method;
 use serde_json::json;
 
@@ -12,7 +12,7 @@ use serde_json::json;
 async fn a_retry_returns_the_original_result_without_placing_twice() {
     let h = Harness::start().await;
     let ((_, pk), (_, dk)) = h.provider_and_demander().await;
-    let order = json!({"market": MARKET, "side": "sell", "price": "2.00", "quantity": "1"});
+    let order = json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.00", "quantity": "1"});
     let key = [("idempotency-key", "order-1")];
     let first = h
         .send(
@@ -47,20 +47,20 @@ async fn a_retry_returns_the_original_result_without_placing_twice() {
         1
     );
     // Another body under the same key is refused, and changes nothing.
-    let other = json!({"market": MARKET, "side": "sell", "price": "2.10", "quantity": "1"});
+    let other = json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.10", "quantity": "1"});
     h.send(Method::POST, "/v1/orders", Some(&pk), Some(other), &key)
         .await
         .expect(409, Some("idempotency_key_reused"));
     assert_eq!(h.ledger_head(), head);
     // The same key string is another key for another account.
-    let theirs = json!({"market": MARKET, "side": "buy", "price": "1.00", "quantity": "1"});
+    let theirs = json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "1.00", "quantity": "1"});
     h.send(Method::POST, "/v1/orders", Some(&dk), Some(theirs), &key)
         .await
         .expect(200, None);
 
     // The original result even after the order changed: a retry of the placement
     // still says "resting", while the order itself has filled since.
-    let taker = json!({"market": MARKET, "side": "buy", "price": "2.00", "quantity": "1"});
+    let taker = json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "2.00", "quantity": "1"});
     h.place(&dk, taker).await.expect(200, None);
     let late = h
         .send(Method::POST, "/v1/orders", Some(&pk), Some(order), &key)
@@ -72,7 +72,7 @@ async fn a_retry_returns_the_original_result_without_placing_twice() {
     let ask = h
         .place(
             &pk,
-            json!({"market": MARKET, "side": "sell", "price": "5.00", "quantity": "1"}),
+            json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "5.00", "quantity": "1"}),
         )
         .await;
     let path = format!("/v1/orders/{}", ask.body["order_id"]);
@@ -93,14 +93,14 @@ async fn a_retry_returns_the_original_result_without_placing_twice() {
 async fn a_client_order_id_is_the_key_of_a_placement() {
     let h = Harness::start().await;
     let ((_, pk), _) = h.provider_and_demander().await;
-    let order = json!({"market": MARKET, "side": "sell", "price": "2.00", "quantity": "1", "client_order_id": "c-1"});
+    let order = json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.00", "quantity": "1", "client_order_id": "c-1"});
     let a = h.place(&pk, order.clone()).await;
     a.expect(200, None);
     let b = h.place(&pk, order).await;
     b.expect(200, None);
     assert_eq!(a.body, b.body);
     assert_eq!(b.headers["idempotent-replayed"], "true");
-    let changed = json!({"market": MARKET, "side": "sell", "price": "2.00", "quantity": "2", "client_order_id": "c-1"});
+    let changed = json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.00", "quantity": "2", "client_order_id": "c-1"});
     h.place(&pk, changed)
         .await
         .expect(409, Some("idempotency_key_reused"));
@@ -111,7 +111,7 @@ async fn a_client_order_id_is_the_key_of_a_placement() {
 async fn concurrent_retries_wait_for_the_first_and_place_once() {
     let h = Harness::start().await;
     let ((_, pk), _) = h.provider_and_demander().await;
-    let order = json!({"market": MARKET, "side": "sell", "price": "2.00", "quantity": "1"});
+    let order = json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.00", "quantity": "1"});
     let head = h.ledger_head();
     let tries = (0..8).map(|_| {
         h.send(

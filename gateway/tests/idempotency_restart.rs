@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Harness, MARKET};
+use common::{slot_name, Harness, MARKET};
 use reqwest::Method;
 use serde_json::json;
 
@@ -11,7 +11,7 @@ use serde_json::json;
 async fn keys_and_idempotency_survive_a_restart() {
     let mut h = Harness::start().await;
     let ((_, pk), (_, dk)) = h.provider_and_demander().await;
-    let order = json!({"market": MARKET, "side": "sell", "price": "2.00", "quantity": "1"});
+    let order = json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.00", "quantity": "1"});
     let key = [("idempotency-key", "before-restart")];
     let first = h
         .send(
@@ -37,7 +37,7 @@ async fn keys_and_idempotency_survive_a_restart() {
     assert_eq!(again.body, first.body);
     assert_eq!(again.headers["idempotent-replayed"], "true");
     assert_eq!(h.ledger_head(), head, "nothing submitted");
-    let other = json!({"market": MARKET, "side": "sell", "price": "3.00", "quantity": "1"});
+    let other = json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "3.00", "quantity": "1"});
     h.send(Method::POST, "/v1/orders", Some(&pk), Some(other), &key)
         .await
         .expect(409, Some("idempotency_key_reused"));

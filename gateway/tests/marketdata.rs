@@ -35,7 +35,10 @@ async fn get(url: &str) -> (u16, Value) {
 /// Polls REST depth until it reflects `seq` (the hub publishes asynchronously).
 async fn depth_at(gw: &MdGateway, seq: u64, n: usize) -> Value {
     for _ in 0..2_000 {
-        let (s, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/depth?depth={n}"))).await;
+        let (s, v) = get(&gw.url(&format!(
+            "/v1/markets/{MARKET}/slots/{SLOT_NAME}/depth?depth={n}"
+        )))
+        .await;
         assert_eq!(s, 200, "{v}");
         if v["seq"].as_u64() == Some(seq) {
             return v;
@@ -46,14 +49,15 @@ async fn depth_at(gw: &MdGateway, seq: u64, n: usize) -> Value {
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    panic!("REST depth never reached seq {seq}");
+    let (_, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/slots/{SLOT_NAME}/depth"))).await;
+    panic!("REST depth never reached seq {seq}: {v}");
 }
 
 fn engine_depth(gw: &MdGateway) -> Depth {
     let m: MarketId = MARKET.parse().unwrap();
     gw.with_engine(|e| {
         let side = |s| {
-            e.depth(&m, s, usize::MAX)
+            e.depth(&m, SLOT, s, usize::MAX)
                 .unwrap()
                 .into_iter()
                 .map(|l| (l.price, l.quantity))
@@ -70,7 +74,7 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
     for c in setup_commands() {
         gw.submit(c).await.unwrap();
     }
-    let order = |account: u64, side: &str, price: &str, qty: &str| json!({"type":"place_order","account":account,"market":MARKET,"side":side,"price":price,"quantity":qty});
+    let order = |account: u64, side: &str, price: &str, qty: &str| json!({"type":"place_order","account":account,"market":MARKET,"slot":SLOT,"side":side,"price":price,"quantity":qty});
     gw.submit(env(T0 + 10 * SEC, order(1, "sell", "2.40", "4")))
         .await
         .unwrap();
@@ -102,7 +106,7 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
     assert_eq!(depth_levels(&v), engine_depth(&gw));
 
     // Trades, oldest first, public fields only.
-    let (s, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/trades"))).await;
+    let (s, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/slots/{SLOT_NAME}/trades"))).await;
     assert_eq!(s, 200);
     let trades = v["trades"].as_array().unwrap();
     let summary: Vec<(u64, u64, &str, &str, &str)> = trades
@@ -128,7 +132,10 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
     );
     assert_eq!(trades[0]["ts_ns"], T0 + 30 * SEC);
     assert!(trades[0].get("maker_account").is_none());
-    let (_, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/trades?limit=2"))).await;
+    let (_, v) = get(&gw.url(&format!(
+        "/v1/markets/{MARKET}/slots/{SLOT_NAME}/trades?limit=2"
+    )))
+    .await;
     let ids: Vec<u64> = v["trades"]
         .as_array()
         .unwrap()
@@ -138,7 +145,10 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
     assert_eq!(ids, vec![3, 4]);
 
     // Candles by committed time.
-    let (s, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/candles?interval=1m"))).await;
+    let (s, v) = get(&gw.url(&format!(
+        "/v1/markets/{MARKET}/slots/{SLOT_NAME}/candles?interval=1m"
+    )))
+    .await;
     assert_eq!(s, 200);
     assert_eq!(v["interval"], "1m");
     assert_eq!(
@@ -149,7 +159,10 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
             {"open_ns": T0 + 7_200 * SEC, "open": "2.45", "high": "2.45", "low": "2.45", "close": "2.45", "volume": "0.5", "trades": 1},
         ])
     );
-    let (_, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/candles?interval=1h&limit=5"))).await;
+    let (_, v) = get(&gw.url(&format!(
+        "/v1/markets/{MARKET}/slots/{SLOT_NAME}/candles?interval=1h&limit=5"
+    )))
+    .await;
     assert_eq!(
         v["candles"],
         json!([
@@ -157,19 +170,31 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
             {"open_ns": T0 + 7_200 * SEC, "open": "2.45", "high": "2.45", "low": "2.45", "close": "2.45", "volume": "0.5", "trades": 1},
         ])
     );
-    let (_, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/candles?limit=1"))).await;
+    let (_, v) = get(&gw.url(&format!(
+        "/v1/markets/{MARKET}/slots/{SLOT_NAME}/candles?limit=1"
+    )))
+    .await;
     assert_eq!(v["candles"].as_array().unwrap().len(), 1);
     assert_eq!(v["candles"][0]["open_ns"], T0 + 7_200 * SEC);
 
     // Ticker: touch, last trade, 24h window ending at the last committed time.
-    let (s, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/ticker"))).await;
+    let (s, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/slots/{SLOT_NAME}/ticker"))).await;
     assert_eq!(s, 200);
     assert_eq!(
         v,
-        json!({"market": MARKET, "seq": 16, "ts_ns": T0 + 7_205 * SEC,
+        json!({"market": MARKET, "slot": SLOT_NAME, "seq": 16, "ts_ns": T0 + 7_205 * SEC,
             "best_bid": "2.30", "best_bid_quantity": "1.0", "best_ask": "2.45", "best_ask_quantity": "1.0",
             "last_price": "2.45", "last_quantity": "0.5", "last_ts_ns": T0 + 7_205 * SEC,
             "open_24h": "2.40", "high_24h": "2.45", "low_24h": "2.30", "volume_24h": "7.0", "trades_24h": 4})
+    );
+
+    // The forward curve: the one slot traded, its touch, last price and volume.
+    let (s, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/slots"))).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        v,
+        json!({"market": MARKET, "slots": [{"slot": SLOT_NAME, "best_bid": "2.30",
+            "best_ask": "2.45", "last_price": "2.45", "volume": "7.0"}]})
     );
 
     // Every `curl` example of docs/MARKET_DATA.md is this state.
@@ -201,7 +226,7 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
     ))
     .await
     .unwrap();
-    let (_, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/ticker"))).await;
+    let (_, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/slots/{SLOT_NAME}/ticker"))).await;
     assert_eq!(v["ts_ns"], T0 + 25 * 3_600 * SEC);
     assert_eq!(
         (
@@ -226,67 +251,104 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
 /// Market-data REST requests that are refused, with the status and code of the
 /// answer.
 const REST_ERROR_CASES: &[(&str, u16, &str)] = &[
-    ("/v1/markets/a100.eu-west/depth", 404, "unknown_market"),
-    ("/v1/markets/NOT%20A%20MARKET/ticker", 404, "unknown_market"),
-    ("/v1/markets/a100.eu-west/candles", 404, "unknown_market"),
-    ("/v1/markets/a100.eu-west/trades", 404, "unknown_market"),
     (
-        "/v1/markets/h100-sxm.us-east/depth?depth=0",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:30Z/depth",
+        400,
+        "invalid_slot",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02/trades",
+        400,
+        "invalid_slot",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00+00:00/ticker",
+        400,
+        "invalid_slot",
+    ),
+    ("/v1/markets/a100.eu-west/slots", 404, "unknown_market"),
+    (
+        "/v1/markets/h100-sxm.us-east/slots?x=1",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/depth?depth=1001",
+        "/v1/markets/a100.eu-west/slots/2026-01-02T02:00Z/depth",
+        404,
+        "unknown_market",
+    ),
+    (
+        "/v1/markets/NOT%20A%20MARKET/slots/2026-01-02T02:00Z/ticker",
+        404,
+        "unknown_market",
+    ),
+    (
+        "/v1/markets/a100.eu-west/slots/2026-01-02T02:00Z/candles",
+        404,
+        "unknown_market",
+    ),
+    (
+        "/v1/markets/a100.eu-west/slots/2026-01-02T02:00Z/trades",
+        404,
+        "unknown_market",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/depth?depth=0",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/depth?depth=abc",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/depth?depth=1001",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/depth?depth=-1",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/depth?depth=abc",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/depth?depth=%2B5",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/depth?depth=-1",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/depth?depth=5&depth=6",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/depth?depth=%2B5",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/depth?levels=5",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/depth?depth=5&depth=6",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/trades?limit=0",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/depth?levels=5",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/trades?limit=1001",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/trades?limit=0",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/ticker?x=1",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/trades?limit=1001",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/candles?interval=5m",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/ticker?x=1",
         400,
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/candles?interval=1h&limit=99999",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/candles?interval=5m",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/candles?interval=1h&limit=99999",
         400,
         "invalid_parameter",
     ),
@@ -308,14 +370,16 @@ async fn rest_errors_have_the_api_error_shape() {
         assert!(!v["message"].as_str().unwrap().is_empty(), "{path}");
         assert_eq!(v.as_object().unwrap().len(), 2, "{path}: {v}");
     }
-    // A listed market with nothing in it.
-    let (s, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/depth"))).await;
+    // A slot of a listed market with nothing in it.
+    let (s, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/slots/{SLOT_NAME}/depth"))).await;
     assert_eq!(s, 200);
     assert_eq!(
         v,
-        json!({"market": MARKET, "seq": 1, "bids": [], "asks": []})
+        json!({"market": MARKET, "slot": SLOT_NAME, "seq": 0, "bids": [], "asks": []})
     );
-    let (_, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/ticker"))).await;
+    let (s, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/slots"))).await;
+    assert_eq!((s, v), (200, json!({"market": MARKET, "slots": []})));
+    let (_, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/slots/{SLOT_NAME}/ticker"))).await;
     assert_eq!(v["best_bid"], Value::Null);
     assert_eq!(v["volume_24h"], "0.0");
     gw.stop().await.unwrap();
@@ -342,14 +406,14 @@ fn random_command(rng: &mut ChaCha8Rng, ts: u64, orders: u64) -> Value {
     let order_id = rng.random_range(1..=orders.max(1));
     let cmd = match rng.random_range(0..100) {
         0..=54 => {
-            json!({"type":"place_order","account":account,"market":MARKET,"side":side,"price":price,"quantity":qty,
+            json!({"type":"place_order","account":account,"market":MARKET,"slot":SLOT,"side":side,"price":price,"quantity":qty,
             "stp": if rng.random_bool(0.3) { "none" } else { "cancel_maker" }})
         }
         55..=62 => {
-            json!({"type":"place_order","account":account,"market":MARKET,"side":side,"price":price,"quantity":qty,"time_in_force":"ioc"})
+            json!({"type":"place_order","account":account,"market":MARKET,"slot":SLOT,"side":side,"price":price,"quantity":qty,"time_in_force":"ioc"})
         }
         63..=66 => {
-            json!({"type":"place_order","account":account,"market":MARKET,"side":side,"order_type":"market","quantity":qty})
+            json!({"type":"place_order","account":account,"market":MARKET,"slot":SLOT,"side":side,"order_type":"market","quantity":qty})
         }
         67..=82 => json!({"type":"cancel_order","account":account,"order_id":order_id}),
         83..=90 => {
@@ -366,7 +430,7 @@ fn random_command(rng: &mut ChaCha8Rng, ts: u64, orders: u64) -> Value {
 async fn read_book_until(c: &mut Client, mirror: &mut BookMirror, seq: u64) {
     while mirror.seq < seq {
         let m = c.recv().await;
-        if m["channel"] == format!("book.{MARKET}") {
+        if m["channel"] == format!("book.{MARKET}.{SLOT_NAME}") {
             mirror.apply(&m).unwrap();
         }
     }
@@ -384,21 +448,23 @@ async fn book_from_snapshot_and_updates_equals_rest_depth_after_random_flow() {
         let spec = gw.with_engine(|e| e.market(&market).cloned()).unwrap();
         let mut early = Client::connect(&gw.ws_url()).await;
         let ack = early
-            .request(json!({"op":"subscribe","channel":format!("book.{MARKET}"),"id":1}))
+            .request(
+                json!({"op":"subscribe","channel":format!("book.{MARKET}.{SLOT_NAME}"),"id":1}),
+            )
             .await;
         assert_eq!(
             ack,
-            json!({"type":"subscribed","channel":format!("book.{MARKET}"),"id":1})
+            json!({"type":"subscribed","channel":format!("book.{MARKET}.{SLOT_NAME}"),"id":1})
         );
         let mut early_book = BookMirror::default();
         early_book.apply(&early.recv().await).unwrap();
         assert_eq!(
-            early_book.seq, 1,
-            "the listing is the empty book's first seq"
+            early_book.seq, 0,
+            "a slot's book nothing happened in yet is at seq 0"
         );
 
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut last_book_seq = 1;
+        let mut last_book_seq = 0;
         let mut late: Option<(Client, BookMirror)> = None;
         let mut orders = 0u64;
         let n = 250;
@@ -418,7 +484,7 @@ async fn book_from_snapshot_and_updates_equals_rest_depth_after_random_flow() {
             if i == n / 2 {
                 // A second subscriber joins mid-flow.
                 let mut c = Client::connect(&gw.ws_url()).await;
-                c.send(json!({"op":"subscribe","channel":format!("book.{MARKET}")}))
+                c.send(json!({"op":"subscribe","channel":format!("book.{MARKET}.{SLOT_NAME}")}))
                     .await;
                 assert_eq!(c.recv().await["type"], "subscribed");
                 let mut b = BookMirror::default();

@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Harness, MARKET};
+use common::{slot_name, Harness, MARKET};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
@@ -35,6 +35,7 @@ fn concrete(path: &str) -> String {
         .replace("{client_order_id}", "c-1")
         .replace("{account}", "1")
         .replace("{market}", MARKET)
+        .replace("{slot}", slot_name())
 }
 
 /// `#/components/schemas/Name` (or any other local pointer) in `doc`.
@@ -299,13 +300,13 @@ async fn trade_a_little(h: &Harness) {
     ] {
         h.place(
             key,
-            json!({"market": MARKET, "side": side, "price": price, "quantity": quantity}),
+            json!({"market": MARKET, "slot": slot_name(), "side": side, "price": price, "quantity": quantity}),
         )
         .await
         .expect(200, None);
     }
     // Depth is the published book: wait for the publication after the last order.
-    let depth = format!("/v1/markets/{MARKET}/depth");
+    let depth = common::md_path("depth");
     for _ in 0..500 {
         let b = h.get(&depth, None).await.body;
         if b["bids"].as_array().is_some_and(|l| !l.is_empty()) {
@@ -329,8 +330,13 @@ async fn check_websocket(h: &Harness, doc: &Value, path: &str) {
         ("book", "Depth"),
         ("trades", "Trades"),
         ("ticker", "Ticker"),
+        ("curve", "Curve"),
     ] {
-        let channel = format!("{channel}.{MARKET}");
+        let channel = if channel == "curve" {
+            format!("curve.{MARKET}")
+        } else {
+            format!("{channel}.{MARKET}.{}", slot_name())
+        };
         let req = json!({"op": "subscribe", "channel": channel});
         ws.send(Message::text(req.to_string())).await.unwrap();
         let mut snapshot = loop {
@@ -393,11 +399,19 @@ async fn the_document_matches_the_router_and_the_checked_in_copy() {
     }
     // The documented bad-input answers of market data are what it answers.
     for (path, status) in [
-        (format!("/v1/markets/{MARKET}/depth?depth=0"), 400),
-        (format!("/v1/markets/{MARKET}/trades?limit=1001"), 400),
-        (format!("/v1/markets/{MARKET}/ticker?depth=1"), 400),
-        (format!("/v1/markets/{MARKET}/candles?interval=5m"), 400),
-        ("/v1/markets/a100.eu-west/depth".to_string(), 404),
+        (common::md_path("depth?depth=0"), 400),
+        (common::md_path("trades?limit=1001"), 400),
+        (common::md_path("ticker?depth=1"), 400),
+        (common::md_path("candles?interval=5m"), 400),
+        (
+            format!("/v1/markets/{MARKET}/slots/2026-12-07T09:30Z/depth"),
+            400,
+        ),
+        (format!("/v1/markets/{MARKET}/slots?x=1"), 400),
+        (
+            format!("/v1/markets/a100.eu-west/slots/{}/depth", slot_name()),
+            404,
+        ),
     ] {
         let r = h.get(&path, None).await;
         assert_eq!(r.status.as_u16(), status, "{path}: {}", r.body);
@@ -406,7 +420,9 @@ async fn the_document_matches_the_router_and_the_checked_in_copy() {
             .next()
             .unwrap()
             .replace(MARKET, "{market}")
-            .replace("a100.eu-west", "{market}");
+            .replace("a100.eu-west", "{market}")
+            .replace(slot_name(), "{slot}")
+            .replace("2026-12-07T09:30Z", "{slot}");
         check_answer(&doc, "GET", &template, status, &r.body);
     }
     // And the router does not answer other methods on documented paths.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{d, dec, Harness, MARKET};
+use common::{d, dec, slot_name, Harness, MARKET};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,18 +15,19 @@ async fn provider_and_demander_trade_with_limit_and_market_orders() {
 
     // The provider quotes two asks; both rest.
     let a1 = h
-        .place(&pk, json!({"market": MARKET, "side": "sell", "price": "2.40", "quantity": "4", "client_order_id": "ask-1"}))
+        .place(&pk, json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.40", "quantity": "4", "client_order_id": "ask-1"}))
         .await;
     a1.expect(200, None);
     assert_eq!(a1.body["status"], "resting");
     assert_eq!(a1.body["client_order_id"], "ask-1");
     assert_eq!(a1.body["remaining"], "4.0");
     assert_eq!(a1.body["fills"], json!([]));
+    assert_eq!(a1.body["slot"], slot_name());
     let ask1 = a1.body["order_id"].as_u64().unwrap();
     let a2 = h
         .place(
             &pk,
-            json!({"market": MARKET, "side": "sell", "price": "2.45", "quantity": "3"}),
+            json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.45", "quantity": "3"}),
         )
         .await;
     a2.expect(200, None);
@@ -36,7 +37,7 @@ async fn provider_and_demander_trade_with_limit_and_market_orders() {
     let b = h
         .place(
             &dk,
-            json!({"market": MARKET, "side": "buy", "price": "2.45", "quantity": "5.5"}),
+            json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "2.45", "quantity": "5.5"}),
         )
         .await;
     b.expect(200, None);
@@ -65,6 +66,7 @@ async fn provider_and_demander_trade_with_limit_and_market_orders() {
         .iter()
         .all(|f| f["liquidity"] == "taker" && f["side"] == "buy"));
     assert_eq!(fills[0]["cmd_seq"], b.body["cmd_seq"]);
+    assert_eq!(fills[0]["slot"], slot_name());
 
     // The provider sees its orders: the first filled, the second partly.
     let o1 = h.get(&format!("/v1/orders/{ask1}"), Some(&pk)).await;
@@ -84,7 +86,7 @@ async fn provider_and_demander_trade_with_limit_and_market_orders() {
     let m1 = h
         .place(
             &dk,
-            json!({"market": MARKET, "side": "buy", "order_type": "market", "quantity": "1"}),
+            json!({"market": MARKET, "slot": slot_name(), "side": "buy", "order_type": "market", "quantity": "1"}),
         )
         .await;
     m1.expect(200, None);
@@ -93,7 +95,7 @@ async fn provider_and_demander_trade_with_limit_and_market_orders() {
     let m2 = h
         .place(
             &dk,
-            json!({"market": MARKET, "side": "buy", "order_type": "market", "quantity": "5"}),
+            json!({"market": MARKET, "slot": slot_name(), "side": "buy", "order_type": "market", "quantity": "5"}),
         )
         .await;
     m2.expect(200, None);
@@ -107,14 +109,17 @@ async fn provider_and_demander_trade_with_limit_and_market_orders() {
     pb.expect(200, None);
     assert_eq!(pb.body["account"], provider);
     assert_eq!(dec(&pb.body["usd"]["available"]), d("16.93305"));
-    assert_eq!(dec(&pb.body["gpu_hours"][0]["available"]), d("3"));
-    assert_eq!(dec(&pb.body["gpu_hours"][0]["held"]), d("0"));
+    assert_eq!(dec(&pb.body["gpus"][0]["available"]), d("3"));
+    assert_eq!(dec(&pb.body["gpus"][0]["held"]), d("0"));
     let db = h.get("/v1/balances", Some(&dk)).await;
     assert_eq!(db.body["account"], demander);
     assert_eq!(dec(&db.body["usd"]["available"]), d("83.007626"));
     assert_eq!(dec(&db.body["usd"]["held"]), d("0"));
-    assert_eq!(db.body["gpu_hours"][0]["market"], MARKET);
-    assert_eq!(dec(&db.body["gpu_hours"][0]["available"]), d("7"));
+    assert_eq!(db.body["gpus"][0]["market"], MARKET);
+    assert_eq!(db.body["gpus"][0]["slot"], slot_name());
+    assert_eq!(dec(&db.body["gpus"][0]["inventory"]), d("0"));
+    assert_eq!(dec(&pb.body["gpus"][0]["inventory"]), d("3"));
+    assert_eq!(dec(&db.body["gpus"][0]["available"]), d("7"));
 
     // Fills, newest first, two pages of two.
     let p1 = h.get("/v1/fills?limit=2", Some(&dk)).await;
@@ -148,7 +153,7 @@ async fn cancel_amend_and_mass_cancel() {
     let h = Harness::start().await;
     let ((_, pk), (_, dk)) = h.provider_and_demander().await;
     let place = |price: &str, qty: &str, coid: Option<&str>| {
-        let mut o = json!({"market": MARKET, "side": "sell", "price": price, "quantity": qty});
+        let mut o = json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": price, "quantity": qty});
         if let Some(c) = coid {
             o["client_order_id"] = json!(c);
         }
@@ -195,7 +200,7 @@ async fn cancel_amend_and_mass_cancel() {
     let bid = h
         .place(
             &dk,
-            json!({"market": MARKET, "side": "buy", "price": "2.00", "quantity": "1"}),
+            json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "2.00", "quantity": "1"}),
         )
         .await;
     let bid_id = bid.body["order_id"].as_u64().unwrap();
@@ -247,7 +252,7 @@ async fn cancel_amend_and_mass_cancel() {
     let mc = h.delete("/v1/orders", Some(&pk)).await;
     assert_eq!(mc.body["count"], 0);
     let bal = h.get("/v1/balances", Some(&pk)).await;
-    assert_eq!(dec(&bal.body["gpu_hours"][0]["held"]), d("0"));
+    assert_eq!(dec(&bal.body["gpus"][0]["held"]), d("0"));
     h.stop().await;
 }
 
@@ -255,31 +260,31 @@ async fn cancel_amend_and_mass_cancel() {
 async fn engine_rejections_keep_their_codes() {
     let h = Harness::start().await;
     let ((_, pk), (_, dk)) = h.provider_and_demander().await;
-    h.place(&pk, json!({"market": MARKET, "side": "sell", "price": "2.00", "quantity": "1", "client_order_id": "x"}))
+    h.place(&pk, json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.00", "quantity": "1", "client_order_id": "x"}))
         .await
         .expect(200, None);
     for (key, order, status, code) in [
         (
             &dk,
-            json!({"market": MARKET, "side": "buy", "price": "50", "quantity": "10"}),
+            json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "50", "quantity": "10"}),
             422,
             "insufficient_funds",
         ),
         (
             &pk,
-            json!({"market": MARKET, "side": "sell", "price": "2.00", "quantity": "100"}),
+            json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.00", "quantity": "100"}),
             422,
             "insufficient_capacity",
         ),
         (
             &dk,
-            json!({"market": MARKET, "side": "buy", "price": "2.00", "quantity": "1", "post_only": true}),
+            json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "2.00", "quantity": "1", "post_only": true}),
             422,
             "post_only_would_cross",
         ),
         (
             &dk,
-            json!({"market": MARKET, "side": "buy", "price": "2.00", "quantity": "5", "time_in_force": "fok"}),
+            json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "2.00", "quantity": "5", "time_in_force": "fok"}),
             422,
             "fok_not_fillable",
         ),
@@ -289,7 +294,7 @@ async fn engine_rejections_keep_their_codes() {
     // Another order under an open order's client id: without a key, the client id
     // is the idempotency key (so another body is a reused key); with a fresh key,
     // the engine refuses the duplicate.
-    let dup = json!({"market": MARKET, "side": "sell", "price": "2.50", "quantity": "1", "client_order_id": "x"});
+    let dup = json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.50", "quantity": "1", "client_order_id": "x"});
     h.place(&pk, dup.clone())
         .await
         .expect(409, Some("idempotency_key_reused"));
@@ -308,13 +313,13 @@ async fn engine_rejections_keep_their_codes() {
     h.post(
         "/v1/capacity/remove",
         Some(&pk),
-        json!({"market": MARKET, "quantity": "20"}),
+        json!({"market": MARKET, "from_slot": slot_name(), "to_slot": slot_name(), "quantity": "20"}),
     )
     .await
     .expect(422, Some("insufficient_capacity"));
     // An IOC that trades a part and cancels the rest.
     let ioc = h
-        .place(&dk, json!({"market": MARKET, "side": "buy", "price": "2.00", "quantity": "2", "time_in_force": "ioc"}))
+        .place(&dk, json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "2.00", "quantity": "2", "time_in_force": "ioc"}))
         .await;
     ioc.expect(200, None);
     assert_eq!(ioc.body["status"], "cancelled");
@@ -333,7 +338,7 @@ async fn gtd_expiry_of_another_account_does_not_leak_into_a_response() {
         .as_nanos() as u64;
     // A GTD ask that expires almost at once.
     let gtd = h
-        .place(&pk, json!({"market": MARKET, "side": "sell", "price": "2.00", "quantity": "1", "time_in_force": "gtd", "good_till_ns": now + 50_000_000}))
+        .place(&pk, json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.00", "quantity": "1", "time_in_force": "gtd", "good_till_ns": now + 50_000_000}))
         .await;
     gtd.expect(200, None);
     let gtd_id = gtd.body["order_id"].as_u64().unwrap();
@@ -351,7 +356,7 @@ async fn gtd_expiry_of_another_account_does_not_leak_into_a_response() {
     let bid = h
         .place(
             &dk,
-            json!({"market": MARKET, "side": "buy", "price": "2.00", "quantity": "1"}),
+            json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "2.00", "quantity": "1"}),
         )
         .await;
     bid.expect(200, None);

@@ -76,6 +76,7 @@ impl Log {
             events.push(Event::MassCancelled(MassCancelled {
                 account: 999,
                 market: None,
+                slot: None,
                 count: 0,
             }));
         }
@@ -92,7 +93,7 @@ impl Log {
     }
 
     fn admin(&self, command: Value) {
-        let env = json!({"v": 1, "ts_ns": 1, "command": command});
+        let env = json!({"v": 2, "ts_ns": 1, "command": command});
         self.commit(serde_json::to_vec(&env).unwrap(), false);
     }
 
@@ -171,7 +172,14 @@ async fn log_failures_map_to_clear_statuses_and_divergence_is_reported() {
     let gw = gpux_gateway::start(cfg, backend).await.unwrap();
     assert!(gw.wait_ready().await);
     let base = format!("http://{}", gw.addr);
-    let bid = |p: &str| json!({"market": MARKET, "side": "buy", "price": p, "quantity": "1"});
+    // A slot three hours after the hour now: open while the test runs (the gateway
+    // stamps orders with the system clock).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let slot = gpux_engine::slot::format_slot((now / 3_600 + 3) * 3_600);
+    let bid = |p: &str| json!({"market": MARKET, "slot": slot, "side": "buy", "price": p, "quantity": "1"});
 
     // The whole path works against this backend.
     let (s, b, _) = post(&base, KEY, None, bid("1.00")).await;

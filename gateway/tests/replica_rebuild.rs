@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{config, dec, Harness, ADMIN, MARKET};
+use common::{config, dec, slot_name, Harness, ADMIN, MARKET};
 use futures_util::StreamExt;
 use gpux_gateway::bookcount::BookCounts;
 use gpux_gateway::Backend;
@@ -161,7 +161,7 @@ async fn wait_health(h: &Harness, status: &str) -> Value {
 
 /// Every request that depends on the replica is refused with `code`.
 async fn refused(h: &Harness, key: &str, code: &str) {
-    let depth = format!("/v1/markets/{MARKET}/depth");
+    let depth = common::md_path("depth");
     for (path, k) in [
         ("/v1/balances", Some(key)),
         ("/v1/orders", Some(key)),
@@ -177,7 +177,7 @@ async fn refused(h: &Harness, key: &str, code: &str) {
     let head = h.ledger_head();
     h.place(
         key,
-        json!({"market": MARKET, "side": "buy", "price": "1.10", "quantity": "1"}),
+        json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "1.10", "quantity": "1"}),
     )
     .await
     .expect(503, Some(code));
@@ -197,13 +197,13 @@ async fn diverge_and_rebuild(fault: Fault) {
     let ((_, pk), (dm, dk)) = h.provider_and_demander().await;
     h.place(
         &pk,
-        json!({"market": MARKET, "side": "sell", "price": "2.00", "quantity": "2"}),
+        json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.00", "quantity": "2"}),
     )
     .await
     .expect(200, None);
     h.place(
         &dk,
-        json!({"market": MARKET, "side": "buy", "price": "1.00", "quantity": "1"}),
+        json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "1.00", "quantity": "1"}),
     )
     .await
     .expect(200, None);
@@ -222,7 +222,7 @@ async fn diverge_and_rebuild(fault: Fault) {
         Fault::Skip => {
             // A deposit the feed drops (sent around the gateway, so no one waits
             // for it), then one through the gateway that reveals the gap.
-            let payload = json!({"v": 1, "ts_ns": 1, "command": {"type": "deposit", "account": dm, "amount": "50"}});
+            let payload = json!({"v": 2, "ts_ns": 1, "command": {"type": "deposit", "account": dm, "amount": "50"}});
             let (tx, rx) = tokio::sync::oneshot::channel();
             h.exchange().submitter().unwrap().submit(
                 payload.to_string().into_bytes(),
@@ -290,10 +290,7 @@ async fn diverge_and_rebuild(fault: Fault) {
     // Market data is rebuilt too (published by its hub shortly after).
     let mut depth = Value::Null;
     for _ in 0..3000 {
-        depth = h
-            .get(&format!("/v1/markets/{MARKET}/depth"), None)
-            .await
-            .body;
+        depth = h.get(&common::md_path("depth"), None).await.body;
         if depth["bids"].as_array().is_some_and(|b| b.len() == 1)
             && depth["asks"].as_array().is_some_and(|a| a.len() == 1)
         {
@@ -306,7 +303,7 @@ async fn diverge_and_rebuild(fault: Fault) {
     // And it takes orders again.
     h.place(
         &dk,
-        json!({"market": MARKET, "side": "buy", "price": "1.20", "quantity": "1"}),
+        json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "1.20", "quantity": "1"}),
     )
     .await
     .expect(200, None);

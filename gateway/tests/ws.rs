@@ -31,11 +31,11 @@ async fn start_with(
 }
 
 fn book() -> String {
-    format!("book.{MARKET}")
+    format!("book.{MARKET}.{SLOT_NAME}")
 }
 
 fn order(account: u64, side: &str, price: &str, qty: &str) -> Value {
-    json!({"type":"place_order","account":account,"market":MARKET,"side":side,"price":price,"quantity":qty})
+    json!({"type":"place_order","account":account,"market":MARKET,"slot":SLOT,"side":side,"price":price,"quantity":qty})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,12 +76,37 @@ async fn every_request_gets_an_ack_or_an_error() {
             err("unknown_channel"),
         ),
         (
-            Message::text(r#"{"op":"subscribe","channel":"book.NOT-A-MARKET","id":"a"}"#),
-            json!({"type":"error","code":"unknown_market","channel":"book.NOT-A-MARKET","id":"a"}),
+            Message::text(
+                r#"{"op":"subscribe","channel":"book.NOT-A-MARKET.2026-01-02T02:00Z","id":"a"}"#,
+            ),
+            json!({"type":"error","code":"unknown_market","channel":"book.NOT-A-MARKET.2026-01-02T02:00Z","id":"a"}),
         ),
         (
-            Message::text(r#"{"op":"subscribe","channel":"trades.a100.eu-west"}"#),
+            Message::text(
+                r#"{"op":"subscribe","channel":"trades.a100.eu-west.2026-01-02T02:00Z"}"#,
+            ),
             err("unknown_market"),
+        ),
+        (
+            Message::text(r#"{"op":"subscribe","channel":"curve.a100.eu-west"}"#),
+            err("unknown_market"),
+        ),
+        (
+            Message::text(r#"{"op":"subscribe","channel":"book.h100-sxm.us-east"}"#),
+            err("invalid_slot"),
+        ),
+        (
+            Message::text(
+                r#"{"op":"subscribe","channel":"book.h100-sxm.us-east.2026-01-01T02:30Z"}"#,
+            ),
+            err("invalid_slot"),
+        ),
+        (
+            // Beyond the market's week-long horizon: no book, and none is made.
+            Message::text(
+                r#"{"op":"subscribe","channel":"book.h100-sxm.us-east.2026-03-01T00:00Z"}"#,
+            ),
+            err("slot_not_open"),
         ),
         (
             Message::text(r#"{"op":"subscribe","channel":"orders"}"#),
@@ -93,7 +118,9 @@ async fn every_request_gets_an_ack_or_an_error() {
         ),
         (Message::text(r#"{"op":"auth"}"#), err("malformed_request")),
         (
-            Message::text(r#"{"op":"unsubscribe","channel":"ticker.h100-sxm.us-east"}"#),
+            Message::text(
+                r#"{"op":"unsubscribe","channel":"ticker.h100-sxm.us-east.2026-01-02T02:00Z"}"#,
+            ),
             err("not_subscribed"),
         ),
         (
@@ -146,8 +173,8 @@ async fn every_request_gets_an_ack_or_an_error() {
 async fn trades_and_ticker_channels() {
     let (_dir, gw) = start_with(MarketDataConfig::default(), None).await;
     let mut c = Client::connect(&gw.ws_url()).await;
-    let trades = format!("trades.{MARKET}");
-    let ticker = format!("ticker.{MARKET}");
+    let trades = format!("trades.{MARKET}.{SLOT_NAME}");
+    let ticker = format!("ticker.{MARKET}.{SLOT_NAME}");
     assert_eq!(
         c.request(json!({"op":"subscribe","channel":trades})).await["type"],
         "subscribed"
@@ -155,7 +182,7 @@ async fn trades_and_ticker_channels() {
     let snap = c.recv().await;
     assert_eq!(
         snap,
-        json!({"type":"snapshot","channel":trades,"market":MARKET,"trades":[]})
+        json!({"type":"snapshot","channel":trades,"market":MARKET,"slot":SLOT_NAME,"trades":[]})
     );
     assert_eq!(
         c.request(json!({"op":"subscribe","channel":ticker})).await["type"],
@@ -314,7 +341,7 @@ async fn orders_channel_shows_only_the_subscribers_own_orders_and_fills() {
     assert_eq!(
         seen1[2],
         json!({"type":"fill","channel":"orders","seq":12,"ts_ns":T0 + 11 * SEC,"fill":{
-            "trade":1,"market":MARKET,"order":1,"side":"sell","liquidity":"maker","price":"2.40",
+            "trade":1,"market":MARKET,"slot":SLOT_NAME,"order":1,"side":"sell","liquidity":"maker","price":"2.40",
             "quantity":"4.0","fee":"0.009600","remaining":"0.0"}})
     );
     assert_eq!(seen1[3]["event"]["reason"], "unknown_order");
@@ -448,12 +475,14 @@ async fn a_lagging_subscriber_is_resynced_and_others_get_every_update() {
         slow_book.apply(&m).unwrap();
     }
     assert!(slow_book.snapshots >= 2, "resynced with a snapshot");
-    let rest: Value = reqwest::get(gw.url(&format!("/v1/markets/{MARKET}/depth?depth=1000")))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rest: Value = reqwest::get(gw.url(&format!(
+        "/v1/markets/{MARKET}/slots/{SLOT_NAME}/depth?depth=1000"
+    )))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(rest["seq"], last);
     assert_eq!(slow_book.as_depth(), depth_levels(&rest));
     assert_eq!(fast_book.as_depth(), depth_levels(&rest));
@@ -548,14 +577,14 @@ async fn connection_and_subscription_limits() {
     );
     // a2 moved to account 2: the address has room for one more anonymous peer.
     let mut a3 = Client::connect(&url).await;
-    for ch in [book(), format!("trades.{MARKET}")] {
+    for ch in [book(), format!("trades.{MARKET}.{SLOT_NAME}")] {
         assert_eq!(
             a3.request(json!({"op":"subscribe","channel":ch})).await["type"],
             "subscribed"
         );
     }
     let r = a3
-        .request(json!({"op":"subscribe","channel":format!("ticker.{MARKET}")}))
+        .request(json!({"op":"subscribe","channel":format!("ticker.{MARKET}.{SLOT_NAME}")}))
         .await;
     assert_eq!(r["code"], "too_many_subscriptions", "{r}");
     // Closing a connection frees its place.
@@ -625,12 +654,13 @@ async fn shutdown_closes_connections_with_1001() {
 /// Waits until REST depth (the published book) reflects `seq`.
 async fn wait_published(gw: &MdGateway, seq: u64) {
     for _ in 0..2_000 {
-        let v: Value = reqwest::get(gw.url(&format!("/v1/markets/{MARKET}/depth")))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value =
+            reqwest::get(gw.url(&format!("/v1/markets/{MARKET}/slots/{SLOT_NAME}/depth")))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
         if v["seq"].as_u64() >= Some(seq) {
             return;
         }
@@ -639,22 +669,24 @@ async fn wait_published(gw: &MdGateway, seq: u64) {
     panic!("depth never reached seq {seq}");
 }
 
-/// The command envelopes of `docs/PROTOCOL.md`'s end-to-end example, in order.
+/// The commands of `docs/PROTOCOL.md`'s end-to-end example, in order, in the
+/// tests' slot: a market, a provider with 10 GPUs, a buyer with 100 USD, two asks
+/// (4 at 2.40, 3 at 2.45), then a buy of 5.5 up to 2.45.
 fn protocol_e2e_commands() -> Vec<Value> {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md"))
-        .unwrap();
-    let mut out = Vec::new();
-    let mut inside = false;
-    for line in doc.lines() {
-        if line.starts_with("```json session e2e") {
-            inside = true;
-        } else if line.starts_with("```") {
-            inside = false;
-        } else if inside && line.contains("\"command\":{") {
-            out.push(serde_json::from_str(line).unwrap());
-        }
-    }
-    out
+    let cmds = [
+        json!({"type":"list_market","market":MARKET,"tick_size":"0.01","lot_size":"0.5","maker_fee_bps":10,"taker_fee_bps":25}),
+        json!({"type":"create_account","account":1}),
+        json!({"type":"create_account","account":2}),
+        json!({"type":"add_capacity","account":1,"market":MARKET,"from_slot":SLOT,"to_slot":SLOT,"quantity":"10"}),
+        json!({"type":"deposit","account":2,"amount":"100"}),
+        json!({"type":"place_order","account":1,"market":MARKET,"slot":SLOT,"side":"sell","price":"2.40","quantity":"4","client_order_id":"ask-1"}),
+        order(1, "sell", "2.45", "3"),
+        order(2, "buy", "2.45", "5.5"),
+    ];
+    cmds.into_iter()
+        .enumerate()
+        .map(|(i, c)| env(T0 + i as u64 * SEC, c))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -701,5 +733,60 @@ async fn the_documented_session_replays() {
         steps += 1;
     }
     assert!(steps >= 8, "{steps} lines");
+    gw.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_curve_channel_follows_each_slot_until_its_gate_closes() {
+    let (_dir, gw) = start_with(MarketDataConfig::default(), None).await;
+    let mut c = Client::connect(&gw.ws_url()).await;
+    let curve = format!("curve.{MARKET}");
+    assert_eq!(
+        c.request(json!({"op":"subscribe","channel":curve})).await["type"],
+        "subscribed"
+    );
+    assert_eq!(
+        c.recv().await,
+        json!({"type":"snapshot","channel":curve,"market":MARKET,"slots":[]})
+    );
+    // A bid in the slot: its row appears with the touch.
+    gw.submit(env(T0 + 10 * SEC, order(2, "buy", "2.10", "2")))
+        .await
+        .unwrap();
+    let m = c.recv_until(|m| m["channel"] == curve).await;
+    assert_eq!(
+        m,
+        json!({"type":"update","channel":curve,"market":MARKET,"slots":[
+            {"slot":SLOT_NAME,"best_bid":"2.10","best_ask":null,"last_price":null,"volume":"0.0"}]})
+    );
+    // A sale into it: last price and volume.
+    gw.submit(env(T0 + 11 * SEC, order(1, "sell", "2.10", "0.5")))
+        .await
+        .unwrap();
+    let m = c.recv_until(|m| m["channel"] == curve).await;
+    assert_eq!(m["slots"][0]["last_price"], "2.10");
+    assert_eq!(m["slots"][0]["volume"], "0.5");
+    // Engine time passes the slot's gate: the bid is cancelled and the slot leaves
+    // the curve.
+    gw.submit(env(
+        (SLOT - 60) * SEC,
+        json!({"type":"deposit","account":3,"amount":"1"}),
+    ))
+    .await
+    .unwrap();
+    let m = c
+        .recv_until(|m| m["channel"] == curve && m["slots"][0]["closed"] == true)
+        .await;
+    assert_eq!(
+        m["slots"],
+        json!([{"slot":SLOT_NAME,"best_bid":null,"best_ask":null,"last_price":"2.10","volume":"0.5","closed":true}])
+    );
+    let v: Value = reqwest::get(gw.url(&format!("/v1/markets/{MARKET}/slots")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["slots"], json!([]));
     gw.stop().await.unwrap();
 }

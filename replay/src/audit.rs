@@ -4,14 +4,19 @@
 //! - the engine's own invariants ([`Engine::check_invariants`]): no crossed book,
 //!   holds equal to what open orders need, balances summing to the engine's
 //!   totals, consistent indexes;
-//! - no crossed book (best bid < best ask) in every market the command touched;
+//! - no crossed book (best bid < best ask) in every book (market and slot) the
+//!   command touched;
 //! - the engine's USD total equals deposits − withdrawals taken from the
 //!   `deposited`/`withdrawn` events;
+//! - the delivery schedule (see `delivery`): every GPU scheduled for delivery
+//!   was a provider's own inventory, delivered once, through a chain of trades
+//!   consistent with the trades; at each gate every GPU listed is delivered or
+//!   expired, and each account held exactly what the schedule gives it;
 //!
 //! and at the end, independently of the engine's counters, from the events alone:
 //! the sum of every account's USD (available + held) equals deposits −
-//! withdrawals, each market's GPU-hours equal capacity added − removed, and every
-//! account's balances recomputed from the events equal the engine's. Produced
+//! withdrawals, each open slot's GPUs equal capacity added − removed there, and
+//! every account's balances recomputed from the events equal the engine's. Produced
 //! events are compared byte-for-byte with the stored ones along the way.
 //!
 //! Prints a JSON summary, or `{"ok":false,"error":…,"cmd_seq":…}` naming the first
@@ -28,7 +33,8 @@ use gpux_sequencer::recovery::Replayer;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::balances::EventBalances;
+use crate::balances::{key_name, EventBalances, SlotKey};
+use crate::delivery::DeliveryAudit;
 use crate::error::{Failure, FailureKind, Finding, Outcome, ReplayError, Result};
 use crate::progress::Progress;
 
@@ -49,17 +55,33 @@ impl Default for AuditOptions {
     }
 }
 
-/// One market's conservation figures.
+/// One market's conservation figures, summed over its slots.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MarketAudit {
     /// The market.
     pub market: MarketId,
-    /// GPU-hours added by `capacity_added` events.
+    /// GPU-hours added by `capacity_added` events (each slot counted).
     pub capacity_added: Decimal,
     /// GPU-hours removed by `capacity_removed` events.
     pub capacity_removed: Decimal,
-    /// Sum of every account's GPU-hours here (available + held) in the engine.
+    /// Sum of every account's GPUs in open slots (available + held) in the
+    /// engine; equals added − removed in those slots.
     pub gpu_hours_total: Decimal,
+    /// Slots whose gate closed.
+    pub slots_closed: u64,
+}
+
+/// What the delivery check covered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliverySummary {
+    /// Gates closed.
+    pub slots_closed: u64,
+    /// Schedule entries checked.
+    pub entries: u64,
+    /// GPU-hours scheduled for delivery.
+    pub scheduled: Decimal,
+    /// Unsold GPU-hours expired.
+    pub expired: Decimal,
 }
 
 /// What a passing audit checked.
@@ -88,6 +110,8 @@ pub struct AuditSummary {
     pub fee_account_usd: Decimal,
     /// Per market, in listing order.
     pub markets: Vec<MarketAudit>,
+    /// The delivery schedule.
+    pub delivery: DeliverySummary,
     /// Accounts whose balances recomputed from events equal the engine's.
     pub accounts_reconciled: u64,
     /// `state_hash()` at the end, hex.
@@ -131,10 +155,11 @@ pub fn audit_reader<S: Store>(
     let head = reader.head()?;
     let mut engine: Engine = Engine::new();
     let mut balances = EventBalances::default();
+    let mut delivery = DeliveryAudit::default();
     let mut replayer = Replayer::new(reader, 1, 1, head.last_cmd_seq)?;
     let mut invariant_checks = 0u64;
     let mut book_checks = 0u64;
-    let mut touched: Vec<MarketId> = Vec::new();
+    let mut touched: Vec<SlotKey> = Vec::new();
     let bar = progress.bar(head.last_cmd_seq, "audit");
     loop {
         let step = match replayer.step(&mut engine).map_err(ReplayError::from) {
@@ -146,6 +171,11 @@ pub fn audit_reader<S: Store>(
         let seq = step.command.cmd_seq;
         touched.clear();
         for event in step.produced {
+            if let Err(e) = delivery.apply(event, &balances) {
+                return Ok(Err(
+                    Failure::new(FailureKind::DeliveryMismatch, e).at_cmd(seq)
+                ));
+            }
             balances.apply(event);
             if let Some(m) = book_market(event) {
                 if !touched.contains(&m) {
@@ -188,23 +218,37 @@ pub fn audit_reader<S: Store>(
         usd_total: end.usd_total,
         fee_account_usd: end.fee_account_usd,
         markets: end.markets,
+        delivery: DeliverySummary {
+            slots_closed: delivery.slots_closed,
+            entries: delivery.entries,
+            scheduled: delivery.scheduled,
+            expired: delivery.expired,
+        },
         accounts_reconciled: end.accounts,
         state_hash: engine.state_hash().to_string(),
     }))
 }
 
-/// No book of `markets` is crossed after command `seq`.
-fn check_books(engine: &Engine, markets: &[MarketId], seq: u64) -> Finding<()> {
-    for m in markets {
-        let bid = engine.depth_ticks(m, Side::Buy, 1).first().map(|l| l.0);
-        let ask = engine.depth_ticks(m, Side::Sell, 1).first().map(|l| l.0);
+/// No book of `books` is crossed after command `seq`.
+fn check_books(engine: &Engine, books: &[SlotKey], seq: u64) -> Finding<()> {
+    for key in books {
+        let (m, slot) = key;
+        let bid = engine
+            .depth_ticks(m, *slot, Side::Buy, 1)
+            .first()
+            .map(|l| l.0);
+        let ask = engine
+            .depth_ticks(m, *slot, Side::Sell, 1)
+            .first()
+            .map(|l| l.0);
         if let (Some(bid), Some(ask)) = (bid, ask) {
             if bid >= ask {
                 let spec = engine.market(m).expect("a book's market is listed");
                 return Err(Failure::new(
                     FailureKind::CrossedBook,
                     format!(
-                        "{m}: best bid {} >= best ask {}",
+                        "{}: best bid {} >= best ask {}",
+                        key_name(key),
                         spec.price(bid),
                         spec.price(ask)
                     ),
@@ -233,13 +277,13 @@ fn check_usd(engine: &Engine, balances: &EventBalances, seq: u64) -> Finding<()>
     Ok(())
 }
 
-/// The market whose book an event changes, if any.
-fn book_market(e: &Event) -> Option<MarketId> {
+/// The book (market, slot) an event changes, if any.
+fn book_market(e: &Event) -> Option<SlotKey> {
     match e {
-        Event::TradeExecuted(t) => Some(t.market),
-        Event::OrderRested(o) => Some(o.market),
-        Event::OrderCancelled(o) if o.resting => Some(o.market),
-        Event::OrderAmended(a) => Some(a.market),
+        Event::TradeExecuted(t) => Some((t.market, t.slot)),
+        Event::OrderRested(o) => Some((o.market, o.slot)),
+        Event::OrderCancelled(o) if o.resting => Some((o.market, o.slot)),
+        Event::OrderAmended(a) => Some((a.market, a.slot)),
         _ => None,
     }
 }
@@ -255,7 +299,7 @@ struct End {
 /// account, against the totals taken from the events; then account by account.
 fn check_end(engine: &Engine, events: &EventBalances, last_seq: u64) -> Finding<End> {
     let mut usd_total = Decimal::ZERO;
-    let mut gpu: BTreeMap<MarketId, Decimal> = BTreeMap::new();
+    let mut gpu: BTreeMap<SlotKey, Decimal> = BTreeMap::new();
     let mut fee_account_usd = Decimal::ZERO;
     let ids = engine.account_ids();
     for &id in &ids {
@@ -265,8 +309,8 @@ fn check_end(engine: &Engine, events: &EventBalances, last_seq: u64) -> Finding<
         if id == gpux_engine::FEE_ACCOUNT {
             fee_account_usd = usd;
         }
-        for p in &view.gpu_hours {
-            *gpu.entry(p.market).or_default() += p.balance.available + p.balance.held;
+        for p in &view.gpus {
+            *gpu.entry((p.market, p.slot)).or_default() += p.balance.available + p.balance.held;
         }
     }
     if usd_total != events.usd_expected() {
@@ -291,35 +335,47 @@ fn check_end(engine: &Engine, events: &EventBalances, last_seq: u64) -> Finding<
     })
 }
 
-/// Per market: the GPU-hours accounts hold (`gpu`) equal capacity added minus
-/// removed in the events.
+/// Per open slot: the GPUs accounts hold (`gpu`) equal capacity added minus
+/// removed there in the events (closed slots are the delivery check's); summed
+/// per market for the report.
 fn check_markets(
     engine: &Engine,
     events: &EventBalances,
-    gpu: &BTreeMap<MarketId, Decimal>,
+    gpu: &BTreeMap<SlotKey, Decimal>,
     last_seq: u64,
 ) -> Finding<Vec<MarketAudit>> {
     let mut markets = Vec::new();
     for spec in engine.markets() {
-        let (added, removed) = events.capacity.get(&spec.id).copied().unwrap_or_default();
-        let total = gpu.get(&spec.id).copied().unwrap_or_default();
-        if total != added - removed {
-            return Err(Failure::new(
-                FailureKind::GpuHoursNotConserved,
-                format!(
-                    "{}: accounts hold {total} GPU-hours; capacity added {added} − removed {removed} = {}",
-                    spec.id,
-                    added - removed
-                ),
-            )
-            .at_cmd(last_seq));
-        }
-        markets.push(MarketAudit {
+        let mut m = MarketAudit {
             market: spec.id,
-            capacity_added: added,
-            capacity_removed: removed,
-            gpu_hours_total: total,
-        });
+            capacity_added: Decimal::ZERO,
+            capacity_removed: Decimal::ZERO,
+            gpu_hours_total: Decimal::ZERO,
+            slots_closed: 0,
+        };
+        let keys = events.capacity.range((spec.id, 0)..=(spec.id, u64::MAX));
+        for (key, &(added, removed)) in keys {
+            m.capacity_added += added;
+            m.capacity_removed += removed;
+            if events.closed.contains(key) {
+                m.slots_closed += 1;
+                continue;
+            }
+            let total = gpu.get(key).copied().unwrap_or_default();
+            m.gpu_hours_total += total;
+            if total != added - removed {
+                return Err(Failure::new(
+                    FailureKind::GpuHoursNotConserved,
+                    format!(
+                        "{}: accounts hold {total} GPUs; capacity added {added} − removed {removed} = {}",
+                        key_name(key),
+                        added - removed
+                    ),
+                )
+                .at_cmd(last_seq));
+            }
+        }
+        markets.push(m);
     }
     Ok(markets)
 }
@@ -336,19 +392,20 @@ fn check_accounts(
         let computed = events.accounts.get(&id).cloned().unwrap_or_default();
         let usd = view.usd.available + view.usd.held;
         let mut wrong = (computed.usd != usd).then(|| format!("USD {} vs {usd}", computed.usd));
-        for p in &view.gpu_hours {
+        for p in &view.gpus {
             let q = p.balance.available + p.balance.held;
-            if computed.gpu(&p.market) != q {
+            let key = (p.market, p.slot);
+            if computed.gpu(&key) != q {
                 wrong = Some(format!(
-                    "GPU-hours in {} {} vs {q}",
-                    p.market,
-                    computed.gpu(&p.market)
+                    "GPUs in {} {} vs {q}",
+                    key_name(&key),
+                    computed.gpu(&key)
                 ));
             }
         }
-        for (m, q) in &computed.gpu_hours {
-            if !q.is_zero() && !view.gpu_hours.iter().any(|p| p.market == *m) {
-                wrong = Some(format!("GPU-hours in {m} {q} vs 0"));
+        for (key, q) in &computed.gpu_hours {
+            if !q.is_zero() && !view.gpus.iter().any(|p| (p.market, p.slot) == *key) {
+                wrong = Some(format!("GPUs in {} {q} vs 0", key_name(key)));
             }
         }
         if let Some(w) = wrong {
@@ -371,10 +428,10 @@ mod tests {
         let mut engine: Engine = Engine::new();
         let mut events = Vec::new();
         let lines = [
-            r#"{"v":1,"ts_ns":1,"command":{"type":"list_market","market":"h100.us","tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":10}}"#,
-            r#"{"v":1,"ts_ns":1,"command":{"type":"create_account","account":1}}"#,
-            r#"{"v":1,"ts_ns":1,"command":{"type":"deposit","account":1,"amount":"100"}}"#,
-            r#"{"v":1,"ts_ns":1,"command":{"type":"add_capacity","account":1,"market":"h100.us","quantity":"5"}}"#,
+            r#"{"v":2,"ts_ns":1,"command":{"type":"list_market","market":"h100.us","tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":10}}"#,
+            r#"{"v":2,"ts_ns":1,"command":{"type":"create_account","account":1}}"#,
+            r#"{"v":2,"ts_ns":1,"command":{"type":"deposit","account":1,"amount":"100"}}"#,
+            r#"{"v":2,"ts_ns":1,"command":{"type":"add_capacity","account":1,"market":"h100.us","from_slot":3600,"to_slot":3600,"quantity":"5"}}"#,
         ];
         for (i, l) in lines.iter().enumerate() {
             engine.apply_json(i as u64 + 1, 1, l.as_bytes(), &mut events);
@@ -412,8 +469,9 @@ mod tests {
         b.apply(&Event::CapacityRemoved(CapacityMoved {
             account: 1,
             market: "h100.us".parse().unwrap(),
+            from_slot: 3600,
+            to_slot: 3600,
             quantity: Decimal::from(2),
-            available: Decimal::from(3),
         }));
         let f = check_end(&engine, &b, 4).err().unwrap();
         assert_eq!(f.error, FailureKind::GpuHoursNotConserved);

@@ -1,18 +1,54 @@
 //! Balances recomputed from events alone, independently of the engine: the
 //! arithmetic that statements and the audit share.
 //!
+//! GPUs are counted per **book**: a market and a delivery slot ([`SlotKey`]).
 //! Totals are `available + held` (holds move balances between the two halves, so
 //! they do not change totals): deposits add USD and withdrawals take it; capacity
-//! added and removed change GPU-hours; a fill moves GPU-hours from seller to buyer
-//! and USD the other way — the buyer pays `price × quantity + fee`, the seller
-//! receives `price × quantity − fee`, and the fee account (0) receives both fees.
+//! added and removed change GPUs in every slot of their range; a fill moves GPUs of
+//! its slot from seller to buyer and USD the other way — the buyer pays
+//! `price × quantity + fee`, the seller receives `price × quantity − fee`, and the
+//! fee account (0) receives both fees. When a slot's gate closes (`slot_closed`)
+//! its GPUs leave every account: they are delivered or expired, which the audit's
+//! delivery check accounts for.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use gpux_engine::event::TradeExecuted;
+use gpux_engine::slot::{format_slot, SLOT_SECS};
 use gpux_engine::{AccountId, Event, MarketId, Side, FEE_ACCOUNT};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+
+/// One book: a market and a delivery slot (unix seconds of its start).
+pub type SlotKey = (MarketId, u64);
+
+/// Every slot of a capacity range `from..=to`.
+pub(crate) fn range_slots(from: u64, to: u64) -> impl Iterator<Item = u64> {
+    (from..=to).step_by(SLOT_SECS as usize)
+}
+
+/// `market slot` as people read it: `h100-sxm.us-east 2026-12-07T09:00Z`.
+pub fn key_name((market, slot): &SlotKey) -> String {
+    format!("{market} {}", format_slot(*slot))
+}
+
+/// GPUs per book, written as a list of `{market, slot, gpus}` (slot in human form).
+pub(crate) fn serialize_books<S: Serializer>(
+    m: &BTreeMap<SlotKey, Decimal>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Row {
+        market: MarketId,
+        slot: String,
+        gpus: Decimal,
+    }
+    s.collect_seq(m.iter().map(|(&(market, slot), &gpus)| Row {
+        market,
+        slot: format_slot(slot),
+        gpus,
+    }))
+}
 
 /// Whether an account was the resting or the incoming side of a trade.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -34,7 +70,7 @@ pub(crate) struct Leg {
     pub fee: Decimal,
     /// Change of the account's USD total.
     pub usd: Decimal,
-    /// Change of its GPU-hours in the trade's market.
+    /// Change of its GPUs in the trade's slot.
     pub gpu_hours: Decimal,
 }
 
@@ -84,29 +120,36 @@ pub(crate) fn legs(t: &TradeExecuted) -> [Leg; 2] {
 pub struct EventTotals {
     /// USD, available + held.
     pub usd: Decimal,
-    /// GPU-hours per market, available + held (markets ever touched).
-    pub gpu_hours: BTreeMap<MarketId, Decimal>,
+    /// GPUs per open book, available + held (books touched and not closed).
+    #[serde(rename = "gpus", serialize_with = "serialize_books")]
+    pub gpu_hours: BTreeMap<SlotKey, Decimal>,
 }
 
 impl EventTotals {
-    /// GPU-hours in `market` (zero if never touched).
-    pub fn gpu(&self, market: &MarketId) -> Decimal {
-        self.gpu_hours.get(market).copied().unwrap_or_default()
+    /// GPUs in a book (zero if never touched).
+    pub fn gpu(&self, key: &SlotKey) -> Decimal {
+        self.gpu_hours.get(key).copied().unwrap_or_default()
     }
 
-    pub(crate) fn add_gpu(&mut self, market: MarketId, q: Decimal) {
-        *self.gpu_hours.entry(market).or_default() += q;
+    pub(crate) fn add_gpu(&mut self, key: SlotKey, q: Decimal) {
+        *self.gpu_hours.entry(key).or_default() += q;
     }
 }
 
 /// Every account's totals, the exchange's deposits and withdrawals, and each
-/// market's capacity added and removed, from events alone.
+/// book's capacity added and removed, from events alone.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EventBalances {
     pub accounts: BTreeMap<AccountId, EventTotals>,
     pub deposits: Decimal,
     pub withdrawals: Decimal,
-    pub capacity: BTreeMap<MarketId, (Decimal, Decimal)>,
+    /// Per book: GPUs added, removed.
+    pub capacity: BTreeMap<SlotKey, (Decimal, Decimal)>,
+    /// Books whose gate closed.
+    pub closed: BTreeSet<SlotKey>,
+    /// Accounts that ever held GPUs of an open book (so a gate closure visits
+    /// only them).
+    holders: BTreeMap<SlotKey, BTreeSet<AccountId>>,
 }
 
 impl EventBalances {
@@ -120,21 +163,33 @@ impl EventBalances {
                 self.withdrawals += c.amount;
                 self.account(c.account).usd -= c.amount;
             }
-            Event::CapacityAdded(c) => {
-                self.capacity.entry(c.market).or_default().0 += c.quantity;
-                self.account(c.account).add_gpu(c.market, c.quantity);
-            }
-            Event::CapacityRemoved(c) => {
-                self.capacity.entry(c.market).or_default().1 += c.quantity;
-                self.account(c.account).add_gpu(c.market, -c.quantity);
+            Event::CapacityAdded(c) | Event::CapacityRemoved(c) => {
+                let added = matches!(event, Event::CapacityAdded(_));
+                for slot in range_slots(c.from_slot, c.to_slot) {
+                    let key = (c.market, slot);
+                    let cap = self.capacity.entry(key).or_default();
+                    if added {
+                        cap.0 += c.quantity;
+                    } else {
+                        cap.1 += c.quantity;
+                    }
+                    let q = if added { c.quantity } else { -c.quantity };
+                    self.gpu(c.account, key, q);
+                }
             }
             Event::TradeExecuted(t) => {
                 for leg in legs(t) {
-                    let a = self.account(leg.account);
-                    a.usd += leg.usd;
-                    a.add_gpu(t.market, leg.gpu_hours);
+                    self.account(leg.account).usd += leg.usd;
+                    self.gpu(leg.account, (t.market, t.slot), leg.gpu_hours);
                 }
                 self.account(FEE_ACCOUNT).usd += t.maker_fee + t.taker_fee;
+            }
+            Event::SlotClosed(c) => {
+                let key = (c.market, c.slot);
+                for id in self.holders.remove(&key).unwrap_or_default() {
+                    self.account(id).gpu_hours.remove(&key);
+                }
+                self.closed.insert(key);
             }
             Event::AccountCreated(c) => {
                 self.account(c.account);
@@ -145,6 +200,16 @@ impl EventBalances {
 
     fn account(&mut self, id: AccountId) -> &mut EventTotals {
         self.accounts.entry(id).or_default()
+    }
+
+    /// Accounts that held GPUs of an open book at some point.
+    pub fn holders(&self, key: &SlotKey) -> impl Iterator<Item = AccountId> + '_ {
+        self.holders.get(key).into_iter().flatten().copied()
+    }
+
+    fn gpu(&mut self, id: AccountId, key: SlotKey, q: Decimal) {
+        self.holders.entry(key).or_default().insert(id);
+        self.account(id).add_gpu(key, q);
     }
 
     /// Deposits minus withdrawals.
@@ -162,6 +227,7 @@ mod tests {
         let t = TradeExecuted {
             trade: 1,
             market: "h100.us".parse().unwrap(),
+            slot: 3600,
             price: Decimal::new(250, 2),
             quantity: Decimal::from(4),
             taker_side: Side::Sell,
@@ -176,7 +242,7 @@ mod tests {
         };
         let mut b = EventBalances::default();
         b.apply(&Event::TradeExecuted(t));
-        let m = t.market;
+        let m = (t.market, t.slot);
         assert_eq!(b.accounts[&7].usd, Decimal::new(-1001, 2));
         assert_eq!(b.accounts[&7].gpu(&m), Decimal::from(4));
         assert_eq!(b.accounts[&8].usd, Decimal::new(998, 2));

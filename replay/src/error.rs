@@ -120,6 +120,9 @@ pub enum FailureKind {
     GpuHoursNotConserved,
     /// An account's balances recomputed from the events differ from the engine's.
     BalanceMismatch,
+    /// The delivery schedule does not account for the GPUs: an entry beyond a
+    /// provider's own inventory, a broken trade chain, or a gate's sums wrong.
+    DeliveryMismatch,
     /// Two ledgers differ.
     Diverged,
     /// The account does not exist in the ledger.
@@ -150,6 +153,7 @@ impl FailureKind {
             FailureKind::CrossedBook => "crossed_book",
             FailureKind::UsdNotConserved => "usd_not_conserved",
             FailureKind::GpuHoursNotConserved => "gpu_hours_not_conserved",
+            FailureKind::DeliveryMismatch => "delivery_mismatch",
             FailureKind::BalanceMismatch => "balance_mismatch",
             FailureKind::Diverged => "diverged",
             FailureKind::UnknownAccount => "unknown_account",

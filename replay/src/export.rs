@@ -1,17 +1,22 @@
-//! `gpux replay export --data DIR --what trades|events|commands --format jsonl|csv
+//! `gpux replay export --data DIR --what trades|deliveries|events|commands --format jsonl|csv
 //! [--from SEQ] [--to SEQ]`: the history of a `cmd_seq` range (inclusive), streamed
 //! record by record to a writer — the ledger is never loaded into memory.
 //!
 //! JSON lines:
-//! - events and trades: `{"cmd_seq":…,"event_seq":…,"ts_ns":…,"event":{…}}`, the
-//!   event exactly as stored (its `type` tag included);
+//! - events, trades and deliveries: `{"cmd_seq":…,"event_seq":…,"ts_ns":…,
+//!   "slot":"2026-12-07T09:00Z","event":{…}}`, the event exactly as stored (its
+//!   `type` tag included; slots in it are unix seconds, as the protocol writes
+//!   them), with `slot` in human form when the event names one slot;
 //! - commands: `{"cmd_seq":…,"ts_ns":…,"source":{…},"first_event_seq":…,
 //!   "event_count":…,"command":{…}}` with the command envelope as stored, or
 //!   `"command":null,"malformed":"…"` for bytes that never decoded.
 //!
 //! CSV has a header row and fixed columns:
-//! - trades: `trade,cmd_seq,ts_ns,market,price,quantity,taker_side,maker_order,
-//!   maker_account,taker_order,taker_account,maker_fee,taker_fee`;
+//! - trades: `trade,cmd_seq,ts_ns,market,slot,price,quantity,taker_side,
+//!   maker_order,maker_account,taker_order,taker_account,maker_fee,taker_fee`;
+//! - deliveries (`delivery_scheduled`, fixed at each gate closure):
+//!   `entry,cmd_seq,ts_ns,market,slot,provider,holder,quantity,trades` (trade ids
+//!   separated by spaces);
 //! - events: `event_seq,cmd_seq,ts_ns,type,json`;
 //! - commands: `cmd_seq,ts_ns,source,type,json` (`type` is `malformed` for bytes
 //!   that never decoded).
@@ -21,6 +26,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::str::FromStr;
 
+use gpux_engine::slot::format_slot;
 use gpux_engine::{Command, CommandEnvelope, Event, Side};
 use gpux_ledger::{CommandRecord, EventRecord, LedgerReader, RecordIter, Source, Store};
 use serde::Serialize;
@@ -34,6 +40,8 @@ use crate::progress::Progress;
 pub enum What {
     /// `trade_executed` events only.
     Trades,
+    /// `delivery_scheduled` events only: the delivery schedule.
+    Deliveries,
     /// Every event.
     Events,
     /// Every command record.
@@ -64,12 +72,13 @@ impl FromStr for What {
     fn from_str(s: &str) -> std::result::Result<Self, ParseError> {
         match s {
             "trades" => Ok(What::Trades),
+            "deliveries" => Ok(What::Deliveries),
             "events" => Ok(What::Events),
             "commands" => Ok(What::Commands),
             _ => Err(ParseError {
                 what: "export kind",
                 value: s.into(),
-                expected: "trades, events, commands",
+                expected: "trades, deliveries, events, commands",
             }),
         }
     }
@@ -79,6 +88,7 @@ impl fmt::Display for What {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             What::Trades => "trades",
+            What::Deliveries => "deliveries",
             What::Events => "events",
             What::Commands => "commands",
         })
@@ -186,7 +196,8 @@ pub fn export_reader<S: Store>(
     };
     if opts.format == Format::Csv {
         w.write_all(match opts.what {
-            What::Trades => b"trade,cmd_seq,ts_ns,market,price,quantity,taker_side,maker_order,maker_account,taker_order,taker_account,maker_fee,taker_fee\n".as_slice(),
+            What::Trades => b"trade,cmd_seq,ts_ns,market,slot,price,quantity,taker_side,maker_order,maker_account,taker_order,taker_account,maker_fee,taker_fee\n".as_slice(),
+            What::Deliveries => b"entry,cmd_seq,ts_ns,market,slot,provider,holder,quantity,trades\n".as_slice(),
             What::Events => b"event_seq,cmd_seq,ts_ns,type,json\n".as_slice(),
             What::Commands => b"cmd_seq,ts_ns,source,type,json\n".as_slice(),
         })?;
@@ -231,6 +242,7 @@ pub fn export_reader<S: Store>(
             match (opts.what, &event) {
                 (What::Events, _) => {}
                 (What::Trades, Event::TradeExecuted(_)) => {}
+                (What::Deliveries, Event::DeliveryScheduled(_)) => {}
                 _ => continue,
             }
             write_event(&mut w, opts, &c, &e, &event)?;
@@ -274,9 +286,13 @@ fn write_event(
         (Format::Jsonl, _) => {
             write!(
                 w,
-                "{{\"cmd_seq\":{},\"event_seq\":{},\"ts_ns\":{},\"event\":",
+                "{{\"cmd_seq\":{},\"event_seq\":{},\"ts_ns\":{},",
                 c.cmd_seq, e.event_seq, c.ts_ns
             )?;
+            if let Some(slot) = event_slot(event) {
+                write!(w, "\"slot\":\"{}\",", format_slot(slot))?;
+            }
+            w.write_all(b"\"event\":")?;
             // The stored payload decoded as an event, so it is JSON: embed it as is.
             w.write_all(&e.payload)?;
             w.write_all(b"}\n")?;
@@ -284,11 +300,12 @@ fn write_event(
         (Format::Csv, Event::TradeExecuted(t)) if opts.what == What::Trades => {
             writeln!(
                 w,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 t.trade,
                 c.cmd_seq,
                 c.ts_ns,
                 t.market,
+                format_slot(t.slot),
                 t.price,
                 t.quantity,
                 side_name(t.taker_side),
@@ -298,6 +315,22 @@ fn write_event(
                 t.taker_account,
                 t.maker_fee,
                 t.taker_fee
+            )?;
+        }
+        (Format::Csv, Event::DeliveryScheduled(d)) if opts.what == What::Deliveries => {
+            let trades: Vec<String> = d.trades.iter().map(u64::to_string).collect();
+            writeln!(
+                w,
+                "{},{},{},{},{},{},{},{},{}",
+                d.entry,
+                c.cmd_seq,
+                c.ts_ns,
+                d.market,
+                format_slot(d.slot),
+                d.provider,
+                d.holder,
+                d.quantity,
+                trades.join(" ")
             )?;
         }
         (Format::Csv, _) => {
@@ -431,6 +464,29 @@ pub fn event_type(e: &Event) -> &'static str {
         Event::OrderAmended(_) => "order_amended",
         Event::MassCancelled(_) => "mass_cancelled",
         Event::DuplicateRequest(_) => "duplicate_request",
+        Event::DeliveryScheduled(_) => "delivery_scheduled",
+        Event::InventoryExpired(_) => "inventory_expired",
+        Event::SlotClosed(_) => "slot_closed",
+    }
+}
+
+/// The one slot an event names, if it names exactly one (a capacity range names
+/// none unless it is one slot).
+pub fn event_slot(e: &Event) -> Option<u64> {
+    match e {
+        Event::CapacityAdded(c) | Event::CapacityRemoved(c) => {
+            (c.from_slot == c.to_slot).then_some(c.from_slot)
+        }
+        Event::OrderAccepted(o) => o.to_slot.is_none().then_some(o.slot),
+        Event::TradeExecuted(t) => Some(t.slot),
+        Event::OrderRested(o) => Some(o.slot),
+        Event::OrderCancelled(o) => Some(o.slot),
+        Event::OrderAmended(o) => Some(o.slot),
+        Event::MassCancelled(m) => m.slot,
+        Event::DeliveryScheduled(d) => Some(d.slot),
+        Event::InventoryExpired(x) => Some(x.slot),
+        Event::SlotClosed(x) => Some(x.slot),
+        _ => None,
     }
 }
 

@@ -75,6 +75,7 @@
 
 pub mod audit;
 mod balances;
+mod delivery;
 pub mod diff;
 mod error;
 pub mod export;

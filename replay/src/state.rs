@@ -1,14 +1,16 @@
 //! `gpux replay state --data DIR [--at SEQ] [--levels N]`: the exchange as it was
-//! after command `SEQ` (default: the head) — every market's spec and top `N` price
-//! levels per side, every account's balances and open orders — rebuilt with
-//! [`rebuild`] (snapshot + re-run, events checked).
+//! after command `SEQ` (default: the head) — every market's spec and, per open
+//! delivery slot, the top `N` price levels per side; every account's balances (GPUs
+//! per slot) and open orders — rebuilt with [`rebuild`] (snapshot + re-run, events
+//! checked). Slots are written `2026-12-07T09:00Z`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
 use gpux_engine::market::MarketSpec;
-use gpux_engine::{AccountView, Engine, L2Level, MarketId, OrderView, Side};
+use gpux_engine::slot::format_slot;
+use gpux_engine::{AccountId, BalanceView, Engine, L2Level, MarketId, OrderView, Side};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -41,11 +43,22 @@ pub struct StateReport {
     pub accounts: Vec<AccountState>,
 }
 
-/// A market's spec and the top of its book.
+/// A market's spec and the top of each open slot's book.
 #[derive(Debug, Clone, Serialize)]
 pub struct MarketState {
     /// The spec, in protocol units.
     pub spec: MarketSpecView,
+    /// Resting orders in all its books.
+    pub open_orders: usize,
+    /// Open slots (used and not closed), in order.
+    pub slots: Vec<SlotState>,
+}
+
+/// One open slot's book.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlotState {
+    /// The slot, `2026-12-07T09:00Z`.
+    pub slot: String,
     /// Resting orders in the book.
     pub open_orders: usize,
     /// Best bids first, at most `levels`.
@@ -73,6 +86,10 @@ pub struct MarketSpecView {
     pub max_price: Decimal,
     /// Largest order quantity.
     pub max_order_quantity: Decimal,
+    /// How many hours ahead slots trade.
+    pub slot_horizon_hours: u32,
+    /// Trading in a slot stops this many seconds before it starts.
+    pub gate_closure_secs: u32,
 }
 
 impl From<&MarketSpec> for MarketSpecView {
@@ -86,6 +103,8 @@ impl From<&MarketSpec> for MarketSpecView {
             min_price: s.price(s.min_price_ticks),
             max_price: s.price(s.max_price_ticks),
             max_order_quantity: s.quantity(s.max_order_lots),
+            slot_horizon_hours: s.slot_horizon_hours,
+            gate_closure_secs: s.gate_closure_secs,
         }
     }
 }
@@ -93,11 +112,72 @@ impl From<&MarketSpec> for MarketSpecView {
 /// An account's balances and open orders.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountState {
-    /// `account`, `usd` and `gpu_hours` (non-zero markets), as the engine reports them.
-    #[serde(flatten)]
-    pub balances: AccountView,
+    /// The account.
+    pub account: AccountId,
+    /// USD.
+    pub usd: BalanceView,
+    /// GPUs per (market, slot) held, in market then slot order.
+    pub gpus: Vec<PositionState>,
     /// Open orders, by id.
-    pub open_orders: Vec<OrderView>,
+    pub open_orders: Vec<OrderState>,
+}
+
+/// GPUs of one slot of one market.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PositionState {
+    /// The market.
+    pub market: MarketId,
+    /// The slot, `2026-12-07T09:00Z`.
+    pub slot: String,
+    /// Available and held.
+    #[serde(flatten)]
+    pub balance: BalanceView,
+    /// Of which the account's own unsold inventory.
+    pub inventory: Decimal,
+}
+
+/// An open order as the engine reports it, its slot written `2026-12-07T09:00Z`.
+#[derive(Debug, Clone)]
+pub struct OrderState {
+    /// The slot.
+    pub slot: String,
+    /// The order.
+    pub order: OrderView,
+}
+
+impl Serialize for OrderState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut v = serde_json::to_value(self.order).map_err(serde::ser::Error::custom)?;
+        v["slot"] = serde_json::Value::String(self.slot.clone());
+        v.serialize(s)
+    }
+}
+
+/// An account's state, slots in human form.
+fn account_state(engine: &Engine, id: AccountId) -> Option<AccountState> {
+    let view = engine.balances(id)?;
+    Some(AccountState {
+        account: view.account,
+        usd: view.usd,
+        gpus: view
+            .gpus
+            .iter()
+            .map(|p| PositionState {
+                market: p.market,
+                slot: format_slot(p.slot),
+                balance: p.balance,
+                inventory: p.inventory,
+            })
+            .collect(),
+        open_orders: engine
+            .open_orders(id)?
+            .into_iter()
+            .map(|o| OrderState {
+                slot: format_slot(o.slot),
+                order: o,
+            })
+            .collect(),
+    })
 }
 
 /// The report for an engine (markets and accounts at `levels` depth).
@@ -105,28 +185,35 @@ pub fn describe(engine: &Engine, levels: usize) -> StateReport {
     let accounts: Vec<AccountState> = engine
         .account_ids()
         .into_iter()
-        .filter_map(|id| {
-            Some(AccountState {
-                balances: engine.balances(id)?,
-                open_orders: engine.open_orders(id)?,
-            })
-        })
+        .filter_map(|id| account_state(engine, id))
         .collect();
-    let mut resting: BTreeMap<MarketId, usize> = BTreeMap::new();
+    let mut resting: BTreeMap<(MarketId, u64), usize> = BTreeMap::new();
     for o in accounts.iter().flat_map(|a| &a.open_orders) {
-        *resting.entry(o.market).or_default() += 1;
+        *resting.entry((o.order.market, o.order.slot)).or_default() += 1;
     }
     let markets = engine
         .markets()
-        .map(|spec| MarketState {
-            spec: spec.into(),
-            open_orders: resting.get(&spec.id).copied().unwrap_or(0),
-            bids: engine
-                .depth(&spec.id, Side::Buy, levels)
-                .unwrap_or_default(),
-            asks: engine
-                .depth(&spec.id, Side::Sell, levels)
-                .unwrap_or_default(),
+        .map(|spec| {
+            let slots: Vec<SlotState> = engine
+                .slots(&spec.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|slot| SlotState {
+                    slot: format_slot(slot),
+                    open_orders: resting.get(&(spec.id, slot)).copied().unwrap_or(0),
+                    bids: engine
+                        .depth(&spec.id, slot, Side::Buy, levels)
+                        .unwrap_or_default(),
+                    asks: engine
+                        .depth(&spec.id, slot, Side::Sell, levels)
+                        .unwrap_or_default(),
+                })
+                .collect();
+            MarketState {
+                spec: spec.into(),
+                open_orders: slots.iter().map(|s| s.open_orders).sum(),
+                slots,
+            }
         })
         .collect();
     StateReport {

@@ -2,13 +2,15 @@
 //! ledger order, with running balances computed from the events alone, reconciled
 //! at the end against the engine's state at the head.
 //!
-//! Entries: account opened, deposits, withdrawals, capacity added and removed,
-//! orders accepted and amended, fills (side, maker/taker, price, quantity,
-//! notional, fee), cancels with their reason, mass cancels, rejections — and, for
-//! the fee account 0, the fee income of every trade. Each entry carries the
-//! account's running USD total and, when it concerns a market, its running
-//! GPU-hours there (totals are available + held: holds only move balances between
-//! the two halves).
+//! Entries: account opened, deposits, withdrawals, capacity added and removed
+//! (with their slot range), orders accepted and amended, fills (slot, side,
+//! maker/taker, price, quantity, notional, fee), cancels with their reason, mass
+//! cancels, rejections, deliveries (as provider or holder) and expired inventory
+//! at each gate closure — and, for the fee account 0, the fee income of every
+//! trade. Slots are written `2026-12-07T09:00Z`. Each entry carries the account's
+//! running USD total and, when it concerns one slot, its running GPUs there
+//! (totals are available + held: holds only move balances between the two
+//! halves; a slot's GPUs leave the account when its gate closes).
 //!
 //! The ledger is re-run from genesis while it is read (every event is checked
 //! against the engine), so the engine at the end is the head's state and the
@@ -19,18 +21,20 @@ use std::io::Write;
 use std::path::Path;
 
 use gpux_engine::event::{Rejection, TradeExecuted};
+use gpux_engine::slot::format_slot;
 use gpux_engine::{
-    AccountId, AccountView, CancelReason, ClientOrderId, CommandKind, Engine, Event, MarketId,
-    OrderType, Side, TimeInForce, FEE_ACCOUNT,
+    AccountId, AccountView, BalanceView, CancelReason, ClientOrderId, CommandKind, Engine, Event,
+    MarketId, OrderType, Side, TimeInForce, FEE_ACCOUNT,
 };
 use gpux_ledger::{LedgerReader, Store};
 use gpux_sequencer::recovery::Replayer;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::balances::{self, EventTotals, Role};
+use crate::balances::{self, key_name, serialize_books, EventTotals, Role, SlotKey};
 use crate::error::{Failure, FailureKind, Finding, Outcome, Result};
 use crate::progress::Progress;
+use crate::state::PositionState;
 
 /// One line of a statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,8 +50,8 @@ pub struct Entry {
     pub item: Item,
     /// The account's USD (available + held) after it.
     pub usd: Decimal,
-    /// The account's GPU-hours in the entry's market after it, if it names one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The account's GPUs in the entry's slot after it, if it names one slot.
+    #[serde(rename = "gpus", skip_serializing_if = "Option::is_none")]
     pub gpu_hours: Option<Decimal>,
 }
 
@@ -67,18 +71,55 @@ pub enum Item {
         /// USD.
         amount: Decimal,
     },
-    /// GPU-hours added to sell.
+    /// GPUs added to sell, in every slot of a range.
     CapacityAdded {
         /// The market.
         market: MarketId,
-        /// GPU-hours.
+        /// The first slot.
+        from_slot: String,
+        /// The last slot (included).
+        to_slot: String,
+        /// GPUs in each slot.
         quantity: Decimal,
     },
-    /// GPU-hours taken back.
+    /// GPUs taken back, in every slot of a range.
     CapacityRemoved {
         /// The market.
         market: MarketId,
-        /// GPU-hours.
+        /// The first slot.
+        from_slot: String,
+        /// The last slot (included).
+        to_slot: String,
+        /// GPUs in each slot.
+        quantity: Decimal,
+    },
+    /// A closed slot's delivery naming the account: as `provider` it delivers
+    /// its GPUs, as `holder` it receives them (`both`: its own GPUs, bought back).
+    Delivery {
+        /// The schedule entry.
+        entry: u64,
+        /// The market.
+        market: MarketId,
+        /// The slot delivered.
+        slot: String,
+        /// `provider`, `holder` or `both`.
+        role: &'static str,
+        /// Who delivers.
+        provider: AccountId,
+        /// Who receives.
+        holder: AccountId,
+        /// GPUs for the hour.
+        quantity: Decimal,
+        /// The trades the GPUs went through.
+        trades: Vec<u64>,
+    },
+    /// The account's unsold inventory in a closed slot expired.
+    InventoryExpired {
+        /// The market.
+        market: MarketId,
+        /// The slot.
+        slot: String,
+        /// GPUs.
         quantity: Decimal,
     },
     /// An order passed validation; its hold was taken.
@@ -87,6 +128,8 @@ pub enum Item {
         order: u64,
         /// The market.
         market: MarketId,
+        /// The delivery slot (a window's first).
+        slot: String,
         /// Buy or sell.
         side: Side,
         /// Limit or market.
@@ -108,6 +151,8 @@ pub enum Item {
         order: u64,
         /// The market.
         market: MarketId,
+        /// The delivery slot (a window's first).
+        slot: String,
         /// Its side.
         side: Side,
         /// Price before.
@@ -129,6 +174,8 @@ pub enum Item {
         order: u64,
         /// The market.
         market: MarketId,
+        /// The delivery slot.
+        slot: String,
         /// The account's side.
         side: Side,
         /// Maker (resting) or taker (incoming).
@@ -148,6 +195,8 @@ pub enum Item {
         trade: u64,
         /// The market.
         market: MarketId,
+        /// The delivery slot.
+        slot: String,
         /// Maker fee + taker fee.
         amount: Decimal,
     },
@@ -157,6 +206,8 @@ pub enum Item {
         order: u64,
         /// The market.
         market: MarketId,
+        /// The delivery slot (a window's first).
+        slot: String,
         /// Its side.
         side: Side,
         /// Its limit price (absent for market orders).
@@ -174,6 +225,9 @@ pub enum Item {
         /// The market it was limited to.
         #[serde(skip_serializing_if = "Option::is_none")]
         market: Option<MarketId>,
+        /// The slot it was limited to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        slot: Option<String>,
         /// Orders cancelled.
         count: u64,
     },
@@ -225,10 +279,13 @@ pub struct Totals {
 pub struct EngineBalances {
     /// USD, available + held.
     pub usd_total: Decimal,
-    /// GPU-hours per market, available + held (non-zero markets).
-    pub gpu_hours_total: BTreeMap<MarketId, Decimal>,
-    /// The engine's balances as it reports them.
-    pub balances: AccountView,
+    /// GPUs per (market, slot), available + held.
+    #[serde(rename = "gpus_total", serialize_with = "serialize_books")]
+    pub gpu_hours_total: BTreeMap<SlotKey, Decimal>,
+    /// USD, available and held.
+    pub usd: BalanceView,
+    /// GPUs per (market, slot), available and held, as the engine reports them.
+    pub gpus: Vec<PositionState>,
 }
 
 /// An account's statement.
@@ -337,7 +394,17 @@ pub fn statement_reader<S: Store>(
         engine: EngineBalances {
             usd_total,
             gpu_hours_total,
-            balances: view,
+            usd: view.usd,
+            gpus: view
+                .gpus
+                .iter()
+                .map(|p| PositionState {
+                    market: p.market,
+                    slot: format_slot(p.slot),
+                    balance: p.balance,
+                    inventory: p.inventory,
+                })
+                .collect(),
         },
         reconciled,
         differences,
@@ -349,12 +416,12 @@ pub fn statement_reader<S: Store>(
 fn reconcile(
     running: &EventTotals,
     view: &AccountView,
-) -> (Decimal, BTreeMap<MarketId, Decimal>, Vec<String>) {
+) -> (Decimal, BTreeMap<SlotKey, Decimal>, Vec<String>) {
     let usd_total = view.usd.available + view.usd.held;
-    let gpu_hours_total: BTreeMap<MarketId, Decimal> = view
-        .gpu_hours
+    let gpu_hours_total: BTreeMap<SlotKey, Decimal> = view
+        .gpus
         .iter()
-        .map(|p| (p.market, p.balance.available + p.balance.held))
+        .map(|p| ((p.market, p.slot), p.balance.available + p.balance.held))
         .collect();
     let mut differences = Vec::new();
     if running.usd != usd_total {
@@ -363,7 +430,7 @@ fn reconcile(
             running.usd
         ));
     }
-    let markets: std::collections::BTreeSet<MarketId> = gpu_hours_total
+    let markets: std::collections::BTreeSet<SlotKey> = gpu_hours_total
         .keys()
         .chain(running.gpu_hours.keys())
         .copied()
@@ -372,7 +439,8 @@ fn reconcile(
         let engine_q = gpu_hours_total.get(&m).copied().unwrap_or_default();
         if running.gpu(&m) != engine_q {
             differences.push(format!(
-                "GPU-hours in {m}: events give {}, the engine holds {engine_q}",
+                "GPUs in {}: events give {}, the engine holds {engine_q}",
+                key_name(&m),
                 running.gpu(&m)
             ));
         }
@@ -389,7 +457,7 @@ struct Builder {
 }
 
 impl Builder {
-    fn push(&mut self, at: (u64, u64, u64), item: Item, market: Option<MarketId>) {
+    fn push(&mut self, at: (u64, u64, u64), item: Item, market: Option<SlotKey>) {
         let (cmd_seq, event_seq, ts_ns) = at;
         self.entries.push(Entry {
             cmd_seq,
@@ -431,6 +499,7 @@ impl Builder {
                 let item = Item::OrderAccepted {
                     order: o.order,
                     market: o.market,
+                    slot: format_slot(o.slot),
                     side: o.side,
                     order_type: o.order_type,
                     price: o.price,
@@ -438,12 +507,14 @@ impl Builder {
                     time_in_force: o.time_in_force,
                     client_order_id: o.client_order_id,
                 };
-                self.push(at, item, Some(o.market));
+                let key = o.to_slot.is_none().then_some((o.market, o.slot));
+                self.push(at, item, key);
             }
             Event::OrderAmended(a) if a.account == me => {
                 let item = Item::OrderAmended {
                     order: a.order,
                     market: a.market,
+                    slot: format_slot(a.slot),
                     side: a.side,
                     old_price: a.old_price,
                     old_quantity: a.old_quantity,
@@ -451,27 +522,59 @@ impl Builder {
                     quantity: a.quantity,
                     priority_kept: a.priority_kept,
                 };
-                self.push(at, item, Some(a.market));
+                self.push(at, item, Some((a.market, a.slot)));
             }
             Event::OrderCancelled(o) if o.account == me => {
                 self.totals.cancels += 1;
                 let item = Item::OrderCancelled {
                     order: o.order,
                     market: o.market,
+                    slot: format_slot(o.slot),
                     side: o.side,
                     price: o.price,
                     quantity: o.quantity,
                     reason: o.reason,
                     resting: o.resting,
                 };
-                self.push(at, item, Some(o.market));
+                self.push(at, item, Some((o.market, o.slot)));
             }
             Event::MassCancelled(m) if m.account == me => {
                 let item = Item::MassCancelled {
                     market: m.market,
+                    slot: m.slot.map(format_slot),
                     count: m.count,
                 };
-                self.push(at, item, m.market);
+                self.push(at, item, m.market.zip(m.slot));
+            }
+            Event::DeliveryScheduled(d) if d.provider == me || d.holder == me => {
+                let role = match (d.provider == me, d.holder == me) {
+                    (true, true) => "both",
+                    (true, false) => "provider",
+                    _ => "holder",
+                };
+                let item = Item::Delivery {
+                    entry: d.entry,
+                    market: d.market,
+                    slot: format_slot(d.slot),
+                    role,
+                    provider: d.provider,
+                    holder: d.holder,
+                    quantity: d.quantity,
+                    trades: d.trades.clone(),
+                };
+                self.push(at, item, Some((d.market, d.slot)));
+            }
+            Event::InventoryExpired(e) if e.account == me => {
+                let item = Item::InventoryExpired {
+                    market: e.market,
+                    slot: format_slot(e.slot),
+                    quantity: e.quantity,
+                };
+                self.push(at, item, Some((e.market, e.slot)));
+            }
+            Event::SlotClosed(c) => {
+                // The slot's GPUs are delivered or expired: they leave the account.
+                self.running.gpu_hours.remove(&(c.market, c.slot));
             }
             Event::OrderRejected(r) | Event::CommandRejected(r) => self.rejected(at, r),
             Event::TradeExecuted(t) => self.trade(at, t),
@@ -497,21 +600,31 @@ impl Builder {
                 self.totals.withdrawals += c.amount;
                 self.push(at, Item::Withdrawal { amount: c.amount }, None);
             }
-            Event::CapacityAdded(c) if c.account == me => {
-                self.running.add_gpu(c.market, c.quantity);
-                let item = Item::CapacityAdded {
-                    market: c.market,
-                    quantity: c.quantity,
+            Event::CapacityAdded(c) | Event::CapacityRemoved(c) if c.account == me => {
+                let added = matches!(event, Event::CapacityAdded(_));
+                let q = if added { c.quantity } else { -c.quantity };
+                for slot in balances::range_slots(c.from_slot, c.to_slot) {
+                    self.running.add_gpu((c.market, slot), q);
+                }
+                let (market, quantity) = (c.market, c.quantity);
+                let (from_slot, to_slot) = (format_slot(c.from_slot), format_slot(c.to_slot));
+                let item = if added {
+                    Item::CapacityAdded {
+                        market,
+                        from_slot,
+                        to_slot,
+                        quantity,
+                    }
+                } else {
+                    Item::CapacityRemoved {
+                        market,
+                        from_slot,
+                        to_slot,
+                        quantity,
+                    }
                 };
-                self.push(at, item, Some(c.market));
-            }
-            Event::CapacityRemoved(c) if c.account == me => {
-                self.running.add_gpu(c.market, -c.quantity);
-                let item = Item::CapacityRemoved {
-                    market: c.market,
-                    quantity: c.quantity,
-                };
-                self.push(at, item, Some(c.market));
+                let one = (c.from_slot == c.to_slot).then_some((c.market, c.from_slot));
+                self.push(at, item, one);
             }
             _ => return false,
         }
@@ -527,7 +640,7 @@ impl Builder {
                 continue;
             }
             self.running.usd += leg.usd;
-            self.running.add_gpu(t.market, leg.gpu_hours);
+            self.running.add_gpu((t.market, t.slot), leg.gpu_hours);
             let notional = balances::notional(t);
             self.totals.fills += 1;
             self.totals.fees_paid += leg.fee;
@@ -539,6 +652,7 @@ impl Builder {
                 trade: t.trade,
                 order: leg.order,
                 market: t.market,
+                slot: format_slot(t.slot),
                 side: leg.side,
                 role: leg.role,
                 price: t.price,
@@ -546,7 +660,7 @@ impl Builder {
                 notional,
                 fee: leg.fee,
             };
-            self.push(at, item, Some(t.market));
+            self.push(at, item, Some((t.market, t.slot)));
         }
         let fees = t.maker_fee + t.taker_fee;
         if me == FEE_ACCOUNT && !fees.is_zero() {
@@ -555,6 +669,7 @@ impl Builder {
             let item = Item::FeeIncome {
                 trade: t.trade,
                 market: t.market,
+                slot: format_slot(t.slot),
                 amount: fees,
             };
             self.push(at, item, None);

@@ -41,6 +41,8 @@ pub struct EngineBenchReport {
     pub rejects: u64,
     /// Orders resting at the end.
     pub resting_orders: usize,
+    /// Books (delivery slots) with resting orders at the end.
+    pub live_books: usize,
 }
 
 fn prepared(cfg: &WorkloadConfig) -> (Engine, u64) {
@@ -49,7 +51,7 @@ fn prepared(cfg: &WorkloadConfig) -> (Engine, u64) {
     let mut seq = 0;
     for cmd in workload::setup(cfg) {
         seq += 1;
-        engine.apply(seq, seq, &cmd, &mut events);
+        engine.apply(seq, workload::ts_ns(seq), &cmd, &mut events);
     }
     (engine, seq)
 }
@@ -67,7 +69,7 @@ pub fn run(messages: usize, seed: u64) -> EngineBenchReport {
     for (i, cmd) in commands.iter().enumerate() {
         let seq = base + 1 + i as u64;
         events.clear();
-        engine.apply(seq, seq * 1_000, cmd, &mut events);
+        engine.apply(seq, workload::ts_ns(seq), cmd, &mut events);
         n_events += events.len() as u64;
         for e in &events {
             match e {
@@ -79,6 +81,7 @@ pub fn run(messages: usize, seed: u64) -> EngineBenchReport {
     }
     let seconds = start.elapsed().as_secs_f64();
     let resting_orders = engine.open_order_count();
+    let live_books = workload::live_books(&engine);
 
     // Pass 2: latency of each message.
     let (mut engine, base) = prepared(&cfg);
@@ -87,7 +90,7 @@ pub fn run(messages: usize, seed: u64) -> EngineBenchReport {
         let seq = base + 1 + i as u64;
         events.clear();
         let t = Instant::now();
-        engine.apply(seq, seq * 1_000, cmd, &mut events);
+        engine.apply(seq, workload::ts_ns(seq), cmd, &mut events);
         latencies.push(t.elapsed().as_nanos() as u64);
     }
     latencies.sort_unstable();
@@ -112,5 +115,6 @@ pub fn run(messages: usize, seed: u64) -> EngineBenchReport {
         trades,
         rejects,
         resting_orders,
+        live_books,
     }
 }

@@ -54,7 +54,7 @@ pub fn commands(orders: usize, seed: u64) -> Vec<Vec<u8>> {
         .map(|(i, command)| {
             CommandEnvelope {
                 v: 1,
-                ts_ns: 1_767_225_600_000_000_000 + i as u64 * 1_000,
+                ts_ns: workload::ts_ns(i as u64),
                 request_id: None,
                 idempotent: false,
                 command,

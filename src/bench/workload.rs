@@ -1,6 +1,11 @@
-//! A seeded workload generator shaped like real order flow on one market.
+//! A seeded workload generator shaped like real order flow on one market, spread
+//! over a week of hourly delivery slots (one book each).
 //!
-//! A mid price walks randomly; passive orders are placed around it with depth
+//! Commands are meant to be applied at [`ts_ns`]`(seq)`: a fixed start time plus a
+//! microsecond per command, so every slot of the week stays open for the whole
+//! run. Slots near the start trade most (the slot of each order is drawn from a
+//! roughly geometric distribution over the [`SLOTS`] hours). A mid price walks
+//! randomly; passive orders are placed around it with depth
 //! decaying away from the touch; about 15% of orders are IOC and cross the spread;
 //! about 20% of resting orders are amended and about 95% are eventually cancelled,
 //! and some cancels hit orders that are already gone (filled or cancelled). Every
@@ -28,6 +33,37 @@ use std::collections::HashMap;
 pub const MARKET: &str = "h100-sxm.us-east";
 /// Ticks are 0.001 USD per GPU-hour; lots are 1 GPU-hour.
 const TICK_SCALE: u32 = 3;
+/// Engine time of command 0: 2026-01-01T00:00:00Z.
+pub const START_TS_NS: u64 = 1_767_225_600_000_000_000;
+/// Delivery slots the flow spreads over: a week (the market's default horizon).
+pub const SLOTS: u64 = 168;
+/// The first slot: the hour after [`START_TS_NS`].
+pub const FIRST_SLOT: u64 = START_TS_NS / 1_000_000_000 + 3_600;
+
+/// The engine time to apply command `seq` at.
+pub fn ts_ns(seq: u64) -> u64 {
+    START_TS_NS + seq * 1_000
+}
+
+/// The `i`th slot of the workload (`0..SLOTS`).
+pub fn slot(i: u64) -> u64 {
+    FIRST_SLOT + i * 3_600
+}
+
+/// Books (slots) with at least one resting order in the benchmark market.
+pub fn live_books(engine: &Engine) -> usize {
+    let market = market_id();
+    engine
+        .slots(&market)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&s| {
+            [Side::Buy, Side::Sell]
+                .iter()
+                .any(|&side| !engine.depth_ticks(&market, s, side, 1).is_empty())
+        })
+        .count()
+}
 
 /// Shape of the generated flow.
 #[derive(Debug, Clone)]
@@ -66,6 +102,8 @@ pub fn setup(cfg: &WorkloadConfig) -> Vec<Command> {
         min_price: None,
         max_price: None,
         max_order_quantity: None,
+        slot_horizon_hours: None,
+        gate_closure_secs: None,
     })];
     for account in 1..=cfg.accounts {
         cmds.push(Command::CreateAccount(CreateAccount {
@@ -79,6 +117,8 @@ pub fn setup(cfg: &WorkloadConfig) -> Vec<Command> {
         cmds.push(Command::AddCapacity(CapacityTransfer {
             account,
             market,
+            from_slot: slot(0),
+            to_slot: slot(SLOTS - 1),
             quantity: Decimal::from(100_000_000u64),
         }));
     }
@@ -145,7 +185,7 @@ pub fn orders(cfg: &WorkloadConfig) -> Vec<Command> {
     let mut apply = |engine: &mut Engine, cmd: &Command, events: &mut Vec<Event>| {
         seq += 1;
         events.clear();
-        engine.apply(seq, seq * 1_000, cmd, events);
+        engine.apply(seq, ts_ns(seq), cmd, events);
     };
     for cmd in setup(cfg) {
         apply(&mut engine, &cmd, &mut events);
@@ -262,9 +302,18 @@ impl<'a> Flow<'a> {
         if ioc {
             self.gone.push(id);
         }
+        // Near slots trade most: each further hour half as likely, in steps of
+        // a few hours, over the whole week.
+        let mut i = self.rng.random_range(0..4u64);
+        while i + 4 < SLOTS && self.rng.random_ratio(3, 5) {
+            i += 4;
+        }
         Command::PlaceOrder(PlaceOrder {
             account: owner(id, self.cfg),
             market: self.market,
+            slot: Some(slot(i)),
+            window: None,
+            colocate: false,
             side,
             order_type: OrderType::Limit,
             price: Some(price(ticks.max(1))),

@@ -3,8 +3,9 @@
 //! Owns [`Accumulator`], what [`MarketData`](super::MarketData) does on the core
 //! thread. Per command it only reads events and accumulates, in memory the core
 //! thread alone touches: signed level changes, trades, private messages. At the end
-//! of each batch it merges the accumulation into the shared per-market state
-//! (one short lock per touched market), lists the markets as dirty and wakes the
+//! of each batch it merges the accumulation into the shared per-book state (one
+//! book per market and delivery slot; one short lock per touched book), lists the
+//! books as dirty and wakes the
 //! hub with a `try_send`. It never waits on the hub or on any client: pending level
 //! changes coalesce per price level, so they stay bounded however far the hub is
 //! behind, and pending trades and private messages are capped (dropping them turns
@@ -19,11 +20,11 @@ use gpux_engine::event::TradeExecuted;
 use gpux_engine::{AccountId, Engine, Event, MarketId, Side};
 use gpux_sequencer::CommittedCommand;
 
-use super::book::{event_market, level_changes};
+use super::book::{event_book, level_changes};
 use super::inbox::HubMsg;
-use super::state::{lock, MarketDataState, MarketEntry};
+use super::state::{lock, BookKey, MarketDataState, MarketEntry};
 use super::stats::TradeRec;
-use super::wire::{Dec, Fill, PrivateBody, PrivateMsg};
+use super::wire::{Dec, Fill, PrivateBody, PrivateMsg, SlotName};
 
 struct CoreMarket {
     entry: Arc<MarketEntry>,
@@ -39,8 +40,10 @@ struct CoreMarket {
 pub struct Accumulator {
     shared: Arc<MarketDataState>,
     hub: SyncSender<HubMsg>,
-    markets: HashMap<MarketId, CoreMarket>,
-    touched: Vec<MarketId>,
+    markets: HashMap<BookKey, CoreMarket>,
+    /// Markets whose `market_listed` this accumulator saw: their books start empty.
+    listed: std::collections::HashSet<MarketId>,
+    touched: Vec<BookKey>,
     private_gen: u64,
     private_set: HashSet<AccountId>,
     private_batch: Vec<PrivateMsg>,
@@ -53,6 +56,7 @@ impl Accumulator {
             shared,
             hub,
             markets: HashMap::new(),
+            listed: std::collections::HashSet::new(),
             touched: Vec::new(),
             private_gen: u64::MAX,
             private_set: HashSet::new(),
@@ -60,23 +64,25 @@ impl Accumulator {
         }
     }
 
-    /// The market `id`, registered on first sight. A market first seen through its
-    /// `market_listed` event starts empty; one first seen later (a core that did not
-    /// follow from the start) is seeded with the engine's depth after `cmd_seq`.
+    /// The book `key`, registered on first sight. A book of a market whose
+    /// `market_listed` event this accumulator saw starts empty; one of a market
+    /// first seen later (a core that did not follow from the start) is seeded with
+    /// the engine's depth after `cmd_seq`.
     fn market<'a>(
-        markets: &'a mut HashMap<MarketId, CoreMarket>,
+        markets: &'a mut HashMap<BookKey, CoreMarket>,
         shared: &MarketDataState,
-        id: MarketId,
+        key: BookKey,
         cmd_seq: u64,
-        listed_now: bool,
+        listed: bool,
         engine: &Engine,
     ) -> Option<&'a mut CoreMarket> {
         use std::collections::hash_map::Entry;
-        match markets.entry(id) {
+        match markets.entry(key) {
             Entry::Occupied(o) => Some(o.into_mut()),
             Entry::Vacant(v) => {
+                let (id, slot) = key;
                 let spec = engine.market(&id)?.clone();
-                let entry = shared.add_market(spec, if listed_now { cmd_seq } else { 0 });
+                let entry = shared.add_market(spec, slot, 0);
                 let mut m = CoreMarket {
                     entry,
                     levels: HashMap::new(),
@@ -85,9 +91,9 @@ impl Accumulator {
                     touched: false,
                     seeded_at: 0,
                 };
-                if !listed_now {
+                if !listed {
                     for side in [Side::Buy, Side::Sell] {
-                        for (p, q) in engine.depth_ticks(&id, side, usize::MAX) {
+                        for (p, q) in engine.depth_ticks(&id, slot, side, usize::MAX) {
                             *m.levels.entry((side, p)).or_default() += q as i64;
                         }
                     }
@@ -107,6 +113,7 @@ impl Accumulator {
     /// Forgets everything accumulated (market data is rebuilt from cmd_seq 1).
     pub fn reset(&mut self) {
         self.markets.clear();
+        self.listed.clear();
         self.touched.clear();
         self.private_batch.clear();
         self.private_set.clear();
@@ -122,8 +129,14 @@ impl Accumulator {
             self.private_gen = gen;
         }
         for ev in &cmd.events {
-            if let Some(id) = event_market(ev) {
-                self.market_event(cmd, ev, id, engine);
+            if let Event::MarketListed(m) = ev {
+                self.listed.insert(m.market);
+                if let Some(spec) = engine.market(&m.market) {
+                    self.shared.add_spec(spec.clone());
+                }
+            }
+            if let Some(key) = event_book(ev) {
+                self.market_event(cmd, ev, key, engine);
             }
             if !self.private_set.is_empty() {
                 self.private(cmd, ev);
@@ -131,20 +144,31 @@ impl Accumulator {
         }
     }
 
-    /// Accumulates what one event of `cmd` changes in market `id`'s book and
-    /// trades, and lists the market as touched if anything changed.
-    fn market_event(&mut self, cmd: &CommittedCommand, ev: &Event, id: MarketId, engine: &Engine) {
-        let listed_now = matches!(ev, Event::MarketListed(_));
+    /// Accumulates what one event of `cmd` changes in book `key` and its trades,
+    /// and lists the book as touched if anything changed.
+    fn market_event(&mut self, cmd: &CommittedCommand, ev: &Event, key: BookKey, engine: &Engine) {
+        let id = key.0;
+        let listed = self.listed.contains(&id);
         let Some(m) = Self::market(
             &mut self.markets,
             &self.shared,
-            id,
+            key,
             cmd.cmd_seq,
-            listed_now,
+            listed,
             engine,
         ) else {
             return;
         };
+        if let Event::SlotClosed(_) = ev {
+            // The hub publishes the book once more (its orders were cancelled
+            // first), then the forward curve leaves it out.
+            m.entry.closed.store(true, Ordering::Release);
+            if !m.touched {
+                m.touched = true;
+                self.touched.push(key);
+            }
+            return;
+        }
         // A freshly seeded book must reach the hub even if this command's own
         // events change nothing.
         let mut changed = m.seeded_at == cmd.cmd_seq;
@@ -181,7 +205,7 @@ impl Accumulator {
         }
         if changed && !m.touched {
             m.touched = true;
-            self.touched.push(id);
+            self.touched.push(key);
         }
     }
 
@@ -208,6 +232,7 @@ impl Accumulator {
         let fill = |order, side, liquidity, fee, remaining| Fill {
             trade: t.trade,
             market: t.market,
+            slot: SlotName(t.slot),
             order,
             side,
             liquidity,
@@ -260,8 +285,8 @@ impl Accumulator {
         let mut wake = false;
         let mut newly_dirty = Vec::new();
         let pending_trades_max = self.shared.cfg.pending_trades_max;
-        for id in self.touched.drain(..) {
-            let Some(m) = self.markets.get_mut(&id) else {
+        for key in self.touched.drain(..) {
+            let Some(m) = self.markets.get_mut(&key) else {
                 continue;
             };
             m.touched = false;

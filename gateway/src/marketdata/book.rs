@@ -24,22 +24,16 @@ pub struct LevelChange {
     pub lots: i64,
 }
 
-/// The market an event concerns, if any.
-pub fn event_market(event: &Event) -> Option<MarketId> {
+/// The book (market, delivery slot) whose depth, trades or life an event changes,
+/// if any: trades, resting, cancels, amends, and the slot's gate closing.
+pub fn event_book(event: &Event) -> Option<(MarketId, u64)> {
     match event {
-        Event::MarketListed(e) => Some(e.market),
-        Event::CapacityAdded(e) | Event::CapacityRemoved(e) => Some(e.market),
-        Event::OrderAccepted(e) => Some(e.market),
-        Event::OrderRejected(e) | Event::CommandRejected(e) => e.market,
-        Event::TradeExecuted(e) => Some(e.market),
-        Event::OrderRested(e) => Some(e.market),
-        Event::OrderCancelled(e) => Some(e.market),
-        Event::OrderAmended(e) => Some(e.market),
-        Event::MassCancelled(e) => e.market,
-        Event::AccountCreated(_)
-        | Event::Deposited(_)
-        | Event::Withdrawn(_)
-        | Event::DuplicateRequest(_) => None,
+        Event::TradeExecuted(e) => Some((e.market, e.slot)),
+        Event::OrderRested(e) => Some((e.market, e.slot)),
+        Event::OrderCancelled(e) => Some((e.market, e.slot)),
+        Event::OrderAmended(e) => Some((e.market, e.slot)),
+        Event::SlotClosed(e) => Some((e.market, e.slot)),
+        _ => None,
     }
 }
 
@@ -187,6 +181,8 @@ mod tests {
     use proptest::prelude::*;
 
     const MARKET: &str = "h100-sxm.us-east";
+    /// Two delivery slots (engine time in these tests is a few nanoseconds).
+    const SLOTS: [u64; 2] = [7_200, 10_800];
 
     fn cmd(json: serde_json::Value) -> Command {
         serde_json::from_value(json).unwrap()
@@ -203,10 +199,12 @@ mod tests {
             cmd(serde_json::json!({"type":"deposit","account":1,"amount":"1000000"})),
             cmd(serde_json::json!({"type":"deposit","account":2,"amount":"1000000"})),
             cmd(
-                serde_json::json!({"type":"add_capacity","account":1,"market":MARKET,"quantity":"100000"}),
+                serde_json::json!({"type":"add_capacity","account":1,"market":MARKET,
+                "from_slot":SLOTS[0],"to_slot":SLOTS[1],"quantity":"100000"}),
             ),
             cmd(
-                serde_json::json!({"type":"add_capacity","account":2,"market":MARKET,"quantity":"100000"}),
+                serde_json::json!({"type":"add_capacity","account":2,"market":MARKET,
+                "from_slot":SLOTS[0],"to_slot":SLOTS[1],"quantity":"100000"}),
             ),
         ]
     }
@@ -215,6 +213,7 @@ mod tests {
     fn step(kind: u8, account: u8, buy: bool, price: u16, qty: u8, order: u8) -> Command {
         let account = 1 + (account % 2) as u64;
         let side = if buy { "buy" } else { "sell" };
+        let slot = SLOTS[usize::from(price.is_multiple_of(3))];
         let price = format!("{}.{:02}", 2 + price / 100 % 2, price % 100);
         let qty = format!(
             "{}.{}",
@@ -225,11 +224,11 @@ mod tests {
         match kind % 8 {
             0..=3 => cmd(
                 serde_json::json!({"type":"place_order","account":account,"market":MARKET,
-                "side":side,"price":price,"quantity":qty,"stp":"none"}),
+                "slot":slot,"side":side,"price":price,"quantity":qty,"stp":"none"}),
             ),
             4 => cmd(
                 serde_json::json!({"type":"place_order","account":account,"market":MARKET,
-                "side":side,"price":price,"quantity":qty,"time_in_force":"ioc"}),
+                "slot":slot,"side":side,"price":price,"quantity":qty,"time_in_force":"ioc"}),
             ),
             5 => cmd(serde_json::json!({"type":"cancel_order","account":account,"order_id":order})),
             6 => cmd(
@@ -245,12 +244,13 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
-        /// The book rebuilt from events equals the engine's own depth after every command.
+        /// The books rebuilt from events equal the engine's own depth of each slot
+        /// after every command.
         #[test]
         fn events_rebuild_engine_depth(steps in prop::collection::vec(
             (any::<u8>(), any::<u8>(), any::<bool>(), 0u16..200, any::<u8>(), any::<u8>()), 1..150)) {
             let mut engine: Engine = Engine::new();
-            let mut book = L2Book::new();
+            let mut books = [L2Book::new(), L2Book::new()];
             let market: MarketId = MARKET.parse().unwrap();
             let mut events = Vec::new();
             let mut seq = 0;
@@ -261,14 +261,18 @@ mod tests {
                 engine.apply(seq, seq, &c, &mut events);
                 let spec = engine.market(&market).unwrap().clone();
                 for e in &events {
+                    let Some((_, slot)) = event_book(e) else { continue };
+                    let book = &mut books[SLOTS.iter().position(|&s| s == slot).unwrap()];
                     level_changes(&spec, e, |ch| {
                         let (_, ok) = book.apply(ch.side, ch.price_ticks, ch.lots);
                         assert!(ok, "removed more than rests at {ch:?}");
                     }).unwrap();
                 }
-                for side in [Side::Buy, Side::Sell] {
-                    let ours: Vec<_> = book.levels(side, usize::MAX).collect();
-                    prop_assert_eq!(ours, engine.depth_ticks(&market, side, usize::MAX));
+                for (book, slot) in books.iter().zip(SLOTS) {
+                    for side in [Side::Buy, Side::Sell] {
+                        let ours: Vec<_> = book.levels(side, usize::MAX).collect();
+                        prop_assert_eq!(ours, engine.depth_ticks(&market, slot, side, usize::MAX));
+                    }
                 }
             }
         }

@@ -27,15 +27,20 @@ use gpux_engine::{AccountId, MarketId, Side};
 
 use super::inbox::{ChannelReq, ConnId, HubMsg};
 use super::queue::{CloseReason, Out, OutQueue};
-use super::state::{lock, MarketDataState, MarketEntry};
+use super::state::{lock, BookKey, MarketDataState, MarketEntry};
 use super::stats::{TradeRec, Window24h};
-use super::wire::{self, BookMsg, Reply, TickerMsg, TickerVal, TradeJson, TradesMsg};
+use super::wire::{
+    self, BookMsg, CurveMsg, CurveRow, Reply, SlotName, TickerMsg, TickerVal, TradeJson, TradesMsg,
+};
 
+/// A channel, resolved: books by (market, slot) so a subscription may precede
+/// the book's first order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Chan {
-    Book(usize),
-    Trades(usize),
-    Ticker(usize),
+    Book(BookKey),
+    Trades(BookKey),
+    Ticker(BookKey),
+    Curve(MarketId),
     Orders(AccountId),
 }
 
@@ -66,6 +71,10 @@ fn rebuilding() -> CloseReason {
         code: super::close::TRY_AGAIN_LATER,
         reason: REBUILDING.into(),
     }
+}
+
+fn unknown(m: &MarketId) -> (&'static str, String) {
+    ("unknown_market", format!("no market {m:?} is listed"))
 }
 
 fn slow_private() -> CloseReason {
@@ -165,6 +174,7 @@ impl Hub {
         for e in self.shared.all_markets() {
             *lock(&e.core) = self.shared.empty_core(0);
             *lock(&e.published) = super::state::Published::empty(0);
+            e.closed.store(false, Ordering::Release);
         }
         self.shared.now_ns.store(0, Ordering::Release);
     }
@@ -219,12 +229,38 @@ impl Hub {
         true
     }
 
-    fn resolve(&self, channel: &ChannelReq) -> Option<Chan> {
-        let idx = |m: &MarketId| self.shared.market(m).map(|e| e.index);
-        Some(match channel {
-            ChannelReq::Book(m) => Chan::Book(idx(m)?),
-            ChannelReq::Trades(m) => Chan::Trades(idx(m)?),
-            ChannelReq::Ticker(m) => Chan::Ticker(idx(m)?),
+    /// The channel, if its market is listed (`Err` names the error code and
+    /// message). A book's channel needs a book the gateway has seen, or a slot
+    /// that trades now (its book is then registered, empty): a client cannot
+    /// make the gateway keep books of slots that never trade.
+    fn resolve(&self, channel: &ChannelReq) -> Result<Chan, (&'static str, String)> {
+        let book = |key: &BookKey| -> Result<BookKey, (&'static str, String)> {
+            let spec = self.shared.spec(&key.0).ok_or_else(|| unknown(&key.0))?;
+            if self.shared.market(key).is_none() {
+                let now = self.shared.now_ns.load(Ordering::Acquire);
+                if let Err(r) = spec.check_slot(key.1, now) {
+                    return Err((
+                        "slot_not_open",
+                        format!(
+                            "slot {} of {} has no book and does not trade now: {}",
+                            gpux_engine::slot::format_slot(key.1),
+                            key.0,
+                            r.message()
+                        ),
+                    ));
+                }
+                self.shared.add_market(spec, key.1, 0);
+            }
+            Ok(*key)
+        };
+        Ok(match channel {
+            ChannelReq::Book(k) => Chan::Book(book(k)?),
+            ChannelReq::Trades(k) => Chan::Trades(book(k)?),
+            ChannelReq::Ticker(k) => Chan::Ticker(book(k)?),
+            ChannelReq::Curve(m) => {
+                self.shared.spec(m).ok_or_else(|| unknown(m))?;
+                Chan::Curve(*m)
+            }
             ChannelReq::Orders(a) => Chan::Orders(*a),
         })
     }
@@ -247,9 +283,9 @@ impl Hub {
         let Some(state) = self.conns.get(&conn) else {
             return;
         };
-        let Some(chan) = self.resolve(&channel) else {
-            let msg = format!("no market named in {name:?} is listed");
-            return self.reply(conn, &Reply::error("unknown_market", &msg, Some(name), id));
+        let chan = match self.resolve(&channel) {
+            Ok(c) => c,
+            Err((code, msg)) => return self.reply(conn, &Reply::error(code, &msg, Some(name), id)),
         };
         if state.subs.contains(&chan) {
             return self.reply(
@@ -298,7 +334,7 @@ impl Hub {
         name: &str,
         id: Option<&serde_json::Value>,
     ) {
-        let chan = self.resolve(&channel);
+        let chan = self.resolve(&channel).ok();
         let had = match (chan, self.conns.get_mut(&conn)) {
             (Some(chan), Some(c)) => match c.subs.iter().position(|s| *s == chan) {
                 Some(i) => {
@@ -353,8 +389,30 @@ impl Hub {
         }
     }
 
-    fn entry(&self, index: usize) -> Option<Arc<MarketEntry>> {
-        self.shared.market_at(index)
+    fn entry(&self, key: BookKey) -> Option<Arc<MarketEntry>> {
+        self.shared.market(&key)
+    }
+
+    /// A `curve.<market>` message of `books` (open ones only in a snapshot).
+    fn curve(&self, market: MarketId, kind: &'static str, books: &[Arc<MarketEntry>]) -> Utf8Bytes {
+        let channel = format!("curve.{market}");
+        let slots = books
+            .iter()
+            .filter_map(|e| {
+                let closed = e.closed.load(Ordering::Acquire);
+                if closed && kind == "snapshot" {
+                    return None;
+                }
+                let v = lock(&e.published).ticker;
+                Some(CurveRow::new(&e.spec, e.slot, &v, closed))
+            })
+            .collect();
+        wire::to_text(&CurveMsg {
+            kind: Some(kind),
+            channel: Some(&channel),
+            market: market.as_str(),
+            slots,
+        })
     }
 
     /// A fresh snapshot of a public channel, from the published state.
@@ -362,6 +420,7 @@ impl Hub {
         match chan {
             Chan::Book(i) => {
                 let e = self.entry(i)?;
+                let slot = SlotName(e.slot);
                 let (seq, bids, asks) = {
                     let p = lock(&e.published);
                     (
@@ -374,6 +433,7 @@ impl Hub {
                     kind: Some("snapshot"),
                     channel: Some(&e.book_channel),
                     market: e.id.as_str(),
+                    slot,
                     seq,
                     prev_seq: None,
                     bids,
@@ -399,6 +459,7 @@ impl Hub {
                     kind: Some("snapshot"),
                     channel: Some(&e.trades_channel),
                     market: e.id.as_str(),
+                    slot: SlotName(e.slot),
                     trades: trades.iter().map(|t| TradeJson::new(&e.spec, t)).collect(),
                 }))
             }
@@ -407,12 +468,13 @@ impl Hub {
                 let v = lock(&e.published).ticker;
                 Some(wire::to_text(&TickerMsg::new(
                     &e.spec,
-                    e.id.as_str(),
+                    (e.id.as_str(), e.slot),
                     Some("snapshot"),
                     Some(&e.ticker_channel),
                     &v,
                 )))
             }
+            Chan::Curve(m) => Some(self.curve(m, "snapshot", &self.shared.books_of(&m))),
             Chan::Orders(_) => None,
         }
     }
@@ -440,9 +502,21 @@ impl Hub {
         // so that any snapshot taken during fan-out includes this whole flush.
         let mut out: Vec<(Chan, Utf8Bytes)> = Vec::new();
         let mut trade_resync: Vec<Chan> = Vec::new();
+        let mut curves: std::collections::BTreeMap<MarketId, Vec<Arc<MarketEntry>>> =
+            Default::default();
         for idx in dirty {
-            let Some(e) = self.entry(idx) else { continue };
-            self.publish_market(&e, now_ns, &mut out, &mut trade_resync);
+            let Some(e) = self.shared.market_at(idx) else {
+                continue;
+            };
+            if self.publish_market(&e, now_ns, &mut out, &mut trade_resync)
+                && self.has_subs(Chan::Curve(e.id))
+            {
+                curves.entry(e.id).or_default().push(e);
+            }
+        }
+        for (m, mut books) in curves {
+            books.sort_unstable_by_key(|e| e.slot);
+            out.push((Chan::Curve(m), self.curve(m, "update", &books)));
         }
         for m in &private {
             if self.has_subs(Chan::Orders(m.account)) {
@@ -477,29 +551,33 @@ impl Hub {
         self.resynced.clear();
     }
 
+    /// Publishes one book's changes; true when its forward-curve row changed
+    /// (its ticker figures, or its gate closed).
     fn publish_market(
         &mut self,
         e: &MarketEntry,
         now_ns: u64,
         out: &mut Vec<(Chan, Utf8Bytes)>,
         trade_resync: &mut Vec<Chan>,
-    ) {
+    ) -> bool {
         let taken = Taken::from(e, now_ns);
         let mut p = Publication::apply(e, &taken, now_ns);
         let market = e.id.as_str();
-        if p.book_changed() && self.has_subs(Chan::Book(e.index)) {
-            out.push((Chan::Book(e.index), p.book_update(e)));
+        let key = e.key();
+        if p.book_changed() && self.has_subs(Chan::Book(key)) {
+            out.push((Chan::Book(key), p.book_update(e)));
         }
-        if self.has_subs(Chan::Trades(e.index)) {
+        if self.has_subs(Chan::Trades(key)) {
             if taken.trades_lost {
-                trade_resync.push(Chan::Trades(e.index));
+                trade_resync.push(Chan::Trades(key));
             } else if !taken.trades.is_empty() {
                 out.push((
-                    Chan::Trades(e.index),
+                    Chan::Trades(key),
                     wire::to_text(&TradesMsg {
                         kind: Some("update"),
                         channel: Some(&e.trades_channel),
                         market,
+                        slot: SlotName(e.slot),
                         trades: taken
                             .trades
                             .iter()
@@ -509,18 +587,19 @@ impl Hub {
                 ));
             }
         }
-        if p.ticker_changed && self.has_subs(Chan::Ticker(e.index)) {
+        if p.ticker_changed && self.has_subs(Chan::Ticker(key)) {
             out.push((
-                Chan::Ticker(e.index),
+                Chan::Ticker(key),
                 wire::to_text(&TickerMsg::new(
                     &e.spec,
-                    market,
+                    (market, e.slot),
                     Some("update"),
                     Some(&e.ticker_channel),
                     &p.ticker,
                 )),
             ));
         }
+        p.ticker_changed || e.closed.load(Ordering::Acquire)
     }
 
     fn fanout(&mut self, chan: Chan, text: &Utf8Bytes) {
@@ -593,6 +672,7 @@ struct Taken {
     book_seq: u64,
     last: Option<TradeRec>,
     day: Window24h,
+    total_lots: u64,
 }
 
 impl Taken {
@@ -607,6 +687,7 @@ impl Taken {
             book_seq: core.book_seq,
             last: core.stats.last().copied(),
             day: core.stats.window_24h(now_ns),
+            total_lots: core.stats.total_lots(),
         }
     }
 }
@@ -650,6 +731,7 @@ impl Publication {
             best_ask: p.book.best(Side::Sell),
             last: taken.last,
             day: taken.day,
+            total_lots: taken.total_lots,
         };
         let ticker_changed = !ticker.same_figures(&p.ticker);
         p.ticker = ticker;
@@ -667,7 +749,7 @@ impl Publication {
         !self.bids.is_empty() || !self.asks.is_empty()
     }
 
-    /// The `book.<market>` update, best levels first.
+    /// The `book.<market>.<slot>` update, best levels first.
     fn book_update(&mut self, e: &MarketEntry) -> Utf8Bytes {
         self.bids.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
         self.asks.sort_unstable_by_key(|a| a.0);
@@ -675,6 +757,7 @@ impl Publication {
             kind: Some("update"),
             channel: Some(&e.book_channel),
             market: e.id.as_str(),
+            slot: SlotName(e.slot),
             seq: self.seq,
             prev_seq: Some(self.prev_seq),
             bids: wire::levels(&e.spec, self.bids.iter().copied()),

@@ -18,12 +18,14 @@ pub type ConnId = u64;
 /// A channel named in a request, before the hub resolved it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelReq {
-    /// `book.<market>`.
-    Book(MarketId),
-    /// `trades.<market>`.
-    Trades(MarketId),
-    /// `ticker.<market>`.
-    Ticker(MarketId),
+    /// `book.<market>.<slot>`.
+    Book((MarketId, u64)),
+    /// `trades.<market>.<slot>`.
+    Trades((MarketId, u64)),
+    /// `ticker.<market>.<slot>`.
+    Ticker((MarketId, u64)),
+    /// `curve.<market>`: the forward curve.
+    Curve(MarketId),
     /// `orders` of this account.
     Orders(AccountId),
 }

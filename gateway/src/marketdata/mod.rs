@@ -1,5 +1,6 @@
-//! Market data, built from committed commands only: L2 books with sequence numbers,
-//! recent trades, tickers, candles and private order updates, served over REST and
+//! Market data, built from committed commands only, per book (a market's delivery
+//! slot): L2 books with sequence numbers, recent trades, tickers, candles; a
+//! forward curve per market; and private order updates, served over REST and
 //! the `/v1/ws` WebSocket (protocol: `docs/MARKET_DATA.md`).
 //!
 //! Three parties, and what each owns:
@@ -20,7 +21,7 @@
 //! | `hub` | publishing: published books, subscriptions, serialize-once fan-out, resync |
 //! | [`queue`] | a connection's bounded outbound queue |
 //! | `ws` | `/v1/ws`: upgrade, limits, reader and writer tasks, heartbeats |
-//! | `rest` | `GET /v1/markets/{market}/depth`, `/trades`, `/ticker`, `/candles` |
+//! | `rest` | `GET /v1/markets/{market}/slots` (forward curve), `.../slots/{slot}/depth`, `/trades`, `/ticker`, `/candles` |
 //! | [`wire`] | the JSON shapes |
 //!
 //! Why this split: the core thread must never wait on a client, so it only ever
@@ -80,9 +81,9 @@ pub struct MarketDataConfig {
     /// coalesced into one update per book (latency ≤ this under load; none when
     /// idle). Default 10 ms.
     pub flush_interval: Duration,
-    /// Trades kept per market for REST (`/trades` limit maximum). Default 1,000.
+    /// Trades kept per book for REST (`/trades` limit maximum). Default 1,000.
     pub recent_trades: usize,
-    /// Trades in a `trades.<market>` snapshot. Default 50.
+    /// Trades in a `trades.<market>.<slot>` snapshot. Default 50.
     pub snapshot_trades: usize,
     /// Candles kept per interval and market (one-minute candles: at least a day).
     /// Default 1,500.
@@ -305,10 +306,27 @@ impl Drop for MarketData {
 
 fn rest_routes() -> Routes<Arc<state::MarketDataState>> {
     Routes::new()
-        .add(Method::GET, "/v1/markets/{market}/depth", rest::depth)
-        .add(Method::GET, "/v1/markets/{market}/trades", rest::trades)
-        .add(Method::GET, "/v1/markets/{market}/ticker", rest::ticker)
-        .add(Method::GET, "/v1/markets/{market}/candles", rest::candles)
+        .add(Method::GET, "/v1/markets/{market}/slots", rest::curve)
+        .add(
+            Method::GET,
+            "/v1/markets/{market}/slots/{slot}/depth",
+            rest::depth,
+        )
+        .add(
+            Method::GET,
+            "/v1/markets/{market}/slots/{slot}/trades",
+            rest::trades,
+        )
+        .add(
+            Method::GET,
+            "/v1/markets/{market}/slots/{slot}/ticker",
+            rest::ticker,
+        )
+        .add(
+            Method::GET,
+            "/v1/markets/{market}/slots/{slot}/candles",
+            rest::candles,
+        )
 }
 
 fn ws_routes() -> Routes<ws::WsState> {
@@ -328,8 +346,8 @@ pub fn served_routes() -> Vec<(String, String)> {
 pub type RestGate =
     Arc<dyn Fn(&axum::http::request::Parts) -> Result<(), crate::ApiError> + Send + Sync>;
 
-/// The market-data routes: `GET /v1/markets/{market}/depth|trades|ticker|candles`
-/// and `GET /v1/ws` ([`served_routes`]), ungated. Serve with
+/// The market-data routes: `GET /v1/markets/{market}/slots` (the forward curve),
+/// `GET /v1/markets/{market}/slots/{slot}/depth|trades|ticker|candles` and `GET /v1/ws` ([`served_routes`]), ungated. Serve with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so anonymous WebSocket
 /// connections are counted per peer address (without it they share one count).
 pub fn routes(handle: MarketDataHandle, auth: Arc<dyn Authenticator>) -> Router {

@@ -1,4 +1,9 @@
-//! Public REST market data: depth, recent trades, ticker, candles of one market.
+//! Public REST market data: a market's forward curve, and the depth, recent
+//! trades, ticker and candles of one delivery slot of it (one book).
+//!
+//! The slot is a path segment written as people write it, `2026-12-07T09:00Z`;
+//! one that does not parse is a 400 `invalid_slot` with the reason. A slot the
+//! gateway has seen nothing of has an empty book (`seq` 0) and no trades.
 //!
 //! Every handler reads shared state under a short lock and serializes outside it.
 //! Query parameters are strict: an unknown parameter, a value that is not a whole
@@ -23,7 +28,8 @@ use gpux_engine::{MarketId, Side};
 use super::state::{lock, MarketDataState, MarketEntry};
 use super::stats::{Interval, TradeRec};
 use super::wire::{
-    self, BookMsg, CandleJson, CandlesMsg, TickerMsg, TickerVal, TradeJson, TradesMsg,
+    self, BookMsg, CandleJson, CandlesMsg, CurveMsg, CurveRow, SlotName, TickerMsg, TickerVal,
+    TradeJson, TradesMsg,
 };
 use crate::replica::NotServing;
 use crate::rest::extract::ApiPath;
@@ -47,14 +53,41 @@ fn answer(shared: &MarketDataState, generation: u64, resp: Response) -> Result<R
 
 type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
-fn market(shared: &MarketDataState, name: &str) -> Result<Arc<MarketEntry>, ApiError> {
+/// A slot written by a person, or 400 `invalid_slot` with the reason.
+pub fn slot_param(s: &str) -> Result<u64, ApiError> {
+    gpux_engine::slot::parse_slot(s)
+        .map_err(|e| ApiError::bad_request("invalid_slot", format!("slot {s:?}: {e}")))
+}
+
+fn market_id(shared: &MarketDataState, name: &str) -> Result<MarketId, ApiError> {
     MarketId::new(name)
         .ok()
-        .and_then(|id| shared.market(&id))
+        .filter(|id| shared.spec(id).is_some())
         .ok_or_else(|| {
             ApiError::not_found("unknown_market", format!("no market {name:?} is listed"))
         })
 }
+
+/// The book of `(market, slot)` named in a path: the registered one, or an empty
+/// one for a slot not seen.
+fn market(
+    shared: &MarketDataState,
+    (name, slot): &(String, String),
+) -> Result<Arc<MarketEntry>, ApiError> {
+    let id = market_id(shared, name)?;
+    let slot = slot_param(slot)?;
+    match shared.market(&(id, slot)) {
+        Some(e) => Ok(e),
+        None => {
+            let spec = shared.spec(&id).ok_or_else(|| {
+                ApiError::not_found("unknown_market", format!("no market {name:?} is listed"))
+            })?;
+            Ok(shared.detached_book(spec, slot))
+        }
+    }
+}
+
+type BookPath = ApiPath<(String, String)>;
 
 /// The query parameters, checked against the names an endpoint accepts.
 fn params(q: Params, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
@@ -116,10 +149,10 @@ fn json<T: serde::Serialize>(v: &T) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// `GET /v1/markets/{market}/depth?depth=N`.
+/// `GET /v1/markets/{market}/slots/{slot}/depth?depth=N`.
 pub async fn depth(
     State(shared): State<Arc<MarketDataState>>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): BookPath,
     q: Params,
 ) -> Result<Response, ApiError> {
     let list = params(q, &["depth"])?;
@@ -139,6 +172,7 @@ pub async fn depth(
         kind: None,
         channel: None,
         market: e.id.as_str(),
+        slot: SlotName(e.slot),
         seq,
         prev_seq: None,
         bids,
@@ -147,10 +181,10 @@ pub async fn depth(
     answer(&shared, generation, resp)
 }
 
-/// `GET /v1/markets/{market}/trades?limit=N`.
+/// `GET /v1/markets/{market}/slots/{slot}/trades?limit=N`.
 pub async fn trades(
     State(shared): State<Arc<MarketDataState>>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): BookPath,
     q: Params,
 ) -> Result<Response, ApiError> {
     let list = params(q, &["limit"])?;
@@ -163,6 +197,7 @@ pub async fn trades(
         kind: None,
         channel: None,
         market: e.id.as_str(),
+        slot: SlotName(e.slot),
         trades: trades.iter().map(|t| TradeJson::new(&e.spec, t)).collect(),
     });
     answer(&shared, generation, resp)
@@ -176,9 +211,13 @@ pub fn ticker_now(shared: &MarketDataState, e: &MarketEntry) -> TickerVal {
         let p = lock(&e.published);
         (p.seq, p.book.best(Side::Buy), p.book.best(Side::Sell))
     };
-    let (last, day) = {
+    let (last, day, total_lots) = {
         let c = lock(&e.core);
-        (c.stats.last().copied(), c.stats.window_24h(now_ns))
+        (
+            c.stats.last().copied(),
+            c.stats.window_24h(now_ns),
+            c.stats.total_lots(),
+        )
     };
     TickerVal {
         seq: seq.max(last.map_or(0, |t| t.seq)),
@@ -187,27 +226,34 @@ pub fn ticker_now(shared: &MarketDataState, e: &MarketEntry) -> TickerVal {
         best_ask,
         last,
         day,
+        total_lots,
     }
 }
 
-/// `GET /v1/markets/{market}/ticker`.
+/// `GET /v1/markets/{market}/slots/{slot}/ticker`.
 pub async fn ticker(
     State(shared): State<Arc<MarketDataState>>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): BookPath,
     q: Params,
 ) -> Result<Response, ApiError> {
     params(q, &[])?;
     let generation = serving(&shared)?;
     let e = market(&shared, &name)?;
     let v = ticker_now(&shared, &e);
-    let resp = json(&TickerMsg::new(&e.spec, e.id.as_str(), None, None, &v));
+    let resp = json(&TickerMsg::new(
+        &e.spec,
+        (e.id.as_str(), e.slot),
+        None,
+        None,
+        &v,
+    ));
     answer(&shared, generation, resp)
 }
 
-/// `GET /v1/markets/{market}/candles?interval=1m|1h&limit=N`.
+/// `GET /v1/markets/{market}/slots/{slot}/candles?interval=1m|1h&limit=N`.
 pub async fn candles(
     State(shared): State<Arc<MarketDataState>>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): BookPath,
     q: Params,
 ) -> Result<Response, ApiError> {
     let list = params(q, &["interval", "limit"])?;
@@ -238,8 +284,35 @@ pub async fn candles(
     };
     let resp = json(&CandlesMsg {
         market: e.id.as_str(),
+        slot: SlotName(e.slot),
         interval: interval.name(),
         candles,
+    });
+    answer(&shared, generation, resp)
+}
+
+/// `GET /v1/markets/{market}/slots`: the forward curve, one row per open slot
+/// (a slot some order, trade or capacity used, whose gate has not closed), in
+/// slot order.
+pub async fn curve(
+    State(shared): State<Arc<MarketDataState>>,
+    ApiPath(name): ApiPath<String>,
+    q: Params,
+) -> Result<Response, ApiError> {
+    params(q, &[])?;
+    let generation = serving(&shared)?;
+    let id = market_id(&shared, &name)?;
+    let slots = shared
+        .books_of(&id)
+        .iter()
+        .filter(|e| !e.closed.load(Ordering::Acquire))
+        .map(|e| CurveRow::new(&e.spec, e.slot, &ticker_now(&shared, e), false))
+        .collect();
+    let resp = json(&CurveMsg {
+        kind: None,
+        channel: None,
+        market: id.as_str(),
+        slots,
     });
     answer(&shared, generation, resp)
 }

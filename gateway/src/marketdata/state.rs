@@ -1,7 +1,8 @@
 //! The state market data shares between the core thread, the hub thread and the
 //! HTTP handlers, and who may write what.
 //!
-//! Per market ([`MarketEntry`]) there are two locks, each held only for short,
+//! Market data is kept per **book**: one (market, delivery slot) pair, named by a
+//! [`BookKey`]. Per book ([`MarketEntry`]) there are two locks, each held only for short,
 //! non-blocking critical sections (no I/O, no awaits):
 //! - [`CoreSide`], written by the core thread once per batch: trade statistics
 //!   (exact, never lossy) and what the hub has not yet published (level deltas,
@@ -13,7 +14,7 @@
 //! It also holds the open WebSocket connections per [`ConnKey`], which the
 //! `/v1/ws` endpoint checks its connection limits against.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -31,7 +32,16 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// What the core thread hands the hub for one market.
+/// One book: a market and a delivery slot (unix seconds of its start).
+pub type BookKey = (MarketId, u64);
+
+/// The channel names of a book: `{kind}.{market}.{slot}`, the slot written as
+/// `2026-12-07T09:00Z`.
+pub fn channel_name(kind: &str, key: &BookKey) -> String {
+    format!("{kind}.{}.{}", key.0, gpux_engine::slot::format_slot(key.1))
+}
+
+/// What the core thread hands the hub for one book.
 #[derive(Debug)]
 pub struct CoreSide {
     /// Trades, candles, 24h window (read by REST and the hub).
@@ -62,38 +72,52 @@ pub struct Published {
     pub ticker: TickerVal,
 }
 
-/// One market's shared state.
+/// One book's shared state (one slot of one market).
 #[derive(Debug)]
 pub struct MarketEntry {
-    /// Its id.
+    /// Its market.
     pub id: MarketId,
+    /// Its delivery slot (unix seconds of its start).
+    pub slot: u64,
     /// Its spec (for decimal conversion).
     pub spec: MarketSpec,
     /// Its index in the registry.
     pub index: usize,
-    /// Channel names, built once.
+    /// Channel names, built once: `book.<market>.<slot>`.
     pub book_channel: String,
-    /// `trades.<market>`.
+    /// `trades.<market>.<slot>`.
     pub trades_channel: String,
-    /// `ticker.<market>`.
+    /// `ticker.<market>.<slot>`.
     pub ticker_channel: String,
+    /// The slot's gate closed (`slot_closed`): it no longer trades and leaves the
+    /// forward curve; its trades and candles stay readable.
+    pub closed: AtomicBool,
     /// Core thread → hub.
     pub core: Mutex<CoreSide>,
     /// Hub → readers.
     pub published: Mutex<Published>,
 }
 
-/// Every market seen, by id and by index.
+impl MarketEntry {
+    /// Its key.
+    pub fn key(&self) -> BookKey {
+        (self.id, self.slot)
+    }
+}
+
+/// Every listed market's spec, and every book seen, by key (in market then slot
+/// order) and by index.
 #[derive(Debug, Default)]
 pub struct Registry {
-    by_id: HashMap<MarketId, usize>,
+    specs: HashMap<MarketId, MarketSpec>,
+    by_key: BTreeMap<BookKey, usize>,
     list: Vec<Arc<MarketEntry>>,
 }
 
 impl Registry {
-    /// A market by id.
-    pub fn get(&self, id: &MarketId) -> Option<&Arc<MarketEntry>> {
-        self.by_id.get(id).map(|&i| &self.list[i])
+    /// A book by key.
+    pub fn get(&self, key: &BookKey) -> Option<&Arc<MarketEntry>> {
+        self.by_key.get(key).map(|&i| &self.list[i])
     }
 
     /// A market by index.
@@ -146,9 +170,9 @@ pub struct Counters {
 pub struct MarketDataState {
     /// Limits and tuning.
     pub cfg: MarketDataConfig,
-    /// Markets.
+    /// Market specs and books.
     pub markets: RwLock<Registry>,
-    /// Indices of markets with something for the hub.
+    /// Indices of books with something for the hub.
     pub dirty: Mutex<Vec<usize>>,
     /// Whether the hub has work (private or market).
     pub dirty_flag: AtomicBool,
@@ -218,13 +242,42 @@ impl MarketDataState {
         }
     }
 
-    /// A market by id.
-    pub fn market(&self, id: &MarketId) -> Option<Arc<MarketEntry>> {
+    /// A book by key.
+    pub fn market(&self, key: &BookKey) -> Option<Arc<MarketEntry>> {
         self.markets
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    /// A listed market's spec.
+    pub fn spec(&self, id: &MarketId) -> Option<MarketSpec> {
+        self.markets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .specs
             .get(id)
             .cloned()
+    }
+
+    /// Registers a listed market's spec (idempotent).
+    pub fn add_spec(&self, spec: MarketSpec) {
+        self.markets
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .specs
+            .entry(spec.id)
+            .or_insert(spec);
+    }
+
+    /// The books of one market, in slot order.
+    pub fn books_of(&self, id: &MarketId) -> Vec<Arc<MarketEntry>> {
+        let reg = self.markets.read().unwrap_or_else(PoisonError::into_inner);
+        reg.by_key
+            .range((*id, 0)..=(*id, u64::MAX))
+            .map(|(_, &i)| Arc::clone(&reg.list[i]))
+            .collect()
     }
 
     /// A market by index.
@@ -236,30 +289,44 @@ impl MarketDataState {
             .cloned()
     }
 
-    /// Registers a market (idempotent); its book starts at `seq`.
-    pub fn add_market(&self, spec: MarketSpec, seq: u64) -> Arc<MarketEntry> {
-        let mut reg = self.markets.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(e) = reg.get(&spec.id) {
-            return Arc::clone(e);
-        }
-        let index = reg.list.len();
-        let id = spec.id;
-        let entry = Arc::new(MarketEntry {
-            id,
+    /// An empty book of `slot`, not registered: what REST answers for a slot the
+    /// gateway has seen nothing of.
+    pub fn detached_book(&self, spec: MarketSpec, slot: u64) -> Arc<MarketEntry> {
+        Arc::new(self.new_entry(spec, slot, usize::MAX, 0))
+    }
+
+    fn new_entry(&self, spec: MarketSpec, slot: u64, index: usize, seq: u64) -> MarketEntry {
+        let key = (spec.id, slot);
+        MarketEntry {
+            id: spec.id,
+            slot,
             index,
-            book_channel: format!("book.{id}"),
-            trades_channel: format!("trades.{id}"),
-            ticker_channel: format!("ticker.{id}"),
+            book_channel: channel_name("book", &key),
+            trades_channel: channel_name("trades", &key),
+            ticker_channel: channel_name("ticker", &key),
+            closed: AtomicBool::new(false),
             core: Mutex::new(self.empty_core(seq)),
             published: Mutex::new(Published::empty(seq)),
             spec,
-        });
-        reg.by_id.insert(id, index);
+        }
+    }
+
+    /// Registers a book (idempotent); it starts at `seq`.
+    pub fn add_market(&self, spec: MarketSpec, slot: u64, seq: u64) -> Arc<MarketEntry> {
+        let mut reg = self.markets.write().unwrap_or_else(PoisonError::into_inner);
+        let key = (spec.id, slot);
+        if let Some(e) = reg.get(&key) {
+            return Arc::clone(e);
+        }
+        reg.specs.entry(spec.id).or_insert_with(|| spec.clone());
+        let index = reg.list.len();
+        let entry = Arc::new(self.new_entry(spec, slot, index, seq));
+        reg.by_key.insert(key, index);
         reg.list.push(Arc::clone(&entry));
         entry
     }
 
-    /// Every market registered, in registration order.
+    /// Every book registered, in registration order.
     pub fn all_markets(&self) -> Vec<Arc<MarketEntry>> {
         self.markets
             .read()

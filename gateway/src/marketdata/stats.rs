@@ -1,4 +1,4 @@
-//! Trade-derived statistics of one market: the recent-trades ring, 1m and 1h
+//! Trade-derived statistics of one book (a market's delivery slot): the recent-trades ring, 1m and 1h
 //! candles, and the 24h figures of the ticker.
 //!
 //! Everything is keyed by committed timestamps (`ts_ns` of the command that traded),
@@ -185,6 +185,8 @@ pub struct TradeStats {
     /// One-hour candles.
     pub h1: CandleSeries,
     last: Option<TradeRec>,
+    /// Lots traded since the book opened (the forward curve's volume).
+    total_lots: u64,
 }
 
 impl TradeStats {
@@ -197,6 +199,7 @@ impl TradeStats {
             m1: CandleSeries::new(Interval::M1, candles.max(MINUTES_PER_DAY_PLUS_ONE)),
             h1: CandleSeries::new(Interval::H1, candles),
             last: None,
+            total_lots: 0,
         }
     }
 
@@ -209,6 +212,12 @@ impl TradeStats {
         self.m1.add(t.ts_ns, t.price_ticks, t.lots);
         self.h1.add(t.ts_ns, t.price_ticks, t.lots);
         self.last = Some(t);
+        self.total_lots = self.total_lots.saturating_add(t.lots);
+    }
+
+    /// Lots traded in all.
+    pub fn total_lots(&self) -> u64 {
+        self.total_lots
     }
 
     /// The last `n` trades, oldest first.

@@ -24,6 +24,17 @@ impl Serialize for Dec {
     }
 }
 
+/// A delivery slot (unix seconds) written as people write it,
+/// `2026-12-07T09:00Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlotName(pub u64);
+
+impl Serialize for SlotName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&gpux_engine::slot::format_slot(self.0))
+    }
+}
+
 /// One L2 level as `[price, quantity]`.
 pub type Level = (Dec, Dec);
 
@@ -39,11 +50,13 @@ pub struct BookMsg<'a> {
     /// `snapshot` / `update` on the WebSocket; absent over REST.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'static str>,
-    /// `book.<market>` on the WebSocket.
+    /// `book.<market>.<slot>` on the WebSocket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<&'a str>,
     /// The market.
     pub market: &'a str,
+    /// The delivery slot.
+    pub slot: SlotName,
     /// `cmd_seq` of the last command whose changes this includes.
     pub seq: u64,
     /// Updates only: `seq` of the previous message of this book.
@@ -92,11 +105,13 @@ pub struct TradesMsg<'a> {
     /// `snapshot` / `update` on the WebSocket; absent over REST.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'static str>,
-    /// `trades.<market>` on the WebSocket.
+    /// `trades.<market>.<slot>` on the WebSocket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<&'a str>,
     /// The market.
     pub market: &'a str,
+    /// The delivery slot.
+    pub slot: SlotName,
     /// Oldest first.
     pub trades: Vec<TradeJson>,
 }
@@ -116,6 +131,8 @@ pub struct TickerVal {
     pub last: Option<TradeRec>,
     /// 24h figures.
     pub day: Window24h,
+    /// Lots traded in the book since it opened.
+    pub total_lots: u64,
 }
 
 impl TickerVal {
@@ -134,11 +151,13 @@ pub struct TickerMsg<'a> {
     /// `snapshot` / `update` on the WebSocket; absent over REST.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'static str>,
-    /// `ticker.<market>` on the WebSocket.
+    /// `ticker.<market>.<slot>` on the WebSocket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<&'a str>,
     /// The market.
     pub market: &'a str,
+    /// The delivery slot.
+    pub slot: SlotName,
     /// Last command reflected.
     pub seq: u64,
     /// Committed time the 24h figures end at.
@@ -173,7 +192,7 @@ impl<'a> TickerMsg<'a> {
     /// The message for `v` at the market's scales.
     pub fn new(
         spec: &MarketSpec,
-        market: &'a str,
+        (market, slot): (&'a str, u64),
         kind: Option<&'static str>,
         channel: Option<&'a str>,
         v: &TickerVal,
@@ -184,6 +203,7 @@ impl<'a> TickerMsg<'a> {
             kind,
             channel,
             market,
+            slot: SlotName(slot),
             seq: v.seq,
             ts_ns: v.ts_ns,
             best_bid: v.best_bid.map(|(t, _)| p(t)),
@@ -200,6 +220,54 @@ impl<'a> TickerMsg<'a> {
             trades_24h: v.day.trades,
         }
     }
+}
+
+/// One slot on a market's forward curve.
+#[derive(Debug, Serialize)]
+pub struct CurveRow {
+    /// The delivery slot.
+    pub slot: SlotName,
+    /// Highest bid.
+    pub best_bid: Option<Dec>,
+    /// Lowest ask.
+    pub best_ask: Option<Dec>,
+    /// Price of the slot's last trade.
+    pub last_price: Option<Dec>,
+    /// GPU-hours traded in the slot so far.
+    pub volume: Dec,
+    /// Updates only: the slot's gate closed; it has left the curve.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub closed: bool,
+}
+
+impl CurveRow {
+    /// The row of `slot` from its ticker figures.
+    pub fn new(spec: &MarketSpec, slot: u64, v: &TickerVal, closed: bool) -> Self {
+        Self {
+            slot: SlotName(slot),
+            best_bid: v.best_bid.map(|(t, _)| Dec(spec.price(t))),
+            best_ask: v.best_ask.map(|(t, _)| Dec(spec.price(t))),
+            last_price: v.last.map(|t| Dec(spec.price(t.price_ticks))),
+            volume: Dec(spec.quantity(v.total_lots)),
+            closed,
+        }
+    }
+}
+
+/// A market's forward curve: a REST response, or a `curve.<market>` snapshot
+/// (every open slot) or update (the slots that changed).
+#[derive(Debug, Serialize)]
+pub struct CurveMsg<'a> {
+    /// `snapshot` / `update` on the WebSocket; absent over REST.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// `curve.<market>` on the WebSocket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<&'a str>,
+    /// The market.
+    pub market: &'a str,
+    /// Slots in order.
+    pub slots: Vec<CurveRow>,
 }
 
 /// One candle.
@@ -242,6 +310,8 @@ impl CandleJson {
 pub struct CandlesMsg<'a> {
     /// The market.
     pub market: &'a str,
+    /// The delivery slot.
+    pub slot: SlotName,
     /// `1m` or `1h`.
     pub interval: &'static str,
     /// Oldest first.
@@ -255,6 +325,8 @@ pub struct Fill {
     pub trade: TradeId,
     /// The market.
     pub market: MarketId,
+    /// The delivery slot.
+    pub slot: SlotName,
     /// The subscriber's order.
     pub order: OrderId,
     /// Its side.

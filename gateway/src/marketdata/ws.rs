@@ -506,23 +506,29 @@ impl Reader {
                 )),
             };
         }
-        let (kind, market) = name.split_once('.').ok_or_else(|| {
+        const USE: &str = "use book.<market>.<slot>, trades.<market>.<slot>, ticker.<market>.<slot>, curve.<market> or orders (a slot is written 2026-12-07T09:00Z)";
+        let unknown = || {
             (
                 "unknown_channel",
-                format!("unknown channel {name:?}: use book.<market>, trades.<market>, ticker.<market> or orders"),
+                format!("unknown channel {name:?}: {USE}"),
             )
-        })?;
+        };
+        let (kind, rest) = name.split_once('.').ok_or_else(unknown)?;
         let parse = |m: &str| {
             MarketId::new(m).map_err(|_| ("unknown_market", format!("no market {m:?} is listed")))
         };
+        let book = |rest: &str| {
+            let (market, slot) = rest.rsplit_once('.').ok_or_else(unknown)?;
+            let slot = gpux_engine::slot::parse_slot(slot)
+                .map_err(|e| ("invalid_slot", format!("{name:?}: {e}")))?;
+            Ok::<_, (&'static str, String)>((parse(market)?, slot))
+        };
         match kind {
-            "book" => Ok(ChannelReq::Book(parse(market)?)),
-            "trades" => Ok(ChannelReq::Trades(parse(market)?)),
-            "ticker" => Ok(ChannelReq::Ticker(parse(market)?)),
-            _ => Err((
-                "unknown_channel",
-                format!("unknown channel {name:?}: use book.<market>, trades.<market>, ticker.<market> or orders"),
-            )),
+            "book" => Ok(ChannelReq::Book(book(rest)?)),
+            "trades" => Ok(ChannelReq::Trades(book(rest)?)),
+            "ticker" => Ok(ChannelReq::Ticker(book(rest)?)),
+            "curve" => Ok(ChannelReq::Curve(parse(rest)?)),
+            _ => Err(unknown()),
         }
     }
 

@@ -17,13 +17,14 @@ use gpux_engine::{AccountId, Command, Event, KeyDigest, RejectReason, FEE_ACCOUN
 
 use super::dto::{
     self, AmountRequest, BalancesResponse, CapacityRequest, CapacityResponse, CashResponse,
-    CreateAccountRequest, CreateAccountResponse,
+    CreateAccountRequest, CreateAccountResponse, PositionJson, ScheduleEntry, ScheduleResponse,
 };
-use super::extract::{AccountCaller, AdminCaller, ApiJson, ApiPath, IdempotencyKey};
+use super::extract::{AccountCaller, AdminCaller, ApiJson, ApiPath, Caller, IdempotencyKey};
 use super::{internal, reject_error, AppState, Executed, Idem};
 use crate::auth::{generate_key, Principal};
 use crate::error::ApiError;
-use crate::replica::Replica;
+use crate::marketdata::wire::SlotName;
+use crate::replica::{now_ns, Replica};
 
 fn header_key(key: Option<String>) -> Option<String> {
     key.map(|k| format!("header:{k}"))
@@ -37,7 +38,7 @@ fn balances(r: &Replica, account: AccountId) -> Result<BalancesResponse, ApiErro
     Ok(BalancesResponse {
         account: v.account,
         usd: v.usd,
-        gpu_hours: v.gpu_hours,
+        gpus: v.gpus.iter().map(PositionJson::from).collect(),
         as_of_cmd_seq: r.engine.last_seq(),
     })
 }
@@ -59,6 +60,36 @@ pub async fn account_balances(
 ) -> Result<Response, ApiError> {
     let r = state.shared.read();
     Ok(Json(balances(&r, account)?).into_response())
+}
+
+/// `GET /v1/accounts/{account}/schedule`: the account's delivery schedule, as
+/// provider and as holder (the account's own key, or the admin's).
+pub async fn schedule(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiPath(account): ApiPath<AccountId>,
+) -> Result<Response, ApiError> {
+    if matches!(caller, Principal::Account(a) if a != account) {
+        return Err(ApiError::forbidden(
+            "an account may read only its own schedule",
+        ));
+    }
+    let r = state.shared.read();
+    if r.engine.balances(account).is_none() {
+        return Err(reject_error(RejectReason::UnknownAccount));
+    }
+    let entries = r
+        .history
+        .schedule(account)
+        .iter()
+        .map(|d| ScheduleEntry::new(account, d))
+        .collect();
+    Ok(Json(ScheduleResponse {
+        account,
+        entries,
+        as_of_cmd_seq: r.engine.last_seq(),
+    })
+    .into_response())
 }
 
 /// The account exists and may be the target of a non-withdrawal (engine 104, 106).
@@ -164,6 +195,8 @@ async fn capacity(
     req: CapacityRequest,
 ) -> Result<Response, ApiError> {
     let market = dto::market_id(&req.market)?;
+    let from_slot = dto::slot("from_slot", &req.from_slot)?;
+    let to_slot = dto::slot("to_slot", &req.to_slot)?;
     let quantity = dto::decimal("quantity", &req.quantity)?;
     let idem = Idem {
         operation: if add {
@@ -177,16 +210,24 @@ async fn capacity(
     };
     let ex = state
         .execute(Principal::Account(account), idem, |r| {
-            // 103, 104, 106, 107, 204 (then 304 / 301 in the engine).
+            // 103, 104, 106, 107, 204, 209, 212, 210 (then 211, 304 / 301 in
+            // the engine: a slot beyond the horizon now may be within it when the
+            // command is sequenced).
             let spec = r
                 .engine
                 .market(&market)
                 .ok_or_else(|| reject_error(RejectReason::UnknownMarket))?;
             check_account(r, account, false)?;
             spec.lots(quantity).map_err(reject_error)?;
+            match spec.check_range(from_slot, to_slot, now_ns()) {
+                Ok(_) | Err(RejectReason::SlotBeyondHorizon) => {}
+                Err(e) => return Err(reject_error(e)),
+            }
             let t = CapacityTransfer {
                 account,
                 market,
+                from_slot,
+                to_slot,
                 quantity,
             };
             Ok(if add {
@@ -211,8 +252,9 @@ async fn capacity(
         CapacityResponse {
             account,
             market: c.market,
+            from_slot: SlotName(c.from_slot),
+            to_slot: SlotName(c.to_slot),
             quantity: c.quantity,
-            available: c.available,
             cmd_seq: ex.outcome.cmd_seq,
         },
     ))

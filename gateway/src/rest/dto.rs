@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::history::{Fill, OrderRecord, OrderStatus};
+use crate::marketdata::wire::SlotName;
 
 /// Parses a decimal string field.
 pub fn decimal(field: &str, s: &str) -> Result<Decimal, ApiError> {
@@ -32,6 +33,13 @@ pub fn market_id(s: &str) -> Result<MarketId, ApiError> {
     MarketId::new(s).map_err(|e| ApiError::bad_request("invalid_market_id", e.to_string()))
 }
 
+/// Parses a slot written `2026-12-07T09:00Z`; 400 `invalid_slot` naming the
+/// field and the reason otherwise.
+pub fn slot(field: &str, s: &str) -> Result<u64, ApiError> {
+    gpux_engine::slot::parse_slot(s)
+        .map_err(|e| ApiError::bad_request("invalid_slot", format!("{field}: {e}")))
+}
+
 /// Parses a client order id.
 pub fn client_order_id(s: &str) -> Result<ClientOrderId, ApiError> {
     ClientOrderId::new(s)
@@ -46,6 +54,16 @@ pub fn client_order_id(s: &str) -> Result<ClientOrderId, ApiError> {
 pub struct PlaceOrderRequest {
     /// Market id.
     pub market: String,
+    /// The delivery slot, `2026-12-07T09:00Z`; or give `window`.
+    #[serde(default)]
+    pub slot: Option<String>,
+    /// The same quantity in every slot of a range, all or nothing (IOC/FOK limit
+    /// orders).
+    #[serde(default)]
+    pub window: Option<WindowRequest>,
+    /// A cluster: every GPU from one provider's own inventory (IOC/FOK limit buys).
+    #[serde(default)]
+    pub colocate: bool,
     /// `buy` or `sell`.
     pub side: Side,
     /// `limit` (default) or `market`.
@@ -77,6 +95,16 @@ pub struct PlaceOrderRequest {
     pub stp: StpMode,
 }
 
+/// Consecutive slots, both ends included.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowRequest {
+    /// The first slot, `2026-12-07T09:00Z`.
+    pub from_slot: String,
+    /// The last slot (included).
+    pub to_slot: String,
+}
+
 /// `PATCH /v1/orders/{order_id}` and `PATCH /v1/orders/by-client-id/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,13 +117,16 @@ pub struct AmendOrderRequest {
     pub quantity: Option<String>,
 }
 
-/// `?market=` of open orders and mass cancel.
+/// `?market=&slot=` of open orders and mass cancel.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MarketQuery {
     /// Only this market.
     #[serde(default)]
     pub market: Option<String>,
+    /// Only this slot of `market` (needs `market`).
+    #[serde(default)]
+    pub slot: Option<String>,
 }
 
 /// Default page size of `GET /v1/fills`.
@@ -132,7 +163,11 @@ pub struct AmountRequest {
 pub struct CapacityRequest {
     /// Market id.
     pub market: String,
-    /// GPU-hours, a whole number of lots.
+    /// The first slot, `2026-12-07T09:00Z`.
+    pub from_slot: String,
+    /// The last slot, included (equal to `from_slot` for one slot).
+    pub to_slot: String,
+    /// GPUs in each slot, a whole number of lots.
     pub quantity: String,
 }
 
@@ -173,6 +208,13 @@ pub struct ListMarketRequest {
     /// Largest order quantity.
     #[serde(default)]
     pub max_order_quantity: Option<String>,
+    /// How many hours ahead slots trade (1 to 8,760; default 168).
+    #[serde(default)]
+    pub slot_horizon_hours: Option<u32>,
+    /// Trading in a slot stops this many seconds before it starts (0 to 86,400;
+    /// default 300).
+    #[serde(default)]
+    pub gate_closure_secs: Option<u32>,
 }
 
 // ----- responses -----------------------------------------------------------------
@@ -187,6 +229,14 @@ pub struct OrderResponse {
     pub client_order_id: Option<ClientOrderId>,
     /// The market.
     pub market: MarketId,
+    /// The delivery slot (a window's first).
+    pub slot: SlotName,
+    /// A window's last slot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_slot: Option<SlotName>,
+    /// A cluster order.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub colocate: bool,
     /// Buy or sell.
     pub side: Side,
     /// Limit or market.
@@ -237,6 +287,9 @@ impl OrderResponse {
             order_id: r.order_id,
             client_order_id: r.client_order_id,
             market: r.market,
+            slot: SlotName(r.slot),
+            to_slot: r.to_slot.map(SlotName),
+            colocate: r.colocate,
             side: r.side,
             order_type: r.order_type,
             price: r.price,
@@ -272,6 +325,8 @@ pub struct CancelResponse {
     pub order_id: OrderId,
     /// Its market.
     pub market: MarketId,
+    /// Its slot.
+    pub slot: SlotName,
     /// Its side.
     pub side: Side,
     /// Its limit price.
@@ -308,6 +363,8 @@ pub struct AmendResponse {
     pub order_id: OrderId,
     /// Its market.
     pub market: MarketId,
+    /// Its slot.
+    pub slot: SlotName,
     /// Its side.
     pub side: Side,
     /// Price before.
@@ -341,6 +398,9 @@ pub struct MassCancelResponse {
     /// The market it was limited to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub market: Option<MarketId>,
+    /// The slot it was limited to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<SlotName>,
     /// The cancelled orders, ascending.
     pub cancelled: Vec<OrderId>,
     /// How many.
@@ -366,10 +426,40 @@ pub struct BalancesResponse {
     pub account: AccountId,
     /// USD.
     pub usd: BalanceView,
-    /// GPU-hours per market with a non-zero balance.
-    pub gpu_hours: Vec<PositionView>,
+    /// GPUs per (market, slot) with any, in market then slot order.
+    pub gpus: Vec<PositionJson>,
     /// The replica's last applied command.
     pub as_of_cmd_seq: u64,
+}
+
+/// GPUs of one slot of one market.
+#[derive(Debug, Clone, Serialize)]
+pub struct PositionJson {
+    /// The market.
+    pub market: MarketId,
+    /// The delivery slot.
+    pub slot: SlotName,
+    /// Free to sell.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub available: Decimal,
+    /// Held by open sells.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub held: Decimal,
+    /// Of all the GPUs, the account's own unsold inventory (the rest was bought).
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub inventory: Decimal,
+}
+
+impl From<&PositionView> for PositionJson {
+    fn from(p: &PositionView) -> Self {
+        PositionJson {
+            market: p.market,
+            slot: SlotName(p.slot),
+            available: p.balance.available,
+            held: p.balance.held,
+            inventory: p.inventory,
+        }
+    }
 }
 
 /// A deposit or withdrawal done.
@@ -394,12 +484,13 @@ pub struct CapacityResponse {
     pub account: AccountId,
     /// The market.
     pub market: MarketId,
-    /// GPU-hours moved.
+    /// The first slot.
+    pub from_slot: SlotName,
+    /// The last slot (included).
+    pub to_slot: SlotName,
+    /// GPUs moved in each slot.
     #[serde(with = "gpux_engine::decimal::strict")]
     pub quantity: Decimal,
-    /// Available GPU-hours in the market after it.
-    #[serde(with = "gpux_engine::decimal::strict")]
-    pub available: Decimal,
     /// The command.
     pub cmd_seq: u64,
 }
@@ -439,3 +530,86 @@ pub struct MarketResponse {
 pub fn market_view(spec: &gpux_engine::market::MarketSpec) -> gpux_engine::event::MarketListed {
     gpux_engine::event::MarketListed::from(spec)
 }
+
+/// An account's delivery schedule.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleResponse {
+    /// The account.
+    pub account: AccountId,
+    /// Entries naming it, in the order they were fixed (gate closures).
+    pub entries: Vec<ScheduleEntry>,
+    /// The replica's last applied command.
+    pub as_of_cmd_seq: u64,
+}
+
+/// One delivery: a provider's GPUs to their final holder for one slot.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleEntry {
+    /// The entry's id.
+    pub entry: u64,
+    /// The market.
+    pub market: MarketId,
+    /// The slot delivered.
+    pub slot: SlotName,
+    /// `provider` (the account delivers), `holder` (it receives) or `both`.
+    pub role: &'static str,
+    /// Who delivers.
+    pub provider: AccountId,
+    /// Who receives.
+    pub holder: AccountId,
+    /// GPUs for the hour.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub quantity: Decimal,
+    /// The trades the GPUs went through, from the provider's sale to the
+    /// holder's purchase.
+    pub trades: Vec<TradeId>,
+}
+
+impl ScheduleEntry {
+    /// The entry as `account` sees it.
+    pub fn new(account: AccountId, d: &gpux_engine::event::DeliveryScheduled) -> Self {
+        let role = match (d.provider == account, d.holder == account) {
+            (true, true) => "both",
+            (true, false) => "provider",
+            _ => "holder",
+        };
+        ScheduleEntry {
+            entry: d.entry,
+            market: d.market,
+            slot: SlotName(d.slot),
+            role,
+            provider: d.provider,
+            holder: d.holder,
+            quantity: d.quantity,
+            trades: d.trades.clone(),
+        }
+    }
+}
+
+/// `GET /v1/markets/{market}/slots/{slot}/blocks`: asks with the largest block
+/// one provider offers from its own inventory at each price or better.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlocksResponse {
+    /// The market.
+    pub market: MarketId,
+    /// The slot.
+    pub slot: SlotName,
+    /// Best (lowest) first.
+    pub asks: Vec<gpux_engine::BlockLevel>,
+    /// The replica's last applied command.
+    pub as_of_cmd_seq: u64,
+}
+
+/// `?depth=` of the blocks endpoint.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepthQuery {
+    /// Levels, 1 to 1,000 (default 50).
+    #[serde(default)]
+    pub depth: Option<usize>,
+}
+
+/// Default levels of `/blocks`.
+pub const BLOCKS_DEPTH_DEFAULT: usize = 50;
+/// Most levels of `/blocks`.
+pub const BLOCKS_DEPTH_MAX: usize = 1_000;

@@ -1,17 +1,23 @@
-//! Markets: the public list of markets with their specs, one market, and listing a
-//! new market (admin). Market data of a market (depth, trades, ticker, candles) is
-//! the `marketdata` module's.
+//! Markets: the public list of markets with their specs, one market, listing a
+//! new market (admin), and a slot's ask blocks for cluster buyers (read from the
+//! replica, which knows whose inventory backs each ask). Market data of a market
+//! (forward curve, depth, trades, ticker, candles) is the `marketdata` module's.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gpux_engine::command::ListMarket;
-use gpux_engine::market::MarketSpec;
+use gpux_engine::market::{
+    MarketSpec, SlotRules, DEFAULT_GATE_CLOSURE_SECS, DEFAULT_SLOT_HORIZON_HOURS,
+};
 use gpux_engine::{Command, Event, RejectReason};
 
-use super::dto::{self, market_view, ListMarketRequest, MarketResponse, MarketsResponse};
-use super::extract::{AdminCaller, Anonymous, ApiJson, ApiPath, IdempotencyKey};
+use super::dto::{
+    self, market_view, BlocksResponse, DepthQuery, ListMarketRequest, MarketResponse,
+    MarketsResponse,
+};
+use super::extract::{AdminCaller, Anonymous, ApiJson, ApiPath, ApiQuery, IdempotencyKey};
 use super::{internal, reject_error, AppState, Idem};
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -42,6 +48,39 @@ pub async fn get(
     .into_response())
 }
 
+/// `GET /v1/markets/{market}/slots/{slot}/blocks?depth=N`: a slot's asks, best
+/// first, each with the largest block one provider offers from its own inventory
+/// at that price or better (what a `colocate` order limited there can get), read
+/// from the replica.
+pub async fn blocks(
+    State(state): State<AppState>,
+    _: Anonymous,
+    ApiPath((market, slot)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<DepthQuery>,
+) -> Result<Response, ApiError> {
+    let id = dto::market_id(&market)?;
+    let slot = dto::slot("slot", &slot)?;
+    let depth = q.depth.unwrap_or(dto::BLOCKS_DEPTH_DEFAULT);
+    if !(1..=dto::BLOCKS_DEPTH_MAX).contains(&depth) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("depth must be 1 to {}", dto::BLOCKS_DEPTH_MAX),
+        ));
+    }
+    let r = state.shared.read();
+    let asks = r
+        .engine
+        .ask_blocks(&id, slot, depth)
+        .ok_or_else(|| reject_error(RejectReason::UnknownMarket))?;
+    Ok(Json(BlocksResponse {
+        market: id,
+        slot: crate::marketdata::wire::SlotName(slot),
+        asks,
+        as_of_cmd_seq: r.engine.last_seq(),
+    })
+    .into_response())
+}
+
 /// `POST /v1/markets` (admin): list a new market.
 pub async fn create(
     State(state): State<AppState>,
@@ -58,6 +97,8 @@ pub async fn create(
         min_price: dto::opt_decimal("min_price", &req.min_price)?,
         max_price: dto::opt_decimal("max_price", &req.max_price)?,
         max_order_quantity: dto::opt_decimal("max_order_quantity", &req.max_order_quantity)?,
+        slot_horizon_hours: req.slot_horizon_hours,
+        gate_closure_secs: req.gate_closure_secs,
     };
     let idem = Idem {
         operation: "list_market",
@@ -77,6 +118,12 @@ pub async fn create(
                 cmd.min_price,
                 cmd.max_price,
                 cmd.max_order_quantity,
+                SlotRules {
+                    slot_horizon_hours: cmd
+                        .slot_horizon_hours
+                        .unwrap_or(DEFAULT_SLOT_HORIZON_HOURS),
+                    gate_closure_secs: cmd.gate_closure_secs.unwrap_or(DEFAULT_GATE_CLOSURE_SECS),
+                },
             )
             .map_err(reject_error)?;
             if r.engine.market(&cmd.market).is_some() {

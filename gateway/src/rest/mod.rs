@@ -101,7 +101,9 @@ pub fn reject_status(reason: RejectReason) -> StatusCode {
     match reason {
         InvalidMarketSpec | InvalidAmount | InvalidOrder | OffTickPrice | PriceOutOfBand
         | InvalidQuantity | OffLotQuantity | QuantityTooLarge | GoodTillInPast
-        | InvalidOrderRef | InvalidAmend => StatusCode::BAD_REQUEST,
+        | InvalidOrderRef | InvalidAmend | SlotNotOnHour | InvalidSlotRange => {
+            StatusCode::BAD_REQUEST
+        }
         UnknownMarket | UnknownAccount | UnknownOrder | NotYourOrder => StatusCode::NOT_FOUND,
         MarketExists | AccountExists | DuplicateClientOrderId => StatusCode::CONFLICT,
         MalformedCommand => StatusCode::INTERNAL_SERVER_ERROR,

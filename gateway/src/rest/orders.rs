@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use gpux_engine::command::{AmendOrder, CancelOrder, MassCancel, PlaceOrder};
+use gpux_engine::command::{AmendOrder, CancelOrder, MassCancel, PlaceOrder, Window};
 use gpux_engine::market::MarketSpec;
 use gpux_engine::{
     AccountId, CancelReason, ClientOrderId, Command, Event, OrderId, OrderView, RejectReason,
@@ -26,6 +26,7 @@ use super::{internal, reject_error, AppState, Executed, Idem};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::history::{zero_like, Fill, OrderRecord, OrderStatus};
+use crate::marketdata::wire::SlotName;
 use crate::replica::{now_ns, Replica};
 
 /// The idempotency key of a request: the header's, else (for placements) the
@@ -36,9 +37,31 @@ fn header_key(key: Option<String>) -> Option<String> {
 
 /// The shape checks of `place_order` that depend only on the command, the market's
 /// spec and the time: the engine's own [`MarketSpec::check_order`]. The command's
-/// timestamp will be at least `now_ns`, so a good-till in the past is refused for sure.
+/// timestamp will be at least `now_ns`, so a good-till in the past or a closed slot
+/// is refused for sure; a slot beyond the horizon now may be within it when the
+/// command is sequenced, so that one is left to the engine (it is the last check).
 pub fn precheck_place(spec: &MarketSpec, o: &PlaceOrder, now_ns: u64) -> Result<(), RejectReason> {
-    spec.check_order(o, now_ns).map(|_| ())
+    match spec.check_order(o, now_ns) {
+        Ok(_) | Err(RejectReason::SlotBeyondHorizon) => Ok(()),
+        Err(r) => Err(r),
+    }
+}
+
+/// The slot or window of a placement request, in the protocol's unix seconds.
+fn order_slots(req: &PlaceOrderRequest) -> Result<(Option<u64>, Option<Window>), ApiError> {
+    let slot = req
+        .slot
+        .as_deref()
+        .map(|s| dto::slot("slot", s))
+        .transpose()?;
+    let window = match &req.window {
+        Some(w) => Some(Window {
+            from_slot: dto::slot("window.from_slot", &w.from_slot)?,
+            to_slot: dto::slot("window.to_slot", &w.to_slot)?,
+        }),
+        None => None,
+    };
+    Ok((slot, window))
 }
 
 /// `POST /v1/orders`.
@@ -57,9 +80,13 @@ pub async fn place(
         .as_deref()
         .map(dto::client_order_id)
         .transpose()?;
+    let (slot, window) = order_slots(&req)?;
     let order = PlaceOrder {
         account,
         market,
+        slot,
+        window,
+        colocate: req.colocate,
         side: req.side,
         order_type: req.order_type,
         price,
@@ -172,6 +199,7 @@ async fn cancel(
         CancelResponse {
             order_id: c.order,
             market: c.market,
+            slot: SlotName(c.slot),
             side: c.side,
             price: c.price,
             cancelled_quantity: c.quantity,
@@ -257,6 +285,7 @@ fn amend_response(ex: &Executed, account: AccountId) -> Result<AmendResponse, Ap
     let mut resp = AmendResponse {
         order_id: a.order,
         market: a.market,
+        slot: SlotName(a.slot),
         side: a.side,
         old_price: a.old_price,
         old_quantity: a.old_quantity,
@@ -316,14 +345,29 @@ pub async fn amend_by_client_id(
     amend(state, account, key, OrderRef::Client(c), req).await
 }
 
-/// `DELETE /v1/orders[?market=]`: cancel all of the caller's open orders.
+/// `?market=&slot=`: a slot needs a market (else 400 `invalid_slot_range`, the
+/// engine's 212).
+fn market_slot(q: &MarketQuery) -> Result<(Option<gpux_engine::MarketId>, Option<u64>), ApiError> {
+    let market = q.market.as_deref().map(dto::market_id).transpose()?;
+    let slot = q
+        .slot
+        .as_deref()
+        .map(|s| dto::slot("slot", s))
+        .transpose()?;
+    if slot.is_some() && market.is_none() {
+        return Err(reject_error(RejectReason::InvalidSlotRange));
+    }
+    Ok((market, slot))
+}
+
+/// `DELETE /v1/orders[?market=[&slot=]]`: cancel all of the caller's open orders.
 pub async fn mass_cancel(
     State(state): State<AppState>,
     AccountCaller(account): AccountCaller,
     IdempotencyKey(key): IdempotencyKey,
     ApiQuery(q): ApiQuery<MarketQuery>,
 ) -> Result<Response, ApiError> {
-    let market = q.market.as_deref().map(dto::market_id).transpose()?;
+    let (market, slot) = market_slot(&q)?;
     let idem = Idem {
         operation: "mass_cancel",
         path: String::new(),
@@ -337,7 +381,11 @@ pub async fn mass_cancel(
                     .market(m)
                     .ok_or_else(|| reject_error(RejectReason::UnknownMarket))?;
             }
-            Ok(Command::MassCancel(MassCancel { account, market }))
+            Ok(Command::MassCancel(MassCancel {
+                account,
+                market,
+                slot,
+            }))
         })
         .await?;
     ex.accepted(&state)?;
@@ -358,6 +406,7 @@ pub async fn mass_cancel(
         StatusCode::OK,
         MassCancelResponse {
             market,
+            slot: slot.map(SlotName),
             cancelled,
             count: count.ok_or_else(internal)?,
             cmd_seq: ex.outcome.cmd_seq,
@@ -365,13 +414,13 @@ pub async fn mass_cancel(
     ))
 }
 
-/// `GET /v1/orders[?market=]`: the caller's open orders.
+/// `GET /v1/orders[?market=[&slot=]]`: the caller's open orders.
 pub async fn open_orders(
     State(state): State<AppState>,
     AccountCaller(account): AccountCaller,
     ApiQuery(q): ApiQuery<MarketQuery>,
 ) -> Result<Response, ApiError> {
-    let market = q.market.as_deref().map(dto::market_id).transpose()?;
+    let (market, slot) = market_slot(&q)?;
     let r = state.shared.read();
     if let Some(m) = &market {
         r.engine
@@ -383,7 +432,7 @@ pub async fn open_orders(
         .open_orders(account)
         .unwrap_or_default()
         .into_iter()
-        .filter(|o| market.is_none_or(|m| o.market == m))
+        .filter(|o| market.is_none_or(|m| o.market == m) && slot.is_none_or(|s| o.slot == s))
         .filter_map(|o| r.history.order(o.order))
         .map(|rec| OrderResponse::new(rec, None))
         .collect();

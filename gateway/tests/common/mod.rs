@@ -16,6 +16,31 @@ use tempfile::TempDir;
 pub const ADMIN: &str = "test-admin-key-0123456789abcdef";
 pub const MARKET: &str = "h100-sxm.us-east";
 
+/// The delivery slot the tests trade, as people write it: three hours after the
+/// hour now (the gateway stamps commands with the system clock, so the slot must
+/// be open now and for the whole test). The same for the whole test process.
+pub fn slot_name() -> &'static str {
+    static SLOT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SLOT.get_or_init(|| gpux_engine::slot::format_slot(slot_secs()))
+}
+
+/// [`slot_name`] in unix seconds.
+pub fn slot_secs() -> u64 {
+    static SLOT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SLOT.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        (now / 3_600 + 3) * 3_600
+    })
+}
+
+/// A market-data path of the test slot: `/v1/markets/{MARKET}/slots/{slot}/{what}`.
+pub fn md_path(what: &str) -> String {
+    format!("/v1/markets/{MARKET}/slots/{}/{what}", slot_name())
+}
+
 /// One HTTP answer.
 #[derive(Debug, Clone)]
 pub struct Resp {
@@ -262,7 +287,7 @@ impl Harness {
         self.post(
             "/v1/capacity/add",
             Some(key),
-            json!({"market": MARKET, "quantity": quantity}),
+            json!({"market": MARKET, "from_slot": slot_name(), "to_slot": slot_name(), "quantity": quantity}),
         )
         .await
         .expect(200, None);
@@ -278,8 +303,50 @@ impl Harness {
         (p, dm)
     }
 
-    pub async fn place(&self, key: &str, order: Value) -> Resp {
+    /// Places an order; one naming neither `slot` nor `window` is for the test
+    /// slot ([`slot_name`]).
+    pub async fn place(&self, key: &str, mut order: Value) -> Resp {
+        if let Some(o) = order.as_object_mut() {
+            if !o.contains_key("slot") && !o.contains_key("window") {
+                o.insert("slot".into(), slot_name().into());
+            }
+        }
         self.post("/v1/orders", Some(key), order).await
+    }
+
+    /// Submits a raw command envelope around the gateway (e.g. a `tick` that moves
+    /// engine time past a gate) and waits until it is durable.
+    pub async fn submit_raw(&self, envelope: Value) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.exchange().submitter().unwrap().submit(
+            envelope.to_string().into_bytes(),
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.await.unwrap().unwrap();
+    }
+
+    /// GETs `path` until `done` holds for the body, for at most 10 s.
+    pub async fn get_until(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.get(path, key).await;
+            if done(&r.body) {
+                return r.body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path}: never got there: {}",
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Balances and open orders of an account, to check that nothing changed.

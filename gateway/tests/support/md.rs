@@ -20,10 +20,15 @@ pub const MARKET: &str = "h100-sxm.us-east";
 /// 2026-01-01T00:00:00Z.
 pub const T0: u64 = 1_767_225_600_000_000_000;
 pub const SEC: u64 = 1_000_000_000;
+/// The delivery slot the tests trade: 2026-01-02T02:00Z, 26 hours after `T0`
+/// (its gate closes after every test's last command).
+pub const SLOT: u64 = T0 / SEC + 26 * 3_600;
+/// `SLOT` as people write it.
+pub const SLOT_NAME: &str = "2026-01-02T02:00Z";
 
 /// A command envelope at `ts_ns`.
 pub fn env(ts_ns: u64, command: Value) -> Value {
-    json!({"v": 1, "ts_ns": ts_ns, "command": command})
+    json!({"v": 2, "ts_ns": ts_ns, "command": command})
 }
 
 /// The end-to-end example's market (tick 0.01, lot 0.5, fees 10/25 bp), accounts
@@ -41,7 +46,7 @@ pub fn setup_commands() -> Vec<Value> {
         ));
         v.push(env(
             T0,
-            json!({"type":"add_capacity","account":a,"market":MARKET,"quantity":"1000"}),
+            json!({"type":"add_capacity","account":a,"market":MARKET,"from_slot":SLOT,"to_slot":SLOT,"quantity":"1000"}),
         ));
     }
     v

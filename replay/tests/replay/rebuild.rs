@@ -127,11 +127,18 @@ fn the_state_report_shows_books_balances_and_open_orders() {
     for (m, spec) in markets.iter().zip(engine.markets()) {
         assert_eq!(m["spec"]["market"], spec.id.as_str());
         assert_eq!(m["spec"]["tick_size"], spec.tick_size.to_string());
-        let bids = serde_json::to_value(engine.depth(&spec.id, Side::Buy, 3).unwrap()).unwrap();
-        let asks = serde_json::to_value(engine.depth(&spec.id, Side::Sell, 3).unwrap()).unwrap();
-        assert_eq!(m["bids"], bids);
-        assert_eq!(m["asks"], asks);
-        assert!(m["bids"].as_array().unwrap().len() <= 3);
+        let slots = engine.slots(&spec.id).unwrap();
+        let listed = m["slots"].as_array().unwrap();
+        assert_eq!(listed.len(), slots.len());
+        for (row, &slot) in listed.iter().zip(&slots) {
+            assert_eq!(row["slot"], gpux_engine::slot::format_slot(slot));
+            let depth = |side| {
+                serde_json::to_value(engine.depth(&spec.id, slot, side, 3).unwrap()).unwrap()
+            };
+            assert_eq!(row["bids"], depth(Side::Buy));
+            assert_eq!(row["asks"], depth(Side::Sell));
+            assert!(row["bids"].as_array().unwrap().len() <= 3);
+        }
     }
     let accounts = v["accounts"].as_array().unwrap();
     assert_eq!(accounts.len(), engine.account_count());
@@ -140,14 +147,19 @@ fn the_state_report_shows_books_balances_and_open_orders() {
         let id = a["account"].as_u64().unwrap();
         let view = engine.balances(id).unwrap();
         assert_eq!(a["usd"], serde_json::to_value(view.usd).unwrap());
-        assert_eq!(
-            a["gpu_hours"],
-            serde_json::to_value(&view.gpu_hours).unwrap()
-        );
-        assert_eq!(
-            a["open_orders"],
-            serde_json::to_value(engine.open_orders(id).unwrap()).unwrap()
-        );
+        let gpus = a["gpus"].as_array().unwrap();
+        assert_eq!(gpus.len(), view.gpus.len());
+        for (g, p) in gpus.iter().zip(&view.gpus) {
+            assert_eq!(g["market"], p.market.as_str());
+            assert_eq!(g["slot"], gpux_engine::slot::format_slot(p.slot));
+            assert_eq!(g["available"], p.balance.available.to_string());
+            assert_eq!(g["inventory"], p.inventory.to_string());
+        }
+        let mut orders = serde_json::to_value(engine.open_orders(id).unwrap()).unwrap();
+        for o in orders.as_array_mut().unwrap() {
+            o["slot"] = gpux_engine::slot::format_slot(o["slot"].as_u64().unwrap()).into();
+        }
+        assert_eq!(a["open_orders"], orders);
         open += a["open_orders"].as_array().unwrap().len();
     }
     assert_eq!(open, engine.open_order_count());
