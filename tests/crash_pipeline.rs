@@ -30,7 +30,7 @@ fn command_file(dir: &std::path::Path) -> (std::path::PathBuf, Vec<String>) {
         .enumerate()
     {
         let env = CommandEnvelope {
-            v: 1,
+            v: gpux_engine::PROTOCOL_VERSION,
             ts_ns: workload::ts_ns(i as u64),
             request_id: Some(format!("r{i}")),
             idempotent: false,
@@ -151,8 +151,119 @@ fn record(printed: &mut Printed, events: Vec<EventEnvelope>) {
 fn killed_at_random_moments_the_pipeline_loses_nothing_and_applies_nothing_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let (input, lines) = command_file(tmp.path());
-    let data = tmp.path().join("ledger");
-    let (printed, kills) = run_until_finished(&data, &input);
+    check_killed_runs(tmp.path(), &input, &lines);
+}
+
+/// The same across gate closures: runs killed while slots close (a closure, its
+/// schedule and its cancels are one command's events) lose nothing, apply nothing
+/// twice, and end in the crash-free state.
+#[test]
+fn killed_across_gate_closures_the_pipeline_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lines = gate_crossing_lines(6_000);
+    let input = tmp.path().join("gates.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    // The script does cross gates, with deliveries scheduled.
+    let mut engine: Engine = Engine::new();
+    let mut events = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let env = CommandEnvelope::from_json(l.as_bytes()).unwrap();
+        engine.apply(i as u64 + 1, env.ts_ns, &env.command, &mut events);
+    }
+    let count = |f: fn(&gpux_engine::Event) -> bool| events.iter().filter(|e| f(e)).count();
+    assert!(count(|e| matches!(e, gpux_engine::Event::SlotClosed(_))) >= 20);
+    assert!(count(|e| matches!(e, gpux_engine::Event::DeliveryScheduled(_))) >= 100);
+    check_killed_runs(tmp.path(), &input, &lines);
+}
+
+/// Commands whose engine time crosses gate closures: a market with a 5-minute
+/// gate; providers 1 and 2 list capacity over the next 12 hours' slots; accounts 3
+/// to 6 buy, resell, buy windows and clusters in the next few open slots; engine
+/// time moves 10 minutes every 40 commands (about 30 gates pass), and ticks come
+/// in between like on a real exchange.
+fn gate_crossing_lines(n: usize) -> Vec<String> {
+    const T0: u64 = 1_767_225_600; // 2026-01-01T00:00Z
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let mut commands: Vec<(u64, String)> = vec![(
+        T0,
+        r#"{"type":"list_market","market":"h100-sxm.us-east","tick_size":"0.01","lot_size":"1","maker_fee_bps":10,"taker_fee_bps":20}"#.into(),
+    )];
+    for a in 1..=6u64 {
+        commands.push((T0, format!(r#"{{"type":"create_account","account":{a}}}"#)));
+        commands.push((T0, format!(r#"{{"type":"deposit","account":{a},"amount":"100000"}}"#)));
+    }
+    let mut listed_to = 0u64;
+    for i in 0..n as u64 {
+        let now = T0 + (i / 40) * 600;
+        let first_open = (now + 300).div_ceil(3_600) * 3_600;
+        let first_open = if first_open - 300 < now { first_open + 3_600 } else { first_open };
+        let slot = first_open + rng.random_range(0..4u64) * 3_600;
+        let price = format!("{}.{:02}", 2, rng.random_range(0..40u32));
+        let cmd = match rng.random_range(0..20u32) {
+            // Providers keep listing the next 12 hours.
+            0 if listed_to < first_open + 11 * 3_600 => {
+                listed_to = first_open + 11 * 3_600;
+                let p = 1 + rng.random_range(0..2u64);
+                format!(
+                    r#"{{"type":"add_capacity","account":{p},"market":"h100-sxm.us-east","from_slot":{first_open},"to_slot":{listed_to},"quantity":"20"}}"#
+                )
+            }
+            0..=5 => {
+                let p = 1 + rng.random_range(0..2u64);
+                format!(
+                    r#"{{"type":"place_order","account":{p},"market":"h100-sxm.us-east","slot":{slot},"side":"sell","price":"{price}","quantity":"{}"}}"#,
+                    rng.random_range(1..4u32)
+                )
+            }
+            6..=11 => {
+                let b = 3 + rng.random_range(0..4u64);
+                format!(
+                    r#"{{"type":"place_order","account":{b},"market":"h100-sxm.us-east","slot":{slot},"side":"buy","price":"{price}","quantity":"{}"}}"#,
+                    rng.random_range(1..4u32)
+                )
+            }
+            12..=13 => {
+                let b = 3 + rng.random_range(0..4u64);
+                format!(
+                    r#"{{"type":"place_order","account":{b},"market":"h100-sxm.us-east","slot":{slot},"side":"sell","price":"{price}","quantity":"1"}}"#
+                )
+            }
+            14..=15 => {
+                let b = 3 + rng.random_range(0..4u64);
+                let colocate = if rng.random_bool(0.5) { r#","colocate":true"# } else { "" };
+                format!(
+                    r#"{{"type":"place_order","account":{b},"market":"h100-sxm.us-east","window":{{"from_slot":{slot},"to_slot":{}}}{colocate},"side":"buy","price":"2.60","quantity":"1"}}"#,
+                    slot + 3_600
+                )
+            }
+            16 => {
+                let a = 1 + rng.random_range(0..6u64);
+                format!(r#"{{"type":"mass_cancel","account":{a}}}"#)
+            }
+            _ => r#"{"type":"tick"}"#.into(),
+        };
+        commands.push((now, cmd));
+    }
+    commands
+        .into_iter()
+        .enumerate()
+        .map(|(i, (secs, cmd))| {
+            format!(
+                r#"{{"v":2,"ts_ns":{},"request_id":"g{i}","command":{cmd}}}"#,
+                secs * 1_000_000_000 + i as u64
+            )
+        })
+        .collect()
+}
+
+/// Runs `gpux apply` on `input` (the command `lines`), killed at seeded random
+/// moments until it finishes, then checks the ledger: every command once in input
+/// order, every printed event stored as printed, the crash-free state, and
+/// `gpux replay verify`.
+fn check_killed_runs(tmp: &std::path::Path, input: &std::path::Path, lines: &[String]) {
+    let data = tmp.join("ledger");
+    let (printed, kills) = run_until_finished(&data, input);
+
     assert!(
         kills >= 3,
         "the test must actually kill runs (killed {kills})"
@@ -184,7 +295,7 @@ fn killed_at_random_moments_the_pipeline_loses_nothing_and_applies_nothing_twice
     }
     // Same state as a run that never crashed.
     let rebuilt = gpux_replay::rebuild::state_at(&ledger.reader(), None, None).unwrap();
-    assert_eq!(rebuilt.state_hash(), crash_free_hash(&lines));
+    assert_eq!(rebuilt.state_hash(), crash_free_hash(lines));
     drop(ledger);
 
     let verify = Command::new(env!("CARGO_BIN_EXE_gpux"))

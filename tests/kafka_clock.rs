@@ -79,11 +79,12 @@ fn gtd_bid_commands() -> (Vec<Vec<u8>>, u64) {
         format!(r#"{{"type":"list_market","market":"{MARKET}","tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":0}}"#),
         r#"{"type":"create_account","account":1}"#.to_owned(),
         r#"{"type":"deposit","account":1,"amount":"10"}"#.to_owned(),
-        format!(r#"{{"type":"place_order","account":1,"market":"{MARKET}","side":"buy","price":"2.00","quantity":"1","time_in_force":"gtd","good_till_ns":{good_till}}}"#),
+        // A slot at least an hour ahead, whatever the wall clock.
+        format!(r#"{{"type":"place_order","account":1,"market":"{MARKET}","slot":{},"side":"buy","price":"2.00","quantity":"1","time_in_force":"gtd","good_till_ns":{good_till}}}"#, (t / 1_000_000_000 / 3_600 + 2) * 3_600),
     ]
     .iter()
     .enumerate()
-    .map(|(i, c)| format!(r#"{{"v":1,"ts_ns":{t},"request_id":"r{i}","command":{c}}}"#).into_bytes())
+    .map(|(i, c)| format!(r#"{{"v":2,"ts_ns":{t},"request_id":"r{i}","command":{c}}}"#).into_bytes())
     .collect();
     (commands, good_till)
 }

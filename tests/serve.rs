@@ -10,6 +10,7 @@ mod support;
 
 use gpux::config::Config;
 use gpux::run::serve_until;
+use gpux_engine::slot::format_slot;
 use serde_json::Value;
 use support::{http, http_text, Lines};
 
@@ -193,6 +194,11 @@ fn a_stop_before_ready_is_a_clean_stop() {
 }
 
 /// Nanoseconds since the Unix epoch, as the gateway stamps commands.
+/// A slot that trades for the next hour at least, whatever the wall clock.
+fn open_slot(now_ns: u64) -> u64 {
+    (now_ns / 1_000_000_000 / 3_600 + 2) * 3_600
+}
+
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -236,7 +242,8 @@ fn an_idle_exchange_expires_a_gtd_order_from_ticks_alone() {
         "/v1/orders",
         &key,
         &format!(
-            r#"{{"market":"h100-sxm.us-east","side":"buy","price":"2.00","quantity":"1","time_in_force":"gtd","good_till_ns":{good_till}}}"#
+            r#"{{"market":"h100-sxm.us-east","slot":"{}","side":"buy","price":"2.00","quantity":"1","time_in_force":"gtd","good_till_ns":{good_till}}}"#,
+            format_slot(open_slot(now_ns()))
         ),
     );
     assert_eq!(
@@ -265,6 +272,95 @@ fn an_idle_exchange_expires_a_gtd_order_from_ticks_alone() {
     serve.stop();
 
     assert_expired_by_a_tick(&data, good_till);
+}
+
+/// On an idle exchange a slot's gate closes from ticks alone, about when the wall
+/// clock passes it: a market whose gate closes ten seconds from now, a trade and a
+/// resting bid in that slot, then nothing sent. The bid is cancelled for
+/// `slot_closed`, the buyer's delivery schedule names the provider, and the ledger
+/// shows the closure under a tick.
+#[test]
+fn an_idle_exchange_closes_a_gate_from_ticks_alone() {
+    const ADMIN: &str = "gate-admin-key-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let serve = Serve::start(Config {
+        data: data.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_key: Some(ADMIN.into()),
+        ..Config::default()
+    });
+    let addr = serve.addr();
+    // The next hour whose gate can be ten seconds away (setup takes far less).
+    let now_s = now_ns() / 1_000_000_000;
+    let slot = (now_s / 3_600 + 1) * 3_600 + if now_s % 3_600 > 3_570 { 3_600 } else { 0 };
+    let gate_at = now_s + 10;
+    let market = format!(
+        r#"{{"market":"h100-sxm.us-east","tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":0,"gate_closure_secs":{}}}"#,
+        slot - gate_at
+    );
+    let (status, listed) = http(&addr, "POST", "/v1/markets", ADMIN, &market);
+    assert_eq!(status, 201, "{listed}");
+    let mut keys = Vec::new();
+    for account in [1, 2] {
+        let body = format!(r#"{{"account":{account}}}"#);
+        let (status, a) = http(&addr, "POST", "/v1/accounts", ADMIN, &body);
+        assert_eq!(status, 201, "{a}");
+        keys.push(a["api_key"].as_str().unwrap().to_string());
+    }
+    let deposit = http(&addr, "POST", "/v1/accounts/1/deposits", ADMIN, r#"{"amount":"10"}"#);
+    assert_eq!(deposit.0, 200, "{}", deposit.1);
+    let s = format_slot(slot);
+    let capacity = format!(
+        r#"{{"market":"h100-sxm.us-east","from_slot":"{s}","to_slot":"{s}","quantity":"2"}}"#
+    );
+    let added = http(&addr, "POST", "/v1/capacity/add", &keys[1], &capacity);
+    assert_eq!(added.0, 200, "{}", added.1);
+    let order = |key: &str, side: &str, price: &str| {
+        let body = format!(
+            r#"{{"market":"h100-sxm.us-east","slot":"{s}","side":"{side}","price":"{price}","quantity":"1"}}"#
+        );
+        let (status, o) = http(&addr, "POST", "/v1/orders", key, &body);
+        assert_eq!(status, 200, "{o}");
+        o
+    };
+    order(&keys[1], "sell", "2.00");
+    order(&keys[0], "buy", "2.00");
+    let bid = order(&keys[0], "buy", "1.00");
+    assert_eq!(bid["status"], "resting", "{bid}");
+    let path = format!("/v1/orders/{}", bid["order_id"]);
+
+    // Nothing else is sent: only ticks can carry engine time past the gate.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let closed = loop {
+        let (status, o) = http(&addr, "GET", &path, &keys[0], "");
+        assert_eq!(status, 200, "{o}");
+        if o["status"] != "resting" {
+            break o;
+        }
+        assert!(std::time::Instant::now() < deadline, "still resting: {o}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(closed["cancel_reason"], "slot_closed", "{closed}");
+    let (status, schedule) = http(&addr, "GET", "/v1/accounts/1/schedule", &keys[0], "");
+    assert_eq!(status, 200, "{schedule}");
+    let entries = schedule["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{schedule}");
+    assert_eq!(
+        (&entries[0]["provider"], &entries[0]["holder"], &entries[0]["slot"]),
+        (&Value::from(2), &Value::from(1), &Value::from(s.as_str()))
+    );
+    serve.stop();
+
+    let ledger = gpux_ledger::Ledger::open_read_only(&data).unwrap();
+    let committed = gpux_sequencer::read_committed(&ledger.reader(), 1, 10_000).unwrap();
+    let closure = committed
+        .iter()
+        .find(|c| c.events.iter().any(|e| matches!(e, gpux_engine::Event::SlotClosed(_))))
+        .expect("the closure is in the ledger");
+    let by = gpux_engine::CommandEnvelope::from_json(&closure.payload).unwrap();
+    assert!(matches!(by.command, gpux_engine::Command::Tick(_)), "closed by {by:?}");
+    assert!(closure.ts_ns > gate_at * 1_000_000_000);
 }
 
 /// The ledger in `data` holds ticks, and the order due at `good_till` expired at one.
