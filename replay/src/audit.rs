@@ -169,19 +169,8 @@ pub fn audit_reader<S: Store>(
             Err(e) => return Err(e),
         };
         let seq = step.command.cmd_seq;
-        touched.clear();
-        for event in step.produced {
-            if let Err(e) = delivery.apply(event, &balances) {
-                return Ok(Err(
-                    Failure::new(FailureKind::DeliveryMismatch, e).at_cmd(seq)
-                ));
-            }
-            balances.apply(event);
-            if let Some(m) = book_market(event) {
-                if !touched.contains(&m) {
-                    touched.push(m);
-                }
-            }
+        if let Err(f) = fold_events(step.produced, &mut balances, &mut delivery, &mut touched) {
+            return Ok(Err(f.at_cmd(seq)));
         }
         if seq % 1024 == 0 {
             bar.set(seq);
@@ -227,6 +216,29 @@ pub fn audit_reader<S: Store>(
         accounts_reconciled: end.accounts,
         state_hash: engine.state_hash().to_string(),
     }))
+}
+
+/// Folds one command's events into the balances and the delivery check, and
+/// lists the books they touched in `touched`.
+fn fold_events(
+    events: &[Event],
+    balances: &mut EventBalances,
+    delivery: &mut DeliveryAudit,
+    touched: &mut Vec<SlotKey>,
+) -> std::result::Result<(), Failure> {
+    touched.clear();
+    for event in events {
+        delivery
+            .apply(event, balances)
+            .map_err(|e| Failure::new(FailureKind::DeliveryMismatch, e))?;
+        balances.apply(event);
+        if let Some(m) = book_market(event) {
+            if !touched.contains(&m) {
+                touched.push(m);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// No book of `books` is crossed after command `seq`.

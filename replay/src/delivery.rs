@@ -219,3 +219,151 @@ impl DeliveryAudit {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpux_engine::event::{CapacityMoved, InventoryExpired};
+
+    const SLOT: u64 = 3_600;
+
+    fn d(n: i64) -> Decimal {
+        Decimal::from(n)
+    }
+
+    fn market() -> gpux_engine::MarketId {
+        "h100.us".parse().unwrap()
+    }
+
+    /// Provider 1 lists 5 GPUs; it sells 3 to account 2, which resells 2 to 3.
+    fn trading() -> Vec<Event> {
+        let trade = |trade, seller, buyer, q| {
+            Event::TradeExecuted(TradeExecuted {
+                trade,
+                market: market(),
+                slot: SLOT,
+                price: d(2),
+                quantity: d(q),
+                taker_side: Side::Buy,
+                maker_order: trade,
+                maker_account: seller,
+                taker_order: 100 + trade,
+                taker_account: buyer,
+                maker_fee: Decimal::ZERO,
+                taker_fee: Decimal::ZERO,
+                maker_remaining: Decimal::ZERO,
+                taker_remaining: Decimal::ZERO,
+            })
+        };
+        vec![
+            Event::CapacityAdded(CapacityMoved {
+                account: 1,
+                market: market(),
+                from_slot: SLOT,
+                to_slot: SLOT,
+                quantity: d(5),
+            }),
+            trade(1, 1, 2, 3),
+            trade(2, 2, 3, 2),
+        ]
+    }
+
+    fn entry(entry: u64, provider: u64, holder: u64, q: i64, trades: &[u64]) -> Event {
+        Event::DeliveryScheduled(DeliveryScheduled {
+            entry,
+            market: market(),
+            slot: SLOT,
+            provider,
+            holder,
+            quantity: d(q),
+            trades: trades.to_vec(),
+        })
+    }
+
+    fn gate(scheduled: i64, expired: i64) -> Vec<Event> {
+        vec![
+            Event::InventoryExpired(InventoryExpired {
+                account: 1,
+                market: market(),
+                slot: SLOT,
+                quantity: d(expired),
+            }),
+            Event::SlotClosed(SlotClosed {
+                market: market(),
+                slot: SLOT,
+                scheduled: d(scheduled),
+                expired: d(expired),
+            }),
+        ]
+    }
+
+    /// Feeds `events` in order; the first complaint.
+    fn run(events: Vec<Event>) -> Result<DeliveryAudit, String> {
+        let (mut audit, mut balances) = (DeliveryAudit::default(), EventBalances::default());
+        for e in &events {
+            audit.apply(e, &balances)?;
+            balances.apply(e);
+        }
+        Ok(audit)
+    }
+
+    fn with(entries: Vec<Event>, gate_events: Vec<Event>) -> Vec<Event> {
+        trading()
+            .into_iter()
+            .chain(entries)
+            .chain(gate_events)
+            .collect()
+    }
+
+    #[test]
+    fn a_resold_gpu_is_delivered_once_by_its_provider_along_its_trades() {
+        let a = run(with(
+            vec![entry(1, 1, 2, 1, &[1]), entry(2, 1, 3, 2, &[1, 2])],
+            gate(3, 2),
+        ))
+        .unwrap();
+        assert_eq!(
+            (a.entries, a.scheduled, a.expired, a.slots_closed),
+            (2, d(3), d(2), 1)
+        );
+    }
+
+    #[test]
+    fn a_chain_that_skips_a_seller_is_refused() {
+        let e = run(with(vec![entry(1, 1, 3, 2, &[2])], vec![])).unwrap_err();
+        assert!(e.contains("sold by 2"), "{e}");
+    }
+
+    #[test]
+    fn gpus_beyond_the_providers_own_inventory_are_refused() {
+        let e = run(with(vec![entry(1, 4, 4, 1, &[])], vec![])).unwrap_err();
+        assert!(e.contains("provider 4 delivers 1 GPUs but listed 0"), "{e}");
+    }
+
+    #[test]
+    fn a_trade_cannot_carry_more_than_it_traded() {
+        let e = run(with(
+            vec![entry(1, 1, 2, 3, &[1]), entry(2, 1, 2, 1, &[1])],
+            vec![],
+        ))
+        .unwrap_err();
+        assert!(e.contains("trade 1 carries 4 GPUs"), "{e}");
+    }
+
+    #[test]
+    fn the_gates_sums_must_be_its_entries() {
+        let e = run(with(
+            vec![entry(1, 1, 2, 1, &[1]), entry(2, 1, 3, 2, &[1, 2])],
+            gate(4, 2),
+        ))
+        .unwrap_err();
+        assert!(e.contains("slot_closed says 4 scheduled"), "{e}");
+    }
+
+    #[test]
+    fn each_holder_must_receive_what_it_held() {
+        // The sums are right, but account 3's GPUs were scheduled to account 2.
+        let e = run(with(vec![entry(1, 1, 2, 3, &[1])], gate(3, 2))).unwrap_err();
+        assert!(e.contains("held"), "{e}");
+    }
+}

@@ -195,12 +195,7 @@ pub fn export_reader<S: Store>(
         rows: 0,
     };
     if opts.format == Format::Csv {
-        w.write_all(match opts.what {
-            What::Trades => b"trade,cmd_seq,ts_ns,market,slot,price,quantity,taker_side,maker_order,maker_account,taker_order,taker_account,maker_fee,taker_fee\n".as_slice(),
-            What::Deliveries => b"entry,cmd_seq,ts_ns,market,slot,provider,holder,quantity,trades\n".as_slice(),
-            What::Events => b"event_seq,cmd_seq,ts_ns,type,json\n".as_slice(),
-            What::Commands => b"cmd_seq,ts_ns,source,type,json\n".as_slice(),
-        })?;
+        w.write_all(csv_header(opts.what))?;
     }
     let bar = progress.bar(to.saturating_sub(from) + 1, "export");
     let mut commands = reader.commands(from)?;
@@ -251,6 +246,16 @@ pub fn export_reader<S: Store>(
     }
     w.flush()?;
     Ok(summary)
+}
+
+/// The header row of a CSV export.
+fn csv_header(what: What) -> &'static [u8] {
+    match what {
+        What::Trades => b"trade,cmd_seq,ts_ns,market,slot,price,quantity,taker_side,maker_order,maker_account,taker_order,taker_account,maker_fee,taker_fee\n",
+        What::Deliveries => b"entry,cmd_seq,ts_ns,market,slot,provider,holder,quantity,trades\n",
+        What::Events => b"event_seq,cmd_seq,ts_ns,type,json\n",
+        What::Commands => b"cmd_seq,ts_ns,source,type,json\n",
+    }
 }
 
 /// Decodes a stored event, checking it belongs to `c` and sits at `event_seq`.

@@ -490,7 +490,7 @@ impl Builder {
     fn event(&mut self, cmd_seq: u64, event_seq: u64, ts_ns: u64, event: &Event) {
         let at = (cmd_seq, event_seq, ts_ns);
         let me = self.account;
-        if self.balance_event(at, event) {
+        if self.balance_event(at, event) || self.slot_event(at, event) {
             return;
         }
         match event {
@@ -546,6 +546,18 @@ impl Builder {
                 };
                 self.push(at, item, m.market.zip(m.slot));
             }
+            Event::OrderRejected(r) | Event::CommandRejected(r) => self.rejected(at, r),
+            Event::TradeExecuted(t) => self.trade(at, t),
+            _ => {}
+        }
+    }
+
+    /// What a slot's gate closure does to the account: deliveries naming it,
+    /// its expired inventory, and the slot's GPUs leaving its balance; false when
+    /// `event` is none of them.
+    fn slot_event(&mut self, at: (u64, u64, u64), event: &Event) -> bool {
+        let me = self.account;
+        match event {
             Event::DeliveryScheduled(d) if d.provider == me || d.holder == me => {
                 let role = match (d.provider == me, d.holder == me) {
                     (true, true) => "both",
@@ -576,10 +588,9 @@ impl Builder {
                 // The slot's GPUs are delivered or expired: they leave the account.
                 self.running.gpu_hours.remove(&(c.market, c.slot));
             }
-            Event::OrderRejected(r) | Event::CommandRejected(r) => self.rejected(at, r),
-            Event::TradeExecuted(t) => self.trade(at, t),
-            _ => {}
+            _ => return false,
         }
+        true
     }
 
     /// The account's own balance movements (creation, deposits, withdrawals,

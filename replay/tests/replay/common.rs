@@ -22,6 +22,12 @@ use serde_json::{json, Value};
 pub const H100: &str = "h100-sxm.us-east";
 pub const A100: &str = "a100-pcie.eu-west";
 pub const ACCOUNTS: u64 = 6;
+/// Engine time of the first command: 2023-11-14T22:13:20Z.
+pub const T0: u64 = 1_700_000_000_000_000_000;
+/// The two delivery slots traded: 2023-11-14T23:00Z and the hour after. Halfway
+/// through the order flow a `tick` passes the first one's gate (23:00 less 300 s):
+/// its schedule is fixed and only the second trades on.
+pub const SLOTS: [u64; 2] = [1_700_002_800, 1_700_006_400];
 
 /// One command to write: timestamp and raw payload bytes.
 #[derive(Clone, Debug)]
@@ -33,7 +39,7 @@ pub struct Cmd {
 fn envelope(ts_ns: u64, command: Value) -> Cmd {
     Cmd {
         ts_ns,
-        payload: serde_json::to_vec(&json!({"v": 1, "ts_ns": ts_ns, "command": command})).unwrap(),
+        payload: serde_json::to_vec(&json!({"v": 2, "ts_ns": ts_ns, "command": command})).unwrap(),
     }
 }
 
@@ -62,7 +68,7 @@ fn setup_commands(ts: &mut u64) -> Vec<Cmd> {
         for m in [H100, A100] {
             out.push(envelope(
                 *ts,
-                json!({"type":"add_capacity","account":a,"market":m,"quantity":"400"}),
+                json!({"type":"add_capacity","account":a,"market":m,"from_slot":SLOTS[0],"to_slot":SLOTS[1],"quantity":"400"}),
             ));
         }
     }
@@ -79,7 +85,7 @@ fn setup_commands(ts: &mut u64) -> Vec<Cmd> {
 #[allow(clippy::too_many_lines)]
 pub fn scenario(seed: u64, orders: usize) -> Vec<Cmd> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut ts = 1_700_000_000_000_000_000u64;
+    let mut ts = T0;
     let mut out: Vec<Cmd> = Vec::new();
     let mut engine: Engine = Engine::new();
     let mut sink: Vec<Event> = Vec::new();
@@ -97,6 +103,16 @@ pub fn scenario(seed: u64, orders: usize) -> Vec<Cmd> {
         if rng.random_bool(0.8) {
             ts += rng.random_range(1..2_000);
         }
+        if i == orders / 2 {
+            // The first slot's gate closes: its delivery schedule is fixed.
+            ts = (SLOTS[0] - 200) * 1_000_000_000;
+            push(&mut engine, envelope(ts, json!({"type":"tick"})), &mut out);
+        }
+        let slot = if i < orders / 2 {
+            SLOTS[rng.random_range(0..2usize)]
+        } else {
+            SLOTS[1]
+        };
         let mi = rng.random_range(0..2usize);
         let (market, scale) = if mi == 0 { (H100, 2) } else { (A100, 3) };
         mids[mi] = (mids[mi] + rng.random_range(-3..=3)).clamp(50, 100_000);
@@ -121,7 +137,7 @@ pub fn scenario(seed: u64, orders: usize) -> Vec<Cmd> {
         let cmd = match roll {
             0..=49 => {
                 let p = toward(rng.random_range(-2..8));
-                let mut c = json!({"type":"place_order","account":account,"market":market,"side":side,"price":price(p),"quantity":qty(&mut rng)});
+                let mut c = json!({"type":"place_order","account":account,"market":market,"slot":slot,"side":side,"price":price(p),"quantity":qty(&mut rng)});
                 if rng.random_bool(0.1) {
                     c["client_order_id"] = json!(format!("c-{i}"));
                 }
@@ -132,22 +148,22 @@ pub fn scenario(seed: u64, orders: usize) -> Vec<Cmd> {
             }
             50..=59 => {
                 let p = toward(-rng.random_range(2..10));
-                json!({"type":"place_order","account":account,"market":market,"side":side,"price":price(p),"quantity":qty(&mut rng),"time_in_force":"ioc"})
+                json!({"type":"place_order","account":account,"market":market,"slot":slot,"side":side,"price":price(p),"quantity":qty(&mut rng),"time_in_force":"ioc"})
             }
             60..=62 => {
                 let p = toward(-rng.random_range(0..6));
-                json!({"type":"place_order","account":account,"market":market,"side":side,"price":price(p),"quantity":qty(&mut rng),"time_in_force":"fok"})
+                json!({"type":"place_order","account":account,"market":market,"slot":slot,"side":side,"price":price(p),"quantity":qty(&mut rng),"time_in_force":"fok"})
             }
             63..=64 => {
                 let p = toward(rng.random_range(1..5));
-                json!({"type":"place_order","account":account,"market":market,"side":side,"price":price(p),"quantity":qty(&mut rng),"post_only":true})
+                json!({"type":"place_order","account":account,"market":market,"slot":slot,"side":side,"price":price(p),"quantity":qty(&mut rng),"post_only":true})
             }
             65..=67 => {
                 let p = toward(rng.random_range(0..4));
-                json!({"type":"place_order","account":account,"market":market,"side":side,"price":price(p),"quantity":qty(&mut rng),"time_in_force":"gtd","good_till_ns":ts + rng.random_range(100..5_000)})
+                json!({"type":"place_order","account":account,"market":market,"slot":slot,"side":side,"price":price(p),"quantity":qty(&mut rng),"time_in_force":"gtd","good_till_ns":ts + rng.random_range(100..5_000)})
             }
             68..=72 => {
-                let mut c = json!({"type":"place_order","account":account,"market":market,"side":side,"order_type":"market","quantity":qty(&mut rng)});
+                let mut c = json!({"type":"place_order","account":account,"market":market,"slot":slot,"side":side,"order_type":"market","quantity":qty(&mut rng)});
                 if side == "buy" && rng.random_bool(0.5) {
                     c["cap"] = json!("40");
                 }
@@ -191,13 +207,25 @@ pub fn scenario(seed: u64, orders: usize) -> Vec<Cmd> {
                 json!({"type":"withdraw","account":account,"amount":format!("{}.25", rng.random_range(1..300))})
             }
             94 => json!({"type":"deposit","account":account,"amount":"1000.5"}),
-            95 => json!({"type":"add_capacity","account":account,"market":market,"quantity":"20"}),
+            95 => {
+                json!({"type":"add_capacity","account":account,"market":market,"from_slot":slot,"to_slot":SLOTS[1],"quantity":"20"})
+            }
             96 => {
-                json!({"type":"remove_capacity","account":account,"market":market,"quantity":"5"})
+                json!({"type":"remove_capacity","account":account,"market":market,"from_slot":slot,"to_slot":slot,"quantity":"5"})
             }
             97 => {
                 // Far too big: insufficient funds or capacity.
-                json!({"type":"place_order","account":account,"market":market,"side":side,"price":price(mids[mi]),"quantity":"100000"})
+                json!({"type":"place_order","account":account,"market":market,"slot":slot,"side":side,"price":price(mids[mi]),"quantity":"100000"})
+            }
+            // All or none: a window over both slots, or a cluster from one
+            // provider's own machines (refused when not fillable).
+            98 if i % 2 == 0 && i < orders / 2 => {
+                let p = toward(-rng.random_range(2..10));
+                json!({"type":"place_order","account":account,"market":market,"window":{"from_slot":SLOTS[0],"to_slot":SLOTS[1]},"side":side,"price":price(p),"quantity":qty(&mut rng),"time_in_force":"fok"})
+            }
+            98 if i % 2 == 0 => {
+                let p = toward(-rng.random_range(2..10));
+                json!({"type":"place_order","account":account,"market":market,"slot":slot,"colocate":true,"side":"buy","price":price(p),"quantity":qty(&mut rng),"time_in_force":"ioc"})
             }
             98 => {
                 push(
@@ -205,7 +233,7 @@ pub fn scenario(seed: u64, orders: usize) -> Vec<Cmd> {
                     Cmd {
                         ts_ns: ts,
                         payload: format!(
-                            "{{\"v\":1,\"ts_ns\":{ts},\"command\":{{\"type\":\"teleport\"}}}}"
+                            "{{\"v\":2,\"ts_ns\":{ts},\"command\":{{\"type\":\"teleport\"}}}}"
                         )
                         .into_bytes(),
                     },

@@ -47,7 +47,7 @@ fn trades_as_csv_are_every_trade_with_its_values() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "trade,cmd_seq,ts_ns,market,price,quantity,taker_side,maker_order,maker_account,taker_order,taker_account,maker_fee,taker_fee"
+        "trade,cmd_seq,ts_ns,market,slot,price,quantity,taker_side,maker_order,maker_account,taker_order,taker_account,maker_fee,taker_fee"
     );
     let rows: Vec<Vec<String>> = lines.map(csv_fields).collect();
     assert_eq!(rows.len(), w.trades.len());
@@ -65,6 +65,7 @@ fn trades_as_csv_are_every_trade_with_its_values() {
             t.cmd_seq.to_string(),
             t.ts_ns.to_string(),
             tr.market.to_string(),
+            gpux_engine::slot::format_slot(tr.slot),
             tr.price.to_string(),
             tr.quantity.to_string(),
             side.to_string(),
@@ -92,9 +93,57 @@ fn trades_as_json_lines_carry_their_sequence_numbers_and_the_event() {
         assert_eq!(l["cmd_seq"], t.cmd_seq);
         assert_eq!(l["event_seq"], t.event_seq);
         assert_eq!(l["ts_ns"], t.ts_ns);
+        assert_eq!(l["slot"], gpux_engine::slot::format_slot(t.trade.slot));
         let event: gpux_engine::Event = serde_json::from_value(l["event"].clone()).unwrap();
         assert_eq!(event, gpux_engine::Event::TradeExecuted(t.trade));
     }
+}
+
+#[test]
+fn deliveries_are_the_schedule_with_slots_as_people_write_them() {
+    let (dir, w) = standard();
+    let entries: Vec<(u64, gpux_engine::event::DeliveryScheduled)> = w
+        .events
+        .iter()
+        .enumerate()
+        .flat_map(|(i, evs)| evs.iter().map(move |e| (i as u64 + 1, e)))
+        .filter_map(|(cmd_seq, e)| match serde_json::from_slice(e).unwrap() {
+            gpux_engine::Event::DeliveryScheduled(d) => Some((cmd_seq, d)),
+            _ => None,
+        })
+        .collect();
+    assert!(entries.len() > 10, "{}", entries.len());
+    let (summary, text) =
+        export_to_string(dir.path(), opts(What::Deliveries, Format::Csv, None, None));
+    assert_eq!(summary.rows, entries.len() as u64);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "entry,cmd_seq,ts_ns,market,slot,provider,holder,quantity,trades"
+    );
+    for (row, (cmd_seq, d)) in lines.map(csv_fields).zip(&entries) {
+        let trades: Vec<String> = d.trades.iter().map(u64::to_string).collect();
+        let expected = [
+            d.entry.to_string(),
+            cmd_seq.to_string(),
+            w.commands[*cmd_seq as usize - 1].ts_ns.to_string(),
+            d.market.to_string(),
+            "2023-11-14T23:00Z".to_string(),
+            d.provider.to_string(),
+            d.holder.to_string(),
+            d.quantity.to_string(),
+            trades.join(" "),
+        ];
+        assert_eq!(row, expected);
+    }
+    let (_, text) = export_to_string(
+        dir.path(),
+        opts(What::Deliveries, Format::Jsonl, None, None),
+    );
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["slot"], "2023-11-14T23:00Z");
+    assert_eq!(first["event"]["type"], "delivery_scheduled");
+    assert_eq!(first["event"]["slot"], crate::common::SLOTS[0]);
 }
 
 /// The `(cmd_seq, event_seq, payload)` of every event of commands `from..=to`.

@@ -161,3 +161,57 @@ fn an_unknown_account_is_a_failure() {
     );
     assert_eq!(json_of(&out)["error"], "unknown_account");
 }
+
+#[test]
+fn deliveries_and_expired_inventory_are_listed_and_leave_the_balance() {
+    let (dir, w) = standard();
+    let closed = gpux_engine::slot::format_slot(crate::common::SLOTS[0]);
+    let mut delivered_somewhere = false;
+    for account in 1..=ACCOUNTS {
+        let s = statement_of(dir.path(), account);
+        // The schedule entries naming this account, from the written events.
+        let mut want = Vec::new();
+        for e in w.events.iter().flatten() {
+            if let gpux_engine::Event::DeliveryScheduled(d) = serde_json::from_slice(e).unwrap() {
+                if d.provider == account || d.holder == account {
+                    want.push((d.entry, d.provider, d.holder, d.quantity));
+                }
+            }
+        }
+        let got: Vec<_> = s
+            .entries
+            .iter()
+            .filter_map(|e| match &e.item {
+                Item::Delivery {
+                    entry,
+                    slot,
+                    role,
+                    provider,
+                    holder,
+                    quantity,
+                    ..
+                } => {
+                    assert_eq!(slot, &closed);
+                    let expected_role = match (*provider == account, *holder == account) {
+                        (true, true) => "both",
+                        (true, false) => "provider",
+                        _ => "holder",
+                    };
+                    assert_eq!(*role, expected_role);
+                    Some((*entry, *provider, *holder, *quantity))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, want, "account {account}");
+        delivered_somewhere |= !got.is_empty();
+        // After the gate, the closed slot is gone from the account's GPUs.
+        assert!(s
+            .computed
+            .gpu_hours
+            .keys()
+            .all(|k| k.1 == crate::common::SLOTS[1]));
+        assert!(s.reconciled);
+    }
+    assert!(delivered_somewhere);
+}
