@@ -30,7 +30,7 @@ fn command_file(dir: &std::path::Path) -> (std::path::PathBuf, Vec<String>) {
         .enumerate()
     {
         let env = CommandEnvelope {
-            v: 1,
+            v: gpux_engine::PROTOCOL_VERSION,
             ts_ns: workload::ts_ns(i as u64),
             request_id: Some(format!("r{i}")),
             idempotent: false,

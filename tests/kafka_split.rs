@@ -20,7 +20,7 @@ const ORDERS: usize = 9_000;
 
 fn commands() -> Vec<Vec<u8>> {
     let env =
-        |ts: usize, cmd: String| format!(r#"{{"v":1,"ts_ns":{ts},"command":{cmd}}}"#).into_bytes();
+        |ts: usize, cmd: String| format!(r#"{{"v":2,"ts_ns":{ts},"command":{cmd}}}"#).into_bytes();
     let mut out = vec![
         support::list_market(),
         env(2, r#"{"type":"create_account","account":1}"#.into()),
@@ -33,7 +33,8 @@ fn commands() -> Vec<Vec<u8>> {
         out.push(env(
             4 + i,
             format!(
-                r#"{{"type":"place_order","account":1,"market":"h100-sxm.us-east","side":"buy","price":"{}.{:03}","quantity":"1","client_order_id":"c-{i}"}}"#,
+                r#"{{"type":"place_order","account":1,"market":"h100-sxm.us-east","slot":{},"side":"buy","price":"{}.{:03}","quantity":"1","client_order_id":"c-{i}"}}"#,
+                gpux::bench::workload::slot(0),
                 1 + i / 1000,
                 i % 1000
             ),

@@ -43,7 +43,7 @@ fn journal_commands(data: &std::path::Path) {
         .enumerate()
         .map(|(i, command)| {
             CommandEnvelope {
-                v: 1,
+                v: gpux_engine::PROTOCOL_VERSION,
                 ts_ns: 1_700_000_000_000_000_000 + i as u64,
                 request_id: Some(format!("r{i}")),
                 idempotent: false,

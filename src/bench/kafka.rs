@@ -53,7 +53,7 @@ pub fn commands(orders: usize, seed: u64) -> Vec<Vec<u8>> {
         .enumerate()
         .map(|(i, command)| {
             CommandEnvelope {
-                v: 1,
+                v: gpux_engine::PROTOCOL_VERSION,
                 ts_ns: workload::ts_ns(i as u64),
                 request_id: None,
                 idempotent: false,

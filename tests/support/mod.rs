@@ -48,7 +48,7 @@ pub fn list_market() -> Vec<u8> {
 
 fn envelope(ts_ns: u64, request_id: String, command: EngineCommand) -> Vec<u8> {
     CommandEnvelope {
-        v: 1,
+        v: gpux_engine::PROTOCOL_VERSION,
         ts_ns,
         request_id: Some(request_id),
         idempotent: false,
