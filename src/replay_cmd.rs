@@ -33,13 +33,13 @@ pub enum ReplayCmd {
         #[arg(long, value_name = "N", default_value_t = gpux_replay::state::LEVELS_DEFAULT)]
         levels: usize,
     },
-    /// Stream trades, events or commands of a command range as JSON lines or CSV.
+    /// Stream trades, deliveries (the delivery schedule), events or commands of a command range as JSON lines or CSV.
     Export {
         /// Ledger directory.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
         /// What to export.
-        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["trades", "events", "commands"]))]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["trades", "deliveries", "events", "commands"]))]
         what: String,
         /// Output format.
         #[arg(long, default_value = "jsonl", value_parser = clap::builder::PossibleValuesParser::new(["jsonl", "csv"]))]

@@ -8,7 +8,7 @@ const SESSION: &str = r#"{"v":2,"ts_ns":1000,"command":{"type":"list_market","ma
 {"v":2,"ts_ns":1001,"command":{"type":"create_account","account":1}}
 {"v":2,"ts_ns":1002,"command":{"type":"create_account","account":2}}
 
-{"v":2,"ts_ns":1003,"command":{"type":"add_capacity","account":1,"market":"h100-sxm.us-east","from_slot":3600,"to_slot":3600,"quantity":"10"}}
+{"v":2,"ts_ns":1003,"command":{"type":"add_capacity","account":1,"market":"h100-sxm.us-east","from_slot":3600,"to_slot":7200,"quantity":"10"}}
 {"v":2,"ts_ns":1004,"command":{"type":"deposit","account":2,"amount":"100"}}
 {"v":2,"ts_ns":1005,"command":{"type":"place_order","account":1,"market":"h100-sxm.us-east","slot":3600,"side":"sell","price":"2.50","quantity":"10"}}
 {"v":2,"ts_ns":1006,"request_id":"r-7","command":{"type":"place_order","account":2,"market":"h100-sxm.us-east","slot":3600,"side":"buy","price":"2.60","quantity":"4"}}
@@ -126,10 +126,11 @@ fn a_missing_file_is_a_clear_error() {
 
 #[test]
 fn unsupported_versions_and_oversized_lines_are_refused() {
-    let v2 = r#"{"v":2,"ts_ns":1,"command":{"type":"create_account","account":1}}"#;
-    let out = gpux(&["apply"], v2);
+    // Version 1 had no delivery slots.
+    let v1 = r#"{"v":1,"ts_ns":1,"command":{"type":"create_account","account":1}}"#;
+    let out = gpux(&["apply"], v1);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported protocol version 2"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported protocol version 1"));
     let huge = format!(
         r#"{{"v":2,"ts_ns":1,"request_id":"{}","command":{{"type":"create_account","account":1}}}}"#,
         "x".repeat(10_000)
@@ -137,4 +138,36 @@ fn unsupported_versions_and_oversized_lines_are_refused() {
     let out = gpux(&["apply"], &huge);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bytes, more than"));
+}
+
+#[test]
+fn a_tick_past_the_gate_fixes_the_slots_delivery_schedule() {
+    // The session, then a tick past 00:55Z (the 01:00Z slot's gate): the slot
+    // closes, the seller's unsold GPUs expire and the buyer's 4 are scheduled.
+    let input = format!(
+        "{SESSION}{}\n",
+        r#"{"v":2,"ts_ns":3400000000000,"command":{"type":"tick"}}"#
+    );
+    let out = gpux(&["apply"], &input);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last: Vec<Event> = events(&out)
+        .into_iter()
+        .filter(|e| e.seq == 8)
+        .map(|e| e.event)
+        .collect();
+    // The resting ask is cancelled first, then the schedule is fixed.
+    assert!(matches!(&last[0], Event::OrderCancelled(c) if c.order == 1 && c.resting));
+    assert!(
+        matches!(&last[1], Event::InventoryExpired(x) if x.account == 1 && x.quantity.to_string() == "6")
+    );
+    let Event::DeliveryScheduled(d) = &last[2] else {
+        panic!("{last:?}")
+    };
+    assert_eq!((d.slot, d.provider, d.holder), (3600, 1, 2));
+    assert_eq!(d.quantity.to_string(), "4");
+    assert!(matches!(last.last(), Some(Event::SlotClosed(c)) if c.slot == 3600));
 }

@@ -40,8 +40,11 @@ fn engine_bench_reports_the_agreed_fields_and_is_seeded() {
     // The flow trades and the generator's cancels mostly hit live orders.
     assert!(a["trades"].as_u64().unwrap() > 0);
     assert!(a["rejects"].as_u64().unwrap() < 3000 / 10);
+    // Orders spread over a week of delivery slots: many books are live.
+    let live = a["live_books"].as_u64().unwrap();
+    assert!((10..=168).contains(&live), "{a}");
     let b = bench("3000", "7");
-    for field in ["events", "trades", "rejects", "resting_orders"] {
+    for field in ["events", "trades", "rejects", "resting_orders", "live_books"] {
         assert_eq!(a[field], b[field], "same seed, same {field}");
     }
     let c = bench("3000", "8");

@@ -140,7 +140,11 @@ fn list_market_and_ask(addr: &str) -> (String, u64) {
         "POST",
         "/v1/capacity/add",
         &seller,
-        &format!(r#"{{"market":"{MARKET}","quantity":"8"}}"#),
+        &format!(
+            r#"{{"market":"{MARKET}","from_slot":"{}","to_slot":"{}","quantity":"8"}}"#,
+            slot(),
+            slot()
+        ),
         200,
     );
     let ask = call(
@@ -148,12 +152,25 @@ fn list_market_and_ask(addr: &str) -> (String, u64) {
         "POST",
         "/v1/orders",
         &seller,
-        &format!(r#"{{"market":"{MARKET}","side":"sell","price":"2.40","quantity":"8"}}"#),
+        &format!(
+            r#"{{"market":"{MARKET}","slot":"{}","side":"sell","price":"2.40","quantity":"8"}}"#,
+            slot()
+        ),
         200,
     );
     assert_eq!(ask["status"], "resting", "{ask}");
     let ask_id = ask["order_id"].as_u64().unwrap();
     (seller, ask_id)
+}
+
+/// The delivery slot traded: three hours after the hour now (the gateways stamp
+/// orders with the clock, so it is open for the whole test).
+fn slot() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    gpux_engine::slot::format_slot((now / 3_600 + 3) * 3_600)
 }
 
 /// Through the gateway at `addr`, which must know `seller`'s key and ask: creates
@@ -183,7 +200,10 @@ fn buy_from(addr: &str, seller: &str, ask_id: u64) -> (String, Value) {
         "POST",
         "/v1/orders",
         &buyer,
-        &format!(r#"{{"market":"{MARKET}","side":"buy","order_type":"market","quantity":"3"}}"#),
+        &format!(
+            r#"{{"market":"{MARKET}","slot":"{}","side":"buy","order_type":"market","quantity":"3"}}"#,
+            slot()
+        ),
         200,
     );
     assert_eq!(bid["status"], "filled", "{bid}");

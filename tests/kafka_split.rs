@@ -33,7 +33,8 @@ fn commands() -> Vec<Vec<u8>> {
         out.push(env(
             4 + i,
             format!(
-                r#"{{"type":"place_order","account":1,"market":"h100-sxm.us-east","slot":1767229200,"side":"buy","price":"{}.{:03}","quantity":"1","client_order_id":"c-{i}"}}"#,
+                r#"{{"type":"place_order","account":1,"market":"h100-sxm.us-east","slot":{},"side":"buy","price":"{}.{:03}","quantity":"1","client_order_id":"c-{i}"}}"#,
+                gpux::bench::workload::slot(0),
                 1 + i / 1000,
                 i % 1000
             ),

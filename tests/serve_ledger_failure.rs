@@ -44,7 +44,7 @@ fn journal_commands(data: &std::path::Path) {
         .map(|(i, command)| {
             CommandEnvelope {
                 v: gpux_engine::PROTOCOL_VERSION,
-                ts_ns: workload::ts_ns(i as u64),
+                ts_ns: 1_700_000_000_000_000_000 + i as u64,
                 request_id: Some(format!("r{i}")),
                 idempotent: false,
                 command,
@@ -68,15 +68,7 @@ fn serve_exits_non_zero_naming_the_cmd_seq_when_the_ledger_cannot_be_written() {
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_gpux"));
     server
-        // No clock: the first write to fail must be a commit, never a tick's journal.
-        .args([
-            "serve",
-            "--clock-tick-ms",
-            "0",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(&data)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

@@ -50,11 +50,11 @@
 //! | [`rest`] | the REST handlers, DTOs and extractors |
 //! | [`auth`] | [`Principal`], [`Authenticator`], the key store, key generation |
 //! | [`idempotency`] | request ids, requests in flight, the idempotency cache |
-//! | [`history`] | order and fill history derived from events |
+//! | [`history`] | order, fill and delivery-schedule history derived from events |
 //! | [`ratelimit`] | per-key and per-IP token buckets |
 //! | [`openapi`] | the OpenAPI document served at `/v1/openapi.json` |
 //! | [`error`] | [`ApiError`]: the one error shape `{code, message}` |
-//! | [`marketdata`] | market data (REST depth/trades/ticker/candles, `/v1/ws`) |
+//! | [`marketdata`] | market data per delivery slot and the forward curve (REST and `/v1/ws`) |
 //!
 //! ## Example
 //!

@@ -136,8 +136,28 @@ impl CommitClock {
 
 /// The market both phases trade.
 const MARKET: &str = "h100-sxm.us-east";
-/// 2026-01-01T00:00:00Z: the benchmark's commands carry synthetic committed times.
-const T0: u64 = 1_767_225_600_000_000_000;
+/// The clock when the benchmark started, in ns: the fan-out phase's commands carry
+/// committed times from here (the order phase's are the gateway's clock), so both
+/// phases trade the same delivery slot, [`slot`].
+fn t0() -> u64 {
+    static T0: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *T0.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    })
+}
+
+/// The delivery slot both phases trade: three hours after the hour the benchmark
+/// started in (open for the whole run).
+fn slot() -> u64 {
+    (t0() / 1_000_000_000 / 3_600 + 3) * 3_600
+}
+
+/// [`slot`] as people write it.
+fn slot_name() -> String {
+    gpux_engine::slot::format_slot(slot())
+}
 
 /// The market-data configuration the benchmark needs (room for every subscriber
 /// from one address).

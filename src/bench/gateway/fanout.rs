@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::wire::{int_field, Http, RawWs};
-use super::{ms, GatewayBenchOptions, Target, MARKET, T0};
+use super::{ms, slot, slot_name, t0, GatewayBenchOptions, Target, MARKET};
 
 /// The account whose bids and cancels move the book.
 const ACCOUNT: u64 = 900_000_001;
@@ -84,14 +84,14 @@ pub(super) async fn ws_phase(opts: &GatewayBenchOptions, target: &Target) -> Res
 
 /// A command envelope.
 fn env(ts: u64, c: Value) -> Value {
-    json!({"v": gpux_engine::PROTOCOL_VERSION, "ts_ns": ts, "command": c})
+    json!({"v": 2, "ts_ns": ts, "command": c})
 }
 
 /// Bid `k`: rests at 1.00 + (k mod 100) ticks with client order id `b<k>`.
 fn bid(ts: u64, k: u64) -> Value {
     env(
         ts,
-        json!({"type":"place_order","account":ACCOUNT,"market":MARKET,"side":"buy",
+        json!({"type":"place_order","account":ACCOUNT,"market":MARKET,"slot":slot(),"side":"buy",
             "price":format!("1.{:02}", k % 100),"quantity":"1","client_order_id":format!("b{k}")}),
     )
 }
@@ -109,22 +109,22 @@ fn cancel(ts: u64, k: u64) -> Value {
 async fn setup(target: &Target) -> Result<()> {
     let mut setup = vec![
         env(
-            T0,
+            t0(),
             json!({"type":"list_market","market":MARKET,"tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":0}),
         ),
-        env(T0, json!({"type":"create_account","account":ACCOUNT})),
+        env(t0(), json!({"type":"create_account","account":ACCOUNT})),
         env(
-            T0,
+            t0(),
             json!({"type":"deposit","account":ACCOUNT,"amount":"100000000"}),
         ),
     ];
     for k in 0..DEPTH {
-        setup.push(bid(T0, k));
+        setup.push(bid(t0(), k));
     }
     submit_all(&target.submitter, setup).await?;
     // Published once the book's seq holds still.
     let mut http = Http::connect(&target.base_url).await?;
-    let depth_path = format!("/v1/markets/{MARKET}/depth?depth=1");
+    let depth_path = format!("/v1/markets/{MARKET}/slots/{}/depth?depth=1", slot_name());
     let mut last = (0u64, Instant::now());
     loop {
         let (s, v) = http.json("GET", &depth_path, None, &Value::Null).await?;
@@ -181,8 +181,10 @@ async fn connect_subscribers(target: &Target, n_subs: usize) -> Result<(Vec<(Raw
 /// Connects, subscribes to the book and reads the snapshot; returns its seq.
 async fn subscribe(url: String) -> Result<(RawWs, u64)> {
     let mut ws = RawWs::connect(&url).await?;
-    ws.send_text(&json!({"op":"subscribe","channel":format!("book.{MARKET}")}).to_string())
-        .await?;
+    ws.send_text(
+        &json!({"op":"subscribe","channel":format!("book.{MARKET}.{}", slot_name())}).to_string(),
+    )
+    .await?;
     loop {
         let (op, r) = ws.next_frame().await?;
         let t = &ws.buf[r];
@@ -271,7 +273,7 @@ async fn generate(
         tick.tick().await;
         let due = ((start.elapsed().as_nanos() as u64).saturating_mul(rate) / 1_000_000_000).min(n);
         while i < due {
-            let ts = T0 + 1_000_000 + i;
+            let ts = t0() + 1_000_000 + i;
             let cmd = if i.is_multiple_of(2) {
                 bid(ts, DEPTH + i / 2)
             } else {

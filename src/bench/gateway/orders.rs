@@ -11,7 +11,7 @@ use gpux_ledger::LatencyHistogram;
 use serde_json::{json, Value};
 
 use super::wire::Http;
-use super::{ms, GatewayBenchOptions, MARKET};
+use super::{ms, slot_name, GatewayBenchOptions, MARKET};
 
 /// What one client did: its latencies, the orders it placed, its first refusal.
 type ClientResult = (LatencyHistogram, u64, Option<String>);
@@ -114,7 +114,7 @@ async fn trading_account(admin: &mut Http, admin_key: &str) -> Result<String> {
             "POST",
             "/v1/capacity/add",
             Some(&key),
-            &json!({"market": MARKET, "quantity": "100000000"}),
+            &json!({"market": MARKET, "from_slot": slot_name(), "to_slot": slot_name(), "quantity": "100000000"}),
         )
         .await?;
     if s >= 300 {
@@ -146,7 +146,8 @@ async fn client(
         let price = format!("{}", 195 + (n * 7 + i * 3) % 11);
         let price = format!("{}.{}", &price[..1], &price[1..]);
         let body = format!(
-            r#"{{"market":"{MARKET}","side":"{}","price":"{price}","quantity":"1"}}"#,
+            r#"{{"market":"{MARKET}","slot":"{}","side":"{}","price":"{price}","quantity":"1"}}"#,
+            slot_name(),
             if buy { "buy" } else { "sell" }
         );
         let t = Instant::now();
