@@ -190,59 +190,15 @@ fn gate_crossing_lines(n: usize) -> Vec<String> {
     )];
     for a in 1..=6u64 {
         commands.push((T0, format!(r#"{{"type":"create_account","account":{a}}}"#)));
-        commands.push((T0, format!(r#"{{"type":"deposit","account":{a},"amount":"100000"}}"#)));
+        commands.push((
+            T0,
+            format!(r#"{{"type":"deposit","account":{a},"amount":"100000"}}"#),
+        ));
     }
     let mut listed_to = 0u64;
     for i in 0..n as u64 {
         let now = T0 + (i / 40) * 600;
-        let first_open = (now + 300).div_ceil(3_600) * 3_600;
-        let first_open = if first_open - 300 < now { first_open + 3_600 } else { first_open };
-        let slot = first_open + rng.random_range(0..4u64) * 3_600;
-        let price = format!("{}.{:02}", 2, rng.random_range(0..40u32));
-        let cmd = match rng.random_range(0..20u32) {
-            // Providers keep listing the next 12 hours.
-            0 if listed_to < first_open + 11 * 3_600 => {
-                listed_to = first_open + 11 * 3_600;
-                let p = 1 + rng.random_range(0..2u64);
-                format!(
-                    r#"{{"type":"add_capacity","account":{p},"market":"h100-sxm.us-east","from_slot":{first_open},"to_slot":{listed_to},"quantity":"20"}}"#
-                )
-            }
-            0..=5 => {
-                let p = 1 + rng.random_range(0..2u64);
-                format!(
-                    r#"{{"type":"place_order","account":{p},"market":"h100-sxm.us-east","slot":{slot},"side":"sell","price":"{price}","quantity":"{}"}}"#,
-                    rng.random_range(1..4u32)
-                )
-            }
-            6..=11 => {
-                let b = 3 + rng.random_range(0..4u64);
-                format!(
-                    r#"{{"type":"place_order","account":{b},"market":"h100-sxm.us-east","slot":{slot},"side":"buy","price":"{price}","quantity":"{}"}}"#,
-                    rng.random_range(1..4u32)
-                )
-            }
-            12..=13 => {
-                let b = 3 + rng.random_range(0..4u64);
-                format!(
-                    r#"{{"type":"place_order","account":{b},"market":"h100-sxm.us-east","slot":{slot},"side":"sell","price":"{price}","quantity":"1"}}"#
-                )
-            }
-            14..=15 => {
-                let b = 3 + rng.random_range(0..4u64);
-                let colocate = if rng.random_bool(0.5) { r#","colocate":true"# } else { "" };
-                format!(
-                    r#"{{"type":"place_order","account":{b},"market":"h100-sxm.us-east","window":{{"from_slot":{slot},"to_slot":{}}}{colocate},"side":"buy","price":"2.60","quantity":"1"}}"#,
-                    slot + 3_600
-                )
-            }
-            16 => {
-                let a = 1 + rng.random_range(0..6u64);
-                format!(r#"{{"type":"mass_cancel","account":{a}}}"#)
-            }
-            _ => r#"{"type":"tick"}"#.into(),
-        };
-        commands.push((now, cmd));
+        commands.push((now, gate_crossing_command(&mut rng, now, &mut listed_to)));
     }
     commands
         .into_iter()
@@ -254,6 +210,50 @@ fn gate_crossing_lines(n: usize) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// One command of [`gate_crossing_lines`] at engine time `now` (seconds): capacity
+/// for the next 12 hours when not yet listed, asks, bids, resales, windows and
+/// clusters in the next four open slots, mass cancels and ticks.
+fn gate_crossing_command(rng: &mut ChaCha8Rng, now: u64, listed_to: &mut u64) -> String {
+    const M: &str = r#""market":"h100-sxm.us-east""#;
+    // The first slot whose gate (300 s before it) is still ahead.
+    let first_open = (now + 300).div_ceil(3_600) * 3_600;
+    let slot = first_open + rng.random_range(0..4u64) * 3_600;
+    let price = format!("2.{:02}", rng.random_range(0..40u32));
+    let provider = 1 + rng.random_range(0..2u64);
+    let trader = 3 + rng.random_range(0..4u64);
+    let lots = rng.random_range(1..4u32);
+    match rng.random_range(0..20u32) {
+        0 if *listed_to < first_open + 11 * 3_600 => {
+            *listed_to = first_open + 11 * 3_600;
+            format!(
+                r#"{{"type":"add_capacity","account":{provider},{M},"from_slot":{first_open},"to_slot":{listed_to},"quantity":"20"}}"#
+            )
+        }
+        0..=5 => format!(
+            r#"{{"type":"place_order","account":{provider},{M},"slot":{slot},"side":"sell","price":"{price}","quantity":"{lots}"}}"#
+        ),
+        6..=11 => format!(
+            r#"{{"type":"place_order","account":{trader},{M},"slot":{slot},"side":"buy","price":"{price}","quantity":"{lots}"}}"#
+        ),
+        12..=13 => format!(
+            r#"{{"type":"place_order","account":{trader},{M},"slot":{slot},"side":"sell","price":"{price}","quantity":"1"}}"#
+        ),
+        14..=15 => {
+            let colocate = if rng.random_bool(0.5) {
+                r#","colocate":true"#
+            } else {
+                ""
+            };
+            format!(
+                r#"{{"type":"place_order","account":{trader},{M},"window":{{"from_slot":{slot},"to_slot":{}}}{colocate},"side":"buy","price":"2.60","quantity":"1"}}"#,
+                slot + 3_600
+            )
+        }
+        16 => format!(r#"{{"type":"mass_cancel","account":{provider}}}"#),
+        _ => r#"{"type":"tick"}"#.into(),
+    }
 }
 
 /// Runs `gpux apply` on `input` (the command `lines`), killed at seeded random

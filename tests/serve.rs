@@ -254,16 +254,7 @@ fn an_idle_exchange_expires_a_gtd_order_from_ticks_alone() {
     let path = format!("/v1/orders/{}", order["order_id"]);
 
     // Nothing else is sent: only the exchange's ticks can expire it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let expired = loop {
-        let (status, o) = http(&addr, "GET", &path, &key, "");
-        assert_eq!(status, 200, "{o}");
-        if o["status"] != "resting" {
-            break o;
-        }
-        assert!(std::time::Instant::now() < deadline, "still resting: {o}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let expired = wait_until_not_resting(&addr, &path, &key);
     assert_eq!(
         (&expired["status"], &expired["cancel_reason"]),
         (&Value::from("cancelled"), &Value::from("expired")),
@@ -301,14 +292,19 @@ fn an_idle_exchange_closes_a_gate_from_ticks_alone() {
     );
     let (status, listed) = http(&addr, "POST", "/v1/markets", ADMIN, &market);
     assert_eq!(status, 201, "{listed}");
-    let mut keys = Vec::new();
-    for account in [1, 2] {
+    let keys = [1, 2].map(|account| {
         let body = format!(r#"{{"account":{account}}}"#);
         let (status, a) = http(&addr, "POST", "/v1/accounts", ADMIN, &body);
         assert_eq!(status, 201, "{a}");
-        keys.push(a["api_key"].as_str().unwrap().to_string());
-    }
-    let deposit = http(&addr, "POST", "/v1/accounts/1/deposits", ADMIN, r#"{"amount":"10"}"#);
+        a["api_key"].as_str().unwrap().to_string()
+    });
+    let deposit = http(
+        &addr,
+        "POST",
+        "/v1/accounts/1/deposits",
+        ADMIN,
+        r#"{"amount":"10"}"#,
+    );
     assert_eq!(deposit.0, 200, "{}", deposit.1);
     let s = format_slot(slot);
     let capacity = format!(
@@ -331,35 +327,55 @@ fn an_idle_exchange_closes_a_gate_from_ticks_alone() {
     let path = format!("/v1/orders/{}", bid["order_id"]);
 
     // Nothing else is sent: only ticks can carry engine time past the gate.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let closed = loop {
-        let (status, o) = http(&addr, "GET", &path, &keys[0], "");
-        assert_eq!(status, 200, "{o}");
-        if o["status"] != "resting" {
-            break o;
-        }
-        assert!(std::time::Instant::now() < deadline, "still resting: {o}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let closed = wait_until_not_resting(&addr, &path, &keys[0]);
     assert_eq!(closed["cancel_reason"], "slot_closed", "{closed}");
     let (status, schedule) = http(&addr, "GET", "/v1/accounts/1/schedule", &keys[0], "");
     assert_eq!(status, 200, "{schedule}");
     let entries = schedule["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "{schedule}");
     assert_eq!(
-        (&entries[0]["provider"], &entries[0]["holder"], &entries[0]["slot"]),
+        (
+            &entries[0]["provider"],
+            &entries[0]["holder"],
+            &entries[0]["slot"]
+        ),
         (&Value::from(2), &Value::from(1), &Value::from(s.as_str()))
     );
     serve.stop();
+    assert_closed_by_a_tick(&data, gate_at);
+}
 
-    let ledger = gpux_ledger::Ledger::open_read_only(&data).unwrap();
+/// Polls the order at `path` until it no longer rests (a minute at most).
+fn wait_until_not_resting(addr: &str, path: &str, key: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, o) = http(addr, "GET", path, key, "");
+        assert_eq!(status, 200, "{o}");
+        if o["status"] != "resting" {
+            return o;
+        }
+        assert!(std::time::Instant::now() < deadline, "still resting: {o}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The ledger in `data` holds a slot closure, under a tick later than `gate_at` (s).
+fn assert_closed_by_a_tick(data: &std::path::Path, gate_at: u64) {
+    let ledger = gpux_ledger::Ledger::open_read_only(data).unwrap();
     let committed = gpux_sequencer::read_committed(&ledger.reader(), 1, 10_000).unwrap();
     let closure = committed
         .iter()
-        .find(|c| c.events.iter().any(|e| matches!(e, gpux_engine::Event::SlotClosed(_))))
+        .find(|c| {
+            c.events
+                .iter()
+                .any(|e| matches!(e, gpux_engine::Event::SlotClosed(_)))
+        })
         .expect("the closure is in the ledger");
     let by = gpux_engine::CommandEnvelope::from_json(&closure.payload).unwrap();
-    assert!(matches!(by.command, gpux_engine::Command::Tick(_)), "closed by {by:?}");
+    assert!(
+        matches!(by.command, gpux_engine::Command::Tick(_)),
+        "closed by {by:?}"
+    );
     assert!(closure.ts_ns > gate_at * 1_000_000_000);
 }
 
