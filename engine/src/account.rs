@@ -76,12 +76,26 @@ pub(crate) struct Holding {
     pub gpus: Balance,
     /// Own inventory not sold (nor removed), in lots.
     pub inventory: u64,
+    /// Bought GPUs, once the account bought any (boxed: most holdings of a
+    /// provider never have lots, and a small holding keeps the slot's map dense).
+    pub lots: Option<Box<Lots>>,
+}
+
+/// The bought GPUs of one holding.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Lots {
     /// Bought GPUs not sold on, oldest purchase first.
     pub bought: VecDeque<Lot>,
     /// Bought GPUs that went through [`TRADES_PER_LOT_MAX`] trades: delivered to
     /// this holder, never offered again. Not in `gpus` (no order can hold them).
     pub kept: VecDeque<Lot>,
 }
+
+/// No lots.
+static NO_LOTS: Lots = Lots {
+    bought: VecDeque::new(),
+    kept: VecDeque::new(),
+};
 
 impl Holding {
     /// Takes `lots` sold by `seller` in trade `trade` out of this holding's sources,
@@ -99,11 +113,16 @@ impl Holding {
             });
         }
         let mut rest = lots - own;
+        if rest == 0 {
+            return;
+        }
+        let bought = &mut self
+            .lots
+            .as_mut()
+            .expect("sources cover the GPUs sold")
+            .bought;
         while rest > 0 {
-            let front = self
-                .bought
-                .front_mut()
-                .expect("sources cover the GPUs sold");
+            let front = bought.front_mut().expect("sources cover the GPUs sold");
             let n = rest.min(front.lots);
             let mut trades = front.trades.clone();
             trades.push(trade);
@@ -114,7 +133,7 @@ impl Holding {
             });
             front.lots -= n;
             if front.lots == 0 {
-                self.bought.pop_front();
+                bought.pop_front();
             }
             rest -= n;
         }
@@ -123,27 +142,34 @@ impl Holding {
     /// Receives bought lots: resellable ones become available GPUs; those at
     /// [`TRADES_PER_LOT_MAX`] trades are kept to the gate.
     pub fn receive(&mut self, lots: impl Iterator<Item = Lot>) {
+        let mine = self.lots.get_or_insert_with(Box::default);
         for lot in lots {
             if lot.trades.len() >= TRADES_PER_LOT_MAX {
-                self.kept.push_back(lot);
+                mine.kept.push_back(lot);
             } else {
                 self.gpus.available += lot.lots;
-                self.bought.push_back(lot);
+                mine.bought.push_back(lot);
             }
         }
     }
 
+    /// The holding's lots (none when it never bought).
+    pub fn lots(&self) -> &Lots {
+        self.lots.as_deref().unwrap_or(&NO_LOTS)
+    }
+
     /// GPUs kept to the gate, in lots.
     pub fn kept_lots(&self) -> u64 {
-        self.kept.iter().map(|l| l.lots).sum()
+        self.lots().kept.iter().map(|l| l.lots).sum()
     }
 
     /// Whether the holding is empty (nothing to keep).
     pub fn is_empty(&self) -> bool {
+        let lots = self.lots();
         self.gpus.total() == 0
             && self.inventory == 0
-            && self.bought.is_empty()
-            && self.kept.is_empty()
+            && lots.bought.is_empty()
+            && lots.kept.is_empty()
     }
 }
 

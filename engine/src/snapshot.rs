@@ -9,7 +9,7 @@
 //! of those bytes. The encoding is postcard (compact, deterministic) behind a
 //! version number.
 
-use crate::account::{Account, Balance, Holding, Lot};
+use crate::account::{Account, Balance, Holding, Lot, Lots};
 use crate::book::{OrderBook, RestingOrder};
 use crate::market::MarketSpec;
 use crate::requests::{Remembered, RequestWindow};
@@ -144,8 +144,8 @@ impl<B: OrderBook> Engine<B> {
                         account,
                         gpus: h.gpus,
                         inventory: h.inventory,
-                        bought: h.bought.iter().cloned().collect(),
-                        kept: h.kept.iter().cloned().collect(),
+                        bought: h.lots().bought.iter().cloned().collect(),
+                        kept: h.lots().kept.iter().cloned().collect(),
                     })
                     .collect();
                 holdings.sort_unstable_by_key(|h| h.account);
@@ -256,8 +256,12 @@ impl<B: OrderBook> Engine<B> {
                     let holding = Holding {
                         gpus: h.gpus,
                         inventory: h.inventory,
-                        bought: h.bought.iter().cloned().collect(),
-                        kept: h.kept.iter().cloned().collect(),
+                        lots: (!h.bought.is_empty() || !h.kept.is_empty()).then(|| {
+                            Box::new(Lots {
+                                bought: h.bought.iter().cloned().collect(),
+                                kept: h.kept.iter().cloned().collect(),
+                            })
+                        }),
                     };
                     (h.account, holding)
                 })
@@ -385,8 +389,9 @@ impl<B: OrderBook> Engine<B> {
             }
             {
                 lots += h.gpus.total() + h.kept_lots();
-                let sources = h.inventory + h.bought.iter().map(|l| l.lots).sum::<u64>();
-                if sources != h.gpus.total() || h.bought.iter().any(|l| l.lots == 0) {
+                let bought = &h.lots().bought;
+                let sources = h.inventory + bought.iter().map(|l| l.lots).sum::<u64>();
+                if sources != h.gpus.total() || bought.iter().any(|l| l.lots == 0) {
                     return Err(format!(
                         "account {id}: {} GPUs in {} {} but sources of {sources}",
                         h.gpus.total(),
