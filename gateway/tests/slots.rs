@@ -103,6 +103,12 @@ async fn slots_windows_clusters_curve_and_schedule() {
         (w.body["slot"].as_str(), w.body["to_slot"].as_str()),
         (Some(s0.as_str()), Some(s1.as_str()))
     );
+    // 3 GPUs in each of two hours: 6 GPU-hours ordered and filled.
+    assert_eq!(
+        (dec(&w.body["quantity"]), dec(&w.body["filled"])),
+        (d("6"), d("6"))
+    );
+    assert_eq!(w.body["status"], "filled");
     let fills = w.body["fills"].as_array().unwrap();
     let legs: Vec<_> = fills
         .iter()
