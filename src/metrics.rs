@@ -233,12 +233,12 @@ impl Inner {
         );
         r.register(
             "book_resting_orders",
-            "Orders resting in a market's book, per side",
+            "Orders resting in a market's books (all its delivery slots), per side",
             self.book_orders.clone(),
         );
         r.register(
             "book_levels",
-            "Price levels in a market's book, per side",
+            "Price levels in a market's books (summed over its delivery slots), per side",
             self.book_levels.clone(),
         );
         r.register(

@@ -44,7 +44,13 @@ fn engine_bench_reports_the_agreed_fields_and_is_seeded() {
     let live = a["live_books"].as_u64().unwrap();
     assert!((10..=168).contains(&live), "{a}");
     let b = bench("3000", "7");
-    for field in ["events", "trades", "rejects", "resting_orders", "live_books"] {
+    for field in [
+        "events",
+        "trades",
+        "rejects",
+        "resting_orders",
+        "live_books",
+    ] {
         assert_eq!(a[field], b[field], "same seed, same {field}");
     }
     let c = bench("3000", "8");

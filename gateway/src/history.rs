@@ -185,6 +185,12 @@ pub struct OrderRecord {
 
 impl OrderRecord {
     fn accepted(a: &OrderAccepted, cmd_seq: u64, ts_ns: u64) -> Self {
+        // A window orders its quantity in every slot: the record counts GPU-hours
+        // over the whole window, so a complete fill has `filled == quantity`.
+        let slots = a.to_slot.map_or(1, |to| {
+            (to.saturating_sub(a.slot) / gpux_engine::slot::SLOT_SECS) + 1
+        });
+        let quantity = a.quantity * Decimal::from(slots);
         OrderRecord {
             order_id: a.order,
             account: a.account,
@@ -196,10 +202,10 @@ impl OrderRecord {
             side: a.side,
             order_type: a.order_type,
             price: a.price,
-            quantity: a.quantity,
+            quantity,
             // Zero at the lot's scale, so sums print like the events do.
             filled: zero_like(a.quantity),
-            remaining: a.quantity,
+            remaining: quantity,
             // Until the command's other events say otherwise.
             status: OrderStatus::Resting,
             cancel_reason: None,

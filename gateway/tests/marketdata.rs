@@ -507,3 +507,54 @@ async fn book_from_snapshot_and_updates_equals_rest_depth_after_random_flow() {
         gw.stop().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_slots_beyond_the_kept_number_are_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = MdGateway::start(
+        dir.path(),
+        Options {
+            md: gpux_gateway::marketdata::MarketDataConfig {
+                closed_books_kept: 1,
+                ..Default::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    for c in setup_commands() {
+        gw.submit(c).await.unwrap();
+    }
+    // A trade in each of two early slots (1:00Z and 2:00Z), capacity listed first.
+    let (s1, s2) = (T0 / SEC + 3_600, T0 / SEC + 7_200);
+    gw.submit(env(
+        T0 + SEC,
+        json!({"type":"add_capacity","account":1,"market":MARKET,"from_slot":s1,"to_slot":s2,"quantity":"10"}),
+    ))
+    .await
+    .unwrap();
+    for (i, slot) in [s1, s2].into_iter().enumerate() {
+        let ts = T0 + (2 + 2 * i as u64) * SEC;
+        let o = |a: u64, side: &str| json!({"type":"place_order","account":a,"market":MARKET,"slot":slot,"side":side,"price":"2.00","quantity":"1"});
+        gw.submit(env(ts, o(1, "sell"))).await.unwrap();
+        gw.submit(env(ts + SEC, o(2, "buy"))).await.unwrap();
+    }
+    let trades = |slot: u64| {
+        let url = gw.url(&format!(
+            "/v1/markets/{MARKET}/slots/{}/trades",
+            gpux_engine::slot::format_slot(slot)
+        ));
+        async move { get(&url).await.1["trades"].as_array().unwrap().len() }
+    };
+    assert_eq!((trades(s1).await, trades(s2).await), (1, 1));
+    // Both gates pass (one command): one closed book is kept, the older forgotten.
+    gw.submit(env(
+        (s2 - 60) * SEC,
+        json!({"type":"deposit","account":3,"amount":"1"}),
+    ))
+    .await
+    .unwrap();
+    assert_eq!((trades(s1).await, trades(s2).await), (0, 1));
+    gw.stop().await.unwrap();
+}

@@ -52,11 +52,12 @@ async fn slots_windows_clusters_curve_and_schedule() {
         );
     }
 
-    // The forward curve: one row per slot with order activity.
+    // The forward curve: one row per slot with order activity (market data is
+    // published asynchronously: wait for the last ask to show).
     let curve_path = format!("/v1/markets/{MARKET}/slots");
     let curve = h
         .get_until(&curve_path, None, |c| {
-            rows(c).len() == 2 && rows(c).iter().all(|r| !r["best_ask"].is_null())
+            rows(c).len() == 2 && rows(c)[1]["best_ask"] == "1.95"
         })
         .await;
     let r = rows(&curve);
@@ -103,6 +104,12 @@ async fn slots_windows_clusters_curve_and_schedule() {
         (w.body["slot"].as_str(), w.body["to_slot"].as_str()),
         (Some(s0.as_str()), Some(s1.as_str()))
     );
+    // 3 GPUs in each of two hours: 6 GPU-hours ordered and filled.
+    assert_eq!(
+        (dec(&w.body["quantity"]), dec(&w.body["filled"])),
+        (d("6"), d("6"))
+    );
+    assert_eq!(w.body["status"], "filled");
     let fills = w.body["fills"].as_array().unwrap();
     let legs: Vec<_> = fills
         .iter()
@@ -152,6 +159,20 @@ async fn slots_windows_clusters_curve_and_schedule() {
     )
     .await
     .expect(200, None);
+    let open = h
+        .get(&format!("/v1/orders?market={MARKET}&slot={s0}"), Some(&kd))
+        .await;
+    open.expect(200, None);
+    let open = open.body["orders"].as_array().unwrap().clone();
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        (open[0]["slot"].as_str(), open[0]["side"].as_str()),
+        (Some(s0.as_str()), Some("sell"))
+    );
+    let none = h
+        .get(&format!("/v1/orders?market={MARKET}&slot={s1}"), Some(&kd))
+        .await;
+    assert_eq!(none.body["orders"], json!([]));
     let mc = h
         .delete(&format!("/v1/orders?market={MARKET}&slot={s0}"), Some(&kd))
         .await;

@@ -749,6 +749,26 @@ async fn the_curve_channel_follows_each_slot_until_its_gate_closes() {
         c.recv().await,
         json!({"type":"snapshot","channel":curve,"market":MARKET,"slots":[]})
     );
+    // Subscribing to a slot nothing happened in shows its empty book, and does not
+    // put the slot on the curve.
+    let later = gpux_engine::slot::format_slot(SLOT + 3_600);
+    let book = format!("book.{MARKET}.{later}");
+    assert_eq!(
+        c.request(json!({"op":"subscribe","channel":book})).await["type"],
+        "subscribed"
+    );
+    let snap = c.recv().await;
+    assert_eq!(
+        (&snap["seq"], &snap["bids"], &snap["slot"]),
+        (&json!(0), &json!([]), &json!(later))
+    );
+    let v: Value = reqwest::get(gw.url(&format!("/v1/markets/{MARKET}/slots")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["slots"], json!([]));
     // A bid in the slot: its row appears with the touch.
     gw.submit(env(T0 + 10 * SEC, order(2, "buy", "2.10", "2")))
         .await

@@ -24,14 +24,19 @@
 //! |---|---|---|
 //! | [`rebuild`] | (library) | [`rebuild::state_at`]: latest good snapshot at or before a `cmd_seq`, plus the commands after it, each checked against the stored events; the exchange's own recovery (`gpux_sequencer::recovery`) with the tools' errors |
 //! | [`verify`] | `gpux replay verify` | every checksum and the whole chain, then a re-run from genesis compared byte-for-byte, state hashes at every snapshot |
-//! | [`state`] | `gpux replay state` | the state at any `cmd_seq`: books (top N levels), balances, open orders |
-//! | [`export`] | `gpux replay export` | trades, events or commands of a `cmd_seq` range as JSON lines or CSV, streamed |
-//! | [`statement`] | `gpux replay statement` | one account's history with running balances from the events alone, reconciled against the engine |
-//! | [`audit`] | `gpux replay audit` | invariants after every command, conservation of USD and GPU-hours from the events, no crossed book |
+//! | [`state`] | `gpux replay state` | the state at any `cmd_seq`: books per open delivery slot (top N levels), balances (GPUs per slot), open orders |
+//! | [`export`] | `gpux replay export` | trades, deliveries (the delivery schedule), events or commands of a `cmd_seq` range as JSON lines or CSV, streamed |
+//! | [`statement`] | `gpux replay statement` | one account's history (fills, deliveries, expired inventory, …) with running balances from the events alone, reconciled against the engine |
+//! | [`audit`] | `gpux replay audit` | invariants after every command, conservation of USD and of GPUs per slot from the events, no crossed book, the delivery schedule proven (`delivery`) |
 //! | [`diff`] | `gpux replay diff` | the first `cmd_seq` where two ledgers diverge (hot-standby check) |
 //! | [`progress`] | | progress bars on stderr, only when it is a terminal |
 //! | `error` | | [`ReplayError`] (I/O, ledger errors), [`Failure`] (what a check found), [`Outcome`] |
-//! | `balances` | | balances recomputed from events alone (statements, audit) |
+//! | `balances` | | balances recomputed from events alone, GPUs per (market, slot) (statements, audit) |
+//! | `delivery` | | the audit's delivery check: own inventory, delivered once, along consistent trade chains |
+//!
+//! Slots are written `2026-12-07T09:00Z` in every report and CSV; JSON lines of
+//! events keep the protocol's unix seconds inside the event and add the human form
+//! beside it.
 //!
 //! Each tool has a function returning its serde-serializable result and a `run`
 //! function that writes the result (JSON, or the export's rows) to a
@@ -51,7 +56,7 @@
 //!     // Write a ledger the way gpux does.
 //!     let mut ledger = Ledger::open(dir.path(), &LedgerOptions::default()).unwrap();
 //!     let mut engine: Engine = Engine::new();
-//!     let payload = br#"{"v":1,"ts_ns":7,"command":{"type":"create_account","account":1}}"#;
+//!     let payload = br#"{"v":2,"ts_ns":7,"command":{"type":"create_account","account":1}}"#;
 //!     let mut events: Vec<Event> = Vec::new();
 //!     engine.apply_json(1, 7, payload, &mut events);
 //!     ledger

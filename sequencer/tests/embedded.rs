@@ -17,7 +17,7 @@ use gpux_sequencer::{
 const MARKET: &str = "h100-sxm.us-east";
 
 fn env(ts: u64, request_id: &str, command: &str) -> Vec<u8> {
-    format!(r#"{{"v":1,"ts_ns":{ts},"request_id":"{request_id}","command":{command}}}"#)
+    format!(r#"{{"v":2,"ts_ns":{ts},"request_id":"{request_id}","command":{command}}}"#)
         .into_bytes()
 }
 
@@ -38,7 +38,7 @@ fn trader(a: u64, n: u64) -> Vec<Vec<u8>> {
             a,
             &format!("{a}-cap"),
             &format!(
-                r#"{{"type":"add_capacity","account":{a},"market":"{MARKET}","quantity":"100000"}}"#
+                r#"{{"type":"add_capacity","account":{a},"market":"{MARKET}","from_slot":3600,"to_slot":3600,"quantity":"100000"}}"#
             ),
         ),
     ];
@@ -53,7 +53,7 @@ fn trader(a: u64, n: u64) -> Vec<Vec<u8>> {
             1_000 + i,
             &format!("{a}-o{i}"),
             &format!(
-                r#"{{"type":"place_order","account":{a},"market":"{MARKET}","side":"{side}","price":"{}.{:02}","quantity":"{}"}}"#,
+                r#"{{"type":"place_order","account":{a},"market":"{MARKET}","slot":3600,"side":"{side}","price":"{}.{:02}","quantity":"{}"}}"#,
                 price / 100,
                 price % 100,
                 1 + i % 5
@@ -198,10 +198,10 @@ fn malformed_commands_are_recorded_as_rejections_and_the_pipeline_goes_on() {
     let mut feed = exchange.follow(1);
     let poison: Vec<Vec<u8>> = vec![
         b"{not json".to_vec(),
-        br#"{"v":1,"ts_ns":5,"command":{"type":"launch_rocket"}}"#.to_vec(),
+        br#"{"v":2,"ts_ns":5,"command":{"type":"launch_rocket"}}"#.to_vec(),
         vec![0xff, 0xfe, 0x00],
         Vec::new(),
-        format!(r#"{{"v":1,"ts_ns":5,"request_id":"{}","command":{{"type":"create_account","account":9}}}}"#, "x".repeat(5000)).into_bytes(),
+        format!(r#"{{"v":2,"ts_ns":5,"request_id":"{}","command":{{"type":"create_account","account":9}}}}"#, "x".repeat(5000)).into_bytes(),
     ];
     submit_wait(s.as_ref(), list_market());
     for p in &poison {
@@ -358,7 +358,7 @@ fn a_sweep_of_a_deep_one_lot_book_commits_and_the_exchange_goes_on() {
             ts,
             &rid,
             &format!(
-                r#"{{"type":"place_order","account":{a},"market":"{MARKET}","side":"{side}","price":"2.50","quantity":"{qty}"}}"#
+                r#"{{"type":"place_order","account":{a},"market":"{MARKET}","slot":3600,"side":"{side}","price":"2.50","quantity":"{qty}"}}"#
             ),
         )
     };

@@ -25,7 +25,7 @@ const COMMANDS: u64 = 40;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 fn env(ts: u64, command: &str) -> Vec<u8> {
-    format!(r#"{{"v":1,"ts_ns":{ts},"command":{command}}}"#).into_bytes()
+    format!(r#"{{"v":2,"ts_ns":{ts},"command":{command}}}"#).into_bytes()
 }
 
 /// A market, two funded traders, then orders crossing each other: `COMMANDS` in all.
@@ -48,7 +48,7 @@ fn commands() -> Vec<Vec<u8>> {
         out.push(env(
             4,
             &format!(
-                r#"{{"type":"add_capacity","account":{a},"market":"{MARKET}","quantity":"1000"}}"#
+                r#"{{"type":"add_capacity","account":{a},"market":"{MARKET}","from_slot":3600,"to_slot":3600,"quantity":"1000"}}"#
             ),
         ));
     }
@@ -62,7 +62,7 @@ fn commands() -> Vec<Vec<u8>> {
         out.push(env(
             10 + i,
             &format!(
-                r#"{{"type":"place_order","account":{a},"market":"{MARKET}","side":"{side}","price":"2.{:02}","quantity":"{}"}}"#,
+                r#"{{"type":"place_order","account":{a},"market":"{MARKET}","slot":3600,"side":"{side}","price":"2.{:02}","quantity":"{}"}}"#,
                 40 + i % 7,
                 1 + i % 3
             ),

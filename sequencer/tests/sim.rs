@@ -70,6 +70,8 @@ const ACCOUNTS: u64 = 4;
 const TS_BASE_NS: u64 = 1_767_225_600_000_000_000;
 /// Envelope timestamps advance 1 ms per generated command.
 const TS_STEP_NS: u64 = 1_000_000;
+/// The delivery slot traded: the hour after `TS_BASE_NS`.
+const SLOT: u64 = TS_BASE_NS / 1_000_000_000 + 3_600;
 
 type SimStore = FaultyStore<MemStore>;
 
@@ -123,7 +125,7 @@ impl Generator {
         let ts = TS_BASE_NS + k * TS_STEP_NS;
         Planned {
             payload: format!(
-                r#"{{"v":1,"ts_ns":{ts},"request_id":"{request_id}","command":{command}}}"#
+                r#"{{"v":2,"ts_ns":{ts},"request_id":"{request_id}","command":{command}}}"#
             )
             .into_bytes(),
             request_id,
@@ -145,7 +147,7 @@ impl Generator {
             )));
             let m = MARKETS[(a % 3) as usize];
             out.push(self.envelope(&format!(
-                r#"{{"type":"add_capacity","account":{a},"market":"{m}","quantity":"500"}}"#
+                r#"{{"type":"add_capacity","account":{a},"market":"{m}","from_slot":{SLOT},"to_slot":{SLOT},"quantity":"500"}}"#
             )));
         }
         out
@@ -200,7 +202,7 @@ impl Generator {
             }
         };
         format!(
-            r#"{{"type":"place_order","account":{a},"market":"{m}","side":"{side}",{body}{coid}}}"#
+            r#"{{"type":"place_order","account":{a},"market":"{m}","slot":{SLOT},"side":"{side}",{body}{coid}}}"#
         )
     }
 
@@ -216,11 +218,11 @@ impl Generator {
                 self.rng.range(1, 3000)
             ),
             86..=90 => format!(
-                r#"{{"type":"add_capacity","account":{a},"market":"{m}","quantity":"{}"}}"#,
+                r#"{{"type":"add_capacity","account":{a},"market":"{m}","from_slot":{SLOT},"to_slot":{SLOT},"quantity":"{}"}}"#,
                 self.rng.range(1, 100)
             ),
             91..=94 => format!(
-                r#"{{"type":"remove_capacity","account":{a},"market":"{m}","quantity":"{}"}}"#,
+                r#"{{"type":"remove_capacity","account":{a},"market":"{m}","from_slot":{SLOT},"to_slot":{SLOT},"quantity":"{}"}}"#,
                 self.rng.range(1, 100)
             ),
             _ => unreachable!("funds commands are rolls 70..=94"),

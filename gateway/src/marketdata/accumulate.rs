@@ -43,6 +43,8 @@ pub struct Accumulator {
     markets: HashMap<BookKey, CoreMarket>,
     /// Markets whose `market_listed` this accumulator saw: their books start empty.
     listed: std::collections::HashSet<MarketId>,
+    /// Per market, its closed slots still kept, oldest first.
+    closed: HashMap<MarketId, std::collections::VecDeque<u64>>,
     touched: Vec<BookKey>,
     private_gen: u64,
     private_set: HashSet<AccountId>,
@@ -57,6 +59,7 @@ impl Accumulator {
             hub,
             markets: HashMap::new(),
             listed: std::collections::HashSet::new(),
+            closed: HashMap::new(),
             touched: Vec::new(),
             private_gen: u64::MAX,
             private_set: HashSet::new(),
@@ -114,6 +117,7 @@ impl Accumulator {
     pub fn reset(&mut self) {
         self.markets.clear();
         self.listed.clear();
+        self.closed.clear();
         self.touched.clear();
         self.private_batch.clear();
         self.private_set.clear();
@@ -167,6 +171,7 @@ impl Accumulator {
                 m.touched = true;
                 self.touched.push(key);
             }
+            self.keep_closed(key);
             return;
         }
         // A freshly seeded book must reach the hub even if this command's own
@@ -206,6 +211,20 @@ impl Accumulator {
         if changed && !m.touched {
             m.touched = true;
             self.touched.push(key);
+        }
+    }
+
+    /// Lists `key` among its market's closed books and forgets the oldest beyond
+    /// [`MarketDataConfig::closed_books_kept`](super::MarketDataConfig::closed_books_kept).
+    fn keep_closed(&mut self, key: BookKey) {
+        let kept = self.shared.cfg.closed_books_kept.max(1);
+        let q = self.closed.entry(key.0).or_default();
+        q.push_back(key.1);
+        while q.len() > kept {
+            let Some(old) = q.pop_front() else { break };
+            let old = (key.0, old);
+            self.markets.remove(&old);
+            self.shared.forget(&old);
         }
     }
 

@@ -230,9 +230,10 @@ impl Hub {
     }
 
     /// The channel, if its market is listed (`Err` names the error code and
-    /// message). A book's channel needs a book the gateway has seen, or a slot
-    /// that trades now (its book is then registered, empty): a client cannot
-    /// make the gateway keep books of slots that never trade.
+    /// message). A book's channel needs a book the gateway has, or a slot that
+    /// trades now: its snapshot is then the empty book (`seq` 0), and its updates
+    /// start with the slot's first order. Nothing is registered for it, so no
+    /// client can make the gateway keep books of slots that never trade.
     fn resolve(&self, channel: &ChannelReq) -> Result<Chan, (&'static str, String)> {
         let book = |key: &BookKey| -> Result<BookKey, (&'static str, String)> {
             let spec = self.shared.spec(&key.0).ok_or_else(|| unknown(&key.0))?;
@@ -249,7 +250,6 @@ impl Hub {
                         ),
                     ));
                 }
-                self.shared.add_market(spec, key.1, 0);
             }
             Ok(*key)
         };
@@ -389,8 +389,13 @@ impl Hub {
         }
     }
 
+    /// The book `key`, or an empty one when the gateway has none (yet, or any
+    /// more) of a listed market.
     fn entry(&self, key: BookKey) -> Option<Arc<MarketEntry>> {
-        self.shared.market(&key)
+        self.shared.market(&key).or_else(|| {
+            let spec = self.shared.spec(&key.0)?;
+            Some(self.shared.detached_book(spec, key.1))
+        })
     }
 
     /// A `curve.<market>` message of `books` (open ones only in a snapshot).

@@ -85,9 +85,13 @@ pub struct MarketDataConfig {
     pub recent_trades: usize,
     /// Trades in a `trades.<market>.<slot>` snapshot. Default 50.
     pub snapshot_trades: usize,
-    /// Candles kept per interval and market (one-minute candles: at least a day).
+    /// Candles kept per interval and book (one-minute candles: at least a day).
     /// Default 1,500.
     pub candles: usize,
+    /// Books of closed slots kept per market (their trades, candles and last
+    /// figures stay readable); older ones are forgotten, so memory does not grow
+    /// with every hour that passes. At least 1. Default 48 (two days).
+    pub closed_books_kept: usize,
     /// `depth` when not given. Default 50.
     pub depth_default: usize,
     /// Largest `depth`. Default 1,000.
@@ -140,6 +144,7 @@ impl Default for MarketDataConfig {
             recent_trades: 1_000,
             snapshot_trades: 50,
             candles: 1_500,
+            closed_books_kept: 48,
             depth_default: 50,
             depth_max: 1_000,
             trades_default: 100,

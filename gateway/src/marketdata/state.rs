@@ -111,18 +111,20 @@ impl MarketEntry {
 pub struct Registry {
     specs: HashMap<MarketId, MarketSpec>,
     by_key: BTreeMap<BookKey, usize>,
-    list: Vec<Arc<MarketEntry>>,
+    /// By index; `None` once forgotten (see [`MarketDataState::forget`]), so
+    /// indices stay valid.
+    list: Vec<Option<Arc<MarketEntry>>>,
 }
 
 impl Registry {
     /// A book by key.
     pub fn get(&self, key: &BookKey) -> Option<&Arc<MarketEntry>> {
-        self.by_key.get(key).map(|&i| &self.list[i])
+        self.by_key.get(key).and_then(|&i| self.list[i].as_ref())
     }
 
-    /// A market by index.
+    /// A book by index.
     pub fn at(&self, index: usize) -> Option<&Arc<MarketEntry>> {
-        self.list.get(index)
+        self.list.get(index).and_then(Option::as_ref)
     }
 }
 
@@ -276,7 +278,7 @@ impl MarketDataState {
         let reg = self.markets.read().unwrap_or_else(PoisonError::into_inner);
         reg.by_key
             .range((*id, 0)..=(*id, u64::MAX))
-            .map(|(_, &i)| Arc::clone(&reg.list[i]))
+            .filter_map(|(_, &i)| reg.list[i].clone())
             .collect()
     }
 
@@ -322,17 +324,29 @@ impl MarketDataState {
         let index = reg.list.len();
         let entry = Arc::new(self.new_entry(spec, slot, index, seq));
         reg.by_key.insert(key, index);
-        reg.list.push(Arc::clone(&entry));
+        reg.list.push(Some(Arc::clone(&entry)));
         entry
     }
 
-    /// Every book registered, in registration order.
+    /// Every book registered and not forgotten, in registration order.
     pub fn all_markets(&self) -> Vec<Arc<MarketEntry>> {
         self.markets
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .list
-            .clone()
+            .iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets a closed slot's book: REST then answers it as a slot never seen
+    /// (empty), and WebSocket subscribers get nothing more from it.
+    pub fn forget(&self, key: &BookKey) {
+        let mut reg = self.markets.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = reg.by_key.remove(key) {
+            reg.list[i] = None;
+        }
     }
 
     /// The generation now, if market data is served (not being rebuilt).

@@ -247,7 +247,7 @@ pub struct OrderResponse {
         with = "gpux_engine::decimal::strict_option"
     )]
     pub price: Option<Decimal>,
-    /// Ordered GPU-hours.
+    /// Ordered GPU-hours (a window: the quantity in each slot times its slots).
     #[serde(with = "gpux_engine::decimal::strict")]
     pub quantity: Decimal,
     /// GPU-hours filled.

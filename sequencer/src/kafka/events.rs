@@ -688,7 +688,7 @@ mod tests {
     #[test]
     fn messages_round_trip_every_payload_exactly() {
         let payloads: [&[u8]; 5] = [
-            br#"{"v":1,"ts_ns":5,"request_id":"r\"1\u00e9","command":{"type":"create_account","account":7}}"#,
+            br#"{"v":2,"ts_ns":5,"request_id":"r\"1\u00e9","command":{"type":"create_account","account":7}}"#,
             b"{not json \x01\x1f \\ \"",
             &[0xff, 0x00, 0xfe, b'"'],
             b"",
@@ -734,15 +734,15 @@ mod tests {
         .into_iter()
         .chain((0..6_000).map(|i| {
             format!(
-                r#"{{"type":"place_order","account":1,"market":"h100-sxm.us-east","side":"buy","price":"{}.{:02}","quantity":"1","client_order_id":"c-{i}"}}"#,
+                r#"{{"type":"place_order","account":1,"market":"h100-sxm.us-east","slot":3600,"side":"buy","price":"{}.{:02}","quantity":"1","client_order_id":"c-{i}"}}"#,
                 1 + i / 100,
                 i % 100
             )
         })) {
-            apply(&mut engine, format!(r#"{{"v":1,"ts_ns":1,"command":{cmd}}}"#), &mut events);
+            apply(&mut engine, format!(r#"{{"v":2,"ts_ns":1,"command":{cmd}}}"#), &mut events);
         }
         let payload =
-            br#"{"v":1,"ts_ns":9,"request_id":"mc","command":{"type":"mass_cancel","account":1}}"#;
+            br#"{"v":2,"ts_ns":9,"request_id":"mc","command":{"type":"mass_cancel","account":1}}"#;
         let cmd_seq = apply(
             &mut engine,
             String::from_utf8_lossy(payload).into_owned(),
@@ -807,10 +807,10 @@ mod tests {
 
     #[test]
     fn the_key_is_the_market_named_or_exchange() {
-        let c = committed(br#"{"v":1,"ts_ns":5,"command":{"type":"create_account","account":7}}"#);
+        let c = committed(br#"{"v":2,"ts_ns":5,"command":{"type":"create_account","account":7}}"#);
         assert_eq!(EventsMessage::key(&c), EXCHANGE_KEY);
         let c = committed(
-            br#"{"v":1,"ts_ns":5,"command":{"type":"add_capacity","account":7,"market":"h100-sxm.us-east","quantity":"1"}}"#,
+            br#"{"v":2,"ts_ns":5,"command":{"type":"add_capacity","account":7,"market":"h100-sxm.us-east","from_slot":3600,"to_slot":3600,"quantity":"1"}}"#,
         );
         assert_eq!(EventsMessage::key(&c), "h100-sxm.us-east");
         assert_eq!(EventsMessage::key(&committed(b"\xff")), EXCHANGE_KEY);
