@@ -32,7 +32,7 @@ fn now_ns() -> u64 {
 }
 
 fn env(ts_ns: u64, request_id: &str, command: &str) -> Vec<u8> {
-    format!(r#"{{"v":1,"ts_ns":{ts_ns},"request_id":"{request_id}","command":{command}}}"#)
+    format!(r#"{{"v":2,"ts_ns":{ts_ns},"request_id":"{request_id}","command":{command}}}"#)
         .into_bytes()
 }
 
@@ -106,7 +106,9 @@ fn an_idle_exchange_expires_a_gtd_order_from_ticks_alone() {
         (
             "bid",
             format!(
-                r#"{{"type":"place_order","account":1,"market":"{MARKET}","side":"buy","price":"2.00","quantity":"1","time_in_force":"gtd","good_till_ns":{good_till}}}"#
+                r#"{{"type":"place_order","account":1,"market":"{MARKET}","slot":{},"side":"buy","price":"2.00","quantity":"1","time_in_force":"gtd","good_till_ns":{good_till}}}"#,
+                // A slot that trades for at least the next hour.
+                (t / 1_000_000_000 / 3_600 + 2) * 3_600
             ),
         ),
     ] {
