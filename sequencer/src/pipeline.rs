@@ -502,8 +502,10 @@ impl<S: Store> Exchange<S> {
         self.dir.as_deref()
     }
 
-    /// Registers `f` to run at shutdown (or drop), before the pipeline stops: how
-    /// companions that follow the ledger (the events-topic publisher) are stopped.
+    /// Registers `f` to run at shutdown (or drop), once the pipeline's threads have
+    /// stopped and (at a clean shutdown) everything applied is committed, before
+    /// the ledger closes: how companions that follow the ledger (the events-topic
+    /// publisher) are stopped, with all of it.
     pub fn on_shutdown(&mut self, f: impl FnOnce() + Send + 'static) {
         self.hooks.push(Box::new(f));
     }
@@ -522,7 +524,6 @@ impl<S: Store> Exchange<S> {
         if let Some(mut clock) = self.clock.take() {
             clock.stop(!self.failure.is_failed());
         }
-        self.run_hooks();
         self.stop.store(true, Ordering::SeqCst);
         if let Some(s) = &self.signal {
             s.wake();
@@ -554,6 +555,7 @@ impl<S: Store> Exchange<S> {
         let engine = match (engine, self.failure.get()) {
             (Some(engine), None) => engine,
             (_, failed) => {
+                self.run_hooks();
                 if let Some(c) = committer {
                     let _ = c.shutdown();
                 }
@@ -564,15 +566,21 @@ impl<S: Store> Exchange<S> {
             return Ok(engine); // unreachable: only `shutdown` takes it, and it consumes self
         };
         let seq = engine.last_seq();
-        if seq > 0 {
+        let snapshot = if seq > 0 {
             committer
                 .snapshot(seq, engine.snapshot())
                 .and_then(|p| p.wait())
                 .map_err(|error| PipelineError::Snapshot {
                     cmd_seq: seq,
                     error,
-                })?;
-        }
+                })
+        } else {
+            Ok(())
+        };
+        // Everything applied is committed now: companions that follow the ledger
+        // (the events publisher) finish with all of it, then stop.
+        self.run_hooks();
+        snapshot?;
         let (ledger, _) = committer.shutdown().map_err(PipelineError::Ledger)?;
         ledger.close().map_err(PipelineError::Ledger)?;
         tracing::info!(cmd_seq = seq, "exchange stopped cleanly");
@@ -586,6 +594,7 @@ impl<S: Store> Drop for Exchange<S> {
         if self.decode.is_some() || self.engine.is_some() {
             let _ = self.stop_threads();
         }
+        self.run_hooks();
     }
 }
 

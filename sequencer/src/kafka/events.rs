@@ -368,8 +368,9 @@ pub struct EventsPublisherStats {
 pub struct EventsPublisher;
 
 impl EventsPublisher {
-    /// Starts the publisher thread on `exchange`'s ledger; it stops (flushing what it
-    /// sent, for a few seconds at most) when the exchange shuts down.
+    /// Starts the publisher thread on `exchange`'s ledger; it stops when the
+    /// exchange shuts down, after publishing what the ledger holds and flushing it
+    /// (for a few seconds at most; anything left is published by the next start).
     pub fn spawn(
         exchange: &mut Exchange,
         cfg: &KafkaConfig,
@@ -522,12 +523,21 @@ fn session(ctx: &Ctx) -> Result<(), KafkaError> {
     );
     let mut follower = LedgerFollower::new(ctx.reader.clone(), Arc::clone(&ctx.publisher), next);
     let mut stalled = Stall::new(ctx.stats.acknowledged_seq.load(Ordering::Relaxed));
+    let mut published = next - 1;
     loop {
         stalled.check(
             ctx.stats.acknowledged_seq.load(Ordering::Relaxed),
             producer.in_flight_count(),
         );
         if ctx.stop.load(Ordering::SeqCst) {
+            drain(
+                ctx,
+                &producer,
+                &failed,
+                &mut follower,
+                published,
+                skip_parts,
+            )?;
             if let Err(e) = producer.flush(SHUTDOWN_FLUSH) {
                 tracing::warn!(error = %e, "events not all acknowledged at shutdown; the next start publishes them");
             }
@@ -551,8 +561,47 @@ fn session(ctx: &Ctx) -> Result<(), KafkaError> {
             if publish(ctx, &producer, &failed, c, skip)? == Published::Stopped {
                 return Ok(());
             }
+            published = c.cmd_seq;
         }
     }
+}
+
+/// At a clean stop, publishes what the ledger holds beyond `published` (for at most
+/// [`SHUTDOWN_FLUSH`]): the exchange stops its publisher once its last commands are
+/// committed, so a cleanly stopped engine leaves the topic ending where its ledger
+/// does. Whatever does not fit in the time is published by the next start.
+fn drain(
+    ctx: &Ctx,
+    producer: &ThreadedProducer<PubContext>,
+    failed: &Arc<AtomicBool>,
+    follower: &mut LedgerFollower<gpux_ledger::RocksStore>,
+    mut published: u64,
+    mut skip_parts: usize,
+) -> Result<(), KafkaError> {
+    let head = ctx
+        .reader
+        .head()
+        .map_err(|e| KafkaError::Follow(e.into()))?
+        .last_cmd_seq;
+    let deadline = Instant::now() + SHUTDOWN_FLUSH;
+    while published < head && Instant::now() < deadline {
+        let Some(batch) = follower
+            .recv_timeout(Duration::from_millis(100))
+            .map_err(KafkaError::Follow)?
+        else {
+            continue;
+        };
+        for c in batch.iter() {
+            let skip = std::mem::take(&mut skip_parts);
+            // Stopping, `publish` does not wait for room: a full queue leaves
+            // the rest to the next start.
+            if publish(ctx, producer, failed, c, skip)? == Published::Stopped {
+                return Ok(());
+            }
+            published = c.cmd_seq;
+        }
+    }
+    Ok(())
 }
 
 /// The idempotent, ordered producer of a publishing session; `failed` is set when
