@@ -199,6 +199,21 @@ fn open_slot(now_ns: u64) -> u64 {
     (now_ns / 1_000_000_000 / 3_600 + 2) * 3_600
 }
 
+impl Serve {
+    /// A default `gpux serve` (its clock ticking every second) on a free port, its
+    /// ledger in `data` under the returned directory, with `admin_key`.
+    fn with_admin_key(admin_key: &str) -> (tempfile::TempDir, Serve) {
+        let dir = tempfile::tempdir().unwrap();
+        let serve = Serve::start(Config {
+            data: dir.path().join("data"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_key: Some(admin_key.into()),
+            ..Config::default()
+        });
+        (dir, serve)
+    }
+}
+
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -213,14 +228,8 @@ fn now_ns() -> u64 {
 #[test]
 fn an_idle_exchange_expires_a_gtd_order_from_ticks_alone() {
     const ADMIN: &str = "clock-admin-key-0123456789";
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, serve) = Serve::with_admin_key(ADMIN);
     let data = dir.path().join("data");
-    let serve = Serve::start(Config {
-        data: data.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_key: Some(ADMIN.into()),
-        ..Config::default()
-    });
     let addr = serve.addr();
     let market = r#"{"market":"h100-sxm.us-east","tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":0}"#;
     assert_eq!(http(&addr, "POST", "/v1/markets", ADMIN, market).0, 201);
@@ -273,14 +282,8 @@ fn an_idle_exchange_expires_a_gtd_order_from_ticks_alone() {
 #[test]
 fn an_idle_exchange_closes_a_gate_from_ticks_alone() {
     const ADMIN: &str = "gate-admin-key-0123456789";
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, serve) = Serve::with_admin_key(ADMIN);
     let data = dir.path().join("data");
-    let serve = Serve::start(Config {
-        data: data.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_key: Some(ADMIN.into()),
-        ..Config::default()
-    });
     let addr = serve.addr();
     // The next hour whose gate can be ten seconds away (setup takes far less).
     let now_s = now_ns() / 1_000_000_000;

@@ -752,23 +752,22 @@ mod props {
         let mut reference: Engine<NaiveBook> = Engine::new();
         let mut ledger = Ledger::default();
         let mut accepted: Vec<OrderId> = Vec::new();
-        let (mut seq, mut ts) = (0u64, T0);
-        let mut midway: Option<(Vec<u8>, u64)> = None;
-        let cmds: Vec<Option<&Op>> = genesis()
-            .iter()
-            .map(|_| None)
-            .chain(ops.iter().map(Some))
-            .collect();
-        let genesis = genesis();
-        for (i, op) in cmds.into_iter().enumerate() {
-            if let Some(Op::Advance(dt)) = op {
-                ts += dt;
-            }
-            let cmd = match op {
-                None => genesis[i].clone(),
-                Some(op) => command(op, ts, &accepted),
+        let mut ts = T0;
+        // Every command applied, with its time and the live engine's events.
+        let mut applied: Vec<(u64, Command, Vec<Event>)> = Vec::new();
+        let mut midway: Option<(Vec<u8>, usize)> = None;
+        let steps = genesis().into_iter().map(Ok).chain(ops.iter().map(Err));
+        for step in steps {
+            let cmd = match step {
+                Ok(cmd) => cmd,
+                Err(op) => {
+                    if let Op::Advance(dt) = op {
+                        ts += dt;
+                    }
+                    command(op, ts, &accepted)
+                }
             };
-            seq += 1;
+            let seq = applied.len() as u64 + 1;
             let (mut a, mut b) = (Vec::new(), Vec::new());
             fast.apply(seq, ts, &cmd, &mut a);
             reference.apply(seq, ts, &cmd, &mut b);
@@ -787,55 +786,31 @@ mod props {
                 Event::OrderAccepted(x) => Some(x.order),
                 _ => None,
             }));
-            if i == ops.len() / 2 + genesis.len() {
-                midway = Some((fast.snapshot(), seq));
+            applied.push((ts, cmd, a));
+            if applied.len() == ops.len() / 2 + genesis().len() + 1 {
+                midway = Some((fast.snapshot(), applied.len()));
             }
         }
         if let Some((bytes, at)) = midway {
-            check_restored(ops, &bytes, at, &fast)?;
+            check_restored(&applied, &bytes, at, &fast)?;
         }
         Ok(ledger)
     }
 
-    /// Restored from the snapshot taken after command `at` and fed the rest of the
-    /// script, an engine emits what the live one did and ends where it did.
+    /// Restored from the snapshot taken after the first `at` commands of `applied`
+    /// and fed the rest, an engine emits what the live one did and ends where it did.
     fn check_restored(
-        ops: &[Op],
+        applied: &[(u64, Command, Vec<Event>)],
         bytes: &[u8],
-        at: u64,
+        at: usize,
         live: &Engine<Book>,
     ) -> Result<(), String> {
-        let genesis = genesis();
         let mut restored: Engine<Book> = Engine::restore(bytes).map_err(|e| e.to_string())?;
-        let (mut seq2, mut ts2) = (0u64, T0);
-        let mut accepted2: Vec<OrderId> = Vec::new();
-        let mut replay: Engine<Book> = Engine::new();
-        for (i, op) in genesis
-            .iter()
-            .map(|_| None)
-            .chain(ops.iter().map(Some))
-            .enumerate()
-        {
-            if let Some(Op::Advance(dt)) = op {
-                ts2 += dt;
-            }
-            let cmd = match op {
-                None => genesis[i].clone(),
-                Some(op) => command(op, ts2, &accepted2),
-            };
-            seq2 += 1;
-            let mut ev = Vec::new();
-            replay.apply(seq2, ts2, &cmd, &mut ev);
-            accepted2.extend(ev.iter().filter_map(|e| match e {
-                Event::OrderAccepted(x) => Some(x.order),
-                _ => None,
-            }));
-            if seq2 > at {
-                let mut ev2 = Vec::new();
-                restored.apply(seq2, ts2, &cmd, &mut ev2);
-                if ev != ev2 {
-                    return Err(format!("restored engine differs at {seq2}"));
-                }
+        for (i, (ts, cmd, events)) in applied.iter().enumerate().skip(at) {
+            let mut again = Vec::new();
+            restored.apply(i as u64 + 1, *ts, cmd, &mut again);
+            if &again != events {
+                return Err(format!("restored engine differs at {}", i + 1));
             }
         }
         if restored.state_hash() != live.state_hash() {

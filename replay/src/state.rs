@@ -10,7 +10,9 @@ use std::path::Path;
 
 use gpux_engine::market::MarketSpec;
 use gpux_engine::slot::format_slot;
-use gpux_engine::{AccountId, BalanceView, Engine, L2Level, MarketId, OrderView, Side};
+use gpux_engine::{
+    AccountId, BalanceView, Engine, L2Level, MarketId, OrderView, PositionView, Side,
+};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -134,6 +136,20 @@ pub struct PositionState {
     pub balance: BalanceView,
     /// Of which the account's own unsold inventory.
     pub inventory: Decimal,
+    /// Besides these, bought GPUs kept to the gate (not resellable).
+    pub kept: Decimal,
+}
+
+impl From<&PositionView> for PositionState {
+    fn from(p: &PositionView) -> Self {
+        PositionState {
+            market: p.market,
+            slot: format_slot(p.slot),
+            balance: p.balance,
+            inventory: p.inventory,
+            kept: p.kept,
+        }
+    }
 }
 
 /// An open order as the engine reports it, its slot written `2026-12-07T09:00Z`.
@@ -159,16 +175,7 @@ fn account_state(engine: &Engine, id: AccountId) -> Option<AccountState> {
     Some(AccountState {
         account: view.account,
         usd: view.usd,
-        gpus: view
-            .gpus
-            .iter()
-            .map(|p| PositionState {
-                market: p.market,
-                slot: format_slot(p.slot),
-                balance: p.balance,
-                inventory: p.inventory,
-            })
-            .collect(),
+        gpus: view.gpus.iter().map(PositionState::from).collect(),
         open_orders: engine
             .open_orders(id)?
             .into_iter()

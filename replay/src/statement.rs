@@ -395,16 +395,7 @@ pub fn statement_reader<S: Store>(
             usd_total,
             gpu_hours_total,
             usd: view.usd,
-            gpus: view
-                .gpus
-                .iter()
-                .map(|p| PositionState {
-                    market: p.market,
-                    slot: format_slot(p.slot),
-                    balance: p.balance,
-                    inventory: p.inventory,
-                })
-                .collect(),
+            gpus: view.gpus.iter().map(PositionState::from).collect(),
         },
         reconciled,
         differences,
