@@ -660,9 +660,10 @@ fn slot_schemas() -> Value {
     let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
     let e = |values: &[&str]| json!({"type": "string", "enum": values});
     json!({
-        "Position": object(&["market", "slot", "available", "held", "inventory"], json!({
+        "Position": object(&["market", "slot", "available", "held", "inventory", "kept"], json!({
             "market": schema("MarketId"), "slot": schema("Slot"), "available": dec(), "held": dec(),
             "inventory": {"$ref": "#/components/schemas/Decimal", "description": "Of all the GPUs (available + held), the account's own unsold inventory; the rest was bought."},
+            "kept": {"$ref": "#/components/schemas/Decimal", "description": "Besides available and held: bought GPUs kept to the gate, having gone through the most trades a GPU may in a slot (16); delivered to this account, never offered again."},
         })),
         "Balances": object(&["account", "usd", "gpus", "as_of_cmd_seq"], json!({
             "account": uint(), "usd": schema("Balance"),

@@ -260,6 +260,8 @@ async fn slots_windows_clusters_curve_and_schedule() {
     let bal = h.get("/v1/balances", Some(&kd)).await.body;
     assert_eq!(bal["gpus"].as_array().unwrap().len(), 1);
     assert_eq!(bal["gpus"][0]["slot"], s1.as_str());
+    // Nothing went through the most trades a GPU may: none is kept to the gate.
+    assert_eq!(dec(&bal["gpus"][0]["kept"]), d("0"));
     // Trading in s0 has stopped.
     h.place(
         &kd,

@@ -448,6 +448,10 @@ pub struct PositionJson {
     /// Of all the GPUs, the account's own unsold inventory (the rest was bought).
     #[serde(with = "gpux_engine::decimal::strict")]
     pub inventory: Decimal,
+    /// Besides these, bought GPUs kept to the gate: they went through the most
+    /// trades a GPU may in a slot, so they are delivered here and cannot be offered.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub kept: Decimal,
 }
 
 impl From<&PositionView> for PositionJson {
@@ -458,6 +462,7 @@ impl From<&PositionView> for PositionJson {
             available: p.balance.available,
             held: p.balance.held,
             inventory: p.inventory,
+            kept: p.kept,
         }
     }
 }
