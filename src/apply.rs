@@ -2,7 +2,7 @@
 //! one JSON line. The way to use the engine without a server.
 //!
 //! Each input line is a command envelope (`docs/PROTOCOL.md`):
-//! `{"v":2,"ts_ns":…,"command":{"type":…}}`. Blank lines are skipped. The first line
+//! `{"v":3,"ts_ns":…,"command":{"type":…}}`. Blank lines are skipped. The first line
 //! that cannot be read or decoded stops the run with an error naming its line
 //! number; the events of the lines before it have been printed.
 //!

@@ -1064,7 +1064,7 @@ mod tests {
     }
 
     fn envelope(cmd: &Value, ts_ns: u64) -> CommandEnvelope {
-        let bytes = serde_json::to_vec(&json!({"v": 2, "ts_ns": ts_ns, "command": cmd})).unwrap();
+        let bytes = serde_json::to_vec(&json!({"v": 3, "ts_ns": ts_ns, "command": cmd})).unwrap();
         CommandEnvelope::from_json(&bytes).unwrap_or_else(|e| panic!("{cmd}: {e:?}"))
     }
 

@@ -16,7 +16,7 @@ struct Cli {
 enum Cmd {
     /// Apply JSON-lines commands to a fresh engine and print every event as a JSON line.
     ///
-    /// Each line is a command envelope: {"v":2,"ts_ns":…,"command":{"type":…}} (see
+    /// Each line is a command envelope: {"v":3,"ts_ns":…,"command":{"type":…}} (see
     /// docs/PROTOCOL.md). The first bad line stops the run with an error naming it.
     ///
     /// With --data DIR the commands are journaled in DIR's embedded command log,

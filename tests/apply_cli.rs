@@ -4,14 +4,14 @@ use gpux_engine::{Event, EventEnvelope};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-const SESSION: &str = r#"{"v":2,"ts_ns":1000,"command":{"type":"list_market","market":"h100-sxm.us-east","tick_size":"0.01","lot_size":"1","maker_fee_bps":10,"taker_fee_bps":20}}
-{"v":2,"ts_ns":1001,"command":{"type":"create_account","account":1}}
-{"v":2,"ts_ns":1002,"command":{"type":"create_account","account":2}}
+const SESSION: &str = r#"{"v":3,"ts_ns":1000,"command":{"type":"list_market","market":"h100-sxm.us-east","tick_size":"0.01","lot_size":"1","maker_fee_bps":10,"taker_fee_bps":20}}
+{"v":3,"ts_ns":1001,"command":{"type":"create_account","account":1}}
+{"v":3,"ts_ns":1002,"command":{"type":"create_account","account":2}}
 
-{"v":2,"ts_ns":1003,"command":{"type":"add_capacity","account":1,"market":"h100-sxm.us-east","from_slot":3600,"to_slot":7200,"quantity":"10"}}
-{"v":2,"ts_ns":1004,"command":{"type":"deposit","account":2,"amount":"100"}}
-{"v":2,"ts_ns":1005,"command":{"type":"place_order","account":1,"market":"h100-sxm.us-east","slot":3600,"side":"sell","price":"2.50","quantity":"10"}}
-{"v":2,"ts_ns":1006,"request_id":"r-7","command":{"type":"place_order","account":2,"market":"h100-sxm.us-east","slot":3600,"side":"buy","price":"2.60","quantity":"4"}}
+{"v":3,"ts_ns":1003,"command":{"type":"add_capacity","account":1,"market":"h100-sxm.us-east","from_slot":3600,"to_slot":7200,"quantity":"10"}}
+{"v":3,"ts_ns":1004,"command":{"type":"deposit","account":2,"amount":"100"}}
+{"v":3,"ts_ns":1005,"command":{"type":"place_order","account":1,"market":"h100-sxm.us-east","slot":3600,"side":"sell","price":"2.50","quantity":"10"}}
+{"v":3,"ts_ns":1006,"request_id":"r-7","command":{"type":"place_order","account":2,"market":"h100-sxm.us-east","slot":3600,"side":"buy","price":"2.60","quantity":"4"}}
 "#;
 
 fn gpux(args: &[&str], stdin: &str) -> Output {
@@ -84,8 +84,8 @@ fn a_file_gives_the_same_events_as_stdin() {
 #[test]
 fn a_bad_line_stops_the_run_with_its_line_number() {
     let mut input: Vec<&str> = SESSION.lines().take(3).collect();
-    input.push(r#"{"v":2,"ts_ns":5,"command":{"type":"deposit","account":2,"amount":"100","colour":"red"}}"#);
-    input.push(r#"{"v":2,"ts_ns":6,"command":{"type":"create_account","account":9}}"#);
+    input.push(r#"{"v":3,"ts_ns":5,"command":{"type":"deposit","account":2,"amount":"100","colour":"red"}}"#);
+    input.push(r#"{"v":3,"ts_ns":6,"command":{"type":"create_account","account":9}}"#);
     let out = gpux(&["apply"], &input.join("\n"));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -102,7 +102,7 @@ fn a_bad_line_stops_the_run_with_its_line_number() {
 
 #[test]
 fn rejections_are_events_not_errors() {
-    let input = r#"{"v":2,"ts_ns":1,"command":{"type":"deposit","account":42,"amount":"5"}}"#;
+    let input = r#"{"v":3,"ts_ns":1,"command":{"type":"deposit","account":42,"amount":"5"}}"#;
     let out = gpux(&["apply"], input);
     assert!(out.status.success());
     let evs = events(&out);
@@ -132,7 +132,7 @@ fn unsupported_versions_and_oversized_lines_are_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported protocol version 1"));
     let huge = format!(
-        r#"{{"v":2,"ts_ns":1,"request_id":"{}","command":{{"type":"create_account","account":1}}}}"#,
+        r#"{{"v":3,"ts_ns":1,"request_id":"{}","command":{{"type":"create_account","account":1}}}}"#,
         "x".repeat(10_000)
     );
     let out = gpux(&["apply"], &huge);
@@ -146,7 +146,7 @@ fn a_tick_past_the_gate_fixes_the_slots_delivery_schedule() {
     // closes, the seller's unsold GPUs expire and the buyer's 4 are scheduled.
     let input = format!(
         "{SESSION}{}\n",
-        r#"{"v":2,"ts_ns":3400000000000,"command":{"type":"tick"}}"#
+        r#"{"v":3,"ts_ns":3400000000000,"command":{"type":"tick"}}"#
     );
     let out = gpux(&["apply"], &input);
     assert!(

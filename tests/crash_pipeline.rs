@@ -205,7 +205,7 @@ fn gate_crossing_lines(n: usize) -> Vec<String> {
         .enumerate()
         .map(|(i, (secs, cmd))| {
             format!(
-                r#"{{"v":2,"ts_ns":{},"request_id":"g{i}","command":{cmd}}}"#,
+                r#"{{"v":3,"ts_ns":{},"request_id":"g{i}","command":{cmd}}}"#,
                 secs * 1_000_000_000 + i as u64
             )
         })

@@ -84,7 +84,7 @@ fn gtd_bid_commands() -> (Vec<Vec<u8>>, u64) {
     ]
     .iter()
     .enumerate()
-    .map(|(i, c)| format!(r#"{{"v":2,"ts_ns":{t},"request_id":"r{i}","command":{c}}}"#).into_bytes())
+    .map(|(i, c)| format!(r#"{{"v":3,"ts_ns":{t},"request_id":"r{i}","command":{c}}}"#).into_bytes())
     .collect();
     (commands, good_till)
 }

@@ -25,7 +25,7 @@ type Record = (&'static str, Option<Vec<u8>>, bool);
 /// The records, in the order they are produced.
 fn records() -> Vec<Record> {
     let env =
-        |ts: u64, cmd: &str| format!(r#"{{"v":2,"ts_ns":{ts},"command":{cmd}}}"#).into_bytes();
+        |ts: u64, cmd: &str| format!(r#"{{"v":3,"ts_ns":{ts},"command":{cmd}}}"#).into_bytes();
     let mut oversized = env(7, r#"{"type":"deposit","account":1,"amount":"5"}"#);
     oversized.extend(std::iter::repeat_n(b' ', 5_000)); // valid JSON, too long
     vec![
@@ -35,7 +35,7 @@ fn records() -> Vec<Record> {
             Some(env(2, r#"{"type":"create_account","account":1}"#)),
             false,
         ),
-        ("invalid JSON", Some(br#"{"v":2,"ts_ns":3,"#.to_vec()), true),
+        ("invalid JSON", Some(br#"{"v":3,"ts_ns":3,"#.to_vec()), true),
         (
             "unknown command type",
             Some(env(4, r#"{"type":"launch_rocket","account":1}"#)),
@@ -184,7 +184,7 @@ fn poison_messages_are_recorded_as_rejections_and_the_engine_goes_on() {
     produce_raw(
         &cfg,
         &[Some(
-            br#"{"v":2,"ts_ns":13,"command":{"type":"create_account","account":3}}"#.to_vec(),
+            br#"{"v":3,"ts_ns":13,"command":{"type":"create_account","account":3}}"#.to_vec(),
         )],
     );
     wait_durable(&exchange, n + 1);

@@ -20,7 +20,7 @@ const ORDERS: usize = 9_000;
 
 fn commands() -> Vec<Vec<u8>> {
     let env =
-        |ts: usize, cmd: String| format!(r#"{{"v":2,"ts_ns":{ts},"command":{cmd}}}"#).into_bytes();
+        |ts: usize, cmd: String| format!(r#"{{"v":3,"ts_ns":{ts},"command":{cmd}}}"#).into_bytes();
     let mut out = vec![
         support::list_market(),
         env(2, r#"{"type":"create_account","account":1}"#.into()),

@@ -179,6 +179,12 @@ impl Holding {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Account {
     pub cash: Balance,
+    /// USD it paid for GPUs not yet delivered (trade notionals and its fees),
+    /// micro-USD: part of its money, in the exchange's hands until settlement.
+    pub escrow: u64,
+    /// USD it is owed for GPUs it sold, once they are delivered (notionals less
+    /// its fees), micro-USD: not yet its money.
+    pub pending: u64,
     /// Open (resting) orders, in id order.
     pub open_orders: BTreeSet<OrderId>,
     /// Client order ids of open orders.

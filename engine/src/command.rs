@@ -10,8 +10,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// Version of the JSON encoding of commands and events.
-/// Version 2 made time part of the instrument: delivery slots.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Version 2 made time part of the instrument: delivery slots; version 3 pays on
+/// delivery (escrow, delivery reports, disputes, settlement).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// One instruction to the exchange.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +42,12 @@ pub enum Command {
     /// closures). Sequenced by the exchange when no other command arrives, so the
     /// log carries time and replay reproduces every time-driven event exactly.
     Tick(Tick),
+    /// A provider reports how many GPUs of a delivery entry it delivered.
+    DeliveryReport(DeliveryReport),
+    /// A holder disputes a delivery entry: it says it received fewer GPUs.
+    Dispute(Dispute),
+    /// Admin: decide a disputed entry; it settles at once.
+    ResolveDispute(ResolveDispute),
 }
 
 /// The kind of a command, named as in JSON.
@@ -69,6 +76,12 @@ pub enum CommandKind {
     MassCancel,
     /// [`Command::Tick`].
     Tick,
+    /// [`Command::DeliveryReport`].
+    DeliveryReport,
+    /// [`Command::Dispute`].
+    Dispute,
+    /// [`Command::ResolveDispute`].
+    ResolveDispute,
     /// A message that could not be decoded into any command.
     Unknown,
 }
@@ -88,13 +101,18 @@ impl Command {
             Command::AmendOrder(_) => CommandKind::AmendOrder,
             Command::MassCancel(_) => CommandKind::MassCancel,
             Command::Tick(_) => CommandKind::Tick,
+            Command::DeliveryReport(_) => CommandKind::DeliveryReport,
+            Command::Dispute(_) => CommandKind::Dispute,
+            Command::ResolveDispute(_) => CommandKind::ResolveDispute,
         }
     }
 
     /// The account the command acts for, if any.
     pub fn account(&self) -> Option<AccountId> {
         match self {
-            Command::ListMarket(_) | Command::Tick(_) => None,
+            Command::ListMarket(_) | Command::Tick(_) | Command::ResolveDispute(_) => None,
+            Command::DeliveryReport(c) => Some(c.account),
+            Command::Dispute(c) => Some(c.account),
             Command::CreateAccount(c) => c.account,
             Command::Deposit(c) | Command::Withdraw(c) => Some(c.account),
             Command::AddCapacity(c) | Command::RemoveCapacity(c) => Some(c.account),
@@ -161,6 +179,54 @@ pub struct ListMarket {
     /// default 300).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate_closure_secs: Option<u32>,
+    /// Providers report a slot's deliveries until this many seconds after its end
+    /// (0–604800, default 3600, at most `dispute_window_secs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_window_secs: Option<u32>,
+    /// Holders may dispute a delivery until this many seconds after the slot's end
+    /// (0–604800, default 7200, at least `report_window_secs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute_window_secs: Option<u32>,
+}
+
+/// See [`Command::DeliveryReport`]. Accepted from the slot's start until the
+/// market's `report_window_secs` after its end, while the entry is not disputed;
+/// a later report replaces an earlier one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryReport {
+    /// The entry's provider.
+    pub account: AccountId,
+    /// The delivery entry (`delivery_scheduled.entry`).
+    pub entry: u64,
+    /// GPUs delivered for the slot's hour (0 up to the entry's quantity, on the lot).
+    #[serde(with = "crate::decimal::strict")]
+    pub delivered: Decimal,
+}
+
+/// See [`Command::Dispute`]. Accepted from the slot's start until the market's
+/// `dispute_window_secs` after its end, once per entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dispute {
+    /// The entry's holder.
+    pub account: AccountId,
+    /// The delivery entry.
+    pub entry: u64,
+    /// GPUs the holder says it received (0 up to the entry's quantity, on the lot).
+    #[serde(with = "crate::decimal::strict")]
+    pub received: Decimal,
+}
+
+/// See [`Command::ResolveDispute`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveDispute {
+    /// The disputed entry.
+    pub entry: u64,
+    /// GPUs delivered, as decided (0 up to the entry's quantity, on the lot).
+    #[serde(with = "crate::decimal::strict")]
+    pub delivered: Decimal,
 }
 
 /// Open an account.

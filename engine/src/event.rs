@@ -60,6 +60,15 @@ pub enum Event {
     /// A slot's gate closed: its resting orders were cancelled (before), its
     /// schedule emitted, its book removed.
     SlotClosed(SlotClosed),
+    /// A provider reported what it delivered of an entry.
+    DeliveryReported(DeliveryReported),
+    /// A holder disputed an entry; it waits for a resolution.
+    DeliveryDisputed(DeliveryDisputed),
+    /// One trade of a settled entry's chain paid its seller for the delivered
+    /// GPUs and refunded its buyer for the rest (before its `delivery_settled`).
+    TradeSettled(TradeSettled),
+    /// An entry settled: its delivery is final, its escrow paid out and refunded.
+    DeliverySettled(DeliverySettled),
 }
 
 /// See [`Event::DeliveryScheduled`].
@@ -82,6 +91,126 @@ pub struct DeliveryScheduled {
     /// The trades these GPUs went through, from the provider's sale to the
     /// holder's purchase.
     pub trades: Vec<TradeId>,
+    /// The provider reports the delivery until then (unix seconds); unreported
+    /// then, it settles as not delivered.
+    pub report_until: u64,
+    /// The holder may dispute until then (unix seconds); a report not disputed
+    /// by then stands.
+    pub dispute_until: u64,
+}
+
+/// See [`Event::DeliveryReported`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryReported {
+    /// The entry.
+    pub entry: u64,
+    /// Its provider.
+    pub provider: AccountId,
+    /// The market.
+    pub market: MarketId,
+    /// The slot.
+    pub slot: u64,
+    /// GPUs delivered, as reported.
+    #[serde(with = "crate::decimal::strict")]
+    pub delivered: Decimal,
+}
+
+/// See [`Event::DeliveryDisputed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryDisputed {
+    /// The entry.
+    pub entry: u64,
+    /// Its holder.
+    pub holder: AccountId,
+    /// The market.
+    pub market: MarketId,
+    /// The slot.
+    pub slot: u64,
+    /// GPUs the holder says it received.
+    #[serde(with = "crate::decimal::strict")]
+    pub received: Decimal,
+    /// What the provider had reported, if it had.
+    #[serde(with = "crate::decimal::strict_option")]
+    pub reported: Option<Decimal>,
+}
+
+/// See [`Event::TradeSettled`]. Amounts in USD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradeSettled {
+    /// The entry settling.
+    pub entry: u64,
+    /// The trade.
+    pub trade: TradeId,
+    /// Its buyer (refunded).
+    pub buyer: AccountId,
+    /// Its seller (paid).
+    pub seller: AccountId,
+    /// The entry's GPUs (this part of the trade).
+    #[serde(with = "crate::decimal::strict")]
+    pub quantity: Decimal,
+    /// Of which delivered.
+    #[serde(with = "crate::decimal::strict")]
+    pub delivered: Decimal,
+    /// Paid to the seller: the delivered notional less its fee.
+    #[serde(with = "crate::decimal::strict")]
+    pub paid: Decimal,
+    /// Refunded to the buyer: the undelivered notional and its fee on it.
+    #[serde(with = "crate::decimal::strict")]
+    pub refunded: Decimal,
+    /// Fees charged, both sides, on the delivered part only.
+    #[serde(with = "crate::decimal::strict")]
+    pub fees: Decimal,
+}
+
+/// On what a settlement's delivered quantity rests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettlementBasis {
+    /// No report by the report deadline: nothing delivered.
+    Unreported,
+    /// The provider's report, not disputed by the dispute deadline.
+    Reported,
+    /// An admin's resolution of a dispute.
+    Resolved,
+}
+
+/// See [`Event::DeliverySettled`]. Amounts in USD, summed over its
+/// `trade_settled` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettled {
+    /// The entry.
+    pub entry: u64,
+    /// The market.
+    pub market: MarketId,
+    /// The slot.
+    pub slot: u64,
+    /// Its provider.
+    pub provider: AccountId,
+    /// Its holder.
+    pub holder: AccountId,
+    /// The entry's GPUs.
+    #[serde(with = "crate::decimal::strict")]
+    pub quantity: Decimal,
+    /// Of which delivered.
+    #[serde(with = "crate::decimal::strict")]
+    pub delivered: Decimal,
+    /// What decided `delivered`.
+    pub basis: SettlementBasis,
+    /// A resolution found less than the provider reported (counts against it).
+    pub dispute_lost: bool,
+    /// Paid to sellers.
+    #[serde(with = "crate::decimal::strict")]
+    pub paid: Decimal,
+    /// Refunded to buyers.
+    #[serde(with = "crate::decimal::strict")]
+    pub refunded: Decimal,
+    /// Fees charged.
+    #[serde(with = "crate::decimal::strict")]
+    pub fees: Decimal,
 }
 
 /// See [`Event::InventoryExpired`].
@@ -152,6 +281,10 @@ pub struct MarketListed {
     pub slot_horizon_hours: u32,
     /// Trading in a slot stops this many seconds before it starts.
     pub gate_closure_secs: u32,
+    /// Providers report a slot's deliveries until this many seconds after its end.
+    pub report_window_secs: u32,
+    /// Holders may dispute a delivery until this many seconds after the slot's end.
+    pub dispute_window_secs: u32,
 }
 
 /// See [`Event::AccountCreated`].

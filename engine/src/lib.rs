@@ -66,6 +66,7 @@ mod apply;
 pub mod book;
 pub mod command;
 pub mod decimal;
+pub mod delivery;
 pub mod event;
 pub mod limits;
 pub mod market;
@@ -83,7 +84,10 @@ pub mod units;
 pub use book::{Book, NaiveBook, OrderBook, RestingOrder};
 pub use command::{Command, CommandEnvelope, CommandKind, KeyDigest, PROTOCOL_VERSION};
 pub use event::{DuplicateRequest, Event, EventEnvelope, EventSink};
-pub use query::{AccountView, BalanceView, BlockLevel, L2Level, OrderView, PositionView};
+pub use delivery::{EntryState, EntryView, ProviderView};
+pub use query::{
+    AccountView, BalanceView, BlockLevel, L2Level, OrderView, PositionView, UsdView,
+};
 pub use reject::RejectReason;
 pub use snapshot::{SnapshotError, StateHash};
 pub use state::Engine;

@@ -59,6 +59,20 @@ pub const EXPIRIES_PER_COMMAND_MAX: usize = 10_000;
 /// summary comes last. 10,000, the size of the other per-command bounds.
 pub const GATE_CLOSURE_EVENTS_PER_COMMAND_MAX: usize = 10_000;
 
+/// Longest a market's `dispute_window_secs` (and so its `report_window_secs`)
+/// may be: a week after the slot ends.
+pub const DELIVERY_WINDOW_SECS_MAX: u32 = 7 * 86_400;
+
+/// Most delivery entries settled before one command. An entry settles with one
+/// `trade_settled` per trade of its chain (at most [`TRADES_PER_LOT_MAX`]) and
+/// one `delivery_settled`; entries due are settled earliest due first (ties by
+/// entry id), and any left over are settled before the next commands.
+pub const SETTLEMENTS_PER_COMMAND_MAX: usize = 500;
+
+/// Most events the settlements before one command emit.
+pub const SETTLEMENT_EVENTS_PER_COMMAND_MAX: usize =
+    SETTLEMENTS_PER_COMMAND_MAX * (TRADES_PER_LOT_MAX + 1);
+
 /// Most trades one GPU goes through within a slot (a provider's sale and up to
 /// 15 resales). GPUs bought through the last of them are kept to the gate: they
 /// are the buyer's and are delivered to it, but cannot be offered again. It bounds
@@ -75,6 +89,8 @@ const EVENTS_OF_A_SIMPLE_COMMAND: usize = 1;
 /// ```text
 ///   EXPIRIES_PER_COMMAND_MAX                     expiries before the command
 /// + GATE_CLOSURE_EVENTS_PER_COMMAND_MAX          gate closures before the command
+/// + SETTLEMENT_EVENTS_PER_COMMAND_MAX            settlements before the command
+///                                                (500 entries x (16 + 1) events)
 /// + max( 1 + MATCHES_PER_COMMAND_MAX + 1,        place_order: order_accepted, one event
 ///                                                per maker met (trade_executed, or
 ///                                                order_cancelled by STP), then
@@ -83,7 +99,7 @@ const EVENTS_OF_A_SIMPLE_COMMAND: usize = 1;
 ///        OPEN_ORDERS_PER_ACCOUNT_MAX + 1,        mass_cancel: one order_cancelled per
 ///                                                open order, then mass_cancelled
 ///        1 )                                     any other command, or a rejection
-/// = 10,000 + 10,000 + max(10,002, 10,001, 1) = 30,002
+/// = 10,000 + 10,000 + 8,500 + max(10,002, 10,001, 1) = 38,502
 /// ```
 ///
 /// The ledger refuses a command with more events than it accepts, which would stop
@@ -102,7 +118,10 @@ pub const EVENTS_PER_COMMAND_WORST: usize = {
     } else {
         EVENTS_OF_A_SIMPLE_COMMAND
     };
-    EXPIRIES_PER_COMMAND_MAX + GATE_CLOSURE_EVENTS_PER_COMMAND_MAX + command
+    EXPIRIES_PER_COMMAND_MAX
+        + GATE_CLOSURE_EVENTS_PER_COMMAND_MAX
+        + SETTLEMENT_EVENTS_PER_COMMAND_MAX
+        + command
 };
 
 /// Longest JSON encoding of one event (as the ledger stores it), in bytes. Every

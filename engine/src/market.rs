@@ -9,7 +9,8 @@
 
 use crate::event::MarketListed;
 use crate::limits::{
-    FEE_BPS_MAX, GATE_CLOSURE_SECS_MAX, NOTIONAL_MAX_MICROS, SLOT_HORIZON_HOURS_MAX,
+    DELIVERY_WINDOW_SECS_MAX, FEE_BPS_MAX, GATE_CLOSURE_SECS_MAX, NOTIONAL_MAX_MICROS,
+    SLOT_HORIZON_HOURS_MAX,
     WINDOW_SLOTS_MAX,
 };
 use crate::reject::RejectReason;
@@ -53,6 +54,13 @@ pub struct MarketSpec {
     /// Trading in a slot stops this many seconds before it starts (its gate
     /// closure).
     pub gate_closure_secs: u32,
+    /// A provider reports a slot's deliveries from the slot's start until this
+    /// many seconds after its end; an entry still unreported then settles as not
+    /// delivered.
+    pub report_window_secs: u32,
+    /// A holder may dispute a delivery until this many seconds after the slot's
+    /// end (at least `report_window_secs`); a report not disputed by then stands.
+    pub dispute_window_secs: u32,
 }
 
 /// Slot rules of a listing: how far ahead slots trade and when trading in one
@@ -63,6 +71,10 @@ pub struct SlotRules {
     pub slot_horizon_hours: u32,
     /// See [`MarketSpec::gate_closure_secs`].
     pub gate_closure_secs: u32,
+    /// See [`MarketSpec::report_window_secs`].
+    pub report_window_secs: u32,
+    /// See [`MarketSpec::dispute_window_secs`].
+    pub dispute_window_secs: u32,
 }
 
 impl Default for SlotRules {
@@ -70,6 +82,8 @@ impl Default for SlotRules {
         SlotRules {
             slot_horizon_hours: DEFAULT_SLOT_HORIZON_HOURS,
             gate_closure_secs: DEFAULT_GATE_CLOSURE_SECS,
+            report_window_secs: DEFAULT_REPORT_WINDOW_SECS,
+            dispute_window_secs: DEFAULT_DISPUTE_WINDOW_SECS,
         }
     }
 }
@@ -78,6 +92,10 @@ impl Default for SlotRules {
 pub const DEFAULT_SLOT_HORIZON_HOURS: u32 = 168;
 /// Default [`MarketSpec::gate_closure_secs`]: five minutes.
 pub const DEFAULT_GATE_CLOSURE_SECS: u32 = 300;
+/// Default [`MarketSpec::report_window_secs`]: an hour after the slot ends.
+pub const DEFAULT_REPORT_WINDOW_SECS: u32 = 3_600;
+/// Default [`MarketSpec::dispute_window_secs`]: two hours after the slot ends.
+pub const DEFAULT_DISPUTE_WINDOW_SECS: u32 = 7_200;
 
 /// Default highest limit price, USD per GPU-hour.
 const DEFAULT_MAX_PRICE_USD: i64 = 100_000;
@@ -128,6 +146,8 @@ impl MarketSpec {
         let bad = RejectReason::InvalidMarketSpec;
         if !(1..=SLOT_HORIZON_HOURS_MAX).contains(&slots.slot_horizon_hours)
             || slots.gate_closure_secs > GATE_CLOSURE_SECS_MAX
+            || slots.dispute_window_secs > DELIVERY_WINDOW_SECS_MAX
+            || slots.report_window_secs > slots.dispute_window_secs
         {
             return Err(bad);
         }
@@ -189,7 +209,20 @@ impl MarketSpec {
             cash_per_tick_lot,
             slot_horizon_hours: slots.slot_horizon_hours,
             gate_closure_secs: slots.gate_closure_secs,
+            report_window_secs: slots.report_window_secs,
+            dispute_window_secs: slots.dispute_window_secs,
         })
+    }
+
+    /// A slot's delivery deadlines, unix seconds: until when its deliveries are
+    /// reported, and until when they may be disputed (after the slot's hour ends).
+    #[inline]
+    pub fn delivery_deadlines(&self, slot: u64) -> (u64, u64) {
+        let end = slot + SLOT_SECS;
+        (
+            end + u64::from(self.report_window_secs),
+            end + u64::from(self.dispute_window_secs),
+        )
     }
 
     /// When trading in `slot` stops: engine time (ns) after which the slot is
@@ -407,6 +440,8 @@ impl From<&MarketSpec> for MarketListed {
             max_order_quantity: spec.quantity(spec.max_order_lots),
             slot_horizon_hours: spec.slot_horizon_hours,
             gate_closure_secs: spec.gate_closure_secs,
+            report_window_secs: spec.report_window_secs,
+            dispute_window_secs: spec.dispute_window_secs,
         }
     }
 }

@@ -13,7 +13,8 @@ use crate::event::{Event, EventSink, OrderCancelled, OrderRested, TradeExecuted}
 use crate::limits::MATCHES_PER_COMMAND_MAX;
 use crate::risk;
 use crate::state::Engine;
-use crate::types::{AccountId, CancelReason, OrderId, Side, StpMode, FEE_ACCOUNT};
+use crate::delivery::Escrow;
+use crate::types::{AccountId, CancelReason, OrderId, Side, StpMode};
 use crate::units::cash_decimal;
 
 /// Why [`Engine::run_match`] stopped.
@@ -132,8 +133,9 @@ impl<B: OrderBook> Engine<B> {
     }
 
     /// One trade of `lots` between the taker and a maker, at the maker's
-    /// price: moves GPU-hours and USD, charges both fees, releases what the holds
-    /// no longer need.
+    /// price: moves the GPUs, puts the buyer's USD (notional and fee) in escrow
+    /// and owes the seller its proceeds until delivery (see [`crate::delivery`]),
+    /// and releases what the holds no longer need.
     ///
     /// `at_front` says the maker is the front of its side (price-time matching);
     /// otherwise (a planned all-or-none fill) it is taken by id.
@@ -195,9 +197,21 @@ impl<B: OrderBook> Engine<B> {
             trade,
             &mut self.scratch,
         );
-        risk::settle_buyer_cash(&mut self.account_mut(buyer).cash, buyer_release, cost);
-        self.account_mut(seller).cash.available += proceeds;
-        self.account_mut(FEE_ACCOUNT).cash.available += maker_fee + taker_fee;
+        let buyer_account = self.account_mut(buyer);
+        risk::settle_buyer_cash(&mut buyer_account.cash, buyer_release, cost);
+        buyer_account.escrow += cost;
+        self.account_mut(seller).pending += proceeds;
+        self.escrows.insert(
+            trade,
+            Escrow {
+                buyer,
+                seller,
+                lots,
+                notional,
+                buyer_fee,
+                seller_fee,
+            },
+        );
         if maker_remaining == 0 {
             self.forget(maker);
         }

@@ -62,6 +62,24 @@ pub struct BalanceView {
     pub held: Decimal,
 }
 
+/// An account's USD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsdView {
+    /// Free to use.
+    #[serde(with = "crate::decimal::strict")]
+    pub available: Decimal,
+    /// Reserved for open buys.
+    #[serde(with = "crate::decimal::strict")]
+    pub held: Decimal,
+    /// Paid for GPUs not yet delivered: comes back as a refund for what is not
+    /// delivered.
+    #[serde(with = "crate::decimal::strict")]
+    pub escrow: Decimal,
+    /// Owed for GPUs sold, paid once they are delivered (not yet available).
+    #[serde(with = "crate::decimal::strict")]
+    pub pending: Decimal,
+}
+
 /// GPUs in one slot of one market.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PositionView {
@@ -104,7 +122,7 @@ pub struct AccountView {
     /// The account.
     pub account: AccountId,
     /// USD.
-    pub usd: BalanceView,
+    pub usd: UsdView,
     /// GPUs per (market, slot) held, in listing order then slot order.
     pub gpus: Vec<PositionView>,
 }
@@ -296,7 +314,12 @@ impl<B: OrderBook> Engine<B> {
             .collect();
         Some(AccountView {
             account,
-            usd: view(a.cash, None),
+            usd: UsdView {
+                available: cash_decimal(a.cash.available),
+                held: cash_decimal(a.cash.held),
+                escrow: cash_decimal(a.escrow),
+                pending: cash_decimal(a.pending),
+            },
             gpus: held
                 .into_iter()
                 .map(|(mi, slot, h)| {

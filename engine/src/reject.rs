@@ -46,7 +46,7 @@ reject_reasons! {
     /// A command could not be decoded (only from `apply_json`).
     MalformedCommand = 100, "malformed_command", "the command could not be decoded (bad JSON, unknown type or field, wrong version, or too large); see docs/PROTOCOL.md";
     /// The market spec breaks a listing rule.
-    InvalidMarketSpec = 101, "invalid_market_spec", "invalid market spec: tick and lot sizes must be positive, tick x lot a whole number of micro-USD, fees at most 1000 bps, 0 < min_price <= max_price on the tick grid, max_price x max_order_quantity at most 10^12 USD, slot_horizon_hours 1 to 8760 and gate_closure_secs at most 86400";
+    InvalidMarketSpec = 101, "invalid_market_spec", "invalid market spec: tick and lot sizes must be positive, tick x lot a whole number of micro-USD, fees at most 1000 bps, 0 < min_price <= max_price on the tick grid, max_price x max_order_quantity at most 10^12 USD, slot_horizon_hours 1 to 8760, gate_closure_secs at most 86400, and report_window_secs <= dispute_window_secs <= 604800";
     /// A market with this id is already listed.
     MarketExists = 102, "market_exists", "a market with this id is already listed";
     /// No market with this id.
@@ -112,6 +112,20 @@ reject_reasons! {
     WindowNotFillable = 405, "window_not_fillable", "a window order cannot be filled completely in every slot of the window at its limit now (your own orders do not count)";
     /// No single provider can fill a cluster order.
     ClusterNotFillable = 406, "cluster_not_fillable", "no single provider's own inventory can fill every GPU of every slot at the limit now";
+    /// No unsettled delivery entry with this id.
+    UnknownEntry = 500, "unknown_entry", "no unsettled delivery entry with this id: it never existed, or is already settled";
+    /// The account is not the entry's provider (a report) or holder (a dispute).
+    NotYourEntry = 501, "not_your_entry", "only the entry's provider may report it, and only its holder may dispute it";
+    /// A report outside the slot start .. slot end + report_window_secs.
+    ReportWindowClosed = 502, "report_window_closed", "deliveries are reported from the slot's start until report_window_secs after its end";
+    /// A dispute outside the slot start .. slot end + dispute_window_secs.
+    DisputeWindowClosed = 503, "dispute_window_closed", "deliveries are disputed from the slot's start until dispute_window_secs after its end";
+    /// The entry is disputed: no more reports or disputes, only a resolution.
+    EntryDisputed = 504, "entry_disputed", "the entry is disputed: it waits for an admin's resolution";
+    /// A resolution for an entry nobody disputed.
+    NotDisputed = 505, "not_disputed", "only a disputed entry can be resolved";
+    /// A delivered or received quantity larger than the entry.
+    QuantityExceedsEntry = 506, "quantity_exceeds_entry", "the quantity is more than the entry's GPUs (zero is allowed: nothing delivered)";
 }
 
 impl fmt::Display for RejectReason {

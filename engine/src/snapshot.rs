@@ -15,15 +15,17 @@ use crate::market::MarketSpec;
 use crate::requests::{Remembered, RequestWindow};
 use crate::risk;
 use crate::state::{Engine, MarketState, SlotBook};
-use crate::types::{AccountId, OrderId, Side, FEE_ACCOUNT};
+use crate::delivery::{Entry, Escrow, ProviderRecord};
+use crate::types::{AccountId, OrderId, Side, TradeId, FEE_ACCOUNT};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// Version 2 added the account-id counter and the remembered request ids;
-/// version 3 delivery slots (books per slot, holdings with their provenance).
-const SNAPSHOT_VERSION: u32 = 3;
+/// version 3 delivery slots (books per slot, holdings with their provenance);
+/// version 4 pay on delivery (escrows, delivery entries, provider records).
+const SNAPSHOT_VERSION: u32 = 4;
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
@@ -42,6 +44,12 @@ struct Snapshot {
     accounts: Vec<AccountSnapshot>,
     /// Idempotent request ids remembered, oldest first.
     requests: Vec<RequestSnapshot>,
+    /// Escrows of trades not wholly settled, by trade id.
+    escrows: Vec<(TradeId, Escrow)>,
+    /// Unsettled delivery entries, by id (each with its due time).
+    entries: Vec<(u64, Entry)>,
+    /// Providers' records, by account.
+    records: Vec<(AccountId, ProviderRecord)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -80,6 +88,8 @@ struct HoldingSnapshot {
 struct AccountSnapshot {
     id: AccountId,
     cash: Balance,
+    escrow: u64,
+    pending: u64,
 }
 
 /// SHA-256 of the canonical snapshot. Displays and serializes as lowercase hex.
@@ -122,7 +132,12 @@ impl<B: OrderBook> Engine<B> {
         let mut accounts: Vec<AccountSnapshot> = self
             .accounts
             .iter()
-            .map(|(&id, a)| AccountSnapshot { id, cash: a.cash })
+            .map(|(&id, a)| AccountSnapshot {
+                id,
+                cash: a.cash,
+                escrow: a.escrow,
+                pending: a.pending,
+            })
             .collect();
         accounts.sort_unstable_by_key(|a| a.id);
         let mut books = Vec::new();
@@ -182,6 +197,14 @@ impl<B: OrderBook> Engine<B> {
                     request_id: r.request_id.to_string(),
                 })
                 .collect(),
+            escrows: {
+                let mut v: Vec<(TradeId, Escrow)> =
+                    self.escrows.iter().map(|(&t, e)| (t, e.clone())).collect();
+                v.sort_unstable_by_key(|(t, _)| *t);
+                v
+            },
+            entries: self.entries.iter().map(|(&i, e)| (i, e.clone())).collect(),
+            records: self.records.iter().map(|(&a, r)| (a, r.clone())).collect(),
         };
         postcard::to_stdvec(&snapshot).expect("snapshots always encode")
     }
@@ -220,6 +243,14 @@ impl<B: OrderBook> Engine<B> {
             e.restore_book_slot(b)?;
         }
         e.restore_accounts(s.accounts)?;
+        e.escrows = s.escrows.into_iter().collect();
+        for (id, entry) in s.entries {
+            if let Some(due) = entry.due_ns {
+                e.dues.insert((due, id));
+            }
+            e.entries.insert(id, entry);
+        }
+        e.records = s.records.into_iter().collect();
         for b in s.books {
             e.restore_orders(b)?;
         }
@@ -281,6 +312,8 @@ impl<B: OrderBook> Engine<B> {
         for a in accounts {
             let account = Account {
                 cash: a.cash,
+                escrow: a.escrow,
+                pending: a.pending,
                 ..Account::default()
             };
             if self.accounts.insert(a.id, account).is_some() {
@@ -354,6 +387,7 @@ impl<B: OrderBook> Engine<B> {
         if needed.open != self.order_market.len() || self.expiries.len() > needed.open {
             return Err("order indexes disagree with the books".into());
         }
+        self.check_escrows(&mut needed)?;
         self.check_accounts(&needed)
     }
 
@@ -469,7 +503,14 @@ impl<B: OrderBook> Engine<B> {
     fn check_accounts(&self, needed: &Needed) -> Result<(), String> {
         let mut cash = 0u64;
         for (&id, a) in &self.accounts {
-            cash += a.cash.total();
+            cash += a.cash.total() + a.escrow;
+            let (escrow, pending) = needed.escrow.get(&id).copied().unwrap_or_default();
+            if (a.escrow, a.pending) != (escrow, pending) {
+                return Err(format!(
+                    "account {id}: escrow {} and pending {} but its trades say {escrow} and {pending}",
+                    a.escrow, a.pending
+                ));
+            }
             let want = needed.cash.get(&id).copied().unwrap_or(0);
             if a.cash.held != want {
                 return Err(format!(
@@ -486,6 +527,39 @@ impl<B: OrderBook> Engine<B> {
                 "USD balances sum to {cash}, expected {}",
                 self.cash_total
             ));
+        }
+        Ok(())
+    }
+
+    /// Every unsettled entry's trades are escrowed for at least its GPUs, and its
+    /// due time is indexed; adds each escrow to its buyer's escrow and its
+    /// seller's pending USD in `needed`.
+    fn check_escrows(&self, needed: &mut Needed) -> Result<(), String> {
+        for (&t, e) in &self.escrows {
+            if e.lots == 0 || e.notional == 0 {
+                return Err(format!("trade {t}: an empty escrow"));
+            }
+            needed.escrow.entry(e.buyer).or_default().0 += e.escrowed();
+            needed.escrow.entry(e.seller).or_default().1 += e.claim();
+        }
+        let mut dues = 0usize;
+        for (&id, entry) in &self.entries {
+            let short = entry
+                .trades
+                .iter()
+                .any(|t| self.escrows.get(t).is_none_or(|e| e.lots < entry.lots));
+            if short || entry.trades.is_empty() || id >= self.next_entry_id {
+                return Err(format!("entry {id}: its trades are not escrowed"));
+            }
+            if let Some(due) = entry.due_ns {
+                dues += 1;
+                if !self.dues.contains(&(due, id)) {
+                    return Err(format!("entry {id}: due time not indexed"));
+                }
+            }
+        }
+        if dues != self.dues.len() {
+            return Err("due times disagree with the entries".into());
         }
         Ok(())
     }
@@ -527,4 +601,6 @@ struct Needed {
     cash: BTreeMap<AccountId, u64>,
     /// Lots the open sells need, by account and market index.
     lots: BTreeMap<(AccountId, usize), u64>,
+    /// Escrow (as buyer) and pending USD (as seller) the escrows say, by account.
+    escrow: BTreeMap<AccountId, (u64, u64)>,
 }

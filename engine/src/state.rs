@@ -10,6 +10,7 @@
 //! way.
 
 use crate::account::{Account, Balance, Holding, Lot};
+use crate::delivery::{Entry, Escrow, ProviderRecord};
 use crate::book::{Book, OrderBook, RestingOrder};
 use crate::market::MarketSpec;
 use crate::reject::RejectReason;
@@ -83,6 +84,15 @@ pub struct Engine<B: OrderBook = Book> {
     pub(crate) next_account_id: AccountId,
     /// Idempotent request ids applied within the window.
     pub(crate) requests: RequestWindow,
+    /// What is escrowed of every trade not yet wholly settled (looked up, iterated
+    /// only sorted).
+    pub(crate) escrows: FxHashMap<TradeId, Escrow>,
+    /// Unsettled delivery entries of closed slots, by id.
+    pub(crate) entries: BTreeMap<u64, Entry>,
+    /// Entries that settle by default, by `(due_ns, entry)`.
+    pub(crate) dues: BTreeSet<(u64, u64)>,
+    /// Providers' delivery records, by account.
+    pub(crate) records: BTreeMap<AccountId, ProviderRecord>,
     /// A reused buffer for the lots one fill moves (not state: always empty
     /// between commands).
     pub(crate) scratch: Vec<Lot>,
@@ -116,6 +126,10 @@ impl<B: OrderBook> Engine<B> {
             cash_total: 0,
             next_account_id: 1,
             requests: RequestWindow::default(),
+            escrows: FxHashMap::default(),
+            entries: BTreeMap::new(),
+            dues: BTreeSet::new(),
+            records: BTreeMap::new(),
             scratch: Vec::new(),
         }
     }

@@ -335,6 +335,8 @@ fn widest_events() -> Vec<Event> {
             max_order_quantity: w,
             slot_horizon_hours: u32::MAX,
             gate_closure_secs: u32::MAX,
+            report_window_secs: u32::MAX,
+            dispute_window_secs: u32::MAX,
         }),
         Event::OrderAccepted(OrderAccepted {
             order: id,
@@ -380,6 +382,7 @@ fn widest_events() -> Vec<Event> {
     ];
     events.extend(widest_order_changes(market));
     events.extend(widest_gate_events(market));
+    events.extend(widest_settlement_events(market));
     events
 }
 
@@ -441,6 +444,8 @@ fn widest_gate_events(market: gpux_engine::MarketId) -> Vec<Event> {
             holder: id,
             quantity: w,
             trades: vec![id; gpux_engine::limits::TRADES_PER_LOT_MAX],
+            report_until: id,
+            dispute_until: id,
         }),
         Event::InventoryExpired(InventoryExpired {
             account: id,
@@ -453,6 +458,54 @@ fn widest_gate_events(market: gpux_engine::MarketId) -> Vec<Event> {
             slot: id,
             scheduled: w,
             expired: w,
+        }),
+    ]
+}
+
+/// The widest events of delivery and settlement.
+fn widest_settlement_events(market: gpux_engine::MarketId) -> Vec<Event> {
+    use gpux_engine::event::*;
+    let (w, id) = (widest(), u64::MAX);
+    vec![
+        Event::DeliveryReported(DeliveryReported {
+            entry: id,
+            provider: id,
+            market,
+            slot: id,
+            delivered: w,
+        }),
+        Event::DeliveryDisputed(DeliveryDisputed {
+            entry: id,
+            holder: id,
+            market,
+            slot: id,
+            received: w,
+            reported: Some(w),
+        }),
+        Event::TradeSettled(TradeSettled {
+            entry: id,
+            trade: id,
+            buyer: id,
+            seller: id,
+            quantity: w,
+            delivered: w,
+            paid: w,
+            refunded: w,
+            fees: w,
+        }),
+        Event::DeliverySettled(DeliverySettled {
+            entry: id,
+            market,
+            slot: id,
+            provider: id,
+            holder: id,
+            quantity: w,
+            delivered: w,
+            basis: SettlementBasis::Unreported,
+            dispute_lost: true,
+            paid: w,
+            refunded: w,
+            fees: w,
         }),
     ]
 }

@@ -147,8 +147,12 @@ fn a_sell_sweep_that_ends_exactly_at_a_level_boundary_removes_the_level() {
         ],
     );
     assert_eq!(x.bids(), ["5 @ 2.48"]);
-    // Seller: 7.5 - 0.015 + 9.96 - 0.01992.
+    // Seller: 7.5 - 0.015 + 9.96 - 0.01992, owed until delivery, then paid.
+    assert_eq!(x.usd(3), "0 + 0 held");
+    assert_eq!(x.owed(3), "escrow 0, pending 17.42508");
+    x.deliver_in_full();
     assert_eq!(x.usd(3), "17.42508 + 0 held");
+    assert_eq!(x.owed(3), "escrow 0, pending 0");
 }
 
 #[test]
@@ -314,8 +318,15 @@ fn fills_happen_at_the_makers_price_in_both_directions() {
             "trade 2: 5 @ 2.50, maker #3 acct 2 (fee 0.0125, left 0), taker #4 acct 1 sell (fee 0.025, left 0)",
         ],
     );
+    assert_eq!(x.usd(2), "74.9625 + 0 held");
+    // The seller and the exchange are paid once the GPUs are delivered.
+    assert_eq!(x.owed(1), "escrow 0, pending 24.9625");
+    assert_eq!(x.owed(2), "escrow 25.0375, pending 0");
+    assert_eq!(x.usd(0), "0 + 0 held");
+    x.deliver_in_full();
     assert_eq!(x.usd(1), "24.9625 + 0 held");
     assert_eq!(x.usd(2), "74.9625 + 0 held");
+    assert_eq!(x.owed(2), "escrow 0, pending 0");
     assert_eq!(x.usd(0), "0.075 + 0 held");
 }
 
@@ -339,6 +350,7 @@ fn fees_round_down_to_the_micro_usd_and_the_hold_covers_every_part() {
     );
     // The hold was 0.05 + 0.000125; the two fills cost 0.050124; 1 micro-USD returns.
     assert_eq!(x.usd(3), "99.949876 + 0 held");
+    x.deliver_in_full();
     assert_eq!(x.usd(1), "0.05 + 0 held");
     assert_eq!(x.usd(0), "0.000124 + 0 held");
 }
@@ -373,6 +385,8 @@ fn the_largest_order_at_the_highest_price_holds_and_settles_exactly() {
     );
     assert_eq!(x.usd(1), "100000000 + 0 held");
     assert_eq!(x.gpu(1), "1000000 + 0 held");
+    assert_eq!(x.owed(2), "escrow 0, pending 99800000000");
+    x.deliver_in_full();
     assert_eq!(x.usd(2), "99800000000 + 0 held");
     assert_eq!(x.usd(0), "300000000 + 0 held");
 }
@@ -410,6 +424,7 @@ fn a_market_whose_largest_order_is_exactly_the_notional_limit() {
     );
     assert_eq!(x.usd(1), "0 + 0 held");
     assert_eq!(x.gpu_in(1, big), "500000 + 0 held");
+    x.deliver_in_full();
     assert_eq!(x.usd(2), "450000000000 + 0 held");
     assert_eq!(x.usd(0), "100000000000 + 0 held");
     // Total USD is now 5.5 × 10^11; the exchange holds at most 10^12.

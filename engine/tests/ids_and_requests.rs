@@ -176,7 +176,7 @@ fn envelope(request_id: &str, idempotent: bool) -> String {
         ""
     };
     format!(
-        r#"{{"v":2,"ts_ns":{TS},"request_id":"{request_id}"{flag},"command":{{"type":"deposit","account":1,"amount":"2"}}}}"#
+        r#"{{"v":3,"ts_ns":{TS},"request_id":"{request_id}"{flag},"command":{{"type":"deposit","account":1,"amount":"2"}}}}"#
     )
 }
 
@@ -209,7 +209,7 @@ fn only_envelopes_marked_idempotent_are_applied_once() {
     assert_eq!(e.balances(1).unwrap().usd.available, d("108"));
     // The flag needs a request id to name the request.
     let bad = format!(
-        r#"{{"v":2,"ts_ns":{TS},"idempotent":true,"command":{{"type":"deposit","account":1,"amount":"2"}}}}"#
+        r#"{{"v":3,"ts_ns":{TS},"idempotent":true,"command":{{"type":"deposit","account":1,"amount":"2"}}}}"#
     );
     assert!(matches!(
         apply_line(&mut e, &bad).as_slice(),

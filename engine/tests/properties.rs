@@ -530,6 +530,9 @@ struct Model {
     usd: BTreeMap<u64, Decimal>,
     /// Each account's GPU-hours per market (available + held), from events alone.
     gpu: BTreeMap<(u64, MarketId), Decimal>,
+    /// Each account's USD in escrow (paid for GPUs not yet delivered) and pending
+    /// (owed for GPUs sold), from events alone.
+    escrow: BTreeMap<u64, (Decimal, Decimal)>,
 }
 
 fn better(side: Side, a: Decimal, b: Decimal) -> bool {
@@ -832,7 +835,13 @@ impl Model {
                 | Event::DuplicateRequest(_) => {}
                 // These scripts trade one slot well before its gate (tests/slots.rs
                 // covers closing slots).
-                Event::DeliveryScheduled(_) | Event::InventoryExpired(_) | Event::SlotClosed(_) => {
+                Event::DeliveryScheduled(_)
+                | Event::InventoryExpired(_)
+                | Event::SlotClosed(_)
+                | Event::DeliveryReported(_)
+                | Event::DeliveryDisputed(_)
+                | Event::TradeSettled(_)
+                | Event::DeliverySettled(_) => {
                     return Err(format!("unexpected gate closure: {e:?}"));
                 }
             }
@@ -920,8 +929,9 @@ impl Model {
         Ok(())
     }
 
-    /// Settlement: the buyer pays the notional, the seller receives it, each pays
-    /// its own fee to account 0; the maker's open quantity goes down.
+    /// A fill: the buyer pays the notional and its fee into escrow, the seller is
+    /// owed the notional less its fee (nothing settles before delivery); the
+    /// maker's open quantity goes down.
     fn settle_trade(&mut self, t: &gpux_engine::event::TradeExecuted) -> Result<(), String> {
         let maker_side = t.taker_side.opposite();
         let (buyer, seller) = match t.taker_side {
@@ -929,11 +939,14 @@ impl Model {
             Side::Sell => (t.maker_account, t.taker_account),
         };
         let notional = t.price * t.quantity;
-        *self.usd.entry(buyer).or_default() -= notional;
-        *self.usd.entry(seller).or_default() += notional;
-        *self.usd.entry(t.maker_account).or_default() -= t.maker_fee;
-        *self.usd.entry(t.taker_account).or_default() -= t.taker_fee;
-        *self.usd.entry(0).or_default() += t.maker_fee + t.taker_fee;
+        let (buyer_fee, seller_fee) = match t.taker_side {
+            Side::Buy => (t.taker_fee, t.maker_fee),
+            Side::Sell => (t.maker_fee, t.taker_fee),
+        };
+        // Paid on delivery: the buyer's USD goes into escrow, the seller is owed.
+        *self.usd.entry(buyer).or_default() -= notional + buyer_fee;
+        self.escrow.entry(buyer).or_default().0 += notional + buyer_fee;
+        self.escrow.entry(seller).or_default().1 += notional - seller_fee;
         *self.gpu.entry((buyer, t.market)).or_default() += t.quantity;
         *self.gpu.entry((seller, t.market)).or_default() -= t.quantity;
         let mut maker = self.take(t.market, maker_side, t.maker_order)?;
@@ -1032,7 +1045,7 @@ fn check(engine: &Engine<Book>, model: &Model) -> Result<(), String> {
         let Some(view) = engine.balances(a) else {
             continue; // not created yet
         };
-        usd_total += view.usd.available + view.usd.held;
+        usd_total += view.usd.available + view.usd.held + view.usd.escrow;
         check_balances_match_events(model, a, &view)?;
         let mut gpu_held: BTreeMap<MarketId, Decimal> = BTreeMap::new();
         for p in &view.gpus {
@@ -1086,6 +1099,13 @@ fn check_balances_match_events(
     if usd != from_events {
         return Err(format!(
             "account {a} has {usd} USD, its events say {from_events}"
+        ));
+    }
+    let escrow = (view.usd.escrow, view.usd.pending);
+    if escrow != model.escrow.get(&a).copied().unwrap_or_default() {
+        return Err(format!(
+            "account {a} has escrow and pending {escrow:?}, its events say {:?}",
+            model.escrow.get(&a)
         ));
     }
     for m in MARKETS.map(mid) {

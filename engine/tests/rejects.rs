@@ -868,6 +868,16 @@ fn the_table_covers_every_reason() {
     let mut covered: BTreeSet<RejectReason> = table().into_iter().map(|r| r.2).collect();
     // Reached by the dedicated tests below.
     covered.extend([TooManyOpenOrders, LimitReached]);
+    // Reached by tests/delivery.rs, which sets up delivery entries.
+    covered.extend([
+        UnknownEntry,
+        NotYourEntry,
+        ReportWindowClosed,
+        DisputeWindowClosed,
+        EntryDisputed,
+        NotDisputed,
+        QuantityExceedsEntry,
+    ]);
     // Not reachable through `apply`: set by the pipeline for undecodable input.
     covered.insert(MalformedCommand);
     // 4,000,000 resting orders in one book: too many for a test's time budget.

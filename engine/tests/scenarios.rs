@@ -79,10 +79,14 @@ fn an_ioc_buy_sweeps_to_its_limit_and_its_remainder_is_cancelled() {
     assert_eq!(x.usd(3), "62.3749 + 0 held");
     assert_eq!(x.gpu(3), "15 + 0 held");
     // Sellers receive the notional less the maker fee.
-    assert_eq!(x.usd(1), "24.975 + 0 held");
+    // (once the GPUs are delivered).
+    assert_eq!(x.owed(1), "escrow 0, pending 24.975");
     assert_eq!(x.gpu(1), "0 + 5 held");
-    assert_eq!(x.usd(2), "12.53745 + 0 held");
+    assert_eq!(x.owed(2), "escrow 0, pending 12.53745");
     assert_eq!(x.gpu(2), "0 + 0 held");
+    x.deliver_in_full();
+    assert_eq!(x.usd(1), "24.975 + 0 held");
+    assert_eq!(x.usd(2), "12.53745 + 0 held");
     // Every fee lands in account 0: 0.025 + 0.05 + 0.01255 + 0.0251.
     assert_eq!(x.usd(0), "0.11265 + 0 held");
     // ...which the exchange may withdraw.
@@ -133,7 +137,7 @@ fn a_marketable_sell_stops_at_its_limit_and_rests_the_rest() {
     );
     assert_eq!(x.bids(), ["6 @ 2.40"]);
     assert_eq!(x.asks(), ["6 @ 2.42"]);
-    assert_eq!(x.usd(3), "9.7804 + 0 held");
+    assert_eq!(x.owed(3), "escrow 0, pending 9.7804");
     assert_eq!(x.gpu(3), "0 + 6 held");
     // Buyer 1 held 9.8 + 0.0196 and paid 9.8 + 0.0098 (maker fee).
     assert_eq!(x.usd(1), "90.1902 + 0 held");
@@ -441,7 +445,7 @@ fn a_market_sell_walks_down_the_bids() {
         ],
     );
     assert_eq!(x.bids(), ["2 @ 2.30"]);
-    assert_eq!(x.usd(3), "18.8622 + 0 held");
+    assert_eq!(x.owed(3), "escrow 0, pending 18.8622");
     assert_eq!(x.gpu(3), "0 + 0 held");
     // Buyer 1 paid 12.012 and got back the unused fee reserve.
     assert_eq!(x.usd(1), "87.988 + 0 held");
@@ -449,6 +453,8 @@ fn a_market_sell_walks_down_the_bids() {
     // Buyer 2 paid 6.9069 and still holds 2 × 2.30 + 0.0092 for the rest.
     assert_eq!(x.usd(2), "88.4839 + 4.6092 held");
     assert_eq!(x.gpu(2), "3 + 0 held");
+    x.deliver_in_full();
+    assert_eq!(x.usd(3), "18.8622 + 0 held");
     assert_eq!(x.usd(0), "0.0567 + 0 held");
 }
 
@@ -466,6 +472,8 @@ fn a_market_sell_beyond_the_bids_cancels_its_remainder() {
     );
     assert!(x.bids().is_empty());
     assert_eq!(x.gpu(3), "2 + 0 held");
+    assert_eq!(x.owed(3), "escrow 0, pending 23.453");
+    x.deliver_in_full();
     assert_eq!(x.usd(3), "23.453 + 0 held");
 }
 
@@ -622,7 +630,7 @@ fn an_amend_that_crosses_trades_at_the_makers_price() {
         ],
     );
     assert!(x.bids().is_empty() && x.asks().is_empty());
-    assert_eq!(x.usd(2), "11.976 + 0 held");
+    assert_eq!(x.owed(2), "escrow 0, pending 11.976");
     x.rejects(cancel(2, 2), RejectReason::UnknownOrder);
 
     // A buy amended up through the ask: it trades, then rests what is left.
@@ -772,8 +780,12 @@ fn self_trade_prevention_none_trades_and_charges_both_fees() {
             "trade 1: 4 @ 2.50, maker #1 acct 1 (fee 0.01, left 1), taker #2 acct 1 buy (fee 0.02, left 0)",
         ],
     );
-    assert_eq!(x.usd(1), "99.97 + 0 held");
+    // It pays itself through escrow: 10 + 0.02 in, 10 - 0.01 owed.
+    assert_eq!(x.usd(1), "89.98 + 0 held");
+    assert_eq!(x.owed(1), "escrow 10.02, pending 9.99");
     assert_eq!(x.gpu(1), "4 + 1 held");
+    x.deliver_in_full();
+    assert_eq!(x.usd(1), "99.97 + 0 held");
     assert_eq!(x.usd(0), "0.03 + 0 held");
 }
 
@@ -913,6 +925,7 @@ fn a_buyer_may_resell_the_gpu_hours_it_bought() {
     );
     assert_eq!(x.gpu(2), "2 + 0 held");
     assert_eq!(x.gpu(3), "3 + 0 held");
-    // Account 2 paid 10 + 0.02 and was paid 9 - 0.009.
+    // Account 2 paid 10 + 0.02 and, once delivered, was paid 9 - 0.009.
+    x.deliver_in_full();
     assert_eq!(x.usd(2), "98.971 + 0 held");
 }

@@ -11,16 +11,11 @@
 mod common;
 
 use common::*;
-use gpux_engine::command::Tick;
 use gpux_engine::{Command, RejectReason, Side};
 
 /// Engine time (ns) just after the gate of `slot` closes under the default rules.
 fn after_gate(slot: u64) -> u64 {
     (slot - 300) * 1_000_000_000 + 1
-}
-
-fn tick() -> Command {
-    Command::Tick(Tick {})
 }
 
 #[test]

@@ -217,7 +217,7 @@ mod tests {
     impl Flow {
         fn run(&mut self, cmd: serde_json::Value, ts: u64) {
             self.seq += 1;
-            let env = json!({"v": 2, "ts_ns": ts, "command": cmd}).to_string();
+            let env = json!({"v": 3, "ts_ns": ts, "command": cmd}).to_string();
             let mut events = Vec::new();
             self.engine
                 .apply_json(self.seq, ts, env.as_bytes(), &mut events);

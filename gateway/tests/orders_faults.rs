@@ -93,7 +93,7 @@ impl Log {
     }
 
     fn admin(&self, command: Value) {
-        let env = json!({"v": 2, "ts_ns": 1, "command": command});
+        let env = json!({"v": 3, "ts_ns": 1, "command": command});
         self.commit(serde_json::to_vec(&env).unwrap(), false);
     }
 

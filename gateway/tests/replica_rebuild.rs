@@ -222,7 +222,7 @@ async fn diverge_and_rebuild(fault: Fault) {
         Fault::Skip => {
             // A deposit the feed drops (sent around the gateway, so no one waits
             // for it), then one through the gateway that reveals the gap.
-            let payload = json!({"v": 2, "ts_ns": 1, "command": {"type": "deposit", "account": dm, "amount": "50"}});
+            let payload = json!({"v": 3, "ts_ns": 1, "command": {"type": "deposit", "account": dm, "amount": "50"}});
             let (tx, rx) = tokio::sync::oneshot::channel();
             h.exchange().submitter().unwrap().submit(
                 payload.to_string().into_bytes(),

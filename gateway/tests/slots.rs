@@ -209,7 +209,7 @@ async fn slots_windows_clusters_curve_and_schedule() {
 
     // Engine time passes s0's gate (a tick in the log; s1 still trades).
     h.submit_raw(
-        json!({"v": 2, "ts_ns": (slot_secs() + 1) * 1_000_000_000, "command": {"type": "tick"}}),
+        json!({"v": 3, "ts_ns": (slot_secs() + 1) * 1_000_000_000, "command": {"type": "tick"}}),
     )
     .await;
     let schedule = format!("/v1/accounts/{dm}/schedule");

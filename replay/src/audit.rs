@@ -440,10 +440,10 @@ mod tests {
         let mut engine: Engine = Engine::new();
         let mut events = Vec::new();
         let lines = [
-            r#"{"v":2,"ts_ns":1,"command":{"type":"list_market","market":"h100.us","tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":10}}"#,
-            r#"{"v":2,"ts_ns":1,"command":{"type":"create_account","account":1}}"#,
-            r#"{"v":2,"ts_ns":1,"command":{"type":"deposit","account":1,"amount":"100"}}"#,
-            r#"{"v":2,"ts_ns":1,"command":{"type":"add_capacity","account":1,"market":"h100.us","from_slot":3600,"to_slot":3600,"quantity":"5"}}"#,
+            r#"{"v":3,"ts_ns":1,"command":{"type":"list_market","market":"h100.us","tick_size":"0.01","lot_size":"1","maker_fee_bps":0,"taker_fee_bps":10}}"#,
+            r#"{"v":3,"ts_ns":1,"command":{"type":"create_account","account":1}}"#,
+            r#"{"v":3,"ts_ns":1,"command":{"type":"deposit","account":1,"amount":"100"}}"#,
+            r#"{"v":3,"ts_ns":1,"command":{"type":"add_capacity","account":1,"market":"h100.us","from_slot":3600,"to_slot":3600,"quantity":"5"}}"#,
         ];
         for (i, l) in lines.iter().enumerate() {
             engine.apply_json(i as u64 + 1, 1, l.as_bytes(), &mut events);

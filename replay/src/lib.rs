@@ -56,7 +56,7 @@
 //!     // Write a ledger the way gpux does.
 //!     let mut ledger = Ledger::open(dir.path(), &LedgerOptions::default()).unwrap();
 //!     let mut engine: Engine = Engine::new();
-//!     let payload = br#"{"v":2,"ts_ns":7,"command":{"type":"create_account","account":1}}"#;
+//!     let payload = br#"{"v":3,"ts_ns":7,"command":{"type":"create_account","account":1}}"#;
 //!     let mut events: Vec<Event> = Vec::new();
 //!     engine.apply_json(1, 7, payload, &mut events);
 //!     ledger

@@ -4,7 +4,7 @@
 //! orders expire at the first command timestamped after their `good_till_ns`, so
 //! on an exchange where nobody trades nothing would ever expire. The clock keeps
 //! time moving: when no command has been sequenced for its interval, it submits
-//! `{"v":2,"ts_ns":<now>,"command":{"type":"tick"}}` through the exchange's
+//! `{"v":3,"ts_ns":<now>,"command":{"type":"tick"}}` through the exchange's
 //! ordinary [`Submitter`] (the embedded journal, or the commands topic), so the
 //! tick is in the log like any command and replay reproduces what it caused.
 //!

@@ -32,7 +32,7 @@ fn now_ns() -> u64 {
 }
 
 fn env(ts_ns: u64, request_id: &str, command: &str) -> Vec<u8> {
-    format!(r#"{{"v":2,"ts_ns":{ts_ns},"request_id":"{request_id}","command":{command}}}"#)
+    format!(r#"{{"v":3,"ts_ns":{ts_ns},"request_id":"{request_id}","command":{command}}}"#)
         .into_bytes()
 }
 

@@ -17,7 +17,7 @@ use gpux_sequencer::{
 const MARKET: &str = "h100-sxm.us-east";
 
 fn env(ts: u64, request_id: &str, command: &str) -> Vec<u8> {
-    format!(r#"{{"v":2,"ts_ns":{ts},"request_id":"{request_id}","command":{command}}}"#)
+    format!(r#"{{"v":3,"ts_ns":{ts},"request_id":"{request_id}","command":{command}}}"#)
         .into_bytes()
 }
 
@@ -198,10 +198,10 @@ fn malformed_commands_are_recorded_as_rejections_and_the_pipeline_goes_on() {
     let mut feed = exchange.follow(1);
     let poison: Vec<Vec<u8>> = vec![
         b"{not json".to_vec(),
-        br#"{"v":2,"ts_ns":5,"command":{"type":"launch_rocket"}}"#.to_vec(),
+        br#"{"v":3,"ts_ns":5,"command":{"type":"launch_rocket"}}"#.to_vec(),
         vec![0xff, 0xfe, 0x00],
         Vec::new(),
-        format!(r#"{{"v":2,"ts_ns":5,"request_id":"{}","command":{{"type":"create_account","account":9}}}}"#, "x".repeat(5000)).into_bytes(),
+        format!(r#"{{"v":3,"ts_ns":5,"request_id":"{}","command":{{"type":"create_account","account":9}}}}"#, "x".repeat(5000)).into_bytes(),
     ];
     submit_wait(s.as_ref(), list_market());
     for p in &poison {

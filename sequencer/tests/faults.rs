@@ -25,7 +25,7 @@ const COMMANDS: u64 = 40;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 fn env(ts: u64, command: &str) -> Vec<u8> {
-    format!(r#"{{"v":2,"ts_ns":{ts},"command":{command}}}"#).into_bytes()
+    format!(r#"{{"v":3,"ts_ns":{ts},"command":{command}}}"#).into_bytes()
 }
 
 /// A market, two funded traders, then orders crossing each other: `COMMANDS` in all.

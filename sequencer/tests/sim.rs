@@ -125,7 +125,7 @@ impl Generator {
         let ts = TS_BASE_NS + k * TS_STEP_NS;
         Planned {
             payload: format!(
-                r#"{{"v":2,"ts_ns":{ts},"request_id":"{request_id}","command":{command}}}"#
+                r#"{{"v":3,"ts_ns":{ts},"request_id":"{request_id}","command":{command}}}"#
             )
             .into_bytes(),
             request_id,

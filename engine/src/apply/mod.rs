@@ -6,7 +6,8 @@
 //! the command to its handler, one family per file: [`markets`] (listing),
 //! [`funds`] (accounts and their deposits, withdrawals and capacity), [`place`]
 //! (with [`window`] for all-or-none window and cluster orders), [`amend`] and
-//! [`cancel`] (orders). Each
+//! [`cancel`] (orders), and [`delivery`] (reports, disputes, resolutions and the
+//! settlements time makes due). Each
 //! handler validates the command completely before touching anything and reports
 //! every outcome as events; a rejected command emits one rejection event, built
 //! here, and changes nothing. Panics are reserved for broken invariants (bugs),
@@ -14,6 +15,7 @@
 
 mod amend;
 mod cancel;
+mod delivery;
 mod funds;
 mod markets;
 mod place;
@@ -112,6 +114,9 @@ impl<B: OrderBook> Engine<B> {
             Command::AmendOrder(c) => self.amend(c, out),
             Command::MassCancel(c) => self.mass_cancel(c, out),
             Command::Tick(_) => Ok(()),
+            Command::DeliveryReport(c) => self.report_delivery(ts_ns, c, out),
+            Command::Dispute(c) => self.dispute(ts_ns, c, out),
+            Command::ResolveDispute(c) => self.resolve_dispute(c, out),
         };
         if let Err(reason) = result {
             out.push(rejection(cmd, reason));
@@ -152,8 +157,9 @@ impl<B: OrderBook> Engine<B> {
 
     /// Moves engine time to a command: checks and records its sequence number,
     /// makes its timestamp monotonic, forgets request ids now out of the window,
-    /// and expires GTD orders now past (at most [`EXPIRIES_PER_COMMAND_MAX`]; any
-    /// more go before the following commands).
+    /// expires GTD orders now past (at most [`EXPIRIES_PER_COMMAND_MAX`]; any
+    /// more go before the following commands), closes slots whose gate passed and
+    /// settles delivery entries now due (each bounded likewise).
     fn advance<S: EventSink>(&mut self, seq: u64, ts_ns: u64, out: &mut S) -> u64 {
         assert!(
             seq > self.last_seq,
@@ -166,6 +172,7 @@ impl<B: OrderBook> Engine<B> {
         self.requests.forget_expired(ts_ns);
         self.expire(ts_ns, out);
         self.close_gates(ts_ns, out);
+        self.settle_due(ts_ns, out);
         ts_ns
     }
 
@@ -194,12 +201,12 @@ mod tests {
     fn undecodable_commands_are_recorded_as_rejections_and_change_nothing() {
         let mut e: Engine = Engine::new();
         let mut events = Vec::new();
-        let ok = br#"{"v":2,"ts_ns":5,"command":{"type":"create_account","account":7}}"#;
+        let ok = br#"{"v":3,"ts_ns":5,"command":{"type":"create_account","account":7}}"#;
         assert!(e.apply_json(1, 5, ok, &mut events).is_some());
         let before = e.snapshot();
         for (i, bad) in [
             &b"not json"[..],
-            br#"{"v":2,"ts_ns":6,"command":{"type":"teleport"}}"#,
+            br#"{"v":3,"ts_ns":6,"command":{"type":"teleport"}}"#,
         ]
         .iter()
         .enumerate()

@@ -13,12 +13,17 @@
 //! a sale comes from the seller's own inventory first, then from its purchases in
 //! the order it made them.
 //!
+//! Each entry then waits for its delivery to be reported, disputed and settled
+//! (`delivery.rs`).
+//!
 //! The work before one command is bounded by
 //! [`GATE_CLOSURE_EVENTS_PER_COMMAND_MAX`] events; a slot not finished goes on
 //! before the next command, from where it stopped (its state says where: what is
 //! left on its book and in its holdings).
 
 use crate::book::OrderBook;
+use crate::delivery::Entry;
+use crate::slot::NANOS_PER_SEC;
 use crate::event::{DeliveryScheduled, Event, EventSink, InventoryExpired, SlotClosed};
 use crate::limits::GATE_CLOSURE_EVENTS_PER_COMMAND_MAX;
 use crate::state::Engine;
@@ -107,7 +112,8 @@ impl<B: OrderBook> Engine<B> {
                 self.next_entry_id += 1;
                 book.lots_total -= lot.lots;
                 book.scheduled += lot.lots;
-                Event::DeliveryScheduled(DeliveryScheduled {
+                let (report_until, dispute_until) = book.spec.delivery_deadlines(slot);
+                let event = Event::DeliveryScheduled(DeliveryScheduled {
                     entry,
                     market,
                     slot,
@@ -115,7 +121,26 @@ impl<B: OrderBook> Engine<B> {
                     holder,
                     quantity: book.spec.quantity(lot.lots),
                     trades: lot.trades.to_vec(),
-                })
+                    report_until,
+                    dispute_until,
+                });
+                let due_ns = report_until * NANOS_PER_SEC;
+                self.dues.insert((due_ns, entry));
+                self.entries.insert(
+                    entry,
+                    Entry {
+                        market: book.market,
+                        slot,
+                        provider: lot.provider,
+                        holder,
+                        lots: lot.lots,
+                        trades: lot.trades,
+                        reported: None,
+                        disputed: None,
+                        due_ns: Some(due_ns),
+                    },
+                );
+                event
             } else if h.inventory > 0 {
                 let lots = std::mem::take(&mut h.inventory);
                 h.gpus.available -= lots;

@@ -61,6 +61,8 @@ pub fn list_market(market: &str, tick: &str, lot: &str, maker: u32, taker: u32) 
         max_order_quantity: None,
         slot_horizon_hours: None,
         gate_closure_secs: None,
+        report_window_secs: None,
+        dispute_window_secs: None,
     })
 }
 
@@ -323,6 +325,37 @@ impl From<Amend> for Command {
     }
 }
 
+/// Time passes (nothing else).
+pub fn tick() -> Command {
+    Command::Tick(gpux_engine::command::Tick {})
+}
+
+/// A provider reports `delivered` GPUs of an entry.
+pub fn report(account: u64, entry: u64, delivered: &str) -> Command {
+    Command::DeliveryReport(gpux_engine::command::DeliveryReport {
+        account,
+        entry,
+        delivered: d(delivered),
+    })
+}
+
+/// A holder disputes an entry, saying it received `received` GPUs.
+pub fn dispute(account: u64, entry: u64, received: &str) -> Command {
+    Command::Dispute(gpux_engine::command::Dispute {
+        account,
+        entry,
+        received: d(received),
+    })
+}
+
+/// An admin decides that a disputed entry delivered `delivered` GPUs.
+pub fn resolve(entry: u64, delivered: &str) -> Command {
+    Command::ResolveDispute(gpux_engine::command::ResolveDispute {
+        entry,
+        delivered: d(delivered),
+    })
+}
+
 pub fn mass_cancel(account: u64) -> Command {
     Command::MassCancel(MassCancel {
         account,
@@ -448,6 +481,95 @@ pub fn render(event: &Event) -> String {
         Event::DeliveryScheduled(_) | Event::InventoryExpired(_) | Event::SlotClosed(_) => {
             closure(event)
         }
+        Event::DeliveryReported(_)
+        | Event::DeliveryDisputed(_)
+        | Event::TradeSettled(_)
+        | Event::DeliverySettled(_) => settlement(event),
+    }
+}
+
+/// The events of delivery and settlement, as one line each.
+fn settlement(event: &Event) -> String {
+    use gpux_engine::event::{DeliveryDisputed, DeliveryReported, DeliverySettled, TradeSettled};
+    match event {
+        Event::DeliveryReported(e) => {
+            let DeliveryReported {
+                entry,
+                provider,
+                market,
+                slot,
+                delivered,
+            } = e;
+            format!(
+                "delivery {entry}{}{}: acct {provider} reported {delivered} delivered",
+                mkt(*market),
+                slt(*slot)
+            )
+        }
+        Event::DeliveryDisputed(e) => {
+            let DeliveryDisputed {
+                entry,
+                holder,
+                market,
+                slot,
+                received,
+                reported,
+            } = e;
+            format!(
+                "delivery {entry}{}{}: acct {holder} disputed, received {received} (reported {})",
+                mkt(*market),
+                slt(*slot),
+                reported.map_or_else(|| "nothing".to_owned(), |r| r.to_string())
+            )
+        }
+        Event::TradeSettled(e) => {
+            let TradeSettled {
+                entry,
+                trade,
+                buyer,
+                seller,
+                quantity,
+                delivered,
+                paid,
+                refunded,
+                fees,
+            } = e;
+            format!(
+                "trade {trade} settled for delivery {entry}: {delivered} of {quantity} delivered, \
+                 acct {seller} paid {} usd, acct {buyer} refunded {} usd, fees {} usd",
+                usd(*paid),
+                usd(*refunded),
+                usd(*fees)
+            )
+        }
+        Event::DeliverySettled(e) => {
+            let DeliverySettled {
+                entry,
+                market,
+                slot,
+                provider,
+                holder,
+                quantity,
+                delivered,
+                basis,
+                dispute_lost,
+                paid,
+                refunded,
+                fees,
+            } = e;
+            format!(
+                "delivery {entry}{}{} settled ({}{}): acct {provider} -> acct {holder} {delivered} of {quantity}, \
+                 paid {} usd, refunded {} usd, fees {} usd",
+                mkt(*market),
+                slt(*slot),
+                serde_json::to_value(basis).unwrap().as_str().unwrap(),
+                if *dispute_lost { ", dispute lost" } else { "" },
+                usd(*paid),
+                usd(*refunded),
+                usd(*fees)
+            )
+        }
+        other => unreachable!("not a settlement event: {other:?}"),
     }
 }
 
@@ -463,9 +585,18 @@ fn closure(event: &Event) -> String {
                 holder,
                 quantity,
                 trades,
+                report_until,
+                dispute_until,
             } = e;
+            let deadlines = if (*report_until, *dispute_until)
+                == (slot + 3_600 + 3_600, slot + 3_600 + 7_200)
+            {
+                String::new()
+            } else {
+                format!(" (report until {report_until}, dispute until {dispute_until})")
+            };
             format!(
-                "delivery {entry}{}{}: acct {provider} -> acct {holder} {quantity} via trades {trades:?}",
+                "delivery {entry}{}{}: acct {provider} -> acct {holder} {quantity} via trades {trades:?}{deadlines}",
                 mkt(*market),
                 slt(*slot)
             )
@@ -512,10 +643,17 @@ fn listed(e: &gpux_engine::event::MarketListed) -> String {
         max_order_quantity,
         slot_horizon_hours,
         gate_closure_secs,
+        report_window_secs,
+        dispute_window_secs,
     } = e;
+    let delivery = if (*report_window_secs, *dispute_window_secs) == (3_600, 7_200) {
+        String::new()
+    } else {
+        format!(" report {report_window_secs}s dispute {dispute_window_secs}s")
+    };
     format!(
         "listed {market} tick {tick_size} lot {lot_size} fees {maker_fee_bps}/{taker_fee_bps} bps \
-         band {min_price}..{max_price} max {max_order_quantity} slots {slot_horizon_hours}h gate {gate_closure_secs}s"
+         band {min_price}..{max_price} max {max_order_quantity} slots {slot_horizon_hours}h gate {gate_closure_secs}s{delivery}"
     )
 }
 
@@ -924,6 +1062,33 @@ impl Exchange {
     pub fn usd(&self, account: u64) -> String {
         let b = self.engine.balances(account).expect("account exists").usd;
         format!("{} + {} held", usd(b.available), usd(b.held))
+    }
+
+    /// An account's USD awaiting delivery, as `escrow E, pending P`.
+    pub fn owed(&self, account: u64) -> String {
+        let b = self.engine.balances(account).expect("account exists").usd;
+        format!("escrow {}, pending {}", usd(b.escrow), usd(b.pending))
+    }
+
+    /// Delivers slot [`S`] in full: the clock moves to the slot's start (its gate
+    /// closes), every provider reports each of its entries fully delivered, and
+    /// the clock moves past the dispute deadline, so every entry settles as
+    /// reported. Returns the settlement events.
+    pub fn deliver_in_full(&mut self) -> Vec<Event> {
+        self.at(S * 1_000_000_000);
+        let scheduled: Vec<(u64, u64, Decimal)> = self
+            .given(tick())
+            .iter()
+            .filter_map(|e| match e {
+                Event::DeliveryScheduled(d) => Some((d.provider, d.entry, d.quantity)),
+                _ => None,
+            })
+            .collect();
+        for (provider, entry, quantity) in scheduled {
+            self.given(report(provider, entry, &quantity.to_string()));
+        }
+        self.at((S + 3_600 + 7_200) * 1_000_000_000 + 1);
+        self.given(tick())
     }
 
     /// An account's GPU-hours in [`M`] as `available + held held`.

@@ -28,7 +28,7 @@ pub const SLOT_NAME: &str = "2026-01-02T02:00Z";
 
 /// A command envelope at `ts_ns`.
 pub fn env(ts_ns: u64, command: Value) -> Value {
-    json!({"v": 2, "ts_ns": ts_ns, "command": command})
+    json!({"v": 3, "ts_ns": ts_ns, "command": command})
 }
 
 /// The end-to-end example's market (tick 0.01, lot 0.5, fees 10/25 bp), accounts

@@ -39,7 +39,7 @@ pub struct Cmd {
 fn envelope(ts_ns: u64, command: Value) -> Cmd {
     Cmd {
         ts_ns,
-        payload: serde_json::to_vec(&json!({"v": 2, "ts_ns": ts_ns, "command": command})).unwrap(),
+        payload: serde_json::to_vec(&json!({"v": 3, "ts_ns": ts_ns, "command": command})).unwrap(),
     }
 }
 

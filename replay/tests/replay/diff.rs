@@ -59,7 +59,7 @@ fn one_different_command_is_the_first_divergence() {
     let mut other = cmds.clone();
     other[k - 1] = Cmd {
         ts_ns: cmds[k - 1].ts_ns,
-        payload: serde_json::to_vec(&json!({"v":2,"ts_ns":cmds[k - 1].ts_ns,"command":{"type":"deposit","account":3,"amount":"12.5"}})).unwrap(),
+        payload: serde_json::to_vec(&json!({"v":3,"ts_ns":cmds[k - 1].ts_ns,"command":{"type":"deposit","account":3,"amount":"12.5"}})).unwrap(),
     };
     let (a, b) = two_dirs();
     write_ledger(a.path(), &cmds, WriteOpts::default());

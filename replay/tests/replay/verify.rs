@@ -194,7 +194,7 @@ fn a_snapshot_of_another_state_is_a_snapshot_mismatch() {
     );
     // An engine at cmd_seq 120 whose command 120 was a different one.
     let mut other: Engine = crate::common::direct_engine(&cmds, 119);
-    let deposit = br#"{"v":2,"ts_ns":1,"command":{"type":"deposit","account":2,"amount":"1"}}"#;
+    let deposit = br#"{"v":3,"ts_ns":1,"command":{"type":"deposit","account":2,"amount":"1"}}"#;
     other.apply_json(120, cmds[119].ts_ns, deposit, &mut Vec::new());
     {
         let mut l = Ledger::open(dir.path(), &ledger_opts()).unwrap();

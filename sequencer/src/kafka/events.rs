@@ -737,7 +737,7 @@ mod tests {
     #[test]
     fn messages_round_trip_every_payload_exactly() {
         let payloads: [&[u8]; 5] = [
-            br#"{"v":2,"ts_ns":5,"request_id":"r\"1\u00e9","command":{"type":"create_account","account":7}}"#,
+            br#"{"v":3,"ts_ns":5,"request_id":"r\"1\u00e9","command":{"type":"create_account","account":7}}"#,
             b"{not json \x01\x1f \\ \"",
             &[0xff, 0x00, 0xfe, b'"'],
             b"",
@@ -788,10 +788,10 @@ mod tests {
                 i % 100
             )
         })) {
-            apply(&mut engine, format!(r#"{{"v":2,"ts_ns":1,"command":{cmd}}}"#), &mut events);
+            apply(&mut engine, format!(r#"{{"v":3,"ts_ns":1,"command":{cmd}}}"#), &mut events);
         }
         let payload =
-            br#"{"v":2,"ts_ns":9,"request_id":"mc","command":{"type":"mass_cancel","account":1}}"#;
+            br#"{"v":3,"ts_ns":9,"request_id":"mc","command":{"type":"mass_cancel","account":1}}"#;
         let cmd_seq = apply(
             &mut engine,
             String::from_utf8_lossy(payload).into_owned(),
@@ -856,10 +856,10 @@ mod tests {
 
     #[test]
     fn the_key_is_the_market_named_or_exchange() {
-        let c = committed(br#"{"v":2,"ts_ns":5,"command":{"type":"create_account","account":7}}"#);
+        let c = committed(br#"{"v":3,"ts_ns":5,"command":{"type":"create_account","account":7}}"#);
         assert_eq!(EventsMessage::key(&c), EXCHANGE_KEY);
         let c = committed(
-            br#"{"v":2,"ts_ns":5,"command":{"type":"add_capacity","account":7,"market":"h100-sxm.us-east","from_slot":3600,"to_slot":3600,"quantity":"1"}}"#,
+            br#"{"v":3,"ts_ns":5,"command":{"type":"add_capacity","account":7,"market":"h100-sxm.us-east","from_slot":3600,"to_slot":3600,"quantity":"1"}}"#,
         );
         assert_eq!(EventsMessage::key(&c), "h100-sxm.us-east");
         assert_eq!(EventsMessage::key(&committed(b"\xff")), EXCHANGE_KEY);
@@ -870,7 +870,7 @@ mod tests {
         for bad in [
             &b""[..],
             b"{}",
-            br#"{"v":2,"cmd_seq":1,"ts_ns":1,"first_event_seq":1,"request_id":null,"command":"","events":[]}"#,
+            br#"{"v":3,"cmd_seq":1,"ts_ns":1,"first_event_seq":1,"request_id":null,"command":"","events":[]}"#,
             br#"{"v":1,"cmd_seq":1,"ts_ns":1,"first_event_seq":1,"request_id":null,"events":[]}"#,
             br#"{"v":1,"cmd_seq":1,"ts_ns":1,"first_event_seq":1,"request_id":null,"command":"","command_hex":"00","events":[]}"#,
         ] {

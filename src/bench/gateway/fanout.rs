@@ -84,7 +84,7 @@ pub(super) async fn ws_phase(opts: &GatewayBenchOptions, target: &Target) -> Res
 
 /// A command envelope.
 fn env(ts: u64, c: Value) -> Value {
-    json!({"v": 2, "ts_ns": ts, "command": c})
+    json!({"v": 3, "ts_ns": ts, "command": c})
 }
 
 /// Bid `k`: rests at 1.00 + (k mod 100) ticks with client order id `b<k>`.
