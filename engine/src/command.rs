@@ -229,6 +229,25 @@ pub struct ResolveDispute {
     pub delivered: Decimal,
 }
 
+impl ListMarket {
+    /// The slot and delivery rules it asks for, defaults filled in.
+    pub fn slot_rules(&self) -> crate::market::SlotRules {
+        use crate::market::*;
+        SlotRules {
+            slot_horizon_hours: self
+                .slot_horizon_hours
+                .unwrap_or(DEFAULT_SLOT_HORIZON_HOURS),
+            gate_closure_secs: self.gate_closure_secs.unwrap_or(DEFAULT_GATE_CLOSURE_SECS),
+            report_window_secs: self
+                .report_window_secs
+                .unwrap_or(DEFAULT_REPORT_WINDOW_SECS),
+            dispute_window_secs: self
+                .dispute_window_secs
+                .unwrap_or(DEFAULT_DISPUTE_WINDOW_SECS),
+        }
+    }
+}
+
 /// Open an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

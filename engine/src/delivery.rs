@@ -191,7 +191,12 @@ impl ProviderRecord {
     /// out of the window.
     pub fn add(&mut self, hour: u64, market: u32, obligated: u64, delivered: u64, lost: bool) {
         let lost = u32::from(lost);
-        match self.hours.iter_mut().rev().find(|b| b.hour == hour && b.market == market) {
+        match self
+            .hours
+            .iter_mut()
+            .rev()
+            .find(|b| b.hour == hour && b.market == market)
+        {
             Some(b) => {
                 b.obligated += obligated;
                 b.delivered += delivered;
@@ -259,7 +264,10 @@ mod tests {
         assert_eq!((legs[2].paid, legs[2].fees), (0, 0));
         assert_eq!(legs[1].paid + legs[1].fees, legs[1].escrow_out);
         // The delivered GPU of the first part is paid its own notional exactly.
-        assert_eq!(legs[0].paid + legs[0].refunded + legs[0].fees, 2 * 1_000_003 + 1_000);
+        assert_eq!(
+            legs[0].paid + legs[0].refunded + legs[0].fees,
+            2 * 1_000_003 + 1_000
+        );
     }
 
     #[test]
@@ -269,7 +277,14 @@ mod tests {
         r.add(10, 0, 2, 1, true);
         r.add(11, 1, 3, 0, false);
         assert_eq!(r.hours.len(), 2);
-        assert_eq!((r.hours[0].obligated, r.hours[0].delivered, r.hours[0].disputes_lost), (6, 5, 1));
+        assert_eq!(
+            (
+                r.hours[0].obligated,
+                r.hours[0].delivered,
+                r.hours[0].disputes_lost
+            ),
+            (6, 5, 1)
+        );
         assert_eq!(r.window(10 + RECORD_HOURS).count(), 1);
         r.add(11 + RECORD_HOURS, 0, 1, 1, false);
         assert_eq!(r.hours.len(), 1, "both old hours left the window");

@@ -83,11 +83,9 @@ pub mod units;
 
 pub use book::{Book, NaiveBook, OrderBook, RestingOrder};
 pub use command::{Command, CommandEnvelope, CommandKind, KeyDigest, PROTOCOL_VERSION};
-pub use event::{DuplicateRequest, Event, EventEnvelope, EventSink};
 pub use delivery::{EntryState, EntryView, ProviderView};
-pub use query::{
-    AccountView, BalanceView, BlockLevel, L2Level, OrderView, PositionView, UsdView,
-};
+pub use event::{DuplicateRequest, Event, EventEnvelope, EventSink};
+pub use query::{AccountView, BalanceView, BlockLevel, L2Level, OrderView, PositionView, UsdView};
 pub use reject::RejectReason;
 pub use snapshot::{SnapshotError, StateHash};
 pub use state::Engine;

@@ -10,8 +10,7 @@
 use crate::event::MarketListed;
 use crate::limits::{
     DELIVERY_WINDOW_SECS_MAX, FEE_BPS_MAX, GATE_CLOSURE_SECS_MAX, NOTIONAL_MAX_MICROS,
-    SLOT_HORIZON_HOURS_MAX,
-    WINDOW_SLOTS_MAX,
+    SLOT_HORIZON_HOURS_MAX, WINDOW_SLOTS_MAX,
 };
 use crate::reject::RejectReason;
 use crate::slot::{on_the_hour, NANOS_PER_SEC, SLOT_SECS};

@@ -9,11 +9,11 @@
 //! changes, so a fill-or-kill order is refused before anything happens.
 
 use crate::book::{OrderBook, RestingOrder};
+use crate::delivery::Escrow;
 use crate::event::{Event, EventSink, OrderCancelled, OrderRested, TradeExecuted};
 use crate::limits::MATCHES_PER_COMMAND_MAX;
 use crate::risk;
 use crate::state::Engine;
-use crate::delivery::Escrow;
 use crate::types::{AccountId, CancelReason, OrderId, Side, StpMode};
 use crate::units::cash_decimal;
 

@@ -11,11 +11,11 @@
 
 use crate::account::{Account, Balance, Holding, Lot, Lots};
 use crate::book::{OrderBook, RestingOrder};
+use crate::delivery::{Entry, Escrow, ProviderRecord};
 use crate::market::MarketSpec;
 use crate::requests::{Remembered, RequestWindow};
 use crate::risk;
 use crate::state::{Engine, MarketState, SlotBook};
-use crate::delivery::{Entry, Escrow, ProviderRecord};
 use crate::types::{AccountId, OrderId, Side, TradeId, FEE_ACCOUNT};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

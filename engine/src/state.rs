@@ -10,8 +10,8 @@
 //! way.
 
 use crate::account::{Account, Balance, Holding, Lot};
-use crate::delivery::{Entry, Escrow, ProviderRecord};
 use crate::book::{Book, OrderBook, RestingOrder};
+use crate::delivery::{Entry, Escrow, ProviderRecord};
 use crate::market::MarketSpec;
 use crate::reject::RejectReason;
 use crate::requests::RequestWindow;

@@ -110,7 +110,10 @@ fn a_report_that_is_not_disputed_settles_at_the_dispute_deadline() {
     for a in [1, 2] {
         assert_eq!(x.owed(a), "escrow 0, pending 0");
     }
-    assert!(x.engine.entry(1).is_none(), "settled entries leave the engine");
+    assert!(
+        x.engine.entry(1).is_none(),
+        "settled entries leave the engine"
+    );
     assert_eq!(
         reliability(&x, 1),
         ("4".into(), "3".into(), 0, Some("0.75".into()))

@@ -11,7 +11,7 @@
 mod common;
 
 use common::*;
-use gpux_engine::{Command, RejectReason, Side};
+use gpux_engine::{RejectReason, Side};
 
 /// Engine time (ns) just after the gate of `slot` closes under the default rules.
 fn after_gate(slot: u64) -> u64 {

@@ -12,11 +12,21 @@
 //!   was a provider's own inventory, delivered once, through a chain of trades
 //!   consistent with the trades; at each gate every GPU listed is delivered or
 //!   expired, and each account held exactly what the schedule gives it;
+//! - every settlement (`trade_settled`), recomputed from its trade alone: what it
+//!   pays the seller, refunds the buyer and charges in fees is the trade's own
+//!   price and fees for the part delivered and not delivered, so escrow in equals
+//!   paid out + refunded + fees for every entry and no seller is paid for a GPU
+//!   not delivered; every entry is settled at most once, and a trade never beyond
+//!   its GPUs;
 //!
 //! and at the end, independently of the engine's counters, from the events alone:
-//! the sum of every account's USD (available + held) equals deposits −
-//! withdrawals, each open slot's GPUs equal capacity added − removed there, and
-//! every account's balances recomputed from the events equal the engine's. Produced
+//! the sum of every account's USD (available + held + escrow) equals deposits −
+//! withdrawals, the escrow the trades still hold equals the accounts' escrow, each
+//! open slot's GPUs equal capacity added − removed there, every account's
+//! balances (USD, escrow, pending, GPUs) recomputed from the events equal the
+//! engine's, and every provider's delivery record recomputed from the
+//! `delivery_settled` events (30 days, in hours of settlement time) equals the
+//! engine's. Produced
 //! events are compared byte-for-byte with the stored ones along the way.
 //!
 //! Prints a JSON summary, or `{"ok":false,"error":…,"cmd_seq":…}` naming the first
@@ -84,6 +94,104 @@ pub struct DeliverySummary {
     pub expired: Decimal,
 }
 
+/// What the settlement check covered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SettlementSummary {
+    /// Delivery entries settled.
+    pub entries_settled: u64,
+    /// Settled parts of trades, each recomputed from its trade.
+    pub trades_settled: u64,
+    /// USD paid to sellers.
+    pub paid: Decimal,
+    /// USD refunded to buyers.
+    pub refunded: Decimal,
+    /// Fees charged on delivered GPUs.
+    pub fees: Decimal,
+    /// USD still in escrow at the end (every account's escrow).
+    pub escrow: Decimal,
+    /// Providers whose record was recomputed and matched.
+    pub providers: u64,
+}
+
+/// A provider's settled deliveries, recomputed from `delivery_settled` events.
+#[derive(Debug, Default)]
+struct Settlements {
+    summary: SettlementSummary,
+    /// Entries settled (each once).
+    entries: std::collections::BTreeSet<u64>,
+    /// Per provider: (hour of settlement, GPUs obligated, delivered, dispute lost).
+    records: BTreeMap<AccountId, Vec<(u64, Decimal, Decimal, bool)>>,
+}
+
+impl Settlements {
+    fn apply(&mut self, event: &Event, hour: u64) -> std::result::Result<(), String> {
+        match event {
+            Event::TradeSettled(t) => {
+                self.summary.trades_settled += 1;
+                self.summary.paid += t.paid;
+                self.summary.refunded += t.refunded;
+                self.summary.fees += t.fees;
+            }
+            Event::DeliverySettled(d) => {
+                if !self.entries.insert(d.entry) {
+                    return Err(format!("delivery {} settled twice", d.entry));
+                }
+                self.summary.entries_settled += 1;
+                self.records.entry(d.provider).or_default().push((
+                    hour,
+                    d.quantity,
+                    d.delivered,
+                    d.dispute_lost,
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Every provider's record at engine hour `hour` equals the engine's.
+    fn check_records(&mut self, engine: &Engine, hour: u64) -> std::result::Result<(), String> {
+        use gpux_engine::delivery::{RECORD_HOURS, RELIABILITY_SCALE};
+        for (&provider, settled) in &self.records {
+            let (mut obligated, mut delivered, mut lost) = (Decimal::ZERO, Decimal::ZERO, 0u64);
+            for &(_, q, d, l) in settled.iter().filter(|s| s.0 + RECORD_HOURS > hour) {
+                obligated += q;
+                delivered += d;
+                lost += u64::from(l);
+            }
+            let reliability = (!obligated.is_zero()).then(|| {
+                (delivered / obligated)
+                    .round_dp_with_strategy(
+                        RELIABILITY_SCALE,
+                        rust_decimal::RoundingStrategy::ToZero,
+                    )
+                    .normalize()
+            });
+            let engine_view = engine.provider(provider);
+            let from_engine = engine_view
+                .as_ref()
+                .map(|p| (p.obligated, p.delivered, p.disputes_lost, p.reliability));
+            let recomputed = (
+                obligated.normalize(),
+                delivered.normalize(),
+                lost,
+                reliability,
+            );
+            let matches = match from_engine {
+                Some(e) => e == recomputed,
+                None => obligated.is_zero(),
+            };
+            if !matches {
+                return Err(format!(
+                    "provider {provider}: the settlements give {recomputed:?}, the engine {from_engine:?}"
+                ));
+            }
+            self.summary.providers += 1;
+        }
+        Ok(())
+    }
+}
+
 /// What a passing audit checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditSummary {
@@ -103,8 +211,8 @@ pub struct AuditSummary {
     pub deposits: Decimal,
     /// USD withdrawn (from `withdrawn` events).
     pub withdrawals: Decimal,
-    /// Sum of every account's USD (available + held) in the engine, fee account
-    /// included; equals `deposits − withdrawals`.
+    /// Sum of every account's USD (available + held + escrow) in the engine, fee
+    /// account included; equals `deposits − withdrawals`.
     pub usd_total: Decimal,
     /// The fee account's USD.
     pub fee_account_usd: Decimal,
@@ -112,6 +220,8 @@ pub struct AuditSummary {
     pub markets: Vec<MarketAudit>,
     /// The delivery schedule.
     pub delivery: DeliverySummary,
+    /// Settlements of delivery entries.
+    pub settlement: SettlementSummary,
     /// Accounts whose balances recomputed from events equal the engine's.
     pub accounts_reconciled: u64,
     /// `state_hash()` at the end, hex.
@@ -156,6 +266,7 @@ pub fn audit_reader<S: Store>(
     let mut engine: Engine = Engine::new();
     let mut balances = EventBalances::default();
     let mut delivery = DeliveryAudit::default();
+    let mut settlements = Settlements::default();
     let mut replayer = Replayer::new(reader, 1, 1, head.last_cmd_seq)?;
     let mut invariant_checks = 0u64;
     let mut book_checks = 0u64;
@@ -169,7 +280,15 @@ pub fn audit_reader<S: Store>(
             Err(e) => return Err(e),
         };
         let seq = step.command.cmd_seq;
-        if let Err(f) = fold_events(step.produced, &mut balances, &mut delivery, &mut touched) {
+        let hour = engine.last_ts_ns() / 1_000_000_000 / gpux_engine::slot::SLOT_SECS;
+        let folded = fold_events(step.produced, &mut balances, &mut delivery, &mut touched)
+            .and_then(|()| {
+                step.produced
+                    .iter()
+                    .try_for_each(|e| settlements.apply(e, hour))
+                    .map_err(|e| Failure::new(FailureKind::SettlementMismatch, e))
+            });
+        if let Err(f) = folded {
             return Ok(Err(f.at_cmd(seq)));
         }
         if seq % 1024 == 0 {
@@ -195,6 +314,13 @@ pub fn audit_reader<S: Store>(
         Ok(end) => end,
         Err(f) => return Ok(Err(f)),
     };
+    let hour = engine.last_ts_ns() / 1_000_000_000 / gpux_engine::slot::SLOT_SECS;
+    if let Err(e) = settlements.check_records(&engine, hour) {
+        return Ok(Err(
+            Failure::new(FailureKind::ReliabilityMismatch, e).at_cmd(head.last_cmd_seq)
+        ));
+    }
+    settlements.summary.escrow = end.escrow;
     Ok(Ok(AuditSummary {
         ok: true,
         commands: replayer.commands_done(),
@@ -213,6 +339,7 @@ pub fn audit_reader<S: Store>(
             scheduled: delivery.scheduled,
             expired: delivery.expired,
         },
+        settlement: settlements.summary,
         accounts_reconciled: end.accounts,
         state_hash: engine.state_hash().to_string(),
     }))
@@ -232,6 +359,9 @@ fn fold_events(
             .apply(event, balances)
             .map_err(|e| Failure::new(FailureKind::DeliveryMismatch, e))?;
         balances.apply(event);
+        if let Some(m) = balances.settlement_mismatch.take() {
+            return Err(Failure::new(FailureKind::SettlementMismatch, m));
+        }
         if let Some(m) = book_market(event) {
             if !touched.contains(&m) {
                 touched.push(m);
@@ -302,6 +432,7 @@ fn book_market(e: &Event) -> Option<SlotKey> {
 
 struct End {
     usd_total: Decimal,
+    escrow: Decimal,
     fee_account_usd: Decimal,
     markets: Vec<MarketAudit>,
     accounts: u64,
@@ -313,11 +444,13 @@ fn check_end(engine: &Engine, events: &EventBalances, last_seq: u64) -> Finding<
     let mut usd_total = Decimal::ZERO;
     let mut gpu: BTreeMap<SlotKey, Decimal> = BTreeMap::new();
     let mut fee_account_usd = Decimal::ZERO;
+    let mut escrow = Decimal::ZERO;
     let ids = engine.account_ids();
     for &id in &ids {
         let view = engine.balances(id).expect("listed accounts exist");
         let usd = view.usd.available + view.usd.held;
-        usd_total += usd;
+        usd_total += usd + view.usd.escrow;
+        escrow += view.usd.escrow;
         if id == gpux_engine::FEE_ACCOUNT {
             fee_account_usd = usd;
         }
@@ -337,10 +470,21 @@ fn check_end(engine: &Engine, events: &EventBalances, last_seq: u64) -> Finding<
         )
         .at_cmd(last_seq));
     }
+    if escrow != events.escrowed() {
+        return Err(Failure::new(
+            FailureKind::SettlementMismatch,
+            format!(
+                "accounts have {escrow} USD in escrow; the trades not yet settled hold {}",
+                events.escrowed()
+            ),
+        )
+        .at_cmd(last_seq));
+    }
     let markets = check_markets(engine, events, &gpu, last_seq)?;
     check_accounts(engine, events, &ids, last_seq)?;
     Ok(End {
         usd_total,
+        escrow,
         fee_account_usd,
         markets,
         accounts: ids.len() as u64,
@@ -404,6 +548,12 @@ fn check_accounts(
         let computed = events.accounts.get(&id).cloned().unwrap_or_default();
         let usd = view.usd.available + view.usd.held;
         let mut wrong = (computed.usd != usd).then(|| format!("USD {} vs {usd}", computed.usd));
+        if (computed.escrow, computed.pending) != (view.usd.escrow, view.usd.pending) {
+            wrong = Some(format!(
+                "escrow {} and pending {} vs {} and {}",
+                computed.escrow, computed.pending, view.usd.escrow, view.usd.pending
+            ));
+        }
         for p in &view.gpus {
             let q = p.balance.available + p.balance.held;
             let key = (p.market, p.slot);

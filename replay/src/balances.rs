@@ -5,17 +5,22 @@
 //! Totals are `available + held` (holds move balances between the two halves, so
 //! they do not change totals): deposits add USD and withdrawals take it; capacity
 //! added and removed change GPUs in every slot of their range; a fill moves GPUs of
-//! its slot from seller to buyer and USD the other way — the buyer pays
-//! `price × quantity + fee`, the seller receives `price × quantity − fee`, and the
-//! fee account (0) receives both fees. When a slot's gate closes (`slot_closed`)
-//! its GPUs leave every account: they are delivered or expired, which the audit's
-//! delivery check accounts for.
+//! its slot from seller to buyer, and the buyer's `price × quantity + fee` into its
+//! **escrow**, while the seller is owed `price × quantity − fee` (**pending**).
+//! When a slot's gate closes (`slot_closed`) its GPUs leave every account: they are
+//! delivered or expired, which the audit's delivery check accounts for. Each
+//! `trade_settled` then pays the seller, refunds the buyer and pays the fee
+//! account, out of the trade's escrow: [`EventBalances`] recomputes every such
+//! part from the trade alone (its price, quantity and fees) with the protocol's
+//! rule — each part's share of what is left of the trade, rounded down to the
+//! micro-USD, the delivered share paid — and records any settlement event that
+//! disagrees.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gpux_engine::event::TradeExecuted;
+use gpux_engine::event::{TradeExecuted, TradeSettled};
 use gpux_engine::slot::{format_slot, SLOT_SECS};
-use gpux_engine::{AccountId, Event, MarketId, Side, FEE_ACCOUNT};
+use gpux_engine::{AccountId, Event, MarketId, Side, TradeId, FEE_ACCOUNT};
 use rust_decimal::Decimal;
 use serde::{Serialize, Serializer};
 
@@ -68,8 +73,10 @@ pub(crate) struct Leg {
     pub side: Side,
     pub role: Role,
     pub fee: Decimal,
-    /// Change of the account's USD total.
+    /// Change of the account's USD total (a buyer's goes into escrow).
     pub usd: Decimal,
+    /// What a seller is owed once the GPUs are delivered.
+    pub owed: Decimal,
     /// Change of its GPUs in the trade's slot.
     pub gpu_hours: Decimal,
 }
@@ -90,6 +97,10 @@ pub(crate) fn legs(t: &TradeExecuted) -> [Leg; 2] {
         fee,
         usd: match side {
             Side::Buy => -(n + fee),
+            Side::Sell => Decimal::ZERO,
+        },
+        owed: match side {
+            Side::Buy => Decimal::ZERO,
             Side::Sell => n - fee,
         },
         gpu_hours: match side {
@@ -120,6 +131,10 @@ pub(crate) fn legs(t: &TradeExecuted) -> [Leg; 2] {
 pub struct EventTotals {
     /// USD, available + held.
     pub usd: Decimal,
+    /// USD paid for GPUs not yet delivered.
+    pub escrow: Decimal,
+    /// USD owed for GPUs sold, until they are delivered.
+    pub pending: Decimal,
     /// GPUs per open book, available + held (books touched and not closed).
     #[serde(rename = "gpus", serialize_with = "serialize_books")]
     pub gpu_hours: BTreeMap<SlotKey, Decimal>,
@@ -150,6 +165,89 @@ pub(crate) struct EventBalances {
     /// Accounts that ever held GPUs of an open book (so a gate closure visits
     /// only them).
     holders: BTreeMap<SlotKey, BTreeSet<AccountId>>,
+    /// What is left in escrow of each trade not wholly settled.
+    escrows: BTreeMap<TradeId, TradeEscrow>,
+    /// The first `trade_settled` whose amounts differ from the recomputation.
+    pub settlement_mismatch: Option<String>,
+}
+
+/// What is left in escrow of one trade, in micro-USD and GPUs.
+#[derive(Debug, Clone)]
+struct TradeEscrow {
+    buyer: AccountId,
+    seller: AccountId,
+    quantity: Decimal,
+    notional: i128,
+    buyer_fee: i128,
+    seller_fee: i128,
+}
+
+/// `micros × b / c`, rounded down (`0 <= b <= c`, `c > 0`), exactly.
+fn part(micros: i128, b: Decimal, c: Decimal) -> i128 {
+    let scale = b.scale().max(c.scale());
+    let int = |d: Decimal| {
+        let mut d = d;
+        d.rescale(scale);
+        d.mantissa()
+    };
+    micros * int(b) / int(c)
+}
+
+/// USD as micro-USD.
+fn micros(usd: Decimal) -> i128 {
+    (usd * Decimal::from(1_000_000)).trunc().mantissa()
+}
+
+/// Micro-USD as USD.
+fn usd(micros: i128) -> Decimal {
+    Decimal::from_i128_with_scale(micros, 6).normalize()
+}
+
+/// A settled part of a trade, as the protocol's rule computes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Settled {
+    pub buyer: AccountId,
+    pub seller: AccountId,
+    pub paid: Decimal,
+    pub refunded: Decimal,
+    pub fees: Decimal,
+    /// Leaves the buyer's escrow.
+    pub escrow_out: Decimal,
+    /// Leaves the seller's pending.
+    pub claim: Decimal,
+}
+
+impl TradeEscrow {
+    /// Settles `quantity` of the trade's GPUs, `delivered` of them delivered.
+    fn settle(&mut self, quantity: Decimal, delivered: Decimal) -> Option<Settled> {
+        if quantity <= Decimal::ZERO || quantity > self.quantity || delivered > quantity {
+            return None;
+        }
+        let notional = part(self.notional, quantity, self.quantity);
+        let buyer_fee = part(self.buyer_fee, quantity, self.quantity);
+        let seller_fee = part(self.seller_fee, quantity, self.quantity);
+        self.quantity -= quantity;
+        self.notional -= notional;
+        self.buyer_fee -= buyer_fee;
+        self.seller_fee -= seller_fee;
+        let paid_notional = part(notional, delivered, quantity);
+        let paid_buyer_fee = part(buyer_fee, delivered, quantity);
+        let paid_seller_fee = part(seller_fee, delivered, quantity);
+        let escrow_out = notional + buyer_fee;
+        let (paid, fees) = (
+            paid_notional - paid_seller_fee,
+            paid_buyer_fee + paid_seller_fee,
+        );
+        Some(Settled {
+            buyer: self.buyer,
+            seller: self.seller,
+            paid: usd(paid),
+            refunded: usd(escrow_out - paid - fees),
+            fees: usd(fees),
+            escrow_out: usd(escrow_out),
+            claim: usd(notional - seller_fee),
+        })
+    }
 }
 
 impl EventBalances {
@@ -177,13 +275,8 @@ impl EventBalances {
                     self.gpu(c.account, key, q);
                 }
             }
-            Event::TradeExecuted(t) => {
-                for leg in legs(t) {
-                    self.account(leg.account).usd += leg.usd;
-                    self.gpu(leg.account, (t.market, t.slot), leg.gpu_hours);
-                }
-                self.account(FEE_ACCOUNT).usd += t.maker_fee + t.taker_fee;
-            }
+            Event::TradeExecuted(t) => self.trade(t),
+            Event::TradeSettled(s) => self.settle(s),
             Event::SlotClosed(c) => {
                 let key = (c.market, c.slot);
                 for id in self.holders.remove(&key).unwrap_or_default() {
@@ -196,6 +289,97 @@ impl EventBalances {
             }
             _ => {}
         }
+    }
+
+    /// A fill: GPUs move; the buyer's USD goes into escrow, the seller is owed.
+    fn trade(&mut self, t: &TradeExecuted) {
+        for leg in legs(t) {
+            let a = self.account(leg.account);
+            a.usd += leg.usd;
+            match leg.side {
+                Side::Buy => a.escrow -= leg.usd,
+                Side::Sell => a.pending += leg.owed,
+            }
+            self.gpu(leg.account, (t.market, t.slot), leg.gpu_hours);
+        }
+        let [maker, taker] = legs(t);
+        let (buyer, seller) = match t.taker_side {
+            Side::Buy => (taker, maker),
+            Side::Sell => (maker, taker),
+        };
+        self.escrows.insert(
+            t.trade,
+            TradeEscrow {
+                buyer: buyer.account,
+                seller: seller.account,
+                quantity: t.quantity,
+                notional: micros(notional(t)),
+                buyer_fee: micros(buyer.fee),
+                seller_fee: micros(seller.fee),
+            },
+        );
+    }
+
+    /// A settled part of a trade, recomputed from the trade and checked against
+    /// the event; its amounts move.
+    fn settle(&mut self, s: &TradeSettled) {
+        let settled = self
+            .escrows
+            .get_mut(&s.trade)
+            .and_then(|e| e.settle(s.quantity, s.delivered));
+        let Some(r) = settled else {
+            self.mismatch(format!(
+                "trade {} settles {} of which {} delivered, more than is left of it in escrow",
+                s.trade, s.quantity, s.delivered
+            ));
+            return;
+        };
+        if self
+            .escrows
+            .get(&s.trade)
+            .is_some_and(|e| e.quantity.is_zero())
+        {
+            self.escrows.remove(&s.trade);
+        }
+        if (r.buyer, r.seller, r.paid, r.refunded, r.fees)
+            != (s.buyer, s.seller, s.paid, s.refunded, s.fees)
+        {
+            self.mismatch(format!(
+                "trade {} for delivery {}: the event pays {} to {}, refunds {} to {}, fees {}; \
+                 the trade gives {} to {}, {} to {}, fees {}",
+                s.trade,
+                s.entry,
+                s.paid,
+                s.seller,
+                s.refunded,
+                s.buyer,
+                s.fees,
+                r.paid,
+                r.seller,
+                r.refunded,
+                r.buyer,
+                r.fees
+            ));
+        }
+        let buyer = self.account(r.buyer);
+        buyer.escrow -= r.escrow_out;
+        buyer.usd += r.refunded;
+        let seller = self.account(r.seller);
+        seller.pending -= r.claim;
+        seller.usd += r.paid;
+        self.account(FEE_ACCOUNT).usd += r.fees;
+    }
+
+    fn mismatch(&mut self, what: String) {
+        self.settlement_mismatch.get_or_insert(what);
+    }
+
+    /// USD still in escrow, over all trades (equals the accounts' escrow).
+    pub fn escrowed(&self) -> Decimal {
+        self.escrows
+            .values()
+            .map(|e| usd(e.notional + e.buyer_fee))
+            .sum()
     }
 
     fn account(&mut self, id: AccountId) -> &mut EventTotals {
@@ -243,12 +427,49 @@ mod tests {
         let mut b = EventBalances::default();
         b.apply(&Event::TradeExecuted(t));
         let m = (t.market, t.slot);
+        // The buyer (maker) pays 10 + 0.01 into escrow; the seller is owed
+        // 10 - 0.02; nothing is paid before delivery.
         assert_eq!(b.accounts[&7].usd, Decimal::new(-1001, 2));
+        assert_eq!(b.accounts[&7].escrow, Decimal::new(1001, 2));
         assert_eq!(b.accounts[&7].gpu(&m), Decimal::from(4));
-        assert_eq!(b.accounts[&8].usd, Decimal::new(998, 2));
+        assert_eq!(b.accounts[&8].usd, Decimal::ZERO);
+        assert_eq!(b.accounts[&8].pending, Decimal::new(998, 2));
         assert_eq!(b.accounts[&8].gpu(&m), Decimal::from(-4));
-        assert_eq!(b.accounts[&FEE_ACCOUNT].usd, Decimal::new(3, 2));
-        let sum: Decimal = b.accounts.values().map(|a| a.usd).sum();
+        assert!(!b.accounts.contains_key(&FEE_ACCOUNT));
+        // 3 of the 4 GPUs delivered: 7.5 less 3/4 of the seller's fee paid, the
+        // rest of the buyer's escrow refunded, 3/4 of both fees charged.
+        let settled = |quantity: i64, delivered: i64, paid, refunded, fees| {
+            Event::TradeSettled(TradeSettled {
+                entry: 1,
+                trade: 1,
+                buyer: 7,
+                seller: 8,
+                quantity: Decimal::from(quantity),
+                delivered: Decimal::from(delivered),
+                paid,
+                refunded,
+                fees,
+            })
+        };
+        b.apply(&settled(
+            4,
+            3,
+            Decimal::new(7485, 3),
+            Decimal::new(25025, 4),
+            Decimal::new(225, 4),
+        ));
+        assert_eq!(b.settlement_mismatch, None);
+        assert_eq!(
+            (b.accounts[&7].escrow, b.accounts[&8].pending),
+            (Decimal::ZERO, Decimal::ZERO)
+        );
+        assert_eq!(b.accounts[&8].usd, Decimal::new(7485, 3));
+        assert_eq!(b.accounts[&FEE_ACCOUNT].usd, Decimal::new(225, 4));
+        let sum: Decimal = b.accounts.values().map(|a| a.usd + a.escrow).sum();
         assert_eq!(sum, Decimal::ZERO);
+        assert_eq!(b.escrowed(), Decimal::ZERO);
+        // A settlement beyond the trade, or with other amounts, is a mismatch.
+        b.apply(&settled(1, 1, Decimal::ONE, Decimal::ZERO, Decimal::ZERO));
+        assert!(b.settlement_mismatch.is_some());
     }
 }

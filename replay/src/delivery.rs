@@ -277,6 +277,8 @@ mod tests {
             holder,
             quantity: d(q),
             trades: trades.to_vec(),
+            report_until: SLOT + 7_200,
+            dispute_until: SLOT + 10_800,
         })
     }
 

@@ -129,6 +129,12 @@ pub enum FailureKind {
     UnknownAccount,
     /// A statement's balances from events do not equal the engine's.
     NotReconciled,
+    /// A settlement's payment, refund or fees differ from what its trade gives,
+    /// or it settles more of a trade than is in escrow.
+    SettlementMismatch,
+    /// A provider's record recomputed from the settlements differs from the
+    /// engine's.
+    ReliabilityMismatch,
 }
 
 impl FailureKind {
@@ -158,6 +164,8 @@ impl FailureKind {
             FailureKind::Diverged => "diverged",
             FailureKind::UnknownAccount => "unknown_account",
             FailureKind::NotReconciled => "not_reconciled",
+            FailureKind::SettlementMismatch => "settlement_mismatch",
+            FailureKind::ReliabilityMismatch => "reliability_mismatch",
         }
     }
 }

@@ -472,6 +472,10 @@ pub fn event_type(e: &Event) -> &'static str {
         Event::DeliveryScheduled(_) => "delivery_scheduled",
         Event::InventoryExpired(_) => "inventory_expired",
         Event::SlotClosed(_) => "slot_closed",
+        Event::DeliveryReported(_) => "delivery_reported",
+        Event::DeliveryDisputed(_) => "delivery_disputed",
+        Event::TradeSettled(_) => "trade_settled",
+        Event::DeliverySettled(_) => "delivery_settled",
     }
 }
 
@@ -491,6 +495,9 @@ pub fn event_slot(e: &Event) -> Option<u64> {
         Event::DeliveryScheduled(d) => Some(d.slot),
         Event::InventoryExpired(x) => Some(x.slot),
         Event::SlotClosed(x) => Some(x.slot),
+        Event::DeliveryReported(x) => Some(x.slot),
+        Event::DeliveryDisputed(x) => Some(x.slot),
+        Event::DeliverySettled(x) => Some(x.slot),
         _ => None,
     }
 }
@@ -509,6 +516,9 @@ pub fn command_type(c: &Command) -> &'static str {
         Command::AmendOrder(_) => "amend_order",
         Command::MassCancel(_) => "mass_cancel",
         Command::Tick(_) => "tick",
+        Command::DeliveryReport(_) => "delivery_report",
+        Command::Dispute(_) => "dispute",
+        Command::ResolveDispute(_) => "resolve_dispute",
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use gpux_engine::market::MarketSpec;
 use gpux_engine::slot::format_slot;
 use gpux_engine::{
-    AccountId, BalanceView, Engine, L2Level, MarketId, OrderView, PositionView, Side,
+    AccountId, BalanceView, Engine, L2Level, MarketId, OrderView, PositionView, Side, UsdView,
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -117,7 +117,7 @@ pub struct AccountState {
     /// The account.
     pub account: AccountId,
     /// USD.
-    pub usd: BalanceView,
+    pub usd: UsdView,
     /// GPUs per (market, slot) held, in market then slot order.
     pub gpus: Vec<PositionState>,
     /// Open orders, by id.

@@ -20,18 +20,18 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use gpux_engine::event::{Rejection, TradeExecuted};
+use gpux_engine::event::{Rejection, TradeExecuted, TradeSettled};
 use gpux_engine::slot::format_slot;
 use gpux_engine::{
-    AccountId, AccountView, BalanceView, CancelReason, ClientOrderId, CommandKind, Engine, Event,
-    MarketId, OrderType, Side, TimeInForce, FEE_ACCOUNT,
+    AccountId, AccountView, CancelReason, ClientOrderId, CommandKind, Engine, Event, MarketId,
+    OrderType, Side, TimeInForce, UsdView, FEE_ACCOUNT,
 };
 use gpux_ledger::{LedgerReader, Store};
 use gpux_sequencer::recovery::Replayer;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::balances::{self, key_name, serialize_books, EventTotals, Role, SlotKey};
+use crate::balances::{self, key_name, serialize_books, EventBalances, EventTotals, Role, SlotKey};
 use crate::error::{Failure, FailureKind, Finding, Outcome, Result};
 use crate::progress::Progress;
 use crate::state::PositionState;
@@ -50,6 +50,10 @@ pub struct Entry {
     pub item: Item,
     /// The account's USD (available + held) after it.
     pub usd: Decimal,
+    /// The account's USD in escrow after it (paid for GPUs not yet delivered).
+    pub escrow: Decimal,
+    /// The account's USD pending after it (owed for GPUs sold, until delivered).
+    pub pending: Decimal,
     /// The account's GPUs in the entry's slot after it, if it names one slot.
     #[serde(rename = "gpus", skip_serializing_if = "Option::is_none")]
     pub gpu_hours: Option<Decimal>,
@@ -189,15 +193,40 @@ pub enum Item {
         /// USD fee the account paid.
         fee: Decimal,
     },
-    /// The fee account's income from one trade (account 0 only).
-    FeeIncome {
+    /// A settled part of a trade the account sold: paid for what was delivered.
+    Payment {
+        /// The delivery entry settled.
+        entry: u64,
         /// The trade.
         trade: u64,
-        /// The market.
-        market: MarketId,
-        /// The delivery slot.
-        slot: String,
-        /// Maker fee + taker fee.
+        /// GPUs of the trade in the entry.
+        quantity: Decimal,
+        /// Of which delivered.
+        delivered: Decimal,
+        /// USD paid (the delivered notional less the account's fee on it).
+        amount: Decimal,
+    },
+    /// A settled part of a trade the account bought: refunded for what was not
+    /// delivered.
+    Refund {
+        /// The delivery entry settled.
+        entry: u64,
+        /// The trade.
+        trade: u64,
+        /// GPUs of the trade in the entry.
+        quantity: Decimal,
+        /// Of which delivered.
+        delivered: Decimal,
+        /// USD refunded (the undelivered notional and the account's fee on it).
+        amount: Decimal,
+    },
+    /// The fee account's income from a settled part of a trade (account 0 only).
+    FeeIncome {
+        /// The delivery entry settled.
+        entry: u64,
+        /// The trade.
+        trade: u64,
+        /// Both sides' fees on the delivered part.
         amount: Decimal,
     },
     /// An order (or an incoming order's remainder) was cancelled.
@@ -262,8 +291,13 @@ pub struct Totals {
     pub bought_notional: Decimal,
     /// Notional of sell fills.
     pub sold_notional: Decimal,
-    /// Fees paid.
-    pub fees_paid: Decimal,
+    /// Fees of the account's fills (charged at settlement on the delivered part
+    /// only, so at most this is paid).
+    pub fill_fees: Decimal,
+    /// USD paid to the account for GPUs it sold, once delivered.
+    pub paid_on_delivery: Decimal,
+    /// USD refunded to the account for GPUs it bought that were not delivered.
+    pub refunded: Decimal,
     /// Fees received (the fee account).
     pub fee_income: Decimal,
     /// Orders accepted.
@@ -282,8 +316,8 @@ pub struct EngineBalances {
     /// GPUs per (market, slot), available + held.
     #[serde(rename = "gpus_total", serialize_with = "serialize_books")]
     pub gpu_hours_total: BTreeMap<SlotKey, Decimal>,
-    /// USD, available and held.
-    pub usd: BalanceView,
+    /// USD: available, held, escrow and pending.
+    pub usd: UsdView,
     /// GPUs per (market, slot), available and held, as the engine reports them.
     pub gpus: Vec<PositionState>,
 }
@@ -360,7 +394,7 @@ pub fn statement_reader<S: Store>(
         account,
         entries: Vec::new(),
         totals: Totals::default(),
-        running: EventTotals::default(),
+        balances: EventBalances::default(),
     };
     let bar = progress.bar(head.last_cmd_seq, "statement");
     while let Some(step) = replayer.step(&mut engine)? {
@@ -382,7 +416,11 @@ pub fn statement_reader<S: Store>(
             ),
         )));
     };
-    let (usd_total, gpu_hours_total, differences) = reconcile(&b.running, &view);
+    let running = b.running();
+    let (usd_total, gpu_hours_total, mut differences) = reconcile(&running, &view);
+    if let Some(m) = &b.balances.settlement_mismatch {
+        differences.push(m.clone());
+    }
     let reconciled = differences.is_empty();
     Ok(Ok(Statement {
         ok: reconciled,
@@ -390,7 +428,7 @@ pub fn statement_reader<S: Store>(
         last_seq: head.last_cmd_seq,
         entries: b.entries,
         totals: b.totals,
-        computed: b.running,
+        computed: running,
         engine: EngineBalances {
             usd_total,
             gpu_hours_total,
@@ -421,6 +459,12 @@ fn reconcile(
             running.usd
         ));
     }
+    if (running.escrow, running.pending) != (view.usd.escrow, view.usd.pending) {
+        differences.push(format!(
+            "USD in escrow and pending: events give {} and {}, the engine {} and {}",
+            running.escrow, running.pending, view.usd.escrow, view.usd.pending
+        ));
+    }
     let markets: std::collections::BTreeSet<SlotKey> = gpu_hours_total
         .keys()
         .chain(running.gpu_hours.keys())
@@ -439,24 +483,37 @@ fn reconcile(
     (usd_total, gpu_hours_total, differences)
 }
 
-/// Accumulates one account's entries and running totals.
+/// Accumulates one account's entries; its running totals are the balances every
+/// account has from the events (a settlement needs the trade's other side).
 struct Builder {
     account: AccountId,
     entries: Vec<Entry>,
     totals: Totals,
-    running: EventTotals,
+    balances: EventBalances,
 }
 
 impl Builder {
+    /// The account's totals so far.
+    fn running(&self) -> EventTotals {
+        self.balances
+            .accounts
+            .get(&self.account)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     fn push(&mut self, at: (u64, u64, u64), item: Item, market: Option<SlotKey>) {
         let (cmd_seq, event_seq, ts_ns) = at;
+        let running = self.running();
         self.entries.push(Entry {
             cmd_seq,
             event_seq,
             ts_ns,
             item,
-            usd: self.running.usd,
-            gpu_hours: market.map(|m| self.running.gpu(&m)),
+            usd: running.usd,
+            escrow: running.escrow,
+            pending: running.pending,
+            gpu_hours: market.map(|m| running.gpu(&m)),
         });
     }
 
@@ -481,6 +538,7 @@ impl Builder {
     fn event(&mut self, cmd_seq: u64, event_seq: u64, ts_ns: u64, event: &Event) {
         let at = (cmd_seq, event_seq, ts_ns);
         let me = self.account;
+        self.balances.apply(event);
         if self.balance_event(at, event) || self.slot_event(at, event) {
             return;
         }
@@ -539,6 +597,7 @@ impl Builder {
             }
             Event::OrderRejected(r) | Event::CommandRejected(r) => self.rejected(at, r),
             Event::TradeExecuted(t) => self.trade(at, t),
+            Event::TradeSettled(t) => self.settled(at, t),
             _ => {}
         }
     }
@@ -575,10 +634,8 @@ impl Builder {
                 };
                 self.push(at, item, Some((e.market, e.slot)));
             }
-            Event::SlotClosed(c) => {
-                // The slot's GPUs are delivered or expired: they leave the account.
-                self.running.gpu_hours.remove(&(c.market, c.slot));
-            }
+            // The slot's GPUs are delivered or expired: they leave the account.
+            Event::SlotClosed(_) => {}
             _ => return false,
         }
         true
@@ -593,21 +650,15 @@ impl Builder {
                 self.push(at, Item::AccountCreated, None)
             }
             Event::Deposited(c) if c.account == me => {
-                self.running.usd += c.amount;
                 self.totals.deposits += c.amount;
                 self.push(at, Item::Deposit { amount: c.amount }, None);
             }
             Event::Withdrawn(c) if c.account == me => {
-                self.running.usd -= c.amount;
                 self.totals.withdrawals += c.amount;
                 self.push(at, Item::Withdrawal { amount: c.amount }, None);
             }
             Event::CapacityAdded(c) | Event::CapacityRemoved(c) if c.account == me => {
                 let added = matches!(event, Event::CapacityAdded(_));
-                let q = if added { c.quantity } else { -c.quantity };
-                for slot in balances::range_slots(c.from_slot, c.to_slot) {
-                    self.running.add_gpu((c.market, slot), q);
-                }
                 let (market, quantity) = (c.market, c.quantity);
                 let (from_slot, to_slot) = (format_slot(c.from_slot), format_slot(c.to_slot));
                 let item = if added {
@@ -633,19 +684,16 @@ impl Builder {
         true
     }
 
-    /// The account's legs of a trade, and the fee income when the account is the
-    /// fee account.
+    /// The account's legs of a trade.
     fn trade(&mut self, at: (u64, u64, u64), t: &TradeExecuted) {
         let me = self.account;
         for leg in balances::legs(t) {
             if leg.account != me {
                 continue;
             }
-            self.running.usd += leg.usd;
-            self.running.add_gpu((t.market, t.slot), leg.gpu_hours);
             let notional = balances::notional(t);
             self.totals.fills += 1;
-            self.totals.fees_paid += leg.fee;
+            self.totals.fill_fees += leg.fee;
             match leg.side {
                 Side::Buy => self.totals.bought_notional += notional,
                 Side::Sell => self.totals.sold_notional += notional,
@@ -664,15 +712,41 @@ impl Builder {
             };
             self.push(at, item, Some((t.market, t.slot)));
         }
-        let fees = t.maker_fee + t.taker_fee;
-        if me == FEE_ACCOUNT && !fees.is_zero() {
-            self.running.usd += fees;
-            self.totals.fee_income += fees;
+    }
+
+    /// The account's side of a settled part of a trade: paid as its seller,
+    /// refunded as its buyer, fee income as the fee account.
+    fn settled(&mut self, at: (u64, u64, u64), s: &TradeSettled) {
+        let me = self.account;
+        let (entry, trade, quantity, delivered) = (s.entry, s.trade, s.quantity, s.delivered);
+        if s.seller == me {
+            self.totals.paid_on_delivery += s.paid;
+            let item = Item::Payment {
+                entry,
+                trade,
+                quantity,
+                delivered,
+                amount: s.paid,
+            };
+            self.push(at, item, None);
+        }
+        if s.buyer == me {
+            self.totals.refunded += s.refunded;
+            let item = Item::Refund {
+                entry,
+                trade,
+                quantity,
+                delivered,
+                amount: s.refunded,
+            };
+            self.push(at, item, None);
+        }
+        if me == FEE_ACCOUNT && !s.fees.is_zero() {
+            self.totals.fee_income += s.fees;
             let item = Item::FeeIncome {
-                trade: t.trade,
-                market: t.market,
-                slot: format_slot(t.slot),
-                amount: fees,
+                entry,
+                trade,
+                amount: s.fees,
             };
             self.push(at, item, None);
         }

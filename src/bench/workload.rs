@@ -104,6 +104,8 @@ pub fn setup(cfg: &WorkloadConfig) -> Vec<Command> {
         max_order_quantity: None,
         slot_horizon_hours: None,
         gate_closure_secs: None,
+        report_window_secs: None,
+        dispute_window_secs: None,
     })];
     for account in 1..=cfg.accounts {
         cmds.push(Command::CreateAccount(CreateAccount {

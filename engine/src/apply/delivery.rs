@@ -136,7 +136,10 @@ impl<B: OrderBook> Engine<B> {
         c: &ResolveDispute,
         out: &mut S,
     ) -> Result<(), RejectReason> {
-        let entry = self.entries.get(&c.entry).ok_or(RejectReason::UnknownEntry)?;
+        let entry = self
+            .entries
+            .get(&c.entry)
+            .ok_or(RejectReason::UnknownEntry)?;
         let delivered = entry_lots(&self.markets[entry.market].spec, c.delivered, entry)?;
         if entry.disputed.is_none() {
             return Err(RejectReason::NotDisputed);

@@ -7,10 +7,7 @@ use crate::book::OrderBook;
 use crate::command::ListMarket;
 use crate::event::{Event, EventSink, MarketListed};
 use crate::limits::MARKETS_MAX;
-use crate::market::{
-    MarketSpec, SlotRules, DEFAULT_DISPUTE_WINDOW_SECS, DEFAULT_GATE_CLOSURE_SECS,
-    DEFAULT_REPORT_WINDOW_SECS, DEFAULT_SLOT_HORIZON_HOURS,
-};
+use crate::market::MarketSpec;
 use crate::reject::RejectReason;
 use crate::state::{Engine, MarketState};
 use std::collections::BTreeMap;
@@ -32,14 +29,7 @@ impl<B: OrderBook> Engine<B> {
             c.min_price,
             c.max_price,
             c.max_order_quantity,
-            SlotRules {
-                slot_horizon_hours: c.slot_horizon_hours.unwrap_or(DEFAULT_SLOT_HORIZON_HOURS),
-                gate_closure_secs: c.gate_closure_secs.unwrap_or(DEFAULT_GATE_CLOSURE_SECS),
-                report_window_secs: c.report_window_secs.unwrap_or(DEFAULT_REPORT_WINDOW_SECS),
-                dispute_window_secs: c
-                    .dispute_window_secs
-                    .unwrap_or(DEFAULT_DISPUTE_WINDOW_SECS),
-            },
+            c.slot_rules(),
         )?;
         if self.market_index.contains_key(&c.market) {
             return Err(RejectReason::MarketExists);

@@ -23,9 +23,9 @@
 
 use crate::book::OrderBook;
 use crate::delivery::Entry;
-use crate::slot::NANOS_PER_SEC;
 use crate::event::{DeliveryScheduled, Event, EventSink, InventoryExpired, SlotClosed};
 use crate::limits::GATE_CLOSURE_EVENTS_PER_COMMAND_MAX;
+use crate::slot::NANOS_PER_SEC;
 use crate::state::Engine;
 use crate::types::{AccountId, CancelReason, Side};
 

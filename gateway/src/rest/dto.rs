@@ -7,8 +7,8 @@
 //! naming the field.
 
 use gpux_engine::{
-    AccountId, BalanceView, CancelReason, ClientOrderId, MarketId, OrderId, OrderType,
-    PositionView, Side, StpMode, TimeInForce, TradeId,
+    AccountId, CancelReason, ClientOrderId, MarketId, OrderId, OrderType, PositionView, Side,
+    StpMode, TimeInForce, TradeId, UsdView,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -215,6 +215,14 @@ pub struct ListMarketRequest {
     /// default 300).
     #[serde(default)]
     pub gate_closure_secs: Option<u32>,
+    /// Providers report a slot's deliveries until this many seconds after its
+    /// end (0 to 604,800; default 3,600; at most `dispute_window_secs`).
+    #[serde(default)]
+    pub report_window_secs: Option<u32>,
+    /// Holders may dispute a delivery until this many seconds after the slot's
+    /// end (0 to 604,800; default 7,200).
+    #[serde(default)]
+    pub dispute_window_secs: Option<u32>,
 }
 
 // ----- responses -----------------------------------------------------------------
@@ -424,8 +432,9 @@ pub struct FillsResponse {
 pub struct BalancesResponse {
     /// The account.
     pub account: AccountId,
-    /// USD.
-    pub usd: BalanceView,
+    /// USD: available, held, in escrow (paid for GPUs not yet delivered) and
+    /// pending (owed for GPUs sold, paid on delivery).
+    pub usd: UsdView,
     /// GPUs per (market, slot) with any, in market then slot order.
     pub gpus: Vec<PositionJson>,
     /// The replica's last applied command.

@@ -8,9 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gpux_engine::command::ListMarket;
-use gpux_engine::market::{
-    MarketSpec, SlotRules, DEFAULT_GATE_CLOSURE_SECS, DEFAULT_SLOT_HORIZON_HOURS,
-};
+use gpux_engine::market::MarketSpec;
 use gpux_engine::{Command, Event, RejectReason};
 
 use super::dto::{
@@ -99,6 +97,8 @@ pub async fn create(
         max_order_quantity: dto::opt_decimal("max_order_quantity", &req.max_order_quantity)?,
         slot_horizon_hours: req.slot_horizon_hours,
         gate_closure_secs: req.gate_closure_secs,
+        report_window_secs: req.report_window_secs,
+        dispute_window_secs: req.dispute_window_secs,
     };
     let idem = Idem {
         operation: "list_market",
@@ -118,12 +118,7 @@ pub async fn create(
                 cmd.min_price,
                 cmd.max_price,
                 cmd.max_order_quantity,
-                SlotRules {
-                    slot_horizon_hours: cmd
-                        .slot_horizon_hours
-                        .unwrap_or(DEFAULT_SLOT_HORIZON_HOURS),
-                    gate_closure_secs: cmd.gate_closure_secs.unwrap_or(DEFAULT_GATE_CLOSURE_SECS),
-                },
+                cmd.slot_rules(),
             )
             .map_err(reject_error)?;
             if r.engine.market(&cmd.market).is_some() {

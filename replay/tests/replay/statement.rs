@@ -102,7 +102,7 @@ fn fills_and_fees_are_the_accounts_sides_of_the_trades() {
             assert_eq!(*notional, price * quantity);
         }
         assert_eq!(s.totals.fills, expected.len() as u64);
-        assert_eq!(s.totals.fees_paid, fees);
+        assert_eq!(s.totals.fill_fees, fees);
         let bought: Decimal = expected
             .iter()
             .filter(|e| e.2 == Side::Buy)
