@@ -76,6 +76,9 @@ pub(crate) struct Holding {
     pub gpus: Balance,
     /// Own inventory not sold (nor removed), in lots.
     pub inventory: u64,
+    /// Own inventory sold so far, in lots (the provider's record of what it has
+    /// to deliver in the slot).
+    pub sold: u64,
     /// Bought GPUs, once the account bought any (boxed: most holdings of a
     /// provider never have lots, and a small holding keeps the slot's map dense).
     pub lots: Option<Box<Lots>>,
@@ -105,6 +108,7 @@ impl Holding {
     pub fn take(&mut self, seller: AccountId, lots: u64, trade: TradeId, into: &mut Vec<Lot>) {
         let own = lots.min(self.inventory);
         self.inventory -= own;
+        self.sold += own;
         if own > 0 {
             into.push(Lot {
                 provider: seller,
@@ -168,6 +172,7 @@ impl Holding {
         let lots = self.lots();
         self.gpus.total() == 0
             && self.inventory == 0
+            && self.sold == 0
             && lots.bought.is_empty()
             && lots.kept.is_empty()
     }

@@ -342,6 +342,19 @@ pub struct ProviderView {
     pub reliability: Option<Decimal>,
 }
 
+/// A provider's GPUs ahead in one market (open slots, summed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderAhead {
+    /// The market.
+    pub market: MarketId,
+    /// Own GPU-hours not sold (offered or not).
+    #[serde(with = "crate::decimal::strict")]
+    pub listed: Decimal,
+    /// Own GPU-hours sold, to be delivered.
+    #[serde(with = "crate::decimal::strict")]
+    pub sold: Decimal,
+}
+
 /// Decimal places of [`ProviderView::reliability`].
 pub const RELIABILITY_SCALE: u32 = 4;
 
@@ -408,6 +421,46 @@ impl<B: OrderBook> Engine<B> {
             disputes_lost: lost,
             reliability,
         })
+    }
+
+    /// What a provider has ahead in open slots, per market in listing order: its
+    /// own unsold GPUs (listed) and those it sold, summed over slots (GPU-hours).
+    pub fn provider_ahead(&self, account: AccountId) -> Vec<ProviderAhead> {
+        let mut ahead = Vec::new();
+        for m in &self.markets {
+            let (mut listed, mut sold) = (0u64, 0u64);
+            for &bi in m.slots.values() {
+                if let Some(h) = self.bk(bi).holdings.get(&account) {
+                    listed += h.inventory;
+                    sold += h.sold;
+                }
+            }
+            if listed + sold > 0 {
+                ahead.push(ProviderAhead {
+                    market: m.spec.id,
+                    listed: m.spec.quantity(listed),
+                    sold: m.spec.quantity(sold),
+                });
+            }
+        }
+        ahead
+    }
+
+    /// Every account that is a provider now: a delivery record in the window, or
+    /// own GPUs (listed or sold) in an open slot; ascending.
+    pub fn provider_accounts(&self) -> Vec<AccountId> {
+        let mut ids: Vec<AccountId> = self.providers().iter().map(|p| p.account).collect();
+        for b in self.books.iter().flatten() {
+            ids.extend(
+                b.holdings
+                    .iter()
+                    .filter(|(_, h)| h.inventory + h.sold > 0)
+                    .map(|(&a, _)| a),
+            );
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// Every account with a delivery record in the window, by id.

@@ -80,6 +80,7 @@ struct HoldingSnapshot {
     account: AccountId,
     gpus: Balance,
     inventory: u64,
+    sold: u64,
     bought: Vec<Lot>,
     kept: Vec<Lot>,
 }
@@ -159,6 +160,7 @@ impl<B: OrderBook> Engine<B> {
                         account,
                         gpus: h.gpus,
                         inventory: h.inventory,
+                        sold: h.sold,
                         bought: h.lots().bought.iter().cloned().collect(),
                         kept: h.lots().kept.iter().cloned().collect(),
                     })
@@ -287,6 +289,7 @@ impl<B: OrderBook> Engine<B> {
                     let holding = Holding {
                         gpus: h.gpus,
                         inventory: h.inventory,
+                        sold: h.sold,
                         lots: (!h.bought.is_empty() || !h.kept.is_empty()).then(|| {
                             Box::new(Lots {
                                 bought: h.bought.iter().cloned().collect(),

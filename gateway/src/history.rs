@@ -10,7 +10,8 @@
 //!
 //! It also keeps each account's **delivery schedule**: the `delivery_scheduled`
 //! entries fixed at each slot's gate closure, naming the account as provider (it
-//! delivers) or as holder (it receives).
+//! delivers) or as holder (it receives), each followed through its report,
+//! dispute and settlement ([`DeliveryRecord`]).
 //!
 //! Bounds: open orders are bounded by the engine's limits; per account, the most
 //! recent [`HistoryConfig::closed_orders_per_account`] closed orders,
@@ -20,7 +21,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use gpux_engine::event::{DeliveryScheduled, OrderAccepted, TradeExecuted};
+use gpux_engine::event::{DeliveryScheduled, DeliverySettled, OrderAccepted, TradeExecuted};
+use gpux_engine::EntryState;
 use gpux_engine::{
     AccountId, CancelReason, ClientOrderId, Event, MarketId, OrderId, OrderType, Side, StpMode,
     TimeInForce, TradeId,
@@ -310,7 +312,35 @@ pub struct History {
     orders: HashMap<OrderId, OrderRecord>,
     closed: HashMap<AccountId, VecDeque<OrderId>>,
     fills: HashMap<AccountId, VecDeque<Fill>>,
-    schedule: HashMap<AccountId, VecDeque<DeliveryScheduled>>,
+    schedule: HashMap<AccountId, VecDeque<DeliveryRecord>>,
+    /// Provider and holder of every entry not yet settled.
+    unsettled: HashMap<u64, [AccountId; 2]>,
+}
+
+/// One delivery entry as it went: fixed at the gate, then reported, disputed and
+/// settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// The entry as the gate fixed it.
+    pub scheduled: DeliveryScheduled,
+    /// What the provider reported delivered (the latest report).
+    pub reported: Option<Decimal>,
+    /// What the holder, disputing, said it received.
+    pub disputed: Option<Decimal>,
+    /// Its settlement, once settled.
+    pub settled: Option<DeliverySettled>,
+}
+
+impl DeliveryRecord {
+    /// Where it stands.
+    pub fn state(&self) -> EntryState {
+        match (&self.settled, self.disputed, self.reported) {
+            (Some(_), _, _) => EntryState::Settled,
+            (None, Some(_), _) => EntryState::Disputed,
+            (None, None, Some(_)) => EntryState::Reported,
+            (None, None, None) => EntryState::Scheduled,
+        }
+    }
 }
 
 impl History {
@@ -322,6 +352,7 @@ impl History {
             closed: HashMap::new(),
             fills: HashMap::new(),
             schedule: HashMap::new(),
+            unsettled: HashMap::new(),
         }
     }
 
@@ -346,10 +377,21 @@ impl History {
                 Event::OrderCancelled(c) => self.fold(c.order, ev, cmd_seq),
                 Event::OrderAmended(a) => self.fold(a.order, ev, cmd_seq),
                 Event::DeliveryScheduled(d) => {
+                    self.unsettled.insert(d.entry, [d.provider, d.holder]);
                     self.push_schedule(d.provider, d);
                     if d.holder != d.provider {
                         self.push_schedule(d.holder, d);
                     }
+                }
+                Event::DeliveryReported(r) => {
+                    self.update_delivery(r.entry, |d| d.reported = Some(r.delivered));
+                }
+                Event::DeliveryDisputed(x) => {
+                    self.update_delivery(x.entry, |d| d.disputed = Some(x.received));
+                }
+                Event::DeliverySettled(s) => {
+                    self.update_delivery(s.entry, |d| d.settled = Some(*s));
+                    self.unsettled.remove(&s.entry);
                 }
                 _ => {}
             }
@@ -358,15 +400,35 @@ impl History {
 
     fn push_schedule(&mut self, account: AccountId, d: &DeliveryScheduled) {
         let q = self.schedule.entry(account).or_default();
-        q.push_back(d.clone());
+        q.push_back(DeliveryRecord {
+            scheduled: d.clone(),
+            reported: None,
+            disputed: None,
+            settled: None,
+        });
         while q.len() > self.cfg.schedule_per_account {
             q.pop_front();
         }
     }
 
+    /// Updates entry `entry` in its provider's and its holder's schedules (each
+    /// kept in entry order, so found by binary search).
+    fn update_delivery(&mut self, entry: u64, change: impl Fn(&mut DeliveryRecord)) {
+        let Some(&parties) = self.unsettled.get(&entry) else {
+            return;
+        };
+        for account in parties {
+            if let Some(q) = self.schedule.get_mut(&account) {
+                if let Ok(i) = q.binary_search_by_key(&entry, |d| d.scheduled.entry) {
+                    change(&mut q[i]);
+                }
+            }
+        }
+    }
+
     /// An account's kept delivery-schedule entries (as provider or holder), in
     /// the order they were fixed (by entry id).
-    pub fn schedule(&self, account: AccountId) -> Vec<DeliveryScheduled> {
+    pub fn schedule(&self, account: AccountId) -> Vec<DeliveryRecord> {
         self.schedule
             .get(&account)
             .map_or_else(Vec::new, |q| q.iter().cloned().collect())
@@ -562,7 +624,7 @@ mod tests {
         // One entry kept each: the newest, for slot 7200.
         assert_eq!(provider, holder);
         assert_eq!(provider.len(), 1);
-        let d = &provider[0];
+        let d = &provider[0].scheduled;
         assert_eq!((d.slot, d.provider, d.holder), (7200, 1, 2));
         assert_eq!(d.quantity.to_string(), "2");
     }

@@ -181,12 +181,51 @@ fn ops() -> Vec<(&'static str, Op)> {
     [
         system_and_market_ops(),
         account_ops(),
+        delivery_ops(),
         order_ops(),
         client_order_ops(),
     ]
     .into_iter()
     .flatten()
     .collect()
+}
+
+/// Delivery reports, disputes, resolutions and providers' records.
+fn delivery_ops() -> Vec<(&'static str, Op)> {
+    use Access::*;
+    let entry = || id_param("entry", "Delivery entry id (`entry` of the schedule).");
+    vec![
+        ("/v1/deliveries/{entry}/report", Op {
+            method: "post", id: "reportDelivery", summary: "Report a delivery (provider)",
+            description: "The entry's provider reports how many GPUs it delivered for the slot's hour: from the slot's start until `report_until` (the slot's end + the market's `report_window_secs`); a later report replaces an earlier one. Unreported by then, the entry settles as not delivered (the buyers are refunded). A report not disputed by `dispute_until` stands: the entry then settles, paying each seller of its chain for the delivered GPUs and refunding the rest. Codes: `unknown_entry` (404), `not_your_entry` (403), `invalid_decimal`, `invalid_amount`, `off_lot_quantity` (400), `report_window_closed`, `entry_disputed`, `quantity_exceeds_entry` (422).",
+            access: Account, write: true, params: vec![entry()], body: Some("DeliveredRequest"),
+            responses: vec![("200", ok("Reported.", "DeliveryOutcome")), ("403", error("`not_your_entry`.")), ("404", error("`unknown_entry` (none, or already settled).")), ("422", error("`report_window_closed`, `entry_disputed`, `quantity_exceeds_entry`."))],
+        }),
+        ("/v1/deliveries/{entry}/dispute", Op {
+            method: "post", id: "disputeDelivery", summary: "Dispute a delivery (holder)",
+            description: "The entry's holder says how many GPUs it received, once, from the slot's start until `dispute_until`. The entry then waits (it blocks nothing else) for an admin's resolution. Codes: `unknown_entry` (404), `not_your_entry` (403), `dispute_window_closed`, `entry_disputed`, `quantity_exceeds_entry` (422).",
+            access: Account, write: true, params: vec![entry()], body: Some("ReceivedRequest"),
+            responses: vec![("200", ok("Disputed.", "DeliveryOutcome")), ("403", error("`not_your_entry`.")), ("404", error("`unknown_entry`.")), ("422", error("`dispute_window_closed`, `entry_disputed`, `quantity_exceeds_entry`."))],
+        }),
+        ("/v1/deliveries/{entry}/resolve", Op {
+            method: "post", id: "resolveDispute", summary: "Resolve a dispute (admin)",
+            description: "Decides how many GPUs a disputed entry delivered; it settles at once (`delivery_settled` with basis `resolved`; `dispute_lost` when below the provider's report, which counts in its record). Codes: `unknown_entry` (404), `not_disputed`, `quantity_exceeds_entry` (422).",
+            access: Admin, write: true, params: vec![entry()], body: Some("DeliveredRequest"),
+            responses: vec![("200", ok("Resolved and settled.", "DeliveryOutcome")), ("404", error("`unknown_entry`.")), ("422", error("`not_disputed`, `quantity_exceeds_entry`."))],
+        }),
+        ("/v1/providers", Op {
+            method: "get", id: "listProviders", summary: "Providers and their delivery records",
+            description: "Every provider with settled deliveries in the last 30 days of engine time or own GPUs in open slots, by account id (pseudonymous): GPU-hours obligated and delivered, disputes lost, `reliability` = delivered / obligated (4 decimals, rounded down; `new` with nothing settled), and per market the GPUs listed (unsold) and sold ahead.",
+            access: Public, write: false, params: vec![], body: None,
+            responses: vec![("200", ok("Providers.", "Providers"))],
+        }),
+        ("/v1/providers/{account}", Op {
+            method: "get", id: "getProvider", summary: "One provider's delivery record",
+            description: "As in the list; an account that never provided reads as `new`.",
+            access: Public, write: false, params: vec![account_param()], body: None,
+            responses: vec![("200", ok("The record.", "ProviderRecord")), ("404", error("`unknown_account`."))],
+        }),
+    ]
 }
 
 /// The operations on the system and on markets.
@@ -577,7 +616,11 @@ fn request_schemas() -> Value {
             "max_order_quantity": dec(),
             "slot_horizon_hours": {"type": "integer", "minimum": 1, "maximum": 8760},
             "gate_closure_secs": {"type": "integer", "minimum": 0, "maximum": 86400},
+            "report_window_secs": {"type": "integer", "minimum": 0, "maximum": 604800, "description": "Deliveries are reported until this many seconds after the slot's end (default 3600; at most dispute_window_secs)."},
+            "dispute_window_secs": {"type": "integer", "minimum": 0, "maximum": 604800, "description": "Deliveries may be disputed until this many seconds after the slot's end (default 7200)."},
         })),
+        "DeliveredRequest": object(&["delivered"], json!({"delivered": dec()})),
+        "ReceivedRequest": object(&["received"], json!({"received": dec()})),
     })
 }
 
@@ -624,6 +667,11 @@ fn response_schemas() -> Value {
             "fills": {"type": "array", "items": schema("Fill")}, "next_before": uint(),
         })),
         "Balance": object(&["available", "held"], json!({"available": dec(), "held": dec()})),
+        "Usd": object(&["available", "held", "escrow", "pending"], json!({
+            "available": dec(), "held": dec(),
+            "escrow": {"allOf": [schema("Decimal")], "description": "Paid for GPUs not yet delivered: settled to the sellers, or refunded, after delivery."},
+            "pending": {"allOf": [schema("Decimal")], "description": "Owed for GPUs sold: paid once delivered."},
+        })),
         "CashMoved": object(&["account", "amount", "available", "cmd_seq"], json!({
             "account": uint(), "amount": dec(), "available": dec(), "cmd_seq": uint(),
         })),
@@ -635,12 +683,14 @@ fn response_schemas() -> Value {
             "api_key": {"type": "string", "description": "`gpux_` + 64 hex digits. Shown once."},
             "cmd_seq": uint(),
         })),
-        "Market": object(&["market", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "min_price", "max_price", "max_order_quantity", "slot_horizon_hours", "gate_closure_secs"], json!({
+        "Market": object(&["market", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "min_price", "max_price", "max_order_quantity", "slot_horizon_hours", "gate_closure_secs", "report_window_secs", "dispute_window_secs"], json!({
             "market": schema("MarketId"), "tick_size": dec(), "lot_size": dec(),
             "maker_fee_bps": {"type": "integer"}, "taker_fee_bps": {"type": "integer"},
             "min_price": dec(), "max_price": dec(), "max_order_quantity": dec(),
             "slot_horizon_hours": {"type": "integer", "description": "How many hours ahead slots trade."},
             "gate_closure_secs": {"type": "integer", "description": "Trading in a slot stops this many seconds before it starts."},
+            "report_window_secs": {"type": "integer", "description": "Deliveries are reported until this many seconds after the slot's end."},
+            "dispute_window_secs": {"type": "integer", "description": "Deliveries may be disputed until this many seconds after the slot's end."},
             "cmd_seq": uint(),
         })),
         "Markets": object(&["markets"], json!({"markets": {"type": "array", "items": schema("Market")}})),
@@ -666,14 +716,38 @@ fn slot_schemas() -> Value {
             "kept": {"$ref": "#/components/schemas/Decimal", "description": "Besides available and held: bought GPUs kept to the gate, having gone through the most trades a GPU may in a slot (16); delivered to this account, never offered again."},
         })),
         "Balances": object(&["account", "usd", "gpus", "as_of_cmd_seq"], json!({
-            "account": uint(), "usd": schema("Balance"),
+            "account": uint(), "usd": schema("Usd"),
             "gpus": {"type": "array", "items": schema("Position"), "description": "In market, then slot order."}, "as_of_cmd_seq": uint(),
         })),
-        "ScheduleEntry": object(&["entry", "market", "slot", "role", "provider", "holder", "quantity", "trades"], json!({
+        "ScheduleEntry": object(&["entry", "market", "slot", "role", "provider", "holder", "quantity", "trades", "state", "report_until", "dispute_until"], json!({
             "entry": uint(), "market": schema("MarketId"), "slot": schema("Slot"),
             "role": e(&["provider", "holder", "both"]),
             "provider": uint(), "holder": uint(), "quantity": dec(),
             "trades": {"type": "array", "items": uint(), "description": "The trades the GPUs went through, from the provider's sale to the holder's purchase."},
+            "state": e(&["scheduled", "reported", "disputed", "settled"]),
+            "report_until": {"type": "integer", "description": "Unix seconds: the provider reports until then."},
+            "dispute_until": {"type": "integer", "description": "Unix seconds: the holder may dispute until then."},
+            "reported": dec(), "disputed": dec(),
+            "settlement": schema("Settlement"),
+        })),
+        "Settlement": object(&["delivered", "basis", "dispute_lost", "paid", "refunded", "fees"], json!({
+            "delivered": dec(), "basis": e(&["unreported", "reported", "resolved"]), "dispute_lost": {"type": "boolean"},
+            "paid": dec(), "refunded": dec(), "fees": dec(),
+        })),
+        "DeliveryOutcome": object(&["entry", "event", "cmd_seq"], json!({
+            "entry": uint(),
+            "event": {"type": "object", "description": "The protocol event: `delivery_reported`, `delivery_disputed` or `delivery_settled` (docs/PROTOCOL.md)."},
+            "cmd_seq": uint(),
+        })),
+        "ProviderAhead": object(&["market", "listed", "sold"], json!({"market": schema("MarketId"), "listed": dec(), "sold": dec()})),
+        "ProviderRecord": object(&["account", "reliability", "obligated", "delivered", "disputes_lost", "ahead"], json!({
+            "account": uint(),
+            "reliability": {"type": "string", "description": "`delivered / obligated` as a decimal string (4 decimals, rounded down), or `new`."},
+            "obligated": dec(), "delivered": dec(), "disputes_lost": uint(),
+            "ahead": {"type": "array", "items": schema("ProviderAhead")},
+        })),
+        "Providers": object(&["providers", "as_of_cmd_seq"], json!({
+            "providers": {"type": "array", "items": schema("ProviderRecord")}, "as_of_cmd_seq": uint(),
         })),
         "Schedule": object(&["account", "entries", "as_of_cmd_seq"], json!({
             "account": uint(), "entries": {"type": "array", "items": schema("ScheduleEntry")}, "as_of_cmd_seq": uint(),

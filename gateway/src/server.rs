@@ -110,7 +110,7 @@ pub fn ledger_feeds(exchange: &gpux_sequencer::Exchange) -> FeedFactory {
 }
 
 fn api_routes() -> Routes<AppState> {
-    use rest::{accounts, markets, orders, system};
+    use rest::{accounts, deliveries, markets, orders, system};
     Routes::new()
         .add(Method::GET, "/v1/health", system::health)
         .add(Method::GET, "/v1/openapi.json", system::openapi)
@@ -146,6 +146,23 @@ fn api_routes() -> Routes<AppState> {
         .add(Method::GET, "/v1/balances", accounts::my_balances)
         .add(Method::POST, "/v1/withdrawals", accounts::withdraw)
         .add(Method::POST, "/v1/capacity/add", accounts::add_capacity)
+        .add(
+            Method::POST,
+            "/v1/deliveries/{entry}/report",
+            deliveries::report,
+        )
+        .add(
+            Method::POST,
+            "/v1/deliveries/{entry}/dispute",
+            deliveries::dispute,
+        )
+        .add(
+            Method::POST,
+            "/v1/deliveries/{entry}/resolve",
+            deliveries::resolve,
+        )
+        .add(Method::GET, "/v1/providers", deliveries::list)
+        .add(Method::GET, "/v1/providers/{account}", deliveries::get)
         .add(
             Method::POST,
             "/v1/capacity/remove",

@@ -34,6 +34,7 @@ fn concrete(path: &str) -> String {
     path.replace("{order_id}", "1")
         .replace("{client_order_id}", "c-1")
         .replace("{account}", "1")
+        .replace("{entry}", "1")
         .replace("{market}", MARKET)
         .replace("{slot}", slot_name())
 }

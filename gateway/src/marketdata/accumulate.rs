@@ -143,7 +143,7 @@ impl Accumulator {
                 self.market_event(cmd, ev, key, engine);
             }
             if !self.private_set.is_empty() {
-                self.private(cmd, ev);
+                self.private(cmd, ev, engine);
             }
         }
     }
@@ -229,8 +229,25 @@ impl Accumulator {
     }
 
     /// Accumulates the private messages `ev` makes for subscribed accounts: order
-    /// events for their account, fills for both sides of a trade.
-    fn private(&mut self, cmd: &CommittedCommand, ev: &Event) {
+    /// events for their account, fills for both sides of a trade, and delivery
+    /// events for both parties of an entry (`engine`, after the command, names the
+    /// other party of a report or a dispute).
+    fn private(&mut self, cmd: &CommittedCommand, ev: &Event, engine: &Engine) {
+        let parties = match ev {
+            Event::DeliveryScheduled(d) => Some([d.provider, d.holder]),
+            Event::DeliverySettled(d) => Some([d.provider, d.holder]),
+            Event::TradeSettled(t) => Some([t.seller, t.buyer]),
+            Event::DeliveryReported(r) => engine.entry(r.entry).map(|e| [e.provider, e.holder]),
+            Event::DeliveryDisputed(d) => engine.entry(d.entry).map(|e| [e.provider, e.holder]),
+            _ => None,
+        };
+        if let Some([a, b]) = parties {
+            self.push_private(cmd, a, PrivateBody::Delivery(ev.clone()));
+            if b != a {
+                self.push_private(cmd, b, PrivateBody::Delivery(ev.clone()));
+            }
+            return;
+        }
         let account = match ev {
             Event::OrderAccepted(e) => Some(e.account),
             Event::OrderRested(e) => Some(e.account),

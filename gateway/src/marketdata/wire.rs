@@ -363,6 +363,9 @@ pub enum PrivateBody {
     Order(Event),
     /// A fill of one of its orders.
     Fill(Fill),
+    /// A delivery event naming it as provider or holder (scheduled, reported,
+    /// disputed, a trade of it settled, settled), as the protocol writes it.
+    Delivery(Event),
 }
 
 #[derive(Serialize)]
@@ -384,6 +387,7 @@ impl PrivateMsg {
         let (kind, event, fill) = match &self.body {
             PrivateBody::Order(e) => ("order", Some(e), None),
             PrivateBody::Fill(f) => ("fill", None, Some(f)),
+            PrivateBody::Delivery(e) => ("delivery", Some(e), None),
         };
         to_text(&PrivateJson {
             kind,

@@ -6,9 +6,10 @@
 //! checked by the engine's own types. Every parse error is a 400 with a stable code
 //! naming the field.
 
+use gpux_engine::event::SettlementBasis;
 use gpux_engine::{
-    AccountId, CancelReason, ClientOrderId, MarketId, OrderId, OrderType, PositionView, Side,
-    StpMode, TimeInForce, TradeId, UsdView,
+    AccountId, CancelReason, ClientOrderId, EntryState, MarketId, OrderId, OrderType, PositionView,
+    ProviderView, Side, StpMode, TimeInForce, TradeId, UsdView,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -577,11 +578,54 @@ pub struct ScheduleEntry {
     /// The trades the GPUs went through, from the provider's sale to the
     /// holder's purchase.
     pub trades: Vec<TradeId>,
+    /// `scheduled`, `reported`, `disputed` or `settled`.
+    pub state: EntryState,
+    /// The provider reports until then (unix seconds).
+    pub report_until: u64,
+    /// The holder may dispute until then (unix seconds).
+    pub dispute_until: u64,
+    /// What the provider reported delivered.
+    #[serde(
+        with = "gpux_engine::decimal::strict_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reported: Option<Decimal>,
+    /// What the holder, disputing, said it received.
+    #[serde(
+        with = "gpux_engine::decimal::strict_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disputed: Option<Decimal>,
+    /// Its settlement, once settled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<Settlement>,
+}
+
+/// How a delivery entry settled (USD summed over its chain of trades).
+#[derive(Debug, Clone, Serialize)]
+pub struct Settlement {
+    /// GPUs delivered.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub delivered: Decimal,
+    /// `unreported`, `reported` or `resolved`.
+    pub basis: SettlementBasis,
+    /// A resolution found less than the provider reported.
+    pub dispute_lost: bool,
+    /// Paid to sellers.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub paid: Decimal,
+    /// Refunded to buyers.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub refunded: Decimal,
+    /// Fees charged.
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub fees: Decimal,
 }
 
 impl ScheduleEntry {
     /// The entry as `account` sees it.
-    pub fn new(account: AccountId, d: &gpux_engine::event::DeliveryScheduled) -> Self {
+    pub fn new(account: AccountId, r: &crate::history::DeliveryRecord) -> Self {
+        let d = &r.scheduled;
         let role = match (d.provider == account, d.holder == account) {
             (true, true) => "both",
             (true, false) => "provider",
@@ -596,6 +640,19 @@ impl ScheduleEntry {
             holder: d.holder,
             quantity: d.quantity,
             trades: d.trades.clone(),
+            state: r.state(),
+            report_until: d.report_until,
+            dispute_until: d.dispute_until,
+            reported: r.reported,
+            disputed: r.disputed,
+            settlement: r.settled.map(|s| Settlement {
+                delivered: s.delivered,
+                basis: s.basis,
+                dispute_lost: s.dispute_lost,
+                paid: s.paid,
+                refunded: s.refunded,
+                fees: s.fees,
+            }),
         }
     }
 }
@@ -627,3 +684,82 @@ pub struct DepthQuery {
 pub const BLOCKS_DEPTH_DEFAULT: usize = 50;
 /// Most levels of `/blocks`.
 pub const BLOCKS_DEPTH_MAX: usize = 1_000;
+
+/// `POST /v1/deliveries/{entry}/report` and `/resolve`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveredRequest {
+    /// GPUs delivered for the slot's hour: 0 up to the entry's quantity, on the
+    /// lot.
+    pub delivered: String,
+}
+
+/// `POST /v1/deliveries/{entry}/dispute`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceivedRequest {
+    /// GPUs the holder received: 0 up to the entry's quantity, on the lot.
+    pub received: String,
+}
+
+/// What a report, dispute or resolution did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryResponse {
+    /// The entry.
+    pub entry: u64,
+    /// The event: `delivery_reported`, `delivery_disputed` or `delivery_settled`.
+    pub event: gpux_engine::Event,
+    /// The command's sequence number.
+    pub cmd_seq: u64,
+}
+
+/// A provider's public record.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderRecord {
+    /// The provider's account.
+    pub account: AccountId,
+    /// `delivered / obligated` over the last 30 days (4 decimals, rounded down),
+    /// or `"new"` with nothing settled in that time.
+    pub reliability: String,
+    /// GPU-hours it had to deliver (settled entries, last 30 days).
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub obligated: Decimal,
+    /// GPU-hours delivered (last 30 days).
+    #[serde(with = "gpux_engine::decimal::strict")]
+    pub delivered: Decimal,
+    /// Disputes lost (last 30 days).
+    pub disputes_lost: u64,
+    /// Its own GPUs in open slots, by market: listed (unsold) and sold.
+    pub ahead: Vec<gpux_engine::ProviderAhead>,
+}
+
+impl ProviderRecord {
+    /// The record of `account` from the engine's view (`None`: never settled).
+    pub fn new(
+        view: Option<ProviderView>,
+        account: AccountId,
+        ahead: &[gpux_engine::ProviderAhead],
+    ) -> Self {
+        let (obligated, delivered, disputes_lost, reliability) = view
+            .map_or((Decimal::ZERO, Decimal::ZERO, 0, None), |v| {
+                (v.obligated, v.delivered, v.disputes_lost, v.reliability)
+            });
+        ProviderRecord {
+            account,
+            reliability: reliability.map_or_else(|| "new".to_owned(), |r| r.to_string()),
+            obligated,
+            delivered,
+            disputes_lost,
+            ahead: ahead.to_vec(),
+        }
+    }
+}
+
+/// `GET /v1/providers`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProvidersResponse {
+    /// Providers by account.
+    pub providers: Vec<ProviderRecord>,
+    /// The replica's last applied command.
+    pub as_of_cmd_seq: u64,
+}

@@ -15,6 +15,7 @@
 //! events, so an idempotent replay returns exactly the original answer.
 
 pub mod accounts;
+pub mod deliveries;
 pub mod dto;
 pub mod extract;
 pub mod markets;
@@ -104,7 +105,10 @@ pub fn reject_status(reason: RejectReason) -> StatusCode {
         | InvalidOrderRef | InvalidAmend | SlotNotOnHour | InvalidSlotRange => {
             StatusCode::BAD_REQUEST
         }
-        UnknownMarket | UnknownAccount | UnknownOrder | NotYourOrder => StatusCode::NOT_FOUND,
+        UnknownMarket | UnknownAccount | UnknownOrder | NotYourOrder | UnknownEntry => {
+            StatusCode::NOT_FOUND
+        }
+        NotYourEntry => StatusCode::FORBIDDEN,
         MarketExists | AccountExists | DuplicateClientOrderId => StatusCode::CONFLICT,
         MalformedCommand => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
