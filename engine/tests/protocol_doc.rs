@@ -20,6 +20,7 @@
 //! variant or field fails this test until it is documented.
 
 use gpux_engine::command::{COMMAND_BYTES_MAX, REQUEST_ID_BYTES_MAX};
+use gpux_engine::event::SettlementBasis;
 use gpux_engine::limits::{
     ACCOUNTS_MAX, CASH_TOTAL_MAX_MICROS, EVENTS_PER_COMMAND_WORST, EXPIRIES_PER_COMMAND_MAX,
     FEE_BPS_MAX, GATE_CLOSURE_SECS_MAX, LOTS_TOTAL_MAX, MARKETS_MAX, MATCHES_PER_COMMAND_MAX,
@@ -27,7 +28,8 @@ use gpux_engine::limits::{
     SLOT_HORIZON_HOURS_MAX, WINDOW_SLOTS_MAX,
 };
 use gpux_engine::limits::{
-    GATE_CLOSURE_EVENTS_PER_COMMAND_MAX, REQUEST_IDS_REMEMBERED_MAX, REQUEST_ID_WINDOW_NS,
+    DELIVERY_WINDOW_SECS_MAX, GATE_CLOSURE_EVENTS_PER_COMMAND_MAX, REQUEST_IDS_REMEMBERED_MAX,
+    REQUEST_ID_WINDOW_NS, SETTLEMENTS_PER_COMMAND_MAX, SETTLEMENT_EVENTS_PER_COMMAND_MAX,
     TRADES_PER_LOT_MAX,
 };
 use gpux_engine::market::{MarketSpec, SlotRules};
@@ -433,6 +435,10 @@ fn enumerations_are_documented() {
         ("### `time_in_force`", serde_names::<TimeInForce>(probe)),
         ("### `stp`", serde_names::<StpMode>(probe)),
         ("## Cancel reasons", serde_names::<CancelReason>(probe)),
+        (
+            "### Settlement basis",
+            serde_names::<SettlementBasis>(probe),
+        ),
     ];
     for (heading, values) in cases {
         let documented: Vec<String> = table_after(heading)
@@ -646,6 +652,11 @@ fn expected_events(
 }
 
 fn run_session(name: &str, blocks: &[&Block]) -> Ran {
+    run_session_until(name, blocks, u64::MAX)
+}
+
+/// [`run_session`], stopping after the command with seq `last`.
+fn run_session_until(name: &str, blocks: &[&Block], last: u64) -> Ran {
     let mut items: Vec<(usize, String, Value)> = Vec::new();
     for b in blocks {
         for (raw, v) in values(b) {
@@ -657,7 +668,7 @@ fn run_session(name: &str, blocks: &[&Block]) -> Ran {
     let mut markets: Vec<MarketId> = Vec::new();
     let mut seq = 0;
     let mut i = 0;
-    while i < items.len() {
+    while i < items.len() && seq < last {
         let (line, raw, v) = &items[i];
         assert!(
             v.get("command").is_some(),
@@ -732,11 +743,21 @@ fn sessions_produce_exactly_the_documented_events() {
     }
 }
 
-#[test]
-fn balances_after_the_end_to_end_session() {
-    let s = sessions();
-    let engine = &s["e2e"].engine;
-    let rows = table_after("Balances after the session");
+/// The e2e session's engine after the command with seq `last` (all of it with
+/// `u64::MAX`).
+fn e2e_until(last: u64) -> Engine<Book> {
+    let blocks = json_blocks();
+    let e2e: Vec<&Block> = blocks
+        .iter()
+        .filter(|b| b.kind == "session" && b.name.as_deref() == Some("e2e"))
+        .collect();
+    run_session_until("e2e", &e2e, last).engine
+}
+
+/// Checks a balance table (account; USD available, held, escrow, pending; GPUs
+/// available, held in the session's one slot) against the engine.
+fn check_balances(engine: &Engine<Book>, heading: &str) {
+    let rows = table_after(heading);
     assert!(!rows.is_empty());
     let market: MarketId = "h100-sxm.us-east".parse().unwrap();
     // The session's one slot, as the document names it.
@@ -750,16 +771,63 @@ fn balances_after_the_end_to_end_session() {
             .find(|p| p.market == market && p.slot == slot)
             .map(|p| (p.balance.available, p.balance.held))
             .unwrap_or_default();
-        let documented = (
-            decimal(&r[1]),
-            decimal(&r[2]),
-            decimal(&r[3]),
-            decimal(&r[4]),
-        );
+        let documented: Vec<Decimal> = r[1..7].iter().map(|c| decimal(c)).collect();
+        let usd = view.usd;
         assert_eq!(
             documented,
-            (view.usd.available, view.usd.held, gpu.0, gpu.1),
-            "balances of account {account}"
+            [
+                usd.available,
+                usd.held,
+                usd.escrow,
+                usd.pending,
+                gpu.0,
+                gpu.1
+            ],
+            "{heading}: balances of account {account}"
+        );
+    }
+}
+
+#[test]
+fn balances_before_the_gate_of_the_end_to_end_session() {
+    let heading = DOC
+        .lines()
+        .find(|l| l.starts_with("### Balances before the gate"))
+        .expect("a heading \"Balances before the gate (after step N)\"");
+    let step: u64 = heading
+        .rsplit("after step ")
+        .next()
+        .and_then(|t| t.trim_end_matches(')').parse().ok())
+        .unwrap_or_else(|| panic!("{heading:?} names no step"));
+    check_balances(&e2e_until(step), "Balances before the gate");
+}
+
+#[test]
+fn balances_after_the_end_to_end_session() {
+    check_balances(&e2e_until(u64::MAX), "Balances after the session");
+}
+
+#[test]
+fn provider_records_after_the_end_to_end_session() {
+    let engine = e2e_until(u64::MAX);
+    let rows = table_after("Provider record after the session");
+    assert!(!rows.is_empty());
+    for r in rows {
+        let account: u64 = r[0].parse().unwrap();
+        let p = engine.provider(account).expect("a provider record");
+        let reliability = match r[4].as_str() {
+            "new" => None,
+            cell => Some(decimal(cell)),
+        };
+        assert_eq!(
+            (
+                decimal(&r[1]),
+                decimal(&r[2]),
+                r[3].parse::<u64>().unwrap(),
+                reliability
+            ),
+            (p.obligated, p.delivered, p.disputes_lost, p.reliability),
+            "record of provider {account}"
         );
     }
 }
@@ -830,6 +898,15 @@ fn limits_table_matches_the_constants() {
             GATE_CLOSURE_EVENTS_PER_COMMAND_MAX as u128,
         ),
         ("TRADES_PER_LOT_MAX", TRADES_PER_LOT_MAX as u128),
+        ("DELIVERY_WINDOW_SECS_MAX", DELIVERY_WINDOW_SECS_MAX as u128),
+        (
+            "SETTLEMENTS_PER_COMMAND_MAX",
+            SETTLEMENTS_PER_COMMAND_MAX as u128,
+        ),
+        (
+            "SETTLEMENT_EVENTS_PER_COMMAND_MAX",
+            SETTLEMENT_EVENTS_PER_COMMAND_MAX as u128,
+        ),
         ("EVENTS_PER_COMMAND_WORST", EVENTS_PER_COMMAND_WORST as u128),
         (
             "REQUEST_IDS_REMEMBERED_MAX",
