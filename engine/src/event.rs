@@ -132,7 +132,11 @@ pub struct DeliveryDisputed {
     #[serde(with = "crate::decimal::strict")]
     pub received: Decimal,
     /// What the provider had reported, if it had.
-    #[serde(with = "crate::decimal::strict_option")]
+    #[serde(
+        default,
+        with = "crate::decimal::strict_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reported: Option<Decimal>,
 }
 

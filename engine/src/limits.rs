@@ -81,8 +81,9 @@ pub const SETTLEMENT_EVENTS_PER_COMMAND_MAX: usize =
 pub const TRADES_PER_LOT_MAX: usize = 16;
 
 /// Events of any command that is neither an order command nor a mass cancel, or
-/// of a rejection: one.
-const EVENTS_OF_A_SIMPLE_COMMAND: usize = 1;
+/// of a rejection: one, except `resolve_dispute`, which settles its entry at once
+/// (one `trade_settled` per trade of its chain, then `delivery_settled`).
+const EVENTS_OF_A_SIMPLE_COMMAND: usize = TRADES_PER_LOT_MAX + 1;
 
 /// Most events one command can make the engine emit, whatever the command:
 ///
@@ -98,8 +99,9 @@ const EVENTS_OF_A_SIMPLE_COMMAND: usize = 1;
 ///                                                amend_order: order_amended, the same
 ///        OPEN_ORDERS_PER_ACCOUNT_MAX + 1,        mass_cancel: one order_cancelled per
 ///                                                open order, then mass_cancelled
-///        1 )                                     any other command, or a rejection
-/// = 10,000 + 10,000 + 8,500 + max(10,002, 10,001, 1) = 38,502
+///        17 )                                    resolve_dispute (16 trades + 1); any
+///                                                other command, or a rejection, 1
+/// = 10,000 + 10,000 + 8,500 + max(10,002, 10,001, 17) = 38,502
 /// ```
 ///
 /// The ledger refuses a command with more events than it accepts, which would stop

@@ -14,7 +14,7 @@ use crate::event::{Event, EventSink, OrderCancelled, OrderRested, TradeExecuted}
 use crate::limits::MATCHES_PER_COMMAND_MAX;
 use crate::risk;
 use crate::state::Engine;
-use crate::types::{AccountId, CancelReason, OrderId, Side, StpMode};
+use crate::types::{AccountId, CancelReason, OrderId, Side, StpMode, TradeId};
 use crate::units::cash_decimal;
 
 /// Why [`Engine::run_match`] stopped.
@@ -148,16 +148,8 @@ impl<B: OrderBook> Engine<B> {
         at_front: bool,
         out: &mut S,
     ) {
-        let market = self.bk_mut(bi);
-        if at_front {
-            let filled = market.book.fill_front(maker.side, lots);
-            debug_assert_eq!(filled.id, maker.id);
-        } else if lots == maker.quantity_lots {
-            market.book.remove(maker.id);
-        } else {
-            market.book.reduce(maker.id, lots);
-        }
-        let spec = &market.spec;
+        self.take_maker(bi, maker, lots, at_front);
+        let spec = &self.bk(bi).spec;
         let price = maker.price_ticks;
         let notional = spec.notional(price, lots);
         let (maker_fee, taker_fee) = risk::trade_fees(spec, notional);
@@ -187,7 +179,6 @@ impl<B: OrderBook> Engine<B> {
         }
         let trade = self.next_trade_id;
         self.next_trade_id += 1;
-        let proceeds = notional - seller_fee;
         let book = self.books[bi].as_mut().expect("book index in use");
         risk::move_gpus(
             &mut book.holdings,
@@ -197,21 +188,15 @@ impl<B: OrderBook> Engine<B> {
             trade,
             &mut self.scratch,
         );
-        let buyer_account = self.account_mut(buyer);
-        risk::settle_buyer_cash(&mut buyer_account.cash, buyer_release, cost);
-        buyer_account.escrow += cost;
-        self.account_mut(seller).pending += proceeds;
-        self.escrows.insert(
-            trade,
-            Escrow {
-                buyer,
-                seller,
-                lots,
-                notional,
-                buyer_fee,
-                seller_fee,
-            },
-        );
+        let escrow = Escrow {
+            buyer,
+            seller,
+            lots,
+            notional,
+            buyer_fee,
+            seller_fee,
+        };
+        self.escrow(trade, escrow, buyer_release);
         if maker_remaining == 0 {
             self.forget(maker);
         }
@@ -233,6 +218,31 @@ impl<B: OrderBook> Engine<B> {
             maker_remaining: spec.quantity(maker_remaining),
             taker_remaining: spec.quantity(t.remaining),
         }));
+    }
+
+    /// Takes `lots` off a maker on the book: the front of its side
+    /// (`at_front`), or by id.
+    fn take_maker(&mut self, bi: usize, maker: &RestingOrder, lots: u64, at_front: bool) {
+        let book = &mut self.bk_mut(bi).book;
+        if at_front {
+            let filled = book.fill_front(maker.side, lots);
+            debug_assert_eq!(filled.id, maker.id);
+        } else if lots == maker.quantity_lots {
+            book.remove(maker.id);
+        } else {
+            book.reduce(maker.id, lots);
+        }
+    }
+
+    /// Puts a fill's money in escrow until delivery: the buyer's notional and fee
+    /// leave its held USD (`release` leaves held, the rest of it goes back to
+    /// available) for its escrow, the seller's proceeds go to its pending USD.
+    fn escrow(&mut self, trade: TradeId, e: Escrow, release: u64) {
+        let buyer = self.account_mut(e.buyer);
+        risk::settle_buyer_cash(&mut buyer.cash, release, e.escrowed());
+        buyer.escrow += e.escrowed();
+        self.account_mut(e.seller).pending += e.claim();
+        self.escrows.insert(trade, e);
     }
 
     /// After matching: rest the remainder, or cancel it for `reason`, and release

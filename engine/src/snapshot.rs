@@ -141,6 +141,42 @@ impl<B: OrderBook> Engine<B> {
             })
             .collect();
         accounts.sort_unstable_by_key(|a| a.id);
+        let books = self.book_snapshots();
+        let snapshot = Snapshot {
+            version: SNAPSHOT_VERSION,
+            last_seq: self.last_seq,
+            last_ts_ns: self.last_ts_ns,
+            next_order_id: self.next_order_id,
+            next_trade_id: self.next_trade_id,
+            next_entry_id: self.next_entry_id,
+            cash_total: self.cash_total,
+            next_account_id: self.next_account_id,
+            markets: self.markets.iter().map(|m| m.spec.clone()).collect(),
+            books,
+            accounts,
+            requests: self
+                .requests
+                .iter()
+                .map(|r| RequestSnapshot {
+                    cmd_seq: r.cmd_seq,
+                    ts_ns: r.ts_ns,
+                    request_id: r.request_id.to_string(),
+                })
+                .collect(),
+            escrows: {
+                let mut v: Vec<(TradeId, Escrow)> =
+                    self.escrows.iter().map(|(&t, e)| (t, e.clone())).collect();
+                v.sort_unstable_by_key(|(t, _)| *t);
+                v
+            },
+            entries: self.entries.iter().map(|(&i, e)| (i, e.clone())).collect(),
+            records: self.records.iter().map(|(&a, r)| (a, r.clone())).collect(),
+        };
+        postcard::to_stdvec(&snapshot).expect("snapshots always encode")
+    }
+
+    /// Every open slot's book, by (market, slot).
+    fn book_snapshots(&self) -> Vec<BookSnapshot> {
         let mut books = Vec::new();
         for m in &self.markets {
             for &bi in m.slots.values() {
@@ -178,37 +214,7 @@ impl<B: OrderBook> Engine<B> {
                 });
             }
         }
-        let snapshot = Snapshot {
-            version: SNAPSHOT_VERSION,
-            last_seq: self.last_seq,
-            last_ts_ns: self.last_ts_ns,
-            next_order_id: self.next_order_id,
-            next_trade_id: self.next_trade_id,
-            next_entry_id: self.next_entry_id,
-            cash_total: self.cash_total,
-            next_account_id: self.next_account_id,
-            markets: self.markets.iter().map(|m| m.spec.clone()).collect(),
-            books,
-            accounts,
-            requests: self
-                .requests
-                .iter()
-                .map(|r| RequestSnapshot {
-                    cmd_seq: r.cmd_seq,
-                    ts_ns: r.ts_ns,
-                    request_id: r.request_id.to_string(),
-                })
-                .collect(),
-            escrows: {
-                let mut v: Vec<(TradeId, Escrow)> =
-                    self.escrows.iter().map(|(&t, e)| (t, e.clone())).collect();
-                v.sort_unstable_by_key(|(t, _)| *t);
-                v
-            },
-            entries: self.entries.iter().map(|(&i, e)| (i, e.clone())).collect(),
-            records: self.records.iter().map(|(&a, r)| (a, r.clone())).collect(),
-        };
-        postcard::to_stdvec(&snapshot).expect("snapshots always encode")
+        books
     }
 
     /// SHA-256 over the canonical snapshot: equal states, equal hashes.

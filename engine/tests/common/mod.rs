@@ -488,9 +488,37 @@ pub fn render(event: &Event) -> String {
     }
 }
 
+fn delivery_settled(e: &gpux_engine::event::DeliverySettled) -> String {
+    let gpux_engine::event::DeliverySettled {
+        entry,
+        market,
+        slot,
+        provider,
+        holder,
+        quantity,
+        delivered,
+        basis,
+        dispute_lost,
+        paid,
+        refunded,
+        fees,
+    } = e;
+    format!(
+        "delivery {entry}{}{} settled ({}{}): acct {provider} -> acct {holder} {delivered} of {quantity}, \
+         paid {} usd, refunded {} usd, fees {} usd",
+        mkt(*market),
+        slt(*slot),
+        serde_json::to_value(basis).unwrap().as_str().unwrap(),
+        if *dispute_lost { ", dispute lost" } else { "" },
+        usd(*paid),
+        usd(*refunded),
+        usd(*fees)
+    )
+}
+
 /// The events of delivery and settlement, as one line each.
 fn settlement(event: &Event) -> String {
-    use gpux_engine::event::{DeliveryDisputed, DeliveryReported, DeliverySettled, TradeSettled};
+    use gpux_engine::event::{DeliveryDisputed, DeliveryReported, TradeSettled};
     match event {
         Event::DeliveryReported(e) => {
             let DeliveryReported {
@@ -542,33 +570,7 @@ fn settlement(event: &Event) -> String {
                 usd(*fees)
             )
         }
-        Event::DeliverySettled(e) => {
-            let DeliverySettled {
-                entry,
-                market,
-                slot,
-                provider,
-                holder,
-                quantity,
-                delivered,
-                basis,
-                dispute_lost,
-                paid,
-                refunded,
-                fees,
-            } = e;
-            format!(
-                "delivery {entry}{}{} settled ({}{}): acct {provider} -> acct {holder} {delivered} of {quantity}, \
-                 paid {} usd, refunded {} usd, fees {} usd",
-                mkt(*market),
-                slt(*slot),
-                serde_json::to_value(basis).unwrap().as_str().unwrap(),
-                if *dispute_lost { ", dispute lost" } else { "" },
-                usd(*paid),
-                usd(*refunded),
-                usd(*fees)
-            )
-        }
+        Event::DeliverySettled(e) => delivery_settled(e),
         other => unreachable!("not a settlement event: {other:?}"),
     }
 }
