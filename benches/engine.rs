@@ -38,6 +38,7 @@ fn limit(account: u64, side: Side, ticks: i64, lots: u64, tif: TimeInForce) -> C
         cap: None,
         client_order_id: None,
         stp: StpMode::None,
+        min_reliability: None,
     })
 }
 

@@ -414,6 +414,15 @@ pub struct PlaceOrder {
     /// Self-trade prevention (default `cancel_taker`).
     #[serde(default)]
     pub stp: StpMode,
+    /// Buys that never rest (IOC, FOK, market, window, cluster): trade only with
+    /// asks whose seller's delivery record is at least this reliable (0 to 1, at
+    /// most 4 decimals; a seller with no record, `new`, is below any floor above 0).
+    #[serde(
+        default,
+        with = "crate::decimal::strict_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub min_reliability: Option<Decimal>,
 }
 
 /// Cancel one order, named by exactly one of its ids.

@@ -463,6 +463,18 @@ impl<B: OrderBook> Engine<B> {
         ids
     }
 
+    /// Whether `account`'s delivery record meets `floor`: a reliability at least
+    /// `floor` now; with no settled obligation in the window (`new`), only a floor
+    /// of 0.
+    pub(crate) fn reliable(&self, account: AccountId, floor: Decimal) -> bool {
+        if floor.is_zero() {
+            return true;
+        }
+        self.provider(account)
+            .and_then(|p| p.reliability)
+            .is_some_and(|r| r >= floor)
+    }
+
     /// Every account with a delivery record in the window, by id.
     pub fn providers(&self) -> Vec<ProviderView> {
         self.records

@@ -463,6 +463,8 @@ pub struct OrderShape {
     pub to_slot: u64,
     /// A window or a cluster: all or nothing, planned before anything moves.
     pub all_or_none: bool,
+    /// Trade only with sellers at least this reliable (a buy that never rests).
+    pub min_reliability: Option<Decimal>,
 }
 
 impl MarketSpec {
@@ -517,6 +519,12 @@ impl MarketSpec {
         }
         // A window or cluster order never rests: no time in force means FOK.
         let tif = if all_or_none { TimeInForce::Fok } else { tif };
+        if let Some(floor) = o.min_reliability {
+            let in_range = floor >= Decimal::ZERO && floor <= Decimal::ONE;
+            if !in_range || floor.normalize().scale() > 4 || o.side != Side::Buy || tif.rests() {
+                return Err(RejectReason::InvalidMinReliability);
+            }
+        }
         let lots = self.order_lots(o.quantity)?;
         if o.good_till_ns.is_some_and(|t| t <= ts_ns) {
             return Err(GoodTillInPast);
@@ -543,6 +551,7 @@ impl MarketSpec {
             from_slot,
             to_slot,
             all_or_none,
+            min_reliability: o.min_reliability,
         })
     }
 }

@@ -41,6 +41,8 @@ pub(crate) struct Taker {
     pub stp: StpMode,
     /// Market buys: USD still held to spend.
     pub budget: Option<u64>,
+    /// Trade only with makers whose delivery record is at least this reliable.
+    pub floor: Option<rust_decimal::Decimal>,
 }
 
 impl<B: OrderBook> Engine<B> {
@@ -57,6 +59,7 @@ impl<B: OrderBook> Engine<B> {
         limit: i64,
         lots: u64,
         stp: StpMode,
+        floor: Option<rust_decimal::Decimal>,
     ) -> bool {
         let mut need = lots;
         let mut met = 0usize;
@@ -65,6 +68,9 @@ impl<B: OrderBook> Engine<B> {
                 return false;
             }
             met += 1;
+            if floor.is_some_and(|f| !self.reliable(o.account, f)) {
+                return true; // skipped, untouched
+            }
             if o.account == account && stp != StpMode::None {
                 // cancel_maker skips the order; the other modes stop matching.
                 return stp == StpMode::CancelMaker;
@@ -90,10 +96,9 @@ impl<B: OrderBook> Engine<B> {
         t: &mut Taker,
         out: &mut S,
     ) -> MatchEnd {
-        let opposite = t.side.opposite();
         let mut met = 0usize;
         while t.remaining > 0 {
-            let Some(&maker) = self.bk(bi).book.front(opposite) else {
+            let Some((maker, at_front)) = self.next_maker(bi, t, &mut met) else {
                 break;
             };
             if t.limit
@@ -109,7 +114,7 @@ impl<B: OrderBook> Engine<B> {
                     break;
                 }
             }
-            if met == MATCHES_PER_COMMAND_MAX {
+            if met >= MATCHES_PER_COMMAND_MAX {
                 return MatchEnd::MatchLimit;
             }
             met += 1;
@@ -127,9 +132,39 @@ impl<B: OrderBook> Engine<B> {
                     StpMode::None => unreachable!(),
                 }
             }
-            self.trade(bi, t, &maker, lots, true, out);
+            self.trade(bi, t, &maker, lots, at_front, out);
+        }
+        if met > MATCHES_PER_COMMAND_MAX {
+            return MatchEnd::MatchLimit;
         }
         MatchEnd::Done
+    }
+
+    /// The maker `t` meets next, and whether it is the front of its side: the
+    /// front; or, for a taker with a reliability floor, the first maker in
+    /// priority order whose seller meets it (those skipped stay untouched, and
+    /// count towards the makers met: past the bound, `met` exceeds it and there
+    /// is none). Makers that do not cross end the walk at once.
+    fn next_maker(&self, bi: usize, t: &Taker, met: &mut usize) -> Option<(RestingOrder, bool)> {
+        let book = &self.bk(bi).book;
+        let side = t.side.opposite();
+        let front = *book.front(side)?;
+        let Some(floor) = t.floor else {
+            return Some((front, true));
+        };
+        let mut found = None;
+        book.visit(side, &mut |o| {
+            if t.limit.is_some_and(|l| !t.side.crosses(l, o.price_ticks)) {
+                return false;
+            }
+            if self.reliable(o.account, floor) {
+                found = Some(*o);
+                return false;
+            }
+            *met += 1;
+            *met <= MATCHES_PER_COMMAND_MAX
+        });
+        found.map(|o| (o, o.id == front.id))
     }
 
     /// One trade of `lots` between the taker and a maker, at the maker's

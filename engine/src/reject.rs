@@ -86,6 +86,8 @@ reject_reasons! {
     SlotBeyondHorizon = 211, "slot_beyond_horizon", "this slot is further ahead than the market's slot_horizon_hours";
     /// A range of slots ends before it starts, or names a slot and a window at once.
     InvalidSlotRange = 212, "invalid_slot_range", "name either slot or window, and a window's to_slot must not be before its from_slot";
+    /// A `min_reliability` out of range, or on an order that may rest or sells.
+    InvalidMinReliability = 213, "invalid_min_reliability", "min_reliability is a decimal from 0 to 1 with at most 4 decimals, on a buy that never rests (IOC, FOK, market, window or cluster)";
     /// Not enough available USD for the hold (limit price x quantity + worst-case fee) or withdrawal.
     InsufficientFunds = 300, "insufficient_funds", "not enough available USD (a buy holds limit price x quantity plus the worst-case fee)";
     /// Not enough available GPU-hours in this market for the sell or removal.

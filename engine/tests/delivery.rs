@@ -11,7 +11,7 @@
 mod common;
 
 use common::*;
-use gpux_engine::{Engine, EntryState, Event, RejectReason};
+use gpux_engine::{Engine, EntryState, Event, RejectReason, Side};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -485,5 +485,76 @@ proptest! {
             prop_assert_eq!(p.reliability, Some(want));
         }
         prop_assert_eq!(x.engine.providers().len(), ledger.record.len());
+    }
+}
+
+#[test]
+fn a_reliability_floor_skips_the_asks_of_sellers_below_it() {
+    let mut x = scheduled();
+    // Provider 1 delivered 2 of 4: reliability 0.5.
+    x.given(dispute(2, 1, "2"));
+    x.given(resolve(1, "2"));
+    assert_eq!(reliability(&x, 1).3, Some("0.5".into()));
+    // A later slot: provider 1 (0.5) asks 2.00 first, provider 3 (new) 2.10.
+    const S2: u64 = S + 4 * 3_600;
+    x.given(create_account(3));
+    x.given(add_capacity_range(1, M, S2, S2, "5"));
+    x.given(add_capacity_range(3, M, S2, S2, "5"));
+    x.given(sell(1, "5", "2.00").at_slot(S2)); // #3
+    x.given(sell(3, "5", "2.10").at_slot(S2)); // #4
+    x.given(deposit(2, "100"));
+    // A floor above 0.5 skips provider 1 and new provider 3: nothing to trade.
+    then(
+        &x.when(buy(2, "2", "2.50").at_slot(S2).ioc().min_reliability("0.6")),
+        &[
+            "accepted #5 acct 2 slot 18000 buy 2 @ 2.50 ioc",
+            "cancelled #5 acct 2 slot 18000 buy 2 @ 2.50: ioc_remainder",
+        ],
+    );
+    // At 0.5 provider 1 qualifies; new provider 3 still does not.
+    then(
+        &x.when(buy(2, "7", "2.50").at_slot(S2).ioc().min_reliability("0.5")),
+        &[
+            "accepted #6 acct 2 slot 18000 buy 7 @ 2.50 ioc",
+            "trade 2 slot 18000: 5 @ 2.00, maker #3 acct 1 (fee 0.01, left 0), taker #6 acct 2 buy (fee 0.02, left 2)",
+            "cancelled #6 acct 2 slot 18000 buy 2 @ 2.50: ioc_remainder",
+        ],
+    );
+    // A FOK is refused when the eligible asks cannot fill it, though all asks
+    // could (a refused order takes no id); a floor of 0 trades with anyone, new
+    // providers too.
+    x.rejects(
+        buy(2, "5", "2.50").at_slot(S2).fok().min_reliability("0.5"),
+        RejectReason::FokNotFillable,
+    );
+    assert_eq!(x.levels_at(M, S2, Side::Sell), ["5 @ 2.10"]);
+    then(
+        &x.when(buy(2, "1", "2.50").at_slot(S2).ioc().min_reliability("0")),
+        &[
+            "accepted #7 acct 2 slot 18000 buy 1 @ 2.50 ioc",
+            "trade 3 slot 18000: 1 @ 2.10, maker #4 acct 3 (fee 0.0021, left 4), taker #7 acct 2 buy (fee 0.0042, left 0)",
+        ],
+    );
+    // The floor is for buys that never rest, from 0 to 1 with 4 decimals.
+    for bad in [
+        buy(2, "1", "2.50").at_slot(S2).min_reliability("0.5"),
+        sell(1, "1", "2.50")
+            .at_slot(S2)
+            .ioc()
+            .min_reliability("0.5"),
+        buy(2, "1", "2.50")
+            .at_slot(S2)
+            .ioc()
+            .min_reliability("1.01"),
+        buy(2, "1", "2.50")
+            .at_slot(S2)
+            .ioc()
+            .min_reliability("-0.1"),
+        buy(2, "1", "2.50")
+            .at_slot(S2)
+            .ioc()
+            .min_reliability("0.12345"),
+    ] {
+        x.rejects(bad, RejectReason::InvalidMinReliability);
     }
 }

@@ -320,6 +320,7 @@ impl PlaceStep {
             cap: None,
             client_order_id: c.map(client),
             stp,
+            min_reliability: None,
         };
         match kind {
             Kind::Gtc => {}

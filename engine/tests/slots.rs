@@ -477,6 +477,7 @@ mod props {
             cap: None,
             client_order_id: None,
             stp: StpMode::CancelTaker,
+            min_reliability: None,
         }
     }
 

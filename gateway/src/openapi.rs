@@ -597,6 +597,7 @@ fn request_schemas() -> Value {
             "cap": dec(),
             "client_order_id": schema("ClientOrderId"),
             "stp": schema("Stp"),
+            "min_reliability": {"allOf": [schema("Decimal")], "description": "Buys that never rest (IOC, FOK, market, window, cluster): trade only with asks whose seller's delivery record is at least this reliable (0 to 1, at most 4 decimals; `new` providers are below any floor above 0). Code `invalid_min_reliability` (400) otherwise."},
         })),
         "AmendOrderRequest": object(&[], json!({"price": dec(), "quantity": dec()})),
         "AmountRequest": object(&["amount"], json!({"amount": dec()})),

@@ -330,6 +330,7 @@ impl<'a> Flow<'a> {
             cap: None,
             client_order_id: None,
             stp: StpMode::None,
+            min_reliability: None,
         })
     }
 

@@ -133,6 +133,7 @@ impl<B: OrderBook> Engine<B> {
             remaining: a.lots,
             stp: order.stp,
             budget: None,
+            floor: None,
         };
         let reason = match self.run_match(a.bi, &mut taker, out) {
             MatchEnd::Done => None,

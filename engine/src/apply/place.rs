@@ -57,6 +57,7 @@ impl<B: OrderBook> Engine<B> {
             remaining: p.shape.lots,
             stp: o.stp,
             budget: p.budget,
+            floor: p.shape.min_reliability,
         };
         let end = self.run_match(bi, &mut taker, out);
         let reason = remainder_reason(end, taker.remaining, p.shape.tif, o.order_type);
@@ -135,7 +136,15 @@ impl<B: OrderBook> Engine<B> {
         }
         if shape.tif == TimeInForce::Fok
             && !bi.is_some_and(|bi| {
-                self.fok_fillable(bi, o.account, o.side, limit(), shape.lots, o.stp)
+                self.fok_fillable(
+                    bi,
+                    o.account,
+                    o.side,
+                    limit(),
+                    shape.lots,
+                    o.stp,
+                    shape.min_reliability,
+                )
             })
         {
             return Err(RejectReason::FokNotFillable);

@@ -73,7 +73,7 @@ impl<B: OrderBook> Engine<B> {
             return Err(RejectReason::DuplicateClientOrderId);
         }
         let plan = if o.colocate {
-            self.plan_cluster(mi, o.account, limit, shape.lots, &slots)?
+            self.plan_cluster(mi, o, limit, shape.lots, &slots)?
         } else {
             self.plan_window(mi, o, limit, shape.lots, &slots)?
         };
@@ -134,7 +134,10 @@ impl<B: OrderBook> Engine<B> {
                     return false;
                 }
                 met += 1;
-                if m.account != o.account {
+                let reliable = o
+                    .min_reliability
+                    .is_none_or(|f| self.reliable(m.account, f));
+                if m.account != o.account && reliable {
                     let take = need.min(m.quantity_lots);
                     fills.push(Fill {
                         bi,
@@ -156,7 +159,7 @@ impl<B: OrderBook> Engine<B> {
     fn plan_cluster(
         &self,
         mi: usize,
-        taker: AccountId,
+        o: &PlaceOrder,
         limit: i64,
         lots: u64,
         slots: &[u64],
@@ -166,8 +169,9 @@ impl<B: OrderBook> Engine<B> {
             let bi = self
                 .find_book(mi, slot)
                 .ok_or(RejectReason::ClusterNotFillable)?;
-            let offers = self.cluster_offers(bi, taker, limit, lots, |a| {
-                leg == 0 || qualified.contains_key(&a)
+            let offers = self.cluster_offers(bi, o.account, limit, lots, |a| {
+                (leg == 0 || qualified.contains_key(&a))
+                    && o.min_reliability.is_none_or(|f| self.reliable(a, f))
             });
             if leg == 0 {
                 qualified = offers;
@@ -296,6 +300,7 @@ impl<B: OrderBook> Engine<B> {
                     remaining: shape.lots,
                     stp: StpMode::None,
                     budget: None,
+                    floor: None,
                 };
                 leg = Some((fill.bi, taker));
             }

@@ -174,6 +174,7 @@ fn limit(account: u64, side: Side, quantity: &str, price: &str) -> Order {
         cap: None,
         client_order_id: None,
         stp: StpMode::CancelTaker,
+        min_reliability: None,
     })
 }
 
@@ -238,6 +239,11 @@ impl Order {
         self.0.market = mid(market);
         self
     }
+    pub fn min_reliability(mut self, floor: &str) -> Self {
+        self.0.min_reliability = Some(d(floor));
+        self
+    }
+
     pub fn at_slot(mut self, slot: u64) -> Self {
         self.0.slot = Some(slot);
         self.0.window = None;

@@ -94,6 +94,10 @@ pub struct PlaceOrderRequest {
     /// Self-trade prevention; default `cancel_taker`.
     #[serde(default)]
     pub stp: StpMode,
+    /// Buys that never rest: trade only with sellers at least this reliable
+    /// (0 to 1, at most 4 decimals).
+    #[serde(default)]
+    pub min_reliability: Option<String>,
 }
 
 /// Consecutive slots, both ends included.

@@ -100,11 +100,20 @@ impl Executed {
 pub fn reject_status(reason: RejectReason) -> StatusCode {
     use RejectReason::*;
     match reason {
-        InvalidMarketSpec | InvalidAmount | InvalidOrder | OffTickPrice | PriceOutOfBand
-        | InvalidQuantity | OffLotQuantity | QuantityTooLarge | GoodTillInPast
-        | InvalidOrderRef | InvalidAmend | SlotNotOnHour | InvalidSlotRange => {
-            StatusCode::BAD_REQUEST
-        }
+        InvalidMarketSpec
+        | InvalidAmount
+        | InvalidOrder
+        | OffTickPrice
+        | PriceOutOfBand
+        | InvalidQuantity
+        | OffLotQuantity
+        | QuantityTooLarge
+        | GoodTillInPast
+        | InvalidOrderRef
+        | InvalidAmend
+        | SlotNotOnHour
+        | InvalidSlotRange
+        | InvalidMinReliability => StatusCode::BAD_REQUEST,
         UnknownMarket | UnknownAccount | UnknownOrder | NotYourOrder | UnknownEntry => {
             StatusCode::NOT_FOUND
         }

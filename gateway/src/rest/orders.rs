@@ -97,6 +97,7 @@ pub async fn place(
         cap,
         client_order_id,
         stp: req.stp,
+        min_reliability: dto::opt_decimal("min_reliability", &req.min_reliability)?,
     };
     let key = header_key(key).or_else(|| client_order_id.map(|c| format!("client_order_id:{c}")));
     let idem = Idem {
