@@ -26,7 +26,11 @@
 //!   provider's own machines (`colocate`, fill-or-kill), and now and then resell
 //!   an hour they hold;
 //! - both cancel and amend their resting orders (by client order id), and each keeps
-//!   at most [`OPEN_PER_MARKET_MAX`] orders per market, cancelling the oldest first.
+//!   at most [`OPEN_PER_MARKET_MAX`] orders per market, cancelling the oldest first;
+//! - once hours close, providers report what they delivered, demanders dispute some
+//!   short deliveries and the operator resolves the disputes, each provider with its
+//!   own record ([`crate::demo_delivery`]; `gpux serve --demo` only, where the
+//!   traders can read their entries).
 //!
 //! Every decision comes from a seeded RNG ([`DemoOptions::seed`]); timestamps come
 //! from the system clock and request ids start with `demo-`.
@@ -45,7 +49,10 @@
 //! meanwhile filled, expired or reached their slot's gate as `unknown_order`; window
 //! and cluster orders the books cannot fill completely as `window_not_fillable` /
 //! `cluster_not_fillable` (all or nothing, by design); and a demander's resale of
-//! an hour it did not manage to buy as `insufficient_capacity`. Nothing else is
+//! an hour it did not manage to buy as `insufficient_capacity`; a report, dispute or
+//! resolution that time overtook (the entry settled meanwhile, or its window
+//! closed) as `unknown_entry`, `report_window_closed`, `dispute_window_closed` or
+//! `entry_disputed`. Nothing else is
 //! refused: the traders count every hold they could cause (with the highest
 //! possible fee) and top up USD and provider capacity long before they could run
 //! short. A market that existed
@@ -150,6 +157,12 @@ pub struct DemoOptions {
     pub markets: Vec<DemoMarket>,
     /// Most submissions waiting for the log's acknowledgement. Default 256.
     pub max_in_flight: usize,
+    /// The exchange's clock, which the traders stamp commands with and pick slots
+    /// by (the wall clock, or a faster one: `time_scale`).
+    pub time: gpux_sequencer::ExchangeClock,
+    /// Where the traders read their delivery entries, to report, dispute and
+    /// resolve them ([`crate::demo_delivery`]); `None`: they do not.
+    pub deliveries: Option<crate::demo_delivery::DeliveryLookup>,
 }
 
 impl Default for DemoOptions {
@@ -162,6 +175,8 @@ impl Default for DemoOptions {
             demanders: 5,
             markets: sample_markets(),
             max_in_flight: 256,
+            time: gpux_sequencer::ExchangeClock::default(),
+            deliveries: None,
         }
     }
 }
@@ -345,7 +360,8 @@ const FAILURE_PAUSE: Duration = Duration::from_millis(500);
 fn run(submitter: Arc<dyn Submitter>, opts: DemoOptions, stopper: &Stopper, progress: &Progress) {
     let nonce = run_nonce();
     let mut gen = Generator::new(&opts, nonce.clone());
-    let mut out = Outbox::new(submitter, opts.max_in_flight, nonce);
+    let mut out = Outbox::new(submitter, opts.max_in_flight, nonce, opts.time.clone());
+    let now_ns = || opts.time.now_ns();
     tracing::info!(
         markets = opts.markets.len(),
         providers = opts.providers,
@@ -363,6 +379,7 @@ fn run(submitter: Arc<dyn Submitter>, opts: DemoOptions, stopper: &Stopper, prog
     }
     let mut started = Instant::now();
     let mut sent: u64 = 0;
+    let mut delivery = DeliveryTraders::new(&opts);
     'trading: while !stopper.is_stopped() {
         let remaining = match opts.max_commands {
             Some(max) if sent >= max => break,
@@ -381,7 +398,8 @@ fn run(submitter: Arc<dyn Submitter>, opts: DemoOptions, stopper: &Stopper, prog
                 started = now - Duration::from_secs_f64(sent as f64 / f64::from(opts.rate_per_sec));
             }
         }
-        for cmd in gen.step(now_ns()).into_iter().take(remaining as usize) {
+        let cmds = gen.step(now_ns()).into_iter().chain(delivery.due(now_ns()));
+        for cmd in cmds.take(remaining as usize) {
             if !out.send(cmd, stopper, progress) {
                 break 'trading;
             }
@@ -419,10 +437,46 @@ fn run_nonce() -> String {
     String::from_utf8(s).expect("ASCII")
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+/// How often the traders look at their delivery entries.
+const DELIVERY_LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// The traders' side of delivery: every [`DELIVERY_LOOK_EVERY`], the entries
+/// naming them, and what they do about them.
+struct DeliveryTraders {
+    lookup: Option<crate::demo_delivery::DeliveryLookup>,
+    accounts: Vec<u64>,
+    rng: ChaCha8Rng,
+    state: crate::demo_delivery::Deliveries,
+    next_look: Instant,
+}
+
+impl DeliveryTraders {
+    fn new(opts: &DemoOptions) -> Self {
+        let accounts = (0..u64::from(opts.providers))
+            .map(|i| PROVIDER_FIRST + i)
+            .chain((0..u64::from(opts.demanders)).map(|i| DEMANDER_FIRST + i))
+            .collect();
+        DeliveryTraders {
+            lookup: opts.deliveries.clone(),
+            accounts,
+            rng: ChaCha8Rng::seed_from_u64(opts.seed ^ 0xD311_7E27),
+            state: Default::default(),
+            next_look: Instant::now(),
+        }
+    }
+
+    /// The delivery commands due now (none between looks).
+    fn due(&mut self, now_ns: u64) -> Vec<Value> {
+        let Some(lookup) = &self.lookup else {
+            return Vec::new();
+        };
+        if Instant::now() < self.next_look {
+            return Vec::new();
+        }
+        self.next_look = Instant::now() + DELIVERY_LOOK_EVERY;
+        let entries = (lookup.0)(&self.accounts);
+        self.state.step(&mut self.rng, &entries, now_ns)
+    }
 }
 
 /// Submissions on their way to the log, bounded, with their answers.
@@ -435,12 +489,19 @@ struct Outbox {
     nonce: String,
     next_request: u64,
     pause_until: Option<Instant>,
+    time: gpux_sequencer::ExchangeClock,
 }
 
 impl Outbox {
-    fn new(submitter: Arc<dyn Submitter>, max_in_flight: usize, nonce: String) -> Self {
+    fn new(
+        submitter: Arc<dyn Submitter>,
+        max_in_flight: usize,
+        nonce: String,
+        time: gpux_sequencer::ExchangeClock,
+    ) -> Self {
         let (answers_tx, answers) = mpsc::channel();
         Outbox {
+            time,
             submitter,
             answers_tx,
             answers,
@@ -474,7 +535,7 @@ impl Outbox {
         self.next_request += 1;
         let envelope = json!({
             "v": gpux_engine::PROTOCOL_VERSION,
-            "ts_ns": now_ns(),
+            "ts_ns": self.time.now_ns(),
             "request_id": format!("demo-{}-{}", self.nonce, self.next_request),
             "command": command,
         });

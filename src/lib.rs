@@ -17,6 +17,7 @@ pub mod apply;
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod demo_delivery;
 pub mod logging;
 pub mod metrics;
 pub mod replay_cmd;

@@ -154,9 +154,11 @@ fn killed_at_random_moments_the_pipeline_loses_nothing_and_applies_nothing_twice
     check_killed_runs(tmp.path(), &input, &lines);
 }
 
-/// The same across gate closures: runs killed while slots close (a closure, its
-/// schedule and its cancels are one command's events) lose nothing, apply nothing
-/// twice, and end in the crash-free state.
+/// The same across gate closures and settlements: runs killed while slots close (a
+/// closure, its schedule and its cancels are one command's events) and while
+/// deliveries are reported, disputed, resolved and settled by their deadlines lose
+/// nothing, apply nothing twice, settle every entry once (the crash-free state,
+/// and `gpux replay audit`), and end in the crash-free state.
 #[test]
 fn killed_across_gate_closures_the_pipeline_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -173,14 +175,40 @@ fn killed_across_gate_closures_the_pipeline_loses_nothing() {
     let count = |f: fn(&gpux_engine::Event) -> bool| events.iter().filter(|e| f(e)).count();
     assert!(count(|e| matches!(e, gpux_engine::Event::SlotClosed(_))) >= 20);
     assert!(count(|e| matches!(e, gpux_engine::Event::DeliveryScheduled(_))) >= 100);
+    // Settled by time (unreported, reported) and by resolutions.
+    let settled = |basis| {
+        events
+            .iter()
+            .filter(|e| matches!(e, gpux_engine::Event::DeliverySettled(s) if s.basis == basis))
+            .count()
+    };
+    use gpux_engine::event::SettlementBasis::{Reported, Resolved, Unreported};
+    let counts = [Unreported, Reported, Resolved].map(settled);
+    assert!(
+        counts[0] >= 20 && counts[1] >= 5 && counts[2] >= 2,
+        "settled unreported, reported, resolved: {counts:?}"
+    );
     check_killed_runs(tmp.path(), &input, &lines);
+    let audit = Command::new(env!("CARGO_BIN_EXE_gpux"))
+        .args(["replay", "audit", "--data"])
+        .arg(tmp.path().join("ledger"))
+        .output()
+        .unwrap();
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
 }
 
 /// Commands whose engine time crosses gate closures: a market with a 5-minute
 /// gate; providers 1 and 2 list capacity over the next 12 hours' slots; accounts 3
 /// to 6 buy, resell, buy windows and clusters in the next few open slots; engine
 /// time moves 10 minutes every 40 commands (about 30 gates pass), and ticks come
-/// in between like on a real exchange.
+/// in between like on a real exchange. Providers report unsettled entries (the
+/// script runs its own engine to know them), holders dispute them and the admin
+/// resolves; some are refused (a window not open yet or closed), which is recorded
+/// like any refusal; entries settle by time and by resolution.
 fn gate_crossing_lines(n: usize) -> Vec<String> {
     const T0: u64 = 1_767_225_600; // 2026-01-01T00:00Z
     let mut rng = ChaCha8Rng::seed_from_u64(13);
@@ -195,27 +223,44 @@ fn gate_crossing_lines(n: usize) -> Vec<String> {
             format!(r#"{{"type":"deposit","account":{a},"amount":"100000"}}"#),
         ));
     }
+    let line = |i: usize, secs: u64, cmd: &str| {
+        format!(
+            r#"{{"v":3,"ts_ns":{},"request_id":"g{i}","command":{cmd}}}"#,
+            secs * 1_000_000_000 + i as u64
+        )
+    };
+    // The script's own engine, to name delivery entries that exist.
+    let mut engine: Engine = Engine::new();
+    let mut sink = Vec::new();
+    let mut lines = Vec::new();
+    let mut apply = |engine: &mut Engine, secs: u64, cmd: &str, lines: &mut Vec<String>| {
+        let l = line(lines.len(), secs, cmd);
+        sink.clear();
+        let ts_ns = secs * 1_000_000_000 + lines.len() as u64;
+        engine.apply_json(lines.len() as u64 + 1, ts_ns, l.as_bytes(), &mut sink);
+        lines.push(l);
+    };
+    for (secs, cmd) in commands {
+        apply(&mut engine, secs, &cmd, &mut lines);
+    }
     let mut listed_to = 0u64;
     for i in 0..n as u64 {
         let now = T0 + (i / 40) * 600;
-        commands.push((now, gate_crossing_command(&mut rng, now, &mut listed_to)));
+        let cmd = gate_crossing_command(&mut rng, &engine, now, &mut listed_to);
+        apply(&mut engine, now, &cmd, &mut lines);
     }
-    commands
-        .into_iter()
-        .enumerate()
-        .map(|(i, (secs, cmd))| {
-            format!(
-                r#"{{"v":3,"ts_ns":{},"request_id":"g{i}","command":{cmd}}}"#,
-                secs * 1_000_000_000 + i as u64
-            )
-        })
-        .collect()
+    lines
 }
 
 /// One command of [`gate_crossing_lines`] at engine time `now` (seconds): capacity
 /// for the next 12 hours when not yet listed, asks, bids, resales, windows and
 /// clusters in the next four open slots, mass cancels and ticks.
-fn gate_crossing_command(rng: &mut ChaCha8Rng, now: u64, listed_to: &mut u64) -> String {
+fn gate_crossing_command(
+    rng: &mut ChaCha8Rng,
+    engine: &Engine,
+    now: u64,
+    listed_to: &mut u64,
+) -> String {
     const M: &str = r#""market":"h100-sxm.us-east""#;
     // The first slot whose gate (300 s before it) is still ahead.
     let first_open = (now + 300).div_ceil(3_600) * 3_600;
@@ -252,7 +297,33 @@ fn gate_crossing_command(rng: &mut ChaCha8Rng, now: u64, listed_to: &mut u64) ->
             )
         }
         16 => format!(r#"{{"type":"mass_cancel","account":{provider}}}"#),
+        17..=18 => delivery_command(rng, engine),
         _ => r#"{"type":"tick"}"#.into(),
+    }
+}
+
+/// A report, dispute or resolution of an unsettled entry (most of the time by
+/// the right account; a tick when there is none).
+fn delivery_command(rng: &mut ChaCha8Rng, engine: &Engine) -> String {
+    let mut entries: Vec<_> = (1..=6).flat_map(|a| engine.entries_of(a)).collect();
+    entries.sort_by_key(|e| e.entry);
+    entries.dedup_by_key(|e| e.entry);
+    if entries.is_empty() {
+        return r#"{"type":"tick"}"#.into();
+    }
+    let e = &entries[rng.random_range(0..entries.len())];
+    let delivered = rng.random_range(0..=e.quantity.to_string().parse::<u32>().unwrap_or(1));
+    let entry = e.entry;
+    match rng.random_range(0..6u32) {
+        0 => format!(
+            r#"{{"type":"dispute","account":{},"entry":{entry},"received":"{delivered}"}}"#,
+            e.holder
+        ),
+        1 => format!(r#"{{"type":"resolve_dispute","entry":{entry},"delivered":"{delivered}"}}"#),
+        _ => format!(
+            r#"{{"type":"delivery_report","account":{},"entry":{entry},"delivered":"{delivered}"}}"#,
+            e.provider
+        ),
     }
 }
 

@@ -233,12 +233,15 @@ impl<B: OrderBook> Engine<B> {
 
     /// Up to `levels` best ask levels of a slot with, at each, the largest block
     /// one provider offers from its own inventory at that price or better (the
-    /// rule `colocate` orders fill by); `None` for an unknown market.
+    /// rule `colocate` orders fill by); `None` for an unknown market. With a
+    /// `floor`, only the asks of sellers whose delivery record meets it (what a
+    /// buy with that `min_reliability` can trade with).
     pub fn ask_blocks(
         &self,
         market: &MarketId,
         slot: u64,
         levels: usize,
+        floor: Option<Decimal>,
     ) -> Option<Vec<BlockLevel>> {
         let spec = self.market(market)?;
         let mut out = Vec::new();
@@ -260,6 +263,9 @@ impl<B: OrderBook> Engine<B> {
             })
         };
         b.book.visit(Side::Sell, &mut |o| {
+            if floor.is_some_and(|f| !self.reliable(o.account, f)) {
+                return true;
+            }
             match level {
                 Some((p, q)) if p == o.price_ticks => level = Some((p, q + o.quantity_lots)),
                 Some(l) => {

@@ -868,7 +868,7 @@ fn the_table_covers_every_reason() {
     let mut covered: BTreeSet<RejectReason> = table().into_iter().map(|r| r.2).collect();
     // Reached by the dedicated tests below.
     covered.extend([TooManyOpenOrders, LimitReached]);
-    // Reached by tests/delivery.rs, which sets up delivery entries.
+    // Reached by tests/delivery.rs, which sets up delivery entries and records.
     covered.extend([
         UnknownEntry,
         NotYourEntry,
@@ -877,6 +877,7 @@ fn the_table_covers_every_reason() {
         EntryDisputed,
         NotDisputed,
         QuantityExceedsEntry,
+        InvalidMinReliability,
     ]);
     // Not reachable through `apply`: set by the pipeline for undecodable input.
     covered.insert(MalformedCommand);

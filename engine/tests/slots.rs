@@ -235,7 +235,7 @@ fn a_cluster_needs_one_providers_own_inventory() {
     x.given(sell(2, "4", "2.20")); // #4
     x.given(sell(2, "4", "2.40")); // #5
                                    // Depth for cluster buyers: the resold 5 are no block; provider 2's are.
-    let blocks = x.engine.ask_blocks(&mid(M), S, 10).unwrap();
+    let blocks = x.engine.ask_blocks(&mid(M), S, 10, None).unwrap();
     let seen: Vec<String> = blocks
         .iter()
         .map(|b| format!("{} @ {} block {}", b.quantity, b.price, b.largest_block))

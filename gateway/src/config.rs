@@ -185,6 +185,9 @@ pub struct GatewayConfig {
     /// Routes served beside the API on the same listener (e.g. the process's
     /// `GET /metrics`); they see no gateway state and get no auth or rate limits.
     pub extra_routes: Option<axum::Router>,
+    /// The time commands are stamped with and slots are checked against: the
+    /// exchange's clock (the wall clock, or a faster one for demos).
+    pub time: gpux_sequencer::ExchangeClock,
     /// Called once per answered request with its method, its matched route
     /// template (`/v1/orders/{order_id}`, never the raw path; `unmatched` when no
     /// route matched) and its status: for request metrics.
@@ -212,6 +215,7 @@ impl GatewayConfig {
             market_data: MarketDataConfig::default(),
             extra_routes: None,
             on_request: None,
+            time: gpux_sequencer::ExchangeClock::default(),
         }
     }
 

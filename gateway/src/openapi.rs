@@ -271,6 +271,7 @@ fn system_and_market_ops() -> Vec<(&'static str, Op)> {
                 path_param("market", "Market id.", schema("MarketId")),
                 slot_param(),
                 query_param("depth", "Levels, 1 to 1,000 (default 50).", json!({"type": "integer", "minimum": 1, "maximum": 1000})),
+                query_param("min_reliability", "Only the asks of sellers whose delivery record is at least this reliable (0 to 1): the depth a buy with this `min_reliability` can trade with.", schema("Decimal")),
             ],
             body: None,
             responses: vec![("200", ok("The asks with their blocks.", "Blocks")), ("404", error("`unknown_market`."))],

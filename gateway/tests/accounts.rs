@@ -151,9 +151,10 @@ async fn capacity(h: &Harness, ak: &str) {
     );
 }
 
-/// Fees of a trade with seller `ak` reach account 0, and the admin withdraws them.
+/// Fees of a trade with seller `ak` reach account 0 once its GPUs are delivered,
+/// and the admin withdraws them.
 async fn fees_reach_account_zero(h: &Harness, ak: &str) {
-    // A trade pays fees into account 0, which the admin can withdraw.
+    // A delivered trade pays fees into account 0, which the admin can withdraw.
     let bid = h.account().await;
     h.post(
         &format!("/v1/accounts/{}/deposits", bid.0),
@@ -176,8 +177,16 @@ async fn fees_reach_account_zero(h: &Harness, ak: &str) {
     .expect(200, None);
     let fees = h.get("/v1/accounts/0/balances", Some(ADMIN)).await;
     fees.expect(200, None);
-    // 10 bp maker + 25 bp taker on 10 USD.
-    assert_eq!(dec(&fees.body["usd"]["available"]), d("0.035"));
+    // Nothing is charged before delivery.
+    assert_eq!(dec(&fees.body["usd"]["available"]), d("0"));
+    h.deliver_in_full().await;
+    // Delivered: 10 bp maker + 25 bp taker on 10 USD.
+    let fees = h
+        .get_until("/v1/accounts/0/balances", Some(ADMIN), |b| {
+            b["usd"]["available"] != "0.000000"
+        })
+        .await;
+    assert_eq!(dec(&fees["usd"]["available"]), d("0.035"));
     let fw = h
         .post(
             "/v1/accounts/0/withdrawals",

@@ -104,17 +104,21 @@ async fn provider_and_demander_trade_with_limit_and_market_orders() {
     assert_eq!(dec(&m2.body["filled"]), d("0.5"));
     assert_eq!(m2.body["time_in_force"], "ioc");
 
-    // Balances: proceeds minus maker fees; cost plus taker fees; GPU-hours moved.
+    // Balances: the provider is owed proceeds minus maker fees (paid on
+    // delivery); the demander paid cost plus taker fees into escrow; GPU-hours
+    // moved.
     let pb = h.get("/v1/balances", Some(&pk)).await;
     pb.expect(200, None);
     assert_eq!(pb.body["account"], provider);
-    assert_eq!(dec(&pb.body["usd"]["available"]), d("16.93305"));
+    assert_eq!(dec(&pb.body["usd"]["available"]), d("0"));
+    assert_eq!(dec(&pb.body["usd"]["pending"]), d("16.93305"));
     assert_eq!(dec(&pb.body["gpus"][0]["available"]), d("3"));
     assert_eq!(dec(&pb.body["gpus"][0]["held"]), d("0"));
     let db = h.get("/v1/balances", Some(&dk)).await;
     assert_eq!(db.body["account"], demander);
     assert_eq!(dec(&db.body["usd"]["available"]), d("83.007626"));
     assert_eq!(dec(&db.body["usd"]["held"]), d("0"));
+    assert_eq!(dec(&db.body["usd"]["escrow"]), d("16.992374"));
     assert_eq!(db.body["gpus"][0]["market"], MARKET);
     assert_eq!(db.body["gpus"][0]["slot"], slot_name());
     assert_eq!(dec(&db.body["gpus"][0]["inventory"]), d("0"));

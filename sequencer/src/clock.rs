@@ -127,6 +127,7 @@ impl Clock {
     /// sequenced command (as `activity` says).
     pub(crate) fn spawn(
         submitter: Arc<dyn Submitter>,
+        time: ExchangeClock,
         every: Duration,
         activity: Arc<Activity>,
     ) -> std::io::Result<Self> {
@@ -134,7 +135,7 @@ impl Clock {
         let (s, a) = (Arc::clone(&stop), Arc::clone(&activity));
         let thread = std::thread::Builder::new()
             .name("gpux-clock".into())
-            .spawn(move || run(&*submitter, every, &a, &s))?;
+            .spawn(move || run(&*submitter, &time, every, &a, &s))?;
         tracing::info!(every_ms = every.as_millis() as u64, "clock ticking");
         Ok(Self {
             stop,
@@ -184,6 +185,7 @@ impl Drop for Clock {
 /// submitted and not (yet) known to be sequenced or refused.
 fn run(
     submitter: &dyn Submitter,
+    time: &ExchangeClock,
     every: Duration,
     activity: &Activity,
     stop: &Stop,
@@ -208,7 +210,7 @@ fn run(
         if outstanding.is_some() {
             continue; // the last tick is still on its way: never pile them up
         }
-        let ts_ns = wall_clock_ns();
+        let ts_ns = time.now_ns();
         outstanding = Some(ts_ns);
         refused.store(false, Ordering::Release);
         let r = Arc::clone(&refused);
@@ -236,6 +238,83 @@ pub fn tick_payload(ts_ns: u64) -> Vec<u8> {
     }
     .to_json()
     .into_bytes()
+}
+
+/// Most engine seconds per wall second an [`ExchangeClock`] may run (an hour a
+/// second).
+pub const TIME_SCALE_MAX: u32 = 3_600;
+
+/// The time every submitter of one exchange stamps commands with: the wall clock,
+/// or — for demos and tests, never for real trading — a clock running `scale`
+/// times faster from the moment it started (so a newcomer sees an hour pass in a
+/// minute at scale 60). Commands carry their stamps into the log, so the engine
+/// and replay see only stamped times and are the same either way.
+///
+/// A faster clock starts at the later of the wall clock and the time already in
+/// the ledger ([`not_before`](Self::not_before)), so a restarted demo goes on from
+/// where it was instead of waiting for the wall clock to catch up. Clones share it.
+#[derive(Debug, Clone)]
+pub struct ExchangeClock {
+    scale: u32,
+    /// Wall clock (ns) when it started.
+    origin_wall_ns: u64,
+    /// Its time (ns) when it started.
+    origin_ns: Arc<AtomicU64>,
+}
+
+impl PartialEq for ExchangeClock {
+    /// The same clock: same scale, started at the same instant from the same time.
+    fn eq(&self, other: &Self) -> bool {
+        self.scale == other.scale
+            && self.origin_wall_ns == other.origin_wall_ns
+            && self.origin_ns.load(Ordering::Acquire) == other.origin_ns.load(Ordering::Acquire)
+    }
+}
+
+impl Eq for ExchangeClock {}
+
+impl Default for ExchangeClock {
+    fn default() -> Self {
+        Self::scaled(1)
+    }
+}
+
+impl ExchangeClock {
+    /// The wall clock (`scale` 1), or one `scale` times faster from now
+    /// (1 ..= [`TIME_SCALE_MAX`]; checked by the configuration).
+    pub fn scaled(scale: u32) -> Self {
+        let now = wall_clock_ns();
+        Self {
+            scale: scale.clamp(1, TIME_SCALE_MAX),
+            origin_wall_ns: now,
+            origin_ns: Arc::new(AtomicU64::new(now)),
+        }
+    }
+
+    /// Engine seconds per wall second.
+    pub fn scale(&self) -> u32 {
+        self.scale
+    }
+
+    /// A faster clock moves on from `ts_ns` if it is behind it (the last stamp in
+    /// the ledger); the wall clock is left alone (the engine keeps time monotonic).
+    pub fn not_before(&self, ts_ns: u64) {
+        if self.scale > 1 {
+            self.origin_ns.fetch_max(ts_ns, Ordering::AcqRel);
+        }
+    }
+
+    /// Now, in nanoseconds since the Unix epoch.
+    pub fn now_ns(&self) -> u64 {
+        let wall = wall_clock_ns();
+        if self.scale == 1 {
+            return wall;
+        }
+        let elapsed = wall.saturating_sub(self.origin_wall_ns);
+        self.origin_ns
+            .load(Ordering::Acquire)
+            .saturating_add(elapsed.saturating_mul(u64::from(self.scale)))
+    }
 }
 
 /// Nanoseconds since the Unix epoch, as every submitter stamps commands.

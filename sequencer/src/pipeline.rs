@@ -46,7 +46,7 @@ use gpux_ledger::{
     LedgerError, LedgerOptions, LedgerReader, RocksStore, SourceKey, Store,
 };
 
-use crate::clock::{Activity, Clock};
+use crate::clock::{Activity, Clock, ExchangeClock};
 use crate::committed::{CommittedBatch, CommittedCommand};
 use crate::error::PipelineError;
 use crate::feed::{LedgerFollower, Publisher};
@@ -120,6 +120,8 @@ pub struct PipelineOptions {
     /// default to [`CLOCK_TICK_MS_DEFAULT`](crate::CLOCK_TICK_MS_DEFAULT)): the
     /// log carries only what is submitted. Needs a submitter.
     pub clock_tick: Option<Duration>,
+    /// The time ticks are stamped with (the wall clock by default).
+    pub time: ExchangeClock,
 }
 
 impl Default for PipelineOptions {
@@ -133,6 +135,7 @@ impl Default for PipelineOptions {
             ledger: LedgerOptions::default(),
             commit: GroupCommitOptions::default(),
             clock_tick: None,
+            time: ExchangeClock::default(),
         }
     }
 }
@@ -425,7 +428,7 @@ impl<S: Store> Exchange<S> {
             dir: dir.map(Path::to_path_buf),
         };
         // On failure, dropping `exchange` stops the threads started above.
-        exchange.start_clock(opts.clock_tick, activity)?;
+        exchange.start_clock(opts.clock_tick, opts.time.clone(), activity)?;
         Ok(exchange)
     }
 
@@ -433,14 +436,16 @@ impl<S: Store> Exchange<S> {
     fn start_clock(
         &mut self,
         every: Option<Duration>,
+        time: ExchangeClock,
         activity: Arc<Activity>,
     ) -> Result<(), PipelineError> {
         if let (Some(every), Some(submitter)) = (every, self.submitter()) {
-            let clock =
-                Clock::spawn(submitter, every, activity).map_err(|e| PipelineError::Spawn {
+            let clock = Clock::spawn(submitter, time, every, activity).map_err(|e| {
+                PipelineError::Spawn {
                     thread: "clock",
                     error: Arc::new(e),
-                })?;
+                }
+            })?;
             self.clock = Some(clock);
         }
         Ok(())

@@ -42,6 +42,10 @@ pub struct CommonArgs {
     /// (not a --no-events standby) [env: GPUX_CLOCK_TICK_MS] [default: 1000]
     #[arg(long, value_name = "MS")]
     pub clock_tick_ms: Option<u64>,
+    /// Run the exchange's clock N times faster than the wall (demos and tests,
+    /// embedded log only: 60 = an hour a minute) [env: GPUX_TIME_SCALE] [default: 1]
+    #[arg(long, value_name = "N")]
+    pub time_scale: Option<u32>,
     /// Log line format [env: GPUX_LOG_FORMAT] [default: text]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -152,6 +156,7 @@ impl Flags for CommonArgs {
         set(&mut cfg.snapshot_every_events, &self.snapshot_every);
         set(&mut cfg.max_batch_commands, &self.max_batch);
         set(&mut cfg.clock_tick_ms, &self.clock_tick_ms);
+        set(&mut cfg.time_scale, &self.time_scale);
         set(&mut cfg.log.format, &self.log_format);
         set(&mut cfg.log.filter, &self.log_filter);
         if let Some(v) = &self.kafka_brokers {

@@ -87,6 +87,11 @@ impl Env<'_> {
             "GPUX_CLOCK_TICK_MS",
             &format!("milliseconds, 0 (off) to {}", super::CLOCK_TICK_MS_MAX),
         )?;
+        self.set(
+            &mut cfg.time_scale,
+            "GPUX_TIME_SCALE",
+            &format!("1 to {}", gpux_sequencer::TIME_SCALE_MAX),
+        )?;
         self.apply_log(cfg)?;
         self.apply_kafka(cfg)?;
         self.apply_demo(cfg)

@@ -27,6 +27,7 @@
 //! | `snapshot_every_events` | `GPUX_SNAPSHOT_EVERY` | `--snapshot-every N` |
 //! | `max_batch_commands` | `GPUX_MAX_BATCH` | `--max-batch N` |
 //! | `clock_tick_ms` | `GPUX_CLOCK_TICK_MS` | `--clock-tick-ms MS` |
+//! | `time_scale` | `GPUX_TIME_SCALE` | `--time-scale N` |
 //! | `log.format` | `GPUX_LOG_FORMAT` | `--log-format text\|json` |
 //! | `log.filter` | `GPUX_LOG`, else `RUST_LOG` | `--log FILTER` |
 //! | `kafka.brokers` | `GPUX_KAFKA_BROKERS` | `--kafka BROKERS` |
@@ -272,6 +273,11 @@ pub struct Config {
     /// `tick` (serve, demo, engine; not a `--no-events` standby). 0 = off.
     /// Default 1,000.
     pub clock_tick_ms: u64,
+    /// Engine seconds per wall second (1 = the wall clock, the default). Above 1
+    /// the exchange's clock runs that much faster — for demos and tests, embedded
+    /// log only: at 60 an hour passes in a minute, so a newcomer sees slots close,
+    /// deliveries settle and reliability change. 1 to 3,600.
+    pub time_scale: u32,
     /// Logging.
     pub log: LogConfig,
     /// Kafka mode (off unless brokers are set).
@@ -310,6 +316,7 @@ impl Default for Config {
             kafka: KafkaSettings::default(),
             max_batch_commands: gpux_sequencer::BATCH_COMMANDS_MAX_DEFAULT,
             clock_tick_ms: CLOCK_TICK_MS_DEFAULT,
+            time_scale: 1,
             gateway: GatewaySettings::default(),
             demo: DemoConfig::default(),
         }
@@ -325,6 +332,7 @@ impl fmt::Debug for Config {
             .field("snapshot_every_events", &self.snapshot_every_events)
             .field("max_batch_commands", &self.max_batch_commands)
             .field("clock_tick_ms", &self.clock_tick_ms)
+            .field("time_scale", &self.time_scale)
             .field("log", &self.log)
             .field("kafka", &self.kafka)
             .field("gateway", &self.gateway)
@@ -397,6 +405,19 @@ impl Config {
             bail!(
                 "clock_tick_ms must be 0 (off) to {CLOCK_TICK_MS_MAX} milliseconds (got {})",
                 self.clock_tick_ms
+            );
+        }
+        let max = gpux_sequencer::TIME_SCALE_MAX;
+        if !(1..=max).contains(&self.time_scale) {
+            bail!(
+                "time_scale must be 1 (the wall clock) to {max} (got {})",
+                self.time_scale
+            );
+        }
+        if self.time_scale > 1 && self.kafka.kafka_config().is_some() {
+            bail!(
+                "time_scale is for the embedded log only: with Kafka every process would \
+                 keep its own faster clock"
             );
         }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {

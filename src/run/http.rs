@@ -34,7 +34,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use gpux_gateway::{Backend, FeedFactory, GatewayConfig, GatewayProbe, RunningGateway};
 use gpux_sequencer::kafka::{EventsTopicFeed, KafkaConfig, KafkaSubmitter};
-use gpux_sequencer::{Exchange, Feed, FeedError, PipelineError, Submitter};
+use gpux_sequencer::{Exchange, ExchangeClock, Feed, FeedError, PipelineError, Submitter};
 
 use crate::config::Config;
 use crate::metrics::{BookDepth, Metrics};
@@ -217,11 +217,21 @@ fn behind_broker(k: &KafkaConfig) -> Result<(Behind, Backend)> {
 
 /// The exchange side of `gpux serve`: the pipeline over the ledger in `data`, on
 /// the embedded command log or the commands topic; the gateway follows the ledger.
-fn behind_exchange(cfg: &Config, metrics: &Metrics) -> Result<(Behind, Backend)> {
-    let exchange = match cfg.kafka.kafka_config() {
-        Some(k) => gpux_sequencer::kafka::start_exchange(&cfg.data, cfg.pipeline_options(), &k)?,
-        None => Exchange::start_embedded(&cfg.data, cfg.pipeline_options())?,
+fn behind_exchange(
+    cfg: &Config,
+    metrics: &Metrics,
+    time: &ExchangeClock,
+) -> Result<(Behind, Backend)> {
+    let opts = gpux_sequencer::PipelineOptions {
+        time: time.clone(),
+        ..cfg.pipeline_options()
     };
+    let exchange = match cfg.kafka.kafka_config() {
+        Some(k) => gpux_sequencer::kafka::start_exchange(&cfg.data, opts, &k)?,
+        None => Exchange::start_embedded(&cfg.data, opts)?,
+    };
+    // A faster clock goes on from the time already in the ledger.
+    time.not_before(exchange.reader().head()?.last_ts_ns);
     metrics.watch_pipeline(exchange.stats());
     let backend = Backend::embedded(&exchange)
         .ok_or_else(|| anyhow!("the exchange has no command submitter"))?;
@@ -287,16 +297,21 @@ fn run_role(
         Role::Gateway => Metrics::for_gateway(),
     };
     let probe: Arc<OnceLock<GatewayProbe>> = Arc::default();
-    let gw = gateway_config(&cfg, admin_key, &metrics, &probe)?;
+    // One clock for everything that stamps commands in this process: the
+    // gateway, the exchange's ticks and the demo traders.
+    let time = ExchangeClock::scaled(cfg.time_scale);
+    let mut gw = gateway_config(&cfg, admin_key, &metrics, &probe)?;
+    gw.time = time.clone();
     let (behind, backend) = match &kafka {
         Some(k) if role == Role::Gateway => behind_broker(k)?,
-        _ => behind_exchange(&cfg, &metrics)?,
+        _ => behind_exchange(&cfg, &metrics, &time)?,
     };
     let serving = Serving {
         mode: behind.mode(kafka.is_some()),
         key_file,
         probe,
         failed: Box::pin(first_failure(&behind)),
+        time,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -309,6 +324,19 @@ fn run_role(
     behind.stop().and(served)
 }
 
+/// The demo traders' view of their delivery entries: the gateway's replica.
+fn replica_deliveries(gateway: &RunningGateway) -> crate::demo_delivery::DeliveryLookup {
+    let probe = gateway.probe();
+    crate::demo_delivery::DeliveryLookup(Arc::new(move |accounts: &[u64]| {
+        probe.with_replica(|e| {
+            let mut entries: Vec<_> = accounts.iter().flat_map(|&a| e.entries_of(a)).collect();
+            entries.sort_by_key(|x| x.entry);
+            entries.dedup_by_key(|x| x.entry);
+            entries
+        })
+    }))
+}
+
 /// What the serving stage needs besides the gateway itself.
 struct Serving {
     /// The ready line's `mode`.
@@ -319,6 +347,8 @@ struct Serving {
     probe: Arc<OnceLock<GatewayProbe>>,
     /// The exchange's first failure.
     failed: Pin<Box<dyn std::future::Future<Output = PipelineError> + Send>>,
+    /// The exchange's clock.
+    time: ExchangeClock,
 }
 
 impl Serving {
@@ -350,10 +380,14 @@ impl Serving {
                 return Ok(gateway.shutdown().await?);
             }
         }
-        let demo = cfg
-            .demo
-            .enabled
-            .then(|| crate::demo::start(submitter, cfg.demo.options()));
+        let demo = cfg.demo.enabled.then(|| {
+            let opts = crate::demo::DemoOptions {
+                time: self.time.clone(),
+                deliveries: Some(replica_deliveries(&gateway)),
+                ..cfg.demo.options()
+            };
+            crate::demo::start(submitter, opts)
+        });
         self.ready_line(cfg, &gateway, demo.is_some(), out)?;
         tracing::info!(listen = %gateway.addr, demo = demo.is_some(), "serving");
         tokio::select! {
@@ -408,6 +442,7 @@ impl Serving {
             "admin_key_file": self.key_file.as_ref().map(|p| p.display().to_string()),
             "mode": self.mode,
             "demo": demo,
+            "time_scale": self.time.scale(),
             "urls": {
                 "markets": format!("{base}/v1/markets"),
                 "health": format!("{base}/v1/health"),

@@ -24,7 +24,7 @@ use super::{internal, reject_error, AppState, Executed, Idem};
 use crate::auth::{generate_key, Principal};
 use crate::error::ApiError;
 use crate::marketdata::wire::SlotName;
-use crate::replica::{now_ns, Replica};
+use crate::replica::Replica;
 
 fn header_key(key: Option<String>) -> Option<String> {
     key.map(|k| format!("header:{k}"))
@@ -219,7 +219,7 @@ async fn capacity(
                 .ok_or_else(|| reject_error(RejectReason::UnknownMarket))?;
             check_account(r, account, false)?;
             spec.lots(quantity).map_err(reject_error)?;
-            match spec.check_range(from_slot, to_slot, now_ns()) {
+            match spec.check_range(from_slot, to_slot, state.shared.cfg.time.now_ns()) {
                 Ok(_) | Err(RejectReason::SlotBeyondHorizon) => {}
                 Err(e) => return Err(reject_error(e)),
             }

@@ -682,6 +682,9 @@ pub struct DepthQuery {
     /// Levels, 1 to 1,000 (default 50).
     #[serde(default)]
     pub depth: Option<usize>,
+    /// Only the asks of sellers at least this reliable (0 to 1).
+    #[serde(default)]
+    pub min_reliability: Option<String>,
 }
 
 /// Default levels of `/blocks`.

@@ -65,10 +65,17 @@ pub async fn blocks(
             format!("depth must be 1 to {}", dto::BLOCKS_DEPTH_MAX),
         ));
     }
+    let floor = dto::opt_decimal("min_reliability", &q.min_reliability)?;
+    if floor.is_some_and(|f| f < rust_decimal::Decimal::ZERO || f > rust_decimal::Decimal::ONE) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "min_reliability must be 0 to 1",
+        ));
+    }
     let r = state.shared.read();
     let asks = r
         .engine
-        .ask_blocks(&id, slot, depth)
+        .ask_blocks(&id, slot, depth, floor)
         .ok_or_else(|| reject_error(RejectReason::UnknownMarket))?;
     Ok(Json(BlocksResponse {
         market: id,

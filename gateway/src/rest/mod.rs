@@ -39,7 +39,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::idempotency::{fingerprint, Admission, Outcome, RequestId, Resolution};
 use crate::ratelimit::RateLimiters;
-use crate::replica::{now_ns, Replica, ReplicaState};
+use crate::replica::{Replica, ReplicaState};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -230,7 +230,7 @@ impl AppState {
     fn submit(&self, id: &RequestId, command: Command) {
         let payload = CommandEnvelope {
             v: PROTOCOL_VERSION,
-            ts_ns: now_ns(),
+            ts_ns: self.shared.cfg.time.now_ns(),
             request_id: Some(id.request_id.clone()),
             // Keyed: the engine applies the request once, however often it is sent.
             idempotent: id.fingerprint.is_some(),

@@ -27,7 +27,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::history::{zero_like, Fill, OrderRecord, OrderStatus};
 use crate::marketdata::wire::SlotName;
-use crate::replica::{now_ns, Replica};
+use crate::replica::Replica;
 
 /// The idempotency key of a request: the header's, else (for placements) the
 /// client order id, in separate namespaces.
@@ -112,7 +112,7 @@ pub async fn place(
                 .engine
                 .market(&market)
                 .ok_or_else(|| reject_error(RejectReason::UnknownMarket))?;
-            precheck_place(spec, &order, now_ns()).map_err(reject_error)?;
+            precheck_place(spec, &order, state.shared.cfg.time.now_ns()).map_err(reject_error)?;
             Ok(Command::PlaceOrder(order))
         })
         .await?;

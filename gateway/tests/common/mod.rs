@@ -327,6 +327,47 @@ impl Harness {
         rx.await.unwrap().unwrap();
     }
 
+    /// Delivers the test slot in full, around the gateway: engine time moves to the
+    /// slot's start (its gate closes), every entry is reported fully delivered by
+    /// its provider, and time moves past the dispute deadline, so every entry
+    /// settles as reported (sellers and the fee account paid). Waits until it is
+    /// durable; the gateway's replica follows.
+    pub async fn deliver_in_full(&self) {
+        let tick =
+            |secs: u64| json!({"v": 3, "ts_ns": secs * 1_000_000_000, "command": {"type": "tick"}});
+        self.submit_raw(tick(slot_secs())).await;
+        // Durable in the log is not yet applied: wait for the gate's entries.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let entries = loop {
+            let engine = self.exchange().replica().unwrap();
+            if engine.last_ts_ns() >= slot_secs() * 1_000_000_000 {
+                let mut entries: Vec<_> = engine
+                    .account_ids()
+                    .into_iter()
+                    .flat_map(|a| engine.entries_of(a))
+                    .collect();
+                entries.sort_by_key(|e| e.entry);
+                entries.dedup_by_key(|e| e.entry);
+                break entries;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gate never closed"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        for e in entries {
+            self.submit_raw(
+                json!({"v": 3, "ts_ns": slot_secs() * 1_000_000_000, "command": {
+                    "type": "delivery_report", "account": e.provider, "entry": e.entry,
+                    "delivered": e.quantity.to_string(),
+                }}),
+            )
+            .await;
+        }
+        self.submit_raw(tick(slot_secs() + 3_600 + 7_200 + 1)).await;
+    }
+
     /// GETs `path` until `done` holds for the body, for at most 10 s.
     pub async fn get_until(
         &self,

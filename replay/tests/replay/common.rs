@@ -104,9 +104,23 @@ pub fn scenario(seed: u64, orders: usize) -> Vec<Cmd> {
             ts += rng.random_range(1..2_000);
         }
         if i == orders / 2 {
-            // The first slot's gate closes: its delivery schedule is fixed.
-            ts = (SLOTS[0] - 200) * 1_000_000_000;
+            // The first slot starts (its gate closed): its delivery schedule is
+            // fixed, and each entry is disputed and resolved at once — every other
+            // one delivered in full, the rest not at all — so trades settle, paying
+            // sellers and the fee account and refunding buyers.
+            ts = SLOTS[0] * 1_000_000_000;
             push(&mut engine, envelope(ts, json!({"type":"tick"})), &mut out);
+            for e in unsettled_entries(&engine) {
+                let delivered = if e.entry % 2 == 0 {
+                    e.quantity
+                } else {
+                    rust_decimal::Decimal::ZERO
+                };
+                let dispute = json!({"type":"dispute","account":e.holder,"entry":e.entry,"received":delivered.to_string()});
+                push(&mut engine, envelope(ts, dispute), &mut out);
+                let resolve = json!({"type":"resolve_dispute","entry":e.entry,"delivered":delivered.to_string()});
+                push(&mut engine, envelope(ts, resolve), &mut out);
+            }
         }
         let slot = if i < orders / 2 {
             SLOTS[rng.random_range(0..2usize)]
@@ -402,6 +416,18 @@ pub fn standard() -> (tempfile::TempDir, Written) {
     let dir = tempfile::tempdir().expect("tempdir");
     let written = write_ledger(dir.path(), &scenario(7, 1_000), WriteOpts::default());
     (dir, written)
+}
+
+/// Every unsettled delivery entry, by id.
+fn unsettled_entries(engine: &Engine) -> Vec<gpux_engine::EntryView> {
+    let mut entries: Vec<_> = engine
+        .account_ids()
+        .into_iter()
+        .flat_map(|a| engine.entries_of(a))
+        .collect();
+    entries.sort_by_key(|e| e.entry);
+    entries.dedup_by_key(|e| e.entry);
+    entries
 }
 
 /// Engine state after `cmd_seq` commands of `cmds`, applied directly.

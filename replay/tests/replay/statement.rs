@@ -114,13 +114,18 @@ fn fills_and_fees_are_the_accounts_sides_of_the_trades() {
 }
 
 #[test]
-fn the_fee_account_earns_every_fee() {
+fn the_fee_account_earns_every_fee_of_what_was_delivered() {
     let (dir, w) = standard();
     let s = statement_of(dir.path(), FEE_ACCOUNT);
+    // Fees are charged when a trade's GPUs settle, on the delivered part only.
     let all_fees: Decimal = w
-        .trades
+        .events
         .iter()
-        .map(|t| t.trade.maker_fee + t.trade.taker_fee)
+        .flatten()
+        .filter_map(|e| match serde_json::from_slice(e).unwrap() {
+            gpux_engine::Event::TradeSettled(t) => Some(t.fees),
+            _ => None,
+        })
         .sum();
     assert!(all_fees > Decimal::ZERO);
     assert_eq!(s.totals.fee_income, all_fees);
