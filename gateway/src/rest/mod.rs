@@ -19,6 +19,7 @@ pub mod dto;
 pub mod extract;
 pub mod markets;
 pub mod orders;
+pub mod stats;
 pub mod system;
 
 use std::sync::atomic::Ordering;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub submitter: Arc<dyn Submitter>,
     /// Rate limiters.
     pub limits: Arc<RateLimiters>,
+    /// Market data (for the network's statistics).
+    pub market_data: crate::marketdata::MarketDataHandle,
 }
 
 /// A committed command's outcome for a request, and whether it is a replay.
