@@ -127,12 +127,12 @@
     charts.curveLast = charts.curve.addSeries(LC.LineSeries, {
       color: '#4f8cff', lineWidth: 1, lineStyle: 2, title: 'last',
     });
-    charts.depth = LC.createOptionsChart($('depth-chart'), dark);
+    charts.depth = LC.createOptionsChart($('depth-chart'), { ...dark, localization: { precision: 2 } });
     charts.depthBid = charts.depth.addSeries(LC.AreaSeries, {
-      lineColor: '#26a69a', topColor: 'rgba(38,166,154,.4)', bottomColor: 'rgba(38,166,154,.05)', title: 'bids',
+      lineColor: '#26a69a', topColor: 'rgba(38,166,154,.4)', bottomColor: 'rgba(38,166,154,.05)', title: 'bids', lineType: 1,
     });
     charts.depthAsk = charts.depth.addSeries(LC.AreaSeries, {
-      lineColor: '#ef5350', topColor: 'rgba(239,83,80,.4)', bottomColor: 'rgba(239,83,80,.05)', title: 'asks',
+      lineColor: '#ef5350', topColor: 'rgba(239,83,80,.4)', bottomColor: 'rgba(239,83,80,.05)', title: 'asks', lineType: 1,
     });
     charts.candles = LC.createChart($('candle-chart'), {
       ...dark, timeScale: { timeVisible: true, secondsVisible: false },
