@@ -1,6 +1,7 @@
 //! The explorer in a real browser: Debian's headless Chromium, driven over
 //! WebDriver (chromedriver, `thirtyfour`), against a real `gpux serve --demo`
-//! process. The explorer shows every demo market and a book that changes live;
+//! process. The explorer shows every demo market and a book that changes live
+//! (and resubscribes on a gap in its `seq`), and fits a phone's width;
 //! a provider adds capacity from the page; a demander previews and buys a
 //! colocated window and sees it among its upcoming hours; an API error is shown
 //! as its message. Every wait is for a condition, with a deadline. The run writes
@@ -24,6 +25,8 @@ const PATIENCE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 /// The browser window: wide enough for the two-column layout.
 const WINDOW: (u32, u32) = (1280, 1500);
+/// A phone's width, CSS pixels.
+const PHONE_WIDTH: u32 = 390;
 
 /// A child process killed (with its process group: chromedriver's browsers) and
 /// reaped on drop.
@@ -309,6 +312,22 @@ async fn explorer_shows_every_market_and_a_moving_book(demo: &Demo, b: &Browser)
         chosen[1].as_str().unwrap().to_string(),
         chosen[2].as_str().unwrap().to_string(),
     );
+    // A gap in the book's seq (an update that does not follow what was applied)
+    // makes the page subscribe again and rebuild the book from a fresh snapshot.
+    let gap = json!({"type": "update", "channel": format!("book.{market}.{slot}"), "market": market,
+        "slot": slot, "seq": 1_000_000_000_000u64, "prev_seq": 999_999_999_999u64,
+        "bids": [["0.01", "1"]], "asks": []});
+    let script =
+        format!("window.gpuxExplorer.inject({gap}); return window.gpuxExplorer.resyncs();");
+    assert_eq!(b.js(&script).await, json!(1));
+    b.until(
+        "the book is resynced from a fresh snapshot, live again",
+        "const seq = document.getElementById('book-seq').textContent;
+         const bids = [...document.querySelectorAll('#book-bids tr')].map(r => r.cells[0].textContent);
+         return document.getElementById('status').textContent === 'live' && seq.startsWith('seq ')
+           && seq !== 'seq 1000000000000' && !bids.includes('0.01');",
+    )
+    .await;
     // The network's numbers and the curve are drawn.
     b.until(
         "network stats are shown",
@@ -324,6 +343,20 @@ async fn explorer_shows_every_market_and_a_moving_book(demo: &Demo, b: &Browser)
     let png = b.d().screenshot_as_png().await.unwrap();
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/explorer.png");
     std::fs::write(&out, png).unwrap();
+    // At phone width nothing pushes the page wider than the screen.
+    b.d()
+        .set_window_rect(0, 0, PHONE_WIDTH, WINDOW.1)
+        .await
+        .unwrap();
+    b.until(
+        "the page fits a phone's width",
+        "return window.innerWidth < 600 && document.documentElement.scrollWidth <= window.innerWidth",
+    )
+    .await;
+    b.d()
+        .set_window_rect(0, 0, WINDOW.0, WINDOW.1)
+        .await
+        .unwrap();
     // A provider of our own offers at a price no demo trader uses.
     let (_, key) = demo.account("0").await;
     let body = json!({"market": market, "from_slot": slot, "to_slot": slot, "quantity": "3"});

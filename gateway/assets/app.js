@@ -372,8 +372,10 @@
         this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);
       };
     },
+    resyncs: 0,
     /** A gap in a book's seq: fresh snapshot by subscribing again. */
     resync(ch) {
+      this.resyncs += 1;
       this.status('behind');
       S.book.resyncing = true;
       this.send({ op: 'unsubscribe', channel: ch });
@@ -652,4 +654,7 @@
   }
 
   init();
+  // For tests and debugging: feed a message as if it came over the WebSocket, and
+  // count the book resyncs (seq gaps) so far.
+  window.gpuxExplorer = { inject: onMessage, resyncs: () => ws.resyncs };
 }());
