@@ -275,23 +275,19 @@ fn hour(n: u64) -> String {
     gpux_engine::slot::format_slot((now / 3_600 + n) * 3_600)
 }
 
-/// Every demo market is listed, the status turns live, and the chosen hour's
-/// ladder follows the book: an ask placed over the API appears in it.
-async fn explorer_shows_every_market_and_a_moving_book(demo: &Demo, b: &Browser) {
+/// Every demo market is listed, the status turns live, and an hour is chosen with
+/// its book: returns the market, the hour and the book's `seq` text.
+async fn explorer_shows_every_market(demo: &Demo, b: &Browser) -> (String, String, String) {
     b.d().goto(format!("{}/", demo.base)).await.unwrap();
-    let want: Vec<String> = gpux::demo::sample_markets()
+    let mut want: Vec<String> = gpux::demo::sample_markets()
         .into_iter()
         .map(|m| m.market)
         .collect();
+    want.sort();
     let script = format!(
         "const got = [...document.querySelectorAll('#markets tbody tr')].map(r => r.dataset.market).sort();
          return JSON.stringify(got) === JSON.stringify({}) ? got : null;",
-        serde_json::to_string(&{
-            let mut w = want.clone();
-            w.sort();
-            w
-        })
-        .unwrap()
+        serde_json::to_string(&want).unwrap()
     );
     b.until("every demo market is listed", &script).await;
     b.until(
@@ -307,13 +303,13 @@ async fn explorer_shows_every_market_and_a_moving_book(demo: &Demo, b: &Browser)
              return s && seq ? [document.getElementById('curve-market').textContent, s, seq] : null;",
         )
         .await;
-    let (market, slot, seq) = (
-        chosen[0].as_str().unwrap().to_string(),
-        chosen[1].as_str().unwrap().to_string(),
-        chosen[2].as_str().unwrap().to_string(),
-    );
-    // A gap in the book's seq (an update that does not follow what was applied)
-    // makes the page subscribe again and rebuild the book from a fresh snapshot.
+    let text = |i: usize| chosen[i].as_str().unwrap().to_string();
+    (text(0), text(1), text(2))
+}
+
+/// A gap in the book's seq (an update that does not follow what was applied)
+/// makes the page subscribe again and rebuild the book from a fresh snapshot.
+async fn a_seq_gap_resubscribes(b: &Browser, market: &str, slot: &str) {
     let gap = json!({"type": "update", "channel": format!("book.{market}.{slot}"), "market": market,
         "slot": slot, "seq": 1_000_000_000_000u64, "prev_seq": 999_999_999_999u64,
         "bids": [["0.01", "1"]], "asks": []});
@@ -328,7 +324,11 @@ async fn explorer_shows_every_market_and_a_moving_book(demo: &Demo, b: &Browser)
            && seq !== 'seq 1000000000000' && !bids.includes('0.01');",
     )
     .await;
-    // The network's numbers and the curve are drawn.
+}
+
+/// The network's numbers and the charts are drawn; the screenshot is taken; at
+/// phone width nothing pushes the page wider than the screen.
+async fn charts_screenshot_and_phone_width(b: &Browser) {
     b.until(
         "network stats are shown",
         "return document.querySelectorAll('#stats .card').length >= 6",
@@ -343,7 +343,6 @@ async fn explorer_shows_every_market_and_a_moving_book(demo: &Demo, b: &Browser)
     let png = b.d().screenshot_as_png().await.unwrap();
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/explorer.png");
     std::fs::write(&out, png).unwrap();
-    // At phone width nothing pushes the page wider than the screen.
     b.d()
         .set_window_rect(0, 0, PHONE_WIDTH, WINDOW.1)
         .await
@@ -357,7 +356,11 @@ async fn explorer_shows_every_market_and_a_moving_book(demo: &Demo, b: &Browser)
         .set_window_rect(0, 0, WINDOW.0, WINDOW.1)
         .await
         .unwrap();
-    // A provider of our own offers at a price no demo trader uses.
+}
+
+/// The chosen hour's ladder follows the book: an ask a provider of our own places
+/// over the API, at a price no demo trader uses, appears in it.
+async fn the_book_moves(demo: &Demo, b: &Browser, market: &str, slot: &str, seq: &str) {
     let (_, key) = demo.account("0").await;
     let body = json!({"market": market, "from_slot": slot, "to_slot": slot, "quantity": "3"});
     demo.call(reqwest::Method::POST, "/v1/capacity/add", &key, body)
@@ -478,7 +481,10 @@ async fn api_errors_are_shown(b: &Browser) {
 async fn explorer_provider_and_demander_in_a_real_browser() {
     let demo = Demo::start();
     let b = Browser::start().await;
-    explorer_shows_every_market_and_a_moving_book(&demo, &b).await;
+    let (market, slot, seq) = explorer_shows_every_market(&demo, &b).await;
+    a_seq_gap_resubscribes(&b, &market, &slot).await;
+    charts_screenshot_and_phone_width(&b).await;
+    the_book_moves(&demo, &b, &market, &slot, &seq).await;
     // A market of our own, which no demo trader touches.
     let market = "l40s.browser-test";
     let spec = json!({"market": market, "tick_size": "0.01", "lot_size": "1", "maker_fee_bps": 0, "taker_fee_bps": 0});

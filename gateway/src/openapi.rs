@@ -689,23 +689,6 @@ fn slot_schemas() -> Value {
         "Schedule": object(&["account", "entries", "as_of_cmd_seq"], json!({
             "account": uint(), "entries": {"type": "array", "items": schema("ScheduleEntry")}, "as_of_cmd_seq": uint(),
         })),
-        "Stats": object(&["markets", "open_slots", "gpu_hours_listed", "gpu_hours_sold", "gpu_hours_scheduled", "notional_24h", "active_providers", "providers", "ts_ns", "as_of_cmd_seq"], json!({
-            "markets": uint(),
-            "open_slots": {"type": "integer", "minimum": 0, "description": "Open delivery hours (books whose gate has not closed), every market."},
-            "gpu_hours_listed": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours offered (resting asks) in open hours."},
-            "gpu_hours_sold": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours traded in open hours: sold ahead of delivery."},
-            "gpu_hours_scheduled": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours scheduled for delivery at the gates, in all."},
-            "notional_24h": {"$ref": "#/components/schemas/Decimal", "description": "USD traded in the 24 hours before `ts_ns`."},
-            "active_providers": {"type": "integer", "minimum": 0, "description": "Accounts with at least one resting ask."},
-            "providers": {"type": "array", "items": schema("ProviderStats"), "description": "The providers offering the most, then those scheduled the most; at most 100."},
-            "ts_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The latest committed timestamp: the end of the 24-hour window."},
-            "as_of_cmd_seq": uint(),
-        })),
-        "ProviderStats": object(&["account", "gpu_hours_listed", "gpu_hours_scheduled"], json!({
-            "account": uint(),
-            "gpu_hours_listed": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours it offers now (its resting asks)."},
-            "gpu_hours_scheduled": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours it was scheduled to deliver, in all."},
-        })),
         "BlockLevel": object(&["price", "quantity", "largest_block"], json!({"price": dec(), "quantity": dec(), "largest_block": dec()})),
         "Blocks": object(&["market", "slot", "asks", "as_of_cmd_seq"], json!({
             "market": schema("MarketId"), "slot": schema("Slot"),
@@ -774,12 +757,6 @@ fn market_data_schemas() -> Value {
             "candles": {"type": "array", "items": schema("Candle"), "description": "Oldest first."},
         })),
         "CandleInterval": {"type": "string", "enum": ["1m", "5m", "15m", "1h", "1d"]},
-        "TradesPage": object(&["market", "slot", "trades", "next_before"], json!({
-            "market": schema("MarketId"),
-            "slot": schema("Slot"),
-            "trades": {"type": "array", "items": schema("Trade"), "description": "Oldest first."},
-            "next_before": {"type": ["integer", "null"], "format": "uint64", "minimum": 0, "description": "Older trades are kept: pass this as `before` for the page before this one; `null` on the oldest page kept."},
-        })),
         "CurveRow": object(&["slot", "best_bid", "best_ask", "last_price", "volume"], json!({
             "slot": schema("Slot"),
             "best_bid": opt_dec(), "best_ask": opt_dec(),
@@ -794,9 +771,40 @@ fn market_data_schemas() -> Value {
     })
 }
 
+/// The shapes of the network's statistics and the trade history's pages.
+fn history_and_stats_schemas() -> Value {
+    let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
+    json!({
+        "TradesPage": object(&["market", "slot", "trades", "next_before"], json!({
+            "market": schema("MarketId"),
+            "slot": schema("Slot"),
+            "trades": {"type": "array", "items": schema("Trade"), "description": "Oldest first."},
+            "next_before": {"type": ["integer", "null"], "format": "uint64", "minimum": 0, "description": "Older trades are kept: pass this as `before` for the page before this one; `null` on the oldest page kept."},
+        })),
+        "Stats": object(&["markets", "open_slots", "gpu_hours_listed", "gpu_hours_sold", "gpu_hours_scheduled", "notional_24h", "active_providers", "providers", "ts_ns", "as_of_cmd_seq"], json!({
+            "markets": uint(),
+            "open_slots": {"type": "integer", "minimum": 0, "description": "Open delivery hours (books whose gate has not closed), every market."},
+            "gpu_hours_listed": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours offered (resting asks) in open hours."},
+            "gpu_hours_sold": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours traded in open hours: sold ahead of delivery."},
+            "gpu_hours_scheduled": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours scheduled for delivery at the gates, in all."},
+            "notional_24h": {"$ref": "#/components/schemas/Decimal", "description": "USD traded in the 24 hours before `ts_ns`."},
+            "active_providers": {"type": "integer", "minimum": 0, "description": "Accounts with at least one resting ask."},
+            "providers": {"type": "array", "items": schema("ProviderStats"), "description": "The providers offering the most, then those scheduled the most; at most 100."},
+            "ts_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The latest committed timestamp: the end of the 24-hour window."},
+            "as_of_cmd_seq": uint(),
+        })),
+        "ProviderStats": object(&["account", "gpu_hours_listed", "gpu_hours_scheduled"], json!({
+            "account": uint(),
+            "gpu_hours_listed": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours it offers now (its resting asks)."},
+            "gpu_hours_scheduled": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours it was scheduled to deliver, in all."},
+        })),
+    })
+}
+
 fn all_schemas() -> Value {
     let mut all = schemas();
     extend(&mut all, market_data_schemas());
+    extend(&mut all, history_and_stats_schemas());
     all
 }
 

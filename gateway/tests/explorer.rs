@@ -9,6 +9,37 @@ mod common;
 use common::{d, dec, slot_secs, Harness, MARKET};
 use serde_json::{json, Value};
 
+/// GETs a page: 200, its content type, the same-origin-only policy; its body.
+async fn page(h: &Harness, path: &str) -> String {
+    let r = h
+        .http
+        .get(format!("{}{path}", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let ct = header("content-type");
+    let want = match path.rsplit('.').next().unwrap() {
+        "js" => "text/javascript",
+        "css" => "text/css",
+        "LICENSE" => "text/plain",
+        _ => "text/html",
+    };
+    assert!(ct.starts_with(want), "{path}: {ct}");
+    let csp = header("content-security-policy");
+    assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+    assert!(csp.contains("connect-src 'self'"), "{path}: {csp}");
+    let body = r.text().await.unwrap();
+    assert!(!body.is_empty(), "{path}");
+    body
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_are_embedded_same_origin_only_and_apart_from_the_api() {
     let h = Harness::start().await;
@@ -16,32 +47,7 @@ async fn pages_are_embedded_same_origin_only_and_apart_from_the_api() {
     assert!(pages.contains(&("GET".into(), "/".into())));
     for (method, path) in &pages {
         assert_eq!(method, "GET");
-        let r = h
-            .http
-            .get(format!("{}{path}", h.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{path}");
-        let header = |name: &str| {
-            r.headers()
-                .get(name)
-                .map(|v| v.to_str().unwrap().to_string())
-                .unwrap_or_default()
-        };
-        let ct = header("content-type");
-        let want = match path.rsplit('.').next().unwrap() {
-            "js" => "text/javascript",
-            "css" => "text/css",
-            "LICENSE" => "text/plain",
-            _ => "text/html",
-        };
-        assert!(ct.starts_with(want), "{path}: {ct}");
-        let csp = header("content-security-policy");
-        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
-        assert!(csp.contains("connect-src 'self'"), "{path}: {csp}");
-        let body = r.text().await.unwrap();
-        assert!(!body.is_empty(), "{path}");
+        let body = page(&h, path).await;
         // The page's own files name no other origin (the vendored library's
         // licence and attribution link are not requests).
         if !path.contains("/vendor/") {
