@@ -113,6 +113,41 @@ impl Demo {
         v
     }
 
+    /// Waits until the first market (the one the explorer opens) has an hour with
+    /// a bid, an ask and a trade, so the page (and its picture) shows a live hour.
+    async fn wait_for_a_traded_hour(&self) {
+        let markets = self
+            .call(
+                reqwest::Method::GET,
+                "/v1/markets",
+                &self.admin,
+                Value::Null,
+            )
+            .await;
+        let first = markets["markets"][0]["market"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let path = format!("/v1/markets/{first}/slots");
+        let t0 = Instant::now();
+        loop {
+            let curve = self
+                .call(reqwest::Method::GET, &path, &self.admin, Value::Null)
+                .await;
+            let traded = curve["slots"].as_array().unwrap().iter().any(|r| {
+                !r["best_bid"].is_null() && !r["best_ask"].is_null() && !r["last_price"].is_null()
+            });
+            if traded {
+                return;
+            }
+            assert!(
+                t0.elapsed() < PATIENCE,
+                "the demo never traded in {first}: {curve}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// A new account with `usd` deposited; its id and key.
     async fn account(&self, usd: &str) -> (u64, String) {
         let a = self
@@ -278,6 +313,7 @@ fn hour(n: u64) -> String {
 /// Every demo market is listed, the status turns live, and an hour is chosen with
 /// its book: returns the market, the hour and the book's `seq` text.
 async fn explorer_shows_every_market(demo: &Demo, b: &Browser) -> (String, String, String) {
+    demo.wait_for_a_traded_hour().await;
     b.d().goto(format!("{}/", demo.base)).await.unwrap();
     let mut want: Vec<String> = gpux::demo::sample_markets()
         .into_iter()
@@ -376,8 +412,9 @@ async fn the_book_moves(demo: &Demo, b: &Browser, market: &str, slot: &str, seq:
     b.until("the ask shows in the live ladder", &script).await;
 }
 
-/// The provider dashboard adds capacity over two hours; the page reports it and
-/// the inventory shows in the page and over the API.
+/// The provider dashboard adds capacity over two hours (the page reports it, the
+/// inventory shows in the page and over the API), offers GPUs and cancels the
+/// offer.
 async fn provider_adds_capacity(demo: &Demo, b: &Browser, market: &str, key: &(u64, String)) {
     b.sign_in(&demo.base, "#provider", key.0, &key.1).await;
     b.choose("cap-market", market).await;
@@ -406,6 +443,35 @@ async fn provider_adds_capacity(demo: &Demo, b: &Browser, market: &str, key: &(u
         .map(|g| g["slot"].as_str().unwrap())
         .collect();
     assert_eq!(hours, vec![hour(3), hour(4)]);
+    // An ask offered from the page shows among the open asks, and its Cancel
+    // button takes it back.
+    b.choose("ask-market", market).await;
+    b.type_into("ask-slot", &hour(3)).await;
+    b.type_into("ask-price", "7.00").await;
+    b.type_into("ask-qty", "2").await;
+    b.click("ask-submit").await;
+    let order = b
+        .until(
+            "the ask is listed",
+            "const r = [...document.querySelectorAll('#p-orders tbody tr')].find(r => r.cells[3].textContent === '7.00');
+             return r ? r.dataset.order : null;",
+        )
+        .await;
+    let order = order.as_str().unwrap().to_string();
+    let cancel = format!("#p-orders tr[data-order='{order}'] button.cancel");
+    b.d()
+        .find(By::Css(&cancel))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let gone = format!("return !document.querySelector(\"#p-orders tr[data-order='{order}']\")");
+    b.until("the cancelled ask is gone", &gone).await;
+    let open = demo
+        .call(reqwest::Method::GET, "/v1/orders", &key.1, Value::Null)
+        .await;
+    assert_eq!(open["orders"], json!([]), "no open orders left");
 }
 
 /// The demander console previews a colocated window from the book, buys it, and

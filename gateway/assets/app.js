@@ -327,7 +327,7 @@
       card('reliability histogram', 'arrives with settlement', true),
     );
     fill($('providers').tBodies[0], s.providers.map((p) => row([
-      String(p.account), p.gpu_hours_listed, p.gpu_hours_sold, p.gpu_hours_scheduled,
+      String(p.account), p.gpu_hours_listed, p.gpu_hours_scheduled,
       'with settlement', 'with settlement', 'with settlement',
     ])));
   });
@@ -448,7 +448,7 @@
   async function loadOrders() {
     const o = await api('/v1/orders', { auth: true });
     const cancel = (id) => {
-      const b = el('button', 'Cancel');
+      const b = el('button', 'Cancel', 'cancel');
       b.type = 'button';
       b.addEventListener('click', guard(async () => {
         await api('/v1/orders/' + id, { method: 'DELETE', auth: true });
@@ -457,7 +457,7 @@
       return b;
     };
     const amend = (order) => {
-      const b = el('button', 'Amend');
+      const b = el('button', 'Amend', 'amend');
       b.type = 'button';
       b.addEventListener('click', guard(async () => {
         const price = prompt('New price (USD per GPU-hour)', order.price);
@@ -470,10 +470,11 @@
       return b;
     };
     const actions = (order) => { const s = el('span'); s.append(amend(order), ' ', cancel(order.order_id)); return s; };
+    const tagged = (tr, x) => { tr.dataset.order = String(x.order_id); return tr; };
     fill($('p-orders').tBodies[0], o.orders.filter((x) => x.side === 'sell')
-      .map((x) => row([String(x.order_id), x.market, hourLabel(x.slot), x.price, x.remaining, actions(x)])));
+      .map((x) => tagged(row([String(x.order_id), x.market, hourLabel(x.slot), x.price, x.remaining, actions(x)]), x)));
     fill($('d-orders').tBodies[0], o.orders
-      .map((x) => row([String(x.order_id), x.market, hourLabel(x.slot), x.side, x.price, x.remaining, actions(x)])));
+      .map((x) => tagged(row([String(x.order_id), x.market, hourLabel(x.slot), x.side, x.price, x.remaining, actions(x)]), x)));
   }
 
   async function loadSchedule() {
