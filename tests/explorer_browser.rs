@@ -2,10 +2,11 @@
 //! WebDriver (chromedriver, `thirtyfour`), against a real `gpux serve --demo`
 //! process. The explorer shows every demo market and a book that changes live
 //! (and resubscribes on a gap in its `seq`), and fits a phone's width;
-//! a provider adds capacity from the page; a demander previews and buys a
-//! colocated window and sees it among its upcoming hours; an API error is shown
-//! as its message. Every wait is for a condition, with a deadline. The run writes
-//! the explorer's screenshot to `docs/explorer.png` (shown by the README).
+//! a provider adds capacity from the page, offers and cancels; a demander
+//! previews and buys a colocated window and sees it among its upcoming hours, and
+//! the provider sees it sold ahead; an API error is shown as its message. Every
+//! wait is for a condition, with a deadline. The run writes the explorer's
+//! screenshot to `docs/explorer.png` (shown by the README).
 //!
 //! Needs `chromium` and `chromium-driver` (installed by `scripts/setup`): the
 //! test fails, never skips, without them.
@@ -525,6 +526,19 @@ async fn demander_buys_a_colocated_window(demo: &Demo, b: &Browser, market: &str
     assert_eq!(held, json!([hour(3), hour(4)]));
 }
 
+/// The provider sees what it sold ahead: both hours, 8 GPUs each at 5.00.
+async fn provider_sees_what_it_sold(demo: &Demo, b: &Browser, market: &str, key: &(u64, String)) {
+    b.sign_in(&demo.base, "#provider", key.0, &key.1).await;
+    let script = format!(
+        "const s = [...document.querySelectorAll('#p-sold tbody tr')]
+           .filter(r => r.dataset.market === '{market}' && r.cells[3].textContent === '5.00' && r.cells[4].textContent === '8')
+           .map(r => r.dataset.slot).sort();
+         return s.length === 2 ? s : null;"
+    );
+    let sold = b.until("both hours are listed as sold", &script).await;
+    assert_eq!(sold, json!([hour(3), hour(4)]));
+}
+
 /// A refused request's message is shown on the page.
 async fn api_errors_are_shown(b: &Browser) {
     b.d()
@@ -559,6 +573,7 @@ async fn explorer_provider_and_demander_in_a_real_browser() {
     let provider = demo.account("0").await;
     provider_adds_capacity(&demo, &b, market, &provider).await;
     demander_buys_a_colocated_window(&demo, &b, market, &provider.1).await;
+    provider_sees_what_it_sold(&demo, &b, market, &provider).await;
     api_errors_are_shown(&b).await;
     b.quit().await;
 }

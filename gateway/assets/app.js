@@ -442,7 +442,7 @@
       tr.dataset.slot = g.slot;
       return tr;
     }));
-    await Promise.all([loadOrders(), loadSchedule()]);
+    await Promise.all([loadOrders(), loadSchedule(), loadSold()]);
   });
 
   async function loadOrders() {
@@ -475,6 +475,19 @@
       .map((x) => tagged(row([String(x.order_id), x.market, hourLabel(x.slot), x.price, x.remaining, actions(x)]), x)));
     fill($('d-orders').tBodies[0], o.orders
       .map((x) => tagged(row([String(x.order_id), x.market, hourLabel(x.slot), x.side, x.price, x.remaining, actions(x)]), x)));
+  }
+
+  /** Sells in hours still to come, from the latest page of fills. */
+  async function loadSold() {
+    const f = await api('/v1/fills?limit=100', { auth: true });
+    const now = Date.now() / 1000;
+    fill($('p-sold').tBodies[0], f.fills.filter((x) => x.side === 'sell' && slotSecs(x.slot) > now)
+      .map((x) => {
+        const tr = row([String(x.trade_id), x.market, hourLabel(x.slot), x.price, x.quantity]);
+        tr.dataset.market = x.market;
+        tr.dataset.slot = x.slot;
+        return tr;
+      }));
   }
 
   async function loadSchedule() {
