@@ -91,9 +91,12 @@ impl Demo {
             .unwrap()
             .trim()
             .to_string();
+        let base = format!("http://{}", ready["listen"].as_str().unwrap());
+        // The ready line tells a newcomer where the explorer is.
+        assert_eq!(ready["urls"]["explorer"], format!("{base}/"));
         Demo {
             _proc: proc,
-            base: format!("http://{}", ready["listen"].as_str().unwrap()),
+            base,
             admin,
             _dir: dir,
         }

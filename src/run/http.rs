@@ -409,6 +409,7 @@ impl Serving {
             "mode": self.mode,
             "demo": demo,
             "urls": {
+                "explorer": format!("{base}/"),
                 "markets": format!("{base}/v1/markets"),
                 "health": format!("{base}/v1/health"),
                 "metrics": format!("{base}/metrics"),
