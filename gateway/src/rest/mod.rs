@@ -1,4 +1,5 @@
-//! The REST API under `/v1`: order entry, accounts and markets.
+//! The REST API under `/v1`: order entry, accounts, markets and the network's
+//! statistics.
 //!
 //! | module | owns |
 //! |---|---|
@@ -7,6 +8,7 @@
 //! | [`orders`] | place, cancel, amend, mass cancel, open orders, one order, fills |
 //! | [`accounts`] | balances, deposits, withdrawals, capacity, account creation |
 //! | [`markets`] | list markets, one market, list a new market |
+//! | [`stats`] | `GET /v1/stats`: the network in numbers |
 //! | [`system`] | health, the OpenAPI document, JSON 404/405 |
 //!
 //! Every write goes through [`AppState::execute`]: idempotency admission, checks
