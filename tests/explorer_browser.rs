@@ -276,6 +276,23 @@ impl Browser {
             .unwrap();
     }
 
+    /// Clicks the element `css` selects, again if the page redrew it meanwhile
+    /// (live tables are redrawn as data arrives).
+    async fn click_css(&self, css: &str) {
+        let t0 = Instant::now();
+        loop {
+            let clicked = match self.d().find(By::Css(css)).await {
+                Ok(e) => e.click().await,
+                Err(e) => Err(e),
+            };
+            match clicked {
+                Ok(()) => return,
+                Err(e) => assert!(t0.elapsed() < PATIENCE, "cannot click {css}: {e}"),
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     async fn click(&self, id: &str) {
         self.d()
             .find(By::Id(id))
@@ -364,6 +381,34 @@ async fn a_seq_gap_resubscribes(b: &Browser, market: &str, slot: &str) {
            && seq !== 'seq 1000000000000' && !bids.includes('0.01');",
     )
     .await;
+}
+
+/// Choosing other markets follows their books instead: the page keeps one
+/// market's curve and one hour's channels, however often the choice changes.
+async fn switching_markets_follows_one_book(b: &Browser, first: &str) {
+    let others: Vec<String> = gpux::demo::sample_markets()
+        .into_iter()
+        .map(|m| m.market)
+        .filter(|m| m != first)
+        .take(3)
+        .chain([first.to_string()])
+        .collect();
+    for m in &others {
+        let row = format!("#markets tr[data-market='{m}']");
+        b.click_css(&row).await;
+        let script = format!(
+            "const ch = window.gpuxExplorer.channels();
+             const book = ch.filter(c => c.startsWith('book.'));
+             return document.getElementById('curve-market').textContent === '{m}'
+               && ch.includes('curve.{m}') && ch.length === 4 && book.length === 1
+               && book[0].startsWith('book.{m}.') ? ch : null;"
+        );
+        b.until(
+            &format!("{m}'s curve and one hour of it are followed"),
+            &script,
+        )
+        .await;
+    }
 }
 
 /// The network's numbers and the charts are drawn; the screenshot is taken; at
@@ -463,13 +508,7 @@ async fn provider_adds_capacity(demo: &Demo, b: &Browser, market: &str, key: &(u
         .await;
     let order = order.as_str().unwrap().to_string();
     let cancel = format!("#p-orders tr[data-order='{order}'] button.cancel");
-    b.d()
-        .find(By::Css(&cancel))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click_css(&cancel).await;
     let gone = format!("return !document.querySelector(\"#p-orders tr[data-order='{order}']\")");
     b.until("the cancelled ask is gone", &gone).await;
     let open = demo
@@ -568,6 +607,7 @@ async fn explorer_provider_and_demander_in_a_real_browser() {
     a_seq_gap_resubscribes(&b, &market, &slot).await;
     charts_screenshot_and_phone_width(&b).await;
     the_book_moves(&demo, &b, &market, &slot, &seq).await;
+    switching_markets_follows_one_book(&b, &market).await;
     // A market of our own, which no demo trader touches.
     let market = "l40s.browser-test";
     let spec = json!({"market": market, "tick_size": "0.01", "lot_size": "1", "maker_fee_bps": 0, "taker_fee_bps": 0});

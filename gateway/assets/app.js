@@ -127,6 +127,11 @@
     charts.curveLast = charts.curve.addSeries(LC.LineSeries, {
       color: '#4f8cff', lineWidth: 1, lineStyle: 2, title: 'last',
     });
+    charts.curve.subscribeClick((p) => {
+      if (p.time === undefined) return;
+      const slot = slotName(new Date(p.time * 1000));
+      if (S.curve.has(slot)) guard(selectSlot)(slot);
+    });
     charts.depth = LC.createOptionsChart($('depth-chart'), { ...dark, localization: { precision: 2 } });
     charts.depthBid = charts.depth.addSeries(LC.AreaSeries, {
       lineColor: '#26a69a', topColor: 'rgba(38,166,154,.4)', bottomColor: 'rgba(38,166,154,.05)', title: 'bids', lineType: 1,
@@ -256,6 +261,7 @@
       time: k.open_ns / 1e9, open: Number(k.open), high: Number(k.high), low: Number(k.low), close: Number(k.close),
     })));
     charts.volume.setData(c.candles.map((k) => ({ time: k.open_ns / 1e9, value: Number(k.volume) })));
+    charts.candles.timeScale().fitContent();
   });
   const refreshCandles = throttle(loadCandles, 2000);
 
@@ -268,8 +274,15 @@
     addTrades(r.trades);
   });
 
+  /** Stops following the chosen hour's channels. */
+  function leaveSlot() {
+    if (S.market && S.slot) {
+      for (const k of ['book', 'trades', 'ticker']) ws.unsubscribe(k + '.' + S.market + '.' + S.slot);
+    }
+  }
+
   async function selectSlot(slot) {
-    const old = S.market && S.slot ? [S.market, S.slot] : null;
+    leaveSlot();
     S.slot = slot;
     $('slot-select').value = slot;
     S.book = { seq: null, bids: new Map(), asks: new Map(), resyncing: false };
@@ -277,16 +290,16 @@
     S.oldestTrade = null;
     renderBook();
     renderTrades();
-    if (old) for (const k of ['book', 'trades', 'ticker']) ws.unsubscribe(k + '.' + old.join('.'));
     for (const k of ['book', 'trades', 'ticker']) ws.subscribe(k + '.' + S.market + '.' + slot);
     await loadOlderTrades();
     await loadCandles();
   }
 
   const selectMarket = guard(async (market) => {
+    const c = await api('/v1/markets/' + encodeURIComponent(market) + '/slots');
+    leaveSlot();
     if (S.market && S.market !== market) ws.unsubscribe('curve.' + S.market);
     S.market = market;
-    const c = await api('/v1/markets/' + encodeURIComponent(market) + '/slots');
     S.curve = new Map(c.slots.map((r) => [r.slot, r]));
     S.slot = null;
     ws.subscribe('curve.' + market);
@@ -658,6 +671,7 @@
     $('slot-select').addEventListener('change', guard(() => selectSlot($('slot-select').value)));
     $('interval').addEventListener('change', () => { S.interval = $('interval').value; loadCandles(); });
     $('trades-more').addEventListener('click', loadOlderTrades);
+    $('error').addEventListener('click', clearError);
     window.addEventListener('hashchange', route);
     ws.connect();
     loadMarkets();
@@ -668,7 +682,9 @@
   }
 
   init();
-  // For tests and debugging: feed a message as if it came over the WebSocket, and
-  // count the book resyncs (seq gaps) so far.
-  window.gpuxExplorer = { inject: onMessage, resyncs: () => ws.resyncs };
+  // For tests and debugging: feed a message as if it came over the WebSocket,
+  // count the book resyncs (seq gaps) so far, list the channels followed.
+  window.gpuxExplorer = {
+    inject: onMessage, resyncs: () => ws.resyncs, channels: () => [...ws.channels].sort(),
+  };
 }());
