@@ -1,7 +1,8 @@
 //! The explorer in a real browser: Debian's headless Chromium, driven over
 //! WebDriver (chromedriver, `thirtyfour`), against a real `gpux serve --demo`
 //! process. The explorer shows every demo market and a book that changes live
-//! (and resubscribes on a gap in its `seq`), and fits a phone's width;
+//! (resubscribing on a gap in its `seq`, reconnecting when dropped), and fits a
+//! phone's width;
 //! a provider adds capacity from the page, offers and cancels; a demander
 //! previews and buys a colocated window and sees it among its upcoming hours, and
 //! the provider sees it sold ahead; an API error is shown as its message. Every
@@ -411,6 +412,21 @@ async fn switching_markets_follows_one_book(b: &Browser, first: &str) {
     }
 }
 
+/// A dropped connection shows as reconnecting, then live again with the same
+/// channels and a fresh snapshot of the book.
+async fn a_dropped_connection_reconnects(b: &Browser) {
+    let before = b.js("return window.gpuxExplorer.channels()").await;
+    b.js("window.gpuxExplorer.disconnect(); return null").await;
+    b.until(
+        "the page reconnects and is live again",
+        "return window.gpuxExplorer.reconnects() === 1
+           && document.getElementById('status').textContent === 'live'
+           && document.getElementById('book-seq').textContent.startsWith('seq ')",
+    )
+    .await;
+    assert_eq!(b.js("return window.gpuxExplorer.channels()").await, before);
+}
+
 /// The network's numbers and the charts are drawn; the screenshot is taken; at
 /// phone width nothing pushes the page wider than the screen.
 async fn charts_screenshot_and_phone_width(b: &Browser) {
@@ -605,6 +621,7 @@ async fn explorer_provider_and_demander_in_a_real_browser() {
     let b = Browser::start().await;
     let (market, slot, seq) = explorer_shows_every_market(&demo, &b).await;
     a_seq_gap_resubscribes(&b, &market, &slot).await;
+    a_dropped_connection_reconnects(&b).await;
     charts_screenshot_and_phone_width(&b).await;
     the_book_moves(&demo, &b, &market, &slot, &seq).await;
     switching_markets_follows_one_book(&b, &market).await;

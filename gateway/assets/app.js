@@ -374,18 +374,23 @@
       this.sock = sock;
       sock.onopen = () => {
         this.backoff = 500;
-        this.status('live');
+        // Behind until the book's fresh snapshot arrives (then live).
+        this.status([...this.channels].some((c) => c.startsWith('book.')) ? 'behind' : 'live');
         for (const ch of this.channels) this.send({ op: 'subscribe', channel: ch });
       };
       sock.onmessage = (ev) => onMessage(JSON.parse(ev.data));
       sock.onclose = () => {
+        if (this.sock !== sock) return;
+        this.reconnects += 1;
         this.status('reconnecting');
         S.book.seq = null;
+        S.book.resyncing = true;
         setTimeout(() => this.connect(), this.backoff);
         this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);
       };
     },
     resyncs: 0,
+    reconnects: 0,
     /** A gap in a book's seq: fresh snapshot by subscribing again. */
     resync(ch) {
       this.resyncs += 1;
@@ -683,8 +688,13 @@
 
   init();
   // For tests and debugging: feed a message as if it came over the WebSocket,
-  // count the book resyncs (seq gaps) so far, list the channels followed.
+  // count the book resyncs (seq gaps) and reconnections so far, list the channels
+  // followed, drop the connection.
   window.gpuxExplorer = {
-    inject: onMessage, resyncs: () => ws.resyncs, channels: () => [...ws.channels].sort(),
+    inject: onMessage,
+    resyncs: () => ws.resyncs,
+    reconnects: () => ws.reconnects,
+    channels: () => [...ws.channels].sort(),
+    disconnect: () => ws.sock.close(),
   };
 }());
