@@ -10,6 +10,11 @@
 //! API's route table or its OpenAPI document: they are static files, answered
 //! without touching the replica, the rate limiter or market data.
 //!
+//! The page keeps its own state in the browser; for the browser tests and for
+//! debugging it exposes `window.gpuxExplorer` (feed a message as if from the
+//! WebSocket, count book resyncs and reconnections, list the channels followed,
+//! drop the connection).
+//!
 //! Every answer carries a Content-Security-Policy that allows only this origin
 //! (scripts, styles, images, fetch and WebSocket), so the pages cannot make a
 //! request anywhere else (no fonts, no CDNs), and the browser enforces it.
