@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use gpux::config::Config;
 use gpux::run::gateway_until;
 use gpux_sequencer::kafka::KafkaConfig;
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::broker::Broker;
 use support::{http, EngineProcess, Lines, PATIENCE};
 
@@ -270,6 +270,18 @@ fn gateways_in_front_of_an_engine_process_trade_through_the_broker() {
         "{metrics}"
     );
     assert!(!metrics.contains("gpux_durable_cmd_seq"), "{metrics}");
+
+    // The explorer's pages and the network's numbers, from a gateway in front of
+    // the broker as from `gpux serve`.
+    let (status, page) = support::http_text(&b_addr, "GET", "/", "", "");
+    assert_eq!(status, 200);
+    assert!(page.contains("/explorer/app.js"), "{page}");
+    let stats = call(&b_addr, "GET", "/v1/stats", "", "", 200);
+    assert_eq!(
+        (&stats["markets"], &stats["as_of_cmd_seq"]),
+        (&json!(1), &json!(head)),
+        "{stats}"
+    );
 
     a.stop();
     b.stop();

@@ -315,6 +315,11 @@ pub struct History {
     schedule: HashMap<AccountId, VecDeque<DeliveryRecord>>,
     /// Provider and holder of every entry not yet settled.
     unsettled: HashMap<u64, [AccountId; 2]>,
+    /// GPU-hours each provider was scheduled to deliver, in all (never trimmed:
+    /// one number per provider).
+    provided: HashMap<AccountId, Decimal>,
+    /// GPU-hours scheduled for delivery in all.
+    scheduled_total: Decimal,
 }
 
 /// One delivery entry as it went: fixed at the gate, then reported, disputed and
@@ -353,6 +358,8 @@ impl History {
             fills: HashMap::new(),
             schedule: HashMap::new(),
             unsettled: HashMap::new(),
+            provided: HashMap::new(),
+            scheduled_total: Decimal::ZERO,
         }
     }
 
@@ -378,6 +385,9 @@ impl History {
                 Event::OrderAmended(a) => self.fold(a.order, ev, cmd_seq),
                 Event::DeliveryScheduled(d) => {
                     self.unsettled.insert(d.entry, [d.provider, d.holder]);
+                    let p = self.provided.entry(d.provider).or_insert(Decimal::ZERO);
+                    *p = p.saturating_add(d.quantity);
+                    self.scheduled_total = self.scheduled_total.saturating_add(d.quantity);
                     self.push_schedule(d.provider, d);
                     if d.holder != d.provider {
                         self.push_schedule(d.holder, d);
@@ -432,6 +442,24 @@ impl History {
         self.schedule
             .get(&account)
             .map_or_else(Vec::new, |q| q.iter().cloned().collect())
+    }
+
+    /// GPU-hours `account` was scheduled to deliver as a provider, in all.
+    pub fn provided(&self, account: AccountId) -> Decimal {
+        self.provided
+            .get(&account)
+            .copied()
+            .unwrap_or(Decimal::ZERO)
+    }
+
+    /// GPU-hours scheduled for delivery in all (every delivery entry fixed).
+    pub fn scheduled_total(&self) -> Decimal {
+        self.scheduled_total
+    }
+
+    /// Providers that were ever scheduled to deliver.
+    pub fn providers(&self) -> impl Iterator<Item = AccountId> + '_ {
+        self.provided.keys().copied()
     }
 
     fn fold(&mut self, order: OrderId, ev: &Event, cmd_seq: u64) {

@@ -54,6 +54,7 @@
 //! | [`ratelimit`] | per-key and per-IP token buckets |
 //! | [`openapi`] | the OpenAPI document served at `/v1/openapi.json` |
 //! | [`error`] | [`ApiError`]: the one error shape `{code, message}` |
+//! | [`pages`] | the web pages (explorer, provider dashboard, demander console), embedded static files |
 //! | [`marketdata`] | market data per delivery slot and the forward curve (REST and `/v1/ws`) |
 //!
 //! ## Example
@@ -83,6 +84,7 @@ pub mod history;
 pub mod idempotency;
 pub mod marketdata;
 pub mod openapi;
+pub mod pages;
 pub mod ratelimit;
 pub mod replica;
 pub mod rest;

@@ -244,6 +244,12 @@ fn system_and_market_ops() -> Vec<(&'static str, Op)> {
             access: Public, write: false, params: vec![], body: None,
             responses: vec![("200", json!({"description": "The document.", "content": {"application/json": {"schema": {"type": "object"}}}}))],
         }),
+        ("/v1/stats", Op {
+            method: "get", id: "getStats", summary: "The network in numbers",
+            description: "Over every market: markets listed, open delivery hours, GPU-hours offered (resting asks) and sold (traded) in the open hours, GPU-hours scheduled for delivery at the gates so far, USD traded in the 24 hours before `ts_ns` (committed time), accounts with a resting ask, and the providers offering the most (at most 100: GPU-hours offered now, GPU-hours scheduled to deliver in all). Delivered hours, reliability and disputes are not recorded by the exchange yet and do not appear. The figures from market data may trail the replica's by one publication interval.",
+            access: Public, write: false, params: vec![], body: None,
+            responses: vec![("200", ok("The figures.", "Stats"))],
+        }),
         ("/v1/markets", Op {
             method: "get", id: "listMarkets", summary: "List markets",
             description: "Every listed market with its spec, in listing order.",
@@ -481,10 +487,13 @@ fn market_data_ops() -> Vec<(&'static str, &'static str, Value)> {
             ("The book.", "Depth"),
         )),
         ("/v1/markets/{market}/slots/{slot}/trades", "get", market_data_get(
-            "getTrades", "Recent trades",
-            "The slot's most recent public trades, oldest first. Accounts and order ids never appear.",
-            vec![count("limit", "How many, 1 to `recent_trades` (1,000 kept by default); default `trades_default` (100).", 1000, 100)],
-            ("Recent trades, oldest first.", "Trades"),
+            "getTrades", "Trade history",
+            "The slot's public trades, oldest first: the most recent `limit`, or with `before` the `limit` trades before that trade id, so a client walks back page by page passing each page's `next_before` (the last `recent_trades` trades of a slot are kept, 1,000 by default). Accounts and order ids never appear.",
+            vec![
+                count("limit", "How many, 1 to `recent_trades` (1,000 kept by default); default `trades_default` (100).", 1000, 100),
+                query_param("before", "Only trades with a smaller trade id (the previous page's `next_before`).", json!({"type": "integer", "format": "uint64", "minimum": 0})),
+            ],
+            ("Trades, oldest first.", "TradesPage"),
         )),
         ("/v1/markets/{market}/slots/{slot}/ticker", "get", market_data_get(
             "getTicker", "Ticker",
@@ -494,10 +503,12 @@ fn market_data_ops() -> Vec<(&'static str, &'static str, Value)> {
         )),
         ("/v1/markets/{market}/slots/{slot}/candles", "get", market_data_get(
             "getCandles", "Candles",
-            "The slot's last candles of one interval, oldest first. Intervals without trades have no candle.",
+            "The slot's last candles of one interval that open in `start`..`end`, oldest first. Intervals without trades have no candle. One-minute and one-hour candles are kept (`candles` of each, 1,500 by default, and at least a day of one-minute ones); 5m and 15m candles are merged from the kept one-minute candles and 1d candles (UTC days) from the one-hour candles when read.",
             vec![
                 query_param("interval", "Candle length; default `1m`.", json!({"$ref": "#/components/schemas/CandleInterval", "default": "1m"})),
-                count("limit", "How many, 1 to the candles kept per interval (`candles`, 1,500 by default); default `candles_default` (100).", 1500, 100),
+                count("limit", "How many (the newest of those in range), 1 to the candles kept per interval (`candles`, 1,500 by default); default `candles_default` (100).", 1500, 100),
+                query_param("start", "Only candles opening at or after this time, ns since the epoch (committed time).", json!({"type": "integer", "format": "uint64", "minimum": 0})),
+                query_param("end", "Only candles opening before this time, ns since the epoch; after `start`.", json!({"type": "integer", "format": "uint64", "minimum": 0})),
             ],
             ("Candles, oldest first.", "Candles"),
         )),
@@ -821,7 +832,7 @@ fn market_data_schemas() -> Value {
             "interval": schema("CandleInterval"),
             "candles": {"type": "array", "items": schema("Candle"), "description": "Oldest first."},
         })),
-        "CandleInterval": {"type": "string", "enum": ["1m", "1h"]},
+        "CandleInterval": {"type": "string", "enum": ["1m", "5m", "15m", "1h", "1d"]},
         "CurveRow": object(&["slot", "best_bid", "best_ask", "last_price", "volume"], json!({
             "slot": schema("Slot"),
             "best_bid": opt_dec(), "best_ask": opt_dec(),
@@ -836,9 +847,40 @@ fn market_data_schemas() -> Value {
     })
 }
 
+/// The shapes of the network's statistics and the trade history's pages.
+fn history_and_stats_schemas() -> Value {
+    let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
+    json!({
+        "TradesPage": object(&["market", "slot", "trades", "next_before"], json!({
+            "market": schema("MarketId"),
+            "slot": schema("Slot"),
+            "trades": {"type": "array", "items": schema("Trade"), "description": "Oldest first."},
+            "next_before": {"type": ["integer", "null"], "format": "uint64", "minimum": 0, "description": "Older trades are kept: pass this as `before` for the page before this one; `null` on the oldest page kept."},
+        })),
+        "Stats": object(&["markets", "open_slots", "gpu_hours_listed", "gpu_hours_sold", "gpu_hours_scheduled", "notional_24h", "active_providers", "providers", "ts_ns", "as_of_cmd_seq"], json!({
+            "markets": uint(),
+            "open_slots": {"type": "integer", "minimum": 0, "description": "Open delivery hours (books whose gate has not closed), every market."},
+            "gpu_hours_listed": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours offered (resting asks) in open hours."},
+            "gpu_hours_sold": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours traded in open hours: sold ahead of delivery."},
+            "gpu_hours_scheduled": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours scheduled for delivery at the gates, in all."},
+            "notional_24h": {"$ref": "#/components/schemas/Decimal", "description": "USD traded in the 24 hours before `ts_ns`."},
+            "active_providers": {"type": "integer", "minimum": 0, "description": "Accounts with at least one resting ask."},
+            "providers": {"type": "array", "items": schema("ProviderStats"), "description": "The providers offering the most, then those scheduled the most; at most 100."},
+            "ts_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The latest committed timestamp: the end of the 24-hour window."},
+            "as_of_cmd_seq": uint(),
+        })),
+        "ProviderStats": object(&["account", "gpu_hours_listed", "gpu_hours_scheduled"], json!({
+            "account": uint(),
+            "gpu_hours_listed": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours it offers now (its resting asks)."},
+            "gpu_hours_scheduled": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours it was scheduled to deliver, in all."},
+        })),
+    })
+}
+
 fn all_schemas() -> Value {
     let mut all = schemas();
     extend(&mut all, market_data_schemas());
+    extend(&mut all, history_and_stats_schemas());
     all
 }
 

@@ -110,9 +110,10 @@ pub fn ledger_feeds(exchange: &gpux_sequencer::Exchange) -> FeedFactory {
 }
 
 fn api_routes() -> Routes<AppState> {
-    use rest::{accounts, deliveries, markets, orders, system};
+    use rest::{accounts, deliveries, markets, orders, stats, system};
     Routes::new()
         .add(Method::GET, "/v1/health", system::health)
+        .add(Method::GET, "/v1/stats", stats::stats)
         .add(Method::GET, "/v1/openapi.json", system::openapi)
         .add(Method::GET, "/v1/markets", markets::list)
         .add(Method::POST, "/v1/markets", markets::create)
@@ -245,6 +246,7 @@ fn app(state: AppState, market_data: MarketDataHandle) -> Router {
         .router
         .with_state(state)
         .merge(marketdata::routes_gated(market_data, auth, Some(gate)))
+        .merge(crate::pages::routes())
         .merge(extra)
         .fallback(rest::system::not_found)
         .method_not_allowed_fallback(rest::system::method_not_allowed)
@@ -409,6 +411,7 @@ pub async fn start(cfg: GatewayConfig, backend: Backend) -> Result<RunningGatewa
         shared: Arc::clone(&shared),
         submitter: backend.submitter,
         limits: Arc::clone(&limits),
+        market_data: md_handle.clone(),
     };
     let app = app(state, md_handle.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

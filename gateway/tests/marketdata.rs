@@ -177,6 +177,60 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
     assert_eq!(v["candles"].as_array().unwrap().len(), 1);
     assert_eq!(v["candles"][0]["open_ns"], T0 + 7_200 * SEC);
 
+    // Longer candles are merged from the kept ones when read.
+    let first_hour = json!({"open_ns": T0, "open": "2.40", "high": "2.45", "low": "2.30", "close": "2.30", "volume": "6.5", "trades": 3});
+    let third_hour = json!({"open_ns": T0 + 7_200 * SEC, "open": "2.45", "high": "2.45", "low": "2.45", "close": "2.45", "volume": "0.5", "trades": 1});
+    for interval in ["5m", "15m"] {
+        let (s, v) = get(&gw.url(&format!(
+            "/v1/markets/{MARKET}/slots/{SLOT_NAME}/candles?interval={interval}"
+        )))
+        .await;
+        assert_eq!((s, &v["interval"]), (200, &json!(interval)));
+        assert_eq!(v["candles"], json!([first_hour, third_hour]), "{interval}");
+    }
+    let (_, v) = get(&gw.url(&format!(
+        "/v1/markets/{MARKET}/slots/{SLOT_NAME}/candles?interval=1d"
+    )))
+    .await;
+    assert_eq!(
+        v["candles"],
+        json!([{"open_ns": T0, "open": "2.40", "high": "2.45", "low": "2.30", "close": "2.45", "volume": "7.0", "trades": 4}])
+    );
+    // start (inclusive) and end (exclusive) pick a range, in committed ns.
+    let (_, v) = get(&gw.url(&format!(
+        "/v1/markets/{MARKET}/slots/{SLOT_NAME}/candles?interval=1m&start={}&end={}",
+        T0 + 60 * SEC,
+        T0 + 7_200 * SEC
+    )))
+    .await;
+    let opens: Vec<&Value> = v["candles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["open_ns"])
+        .collect();
+    assert_eq!(opens, vec![&json!(T0 + 60 * SEC)]);
+
+    // Trade history, walked back with the cursor.
+    let page = |before: Option<u64>| {
+        let q = before.map_or(String::new(), |b| format!("&before={b}"));
+        gw.url(&format!(
+            "/v1/markets/{MARKET}/slots/{SLOT_NAME}/trades?limit=3{q}"
+        ))
+    };
+    let ids = |v: &Value| -> Vec<u64> {
+        v["trades"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["trade"].as_u64().unwrap())
+            .collect()
+    };
+    let (_, v) = get(&page(None)).await;
+    assert_eq!((ids(&v), &v["next_before"]), (vec![2, 3, 4], &json!(2)));
+    let (_, v) = get(&page(Some(2))).await;
+    assert_eq!((ids(&v), &v["next_before"]), (vec![1], &Value::Null));
+
     // Ticker: touch, last trade, 24h window ending at the last committed time.
     let (s, v) = get(&gw.url(&format!("/v1/markets/{MARKET}/slots/{SLOT_NAME}/ticker"))).await;
     assert_eq!(s, 200);
@@ -343,7 +397,22 @@ const REST_ERROR_CASES: &[(&str, u16, &str)] = &[
         "invalid_parameter",
     ),
     (
-        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/candles?interval=5m",
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/candles?interval=2h",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/candles?start=10&end=10",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/candles?start=-1",
+        400,
+        "invalid_parameter",
+    ),
+    (
+        "/v1/markets/h100-sxm.us-east/slots/2026-01-02T02:00Z/trades?before=abc",
         400,
         "invalid_parameter",
     ),

@@ -403,7 +403,7 @@ async fn the_document_matches_the_router_and_the_checked_in_copy() {
         (common::md_path("depth?depth=0"), 400),
         (common::md_path("trades?limit=1001"), 400),
         (common::md_path("ticker?depth=1"), 400),
-        (common::md_path("candles?interval=5m"), 400),
+        (common::md_path("candles?interval=2h"), 400),
         (
             format!("/v1/markets/{MARKET}/slots/2026-12-07T09:30Z/depth"),
             400,

@@ -444,6 +444,7 @@ impl Serving {
             "demo": demo,
             "time_scale": self.time.scale(),
             "urls": {
+                "explorer": format!("{base}/"),
                 "markets": format!("{base}/v1/markets"),
                 "health": format!("{base}/v1/health"),
                 "metrics": format!("{base}/metrics"),

@@ -14,7 +14,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`book`] | depth changes from events; the L2 book |
-//! | [`stats`] | recent trades, 1m/1h candles, the 24h window |
+//! | [`stats`] | recent trades, 1m/1h candles (5m, 15m, 1d merged from them), the 24h window |
 //! | `accumulate` | the core thread's half: events → accumulated changes, merged per batch |
 //! | `state` | what the three parties share, and who writes what |
 //! | `inbox` | what the hub is told (subscriptions, wake-ups, reset), and the names it uses |
@@ -22,6 +22,7 @@
 //! | [`queue`] | a connection's bounded outbound queue |
 //! | `ws` | `/v1/ws`: upgrade, limits, reader and writer tasks, heartbeats |
 //! | `rest` | `GET /v1/markets/{market}/slots` (forward curve), `.../slots/{slot}/depth`, `/trades`, `/ticker`, `/candles` |
+//! | [`network`] | figures over every book, for the network's statistics |
 //! | [`wire`] | the JSON shapes |
 //!
 //! Why this split: the core thread must never wait on a client, so it only ever
@@ -34,6 +35,7 @@ mod accumulate;
 pub mod book;
 mod hub;
 mod inbox;
+pub mod network;
 pub mod queue;
 mod rest;
 mod state;
@@ -226,6 +228,14 @@ impl MarketDataHandle {
     /// The configuration in force.
     pub fn config(&self) -> &MarketDataConfig {
         &self.shared.cfg
+    }
+
+    /// The network's figures now, over every book, or `None` while market data
+    /// is being rebuilt.
+    pub fn network(&self) -> Option<network::NetworkFigures> {
+        let generation = self.shared.serving_generation()?;
+        let f = network::figures(&self.shared);
+        self.shared.still_serving(generation).then_some(f)
     }
 }
 

@@ -29,7 +29,7 @@ use super::state::{lock, MarketDataState, MarketEntry};
 use super::stats::{Interval, TradeRec};
 use super::wire::{
     self, BookMsg, CandleJson, CandlesMsg, CurveMsg, CurveRow, SlotName, TickerMsg, TickerVal,
-    TradeJson, TradesMsg,
+    TradeJson, TradesPage,
 };
 use crate::replica::NotServing;
 use crate::rest::extract::ApiPath;
@@ -181,23 +181,39 @@ pub async fn depth(
     answer(&shared, generation, resp)
 }
 
-/// `GET /v1/markets/{market}/slots/{slot}/trades?limit=N`.
+/// A whole number (`u64`) parameter, if given.
+fn whole(list: &[(String, String)], name: &str, what: &str) -> Result<Option<u64>, ApiError> {
+    match one(list, name)? {
+        None => Ok(None),
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if !v.starts_with('+') => Ok(Some(n)),
+            _ => Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("{name} must be {what}, not {v:?}"),
+            )),
+        },
+    }
+}
+
+/// `GET /v1/markets/{market}/slots/{slot}/trades?limit=N&before=TRADE`: the
+/// latest trades, or those before a trade id (walking back page by page with
+/// `next_before`).
 pub async fn trades(
     State(shared): State<Arc<MarketDataState>>,
     ApiPath(name): BookPath,
     q: Params,
 ) -> Result<Response, ApiError> {
-    let list = params(q, &["limit"])?;
+    let list = params(q, &["limit", "before"])?;
     let generation = serving(&shared)?;
     let cfg = &shared.cfg;
     let n = count(&list, "limit", cfg.trades_default, cfg.recent_trades)?;
+    let before = whole(&list, "before", "a trade id (a whole number)")?;
     let e = market(&shared, &name)?;
-    let trades: Vec<TradeRec> = lock(&e.core).stats.recent(n).copied().collect();
-    let resp = json(&TradesMsg {
-        kind: None,
-        channel: None,
+    let (trades, more): (Vec<TradeRec>, bool) = lock(&e.core).stats.page(before, n);
+    let resp = json(&TradesPage {
         market: e.id.as_str(),
         slot: SlotName(e.slot),
+        next_before: trades.first().filter(|_| more).map(|t| t.trade),
         trades: trades.iter().map(|t| TradeJson::new(&e.spec, t)).collect(),
     });
     answer(&shared, generation, resp)
@@ -250,22 +266,37 @@ pub async fn ticker(
     answer(&shared, generation, resp)
 }
 
-/// `GET /v1/markets/{market}/slots/{slot}/candles?interval=1m|1h&limit=N`.
+/// The `start`/`end` range of candles (ns, start inclusive, end exclusive).
+fn candle_range(list: &[(String, String)]) -> Result<(u64, u64), ApiError> {
+    let what = "a time in ns since the epoch (a whole number)";
+    let start = whole(list, "start", what)?.unwrap_or(0);
+    let end = whole(list, "end", what)?.unwrap_or(u64::MAX);
+    if start >= end {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("start ({start}) must be before end ({end})"),
+        ));
+    }
+    Ok((start, end))
+}
+
+/// `GET /v1/markets/{market}/slots/{slot}/candles?interval=1m|5m|15m|1h|1d&limit=N&start=NS&end=NS`.
 pub async fn candles(
     State(shared): State<Arc<MarketDataState>>,
     ApiPath(name): BookPath,
     q: Params,
 ) -> Result<Response, ApiError> {
-    let list = params(q, &["interval", "limit"])?;
+    let list = params(q, &["interval", "limit", "start", "end"])?;
     let interval = match one(&list, "interval")? {
         None => Interval::M1,
         Some(v) => Interval::parse(v).ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_parameter",
-                format!("interval must be 1m or 1h, not {v:?}"),
+                format!("interval must be 1m, 5m, 15m, 1h or 1d, not {v:?}"),
             )
         })?,
     };
+    let range = candle_range(&list)?;
     let generation = serving(&shared)?;
     let e = market(&shared, &name)?;
     let candles: Vec<CandleJson> = {
@@ -278,7 +309,8 @@ pub async fn candles(
             series.capacity(),
         )?;
         series
-            .last(n)
+            .read(interval, range, n)
+            .iter()
             .map(|k| CandleJson::new(&e.spec, k))
             .collect()
     };

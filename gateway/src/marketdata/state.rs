@@ -263,6 +263,15 @@ impl MarketDataState {
             .cloned()
     }
 
+    /// How many markets are listed.
+    pub fn spec_count(&self) -> usize {
+        self.markets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .specs
+            .len()
+    }
+
     /// Registers a listed market's spec (idempotent).
     pub fn add_spec(&self, spec: MarketSpec) {
         self.markets

@@ -1,5 +1,6 @@
 //! Trade-derived statistics of one book (a market's delivery slot): the recent-trades ring, 1m and 1h
-//! candles, and the 24h figures of the ticker.
+//! candles (5m, 15m and 1d candles are merged from them when read), and the 24h
+//! figures of the ticker and of the network's statistics.
 //!
 //! Everything is keyed by committed timestamps (`ts_ns` of the command that traded),
 //! never by the wall clock, so every gateway that follows the same ledger shows the
@@ -14,7 +15,7 @@ use gpux_engine::{Side, TradeId};
 pub const MINUTE_NS: u64 = 60_000_000_000;
 /// Nanoseconds in one hour.
 pub const HOUR_NS: u64 = 60 * MINUTE_NS;
-/// Nanoseconds in the ticker's window.
+/// Nanoseconds in the ticker's window (and in a `1d` candle).
 pub const DAY_NS: u64 = 24 * HOUR_NS;
 /// One-minute candles needed to cover the 24h window (plus the current one).
 pub const MINUTES_PER_DAY_PLUS_ONE: usize = 24 * 60 + 1;
@@ -53,15 +54,35 @@ pub struct Candle {
     pub volume_lots: u64,
     /// Number of trades.
     pub trades: u64,
+    /// Sum of price × quantity of its trades, in ticks × lots.
+    pub notional: u128,
+}
+
+impl Candle {
+    /// Folds `later` (a candle of the same or a later interval) into this one.
+    fn merge(&mut self, later: &Candle) {
+        self.high = self.high.max(later.high);
+        self.low = self.low.min(later.low);
+        self.close = later.close;
+        self.volume_lots = self.volume_lots.saturating_add(later.volume_lots);
+        self.trades += later.trades;
+        self.notional = self.notional.saturating_add(later.notional);
+    }
 }
 
 /// The candle interval of a series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interval {
-    /// One minute.
+    /// One minute (kept).
     M1,
-    /// One hour.
+    /// Five minutes (merged from one-minute candles).
+    M5,
+    /// Fifteen minutes (merged from one-minute candles).
+    M15,
+    /// One hour (kept).
     H1,
+    /// One day, UTC (merged from one-hour candles).
+    D1,
 }
 
 impl Interval {
@@ -69,25 +90,44 @@ impl Interval {
     pub fn ns(self) -> u64 {
         match self {
             Interval::M1 => MINUTE_NS,
+            Interval::M5 => 5 * MINUTE_NS,
+            Interval::M15 => 15 * MINUTE_NS,
             Interval::H1 => HOUR_NS,
+            Interval::D1 => DAY_NS,
         }
     }
+
+    /// The kept interval its candles are merged from (itself if kept).
+    pub fn base(self) -> Interval {
+        match self {
+            Interval::M1 | Interval::M5 | Interval::M15 => Interval::M1,
+            Interval::H1 | Interval::D1 => Interval::H1,
+        }
+    }
+
+    /// Every interval, shortest first.
+    pub const ALL: [Interval; 5] = [
+        Interval::M1,
+        Interval::M5,
+        Interval::M15,
+        Interval::H1,
+        Interval::D1,
+    ];
 
     /// Its name in the API.
     pub fn name(self) -> &'static str {
         match self {
             Interval::M1 => "1m",
+            Interval::M5 => "5m",
+            Interval::M15 => "15m",
             Interval::H1 => "1h",
+            Interval::D1 => "1d",
         }
     }
 
-    /// Parses `1m` / `1h`.
+    /// Parses `1m`, `5m`, `15m`, `1h` or `1d`.
     pub fn parse(s: &str) -> Option<Interval> {
-        match s {
-            "1m" => Some(Interval::M1),
-            "1h" => Some(Interval::H1),
-            _ => None,
-        }
+        Interval::ALL.into_iter().find(|i| i.name() == s)
     }
 }
 
@@ -119,6 +159,7 @@ impl CandleSeries {
                 c.close = price_ticks;
                 c.volume_lots = c.volume_lots.saturating_add(lots);
                 c.trades += 1;
+                c.notional = c.notional.saturating_add(notional(price_ticks, lots));
             }
             _ => {
                 if self.candles.len() == self.cap {
@@ -132,9 +173,30 @@ impl CandleSeries {
                     close: price_ticks,
                     volume_lots: lots,
                     trades: 1,
+                    notional: notional(price_ticks, lots),
                 });
             }
         }
+    }
+
+    /// The candles of `interval` (this series' own, or merged from it) that open
+    /// in `start..end` (ns), the last `n` of them, oldest first.
+    pub fn read(&self, interval: Interval, (start, end): (u64, u64), n: usize) -> Vec<Candle> {
+        let len = interval.ns().max(self.interval_ns);
+        let mut out: Vec<Candle> = Vec::new();
+        for c in self.candles.iter() {
+            let open_ns = c.open_ns - c.open_ns % len;
+            if open_ns < start || open_ns >= end {
+                continue;
+            }
+            match out.last_mut() {
+                Some(last) if last.open_ns == open_ns => last.merge(c),
+                _ => out.push(Candle { open_ns, ..*c }),
+            }
+        }
+        let skip = out.len().saturating_sub(n);
+        out.drain(..skip);
+        out
     }
 
     /// The last `n` candles, oldest first.
@@ -173,6 +235,13 @@ pub struct Window24h {
     pub open: Option<i64>,
     /// Number of trades.
     pub trades: u64,
+    /// Sum of price × quantity, ticks × lots.
+    pub notional: u128,
+}
+
+/// Price × quantity of a trade in ticks × lots (prices are positive).
+fn notional(price_ticks: i64, lots: u64) -> u128 {
+    u128::from(price_ticks.unsigned_abs()) * u128::from(lots)
 }
 
 /// Everything trade-derived about one market.
@@ -225,6 +294,16 @@ impl TradeStats {
         self.recent.iter().skip(self.recent.len().saturating_sub(n))
     }
 
+    /// The last `n` trades before trade `before` (all if `None`), oldest first,
+    /// and whether older ones are kept.
+    pub fn page(&self, before: Option<TradeId>, n: usize) -> (Vec<TradeRec>, bool) {
+        let end = before.map_or(self.recent.len(), |b| {
+            self.recent.partition_point(|t| t.trade < b)
+        });
+        let start = end.saturating_sub(n);
+        (self.recent.range(start..end).copied().collect(), start > 0)
+    }
+
     /// How many recent trades are kept at most.
     pub fn recent_capacity(&self) -> usize {
         self.recent_cap
@@ -238,8 +317,8 @@ impl TradeStats {
     /// The candles of an interval.
     pub fn series(&self, interval: Interval) -> &CandleSeries {
         match interval {
-            Interval::M1 => &self.m1,
-            Interval::H1 => &self.h1,
+            Interval::M1 | Interval::M5 | Interval::M15 => &self.m1,
+            Interval::H1 | Interval::D1 => &self.h1,
         }
     }
 
@@ -250,6 +329,7 @@ impl TradeStats {
         for c in self.m1.within(now_ns, DAY_NS) {
             w.volume_lots = w.volume_lots.saturating_add(c.volume_lots);
             w.trades += c.trades;
+            w.notional = w.notional.saturating_add(c.notional);
             w.high = Some(w.high.map_or(c.high, |h| h.max(c.high)));
             w.low = Some(w.low.map_or(c.low, |l| l.min(c.low)));
             w.open = Some(c.open); // newest first: the last one seen is the oldest
@@ -292,7 +372,8 @@ mod tests {
                 low: 240,
                 close: 250,
                 volume_lots: 10,
-                trades: 2
+                trades: 2,
+                notional: 240 * 8 + 250 * 2,
             }
         );
         assert_eq!(m1[1].open_ns, t0 + MINUTE_NS);
@@ -316,13 +397,79 @@ mod tests {
         s.add(trade(2, t0 + HOUR_NS, 200, 1));
         let w = s.window_24h(t0 + HOUR_NS);
         assert_eq!(
-            (w.volume_lots, w.high, w.low, w.open, w.trades),
-            (6, Some(300), Some(200), Some(300), 2)
+            (w.volume_lots, w.high, w.low, w.open, w.trades, w.notional),
+            (6, Some(300), Some(200), Some(300), 2, 300 * 5 + 200)
         );
         // A day and a minute later the first trade's candle has left the window.
         let w = s.window_24h(t0 + DAY_NS + MINUTE_NS);
         assert_eq!((w.volume_lots, w.high, w.low), (1, Some(200), Some(200)));
         let w = s.window_24h(t0 + 3 * DAY_NS);
         assert_eq!(w, Window24h::default());
+    }
+
+    #[test]
+    fn longer_candles_merge_kept_ones_within_start_and_end() {
+        let mut s = TradeStats::new(10, 100);
+        let t0 = 1_767_225_600_000_000_000; // midnight UTC
+        s.add(trade(1, t0 + MINUTE_NS, 240, 1));
+        s.add(trade(2, t0 + 4 * MINUTE_NS, 260, 2));
+        s.add(trade(3, t0 + 6 * MINUTE_NS, 230, 3));
+        s.add(trade(4, t0 + 20 * MINUTE_NS, 250, 4));
+        let all = (0, u64::MAX);
+        let m5 = s.m1.read(Interval::M5, all, 100);
+        let ohlc: Vec<_> = m5
+            .iter()
+            .map(|c| {
+                (
+                    c.open_ns - t0,
+                    c.open,
+                    c.high,
+                    c.low,
+                    c.close,
+                    c.volume_lots,
+                )
+            })
+            .collect();
+        assert_eq!(
+            ohlc,
+            vec![
+                (0, 240, 260, 240, 260, 3),
+                (5 * MINUTE_NS, 230, 230, 230, 230, 3),
+                (20 * MINUTE_NS, 250, 250, 250, 250, 4),
+            ]
+        );
+        let m15 = s.m1.read(Interval::M15, all, 100);
+        assert_eq!(m15.len(), 2);
+        assert_eq!((m15[0].trades, m15[0].notional), (3, 240 + 520 + 690));
+        let d1 = s.h1.read(Interval::D1, all, 100);
+        assert_eq!((d1.len(), d1[0].open_ns, d1[0].volume_lots), (1, t0, 10));
+        // start is inclusive, end exclusive; the limit keeps the newest.
+        let window = (t0 + 5 * MINUTE_NS, t0 + 20 * MINUTE_NS);
+        assert_eq!(s.m1.read(Interval::M5, window, 100).len(), 1);
+        assert_eq!(
+            s.m1.read(Interval::M5, all, 1)[0].open_ns,
+            t0 + 20 * MINUTE_NS
+        );
+        for i in Interval::ALL {
+            assert_eq!(Interval::parse(i.name()), Some(i));
+        }
+        assert_eq!(Interval::parse("2h"), None);
+    }
+
+    #[test]
+    fn trade_pages_walk_back_by_trade_id() {
+        let mut s = TradeStats::new(10, 10);
+        for id in 1..=5 {
+            s.add(trade(id, 1_000 + id, 100, 1));
+        }
+        let ids = |v: Vec<TradeRec>| v.iter().map(|t| t.trade).collect::<Vec<_>>();
+        let (page, more) = s.page(None, 2);
+        assert_eq!((ids(page), more), (vec![4, 5], true));
+        let (page, more) = s.page(Some(4), 2);
+        assert_eq!((ids(page), more), (vec![2, 3], true));
+        let (page, more) = s.page(Some(2), 2);
+        assert_eq!((ids(page), more), (vec![1], false));
+        let (page, more) = s.page(Some(1), 2);
+        assert_eq!((ids(page), more), (vec![], false));
     }
 }

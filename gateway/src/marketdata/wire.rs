@@ -116,6 +116,20 @@ pub struct TradesMsg<'a> {
     pub trades: Vec<TradeJson>,
 }
 
+/// A page of a book's trades over REST.
+#[derive(Debug, Serialize)]
+pub struct TradesPage<'a> {
+    /// The market.
+    pub market: &'a str,
+    /// The delivery slot.
+    pub slot: SlotName,
+    /// Oldest first.
+    pub trades: Vec<TradeJson>,
+    /// Older trades are kept: pass this as `before` for the page before this one
+    /// (the oldest trade of this page); `null` on the oldest page kept.
+    pub next_before: Option<u64>,
+}
+
 /// The ticker's numbers, in integer units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TickerVal {

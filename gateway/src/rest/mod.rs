@@ -1,4 +1,5 @@
-//! The REST API under `/v1`: order entry, accounts and markets.
+//! The REST API under `/v1`: order entry, accounts, markets and the network's
+//! statistics.
 //!
 //! | module | owns |
 //! |---|---|
@@ -7,6 +8,7 @@
 //! | [`orders`] | place, cancel, amend, mass cancel, open orders, one order, fills |
 //! | [`accounts`] | balances, deposits, withdrawals, capacity, account creation |
 //! | [`markets`] | list markets, one market, list a new market |
+//! | [`stats`] | `GET /v1/stats`: the network in numbers |
 //! | [`system`] | health, the OpenAPI document, JSON 404/405 |
 //!
 //! Every write goes through [`AppState::execute`]: idempotency admission, checks
@@ -20,6 +22,7 @@ pub mod dto;
 pub mod extract;
 pub mod markets;
 pub mod orders;
+pub mod stats;
 pub mod system;
 
 use std::sync::atomic::Ordering;
@@ -50,6 +53,8 @@ pub struct AppState {
     pub submitter: Arc<dyn Submitter>,
     /// Rate limiters.
     pub limits: Arc<RateLimiters>,
+    /// Market data (for the network's statistics).
+    pub market_data: crate::marketdata::MarketDataHandle,
 }
 
 /// A committed command's outcome for a request, and whether it is a replay.
