@@ -68,6 +68,9 @@ enum Cmd {
     /// `gpux serve --demo`: the exchange with simulated providers and demanders
     /// quoting and trading on sample H100, A100 and RTX 4090 markets.
     Demo(#[command(flatten)] gpux::config::ServeArgs),
+    /// The trading client: markets, buy, sell, watch, …
+    #[command(flatten)]
+    Client(gpux::client::ClientCmd),
 }
 
 fn main() -> ExitCode {
@@ -75,7 +78,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gpux: {e:#}");
-            ExitCode::FAILURE
+            // A client command's failure says what kind it was (see client::api).
+            match e.downcast_ref::<gpux::client::api::Failure>() {
+                Some(f) => ExitCode::from(f.exit),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -92,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Engine(args) => gpux::run::engine(Config::load(&args)?, &args)?,
         Cmd::Gateway(args) => gpux::run::gateway(Config::load(&args)?)?,
+        Cmd::Client(cmd) => gpux::client::run(cmd)?,
     }
     Ok(())
 }
