@@ -285,7 +285,7 @@ fn show_plan(a: &TradeArgs, plan: &Plan) {
         when::show(last),
     );
     println!("  {}", describe(a, plan.side));
-    let mut t = Table::new(&["slot (UTC)", "gpus", "in_book", "est_cost_usd"]);
+    let mut t = Table::new(&["slot (UTC)", "gpus", "in_book", "est_usd"]);
     for (slot, w, g, c) in &plan.hours {
         t.row(vec![
             when::show(*slot),
