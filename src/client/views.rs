@@ -109,7 +109,9 @@ pub fn login(conn: &Conn) -> Outcome {
     let key = match env("GPUX_API_KEY").filter(|k| !k.trim().is_empty()) {
         Some(k) => k,
         None => {
-            eprint!("API key: ");
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprint!("API key: ");
+            }
             let mut line = String::new();
             std::io::stdin()
                 .lock()
