@@ -205,6 +205,18 @@ fn system_and_market_ops() -> Vec<(&'static str, Op)> {
             access: Public, write: false, params: vec![], body: None,
             responses: vec![("200", json!({"description": "The document.", "content": {"application/json": {"schema": {"type": "object"}}}}))],
         }),
+        ("/v1/time", Op {
+            method: "get", id: "serverTime", summary: "Server time",
+            description: "The gateway's clock: `ts_ns`, `ts_ms` and ISO 8601 UTC to the millisecond.",
+            access: Public, write: false, params: vec![], body: None,
+            responses: vec![("200", ok("The time.", "Time"))],
+        }),
+        ("/v1/limits", Op {
+            method: "get", id: "limits", summary: "Limits",
+            description: "The rate limits as configured on this gateway (token buckets: `burst` requests back to back, then one more every `replenish_interval_ms`; `null`: no limit), request bounds, and the WebSocket's limits. Where a bucket stands is in the `RateLimit-*` headers of every rate-limited answer.",
+            access: Public, write: false, params: vec![], body: None,
+            responses: vec![("200", ok("The limits.", "Limits"))],
+        }),
         ("/v1/markets", Op {
             method: "get", id: "listMarkets", summary: "List markets",
             description: "Every listed market with its spec, in listing order.",
@@ -635,15 +647,42 @@ fn response_schemas() -> Value {
             "api_key": {"type": "string", "description": "`gpux_` + 64 hex digits. Shown once."},
             "cmd_seq": uint(),
         })),
-        "Market": object(&["market", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "min_price", "max_price", "max_order_quantity", "slot_horizon_hours", "gate_closure_secs"], json!({
-            "market": schema("MarketId"), "tick_size": dec(), "lot_size": dec(),
+        "Market": object(&["market", "base", "base_unit", "region", "quote", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "min_price", "max_price", "max_order_quantity", "slot_horizon_hours", "gate_closure_secs"], json!({
+            "market": schema("MarketId"),
+            "base": {"type": "string", "description": "The GPU model traded: the market id before its dot (`h100-sxm`)."},
+            "base_unit": {"type": "string", "enum": ["gpu_hour"], "description": "A quantity of 1 is one GPU for one hour (one delivery slot)."},
+            "region": {"type": "string", "description": "Where the GPUs are: the market id after its dot (`us-east`)."},
+            "quote": {"type": "string", "enum": ["USD"], "description": "Prices are USD per GPU-hour."},
+            "tick_size": {"$ref": "#/components/schemas/Decimal", "description": "Prices are multiples of it."},
+            "lot_size": {"$ref": "#/components/schemas/Decimal", "description": "Quantities are multiples of it."},
             "maker_fee_bps": {"type": "integer"}, "taker_fee_bps": {"type": "integer"},
-            "min_price": dec(), "max_price": dec(), "max_order_quantity": dec(),
+            "min_price": {"$ref": "#/components/schemas/Decimal", "description": "The lowest price an order may carry."},
+            "max_price": {"$ref": "#/components/schemas/Decimal", "description": "The highest price an order may carry."},
+            "max_order_quantity": {"$ref": "#/components/schemas/Decimal", "description": "The most GPU-hours one order may carry (the least is `lot_size`)."},
             "slot_horizon_hours": {"type": "integer", "description": "How many hours ahead slots trade."},
             "gate_closure_secs": {"type": "integer", "description": "Trading in a slot stops this many seconds before it starts."},
             "cmd_seq": uint(),
         })),
         "Markets": object(&["markets"], json!({"markets": {"type": "array", "items": schema("Market")}})),
+        "Time": object(&["ts_ns", "ts_ms", "iso"], json!({
+            "ts_ns": uint(), "ts_ms": uint(),
+            "iso": {"type": "string", "examples": ["2026-12-07T09:00:00.123Z"]},
+        })),
+        "Limits": object(&["rest", "websocket"], json!({
+            "rest": object(&["per_key", "per_ip_anonymous", "body_bytes_max", "request_timeout_ms"], json!({
+                "per_key": {"description": "Per API key.", "anyOf": [schema("Bucket"), {"type": "null"}]},
+                "per_ip_anonymous": {"description": "Per client address, for requests without a valid key (public endpoints, market data's REST reads).", "anyOf": [schema("Bucket"), {"type": "null"}]},
+                "body_bytes_max": uint(), "request_timeout_ms": uint(),
+            })),
+            "websocket": object(&["requests_per_sec", "request_burst", "subscriptions_max", "connections_per_account", "connections_per_address", "request_bytes_max", "frame_bytes_max"], json!({
+                "requests_per_sec": uint(), "request_burst": uint(), "subscriptions_max": uint(),
+                "connections_per_account": uint(), "connections_per_address": uint(),
+                "request_bytes_max": uint(), "frame_bytes_max": uint(),
+            })),
+        })),
+        "Bucket": object(&["burst", "replenish_interval_ms"], json!({
+            "burst": uint(), "replenish_interval_ms": uint(),
+        })),
         "Health": object(&["status", "ready", "applied_seq"], json!({
             "status": e(&["ok", "starting", "diverged", "rebuilding", "feed_failing", "stopped"]),
             "ready": {"type": "boolean"},
@@ -766,6 +805,54 @@ fn all_schemas() -> Value {
     all
 }
 
+/// Paths whose answers carry no `RateLimit-*` headers: not rate limited.
+const NOT_RATE_LIMITED: [&str; 3] = ["/v1/health", "/v1/openapi.json", "/v1/ws"];
+
+/// The `RateLimit-*` headers on the success and 429 responses of every
+/// rate-limited operation (every other answer of it carries them too; the
+/// document's description says so once).
+fn add_rate_limit_headers(paths: &mut Map<String, Value>) {
+    for (path, methods) in paths.iter_mut() {
+        if NOT_RATE_LIMITED.contains(&path.as_str()) {
+            continue;
+        }
+        for op in methods
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|m| m.values_mut())
+        {
+            let responses = op["responses"]
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|r| r.iter_mut());
+            for (code, resp) in responses {
+                if !(code.starts_with('2') || code == "429") {
+                    continue;
+                }
+                let h = &mut resp["headers"];
+                if h.is_null() {
+                    *h = json!({});
+                }
+                for name in RATE_LIMIT_HEADERS {
+                    h[name] = json!({"$ref": format!("#/components/headers/{name}")});
+                }
+            }
+        }
+    }
+}
+
+/// The headers saying where a request's rate-limit bucket stands.
+const RATE_LIMIT_HEADERS: [&str; 3] = ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"];
+
+fn rate_limit_header_components() -> Value {
+    let header = |d: &str| json!({"description": d, "schema": {"type": "integer", "minimum": 0}});
+    json!({
+        "RateLimit-Limit": header("The bucket's size: requests allowed back to back (`GET /v1/limits`)."),
+        "RateLimit-Remaining": header("Requests left in the bucket now (0 on a 429)."),
+        "RateLimit-Reset": header("Whole seconds until the bucket is full again."),
+    })
+}
+
 /// The whole document.
 pub fn document() -> Value {
     let mut paths = Map::new();
@@ -781,19 +868,20 @@ pub fn document() -> Value {
             .or_insert_with(|| Value::Object(Map::new()));
         entry[method] = op;
     }
+    add_rate_limit_headers(&mut paths);
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "gpux REST API",
             "version": "1",
-            "description": "Order entry, accounts, markets and market data of gpux, an exchange for GPU compute. Every write answers once its command is durable in the ledger, with what the engine decided. Errors are `{code, message}` with a stable code; engine rejections carry the engine's reject codes (docs/PROTOCOL.md). Decimals are strings. Writes accept an `Idempotency-Key`: a retry with the same key and body returns the original result (header `Idempotent-Replayed: true`) without acting twice. GPU-hours trade per hourly delivery slot (one book per market and slot), written `2026-12-07T09:00Z` everywhere in this API. Market data (the forward curve; per slot depth, trades, ticker, candles; and the `/v1/ws` WebSocket) is derived from committed commands only; its protocol is docs/MARKET_DATA.md.",
+            "description": "Order entry, accounts, markets and market data of gpux, an exchange for GPU compute. Every write answers once its command is durable in the ledger, with what the engine decided. Errors are `{code, message}` with a stable code; engine rejections carry the engine's reject codes (docs/PROTOCOL.md). Decimals are strings. Writes accept an `Idempotency-Key`: a retry with the same key and body returns the original result (header `Idempotent-Replayed: true`) without acting twice. GPU-hours trade per hourly delivery slot (one book per market and slot), written `2026-12-07T09:00Z` everywhere in this API. Market data (the forward curve; per slot depth, trades, ticker, candles; and the `/v1/ws` WebSocket) is derived from committed commands only; its protocol is docs/MARKET_DATA.md. Rate limits (`GET /v1/limits`) are token buckets per key, or per address without a key; every rate-limited answer, a 429 too, says where its bucket stands in `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds until full).",
         },
         "servers": [{ "url": "/" }],
         "tags": [
             { "name": "public", "description": "No key needed." },
             { "name": "account", "description": "A trading account's key: acts for that account only." },
             { "name": "admin", "description": "The operator's admin key." },
-            { "name": "market-data", "description": "Public market data over REST and the `/v1/ws` WebSocket (docs/MARKET_DATA.md). Not rate limited by the API's limiter; the WebSocket has its own limits." },
+            { "name": "market-data", "description": "Public market data over REST and the `/v1/ws` WebSocket (docs/MARKET_DATA.md). Its REST reads are rate limited like every public endpoint (per address, or per key when one is sent); the WebSocket has its own limits (`GET /v1/limits`)." },
         ],
         "paths": paths,
         "components": {
@@ -801,6 +889,7 @@ pub fn document() -> Value {
                 "accountKey": { "type": "http", "scheme": "bearer", "description": "An account's API key, `gpux_` + 64 hex digits, returned once by createAccount." },
                 "adminKey": { "type": "http", "scheme": "bearer", "description": "The operator's admin key from the gateway's configuration." },
             },
+            "headers": rate_limit_header_components(),
             "parameters": {
                 "IdempotencyKey": {
                     "name": "Idempotency-Key", "in": "header", "required": false,

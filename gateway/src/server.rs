@@ -114,6 +114,8 @@ fn api_routes() -> Routes<AppState> {
     Routes::new()
         .add(Method::GET, "/v1/health", system::health)
         .add(Method::GET, "/v1/openapi.json", system::openapi)
+        .add(Method::GET, "/v1/time", system::time)
+        .add(Method::GET, "/v1/limits", system::limits)
         .add(Method::GET, "/v1/markets", markets::list)
         .add(Method::POST, "/v1/markets", markets::create)
         .add(Method::GET, "/v1/markets/{market}", markets::get)
@@ -206,14 +208,19 @@ fn market_data_gate(state: AppState) -> marketdata::RestGate {
         let principal = match bearer(&parts.headers) {
             Bearer::Key(k) => s.shared.keys.principal(k),
             Bearer::Repeated => {
-                s.limits.check_ip(client_ip(parts)).map_err(limited)?;
+                s.limits
+                    .check_ip(client_ip(parts), &parts.extensions)
+                    .map_err(limited)?;
                 return Err(repeated_authorization());
             }
             Bearer::Absent | Bearer::Malformed => None,
         };
         match principal {
-            Some(p) => s.limits.check_key(p).map_err(limited),
-            None => s.limits.check_ip(client_ip(parts)).map_err(limited),
+            Some(p) => s.limits.check_key(p, &parts.extensions).map_err(limited),
+            None => s
+                .limits
+                .check_ip(client_ip(parts), &parts.extensions)
+                .map_err(limited),
         }
     })
 }
@@ -231,7 +238,8 @@ fn app(state: AppState, market_data: MarketDataHandle) -> Router {
         .merge(extra)
         .fallback(rest::system::not_found)
         .method_not_allowed_fallback(rest::system::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit));
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(crate::ratelimit::headers));
     match observe {
         Some(observe) => app.layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {

@@ -148,7 +148,7 @@ pub fn login(conn: &Conn) -> Outcome {
     Ok(())
 }
 
-/// `gpux markets`.
+/// `gpux markets`: one row per market; prices are USD per GPU-hour of `base`.
 pub fn markets(conn: &Conn) -> Outcome {
     let v = conn.connect()?.public("/v1/markets")?;
     if conn.json {
@@ -158,6 +158,7 @@ pub fn markets(conn: &Conn) -> Outcome {
     let mut t = Table::new(&[
         "market",
         "base",
+        "region",
         "quote",
         "tick",
         "lot",
@@ -168,10 +169,15 @@ pub fn markets(conn: &Conn) -> Outcome {
         "taker_bps",
     ]);
     for m in v["markets"].as_array().into_iter().flatten() {
+        // An exchange without the metadata fields: read them off the id.
+        let id = cell(&m["market"]);
+        let (base, region) = id.split_once('.').unwrap_or((&id, "-"));
+        let or = |k: &str, d: &str| m[k].as_str().unwrap_or(d).to_owned();
         t.row(vec![
-            cell(&m["market"]),
-            "GPU-hour".into(),
-            "USD".into(),
+            id.clone(),
+            or("base", base),
+            or("region", region),
+            or("quote", "USD"),
             cell(&m["tick_size"]),
             cell(&m["lot_size"]),
             cell(&m["min_price"]),

@@ -517,7 +517,7 @@ pub struct CreateAccountResponse {
 #[derive(Debug, Clone, Serialize)]
 pub struct MarketsResponse {
     /// In listing order.
-    pub markets: Vec<gpux_engine::event::MarketListed>,
+    pub markets: Vec<MarketView>,
 }
 
 /// A listed market with its command.
@@ -525,15 +525,53 @@ pub struct MarketsResponse {
 pub struct MarketResponse {
     /// The spec, every default resolved.
     #[serde(flatten)]
-    pub market: gpux_engine::event::MarketListed,
+    pub market: MarketView,
     /// The listing command, when answering a listing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cmd_seq: Option<u64>,
 }
 
-/// A market's spec as the API shows it (the `market_listed` event's fields).
-pub fn market_view(spec: &gpux_engine::market::MarketSpec) -> gpux_engine::event::MarketListed {
-    gpux_engine::event::MarketListed::from(spec)
+/// What one unit of every market is: one GPU for one hour.
+pub const BASE_UNIT: &str = "gpu_hour";
+/// The currency every price is in.
+pub const QUOTE: &str = "USD";
+
+/// A market as the API shows it: its spec (the `market_listed` event's fields) and
+/// what is traded for what — `base` the GPU model (the market id before its dot),
+/// one unit of which is one GPU for one hour (`base_unit`), in `region` (after the
+/// dot), priced in `quote` per unit.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarketView {
+    /// The spec, every default resolved.
+    #[serde(flatten)]
+    pub spec: gpux_engine::event::MarketListed,
+    /// The GPU model, e.g. `h100-sxm`.
+    pub base: String,
+    /// `gpu_hour`: a quantity of 1 is one GPU for one hour.
+    pub base_unit: &'static str,
+    /// The region, e.g. `us-east`.
+    pub region: String,
+    /// `USD`.
+    pub quote: &'static str,
+}
+
+impl From<gpux_engine::event::MarketListed> for MarketView {
+    fn from(spec: gpux_engine::event::MarketListed) -> Self {
+        let id = spec.market.as_str().to_owned();
+        let (base, region) = id.split_once('.').unwrap_or((id.as_str(), ""));
+        MarketView {
+            base: base.to_owned(),
+            base_unit: BASE_UNIT,
+            region: region.to_owned(),
+            quote: QUOTE,
+            spec,
+        }
+    }
+}
+
+/// A market's spec as the API shows it.
+pub fn market_view(spec: &gpux_engine::market::MarketSpec) -> MarketView {
+    MarketView::from(gpux_engine::event::MarketListed::from(spec))
 }
 
 /// An account's delivery schedule.
