@@ -98,6 +98,8 @@ pub struct Fill {
     pub cmd_seq: u64,
     /// Its (sequenced) timestamp.
     pub ts_ns: u64,
+    /// The same, in milliseconds.
+    pub ts_ms: u64,
 }
 
 impl Fill {
@@ -115,6 +117,7 @@ impl Fill {
             liquidity,
             cmd_seq,
             ts_ns,
+            ts_ms: crate::marketdata::wire::ms(ts_ns),
         };
         [
             (

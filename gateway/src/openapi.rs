@@ -599,10 +599,11 @@ fn response_schemas() -> Value {
     let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
     let e = |values: &[&str]| json!({"type": "string", "enum": values});
     json!({
-        "Fill": object(&["trade_id", "order_id", "market", "slot", "side", "price", "quantity", "fee", "liquidity", "cmd_seq", "ts_ns"], json!({
+        "Fill": object(&["trade_id", "order_id", "market", "slot", "side", "price", "quantity", "fee", "liquidity", "cmd_seq", "ts_ns", "ts_ms"], json!({
             "trade_id": uint(), "order_id": uint(), "market": schema("MarketId"), "slot": schema("Slot"), "side": schema("Side"),
             "price": dec(), "quantity": dec(), "fee": dec(), "liquidity": schema("Liquidity"),
             "cmd_seq": uint(), "ts_ns": uint(),
+            "ts_ms": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`ts_ns` in milliseconds (rounded down)."},
         })),
         "Order": object(&["order_id", "market", "slot", "side", "order_type", "quantity", "filled", "remaining", "status", "time_in_force", "post_only", "stp", "created_cmd_seq", "cmd_seq"], json!({
             "order_id": uint(), "client_order_id": schema("ClientOrderId"), "market": schema("MarketId"),
@@ -610,7 +611,9 @@ fn response_schemas() -> Value {
             "side": schema("Side"), "order_type": schema("OrderType"), "price": dec(), "quantity": dec(),
             "filled": dec(), "remaining": dec(), "status": schema("OrderStatus"),
             "cancel_reason": schema("CancelReason"), "time_in_force": schema("TimeInForce"),
-            "good_till_ns": uint(), "post_only": {"type": "boolean"}, "stp": schema("Stp"),
+            "good_till_ns": uint(),
+            "good_till_ms": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`good_till_ns` in milliseconds (rounded down)."},
+            "post_only": {"type": "boolean"}, "stp": schema("Stp"),
             "fills": {"type": "array", "items": schema("Fill")},
             "created_cmd_seq": uint(), "cmd_seq": uint(),
         })),
@@ -747,10 +750,11 @@ fn market_data_schemas() -> Value {
             "bids": {"type": "array", "items": schema("Level"), "description": "Best (highest) first."},
             "asks": {"type": "array", "items": schema("Level"), "description": "Best (lowest) first."},
         })),
-        "Trade": object(&["trade", "seq", "ts_ns", "price", "quantity", "taker_side"], json!({
+        "Trade": object(&["trade", "seq", "ts_ns", "ts_ms", "price", "quantity", "taker_side"], json!({
             "trade": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The engine's trade id."},
             "seq": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`cmd_seq` of the command that traded."},
             "ts_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "Its committed timestamp, ns since the epoch."},
+            "ts_ms": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`ts_ns` in milliseconds (rounded down)."},
             "price": dec(), "quantity": dec(),
             "taker_side": schema("Side"),
         })),
@@ -759,21 +763,24 @@ fn market_data_schemas() -> Value {
             "slot": schema("Slot"),
             "trades": {"type": "array", "items": schema("Trade"), "description": "Oldest first."},
         })),
-        "Ticker": object(&["market", "slot", "seq", "ts_ns", "best_bid", "best_bid_quantity", "best_ask", "best_ask_quantity", "last_price", "last_quantity", "last_ts_ns", "open_24h", "high_24h", "low_24h", "volume_24h", "trades_24h"], json!({
+        "Ticker": object(&["market", "slot", "seq", "ts_ns", "ts_ms", "best_bid", "best_bid_quantity", "best_ask", "best_ask_quantity", "last_price", "last_quantity", "last_ts_ns", "last_ts_ms", "open_24h", "high_24h", "low_24h", "volume_24h", "trades_24h"], json!({
             "market": schema("MarketId"),
             "slot": schema("Slot"),
             "seq": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The last command reflected."},
             "ts_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The latest committed timestamp: the end of the 24h window."},
+            "ts_ms": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`ts_ns` in milliseconds (rounded down)."},
             "best_bid": opt_dec(), "best_bid_quantity": opt_dec(),
             "best_ask": opt_dec(), "best_ask_quantity": opt_dec(),
             "last_price": opt_dec(), "last_quantity": opt_dec(),
             "last_ts_ns": {"type": ["integer", "null"], "format": "uint64", "minimum": 0},
+            "last_ts_ms": {"type": ["integer", "null"], "format": "uint64", "minimum": 0, "description": "`last_ts_ns` in milliseconds (rounded down)."},
             "open_24h": opt_dec(), "high_24h": opt_dec(), "low_24h": opt_dec(),
             "volume_24h": dec(),
             "trades_24h": uint(),
         })),
-        "Candle": object(&["open_ns", "open", "high", "low", "close", "volume", "trades"], json!({
+        "Candle": object(&["open_ns", "open_ms", "open", "high", "low", "close", "volume", "trades"], json!({
             "open_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "Start of the interval (a multiple of its length), ns since the epoch, committed time."},
+            "open_ms": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`open_ns` in milliseconds."},
             "open": dec(), "high": dec(), "low": dec(), "close": dec(),
             "volume": dec(),
             "trades": uint(),

@@ -68,6 +68,13 @@ pub struct BookMsg<'a> {
     pub asks: Vec<Level>,
 }
 
+/// Milliseconds since the epoch of a nanosecond timestamp (rounded down): the
+/// `*_ms` field the API answers next to every `*_ns` one, for traders' libraries
+/// that count in milliseconds.
+pub fn ms(ns: u64) -> u64 {
+    ns / 1_000_000
+}
+
 /// One public trade.
 #[derive(Debug, Serialize)]
 pub struct TradeJson {
@@ -77,6 +84,8 @@ pub struct TradeJson {
     pub seq: u64,
     /// Committed timestamp.
     pub ts_ns: u64,
+    /// The same, in milliseconds (`ts_ns / 1e6`, rounded down).
+    pub ts_ms: u64,
     /// The maker's price.
     pub price: Dec,
     /// GPU-hours.
@@ -92,6 +101,7 @@ impl TradeJson {
             trade: t.trade,
             seq: t.seq,
             ts_ns: t.ts_ns,
+            ts_ms: ms(t.ts_ns),
             price: Dec(spec.price(t.price_ticks)),
             quantity: Dec(spec.quantity(t.lots)),
             taker_side: t.taker_side,
@@ -162,6 +172,8 @@ pub struct TickerMsg<'a> {
     pub seq: u64,
     /// Committed time the 24h figures end at.
     pub ts_ns: u64,
+    /// The same, in milliseconds.
+    pub ts_ms: u64,
     /// Highest bid.
     pub best_bid: Option<Dec>,
     /// GPU-hours at the highest bid.
@@ -176,6 +188,8 @@ pub struct TickerMsg<'a> {
     pub last_quantity: Option<Dec>,
     /// Committed time of the last trade.
     pub last_ts_ns: Option<u64>,
+    /// The same, in milliseconds.
+    pub last_ts_ms: Option<u64>,
     /// First price in the 24h window.
     pub open_24h: Option<Dec>,
     /// Highest price in the 24h window.
@@ -206,6 +220,7 @@ impl<'a> TickerMsg<'a> {
             slot: SlotName(slot),
             seq: v.seq,
             ts_ns: v.ts_ns,
+            ts_ms: ms(v.ts_ns),
             best_bid: v.best_bid.map(|(t, _)| p(t)),
             best_bid_quantity: v.best_bid.map(|(_, l)| q(l)),
             best_ask: v.best_ask.map(|(t, _)| p(t)),
@@ -213,6 +228,7 @@ impl<'a> TickerMsg<'a> {
             last_price: v.last.map(|t| p(t.price_ticks)),
             last_quantity: v.last.map(|t| q(t.lots)),
             last_ts_ns: v.last.map(|t| t.ts_ns),
+            last_ts_ms: v.last.map(|t| ms(t.ts_ns)),
             open_24h: v.day.open.map(p),
             high_24h: v.day.high.map(p),
             low_24h: v.day.low.map(p),
@@ -275,6 +291,8 @@ pub struct CurveMsg<'a> {
 pub struct CandleJson {
     /// Start of the interval, ns since the epoch.
     pub open_ns: u64,
+    /// The same, in milliseconds.
+    pub open_ms: u64,
     /// First price.
     pub open: Dec,
     /// Highest price.
@@ -295,6 +313,7 @@ impl CandleJson {
         let p = |t: i64| Dec(spec.price(t));
         Self {
             open_ns: c.open_ns,
+            open_ms: ms(c.open_ns),
             open: p(c.open),
             high: p(c.high),
             low: p(c.low),
@@ -372,6 +391,7 @@ struct PrivateJson<'a> {
     channel: &'static str,
     seq: u64,
     ts_ns: u64,
+    ts_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'a Event>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -390,6 +410,7 @@ impl PrivateMsg {
             channel: "orders",
             seq: self.seq,
             ts_ns: self.ts_ns,
+            ts_ms: ms(self.ts_ns),
             event,
             fill,
         })

@@ -266,6 +266,9 @@ pub struct OrderResponse {
     /// GTD expiry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub good_till_ns: Option<u64>,
+    /// The same, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub good_till_ms: Option<u64>,
     /// Post-only.
     pub post_only: bool,
     /// Self-trade prevention.
@@ -300,6 +303,7 @@ impl OrderResponse {
             cancel_reason: r.cancel_reason,
             time_in_force: r.time_in_force,
             good_till_ns: r.good_till_ns,
+            good_till_ms: r.good_till_ns.map(crate::marketdata::wire::ms),
             post_only: r.post_only,
             stp: r.stp,
             fills,
