@@ -503,6 +503,11 @@ async fn book_from_snapshot_and_updates_equals_rest_depth_after_random_flow() {
         assert_eq!(rest_levels, engine_depth(&gw), "seed {seed}");
         assert!(!rest_levels.0.is_empty() || !rest_levels.1.is_empty());
         assert_eq!(early_book.snapshots, 1, "no resync was needed");
+        // Every snapshot and update carried a checksum, and each matched the book
+        // rebuilt so far.
+        for b in [&early_book, &late_book] {
+            assert_eq!(b.checksums, b.snapshots + b.updates, "seed {seed}");
+        }
         assert!(early_book.updates > 10);
         assert_eq!(gw.handle.stats().resyncs, 0);
         gw.stop().await.unwrap();

@@ -4,7 +4,8 @@
 //!
 //! Owns the client's copy of a watched book: the snapshot, then each update's
 //! absolute levels applied in `seq` order (an update whose `prev_seq` is not the
-//! last applied `seq` is a gap: the command stops and says to watch again). People
+//! last applied `seq` is a gap: the command stops and says to watch again), each
+//! checked against the message's `checksum` of the top levels. People
 //! get one line per message — the touch after a book update, each trade, the
 //! changed curve rows; `--json` prints the frames as they arrive.
 
@@ -76,7 +77,30 @@ impl Book {
             }
         }
         self.seq = seq;
-        Ok(())
+        match msg["checksum"].as_u64() {
+            Some(sum) if sum != u64::from(self.checksum()) => Err(format!(
+                "the book rebuilt from the feed does not match the exchange's checksum at seq {seq}; watch again"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The checksum of the top 10 levels (docs/MARKET_DATA.md, "Book checksum").
+    pub fn checksum(&self) -> u32 {
+        let mut text = String::new();
+        for (p, q) in self
+            .asks
+            .iter()
+            .take(10)
+            .chain(self.bids.iter().rev().take(10))
+        {
+            for d in [p, q] {
+                let digits = d.to_string().replace('.', "");
+                let digits = digits.trim_start_matches('0');
+                text.push_str(if digits.is_empty() { "0" } else { digits });
+            }
+        }
+        crc32fast::hash(text.as_bytes())
     }
 
     /// `bid 2.39 × 1 | ask 2.41 × 4`, the touch.
@@ -215,6 +239,7 @@ mod tests {
     fn a_book_follows_its_feed_and_refuses_a_gap() {
         let mut b = Book::default();
         b.apply(&json!({"type":"snapshot","seq":7,"bids":[["2.30","1.0"]],"asks":[["2.40","4.0"],["2.45","3.0"]]})).unwrap();
+        assert_eq!(b.checksum(), crc32fast::hash(b"240402453023010"));
         assert_eq!(b.touch(), "bid 2.30 × 1.0 | ask 2.40 × 4.0");
         b.apply(&json!({"type":"update","seq":8,"prev_seq":7,"bids":[],"asks":[["2.40","0.0"],["2.45","1.5"]]})).unwrap();
         assert_eq!(b.touch(), "bid 2.30 × 1.0 | ask 2.45 × 1.5");

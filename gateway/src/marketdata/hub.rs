@@ -434,6 +434,7 @@ impl Hub {
                         wire::levels(&e.spec, p.book.levels(Side::Sell, usize::MAX)),
                     )
                 };
+                let checksum = Some(wire::checksum(&asks, &bids));
                 Some(wire::to_text(&BookMsg {
                     kind: Some("snapshot"),
                     channel: Some(&e.book_channel),
@@ -443,6 +444,7 @@ impl Hub {
                     prev_seq: None,
                     bids,
                     asks,
+                    checksum,
                 }))
             }
             Chan::Trades(i) => {
@@ -704,6 +706,8 @@ struct Publication {
     asks: Vec<(i64, u64)>,
     prev_seq: u64,
     seq: u64,
+    /// The published book's checksum after the changes.
+    checksum: u32,
     ticker: TickerVal,
     ticker_changed: bool,
 }
@@ -725,6 +729,7 @@ impl Publication {
             }
         }
         let prev_seq = p.seq;
+        let checksum = wire::book_checksum(&e.spec, &p.book);
         p.seq = p.seq.max(taken.book_seq);
         if let Some(t) = taken.trades.last() {
             p.trade_id = p.trade_id.max(t.trade);
@@ -745,6 +750,7 @@ impl Publication {
             asks,
             prev_seq,
             seq: p.seq,
+            checksum,
             ticker,
             ticker_changed,
         }
@@ -767,6 +773,7 @@ impl Publication {
             prev_seq: Some(self.prev_seq),
             bids: wire::levels(&e.spec, self.bids.iter().copied()),
             asks: wire::levels(&e.spec, self.asks.iter().copied()),
+            checksum: Some(self.checksum),
         })
     }
 }

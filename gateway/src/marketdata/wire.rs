@@ -66,6 +66,47 @@ pub struct BookMsg<'a> {
     pub bids: Vec<Level>,
     /// Asks, best (lowest) first.
     pub asks: Vec<Level>,
+    /// On the WebSocket: the [`checksum`] of the book's top levels after this
+    /// message is applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<u32>,
+}
+
+/// Levels per side the book checksum covers.
+pub const CHECKSUM_LEVELS: usize = 10;
+
+/// The book checksum (documented in docs/MARKET_DATA.md): CRC-32 (IEEE, as zlib's
+/// `crc32`) of the concatenation, for the best [`CHECKSUM_LEVELS`] asks (lowest
+/// first) then the best bids (highest first), of each level's price then quantity
+/// as the feed writes them, with the decimal point removed and leading zeros
+/// stripped (`"2.40"` → `240`, `"0.5"` → `5`). An empty book's is CRC-32 of
+/// nothing, 0.
+pub fn checksum(levels_asks: &[Level], levels_bids: &[Level]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for l in levels_asks
+        .iter()
+        .take(CHECKSUM_LEVELS)
+        .chain(levels_bids.iter().take(CHECKSUM_LEVELS))
+    {
+        for d in [l.0 .0, l.1 .0] {
+            let digits: String = d.to_string().chars().filter(|c| *c != '.').collect();
+            let trimmed = digits.trim_start_matches('0');
+            h.update(if trimmed.is_empty() {
+                b"0"
+            } else {
+                trimmed.as_bytes()
+            });
+        }
+    }
+    h.finalize()
+}
+
+/// The checksum of `book`'s top levels at `spec`'s scales.
+pub fn book_checksum(spec: &MarketSpec, book: &super::book::L2Book) -> u32 {
+    checksum(
+        &levels(spec, book.levels(Side::Sell, CHECKSUM_LEVELS)),
+        &levels(spec, book.levels(Side::Buy, CHECKSUM_LEVELS)),
+    )
 }
 
 /// Milliseconds since the epoch of a nanosecond timestamp (rounded down): the
@@ -479,4 +520,25 @@ impl<'a> Reply<'a> {
 pub fn to_text<T: Serialize>(msg: &T) -> Utf8Bytes {
     // Serializing these types cannot fail (no maps with non-string keys, no I/O).
     Utf8Bytes::from(serde_json::to_string(msg).expect("market data always encodes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(p: &str, q: &str) -> Level {
+        (Dec(p.parse().unwrap()), Dec(q.parse().unwrap()))
+    }
+
+    #[test]
+    fn the_checksum_is_crc32_of_the_digits_asks_then_bids() {
+        let asks = [l("2.40", "4.0"), l("2.45", "3.0")];
+        let bids = [l("2.30", "0.5")];
+        // "240" "40" "245" "30" "230" "5"
+        assert_eq!(checksum(&asks, &bids), crc32fast::hash(b"24040245302305"));
+        assert_eq!(checksum(&[], &[]), 0);
+        let many: Vec<Level> = (1..=12).map(|i| l(&format!("{i}.00"), "1.0")).collect();
+        let ten: String = (1..=10).map(|i| format!("{i}0010")).collect();
+        assert_eq!(checksum(&many, &[]), crc32fast::hash(ten.as_bytes()));
+    }
 }
