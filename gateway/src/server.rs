@@ -401,6 +401,12 @@ pub async fn start(cfg: GatewayConfig, backend: Backend) -> Result<RunningGatewa
         submitter: backend.submitter,
         limits: Arc::clone(&limits),
     };
+    let replica = Arc::clone(&shared);
+    md_handle.set_open_orders(marketdata::OpenOrders(Arc::new(move |account| {
+        let r = replica.read();
+        let orders = rest::orders::open_order_views(&r, account);
+        Some((r.engine.last_seq(), serde_json::to_value(orders).ok()?))
+    })));
     let app = app(state, md_handle.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let header_read_timeout = shared.cfg.header_read_timeout;

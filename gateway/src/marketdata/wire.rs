@@ -116,6 +116,41 @@ pub fn ms(ns: u64) -> u64 {
     ns / 1_000_000
 }
 
+/// A book's `seq` in a [`Heartbeat`].
+#[derive(Debug, Serialize)]
+pub struct BookBeat<'a> {
+    /// `book.<market>.<slot>`.
+    pub channel: &'a str,
+    /// The `seq` of the last book message sent for it.
+    pub seq: u64,
+}
+
+/// `{"type":"heartbeat","ts_ns","ts_ms","books":[{"channel","seq"},…]}`: every
+/// book heartbeat interval, to each connection subscribed to books.
+#[derive(Debug, Serialize)]
+pub struct Heartbeat<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The latest committed timestamp.
+    pub ts_ns: u64,
+    /// The same, in milliseconds.
+    pub ts_ms: u64,
+    /// Every subscribed book, in subscription order.
+    pub books: Vec<BookBeat<'a>>,
+}
+
+impl<'a> Heartbeat<'a> {
+    /// The heartbeat at committed time `ts_ns`.
+    pub fn new(ts_ns: u64, books: Vec<BookBeat<'a>>) -> Self {
+        Heartbeat {
+            kind: "heartbeat",
+            ts_ns,
+            ts_ms: ms(ts_ns),
+            books,
+        }
+    }
+}
+
 /// One public trade.
 #[derive(Debug, Serialize)]
 pub struct TradeJson {

@@ -414,6 +414,20 @@ pub async fn mass_cancel(
     ))
 }
 
+/// `account`'s open orders as the API shows them (without fills), by id.
+pub fn open_order_views(
+    r: &crate::replica::Replica,
+    account: gpux_engine::AccountId,
+) -> Vec<OrderResponse> {
+    r.engine
+        .open_orders(account)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|o| r.history.order(o.order))
+        .map(|rec| OrderResponse::new(rec, None))
+        .collect()
+}
+
 /// `GET /v1/orders[?market=[&slot=]]`: the caller's open orders.
 pub async fn open_orders(
     State(state): State<AppState>,
@@ -427,14 +441,9 @@ pub async fn open_orders(
             .market(m)
             .ok_or_else(|| reject_error(RejectReason::UnknownMarket))?;
     }
-    let orders = r
-        .engine
-        .open_orders(account)
-        .unwrap_or_default()
+    let orders = open_order_views(&r, account)
         .into_iter()
-        .filter(|o| market.is_none_or(|m| o.market == m) && slot.is_none_or(|s| o.slot == s))
-        .filter_map(|o| r.history.order(o.order))
-        .map(|rec| OrderResponse::new(rec, None))
+        .filter(|o| market.is_none_or(|m| o.market == m) && slot.is_none_or(|s| o.slot.0 == s))
         .collect();
     let body = OrdersResponse {
         orders,
