@@ -749,6 +749,7 @@ fn market_data_schemas() -> Value {
             "seq": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`cmd_seq` of the last command whose changes this book includes."},
             "bids": {"type": "array", "items": schema("Level"), "description": "Best (highest) first."},
             "asks": {"type": "array", "items": schema("Level"), "description": "Best (lowest) first."},
+            "checksum": {"type": "integer", "format": "uint32", "minimum": 0, "description": "WebSocket book messages only: CRC-32 of the top 10 levels of the book after this message (docs/MARKET_DATA.md, \"Book checksum\")."},
         })),
         "Trade": object(&["trade", "seq", "ts_ns", "ts_ms", "price", "quantity", "taker_side"], json!({
             "trade": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The engine's trade id."},
