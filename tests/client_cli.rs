@@ -230,7 +230,7 @@ fn a_provider_and_a_buyer_trade_with_the_client() {
         "--yes",
     ]);
     assert_eq!(
-        out.lines().filter(|l| l.ends_with(" resting")).count(),
+        out.lines().filter(|l| l.ends_with(" open")).count(),
         2,
         "{out}"
     );

@@ -542,6 +542,7 @@ fn request_schemas() -> Value {
         "Error": object(&["code", "message"], json!({
             "code": {"type": "string", "description": "Stable machine-readable code (snake_case); engine rejections use the engine's reject codes (docs/PROTOCOL.md)."},
             "message": {"type": "string", "description": "For humans; never internals."},
+            "status": {"type": "string", "enum": ["rejected"], "description": "On the refusal (400, 404, 409 but `idempotency_key_reused`, 422) of an order placement only: the order's status."},
         })),
         "Decimal": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$", "description": "A decimal as a string: plain digits, optionally a fraction. No exponents, signs or JSON numbers.", "examples": ["2.45"]},
         "MarketId": {"type": "string", "pattern": "^[a-z0-9-]+\\.[a-z0-9-]+$", "maxLength": 32, "examples": ["h100-sxm.us-east"]},
@@ -552,7 +553,7 @@ fn request_schemas() -> Value {
         "OrderType": e(&["limit", "market"]),
         "TimeInForce": e(&["gtc", "ioc", "fok", "gtd"]),
         "Stp": e(&["cancel_taker", "cancel_maker", "cancel_both", "none"]),
-        "OrderStatus": e(&["resting", "partially_filled", "filled", "cancelled"]),
+        "OrderStatus": {"type": "string", "enum": ["open", "partially_filled", "filled", "cancelled", "expired"], "description": "Where an order is in its life: open on the book (nothing filled yet), open and partly filled, filled, cancelled (see `cancel_reason`), or expired (a GTD order whose time passed). A placement the exchange refused is an error answer with `\"status\": \"rejected\"`."},
         "CancelReason": e(&["user_requested", "ioc_remainder", "market_remainder", "self_trade_prevention", "expired", "mass_cancel", "match_limit"]),
         "Liquidity": e(&["maker", "taker"]),
         "PlaceOrderRequest": object(&["market", "side", "quantity"], json!({

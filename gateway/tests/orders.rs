@@ -18,7 +18,7 @@ async fn provider_and_demander_trade_with_limit_and_market_orders() {
         .place(&pk, json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.40", "quantity": "4", "client_order_id": "ask-1"}))
         .await;
     a1.expect(200, None);
-    assert_eq!(a1.body["status"], "resting");
+    assert_eq!(a1.body["status"], "open");
     assert_eq!(a1.body["client_order_id"], "ask-1");
     assert_eq!(a1.body["remaining"], "4.0");
     assert_eq!(a1.body["fills"], json!([]));
@@ -289,15 +289,24 @@ async fn engine_rejections_keep_their_codes() {
             "fok_not_fillable",
         ),
     ] {
-        h.place(key, order).await.expect(status, Some(code));
+        let r = h.place(key, order).await;
+        r.expect(status, Some(code));
+        assert_eq!(
+            r.body["status"], "rejected",
+            "a refused order is rejected: {}",
+            r.body
+        );
     }
     // Another order under an open order's client id: without a key, the client id
     // is the idempotency key (so another body is a reused key); with a fresh key,
     // the engine refuses the duplicate.
     let dup = json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.50", "quantity": "1", "client_order_id": "x"});
-    h.place(&pk, dup.clone())
-        .await
-        .expect(409, Some("idempotency_key_reused"));
+    let reused = h.place(&pk, dup.clone()).await;
+    reused.expect(409, Some("idempotency_key_reused"));
+    assert!(
+        reused.body.get("status").is_none(),
+        "a reused key decided nothing about an order"
+    );
     h.send(
         reqwest::Method::POST,
         "/v1/orders",
@@ -307,9 +316,14 @@ async fn engine_rejections_keep_their_codes() {
     )
     .await
     .expect(409, Some("duplicate_client_order_id"));
-    h.post("/v1/withdrawals", Some(&dk), json!({"amount": "1000"}))
-        .await
-        .expect(422, Some("insufficient_funds"));
+    let w = h
+        .post("/v1/withdrawals", Some(&dk), json!({"amount": "1000"}))
+        .await;
+    w.expect(422, Some("insufficient_funds"));
+    assert!(
+        w.body.get("status").is_none(),
+        "only order placements carry an order status"
+    );
     h.post(
         "/v1/capacity/remove",
         Some(&pk),
@@ -360,10 +374,13 @@ async fn gtd_expiry_of_another_account_does_not_leak_into_a_response() {
         )
         .await;
     bid.expect(200, None);
-    assert_eq!(bid.body["status"], "resting");
+    assert_eq!(bid.body["status"], "open");
     assert_ne!(bid.body["order_id"].as_u64().unwrap(), gtd_id);
     let o = h.get(&format!("/v1/orders/{gtd_id}"), Some(&pk)).await;
-    assert_eq!(o.body["status"], "cancelled");
+    assert_eq!(
+        o.body["status"], "expired",
+        "a GTD expiry has its own status"
+    );
     assert_eq!(o.body["cancel_reason"], "expired");
     h.stop().await;
 }

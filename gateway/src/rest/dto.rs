@@ -256,7 +256,7 @@ pub struct OrderResponse {
     /// GPU-hours open on the book (zero once closed).
     #[serde(with = "gpux_engine::decimal::strict")]
     pub remaining: Decimal,
-    /// `resting`, `partially_filled`, `filled` or `cancelled`.
+    /// `open`, `partially_filled`, `filled`, `cancelled` or `expired`.
     pub status: OrderStatus,
     /// Why it was cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -71,6 +71,17 @@ pub async fn place(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(req): ApiJson<PlaceOrderRequest>,
 ) -> Result<Response, ApiError> {
+    place_order(state, account, key, req)
+        .await
+        .map_err(ApiError::order_rejected)
+}
+
+async fn place_order(
+    state: AppState,
+    account: gpux_engine::AccountId,
+    key: Option<String>,
+    req: PlaceOrderRequest,
+) -> Result<Response, ApiError> {
     let market = dto::market_id(&req.market)?;
     let price = dto::opt_decimal("price", &req.price)?;
     let quantity = dto::decimal("quantity", &req.quantity)?;
