@@ -651,42 +651,7 @@ fn response_schemas() -> Value {
             "api_key": {"type": "string", "description": "`gpux_` + 64 hex digits. Shown once."},
             "cmd_seq": uint(),
         })),
-        "Market": object(&["market", "base", "base_unit", "region", "quote", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "min_price", "max_price", "max_order_quantity", "slot_horizon_hours", "gate_closure_secs"], json!({
-            "market": schema("MarketId"),
-            "base": {"type": "string", "description": "The GPU model traded: the market id before its dot (`h100-sxm`)."},
-            "base_unit": {"type": "string", "enum": ["gpu_hour"], "description": "A quantity of 1 is one GPU for one hour (one delivery slot)."},
-            "region": {"type": "string", "description": "Where the GPUs are: the market id after its dot (`us-east`)."},
-            "quote": {"type": "string", "enum": ["USD"], "description": "Prices are USD per GPU-hour."},
-            "tick_size": {"$ref": "#/components/schemas/Decimal", "description": "Prices are multiples of it."},
-            "lot_size": {"$ref": "#/components/schemas/Decimal", "description": "Quantities are multiples of it."},
-            "maker_fee_bps": {"type": "integer"}, "taker_fee_bps": {"type": "integer"},
-            "min_price": {"$ref": "#/components/schemas/Decimal", "description": "The lowest price an order may carry."},
-            "max_price": {"$ref": "#/components/schemas/Decimal", "description": "The highest price an order may carry."},
-            "max_order_quantity": {"$ref": "#/components/schemas/Decimal", "description": "The most GPU-hours one order may carry (the least is `lot_size`)."},
-            "slot_horizon_hours": {"type": "integer", "description": "How many hours ahead slots trade."},
-            "gate_closure_secs": {"type": "integer", "description": "Trading in a slot stops this many seconds before it starts."},
-            "cmd_seq": uint(),
-        })),
         "Markets": object(&["markets"], json!({"markets": {"type": "array", "items": schema("Market")}})),
-        "Time": object(&["ts_ns", "ts_ms", "iso"], json!({
-            "ts_ns": uint(), "ts_ms": uint(),
-            "iso": {"type": "string", "examples": ["2026-12-07T09:00:00.123Z"]},
-        })),
-        "Limits": object(&["rest", "websocket"], json!({
-            "rest": object(&["per_key", "per_ip_anonymous", "body_bytes_max", "request_timeout_ms"], json!({
-                "per_key": {"description": "Per API key.", "anyOf": [schema("Bucket"), {"type": "null"}]},
-                "per_ip_anonymous": {"description": "Per client address, for requests without a valid key (public endpoints, market data's REST reads).", "anyOf": [schema("Bucket"), {"type": "null"}]},
-                "body_bytes_max": uint(), "request_timeout_ms": uint(),
-            })),
-            "websocket": object(&["requests_per_sec", "request_burst", "subscriptions_max", "connections_per_account", "connections_per_address", "request_bytes_max", "frame_bytes_max"], json!({
-                "requests_per_sec": uint(), "request_burst": uint(), "subscriptions_max": uint(),
-                "connections_per_account": uint(), "connections_per_address": uint(),
-                "request_bytes_max": uint(), "frame_bytes_max": uint(),
-            })),
-        })),
-        "Bucket": object(&["burst", "replenish_interval_ms"], json!({
-            "burst": uint(), "replenish_interval_ms": uint(),
-        })),
         "Health": object(&["status", "ready", "applied_seq"], json!({
             "status": e(&["ok", "starting", "diverged", "rebuilding", "feed_failing", "stopped"]),
             "ready": {"type": "boolean"},
@@ -780,13 +745,6 @@ fn market_data_schemas() -> Value {
             "volume_24h": dec(),
             "trades_24h": uint(),
         })),
-        "Candle": object(&["open_ns", "open_ms", "open", "high", "low", "close", "volume", "trades"], json!({
-            "open_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "Start of the interval (a multiple of its length), ns since the epoch, committed time."},
-            "open_ms": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`open_ns` in milliseconds."},
-            "open": dec(), "high": dec(), "low": dec(), "close": dec(),
-            "volume": dec(),
-            "trades": uint(),
-        })),
         "Candles": object(&["market", "slot", "interval", "candles"], json!({
             "market": schema("MarketId"),
             "slot": schema("Slot"),
@@ -811,7 +769,59 @@ fn market_data_schemas() -> Value {
 fn all_schemas() -> Value {
     let mut all = schemas();
     extend(&mut all, market_data_schemas());
+    extend(&mut all, system_schemas());
     all
+}
+
+/// A market's spec and metadata, the server's time and limits, and a market-data
+/// candle.
+fn system_schemas() -> Value {
+    let dec = || schema("Decimal");
+    let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
+    json!({
+        "Market": object(&["market", "base", "base_unit", "region", "quote", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "min_price", "max_price", "max_order_quantity", "slot_horizon_hours", "gate_closure_secs"], json!({
+            "market": schema("MarketId"),
+            "base": {"type": "string", "description": "The GPU model traded: the market id before its dot (`h100-sxm`)."},
+            "base_unit": {"type": "string", "enum": ["gpu_hour"], "description": "A quantity of 1 is one GPU for one hour (one delivery slot)."},
+            "region": {"type": "string", "description": "Where the GPUs are: the market id after its dot (`us-east`)."},
+            "quote": {"type": "string", "enum": ["USD"], "description": "Prices are USD per GPU-hour."},
+            "tick_size": {"$ref": "#/components/schemas/Decimal", "description": "Prices are multiples of it."},
+            "lot_size": {"$ref": "#/components/schemas/Decimal", "description": "Quantities are multiples of it."},
+            "maker_fee_bps": {"type": "integer"}, "taker_fee_bps": {"type": "integer"},
+            "min_price": {"$ref": "#/components/schemas/Decimal", "description": "The lowest price an order may carry."},
+            "max_price": {"$ref": "#/components/schemas/Decimal", "description": "The highest price an order may carry."},
+            "max_order_quantity": {"$ref": "#/components/schemas/Decimal", "description": "The most GPU-hours one order may carry (the least is `lot_size`)."},
+            "slot_horizon_hours": {"type": "integer", "description": "How many hours ahead slots trade."},
+            "gate_closure_secs": {"type": "integer", "description": "Trading in a slot stops this many seconds before it starts."},
+            "cmd_seq": uint(),
+        })),
+        "Time": object(&["ts_ns", "ts_ms", "iso"], json!({
+            "ts_ns": uint(), "ts_ms": uint(),
+            "iso": {"type": "string", "examples": ["2026-12-07T09:00:00.123Z"]},
+        })),
+        "Limits": object(&["rest", "websocket"], json!({
+            "rest": object(&["per_key", "per_ip_anonymous", "body_bytes_max", "request_timeout_ms"], json!({
+                "per_key": {"description": "Per API key.", "anyOf": [schema("Bucket"), {"type": "null"}]},
+                "per_ip_anonymous": {"description": "Per client address, for requests without a valid key (public endpoints, market data's REST reads).", "anyOf": [schema("Bucket"), {"type": "null"}]},
+                "body_bytes_max": uint(), "request_timeout_ms": uint(),
+            })),
+            "websocket": object(&["requests_per_sec", "request_burst", "subscriptions_max", "connections_per_account", "connections_per_address", "request_bytes_max", "frame_bytes_max"], json!({
+                "requests_per_sec": uint(), "request_burst": uint(), "subscriptions_max": uint(),
+                "connections_per_account": uint(), "connections_per_address": uint(),
+                "request_bytes_max": uint(), "frame_bytes_max": uint(),
+            })),
+        })),
+        "Bucket": object(&["burst", "replenish_interval_ms"], json!({
+            "burst": uint(), "replenish_interval_ms": uint(),
+        })),
+        "Candle": object(&["open_ns", "open_ms", "open", "high", "low", "close", "volume", "trades"], json!({
+            "open_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "Start of the interval (a multiple of its length), ns since the epoch, committed time."},
+            "open_ms": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`open_ns` in milliseconds."},
+            "open": dec(), "high": dec(), "low": dec(), "close": dec(),
+            "volume": dec(),
+            "trades": uint(),
+        })),
+    })
 }
 
 /// Paths whose answers carry no `RateLimit-*` headers: not rate limited.

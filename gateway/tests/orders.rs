@@ -290,23 +290,15 @@ async fn engine_rejections_keep_their_codes() {
         ),
     ] {
         let r = h.place(key, order).await;
-        r.expect(status, Some(code));
-        assert_eq!(
-            r.body["status"], "rejected",
-            "a refused order is rejected: {}",
-            r.body
-        );
+        assert_eq!(r.expect(status, Some(code)).body["status"], "rejected");
     }
     // Another order under an open order's client id: without a key, the client id
     // is the idempotency key (so another body is a reused key); with a fresh key,
     // the engine refuses the duplicate.
     let dup = json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.50", "quantity": "1", "client_order_id": "x"});
-    let reused = h.place(&pk, dup.clone()).await;
-    reused.expect(409, Some("idempotency_key_reused"));
-    assert!(
-        reused.body.get("status").is_none(),
-        "a reused key decided nothing about an order"
-    );
+    h.place(&pk, dup.clone())
+        .await
+        .expect(409, Some("idempotency_key_reused"));
     h.send(
         reqwest::Method::POST,
         "/v1/orders",
@@ -316,14 +308,9 @@ async fn engine_rejections_keep_their_codes() {
     )
     .await
     .expect(409, Some("duplicate_client_order_id"));
-    let w = h
-        .post("/v1/withdrawals", Some(&dk), json!({"amount": "1000"}))
-        .await;
-    w.expect(422, Some("insufficient_funds"));
-    assert!(
-        w.body.get("status").is_none(),
-        "only order placements carry an order status"
-    );
+    h.post("/v1/withdrawals", Some(&dk), json!({"amount": "1000"}))
+        .await
+        .expect(422, Some("insufficient_funds"));
     h.post(
         "/v1/capacity/remove",
         Some(&pk),
@@ -382,5 +369,28 @@ async fn gtd_expiry_of_another_account_does_not_leak_into_a_response() {
         "a GTD expiry has its own status"
     );
     assert_eq!(o.body["cancel_reason"], "expired");
+    h.stop().await;
+}
+
+/// Only an order the exchange refused carries `"status":"rejected"`: a reused
+/// idempotency key decided nothing about an order, and a refused withdrawal is
+/// not an order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_refused_orders_are_rejected() {
+    let h = Harness::start().await;
+    let ((_, pk), (_, dk)) = h.provider_and_demander().await;
+    let order = |price: &str| json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": price, "quantity": "1", "client_order_id": "r"});
+    h.place(&pk, order("2.50")).await.expect(200, None);
+    let reused = h.place(&pk, order("2.60")).await;
+    reused.expect(409, Some("idempotency_key_reused"));
+    assert!(reused.body.get("status").is_none(), "{}", reused.body);
+    let off_tick = h.place(&pk, json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.555", "quantity": "1"})).await;
+    off_tick.expect(400, Some("off_tick_price"));
+    assert_eq!(off_tick.body["status"], "rejected");
+    let w = h
+        .post("/v1/withdrawals", Some(&dk), json!({"amount": "1000"}))
+        .await;
+    w.expect(422, Some("insufficient_funds"));
+    assert!(w.body.get("status").is_none(), "{}", w.body);
     h.stop().await;
 }
