@@ -173,18 +173,35 @@ fn setup(server: &Server) -> (String, String) {
     (provider, demander)
 }
 
+/// Two delivery hours, as written for `--start` and as slots.
+type Hours = [(String, String); 2];
+
 #[test]
 fn a_provider_and_a_buyer_trade_with_the_client() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
     let api = format!("http://{}", server.addr);
     let (provider_key, demander_key) = setup(&server);
-    let [(h1, s1), (_, s2)] = hours();
-
-    // The provider logs in: the key from standard input into a private file.
-    let file = dir.path().join("conf/client.toml");
-    let provider = Client {
+    let hours = hours();
+    provider_logs_in_lists_and_offers(dir.path(), &api, &provider_key, &hours);
+    anyone_reads_the_market(dir.path(), &api, &hours);
+    let buyer = Client {
         api: api.clone(),
+        file: dir.path().join("b.toml"),
+        key: Some(demander_key),
+    };
+    the_buyer_is_asked_then_buys_a_window(&buyer, &hours);
+    the_buyer_bids_lists_and_cancels(&buyer, &hours);
+    server.stop();
+}
+
+fn provider_logs_in_lists_and_offers(dir: &Path, api: &str, provider_key: &str, hours: &Hours) {
+    let [(h1, s1), (_, s2)] = hours;
+    let (h1, s1, s2) = (h1.as_str(), s1.as_str(), s2.as_str());
+    // The provider logs in: the key from standard input into a private file.
+    let file = dir.join("conf/client.toml");
+    let provider = Client {
+        api: api.to_owned(),
         file: file.clone(),
         key: None,
     };
@@ -206,7 +223,7 @@ fn a_provider_and_a_buyer_trade_with_the_client() {
         "--gpus",
         "10",
         "--start",
-        &h1,
+        h1,
         "--hours",
         "2",
     ]);
@@ -222,7 +239,7 @@ fn a_provider_and_a_buyer_trade_with_the_client() {
         "--gpus",
         "4",
         "--start",
-        &h1,
+        h1,
         "--hours",
         "2",
         "--min-price",
@@ -234,11 +251,15 @@ fn a_provider_and_a_buyer_trade_with_the_client() {
         2,
         "{out}"
     );
+}
 
+fn anyone_reads_the_market(dir: &Path, api: &str, hours: &Hours) {
+    let [(h1, s1), _] = hours;
+    let (h1, s1) = (h1.as_str(), s1.as_str());
     // Anyone reads the markets, the curve and a book.
     let anyone = Client {
-        api: api.clone(),
-        file: dir.path().join("none.toml"),
+        api: api.to_owned(),
+        file: dir.join("none.toml"),
         key: None,
     };
     let out = anyone.ok(&["markets"]);
@@ -255,27 +276,26 @@ fn a_provider_and_a_buyer_trade_with_the_client() {
         .map(|r| r["best_ask"].as_str().unwrap())
         .collect();
     assert_eq!(asks, ["0.95", "0.95"], "{curve}");
-    let out = anyone.ok(&["book", "l40s.us-east", &h1]);
+    let out = anyone.ok(&["book", "l40s.us-east", h1]);
     assert!(out.contains(&format!("l40s.us-east {s1} (UTC)")), "{out}");
     assert!(
         out.lines()
             .any(|l| l.split_whitespace().eq(["ask", "0.95", "4"])),
         "{out}"
     );
+}
 
+fn the_buyer_is_asked_then_buys_a_window(buyer: &Client, hours: &Hours) {
+    let [(h1, s1), (_, s2)] = hours;
+    let (h1, s1, s2) = (h1.as_str(), s1.as_str(), s2.as_str());
     // The buyer, with the key in the environment: asked, says no, nothing is sent.
-    let buyer = Client {
-        api: api.clone(),
-        file: dir.path().join("b.toml"),
-        key: Some(demander_key),
-    };
     let buy = [
         "buy",
         "l40s.us-east",
         "--gpus",
         "2",
         "--start",
-        &h1,
+        h1,
         "--hours",
         "2",
         "--max-price",
@@ -293,7 +313,7 @@ fn a_provider_and_a_buyer_trade_with_the_client() {
     let out = buyer.ok(&[&buy[..], &["--yes"]].concat());
     assert!(
         out.lines()
-            .any(|l| l.contains(&s1) && l.contains(&s2) && l.ends_with("filled")),
+            .any(|l| l.contains(s1) && l.contains(s2) && l.ends_with("filled")),
         "{out}"
     );
     let b = buyer.json(&["balances", "--json"]);
@@ -308,8 +328,12 @@ fn a_provider_and_a_buyer_trade_with_the_client() {
             )
         })
         .collect();
-    assert_eq!(gpus, [(s1.as_str(), "2"), (s2.as_str(), "2")], "{b}");
+    assert_eq!(gpus, [(s1, "2"), (s2, "2")], "{b}");
+}
 
+fn the_buyer_bids_lists_and_cancels(buyer: &Client, hours: &Hours) {
+    let [(_, s1), _] = hours;
+    let s1 = s1.as_str();
     // A resting bid, listed, cancelled.
     let placed = buyer.json(&[
         "buy",
@@ -317,7 +341,7 @@ fn a_provider_and_a_buyer_trade_with_the_client() {
         "--gpus",
         "1",
         "--start",
-        &s1,
+        s1,
         "--max-price",
         "0.50",
         "--yes",
@@ -339,11 +363,10 @@ fn a_provider_and_a_buyer_trade_with_the_client() {
     assert!(buyer
         .ok(&["schedule"])
         .contains("account 2: no deliveries yet"));
-    server.stop();
 }
 
 #[test]
-fn watch_follows_a_book_and_failures_say_what_to_do() {
+fn watch_follows_a_book() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
     let api = format!("http://{}", server.addr);
@@ -412,6 +435,22 @@ fn watch_follows_a_book_and_failures_say_what_to_do() {
     };
     assert!(update.ends_with("bid - | ask 0.97 × 3"), "{update}");
     assert!(child.wait().unwrap().success());
+
+    server.stop();
+}
+
+#[test]
+fn failures_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let api = format!("http://{}", server.addr);
+    let (provider_key, _) = setup(&server);
+    let [(h1, _), _] = hours();
+    let provider = Client {
+        api: api.clone(),
+        file: dir.path().join("p.toml"),
+        key: Some(provider_key),
+    };
 
     // Failures: the exit status says which kind, the message what to do.
     let anon = Client {
