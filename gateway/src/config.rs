@@ -329,6 +329,9 @@ pub struct GatewaySettings {
     pub ws_max_frame_bytes: usize,
     /// A ping every this often, ms. Default 15,000.
     pub ws_heartbeat_interval_ms: u64,
+    /// A `heartbeat` message with each subscribed book's `seq` every this often,
+    /// ms. Default 5,000.
+    pub ws_book_heartbeat_interval_ms: u64,
     /// Close a peer silent for this long, ms. Default 45,000.
     pub ws_idle_timeout_ms: u64,
 }
@@ -393,6 +396,7 @@ impl GatewaySettings {
             ws_queue_bytes: md.queue_bytes,
             ws_max_frame_bytes: md.max_frame_bytes,
             ws_heartbeat_interval_ms: millis(md.heartbeat_interval),
+            ws_book_heartbeat_interval_ms: millis(md.book_heartbeat_interval),
             ws_idle_timeout_ms: millis(md.idle_timeout),
         }
     }
@@ -424,6 +428,7 @@ impl GatewaySettings {
         md.queue_bytes = self.ws_queue_bytes;
         md.max_frame_bytes = self.ws_max_frame_bytes;
         md.heartbeat_interval = Duration::from_millis(self.ws_heartbeat_interval_ms);
+        md.book_heartbeat_interval = Duration::from_millis(self.ws_book_heartbeat_interval_ms);
         md.idle_timeout = Duration::from_millis(self.ws_idle_timeout_ms);
     }
 
@@ -496,6 +501,10 @@ impl GatewaySettings {
                 self.ws_heartbeat_interval_ms,
             ),
             ("gateway.ws_idle_timeout_ms", self.ws_idle_timeout_ms),
+            (
+                "gateway.ws_book_heartbeat_interval_ms",
+                self.ws_book_heartbeat_interval_ms,
+            ),
         ]
         .into_iter()
         .find_map(|(key, v)| (v == 0).then_some(key))
@@ -515,6 +524,7 @@ mod tests {
         assert_eq!(s.rate_limit_per_ip_burst, 100);
         assert_eq!(s.request_timeout_ms, 10_000);
         assert_eq!(s.ws_idle_timeout_ms, 45_000);
+        assert_eq!(s.ws_book_heartbeat_interval_ms, 5_000);
         s.validate().unwrap();
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 1));
         let fresh = GatewayConfig::new(listen, "k");
@@ -534,11 +544,16 @@ mod tests {
             ws_queue_bytes: 5,
             ws_heartbeat_interval_ms: 10,
             ws_idle_timeout_ms: 11,
+            ws_book_heartbeat_interval_ms: 12,
             ..GatewaySettings::default()
         };
         let cfg = GatewayConfig::with_settings(SocketAddr::from((Ipv4Addr::LOCALHOST, 1)), "k", &s);
         assert_eq!(cfg.rate_limit.per_key, None);
         assert_eq!(cfg.market_data.queue_bytes, 5);
+        assert_eq!(
+            cfg.market_data.book_heartbeat_interval,
+            Duration::from_millis(12)
+        );
         assert_eq!(GatewaySettings::of(&cfg), s);
     }
 
@@ -553,6 +568,8 @@ mod tests {
             bad(|s| s.body_limit_bytes = 0),
             "gateway.body_limit_bytes must be positive (got 0)"
         );
+        assert!(bad(|s| s.ws_book_heartbeat_interval_ms = 0)
+            .starts_with("gateway.ws_book_heartbeat_interval_ms"));
         assert!(
             bad(|s| s.rate_limit_per_ip_burst = 0).starts_with("gateway.rate_limit_per_ip_burst")
         );
