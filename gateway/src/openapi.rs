@@ -334,6 +334,15 @@ fn order_ops() -> Vec<(&'static str, Op)> {
             access: Account, write: true, params: vec![market_query(), slot_query()], body: None,
             responses: vec![("200", ok("Cancelled.", "MassCancelResult")), ("404", error("`unknown_market`."))],
         }),
+        ("/v1/cancel-after", Op {
+            method: "post", id: "cancelAfter", summary: "Dead man's switch: cancel all my orders unless renewed",
+            description: "Arms (or renews) the caller's switch: unless this is sent again within `timeout_ms`, all the caller's open orders are cancelled by a sequenced `mass_cancel` whose `request_id` is `cancel_after:<account>:<trigger_time_ms>` (so the ledger says why). `timeout_ms` 0 disarms it; at most 86,400,000 (a day). The deadline is kept by the gateway that received the request, in memory: renew through the same gateway; a restart of it drops the switch.",
+            access: Account, write: false, params: vec![], body: Some("CancelAfterRequest"),
+            responses: vec![
+                ("200", ok("Armed (or disarmed).", "CancelAfterResult")),
+                ("400", error("`malformed_json`, `invalid_body` (unknown fields, a timeout over a day).")),
+            ],
+        }),
         ("/v1/orders/{order_id}", Op {
             method: "get", id: "getOrder", summary: "One of my orders, with its fills",
             description: "An open or recently closed order of the caller with its kept fills. Another account's order is 404 `unknown_order`, like one that does not exist.",
@@ -773,12 +782,20 @@ fn all_schemas() -> Value {
     all
 }
 
-/// A market's spec and metadata, the server's time and limits, and a market-data
-/// candle.
+/// A market's spec and metadata, the server's time and limits, cancel-after, and a
+/// market-data candle.
 fn system_schemas() -> Value {
     let dec = || schema("Decimal");
     let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
     json!({
+        "CancelAfterRequest": object(&["timeout_ms"], json!({
+            "timeout_ms": {"type": "integer", "format": "uint64", "minimum": 0, "maximum": 86_400_000, "description": "Cancel all my open orders unless renewed within this many ms; 0 disarms."},
+        })),
+        "CancelAfterResult": object(&["account", "current_time_ms", "trigger_time_ms"], json!({
+            "account": uint(),
+            "current_time_ms": uint(),
+            "trigger_time_ms": {"type": ["integer", "null"], "format": "uint64", "minimum": 0, "description": "When the orders will be cancelled unless renewed, unix ms; null: disarmed."},
+        })),
         "Market": object(&["market", "base", "base_unit", "region", "quote", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "min_price", "max_price", "max_order_quantity", "slot_horizon_hours", "gate_closure_secs"], json!({
             "market": schema("MarketId"),
             "base": {"type": "string", "description": "The GPU model traded: the market id before its dot (`h100-sxm`)."},

@@ -156,6 +156,7 @@ fn api_routes() -> Routes<AppState> {
         .add(Method::POST, "/v1/orders", orders::place)
         .add(Method::GET, "/v1/orders", orders::open_orders)
         .add(Method::DELETE, "/v1/orders", orders::mass_cancel)
+        .add(Method::POST, "/v1/cancel-after", orders::cancel_after)
         .add(Method::GET, "/v1/orders/{order_id}", orders::get_order)
         .add(
             Method::DELETE,
@@ -400,6 +401,7 @@ pub async fn start(cfg: GatewayConfig, backend: Backend) -> Result<RunningGatewa
         shared: Arc::clone(&shared),
         submitter: backend.submitter,
         limits: Arc::clone(&limits),
+        cancel_after: Arc::default(),
     };
     let replica = Arc::clone(&shared);
     md_handle.set_open_orders(marketdata::OpenOrders(Arc::new(move |account| {

@@ -117,6 +117,27 @@ pub struct AmendOrderRequest {
     pub quantity: Option<String>,
 }
 
+/// `POST /v1/cancel-after`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelAfterRequest {
+    /// Cancel all open orders unless renewed within this many milliseconds; 0
+    /// disarms.
+    pub timeout_ms: u64,
+}
+
+/// The answer to `POST /v1/cancel-after`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CancelAfterResponse {
+    /// The account.
+    pub account: AccountId,
+    /// The gateway's clock, unix ms.
+    pub current_time_ms: u64,
+    /// When its open orders will be cancelled unless renewed, unix ms; `null`:
+    /// disarmed.
+    pub trigger_time_ms: Option<u64>,
+}
+
 /// `?market=&slot=` of open orders and mass cancel.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -49,6 +49,8 @@ pub struct AppState {
     pub submitter: Arc<dyn Submitter>,
     /// Rate limiters.
     pub limits: Arc<RateLimiters>,
+    /// The accounts' cancel-after deadlines kept by this gateway.
+    pub cancel_after: Arc<crate::cancel_after::CancelAfter>,
 }
 
 /// A committed command's outcome for a request, and whether it is a replay.

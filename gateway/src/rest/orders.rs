@@ -425,6 +425,35 @@ pub async fn mass_cancel(
     ))
 }
 
+/// `POST /v1/cancel-after` `{"timeout_ms": N}`: arms (or renews) the caller's
+/// dead man's switch: unless renewed within `timeout_ms`, all its open orders are
+/// cancelled by a sequenced `mass_cancel` (see [`crate::cancel_after`]); 0
+/// disarms it. Not a command itself: nothing is sequenced until it fires.
+pub async fn cancel_after(
+    State(state): State<AppState>,
+    AccountCaller(account): AccountCaller,
+    ApiJson(req): ApiJson<dto::CancelAfterRequest>,
+) -> Result<Response, ApiError> {
+    use crate::cancel_after::TIMEOUT_MS_MAX;
+    if req.timeout_ms > TIMEOUT_MS_MAX {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("timeout_ms: 0 (disarm) to {TIMEOUT_MS_MAX}"),
+        ));
+    }
+    let trigger = state.cancel_after.arm(
+        account,
+        req.timeout_ms,
+        std::sync::Arc::clone(&state.submitter),
+    );
+    Ok(axum::Json(dto::CancelAfterResponse {
+        account,
+        current_time_ms: now_ns() / 1_000_000,
+        trigger_time_ms: trigger,
+    })
+    .into_response())
+}
+
 /// `account`'s open orders as the API shows them (without fills), by id.
 pub fn open_order_views(
     r: &crate::replica::Replica,
