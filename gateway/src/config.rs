@@ -86,6 +86,17 @@ pub struct RateLimitConfig {
     /// market data's REST reads included, and failed authentication). Default: 50
     /// requests/s, bursts of 100.
     pub per_ip_anonymous: Option<RateLimit>,
+    /// Self-serve signups (`POST /v1/signup`) per client IP address; `None`: no
+    /// self-serve signup (403 `signup_disabled`). Default: 5 an hour.
+    pub signups_per_ip: Option<RateLimit>,
+}
+
+/// `n` requests an hour, all of them at once if they come together; `None` for 0.
+fn per_hour(n: u32) -> Option<RateLimit> {
+    (n > 0).then(|| RateLimit {
+        burst: n,
+        replenish_interval: Duration::from_secs(3_600) / n,
+    })
 }
 
 impl Default for RateLimitConfig {
@@ -99,6 +110,7 @@ impl Default for RateLimitConfig {
                 burst: 100,
                 replenish_interval: Duration::from_millis(20),
             }),
+            signups_per_ip: per_hour(5),
         }
     }
 }
@@ -300,6 +312,9 @@ pub struct GatewaySettings {
     pub rate_limit_per_ip_per_sec: u32,
     /// Anonymous requests per IP allowed back to back. Default 100.
     pub rate_limit_per_ip_burst: u32,
+    /// Self-serve signups (`POST /v1/signup`) per client IP an hour; 0: no
+    /// self-serve signup. Default 5.
+    pub signups_per_ip_per_hour: u32,
     /// [`GatewayConfig::request_timeout`], ms. Default 10,000.
     pub request_timeout_ms: u64,
     /// [`GatewayConfig::body_limit_bytes`]. Default 16,384.
@@ -382,6 +397,7 @@ impl GatewaySettings {
             rate_limit_per_key_burst: key_burst,
             rate_limit_per_ip_per_sec: ip_rate,
             rate_limit_per_ip_burst: ip_burst,
+            signups_per_ip_per_hour: cfg.rate_limit.signups_per_ip.map_or(0, |r| r.burst),
             request_timeout_ms: millis(cfg.request_timeout),
             body_limit_bytes: cfg.body_limit_bytes,
             header_read_timeout_ms: millis(cfg.header_read_timeout),
@@ -412,6 +428,7 @@ impl GatewaySettings {
                 self.rate_limit_per_ip_per_sec,
                 self.rate_limit_per_ip_burst,
             ),
+            signups_per_ip: per_hour(self.signups_per_ip_per_hour),
         };
         cfg.request_timeout = Duration::from_millis(self.request_timeout_ms);
         cfg.body_limit_bytes = self.body_limit_bytes;

@@ -89,6 +89,12 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// The same error with another code.
+    pub fn with_code(mut self, code: &str) -> Self {
+        self.code = code.to_owned();
+        self
+    }
+
     /// This error as the answer to an order placement the exchange refused
     /// (bad input, unknown ids, conflicts, what the state refuses): `"status":
     /// "rejected"` in the body. Errors that decided nothing about the order

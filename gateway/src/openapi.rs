@@ -205,6 +205,15 @@ fn system_and_market_ops() -> Vec<(&'static str, Op)> {
             access: Public, write: false, params: vec![], body: None,
             responses: vec![("200", json!({"description": "The document.", "content": {"application/json": {"schema": {"type": "object"}}}}))],
         }),
+        ("/v1/signup", Op {
+            method: "post", id: "signup", summary: "Open an account yourself",
+            description: "Self-serve, no KYC: opens an account with no funds through the same sequenced `create_account` an admin sends, and answers its API key, once (only its SHA-256 goes to the log). Limited per client address besides the request limit (`signups_per_ip` in `GET /v1/limits`, 5 an hour by default; 429 `rate_limited` over it); 403 `signup_disabled` where the operator turned it off. Takes no body.",
+            access: Public, write: false, params: vec![], body: None,
+            responses: vec![
+                ("201", ok("Opened; `api_key` is shown this once.", "CreatedAccount")),
+                ("403", error("`signup_disabled`: self-serve signup is off on this exchange.")),
+            ],
+        }),
         ("/v1/time", Op {
             method: "get", id: "serverTime", summary: "Server time",
             description: "The gateway's clock: `ts_ns`, `ts_ms` and ISO 8601 UTC to the millisecond.",
@@ -817,9 +826,10 @@ fn system_schemas() -> Value {
             "iso": {"type": "string", "examples": ["2026-12-07T09:00:00.123Z"]},
         })),
         "Limits": object(&["rest", "websocket"], json!({
-            "rest": object(&["per_key", "per_ip_anonymous", "body_bytes_max", "request_timeout_ms"], json!({
+            "rest": object(&["per_key", "per_ip_anonymous", "signups_per_ip", "body_bytes_max", "request_timeout_ms"], json!({
                 "per_key": {"description": "Per API key.", "anyOf": [schema("Bucket"), {"type": "null"}]},
                 "per_ip_anonymous": {"description": "Per client address, for requests without a valid key (public endpoints, market data's REST reads).", "anyOf": [schema("Bucket"), {"type": "null"}]},
+                "signups_per_ip": {"description": "Self-serve signups per client address (`null`: self-serve signup is off).", "anyOf": [schema("Bucket"), {"type": "null"}]},
                 "body_bytes_max": uint(), "request_timeout_ms": uint(),
             })),
             "websocket": object(&["requests_per_sec", "request_burst", "subscriptions_max", "connections_per_account", "connections_per_address", "request_bytes_max", "frame_bytes_max"], json!({

@@ -110,6 +110,7 @@ pub async fn headers(mut req: Request, next: Next) -> Response {
 pub struct RateLimiters {
     per_key: Option<Keyed<Principal>>,
     per_ip: Option<Keyed<IpAddr>>,
+    signups: Option<Keyed<IpAddr>>,
     clock: DefaultClock,
     cfg: RateLimitConfig,
 }
@@ -139,6 +140,7 @@ impl RateLimiters {
         RateLimiters {
             per_key: cfg.per_key.and_then(quota).map(keyed),
             per_ip: cfg.per_ip_anonymous.and_then(quota).map(keyed),
+            signups: cfg.signups_per_ip.and_then(quota).map(keyed),
             clock: DefaultClock::default(),
             cfg: cfg.clone(),
         }
@@ -195,12 +197,28 @@ impl RateLimiters {
         }
     }
 
+    /// Takes one signup from the address's signup bucket (besides its request
+    /// bucket); 403 `signup_disabled` when self-serve signup is off.
+    pub fn check_signup(&self, ip: Option<IpAddr>, ext: &Extensions) -> Result<(), ApiError> {
+        match (&self.signups, ip) {
+            (None, _) => Err(ApiError::forbidden(
+                "self-serve signup is off on this exchange: ask its operator for an account",
+            )
+            .with_code("signup_disabled")),
+            (Some(l), Some(ip)) => self.check(l, &ip, ext),
+            (Some(_), None) => Ok(()),
+        }
+    }
+
     /// Drops the buckets of keys and addresses that are full again (idle).
     pub fn forget_idle(&self) {
         if let Some(l) = &self.per_key {
             l.retain_recent();
         }
         if let Some(l) = &self.per_ip {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.signups {
             l.retain_recent();
         }
     }
@@ -219,6 +237,7 @@ mod tests {
                 replenish_interval: Duration::from_secs(3600),
             }),
             per_ip_anonymous: None,
+            signups_per_ip: None,
         });
         let p = Principal::Account(1);
         let mut ext = Extensions::new();

@@ -120,6 +120,7 @@ fn api_routes() -> Routes<AppState> {
         .add(Method::POST, "/v1/markets", markets::create)
         .add(Method::GET, "/v1/markets/{market}", markets::get)
         .add(Method::POST, "/v1/accounts", accounts::create_account)
+        .add(Method::POST, "/v1/signup", accounts::signup)
         .add(
             Method::GET,
             "/v1/accounts/{account}/balances",

@@ -210,3 +210,46 @@ async fn market_metadata_says_base_quote_and_bounds() {
     }
     h.stop().await;
 }
+
+/// Self-serve signup: an account with no funds and its key, through the log;
+/// limited per address by its own bucket; 403 where the operator turned it off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signup_opens_an_empty_account_and_is_limited_per_address() {
+    let mut cfg = config();
+    cfg.rate_limit.signups_per_ip = Some(RateLimit {
+        burst: 2,
+        replenish_interval: Duration::from_secs(1800),
+    });
+    let h = Harness::start_with(cfg).await;
+    let mut accounts = Vec::new();
+    for _ in 0..2 {
+        let r = h.post("/v1/signup", None, json!(null)).await;
+        r.expect(201, None);
+        let key = r.body["api_key"].as_str().unwrap().to_owned();
+        let b = h.get("/v1/balances", Some(&key)).await;
+        b.expect(200, None);
+        assert_eq!(b.body["account"], r.body["account"]);
+        assert_eq!(b.body["usd"]["available"], "0.000000", "no funds");
+        accounts.push(r.body["account"].as_u64().unwrap());
+    }
+    assert_ne!(accounts[0], accounts[1]);
+    let r = h.post("/v1/signup", None, json!(null)).await;
+    r.expect(429, Some("rate_limited"));
+    assert_eq!(r.headers["ratelimit-limit"], "2");
+    // The admin (and so every gateway following the log) knows the new accounts.
+    h.get(
+        &format!("/v1/accounts/{}/balances", accounts[1]),
+        Some(ADMIN),
+    )
+    .await
+    .expect(200, None);
+    h.stop().await;
+
+    let mut cfg = config();
+    cfg.rate_limit.signups_per_ip = None;
+    let h = Harness::start_with(cfg).await;
+    h.post("/v1/signup", None, json!(null))
+        .await
+        .expect(403, Some("signup_disabled"));
+    h.stop().await;
+}

@@ -148,6 +148,24 @@ impl FromRequestParts<AppState> for Anonymous {
     }
 }
 
+/// A self-serve signup's caller: no key; limited per IP address by the request
+/// bucket and by the signup bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct SignupCaller;
+
+impl FromRequestParts<AppState> for SignupCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Anonymous::from_request_parts(parts, state).await?;
+        state
+            .limits
+            .check_signup(client_ip(parts), &parts.extensions)
+            .map_err(|e| limited(state, e))?;
+        Ok(SignupCaller)
+    }
+}
+
 /// The `Idempotency-Key` header, if sent (1 to 128 visible ASCII characters).
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey(pub Option<String>);

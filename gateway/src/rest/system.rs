@@ -70,6 +70,7 @@ pub async fn limits(State(state): State<AppState>, _: Anonymous) -> Response {
         "rest": {
             "per_key": bucket(rl.per_key),
             "per_ip_anonymous": bucket(rl.per_ip_anonymous),
+            "signups_per_ip": bucket(rl.signups_per_ip),
             "body_bytes_max": cfg.body_limit_bytes,
             "request_timeout_ms": u64::try_from(cfg.request_timeout.as_millis()).unwrap_or(u64::MAX),
         },
