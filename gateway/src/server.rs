@@ -110,8 +110,12 @@ pub fn ledger_feeds(exchange: &gpux_sequencer::Exchange) -> FeedFactory {
 }
 
 fn api_routes() -> Routes<AppState> {
-    use rest::{accounts, markets, orders, system};
-    Routes::new()
+    order_routes(system_and_account_routes(Routes::new()))
+}
+
+fn system_and_account_routes(routes: Routes<AppState>) -> Routes<AppState> {
+    use rest::{accounts, markets, system};
+    routes
         .add(Method::GET, "/v1/health", system::health)
         .add(Method::GET, "/v1/openapi.json", system::openapi)
         .add(Method::GET, "/v1/time", system::time)
@@ -154,6 +158,11 @@ fn api_routes() -> Routes<AppState> {
             "/v1/capacity/remove",
             accounts::remove_capacity,
         )
+}
+
+fn order_routes(routes: Routes<AppState>) -> Routes<AppState> {
+    use rest::orders;
+    routes
         .add(Method::POST, "/v1/orders", orders::place)
         .add(Method::GET, "/v1/orders", orders::open_orders)
         .add(Method::DELETE, "/v1/orders", orders::mass_cancel)
