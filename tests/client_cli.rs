@@ -506,3 +506,75 @@ fn failures_say_what_to_do() {
     assert_eq!(r.code, 5, "{r:?}");
     assert!(r.err.contains("cannot be reached"), "{}", r.err);
 }
+
+#[test]
+fn signup_and_the_dead_mans_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let api = format!("http://{}", server.addr);
+    let (provider_key, _) = setup(&server);
+    let [(h1, _), _] = hours();
+
+    // Self-serve: an account with no funds, its key saved privately.
+    let file = dir.path().join("me/client.toml");
+    let me = Client {
+        api: api.clone(),
+        file: file.clone(),
+        key: None,
+    };
+    let out = me.ok(&["signup"]);
+    assert!(out.contains("as account 3 (no funds yet)"), "{out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let out = me.ok(&["balances"]);
+    assert!(
+        out.starts_with("account 3: 0.000000 USD available"),
+        "{out}"
+    );
+
+    // A provider's resting ask goes when its switch is not renewed.
+    let provider = Client {
+        api,
+        file: dir.path().join("p.toml"),
+        key: Some(provider_key),
+    };
+    provider.ok(&[
+        "capacity",
+        "add",
+        "l40s.us-east",
+        "--gpus",
+        "2",
+        "--start",
+        &h1,
+    ]);
+    provider.ok(&[
+        "sell",
+        "l40s.us-east",
+        "--gpus",
+        "2",
+        "--start",
+        &h1,
+        "--min-price",
+        "1.00",
+        "--yes",
+    ]);
+    assert_eq!(
+        provider.ok(&["cancel-after", "0"]).trim(),
+        "Disarmed: your open orders stay."
+    );
+    let out = provider.ok(&["cancel-after", "1"]);
+    assert!(
+        out.starts_with("Unless renewed, all your open orders are cancelled at "),
+        "{out}"
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while provider.ok(&["orders"]).trim() != "no open orders" {
+        assert!(Instant::now() < deadline, "the switch did not fire");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.stop();
+}

@@ -135,6 +135,11 @@ impl Api {
         self.call(Method::GET, path, None, true)
     }
 
+    /// `method path` without a key or body.
+    pub fn send_public(&self, method: Method, path: &str) -> Outcome<Value> {
+        self.call(method, path, None, false)
+    }
+
     /// `method path` with the key and a JSON body.
     pub fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Outcome<Value> {
         self.call(method, path, body, true)

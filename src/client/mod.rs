@@ -12,7 +12,7 @@
 //! | [`creds`] | `--api`/`GPUX_API`, `GPUX_API_KEY`, the client file `gpux login` writes |
 //! | [`when`] | human time (`tomorrow 09:00`) to a slot |
 //! | [`trade`] | `buy` and `sell`: the plan, its cost estimated from the book, the orders |
-//! | [`views`] | the reads and small writes: markets, curve, book, orders, cancel, … |
+//! | [`views`] | the reads and small writes: login, signup, markets, curve, book, orders, cancel, cancel-after, … |
 //! | [`watch`] | `watch`: a book and its trades live over the WebSocket |
 //! | [`table`] | tables |
 
@@ -65,6 +65,13 @@ pub enum ClientCmd {
     /// (never from the command line); checks it with the exchange, then writes
     /// GPUX_CLIENT_CONFIG, else ~/.config/gpux/client.toml, readable only by you.
     Login(#[command(flatten)] Conn),
+    /// Open an account yourself (where the exchange allows self-serve signup) and
+    /// save its key like `gpux login`. The account starts with no funds.
+    Signup(#[command(flatten)] Conn),
+    /// Dead man's switch: unless you run this again within SECONDS, all your open
+    /// orders are cancelled (0 disarms it). Renew through the same exchange
+    /// address: the deadline is kept by the gateway that received it.
+    CancelAfter(views::CancelAfterArgs),
     /// List the markets: GPU model and region, tick, lot, price and size limits, fees.
     Markets(#[command(flatten)] Conn),
     /// A market's forward curve: best bid, ask, last price and volume of each open
@@ -109,6 +116,8 @@ pub enum ClientCmd {
 pub fn run(cmd: ClientCmd) -> Outcome {
     match cmd {
         ClientCmd::Login(c) => views::login(&c),
+        ClientCmd::Signup(c) => views::signup(&c),
+        ClientCmd::CancelAfter(a) => views::cancel_after(&a),
         ClientCmd::Markets(c) => views::markets(&c),
         ClientCmd::Curve(a) => views::curve(&a),
         ClientCmd::Book(a) => views::book(&a),

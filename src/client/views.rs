@@ -96,6 +96,73 @@ pub struct CapacityArgs {
     pub conn: Conn,
 }
 
+/// `gpux cancel-after SECONDS`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CancelAfterArgs {
+    /// Seconds until your open orders are cancelled unless renewed; 0 disarms.
+    pub seconds: u64,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub conn: Conn,
+}
+
+/// `gpux signup`.
+pub fn signup(conn: &Conn) -> Outcome {
+    let env = |k: &str| std::env::var(k).ok();
+    let path = creds::file_path(env).ok_or_else(|| {
+        Failure::new(
+            EXIT_OTHER,
+            "no place for the client file: set GPUX_CLIENT_CONFIG or HOME",
+        )
+    })?;
+    let mut file = creds::read(&path)?;
+    let api_url = creds::api(
+        conn.api.clone().or_else(|| env("GPUX_API")).as_deref(),
+        &file,
+    );
+    let api = super::api::Api::new(&api_url, None)?;
+    let v = api.send_public(Method::POST, "/v1/signup")?;
+    let key = v["api_key"]
+        .as_str()
+        .ok_or_else(|| Failure::new(EXIT_OTHER, "the exchange answered no api_key"))?;
+    file.api = Some(api.base().to_owned());
+    file.api_key = Some(key.to_owned());
+    creds::write(&path, &file)?;
+    if conn.json {
+        print_json(&json!({"api": api.base(), "account": v["account"], "file": path}));
+    } else {
+        println!(
+            "Signed up at {} as account {} (no funds yet); the key is saved in {} (readable only by you).",
+            api.base(),
+            cell(&v["account"]),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `gpux cancel-after SECONDS`.
+pub fn cancel_after(a: &CancelAfterArgs) -> Outcome {
+    let ms = a.seconds.saturating_mul(1_000);
+    let v = a.conn.connect()?.send(
+        Method::POST,
+        "/v1/cancel-after",
+        Some(&json!({"timeout_ms": ms})),
+    )?;
+    if a.conn.json {
+        print_json(&v);
+    } else if let Some(t) = v["trigger_time_ms"].as_u64() {
+        println!(
+            "Unless renewed, all your open orders are cancelled at {} UTC ({} s from now): run `gpux cancel-after` again before.",
+            crate::client::when::show_ms(t),
+            a.seconds
+        );
+    } else {
+        println!("Disarmed: your open orders stay.");
+    }
+    Ok(())
+}
+
 /// `gpux login`.
 pub fn login(conn: &Conn) -> Outcome {
     let env = |k: &str| std::env::var(k).ok();

@@ -148,6 +148,13 @@ pub fn show(slot: u64) -> String {
     format_slot(slot)
 }
 
+/// A unix time in milliseconds as `2026-12-07T09:41:05Z`.
+pub fn show_ms(ms: u64) -> String {
+    let secs = ms / 1_000;
+    let hour = format_slot(secs - secs % HOUR);
+    format!("{}:{:02}:{:02}Z", &hour[..13], secs % HOUR / 60, secs % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +169,7 @@ mod tests {
     #[test]
     fn the_now_used_here_is_what_it_says() {
         assert_eq!(show(NOW - NOW % HOUR), "2026-12-06T20:00Z");
+        assert_eq!(show_ms(NOW * 1_000 + 999), "2026-12-06T20:41:56Z");
     }
 
     #[test]
