@@ -24,10 +24,13 @@ use serde_json::{json, Value};
 
 use crate::demo::{DEMANDER_FIRST, PROVIDER_FIRST};
 
-/// The unsettled delivery entries naming any of the given accounts (as provider
-/// or holder).
+/// A function giving the unsettled delivery entries that name any of the given
+/// accounts (as provider or holder).
+pub type EntriesOf = dyn Fn(&[AccountId]) -> Vec<EntryView> + Send + Sync;
+
+/// Where the demo reads its delivery entries: an [`EntriesOf`].
 #[derive(Clone)]
-pub struct DeliveryLookup(pub Arc<dyn Fn(&[AccountId]) -> Vec<EntryView> + Send + Sync>);
+pub struct DeliveryLookup(pub Arc<EntriesOf>);
 
 impl std::fmt::Debug for DeliveryLookup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,11 +80,11 @@ impl Deliveries {
         for e in entries {
             let started = now_s >= e.slot;
             match e.state {
-                EntryState::Scheduled if started && now_s <= e.report_until => {
-                    if self.reported.insert(e.entry) {
-                        if let Some(delivered) = provider_report(rng, e) {
-                            out.push(json!({"type": "delivery_report", "account": e.provider, "entry": e.entry, "delivered": delivered.to_string()}));
-                        }
+                EntryState::Scheduled
+                    if started && now_s <= e.report_until && self.reported.insert(e.entry) =>
+                {
+                    if let Some(delivered) = provider_report(rng, e) {
+                        out.push(json!({"type": "delivery_report", "account": e.provider, "entry": e.entry, "delivered": delivered.to_string()}));
                     }
                 }
                 EntryState::Reported if now_s <= e.dispute_until && is_demander(e.holder) => {

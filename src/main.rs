@@ -6,7 +6,13 @@ use std::process::ExitCode;
 
 /// gpux — an exchange for GPU compute.
 #[derive(Parser)]
-#[command(name = "gpux", version, about, long_about = None)]
+#[command(
+    name = "gpux",
+    version,
+    about,
+    long_about = None,
+    after_help = "Client commands (login … watch) talk to the exchange at --api or GPUX_API, with the key from GPUX_API_KEY or `gpux login`; times are UTC. Their exit status: 0 done, 2 bad arguments, 3 the exchange refused the request (its code and message are printed), 4 no key or a refused key, 5 the exchange is unreachable, busy or unavailable (retry), 6 not confirmed, 1 anything else."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -68,6 +74,9 @@ enum Cmd {
     /// `gpux serve --demo`: the exchange with simulated providers and demanders
     /// quoting and trading on sample H100, A100 and RTX 4090 markets.
     Demo(#[command(flatten)] gpux::config::ServeArgs),
+    /// The trading client: markets, buy, sell, watch, …
+    #[command(flatten)]
+    Client(gpux::client::ClientCmd),
 }
 
 fn main() -> ExitCode {
@@ -75,7 +84,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gpux: {e:#}");
-            ExitCode::FAILURE
+            // A client command's failure says what kind it was (see client::api).
+            match e.downcast_ref::<gpux::client::api::Failure>() {
+                Some(f) => ExitCode::from(f.exit),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -92,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Engine(args) => gpux::run::engine(Config::load(&args)?, &args)?,
         Cmd::Gateway(args) => gpux::run::gateway(Config::load(&args)?)?,
+        Cmd::Client(cmd) => gpux::client::run(cmd)?,
     }
     Ok(())
 }

@@ -158,7 +158,7 @@ fn list_market_and_ask(addr: &str) -> (String, u64) {
         ),
         200,
     );
-    assert_eq!(ask["status"], "resting", "{ask}");
+    assert_eq!(ask["status"], "open", "{ask}");
     let ask_id = ask["order_id"].as_u64().unwrap();
     (seller, ask_id)
 }

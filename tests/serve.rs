@@ -257,7 +257,7 @@ fn an_idle_exchange_expires_a_gtd_order_from_ticks_alone() {
     );
     assert_eq!(
         (status, &order["status"]),
-        (200, &Value::from("resting")),
+        (200, &Value::from("open")),
         "{order}"
     );
     let path = format!("/v1/orders/{}", order["order_id"]);
@@ -266,7 +266,7 @@ fn an_idle_exchange_expires_a_gtd_order_from_ticks_alone() {
     let expired = wait_until_not_resting(&addr, &path, &key);
     assert_eq!(
         (&expired["status"], &expired["cancel_reason"]),
-        (&Value::from("cancelled"), &Value::from("expired")),
+        (&Value::from("expired"), &Value::from("expired")),
         "{expired}"
     );
     serve.stop();
@@ -326,7 +326,7 @@ fn an_idle_exchange_closes_a_gate_from_ticks_alone() {
     order(&keys[1], "sell", "2.00");
     order(&keys[0], "buy", "2.00");
     let bid = order(&keys[0], "buy", "1.00");
-    assert_eq!(bid["status"], "resting", "{bid}");
+    assert_eq!(bid["status"], "open", "{bid}");
     let path = format!("/v1/orders/{}", bid["order_id"]);
 
     // Nothing else is sent: only ticks can carry engine time past the gate.
@@ -354,7 +354,7 @@ fn wait_until_not_resting(addr: &str, path: &str, key: &str) -> Value {
     loop {
         let (status, o) = http(addr, "GET", path, key, "");
         assert_eq!(status, 200, "{o}");
-        if o["status"] != "resting" {
+        if o["status"] != "open" {
             return o;
         }
         assert!(std::time::Instant::now() < deadline, "still resting: {o}");

@@ -445,6 +445,26 @@ impl From<&MarketSpec> for MarketListed {
     }
 }
 
+/// A `min_reliability` is 0 to 1 with at most 4 decimals, on a buy that never
+/// rests (`tif`: its time in force once defaults are applied).
+fn check_min_reliability(
+    o: &crate::command::PlaceOrder,
+    tif: crate::types::TimeInForce,
+) -> Result<(), RejectReason> {
+    let Some(floor) = o.min_reliability else {
+        return Ok(());
+    };
+    let in_range = floor >= Decimal::ZERO && floor <= Decimal::ONE;
+    if !in_range
+        || floor.normalize().scale() > 4
+        || o.side != crate::types::Side::Buy
+        || tif.rests()
+    {
+        return Err(RejectReason::InvalidMinReliability);
+    }
+    Ok(())
+}
+
 /// A `place_order` command's shape in the market's units, once it passed the checks
 /// that need only the command, the market's spec and the time ([`MarketSpec::check_order`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -500,14 +520,11 @@ impl MarketSpec {
         if (tif == TimeInForce::Gtd) != o.good_till_ns.is_some() || (o.post_only && !tif.rests()) {
             return Err(InvalidOrder);
         }
-        let cap = match o.cap {
-            Some(c) => Some(cash_micros(c).ok_or(InvalidOrder)?),
-            None => None,
-        };
-        let limit = match o.price {
-            Some(p) => Some(self.price_ticks(p)?),
-            None => None,
-        };
+        let cap = o
+            .cap
+            .map(|c| cash_micros(c).ok_or(InvalidOrder))
+            .transpose()?;
+        let limit = o.price.map(|p| self.price_ticks(p)).transpose()?;
         let all_or_none = o.window.is_some() || o.colocate;
         if all_or_none
             && (o.price.is_none()
@@ -519,12 +536,7 @@ impl MarketSpec {
         }
         // A window or cluster order never rests: no time in force means FOK.
         let tif = if all_or_none { TimeInForce::Fok } else { tif };
-        if let Some(floor) = o.min_reliability {
-            let in_range = floor >= Decimal::ZERO && floor <= Decimal::ONE;
-            if !in_range || floor.normalize().scale() > 4 || o.side != Side::Buy || tif.rests() {
-                return Err(RejectReason::InvalidMinReliability);
-            }
-        }
+        check_min_reliability(o, tif)?;
         let lots = self.order_lots(o.quantity)?;
         if o.good_till_ns.is_some_and(|t| t <= ts_ns) {
             return Err(GoodTillInPast);

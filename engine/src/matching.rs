@@ -51,16 +51,17 @@ impl<B: OrderBook> Engine<B> {
     /// including its bound of [`MATCHES_PER_COMMAND_MAX`] makers met. Own orders
     /// skipped by `cancel_maker` do not count towards the quantity (matching would
     /// cancel them) but do count as makers met.
+    /// With a `min_reliability`, makers of sellers below it are skipped (and
+    /// counted as met), as matching skips them.
     pub(crate) fn fok_fillable(
         &self,
         bi: usize,
-        account: AccountId,
-        side: Side,
+        order: &crate::command::PlaceOrder,
         limit: i64,
         lots: u64,
-        stp: StpMode,
-        floor: Option<rust_decimal::Decimal>,
     ) -> bool {
+        let (account, side, stp) = (order.account, order.side, order.stp);
+        let floor = order.min_reliability;
         let mut need = lots;
         let mut met = 0usize;
         self.bk(bi).book.visit(side.opposite(), &mut |o| {

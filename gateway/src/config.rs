@@ -86,6 +86,17 @@ pub struct RateLimitConfig {
     /// market data's REST reads included, and failed authentication). Default: 50
     /// requests/s, bursts of 100.
     pub per_ip_anonymous: Option<RateLimit>,
+    /// Self-serve signups (`POST /v1/signup`) per client IP address; `None`: no
+    /// self-serve signup (403 `signup_disabled`). Default: 5 an hour.
+    pub signups_per_ip: Option<RateLimit>,
+}
+
+/// `n` requests an hour, all of them at once if they come together; `None` for 0.
+fn per_hour(n: u32) -> Option<RateLimit> {
+    (n > 0).then(|| RateLimit {
+        burst: n,
+        replenish_interval: Duration::from_secs(3_600) / n,
+    })
 }
 
 impl Default for RateLimitConfig {
@@ -99,6 +110,7 @@ impl Default for RateLimitConfig {
                 burst: 100,
                 replenish_interval: Duration::from_millis(20),
             }),
+            signups_per_ip: per_hour(5),
         }
     }
 }
@@ -304,6 +316,9 @@ pub struct GatewaySettings {
     pub rate_limit_per_ip_per_sec: u32,
     /// Anonymous requests per IP allowed back to back. Default 100.
     pub rate_limit_per_ip_burst: u32,
+    /// Self-serve signups (`POST /v1/signup`) per client IP an hour; 0: no
+    /// self-serve signup. Default 5.
+    pub signups_per_ip_per_hour: u32,
     /// [`GatewayConfig::request_timeout`], ms. Default 10,000.
     pub request_timeout_ms: u64,
     /// [`GatewayConfig::body_limit_bytes`]. Default 16,384.
@@ -333,6 +348,9 @@ pub struct GatewaySettings {
     pub ws_max_frame_bytes: usize,
     /// A ping every this often, ms. Default 15,000.
     pub ws_heartbeat_interval_ms: u64,
+    /// A `heartbeat` message with each subscribed book's `seq` every this often,
+    /// ms. Default 5,000.
+    pub ws_book_heartbeat_interval_ms: u64,
     /// Close a peer silent for this long, ms. Default 45,000.
     pub ws_idle_timeout_ms: u64,
 }
@@ -383,6 +401,7 @@ impl GatewaySettings {
             rate_limit_per_key_burst: key_burst,
             rate_limit_per_ip_per_sec: ip_rate,
             rate_limit_per_ip_burst: ip_burst,
+            signups_per_ip_per_hour: cfg.rate_limit.signups_per_ip.map_or(0, |r| r.burst),
             request_timeout_ms: millis(cfg.request_timeout),
             body_limit_bytes: cfg.body_limit_bytes,
             header_read_timeout_ms: millis(cfg.header_read_timeout),
@@ -397,6 +416,7 @@ impl GatewaySettings {
             ws_queue_bytes: md.queue_bytes,
             ws_max_frame_bytes: md.max_frame_bytes,
             ws_heartbeat_interval_ms: millis(md.heartbeat_interval),
+            ws_book_heartbeat_interval_ms: millis(md.book_heartbeat_interval),
             ws_idle_timeout_ms: millis(md.idle_timeout),
         }
     }
@@ -412,6 +432,7 @@ impl GatewaySettings {
                 self.rate_limit_per_ip_per_sec,
                 self.rate_limit_per_ip_burst,
             ),
+            signups_per_ip: per_hour(self.signups_per_ip_per_hour),
         };
         cfg.request_timeout = Duration::from_millis(self.request_timeout_ms);
         cfg.body_limit_bytes = self.body_limit_bytes;
@@ -428,6 +449,7 @@ impl GatewaySettings {
         md.queue_bytes = self.ws_queue_bytes;
         md.max_frame_bytes = self.ws_max_frame_bytes;
         md.heartbeat_interval = Duration::from_millis(self.ws_heartbeat_interval_ms);
+        md.book_heartbeat_interval = Duration::from_millis(self.ws_book_heartbeat_interval_ms);
         md.idle_timeout = Duration::from_millis(self.ws_idle_timeout_ms);
     }
 
@@ -500,6 +522,10 @@ impl GatewaySettings {
                 self.ws_heartbeat_interval_ms,
             ),
             ("gateway.ws_idle_timeout_ms", self.ws_idle_timeout_ms),
+            (
+                "gateway.ws_book_heartbeat_interval_ms",
+                self.ws_book_heartbeat_interval_ms,
+            ),
         ]
         .into_iter()
         .find_map(|(key, v)| (v == 0).then_some(key))
@@ -519,6 +545,7 @@ mod tests {
         assert_eq!(s.rate_limit_per_ip_burst, 100);
         assert_eq!(s.request_timeout_ms, 10_000);
         assert_eq!(s.ws_idle_timeout_ms, 45_000);
+        assert_eq!(s.ws_book_heartbeat_interval_ms, 5_000);
         s.validate().unwrap();
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 1));
         let fresh = GatewayConfig::new(listen, "k");
@@ -538,11 +565,16 @@ mod tests {
             ws_queue_bytes: 5,
             ws_heartbeat_interval_ms: 10,
             ws_idle_timeout_ms: 11,
+            ws_book_heartbeat_interval_ms: 12,
             ..GatewaySettings::default()
         };
         let cfg = GatewayConfig::with_settings(SocketAddr::from((Ipv4Addr::LOCALHOST, 1)), "k", &s);
         assert_eq!(cfg.rate_limit.per_key, None);
         assert_eq!(cfg.market_data.queue_bytes, 5);
+        assert_eq!(
+            cfg.market_data.book_heartbeat_interval,
+            Duration::from_millis(12)
+        );
         assert_eq!(GatewaySettings::of(&cfg), s);
     }
 
@@ -557,6 +589,8 @@ mod tests {
             bad(|s| s.body_limit_bytes = 0),
             "gateway.body_limit_bytes must be positive (got 0)"
         );
+        assert!(bad(|s| s.ws_book_heartbeat_interval_ms = 0)
+            .starts_with("gateway.ws_book_heartbeat_interval_ms"));
         assert!(
             bad(|s| s.rate_limit_per_ip_burst = 0).starts_with("gateway.rate_limit_per_ip_burst")
         );

@@ -20,12 +20,17 @@ pub struct ApiError {
     /// Answer with `Connection: close` and close the connection after it (a
     /// client too slow to send its request is not kept).
     pub close: bool,
+    /// For a refused order placement: `rejected`, sent as the body's `status`
+    /// (the order status vocabulary of every answer about an order).
+    pub order_status: Option<&'static str>,
 }
 
 #[derive(Serialize)]
 struct Body<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a str>,
 }
 
 impl ApiError {
@@ -37,6 +42,7 @@ impl ApiError {
             message: message.into(),
             retry_after_secs: None,
             close: false,
+            order_status: None,
         }
     }
 
@@ -82,6 +88,27 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The same error with another code.
+    pub fn with_code(mut self, code: &str) -> Self {
+        self.code = code.to_owned();
+        self
+    }
+
+    /// This error as the answer to an order placement the exchange refused
+    /// (bad input, unknown ids, conflicts, what the state refuses): `"status":
+    /// "rejected"` in the body. Errors that decided nothing about the order
+    /// (authentication, rate limits, unavailability, a reused idempotency key)
+    /// are left as they are.
+    pub fn order_rejected(mut self) -> Self {
+        let refused = matches!(self.status.as_u16(), 400 | 404 | 409 | 422);
+        if refused && self.code != "idempotency_key_reused" {
+            self.order_status = Some("rejected");
+        }
+        self
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -101,6 +128,7 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&Body {
             code: &self.code,
             message: &self.message,
+            status: self.order_status,
         })
         .unwrap_or_default();
         let mut resp = (self.status, body).into_response();

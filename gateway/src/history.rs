@@ -41,24 +41,28 @@ pub fn zero_like(like: Decimal) -> Decimal {
     z
 }
 
-/// Where an order is in its life.
+/// Where an order is in its life: the one status vocabulary of every answer
+/// about an order (`open`, `partially_filled`, `filled`, `cancelled`, `expired`;
+/// a placement the exchange refused answers an error with `"status":"rejected"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Open on the book, nothing filled yet.
-    Resting,
+    Open,
     /// Open on the book, partly filled.
     PartiallyFilled,
     /// Completely filled; closed.
     Filled,
     /// Closed without filling completely (see `cancel_reason`); may have fills.
     Cancelled,
+    /// A GTD order whose time passed (`cancel_reason` `expired`); may have fills.
+    Expired,
 }
 
 impl OrderStatus {
     /// Whether the order is still on the book.
     pub fn is_open(self) -> bool {
-        matches!(self, OrderStatus::Resting | OrderStatus::PartiallyFilled)
+        matches!(self, OrderStatus::Open | OrderStatus::PartiallyFilled)
     }
 }
 
@@ -100,6 +104,8 @@ pub struct Fill {
     pub cmd_seq: u64,
     /// Its (sequenced) timestamp.
     pub ts_ns: u64,
+    /// The same, in milliseconds.
+    pub ts_ms: u64,
 }
 
 impl Fill {
@@ -117,6 +123,7 @@ impl Fill {
             liquidity,
             cmd_seq,
             ts_ns,
+            ts_ms: crate::marketdata::wire::ms(ts_ns),
         };
         [
             (
@@ -209,7 +216,7 @@ impl OrderRecord {
             filled: zero_like(a.quantity),
             remaining: quantity,
             // Until the command's other events say otherwise.
-            status: OrderStatus::Resting,
+            status: OrderStatus::Open,
             cancel_reason: None,
             time_in_force: a.time_in_force,
             good_till_ns: a.good_till_ns,
@@ -223,7 +230,7 @@ impl OrderRecord {
 
     fn open_status(&self) -> OrderStatus {
         if self.filled.is_zero() {
-            OrderStatus::Resting
+            OrderStatus::Open
         } else {
             OrderStatus::PartiallyFilled
         }
@@ -256,7 +263,11 @@ impl OrderRecord {
             }
             Event::OrderCancelled(c) if c.order == id => {
                 self.remaining = zero_like(c.quantity);
-                self.status = OrderStatus::Cancelled;
+                self.status = if c.reason == gpux_engine::CancelReason::Expired {
+                    OrderStatus::Expired
+                } else {
+                    OrderStatus::Cancelled
+                };
                 self.cancel_reason = Some(c.reason);
                 self.updated_cmd_seq = cmd_seq;
                 return true;

@@ -78,6 +78,7 @@
 
 pub mod auth;
 pub mod bookcount;
+pub mod cancel_after;
 pub mod config;
 pub mod error;
 pub mod history;

@@ -180,6 +180,7 @@ fn slot_param() -> Value {
 fn ops() -> Vec<(&'static str, Op)> {
     [
         system_and_market_ops(),
+        convention_ops(),
         account_ops(),
         delivery_ops(),
         order_ops(),
@@ -228,6 +229,34 @@ fn delivery_ops() -> Vec<(&'static str, Op)> {
     ]
 }
 
+/// Self-serve signup, the server's time and its limits.
+fn convention_ops() -> Vec<(&'static str, Op)> {
+    use Access::*;
+    vec![
+        ("/v1/signup", Op {
+            method: "post", id: "signup", summary: "Open an account yourself",
+            description: "Self-serve, no KYC: opens an account with no funds through the same sequenced `create_account` an admin sends, and answers its API key, once (only its SHA-256 goes to the log). Limited per client address besides the request limit (`signups_per_ip` in `GET /v1/limits`, 5 an hour by default; 429 `rate_limited` over it); 403 `signup_disabled` where the operator turned it off. Takes no body.",
+            access: Public, write: false, params: vec![], body: None,
+            responses: vec![
+                ("201", ok("Opened; `api_key` is shown this once.", "CreatedAccount")),
+                ("403", error("`signup_disabled`: self-serve signup is off on this exchange.")),
+            ],
+        }),
+        ("/v1/time", Op {
+            method: "get", id: "serverTime", summary: "Server time",
+            description: "The gateway's clock: `ts_ns`, `ts_ms` and ISO 8601 UTC to the millisecond.",
+            access: Public, write: false, params: vec![], body: None,
+            responses: vec![("200", ok("The time.", "Time"))],
+        }),
+        ("/v1/limits", Op {
+            method: "get", id: "limits", summary: "Limits",
+            description: "The rate limits as configured on this gateway (token buckets: `burst` requests back to back, then one more every `replenish_interval_ms`; `null`: no limit), request bounds, and the WebSocket's limits. Where a bucket stands is in the `RateLimit-*` headers of every rate-limited answer.",
+            access: Public, write: false, params: vec![], body: None,
+            responses: vec![("200", ok("The limits.", "Limits"))],
+        }),
+    ]
+}
+
 /// The operations on the system and on markets.
 fn system_and_market_ops() -> Vec<(&'static str, Op)> {
     use Access::*;
@@ -246,7 +275,7 @@ fn system_and_market_ops() -> Vec<(&'static str, Op)> {
         }),
         ("/v1/stats", Op {
             method: "get", id: "getStats", summary: "The network in numbers",
-            description: "Over every market: markets listed, open delivery hours, GPU-hours offered (resting asks) and sold (traded) in the open hours, GPU-hours scheduled for delivery at the gates so far, USD traded in the 24 hours before `ts_ns` (committed time), accounts with a resting ask, and the providers offering the most (at most 100: GPU-hours offered now, GPU-hours scheduled to deliver in all). Delivered hours, reliability and disputes are not recorded by the exchange yet and do not appear. The figures from market data may trail the replica's by one publication interval.",
+            description: "Over every market: markets listed, open delivery hours, GPU-hours offered (resting asks) and sold (traded) in the open hours, GPU-hours scheduled for delivery at the gates so far, USD traded in the 24 hours before `ts_ns` (committed time), accounts with a resting ask, and the providers offering the most (at most 100: GPU-hours offered now, GPU-hours scheduled to deliver in all). Providers' delivery records (delivered hours, reliability, disputes lost) are at `GET /v1/providers`. The figures from market data may trail the replica's by one publication interval.",
             access: Public, write: false, params: vec![], body: None,
             responses: vec![("200", ok("The figures.", "Stats"))],
         }),
@@ -367,6 +396,15 @@ fn order_ops() -> Vec<(&'static str, Op)> {
             description: "Cancels every open order of the caller, or those in one market, or in one slot of one market.",
             access: Account, write: true, params: vec![market_query(), slot_query()], body: None,
             responses: vec![("200", ok("Cancelled.", "MassCancelResult")), ("404", error("`unknown_market`."))],
+        }),
+        ("/v1/cancel-after", Op {
+            method: "post", id: "cancelAfter", summary: "Dead man's switch: cancel all my orders unless renewed",
+            description: "Arms (or renews) the caller's switch: unless this is sent again within `timeout_ms`, all the caller's open orders are cancelled by a sequenced `mass_cancel` whose `request_id` is `cancel_after:<account>:<trigger_time_ms>` (so the ledger says why). `timeout_ms` 0 disarms it; at most 86,400,000 (a day). The deadline is kept by the gateway that received the request, in memory: renew through the same gateway; a restart of it drops the switch.",
+            access: Account, write: false, params: vec![], body: Some("CancelAfterRequest"),
+            responses: vec![
+                ("200", ok("Armed (or disarmed).", "CancelAfterResult")),
+                ("400", error("`malformed_json`, `invalid_body` (unknown fields, a timeout over a day).")),
+            ],
         }),
         ("/v1/orders/{order_id}", Op {
             method: "get", id: "getOrder", summary: "One of my orders, with its fills",
@@ -581,6 +619,7 @@ fn request_schemas() -> Value {
         "Error": object(&["code", "message"], json!({
             "code": {"type": "string", "description": "Stable machine-readable code (snake_case); engine rejections use the engine's reject codes (docs/PROTOCOL.md)."},
             "message": {"type": "string", "description": "For humans; never internals."},
+            "status": {"type": "string", "enum": ["rejected"], "description": "On the refusal (400, 404, 409 but `idempotency_key_reused`, 422) of an order placement only: the order's status."},
         })),
         "Decimal": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$", "description": "A decimal as a string: plain digits, optionally a fraction. No exponents, signs or JSON numbers.", "examples": ["2.45"]},
         "MarketId": {"type": "string", "pattern": "^[a-z0-9-]+\\.[a-z0-9-]+$", "maxLength": 32, "examples": ["h100-sxm.us-east"]},
@@ -591,7 +630,7 @@ fn request_schemas() -> Value {
         "OrderType": e(&["limit", "market"]),
         "TimeInForce": e(&["gtc", "ioc", "fok", "gtd"]),
         "Stp": e(&["cancel_taker", "cancel_maker", "cancel_both", "none"]),
-        "OrderStatus": e(&["resting", "partially_filled", "filled", "cancelled"]),
+        "OrderStatus": {"type": "string", "enum": ["open", "partially_filled", "filled", "cancelled", "expired"], "description": "Where an order is in its life: open on the book (nothing filled yet), open and partly filled, filled, cancelled (see `cancel_reason`), or expired (a GTD order whose time passed). A placement the exchange refused is an error answer with `\"status\": \"rejected\"`."},
         "CancelReason": e(&["user_requested", "ioc_remainder", "market_remainder", "self_trade_prevention", "expired", "mass_cancel", "match_limit"]),
         "Liquidity": e(&["maker", "taker"]),
         "PlaceOrderRequest": object(&["market", "side", "quantity"], json!({
@@ -643,10 +682,11 @@ fn response_schemas() -> Value {
     let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
     let e = |values: &[&str]| json!({"type": "string", "enum": values});
     json!({
-        "Fill": object(&["trade_id", "order_id", "market", "slot", "side", "price", "quantity", "fee", "liquidity", "cmd_seq", "ts_ns"], json!({
+        "Fill": object(&["trade_id", "order_id", "market", "slot", "side", "price", "quantity", "fee", "liquidity", "cmd_seq", "ts_ns", "ts_ms"], json!({
             "trade_id": uint(), "order_id": uint(), "market": schema("MarketId"), "slot": schema("Slot"), "side": schema("Side"),
             "price": dec(), "quantity": dec(), "fee": dec(), "liquidity": schema("Liquidity"),
             "cmd_seq": uint(), "ts_ns": uint(),
+            "ts_ms": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`ts_ns` in milliseconds (rounded down)."},
         })),
         "Order": object(&["order_id", "market", "slot", "side", "order_type", "quantity", "filled", "remaining", "status", "time_in_force", "post_only", "stp", "created_cmd_seq", "cmd_seq"], json!({
             "order_id": uint(), "client_order_id": schema("ClientOrderId"), "market": schema("MarketId"),
@@ -654,7 +694,9 @@ fn response_schemas() -> Value {
             "side": schema("Side"), "order_type": schema("OrderType"), "price": dec(), "quantity": dec(),
             "filled": dec(), "remaining": dec(), "status": schema("OrderStatus"),
             "cancel_reason": schema("CancelReason"), "time_in_force": schema("TimeInForce"),
-            "good_till_ns": uint(), "post_only": {"type": "boolean"}, "stp": schema("Stp"),
+            "good_till_ns": uint(),
+            "good_till_ms": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`good_till_ns` in milliseconds (rounded down)."},
+            "post_only": {"type": "boolean"}, "stp": schema("Stp"),
             "fills": {"type": "array", "items": schema("Fill")},
             "created_cmd_seq": uint(), "cmd_seq": uint(),
         })),
@@ -694,16 +736,6 @@ fn response_schemas() -> Value {
         "CreatedAccount": object(&["account", "cmd_seq"], json!({
             "account": uint(),
             "api_key": {"type": "string", "description": "`gpux_` + 64 hex digits. Shown once."},
-            "cmd_seq": uint(),
-        })),
-        "Market": object(&["market", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "min_price", "max_price", "max_order_quantity", "slot_horizon_hours", "gate_closure_secs", "report_window_secs", "dispute_window_secs"], json!({
-            "market": schema("MarketId"), "tick_size": dec(), "lot_size": dec(),
-            "maker_fee_bps": {"type": "integer"}, "taker_fee_bps": {"type": "integer"},
-            "min_price": dec(), "max_price": dec(), "max_order_quantity": dec(),
-            "slot_horizon_hours": {"type": "integer", "description": "How many hours ahead slots trade."},
-            "gate_closure_secs": {"type": "integer", "description": "Trading in a slot stops this many seconds before it starts."},
-            "report_window_secs": {"type": "integer", "description": "Deliveries are reported until this many seconds after the slot's end."},
-            "dispute_window_secs": {"type": "integer", "description": "Deliveries may be disputed until this many seconds after the slot's end."},
             "cmd_seq": uint(),
         })),
         "Markets": object(&["markets"], json!({"markets": {"type": "array", "items": schema("Market")}})),
@@ -794,11 +826,13 @@ fn market_data_schemas() -> Value {
             "seq": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`cmd_seq` of the last command whose changes this book includes."},
             "bids": {"type": "array", "items": schema("Level"), "description": "Best (highest) first."},
             "asks": {"type": "array", "items": schema("Level"), "description": "Best (lowest) first."},
+            "checksum": {"type": "integer", "format": "uint32", "minimum": 0, "description": "WebSocket book messages only: CRC-32 of the top 10 levels of the book after this message (docs/MARKET_DATA.md, \"Book checksum\")."},
         })),
-        "Trade": object(&["trade", "seq", "ts_ns", "price", "quantity", "taker_side"], json!({
+        "Trade": object(&["trade", "seq", "ts_ns", "ts_ms", "price", "quantity", "taker_side"], json!({
             "trade": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The engine's trade id."},
             "seq": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`cmd_seq` of the command that traded."},
             "ts_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "Its committed timestamp, ns since the epoch."},
+            "ts_ms": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`ts_ns` in milliseconds (rounded down)."},
             "price": dec(), "quantity": dec(),
             "taker_side": schema("Side"),
         })),
@@ -807,24 +841,20 @@ fn market_data_schemas() -> Value {
             "slot": schema("Slot"),
             "trades": {"type": "array", "items": schema("Trade"), "description": "Oldest first."},
         })),
-        "Ticker": object(&["market", "slot", "seq", "ts_ns", "best_bid", "best_bid_quantity", "best_ask", "best_ask_quantity", "last_price", "last_quantity", "last_ts_ns", "open_24h", "high_24h", "low_24h", "volume_24h", "trades_24h"], json!({
+        "Ticker": object(&["market", "slot", "seq", "ts_ns", "ts_ms", "best_bid", "best_bid_quantity", "best_ask", "best_ask_quantity", "last_price", "last_quantity", "last_ts_ns", "last_ts_ms", "open_24h", "high_24h", "low_24h", "volume_24h", "trades_24h"], json!({
             "market": schema("MarketId"),
             "slot": schema("Slot"),
             "seq": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The last command reflected."},
             "ts_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The latest committed timestamp: the end of the 24h window."},
+            "ts_ms": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`ts_ns` in milliseconds (rounded down)."},
             "best_bid": opt_dec(), "best_bid_quantity": opt_dec(),
             "best_ask": opt_dec(), "best_ask_quantity": opt_dec(),
             "last_price": opt_dec(), "last_quantity": opt_dec(),
             "last_ts_ns": {"type": ["integer", "null"], "format": "uint64", "minimum": 0},
+            "last_ts_ms": {"type": ["integer", "null"], "format": "uint64", "minimum": 0, "description": "`last_ts_ns` in milliseconds (rounded down)."},
             "open_24h": opt_dec(), "high_24h": opt_dec(), "low_24h": opt_dec(),
             "volume_24h": dec(),
             "trades_24h": uint(),
-        })),
-        "Candle": object(&["open_ns", "open", "high", "low", "close", "volume", "trades"], json!({
-            "open_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "Start of the interval (a multiple of its length), ns since the epoch, committed time."},
-            "open": dec(), "high": dec(), "low": dec(), "close": dec(),
-            "volume": dec(),
-            "trades": uint(),
         })),
         "Candles": object(&["market", "slot", "interval", "candles"], json!({
             "market": schema("MarketId"),
@@ -881,7 +911,118 @@ fn all_schemas() -> Value {
     let mut all = schemas();
     extend(&mut all, market_data_schemas());
     extend(&mut all, history_and_stats_schemas());
+    extend(&mut all, system_schemas());
     all
+}
+
+/// A market's spec and metadata, the server's time and limits, cancel-after, and a
+/// market-data candle.
+fn system_schemas() -> Value {
+    let dec = || schema("Decimal");
+    let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
+    json!({
+        "CancelAfterRequest": object(&["timeout_ms"], json!({
+            "timeout_ms": {"type": "integer", "format": "uint64", "minimum": 0, "maximum": 86_400_000, "description": "Cancel all my open orders unless renewed within this many ms; 0 disarms."},
+        })),
+        "CancelAfterResult": object(&["account", "current_time_ms", "trigger_time_ms"], json!({
+            "account": uint(),
+            "current_time_ms": uint(),
+            "trigger_time_ms": {"type": ["integer", "null"], "format": "uint64", "minimum": 0, "description": "When the orders will be cancelled unless renewed, unix ms; null: disarmed."},
+        })),
+        "Market": object(&["market", "base", "base_unit", "region", "quote", "tick_size", "lot_size", "maker_fee_bps", "taker_fee_bps", "min_price", "max_price", "max_order_quantity", "slot_horizon_hours", "gate_closure_secs", "report_window_secs", "dispute_window_secs"], json!({
+            "market": schema("MarketId"),
+            "base": {"type": "string", "description": "The GPU model traded: the market id before its dot (`h100-sxm`)."},
+            "base_unit": {"type": "string", "enum": ["gpu_hour"], "description": "A quantity of 1 is one GPU for one hour (one delivery slot)."},
+            "region": {"type": "string", "description": "Where the GPUs are: the market id after its dot (`us-east`)."},
+            "quote": {"type": "string", "enum": ["USD"], "description": "Prices are USD per GPU-hour."},
+            "tick_size": {"$ref": "#/components/schemas/Decimal", "description": "Prices are multiples of it."},
+            "lot_size": {"$ref": "#/components/schemas/Decimal", "description": "Quantities are multiples of it."},
+            "maker_fee_bps": {"type": "integer"}, "taker_fee_bps": {"type": "integer"},
+            "min_price": {"$ref": "#/components/schemas/Decimal", "description": "The lowest price an order may carry."},
+            "max_price": {"$ref": "#/components/schemas/Decimal", "description": "The highest price an order may carry."},
+            "max_order_quantity": {"$ref": "#/components/schemas/Decimal", "description": "The most GPU-hours one order may carry (the least is `lot_size`)."},
+            "slot_horizon_hours": {"type": "integer", "description": "How many hours ahead slots trade."},
+            "gate_closure_secs": {"type": "integer", "description": "Trading in a slot stops this many seconds before it starts."},
+            "report_window_secs": {"type": "integer", "description": "Deliveries are reported until this many seconds after the slot's end."},
+            "dispute_window_secs": {"type": "integer", "description": "Deliveries may be disputed until this many seconds after the slot's end."},
+            "cmd_seq": uint(),
+        })),
+        "Time": object(&["ts_ns", "ts_ms", "iso"], json!({
+            "ts_ns": uint(), "ts_ms": uint(),
+            "iso": {"type": "string", "examples": ["2026-12-07T09:00:00.123Z"]},
+        })),
+        "Limits": object(&["rest", "websocket"], json!({
+            "rest": object(&["per_key", "per_ip_anonymous", "signups_per_ip", "body_bytes_max", "request_timeout_ms"], json!({
+                "per_key": {"description": "Per API key.", "anyOf": [schema("Bucket"), {"type": "null"}]},
+                "per_ip_anonymous": {"description": "Per client address, for requests without a valid key (public endpoints, market data's REST reads).", "anyOf": [schema("Bucket"), {"type": "null"}]},
+                "signups_per_ip": {"description": "Self-serve signups per client address (`null`: self-serve signup is off).", "anyOf": [schema("Bucket"), {"type": "null"}]},
+                "body_bytes_max": uint(), "request_timeout_ms": uint(),
+            })),
+            "websocket": object(&["requests_per_sec", "request_burst", "subscriptions_max", "connections_per_account", "connections_per_address", "request_bytes_max", "frame_bytes_max"], json!({
+                "requests_per_sec": uint(), "request_burst": uint(), "subscriptions_max": uint(),
+                "connections_per_account": uint(), "connections_per_address": uint(),
+                "request_bytes_max": uint(), "frame_bytes_max": uint(),
+            })),
+        })),
+        "Bucket": object(&["burst", "replenish_interval_ms"], json!({
+            "burst": uint(), "replenish_interval_ms": uint(),
+        })),
+        "Candle": object(&["open_ns", "open_ms", "open", "high", "low", "close", "volume", "trades"], json!({
+            "open_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "Start of the interval (a multiple of its length), ns since the epoch, committed time."},
+            "open_ms": {"type": "integer", "format": "uint64", "minimum": 0, "description": "`open_ns` in milliseconds."},
+            "open": dec(), "high": dec(), "low": dec(), "close": dec(),
+            "volume": dec(),
+            "trades": uint(),
+        })),
+    })
+}
+
+/// Paths whose answers carry no `RateLimit-*` headers: not rate limited.
+const NOT_RATE_LIMITED: [&str; 3] = ["/v1/health", "/v1/openapi.json", "/v1/ws"];
+
+/// The `RateLimit-*` headers on the success and 429 responses of every
+/// rate-limited operation (every other answer of it carries them too; the
+/// document's description says so once).
+fn add_rate_limit_headers(paths: &mut Map<String, Value>) {
+    for (path, methods) in paths.iter_mut() {
+        if NOT_RATE_LIMITED.contains(&path.as_str()) {
+            continue;
+        }
+        for op in methods
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|m| m.values_mut())
+        {
+            let responses = op["responses"]
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|r| r.iter_mut());
+            for (code, resp) in responses {
+                if !(code.starts_with('2') || code == "429") {
+                    continue;
+                }
+                let h = &mut resp["headers"];
+                if h.is_null() {
+                    *h = json!({});
+                }
+                for name in RATE_LIMIT_HEADERS {
+                    h[name] = json!({"$ref": format!("#/components/headers/{name}")});
+                }
+            }
+        }
+    }
+}
+
+/// The headers saying where a request's rate-limit bucket stands.
+const RATE_LIMIT_HEADERS: [&str; 3] = ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"];
+
+fn rate_limit_header_components() -> Value {
+    let header = |d: &str| json!({"description": d, "schema": {"type": "integer", "minimum": 0}});
+    json!({
+        "RateLimit-Limit": header("The bucket's size: requests allowed back to back (`GET /v1/limits`)."),
+        "RateLimit-Remaining": header("Requests left in the bucket now (0 on a 429)."),
+        "RateLimit-Reset": header("Whole seconds until the bucket is full again."),
+    })
 }
 
 /// The whole document.
@@ -899,19 +1040,20 @@ pub fn document() -> Value {
             .or_insert_with(|| Value::Object(Map::new()));
         entry[method] = op;
     }
+    add_rate_limit_headers(&mut paths);
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "gpux REST API",
             "version": "1",
-            "description": "Order entry, accounts, markets and market data of gpux, an exchange for GPU compute. Every write answers once its command is durable in the ledger, with what the engine decided. Errors are `{code, message}` with a stable code; engine rejections carry the engine's reject codes (docs/PROTOCOL.md). Decimals are strings. Writes accept an `Idempotency-Key`: a retry with the same key and body returns the original result (header `Idempotent-Replayed: true`) without acting twice. GPU-hours trade per hourly delivery slot (one book per market and slot), written `2026-12-07T09:00Z` everywhere in this API. Market data (the forward curve; per slot depth, trades, ticker, candles; and the `/v1/ws` WebSocket) is derived from committed commands only; its protocol is docs/MARKET_DATA.md.",
+            "description": "Order entry, accounts, markets and market data of gpux, an exchange for GPU compute. Every write answers once its command is durable in the ledger, with what the engine decided. Errors are `{code, message}` with a stable code; engine rejections carry the engine's reject codes (docs/PROTOCOL.md). Decimals are strings. Writes accept an `Idempotency-Key`: a retry with the same key and body returns the original result (header `Idempotent-Replayed: true`) without acting twice. GPU-hours trade per hourly delivery slot (one book per market and slot), written `2026-12-07T09:00Z` everywhere in this API. Market data (the forward curve; per slot depth, trades, ticker, candles; and the `/v1/ws` WebSocket) is derived from committed commands only; its protocol is docs/MARKET_DATA.md. Rate limits (`GET /v1/limits`) are token buckets per key, or per address without a key; every rate-limited answer, a 429 too, says where its bucket stands in `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds until full).",
         },
         "servers": [{ "url": "/" }],
         "tags": [
             { "name": "public", "description": "No key needed." },
             { "name": "account", "description": "A trading account's key: acts for that account only." },
             { "name": "admin", "description": "The operator's admin key." },
-            { "name": "market-data", "description": "Public market data over REST and the `/v1/ws` WebSocket (docs/MARKET_DATA.md). Not rate limited by the API's limiter; the WebSocket has its own limits." },
+            { "name": "market-data", "description": "Public market data over REST and the `/v1/ws` WebSocket (docs/MARKET_DATA.md). Its REST reads are rate limited like every public endpoint (per address, or per key when one is sent); the WebSocket has its own limits (`GET /v1/limits`)." },
         ],
         "paths": paths,
         "components": {
@@ -919,6 +1061,7 @@ pub fn document() -> Value {
                 "accountKey": { "type": "http", "scheme": "bearer", "description": "An account's API key, `gpux_` + 64 hex digits, returned once by createAccount." },
                 "adminKey": { "type": "http", "scheme": "bearer", "description": "The operator's admin key from the gateway's configuration." },
             },
+            "headers": rate_limit_header_components(),
             "parameters": {
                 "IdempotencyKey": {
                     "name": "Idempotency-Key", "in": "header", "required": false,

@@ -110,15 +110,22 @@ pub fn ledger_feeds(exchange: &gpux_sequencer::Exchange) -> FeedFactory {
 }
 
 fn api_routes() -> Routes<AppState> {
-    use rest::{accounts, deliveries, markets, orders, stats, system};
-    Routes::new()
+    delivery_routes(order_routes(system_and_account_routes(Routes::new())))
+}
+
+fn system_and_account_routes(routes: Routes<AppState>) -> Routes<AppState> {
+    use rest::{accounts, markets, stats, system};
+    routes
         .add(Method::GET, "/v1/health", system::health)
         .add(Method::GET, "/v1/stats", stats::stats)
         .add(Method::GET, "/v1/openapi.json", system::openapi)
+        .add(Method::GET, "/v1/time", system::time)
+        .add(Method::GET, "/v1/limits", system::limits)
         .add(Method::GET, "/v1/markets", markets::list)
         .add(Method::POST, "/v1/markets", markets::create)
         .add(Method::GET, "/v1/markets/{market}", markets::get)
         .add(Method::POST, "/v1/accounts", accounts::create_account)
+        .add(Method::POST, "/v1/signup", accounts::signup)
         .add(
             Method::GET,
             "/v1/accounts/{account}/balances",
@@ -149,6 +156,16 @@ fn api_routes() -> Routes<AppState> {
         .add(Method::POST, "/v1/capacity/add", accounts::add_capacity)
         .add(
             Method::POST,
+            "/v1/capacity/remove",
+            accounts::remove_capacity,
+        )
+}
+
+fn delivery_routes(routes: Routes<AppState>) -> Routes<AppState> {
+    use rest::deliveries;
+    routes
+        .add(
+            Method::POST,
             "/v1/deliveries/{entry}/report",
             deliveries::report,
         )
@@ -164,14 +181,15 @@ fn api_routes() -> Routes<AppState> {
         )
         .add(Method::GET, "/v1/providers", deliveries::list)
         .add(Method::GET, "/v1/providers/{account}", deliveries::get)
-        .add(
-            Method::POST,
-            "/v1/capacity/remove",
-            accounts::remove_capacity,
-        )
+}
+
+fn order_routes(routes: Routes<AppState>) -> Routes<AppState> {
+    use rest::orders;
+    routes
         .add(Method::POST, "/v1/orders", orders::place)
         .add(Method::GET, "/v1/orders", orders::open_orders)
         .add(Method::DELETE, "/v1/orders", orders::mass_cancel)
+        .add(Method::POST, "/v1/cancel-after", orders::cancel_after)
         .add(Method::GET, "/v1/orders/{order_id}", orders::get_order)
         .add(
             Method::DELETE,
@@ -224,14 +242,19 @@ fn market_data_gate(state: AppState) -> marketdata::RestGate {
         let principal = match bearer(&parts.headers) {
             Bearer::Key(k) => s.shared.keys.principal(k),
             Bearer::Repeated => {
-                s.limits.check_ip(client_ip(parts)).map_err(limited)?;
+                s.limits
+                    .check_ip(client_ip(parts), &parts.extensions)
+                    .map_err(limited)?;
                 return Err(repeated_authorization());
             }
             Bearer::Absent | Bearer::Malformed => None,
         };
         match principal {
-            Some(p) => s.limits.check_key(p).map_err(limited),
-            None => s.limits.check_ip(client_ip(parts)).map_err(limited),
+            Some(p) => s.limits.check_key(p, &parts.extensions).map_err(limited),
+            None => s
+                .limits
+                .check_ip(client_ip(parts), &parts.extensions)
+                .map_err(limited),
         }
     })
 }
@@ -250,7 +273,8 @@ fn app(state: AppState, market_data: MarketDataHandle) -> Router {
         .merge(extra)
         .fallback(rest::system::not_found)
         .method_not_allowed_fallback(rest::system::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit));
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(crate::ratelimit::headers));
     match observe {
         Some(observe) => app.layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
@@ -412,7 +436,14 @@ pub async fn start(cfg: GatewayConfig, backend: Backend) -> Result<RunningGatewa
         submitter: backend.submitter,
         limits: Arc::clone(&limits),
         market_data: md_handle.clone(),
+        cancel_after: Arc::default(),
     };
+    let replica = Arc::clone(&shared);
+    md_handle.set_open_orders(marketdata::OpenOrders(Arc::new(move |account| {
+        let r = replica.read();
+        let orders = rest::orders::open_order_views(&r, account);
+        Some((r.engine.last_seq(), serde_json::to_value(orders).ok()?))
+    })));
     let app = app(state, md_handle.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let header_read_timeout = shared.cfg.header_read_timeout;

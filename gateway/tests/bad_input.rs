@@ -1017,7 +1017,19 @@ async fn expect_refused(h: &Harness, caller: &str, c: Case) {
         c.name
     );
     assert_eq!(ct.as_deref(), Some("application/json"), "{}", c.name);
-    assert_eq!(body.as_object().unwrap().len(), 2, "{}: {text}", c.name);
+    // {code, message}, and `status: rejected` on a refused order placement.
+    let with_status = body["status"] == "rejected";
+    assert!(
+        !with_status || c.path == "/v1/orders" && c.method == Method::POST,
+        "{}: {text}",
+        c.name
+    );
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        2 + usize::from(with_status),
+        "{}: {text}",
+        c.name
+    );
     assert!(
         body["message"].as_str().is_some_and(|m| !m.is_empty()),
         "{}",

@@ -59,14 +59,14 @@ async fn a_retry_returns_the_original_result_without_placing_twice() {
         .expect(200, None);
 
     // The original result even after the order changed: a retry of the placement
-    // still says "resting", while the order itself has filled since.
+    // still says "open", while the order itself has filled since.
     let taker = json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "2.00", "quantity": "1"});
     h.place(&dk, taker).await.expect(200, None);
     let late = h
         .send(Method::POST, "/v1/orders", Some(&pk), Some(order), &key)
         .await;
     assert_eq!(late.body, first.body);
-    assert_eq!(late.body["status"], "resting");
+    assert_eq!(late.body["status"], "open");
 
     // A cancel retried after it succeeded returns the same answer, not 404.
     let ask = h

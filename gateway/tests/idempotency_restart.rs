@@ -45,6 +45,6 @@ async fn keys_and_idempotency_survive_a_restart() {
     let id = first.body["order_id"].as_u64().unwrap();
     let o = h.get(&format!("/v1/orders/{id}"), Some(&pk)).await;
     o.expect(200, None);
-    assert_eq!(o.body["status"], "resting");
+    assert_eq!(o.body["status"], "open");
     h.stop().await;
 }

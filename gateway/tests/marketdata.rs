@@ -131,6 +131,7 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
         ]
     );
     assert_eq!(trades[0]["ts_ns"], T0 + 30 * SEC);
+    assert_eq!(trades[0]["ts_ms"], (T0 + 30 * SEC) / 1_000_000);
     assert!(trades[0].get("maker_account").is_none());
     let (_, v) = get(&gw.url(&format!(
         "/v1/markets/{MARKET}/slots/{SLOT_NAME}/trades?limit=2"
@@ -154,9 +155,9 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
     assert_eq!(
         v["candles"],
         json!([
-            {"open_ns": T0, "open": "2.40", "high": "2.45", "low": "2.40", "close": "2.45", "volume": "5.5", "trades": 2},
-            {"open_ns": T0 + 60 * SEC, "open": "2.30", "high": "2.30", "low": "2.30", "close": "2.30", "volume": "1.0", "trades": 1},
-            {"open_ns": T0 + 7_200 * SEC, "open": "2.45", "high": "2.45", "low": "2.45", "close": "2.45", "volume": "0.5", "trades": 1},
+            {"open_ns": T0, "open_ms": (T0) / 1_000_000, "open": "2.40", "high": "2.45", "low": "2.40", "close": "2.45", "volume": "5.5", "trades": 2},
+            {"open_ns": T0 + 60 * SEC, "open_ms": (T0 + 60 * SEC) / 1_000_000, "open": "2.30", "high": "2.30", "low": "2.30", "close": "2.30", "volume": "1.0", "trades": 1},
+            {"open_ns": T0 + 7_200 * SEC, "open_ms": (T0 + 7_200 * SEC) / 1_000_000, "open": "2.45", "high": "2.45", "low": "2.45", "close": "2.45", "volume": "0.5", "trades": 1},
         ])
     );
     let (_, v) = get(&gw.url(&format!(
@@ -166,8 +167,8 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
     assert_eq!(
         v["candles"],
         json!([
-            {"open_ns": T0, "open": "2.40", "high": "2.45", "low": "2.30", "close": "2.30", "volume": "6.5", "trades": 3},
-            {"open_ns": T0 + 7_200 * SEC, "open": "2.45", "high": "2.45", "low": "2.45", "close": "2.45", "volume": "0.5", "trades": 1},
+            {"open_ns": T0, "open_ms": (T0) / 1_000_000, "open": "2.40", "high": "2.45", "low": "2.30", "close": "2.30", "volume": "6.5", "trades": 3},
+            {"open_ns": T0 + 7_200 * SEC, "open_ms": (T0 + 7_200 * SEC) / 1_000_000, "open": "2.45", "high": "2.45", "low": "2.45", "close": "2.45", "volume": "0.5", "trades": 1},
         ])
     );
     let (_, v) = get(&gw.url(&format!(
@@ -236,9 +237,9 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
     assert_eq!(s, 200);
     assert_eq!(
         v,
-        json!({"market": MARKET, "slot": SLOT_NAME, "seq": 16, "ts_ns": T0 + 7_205 * SEC,
+        json!({"market": MARKET, "slot": SLOT_NAME, "seq": 16, "ts_ns": T0 + 7_205 * SEC, "ts_ms": (T0 + 7_205 * SEC) / 1_000_000,
             "best_bid": "2.30", "best_bid_quantity": "1.0", "best_ask": "2.45", "best_ask_quantity": "1.0",
-            "last_price": "2.45", "last_quantity": "0.5", "last_ts_ns": T0 + 7_205 * SEC,
+            "last_price": "2.45", "last_quantity": "0.5", "last_ts_ns": T0 + 7_205 * SEC, "last_ts_ms": (T0 + 7_205 * SEC) / 1_000_000,
             "open_24h": "2.40", "high_24h": "2.45", "low_24h": "2.30", "volume_24h": "7.0", "trades_24h": 4})
     );
 
@@ -571,6 +572,11 @@ async fn book_from_snapshot_and_updates_equals_rest_depth_after_random_flow() {
         assert_eq!(rest_levels, engine_depth(&gw), "seed {seed}");
         assert!(!rest_levels.0.is_empty() || !rest_levels.1.is_empty());
         assert_eq!(early_book.snapshots, 1, "no resync was needed");
+        // Every snapshot and update carried a checksum, and each matched the book
+        // rebuilt so far.
+        for b in [&early_book, &late_book] {
+            assert_eq!(b.checksums, b.snapshots + b.updates, "seed {seed}");
+        }
         assert!(early_book.updates > 10);
         assert_eq!(gw.handle.stats().resyncs, 0);
         gw.stop().await.unwrap();

@@ -18,7 +18,7 @@ async fn provider_and_demander_trade_with_limit_and_market_orders() {
         .place(&pk, json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.40", "quantity": "4", "client_order_id": "ask-1"}))
         .await;
     a1.expect(200, None);
-    assert_eq!(a1.body["status"], "resting");
+    assert_eq!(a1.body["status"], "open");
     assert_eq!(a1.body["client_order_id"], "ask-1");
     assert_eq!(a1.body["remaining"], "4.0");
     assert_eq!(a1.body["fills"], json!([]));
@@ -293,7 +293,8 @@ async fn engine_rejections_keep_their_codes() {
             "fok_not_fillable",
         ),
     ] {
-        h.place(key, order).await.expect(status, Some(code));
+        let r = h.place(key, order).await;
+        assert_eq!(r.expect(status, Some(code)).body["status"], "rejected");
     }
     // Another order under an open order's client id: without a key, the client id
     // is the idempotency key (so another body is a reused key); with a fresh key,
@@ -364,10 +365,36 @@ async fn gtd_expiry_of_another_account_does_not_leak_into_a_response() {
         )
         .await;
     bid.expect(200, None);
-    assert_eq!(bid.body["status"], "resting");
+    assert_eq!(bid.body["status"], "open");
     assert_ne!(bid.body["order_id"].as_u64().unwrap(), gtd_id);
     let o = h.get(&format!("/v1/orders/{gtd_id}"), Some(&pk)).await;
-    assert_eq!(o.body["status"], "cancelled");
+    assert_eq!(
+        o.body["status"], "expired",
+        "a GTD expiry has its own status"
+    );
     assert_eq!(o.body["cancel_reason"], "expired");
+    h.stop().await;
+}
+
+/// Only an order the exchange refused carries `"status":"rejected"`: a reused
+/// idempotency key decided nothing about an order, and a refused withdrawal is
+/// not an order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_refused_orders_are_rejected() {
+    let h = Harness::start().await;
+    let ((_, pk), (_, dk)) = h.provider_and_demander().await;
+    let order = |price: &str| json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": price, "quantity": "1", "client_order_id": "r"});
+    h.place(&pk, order("2.50")).await.expect(200, None);
+    let reused = h.place(&pk, order("2.60")).await;
+    reused.expect(409, Some("idempotency_key_reused"));
+    assert!(reused.body.get("status").is_none(), "{}", reused.body);
+    let off_tick = h.place(&pk, json!({"market": MARKET, "slot": slot_name(), "side": "sell", "price": "2.555", "quantity": "1"})).await;
+    off_tick.expect(400, Some("off_tick_price"));
+    assert_eq!(off_tick.body["status"], "rejected");
+    let w = h
+        .post("/v1/withdrawals", Some(&dk), json!({"amount": "1000"}))
+        .await;
+    w.expect(422, Some("insufficient_funds"));
+    assert!(w.body.get("status").is_none(), "{}", w.body);
     h.stop().await;
 }

@@ -183,7 +183,7 @@ async fn log_failures_map_to_clear_statuses_and_divergence_is_reported() {
 
     // The whole path works against this backend.
     let (s, b, _) = post(&base, KEY, None, bid("1.00")).await;
-    assert_eq!((s, b["status"].as_str()), (200, Some("resting")), "{b}");
+    assert_eq!((s, b["status"].as_str()), (200, Some("open")), "{b}");
 
     // Overloaded: 503 with Retry-After; the key is not burnt.
     log.set(Mode::Overloaded);
@@ -231,7 +231,7 @@ async fn log_failures_map_to_clear_statuses_and_divergence_is_reported() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(answer["status"], "resting", "{answer}");
+    assert_eq!(answer["status"], "open", "{answer}");
     assert_eq!(dec_str(&answer["price"]), "1.04");
 
     // A committed command whose events the replica does not reproduce: the

@@ -48,7 +48,7 @@ async fn slots_windows_clusters_curve_and_schedule() {
         r.expect(200, None);
         assert_eq!(
             (r.body["slot"].as_str(), r.body["status"].as_str()),
-            (Some(slot.as_str()), Some("resting"))
+            (Some(slot.as_str()), Some("open"))
         );
     }
 

@@ -214,8 +214,8 @@ async fn trades_and_ticker_channels() {
     assert_eq!(
         got,
         vec![
-            json!({"trade":1,"seq":13,"ts_ns":T0 + 12 * SEC,"price":"2.40","quantity":"4.0","taker_side":"buy"}),
-            json!({"trade":2,"seq":13,"ts_ns":T0 + 12 * SEC,"price":"2.45","quantity":"1.5","taker_side":"buy"}),
+            json!({"trade":1,"seq":13,"ts_ns":T0 + 12 * SEC,"ts_ms":(T0 + 12 * SEC) / 1_000_000,"price":"2.40","quantity":"4.0","taker_side":"buy"}),
+            json!({"trade":2,"seq":13,"ts_ns":T0 + 12 * SEC,"ts_ms":(T0 + 12 * SEC) / 1_000_000,"price":"2.45","quantity":"1.5","taker_side":"buy"}),
         ]
     );
     let t = c
@@ -340,7 +340,7 @@ async fn orders_channel_shows_only_the_subscribers_own_orders_and_fills() {
     assert_eq!(seen1[0]["event"]["client_order_id"], "ask-1");
     assert_eq!(
         seen1[2],
-        json!({"type":"fill","channel":"orders","seq":12,"ts_ns":T0 + 11 * SEC,"fill":{
+        json!({"type":"fill","channel":"orders","seq":12,"ts_ns":T0 + 11 * SEC,"ts_ms":(T0 + 11 * SEC) / 1_000_000,"fill":{
             "trade":1,"market":MARKET,"slot":SLOT_NAME,"order":1,"side":"sell","liquidity":"maker","price":"2.40",
             "quantity":"4.0","fee":"0.009600","remaining":"0.0"}})
     );

@@ -268,8 +268,7 @@ pub fn audit_reader<S: Store>(
     let mut delivery = DeliveryAudit::default();
     let mut settlements = Settlements::default();
     let mut replayer = Replayer::new(reader, 1, 1, head.last_cmd_seq)?;
-    let mut invariant_checks = 0u64;
-    let mut book_checks = 0u64;
+    let (mut invariant_checks, mut book_checks) = (0u64, 0u64);
     let mut touched: Vec<SlotKey> = Vec::new();
     let bar = progress.bar(head.last_cmd_seq, "audit");
     loop {
@@ -280,32 +279,22 @@ pub fn audit_reader<S: Store>(
             Err(e) => return Err(e),
         };
         let seq = step.command.cmd_seq;
-        let hour = engine.last_ts_ns() / 1_000_000_000 / gpux_engine::slot::SLOT_SECS;
-        let folded = fold_events(step.produced, &mut balances, &mut delivery, &mut touched)
-            .and_then(|()| {
-                step.produced
-                    .iter()
-                    .try_for_each(|e| settlements.apply(e, hour))
-                    .map_err(|e| Failure::new(FailureKind::SettlementMismatch, e))
-            });
+        let folded = fold_events(
+            step.produced,
+            (&mut balances, &mut delivery, &mut settlements),
+            engine_hour(&engine),
+            &mut touched,
+        );
         if let Err(f) = folded {
             return Ok(Err(f.at_cmd(seq)));
         }
         if seq % 1024 == 0 {
             bar.set(seq);
         }
-        if seq % every == 0 || seq == head.last_cmd_seq {
-            invariant_checks += 1;
-            if let Err(e) = engine.check_invariants() {
-                return Ok(Err(
-                    Failure::new(FailureKind::InvariantBroken, e).at_cmd(seq)
-                ));
-            }
-        }
+        let full = seq % every == 0 || seq == head.last_cmd_seq;
+        invariant_checks += u64::from(full);
         book_checks += touched.len() as u64;
-        if let Err(f) =
-            check_books(&engine, &touched, seq).and_then(|()| check_usd(&engine, &balances, seq))
-        {
+        if let Err(f) = check_step(&engine, &balances, &touched, seq, full) {
             return Ok(Err(f));
         }
     }
@@ -314,11 +303,10 @@ pub fn audit_reader<S: Store>(
         Ok(end) => end,
         Err(f) => return Ok(Err(f)),
     };
-    let hour = engine.last_ts_ns() / 1_000_000_000 / gpux_engine::slot::SLOT_SECS;
-    if let Err(e) = settlements.check_records(&engine, hour) {
-        return Ok(Err(
-            Failure::new(FailureKind::ReliabilityMismatch, e).at_cmd(head.last_cmd_seq)
-        ));
+    let records = settlements.check_records(&engine, engine_hour(&engine));
+    if let Err(e) = records {
+        let f = Failure::new(FailureKind::ReliabilityMismatch, e);
+        return Ok(Err(f.at_cmd(head.last_cmd_seq)));
     }
     settlements.summary.escrow = end.escrow;
     Ok(Ok(AuditSummary {
@@ -349,12 +337,15 @@ pub fn audit_reader<S: Store>(
 /// lists the books they touched in `touched`.
 fn fold_events(
     events: &[Event],
-    balances: &mut EventBalances,
-    delivery: &mut DeliveryAudit,
+    (balances, delivery, settlements): (&mut EventBalances, &mut DeliveryAudit, &mut Settlements),
+    hour: u64,
     touched: &mut Vec<SlotKey>,
 ) -> std::result::Result<(), Failure> {
     touched.clear();
     for event in events {
+        settlements
+            .apply(event, hour)
+            .map_err(|e| Failure::new(FailureKind::SettlementMismatch, e))?;
         delivery
             .apply(event, balances)
             .map_err(|e| Failure::new(FailureKind::DeliveryMismatch, e))?;
@@ -369,6 +360,29 @@ fn fold_events(
         }
     }
     Ok(())
+}
+
+/// The checks after command `seq`: the engine's invariants (when `full`), the
+/// books it touched not crossed, USD conserved.
+fn check_step(
+    engine: &Engine,
+    balances: &EventBalances,
+    touched: &[SlotKey],
+    seq: u64,
+    full: bool,
+) -> Finding<()> {
+    if full {
+        engine
+            .check_invariants()
+            .map_err(|e| Failure::new(FailureKind::InvariantBroken, e).at_cmd(seq))?;
+    }
+    check_books(engine, touched, seq)?;
+    check_usd(engine, balances, seq)
+}
+
+/// Engine time in whole hours (what providers' records are bucketed by).
+fn engine_hour(engine: &Engine) -> u64 {
+    engine.last_ts_ns() / 1_000_000_000 / gpux_engine::slot::SLOT_SECS
 }
 
 /// No book of `books` is crossed after command `seq`.

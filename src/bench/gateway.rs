@@ -209,6 +209,7 @@ pub async fn gateway_target(dir: &std::path::Path, opts: &GatewayBenchOptions) -
     cfg.rate_limit = gpux_gateway::RateLimitConfig {
         per_key: None,
         per_ip_anonymous: None,
+        signups_per_ip: None,
     };
     cfg.market_data = md_config(opts);
     let submitter = exchange

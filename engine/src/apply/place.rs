@@ -135,17 +135,7 @@ impl<B: OrderBook> Engine<B> {
             return Err(RejectReason::PostOnlyWouldCross);
         }
         if shape.tif == TimeInForce::Fok
-            && !bi.is_some_and(|bi| {
-                self.fok_fillable(
-                    bi,
-                    o.account,
-                    o.side,
-                    limit(),
-                    shape.lots,
-                    o.stp,
-                    shape.min_reliability,
-                )
-            })
+            && !bi.is_some_and(|bi| self.fok_fillable(bi, o, limit(), shape.lots))
         {
             return Err(RejectReason::FokNotFillable);
         }

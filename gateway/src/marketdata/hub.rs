@@ -101,9 +101,16 @@ impl Hub {
     /// Runs until [`HubMsg::Stop`] or until every sender is gone.
     pub fn run(mut self) {
         let interval = self.shared.cfg.flush_interval;
+        let beat = self
+            .shared
+            .cfg
+            .book_heartbeat_interval
+            .max(Duration::from_millis(1));
+        let mut next_beat = Instant::now() + beat;
         loop {
             // Requests first (so subscriptions never starve behind publications),
-            // then a publication when one is due, then wait for either.
+            // then a publication when one is due, then book heartbeats when due,
+            // then wait for any of them.
             while let Ok(m) = self.rx.try_recv() {
                 if !self.handle(m) {
                     return self.stop();
@@ -117,17 +124,19 @@ impl Hub {
                 self.flush();
                 continue;
             }
-            let msg = if dirty {
-                match self.rx.recv_timeout(wait) {
-                    Ok(m) => m,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
+            if Instant::now() >= next_beat {
+                self.book_heartbeats();
+                next_beat = Instant::now() + beat;
+            }
+            let until_beat = next_beat.saturating_duration_since(Instant::now());
+            let msg = match self.rx.recv_timeout(if dirty {
+                wait.min(until_beat)
             } else {
-                match self.rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => break,
-                }
+                until_beat
+            }) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
             };
             if !self.handle(msg) {
                 return self.stop();
@@ -434,6 +443,7 @@ impl Hub {
                         wire::levels(&e.spec, p.book.levels(Side::Sell, usize::MAX)),
                     )
                 };
+                let checksum = Some(wire::checksum(&asks, &bids));
                 Some(wire::to_text(&BookMsg {
                     kind: Some("snapshot"),
                     channel: Some(&e.book_channel),
@@ -443,6 +453,7 @@ impl Hub {
                     prev_seq: None,
                     bids,
                     asks,
+                    checksum,
                 }))
             }
             Chan::Trades(i) => {
@@ -480,8 +491,54 @@ impl Hub {
                 )))
             }
             Chan::Curve(m) => Some(self.curve(m, "snapshot", &self.shared.books_of(&m))),
-            Chan::Orders(_) => None,
+            Chan::Orders(account) => {
+                let (seq, orders) = (self.shared.open_orders.get()?.0)(account)?;
+                Some(wire::to_text(&serde_json::json!({
+                    "type": "snapshot",
+                    "channel": "orders",
+                    "seq": seq,
+                    "orders": orders,
+                })))
+            }
         }
+    }
+
+    /// Sends each connection subscribed to books a `heartbeat` with the `seq` of
+    /// every book it subscribes to (the `seq` of the last book message it was
+    /// sent), so a client knows an idle book is live and that it missed nothing.
+    fn book_heartbeats(&mut self) {
+        let now_ns = self.shared.now_ns.load(Ordering::Acquire);
+        let mut sent = 0u64;
+        for (conn, c) in &self.conns {
+            let mut books: Vec<wire::BookBeat<'_>> = Vec::new();
+            let entries: Vec<Arc<MarketEntry>> = c
+                .subs
+                .iter()
+                .filter_map(|s| match s {
+                    Chan::Book(k) => self.entry(*k),
+                    _ => None,
+                })
+                .collect();
+            for e in &entries {
+                books.push(wire::BookBeat {
+                    channel: &e.book_channel,
+                    seq: lock(&e.published).seq,
+                });
+            }
+            if books.is_empty() || c.queue.is_closed() {
+                continue;
+            }
+            let text = wire::to_text(&wire::Heartbeat::new(now_ns, books));
+            sent += 1;
+            if c.queue.push(Out::Text(text)).is_err() {
+                self.overflowed.push(*conn);
+            }
+        }
+        self.shared
+            .counters
+            .messages_queued
+            .fetch_add(sent, Ordering::Relaxed);
+        self.handle_overflows();
     }
 
     fn has_subs(&self, chan: Chan) -> bool {
@@ -704,6 +761,8 @@ struct Publication {
     asks: Vec<(i64, u64)>,
     prev_seq: u64,
     seq: u64,
+    /// The published book's checksum after the changes.
+    checksum: u32,
     ticker: TickerVal,
     ticker_changed: bool,
 }
@@ -725,6 +784,7 @@ impl Publication {
             }
         }
         let prev_seq = p.seq;
+        let checksum = wire::book_checksum(&e.spec, &p.book);
         p.seq = p.seq.max(taken.book_seq);
         if let Some(t) = taken.trades.last() {
             p.trade_id = p.trade_id.max(t.trade);
@@ -745,6 +805,7 @@ impl Publication {
             asks,
             prev_seq,
             seq: p.seq,
+            checksum,
             ticker,
             ticker_changed,
         }
@@ -767,6 +828,7 @@ impl Publication {
             prev_seq: Some(self.prev_seq),
             bids: wire::levels(&e.spec, self.bids.iter().copied()),
             asks: wire::levels(&e.spec, self.asks.iter().copied()),
+            checksum: Some(self.checksum),
         })
     }
 }

@@ -41,6 +41,8 @@ mod rest;
 mod state;
 pub mod stats;
 pub mod wire;
+
+pub use state::OpenOrders;
 mod ws;
 
 use std::sync::atomic::Ordering;
@@ -125,6 +127,9 @@ pub struct MarketDataConfig {
     pub max_frame_bytes: usize,
     /// A ping every this often. Default 15 s.
     pub heartbeat_interval: Duration,
+    /// A `heartbeat` message with the `seq` of every subscribed book to each
+    /// connection subscribed to a book, this often, busy or idle. Default 5 s.
+    pub book_heartbeat_interval: Duration,
     /// Close a peer that sent nothing (pongs count) for this long. Default 45 s.
     pub idle_timeout: Duration,
     /// Drop a peer that accepts no data for this long. Default 10 s.
@@ -161,6 +166,7 @@ impl Default for MarketDataConfig {
             max_request_bytes: 4_096,
             max_frame_bytes: 64 << 10,
             heartbeat_interval: Duration::from_secs(15),
+            book_heartbeat_interval: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(45),
             write_timeout: Duration::from_secs(10),
             hub_queue: 65_536,
@@ -213,6 +219,13 @@ pub struct MarketDataStats {
 }
 
 impl MarketDataHandle {
+    /// Sets where the `orders` channel's snapshot of open orders comes from (the
+    /// gateway's replica, which is never behind market data). Only the first call
+    /// takes effect.
+    pub fn set_open_orders(&self, f: state::OpenOrders) {
+        let _ = self.shared.open_orders.set(f);
+    }
+
     /// The counters now.
     pub fn stats(&self) -> MarketDataStats {
         let c = &self.shared.counters;

@@ -177,6 +177,7 @@ pub async fn depth(
         prev_seq: None,
         bids,
         asks,
+        checksum: None,
     });
     answer(&shared, generation, resp)
 }

@@ -197,6 +197,20 @@ pub struct MarketDataState {
     pub next_conn: AtomicU64,
     /// Counters.
     pub counters: Counters,
+    /// Where the `orders` channel's snapshot comes from (set by the gateway).
+    pub open_orders: std::sync::OnceLock<OpenOrders>,
+}
+
+/// The open orders of an account for the `orders` channel's snapshot: the
+/// `cmd_seq` they are as of, and the orders as `GET /v1/orders` writes them; `None`
+/// when they cannot be read.
+#[derive(Clone)]
+pub struct OpenOrders(pub Arc<dyn Fn(AccountId) -> Option<(u64, serde_json::Value)> + Send + Sync>);
+
+impl std::fmt::Debug for OpenOrders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpenOrders")
+    }
 }
 
 impl Published {
@@ -241,6 +255,7 @@ impl MarketDataState {
             conn_counts: Mutex::default(),
             next_conn: AtomicU64::new(1),
             counters: Counters::default(),
+            open_orders: std::sync::OnceLock::new(),
         }
     }
 

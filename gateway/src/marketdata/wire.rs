@@ -66,6 +66,89 @@ pub struct BookMsg<'a> {
     pub bids: Vec<Level>,
     /// Asks, best (lowest) first.
     pub asks: Vec<Level>,
+    /// On the WebSocket: the [`checksum`] of the book's top levels after this
+    /// message is applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<u32>,
+}
+
+/// Levels per side the book checksum covers.
+pub const CHECKSUM_LEVELS: usize = 10;
+
+/// The book checksum (documented in docs/MARKET_DATA.md): CRC-32 (IEEE, as zlib's
+/// `crc32`) of the concatenation, for the best [`CHECKSUM_LEVELS`] asks (lowest
+/// first) then the best bids (highest first), of each level's price then quantity
+/// as the feed writes them, with the decimal point removed and leading zeros
+/// stripped (`"2.40"` → `240`, `"0.5"` → `5`). An empty book's is CRC-32 of
+/// nothing, 0.
+pub fn checksum(levels_asks: &[Level], levels_bids: &[Level]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for l in levels_asks
+        .iter()
+        .take(CHECKSUM_LEVELS)
+        .chain(levels_bids.iter().take(CHECKSUM_LEVELS))
+    {
+        for d in [l.0 .0, l.1 .0] {
+            let digits: String = d.to_string().chars().filter(|c| *c != '.').collect();
+            let trimmed = digits.trim_start_matches('0');
+            h.update(if trimmed.is_empty() {
+                b"0"
+            } else {
+                trimmed.as_bytes()
+            });
+        }
+    }
+    h.finalize()
+}
+
+/// The checksum of `book`'s top levels at `spec`'s scales.
+pub fn book_checksum(spec: &MarketSpec, book: &super::book::L2Book) -> u32 {
+    checksum(
+        &levels(spec, book.levels(Side::Sell, CHECKSUM_LEVELS)),
+        &levels(spec, book.levels(Side::Buy, CHECKSUM_LEVELS)),
+    )
+}
+
+/// Milliseconds since the epoch of a nanosecond timestamp (rounded down): the
+/// `*_ms` field the API answers next to every `*_ns` one, for traders' libraries
+/// that count in milliseconds.
+pub fn ms(ns: u64) -> u64 {
+    ns / 1_000_000
+}
+
+/// A book's `seq` in a [`Heartbeat`].
+#[derive(Debug, Serialize)]
+pub struct BookBeat<'a> {
+    /// `book.<market>.<slot>`.
+    pub channel: &'a str,
+    /// The `seq` of the last book message sent for it.
+    pub seq: u64,
+}
+
+/// `{"type":"heartbeat","ts_ns","ts_ms","books":[{"channel","seq"},…]}`: every
+/// book heartbeat interval, to each connection subscribed to books.
+#[derive(Debug, Serialize)]
+pub struct Heartbeat<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The latest committed timestamp.
+    pub ts_ns: u64,
+    /// The same, in milliseconds.
+    pub ts_ms: u64,
+    /// Every subscribed book, in subscription order.
+    pub books: Vec<BookBeat<'a>>,
+}
+
+impl<'a> Heartbeat<'a> {
+    /// The heartbeat at committed time `ts_ns`.
+    pub fn new(ts_ns: u64, books: Vec<BookBeat<'a>>) -> Self {
+        Heartbeat {
+            kind: "heartbeat",
+            ts_ns,
+            ts_ms: ms(ts_ns),
+            books,
+        }
+    }
 }
 
 /// One public trade.
@@ -77,6 +160,8 @@ pub struct TradeJson {
     pub seq: u64,
     /// Committed timestamp.
     pub ts_ns: u64,
+    /// The same, in milliseconds (`ts_ns / 1e6`, rounded down).
+    pub ts_ms: u64,
     /// The maker's price.
     pub price: Dec,
     /// GPU-hours.
@@ -92,6 +177,7 @@ impl TradeJson {
             trade: t.trade,
             seq: t.seq,
             ts_ns: t.ts_ns,
+            ts_ms: ms(t.ts_ns),
             price: Dec(spec.price(t.price_ticks)),
             quantity: Dec(spec.quantity(t.lots)),
             taker_side: t.taker_side,
@@ -176,6 +262,8 @@ pub struct TickerMsg<'a> {
     pub seq: u64,
     /// Committed time the 24h figures end at.
     pub ts_ns: u64,
+    /// The same, in milliseconds.
+    pub ts_ms: u64,
     /// Highest bid.
     pub best_bid: Option<Dec>,
     /// GPU-hours at the highest bid.
@@ -190,6 +278,8 @@ pub struct TickerMsg<'a> {
     pub last_quantity: Option<Dec>,
     /// Committed time of the last trade.
     pub last_ts_ns: Option<u64>,
+    /// The same, in milliseconds.
+    pub last_ts_ms: Option<u64>,
     /// First price in the 24h window.
     pub open_24h: Option<Dec>,
     /// Highest price in the 24h window.
@@ -220,6 +310,7 @@ impl<'a> TickerMsg<'a> {
             slot: SlotName(slot),
             seq: v.seq,
             ts_ns: v.ts_ns,
+            ts_ms: ms(v.ts_ns),
             best_bid: v.best_bid.map(|(t, _)| p(t)),
             best_bid_quantity: v.best_bid.map(|(_, l)| q(l)),
             best_ask: v.best_ask.map(|(t, _)| p(t)),
@@ -227,6 +318,7 @@ impl<'a> TickerMsg<'a> {
             last_price: v.last.map(|t| p(t.price_ticks)),
             last_quantity: v.last.map(|t| q(t.lots)),
             last_ts_ns: v.last.map(|t| t.ts_ns),
+            last_ts_ms: v.last.map(|t| ms(t.ts_ns)),
             open_24h: v.day.open.map(p),
             high_24h: v.day.high.map(p),
             low_24h: v.day.low.map(p),
@@ -289,6 +381,8 @@ pub struct CurveMsg<'a> {
 pub struct CandleJson {
     /// Start of the interval, ns since the epoch.
     pub open_ns: u64,
+    /// The same, in milliseconds.
+    pub open_ms: u64,
     /// First price.
     pub open: Dec,
     /// Highest price.
@@ -309,6 +403,7 @@ impl CandleJson {
         let p = |t: i64| Dec(spec.price(t));
         Self {
             open_ns: c.open_ns,
+            open_ms: ms(c.open_ns),
             open: p(c.open),
             high: p(c.high),
             low: p(c.low),
@@ -389,6 +484,7 @@ struct PrivateJson<'a> {
     channel: &'static str,
     seq: u64,
     ts_ns: u64,
+    ts_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'a Event>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -408,6 +504,7 @@ impl PrivateMsg {
             channel: "orders",
             seq: self.seq,
             ts_ns: self.ts_ns,
+            ts_ms: ms(self.ts_ns),
             event,
             fill,
         })
@@ -476,4 +573,25 @@ impl<'a> Reply<'a> {
 pub fn to_text<T: Serialize>(msg: &T) -> Utf8Bytes {
     // Serializing these types cannot fail (no maps with non-string keys, no I/O).
     Utf8Bytes::from(serde_json::to_string(msg).expect("market data always encodes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(p: &str, q: &str) -> Level {
+        (Dec(p.parse().unwrap()), Dec(q.parse().unwrap()))
+    }
+
+    #[test]
+    fn the_checksum_is_crc32_of_the_digits_asks_then_bids() {
+        let asks = [l("2.40", "4.0"), l("2.45", "3.0")];
+        let bids = [l("2.30", "0.5")];
+        // "240" "40" "245" "30" "230" "5"
+        assert_eq!(checksum(&asks, &bids), crc32fast::hash(b"24040245302305"));
+        assert_eq!(checksum(&[], &[]), 0);
+        let many: Vec<Level> = (1..=12).map(|i| l(&format!("{i}.00"), "1.0")).collect();
+        let ten: String = (1..=10).map(|i| format!("{i}0010")).collect();
+        assert_eq!(checksum(&many, &[]), crc32fast::hash(ten.as_bytes()));
+    }
 }

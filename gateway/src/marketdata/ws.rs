@@ -315,6 +315,8 @@ struct Request {
     #[serde(default)]
     channel: Option<String>,
     #[serde(default)]
+    channels: Option<Vec<String>>,
+    #[serde(default)]
     key: Option<String>,
     #[serde(default)]
     id: Option<serde_json::Value>,
@@ -446,40 +448,25 @@ impl Reader {
         }
         match req.op.as_str() {
             "subscribe" | "unsubscribe" => {
-                let Some(name) = req.channel.as_deref() else {
-                    return self.error(
+                let names: Vec<&str> = match (&req.channel, &req.channels) {
+                    (Some(one), None) => vec![one.as_str()],
+                    (None, Some(list)) if !list.is_empty() => {
+                        list.iter().map(String::as_str).collect()
+                    }
+                    _ => return self.error(
                         "malformed_request",
-                        "subscribe and unsubscribe need a channel",
+                        "subscribe and unsubscribe need a channel, or a non-empty list of channels",
                         None,
                         id,
-                    );
+                    ),
                 };
-                let channel = match self.channel(name) {
-                    Ok(c) => c,
-                    Err((code, msg)) => return self.error(code, &msg, Some(name), id),
-                };
-                let msg = if req.op == "subscribe" {
-                    HubMsg::Subscribe {
-                        conn: self.conn,
-                        channel,
-                        name: name.to_string(),
-                        id: req.id.clone(),
-                    }
-                } else {
-                    HubMsg::Unsubscribe {
-                        conn: self.conn,
-                        channel,
-                        name: name.to_string(),
-                        id: req.id.clone(),
-                    }
-                };
-                if self.st.hub.try_send(msg).is_err() {
-                    self.error(
-                        "server_busy",
-                        "market data is busy; retry the request",
-                        Some(name),
-                        id,
-                    );
+                let max = self.st.shared.cfg.max_subscriptions;
+                if names.len() > max {
+                    let msg = format!("at most {max} channels in one request");
+                    return self.error("too_many_subscriptions", &msg, None, id);
+                }
+                for name in names {
+                    self.channel_op(req.op == "subscribe", name, req.id.as_ref());
                 }
             }
             "auth" => self.auth(req.key.as_deref(), id),
@@ -488,6 +475,39 @@ impl Reader {
                 let msg = format!("unknown op {other:?}: use subscribe, unsubscribe, auth or ping");
                 self.error("unknown_op", &msg, None, id)
             }
+        }
+    }
+
+    /// Subscribes to (or unsubscribes from) one channel; its ack or error comes
+    /// from the hub (or from here when the name is wrong or the hub is busy).
+    fn channel_op(&mut self, subscribe: bool, name: &str, id: Option<&serde_json::Value>) {
+        let channel = match self.channel(name) {
+            Ok(c) => c,
+            Err((code, msg)) => return self.error(code, &msg, Some(name), id),
+        };
+        let (conn, name_owned, id_owned) = (self.conn, name.to_string(), id.cloned());
+        let msg = if subscribe {
+            HubMsg::Subscribe {
+                conn,
+                channel,
+                name: name_owned,
+                id: id_owned,
+            }
+        } else {
+            HubMsg::Unsubscribe {
+                conn,
+                channel,
+                name: name_owned,
+                id: id_owned,
+            }
+        };
+        if self.st.hub.try_send(msg).is_err() {
+            self.error(
+                "server_busy",
+                "market data is busy; retry the request",
+                Some(name),
+                id,
+            );
         }
     }
 

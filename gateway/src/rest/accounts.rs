@@ -19,7 +19,9 @@ use super::dto::{
     self, AmountRequest, BalancesResponse, CapacityRequest, CapacityResponse, CashResponse,
     CreateAccountRequest, CreateAccountResponse, PositionJson, ScheduleEntry, ScheduleResponse,
 };
-use super::extract::{AccountCaller, AdminCaller, ApiJson, ApiPath, Caller, IdempotencyKey};
+use super::extract::{
+    AccountCaller, AdminCaller, ApiJson, ApiPath, Caller, IdempotencyKey, SignupCaller,
+};
 use super::{internal, reject_error, AppState, Executed, Idem};
 use crate::auth::{generate_key, Principal};
 use crate::error::ApiError;
@@ -278,6 +280,46 @@ pub async fn remove_capacity(
     ApiJson(req): ApiJson<CapacityRequest>,
 ) -> Result<Response, ApiError> {
     capacity(state, account, false, key, req).await
+}
+
+/// `POST /v1/signup` (anyone, limited per address): opens an account with no funds
+/// and answers its API key, once. The account is created by the same sequenced
+/// `create_account` an admin sends (only the key's SHA-256 goes to the log), so
+/// every gateway and every restart know it.
+pub async fn signup(State(state): State<AppState>, _: SignupCaller) -> Result<Response, ApiError> {
+    let (api_key, digest) = generate_key();
+    let idem = Idem {
+        operation: "signup",
+        path: String::new(),
+        body: &(),
+        key: None,
+    };
+    let ex = state
+        .execute(Principal::Admin, idem, |_| {
+            Ok(Command::CreateAccount(CreateAccount {
+                account: None,
+                api_key_sha256: Some(digest),
+            }))
+        })
+        .await?;
+    ex.accepted(&state)?;
+    let account = ex
+        .outcome
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::AccountCreated(a) => Some(a.account),
+            _ => None,
+        })
+        .ok_or_else(internal)?;
+    Ok(ex.respond(
+        StatusCode::CREATED,
+        CreateAccountResponse {
+            account,
+            api_key: Some(api_key),
+            cmd_seq: ex.outcome.cmd_seq,
+        },
+    ))
 }
 
 /// `POST /v1/accounts` (admin): opens an account and returns its API key, once.

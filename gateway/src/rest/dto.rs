@@ -122,6 +122,27 @@ pub struct AmendOrderRequest {
     pub quantity: Option<String>,
 }
 
+/// `POST /v1/cancel-after`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelAfterRequest {
+    /// Cancel all open orders unless renewed within this many milliseconds; 0
+    /// disarms.
+    pub timeout_ms: u64,
+}
+
+/// The answer to `POST /v1/cancel-after`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CancelAfterResponse {
+    /// The account.
+    pub account: AccountId,
+    /// The gateway's clock, unix ms.
+    pub current_time_ms: u64,
+    /// When its open orders will be cancelled unless renewed, unix ms; `null`:
+    /// disarmed.
+    pub trigger_time_ms: Option<u64>,
+}
+
 /// `?market=&slot=` of open orders and mass cancel.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -269,7 +290,7 @@ pub struct OrderResponse {
     /// GPU-hours open on the book (zero once closed).
     #[serde(with = "gpux_engine::decimal::strict")]
     pub remaining: Decimal,
-    /// `resting`, `partially_filled`, `filled` or `cancelled`.
+    /// `open`, `partially_filled`, `filled`, `cancelled` or `expired`.
     pub status: OrderStatus,
     /// Why it was cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -279,6 +300,9 @@ pub struct OrderResponse {
     /// GTD expiry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub good_till_ns: Option<u64>,
+    /// The same, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub good_till_ms: Option<u64>,
     /// Post-only.
     pub post_only: bool,
     /// Self-trade prevention.
@@ -313,6 +337,7 @@ impl OrderResponse {
             cancel_reason: r.cancel_reason,
             time_in_force: r.time_in_force,
             good_till_ns: r.good_till_ns,
+            good_till_ms: r.good_till_ns.map(crate::marketdata::wire::ms),
             post_only: r.post_only,
             stp: r.stp,
             fills,
@@ -531,7 +556,7 @@ pub struct CreateAccountResponse {
 #[derive(Debug, Clone, Serialize)]
 pub struct MarketsResponse {
     /// In listing order.
-    pub markets: Vec<gpux_engine::event::MarketListed>,
+    pub markets: Vec<MarketView>,
 }
 
 /// A listed market with its command.
@@ -539,15 +564,53 @@ pub struct MarketsResponse {
 pub struct MarketResponse {
     /// The spec, every default resolved.
     #[serde(flatten)]
-    pub market: gpux_engine::event::MarketListed,
+    pub market: MarketView,
     /// The listing command, when answering a listing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cmd_seq: Option<u64>,
 }
 
-/// A market's spec as the API shows it (the `market_listed` event's fields).
-pub fn market_view(spec: &gpux_engine::market::MarketSpec) -> gpux_engine::event::MarketListed {
-    gpux_engine::event::MarketListed::from(spec)
+/// What one unit of every market is: one GPU for one hour.
+pub const BASE_UNIT: &str = "gpu_hour";
+/// The currency every price is in.
+pub const QUOTE: &str = "USD";
+
+/// A market as the API shows it: its spec (the `market_listed` event's fields) and
+/// what is traded for what — `base` the GPU model (the market id before its dot),
+/// one unit of which is one GPU for one hour (`base_unit`), in `region` (after the
+/// dot), priced in `quote` per unit.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarketView {
+    /// The spec, every default resolved.
+    #[serde(flatten)]
+    pub spec: gpux_engine::event::MarketListed,
+    /// The GPU model, e.g. `h100-sxm`.
+    pub base: String,
+    /// `gpu_hour`: a quantity of 1 is one GPU for one hour.
+    pub base_unit: &'static str,
+    /// The region, e.g. `us-east`.
+    pub region: String,
+    /// `USD`.
+    pub quote: &'static str,
+}
+
+impl From<gpux_engine::event::MarketListed> for MarketView {
+    fn from(spec: gpux_engine::event::MarketListed) -> Self {
+        let id = spec.market.as_str().to_owned();
+        let (base, region) = id.split_once('.').unwrap_or((id.as_str(), ""));
+        MarketView {
+            base: base.to_owned(),
+            base_unit: BASE_UNIT,
+            region: region.to_owned(),
+            quote: QUOTE,
+            spec,
+        }
+    }
+}
+
+/// A market's spec as the API shows it.
+pub fn market_view(spec: &gpux_engine::market::MarketSpec) -> MarketView {
+    MarketView::from(gpux_engine::event::MarketListed::from(spec))
 }
 
 /// An account's delivery schedule.

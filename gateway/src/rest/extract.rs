@@ -74,20 +74,23 @@ impl FromRequestParts<AppState> for Caller {
             Bearer::Repeated => {
                 state
                     .limits
-                    .check_ip(client_ip(parts))
+                    .check_ip(client_ip(parts), &parts.extensions)
                     .map_err(|e| limited(state, e))?;
                 return Err(repeated_authorization());
             }
         };
         match key.and_then(|k| state.shared.keys.principal(k)) {
             Some(p) => {
-                state.limits.check_key(p).map_err(|e| limited(state, e))?;
+                state
+                    .limits
+                    .check_key(p, &parts.extensions)
+                    .map_err(|e| limited(state, e))?;
                 Ok(Caller(p))
             }
             None => {
                 state
                     .limits
-                    .check_ip(client_ip(parts))
+                    .check_ip(client_ip(parts), &parts.extensions)
                     .map_err(|e| limited(state, e))?;
                 Err(ApiError::unauthorized())
             }
@@ -139,9 +142,27 @@ impl FromRequestParts<AppState> for Anonymous {
         not_ready(&state.shared)?;
         state
             .limits
-            .check_ip(client_ip(parts))
+            .check_ip(client_ip(parts), &parts.extensions)
             .map_err(|e| limited(state, e))?;
         Ok(Anonymous)
+    }
+}
+
+/// A self-serve signup's caller: no key; limited per IP address by the request
+/// bucket and by the signup bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct SignupCaller;
+
+impl FromRequestParts<AppState> for SignupCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Anonymous::from_request_parts(parts, state).await?;
+        state
+            .limits
+            .check_signup(client_ip(parts), &parts.extensions)
+            .map_err(|e| limited(state, e))?;
+        Ok(SignupCaller)
     }
 }
 

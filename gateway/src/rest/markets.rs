@@ -147,7 +147,7 @@ pub async fn create(
     Ok(ex.respond(
         StatusCode::CREATED,
         MarketResponse {
-            market: listed,
+            market: listed.into(),
             cmd_seq: Some(ex.outcome.cmd_seq),
         },
     ))

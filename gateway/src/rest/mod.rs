@@ -55,6 +55,8 @@ pub struct AppState {
     pub limits: Arc<RateLimiters>,
     /// Market data (for the network's statistics).
     pub market_data: crate::marketdata::MarketDataHandle,
+    /// The accounts' cancel-after deadlines kept by this gateway.
+    pub cancel_after: Arc<crate::cancel_after::CancelAfter>,
 }
 
 /// A committed command's outcome for a request, and whether it is a replay.

@@ -71,6 +71,17 @@ pub async fn place(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(req): ApiJson<PlaceOrderRequest>,
 ) -> Result<Response, ApiError> {
+    place_order(state, account, key, req)
+        .await
+        .map_err(ApiError::order_rejected)
+}
+
+async fn place_order(
+    state: AppState,
+    account: gpux_engine::AccountId,
+    key: Option<String>,
+    req: PlaceOrderRequest,
+) -> Result<Response, ApiError> {
     let market = dto::market_id(&req.market)?;
     let price = dto::opt_decimal("price", &req.price)?;
     let quantity = dto::decimal("quantity", &req.quantity)?;
@@ -415,6 +426,49 @@ pub async fn mass_cancel(
     ))
 }
 
+/// `POST /v1/cancel-after` `{"timeout_ms": N}`: arms (or renews) the caller's
+/// dead man's switch: unless renewed within `timeout_ms`, all its open orders are
+/// cancelled by a sequenced `mass_cancel` (see [`crate::cancel_after`]); 0
+/// disarms it. Not a command itself: nothing is sequenced until it fires.
+pub async fn cancel_after(
+    State(state): State<AppState>,
+    AccountCaller(account): AccountCaller,
+    ApiJson(req): ApiJson<dto::CancelAfterRequest>,
+) -> Result<Response, ApiError> {
+    use crate::cancel_after::TIMEOUT_MS_MAX;
+    if req.timeout_ms > TIMEOUT_MS_MAX {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("timeout_ms: 0 (disarm) to {TIMEOUT_MS_MAX}"),
+        ));
+    }
+    let trigger = state.cancel_after.arm(
+        account,
+        req.timeout_ms,
+        std::sync::Arc::clone(&state.submitter),
+    );
+    Ok(axum::Json(dto::CancelAfterResponse {
+        account,
+        current_time_ms: crate::replica::now_ns() / 1_000_000,
+        trigger_time_ms: trigger,
+    })
+    .into_response())
+}
+
+/// `account`'s open orders as the API shows them (without fills), by id.
+pub fn open_order_views(
+    r: &crate::replica::Replica,
+    account: gpux_engine::AccountId,
+) -> Vec<OrderResponse> {
+    r.engine
+        .open_orders(account)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|o| r.history.order(o.order))
+        .map(|rec| OrderResponse::new(rec, None))
+        .collect()
+}
+
 /// `GET /v1/orders[?market=[&slot=]]`: the caller's open orders.
 pub async fn open_orders(
     State(state): State<AppState>,
@@ -428,14 +482,9 @@ pub async fn open_orders(
             .market(m)
             .ok_or_else(|| reject_error(RejectReason::UnknownMarket))?;
     }
-    let orders = r
-        .engine
-        .open_orders(account)
-        .unwrap_or_default()
+    let orders = open_order_views(&r, account)
         .into_iter()
-        .filter(|o| market.is_none_or(|m| o.market == m) && slot.is_none_or(|s| o.slot == s))
-        .filter_map(|o| r.history.order(o.order))
-        .map(|rec| OrderResponse::new(rec, None))
+        .filter(|o| market.is_none_or(|m| o.market == m) && slot.is_none_or(|s| o.slot.0 == s))
         .collect();
     let body = OrdersResponse {
         orders,

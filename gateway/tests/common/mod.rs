@@ -66,10 +66,11 @@ impl Resp {
                 self.body
             );
             let keys: Vec<&String> = self.body.as_object().unwrap().keys().collect();
+            let with_status = self.body["status"] == "rejected";
             assert_eq!(
                 keys.len(),
-                2,
-                "error shape is exactly {{code, message}}: {}",
+                2 + usize::from(with_status),
+                "error shape is exactly {{code, message}}, with `status: rejected` on a refused order: {}",
                 self.body
             );
         }

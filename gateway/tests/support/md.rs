@@ -188,6 +188,24 @@ pub struct BookMirror {
     pub snapshots: usize,
     pub updates: usize,
     pub synced: bool,
+    /// Messages whose `checksum` matched the rebuilt book.
+    pub checksums: usize,
+}
+
+/// The book checksum as docs/MARKET_DATA.md defines it, written from the doc: CRC-32
+/// of the best 10 asks (lowest first) then the best 10 bids (highest first), each
+/// level's price then quantity with the decimal point removed and leading zeros
+/// stripped.
+pub fn doc_checksum(asks: &[(Decimal, Decimal)], bids: &[(Decimal, Decimal)]) -> u32 {
+    let mut text = String::new();
+    for (p, q) in asks.iter().take(10).chain(bids.iter().take(10)) {
+        for d in [p, q] {
+            let digits = d.to_string().replace('.', "");
+            let digits = digits.trim_start_matches('0');
+            text.push_str(if digits.is_empty() { "0" } else { digits });
+        }
+    }
+    crc32fast::hash(text.as_bytes())
 }
 
 fn set_levels(side: &mut BTreeMap<Decimal, Decimal>, levels: &Value) {
@@ -235,7 +253,19 @@ impl BookMirror {
                 Ok(())
             }
             other => Err(format!("not a book message: {other:?}")),
+        }?;
+        if let Some(sum) = m["checksum"].as_u64() {
+            let (bids, asks) = self.as_depth();
+            let mine = doc_checksum(&asks, &bids);
+            if u64::from(mine) != sum {
+                return Err(format!(
+                    "checksum {sum} at seq {}, but the rebuilt book's is {mine}",
+                    self.seq
+                ));
+            }
+            self.checksums += 1;
         }
+        Ok(())
     }
 
     /// The book as REST depth writes it: bids best first, asks best first.
