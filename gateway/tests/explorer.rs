@@ -153,7 +153,7 @@ async fn stats_add_up_offers_sales_notional_and_deliveries() {
     // Engine time passes the slot's gate: its asks are cancelled, the 2 GPUs sold
     // are scheduled for delivery, and the slot leaves the open hours.
     h.submit_raw(
-        json!({"v": 2, "ts_ns": (slot_secs() + 1) * 1_000_000_000, "command": {"type": "tick"}}),
+        json!({"v": 3, "ts_ns": (slot_secs() + 1) * 1_000_000_000, "command": {"type": "tick"}}),
     )
     .await;
     let s = h

@@ -179,8 +179,8 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
     assert_eq!(v["candles"][0]["open_ns"], T0 + 7_200 * SEC);
 
     // Longer candles are merged from the kept ones when read.
-    let first_hour = json!({"open_ns": T0, "open": "2.40", "high": "2.45", "low": "2.30", "close": "2.30", "volume": "6.5", "trades": 3});
-    let third_hour = json!({"open_ns": T0 + 7_200 * SEC, "open": "2.45", "high": "2.45", "low": "2.45", "close": "2.45", "volume": "0.5", "trades": 1});
+    let first_hour = json!({"open_ns": T0, "open_ms": T0 / 1_000_000, "open": "2.40", "high": "2.45", "low": "2.30", "close": "2.30", "volume": "6.5", "trades": 3});
+    let third_hour = json!({"open_ns": T0 + 7_200 * SEC, "open_ms": (T0 + 7_200 * SEC) / 1_000_000, "open": "2.45", "high": "2.45", "low": "2.45", "close": "2.45", "volume": "0.5", "trades": 1});
     for interval in ["5m", "15m"] {
         let (s, v) = get(&gw.url(&format!(
             "/v1/markets/{MARKET}/slots/{SLOT_NAME}/candles?interval={interval}"
@@ -195,7 +195,7 @@ async fn known_scenario_trades_ticker_candles_and_depth() {
     .await;
     assert_eq!(
         v["candles"],
-        json!([{"open_ns": T0, "open": "2.40", "high": "2.45", "low": "2.30", "close": "2.45", "volume": "7.0", "trades": 4}])
+        json!([{"open_ns": T0, "open_ms": T0 / 1_000_000, "open": "2.40", "high": "2.45", "low": "2.30", "close": "2.45", "volume": "7.0", "trades": 4}])
     );
     // start (inclusive) and end (exclusive) pick a range, in committed ns.
     let (_, v) = get(&gw.url(&format!(
