@@ -220,6 +220,26 @@ pub enum Item {
         /// USD refunded (the undelivered notional and the account's fee on it).
         amount: Decimal,
     },
+    /// A delivery entry naming the account settled: its slot, what was delivered
+    /// and on what basis (its payments and refunds are the entries before it).
+    Settlement {
+        /// The entry.
+        entry: u64,
+        /// The market.
+        market: MarketId,
+        /// The slot delivered.
+        slot: String,
+        /// `provider`, `holder` or `both`.
+        role: &'static str,
+        /// The entry's GPUs.
+        quantity: Decimal,
+        /// Of which delivered.
+        delivered: Decimal,
+        /// `unreported`, `reported` or `resolved`.
+        basis: gpux_engine::event::SettlementBasis,
+        /// A resolution found less than the provider reported.
+        dispute_lost: bool,
+    },
     /// The fee account's income from a settled part of a trade (account 0 only).
     FeeIncome {
         /// The delivery entry settled.
@@ -483,6 +503,16 @@ fn reconcile(
     (usd_total, gpu_hours_total, differences)
 }
 
+/// An account's role in a delivery: `provider`, `holder`, or `both` (its own GPUs
+/// bought back).
+fn role(provider: bool, holder: bool) -> &'static str {
+    match (provider, holder) {
+        (true, true) => "both",
+        (true, false) => "provider",
+        _ => "holder",
+    }
+}
+
 /// Accumulates one account's entries; its running totals are the balances every
 /// account has from the events (a settlement needs the trade's other side).
 struct Builder {
@@ -602,18 +632,14 @@ impl Builder {
         }
     }
 
-    /// What a slot's gate closure does to the account: deliveries naming it,
-    /// its expired inventory, and the slot's GPUs leaving its balance; false when
-    /// `event` is none of them.
+    /// What a slot's gate closure does to the account — deliveries naming it, its
+    /// expired inventory, the slot's GPUs leaving its balance — and the settlement
+    /// of its deliveries; false when `event` is none of them.
     fn slot_event(&mut self, at: (u64, u64, u64), event: &Event) -> bool {
         let me = self.account;
         match event {
             Event::DeliveryScheduled(d) if d.provider == me || d.holder == me => {
-                let role = match (d.provider == me, d.holder == me) {
-                    (true, true) => "both",
-                    (true, false) => "provider",
-                    _ => "holder",
-                };
+                let role = role(d.provider == me, d.holder == me);
                 let item = Item::Delivery {
                     entry: d.entry,
                     market: d.market,
@@ -636,6 +662,19 @@ impl Builder {
             }
             // The slot's GPUs are delivered or expired: they leave the account.
             Event::SlotClosed(_) => {}
+            Event::DeliverySettled(d) if d.provider == me || d.holder == me => {
+                let item = Item::Settlement {
+                    entry: d.entry,
+                    market: d.market,
+                    slot: format_slot(d.slot),
+                    role: role(d.provider == me, d.holder == me),
+                    quantity: d.quantity,
+                    delivered: d.delivered,
+                    basis: d.basis,
+                    dispute_lost: d.dispute_lost,
+                };
+                self.push(at, item, None);
+            }
             _ => return false,
         }
         true

@@ -220,3 +220,42 @@ fn deliveries_and_expired_inventory_are_listed_and_leave_the_balance() {
     }
     assert!(delivered_somewhere);
 }
+
+#[test]
+fn each_settled_delivery_is_listed_with_its_slot_for_both_its_parties() {
+    let (dir, w) = standard();
+    // Every delivery_settled in the ledger, by the accounts it names.
+    let settled: Vec<gpux_engine::event::DeliverySettled> = w
+        .events
+        .iter()
+        .flatten()
+        .filter_map(|e| match serde_json::from_slice(e).unwrap() {
+            gpux_engine::Event::DeliverySettled(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert!(!settled.is_empty(), "the scenario settles its first slot");
+    for account in 1..=ACCOUNTS {
+        let s = statement_of(dir.path(), account);
+        let listed: Vec<(u64, String, Decimal)> = s
+            .entries
+            .iter()
+            .filter_map(|e| match &e.item {
+                Item::Settlement {
+                    entry,
+                    slot,
+                    delivered,
+                    ..
+                } => Some((*entry, slot.clone(), *delivered)),
+                _ => None,
+            })
+            .collect();
+        let want: Vec<(u64, String, Decimal)> = settled
+            .iter()
+            .filter(|d| d.provider == account || d.holder == account)
+            .map(|d| (d.entry, gpux_engine::slot::format_slot(d.slot), d.delivered))
+            .collect();
+        assert_eq!(listed, want, "account {account}");
+        assert!(s.reconciled);
+    }
+}
