@@ -439,8 +439,11 @@ async fn the_document_matches_the_router_and_the_checked_in_copy() {
         std::fs::write(&file, &pretty).unwrap();
     }
     let checked_in = std::fs::read_to_string(&file).unwrap_or_default();
+    // Compared as JSON values: the key order of objects depends on serde_json's
+    // features, which a workspace build may unify differently from this package's.
+    let checked_in: Option<Value> = serde_json::from_str(&checked_in).ok();
     assert!(
-        checked_in == pretty,
+        checked_in.as_ref() == Some(&doc),
         "docs/openapi.json differs from the served document; run GPUX_BLESS=1 cargo test -p gpux-gateway --test openapi"
     );
     h.stop().await;
