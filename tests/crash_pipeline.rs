@@ -305,9 +305,7 @@ fn gate_crossing_command(
 /// A report, dispute or resolution of an unsettled entry (most of the time by
 /// the right account; a tick when there is none).
 fn delivery_command(rng: &mut ChaCha8Rng, engine: &Engine) -> String {
-    let mut entries: Vec<_> = (1..=6).flat_map(|a| engine.entries_of(a)).collect();
-    entries.sort_by_key(|e| e.entry);
-    entries.dedup_by_key(|e| e.entry);
+    let entries = engine.entries();
     if entries.is_empty() {
         return r#"{"type":"tick"}"#.into();
     }

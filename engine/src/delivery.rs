@@ -392,6 +392,14 @@ impl<B: OrderBook> Engine<B> {
             .collect()
     }
 
+    /// Every unsettled delivery entry, by id.
+    pub fn entries(&self) -> Vec<EntryView> {
+        self.entries
+            .iter()
+            .map(|(&id, e)| self.entry_view(id, e))
+            .collect()
+    }
+
     /// Number of unsettled delivery entries.
     pub fn unsettled_entries(&self) -> usize {
         self.entries.len()

@@ -329,9 +329,8 @@ fn replica_deliveries(gateway: &RunningGateway) -> crate::demo_delivery::Deliver
     let probe = gateway.probe();
     crate::demo_delivery::DeliveryLookup(Arc::new(move |accounts: &[u64]| {
         probe.with_replica(|e| {
-            let mut entries: Vec<_> = accounts.iter().flat_map(|&a| e.entries_of(a)).collect();
-            entries.sort_by_key(|x| x.entry);
-            entries.dedup_by_key(|x| x.entry);
+            let mut entries = e.entries();
+            entries.retain(|x| accounts.contains(&x.provider) || accounts.contains(&x.holder));
             entries
         })
     }))

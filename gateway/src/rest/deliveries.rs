@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gpux_engine::command::{DeliveryReport, Dispute, ResolveDispute};
 use gpux_engine::{AccountId, Command, Event, RejectReason};
-use rust_decimal::Decimal;
 
 use super::dto::{
     self, DeliveredRequest, DeliveryResponse, ProviderRecord, ProvidersResponse, ReceivedRequest,
@@ -59,8 +58,29 @@ fn respond(state: &AppState, ex: &Executed, entry: u64) -> Result<Response, ApiE
     ))
 }
 
-fn quantity(field: &str, s: &str) -> Result<Decimal, ApiError> {
-    dto::decimal(field, s)
+/// Submits the command `build` makes for `entry` (once the entry is known to be
+/// unsettled) as `caller`, idempotent under `operation` and `key`, and answers
+/// with what it did to the entry.
+async fn submit_for_entry<B: serde::Serialize>(
+    state: AppState,
+    caller: Principal,
+    key: Option<String>,
+    (operation, entry, body): (&'static str, u64, &B),
+    build: impl FnOnce() -> Command,
+) -> Result<Response, ApiError> {
+    let idem = Idem {
+        operation,
+        path: entry.to_string(),
+        body,
+        key: key.map(|k| format!("header:{k}")),
+    };
+    let ex = state
+        .execute(caller, idem, |r| {
+            check_entry(r, entry)?;
+            Ok(build())
+        })
+        .await?;
+    respond(&state, &ex, entry)
 }
 
 /// `POST /v1/deliveries/{entry}/report`: the entry's provider reports how many
@@ -73,24 +93,16 @@ pub async fn report(
     ApiPath(entry): ApiPath<u64>,
     ApiJson(req): ApiJson<DeliveredRequest>,
 ) -> Result<Response, ApiError> {
-    let delivered = quantity("delivered", &req.delivered)?;
-    let idem = Idem {
-        operation: "delivery_report",
-        path: entry.to_string(),
-        body: &req,
-        key: key.map(|k| format!("header:{k}")),
-    };
-    let ex = state
-        .execute(Principal::Account(account), idem, |r| {
-            check_entry(r, entry)?;
-            Ok(Command::DeliveryReport(DeliveryReport {
-                account,
-                entry,
-                delivered,
-            }))
+    let delivered = dto::decimal("delivered", &req.delivered)?;
+    let what = ("delivery_report", entry, &req);
+    submit_for_entry(state, Principal::Account(account), key, what, || {
+        Command::DeliveryReport(DeliveryReport {
+            account,
+            entry,
+            delivered,
         })
-        .await?;
-    respond(&state, &ex, entry)
+    })
+    .await
 }
 
 /// `POST /v1/deliveries/{entry}/dispute`: the entry's holder says it received
@@ -103,24 +115,16 @@ pub async fn dispute(
     ApiPath(entry): ApiPath<u64>,
     ApiJson(req): ApiJson<ReceivedRequest>,
 ) -> Result<Response, ApiError> {
-    let received = quantity("received", &req.received)?;
-    let idem = Idem {
-        operation: "dispute",
-        path: entry.to_string(),
-        body: &req,
-        key: key.map(|k| format!("header:{k}")),
-    };
-    let ex = state
-        .execute(Principal::Account(account), idem, |r| {
-            check_entry(r, entry)?;
-            Ok(Command::Dispute(Dispute {
-                account,
-                entry,
-                received,
-            }))
+    let received = dto::decimal("received", &req.received)?;
+    let what = ("dispute", entry, &req);
+    submit_for_entry(state, Principal::Account(account), key, what, || {
+        Command::Dispute(Dispute {
+            account,
+            entry,
+            received,
         })
-        .await?;
-    respond(&state, &ex, entry)
+    })
+    .await
 }
 
 /// `POST /v1/deliveries/{entry}/resolve` (admin): decides what a disputed entry
@@ -132,20 +136,12 @@ pub async fn resolve(
     ApiPath(entry): ApiPath<u64>,
     ApiJson(req): ApiJson<DeliveredRequest>,
 ) -> Result<Response, ApiError> {
-    let delivered = quantity("delivered", &req.delivered)?;
-    let idem = Idem {
-        operation: "resolve_dispute",
-        path: entry.to_string(),
-        body: &req,
-        key: key.map(|k| format!("header:{k}")),
-    };
-    let ex = state
-        .execute(Principal::Admin, idem, |r| {
-            check_entry(r, entry)?;
-            Ok(Command::ResolveDispute(ResolveDispute { entry, delivered }))
-        })
-        .await?;
-    respond(&state, &ex, entry)
+    let delivered = dto::decimal("delivered", &req.delivered)?;
+    let what = ("resolve_dispute", entry, &req);
+    submit_for_entry(state, Principal::Admin, key, what, || {
+        Command::ResolveDispute(ResolveDispute { entry, delivered })
+    })
+    .await
 }
 
 fn record(r: &Replica, account: AccountId) -> ProviderRecord {

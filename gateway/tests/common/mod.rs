@@ -342,14 +342,7 @@ impl Harness {
         let entries = loop {
             let engine = self.exchange().replica().unwrap();
             if engine.last_ts_ns() >= slot_secs() * 1_000_000_000 {
-                let mut entries: Vec<_> = engine
-                    .account_ids()
-                    .into_iter()
-                    .flat_map(|a| engine.entries_of(a))
-                    .collect();
-                entries.sort_by_key(|e| e.entry);
-                entries.dedup_by_key(|e| e.entry);
-                break entries;
+                break engine.entries();
             }
             assert!(
                 std::time::Instant::now() < deadline,

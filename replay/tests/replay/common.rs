@@ -110,7 +110,7 @@ pub fn scenario(seed: u64, orders: usize) -> Vec<Cmd> {
             // sellers and the fee account and refunding buyers.
             ts = SLOTS[0] * 1_000_000_000;
             push(&mut engine, envelope(ts, json!({"type":"tick"})), &mut out);
-            for e in unsettled_entries(&engine) {
+            for e in engine.entries() {
                 let delivered = if e.entry % 2 == 0 {
                     e.quantity
                 } else {
@@ -416,18 +416,6 @@ pub fn standard() -> (tempfile::TempDir, Written) {
     let dir = tempfile::tempdir().expect("tempdir");
     let written = write_ledger(dir.path(), &scenario(7, 1_000), WriteOpts::default());
     (dir, written)
-}
-
-/// Every unsettled delivery entry, by id.
-fn unsettled_entries(engine: &Engine) -> Vec<gpux_engine::EntryView> {
-    let mut entries: Vec<_> = engine
-        .account_ids()
-        .into_iter()
-        .flat_map(|a| engine.entries_of(a))
-        .collect();
-    entries.sort_by_key(|e| e.entry);
-    entries.dedup_by_key(|e| e.entry);
-    entries
 }
 
 /// Engine state after `cmd_seq` commands of `cmds`, applied directly.
