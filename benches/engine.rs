@@ -3,22 +3,15 @@
 //! commits on one machine; nothing here asserts a time.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use gpux::bench::workload::{self, WorkloadConfig};
+use gpux::bench::workload::{self, Scenario, WorkloadConfig};
 use gpux_engine::command::{CancelOrder, PlaceOrder};
 use gpux_engine::{Command, Engine, Event, OrderType, Side, StpMode, TimeInForce};
 use rust_decimal::Decimal;
 use std::hint::black_box;
 
+/// The funded accounts of the everyday workload, no orders.
 fn funded() -> (Engine, u64) {
-    let cfg = WorkloadConfig::new(0, 0);
-    let mut engine: Engine = Engine::new();
-    let mut events = Vec::new();
-    let mut seq = 0;
-    for cmd in workload::setup(&cfg) {
-        seq += 1;
-        engine.apply(seq, workload::ts_ns(seq), &cmd, &mut events);
-    }
-    (engine, seq)
+    prepared(&WorkloadConfig::new(0, 0))
 }
 
 fn limit(account: u64, side: Side, ticks: i64, lots: u64, tif: TimeInForce) -> Command {
@@ -105,27 +98,50 @@ fn ops(c: &mut Criterion) {
     g.finish();
 }
 
+/// An engine with `cfg`'s setup applied (accounts, and the deep book of the
+/// deep scenarios), and the last sequence number used.
+fn prepared(cfg: &WorkloadConfig) -> (Engine, u64) {
+    let mut engine: Engine = Engine::new();
+    let mut events = Vec::new();
+    let mut seq = 0;
+    for cmd in workload::setup(cfg) {
+        seq += 1;
+        engine.apply(seq, workload::ts_ns(seq), &cmd, &mut events);
+    }
+    (engine, seq)
+}
+
+/// 100,000 messages of each workload scenario: the everyday week of slots, and
+/// one slot's deep book steady, swinging and through a flash crash.
 fn flow(c: &mut Criterion) {
-    let cfg = WorkloadConfig::new(100_000, 1);
-    let commands = workload::orders(&cfg);
     let mut g = c.benchmark_group("workload");
-    g.throughput(Throughput::Elements(commands.len() as u64));
-    g.sample_size(20);
-    g.bench_function("realistic_flow_100k", |b| {
-        b.iter_batched(
-            funded,
-            |(mut engine, base)| {
-                let mut events: Vec<Event> = Vec::with_capacity(64);
-                for (i, cmd) in commands.iter().enumerate() {
-                    let seq = base + 1 + i as u64;
-                    events.clear();
-                    engine.apply(seq, workload::ts_ns(seq), cmd, &mut events);
-                }
-                black_box(engine.open_order_count())
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    g.sample_size(10);
+    for scenario in [
+        Scenario::Week,
+        Scenario::Deep,
+        Scenario::Swing,
+        Scenario::Crash,
+    ] {
+        let cfg = WorkloadConfig::scenario(100_000, 1, scenario);
+        let commands = workload::orders(&cfg);
+        g.throughput(Throughput::Elements(commands.len() as u64));
+        let name = format!("{scenario:?}_100k").to_lowercase();
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || prepared(&cfg),
+                |(mut engine, base)| {
+                    let mut events: Vec<Event> = Vec::with_capacity(64);
+                    for (i, cmd) in commands.iter().enumerate() {
+                        let seq = base + 1 + i as u64;
+                        events.clear();
+                        engine.apply(seq, workload::ts_ns(seq), cmd, &mut events);
+                    }
+                    black_box(engine.open_order_count())
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     g.finish();
 }
 

@@ -7,7 +7,7 @@
 //! percentiles (reading the clock costs tens of nanoseconds, which would otherwise
 //! distort the throughput figure).
 
-use super::workload::{self, WorkloadConfig};
+use super::workload::{self, Scenario, WorkloadConfig};
 use gpux_engine::{Command, Engine, Event};
 use serde::Serialize;
 use std::time::Instant;
@@ -17,6 +17,8 @@ use std::time::Instant;
 pub struct EngineBenchReport {
     /// Always `"engine"`.
     pub bench: &'static str,
+    /// The workload's shape.
+    pub scenario: Scenario,
     /// Workload seed.
     pub seed: u64,
     /// Order messages applied (places, amends, cancels).
@@ -25,6 +27,11 @@ pub struct EngineBenchReport {
     pub seconds: f64,
     /// Messages per second in the throughput pass.
     pub msgs_per_sec: f64,
+    /// Messages per second of the benchmark thread's own CPU time in the
+    /// throughput pass (Linux: `/proc/thread-self/schedstat`), which time spent
+    /// waiting for a core on a busy machine does not lower; `None` where the
+    /// kernel does not say.
+    pub msgs_per_cpu_sec: Option<f64>,
     /// Median latency of one `apply`, nanoseconds (timed pass).
     pub p50_ns: u64,
     /// 99th percentile latency.
@@ -56,9 +63,15 @@ fn prepared(cfg: &WorkloadConfig) -> (Engine, u64) {
     (engine, seq)
 }
 
-/// Runs the engine benchmark over `messages` generated messages.
+/// Runs the engine benchmark over `messages` generated messages of the
+/// everyday workload.
 pub fn run(messages: usize, seed: u64) -> EngineBenchReport {
-    let cfg = WorkloadConfig::new(messages, seed);
+    run_scenario(messages, seed, Scenario::Week)
+}
+
+/// Runs the engine benchmark over `messages` generated messages of `scenario`.
+pub fn run_scenario(messages: usize, seed: u64, scenario: Scenario) -> EngineBenchReport {
+    let cfg = WorkloadConfig::scenario(messages, seed, scenario);
     let commands: Vec<Command> = workload::orders(&cfg);
 
     // Pass 1: throughput.
@@ -66,6 +79,7 @@ pub fn run(messages: usize, seed: u64) -> EngineBenchReport {
     let mut events: Vec<Event> = Vec::with_capacity(1_024);
     let (mut n_events, mut trades, mut rejects) = (0u64, 0u64, 0u64);
     let start = Instant::now();
+    let cpu_start = thread_cpu_ns();
     for (i, cmd) in commands.iter().enumerate() {
         let seq = base + 1 + i as u64;
         events.clear();
@@ -80,6 +94,9 @@ pub fn run(messages: usize, seed: u64) -> EngineBenchReport {
         }
     }
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = cpu_start
+        .zip(thread_cpu_ns())
+        .map(|(a, b)| b.saturating_sub(a) as f64 / 1e9);
     let resting_orders = engine.open_order_count();
     let live_books = workload::live_books(&engine);
 
@@ -103,10 +120,12 @@ pub fn run(messages: usize, seed: u64) -> EngineBenchReport {
     };
     EngineBenchReport {
         bench: "engine",
+        scenario,
         seed,
         messages: commands.len() as u64,
         seconds,
         msgs_per_sec: commands.len() as f64 / seconds.max(f64::MIN_POSITIVE),
+        msgs_per_cpu_sec: cpu_seconds.map(|s| commands.len() as f64 / s.max(f64::MIN_POSITIVE)),
         p50_ns: pct(0.50),
         p99_ns: pct(0.99),
         p999_ns: pct(0.999),
@@ -117,4 +136,11 @@ pub fn run(messages: usize, seed: u64) -> EngineBenchReport {
         resting_orders,
         live_books,
     }
+}
+
+/// The calling thread's CPU time so far, nanoseconds: the first field of
+/// `/proc/thread-self/schedstat` (time spent running on a core).
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }

@@ -37,6 +37,10 @@ pub enum BenchCmd {
         /// Workload seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The workload's shape: everyday flow over a week of slots, or one
+        /// slot's deep book (steady, swinging, or through a flash crash).
+        #[arg(long, value_enum, default_value_t = workload::Scenario::Week)]
+        scenario: workload::Scenario,
     },
     /// The ledger alone: synthetic events through group commit, every batch
     /// fsynced, then a restart from a snapshot plus every event after it.
@@ -110,7 +114,11 @@ pub struct PipelineArgs {
 /// Runs one `gpux bench` measurement and prints its report as one JSON line.
 pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
-        BenchCmd::Engine { orders, seed } => print_line(&engine::run(orders, seed)),
+        BenchCmd::Engine {
+            orders,
+            seed,
+            scenario,
+        } => print_line(&engine::run_scenario(orders, seed, scenario)),
         BenchCmd::Ledger { events, data } => {
             let dir = LedgerDir::new(data)?;
             let opts = gpux_ledger::BenchOptions::default();

@@ -11,6 +11,13 @@
 //! and some cancels hit orders that are already gone (filled or cancelled). Every
 //! account is funded so no order is refused for money.
 //!
+//! Besides that everyday flow ([`Scenario::Week`]) it makes harder matching
+//! shapes on one slot's book, each over a deep static book of
+//! [`DEEP_BOOK_ORDERS`] resting orders placed by [`setup`] ([`Scenario::Deep`]):
+//! the mid swinging ±25 % and then ±40 % ([`Scenario::Swing`]), and a flash
+//! crash of 35 % and its recovery ([`Scenario::Crash`]). Aggressive orders then
+//! sweep many levels, and passive flow keeps refilling the book.
+//!
 //! The generator predicts order ids (the engine numbers accepted orders 1, 2, …,
 //! and every generated order is accepted), so the whole stream is generated before
 //! any timing starts. It lives in the library, not under `benches/`, because the
@@ -65,6 +72,68 @@ pub fn live_books(engine: &Engine) -> usize {
         .count()
 }
 
+/// Resting orders [`setup`] places before the measured flow of the deep-book
+/// scenarios (half each side).
+pub const DEEP_BOOK_ORDERS: u64 = 40_000;
+/// How far from the mid (ticks) the deep book and the deep scenarios' passive
+/// orders reach: 20 % of the starting mid.
+const DEEP_BOOK_REACH_TICKS: i64 = 500;
+
+/// The shape of the measured flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// Everyday flow over a week of hourly slots (near slots busiest), books of a
+    /// few hundred orders.
+    #[default]
+    Week,
+    /// One slot's deep static book ([`DEEP_BOOK_ORDERS`]), a mid walking slowly.
+    Deep,
+    /// The deep book while the mid swings to +25 %, −25 %, +40 %, −40 % of its
+    /// start and back.
+    Swing,
+    /// The deep book through a flash crash: 35 % down within 2 % of the messages,
+    /// then back up over the next 20 %.
+    Crash,
+}
+
+impl Scenario {
+    /// Whether [`setup`] prefills a deep book and the flow stays on one slot.
+    fn deep(self) -> bool {
+        self != Scenario::Week
+    }
+
+    /// Where the mid heads at `progress` (0..1 through the messages), as a
+    /// fraction of the starting mid; `None` for a free random walk.
+    fn target(self, progress: f64) -> Option<f64> {
+        // Piecewise linear through (progress, level) points.
+        let path: &[(f64, f64)] = match self {
+            Scenario::Week | Scenario::Deep => return None,
+            Scenario::Swing => &[
+                (0.0, 1.0),
+                (0.15, 1.25),
+                (0.35, 0.75),
+                (0.6, 1.4),
+                (0.85, 0.6),
+                (1.0, 1.0),
+            ],
+            Scenario::Crash => &[
+                (0.0, 1.0),
+                (0.4, 1.0),
+                (0.42, 0.65),
+                (0.62, 1.0),
+                (1.0, 1.0),
+            ],
+        };
+        let i = path.iter().rposition(|&(p, _)| p <= progress).unwrap_or(0);
+        let (p0, l0) = path[i];
+        let Some(&(p1, l1)) = path.get(i + 1) else {
+            return Some(l0);
+        };
+        Some(l0 + (l1 - l0) * (progress - p0) / (p1 - p0))
+    }
+}
+
 /// Shape of the generated flow.
 #[derive(Debug, Clone)]
 pub struct WorkloadConfig {
@@ -76,6 +145,8 @@ pub struct WorkloadConfig {
     pub accounts: u64,
     /// Starting mid price in ticks.
     pub start_mid_ticks: i64,
+    /// The flow's shape.
+    pub scenario: Scenario,
 }
 
 impl WorkloadConfig {
@@ -86,12 +157,50 @@ impl WorkloadConfig {
             seed,
             accounts: 1_000,
             start_mid_ticks: 2_500,
+            scenario: Scenario::Week,
+        }
+    }
+
+    /// [`new`](Self::new) with another scenario.
+    pub fn scenario(messages: usize, seed: u64, scenario: Scenario) -> Self {
+        WorkloadConfig {
+            scenario,
+            ..Self::new(messages, seed)
         }
     }
 }
 
-/// Commands to apply before the measured part: the market, funded accounts.
+/// Commands to apply before the measured part: the market, funded accounts, and
+/// for the deep scenarios the deep book (orders `1..=`[`DEEP_BOOK_ORDERS`]).
 pub fn setup(cfg: &WorkloadConfig) -> Vec<Command> {
+    let mut cmds = accounts(cfg);
+    if cfg.scenario.deep() {
+        cmds.extend(deep_book(cfg));
+    }
+    cmds
+}
+
+/// The deep book: passive orders on slot 0 spread evenly over
+/// [`DEEP_BOOK_REACH_TICKS`] on each side of the starting mid, seeded apart from
+/// the flow.
+fn deep_book(cfg: &WorkloadConfig) -> Vec<Command> {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xdeeb);
+    (1..=DEEP_BOOK_ORDERS)
+        .map(|id| {
+            let side = if id % 2 == 0 { Side::Buy } else { Side::Sell };
+            let d = rng.random_range(1..=DEEP_BOOK_REACH_TICKS);
+            let ticks = match side {
+                Side::Buy => cfg.start_mid_ticks - d,
+                Side::Sell => cfg.start_mid_ticks + d,
+            };
+            let lots = rng.random_range(1..20u64);
+            limit_order(owner(id, cfg), slot(0), side, ticks, lots, TimeInForce::Gtc)
+        })
+        .collect()
+}
+
+/// The market and the funded accounts, each with capacity in every slot.
+fn accounts(cfg: &WorkloadConfig) -> Vec<Command> {
     let market = market_id();
     let mut cmds = vec![Command::ListMarket(ListMarket {
         market,
@@ -189,13 +298,17 @@ pub fn orders(cfg: &WorkloadConfig) -> Vec<Command> {
         events.clear();
         engine.apply(seq, ts_ns(seq), cmd, events);
     };
+    let mut flow = Flow::new(cfg);
     for cmd in setup(cfg) {
         apply(&mut engine, &cmd, &mut events);
+        flow.observe(&events);
+        if matches!(cmd, Command::PlaceOrder(_)) {
+            flow.next_id += 1;
+        }
     }
-    let mut flow = Flow::new(cfg);
     let mut out = Vec::with_capacity(cfg.messages);
     while out.len() < cfg.messages {
-        let cmd = flow.next_command();
+        let cmd = flow.next_command(out.len());
         apply(&mut engine, &cmd, &mut events);
         flow.observe(&events);
         out.push(cmd);
@@ -208,7 +321,6 @@ pub fn orders(cfg: &WorkloadConfig) -> Vec<Command> {
 struct Flow<'a> {
     cfg: &'a WorkloadConfig,
     rng: ChaCha8Rng,
-    market: MarketId,
     mid: i64,
     next_id: OrderId,
     live: Live,
@@ -221,7 +333,6 @@ impl<'a> Flow<'a> {
         Flow {
             cfg,
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
-            market: market_id(),
             mid: cfg.start_mid_ticks,
             next_id: 1,
             live: Live::default(),
@@ -229,14 +340,18 @@ impl<'a> Flow<'a> {
         }
     }
 
-    /// Moves the mid now and then, and picks the next message.
-    fn next_command(&mut self) -> Command {
-        if self.rng.random_ratio(1, 8) {
-            self.mid = (self.mid + if self.rng.random_bool(0.5) { 1 } else { -1 }).max(200);
-        }
+    /// Moves the mid now and then, and picks the `n`th message.
+    fn next_command(&mut self, n: usize) -> Command {
+        self.move_mid(n);
         let roll: u32 = self.rng.random_range(0..100);
-        // Cancel more as the book grows, so it settles at a realistic size.
-        let cancel_bias = (self.live.orders.len() / 1_000).min(40) as u32;
+        // Cancel more as the book grows, so it settles at a realistic size: a
+        // few hundred orders, or the deep book's size.
+        let settled = if self.cfg.scenario.deep() {
+            DEEP_BOOK_ORDERS as usize
+        } else {
+            0
+        };
+        let cancel_bias = (self.live.orders.len().saturating_sub(settled) / 1_000).min(40) as u32;
         if roll < 2 && !self.gone.is_empty() {
             self.stale_cancel()
         } else if roll < 10 && !self.live.orders.is_empty() {
@@ -246,6 +361,27 @@ impl<'a> Flow<'a> {
         } else {
             self.place()
         }
+    }
+
+    /// A random walk of a tick now and then; in the swing and crash scenarios
+    /// a pull towards the scenario's path, so the mid follows it.
+    fn move_mid(&mut self, n: usize) {
+        let progress = n as f64 / self.cfg.messages.max(1) as f64;
+        let step = match self.cfg.scenario.target(progress) {
+            Some(level) => {
+                let target = (self.cfg.start_mid_ticks as f64 * level) as i64;
+                (target - self.mid).signum()
+            }
+            None if self.rng.random_ratio(1, 8) => {
+                if self.rng.random_bool(0.5) {
+                    1
+                } else {
+                    -1
+                }
+            }
+            None => 0,
+        };
+        self.mid = (self.mid + step).max(200);
     }
 
     /// Follows the engine's answer to the last message.
@@ -304,34 +440,31 @@ impl<'a> Flow<'a> {
         if ioc {
             self.gone.push(id);
         }
-        // Near slots trade most: each further hour half as likely, in steps of
-        // a few hours, over the whole week.
-        let mut i = self.rng.random_range(0..4u64);
-        while i + 4 < SLOTS && self.rng.random_ratio(3, 5) {
-            i += 4;
-        }
-        Command::PlaceOrder(PlaceOrder {
-            account: owner(id, self.cfg),
-            market: self.market,
-            slot: Some(slot(i)),
-            window: None,
-            colocate: false,
+        let slot_ix = if self.cfg.scenario.deep() {
+            0
+        } else {
+            // Near slots trade most: each further hour half as likely, in steps
+            // of a few hours, over the whole week.
+            let mut i = self.rng.random_range(0..4u64);
+            while i + 4 < SLOTS && self.rng.random_ratio(3, 5) {
+                i += 4;
+            }
+            i
+        };
+        let lots = self.rng.random_range(1..20u64);
+        let tif = if ioc {
+            TimeInForce::Ioc
+        } else {
+            TimeInForce::Gtc
+        };
+        limit_order(
+            owner(id, self.cfg),
+            slot(slot_ix),
             side,
-            order_type: OrderType::Limit,
-            price: Some(price(ticks.max(1))),
-            quantity: Decimal::from(self.rng.random_range(1..20u64)),
-            time_in_force: Some(if ioc {
-                TimeInForce::Ioc
-            } else {
-                TimeInForce::Gtc
-            }),
-            good_till_ns: None,
-            post_only: false,
-            cap: None,
-            client_order_id: None,
-            stp: StpMode::None,
-            min_reliability: None,
-        })
+            ticks.max(1),
+            lots,
+            tif,
+        )
     }
 
     /// The limit price of a new order, in ticks.
@@ -344,10 +477,14 @@ impl<'a> Flow<'a> {
                 Side::Sell => self.mid - reach,
             }
         } else {
-            // Passive: distance from the mid roughly geometric.
+            // Passive: distance from the mid roughly geometric; in the deep
+            // scenarios, also spread over the deep book's reach.
             let mut d = 1;
             while d < 60 && self.rng.random_ratio(4, 5) {
                 d += 1;
+            }
+            if self.cfg.scenario.deep() && self.rng.random_ratio(1, 2) {
+                d = self.rng.random_range(1..=DEEP_BOOK_REACH_TICKS);
             }
             match side {
                 Side::Buy => self.mid - d,
@@ -355,6 +492,35 @@ impl<'a> Flow<'a> {
             }
         }
     }
+}
+
+/// A limit order for `slot` (unix seconds) in the benchmark market.
+fn limit_order(
+    account: u64,
+    slot: u64,
+    side: Side,
+    ticks: i64,
+    lots: u64,
+    tif: TimeInForce,
+) -> Command {
+    Command::PlaceOrder(PlaceOrder {
+        account,
+        market: market_id(),
+        slot: Some(slot),
+        window: None,
+        colocate: false,
+        side,
+        order_type: OrderType::Limit,
+        price: Some(price(ticks)),
+        quantity: Decimal::from(lots),
+        time_in_force: Some(tif),
+        good_till_ns: None,
+        post_only: false,
+        cap: None,
+        client_order_id: None,
+        stp: StpMode::None,
+        min_reliability: None,
+    })
 }
 
 /// A price of `ticks` ticks.
