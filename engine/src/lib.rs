@@ -81,7 +81,7 @@ mod state;
 pub mod types;
 pub mod units;
 
-pub use book::{Book, NaiveBook, OrderBook, RestingOrder};
+pub use book::{Book, Handle, NaiveBook, OrderBook, RestingOrder};
 pub use command::{Command, CommandEnvelope, CommandKind, KeyDigest, PROTOCOL_VERSION};
 pub use delivery::{EntryState, EntryView, ProviderAhead, ProviderView};
 pub use event::{DuplicateRequest, Event, EventEnvelope, EventSink};

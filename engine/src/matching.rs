@@ -263,10 +263,14 @@ impl<B: OrderBook> Engine<B> {
         if at_front {
             let filled = book.fill_front(maker.side, lots);
             debug_assert_eq!(filled.id, maker.id);
-        } else if lots == maker.quantity_lots {
-            book.remove(maker.id);
         } else {
-            book.reduce(maker.id, lots);
+            let handle = self.loc(maker.id).handle;
+            let book = &mut self.bk_mut(bi).book;
+            if lots == maker.quantity_lots {
+                book.remove(handle);
+            } else {
+                book.reduce(handle, lots);
+            }
         }
     }
 
@@ -334,9 +338,15 @@ impl<B: OrderBook> Engine<B> {
         let (spec, slot) = (&self.bk(bi).spec, self.bk(bi).slot);
         let (market, quantity) = (spec.id, spec.quantity(t.remaining));
         let price = t.limit.map(|l| spec.price(l));
-        self.bk_mut(bi).book.insert(order);
-        if !registered {
-            self.remember(bi, &order);
+        let handle = self.bk_mut(bi).book.insert(order);
+        if registered {
+            // A re-queued order: the same open order at a new place.
+            self.order_loc
+                .get_mut(&order.id)
+                .expect("an open order is indexed")
+                .handle = handle;
+        } else {
+            self.remember(bi, handle, &order);
         }
         out.push(Event::OrderRested(OrderRested {
             order: t.id,

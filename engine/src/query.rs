@@ -292,9 +292,9 @@ impl<B: OrderBook> Engine<B> {
 
     /// An open order.
     pub fn order(&self, id: OrderId) -> Option<OrderView> {
-        let &bi = self.order_market.get(&id)?;
-        let b = self.bk(bi);
-        b.book.get(id).map(|o| order_view(&b.spec, b.slot, o))
+        let loc = self.order_loc.get(&id)?;
+        let b = self.bk(loc.bi());
+        Some(order_view(&b.spec, b.slot, b.book.get(loc.handle)))
     }
 
     /// An account's balances (`None` if it does not exist). Account 0 is the fee account.
@@ -373,6 +373,6 @@ impl<B: OrderBook> Engine<B> {
 
     /// Resting orders across all books.
     pub fn open_order_count(&self) -> usize {
-        self.order_market.len()
+        self.order_loc.len()
     }
 }

@@ -343,18 +343,12 @@ impl<B: OrderBook> Engine<B> {
         for o in b.orders {
             let bad = o.quantity_lots == 0
                 || o.id >= self.next_order_id
-                || self.order_market.insert(o.id, bi).is_some();
-            let Some(account) = self.accounts.get_mut(&o.account).filter(|_| !bad) else {
+                || self.order_loc.contains_key(&o.id);
+            if bad || !self.accounts.contains_key(&o.account) {
                 return Err(SnapshotError(format!("bad order {}", o.id)));
-            };
-            account.open_orders.insert(o.id);
-            if let Some(c) = o.client_order_id {
-                account.client_ids.insert(c, o.id);
             }
-            if let Some(t) = o.good_till_ns {
-                self.expiries.insert((t, o.id));
-            }
-            self.bk_mut(bi).book.insert(o);
+            let handle = self.bk_mut(bi).book.insert(o);
+            self.remember(bi, handle, &o);
         }
         Ok(())
     }
@@ -393,7 +387,7 @@ impl<B: OrderBook> Engine<B> {
         {
             return Err("slot indexes disagree with the books".into());
         }
-        if needed.open != self.order_market.len() || self.expiries.len() > needed.open {
+        if needed.open != self.order_loc.len() || self.expiries.len() > needed.open {
             return Err("order indexes disagree with the books".into());
         }
         self.check_escrows(&mut needed)?;
@@ -489,7 +483,10 @@ impl<B: OrderBook> Engine<B> {
                         && o.client_order_id
                             .is_none_or(|c| a.client_ids.get(&c) == Some(&o.id))
                 });
-                let indexed = self.order_market.get(&o.id) == Some(&bi)
+                let indexed = self
+                    .order_loc
+                    .get(&o.id)
+                    .is_some_and(|l| l.bi() == bi && m.book.get(l.handle) == o)
                     && o.good_till_ns
                         .is_none_or(|t| self.expiries.contains(&(t, o.id)));
                 if !known || !indexed || o.side != side {

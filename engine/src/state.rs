@@ -10,7 +10,7 @@
 //! way.
 
 use crate::account::{Account, Balance, Holding, Lot};
-use crate::book::{Book, OrderBook, RestingOrder};
+use crate::book::{Book, Handle, OrderBook, RestingOrder};
 use crate::delivery::{Entry, Escrow, ProviderRecord};
 use crate::market::MarketSpec;
 use crate::reject::RejectReason;
@@ -22,6 +22,34 @@ use crate::types::{AccountId, ClientOrderId, MarketId, OrderId, Side, TradeId, F
 pub(crate) const NO_BOOK: usize = usize::MAX;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Where an open order rests: its book's index and its handle there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OrderLoc {
+    /// The book's index (see [`Engine::books`]).
+    pub book: u32,
+    /// The order's handle in that book.
+    pub handle: Handle,
+}
+
+impl OrderLoc {
+    /// The book's index.
+    #[inline]
+    pub fn bi(self) -> usize {
+        self.book as usize
+    }
+}
+
+/// An open order a command names, found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OpenOrder {
+    /// Its book's index.
+    pub bi: usize,
+    /// Its handle in that book.
+    pub handle: Handle,
+    /// The order as it rests.
+    pub order: RestingOrder,
+}
 
 /// One listed market inside the engine.
 #[derive(Debug, Clone)]
@@ -68,8 +96,9 @@ pub struct Engine<B: OrderBook = Book> {
     /// Open slots by gate-closure time: `(closes_at_ns, market index, slot)`.
     pub(crate) gates: BTreeSet<(u64, usize, u64)>,
     pub(crate) accounts: FxHashMap<AccountId, Account>,
-    /// Book index of every open order (looked up, never iterated).
-    pub(crate) order_market: FxHashMap<OrderId, usize>,
+    /// Where every open order rests: the one index of open orders by id (looked
+    /// up, never iterated; books find orders by handle).
+    pub(crate) order_loc: FxHashMap<OrderId, OrderLoc>,
     /// Open GTD orders by expiry.
     pub(crate) expiries: BTreeSet<(u64, OrderId)>,
     pub(crate) next_order_id: OrderId,
@@ -116,7 +145,7 @@ impl<B: OrderBook> Engine<B> {
             free_books: BTreeSet::new(),
             gates: BTreeSet::new(),
             accounts,
-            order_market: FxHashMap::default(),
+            order_loc: FxHashMap::default(),
             expiries: BTreeSet::new(),
             next_order_id: 1,
             next_trade_id: 1,
@@ -262,31 +291,35 @@ impl<B: OrderBook> Engine<B> {
         account: AccountId,
         order_id: Option<OrderId>,
         client_order_id: Option<ClientOrderId>,
-    ) -> Result<(usize, RestingOrder), RejectReason> {
+    ) -> Result<OpenOrder, RejectReason> {
         let acct = self.account(account)?;
         let id = match (order_id, client_order_id) {
             (Some(id), None) => id,
             (None, Some(c)) => *acct.client_ids.get(&c).ok_or(RejectReason::UnknownOrder)?,
             _ => return Err(RejectReason::InvalidOrderRef),
         };
-        let mi = *self
-            .order_market
-            .get(&id)
-            .ok_or(RejectReason::UnknownOrder)?;
-        let order = *self
-            .bk(mi)
-            .book
-            .get(id)
-            .expect("open orders rest on their book");
+        let loc = *self.order_loc.get(&id).ok_or(RejectReason::UnknownOrder)?;
+        let order = *self.bk(loc.bi()).book.get(loc.handle);
         if order.account != account {
             return Err(RejectReason::NotYourOrder);
         }
-        Ok((mi, order))
+        Ok(OpenOrder {
+            bi: loc.bi(),
+            handle: loc.handle,
+            order,
+        })
     }
 
-    /// Records a newly resting order in its account and the engine's indexes.
-    pub(crate) fn remember(&mut self, mi: usize, order: &RestingOrder) {
-        self.order_market.insert(order.id, mi);
+    /// Where an open order rests.
+    pub(crate) fn loc(&self, id: OrderId) -> OrderLoc {
+        *self.order_loc.get(&id).expect("an open order is indexed")
+    }
+
+    /// Records a newly resting order, at `handle` in book `bi`, in its account
+    /// and the engine's indexes.
+    pub(crate) fn remember(&mut self, bi: usize, handle: Handle, order: &RestingOrder) {
+        let book = u32::try_from(bi).expect("book indexes fit in 32 bits");
+        self.order_loc.insert(order.id, OrderLoc { book, handle });
         if let Some(t) = order.good_till_ns {
             self.expiries.insert((t, order.id));
         }
@@ -299,7 +332,13 @@ impl<B: OrderBook> Engine<B> {
 
     /// Drops a no-longer-open order from its account and the engine's indexes.
     pub(crate) fn forget(&mut self, order: &RestingOrder) {
-        self.order_market.remove(&order.id);
+        self.order_loc.remove(&order.id);
+        self.forget_unindexed(order);
+    }
+
+    /// [`forget`](Self::forget) for an order already taken out of
+    /// [`order_loc`](Self::order_loc).
+    pub(crate) fn forget_unindexed(&mut self, order: &RestingOrder) {
         if let Some(t) = order.good_till_ns {
             self.expiries.remove(&(t, order.id));
         }

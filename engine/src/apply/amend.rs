@@ -6,13 +6,13 @@
 //! the book and matched again as if new, so an amend that crosses trades first.
 
 use crate::account::Balance;
-use crate::book::{OrderBook, RestingOrder};
+use crate::book::{Handle, OrderBook, RestingOrder};
 use crate::command::AmendOrder;
 use crate::event::{Event, EventSink, OrderAmended};
 use crate::matching::{MatchEnd, Taker};
 use crate::reject::RejectReason;
 use crate::risk;
-use crate::state::Engine;
+use crate::state::{Engine, OpenOrder};
 use crate::types::{CancelReason, Side};
 
 /// An `amend_order` that passed every check.
@@ -21,6 +21,8 @@ struct Amendment {
     bi: usize,
     /// The order as it rests now.
     order: RestingOrder,
+    /// Its handle in its book.
+    handle: Handle,
     /// The new limit price, in ticks.
     price: i64,
     /// The new quantity, in lots.
@@ -61,7 +63,7 @@ impl<B: OrderBook> Engine<B> {
             if a.lots < a.order.quantity_lots {
                 self.bk_mut(a.bi)
                     .book
-                    .reduce(a.order.id, a.order.quantity_lots - a.lots);
+                    .reduce(a.handle, a.order.quantity_lots - a.lots);
             }
             return Ok(());
         }
@@ -77,7 +79,8 @@ impl<B: OrderBook> Engine<B> {
         if c.price.is_none() && c.quantity.is_none() {
             return Err(RejectReason::InvalidAmend);
         }
-        let (bi, order) = self.resolve_order(c.account, c.order_id, c.client_order_id)?;
+        let OpenOrder { bi, handle, order } =
+            self.resolve_order(c.account, c.order_id, c.client_order_id)?;
         // Part-way through its closure (the bound left it for the next
         // commands), a slot whose gate passed trades no more.
         let book = self.bk(bi);
@@ -112,6 +115,7 @@ impl<B: OrderBook> Engine<B> {
         Ok(Amendment {
             bi,
             order,
+            handle,
             price,
             lots,
             keeps_priority,
@@ -124,7 +128,7 @@ impl<B: OrderBook> Engine<B> {
     /// trade first), keeping its id and open-order bookkeeping.
     fn requeue<S: EventSink>(&mut self, a: &Amendment, out: &mut S) {
         let order = a.order;
-        self.bk_mut(a.bi).book.remove(order.id);
+        self.bk_mut(a.bi).book.remove(a.handle);
         let mut taker = Taker {
             id: order.id,
             account: order.account,

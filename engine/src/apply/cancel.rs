@@ -24,8 +24,8 @@ impl<B: OrderBook> Engine<B> {
         if c.order_id.is_some() == c.client_order_id.is_some() {
             return Err(RejectReason::InvalidOrderRef);
         }
-        let (bi, order) = self.resolve_order(c.account, c.order_id, c.client_order_id)?;
-        self.cancel_resting(bi, order.id, CancelReason::UserRequested, out);
+        let found = self.resolve_order(c.account, c.order_id, c.client_order_id)?;
+        self.cancel_resting(found.bi, found.order.id, CancelReason::UserRequested, out);
         Ok(())
     }
 
@@ -48,7 +48,7 @@ impl<B: OrderBook> Engine<B> {
         let ids: Vec<(usize, OrderId)> = account
             .open_orders
             .iter()
-            .map(|id| (self.order_market[id], *id))
+            .map(|id| (self.loc(*id).bi(), *id))
             .filter(|&(bi, _)| {
                 let book = self.bk(bi);
                 market.is_none_or(|m| m == book.market) && c.slot.is_none_or(|s| s == book.slot)
@@ -74,11 +74,12 @@ impl<B: OrderBook> Engine<B> {
         reason: CancelReason,
         out: &mut S,
     ) {
-        let order = self
-            .bk_mut(bi)
-            .book
-            .remove(id)
-            .expect("open orders rest on their book");
+        let loc = self
+            .order_loc
+            .remove(&id)
+            .expect("an open order is indexed");
+        debug_assert_eq!(loc.bi(), bi);
+        let order = self.bk_mut(bi).book.remove(loc.handle);
         let (spec, slot) = (&self.bk(bi).spec, self.bk(bi).slot);
         let hold = risk::resting_hold(spec, order.side, order.price_ticks, order.quantity_lots);
         let (market, price, quantity) = (
@@ -87,7 +88,7 @@ impl<B: OrderBook> Engine<B> {
             spec.quantity(order.quantity_lots),
         );
         self.held_in(order.account, order.side, bi).release(hold);
-        self.forget(&order);
+        self.forget_unindexed(&order);
         out.push(Event::OrderCancelled(OrderCancelled {
             order: id,
             account: order.account,

@@ -187,7 +187,7 @@ impl<B: OrderBook> Engine<B> {
             if good_till >= ts_ns {
                 break;
             }
-            let bi = self.order_market[&id];
+            let bi = self.loc(id).bi();
             self.cancel_resting(bi, id, CancelReason::Expired, out);
         }
     }

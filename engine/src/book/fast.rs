@@ -1,11 +1,10 @@
 //! The fast book: price levels in a sorted `Vec` per side with the best price at the
 //! end (so the touch is pushed and popped in O(1)), and orders in a slab of nodes
-//! linked into a FIFO per level. A hash map finds an order's slot by id; it is only
-//! ever looked up, never iterated, so its order cannot reach any output.
+//! linked into a FIFO per level. An order's slot in the slab is its [`Handle`];
+//! a freed slot is reused by the next insert.
 
-use super::{OrderBook, RestingOrder};
-use crate::types::{OrderId, Side};
-use rustc_hash::FxHashMap;
+use super::{Handle, OrderBook, RestingOrder};
+use crate::types::Side;
 
 const NIL: u32 = u32::MAX;
 
@@ -33,7 +32,8 @@ pub struct Book {
     levels: [Vec<Level>; 2],
     nodes: Vec<Node>,
     free: Vec<u32>,
-    index: FxHashMap<OrderId, u32>,
+    /// Orders on the book.
+    len: usize,
 }
 
 #[inline]
@@ -106,11 +106,12 @@ impl Book {
             levels.remove(li);
         }
         self.free.push(slot);
+        self.len -= 1;
     }
 }
 
 impl OrderBook for Book {
-    fn insert(&mut self, order: RestingOrder) {
+    fn insert(&mut self, order: RestingOrder) -> Handle {
         assert!(order.quantity_lots > 0, "resting orders have quantity");
         let side = order.side;
         let li = match self.find_level(side, order.price_ticks) {
@@ -143,30 +144,26 @@ impl OrderBook for Book {
         level.tail = slot;
         level.total_lots += order.quantity_lots;
         level.count += 1;
-        let previous = self.index.insert(order.id, slot);
-        assert!(previous.is_none(), "order {} inserted twice", order.id);
+        self.len += 1;
+        slot
     }
 
-    fn remove(&mut self, id: OrderId) -> Option<RestingOrder> {
-        let slot = self.index.remove(&id)?;
-        let order = self.nodes[slot as usize].order;
+    fn remove(&mut self, handle: Handle) -> RestingOrder {
+        let order = self.nodes[handle as usize].order;
         let li = self
             .find_level(order.side, order.price_ticks)
             .expect("a resting order's level exists");
-        self.unlink(order.side, li, slot);
-        Some(order)
+        self.unlink(order.side, li, handle);
+        order
     }
 
     #[inline]
-    fn get(&self, id: OrderId) -> Option<&RestingOrder> {
-        self.index
-            .get(&id)
-            .map(|&slot| &self.nodes[slot as usize].order)
+    fn get(&self, handle: Handle) -> &RestingOrder {
+        &self.nodes[handle as usize].order
     }
 
-    fn reduce(&mut self, id: OrderId, lots: u64) {
-        let slot = self.index[&id];
-        let order = &mut self.nodes[slot as usize].order;
+    fn reduce(&mut self, handle: Handle, lots: u64) {
+        let order = &mut self.nodes[handle as usize].order;
         assert!(lots < order.quantity_lots, "reduce leaves quantity");
         order.quantity_lots -= lots;
         let (side, price) = (order.side, order.price_ticks);
@@ -191,7 +188,6 @@ impl OrderBook for Book {
             "fill within the order"
         );
         if lots == before.quantity_lots {
-            self.index.remove(&before.id);
             self.unlink(side, li, slot);
         } else {
             node.order.quantity_lots -= lots;
@@ -237,6 +233,6 @@ impl OrderBook for Book {
 
     #[inline]
     fn len(&self) -> usize {
-        self.index.len()
+        self.len
     }
 }

@@ -6,7 +6,10 @@
 //! against both, and property tests drive whole engines built on each with the same
 //! random commands and require identical events.
 //!
-//! A book knows nothing of accounts, holds or fees: risk lives outside it.
+//! A book knows nothing of accounts, holds or fees: risk lives outside it. Nor
+//! does it find orders by id: [`insert`](OrderBook::insert) gives a [`Handle`],
+//! and the engine's one index of open orders keeps it, so an order is looked up
+//! by id once per command, not once by the engine and again by its book.
 
 mod fast;
 mod naive;
@@ -16,6 +19,12 @@ pub use naive::NaiveBook;
 
 use crate::types::{AccountId, ClientOrderId, OrderId, Side, StpMode};
 use serde::{Deserialize, Serialize};
+
+/// Where a resting order sits in its book: given by
+/// [`insert`](OrderBook::insert), valid until the order leaves the book (removed,
+/// or used up by [`fill_front`](OrderBook::fill_front)); a book may then give it
+/// to another order.
+pub type Handle = u32;
 
 /// A limit order resting on a book. `Copy`, so matching reads it without borrowing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,19 +51,20 @@ pub struct RestingOrder {
 
 /// A price-time priority book for one market.
 pub trait OrderBook: Default {
-    /// Adds `order` at the back of its price level. Its id must be new to the book
-    /// and its quantity positive.
-    fn insert(&mut self, order: RestingOrder);
+    /// Adds `order` at the back of its price level, and says where it is. Its
+    /// quantity must be positive.
+    fn insert(&mut self, order: RestingOrder) -> Handle;
 
-    /// Removes an order, returning it.
-    fn remove(&mut self, id: OrderId) -> Option<RestingOrder>;
+    /// Removes the order at `handle` (a handle of an order on this book),
+    /// returning it.
+    fn remove(&mut self, handle: Handle) -> RestingOrder;
 
-    /// Looks an order up.
-    fn get(&self, id: OrderId) -> Option<&RestingOrder>;
+    /// The order at `handle` (a handle of an order on this book).
+    fn get(&self, handle: Handle) -> &RestingOrder;
 
-    /// Lowers an order's quantity by `lots`, keeping its place in the queue.
-    /// `lots` must be less than its quantity.
-    fn reduce(&mut self, id: OrderId, lots: u64);
+    /// Lowers the quantity of the order at `handle` by `lots`, keeping its place
+    /// in the queue. `lots` must be less than its quantity.
+    fn reduce(&mut self, handle: Handle, lots: u64);
 
     /// The first order to trade against an incoming order on the other side: the
     /// oldest order at the best price of `side`.

@@ -2,13 +2,14 @@
 //! every question answered by a linear scan. Slow on purpose, and obviously right:
 //! the front of a side is the best-priced order with the earliest arrival.
 
-use super::{OrderBook, RestingOrder};
-use crate::types::{OrderId, Side};
+use super::{Handle, OrderBook, RestingOrder};
+use crate::types::Side;
 
 /// A linear-scan book used as the reference model in tests.
 #[derive(Debug, Clone, Default)]
 pub struct NaiveBook {
-    /// `(arrival number, order)`; an amend that loses priority is a new arrival.
+    /// `(arrival number, order)`; an amend that loses priority is a new arrival,
+    /// and an order's handle is its arrival number (never reused).
     orders: Vec<(u64, RestingOrder)>,
     arrivals: u64,
 }
@@ -53,28 +54,37 @@ impl NaiveBook {
 }
 
 impl OrderBook for NaiveBook {
-    fn insert(&mut self, order: RestingOrder) {
+    fn insert(&mut self, order: RestingOrder) -> Handle {
         assert!(order.quantity_lots > 0);
-        assert!(self.get(order.id).is_none());
+        assert!(self.orders.iter().all(|o| o.1.id != order.id));
         self.arrivals += 1;
         self.orders.push((self.arrivals, order));
+        Handle::try_from(self.arrivals).expect("a test book sees fewer than 2^32 orders")
     }
 
-    fn remove(&mut self, id: OrderId) -> Option<RestingOrder> {
-        let i = self.orders.iter().position(|o| o.1.id == id)?;
-        Some(self.orders.remove(i).1)
+    fn remove(&mut self, handle: Handle) -> RestingOrder {
+        let i = self
+            .orders
+            .iter()
+            .position(|o| o.0 == u64::from(handle))
+            .expect("a handle of an order on the book");
+        self.orders.remove(i).1
     }
 
-    fn get(&self, id: OrderId) -> Option<&RestingOrder> {
-        self.orders.iter().find(|o| o.1.id == id).map(|o| &o.1)
+    fn get(&self, handle: Handle) -> &RestingOrder {
+        self.orders
+            .iter()
+            .find(|o| o.0 == u64::from(handle))
+            .map(|o| &o.1)
+            .expect("a handle of an order on the book")
     }
 
-    fn reduce(&mut self, id: OrderId, lots: u64) {
+    fn reduce(&mut self, handle: Handle, lots: u64) {
         let o = self
             .orders
             .iter_mut()
-            .find(|o| o.1.id == id)
-            .expect("order exists");
+            .find(|o| o.0 == u64::from(handle))
+            .expect("a handle of an order on the book");
         assert!(lots < o.1.quantity_lots);
         o.1.quantity_lots -= lots;
     }

@@ -2,15 +2,17 @@
 //! [`Book`] and the reference [`NaiveBook`] alike.
 //!
 //! Each test is a generic function; [`conformance!`] instantiates it once per
-//! book. Every mutation goes through [`Checked`], which after each step verifies
-//! that the book agrees with itself: `visit` order, `depth`, `quantity_at`,
-//! `best_price`, `front`, `get` and `len` must all describe the same orders.
+//! book. Every mutation goes through [`Checked`], which keeps each order's
+//! handle by id (as the engine does) and after each step verifies that the book
+//! agrees with itself: `visit` order, `depth`, `quantity_at`, `best_price`,
+//! `front`, `len`, and `get` of every handle must all describe the same orders.
 //! A property test at the end drives both books with the same random operations
 //! and requires identical answers.
 
-use super::{Book, NaiveBook, OrderBook, RestingOrder};
+use super::{Book, Handle, NaiveBook, OrderBook, RestingOrder};
 use crate::types::{OrderId, Side, StpMode};
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 
 const BUY: Side = Side::Buy;
 const SELL: Side = Side::Sell;
@@ -71,7 +73,6 @@ fn assert_consistent<B: OrderBook>(book: &B) {
             assert_eq!(o.side, side, "order {} visited on the wrong side", o.id);
             assert!(o.quantity_lots > 0, "order {} rests with no quantity", o.id);
             assert!(ids.insert(o.id), "order {} visited twice", o.id);
-            assert_eq!(book.get(o.id), Some(o), "get disagrees with visit");
             match levels.last_mut() {
                 Some(last) if last.0 == o.price_ticks => last.1 += o.quantity_lots,
                 Some(last) => {
@@ -122,19 +123,43 @@ fn assert_consistent<B: OrderBook>(book: &B) {
     assert_eq!(book.is_empty(), total == 0);
 }
 
-/// A book whose consistency is asserted after every mutation.
-struct Checked<B>(B);
+/// A book whose consistency is asserted after every mutation, with the handle
+/// of each order on it by id.
+struct Checked<B>(B, BTreeMap<OrderId, Handle>);
 
 impl<B: OrderBook> Checked<B> {
     fn new() -> Self {
-        let book = B::default();
-        assert_consistent(&book);
-        Checked(book)
+        let book = Checked(B::default(), BTreeMap::new());
+        book.check();
+        book
+    }
+
+    /// The book agrees with itself, and every handle finds its order.
+    fn check(&self) {
+        assert_consistent(&self.0);
+        assert_eq!(self.1.len(), self.0.len(), "a handle per order");
+        for (&id, &h) in &self.1 {
+            assert_eq!(self.0.get(h).id, id, "handle {h} finds another order");
+        }
+        for side in [BUY, SELL] {
+            for o in visited(&self.0, side) {
+                assert_eq!(self.get(o.id), Some(&o), "get disagrees with visit");
+            }
+        }
+    }
+
+    fn get(&self, id: OrderId) -> Option<&RestingOrder> {
+        self.1.get(&id).map(|&h| self.0.get(h))
     }
 
     fn insert(&mut self, o: RestingOrder) -> &mut Self {
-        self.0.insert(o);
-        assert_consistent(&self.0);
+        let h = self.0.insert(o);
+        assert!(
+            self.1.insert(o.id, h).is_none(),
+            "order {} inserted twice",
+            o.id
+        );
+        self.check();
         self
     }
 
@@ -146,21 +171,26 @@ impl<B: OrderBook> Checked<B> {
         self.insert(order(id, SELL, price, lots))
     }
 
+    /// Removes an order by id (`None`: not on the book, nothing done).
     fn remove(&mut self, id: OrderId) -> Option<RestingOrder> {
-        let removed = self.0.remove(id);
-        assert_consistent(&self.0);
-        assert_eq!(self.0.get(id), None, "order {id} still found after removal");
-        removed
+        let h = self.1.remove(&id)?;
+        let removed = self.0.remove(h);
+        assert_eq!(removed.id, id);
+        self.check();
+        Some(removed)
     }
 
     fn reduce(&mut self, id: OrderId, lots: u64) {
-        self.0.reduce(id, lots);
-        assert_consistent(&self.0);
+        self.0.reduce(self.1[&id], lots);
+        self.check();
     }
 
     fn fill_front(&mut self, side: Side, lots: u64) -> RestingOrder {
         let filled = self.0.fill_front(side, lots);
-        assert_consistent(&self.0);
+        if lots == filled.quantity_lots {
+            self.1.remove(&filled.id);
+        }
+        self.check();
         filled
     }
 }
@@ -173,10 +203,7 @@ fn empty_book_answers_nothing<B: OrderBook>() {
         assert!(depth(&b.0, side).is_empty());
         assert_eq!(b.0.quantity_at(side, 100), 0);
     }
-    assert_eq!(b.0.get(1), None);
     assert!(b.0.is_empty());
-    let mut b = b;
-    assert_eq!(b.remove(1), None);
 }
 
 fn orders_at_one_price_fill_first_in_first_out<B: OrderBook>() {
@@ -261,19 +288,23 @@ fn removing_the_last_order_of_a_level_removes_the_level<B: OrderBook>() {
     assert_eq!(b.0.best_price(SELL), None);
 }
 
-fn removing_twice_or_an_unknown_id_returns_none<B: OrderBook>() {
+fn freed_places_are_reused_without_disturbing_other_orders<B: OrderBook>() {
     let mut b = Checked::<B>::new();
-    b.bid(1, 100, 1);
-    assert_eq!(b.remove(2), None);
-    assert!(b.remove(1).is_some());
-    assert_eq!(b.remove(1), None);
+    b.bid(1, 100, 1).bid(2, 100, 2).ask(3, 110, 3);
+    b.remove(2);
+    b.fill_front(SELL, 3);
+    // New orders may take the freed places; every handle still finds its own
+    // order (checked after each step), and priority is by arrival.
+    b.bid(4, 100, 4).ask(5, 110, 5).bid(6, 101, 6);
+    assert_eq!(queue(&b.0, BUY), [6, 1, 4]);
+    assert_eq!(b.get(5), Some(&order(5, SELL, 110, 5)));
 }
 
 fn reduce_keeps_the_place_in_the_queue<B: OrderBook>() {
     let mut b = Checked::<B>::new();
     b.ask(1, 250, 10).ask(2, 250, 10);
     b.reduce(1, 6);
-    assert_eq!(b.0.get(1).map(|o| o.quantity_lots), Some(4));
+    assert_eq!(b.get(1).map(|o| o.quantity_lots), Some(4));
     assert_eq!(b.0.quantity_at(SELL, 250), 14);
     assert_eq!(queue(&b.0, SELL), [1, 2]);
     b.reduce(2, 9);
@@ -309,11 +340,11 @@ fn ids_can_be_used_again_after_removal_or_fill<B: OrderBook>() {
     b.remove(1);
     // Same id, other side, other price: a new order in every respect.
     b.ask(1, 120, 3);
-    assert_eq!(b.0.get(1), Some(&order(1, SELL, 120, 3)));
+    assert_eq!(b.get(1), Some(&order(1, SELL, 120, 3)));
     assert_eq!(queue(&b.0, BUY), [2]);
     b.fill_front(BUY, 5);
     b.bid(2, 90, 1);
-    assert_eq!(b.0.get(2), Some(&order(2, BUY, 90, 1)));
+    assert_eq!(b.get(2), Some(&order(2, BUY, 90, 1)));
     // Re-inserting a removed id at its old price goes to the back of the level.
     b.bid(3, 90, 1);
     b.remove(2);
@@ -343,7 +374,7 @@ fn all_fields_survive_the_book<B: OrderBook>() {
         client_order_id: Some("c-42".parse().unwrap()),
     };
     b.insert(o);
-    assert_eq!(b.0.get(42), Some(&o));
+    assert_eq!(b.get(42), Some(&o));
     assert_eq!(b.0.front(SELL), Some(&o));
     assert_eq!(visited(&b.0, SELL), [o]);
     assert_eq!(b.remove(42), Some(o));
@@ -404,7 +435,7 @@ conformance!(
     sides_do_not_see_each_other,
     removing_head_middle_or_tail_keeps_the_rest_in_order,
     removing_the_last_order_of_a_level_removes_the_level,
-    removing_twice_or_an_unknown_id_returns_none,
+    freed_places_are_reused_without_disturbing_other_orders,
     reduce_keeps_the_place_in_the_queue,
     partial_fills_keep_the_front_until_it_is_used_up,
     an_exact_fill_at_a_level_boundary_moves_to_the_next_level,
@@ -455,14 +486,14 @@ proptest! {
         for op in ops {
             match op {
                 Op::Insert { id, side, price, lots } => {
-                    if naive.0.get(id).is_none() {
+                    if naive.get(id).is_none() {
                         fast.insert(order(id, side, price, lots));
                         naive.insert(order(id, side, price, lots));
                     }
                 }
                 Op::Remove(id) => prop_assert_eq!(fast.remove(id), naive.remove(id)),
                 Op::Reduce(id, lots) => {
-                    if let Some(o) = naive.0.get(id).copied() {
+                    if let Some(o) = naive.get(id).copied() {
                         let lots = lots.min(o.quantity_lots - 1);
                         if lots > 0 {
                             fast.reduce(id, lots);
