@@ -15,7 +15,7 @@ use crate::types::{AccountId, ClientOrderId, OrderId, TradeId};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 /// One asset's balance in integer units (micro-USD or lots).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,6 +178,70 @@ impl Holding {
     }
 }
 
+/// The bit of [`OpenOrders::ids`] that marks a closed order (order ids stay
+/// below it: the engine numbers orders from 1, one per order placed).
+const CLOSED: OrderId = 1 << 63;
+
+/// An account's open orders, in id order: a sorted `Vec` of ids, where an order
+/// that closes is marked in place and the marks are swept out once they are as
+/// many as the open orders. Opening and closing an order touch one contiguous
+/// vector, allocate nothing in the steady state, and need no other index.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OpenOrders {
+    /// Ids ascending (compared without the [`CLOSED`] bit); closed ones carry it.
+    ids: Vec<OrderId>,
+    /// How many of `ids` are open.
+    open: usize,
+}
+
+impl OpenOrders {
+    /// The number of open orders.
+    pub fn len(&self) -> usize {
+        self.open
+    }
+
+    /// Adds an order that now rests. Orders rest in id order, so this appends
+    /// (a snapshot restore may add them in another order, and inserts).
+    pub fn insert(&mut self, id: OrderId) {
+        assert!(id < CLOSED, "order ids stay below 2^63");
+        match self.ids.last() {
+            Some(&last) if last & !CLOSED >= id => {
+                let at = self.ids.partition_point(|&x| x & !CLOSED < id);
+                self.ids.insert(at, id);
+            }
+            _ => self.ids.push(id),
+        }
+        self.open += 1;
+    }
+
+    /// Marks an open order closed; sweeps the marks out when they are as many
+    /// as the open orders (and more than a few).
+    pub fn remove(&mut self, id: OrderId) {
+        let i = self
+            .ids
+            .binary_search_by_key(&id, |&x| x & !CLOSED)
+            .expect("an open order of the account");
+        debug_assert_eq!(self.ids[i] & CLOSED, 0, "closed twice");
+        self.ids[i] |= CLOSED;
+        self.open -= 1;
+        if self.ids.len() > 2 * self.open + 16 {
+            self.ids.retain(|&x| x & CLOSED == 0);
+        }
+    }
+
+    /// Whether `id` is one of them.
+    pub fn contains(&self, id: OrderId) -> bool {
+        self.ids
+            .binary_search_by_key(&id, |&x| x & !CLOSED)
+            .is_ok_and(|i| self.ids[i] & CLOSED == 0)
+    }
+
+    /// Their ids, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = OrderId> + '_ {
+        self.ids.iter().copied().filter(|&x| x & CLOSED == 0)
+    }
+}
+
 /// An account's state inside the engine. Its GPUs live with each slot's book
 /// ([`SlotBook::holdings`](crate::state::SlotBook)), where matching finds them
 /// next to the orders and a closing slot finds all of them at once.
@@ -191,7 +255,47 @@ pub(crate) struct Account {
     /// its fees), micro-USD: not yet its money.
     pub pending: u64,
     /// Open (resting) orders, in id order.
-    pub open_orders: BTreeSet<OrderId>,
+    pub open_orders: OpenOrders,
     /// Client order ids of open orders.
     pub client_ids: FxHashMap<ClientOrderId, OrderId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OpenOrders;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    proptest! {
+        /// Opening orders in id order (or any order, as a restore may) and
+        /// closing any of them, `OpenOrders` answers as a sorted set does.
+        #[test]
+        fn open_orders_behave_as_a_sorted_set(
+            ops in prop::collection::vec((any::<bool>(), 0..64usize), 1..400),
+            restore in prop::collection::vec(1..1_000u64, 0..40),
+        ) {
+            let (mut open, mut model) = (OpenOrders::default(), BTreeSet::new());
+            for id in restore {
+                if model.insert(id) {
+                    open.insert(id);
+                }
+            }
+            let mut next = 1_000;
+            for (add, pick) in ops {
+                if add || model.is_empty() {
+                    next += 1;
+                    open.insert(next);
+                    model.insert(next);
+                } else {
+                    let id = *model.iter().nth(pick % model.len()).unwrap();
+                    model.remove(&id);
+                    open.remove(id);
+                    prop_assert!(!open.contains(id));
+                }
+                prop_assert_eq!(open.len(), model.len());
+                prop_assert_eq!(open.iter().collect::<Vec<_>>(), model.iter().copied().collect::<Vec<_>>());
+                prop_assert!(open.ids.len() <= 2 * open.len() + 16);
+            }
+        }
+    }
 }

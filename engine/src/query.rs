@@ -348,7 +348,7 @@ impl<B: OrderBook> Engine<B> {
         Some(
             a.open_orders
                 .iter()
-                .filter_map(|&id| self.order(id))
+                .filter_map(|id| self.order(id))
                 .collect(),
         )
     }

@@ -387,7 +387,11 @@ impl<B: OrderBook> Engine<B> {
         {
             return Err("slot indexes disagree with the books".into());
         }
-        if needed.open != self.order_loc.len() || self.expiries.len() > needed.open {
+        let listed: usize = self.accounts.values().map(|a| a.open_orders.len()).sum();
+        if needed.open != self.order_loc.len()
+            || needed.open != listed
+            || self.expiries.len() > needed.open
+        {
             return Err("order indexes disagree with the books".into());
         }
         self.check_escrows(&mut needed)?;
@@ -479,7 +483,7 @@ impl<B: OrderBook> Engine<B> {
                 needed.open += 1;
                 let account = self.accounts.get(&o.account);
                 let known = account.is_some_and(|a| {
-                    a.open_orders.contains(&o.id)
+                    a.open_orders.contains(o.id)
                         && o.client_order_id
                             .is_none_or(|c| a.client_ids.get(&c) == Some(&o.id))
                 });

@@ -343,7 +343,7 @@ impl<B: OrderBook> Engine<B> {
             self.expiries.remove(&(t, order.id));
         }
         let acct = self.account_mut(order.account);
-        acct.open_orders.remove(&order.id);
+        acct.open_orders.remove(order.id);
         if let Some(c) = order.client_order_id {
             acct.client_ids.remove(&c);
         }

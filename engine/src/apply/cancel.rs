@@ -48,7 +48,7 @@ impl<B: OrderBook> Engine<B> {
         let ids: Vec<(usize, OrderId)> = account
             .open_orders
             .iter()
-            .map(|id| (self.loc(*id).bi(), *id))
+            .map(|id| (self.loc(id).bi(), id))
             .filter(|&(bi, _)| {
                 let book = self.bk(bi);
                 market.is_none_or(|m| m == book.market) && c.slot.is_none_or(|s| s == book.slot)
