@@ -728,7 +728,9 @@ async fn act_on_entry(
 /// the demander disputes from its console (2 received), an admin resolves at 2:
 /// the entry settles, a dispute lost. The explorer then shows the provider at
 /// 0.5 with 2 GPU-hours delivered, in the histogram's 0.5 bar, and the hours
-/// delivered on the network; the provider's dashboard shows the settlement.
+/// delivered on the network; the provider's dashboard shows the settlement, and
+/// the hour no longer among those sold ahead (by the exchange's fast clock,
+/// though the wall clock has not reached it).
 async fn a_delivery_settles_from_the_pages(b: &Browser) {
     let demo = Demo::start(&["--time-scale", TIME_SCALE]);
     let (provider, demander, entry) = a_delivery_is_due(&demo).await;
@@ -771,7 +773,9 @@ async fn a_delivery_settles_from_the_pages(b: &Browser) {
         .await;
     let settled = format!(
         "const r = document.querySelector(\"#p-schedule tr[data-entry='{entry}']\");
+         const sold = document.querySelectorAll('#p-sold tbody tr').length;
          return r && r.dataset.state === 'settled' && document.getElementById('p-record').dataset.reliability === '0.5'
+           && sold === 0
            && r.cells[6].textContent;"
     );
     let text = b.until("the provider sees the settlement", &settled).await;

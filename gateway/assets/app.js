@@ -494,6 +494,8 @@
       tr.dataset.slot = g.slot;
       return tr;
     }));
+    // The exchange's clock (a demo's may run fast): which hours are to come, which windows open.
+    A.nowS = (await api('/v1/time')).ts_ns / 1e9;
     const [entries] = await Promise.all([loadSchedule(), loadOrders(), loadSold(), loadRecord()]);
     renderMoney(b.usd, entries);
   });
@@ -583,10 +585,10 @@
       .map((x) => tagged(row([String(x.order_id), x.market, hourLabel(x.slot), x.side, x.price, x.remaining, actions(x)]), x)));
   }
 
-  /** Sells in hours still to come, from the latest page of fills. */
+  /** Sells in hours still to come (by the exchange's clock), from the latest page of fills. */
   async function loadSold() {
     const f = await api('/v1/fills?limit=100', { auth: true });
-    const now = Date.now() / 1000;
+    const now = A.nowS;
     fill($('p-sold').tBodies[0], f.fills.filter((x) => x.side === 'sell' && slotSecs(x.slot) > now)
       .map((x) => {
         const tr = row([String(x.trade_id), x.market, hourLabel(x.slot), x.price, x.quantity]);
@@ -645,10 +647,7 @@
 
   /** The account's delivery entries with their state and settlement; its actions. */
   async function loadSchedule() {
-    const [s, t] = await Promise.all([
-      api('/v1/accounts/' + A.account + '/schedule', { auth: true }), api('/v1/time'),
-    ]);
-    A.nowS = t.ts_ns / 1e9;
+    const s = await api('/v1/accounts/' + A.account + '/schedule', { auth: true });
     const open = (e, until) => e.state !== 'settled' && e.state !== 'disputed'
       && A.nowS >= slotSecs(e.slot) && A.nowS <= until;
     const waiting = (e) => (A.nowS < slotSecs(e.slot) ? 'from ' + hourLabel(e.slot) : '—');
