@@ -5,9 +5,14 @@
 //! phone's width;
 //! a provider adds capacity from the page, offers and cancels; a demander
 //! previews and buys a colocated window and sees it among its upcoming hours, and
-//! the provider sees it sold ahead; an API error is shown as its message. Every
-//! wait is for a condition, with a deadline. The run writes the explorer's
-//! screenshot to `docs/explorer.png` (shown by the README).
+//! the provider sees it sold ahead; an API error is shown as its message. Then,
+//! on a second demo whose clock runs an hour every ten seconds
+//! (`--time-scale`), a delivery goes through settlement from the pages: the
+//! provider reports fewer GPUs than it sold, the holder disputes, an admin
+//! resolves, and the explorer's provider table and histogram show the provider's
+//! reliability and the hours delivered. Every wait is for a condition, with a
+//! deadline. The run writes the explorer's screenshot, after that settlement, to
+//! `docs/explorer.png` (shown by the README).
 //!
 //! Needs `chromium` and `chromium-driver` (installed by `scripts/setup`): the
 //! test fails, never skips, without them.
@@ -29,6 +34,9 @@ const POLL: Duration = Duration::from_millis(100);
 const WINDOW: (u32, u32) = (1280, 1500);
 /// A phone's width, CSS pixels.
 const PHONE_WIDTH: u32 = 390;
+/// Engine seconds per wall second on the settlement demo: an hour every ten
+/// seconds, so a delivery hour starts, is reported and disputed within seconds.
+const TIME_SCALE: &str = "360";
 
 /// A child process killed (with its process group: chromedriver's browsers) and
 /// reaped on drop.
@@ -72,11 +80,13 @@ struct Demo {
 }
 
 impl Demo {
-    fn start() -> Demo {
+    /// A demo on the wall clock, or with `args` (`--time-scale N`).
+    fn start(args: &[&str]) -> Demo {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gpux"));
         cmd.args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data"])
             .arg(dir.path())
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -316,6 +326,23 @@ impl Browser {
         self.until("the account is shown", &script).await;
     }
 
+    /// At a phone's width, nothing pushes the page shown wider than the screen.
+    async fn fits_a_phone(&self, page: &str) {
+        self.d()
+            .set_window_rect(0, 0, PHONE_WIDTH, WINDOW.1)
+            .await
+            .unwrap();
+        self.until(
+            &format!("{page} fits a phone's width"),
+            "return window.innerWidth < 600 && document.documentElement.scrollWidth <= window.innerWidth",
+        )
+        .await;
+        self.d()
+            .set_window_rect(0, 0, WINDOW.0, WINDOW.1)
+            .await
+            .unwrap();
+    }
+
     async fn quit(mut self) {
         if let Some(d) = self.driver.take() {
             d.quit().await.unwrap();
@@ -427,9 +454,9 @@ async fn a_dropped_connection_reconnects(b: &Browser) {
     assert_eq!(b.js("return window.gpuxExplorer.channels()").await, before);
 }
 
-/// The network's numbers and the charts are drawn; the screenshot is taken; at
-/// phone width nothing pushes the page wider than the screen.
-async fn charts_screenshot_and_phone_width(b: &Browser) {
+/// The network's numbers and the charts are drawn; at phone width nothing
+/// pushes the page wider than the screen.
+async fn charts_and_phone_width(b: &Browser) {
     b.until(
         "network stats are shown",
         "return document.querySelectorAll('#stats .card').length >= 6",
@@ -440,23 +467,7 @@ async fn charts_screenshot_and_phone_width(b: &Browser) {
         "return document.querySelectorAll('#curve-chart canvas, #depth-chart canvas').length > 0",
     )
     .await;
-    // The README's picture: the explorer as a newcomer sees it.
-    let png = b.d().screenshot_as_png().await.unwrap();
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/explorer.png");
-    std::fs::write(&out, png).unwrap();
-    b.d()
-        .set_window_rect(0, 0, PHONE_WIDTH, WINDOW.1)
-        .await
-        .unwrap();
-    b.until(
-        "the page fits a phone's width",
-        "return window.innerWidth < 600 && document.documentElement.scrollWidth <= window.innerWidth",
-    )
-    .await;
-    b.d()
-        .set_window_rect(0, 0, WINDOW.0, WINDOW.1)
-        .await
-        .unwrap();
+    b.fits_a_phone("the explorer").await;
 }
 
 /// The chosen hour's ladder follows the book: an ask a provider of our own places
@@ -617,12 +628,12 @@ async fn api_errors_are_shown(b: &Browser) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explorer_provider_and_demander_in_a_real_browser() {
-    let demo = Demo::start();
+    let demo = Demo::start(&[]);
     let b = Browser::start().await;
     let (market, slot, seq) = explorer_shows_every_market(&demo, &b).await;
     a_seq_gap_resubscribes(&b, &market, &slot).await;
     a_dropped_connection_reconnects(&b).await;
-    charts_screenshot_and_phone_width(&b).await;
+    charts_and_phone_width(&b).await;
     the_book_moves(&demo, &b, &market, &slot, &seq).await;
     switching_markets_follows_one_book(&b, &market).await;
     // A market of our own, which no demo trader touches.
@@ -635,5 +646,178 @@ async fn explorer_provider_and_demander_in_a_real_browser() {
     demander_buys_a_colocated_window(&demo, &b, market, &provider.1).await;
     provider_sees_what_it_sold(&demo, &b, market, &provider).await;
     api_errors_are_shown(&b).await;
+    drop(demo);
+    a_delivery_settles_from_the_pages(&b).await;
     b.quit().await;
+}
+
+/// The settlement demo's market: no gate before the hour, reports and disputes
+/// until two hours after it (thirty seconds from the hour's start at
+/// [`TIME_SCALE`]: room for a slow browser; the admin's resolution settles the
+/// entry without waiting for the deadline).
+const SETTLE_MARKET: &str = "l40s.settle-test";
+
+/// On a fast demo, a provider sells 4 GPUs of the next hour but one to a
+/// demander; once the hour starts, returns (provider, demander, entry).
+async fn a_delivery_is_due(demo: &Demo) -> ((u64, String), (u64, String), u64) {
+    let spec = json!({"market": SETTLE_MARKET, "tick_size": "0.01", "lot_size": "1", "maker_fee_bps": 0,
+        "taker_fee_bps": 0, "gate_closure_secs": 0, "report_window_secs": 7200, "dispute_window_secs": 7200});
+    demo.call(reqwest::Method::POST, "/v1/markets", &demo.admin, spec)
+        .await;
+    let now = demo
+        .call(reqwest::Method::GET, "/v1/time", &demo.admin, Value::Null)
+        .await["ts_ns"]
+        .as_u64()
+        .unwrap()
+        / 1_000_000_000;
+    // At least 20 engine minutes ahead (2 s): time to trade before the hour.
+    let slot = gpux_engine::slot::format_slot((now + 1_200).div_ceil(3_600) * 3_600);
+    let provider = demo.account("0").await;
+    let demander = demo.account("100").await;
+    let cap = json!({"market": SETTLE_MARKET, "from_slot": slot, "to_slot": slot, "quantity": "4"});
+    demo.call(reqwest::Method::POST, "/v1/capacity/add", &provider.1, cap)
+        .await;
+    for (key, side, tif) in [(&provider.1, "sell", "gtc"), (&demander.1, "buy", "ioc")] {
+        let order = json!({"market": SETTLE_MARKET, "slot": slot, "side": side, "price": "3.00",
+            "quantity": "4", "time_in_force": tif});
+        demo.call(reqwest::Method::POST, "/v1/orders", key, order)
+            .await;
+    }
+    let path = format!("/v1/accounts/{}/schedule", provider.0);
+    let t0 = Instant::now();
+    let entry = loop {
+        let s = demo
+            .call(reqwest::Method::GET, &path, &provider.1, Value::Null)
+            .await;
+        if let Some(e) = s["entries"].as_array().unwrap().first() {
+            break e["entry"].as_u64().unwrap();
+        }
+        assert!(t0.elapsed() < PATIENCE, "the hour's gate never closed: {s}");
+        tokio::time::sleep(POLL).await;
+    };
+    (provider, demander, entry)
+}
+
+/// Clicks `action` (`report`, `dispute`) of schedule entry `entry` in table
+/// `table` with `qty` typed, and waits for the row's state to become `state`.
+async fn act_on_entry(
+    b: &Browser,
+    table: &str,
+    entry: u64,
+    (action, qty): (&str, &str),
+    state: &str,
+) {
+    let row = format!("#{table} tr[data-entry='{entry}']");
+    let input = format!("return document.querySelector(\"{row} input.qty\") !== null");
+    b.until(&format!("{table} offers to {action} entry {entry}"), &input)
+        .await;
+    let typed = format!(
+        "const i = document.querySelector(\"{row} input.qty\");
+         i.value = '{qty}'; i.dispatchEvent(new Event('input')); return i.value;"
+    );
+    assert_eq!(b.js(&typed).await, json!(qty));
+    b.click_css(&format!("{row} button.{action}")).await;
+    let script = format!(
+        "const r = document.querySelector(\"{row}\"); return r && r.dataset.state === '{state}';"
+    );
+    b.until(&format!("entry {entry} shows as {state}"), &script)
+        .await;
+}
+
+/// The provider reports 3 of 4 GPUs from its dashboard (the box offers all 4),
+/// the demander disputes from its console (2 received), an admin resolves at 2:
+/// the entry settles, a dispute lost. The explorer then shows the provider at
+/// 0.5 with 2 GPU-hours delivered, in the histogram's 0.5 bar, and the hours
+/// delivered on the network; the provider's dashboard shows the settlement, and
+/// the hour no longer among those sold ahead (by the exchange's fast clock,
+/// though the wall clock has not reached it).
+async fn a_delivery_settles_from_the_pages(b: &Browser) {
+    let demo = Demo::start(&["--time-scale", TIME_SCALE]);
+    let (provider, demander, entry) = a_delivery_is_due(&demo).await;
+    b.sign_in(&demo.base, "#provider", provider.0, &provider.1)
+        .await;
+    let offered = format!(
+        "const i = document.querySelector(\"#p-schedule tr[data-entry='{entry}'] input.qty\");
+         return i && i.value;"
+    );
+    assert_eq!(
+        b.until("the full quantity is offered", &offered).await,
+        json!("4")
+    );
+    act_on_entry(b, "p-schedule", entry, ("report", "3"), "reported").await;
+    b.fits_a_phone("the provider dashboard").await;
+    b.sign_in(&demo.base, "#demander", demander.0, &demander.1)
+        .await;
+    act_on_entry(b, "d-schedule", entry, ("dispute", "2"), "disputed").await;
+    b.fits_a_phone("the demander console").await;
+    let path = format!("/v1/deliveries/{entry}/resolve");
+    demo.call(
+        reqwest::Method::POST,
+        &path,
+        &demo.admin,
+        json!({"delivered": "2"}),
+    )
+    .await;
+    // The demander's console: settled, 2 GPU-hours (6.00) refunded.
+    b.sign_in(&demo.base, "#demander", demander.0, &demander.1)
+        .await;
+    b.until(
+        "the demander sees the settlement",
+        &format!("return document.querySelector(\"#d-schedule tr[data-entry='{entry}']\")?.dataset.state === 'settled'
+           && [...document.querySelectorAll('#d-usd .card')].some(c => c.querySelector('.k').textContent
+                === 'refunded on settled deliveries' && Number(c.querySelector('.v').textContent) === 6)"),
+    )
+    .await;
+    explorer_shows_the_settlement(&demo, b, provider.0).await;
+    b.sign_in(&demo.base, "#provider", provider.0, &provider.1)
+        .await;
+    let settled = format!(
+        "const r = document.querySelector(\"#p-schedule tr[data-entry='{entry}']\");
+         const sold = document.querySelectorAll('#p-sold tbody tr').length;
+         return r && r.dataset.state === 'settled' && document.getElementById('p-record').dataset.reliability === '0.5'
+           && sold === 0
+           && r.cells[6].textContent;"
+    );
+    let text = b.until("the provider sees the settlement", &settled).await;
+    assert!(
+        text.as_str()
+            .unwrap()
+            .starts_with("2 delivered (resolved, dispute lost)"),
+        "{text}"
+    );
+}
+
+/// The explorer's provider table, histogram and network figures after the
+/// settlement; the README's picture.
+async fn explorer_shows_the_settlement(demo: &Demo, b: &Browser, provider: u64) {
+    b.d().goto(format!("{}/", demo.base)).await.unwrap();
+    b.d().refresh().await.unwrap();
+    let script = format!(
+        "const r = document.querySelector(\"#providers tr[data-account='{provider}']\");
+         const bar = [...document.querySelectorAll('#rel-table tbody tr')].find(t => t.cells[0].textContent.startsWith('0.5'));
+         return r && bar && [...r.cells].slice(3).map(c => c.textContent).concat([bar.cells[1].textContent,
+           document.getElementById('stats').dataset.delivered]);"
+    );
+    let shown = b.until("the provider's record is shown", &script).await;
+    let shown: Vec<&str> = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(shown[..3], ["0.5", "2", "1"], "{shown:?}");
+    assert!(shown[3].parse::<u64>().unwrap() >= 1, "{shown:?}");
+    assert!(shown[4].parse::<f64>().unwrap() >= 2.0, "{shown:?}");
+    b.until(
+        "the histogram is drawn",
+        "return document.querySelectorAll('#rel-chart canvas').length > 0",
+    )
+    .await;
+    // The README's picture: the explorer as a newcomer sees it, with the
+    // provider table open.
+    b.js("document.getElementById('providers').closest('details').open = true; return null")
+        .await;
+    let png = b.d().screenshot_as_png().await.unwrap();
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/explorer.png");
+    std::fs::write(&out, png).unwrap();
 }

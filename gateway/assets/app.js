@@ -149,6 +149,12 @@
       color: 'rgba(79,140,255,.5)', priceScaleId: 'vol', priceFormat: { type: 'volume' },
     });
     charts.candles.priceScale('vol').applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+    // Providers by reliability: a bar per tenth, at its lower bound.
+    charts.rel = LC.createOptionsChart($('rel-chart'), { ...dark, localization: { precision: 1 } });
+    charts.relBars = charts.rel.addSeries(LC.HistogramSeries, {
+      color: '#4f8cff', lastValueVisible: false, priceLineVisible: false,
+      priceFormat: { type: 'price', precision: 0, minMove: 1 },
+    });
   }
 
   // ───────────────────────── explorer state ─────────────────────────
@@ -327,22 +333,41 @@
     if (!S.market && S.markets.length) await selectMarket(S.markets[0].market);
   });
 
+  /** The reliability histogram: bars, and the same counts as a table. */
+  function renderHistogram(s) {
+    const buckets = s.reliability_histogram;
+    charts.relBars.setData(buckets.map((b) => ({ time: Number(b.from), value: b.providers })));
+    charts.rel.timeScale().fitContent();
+    const rated = buckets.reduce((a, b) => a + b.providers, 0);
+    const n = (k, what) => k + ' ' + what + (k === 1 ? '' : 's');
+    $('rel-summary').textContent = n(rated, 'provider') + ' with a reliability, ' + s.providers_new
+      + ' new (nothing settled in 30 days).';
+    fill($('rel-table').tBodies[0], buckets.map((b, i) => row([
+      b.from + (i === buckets.length - 1 ? '–' + b.to : '–<' + b.to), String(b.providers),
+    ])));
+  }
+
   const loadStats = guard(async () => {
     const s = await api('/v1/stats');
     $('stats').replaceChildren(
       card('GPU-hours listed ahead', s.gpu_hours_listed),
       card('GPU-hours sold ahead', s.gpu_hours_sold),
       card('GPU-hours scheduled for delivery', s.gpu_hours_scheduled),
+      card('GPU-hours delivered', s.gpu_hours_delivered),
       card('24 h notional (USD)', s.notional_24h),
       card('active providers', String(s.active_providers)),
       card('markets', String(s.markets)),
-      card('GPU-hours delivered', 'arrives with settlement', true),
-      card('reliability histogram', 'arrives with settlement', true),
     );
-    fill($('providers').tBodies[0], s.providers.map((p) => row([
-      String(p.account), p.gpu_hours_listed, p.gpu_hours_scheduled,
-      'with settlement', 'with settlement', 'with settlement',
-    ])));
+    $('stats').dataset.delivered = s.gpu_hours_delivered;
+    renderHistogram(s);
+    fill($('providers').tBodies[0], s.providers.map((p) => {
+      const tr = row([
+        String(p.account), p.gpu_hours_listed, p.gpu_hours_scheduled,
+        p.reliability, p.gpu_hours_delivered_30d, String(p.disputes_lost_30d),
+      ]);
+      tr.dataset.account = String(p.account);
+      return tr;
+    }));
   });
 
   // ───────────────────────── WebSocket ─────────────────────────
@@ -440,16 +465,25 @@
 
   // ───────────────────────── account pages ─────────────────────────
 
-  const A = { account: null };
+  // typed: what was typed into a schedule row's quantity box, kept across redraws.
+  const A = { account: null, nowS: null, typed: new Map() };
+
+  /** Adds decimal strings exactly ("1.5" + "2.25" = "3.75"). */
+  function decSum(list) {
+    let scale = 0;
+    for (const x of list) { const i = x.indexOf('.'); if (i >= 0) scale = Math.max(scale, x.length - i - 1); }
+    let total = 0n;
+    for (const x of list) { const [w, f = ''] = x.split('.'); total += BigInt(w + f.padEnd(scale, '0')); }
+    const t = total.toString().padStart(scale + 1, '0');
+    return scale ? t.slice(0, -scale) + '.' + t.slice(-scale) : t;
+  }
+  const when = (secs) => new Date(secs * 1000).toISOString().slice(5, 16).replace('T', ' ');
 
   const loadAccount = guard(async () => {
     if (!sessionStorage.getItem(KEY_STORE)) { $('account-id').textContent = '—'; return; }
     const b = await api('/v1/balances', { auth: true });
     A.account = b.account;
     $('account-id').textContent = String(b.account);
-    const usd = [card('USD available', b.usd.available), card('USD held', b.usd.held)];
-    $('p-usd').replaceChildren(...usd.map((c) => c.cloneNode(true)));
-    $('d-usd').replaceChildren(...usd);
     fill($('p-positions').tBodies[0], b.gpus.map((g) => row([g.market, hourLabel(g.slot), g.available, g.held, g.inventory, g.kept])));
     // Upcoming hours held: bought GPUs (not the provider's own inventory) in hours not yet fixed.
     const held = b.gpus.filter((g) => Number(g.available) + Number(g.held) - Number(g.inventory) > 0);
@@ -460,8 +494,64 @@
       tr.dataset.slot = g.slot;
       return tr;
     }));
-    await Promise.all([loadOrders(), loadSchedule(), loadSold()]);
+    // The exchange's clock (a demo's may run fast): which hours are to come, which windows open.
+    A.nowS = (await api('/v1/time')).ts_ns / 1e9;
+    const [entries] = await Promise.all([loadSchedule(), loadOrders(), loadSold(), loadRecord()]);
+    renderMoney(b.usd, entries);
   });
+
+  /** USD cards: what is free, held, in escrow and pending; paid and refunded on settled deliveries. */
+  function renderMoney(usd, entries) {
+    const settled = (role) => entries.filter((e) => e.settlement && e.role !== role);
+    $('p-usd').replaceChildren(
+      card('USD available', usd.available), card('USD held (open buys)', usd.held),
+      card('pending: sold, paid on delivery', usd.pending),
+      card('paid for settled deliveries', decSum(settled('holder').map((e) => e.settlement.paid))),
+    );
+    $('d-usd').replaceChildren(
+      card('USD available', usd.available), card('USD held (open buys)', usd.held),
+      card('escrow: paid, awaiting delivery', usd.escrow),
+      card('refunded on settled deliveries', decSum(settled('provider').map((e) => e.settlement.refunded))),
+    );
+    for (const [id, v] of [['p-usd', usd.pending], ['d-usd', usd.escrow]]) $(id).dataset.held = v;
+  }
+
+  /** The provider's delivery record (last 30 days) as the explorer shows it. */
+  async function loadRecord() {
+    const r = await api('/v1/providers/' + A.account);
+    $('p-record').replaceChildren(
+      card('reliability (30 days)', r.reliability), card('GPU-hours due (30 days)', r.obligated),
+      card('GPU-hours delivered (30 days)', r.delivered), card('disputes lost (30 days)', String(r.disputes_lost)),
+    );
+    $('p-record').dataset.reliability = r.reliability;
+  }
+
+  /** Delivered ÷ due over this account's settled entries (kept schedule), cumulative by hour. */
+  function renderReliability(entries) {
+    const byHour = new Map();
+    for (const e of entries) {
+      if (!e.settlement || e.role === 'holder') continue;
+      const t = slotSecs(e.slot);
+      const [due, got] = byHour.get(t) || [0, 0];
+      byHour.set(t, [due + Number(e.quantity), got + Number(e.settlement.delivered)]);
+    }
+    let due = 0; let got = 0;
+    const points = [...byHour.entries()].sort((a, b) => a[0] - b[0]).map(([t, [d, g]]) => {
+      due += d; got += g;
+      return { time: t, value: due > 0 ? got / due : 1 };
+    });
+    if (!charts.relOverTime) {
+      charts.relOverTime = LC.createChart($('p-reliability-chart'), {
+        ...dark, timeScale: { timeVisible: true, secondsVisible: false },
+      });
+      charts.relLine = charts.relOverTime.addSeries(LC.LineSeries, {
+        color: '#26a69a', lineWidth: 2, title: 'delivered ÷ due', priceFormat: { type: 'price', precision: 4, minMove: 0.0001 },
+      });
+    }
+    charts.relLine.setData(points);
+    charts.relOverTime.timeScale().fitContent();
+    $('p-reliability-empty').hidden = points.length > 0;
+  }
 
   async function loadOrders() {
     const o = await api('/v1/orders', { auth: true });
@@ -495,10 +585,10 @@
       .map((x) => tagged(row([String(x.order_id), x.market, hourLabel(x.slot), x.side, x.price, x.remaining, actions(x)]), x)));
   }
 
-  /** Sells in hours still to come, from the latest page of fills. */
+  /** Sells in hours still to come (by the exchange's clock), from the latest page of fills. */
   async function loadSold() {
     const f = await api('/v1/fills?limit=100', { auth: true });
-    const now = Date.now() / 1000;
+    const now = A.nowS;
     fill($('p-sold').tBodies[0], f.fills.filter((x) => x.side === 'sell' && slotSecs(x.slot) > now)
       .map((x) => {
         const tr = row([String(x.trade_id), x.market, hourLabel(x.slot), x.price, x.quantity]);
@@ -508,13 +598,78 @@
       }));
   }
 
+  /** A quantity box and an action button for one schedule entry. */
+  function entryAction(e, kind) {
+    const key = kind + e.entry;
+    const input = el('input', undefined, 'qty');
+    input.inputMode = 'decimal';
+    input.setAttribute('aria-label', (kind === 'report' ? 'GPUs delivered' : 'GPUs received') + ', entry ' + e.entry);
+    input.value = A.typed.has(key) ? A.typed.get(key) : (kind === 'report' ? e.reported || e.quantity : '');
+    if (kind === 'dispute') input.placeholder = 'received';
+    input.addEventListener('input', () => A.typed.set(key, input.value));
+    const b = el('button', kind === 'report' ? 'Report delivered' : 'Dispute', kind);
+    b.type = 'button';
+    b.addEventListener('click', guard(async () => {
+      clearError();
+      const qty = input.value.trim();
+      const body = kind === 'report' ? { delivered: qty } : { received: qty };
+      const r = await api('/v1/deliveries/' + e.entry + '/' + kind, { method: 'POST', auth: true, body });
+      A.typed.delete(key);
+      $(kind === 'report' ? 'p-schedule-result' : 'd-schedule-result').textContent = 'Entry ' + e.entry + ': '
+        + (kind === 'report' ? 'reported ' + qty + ' GPUs delivered' : 'disputed, ' + qty + ' GPUs received')
+        + ' (' + r.event.type + ', cmd_seq ' + r.cmd_seq + ')';
+      await loadAccount();
+    }));
+    const span = el('span', undefined, 'act');
+    span.append(input, ' ', b);
+    return span;
+  }
+
+  /** What settled (or what was said so far). */
+  function settlementText(e) {
+    const s = e.settlement;
+    if (s) {
+      return s.delivered + ' delivered (' + s.basis + (s.dispute_lost ? ', dispute lost' : '') + '), paid $'
+        + s.paid + ', refunded $' + s.refunded;
+    }
+    if (e.disputed) return 'reported ' + e.reported + ', holder received ' + e.disputed + ': awaiting resolution';
+    if (e.reported) return 'reported ' + e.reported;
+    return '—';
+  }
+
+  function scheduleRow(e, cells) {
+    const st = el('span', e.state, 'state ' + e.state);
+    const tr = row(cells.concat([st, settlementText(e)]));
+    tr.dataset.entry = String(e.entry);
+    tr.dataset.state = e.state;
+    return tr;
+  }
+
+  /** The account's delivery entries with their state and settlement; its actions. */
   async function loadSchedule() {
     const s = await api('/v1/accounts/' + A.account + '/schedule', { auth: true });
-    const pending = () => { const b = el('button', 'Report delivered'); b.disabled = true; b.title = 'arrives with settlement'; return b; };
-    fill($('p-schedule').tBodies[0], s.entries.filter((e) => e.role !== 'holder')
-      .map((e) => row([String(e.entry), e.market, hourLabel(e.slot), String(e.holder), e.quantity, pending()])));
-    fill($('d-schedule').tBodies[0], s.entries.filter((e) => e.role !== 'provider')
-      .map((e) => row([String(e.entry), e.market, hourLabel(e.slot), String(e.provider), e.quantity])));
+    const open = (e, until) => e.state !== 'settled' && e.state !== 'disputed'
+      && A.nowS >= slotSecs(e.slot) && A.nowS <= until;
+    const waiting = (e) => (A.nowS < slotSecs(e.slot) ? 'from ' + hourLabel(e.slot) : '—');
+    const newest = [...s.entries].reverse();
+    fill($('p-schedule').tBodies[0], newest.filter((e) => e.role !== 'holder').map((e) => {
+      const tr = scheduleRow(e, [String(e.entry), e.market, hourLabel(e.slot), String(e.holder), e.quantity]);
+      tr.appendChild(el('td', when(e.report_until)));
+      const td = el('td');
+      if (open(e, e.report_until)) td.appendChild(entryAction(e, 'report')); else td.textContent = waiting(e);
+      tr.appendChild(td);
+      return tr;
+    }));
+    fill($('d-schedule').tBodies[0], newest.filter((e) => e.role !== 'provider').map((e) => {
+      const tr = scheduleRow(e, [String(e.entry), e.market, hourLabel(e.slot), String(e.provider), e.quantity]);
+      tr.appendChild(el('td', when(e.dispute_until)));
+      const td = el('td');
+      if (open(e, e.dispute_until)) td.appendChild(entryAction(e, 'dispute')); else td.textContent = waiting(e);
+      tr.appendChild(td);
+      return tr;
+    }));
+    renderReliability(s.entries);
+    return s.entries;
   }
 
   function capacity(add) {
@@ -683,6 +838,8 @@
     loadStats();
     setInterval(loadStats, REFRESH_MS);
     setInterval(() => { if (!$('page-explorer').hidden) loadMarkets(); }, REFRESH_MS);
+    // Deliveries move with time (gates, windows, settlement): the account pages follow.
+    setInterval(() => { if ($('page-explorer').hidden) loadAccount(); }, REFRESH_MS);
     route();
   }
 

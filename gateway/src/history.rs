@@ -331,6 +331,8 @@ pub struct History {
     provided: HashMap<AccountId, Decimal>,
     /// GPU-hours scheduled for delivery in all.
     scheduled_total: Decimal,
+    /// GPU-hours delivered in all (settled entries' `delivered`).
+    delivered_total: Decimal,
 }
 
 /// One delivery entry as it went: fixed at the gate, then reported, disputed and
@@ -371,6 +373,7 @@ impl History {
             unsettled: HashMap::new(),
             provided: HashMap::new(),
             scheduled_total: Decimal::ZERO,
+            delivered_total: Decimal::ZERO,
         }
     }
 
@@ -413,6 +416,7 @@ impl History {
                 Event::DeliverySettled(s) => {
                     self.update_delivery(s.entry, |d| d.settled = Some(*s));
                     self.unsettled.remove(&s.entry);
+                    self.delivered_total = self.delivered_total.saturating_add(s.delivered);
                 }
                 _ => {}
             }
@@ -466,6 +470,12 @@ impl History {
     /// GPU-hours scheduled for delivery in all (every delivery entry fixed).
     pub fn scheduled_total(&self) -> Decimal {
         self.scheduled_total
+    }
+
+    /// GPU-hours delivered in all: what every settled entry delivered (reported,
+    /// resolved, or nothing for an unreported one).
+    pub fn delivered_total(&self) -> Decimal {
+        self.delivered_total
     }
 
     /// Providers that were ever scheduled to deliver.

@@ -275,7 +275,7 @@ fn system_and_market_ops() -> Vec<(&'static str, Op)> {
         }),
         ("/v1/stats", Op {
             method: "get", id: "getStats", summary: "The network in numbers",
-            description: "Over every market: markets listed, open delivery hours, GPU-hours offered (resting asks) and sold (traded) in the open hours, GPU-hours scheduled for delivery at the gates so far, USD traded in the 24 hours before `ts_ns` (committed time), accounts with a resting ask, and the providers offering the most (at most 100: GPU-hours offered now, GPU-hours scheduled to deliver in all). Providers' delivery records (delivered hours, reliability, disputes lost) are at `GET /v1/providers`. The figures from market data may trail the replica's by one publication interval.",
+            description: "Over every market: markets listed, open delivery hours, GPU-hours offered (resting asks) and sold (traded) in the open hours, GPU-hours scheduled for delivery at the gates so far, USD traded in the 24 hours before `ts_ns` (committed time), accounts with a resting ask, GPU-hours delivered in all (every settled delivery entry), the providers offering the most (at most 100: GPU-hours offered now, GPU-hours scheduled to deliver in all, and from their delivery records over the last 30 days their reliability, GPU-hours delivered and disputes lost), and every provider of `GET /v1/providers` counted by reliability in tenths from 0 to 1 (those with nothing settled in 30 days are counted as `providers_new`). Each provider's full record is at `GET /v1/providers/{account}`. The figures from market data may trail the replica's by one publication interval.",
             access: Public, write: false, params: vec![], body: None,
             responses: vec![("200", ok("The figures.", "Stats"))],
         }),
@@ -887,22 +887,33 @@ fn history_and_stats_schemas() -> Value {
             "trades": {"type": "array", "items": schema("Trade"), "description": "Oldest first."},
             "next_before": {"type": ["integer", "null"], "format": "uint64", "minimum": 0, "description": "Older trades are kept: pass this as `before` for the page before this one; `null` on the oldest page kept."},
         })),
-        "Stats": object(&["markets", "open_slots", "gpu_hours_listed", "gpu_hours_sold", "gpu_hours_scheduled", "notional_24h", "active_providers", "providers", "ts_ns", "as_of_cmd_seq"], json!({
+        "Stats": object(&["markets", "open_slots", "gpu_hours_listed", "gpu_hours_sold", "gpu_hours_scheduled", "gpu_hours_delivered", "notional_24h", "active_providers", "providers", "reliability_histogram", "providers_new", "ts_ns", "as_of_cmd_seq"], json!({
             "markets": uint(),
             "open_slots": {"type": "integer", "minimum": 0, "description": "Open delivery hours (books whose gate has not closed), every market."},
             "gpu_hours_listed": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours offered (resting asks) in open hours."},
             "gpu_hours_sold": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours traded in open hours: sold ahead of delivery."},
             "gpu_hours_scheduled": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours scheduled for delivery at the gates, in all."},
+            "gpu_hours_delivered": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours delivered, in all: what every settled delivery entry delivered (as reported, as resolved, or nothing when unreported)."},
             "notional_24h": {"$ref": "#/components/schemas/Decimal", "description": "USD traded in the 24 hours before `ts_ns`."},
             "active_providers": {"type": "integer", "minimum": 0, "description": "Accounts with at least one resting ask."},
             "providers": {"type": "array", "items": schema("ProviderStats"), "description": "The providers offering the most, then those scheduled the most; at most 100."},
+            "reliability_histogram": {"type": "array", "items": schema("ReliabilityBucket"), "minItems": 10, "description": "Every provider of `GET /v1/providers` with a reliability, by reliability: ten buckets of a tenth, from 0 to 1."},
+            "providers_new": {"type": "integer", "minimum": 0, "description": "Providers of `GET /v1/providers` with nothing settled in the last 30 days (reliability `new`, in no bucket)."},
             "ts_ns": {"type": "integer", "format": "uint64", "minimum": 0, "description": "The latest committed timestamp: the end of the 24-hour window."},
             "as_of_cmd_seq": uint(),
         })),
-        "ProviderStats": object(&["account", "gpu_hours_listed", "gpu_hours_scheduled"], json!({
+        "ProviderStats": object(&["account", "gpu_hours_listed", "gpu_hours_scheduled", "reliability", "gpu_hours_delivered_30d", "disputes_lost_30d"], json!({
             "account": uint(),
             "gpu_hours_listed": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours it offers now (its resting asks)."},
             "gpu_hours_scheduled": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours it was scheduled to deliver, in all."},
+            "reliability": {"type": "string", "description": "Its delivery record's `delivered / obligated` over the last 30 days as a decimal string (4 decimals, rounded down), or `new` with nothing settled in that time."},
+            "gpu_hours_delivered_30d": {"$ref": "#/components/schemas/Decimal", "description": "GPU-hours it delivered in the last 30 days (settled entries)."},
+            "disputes_lost_30d": {"type": "integer", "minimum": 0, "description": "Disputes it lost in the last 30 days (a resolution below its report)."},
+        })),
+        "ReliabilityBucket": object(&["from", "to", "providers"], json!({
+            "from": {"$ref": "#/components/schemas/Decimal", "description": "Lowest reliability in the bucket (inclusive)."},
+            "to": {"$ref": "#/components/schemas/Decimal", "description": "Highest (exclusive; the last bucket, to 1, holds 1)."},
+            "providers": {"type": "integer", "minimum": 0, "description": "Providers in it."},
         })),
     })
 }
