@@ -345,18 +345,20 @@ impl<'a> Flow<'a> {
         self.move_mid(n);
         let roll: u32 = self.rng.random_range(0..100);
         // Cancel more as the book grows, so it settles at a realistic size: a
-        // few hundred orders, or the deep book's size.
+        // few hundred orders; in the deep scenarios, fewer below the deep
+        // book's size too, so it stays deep.
         let settled = if self.cfg.scenario.deep() {
-            DEEP_BOOK_ORDERS as usize
+            DEEP_BOOK_ORDERS as i64
         } else {
             0
         };
-        let cancel_bias = (self.live.orders.len().saturating_sub(settled) / 1_000).min(40) as u32;
+        let live = self.live.orders.len() as i64;
+        let cancel_bias = 40 + ((live - settled) / 1_000).clamp(-30, 40);
         if roll < 2 && !self.gone.is_empty() {
             self.stale_cancel()
         } else if roll < 10 && !self.live.orders.is_empty() {
             self.amend()
-        } else if roll < 40 + cancel_bias && !self.live.orders.is_empty() {
+        } else if i64::from(roll) < cancel_bias && !self.live.orders.is_empty() {
             self.cancel_live()
         } else {
             self.place()
