@@ -700,3 +700,63 @@ fn a_provider_reports_and_the_holder_disputes_with_the_client() {
     );
     server.stop();
 }
+
+#[test]
+fn keys_are_created_scoped_and_revoked_with_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let api = format!("http://{}", server.addr);
+    let (provider_key, _) = setup(&server);
+    let client = |key: &str, file: &str| Client {
+        api: api.clone(),
+        file: dir.path().join(file),
+        key: Some(key.to_owned()),
+    };
+    let full = client(&provider_key, "full.toml");
+    let out = full.ok(&["keys", "list"]);
+    assert!(out.starts_with("account 1:\nkey_id"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.ends_with('*')).count(), 1, "{out}");
+
+    // A read key, shown once: it reads, and is told what it may not do.
+    let made = full.json(&["keys", "create", "--scope", "read", "--json"]);
+    assert_eq!(made["scope"], "read", "{made}");
+    let read = client(made["api_key"].as_str().unwrap(), "read.toml");
+    read.ok(&["balances"]);
+    let r = read.run(&["cancel", "--all"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.err.contains("HTTP 403 insufficient_scope") && r.err.contains("use a full key"),
+        "{}",
+        r.err
+    );
+    let out = full.ok(&["keys", "create"]);
+    assert!(out.starts_with("New full key "), "{out}");
+    assert_eq!(
+        full.json(&["keys", "list", "--json"])["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // Revoked: refused from then on; unknown ids say where the ids are.
+    let id = made["key_id"].as_str().unwrap();
+    let out = full.ok(&["keys", "revoke", id]);
+    assert!(
+        out.starts_with(&format!("revoked key {id} of account 1")),
+        "{out}"
+    );
+    let r = read.run(&["balances"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.err.contains("HTTP 401"), "{}", r.err);
+    let r = full.run(&["keys", "revoke", id]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.err.contains("unknown_api_key") && r.err.contains("`gpux keys list`"),
+        "{}",
+        r.err
+    );
+    let r = full.run(&["keys", "create", "--scope", "admin"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    server.stop();
+}

@@ -245,6 +245,10 @@ fn hint(code: &str) -> Option<&'static str> {
         }
         "quantity_exceeds_entry" => "give at most the entry's GPUs (`gpux schedule`), 0 if none",
         "entry_disputed" => "the entry waits for the exchange's admin to resolve the dispute",
+        "insufficient_scope" => "this key's scope does not allow it: use a full key (`gpux keys list` with a full key shows your keys)",
+        "unknown_api_key" | "invalid_key_id" => "`gpux keys list` shows your keys' ids",
+        "last_api_key" => "create another key first (`gpux keys create`), then revoke this one",
+        "too_many_api_keys" => "revoke a key you no longer use (`gpux keys list`, `gpux keys revoke`)",
         _ => return None,
     })
 }
