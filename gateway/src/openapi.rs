@@ -635,7 +635,37 @@ fn schemas() -> Value {
     let mut all = request_schemas();
     extend(&mut all, response_schemas());
     extend(&mut all, slot_schemas());
+    extend(&mut all, key_schemas());
     all
+}
+
+/// The API keys' schemas.
+fn key_schemas() -> Value {
+    let e = |values: &[&str]| json!({"type": "string", "enum": values});
+    let uint = || json!({"type": "integer", "format": "uint64", "minimum": 0});
+    json!({
+        "CreatedKey": object(&["account", "key_id", "scope", "cmd_seq"], json!({
+            "account": uint(),
+            "api_key": {"type": "string", "description": "`gpux_` + 64 hex digits. Shown once (not on an idempotent replay)."},
+            "key_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+            "scope": e(&["full", "trade", "read"]),
+            "cmd_seq": uint(),
+        })),
+        "Keys": object(&["account", "keys", "as_of_cmd_seq"], json!({
+            "account": uint(),
+            "keys": {"type": "array", "items": object(&["key_id", "scope", "current"], json!({
+                "key_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+                "scope": e(&["full", "trade", "read"]),
+                "current": {"type": "boolean", "description": "The key of this request."},
+            }))},
+            "as_of_cmd_seq": uint(),
+        })),
+        "RevokedKey": object(&["account", "key_id", "cmd_seq"], json!({
+            "account": uint(),
+            "key_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+            "cmd_seq": uint(),
+        })),
+    })
 }
 
 /// The error shape, the value types and the request bodies.
@@ -761,27 +791,6 @@ fn response_schemas() -> Value {
         })),
         "CapacityMoved": object(&["account", "market", "from_slot", "to_slot", "quantity", "cmd_seq"], json!({
             "account": uint(), "market": schema("MarketId"), "from_slot": schema("Slot"), "to_slot": schema("Slot"), "quantity": dec(), "cmd_seq": uint(),
-        })),
-        "CreatedKey": object(&["account", "key_id", "scope", "cmd_seq"], json!({
-            "account": uint(),
-            "api_key": {"type": "string", "description": "`gpux_` + 64 hex digits. Shown once (not on an idempotent replay)."},
-            "key_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
-            "scope": e(&["full", "trade", "read"]),
-            "cmd_seq": uint(),
-        })),
-        "Keys": object(&["account", "keys", "as_of_cmd_seq"], json!({
-            "account": uint(),
-            "keys": {"type": "array", "items": object(&["key_id", "scope", "current"], json!({
-                "key_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
-                "scope": e(&["full", "trade", "read"]),
-                "current": {"type": "boolean", "description": "The key of this request."},
-            }))},
-            "as_of_cmd_seq": uint(),
-        })),
-        "RevokedKey": object(&["account", "key_id", "cmd_seq"], json!({
-            "account": uint(),
-            "key_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
-            "cmd_seq": uint(),
         })),
         "CreatedAccount": object(&["account", "cmd_seq"], json!({
             "account": uint(),
