@@ -11,7 +11,7 @@ use std::process::ExitCode;
     version,
     about,
     long_about = None,
-    after_help = "Client commands (login … watch) talk to the exchange at --api or GPUX_API, with the key from GPUX_API_KEY or `gpux login`; times are UTC. Their exit status: 0 done, 2 bad arguments, 3 the exchange refused the request (its code and message are printed), 4 no key or a refused key, 5 the exchange is unreachable, busy or unavailable (retry), 6 not confirmed, 1 anything else."
+    after_help = "Client commands (login … watch, report, dispute, keys) talk to the exchange at --api or GPUX_API, with the key from GPUX_API_KEY or `gpux login`; times are UTC. Their exit status: 0 done, 2 bad arguments, 3 the exchange refused the request (its code and message are printed), 4 no key or a refused key, 5 the exchange is unreachable, busy or unavailable (retry), 6 not confirmed, 1 anything else."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -27,9 +27,15 @@ struct Server {
 
 impl Server {
     fn start(data: &Path) -> Server {
+        Self::start_with(data, &[])
+    }
+
+    /// `gpux serve` with `extra` arguments.
+    fn start_with(data: &Path, extra: &[&str]) -> Server {
         let mut cmd = Command::new(gpux_bin());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -576,5 +582,181 @@ fn signup_and_the_dead_mans_switch() {
         assert!(Instant::now() < deadline, "the switch did not fire");
         std::thread::sleep(Duration::from_millis(100));
     }
+    server.stop();
+}
+
+/// Calls `f` until it returns `Some`, within [`PATIENCE`].
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// On an exchange clock 360 times the wall's: provider 1 sells 4 GPUs of the
+/// first hour still trading to demander 2; once the gate closes, the entry.
+fn one_delivery(server: &Server, provider: &str, demander: &str) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut slot = now - now % 3_600 + 3_600;
+    let slot = loop {
+        let body = format!(
+            r#"{{"market":"l40s.us-east","from_slot":"{0}","to_slot":"{0}","quantity":"4"}}"#,
+            format_slot(slot)
+        );
+        match http(&server.addr, "POST", "/v1/capacity/add", provider, &body) {
+            (200, _) => break format_slot(slot),
+            (422, v) if v["code"] == "slot_closed" => slot += 3_600,
+            (_, v) => panic!("capacity: {v}"),
+        }
+    };
+    for (key, side) in [(provider, "sell"), (demander, "buy")] {
+        let order = format!(
+            r#"{{"market":"l40s.us-east","slot":"{slot}","side":"{side}","price":"1.00","quantity":"4"}}"#
+        );
+        let (status, v) = http(&server.addr, "POST", "/v1/orders", key, &order);
+        assert_eq!(status, 200, "{v}");
+    }
+    let (status, schedule) = eventually("the gate to close", || {
+        let r = http(&server.addr, "GET", "/v1/accounts/2/schedule", demander, "");
+        (r.1["entries"].as_array().map_or(0, Vec::len) == 1).then_some(r)
+    });
+    assert_eq!(status, 200);
+    schedule["entries"][0]["entry"].as_u64().unwrap()
+}
+
+#[test]
+fn a_provider_reports_and_the_holder_disputes_with_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("data"), &["--time-scale", "360"]);
+    let api = format!("http://{}", server.addr);
+    let (provider_key, demander_key) = setup(&server);
+    let entry = one_delivery(&server, &provider_key, &demander_key);
+    let e = entry.to_string();
+    let client = |key: &str, file: &str| Client {
+        api: api.clone(),
+        file: dir.path().join(file),
+        key: Some(key.to_owned()),
+    };
+    let (provider, holder) = (
+        client(&provider_key, "p.toml"),
+        client(&demander_key, "d.toml"),
+    );
+
+    // Without --gpus the provider reports the entry's full quantity, once the
+    // hour has started (until then the exchange says the window is not open).
+    let out = eventually("the report window", || {
+        let r = provider.run(&["report", &e]);
+        match r.code {
+            0 => Some(r.out),
+            3 if r.err.contains("report_window_closed") => None,
+            _ => panic!("{r:?}"),
+        }
+    });
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        (row[0], row[1], row[3], row[4]),
+        (e.as_str(), "l40s.us-east", "reported", "4"),
+        "{out}"
+    );
+
+    // Only the holder disputes: the provider is told what to look at.
+    let r = provider.run(&["dispute", &e]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.err.contains("HTTP 403 not_your_entry") && r.err.contains("`gpux schedule`"),
+        "{}",
+        r.err
+    );
+    let v = holder.json(&["dispute", &e, "--gpus", "1", "--json"]);
+    assert_eq!(v["event"]["type"], "delivery_disputed", "{v}");
+    assert_eq!(
+        (&v["event"]["received"], &v["event"]["reported"]),
+        (&Value::from("1"), &Value::from("4"))
+    );
+
+    // Disputed: no more reports; bad input and unknown entries say what to do.
+    let r = provider.run(&["report", &e, "--gpus", "2"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.err.contains("entry_disputed"), "{}", r.err);
+    let r = provider.run(&["report", &e, "--gpus", "-1"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.err.contains("--gpus: a number of GPUs"), "{}", r.err);
+    let r = provider.run(&["report", "999999"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.err.contains("not in account 1's schedule"), "{}", r.err);
+    let r = holder.run(&["dispute", "999999"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.err.contains("unknown_entry") && r.err.contains("`gpux schedule`"),
+        "{}",
+        r.err
+    );
+    server.stop();
+}
+
+#[test]
+fn keys_are_created_scoped_and_revoked_with_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let api = format!("http://{}", server.addr);
+    let (provider_key, _) = setup(&server);
+    let client = |key: &str, file: &str| Client {
+        api: api.clone(),
+        file: dir.path().join(file),
+        key: Some(key.to_owned()),
+    };
+    let full = client(&provider_key, "full.toml");
+    let out = full.ok(&["keys", "list"]);
+    assert!(out.starts_with("account 1:\nkey_id"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.ends_with('*')).count(), 1, "{out}");
+
+    // A read key, shown once: it reads, and is told what it may not do.
+    let made = full.json(&["keys", "create", "--scope", "read", "--json"]);
+    assert_eq!(made["scope"], "read", "{made}");
+    let read = client(made["api_key"].as_str().unwrap(), "read.toml");
+    read.ok(&["balances"]);
+    let r = read.run(&["cancel", "--all"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.err.contains("HTTP 403 insufficient_scope") && r.err.contains("use a full key"),
+        "{}",
+        r.err
+    );
+    let out = full.ok(&["keys", "create"]);
+    assert!(out.starts_with("New full key "), "{out}");
+    assert_eq!(
+        full.json(&["keys", "list", "--json"])["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // Revoked: refused from then on; unknown ids say where the ids are.
+    let id = made["key_id"].as_str().unwrap();
+    let out = full.ok(&["keys", "revoke", id]);
+    assert!(
+        out.starts_with(&format!("revoked key {id} of account 1")),
+        "{out}"
+    );
+    let r = read.run(&["balances"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.err.contains("HTTP 401"), "{}", r.err);
+    let r = full.run(&["keys", "revoke", id]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.err.contains("unknown_api_key") && r.err.contains("`gpux keys list`"),
+        "{}",
+        r.err
+    );
+    let r = full.run(&["keys", "create", "--scope", "admin"]);
+    assert_eq!(r.code, 2, "{r:?}");
     server.stop();
 }

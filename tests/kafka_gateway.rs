@@ -3,7 +3,8 @@
 //! library entry point the binary calls) that each produce commands to the
 //! commands topic and follow the events topic. An order placed through one
 //! gateway is answered once the engine committed it, and the other gateway sees
-//! it, its fill and the keys created through the first; a gateway started while
+//! it, its fill and the keys created through the first (and refuses a key once it
+//! is revoked through the first); a gateway started while
 //! the broker is down waits for it instead of failing; both stop cleanly; and the
 //! events topic equals the engine's ledger.
 
@@ -211,6 +212,32 @@ fn buy_from(addr: &str, seller: &str, ask_id: u64) -> (String, Value) {
     (buyer, bid)
 }
 
+/// Polls `GET /v1/balances` on `addr` with `key` until it answers `status`.
+fn balances_until(addr: &str, key: &str, status: u16) {
+    let t0 = Instant::now();
+    loop {
+        let (got, v) = http(addr, "GET", "/v1/balances", key, "");
+        if got == status {
+            return;
+        }
+        assert!(t0.elapsed() < PATIENCE, "{addr} still answers {got} {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Through gateway `a`, `full` (an account's full key) creates a trade key, which
+/// gateway `b` comes to accept, then revokes it, which `b` comes to refuse.
+/// Returns the revocation's cmd_seq.
+fn a_key_revoked_through_one_gateway_is_refused_by_the_other(a: &str, b: &str, full: &str) -> u64 {
+    let made = call(a, "POST", "/v1/keys", full, r#"{"scope":"trade"}"#, 201);
+    let trade = made["api_key"].as_str().unwrap();
+    balances_until(b, trade, 200);
+    let id = made["key_id"].as_str().unwrap();
+    let revoked = call(a, "DELETE", &format!("/v1/keys/{id}"), full, "", 200);
+    balances_until(b, trade, 401);
+    revoked["cmd_seq"].as_u64().unwrap()
+}
+
 #[test]
 fn gateways_in_front_of_an_engine_process_trade_through_the_broker() {
     support::init_logging();
@@ -252,8 +279,11 @@ fn gateways_in_front_of_an_engine_process_trade_through_the_broker() {
     assert_eq!(fills["fills"][0]["liquidity"], "maker", "{fills}");
     call(&a_addr, "GET", "/v1/balances", &buyer, "", 200);
 
+    // A key created and revoked through gateway A: B follows both.
+    let head = a_key_revoked_through_one_gateway_is_refused_by_the_other(&a_addr, &b_addr, &buyer);
+    assert!(head > bid["cmd_seq"].as_u64().unwrap());
+
     // Both replicas healthy and at the same command; unknown keys refused.
-    let head = bid["cmd_seq"].as_u64().unwrap();
     for addr in [&a_addr, &b_addr] {
         let h = eventually(addr, "/v1/health", "", |v| v["applied_seq"] == head);
         assert_eq!(h["status"], "ok", "{h}");

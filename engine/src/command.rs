@@ -48,6 +48,10 @@ pub enum Command {
     Dispute(Dispute),
     /// Admin: decide a disputed entry; it settles at once.
     ResolveDispute(ResolveDispute),
+    /// Give an account another API key, with a scope.
+    AddApiKey(AddApiKey),
+    /// Take an API key away from an account.
+    RevokeApiKey(RevokeApiKey),
 }
 
 /// The kind of a command, named as in JSON.
@@ -82,6 +86,10 @@ pub enum CommandKind {
     Dispute,
     /// [`Command::ResolveDispute`].
     ResolveDispute,
+    /// [`Command::AddApiKey`].
+    AddApiKey,
+    /// [`Command::RevokeApiKey`].
+    RevokeApiKey,
     /// A message that could not be decoded into any command.
     Unknown,
 }
@@ -104,6 +112,8 @@ impl Command {
             Command::DeliveryReport(_) => CommandKind::DeliveryReport,
             Command::Dispute(_) => CommandKind::Dispute,
             Command::ResolveDispute(_) => CommandKind::ResolveDispute,
+            Command::AddApiKey(_) => CommandKind::AddApiKey,
+            Command::RevokeApiKey(_) => CommandKind::RevokeApiKey,
         }
     }
 
@@ -120,6 +130,8 @@ impl Command {
             Command::CancelOrder(c) => Some(c.account),
             Command::AmendOrder(c) => Some(c.account),
             Command::MassCancel(c) => Some(c.account),
+            Command::AddApiKey(c) => Some(c.account),
+            Command::RevokeApiKey(c) => Some(c.account),
         }
     }
 
@@ -257,11 +269,64 @@ pub struct CreateAccount {
     /// open accounts without choosing ids; `account_created` says which.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountId>,
-    /// SHA-256 of the account's API key. Opaque to the engine (no event carries it):
-    /// it rides in the log so every gateway following the log, before and after a
-    /// restart, learns which key belongs to the account.
+    /// SHA-256 of the account's API key: it becomes the account's first key, of
+    /// scope `full` (unless another account already has this digest: then the
+    /// account opens without a key). It rides in the log so every gateway following
+    /// the log, before and after a restart, learns which key belongs to the
+    /// account; `account_created` does not repeat it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_sha256: Option<KeyDigest>,
+}
+
+/// What an API key may do. The engine only records it; the gateway enforces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyScope {
+    /// Everything the account may do: trade, withdraw, manage its keys.
+    Full,
+    /// Read, place and cancel orders, capacity, delivery reports and disputes;
+    /// no withdrawals, no key management.
+    Trade,
+    /// Read the account's own data only.
+    Read,
+}
+
+impl KeyScope {
+    /// The scope as written in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyScope::Full => "full",
+            KeyScope::Trade => "trade",
+            KeyScope::Read => "read",
+        }
+    }
+}
+
+/// See [`Command::AddApiKey`]: a new key for `account`, known by its SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddApiKey {
+    /// The account.
+    pub account: AccountId,
+    /// SHA-256 of the new key (64 lowercase hex digits); no account may have it yet.
+    pub api_key_sha256: KeyDigest,
+    /// What the key may do.
+    pub scope: KeyScope,
+}
+
+/// See [`Command::RevokeApiKey`]: the key stops working on every gateway once
+/// the command is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeApiKey {
+    /// The account.
+    pub account: AccountId,
+    /// SHA-256 of the key to revoke.
+    pub api_key_sha256: KeyDigest,
+    /// Revoke it even if it is the account's last key, locking the account out
+    /// of the API until a key is added (default false: `last_api_key`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_last: bool,
 }
 
 /// A SHA-256 digest, written as 64 lowercase hex digits.

@@ -8,7 +8,7 @@
 //!   `quantity - old_quantity`; with `priority_kept: false` it removes
 //!   `old_quantity` at `old_price` (the order then trades and/or rests anew).
 
-use crate::command::{CommandKind, PROTOCOL_VERSION};
+use crate::command::{CommandKind, KeyDigest, KeyScope, PROTOCOL_VERSION};
 use crate::reject::RejectReason;
 use crate::types::{
     AccountId, CancelReason, ClientOrderId, MarketId, OrderId, OrderType, Side, StpMode,
@@ -69,6 +69,33 @@ pub enum Event {
     TradeSettled(TradeSettled),
     /// An entry settled: its delivery is final, its escrow paid out and refunded.
     DeliverySettled(DeliverySettled),
+    /// An account got an API key (`add_api_key`; `create_account`'s first key is
+    /// known from the command itself).
+    ApiKeyAdded(ApiKeyAdded),
+    /// An account's API key was revoked: from this event on it opens nothing.
+    ApiKeyRevoked(ApiKeyRevoked),
+}
+
+/// See [`Event::ApiKeyAdded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyAdded {
+    /// The account.
+    pub account: AccountId,
+    /// SHA-256 of the key.
+    pub api_key_sha256: KeyDigest,
+    /// What it may do.
+    pub scope: KeyScope,
+}
+
+/// See [`Event::ApiKeyRevoked`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyRevoked {
+    /// The account.
+    pub account: AccountId,
+    /// SHA-256 of the key.
+    pub api_key_sha256: KeyDigest,
 }
 
 /// See [`Event::DeliveryScheduled`].

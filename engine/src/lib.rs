@@ -82,7 +82,7 @@ pub mod types;
 pub mod units;
 
 pub use book::{Book, Handle, NaiveBook, OrderBook, RestingOrder};
-pub use command::{Command, CommandEnvelope, CommandKind, KeyDigest, PROTOCOL_VERSION};
+pub use command::{Command, CommandEnvelope, CommandKind, KeyDigest, KeyScope, PROTOCOL_VERSION};
 pub use delivery::{EntryState, EntryView, ProviderAhead, ProviderView};
 pub use event::{DuplicateRequest, Event, EventEnvelope, EventSink};
 pub use query::{AccountView, BalanceView, BlockLevel, L2Level, OrderView, PositionView, UsdView};

@@ -26,6 +26,10 @@ pub const WINDOW_SLOTS_MAX: u64 = 744;
 pub const GATE_CLOSURE_SECS_MAX: u32 = 86_400;
 /// Most accounts the exchange holds.
 pub const ACCOUNTS_MAX: usize = 10_000_000;
+/// Most API keys one account may have at once (rotation adds the new key before
+/// revoking the old, so two are needed; a few more let one key per machine or
+/// per bot be revoked alone).
+pub const API_KEYS_PER_ACCOUNT_MAX: usize = 16;
 
 /// Most makers one order meets in one command (a `place_order`, or an
 /// `amend_order` that re-queues): each trade and each resting order that

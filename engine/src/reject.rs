@@ -3,7 +3,7 @@
 //! Rejections are data, not errors: a refused command produces an
 //! `OrderRejected`/`CommandRejected` event and changes nothing else. The numeric
 //! codes group by stage (1xx shape and reference data, 2xx order validation, 3xx
-//! risk and limits, 4xx book state); the order in which each command's checks run
+//! risk and limits, 4xx book state, 5xx delivery, 6xx API keys); the order in which each command's checks run
 //! is documented per command in `docs/PROTOCOL.md`. Codes and their text names are
 //! part of the protocol and never change meaning.
 
@@ -128,6 +128,14 @@ reject_reasons! {
     NotDisputed = 505, "not_disputed", "only a disputed entry can be resolved";
     /// A delivered or received quantity larger than the entry.
     QuantityExceedsEntry = 506, "quantity_exceeds_entry", "the quantity is more than the entry's GPUs (zero is allowed: nothing delivered)";
+    /// The account has no key with this digest (never added, or revoked).
+    UnknownApiKey = 600, "unknown_api_key", "the account has no API key with this SHA-256: it was never added, or was revoked";
+    /// Revoking the account's last key without `allow_last`.
+    LastApiKey = 601, "last_api_key", "this is the account's last API key: add another first (rotation), or set allow_last to lock the account out";
+    /// The account has the maximum number of keys.
+    TooManyApiKeys = 602, "too_many_api_keys", "the account has the most API keys allowed (API_KEYS_PER_ACCOUNT_MAX, 16): revoke one first";
+    /// Another key with this digest exists (of this account or another).
+    ApiKeyInUse = 603, "api_key_in_use", "an API key with this SHA-256 already exists";
 }
 
 impl fmt::Display for RejectReason {

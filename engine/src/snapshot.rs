@@ -4,14 +4,16 @@
 //! A snapshot is canonical: accounts by id, markets in listing order, open slots'
 //! books by (market, slot), each book's orders in priority order, empty holdings
 //! left out, remembered request ids in
-//! command order. Two engines with the same
+//! command order, API keys by (account, digest). Two engines with the same
 //! state therefore give the same bytes, and [`Engine::state_hash`] is the SHA-256
 //! of those bytes. The encoding is postcard (compact, deterministic) behind a
 //! version number.
 
 use crate::account::{Account, Balance, Holding, Lot, Lots};
 use crate::book::{OrderBook, RestingOrder};
+use crate::command::{KeyDigest, KeyScope};
 use crate::delivery::{Entry, Escrow, ProviderRecord};
+use crate::limits::API_KEYS_PER_ACCOUNT_MAX;
 use crate::market::MarketSpec;
 use crate::requests::{Remembered, RequestWindow};
 use crate::risk;
@@ -24,8 +26,9 @@ use std::fmt;
 
 /// Version 2 added the account-id counter and the remembered request ids;
 /// version 3 delivery slots (books per slot, holdings with their provenance);
-/// version 4 pay on delivery (escrows, delivery entries, provider records).
-const SNAPSHOT_VERSION: u32 = 4;
+/// version 4 pay on delivery (escrows, delivery entries, provider records);
+/// version 5 accounts' API keys.
+const SNAPSHOT_VERSION: u32 = 5;
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
@@ -50,6 +53,8 @@ struct Snapshot {
     entries: Vec<(u64, Entry)>,
     /// Providers' records, by account.
     records: Vec<(AccountId, ProviderRecord)>,
+    /// API keys, by (account, digest).
+    api_keys: Vec<(AccountId, KeyDigest, KeyScope)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -171,6 +176,11 @@ impl<B: OrderBook> Engine<B> {
             },
             entries: self.entries.iter().map(|(&i, e)| (i, e.clone())).collect(),
             records: self.records.iter().map(|(&a, r)| (a, r.clone())).collect(),
+            api_keys: self
+                .api_keys
+                .iter()
+                .map(|(&(a, d), &s)| (a, d, s))
+                .collect(),
         };
         postcard::to_stdvec(&snapshot).expect("snapshots always encode")
     }
@@ -259,11 +269,37 @@ impl<B: OrderBook> Engine<B> {
             e.entries.insert(id, entry);
         }
         e.records = s.records.into_iter().collect();
+        e.restore_keys(s.api_keys)?;
         for b in s.books {
             e.restore_orders(b)?;
         }
         e.check_invariants().map_err(SnapshotError)?;
         Ok(e)
+    }
+
+    /// The snapshot's API keys: each digest once, of an account that exists, at
+    /// most [`API_KEYS_PER_ACCOUNT_MAX`] per account.
+    fn restore_keys(
+        &mut self,
+        keys: Vec<(AccountId, KeyDigest, KeyScope)>,
+    ) -> Result<(), SnapshotError> {
+        for (account, digest, scope) in keys {
+            if !self.accounts.contains_key(&account) || account == FEE_ACCOUNT {
+                return Err(SnapshotError(format!(
+                    "a key of account {account}, which cannot have one"
+                )));
+            }
+            if self.key_owners.contains_key(&digest) {
+                return Err(SnapshotError(format!("key {digest:?} twice")));
+            }
+            if self.key_count(account) >= API_KEYS_PER_ACCOUNT_MAX {
+                return Err(SnapshotError(format!(
+                    "account {account} has too many keys"
+                )));
+            }
+            self.insert_key(account, digest, scope);
+        }
+        Ok(())
     }
 
     /// Re-creates an open slot's (empty) book at its index.

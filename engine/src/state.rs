@@ -2,15 +2,16 @@
 //!
 //! [`Engine`] owns the listed markets, the books of their open delivery slots (one
 //! per (market, slot), each with its GPU total), the accounts, the indexes of open
-//! orders (their book, their GTD expiry), the slots' gate closures, the id counters,
-//! engine time and the window of idempotent request ids. Only `apply` changes it. This
-//! module holds the struct, its constructor and the small accessors and index
-//! updates that several commands need, so that every command resolves a market, an
-//! account or an order reference, and records or forgets an open order, the same
-//! way.
+//! orders (their book and handle there, their GTD expiry), the slots' gate
+//! closures, the id counters, engine time, the window of idempotent request ids
+//! and the accounts' API keys. Only `apply` changes it. This module holds the
+//! struct, its constructor and the small accessors and index updates that several
+//! commands need, so that every command resolves a market, an account or an order
+//! reference, and records or forgets an open order, the same way.
 
 use crate::account::{Account, Balance, Holding, Lot};
 use crate::book::{Book, Handle, OrderBook, RestingOrder};
+use crate::command::{KeyDigest, KeyScope};
 use crate::delivery::{Entry, Escrow, ProviderRecord};
 use crate::market::MarketSpec;
 use crate::reject::RejectReason;
@@ -122,6 +123,10 @@ pub struct Engine<B: OrderBook = Book> {
     pub(crate) dues: BTreeSet<(u64, u64)>,
     /// Providers' delivery records, by account.
     pub(crate) records: BTreeMap<AccountId, ProviderRecord>,
+    /// Accounts' API keys and their scopes, by (account, digest).
+    pub(crate) api_keys: BTreeMap<(AccountId, KeyDigest), KeyScope>,
+    /// The account of every API key, by digest (the index `api_keys` is read by).
+    pub(crate) key_owners: BTreeMap<KeyDigest, AccountId>,
     /// A reused buffer for the lots one fill moves (not state: always empty
     /// between commands).
     pub(crate) scratch: Vec<Lot>,
@@ -159,6 +164,8 @@ impl<B: OrderBook> Engine<B> {
             entries: BTreeMap::new(),
             dues: BTreeSet::new(),
             records: BTreeMap::new(),
+            api_keys: BTreeMap::new(),
+            key_owners: BTreeMap::new(),
             scratch: Vec::new(),
         }
     }

@@ -833,7 +833,9 @@ impl Model {
                 | Event::OrderRejected(_)
                 | Event::CommandRejected(_)
                 | Event::MassCancelled(_)
-                | Event::DuplicateRequest(_) => {}
+                | Event::DuplicateRequest(_)
+                | Event::ApiKeyAdded(_)
+                | Event::ApiKeyRevoked(_) => {}
                 // These scripts trade one slot well before its gate (tests/slots.rs
                 // covers closing slots).
                 Event::DeliveryScheduled(_)

@@ -22,10 +22,10 @@
 use gpux_engine::command::{COMMAND_BYTES_MAX, REQUEST_ID_BYTES_MAX};
 use gpux_engine::event::SettlementBasis;
 use gpux_engine::limits::{
-    ACCOUNTS_MAX, CASH_TOTAL_MAX_MICROS, EVENTS_PER_COMMAND_WORST, EXPIRIES_PER_COMMAND_MAX,
-    FEE_BPS_MAX, GATE_CLOSURE_SECS_MAX, LOTS_TOTAL_MAX, MARKETS_MAX, MATCHES_PER_COMMAND_MAX,
-    NOTIONAL_MAX_MICROS, OPEN_ORDERS_PER_ACCOUNT_MAX, OPEN_ORDERS_PER_BOOK_MAX,
-    SLOT_HORIZON_HOURS_MAX, WINDOW_SLOTS_MAX,
+    ACCOUNTS_MAX, API_KEYS_PER_ACCOUNT_MAX, CASH_TOTAL_MAX_MICROS, EVENTS_PER_COMMAND_WORST,
+    EXPIRIES_PER_COMMAND_MAX, FEE_BPS_MAX, GATE_CLOSURE_SECS_MAX, LOTS_TOTAL_MAX, MARKETS_MAX,
+    MATCHES_PER_COMMAND_MAX, NOTIONAL_MAX_MICROS, OPEN_ORDERS_PER_ACCOUNT_MAX,
+    OPEN_ORDERS_PER_BOOK_MAX, SLOT_HORIZON_HOURS_MAX, WINDOW_SLOTS_MAX,
 };
 use gpux_engine::limits::{
     DELIVERY_WINDOW_SECS_MAX, GATE_CLOSURE_EVENTS_PER_COMMAND_MAX, REQUEST_IDS_REMEMBERED_MAX,
@@ -36,7 +36,7 @@ use gpux_engine::market::{MarketSpec, SlotRules};
 use gpux_engine::slot::{parse_slot, SLOT_SECS};
 use gpux_engine::{
     Book, CancelReason, ClientOrderId, Command, CommandEnvelope, Engine, Event, EventEnvelope,
-    MarketId, OrderType, RejectReason, Side, StpMode, TimeInForce,
+    KeyScope, MarketId, OrderType, RejectReason, Side, StpMode, TimeInForce,
 };
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
@@ -439,6 +439,7 @@ fn enumerations_are_documented() {
             "### Settlement basis",
             serde_names::<SettlementBasis>(probe),
         ),
+        ("### API keys", serde_names::<KeyScope>(probe)),
     ];
     for (heading, values) in cases {
         let documented: Vec<String> = table_after(heading)
@@ -887,6 +888,7 @@ fn limits_table_matches_the_constants() {
         ("OPEN_ORDERS_PER_BOOK_MAX", OPEN_ORDERS_PER_BOOK_MAX as u128),
         ("MARKETS_MAX", MARKETS_MAX as u128),
         ("ACCOUNTS_MAX", ACCOUNTS_MAX as u128),
+        ("API_KEYS_PER_ACCOUNT_MAX", API_KEYS_PER_ACCOUNT_MAX as u128),
         ("MATCHES_PER_COMMAND_MAX", MATCHES_PER_COMMAND_MAX as u128),
         ("SLOT_SECS", SLOT_SECS as u128),
         ("SLOT_HORIZON_HOURS_MAX", SLOT_HORIZON_HOURS_MAX as u128),

@@ -879,6 +879,8 @@ fn the_table_covers_every_reason() {
         QuantityExceedsEntry,
         InvalidMinReliability,
     ]);
+    // Reached by tests/api_keys.rs.
+    covered.extend([UnknownApiKey, LastApiKey, TooManyApiKeys, ApiKeyInUse]);
     // Not reachable through `apply`: set by the pipeline for undecodable input.
     covered.insert(MalformedCommand);
     // 4,000,000 resting orders in one book: too many for a test's time budget.

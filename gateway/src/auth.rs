@@ -6,16 +6,22 @@
 //!
 //! Account keys are random 32-byte secrets, written `gpux_` + 64 hex digits, shown
 //! once when the account is created. Only their SHA-256 is kept, and it is kept *in
-//! the command log* (`create_account`'s `api_key_sha256`): the gateway's core thread
-//! learns key → account from every committed `create_account`, so every gateway that
-//! follows the log knows every key, before and after a restart, without a separate
+//! the command log* (`create_account`'s `api_key_sha256`, `add_api_key`,
+//! `revoke_api_key`) and in the engine's state: the gateway's core thread follows
+//! the replica's engine, key → (account, scope), after every committed command that
+//! touches keys, so every gateway that follows the log knows every key and every
+//! revocation at the same `cmd_seq`, before and after a restart, without a separate
 //! key database. The admin key comes from configuration; presented keys are hashed
 //! and the admin digest is compared in constant time.
+//!
+//! Also owns what each [`KeyScope`] may do ([`scope_allows`]): one table, applied
+//! to every authenticated request.
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 
-use gpux_engine::{AccountId, KeyDigest};
+use axum::http::Method;
+use gpux_engine::{AccountId, KeyDigest, KeyScope};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -70,6 +76,18 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Bearer<'_> {
         .map_or(Bearer::Malformed, |k| Bearer::Key(k.trim()))
 }
 
+/// Whether a key of `scope` may make a `method` request to `path`: `full`
+/// anything; `trade` anything but withdrawals and key management (`/v1/keys…`);
+/// `read` only `GET` (and `HEAD`) requests, and not the key list.
+pub fn scope_allows(scope: KeyScope, method: &Method, path: &str) -> bool {
+    let keys = path == "/v1/keys" || path.starts_with("/v1/keys/");
+    match scope {
+        KeyScope::Full => true,
+        KeyScope::Trade => !keys && path != "/v1/withdrawals",
+        KeyScope::Read => !keys && (method == Method::GET || method == Method::HEAD),
+    }
+}
+
 /// SHA-256 of a key as presented.
 pub fn key_digest(api_key: &str) -> KeyDigest {
     KeyDigest(Sha256::digest(api_key.as_bytes()).into())
@@ -98,7 +116,7 @@ fn ct_eq(a: &KeyDigest, b: &KeyDigest) -> bool {
 #[derive(Debug)]
 pub struct KeyStore {
     admin: KeyDigest,
-    accounts: RwLock<HashMap<KeyDigest, AccountId>>,
+    accounts: RwLock<HashMap<KeyDigest, (AccountId, KeyScope)>>,
 }
 
 impl KeyStore {
@@ -110,14 +128,46 @@ impl KeyStore {
         }
     }
 
-    /// Binds `digest` to `account` (from a committed `create_account`). A digest
-    /// already bound keeps its first account: a key never moves.
-    pub fn insert(&self, digest: KeyDigest, account: AccountId) {
-        self.accounts
+    /// Sets what `digest` opens, as the engine now says (`None`: nothing, e.g.
+    /// revoked).
+    pub fn set(&self, digest: KeyDigest, to: Option<(AccountId, KeyScope)>) {
+        let mut map = self
+            .accounts
             .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        match to {
+            Some(v) => {
+                map.insert(digest, v);
+            }
+            None => {
+                map.remove(&digest);
+            }
+        }
+    }
+
+    /// Replaces every account key with `keys` (a rebuilt replica's).
+    pub fn replace_all(&self, keys: impl IntoIterator<Item = (KeyDigest, AccountId, KeyScope)>) {
+        let map = keys.into_iter().map(|(d, a, s)| (d, (a, s))).collect();
+        *self
+            .accounts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = map;
+    }
+
+    /// The principal a key belongs to and its scope (the admin key: `full`).
+    pub fn resolve(&self, api_key: &str) -> Option<(Principal, KeyScope)> {
+        if api_key.is_empty() || api_key.len() > KEY_BYTES_MAX {
+            return None;
+        }
+        let d = key_digest(api_key);
+        if ct_eq(&d, &self.admin) {
+            return Some((Principal::Admin, KeyScope::Full));
+        }
+        self.accounts
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry(digest)
-            .or_insert(account);
+            .get(&d)
+            .map(|&(a, s)| (Principal::Account(a), s))
     }
 
     /// How many account keys are known.
@@ -136,18 +186,7 @@ impl KeyStore {
 
 impl Authenticator for KeyStore {
     fn principal(&self, api_key: &str) -> Option<Principal> {
-        if api_key.is_empty() || api_key.len() > KEY_BYTES_MAX {
-            return None;
-        }
-        let d = key_digest(api_key);
-        if ct_eq(&d, &self.admin) {
-            return Some(Principal::Admin);
-        }
-        self.accounts
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&d)
-            .map(|&a| Principal::Account(a))
+        self.resolve(api_key).map(|(p, _)| p)
     }
 }
 
@@ -161,8 +200,15 @@ mod tests {
         let (key, digest) = generate_key();
         assert!(key.starts_with(KEY_PREFIX) && key.len() == KEY_PREFIX.len() + 64);
         assert_eq!(store.principal(&key), None);
-        store.insert(digest, 7);
-        store.insert(digest, 8);
+        store.set(digest, Some((7, KeyScope::Trade)));
+        assert_eq!(store.principal(&key), Some(Principal::Account(7)));
+        assert_eq!(
+            store.resolve(&key),
+            Some((Principal::Account(7), KeyScope::Trade))
+        );
+        store.set(digest, None);
+        assert_eq!(store.principal(&key), None);
+        store.replace_all([(digest, 7, KeyScope::Full)]);
         assert_eq!(store.principal(&key), Some(Principal::Account(7)));
         assert_eq!(
             store.principal("admin-key-of-at-least-16"),
@@ -172,6 +218,33 @@ mod tests {
         assert_eq!(store.principal(""), None);
         let (other, _) = generate_key();
         assert_ne!(key, other);
+    }
+
+    #[test]
+    fn scopes_allow_what_they_say() {
+        let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
+        let cases = [
+            (KeyScope::Full, &post, "/v1/withdrawals", true),
+            (KeyScope::Full, &post, "/v1/keys", true),
+            (KeyScope::Trade, &post, "/v1/orders", true),
+            (KeyScope::Trade, &delete, "/v1/orders/7", true),
+            (KeyScope::Trade, &post, "/v1/deliveries/3/report", true),
+            (KeyScope::Trade, &post, "/v1/withdrawals", false),
+            (KeyScope::Trade, &get, "/v1/keys", false),
+            (KeyScope::Trade, &delete, "/v1/keys/abcd", false),
+            (KeyScope::Read, &get, "/v1/balances", true),
+            (KeyScope::Read, &get, "/v1/orders", true),
+            (KeyScope::Read, &post, "/v1/orders", false),
+            (KeyScope::Read, &delete, "/v1/orders", false),
+            (KeyScope::Read, &get, "/v1/keys", false),
+        ];
+        for (scope, method, path, allowed) in cases {
+            assert_eq!(
+                scope_allows(scope, method, path),
+                allowed,
+                "{scope:?} {method} {path}"
+            );
+        }
     }
 
     #[test]

@@ -511,6 +511,9 @@ impl Core {
         {
             let mut r = self.shared.write();
             *r = rb.replica;
+            // The keys as the rebuilt state has them (a rebuild does not touch
+            // them on its way, so a revoked key never opens anything meanwhile).
+            self.shared.keys.replace_all(r.engine.all_api_keys());
             self.shared.publish_book_counts(&mut r.books);
             // Under the write lock: no reader sees the new state as diverged or the
             // old one as serving.
@@ -581,6 +584,8 @@ impl Core {
                     let n = self.apply_chunk(&mut rb.replica, chunk, &mut keys);
                     let oldest = rb.replica.engine.oldest_remembered_request();
                     self.rebuild = Some(rb);
+                    // The keys follow once the rebuild is done (`finish_rebuild`).
+                    keys.clear();
                     (n, oldest)
                 }
                 None => {
@@ -594,8 +599,8 @@ impl Core {
                 }
             };
             let chunk = &chunk[..applied];
-            for (digest, account) in keys {
-                self.shared.keys.insert(digest, account);
+            for (digest, now) in keys {
+                self.shared.keys.set(digest, now);
             }
             for cmd in chunk {
                 if let Some(rid) = &cmd.request_id {
@@ -640,7 +645,7 @@ impl Core {
         &mut self,
         r: &mut Replica,
         chunk: &[CommittedCommand],
-        keys: &mut Vec<(gpux_engine::KeyDigest, AccountId)>,
+        keys: &mut Vec<KeyChange>,
     ) -> usize {
         for (i, cmd) in chunk.iter().enumerate() {
             self.apply(r, cmd, keys);
@@ -680,12 +685,7 @@ impl Core {
         );
     }
 
-    fn apply(
-        &mut self,
-        r: &mut Replica,
-        cmd: &CommittedCommand,
-        keys: &mut Vec<(gpux_engine::KeyDigest, AccountId)>,
-    ) {
+    fn apply(&mut self, r: &mut Replica, cmd: &CommittedCommand, keys: &mut Vec<KeyChange>) {
         let expected = r.engine.last_seq() + 1;
         if cmd.cmd_seq < expected {
             tracing::warn!(
@@ -710,21 +710,32 @@ impl Core {
         }
         r.history.apply(cmd.cmd_seq, cmd.ts_ns, &cmd.events);
         r.books.apply(&r.engine, &cmd.events);
+        // Every key the command touched, as the engine now has it: a new
+        // account's first key, an added key, a revoked one.
         for ev in &cmd.events {
-            if let Event::AccountCreated(a) = ev {
-                if let Some(Command::CreateAccount(c)) = env.as_ref().map(|e| &e.command) {
-                    // The requested id, or the one the engine assigned.
-                    let named = c.account.is_none_or(|id| id == a.account);
-                    if let (true, Some(d)) = (named, c.api_key_sha256) {
-                        keys.push((d, a.account));
-                    }
-                }
+            let digest = match ev {
+                Event::AccountCreated(_) => match env.as_ref().map(|e| &e.command) {
+                    Some(Command::CreateAccount(c)) => c.api_key_sha256,
+                    _ => None,
+                },
+                Event::ApiKeyAdded(k) => Some(k.api_key_sha256),
+                Event::ApiKeyRevoked(k) => Some(k.api_key_sha256),
+                _ => None,
+            };
+            if let Some(d) = digest {
+                keys.push((d, r.engine.api_key(&d)));
             }
         }
         self.market_data.on_command(cmd, &r.engine);
         self.shared.stats.applied.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+/// A key and what it opens after a command (`None`: nothing).
+type KeyChange = (
+    gpux_engine::KeyDigest,
+    Option<(AccountId, gpux_engine::KeyScope)>,
+);
 
 /// Sleeps `d` in short steps; false if `stop` was set meanwhile.
 fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {

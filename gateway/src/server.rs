@@ -162,8 +162,11 @@ fn system_and_account_routes(routes: Routes<AppState>) -> Routes<AppState> {
 }
 
 fn delivery_routes(routes: Routes<AppState>) -> Routes<AppState> {
-    use rest::deliveries;
+    use rest::{deliveries, keys};
     routes
+        .add(Method::POST, "/v1/keys", keys::create)
+        .add(Method::GET, "/v1/keys", keys::list)
+        .add(Method::DELETE, "/v1/keys/{key_id}", keys::revoke)
         .add(
             Method::POST,
             "/v1/deliveries/{entry}/report",

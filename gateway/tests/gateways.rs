@@ -6,7 +6,9 @@
 //! - one keyed request submitted through both before either copy is committed is
 //!   applied once, and both answers are the original's;
 //! - a retry whose original the gateway's idempotency cache has forgotten (but the
-//!   engine still remembers) is answered with the original outcome, not applied.
+//!   engine still remembers) is answered with the original outcome, not applied;
+//! - a key created through one gateway opens the account on the other, and once
+//!   revoked through the first, the other refuses it.
 
 mod common;
 
@@ -267,4 +269,65 @@ async fn keyed_deposit(h: &Harness, path: &str, key: &str) -> Resp {
         &[("idempotency-key", key)],
     )
     .await
+}
+
+/// `GET /v1/balances` through gateway `gw` with `key` until it answers `status`
+/// (the other gateway follows the log on its own), for at most 10 s.
+async fn balances_until(two: &Two, gw: usize, key: &str, status: StatusCode) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = two
+            .http
+            .get(two.url(gw, "/v1/balances"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if got == status {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gateway {gw} still answers {got}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_through_one_gateway_is_refused_by_the_other() {
+    let two = Two::start(false).await;
+    let (status, acct) = post(
+        &two.http,
+        two.url(0, "/v1/accounts"),
+        ADMIN,
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{acct}");
+    let full = acct["api_key"].as_str().unwrap().to_owned();
+    let (status, k) = post(
+        &two.http,
+        two.url(0, "/v1/keys"),
+        &full,
+        json!({"scope": "trade"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{k}");
+    let trade = k["api_key"].as_str().unwrap().to_owned();
+    balances_until(&two, 1, &trade, StatusCode::OK).await;
+    let revoke = two
+        .http
+        .delete(two.url(0, &format!("/v1/keys/{}", k["key_id"].as_str().unwrap())))
+        .bearer_auth(&full)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), StatusCode::OK);
+    balances_until(&two, 1, &trade, StatusCode::UNAUTHORIZED).await;
+    balances_until(&two, 1, &full, StatusCode::OK).await;
+    two.stop().await;
 }

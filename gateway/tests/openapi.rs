@@ -35,6 +35,7 @@ fn concrete(path: &str) -> String {
         .replace("{client_order_id}", "c-1")
         .replace("{account}", "1")
         .replace("{entry}", "1")
+        .replace("{key_id}", "0123456789abcdef")
         .replace("{market}", MARKET)
         .replace("{slot}", slot_name())
 }

@@ -476,6 +476,8 @@ pub fn event_type(e: &Event) -> &'static str {
         Event::DeliveryDisputed(_) => "delivery_disputed",
         Event::TradeSettled(_) => "trade_settled",
         Event::DeliverySettled(_) => "delivery_settled",
+        Event::ApiKeyAdded(_) => "api_key_added",
+        Event::ApiKeyRevoked(_) => "api_key_revoked",
     }
 }
 
@@ -519,6 +521,8 @@ pub fn command_type(c: &Command) -> &'static str {
         Command::DeliveryReport(_) => "delivery_report",
         Command::Dispute(_) => "dispute",
         Command::ResolveDispute(_) => "resolve_dispute",
+        Command::AddApiKey(_) => "add_api_key",
+        Command::RevokeApiKey(_) => "revoke_api_key",
     }
 }
 

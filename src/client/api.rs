@@ -10,7 +10,7 @@
 //! | 0 | done |
 //! | 1 | anything else (a local file could not be written, an unexpected answer) |
 //! | 2 | bad arguments (clap's usage errors, a time or price that does not parse) |
-//! | 3 | the exchange refused the request (4xx): its error code and message are printed |
+//! | 3 | the exchange refused the request (a 4xx other than 401/403, and 403 `not_your_entry`): its error code and message are printed |
 //! | 4 | no API key, or the exchange refused the key (401/403) |
 //! | 5 | the exchange could not be reached, is busy or unavailable (429, 5xx): retry |
 //! | 6 | not confirmed: the order was not sent |
@@ -197,8 +197,11 @@ pub fn refusal(status: u16, body: &Value, retry_after: Option<&str>, what: &str)
     let message = body["message"].as_str().unwrap_or("no message");
     let mut text = format!("{what}: HTTP {status} {code}: {message}");
     let exit = match status {
-        401 | 403 => {
-            text.push_str(" (check the key: `gpux login`, or GPUX_API_KEY)");
+        // The engine's refusal of an entry that is not the account's is about the
+        // request, not the key.
+        401 | 403 if code != "not_your_entry" => {
+            let hint = hint(code).unwrap_or("check the key: `gpux login`, or GPUX_API_KEY");
+            text.push_str(&format!(" ({hint})"));
             EXIT_AUTH
         }
         429 | 500..=599 => {
@@ -233,6 +236,19 @@ fn hint(code: &str) -> Option<&'static str> {
         "slot_closed" | "slot_not_open" | "slot_beyond_horizon" => {
             "a slot trades until its gate closes, up to the market's horizon: `gpux curve` shows the open ones"
         }
+        "unknown_entry" => "`gpux schedule` lists your deliveries, their entry ids and states",
+        "not_your_entry" => {
+            "only the entry's provider reports and only its holder disputes: `gpux schedule` shows your role; is this the right key?"
+        }
+        "report_window_closed" | "dispute_window_closed" => {
+            "`gpux schedule` shows the entry's report_until and dispute_until; reports and disputes open at the hour's start"
+        }
+        "quantity_exceeds_entry" => "give at most the entry's GPUs (`gpux schedule`), 0 if none",
+        "entry_disputed" => "the entry waits for the exchange's admin to resolve the dispute",
+        "insufficient_scope" => "this key's scope does not allow it: use a full key (`gpux keys list` with a full key shows your keys)",
+        "unknown_api_key" | "invalid_key_id" => "`gpux keys list` shows your keys' ids",
+        "last_api_key" => "create another key first (`gpux keys create`), then revoke this one",
+        "too_many_api_keys" => "revoke a key you no longer use (`gpux keys list`, `gpux keys revoke`)",
         _ => return None,
     })
 }
@@ -266,6 +282,14 @@ mod tests {
         );
         assert_eq!(f.exit, EXIT_UNAVAILABLE);
         assert!(f.message.ends_with("(retry in 2 s)"), "{}", f.message);
+        let f = refusal(
+            403,
+            &json!({"code": "not_your_entry", "message": "m"}),
+            None,
+            "x",
+        );
+        assert_eq!(f.exit, EXIT_REFUSED);
+        assert!(f.message.contains("`gpux schedule`"), "{}", f.message);
         let f = refusal(502, &Value::Null, None, "x");
         assert_eq!(f.exit, EXIT_UNAVAILABLE);
         assert!(f.message.contains("http_error"));

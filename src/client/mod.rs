@@ -13,11 +13,15 @@
 //! | [`when`] | human time (`tomorrow 09:00`) to a slot |
 //! | [`trade`] | `buy` and `sell`: the plan, its cost estimated from the book, the orders |
 //! | [`views`] | the reads and small writes: login, signup, markets, curve, book, orders, cancel, cancel-after, … |
+//! | [`delivery`] | `report` and `dispute`: settling a delivery entry |
+//! | [`keys`] | `keys list|create|revoke`: the account's API keys |
 //! | [`watch`] | `watch`: a book and its trades live over the WebSocket |
 //! | [`table`] | tables |
 
 pub mod api;
 pub mod creds;
+pub mod delivery;
+pub mod keys;
 pub mod table;
 pub mod trade;
 pub mod views;
@@ -107,6 +111,20 @@ pub enum ClientCmd {
         #[command(subcommand)]
         action: views::CapacityCmd,
     },
+    /// Report what you delivered of a delivery entry, as its provider: from the
+    /// hour's start until its report deadline (`gpux schedule` lists your entries).
+    /// Without --gpus, the entry's full quantity. A later report replaces an earlier one.
+    Report(delivery::EntryArgs),
+    /// Dispute a delivery entry, as its holder: say you received only --gpus
+    /// (default 0) GPUs, once, until its dispute deadline; an admin then decides.
+    Dispute(delivery::EntryArgs),
+    /// Your account's API keys: list them, create one with a scope (full, trade,
+    /// read), revoke one. Needs a full key.
+    Keys {
+        /// list, create or revoke.
+        #[command(subcommand)]
+        action: keys::KeysCmd,
+    },
     /// Watch a delivery hour's book and trades live (without SLOT: the market's
     /// forward curve), over the WebSocket, until Ctrl-C or --updates.
     Watch(watch::WatchArgs),
@@ -128,6 +146,9 @@ pub fn run(cmd: ClientCmd) -> Outcome {
         ClientCmd::Schedule(c) => views::schedule(&c),
         ClientCmd::Balances(c) => views::balances(&c),
         ClientCmd::Capacity { action } => views::capacity(&action),
+        ClientCmd::Report(a) => delivery::report(&a),
+        ClientCmd::Dispute(a) => delivery::dispute(&a),
+        ClientCmd::Keys { action } => keys::run(&action),
         ClientCmd::Watch(a) => watch::run(&a),
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::account::Account;
 use crate::book::OrderBook;
-use crate::command::{CapacityTransfer, CashTransfer, CreateAccount};
+use crate::command::{CapacityTransfer, CashTransfer, CreateAccount, KeyScope};
 use crate::event::{AccountCreated, CapacityMoved, CashMoved, Event, EventSink};
 use crate::limits::{ACCOUNTS_MAX, CASH_TOTAL_MAX_MICROS, LOTS_TOTAL_MAX};
 use crate::reject::RejectReason;
@@ -59,6 +59,13 @@ impl<B: OrderBook> Engine<B> {
             return Err(RejectReason::LimitReached);
         }
         self.accounts.insert(account, Account::default());
+        if let Some(digest) = c.api_key_sha256 {
+            // A digest some account already has stays that account's: the new
+            // account opens without a key (an admin can add one).
+            if !self.key_owners.contains_key(&digest) {
+                self.insert_key(account, digest, KeyScope::Full);
+            }
+        }
         // Skip every id now taken (the one just assigned, and explicit ids above it).
         while self.accounts.contains_key(&self.next_account_id) {
             self.next_account_id += 1;

@@ -6,8 +6,8 @@
 //! the command to its handler, one family per file: [`markets`] (listing),
 //! [`funds`] (accounts and their deposits, withdrawals and capacity), [`place`]
 //! (with [`window`] for all-or-none window and cluster orders), [`amend`] and
-//! [`cancel`] (orders), and [`delivery`] (reports, disputes, resolutions and the
-//! settlements time makes due). Each
+//! [`cancel`] (orders), [`delivery`] (reports, disputes, resolutions and the
+//! settlements time makes due) and [`keys`] (accounts' API keys). Each
 //! handler validates the command completely before touching anything and reports
 //! every outcome as events; a rejected command emits one rejection event, built
 //! here, and changes nothing. Panics are reserved for broken invariants (bugs),
@@ -17,6 +17,7 @@ mod amend;
 mod cancel;
 mod delivery;
 mod funds;
+mod keys;
 mod markets;
 mod place;
 mod slots;
@@ -117,6 +118,8 @@ impl<B: OrderBook> Engine<B> {
             Command::DeliveryReport(c) => self.report_delivery(ts_ns, c, out),
             Command::Dispute(c) => self.dispute(ts_ns, c, out),
             Command::ResolveDispute(c) => self.resolve_dispute(c, out),
+            Command::AddApiKey(c) => self.add_api_key(c, out),
+            Command::RevokeApiKey(c) => self.revoke_api_key(c, out),
         };
         if let Err(reason) = result {
             out.push(rejection(cmd, reason));

@@ -491,6 +491,15 @@ pub fn render(event: &Event) -> String {
         | Event::DeliveryDisputed(_)
         | Event::TradeSettled(_)
         | Event::DeliverySettled(_) => settlement(event),
+        Event::ApiKeyAdded(gpux_engine::event::ApiKeyAdded {
+            account,
+            api_key_sha256,
+            scope,
+        }) => format!("acct {account} key {api_key_sha256:?} added ({scope:?})"),
+        Event::ApiKeyRevoked(gpux_engine::event::ApiKeyRevoked {
+            account,
+            api_key_sha256,
+        }) => format!("acct {account} key {api_key_sha256:?} revoked"),
     }
 }
 

@@ -23,9 +23,10 @@ use gpux_engine::AccountId;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::auth::{bearer, Authenticator, Bearer, Principal};
+use crate::auth::{bearer, scope_allows, Bearer, Principal};
 use crate::error::ApiError;
 use crate::idempotency;
+use gpux_engine::KeyScope;
 
 /// `Err` with the 503 to answer unless the replica serves (caught up, following
 /// the ledger without divergence).
@@ -46,6 +47,25 @@ pub fn repeated_authorization() -> ApiError {
     ApiError::bad_request(
         "repeated_authorization",
         "send exactly one Authorization header (Authorization: Bearer <key>)",
+    )
+}
+
+/// 403 for a key whose scope does not allow the request.
+pub fn insufficient_scope(scope: KeyScope) -> ApiError {
+    let what = match scope {
+        KeyScope::Read => "a read key may only read (GET) the account's data",
+        KeyScope::Trade => {
+            "a trade key may trade, report and dispute, but not withdraw or manage keys"
+        }
+        KeyScope::Full => "a full key may do anything",
+    };
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        format!(
+            "this key's scope is {}: {what}; use a full key",
+            scope.name()
+        ),
     )
 }
 
@@ -79,12 +99,15 @@ impl FromRequestParts<AppState> for Caller {
                 return Err(repeated_authorization());
             }
         };
-        match key.and_then(|k| state.shared.keys.principal(k)) {
-            Some(p) => {
+        match key.and_then(|k| state.shared.keys.resolve(k)) {
+            Some((p, scope)) => {
                 state
                     .limits
                     .check_key(p, &parts.extensions)
                     .map_err(|e| limited(state, e))?;
+                if !scope_allows(scope, &parts.method, parts.uri.path()) {
+                    return Err(insufficient_scope(scope));
+                }
                 Ok(Caller(p))
             }
             None => {

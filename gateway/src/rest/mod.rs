@@ -7,6 +7,7 @@
 //! | [`dto`] | request and response bodies, parsing of decimals and ids |
 //! | [`orders`] | place, cancel, amend, mass cancel, open orders, one order, fills |
 //! | [`accounts`] | balances, deposits, withdrawals, capacity, account creation |
+//! | [`keys`] | an account's API keys: create, list, revoke |
 //! | [`markets`] | list markets, one market, list a new market |
 //! | [`stats`] | `GET /v1/stats`: the network in numbers |
 //! | [`system`] | health, the OpenAPI document, JSON 404/405 |
@@ -20,6 +21,7 @@ pub mod accounts;
 pub mod deliveries;
 pub mod dto;
 pub mod extract;
+pub mod keys;
 pub mod markets;
 pub mod orders;
 pub mod stats;
@@ -121,11 +123,10 @@ pub fn reject_status(reason: RejectReason) -> StatusCode {
         | SlotNotOnHour
         | InvalidSlotRange
         | InvalidMinReliability => StatusCode::BAD_REQUEST,
-        UnknownMarket | UnknownAccount | UnknownOrder | NotYourOrder | UnknownEntry => {
-            StatusCode::NOT_FOUND
-        }
+        UnknownMarket | UnknownAccount | UnknownOrder | NotYourOrder | UnknownEntry
+        | UnknownApiKey => StatusCode::NOT_FOUND,
         NotYourEntry => StatusCode::FORBIDDEN,
-        MarketExists | AccountExists | DuplicateClientOrderId => StatusCode::CONFLICT,
+        MarketExists | AccountExists | DuplicateClientOrderId | ApiKeyInUse => StatusCode::CONFLICT,
         MalformedCommand => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }

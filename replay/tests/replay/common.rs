@@ -36,7 +36,8 @@ pub struct Cmd {
     pub payload: Vec<u8>,
 }
 
-fn envelope(ts_ns: u64, command: Value) -> Cmd {
+/// A command envelope at `ts_ns`.
+pub fn envelope(ts_ns: u64, command: Value) -> Cmd {
     Cmd {
         ts_ns,
         payload: serde_json::to_vec(&json!({"v": 3, "ts_ns": ts_ns, "command": command})).unwrap(),

@@ -7,8 +7,8 @@ use gpux_replay::{verify, FailureKind, Outcome, Progress};
 use serde_json::Value;
 
 use crate::common::{
-    capture, json_of, ledger_opts, raw, raw_get, raw_put, reseal, scenario, standard,
-    write_ledger_with, WriteOpts,
+    capture, envelope, json_of, ledger_opts, raw, raw_get, raw_put, reseal, scenario, standard,
+    write_ledger, write_ledger_with, WriteOpts,
 };
 
 fn run_verify(dir: &std::path::Path) -> (Outcome, Value) {
@@ -232,4 +232,47 @@ fn a_directory_that_is_not_a_ledger_is_an_error_not_a_verdict() {
     let r = verify::run(&missing, &Progress::hidden(), &mut out);
     assert!(r.is_err(), "{r:?}");
     assert!(out.is_empty());
+}
+
+/// Accounts' API keys (added, refused, revoked) replay like every command: the
+/// ledger verifies and audits, through snapshots that hold the keys.
+#[test]
+fn a_ledger_with_api_key_commands_verifies_and_audits() {
+    let digest = |n: u8| format!("{n:02x}").repeat(32);
+    let cmds: Vec<_> = [
+        serde_json::json!({"type": "create_account", "account": 1, "api_key_sha256": digest(1)}),
+        serde_json::json!({"type": "add_api_key", "account": 1, "api_key_sha256": digest(2), "scope": "trade"}),
+        serde_json::json!({"type": "add_api_key", "account": 1, "api_key_sha256": digest(2), "scope": "read"}),
+        serde_json::json!({"type": "revoke_api_key", "account": 1, "api_key_sha256": digest(1)}),
+        serde_json::json!({"type": "revoke_api_key", "account": 1, "api_key_sha256": digest(2)}),
+        serde_json::json!({"type": "add_api_key", "account": 1, "api_key_sha256": digest(3), "scope": "read"}),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, c)| envelope(1_700_000_000_000_000_000 + i as u64, c))
+    .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = WriteOpts {
+        batch: 2,
+        snapshot_every_events: 2,
+        snapshot_on_close: true,
+    };
+    let w = write_ledger(dir.path(), &cmds, opts);
+    assert!(w.snapshots.len() > 1, "{:?}", w.snapshots);
+    let (outcome, v) = run_verify(dir.path());
+    assert_eq!(outcome, Outcome::Success, "{v}");
+    assert_eq!(v["commands"], 6);
+    let (outcome, out) = capture(|o| {
+        gpux_replay::audit::run(dir.path(), &Default::default(), &Progress::hidden(), o)
+    });
+    assert!(outcome.is_success(), "{}", json_of(&out));
+    let ledger = Ledger::open(dir.path(), &ledger_opts()).unwrap();
+    let snapshot = ledger.latest_good_snapshot().unwrap().snapshot.unwrap();
+    assert_eq!(snapshot.cmd_seq, 6);
+    let engine: Engine = Engine::restore(&snapshot.bytes).unwrap();
+    let scopes: Vec<_> = engine.api_keys(1).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(
+        scopes,
+        [gpux_engine::KeyScope::Trade, gpux_engine::KeyScope::Read]
+    );
 }
