@@ -35,12 +35,14 @@ pub struct CancelAfter {
 }
 
 impl CancelAfter {
-    /// Arms (or renews) `account`'s switch to fire `timeout_ms` from now, or
+    /// Arms (or renews) `account`'s switch to fire `timeout_ms` after `now_ms`
+    /// (the gateway's clock, unix ms, as the caller read it), or
     /// disarms it when `timeout_ms` is 0. Returns the trigger time, unix ms
     /// (`None`: disarmed). The caller checks `timeout_ms <= TIMEOUT_MS_MAX`.
     pub fn arm(
         self: &Arc<Self>,
         account: AccountId,
+        now_ms: u64,
         timeout_ms: u64,
         submitter: Arc<dyn Submitter>,
     ) -> Option<u64> {
@@ -53,7 +55,7 @@ impl CancelAfter {
             armed.remove(&account);
             return None;
         }
-        let trigger_ms = now_ns() / 1_000_000 + timeout_ms;
+        let trigger_ms = now_ms + timeout_ms;
         armed.insert(account, generation);
         let me = Arc::clone(self);
         tokio::spawn(async move {

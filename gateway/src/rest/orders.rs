@@ -442,14 +442,18 @@ pub async fn cancel_after(
             format!("timeout_ms: 0 (disarm) to {TIMEOUT_MS_MAX}"),
         ));
     }
+    // One reading of the clock for the answer and the trigger, so that
+    // `trigger_time_ms` is exactly `current_time_ms + timeout_ms`.
+    let now_ms = crate::replica::now_ns() / 1_000_000;
     let trigger = state.cancel_after.arm(
         account,
+        now_ms,
         req.timeout_ms,
         std::sync::Arc::clone(&state.submitter),
     );
     Ok(axum::Json(dto::CancelAfterResponse {
         account,
-        current_time_ms: crate::replica::now_ns() / 1_000_000,
+        current_time_ms: now_ms,
         trigger_time_ms: trigger,
     })
     .into_response())
