@@ -255,7 +255,8 @@ def slot_secs(slot):
 async def pick_books(client):
     """The books to follow: the demo's open slots (forward curve rows) of every market,
     and first among them the one our orders go to: a slot of the first market that
-    trades on both sides and whose gate stays open past the run."""
+    trades on both sides and whose gate stays open past the run (None while there
+    is no such slot)."""
     now = parsed(await server_time.asyncio_detailed(client=client), Time, "server_time").ts_ns / 1e9
     markets = parsed(await list_markets.asyncio_detailed(client=client), Markets, "list_markets")
     expect(markets.markets, "list_markets: no markets")
@@ -269,7 +270,8 @@ async def pick_books(client):
     first_market, rows = per_market[0]
     later = [r for r in rows if slot_secs(r.slot) > now + SLOT_MARGIN_SECS]
     two_sided = [r for r in later if r.best_bid is not None and r.best_ask is not None]
-    expect(later, f"{first_market}: no open slot an hour ahead on the forward curve")
+    if not later:
+        return None
     target = (first_market, (two_sided or later)[0].slot)
     books = [target]
     depth = max(len(r) for _, r in per_market)
@@ -278,6 +280,17 @@ async def pick_books(client):
             if i < len(rs) and (market, rs[i].slot) != target:
                 books.append((market, rs[i].slot))
     return target, books[:MAX_SUBSCRIPTIONS]
+
+
+async def wait_for_books(client):
+    """pick_books, once the demo has quoted a slot an hour ahead (it starts quoting
+    when it starts, so this is at once but for a server that has just started)."""
+    deadline = time.monotonic() + WAIT_SECS
+    while (picked := await pick_books(client)) is None:
+        if time.monotonic() > deadline:
+            raise CheckFailed(f"no open slot an hour ahead on the first market's forward curve in {WAIT_SECS}s")
+        await asyncio.sleep(0.2)
+    return picked
 
 
 async def place_see_cancel(acct, feed, channel, req, cancel, what):
@@ -387,7 +400,11 @@ async def main(args):
             admin_key = f.read().strip()
     api = args.api.rstrip("/")
     public = Client(base_url=api, raise_on_unexpected_status=True, timeout=10)
-    target, books = await pick_books(public)
+    try:
+        target, books = await wait_for_books(public)
+    except CheckFailed as e:
+        print(json.dumps({"ok": False, "failures": [f"REST: {e}"]}))
+        return 1
     ws_url = "ws" + api[len("http"):] + "/v1/ws"
     feed = Feed(ws_url, [f"book.{m}.{s}" for m, s in books])
     started = asyncio.Event()
