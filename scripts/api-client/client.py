@@ -36,7 +36,6 @@ import zlib
 from decimal import Decimal
 
 import websockets
-
 from gpux_api import AuthenticatedClient, Client
 from gpux_api.api.account import (
     add_capacity,
@@ -52,6 +51,7 @@ from gpux_api.models import (
     AmountRequest,
     CancelResult,
     CapacityMoved,
+    CapacityRequest,
     CashMoved,
     CreatedAccount,
     Curve,
@@ -59,10 +59,9 @@ from gpux_api.models import (
     Market,
     Markets,
     Order,
-    OrderStatus,
     Orders,
+    OrderStatus,
     PlaceOrderRequest,
-    CapacityRequest,
     Side,
     Time,
     TimeInForce,
@@ -88,8 +87,7 @@ def parsed(response, kind, what):
     body = response.parsed
     if not isinstance(body, kind):
         raise CheckFailed(
-            f"{what}: HTTP {int(response.status_code)} {response.content[:300]!r}, "
-            f"expected a {kind.__name__}"
+            f"{what}: HTTP {int(response.status_code)} {response.content[:300]!r}, expected a {kind.__name__}"
         )
     return body
 
@@ -203,7 +201,9 @@ class Feed:
             if book.seq is None:
                 return  # resubscribing: the snapshot on its way replaces the book
             if msg["prev_seq"] != book.seq:
-                self.gaps.append(f"{book.channel}: had seq {book.seq}, update {msg['prev_seq']}->{msg['seq']}")
+                self.gaps.append(
+                    f"{book.channel}: had seq {book.seq}, update {msg['prev_seq']}->{msg['seq']}"
+                )
                 await self.resubscribe(book)
                 return
             book.update(msg)
@@ -230,7 +230,7 @@ class Feed:
             while (left := deadline - time.monotonic()) > 0:
                 try:
                     raw = await asyncio.wait_for(ws.recv(), timeout=left)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 await self.on_message(json.loads(raw))
 
@@ -249,7 +249,7 @@ async def until(what, cond):
 
 def slot_secs(slot):
     """Seconds since the epoch of a slot written `2026-12-07T09:00Z`."""
-    return datetime.datetime.strptime(slot, "%Y-%m-%dT%H:%MZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+    return datetime.datetime.strptime(slot, "%Y-%m-%dT%H:%MZ").replace(tzinfo=datetime.UTC).timestamp()
 
 
 async def pick_books(client):
@@ -288,7 +288,9 @@ async def wait_for_books(client):
     deadline = time.monotonic() + WAIT_SECS
     while (picked := await pick_books(client)) is None:
         if time.monotonic() > deadline:
-            raise CheckFailed(f"no open slot an hour ahead on the first market's forward curve in {WAIT_SECS}s")
+            raise CheckFailed(
+                f"no open slot an hour ahead on the first market's forward curve in {WAIT_SECS}s"
+            )
         await asyncio.sleep(0.2)
     return picked
 
@@ -311,9 +313,11 @@ async def place_see_cancel(acct, feed, channel, req, cancel, what):
     side = str(req.side)
     await until(
         f"{what} in the rebuilt book {channel}",
-        lambda: book.seq is not None
-        and book.seq >= order.cmd_seq
-        and book.quantity_at(side, req.price) >= Decimal(req.quantity),
+        lambda: (
+            book.seq is not None
+            and book.seq >= order.cmd_seq
+            and book.quantity_at(side, req.price) >= Decimal(req.quantity)
+        ),
     )
     before = book.quantity_at(side, req.price)
     result = parsed(await cancel(order), CancelResult, f"cancel ({what})")
@@ -324,9 +328,11 @@ async def place_see_cancel(acct, feed, channel, req, cancel, what):
     expect(order.order_id not in [o.order_id for o in open_.orders], f"{what}: still among the open orders")
     await until(
         f"{what} gone from the rebuilt book {channel}",
-        lambda: book.seq is not None
-        and book.seq >= result.cmd_seq
-        and book.quantity_at(side, req.price) <= before - Decimal(req.quantity),
+        lambda: (
+            book.seq is not None
+            and book.seq >= result.cmd_seq
+            and book.quantity_at(side, req.price) <= before - Decimal(req.quantity)
+        ),
     )
     return order.order_id
 
@@ -339,7 +345,9 @@ async def trade(api, admin_key, feed, target):
     spec = parsed(await get_market.asyncio_detailed(market, client=public), Market, "get_market")
     created = parsed(await signup.asyncio_detailed(client=public), CreatedAccount, "signup")
     expect(isinstance(created.api_key, str) and created.api_key, "signup: no api_key")
-    acct = AuthenticatedClient(base_url=api, token=created.api_key, raise_on_unexpected_status=True, timeout=10)
+    acct = AuthenticatedClient(
+        base_url=api, token=created.api_key, raise_on_unexpected_status=True, timeout=10
+    )
     done = {"account": created.account, "market": market, "slot": slot}
 
     lot = spec.lot_size
@@ -353,12 +361,22 @@ async def trade(api, admin_key, feed, target):
     # An ask far above the demo's prices (it never trades), post-only to be sure.
     ask = str(Decimal(spec.max_price) - Decimal(spec.tick_size) * 7)
     sell = PlaceOrderRequest(
-        market=market, slot=slot, side=Side.SELL, price=ask, quantity=lot, post_only=True,
-        time_in_force=TimeInForce.GTC, client_order_id=f"sell-{uuid.uuid4().hex[:12]}",
+        market=market,
+        slot=slot,
+        side=Side.SELL,
+        price=ask,
+        quantity=lot,
+        post_only=True,
+        time_in_force=TimeInForce.GTC,
+        client_order_id=f"sell-{uuid.uuid4().hex[:12]}",
     )
     done["sell_order"] = await place_see_cancel(
-        acct, feed, channel, sell,
-        lambda o: cancel_order.asyncio_detailed(o.order_id, client=acct), "the limit sell",
+        acct,
+        feed,
+        channel,
+        sell,
+        lambda o: cancel_order.asyncio_detailed(o.order_id, client=acct),
+        "the limit sell",
     )
 
     # A refusal has the documented Error shape: a price off the market's tick.
@@ -366,11 +384,16 @@ async def trade(api, admin_key, feed, target):
     bad = PlaceOrderRequest(market=market, slot=slot, side=Side.SELL, price=off_tick, quantity=lot)
     r = await place_order.asyncio_detailed(client=acct, body=bad)
     err = parsed(r, Error, "place_order (off tick)")
-    expect(int(r.status_code) == 400 and err.code == "off_tick_price", f"off-tick order: {r.status_code} {err.code}")
+    expect(
+        int(r.status_code) == 400 and err.code == "off_tick_price",
+        f"off-tick order: {r.status_code} {err.code}",
+    )
     done["refused"] = err.code
 
     if admin_key:
-        admin = AuthenticatedClient(base_url=api, token=admin_key, raise_on_unexpected_status=True, timeout=10)
+        admin = AuthenticatedClient(
+            base_url=api, token=admin_key, raise_on_unexpected_status=True, timeout=10
+        )
         parsed(
             await deposit.asyncio_detailed(created.account, client=admin, body=AmountRequest(amount="100")),
             CashMoved,
@@ -379,12 +402,22 @@ async def trade(api, admin_key, feed, target):
         bid = str(Decimal(spec.min_price) + Decimal(spec.tick_size) * 3)
         cid = f"buy-{uuid.uuid4().hex[:12]}"
         buy = PlaceOrderRequest(
-            market=market, slot=slot, side=Side.BUY, price=bid, quantity=lot, post_only=True,
-            time_in_force=TimeInForce.GTC, client_order_id=cid,
+            market=market,
+            slot=slot,
+            side=Side.BUY,
+            price=bid,
+            quantity=lot,
+            post_only=True,
+            time_in_force=TimeInForce.GTC,
+            client_order_id=cid,
         )
         done["buy_order"] = await place_see_cancel(
-            acct, feed, channel, buy,
-            lambda o: cancel_order_by_client_id.asyncio_detailed(cid, client=acct), "the limit buy",
+            acct,
+            feed,
+            channel,
+            buy,
+            lambda o: cancel_order_by_client_id.asyncio_detailed(cid, client=acct),
+            "the limit buy",
         )
     return done
 
@@ -405,7 +438,7 @@ async def main(args):
     except CheckFailed as e:
         print(json.dumps({"ok": False, "failures": [f"REST: {e}"]}))
         return 1
-    ws_url = "ws" + api[len("http"):] + "/v1/ws"
+    ws_url = "ws" + api[len("http") :] + "/v1/ws"
     feed = Feed(ws_url, [f"book.{m}.{s}" for m, s in books])
     started = asyncio.Event()
     t0 = time.monotonic()
@@ -418,15 +451,23 @@ async def main(args):
             summary["rest"] = await trade(api, admin_key, feed, target)
     except CheckFailed as e:
         failures.append(f"REST: {e}")
+    except Exception as e:  # the generated client's own: an undocumented status, a body unlike its model
+        failures.append(f"REST: {type(e).__name__}: {e}")
     try:
         await ws_task
     except Exception as e:  # the connection failed or closed early
         failures.append(f"WebSocket: {type(e).__name__}: {e}")
     failures += feed.failures()
     summary.update(
-        seconds=round(time.monotonic() - t0, 1), updates=feed.updates, snapshots=feed.snapshots,
-        heartbeats=feed.heartbeats, checksums_verified=feed.updates + feed.snapshots,
-        gaps=len(feed.gaps), mismatches=len(feed.mismatches), ok=not failures, failures=failures,
+        seconds=round(time.monotonic() - t0, 1),
+        updates=feed.updates,
+        snapshots=feed.snapshots,
+        heartbeats=feed.heartbeats,
+        checksums_verified=feed.updates + feed.snapshots,
+        gaps=len(feed.gaps),
+        mismatches=len(feed.mismatches),
+        ok=not failures,
+        failures=failures,
     )
     print(json.dumps(summary))
     return 0 if not failures else 1
