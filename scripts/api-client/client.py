@@ -10,7 +10,7 @@ and to follow the market:
 
 - REST, through the generated client only: open an account (`signup`), list GPUs
   (`add_capacity`), place a resting limit sell, see it open (`get_order`,
-  `list_open_orders`), cancel it, see it cancelled; with the admin key, deposit
+  `list_open_orders`, `get_depth`), cancel it, see it cancelled; with the admin key, deposit
   USD into the account and do the same with a limit buy, cancelled by its client
   order id; and one refused order, whose error has the documented shape.
 - WebSocket (`websockets`), from MARKET_DATA.md: subscribe to the books of the
@@ -46,7 +46,7 @@ from gpux_api.api.account import (
     place_order,
 )
 from gpux_api.api.admin import deposit
-from gpux_api.api.public import get_forward_curve, get_market, list_markets, server_time, signup
+from gpux_api.api.public import get_depth, get_forward_curve, get_market, list_markets, server_time, signup
 from gpux_api.models import (
     AmountRequest,
     CancelResult,
@@ -55,6 +55,7 @@ from gpux_api.models import (
     CashMoved,
     CreatedAccount,
     Curve,
+    Depth,
     Error,
     Market,
     Markets,
@@ -318,6 +319,16 @@ async def place_see_cancel(acct, feed, channel, req, cancel, what):
             and book.seq >= order.cmd_seq
             and book.quantity_at(side, req.price) >= Decimal(req.quantity)
         ),
+    )
+    # The REST depth shows it too (the book's levels are [price, quantity] pairs).
+    depth = parsed(
+        await get_depth.asyncio_detailed(req.market, req.slot, client=acct, depth=1000), Depth, "get_depth"
+    )
+    levels = depth.bids if side == "buy" else depth.asks
+    expect(all(len(level) == 2 for level in levels), f"get_depth: a level that is not a pair: {levels}")
+    expect(
+        any(Decimal(p) == Decimal(req.price) and Decimal(q) >= Decimal(req.quantity) for p, q in levels),
+        f"{what}: not in GET depth (seq {depth.seq})",
     )
     before = book.quantity_at(side, req.price)
     result = parsed(await cancel(order), CancelResult, f"cancel ({what})")
