@@ -270,7 +270,8 @@ fn boolean_schemas(v: &Value, at: &str, found: &mut Vec<String>) {
         Value::Object(map) => {
             for (k, sub) in map {
                 let here = format!("{at}/{k}");
-                let lists_schemas = matches!(k.as_str(), "prefixItems" | "anyOf" | "allOf" | "oneOf");
+                let lists_schemas =
+                    matches!(k.as_str(), "prefixItems" | "anyOf" | "allOf" | "oneOf");
                 match sub {
                     Value::Bool(_) if matches!(k.as_str(), "items" | "contains" | "not") => {
                         found.push(here.clone());
