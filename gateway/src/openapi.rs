@@ -875,8 +875,10 @@ fn market_data_schemas() -> Value {
             "type": "array",
             "description": "One L2 level, `[price, quantity]`: the price and the total GPU-hours resting at it, as decimal strings at the market's tick and lot scale.",
             "prefixItems": [dec(), dec()],
-            "items": false,
+            // A pair: `maxItems`, not `"items": false` (a boolean schema, which
+            // OpenAPI generators such as openapi-python-client refuse).
             "minItems": 2,
+            "maxItems": 2,
             "examples": [["2.45", "1.0"]],
         },
         "Depth": object(&["market", "slot", "seq", "bids", "asks"], json!({

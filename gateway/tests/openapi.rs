@@ -91,7 +91,9 @@ fn check(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String>
             "required" | "properties" | "additionalProperties" => {
                 check_object(&keyword(kw.as_str(), arg))?
             }
-            "prefixItems" | "items" | "minItems" => check_array(&keyword(kw.as_str(), arg))?,
+            "prefixItems" | "items" | "minItems" | "maxItems" => {
+                check_array(&keyword(kw.as_str(), arg))?;
+            }
             other => panic!("{at}: the test does not check the keyword {other:?}"),
         }
     }
@@ -226,8 +228,8 @@ fn check_object(k: &Keyword<'_>) -> Result<(), String> {
     Ok(())
 }
 
-/// The array keywords (`prefixItems`, `items`, `minItems`); `s` is the whole
-/// schema (for `prefixItems`).
+/// The array keywords (`prefixItems`, `items`, `minItems`, `maxItems`); `s` is
+/// the whole schema (for `prefixItems`).
 fn check_array(k: &Keyword<'_>) -> Result<(), String> {
     let (doc, s, kw, arg, v, at) = k.parts();
     let Some(items) = v.as_array() else {
@@ -248,13 +250,67 @@ fn check_array(k: &Keyword<'_>) -> Result<(), String> {
                 check(doc, arg, item, &format!("{at}[{i}]"))?;
             }
         }
-        _ => {
+        "minItems" => {
             if (items.len() as u64) < arg.as_u64().unwrap() {
                 return Err(format!("{at}: fewer than {arg} items in {v}"));
             }
         }
+        _ => {
+            if (items.len() as u64) > arg.as_u64().unwrap() {
+                return Err(format!("{at}: more than {arg} items in {v}"));
+            }
+        }
     }
     Ok(())
+}
+
+/// The boolean subschemas (`true`/`false` where a schema goes) under `v`, as
+/// paths; `additionalProperties: false` is not one of them (generators take it).
+fn boolean_schemas(v: &Value, at: &str, found: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, sub) in map {
+                let here = format!("{at}/{k}");
+                let lists_schemas =
+                    matches!(k.as_str(), "prefixItems" | "anyOf" | "allOf" | "oneOf");
+                match sub {
+                    Value::Bool(_) if matches!(k.as_str(), "items" | "contains" | "not") => {
+                        found.push(here.clone());
+                    }
+                    Value::Array(xs) if lists_schemas => found.extend(
+                        xs.iter()
+                            .enumerate()
+                            .filter(|(_, x)| x.is_boolean())
+                            .map(|(i, _)| format!("{here}/{i}")),
+                    ),
+                    Value::Object(props) if k == "properties" => found.extend(
+                        props
+                            .iter()
+                            .filter(|(_, x)| x.is_boolean())
+                            .map(|(name, _)| format!("{here}/{name}")),
+                    ),
+                    _ => {}
+                }
+                boolean_schemas(sub, &here, found);
+            }
+        }
+        Value::Array(xs) => {
+            for (i, x) in xs.iter().enumerate() {
+                boolean_schemas(x, &format!("{at}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Client generators can read the document: it has no boolean subschemas, which
+/// JSON Schema allows but openapi-python-client (scripts/api-client-check) and
+/// others refuse.
+#[test]
+fn the_document_has_no_boolean_schemas() {
+    let mut found = Vec::new();
+    boolean_schemas(&gpux_gateway::openapi::document(), "#", &mut found);
+    assert!(found.is_empty(), "boolean schemas at {found:?}");
 }
 
 /// The status is documented for the operation, and the body (if the operation
