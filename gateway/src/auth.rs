@@ -38,6 +38,13 @@ pub enum Principal {
 pub trait Authenticator: Send + Sync {
     /// The principal an API key belongs to, if any.
     fn principal(&self, api_key: &str) -> Option<Principal>;
+
+    /// A receiver that changes whenever what keys open may have changed (a key
+    /// added or revoked), so a long-lived connection can check that its key
+    /// still opens what it opened; `None` when keys never change.
+    fn key_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// Prefix of every account key.
@@ -117,6 +124,8 @@ fn ct_eq(a: &KeyDigest, b: &KeyDigest) -> bool {
 pub struct KeyStore {
     admin: KeyDigest,
     accounts: RwLock<HashMap<KeyDigest, (AccountId, KeyScope)>>,
+    /// Counts changes of `accounts`, for [`Authenticator::key_changes`].
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl KeyStore {
@@ -125,6 +134,7 @@ impl KeyStore {
         KeyStore {
             admin: key_digest(admin_key),
             accounts: RwLock::new(HashMap::new()),
+            changes: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -143,6 +153,8 @@ impl KeyStore {
                 map.remove(&digest);
             }
         }
+        drop(map);
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// Replaces every account key with `keys` (a rebuilt replica's).
@@ -152,6 +164,7 @@ impl KeyStore {
             .accounts
             .write()
             .unwrap_or_else(PoisonError::into_inner) = map;
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// The principal a key belongs to and its scope (the admin key: `full`).
@@ -187,6 +200,10 @@ impl KeyStore {
 impl Authenticator for KeyStore {
     fn principal(&self, api_key: &str) -> Option<Principal> {
         self.resolve(api_key).map(|(p, _)| p)
+    }
+
+    fn key_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.changes.subscribe())
     }
 }
 

@@ -1,7 +1,8 @@
 //! An account's API keys over REST: created with a scope (answered once), listed
 //! by id (never the key), revoked through the log; scopes enforced with 403
-//! `insufficient_scope`; the last key kept; and after a restart, the same keys
-//! open (and the revoked ones do not).
+//! `insufficient_scope`; the last key kept; after a restart, the same keys open
+//! (and the revoked ones do not); and a revoked key's WebSocket connections are
+//! closed (4002) while the account's other keys keep theirs.
 
 mod common;
 
@@ -114,5 +115,86 @@ async fn keys_are_created_scoped_listed_and_revoked_and_a_restart_agrees() {
             .expect(401, Some("unauthorized"));
     }
     assert_eq!(keys(&h, &full).await.len(), 1);
+    h.stop().await;
+}
+
+/// Reads `ws` until its close frame (at most 30 s): the close code, or `None`
+/// when it ended without one.
+async fn close_code(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Option<u16> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = std::time::Duration::from_secs(30);
+    tokio::time::timeout(deadline, async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the connection ends within 30 s")
+}
+
+#[tokio::test]
+async fn a_revoked_key_ends_the_websocket_connections_it_opened() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let h = Harness::start().await;
+    h.list_market().await;
+    let (_, full) = h.account().await;
+    let (read, read_id) = create(&h, &full, "read").await;
+    let url = format!("{}/v1/ws", h.base.replacen("http://", "ws://", 1));
+    // One connection authenticated by its upgrade request's header, one by an
+    // `auth` message, one by the key that stays.
+    let mut by_header = url.as_str().into_client_request().unwrap();
+    by_header
+        .headers_mut()
+        .insert("authorization", format!("Bearer {read}").parse().unwrap());
+    let (mut header_ws, _) = tokio_tungstenite::connect_async(by_header).await.unwrap();
+    let (mut message_ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let auth = json!({"op": "auth", "key": read}).to_string();
+    message_ws.send(Message::text(auth)).await.unwrap();
+    let mut kept = url.as_str().into_client_request().unwrap();
+    kept.headers_mut()
+        .insert("authorization", format!("Bearer {full}").parse().unwrap());
+    let (mut kept_ws, _) = tokio_tungstenite::connect_async(kept).await.unwrap();
+    for ws in [&mut header_ws, &mut message_ws, &mut kept_ws] {
+        let sub = json!({"op": "subscribe", "channel": "orders"}).to_string();
+        ws.send(Message::text(sub)).await.unwrap();
+    }
+
+    h.delete(&format!("/v1/keys/{read_id}"), Some(&full))
+        .await
+        .expect(200, None);
+    assert_eq!(close_code(&mut header_ws).await, Some(4002));
+    assert_eq!(close_code(&mut message_ws).await, Some(4002));
+    // The account's other key still has its connection: it answers a request.
+    kept_ws
+        .send(Message::text(json!({"op": "ping", "id": 7}).to_string()))
+        .await
+        .unwrap();
+    use futures_util::StreamExt;
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            match kept_ws.next().await {
+                Some(Ok(Message::Text(t))) if t.contains("\"id\":7") => return t.to_string(),
+                Some(Ok(Message::Close(f))) => panic!("closed: {f:?}"),
+                Some(Ok(_)) => continue,
+                other => panic!("ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("an answer within 30 s");
+    assert!(answer.contains("pong"), "{answer}");
     h.stop().await;
 }

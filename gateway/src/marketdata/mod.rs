@@ -76,6 +76,10 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4000;
     /// Nothing (not even a pong) was received for `idle_timeout`.
     pub const HEARTBEAT_TIMEOUT: u16 = 4001;
+    /// The API key the connection authenticated with was revoked: it no longer
+    /// opens the account (authenticate again with a valid key on a new
+    /// connection).
+    pub const KEY_REVOKED: u16 = 4002;
 }
 
 /// Limits and tuning of market data. Every bound is here, with its default.

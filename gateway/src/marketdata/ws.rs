@@ -134,12 +134,12 @@ pub async fn upgrade(
             .into_response()
         }
     };
-    let principal = match bearer(&headers) {
-        Bearer::Absent => None,
+    let (principal, api_key) = match bearer(&headers) {
+        Bearer::Absent => (None, None),
         Bearer::Repeated => return repeated_authorization().into_response(),
         Bearer::Malformed | Bearer::Key("") => return ApiError::unauthorized().into_response(),
         Bearer::Key(k) => match st.auth.principal(k) {
-            Some(p) => Some(p),
+            Some(p) => (Some(p), Some(k.to_owned())),
             None => return ApiError::unauthorized().into_response(),
         },
     };
@@ -158,7 +158,27 @@ pub async fn upgrade(
         .max_frame_size(cfg.max_frame_bytes)
         .read_buffer_size(8 * 1024)
         .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| session(socket, st, principal, slot))
+        .on_upgrade(move |socket| session(socket, st, principal, api_key, slot))
+}
+
+/// A receiver of key changes that reports one at once, so the connection
+/// checks its key again first: a revocation between the key's check and this
+/// subscription is not missed.
+fn fresh_key_changes(auth: &dyn Authenticator) -> Option<tokio::sync::watch::Receiver<u64>> {
+    let mut rx = auth.key_changes()?;
+    rx.mark_changed();
+    Some(rx)
+}
+
+/// Completes when `changes` moves (never without a receiver, or once its
+/// sender is gone).
+async fn key_changed(changes: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    if let Some(rx) = changes {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 fn closed_frame(c: &CloseReason) -> Message {
@@ -176,7 +196,13 @@ fn closed_frame(c: &CloseReason) -> Message {
     }))
 }
 
-async fn session(socket: WebSocket, st: WsState, principal: Option<Principal>, slot: Slot) {
+async fn session(
+    socket: WebSocket,
+    st: WsState,
+    principal: Option<Principal>,
+    api_key: Option<String>,
+    slot: Slot,
+) {
     let shared = Arc::clone(&st.shared);
     let cfg = shared.cfg.clone();
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -210,6 +236,8 @@ async fn session(socket: WebSocket, st: WsState, principal: Option<Principal>, s
         conn,
         queue: Arc::clone(&queue),
         principal,
+        key_changes: api_key.as_ref().and_then(|_| fresh_key_changes(&*st.auth)),
+        api_key,
         slot,
         tokens: 2.0 * f64::from(cfg.max_requests_per_sec.max(1)),
         counted: tokio::time::Instant::now(),
@@ -327,6 +355,10 @@ struct Reader {
     conn: ConnId,
     queue: Arc<OutQueue>,
     principal: Option<Principal>,
+    /// The key the connection authenticated with, checked again whenever
+    /// `key_changes` moves: a revoked key ends the connection.
+    api_key: Option<String>,
+    key_changes: Option<tokio::sync::watch::Receiver<u64>>,
     slot: Slot,
     /// Request tokens left, and when they were last counted.
     tokens: f64,
@@ -352,7 +384,19 @@ impl Reader {
     async fn run(&mut self, stream: &mut SplitStream<WebSocket>) {
         let cfg = self.st.shared.cfg.clone();
         loop {
-            let next = tokio::time::timeout(cfg.idle_timeout, stream.next()).await;
+            // Wait for a message until the idle deadline, checking the key
+            // again whenever keys change (which does not move the deadline).
+            let deadline = tokio::time::Instant::now() + cfg.idle_timeout;
+            let next = loop {
+                tokio::select! {
+                    next = tokio::time::timeout_at(deadline, stream.next()) => break next,
+                    () = key_changed(&mut self.key_changes) => {
+                        if self.key_revoked() {
+                            return;
+                        }
+                    }
+                }
+            };
             let msg = match next {
                 Err(_) => {
                     self.queue.close(
@@ -552,6 +596,25 @@ impl Reader {
         }
     }
 
+    /// Whether the connection's key no longer opens what it opened; if so,
+    /// closes the connection with [`close::KEY_REVOKED`].
+    fn key_revoked(&mut self) -> bool {
+        let Some(key) = &self.api_key else {
+            return false;
+        };
+        if self.st.auth.principal(key) == self.principal {
+            return false;
+        }
+        self.queue.close(
+            CloseReason {
+                code: close::KEY_REVOKED,
+                reason: "the API key of this connection was revoked".into(),
+            },
+            false,
+        );
+        true
+    }
+
     fn auth(&mut self, key: Option<&str>, id: Option<&serde_json::Value>) {
         if self.principal.is_some() {
             return self.error(
@@ -572,6 +635,8 @@ impl Reader {
                 // Counted against the account from now on, not the peer address.
                 self.slot = slot;
                 self.principal = Some(p);
+                self.api_key = Some(key.to_owned());
+                self.key_changes = fresh_key_changes(&*self.st.auth);
                 let mut r = Reply::ack("authenticated", None, id);
                 if let Principal::Account(a) = p {
                     r.account = Some(a);
