@@ -3,10 +3,9 @@
 //! commits on one machine; nothing here asserts a time.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use gpux::bench::workload::{self, Scenario, WorkloadConfig};
-use gpux_engine::command::{CancelOrder, PlaceOrder};
-use gpux_engine::{Command, Engine, Event, OrderType, Side, StpMode, TimeInForce};
-use rust_decimal::Decimal;
+use gpux::bench::workload::{self, limit_order, prepared, Scenario, WorkloadConfig};
+use gpux_engine::command::CancelOrder;
+use gpux_engine::{Command, Engine, Event, Side, TimeInForce};
 use std::hint::black_box;
 
 /// The funded accounts of the everyday workload, no orders.
@@ -14,25 +13,9 @@ fn funded() -> (Engine, u64) {
     prepared(&WorkloadConfig::new(0, 0))
 }
 
+/// A limit order for the first slot of the benchmark market.
 fn limit(account: u64, side: Side, ticks: i64, lots: u64, tif: TimeInForce) -> Command {
-    Command::PlaceOrder(PlaceOrder {
-        account,
-        market: workload::market_id(),
-        slot: Some(workload::slot(0)),
-        window: None,
-        colocate: false,
-        side,
-        order_type: OrderType::Limit,
-        price: Some(Decimal::new(ticks, 3)),
-        quantity: Decimal::from(lots),
-        time_in_force: Some(tif),
-        good_till_ns: None,
-        post_only: false,
-        cap: None,
-        client_order_id: None,
-        stp: StpMode::None,
-        min_reliability: None,
-    })
+    limit_order(account, workload::slot(0), side, ticks, lots, tif)
 }
 
 fn ops(c: &mut Criterion) {
@@ -96,19 +79,6 @@ fn ops(c: &mut Criterion) {
         )
     });
     g.finish();
-}
-
-/// An engine with `cfg`'s setup applied (accounts, and the deep book of the
-/// deep scenarios), and the last sequence number used.
-fn prepared(cfg: &WorkloadConfig) -> (Engine, u64) {
-    let mut engine: Engine = Engine::new();
-    let mut events = Vec::new();
-    let mut seq = 0;
-    for cmd in workload::setup(cfg) {
-        seq += 1;
-        engine.apply(seq, workload::ts_ns(seq), &cmd, &mut events);
-    }
-    (engine, seq)
 }
 
 /// 100,000 messages of each workload scenario: the everyday week of slots, and

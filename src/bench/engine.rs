@@ -7,8 +7,8 @@
 //! percentiles (reading the clock costs tens of nanoseconds, which would otherwise
 //! distort the throughput figure).
 
-use super::workload::{self, Scenario, WorkloadConfig};
-use gpux_engine::{Command, Engine, Event};
+use super::workload::{self, prepared, Scenario, WorkloadConfig};
+use gpux_engine::{Command, Event};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -50,17 +50,6 @@ pub struct EngineBenchReport {
     pub resting_orders: usize,
     /// Books (delivery slots) with resting orders at the end.
     pub live_books: usize,
-}
-
-fn prepared(cfg: &WorkloadConfig) -> (Engine, u64) {
-    let mut engine: Engine = Engine::new();
-    let mut events = Vec::new();
-    let mut seq = 0;
-    for cmd in workload::setup(cfg) {
-        seq += 1;
-        engine.apply(seq, workload::ts_ns(seq), &cmd, &mut events);
-    }
-    (engine, seq)
 }
 
 /// Runs the engine benchmark over `messages` generated messages of the

@@ -199,6 +199,19 @@ fn deep_book(cfg: &WorkloadConfig) -> Vec<Command> {
         .collect()
 }
 
+/// An engine with `cfg`'s [`setup`] applied (accounts, and the deep book of the
+/// deep scenarios), and the last sequence number used.
+pub fn prepared(cfg: &WorkloadConfig) -> (Engine, u64) {
+    let mut engine: Engine = Engine::new();
+    let mut events = Vec::new();
+    let mut seq = 0;
+    for cmd in setup(cfg) {
+        seq += 1;
+        engine.apply(seq, ts_ns(seq), &cmd, &mut events);
+    }
+    (engine, seq)
+}
+
 /// The market and the funded accounts, each with capacity in every slot.
 fn accounts(cfg: &WorkloadConfig) -> Vec<Command> {
     let market = market_id();
@@ -496,8 +509,9 @@ impl<'a> Flow<'a> {
     }
 }
 
-/// A limit order for `slot` (unix seconds) in the benchmark market.
-fn limit_order(
+/// A limit order for `slot` (unix seconds) in the benchmark market, at `ticks`
+/// ticks of 0.001 USD.
+pub fn limit_order(
     account: u64,
     slot: u64,
     side: Side,
