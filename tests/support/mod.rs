@@ -401,52 +401,24 @@ pub fn assert_ledger_holds_topic(dir: &Path, topic: &str, records: &[(u64, Optio
     }
 }
 
-/// The events topic holds each `cmd_seq` of the ledger once, in order, and an
-/// [`EventsTopicFeed`] from 1 yields exactly what [`read_committed`] reads from the
-/// ledger. Returns how many commands it compared.
+/// The events topic holds each `cmd_seq` of the ledger once, in order (apart from
+/// exact repeats of messages already there: a retried produce request appended
+/// twice), and an [`EventsTopicFeed`] from 1 yields exactly what [`read_committed`]
+/// reads from the ledger. Returns how many commands it compared.
 pub fn assert_events_topic_matches_ledger(dir: &Path, cfg: &KafkaConfig) -> u64 {
+    events_topic_against_ledger(dir, cfg).0
+}
+
+/// [`assert_events_topic_matches_ledger`], returning how many commands it compared
+/// and how many repeated messages the topic holds (which the feed passed over).
+pub fn events_topic_against_ledger(dir: &Path, cfg: &KafkaConfig) -> (u64, u64) {
     let ledger = Ledger::open_read_only(dir).expect("the ledger opens");
     let head = ledger.head().last_cmd_seq;
     let from_ledger: Vec<CommittedCommand> =
         read_committed(&ledger.reader(), 1, head as usize + 1).unwrap();
     assert_eq!(from_ledger.len() as u64, head);
 
-    // Raw: one message per cmd_seq (or its parts, in order), in offset order,
-    // nothing else.
-    let raw = read_topic(cfg, &cfg.events_topic);
-    let decoded: Vec<(u64, EventsMessage)> = raw
-        .iter()
-        .map(|(offset, v)| {
-            let m = EventsMessage::decode(v.as_deref().unwrap_or_default()).unwrap();
-            (*offset, m)
-        })
-        .collect();
-    let mut expected = (1u64, 0u32);
-    for (i, (offset, m)) in decoded.iter().enumerate() {
-        if (m.cmd_seq, m.part.unwrap_or(0)) != expected {
-            // The neighbourhood tells a gap from a reordering or a duplicate.
-            let around: Vec<String> = decoded[i.saturating_sub(3)..(i + 8).min(decoded.len())]
-                .iter()
-                .map(|(o, m)| format!("{o}:{}/{}", m.cmd_seq, m.part.unwrap_or(0)))
-                .collect();
-            panic!(
-                "events topic offset {offset}: cmd_seq and part {:?}, expected {expected:?} \
-                 (offset:cmd_seq/part around it: {})",
-                (m.cmd_seq, m.part.unwrap_or(0)),
-                around.join(" ")
-            );
-        }
-        expected = if m.completes() {
-            (m.cmd_seq + 1, 0)
-        } else {
-            (m.cmd_seq, expected.1 + 1)
-        };
-    }
-    assert_eq!(
-        expected,
-        (head + 1, 0),
-        "the events topic ends with the ledger"
-    );
+    let repeats = check_raw_events_topic(cfg, head);
 
     // Through the feed.
     let mut feed = EventsTopicFeed::new(cfg, 1, Duration::from_secs(30)).expect("a feed");
@@ -469,6 +441,7 @@ pub fn assert_events_topic_matches_ledger(dir: &Path, cfg: &KafkaConfig) -> u64 
     for (a, b) in got.iter().zip(&from_ledger) {
         assert_eq!(a, b, "cmd_seq {}: events topic vs ledger", b.cmd_seq);
     }
+    assert_eq!(feed.repeats(), repeats, "the feed passed over every repeat");
     // And from the middle: the feed finds its starting message.
     if head > 2 {
         let mid = head / 2 + 1;
@@ -481,7 +454,61 @@ pub fn assert_events_topic_matches_ledger(dir: &Path, cfg: &KafkaConfig) -> u64 
         };
         assert_eq!(first, from_ledger[mid as usize - 1]);
     }
-    head
+    (head, repeats)
+}
+
+/// The events topic holds one message per `cmd_seq` up to `head` (or its parts, in
+/// order), in offset order, nothing else but exact repeats of messages before them;
+/// returns how many repeats.
+fn check_raw_events_topic(cfg: &KafkaConfig, head: u64) -> u64 {
+    let raw = read_topic(cfg, &cfg.events_topic);
+    let decoded: Vec<(u64, EventsMessage, &[u8])> = raw
+        .iter()
+        .map(|(offset, v)| {
+            let bytes = v.as_deref().unwrap_or_default();
+            (*offset, EventsMessage::decode(bytes).unwrap(), bytes)
+        })
+        .collect();
+    let mut first_seen: std::collections::HashMap<(u64, u32), &[u8]> =
+        std::collections::HashMap::new();
+    let mut repeats = 0u64;
+    let mut expected = (1u64, 0u32);
+    for (i, (offset, m, bytes)) in decoded.iter().enumerate() {
+        let place = (m.cmd_seq, m.part.unwrap_or(0));
+        if place < expected {
+            assert_eq!(
+                first_seen.get(&place),
+                Some(bytes),
+                "events topic offset {offset}: {place:?} comes again with other bytes"
+            );
+            repeats += 1;
+            continue;
+        }
+        if place != expected {
+            // The neighbourhood tells a gap from a reordering.
+            let around: Vec<String> = decoded[i.saturating_sub(3)..(i + 8).min(decoded.len())]
+                .iter()
+                .map(|(o, m, _)| format!("{o}:{}/{}", m.cmd_seq, m.part.unwrap_or(0)))
+                .collect();
+            panic!(
+                "events topic offset {offset}: cmd_seq and part {place:?}, expected {expected:?} \
+                 (offset:cmd_seq/part around it: {})",
+                around.join(" ")
+            );
+        }
+        first_seen.insert(place, bytes);
+        expected = if m.completes() {
+            (m.cmd_seq + 1, 0)
+        } else {
+            (m.cmd_seq, expected.1 + 1)
+        };
+    }
+    assert_eq!(
+        expected,
+        (head + 1, 0),
+        "the events topic ends with the ledger"
+    );
+    repeats
 }
 
 /// `gpux replay verify --data DIR` passes.
