@@ -649,6 +649,14 @@ fn a_provider_reports_and_the_holder_disputes_with_the_client() {
         client(&demander_key, "d.toml"),
     );
 
+    // `gpux schedule` shows the entry's id, which `gpux report` takes, and its state.
+    let table = holder.ok(&["schedule"]);
+    let row = table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(e.as_str()))
+        .unwrap_or_else(|| panic!("entry {e} not listed:\n{table}"));
+    assert_eq!(row.split_whitespace().last(), Some("scheduled"), "{table}");
+
     // Without --gpus the provider reports the entry's full quantity, once the
     // hour has started (until then the exchange says the window is not open).
     let out = eventually("the report window", || {

@@ -389,6 +389,19 @@ async fn explorer_shows_every_market(demo: &Demo, b: &Browser) -> (String, Strin
         )
         .await;
     let text = |i: usize| chosen[i].as_str().unwrap().to_string();
+    // It opens on the busiest market, one that traded, so a newcomer sees a curve
+    // (the first market listed has traded by now).
+    let path = format!("/v1/markets/{}/slots", text(0));
+    let curve = demo
+        .call(reqwest::Method::GET, &path, &demo.admin, Value::Null)
+        .await;
+    let traded: f64 = curve["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["volume"].as_str().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(traded > 0.0, "the page opened on {}: {curve}", text(0));
     (text(0), text(1), text(2))
 }
 
@@ -784,6 +797,50 @@ async fn a_delivery_settles_from_the_pages(b: &Browser) {
             .unwrap()
             .starts_with("2 delivered (resolved, dispute lost)"),
         "{text}"
+    );
+    default_hours_follow_the_exchange(&demo, b, &demander).await;
+}
+
+/// The hour the exchange's clock is in, by `GET /v1/time`.
+async fn exchange_hour(demo: &Demo) -> u64 {
+    let t = demo
+        .call(reqwest::Method::GET, "/v1/time", &demo.admin, Value::Null)
+        .await;
+    t["ts_ns"].as_u64().unwrap() / 1_000_000_000 / 3_600
+}
+
+/// The forms' default hours follow the exchange's clock, not the computer's: once
+/// the fast demo is hours ahead of the wall clock, the console's "from" is two
+/// hours after the exchange's hour (the wall clock's would be an hour already gone).
+async fn default_hours_follow_the_exchange(demo: &Demo, b: &Browser, demander: &(u64, String)) {
+    let wall_hour = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 3_600
+    };
+    let t0 = Instant::now();
+    while exchange_hour(demo).await < wall_hour() + 3 {
+        assert!(t0.elapsed() < PATIENCE, "the demo's clock never ran ahead");
+        tokio::time::sleep(POLL).await;
+    }
+    let before = exchange_hour(demo).await;
+    b.sign_in(&demo.base, "#demander", demander.0, &demander.1)
+        .await;
+    let script = format!(
+        "const v = document.getElementById('buy-from').value;
+         return Date.parse(v) / 3600000 >= {} ? v : null;",
+        before + 2
+    );
+    let shown = b
+        .until("the default hour follows the exchange", &script)
+        .await;
+    let after = exchange_hour(demo).await;
+    let shown = gpux_engine::slot::parse_slot(shown.as_str().unwrap()).unwrap() / 3_600;
+    assert!(
+        (before + 2..=after + 2).contains(&shown),
+        "default hour {shown}, the exchange's {before}..={after}"
     );
 }
 

@@ -72,8 +72,9 @@
   const hourLabel = (slot) => slot.slice(5, 10) + ' ' + slot.slice(11, 16);
   const fmt = (v) => (v === null || v === undefined ? '—' : String(v));
   const money = (x) => '$' + x.toFixed(2);
-  function nextHours(n) {
-    const d = new Date();
+  /** The hour `n` hours after the one holding `nowMs` (the exchange's clock). */
+  function nextHours(n, nowMs) {
+    const d = new Date(nowMs);
     d.setUTCMinutes(0, 0, 0);
     d.setUTCHours(d.getUTCHours() + n);
     return slotName(d);
@@ -330,8 +331,25 @@
       if (x.market !== S.market) S.summaries.set(x.market, c.slots);
     }));
     renderMarkets();
-    if (!S.market && S.markets.length) await selectMarket(S.markets[0].market);
+    if (!S.market && S.markets.length) await selectMarket(busiestMarket());
   });
+
+  /** The market a newcomer sees first: the most GPU-hours traded over its open
+   * slots, then the most slots quoted, then the first listed. */
+  function busiestMarket() {
+    const score = (m) => {
+      const slots = S.summaries.get(m.market) || [];
+      return [slots.reduce((a, r) => a + Number(r.volume), 0),
+        slots.filter((r) => r.best_bid || r.best_ask).length];
+    };
+    let best = S.markets[0];
+    let top = score(best);
+    for (const m of S.markets.slice(1)) {
+      const s = score(m);
+      if (s[0] > top[0] || (s[0] === top[0] && s[1] > top[1])) { best = m; top = s; }
+    }
+    return best.market;
+  }
 
   /** The reliability histogram: bars, and the same counts as a table. */
   function renderHistogram(s) {
@@ -496,6 +514,7 @@
     }));
     // The exchange's clock (a demo's may run fast): which hours are to come, which windows open.
     A.nowS = (await api('/v1/time')).ts_ns / 1e9;
+    defaultHours(A.nowS * 1000);
     const [entries] = await Promise.all([loadSchedule(), loadOrders(), loadSold(), loadRecord()]);
     renderMoney(b.usd, entries);
   });
@@ -799,14 +818,28 @@
     if (known !== 'explorer') loadAccount();
   }
 
+  /** Hours the forms start with, by the exchange's clock (a demo's may run far
+   * ahead of this computer's): from two hours ahead, past the gate. A field the
+   * person has been in keeps what it holds. */
+  const DEFAULT_HOURS = { 'cap-from': 2, 'cap-to': 9, 'ask-slot': 2, 'buy-from': 2, 'buy-to': 5 };
+  function defaultHours(nowMs) {
+    for (const i of document.querySelectorAll('.slot-input')) i.placeholder = nextHours(2, nowMs);
+    for (const [id, n] of Object.entries(DEFAULT_HOURS)) {
+      if (!$(id).dataset.typed) $(id).value = nextHours(n, nowMs);
+    }
+  }
+  const loadDefaultHours = guard(async () => {
+    defaultHours((await api('/v1/time')).ts_ns / 1e6);
+  });
+
   function init() {
     makeCharts();
-    for (const i of document.querySelectorAll('.slot-input')) i.placeholder = nextHours(2);
-    $('cap-from').value = nextHours(2);
-    $('cap-to').value = nextHours(9);
-    $('ask-slot').value = nextHours(2);
-    $('buy-from').value = nextHours(2);
-    $('buy-to').value = nextHours(5);
+    for (const id of Object.keys(DEFAULT_HOURS)) {
+      // Once the person is in a field, it is theirs: never changed under them.
+      for (const ev of ['focus', 'input']) $(id).addEventListener(ev, () => { $(id).dataset.typed = '1'; });
+    }
+    defaultHours(Date.now());
+    loadDefaultHours();
     const saved = sessionStorage.getItem(KEY_STORE);
     if (saved) $('key-input').value = saved;
     $('key-form').addEventListener('submit', (ev) => {

@@ -43,14 +43,7 @@ fn gpus_arg(s: &str) -> Outcome<String> {
 
 /// The entry `entry` as the key's account's schedule shows it.
 fn schedule_entry(api: &Api, entry: u64) -> Outcome<Value> {
-    let me = api.get("/v1/balances")?;
-    let account = me["account"].as_u64().ok_or_else(|| {
-        Failure::new(
-            EXIT_OTHER,
-            "the exchange did not say which account this key is",
-        )
-    })?;
-    let v = api.get(&format!("/v1/accounts/{account}/schedule"))?;
+    let (account, v) = super::views::my_schedule(api)?;
     v["entries"]
         .as_array()
         .into_iter()

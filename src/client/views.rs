@@ -8,7 +8,7 @@ use std::io::BufRead;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::api::{Failure, Outcome, EXIT_OTHER};
+use super::api::{Api, Failure, Outcome, EXIT_OTHER};
 use super::table::{cell, Table};
 use super::{creds, print_json, seg, slot_arg, when, Conn};
 
@@ -458,9 +458,9 @@ pub fn balances(conn: &Conn) -> Outcome {
     Ok(())
 }
 
-/// `gpux schedule`.
-pub fn schedule(conn: &Conn) -> Outcome {
-    let api = conn.connect()?;
+/// The account the key is for and its delivery schedule (`GET
+/// /v1/accounts/{account}/schedule`).
+pub(crate) fn my_schedule(api: &Api) -> Outcome<(u64, Value)> {
     let me = api.get("/v1/balances")?;
     let account = me["account"].as_u64().ok_or_else(|| {
         Failure::new(
@@ -468,18 +468,38 @@ pub fn schedule(conn: &Conn) -> Outcome {
             "the exchange did not say which account this key is",
         )
     })?;
-    let v = api.get(&format!("/v1/accounts/{account}/schedule"))?;
+    Ok((
+        account,
+        api.get(&format!("/v1/accounts/{account}/schedule"))?,
+    ))
+}
+
+/// `gpux schedule`.
+pub fn schedule(conn: &Conn) -> Outcome {
+    let api = conn.connect()?;
+    let (account, v) = my_schedule(&api)?;
     if conn.json {
         print_json(&v);
         return Ok(());
     }
-    let mut t = Table::new(&["slot (UTC)", "market", "role", "gpus", "provider", "holder"]);
+    let mut t = Table::new(&[
+        "entry",
+        "slot (UTC)",
+        "market",
+        "role",
+        "gpus",
+        "provider",
+        "holder",
+        "state",
+    ]);
     for e in v["entries"].as_array().into_iter().flatten() {
         t.row(
-            ["slot", "market", "role", "quantity", "provider", "holder"]
-                .iter()
-                .map(|k| cell(&e[*k]))
-                .collect(),
+            [
+                "entry", "slot", "market", "role", "quantity", "provider", "holder", "state",
+            ]
+            .iter()
+            .map(|k| cell(&e[*k]))
+            .collect(),
         );
     }
     if t.is_empty() {

@@ -24,7 +24,11 @@
 //! durable batches, so the topic never runs ahead of the ledger, and when it lags
 //! (broker down, slow) it reads the ledger instead of slowing the engine. On start,
 //! and after any producer failure, it reads the topic's last message and continues
-//! at the `cmd_seq` after it: a crash leaves neither a gap nor a duplicate. Its
+//! at the `cmd_seq` after it: a crash leaves no gap. (After a failure it first
+//! waits, up to 10 s, for the answer to the request the failed producer had in
+//! flight, so that request is not appended after the new session's messages; a
+//! request appended twice leaves an exact repeat, which feeds pass over: see
+//! [`feed`](super::feed).) Its
 //! producer is idempotent with `acks=all`, retries forever (`message.timeout.ms=0`)
 //! and treats any lost message as fatal (`enable.gapless.guarantee`), which restarts
 //! the publisher from the topic's last message. It keeps one produce request in
@@ -504,11 +508,34 @@ fn run(ctx: &Ctx) {
     }
 }
 
+/// How long a failed session waits for the broker to answer the request it has
+/// in flight before the next session reads where to resume.
+const FAILED_SESSION_SETTLE: Duration = Duration::from_secs(10);
+
 /// Publishes from the topic's last message on until stopped (`Ok`) or until the
 /// producer fails or the broker cannot be asked where to resume (`Err`).
 fn session(ctx: &Ctx) -> Result<(), KafkaError> {
     let failed = Arc::new(AtomicBool::new(false));
     let producer = events_producer(ctx, &failed)?;
+    let result = publish_from_last(ctx, &producer, &failed);
+    if result.is_err() {
+        // The request in flight may still be appended. Were it appended after the
+        // next session read the topic's last message, its messages would come
+        // again after the ones the next session publishes: wait for its answer
+        // (bounded) so the next session resumes after it.
+        if let Err(e) = producer.flush(FAILED_SESSION_SETTLE) {
+            tracing::warn!(error = %e, "a failed events-publisher session's last request is still unanswered");
+        }
+    }
+    result
+}
+
+/// The body of [`session`], on its producer.
+fn publish_from_last(
+    ctx: &Ctx,
+    producer: &ThreadedProducer<PubContext>,
+    failed: &Arc<AtomicBool>,
+) -> Result<(), KafkaError> {
     let (next, mut skip_parts) = resume_point(ctx)?;
     ctx.stats.sessions.fetch_add(1, Ordering::Relaxed);
     ctx.stats
@@ -530,14 +557,7 @@ fn session(ctx: &Ctx) -> Result<(), KafkaError> {
             producer.in_flight_count(),
         );
         if ctx.stop.load(Ordering::SeqCst) {
-            drain(
-                ctx,
-                &producer,
-                &failed,
-                &mut follower,
-                published,
-                skip_parts,
-            )?;
+            drain(ctx, producer, failed, &mut follower, published, skip_parts)?;
             if let Err(e) = producer.flush(SHUTDOWN_FLUSH) {
                 tracing::warn!(error = %e, "events not all acknowledged at shutdown; the next start publishes them");
             }
@@ -558,7 +578,7 @@ fn session(ctx: &Ctx) -> Result<(), KafkaError> {
         };
         for c in batch.iter() {
             let skip = std::mem::take(&mut skip_parts);
-            if publish(ctx, &producer, &failed, c, skip)? == Published::Stopped {
+            if publish(ctx, producer, failed, c, skip)? == Published::Stopped {
                 return Ok(());
             }
             published = c.cmd_seq;
