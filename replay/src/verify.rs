@@ -1,6 +1,8 @@
 //! `gpux replay verify --data DIR`: prove the ledger is intact and is exactly what
 //! the engine produces.
 //!
+//! Steps 1 and 2–3 run side by side (see [`verify_reader`]).
+//!
 //! 1. **Integrity**: the ledger's own full walk ([`LedgerReader::verify`]) — every
 //!    record's crc32c, dense sequence numbers, command ↔ event links, the whole hash
 //!    chain from genesis to the head, consumed offsets, the command log, and every
@@ -20,7 +22,7 @@ use std::io::Write;
 use std::path::Path;
 
 use gpux_engine::{Engine, StateHash};
-use gpux_ledger::{hex, LedgerReader, Store, VerifyProgress};
+use gpux_ledger::{hex, LedgerReader, Store, VerifyProgress, VerifyReport};
 use gpux_sequencer::recovery::{self, Replayer};
 use serde::Serialize;
 
@@ -76,41 +78,98 @@ pub fn run(data: &Path, progress: &Progress, out: &mut dyn Write) -> Result<Outc
 }
 
 /// Verifies a ledger through any reader (the checks of [`verify_ledger`]).
+///
+/// The integrity walk and the re-run (with the snapshots) read the ledger
+/// independently, so they run side by side, one core each; the walk's verdict
+/// comes first: on a damaged ledger its failure is the answer, whatever the
+/// re-run found. The re-run follows the head stored in meta, which the walk proves
+/// (if the two differ the walk fails).
 pub fn verify_reader<S: Store>(
     reader: &LedgerReader<S>,
     progress: &Progress,
 ) -> Result<Finding<VerifySummary>> {
-    // 1. Integrity: checksums, chain, links, offsets, snapshot records.
-    let report = {
-        let bar = progress.bar(0, "verify");
-        let mut cb = |p: VerifyProgress| {
-            bar.set_len(p.events_total);
-            bar.set(p.events_done);
-        };
-        match reader.verify(&mut cb) {
-            Ok(r) => r,
-            Err(e) => match Failure::from_ledger_error(&e) {
-                Some(f) => return Ok(Err(pinpoint(reader, locate(reader, f)))),
-                None => return Err(e.into()),
-            },
-        }
+    let stored_head = match reader.head() {
+        Ok(h) => h,
+        Err(e) => match Failure::from_ledger_error(&e) {
+            Some(f) => return Ok(Err(locate(reader, f))),
+            None => return Err(e.into()),
+        },
+    };
+    let (walk, ran) = std::thread::scope(|s| {
+        let walk = s.spawn(|| integrity(reader));
+        let ran = rerun(reader, stored_head.last_cmd_seq, progress);
+        (walk.join(), ran)
+    });
+    let report = match walk.unwrap_or_else(|p| std::panic::resume_unwind(p))? {
+        Ok(r) => r,
+        Err(f) => return Ok(Err(f)),
+    };
+    let head = report.head;
+    let ran = if head == stored_head {
+        ran?
+    } else {
+        rerun(reader, head.last_cmd_seq, progress)?
+    };
+    let rerun = match ran {
+        Ok(r) => r,
+        Err(f) => return Ok(Err(f)),
+    };
+    Ok(Ok(VerifySummary {
+        ok: true,
+        commands: rerun.commands,
+        events: rerun.events,
+        last_seq: head.last_cmd_seq,
+        last_event_seq: head.last_event_seq,
+        batches: report.batches,
+        chain_head: hex(&head.hash),
+        state_hash: rerun.state_hash.to_string(),
+        snapshots_checked: rerun.snapshots_checked,
+        head_snapshot_checked: rerun.head_snapshot_checked,
+        inbox_entries: report.inbox_entries,
+    }))
+}
+
+/// Step 1, integrity: checksums, chain, links, offsets, snapshot records.
+fn integrity<S: Store>(reader: &LedgerReader<S>) -> Result<Finding<VerifyReport>> {
+    let report = match reader.verify(&mut |_: VerifyProgress| {}) {
+        Ok(r) => r,
+        Err(e) => match Failure::from_ledger_error(&e) {
+            Some(f) => return Ok(Err(pinpoint(reader, locate(reader, f)))),
+            None => return Err(e.into()),
+        },
     };
     if let Some(c) = report.corrupt_snapshots.iter().min_by_key(|c| c.seq) {
         return Ok(Err(Failure::from_corruption(c)));
     }
-    let head = report.head;
+    Ok(Ok(report))
+}
 
-    // 2. Every snapshot's state hash, restored (newest first, then sorted).
-    let mut snapshots = match snapshot_hashes(reader, head.last_cmd_seq)? {
+/// What the re-run saw.
+struct Rerun {
+    commands: u64,
+    events: u64,
+    state_hash: StateHash,
+    snapshots_checked: u64,
+    head_snapshot_checked: bool,
+}
+
+/// Steps 2 and 3: every snapshot's state hash, then every command re-run from
+/// genesis through `head_cmd_seq`, its events compared and, at every snapshot,
+/// the state.
+fn rerun<S: Store>(
+    reader: &LedgerReader<S>,
+    head_cmd_seq: u64,
+    progress: &Progress,
+) -> Result<Finding<Rerun>> {
+    // Every snapshot's state hash, restored (newest first, then sorted).
+    let mut snapshots = match snapshot_hashes(reader, head_cmd_seq)? {
         Ok(s) => s,
         Err(f) => return Ok(Err(f)),
     };
     snapshots.reverse();
-    let head_snapshot_checked = snapshots
-        .last()
-        .is_some_and(|s| s.cmd_seq == head.last_cmd_seq);
+    let head_snapshot_checked = snapshots.last().is_some_and(|s| s.cmd_seq == head_cmd_seq);
 
-    // 3. Re-run from genesis, comparing events and, at every snapshot, state.
+    // Re-run from genesis, comparing events and, at every snapshot, state.
     let mut engine: Engine = Engine::new();
     let mut pending = snapshots.iter().peekable();
     let mut checked = 0u64;
@@ -120,8 +179,8 @@ pub fn verify_reader<S: Store>(
         }
         checked += 1;
     }
-    let bar = progress.bar(head.last_cmd_seq, "replay");
-    let mut replayer = Replayer::new(reader, 1, 1, head.last_cmd_seq)?;
+    let bar = progress.bar(head_cmd_seq, "verify");
+    let mut replayer = Replayer::new(reader, 1, 1, head_cmd_seq)?;
     loop {
         let seq = match replayer.step(&mut engine).map_err(ReplayError::from) {
             Ok(Some(step)) => step.command.cmd_seq,
@@ -141,18 +200,12 @@ pub fn verify_reader<S: Store>(
     }
     drop(bar);
     debug_assert!(pending.next().is_none(), "snapshots beyond the head");
-    Ok(Ok(VerifySummary {
-        ok: true,
+    Ok(Ok(Rerun {
         commands: replayer.commands_done(),
         events: replayer.events_done(),
-        last_seq: head.last_cmd_seq,
-        last_event_seq: head.last_event_seq,
-        batches: report.batches,
-        chain_head: hex(&head.hash),
-        state_hash: engine.state_hash().to_string(),
+        state_hash: engine.state_hash(),
         snapshots_checked: checked,
         head_snapshot_checked,
-        inbox_entries: report.inbox_entries,
     }))
 }
 
