@@ -282,6 +282,19 @@ pub async fn remove_capacity(
     capacity(state, account, false, key, req).await
 }
 
+/// The account a `create_account` command opened (its rejection, if refused).
+fn created_account(state: &AppState, ex: &Executed) -> Result<AccountId, ApiError> {
+    ex.accepted(state)?;
+    ex.outcome
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::AccountCreated(a) => Some(a.account),
+            _ => None,
+        })
+        .ok_or_else(internal)
+}
+
 /// `POST /v1/signup` (anyone, limited per address): opens an account with no funds
 /// and answers its API key, once. The account is created by the same sequenced
 /// `create_account` an admin sends (only the key's SHA-256 goes to the log), so
@@ -302,16 +315,7 @@ pub async fn signup(State(state): State<AppState>, _: SignupCaller) -> Result<Re
             }))
         })
         .await?;
-    ex.accepted(&state)?;
-    let account = ex
-        .outcome
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::AccountCreated(a) => Some(a.account),
-            _ => None,
-        })
-        .ok_or_else(internal)?;
+    let account = created_account(&state, &ex)?;
     Ok(ex.respond(
         StatusCode::CREATED,
         CreateAccountResponse {
@@ -369,16 +373,7 @@ pub async fn create_account(
             }))
         })
         .await?;
-    ex.accepted(&state)?;
-    let account = ex
-        .outcome
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::AccountCreated(a) => Some(a.account),
-            _ => None,
-        })
-        .ok_or_else(internal)?;
+    let account = created_account(&state, &ex)?;
     Ok(ex.respond(
         StatusCode::CREATED,
         CreateAccountResponse {
