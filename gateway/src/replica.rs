@@ -48,8 +48,9 @@ use crate::marketdata::MarketData;
 /// never wait long.
 const COMMANDS_PER_LOCK: usize = 256;
 
-/// How long the core thread waits on the feed before checking for shutdown.
-const FEED_POLL: Duration = Duration::from_millis(50);
+/// How long the core thread waits on the feed before checking for shutdown: what
+/// a stop may wait for. An idle core wakes this often (cheap: one empty poll).
+const FEED_POLL: Duration = Duration::from_millis(10);
 
 /// First pause before re-following after a rebuild that diverged again (doubles
 /// up to [`REBUILD_PAUSE_MAX`]), and between failed attempts to get a new feed.

@@ -30,41 +30,60 @@ pub trait Submitter: Send + Sync {
     fn submit(&self, payload: Vec<u8>, done: SubmitDone);
 }
 
-/// Wakes the embedded source when the inbox grows.
+/// Wakes the embedded source when the inbox grows, or for good when the pipeline
+/// stops.
 #[derive(Debug, Default)]
 pub(crate) struct InboxSignal {
-    last: Mutex<u64>,
+    state: Mutex<SignalState>,
     grown: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SignalState {
+    /// The inbox's last sequence number.
+    last: u64,
+    /// The pipeline is stopping: waits return at once.
+    stopped: bool,
 }
 
 impl InboxSignal {
     pub(crate) fn new(last: u64) -> Arc<Self> {
         Arc::new(Self {
-            last: Mutex::new(last),
+            state: Mutex::new(SignalState {
+                last,
+                stopped: false,
+            }),
             grown: Condvar::new(),
         })
     }
 
     pub(crate) fn advance(&self, to: u64) {
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        if to > *last {
-            *last = to;
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if to > state.last {
+            state.last = to;
             self.grown.notify_all();
         }
     }
 
-    /// Waits until the inbox holds `seq` or `timeout` passes; returns the last seq.
+    /// Waits until the inbox holds `seq`, the pipeline stops or `timeout` passes;
+    /// returns the last seq.
     pub(crate) fn wait_for(&self, seq: u64, timeout: Duration) -> u64 {
-        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        let (last, _) = self
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (state, _) = self
             .grown
-            .wait_timeout_while(last, timeout, |l| *l < seq)
+            .wait_timeout_while(state, timeout, |s| s.last < seq && !s.stopped)
             .unwrap_or_else(PoisonError::into_inner);
-        *last
+        state.last
     }
 
-    /// Wakes every waiter (shutdown).
+    /// Wakes every waiter, now and later (shutdown). Before, a wake left the
+    /// waiter asleep until its timeout, because the inbox had not grown: every
+    /// stop took up to the source's poll wait.
     pub(crate) fn wake(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stopped = true;
         self.grown.notify_all();
     }
 }
