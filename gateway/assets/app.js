@@ -671,22 +671,20 @@
       && A.nowS >= slotSecs(e.slot) && A.nowS <= until;
     const waiting = (e) => (A.nowS < slotSecs(e.slot) ? 'from ' + hourLabel(e.slot) : '—');
     const newest = [...s.entries].reverse();
-    fill($('p-schedule').tBodies[0], newest.filter((e) => e.role !== 'holder').map((e) => {
-      const tr = scheduleRow(e, [String(e.entry), e.market, hourLabel(e.slot), String(e.holder), e.quantity]);
-      tr.appendChild(el('td', when(e.report_until)));
-      const td = el('td');
-      if (open(e, e.report_until)) td.appendChild(entryAction(e, 'report')); else td.textContent = waiting(e);
-      tr.appendChild(td);
-      return tr;
-    }));
-    fill($('d-schedule').tBodies[0], newest.filter((e) => e.role !== 'provider').map((e) => {
-      const tr = scheduleRow(e, [String(e.entry), e.market, hourLabel(e.slot), String(e.provider), e.quantity]);
-      tr.appendChild(el('td', when(e.dispute_until)));
-      const td = el('td');
-      if (open(e, e.dispute_until)) td.appendChild(entryAction(e, 'dispute')); else td.textContent = waiting(e);
-      tr.appendChild(td);
-      return tr;
-    }));
+    // One table per side: entries where this account is not only the other party
+    // (`other`: its role and id field), the deadline that closes this side's
+    // action, and the action itself.
+    const table = (id, other, until, action) => fill($(id).tBodies[0],
+      newest.filter((e) => e.role !== other).map((e) => {
+        const tr = scheduleRow(e, [String(e.entry), e.market, hourLabel(e.slot), String(e[other]), e.quantity]);
+        tr.appendChild(el('td', when(e[until])));
+        const td = el('td');
+        if (open(e, e[until])) td.appendChild(entryAction(e, action)); else td.textContent = waiting(e);
+        tr.appendChild(td);
+        return tr;
+      }));
+    table('p-schedule', 'holder', 'report_until', 'report');
+    table('d-schedule', 'provider', 'dispute_until', 'dispute');
     renderReliability(s.entries);
     return s.entries;
   }
