@@ -598,30 +598,36 @@ fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 }
 
 /// On an exchange clock 360 times the wall's: provider 1 sells 4 GPUs of the
-/// first hour still trading to demander 2; once the gate closes, the entry.
+/// first hour whose gate closes at least 20 exchange minutes (over 3 s here) from
+/// now to demander 2 (the next hour, should a stall close that gate first); once
+/// the gate closes, the entry.
 fn one_delivery(server: &Server, provider: &str, demander: &str) -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let mut slot = now - now % 3_600 + 3_600;
-    let slot = loop {
+    let (_, time) = http(&server.addr, "GET", "/v1/time", provider, "");
+    let now = time["ts_ns"].as_u64().expect("the exchange's time") / 1_000_000_000;
+    let closed = |status: u16, v: &Value| status == 422 && v["code"] == "slot_closed";
+    let mut slot = (now + 1_500).div_ceil(3_600) * 3_600;
+    'hour: loop {
+        let s = format_slot(slot);
+        slot += 3_600;
         let body = format!(
-            r#"{{"market":"l40s.us-east","from_slot":"{0}","to_slot":"{0}","quantity":"4"}}"#,
-            format_slot(slot)
+            r#"{{"market":"l40s.us-east","from_slot":"{s}","to_slot":"{s}","quantity":"4"}}"#
         );
-        match http(&server.addr, "POST", "/v1/capacity/add", provider, &body) {
-            (200, _) => break format_slot(slot),
-            (422, v) if v["code"] == "slot_closed" => slot += 3_600,
-            (_, v) => panic!("capacity: {v}"),
+        let (status, v) = http(&server.addr, "POST", "/v1/capacity/add", provider, &body);
+        if closed(status, &v) {
+            continue;
         }
-    };
-    for (key, side) in [(provider, "sell"), (demander, "buy")] {
-        let order = format!(
-            r#"{{"market":"l40s.us-east","slot":"{slot}","side":"{side}","price":"1.00","quantity":"4"}}"#
-        );
-        let (status, v) = http(&server.addr, "POST", "/v1/orders", key, &order);
-        assert_eq!(status, 200, "{v}");
+        assert_eq!(status, 200, "capacity: {v}");
+        for (key, side) in [(provider, "sell"), (demander, "buy")] {
+            let order = format!(
+                r#"{{"market":"l40s.us-east","slot":"{s}","side":"{side}","price":"1.00","quantity":"4"}}"#
+            );
+            let (status, v) = http(&server.addr, "POST", "/v1/orders", key, &order);
+            if closed(status, &v) {
+                continue 'hour;
+            }
+            assert_eq!(status, 200, "{v}");
+        }
+        break;
     }
     let (status, schedule) = eventually("the gate to close", || {
         let r = http(&server.addr, "GET", "/v1/accounts/2/schedule", demander, "");
