@@ -7,15 +7,16 @@
 //! number; the events of the lines before it have been printed.
 //!
 //! Without `--data` the engine is fresh and in memory, and commands are numbered
-//! 1, 2, … in input order. With `--data DIR` the commands are journaled in the
-//! ledger's embedded command log, applied, and committed to the ledger before their
-//! events are printed; running again with the same file resumes: lines already in
-//! the command log (counted from the top, blank lines aside) are skipped.
+//! 1, 2, … in input order. With `--data DIR` the commands go through the embedded
+//! command log and the pipeline, and are committed to the ledger before their
+//! events are printed; running again with the same file resumes: lines already
+//! in the ledger (counted from the top, blank lines aside) are skipped.
 
 use anyhow::Context as _;
 use gpux_engine::{CommandEnvelope, Engine, Event, EventEnvelope};
 use gpux_ledger::SourceKey;
-use gpux_sequencer::{EmbeddedSubmitter, Exchange, Feed, PipelineOptions};
+use gpux_sequencer::{EmbeddedSubmitter, Exchange, Feed, PipelineOptions, SubmitError};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -188,8 +189,13 @@ pub fn run(input: impl BufRead, mut output: impl Write) -> Result<ApplySummary, 
     Ok(summary)
 }
 
-/// Lines journaled per synced write to the command log.
+/// Lines per submission to the command log.
 const JOURNAL_CHUNK: usize = 1_024;
+
+/// Most submissions not yet durable: enough to keep the pipeline busy (the
+/// engine applies one chunk while another is being committed), few enough that
+/// a failure is heard soon.
+const JOURNAL_IN_FLIGHT: usize = 8;
 
 /// Like [`run`], but durable: commands go through the embedded command log and the
 /// pipeline into the ledger in `dir` (created if missing), and a re-run resumes.
@@ -204,12 +210,10 @@ pub fn run_durable(
     let submitter = exchange
         .embedded_submitter()
         .ok_or_else(|| anyhow::anyhow!("the embedded pipeline has no submitter"))?;
-    let journaled = exchange
-        .reader()
-        .inbox_last()
-        .map_err(anyhow::Error::from)?;
-    // Print everything applied from now on: commands an earlier run journaled but
-    // did not apply come first.
+    // Lines an earlier run put in the ledger (or, from older versions, left in
+    // its inbox: those are applied first).
+    let journaled = submitter.last_seq();
+    // Print everything applied from now on.
     let durable = exchange.stats().durable_seq.load(Ordering::Acquire);
     let mut printer = DurablePrinter {
         feed: exchange.follow(durable + 1),
@@ -222,6 +226,7 @@ pub fn run_durable(
     let mut journal = Journal {
         submitter,
         chunk: Vec::with_capacity(JOURNAL_CHUNK),
+        pending: VecDeque::new(),
         last_seq: journaled,
     };
     let mut stop = None;
@@ -241,6 +246,7 @@ pub fn run_durable(
     if !journal.chunk.is_empty() {
         journal.submit()?;
     }
+    journal.finish()?;
     printer.print_until_applied(&exchange, journal.last_seq)?;
     let DurablePrinter {
         feed,
@@ -257,27 +263,51 @@ pub fn run_durable(
 }
 
 /// Input lines on their way into the embedded command log, `JOURNAL_CHUNK` per
-/// synced write.
+/// submission, at most `JOURNAL_IN_FLIGHT` submissions not yet durable.
 struct Journal {
     submitter: EmbeddedSubmitter,
     chunk: Vec<Vec<u8>>,
-    /// The command log's last sequence number once the last chunk is in.
+    /// The answers of the submissions not yet known durable, oldest first.
+    pending: VecDeque<mpsc::Receiver<Result<Vec<u64>, SubmitError>>>,
+    /// The command log's sequence number of the last line known durable.
     last_seq: u64,
 }
 
 impl Journal {
-    /// Journals the chunk and waits until it is in the log.
+    /// Submits the chunk (waiting while the log is full); then waits for the
+    /// oldest submissions while too many are not yet durable.
     fn submit(&mut self) -> Result<(), ApplyError> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.submitter
             .submit_many(std::mem::take(&mut self.chunk), move |r| {
                 let _ = tx.send(r);
             });
+        self.pending.push_back(rx);
+        while self.pending.len() > JOURNAL_IN_FLIGHT {
+            self.wait_oldest()?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every submission is durable.
+    fn finish(&mut self) -> Result<(), ApplyError> {
+        while !self.pending.is_empty() {
+            self.wait_oldest()?;
+        }
+        Ok(())
+    }
+
+    fn wait_oldest(&mut self) -> Result<(), ApplyError> {
+        let Some(rx) = self.pending.pop_front() else {
+            return Ok(());
+        };
         let seqs = rx
             .recv()
             .map_err(|_| anyhow::anyhow!("the command log stopped"))?
             .map_err(anyhow::Error::from)?;
-        self.last_seq = seqs.last().copied().unwrap_or(0);
+        if let Some(&last) = seqs.last() {
+            self.last_seq = last;
+        }
         Ok(())
     }
 }

@@ -25,9 +25,9 @@ enum Cmd {
     /// Each line is a command envelope: {"v":3,"ts_ns":…,"command":{"type":…}} (see
     /// docs/PROTOCOL.md). The first bad line stops the run with an error naming it.
     ///
-    /// With --data DIR the commands are journaled in DIR's embedded command log,
-    /// applied, and committed to its ledger before their events are printed; run
-    /// again with the same file, it resumes after the lines already in the log.
+    /// With --data DIR the commands go through the embedded command log and are
+    /// applied and committed to DIR's ledger before their events are printed; run
+    /// again with the same file, it resumes after the lines already in the ledger.
     Apply(gpux::apply::ApplyArgs),
     /// Run the exchange core in Kafka mode until SIGINT/SIGTERM: commands from a
     /// topic, committed to the ledger in --data, published to the events topic.

@@ -5,7 +5,7 @@
 //! on an exchange where nobody trades nothing would ever expire. The clock keeps
 //! time moving: when no command has been sequenced for its interval, it submits
 //! `{"v":3,"ts_ns":<now>,"command":{"type":"tick"}}` through the exchange's
-//! ordinary [`Submitter`] (the embedded journal, or the commands topic), so the
+//! ordinary [`Submitter`] (the embedded log, or the commands topic), so the
 //! tick is in the log like any command and replay reproduces what it caused.
 //!
 //! Ticks never compete with real commands: one is submitted only after a whole

@@ -57,7 +57,8 @@ pub enum FeedError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {
-    /// Reading the embedded command log (the ledger's inbox) failed.
+    /// Reading the embedded command log (commands left in the ledger's inbox)
+    /// failed.
     #[error("reading the embedded command log: {0}")]
     Ledger(#[from] LedgerError),
     /// The Kafka client refused (it cannot be created, or the partition cannot be
@@ -120,13 +121,6 @@ pub enum PipelineError {
         /// What the ledger said.
         error: LedgerError,
     },
-    /// The embedded command log could not journal a submitted command (the ledger
-    /// refuses further writes, so nothing more can be applied).
-    #[error("the embedded command log cannot journal: {error}")]
-    Journal {
-        /// What the ledger said.
-        error: LedgerError,
-    },
     /// The command source failed for good.
     #[error("command source {key} failed (last offset read: {}): {error}", offset_text(*.last_offset))]
     Source {
@@ -176,7 +170,6 @@ impl PipelineError {
             PipelineError::Open { error, .. }
             | PipelineError::Commit { error, .. }
             | PipelineError::Snapshot { error, .. }
-            | PipelineError::Journal { error }
             | PipelineError::Source {
                 error: SourceError::Ledger(error),
                 ..

@@ -5,9 +5,9 @@
 //! | [`pipeline`] | [`Exchange`]: decode → engine → group commit → publish, bounded stages, start/recover/shutdown |
 //! | [`clock`] | the tick sequenced after an idle interval, so time passes in the log on an idle exchange |
 //! | [`recovery`] | [`recovery::state_at`]: the engine rebuilt from the ledger (latest good snapshot, then the commands after it, each checked against the stored events); the [`recovery::Replayer`] loop the auditors' tools share |
-//! | [`source`] | [`CommandSource`]: the embedded inbox ([`InboxSource`]); Kafka lives in `kafka` |
+//! | [`source`] | [`CommandSource`]: the embedded log ([`EmbeddedSource`]); Kafka lives in `kafka` |
 //! | [`kafka`] | Kafka mode: [`kafka::KafkaSource`], [`kafka::KafkaSubmitter`], the events topic ([`kafka::EventsPublisher`], [`kafka::EventsTopicFeed`]), [`kafka::start_exchange`] |
-//! | [`submit`] | [`Submitter`]: how commands enter the log ([`EmbeddedSubmitter`]) |
+//! | [`submit`] | [`Submitter`]: how commands enter the log ([`EmbeddedSubmitter`], acknowledged once applied and durable) |
 //! | [`feed`] | [`Publisher`] and [`Feed`]/[`LedgerFollower`]: committed commands for followers |
 //! | [`committed`] | [`CommittedCommand`], the unit every follower sees |
 //! | [`error`] | [`SubmitError`], [`FeedError`], [`SourceError`], [`PipelineError`] ([`RecoveryError`] lives in [`recovery`]) |
@@ -37,8 +37,11 @@ pub use pipeline::{
     SNAPSHOT_EVERY_EVENTS_DEFAULT,
 };
 pub use recovery::RecoveryError;
-pub use source::{CommandSource, Inbound, InboxSource};
-pub use submit::{EmbeddedSubmitter, SubmitDone, Submitter, MAX_COMMAND_BYTES};
+pub use source::{CommandSource, EmbeddedSource, Inbound};
+pub use submit::{
+    EmbeddedSubmitter, SubmitDone, Submitter, EMBEDDED_QUEUE_BYTES, EMBEDDED_QUEUE_COMMANDS,
+    MAX_COMMAND_BYTES,
+};
 
 // The engine's bounds and the ledger's, asserted together where both crates meet
 // (as TigerBeetle's constants.zig does): a command whose events the ledger refuses

@@ -1,9 +1,9 @@
 //! The running exchange core: bounded stages from the command log into the ledger.
 //!
 //! ```text
-//!  source ──► decode thread ──(bounded)──► engine thread ──► group committer ──► publish
-//!  (inbox or    reads the log, parses       the one thread     stager + writer     on the
-//!   Kafka)      JSON envelopes              touching the book  threads, fsync      commit
+//!  source ──► decode thread ──(bounded)──► engine thread ──► group committer ──► publish,
+//!  (embedded    reads the log, parses       the one thread     stager + writer     then ack
+//!   or Kafka)   JSON envelopes              touching the book  threads, fsync      on commit
 //! ```
 //!
 //! Owns [`Exchange`] (start, handles, shutdown) and [`PipelineOptions`]. Ordering and
@@ -14,7 +14,10 @@
 //! - The position of the last command of each batch is written in the same synced
 //!   write as the batch's events, so on restart the source resumes right after it:
 //!   every command takes effect exactly once across crashes.
-//! - A batch is published (in-process [`Publisher`]) only after its write is synced.
+//! - A batch is published (in-process [`Publisher`]) only after its write is synced;
+//!   on the embedded log its submitters are acknowledged right after (one durable
+//!   write per command: the embedded log keeps commands in memory until they are
+//!   committed with their events).
 //! - Every queue is bounded: a slow disk slows the engine, which slows decoding,
 //!   which stops reading the log. Nothing grows without limit.
 //! - A ledger or source failure stops the pipeline: the first one is kept as a typed
@@ -48,11 +51,11 @@ use gpux_ledger::{
 
 use crate::clock::{Activity, Clock, ExchangeClock};
 use crate::committed::{CommittedBatch, CommittedCommand};
-use crate::error::PipelineError;
+use crate::error::{PipelineError, SubmitError};
 use crate::feed::{LedgerFollower, Publisher};
 use crate::recovery;
-use crate::source::{CommandSource, Inbound, InboxSource};
-use crate::submit::{EmbeddedSubmitter, InboxSignal, Submitter};
+use crate::source::{CommandSource, EmbeddedSource, Inbound};
+use crate::submit::{EmbeddedLog, EmbeddedSubmitter, Submitter};
 
 /// Default snapshot interval, in events: the one default of every way to set it
 /// (`gpux serve`'s config, `gpux engine --snapshot-every`, `gpux apply`). A restart
@@ -86,6 +89,11 @@ pub const BATCHES_IN_FLIGHT_MAX_DEFAULT: usize = 3;
 /// How long the decode stage waits on an idle source before checking whether the
 /// pipeline is stopping: bounds how late it notices a shutdown.
 const SOURCE_POLL_WAIT: Duration = Duration::from_millis(50);
+
+/// Longest a clean shutdown waits for the pipeline to read what is left in the
+/// embedded log (it reads hundreds of thousands of commands a second; only a
+/// stalled disk makes it wait this long).
+const SHUTDOWN_DRAIN_WAIT: Duration = Duration::from_secs(10);
 
 /// How long the idle engine waits for decoded commands before checking for a
 /// shutdown or a failure (it commits what it holds before waiting, so this adds no
@@ -253,7 +261,7 @@ pub struct Exchange<S: Store = RocksStore> {
     stats: Arc<PipelineStats>,
     stop: Arc<AtomicBool>,
     failure: Arc<Failure>,
-    signal: Option<Arc<InboxSignal>>,
+    log: Option<Arc<EmbeddedLog>>,
     clock: Option<Clock>,
     decode: Option<JoinHandle<()>>,
     engine: Option<JoinHandle<Engine>>,
@@ -292,32 +300,42 @@ impl Exchange<RocksStore> {
         submitter: Option<Arc<dyn Submitter>>,
     ) -> Result<Self, PipelineError> {
         let ledger = open_dir(dir, &opts)?;
-        Self::start(ledger, Some(dir), opts, move |_, _, _, _| {
+        Self::start(ledger, Some(dir), opts, move |_, _| {
             Ok(StartParts {
                 source,
                 submitter,
                 embedded: None,
-                signal: None,
+                log: None,
             })
         })
     }
 }
 
-/// The embedded command log's source and submitter on `reader`'s inbox.
+/// The embedded command log's source and submitter: commands left in `reader`'s
+/// inbox first, then the in-memory log, whose seqs continue after everything
+/// taken before. If the pipeline fails, every submission not yet durable hears
+/// it.
 fn embedded_parts<S: Store>(
     reader: &LedgerReader<S>,
-    handle: CommitHandle,
-    stop: Arc<AtomicBool>,
-    failure: Arc<Failure>,
+    failure: &Failure,
 ) -> Result<StartParts, PipelineError> {
-    let signal = InboxSignal::new(reader.inbox_last().map_err(PipelineError::Ledger)?);
-    let source = InboxSource::new(reader.clone(), Arc::clone(&signal), stop);
-    let submitter = EmbeddedSubmitter::new(handle, Arc::clone(&signal), failure);
+    let inbox_last = reader.inbox_last().map_err(PipelineError::Ledger)?;
+    let consumed = reader
+        .consumed_offset(&SourceKey::Embedded)
+        .map_err(PipelineError::Ledger)?
+        .unwrap_or(0);
+    let log = EmbeddedLog::new(inbox_last.max(consumed));
+    let on_failure = Arc::clone(&log);
+    failure.on_failure(Box::new(move |e| {
+        on_failure.fail(&SubmitError::Unavailable(e.to_string()));
+    }));
+    let source = EmbeddedSource::new(reader.clone(), Arc::clone(&log), inbox_last);
+    let submitter = EmbeddedSubmitter::new(Arc::clone(&log));
     Ok(StartParts {
         source: Box::new(source),
         submitter: Some(Arc::new(submitter.clone())),
         embedded: Some(submitter),
-        signal: Some(signal),
+        log: Some(log),
     })
 }
 
@@ -341,12 +359,12 @@ impl<S: Store> Exchange<S> {
         source: Box<dyn CommandSource>,
         submitter: Option<Arc<dyn Submitter>>,
     ) -> Result<Self, PipelineError> {
-        Self::start(ledger, None, opts, move |_, _, _, _| {
+        Self::start(ledger, None, opts, move |_, _| {
             Ok(StartParts {
                 source,
                 submitter,
                 embedded: None,
-                signal: None,
+                log: None,
             })
         })
     }
@@ -355,12 +373,7 @@ impl<S: Store> Exchange<S> {
         ledger: Ledger<S>,
         dir: Option<&Path>,
         opts: PipelineOptions,
-        make: impl FnOnce(
-            &LedgerReader<S>,
-            CommitHandle,
-            Arc<AtomicBool>,
-            Arc<Failure>,
-        ) -> Result<StartParts, PipelineError>,
+        make: impl FnOnce(&LedgerReader<S>, &Failure) -> Result<StartParts, PipelineError>,
     ) -> Result<Self, PipelineError> {
         let reader = ledger.reader();
         let engine = recover(&ledger, &reader, dir)?;
@@ -372,13 +385,8 @@ impl<S: Store> Exchange<S> {
             mut source,
             submitter,
             embedded,
-            signal,
-        } = make(
-            &reader,
-            committer.handle(),
-            Arc::clone(&stop),
-            Arc::clone(&failure),
-        )?;
+            log,
+        } = make(&reader, &failure)?;
         let (key, consumed) = position_source(&mut *source, &reader)?;
 
         let publisher = Arc::new(Publisher::new());
@@ -407,9 +415,10 @@ impl<S: Store> Exchange<S> {
                 stats: Arc::clone(&stats),
                 failure: Arc::clone(&failure),
                 stop: Arc::clone(&stop),
+                log: log.clone(),
                 opts: opts.clone(),
             };
-            spawn_engine(engine, rx, ctx, signal.as_ref(), decode)?
+            spawn_engine(engine, rx, ctx, decode)?
         };
         let mut exchange = Self {
             committer: Some(committer),
@@ -420,7 +429,7 @@ impl<S: Store> Exchange<S> {
             stats,
             stop,
             failure,
-            signal,
+            log,
             clock: None,
             decode: Some(decode),
             engine: Some(engine_thread),
@@ -456,7 +465,8 @@ impl<S: Store> Exchange<S> {
         self.submitter.clone()
     }
 
-    /// The embedded command log's submitter (batch journaling), when running on it.
+    /// The embedded command log's submitter (batch submissions with
+    /// back-pressure), when running on it.
     pub fn embedded_submitter(&self) -> Option<EmbeddedSubmitter> {
         self.embedded.clone()
     }
@@ -522,16 +532,25 @@ impl<S: Store> Exchange<S> {
     }
 
     /// Stops reading the log and joins the pipeline threads; the engine's final
-    /// state, or `None` if its thread panicked (recorded as the failure).
-    fn stop_threads(&mut self) -> Option<Engine> {
-        // No tick after this (the committer it would journal into closes next),
+    /// state, or `None` if its thread panicked (recorded as the failure). With
+    /// `drain`, the embedded log first takes no more commands and the pipeline
+    /// reads every command already in it (applied and committed before the stop
+    /// completes), waiting at most [`SHUTDOWN_DRAIN_WAIT`].
+    fn stop_threads(&mut self, drain: bool) -> Option<Engine> {
+        // No tick after this (the log it would go into closes next),
         // and the last one sequenced while the pipeline still runs.
         if let Some(mut clock) = self.clock.take() {
             clock.stop(!self.failure.is_failed());
         }
+        if let Some(log) = &self.log {
+            log.close(SubmitError::Unavailable("the exchange is stopping".into()));
+            if drain && !self.failure.is_failed() && !log.wait_drained(SHUTDOWN_DRAIN_WAIT) {
+                tracing::warn!("stopping with commands left unread in the embedded log");
+            }
+        }
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(s) = &self.signal {
-            s.wake();
+        if let Some(log) = &self.log {
+            log.stop();
         }
         if let Some(t) = self.decode.take() {
             if t.join().is_err() {
@@ -555,7 +574,7 @@ impl<S: Store> Exchange<S> {
     /// the pipeline's first failure if it failed (then nothing more is written: the
     /// ledger refuses writes after a failed one, and a restart verifies it).
     pub fn shutdown(mut self) -> Result<Engine, PipelineError> {
-        let engine = self.stop_threads();
+        let engine = self.stop_threads(true);
         let committer = self.committer.take();
         let engine = match (engine, self.failure.get()) {
             (Some(engine), None) => engine,
@@ -597,9 +616,17 @@ impl<S: Store> Drop for Exchange<S> {
     fn drop(&mut self) {
         // Not shut down explicitly: stop the threads; what was committed stays.
         if self.decode.is_some() || self.engine.is_some() {
-            let _ = self.stop_threads();
+            let _ = self.stop_threads(false);
         }
         self.run_hooks();
+        if let Some(log) = self.log.take() {
+            // Every completion has run once the committer is gone: what is still
+            // waiting was not made durable by this run.
+            if let Some(c) = self.committer.take() {
+                let _ = c.shutdown();
+            }
+            log.fail(&SubmitError::Unavailable("the exchange stopped".into()));
+        }
     }
 }
 
@@ -679,15 +706,15 @@ fn spawn_decode(
 }
 
 /// Starts the engine thread. If it cannot start, the decode thread is stopped
-/// (its source woken through `signal`) and joined.
+/// (an embedded source woken through its log) and joined.
 fn spawn_engine(
     engine: Engine,
     rx: Receiver<Chunk>,
     ctx: EngineCtx,
-    signal: Option<&Arc<InboxSignal>>,
     decode: JoinHandle<()>,
 ) -> Result<(JoinHandle<Engine>, JoinHandle<()>), PipelineError> {
     let stop = Arc::clone(&ctx.stop);
+    let log = ctx.log.clone();
     let spawned = std::thread::Builder::new()
         .name("gpux-engine".into())
         .spawn(move || engine_loop(engine, rx, ctx));
@@ -695,8 +722,8 @@ fn spawn_engine(
         Ok(t) => Ok((t, decode)),
         Err(e) => {
             stop.store(true, Ordering::SeqCst);
-            if let Some(s) = signal {
-                s.wake();
+            if let Some(log) = log {
+                log.stop();
             }
             let _ = decode.join();
             Err(PipelineError::Spawn {
@@ -711,7 +738,7 @@ struct StartParts {
     source: Box<dyn CommandSource>,
     submitter: Option<Arc<dyn Submitter>>,
     embedded: Option<EmbeddedSubmitter>,
-    signal: Option<Arc<InboxSignal>>,
+    log: Option<Arc<EmbeddedLog>>,
 }
 
 /// Decode stage: read the log, parse envelopes, hand chunks to the engine. Keeps
@@ -778,6 +805,8 @@ struct EngineCtx {
     stats: Arc<PipelineStats>,
     failure: Arc<Failure>,
     stop: Arc<AtomicBool>,
+    /// The embedded log, whose submissions are acknowledged as batches commit.
+    log: Option<Arc<EmbeddedLog>>,
     opts: PipelineOptions,
 }
 
@@ -900,6 +929,28 @@ fn apply_decoded(
     events
 }
 
+/// Publishes a durable batch's `committed` commands (the batch `applied`, whose
+/// first event got `first_event_seq`).
+fn publish(
+    publisher: &Publisher,
+    mut committed: Vec<CommittedCommand>,
+    applied: &[AppliedCommand],
+    first_event_seq: u64,
+) {
+    // `committed` may start mid-batch (a subscriber arrived while it was built):
+    // walk the whole batch for the event numbers.
+    let mut next_event = first_event_seq;
+    let mut cc = committed.iter_mut().peekable();
+    for a in applied {
+        if let Some(x) = cc.next_if(|x| x.cmd_seq == a.cmd_seq) {
+            x.first_event_seq = next_event;
+        }
+        next_event += a.events.len() as u64;
+    }
+    let b: CommittedBatch = committed.into();
+    publisher.publish(&b);
+}
+
 /// Queues a snapshot of the engine; a failure to store it fails the pipeline.
 fn snapshot(engine: &Engine, ctx: &EngineCtx) {
     let cmd_seq = engine.last_seq();
@@ -933,13 +984,14 @@ fn submit(batch: &mut Batch, ctx: &EngineCtx, recycled: &mut Arc<Mutex<Vec<Vec<A
         .pop()
         .unwrap_or_default();
     let applied = std::mem::replace(&mut batch.applied, spare);
-    let mut committed = std::mem::take(&mut batch.committed);
+    let committed = std::mem::take(&mut batch.committed);
     let read_at = batch.read_at.take().unwrap_or_else(Instant::now);
     let events = std::mem::take(&mut batch.events);
     let publisher = Arc::clone(&ctx.publisher);
     let stats = Arc::clone(&ctx.stats);
     let failure = Arc::clone(&ctx.failure);
     let recycle = Arc::clone(recycled);
+    let log = ctx.log.clone();
     ctx.in_flight.acquire(ctx.opts.max_batches_in_flight);
     let in_flight = Arc::clone(&ctx.in_flight);
     let sent = ctx
@@ -960,18 +1012,13 @@ fn submit(batch: &mut Batch, ctx: &EngineCtx, recycled: &mut Arc<Mutex<Vec<Vec<A
                     stats.durable_events.fetch_add(events, Ordering::Relaxed);
                     stats.batches.fetch_add(1, Ordering::Relaxed);
                     if !committed.is_empty() {
-                        // `committed` may start mid-batch (a subscriber arrived while
-                        // it was built): walk the whole batch for the event numbers.
-                        let mut next_event = c.assigned.first_event_seq;
-                        let mut cc = committed.iter_mut().peekable();
-                        for a in &returned {
-                            if let Some(x) = cc.next_if(|x| x.cmd_seq == a.cmd_seq) {
-                                x.first_event_seq = next_event;
-                            }
-                            next_event += a.events.len() as u64;
-                        }
-                        let b: CommittedBatch = committed.into();
-                        publisher.publish(&b);
+                        let first_event_seq = c.assigned.first_event_seq;
+                        publish(&publisher, committed, &returned, first_event_seq);
+                    }
+                    // Published first, so a submitter hearing `Ok` finds the
+                    // command in the feed.
+                    if let (Some(log), Some(last)) = (&log, returned.last()) {
+                        log.durable_through(last.source.offset());
                     }
                 }
                 Err(error) => failure.record(PipelineError::Commit {

@@ -1,5 +1,5 @@
 //! Where the pipeline's commands come from: the [`CommandSource`] trait and the
-//! embedded log's implementation ([`InboxSource`], reading the ledger's inbox).
+//! embedded log's implementation ([`EmbeddedSource`]).
 //!
 //! A source yields raw command payloads in log order, each with its [`Source`]
 //! position; the pipeline stores the position of the last command of every batch in
@@ -8,13 +8,13 @@
 //! typed [`SourceError`]; the pipeline stops with it (see
 //! [`PipelineError::Source`](crate::PipelineError::Source)).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use gpux_ledger::{LedgerReader, RocksStore, Source, SourceKey, Store};
 
 use crate::error::SourceError;
+use crate::submit::EmbeddedLog;
 
 /// One command as read from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,31 +45,32 @@ pub trait CommandSource: Send {
     ) -> Result<(), SourceError>;
 }
 
-/// The embedded command log: the ledger's inbox column family (on any [`Store`];
-/// RocksDB in production).
-pub struct InboxSource<S: Store = RocksStore> {
+/// The embedded command log: first any commands journaled in the ledger's inbox
+/// and not yet consumed (`gpux bench pipeline --prejournal`, tests, and ledgers
+/// from before the in-memory log), then the in-memory queue that
+/// [`EmbeddedSubmitter`](crate::EmbeddedSubmitter)s append to. Positions are
+/// [`Source::Embedded`] seqs: the queue's continue after the inbox's last.
+pub struct EmbeddedSource<S: Store = RocksStore> {
     reader: LedgerReader<S>,
-    signal: Arc<crate::submit::InboxSignal>,
+    log: Arc<EmbeddedLog>,
+    /// The next seq to read.
     next: u64,
-    stop: Arc<AtomicBool>,
+    /// The inbox's last seq when the pipeline started.
+    inbox_last: u64,
 }
 
-impl<S: Store> InboxSource<S> {
-    pub(crate) fn new(
-        reader: LedgerReader<S>,
-        signal: Arc<crate::submit::InboxSignal>,
-        stop: Arc<AtomicBool>,
-    ) -> Self {
+impl<S: Store> EmbeddedSource<S> {
+    pub(crate) fn new(reader: LedgerReader<S>, log: Arc<EmbeddedLog>, inbox_last: u64) -> Self {
         Self {
             reader,
-            signal,
+            log,
             next: 1,
-            stop,
+            inbox_last,
         }
     }
 }
 
-impl<S: Store> CommandSource for InboxSource<S> {
+impl<S: Store> CommandSource for EmbeddedSource<S> {
     fn key(&self) -> SourceKey {
         SourceKey::Embedded
     }
@@ -85,18 +86,21 @@ impl<S: Store> CommandSource for InboxSource<S> {
         max: usize,
         timeout: Duration,
     ) -> Result<(), SourceError> {
-        if self.stop.load(Ordering::Relaxed) {
+        if self.next <= self.inbox_last {
+            let want = max.min(usize::try_from(self.inbox_last - self.next + 1).unwrap_or(max));
+            for (seq, payload) in self.reader.read_inbox(self.next, want)? {
+                self.next = seq + 1;
+                out.push(Inbound {
+                    source: Source::Embedded { seq },
+                    payload,
+                });
+            }
             return Ok(());
         }
-        if self.signal.wait_for(self.next, timeout) < self.next {
-            return Ok(());
-        }
-        for (seq, payload) in self.reader.read_inbox(self.next, max)? {
-            self.next = seq + 1;
-            out.push(Inbound {
-                source: Source::Embedded { seq },
-                payload,
-            });
+        let before = out.len();
+        self.log.take(out, max, timeout);
+        if let Some(last) = out.get(before..).and_then(<[Inbound]>::last) {
+            self.next = last.source.offset() + 1;
         }
         Ok(())
     }

@@ -73,13 +73,13 @@ fn list_market() -> Vec<u8> {
     )
 }
 
-/// Submits one command and waits until it is durable in the log.
+/// Submits one command and waits until it is durable (applied and committed).
 fn submit_wait(s: &dyn Submitter, payload: Vec<u8>) {
     let (tx, rx) = mpsc::channel();
     s.submit(payload, Box::new(move |r| tx.send(r).unwrap()));
     rx.recv_timeout(Duration::from_secs(30))
-        .expect("journaled in time")
-        .expect("journaled");
+        .expect("durable in time")
+        .expect("durable");
 }
 
 /// Reads the feed until `until` commands were seen.
@@ -321,8 +321,8 @@ fn restart_continues_after_the_consumed_position() {
     assert_eq!(engine.state_hash(), replica_of(&got).state_hash());
 }
 
-/// Journals `payloads` in order, in a few large submissions, and waits until all
-/// are durable in the log.
+/// Submits `payloads` in order, in a few large submissions, and waits until all
+/// are durable (applied and committed).
 fn submit_all(exchange: &Exchange, payloads: Vec<Vec<u8>>) {
     let s = exchange.embedded_submitter().expect("embedded");
     let (tx, rx) = mpsc::channel();
@@ -336,8 +336,8 @@ fn submit_all(exchange: &Exchange, payloads: Vec<Vec<u8>>) {
     }
     for _ in 0..chunks {
         rx.recv_timeout(Duration::from_secs(60))
-            .expect("journaled in time")
-            .expect("journaled");
+            .expect("durable in time")
+            .expect("durable");
     }
 }
 
@@ -420,5 +420,104 @@ fn a_sweep_of_a_deep_one_lot_book_commits_and_the_exchange_goes_on() {
     let later = collect(&mut feed, 1);
     assert_eq!(later[0].cmd_seq, total + 1);
     assert!(matches!(later[0].events[..], [Event::Deposited(_)]));
+    exchange.shutdown().unwrap();
+}
+
+/// The embedded log acknowledges a submission only once its commands are
+/// applied and in the ledger: at every `Ok`, the consumed position stored with
+/// the events has reached the submission's last seq, and the feed already holds
+/// its command.
+#[test]
+fn a_submission_is_acknowledged_only_once_it_is_in_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let exchange = Exchange::start_embedded(dir.path(), opts()).unwrap();
+    let s = exchange.embedded_submitter().expect("embedded");
+    let mut all = vec![list_market()];
+    for a in 1..=4 {
+        all.extend(trader(a, 500));
+    }
+    let total = all.len() as u64;
+    let (tx, rx) = mpsc::channel();
+    let mut chunks = 0;
+    for chunk in all.chunks(97) {
+        let tx = tx.clone();
+        let reader = exchange.reader();
+        s.submit_many(chunk.to_vec(), move |r| {
+            let seqs = r.expect("durable");
+            let consumed = reader
+                .consumed_offset(&gpux_ledger::SourceKey::Embedded)
+                .unwrap();
+            tx.send((seqs, consumed)).unwrap();
+        });
+        chunks += 1;
+    }
+    let mut acked = Vec::new();
+    for _ in 0..chunks {
+        let (seqs, consumed) = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        let last = *seqs.last().unwrap();
+        assert!(
+            consumed >= Some(last),
+            "acknowledged {last} with the ledger at {consumed:?}"
+        );
+        acked.extend(seqs);
+    }
+    acked.sort_unstable();
+    assert_eq!(acked, (1..=total).collect::<Vec<_>>());
+
+    // A single command: by the time `Ok` arrives, a follower already has it.
+    let mut feed = exchange.follow(total + 1);
+    let (tx, rx) = mpsc::channel();
+    let one = env(9, "late", r#"{"type":"create_account","account":77}"#);
+    exchange
+        .submitter()
+        .unwrap()
+        .submit(one.clone(), Box::new(move |r| tx.send(r).unwrap()));
+    rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap();
+    let b = feed
+        .recv_timeout(Duration::ZERO)
+        .unwrap()
+        .expect("published before the acknowledgement");
+    assert_eq!(b.iter().next().unwrap().payload, one);
+    exchange.shutdown().unwrap();
+}
+
+/// A clean shutdown applies and commits every command already in the embedded
+/// log (each submitter hears `Ok`), and refuses what comes after.
+#[test]
+fn a_clean_shutdown_applies_what_the_log_holds_and_refuses_later_submissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let exchange = Exchange::start_embedded(dir.path(), opts()).unwrap();
+    let s = exchange.submitter().unwrap();
+    let mut all = vec![list_market()];
+    all.extend(trader(1, 1_500));
+    all.extend(trader(2, 1_500));
+    let (tx, rx) = mpsc::channel();
+    for p in &all {
+        let tx = tx.clone();
+        s.submit(p.clone(), Box::new(move |r| tx.send(r).unwrap()));
+    }
+    let engine = exchange.shutdown().unwrap();
+    assert_eq!(engine.last_seq(), all.len() as u64);
+    for _ in 0..all.len() {
+        let r = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(r, Ok(()));
+    }
+    let (tx, rx) = mpsc::channel();
+    s.submit(list_market(), Box::new(move |r| tx.send(r).unwrap()));
+    let after = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(
+        matches!(after, Err(gpux_sequencer::SubmitError::Unavailable(_))),
+        "{after:?}"
+    );
+    // All of it is in the ledger, in submission order.
+    let exchange = Exchange::start_embedded(dir.path(), opts()).unwrap();
+    let payloads: Vec<Vec<u8>> = exchange
+        .reader()
+        .read_commands(1, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.payload)
+        .collect();
+    assert_eq!(payloads, all);
     exchange.shutdown().unwrap();
 }

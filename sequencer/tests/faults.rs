@@ -2,8 +2,8 @@
 //! stops the pipeline with a typed [`PipelineError`] naming cmd_seq N, logged once
 //! with it; the caller hears it (`on_failure`, `failure`, `shutdown`); nothing from
 //! N on is in the ledger, and a restart on the same store resumes at N and ends in
-//! the state a fault-free run reaches. A journal failure and a source failure stop
-//! it the same way.
+//! the state a fault-free run reaches. A submission waiting for a write that fails
+//! hears the failure, and a source failure stops the pipeline the same way.
 
 use std::io::Write;
 use std::sync::mpsc;
@@ -84,8 +84,8 @@ fn one_write_per_command() -> PipelineOptions {
     opts
 }
 
-/// A store whose embedded command log already holds every command (journaled in
-/// one write, before any fault is armed).
+/// A store whose ledger inbox already holds every command (journaled in one
+/// write, before any fault is armed; the embedded log applies them first).
 fn journaled_store() -> FaultyStore<MemStore> {
     let store = FaultyStore::new(MemStore::new());
     let mut ledger = Ledger::with_store(store.clone(), &LedgerOptions::default()).unwrap();
@@ -242,16 +242,22 @@ fn a_torn_commit_is_a_failure_and_the_torn_tail_is_repaired_on_restart() {
     );
 }
 
+/// The embedded log acknowledges a command only once its batch is durable: when
+/// that write fails, the submitter hears `Unavailable` (never `Ok`), the pipeline
+/// fails naming the command, and so does every later submission.
 #[test]
-fn a_failed_journal_write_fails_the_submission_and_the_pipeline() {
+fn a_failed_commit_fails_the_waiting_submission_and_the_pipeline() {
     let store = FaultyStore::new(MemStore::new());
     let ledger = Ledger::with_store(store.clone(), &LedgerOptions::default()).unwrap();
     let exchange = Exchange::start_embedded_on_ledger(ledger, one_write_per_command()).unwrap();
     store.arm(Fault::FailWrite { nth: 1 });
     let submitter = exchange.submitter().unwrap();
-    let (tx, rx) = mpsc::channel();
-    submitter.submit(commands().remove(0), Box::new(move |r| tx.send(r).unwrap()));
-    let submitted = rx.recv_timeout(PATIENCE).unwrap();
+    let submit = |payload| {
+        let (tx, rx) = mpsc::channel();
+        submitter.submit(payload, Box::new(move |r| tx.send(r).unwrap()));
+        rx.recv_timeout(PATIENCE).unwrap()
+    };
+    let submitted = submit(commands().remove(0));
     assert!(
         matches!(submitted, Err(SubmitError::Unavailable(_))),
         "{submitted:?}"
@@ -261,16 +267,26 @@ fn a_failed_journal_write_fails_the_submission_and_the_pipeline() {
     assert!(
         matches!(
             e,
-            PipelineError::Journal {
-                error: LedgerError::Store(_)
+            PipelineError::Commit {
+                cmd_seq: 1,
+                error: LedgerError::Store(_),
+                ..
             }
         ),
         "{e:?}"
     );
+    let later = submit(commands().remove(1));
+    assert!(
+        matches!(later, Err(SubmitError::Unavailable(_))),
+        "{later:?}"
+    );
     assert!(matches!(
         exchange.shutdown(),
-        Err(PipelineError::Journal { .. })
+        Err(PipelineError::Commit { cmd_seq: 1, .. })
     ));
+    // Nothing of it reached the ledger.
+    let ledger = Ledger::with_store(store.inner().clone(), &LedgerOptions::default()).unwrap();
+    assert_eq!(ledger.head().last_cmd_seq, 0);
 }
 
 /// A command source that yields `good` commands, then gives up.

@@ -262,7 +262,7 @@ impl Generator {
 #[derive(Default)]
 struct Fate {
     /// The log's answer: `Some(true)` when `done(Ok)` (durable in the log).
-    journaled: Option<bool>,
+    acked: Option<bool>,
     /// The gateway's answer, when it gave one.
     outcome: Option<Arc<Outcome>>,
 }
@@ -313,7 +313,7 @@ struct Tally {
     /// Commands submitted.
     submitted: u64,
     /// Acknowledged by the log (`done(Ok)`).
-    journaled: u64,
+    acked: u64,
     /// Answered by the gateway.
     answered: u64,
     /// Refused by the log and yet in the ledger (the write reached the store, its
@@ -343,7 +343,7 @@ impl Tally {
         self.crashed_starting += o.crashed_starting;
         self.clean_stops += o.clean_stops;
         self.submitted += o.submitted;
-        self.journaled += o.journaled;
+        self.acked += o.acked;
         self.answered += o.answered;
         self.refused_but_applied += o.refused_but_applied;
         self.refused_and_absent += o.refused_and_absent;
@@ -507,7 +507,7 @@ impl Sim {
         let commands = self.rng.range(4, 40);
         let window = self.rng.pick(&[1, 1, 2, 4, 8, 16]);
         let fault = faulty.then(|| {
-            // Up to two writes per command (journal, append; fewer when batched), plus
+            // About one write per command (fewer when batched), plus
             // snapshots and opening: most faults fire.
             let nth = self.rng.range(1, commands + 2);
             match self.rng.next_u64() % 100 {
@@ -605,10 +605,10 @@ impl Sim {
                     }),
                 );
             }
-            self.collect_journaled(&rx, n, &group, &gateway)?;
+            self.collect_acks(&rx, n, &group, &gateway)?;
             // Wait for the gateway's answers, as its clients do.
             for (idx, _) in &group {
-                if self.fates[*idx].journaled != Some(true) || !self.planned[*idx].decodes {
+                if self.fates[*idx].acked != Some(true) || !self.planned[*idx].decodes {
                     continue;
                 }
                 let Some((_, w)) = waiting.iter_mut().find(|(i, _)| i == idx) else {
@@ -634,7 +634,7 @@ impl Sim {
 
     /// Takes the log's `n` answers to a window of submissions (`group`); a refusal
     /// fails its request at the gateway.
-    fn collect_journaled(
+    fn collect_acks(
         &mut self,
         rx: &mpsc::Receiver<(usize, Result<(), SubmitError>)>,
         n: u64,
@@ -645,7 +645,7 @@ impl Sim {
             let (idx, r) = rx
                 .recv_timeout(PATIENCE)
                 .map_err(|_| "the log never answered a submission".to_string())?;
-            self.fates[idx].journaled = Some(r.is_ok());
+            self.fates[idx].acked = Some(r.is_ok());
             if let Err(e) = r {
                 if let Some((_, Some(id))) = group.iter().find(|(i, _)| *i == idx) {
                     gateway.shared.requests.fail(id, e);
@@ -774,9 +774,9 @@ impl Sim {
         for (i, (p, f)) in planned.iter().zip(fates).enumerate() {
             let t = &mut *tally;
             t.submitted += 1;
-            t.journaled += u64::from(f.journaled == Some(true));
+            t.acked += u64::from(f.acked == Some(true));
             t.answered += u64::from(f.outcome.is_some());
-            if f.journaled == Some(false) {
+            if f.acked == Some(false) {
                 if at[i].is_empty() {
                     t.refused_and_absent += 1;
                 } else {
@@ -786,7 +786,7 @@ impl Sim {
             if at[i].len() > 1 {
                 return Err(format!("{} applied twice, at {:?}", p.request_id, at[i]));
             }
-            if f.journaled == Some(true) && at[i].is_empty() {
+            if f.acked == Some(true) && at[i].is_empty() {
                 return Err(format!(
                     "{} was acknowledged by the log and is lost",
                     p.request_id

@@ -10,11 +10,13 @@
 //! - [`kafka`]: the same pipeline fed by a Kafka broker, against a bare consumer
 //!   (`bench pipeline --kafka`).
 //! - [`gateway`]: order entry and WebSocket fan-out over loopback (`bench gateway`).
+//! - [`disk`]: bytes written to the data directory's device (`/proc/diskstats`).
 //! - [`workload`]: the seeded order flow the engine and pipeline benches (and the
 //!   criterion benches and end-to-end tests) run.
 //!
 //! `bench ledger` is the ledger crate's own (`gpux_ledger::bench`).
 
+pub mod disk;
 pub mod engine;
 pub mod gateway;
 pub mod kafka;
@@ -52,7 +54,7 @@ pub enum BenchCmd {
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
     },
-    /// The whole pipeline: the engine workload journaled into the embedded command
+    /// The whole pipeline: the engine workload submitted to the embedded command
     /// log, decoded, applied and committed to a durable ledger.
     Pipeline(PipelineArgs),
     /// The gateway over loopback: order entry from concurrent HTTP keep-alive clients,
@@ -97,8 +99,8 @@ pub struct PipelineArgs {
     /// Most commands per synced ledger write (group commit).
     #[arg(long, default_value_t = gpux_ledger::GroupCommitOptions::default().max_commands_per_write)]
     pub write_commands: usize,
-    /// Journal every command first, then time only log → engine → ledger (as the
-    /// Kafka variant does with a pre-filled topic).
+    /// Journal every command in the ledger's inbox first, then time only log →
+    /// engine → ledger (as the Kafka variant does with a pre-filled topic).
     #[arg(long)]
     pub prejournal: bool,
     /// Through a Kafka broker instead (host:port): the workload is produced to a

@@ -2,12 +2,13 @@
 //! into a durable ledger.
 //!
 //! Commands are the engine bench's seeded workload as `CommandEnvelope` JSON. A
-//! producer thread journals them into the embedded command log in chunks (as a
+//! producer thread submits them to the embedded command log in chunks (as a
 //! gateway's group of concurrent requests would) while the pipeline decodes, applies
 //! and commits them; the run ends when the last command is durable. Latency is per
 //! chunk: from handing it to the log to the ledger holding the chunk's last command
-//! (a monitor thread watches the durable sequence number), so it includes the
-//! journal fsync, decoding, matching and the commit fsync.
+//! (a monitor thread watches the durable sequence number), so it includes queueing,
+//! decoding, matching and the commit fsync. The report gives the bytes written to
+//! the ledger's device per command (`/proc/diskstats`, start to clean close).
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -20,6 +21,7 @@ use gpux_ledger::LatencyHistogram;
 use gpux_sequencer::{EmbeddedSubmitter, Exchange, PipelineOptions, PipelineStats, SubmitError};
 use serde::Serialize;
 
+use super::disk::DiskWrites;
 use super::workload::{self, WorkloadConfig};
 
 /// The result of `gpux bench pipeline` (embedded).
@@ -49,6 +51,10 @@ pub struct PipelineBenchReport {
     pub batches: u64,
     /// Events written.
     pub events: u64,
+    /// Bytes written to the ledger directory's block device per command, from
+    /// the pipeline's start to its clean close (WAL, memtable flushes, anything
+    /// else on that device); absent where `/proc/diskstats` does not list it.
+    pub disk_bytes_per_command: Option<f64>,
 }
 
 /// Serializes the workload as envelopes with increasing timestamps.
@@ -128,6 +134,7 @@ impl Run<'_> {
             ledger.journal(part)?;
         }
         ledger.close()?;
+        let disk = DiskWrites::start(self.dir);
         let started = Instant::now();
         let exchange = Exchange::start_embedded(self.dir, self.opts)?;
         let stats = exchange.stats();
@@ -136,7 +143,7 @@ impl Run<'_> {
         }
         let seconds = started.elapsed().as_secs_f64();
         let hist = stats.latency();
-        let report = report(
+        let mut report = report(
             "embedded-prejournaled",
             total,
             seconds,
@@ -145,13 +152,15 @@ impl Run<'_> {
             &stats,
         );
         exchange.shutdown()?;
+        report.disk_bytes_per_command = per_command(disk.as_ref(), total);
         Ok(report)
     }
 
-    /// Commands journaled while the pipeline runs, `shape.chunk` at a time with
+    /// Commands submitted while the pipeline runs, `shape.chunk` at a time with
     /// at most `shape.in_flight` not yet durable, timed until the last is durable.
     fn live(self) -> Result<PipelineBenchReport> {
         let total = self.payloads.len() as u64;
+        let disk = DiskWrites::start(self.dir);
         let exchange = Exchange::start_embedded(self.dir, self.opts)?;
         if exchange.stats().durable_seq.load(Ordering::Acquire) != 0 {
             return Err(anyhow!("{} already holds a ledger", self.dir.display()));
@@ -169,8 +178,9 @@ impl Run<'_> {
             .join()
             .map_err(|_| anyhow!("the monitor thread panicked"))?;
         let seconds = finished.duration_since(started).as_secs_f64();
-        let report = report("embedded", total, seconds, &hist, self.shape, &stats);
+        let mut report = report("embedded", total, seconds, &hist, self.shape, &stats);
         exchange.shutdown()?;
+        report.disk_bytes_per_command = per_command(disk.as_ref(), total);
         Ok(report)
     }
 }
@@ -208,7 +218,7 @@ fn spawn_monitor(
 }
 
 /// Submits `payloads` in chunks, telling the monitor about each; stops at the
-/// first journaling failure.
+/// first refused submission.
 fn submit_chunks(
     submitter: &EmbeddedSubmitter,
     stats: &PipelineStats,
@@ -228,8 +238,8 @@ fn submit_chunks(
         let part: Vec<Vec<u8>> = it.by_ref().take(shape.chunk).collect();
         next_seq += part.len() as u64;
         let _ = monitor.send((next_seq - 1, Instant::now()));
-        // The committer's bounded queue is the back-pressure: submitting blocks
-        // while it is full, as concurrent clients would wait.
+        // The embedded log's bounded queue is the back-pressure: submitting
+        // blocks while it is full, as concurrent clients would wait.
         let failed = Arc::clone(&failed_flag);
         submitter.submit_many(part, move |r| {
             if let Err(e) = r {
@@ -238,11 +248,11 @@ fn submit_chunks(
             }
         });
         if let Some(e) = failed_now(&failed_flag) {
-            return Err(anyhow!("journaling failed: {e}"));
+            return Err(anyhow!("the embedded log refused a submission: {e}"));
         }
     }
     if let Some(e) = failed_now(&failed_flag) {
-        return Err(anyhow!("journaling failed: {e}"));
+        return Err(anyhow!("the embedded log refused a submission: {e}"));
     }
     Ok(())
 }
@@ -269,7 +279,14 @@ fn report(
         in_flight: shape.in_flight,
         batches: stats.batches.load(Ordering::Relaxed),
         events: stats.durable_events.load(Ordering::Relaxed),
+        disk_bytes_per_command: None,
     }
+}
+
+/// Bytes written to the device since `disk` started, per command.
+fn per_command(disk: Option<&DiskWrites>, commands: u64) -> Option<f64> {
+    let bytes = disk?.bytes_since()?;
+    Some(bytes as f64 / commands.max(1) as f64)
 }
 
 fn failed_now(flag: &Mutex<Option<SubmitError>>) -> Option<SubmitError> {
