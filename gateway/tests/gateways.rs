@@ -39,16 +39,14 @@ impl Submitter for Rendezvous {
         if !keyed {
             return self.inner.submit(payload, done);
         }
-        let first = self
-            .held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        match first {
-            None => {
-                *self.held.lock().unwrap_or_else(PoisonError::into_inner) = Some((payload, done));
-            }
+        // One lock for looking and holding: two copies arriving at once must
+        // not both find nothing held (the second would replace the first, whose
+        // gateway then never hears back).
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        match held.take() {
+            None => *held = Some((payload, done)),
             Some((p, d)) => {
+                drop(held);
                 self.inner.submit(p, d);
                 self.inner.submit(payload, done);
             }
@@ -202,6 +200,25 @@ async fn a_keyed_request_sent_through_two_gateways_before_either_commits_applies
     .await;
     assert_eq!(status, StatusCode::CREATED);
     let id = acct["account"].as_u64().unwrap();
+    // Gateway 1 checks the account against its own replica, which follows the
+    // ledger on its own: until it has applied the creation it would refuse the
+    // deposit, and the rendezvous would hold gateway 0's copy for ever.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let known = two
+            .http
+            .get(two.url(1, &format!("/v1/accounts/{id}/balances")))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if known == StatusCode::OK {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "gateway 1: {known}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let deposit = |gw: usize| {
         let http = two.http.clone();
         let url = two.url(gw, &format!("/v1/accounts/{id}/deposits"));
