@@ -43,6 +43,128 @@ pub(crate) struct Escrow {
     pub seller_fee: u64,
 }
 
+/// Trade ids per chunk of [`Escrows`].
+const ESCROW_CHUNK_TRADES: u64 = 512;
+
+/// One chunk of [`Escrows`]: the escrows of [`ESCROW_CHUNK_TRADES`]
+/// consecutive trade ids, and how many of them are escrowed.
+#[derive(Debug, Clone)]
+struct EscrowChunk {
+    live: u32,
+    slots: Box<[Option<Escrow>]>,
+}
+
+/// The escrows of trades not wholly settled, by trade id.
+///
+/// Trades are numbered in the order they execute and escrowed as they
+/// execute, so the store is a run of chunks of consecutive trade ids (in a
+/// `VecDeque`, oldest first): escrowing appends to the newest chunk, finding a
+/// trade is an index, and a chunk whose trades are all settled is freed (the
+/// run then keeps only a `None` for it until the chunks before it go too). No
+/// hashing, and no table that rehashes as unsettled trades pile up.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Escrows {
+    /// Chunk `i` holds trade ids from `(first_chunk + i) × ESCROW_CHUNK_TRADES`;
+    /// `None` when none of them is escrowed. Neither end is `None`.
+    chunks: VecDeque<Option<EscrowChunk>>,
+    /// The chunk number of `chunks[0]`.
+    first_chunk: u64,
+}
+
+impl Escrows {
+    /// Where trade `trade` sits: its chunk's index in `chunks` (if within the
+    /// run) and its slot there.
+    #[inline]
+    fn place(&self, trade: TradeId) -> (Option<usize>, usize) {
+        let chunk = trade / ESCROW_CHUNK_TRADES;
+        let slot = (trade % ESCROW_CHUNK_TRADES) as usize;
+        let at = chunk
+            .checked_sub(self.first_chunk)
+            .and_then(|i| usize::try_from(i).ok())
+            .filter(|&i| i < self.chunks.len());
+        (at, slot)
+    }
+
+    /// Escrows `trade`, which must not be escrowed already.
+    pub fn insert(&mut self, trade: TradeId, escrow: Escrow) {
+        let chunk = trade / ESCROW_CHUNK_TRADES;
+        if self.chunks.is_empty() {
+            self.first_chunk = chunk;
+        }
+        while chunk < self.first_chunk {
+            self.chunks.push_front(None);
+            self.first_chunk -= 1;
+        }
+        let i = usize::try_from(chunk - self.first_chunk).expect("chunk index fits");
+        while self.chunks.len() <= i {
+            self.chunks.push_back(None);
+        }
+        let c = self.chunks[i].get_or_insert_with(|| EscrowChunk {
+            live: 0,
+            slots: vec![None; ESCROW_CHUNK_TRADES as usize].into_boxed_slice(),
+        });
+        let slot = &mut c.slots[(trade % ESCROW_CHUNK_TRADES) as usize];
+        assert!(slot.is_none(), "trade {trade} escrowed once");
+        *slot = Some(escrow);
+        c.live += 1;
+    }
+
+    /// The escrow of `trade`, if any.
+    #[inline]
+    pub fn get(&self, trade: TradeId) -> Option<&Escrow> {
+        match self.place(trade) {
+            (Some(i), slot) => self.chunks[i].as_ref()?.slots[slot].as_ref(),
+            (None, _) => None,
+        }
+    }
+
+    /// The escrow of `trade`, to change, if any.
+    #[inline]
+    pub fn get_mut(&mut self, trade: TradeId) -> Option<&mut Escrow> {
+        match self.place(trade) {
+            (Some(i), slot) => self.chunks[i].as_mut()?.slots[slot].as_mut(),
+            (None, _) => None,
+        }
+    }
+
+    /// Takes `trade`'s escrow out, freeing its chunk when it was the last one
+    /// there.
+    pub fn remove(&mut self, trade: TradeId) -> Option<Escrow> {
+        let (Some(i), slot) = self.place(trade) else {
+            return None;
+        };
+        let c = self.chunks[i].as_mut()?;
+        let escrow = c.slots[slot].take()?;
+        c.live -= 1;
+        if c.live == 0 {
+            self.chunks[i] = None;
+            while self.chunks.front().is_some_and(Option::is_none) {
+                self.chunks.pop_front();
+                self.first_chunk += 1;
+            }
+            while self.chunks.back().is_some_and(Option::is_none) {
+                self.chunks.pop_back();
+            }
+        }
+        Some(escrow)
+    }
+
+    /// The escrows, by trade id.
+    pub fn iter(&self) -> impl Iterator<Item = (TradeId, &Escrow)> {
+        let first = self.first_chunk;
+        self.chunks
+            .iter()
+            .zip(first..)
+            .filter_map(|(c, n)| Some((c.as_ref()?, n)))
+            .flat_map(|(c, n)| {
+                c.slots
+                    .iter()
+                    .zip(n * ESCROW_CHUNK_TRADES..)
+                    .filter_map(|(e, t)| Some((t, e.as_ref()?)))
+            })
+    }
+}
+
 /// How one part of a trade settled (all micro-USD).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct LegSettlement {
@@ -268,6 +390,40 @@ mod tests {
             legs[0].paid + legs[0].refunded + legs[0].fees,
             2 * 1_000_003 + 1_000
         );
+    }
+
+    proptest::proptest! {
+        /// Escrowing, finding and settling trades in any pattern, `Escrows`
+        /// answers as a sorted map does.
+        #[test]
+        fn escrows_behave_as_a_sorted_map(
+            ops in proptest::collection::vec((proptest::bool::ANY, 0..4_000u64), 1..300),
+            start in 0..3_000u64,
+        ) {
+            let mut store = Escrows::default();
+            let mut model = std::collections::BTreeMap::new();
+            let mut next = start;
+            for (add, pick) in ops {
+                if add || model.is_empty() {
+                    next += 1 + pick % 700;
+                    store.insert(next, escrow(next, 1, 0, 0));
+                    model.insert(next, escrow(next, 1, 0, 0));
+                } else {
+                    let t = *model.keys().nth(pick as usize % model.len()).unwrap();
+                    proptest::prop_assert_eq!(store.remove(t), model.remove(&t));
+                    proptest::prop_assert_eq!(store.remove(t), None);
+                }
+                proptest::prop_assert_eq!(store.get(pick), model.get(&pick));
+                let listed: Vec<(TradeId, &Escrow)> = store.iter().collect();
+                let want: Vec<(TradeId, &Escrow)> = model.iter().map(|(&t, e)| (t, e)).collect();
+                proptest::prop_assert_eq!(listed, want);
+                proptest::prop_assert!(store.chunks.len() as u64 <= next / ESCROW_CHUNK_TRADES + 1);
+            }
+            for t in model.keys() {
+                store.remove(*t);
+            }
+            proptest::prop_assert!(store.chunks.is_empty());
+        }
     }
 
     #[test]

@@ -168,12 +168,7 @@ impl<B: OrderBook> Engine<B> {
                     request_id: r.request_id.to_string(),
                 })
                 .collect(),
-            escrows: {
-                let mut v: Vec<(TradeId, Escrow)> =
-                    self.escrows.iter().map(|(&t, e)| (t, e.clone())).collect();
-                v.sort_unstable_by_key(|(t, _)| *t);
-                v
-            },
+            escrows: self.escrows.iter().map(|(t, e)| (t, e.clone())).collect(),
             entries: self.entries.iter().map(|(&i, e)| (i, e.clone())).collect(),
             records: self.records.iter().map(|(&a, r)| (a, r.clone())).collect(),
             api_keys: self
@@ -261,7 +256,12 @@ impl<B: OrderBook> Engine<B> {
             e.restore_book_slot(b)?;
         }
         e.restore_accounts(s.accounts)?;
-        e.escrows = s.escrows.into_iter().collect();
+        for (trade, escrow) in s.escrows {
+            if e.escrows.get(trade).is_some() {
+                return Err(SnapshotError(format!("trade {trade} escrowed twice")));
+            }
+            e.escrows.insert(trade, escrow);
+        }
         for (id, entry) in s.entries {
             if let Some(due) = entry.due_ns {
                 e.dues.insert((due, id));
@@ -581,7 +581,7 @@ impl<B: OrderBook> Engine<B> {
     /// due time is indexed; adds each escrow to its buyer's escrow and its
     /// seller's pending USD in `needed`.
     fn check_escrows(&self, needed: &mut Needed) -> Result<(), String> {
-        for (&t, e) in &self.escrows {
+        for (t, e) in self.escrows.iter() {
             if e.lots == 0 || e.notional == 0 {
                 return Err(format!("trade {t}: an empty escrow"));
             }
@@ -593,7 +593,7 @@ impl<B: OrderBook> Engine<B> {
             let short = entry
                 .trades
                 .iter()
-                .any(|t| self.escrows.get(t).is_none_or(|e| e.lots < entry.lots));
+                .any(|&t| self.escrows.get(t).is_none_or(|e| e.lots < entry.lots));
             if short || entry.trades.is_empty() || id >= self.next_entry_id {
                 return Err(format!("entry {id}: its trades are not escrowed"));
             }

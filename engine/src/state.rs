@@ -12,7 +12,7 @@
 use crate::account::{Account, Balance, Holding, Lot};
 use crate::book::{Book, Handle, OrderBook, RestingOrder};
 use crate::command::{KeyDigest, KeyScope};
-use crate::delivery::{Entry, Escrow, ProviderRecord};
+use crate::delivery::{Entry, Escrows, ProviderRecord};
 use crate::market::MarketSpec;
 use crate::reject::RejectReason;
 use crate::requests::RequestWindow;
@@ -114,9 +114,8 @@ pub struct Engine<B: OrderBook = Book> {
     pub(crate) next_account_id: AccountId,
     /// Idempotent request ids applied within the window.
     pub(crate) requests: RequestWindow,
-    /// What is escrowed of every trade not yet wholly settled (looked up, iterated
-    /// only sorted).
-    pub(crate) escrows: FxHashMap<TradeId, Escrow>,
+    /// What is escrowed of every trade not yet wholly settled, by trade id.
+    pub(crate) escrows: Escrows,
     /// Unsettled delivery entries of closed slots, by id.
     pub(crate) entries: BTreeMap<u64, Entry>,
     /// Entries that settle by default, by `(due_ns, entry)`.
@@ -160,7 +159,7 @@ impl<B: OrderBook> Engine<B> {
             cash_total: 0,
             next_account_id: 1,
             requests: RequestWindow::default(),
-            escrows: FxHashMap::default(),
+            escrows: Escrows::default(),
             entries: BTreeMap::new(),
             dues: BTreeSet::new(),
             records: BTreeMap::new(),
