@@ -218,6 +218,7 @@ impl<B: OrderBook> Engine<B> {
         let book = self.books[bi].as_mut().expect("book index in use");
         risk::move_gpus(
             &mut book.holdings,
+            &mut book.lots,
             seller,
             buyer,
             lots,

@@ -13,7 +13,7 @@
 //! The fee and buy-hold rules are methods of [`MarketSpec`] (their public API); the
 //! rules built on them are crate-internal functions.
 
-use crate::account::{Account, Balance, Holding, Lot};
+use crate::account::{Account, Balance, Holding, Lot, LotArena};
 use crate::market::MarketSpec;
 use crate::reject::RejectReason;
 use crate::types::{AccountId, Side, TradeId};
@@ -178,10 +178,11 @@ pub(crate) fn settle_buyer_cash(cash: &mut Balance, release: u64, cost: u64) {
 
 /// Moves the GPUs of a fill in trade `trade`: `lots` leave the seller's held GPUs
 /// (inventory first, then its oldest purchases: [`Holding::take`]) and arrive in
-/// the buyer's holding with their provenance ([`Holding::receive`]). `scratch` is a
-/// reused buffer.
+/// the buyer's holding with their provenance ([`Holding::receive`]), in the
+/// slot's `arena` of lots. `scratch` is a reused buffer.
 pub(crate) fn move_gpus(
     holdings: &mut FxHashMap<AccountId, Holding>,
+    arena: &mut LotArena,
     seller: AccountId,
     buyer: AccountId,
     lots: u64,
@@ -193,11 +194,11 @@ pub(crate) fn move_gpus(
         .get_mut(&seller)
         .expect("a seller holds what it sells");
     from.gpus.spend_held(lots);
-    from.take(seller, lots, trade, scratch);
+    from.take(arena, seller, lots, trade, scratch);
     holdings
         .entry(buyer)
         .or_default()
-        .receive(scratch.drain(..));
+        .receive(arena, buyer, scratch.drain(..));
 }
 
 /// Most lots a market buy with `budget` micro-USD can pay for at `price_ticks`,

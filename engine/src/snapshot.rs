@@ -9,7 +9,7 @@
 //! of those bytes. The encoding is postcard (compact, deterministic) behind a
 //! version number.
 
-use crate::account::{Account, Balance, Holding, Lot, Lots};
+use crate::account::{Account, Balance, Holding, Lot, LotArena};
 use crate::book::{OrderBook, RestingOrder};
 use crate::command::{KeyDigest, KeyScope};
 use crate::delivery::{Entry, Escrow, ProviderRecord};
@@ -196,14 +196,19 @@ impl<B: OrderBook> Engine<B> {
                 let mut holdings: Vec<HoldingSnapshot> = b
                     .holdings
                     .iter()
-                    .filter(|(_, h)| !h.is_empty())
+                    .filter(|(&account, h)| !h.is_empty(b.lots.kept.contains_key(&account)))
                     .map(|(&account, h)| HoldingSnapshot {
                         account,
                         gpus: h.gpus,
                         inventory: h.inventory,
                         sold: h.sold,
-                        bought: h.lots().bought.iter().cloned().collect(),
-                        kept: h.lots().kept.iter().cloned().collect(),
+                        bought: b.lots.lots(h.bought).into_iter().cloned().collect(),
+                        kept: b
+                            .lots
+                            .lots(b.lots.kept(account))
+                            .into_iter()
+                            .cloned()
+                            .collect(),
                     })
                     .collect();
                 holdings.sort_unstable_by_key(|h| h.account);
@@ -316,6 +321,32 @@ impl<B: OrderBook> Engine<B> {
         }
         let spec = self.markets[mi].spec.clone();
         self.gates.insert((spec.closes_at_ns(b.slot), mi, b.slot));
+        let mut lots = LotArena::default();
+        let mut holdings = rustc_hash::FxHashMap::default();
+        for h in &b.holdings {
+            let mut holding = Holding {
+                gpus: h.gpus,
+                inventory: h.inventory,
+                sold: h.sold,
+                ..Holding::default()
+            };
+            for lot in &h.bought {
+                lots.push_back(&mut holding.bought, lot.clone());
+            }
+            let mut kept = crate::account::LotList::default();
+            for lot in &h.kept {
+                lots.push_back(&mut kept, lot.clone());
+            }
+            if !kept.is_empty() {
+                lots.kept.insert(h.account, kept);
+            }
+            if holdings.insert(h.account, holding).is_some() {
+                return Err(SnapshotError(format!(
+                    "account {} holds twice in book {bi}",
+                    h.account
+                )));
+            }
+        }
         self.books[bi] = Some(SlotBook {
             market: mi,
             slot: b.slot,
@@ -324,24 +355,8 @@ impl<B: OrderBook> Engine<B> {
             lots_total: b.lots_total,
             scheduled: b.scheduled,
             expired: b.expired,
-            holdings: b
-                .holdings
-                .iter()
-                .map(|h| {
-                    let holding = Holding {
-                        gpus: h.gpus,
-                        inventory: h.inventory,
-                        sold: h.sold,
-                        lots: (!h.bought.is_empty() || !h.kept.is_empty()).then(|| {
-                            Box::new(Lots {
-                                bought: h.bought.iter().cloned().collect(),
-                                kept: h.kept.iter().cloned().collect(),
-                            })
-                        }),
-                    };
-                    (h.account, holding)
-                })
-                .collect(),
+            holdings,
+            lots,
         });
         self.markets[mi].slots.insert(b.slot, bi);
         self.free_books = (0..self.books.len())
@@ -465,8 +480,8 @@ impl<B: OrderBook> Engine<B> {
                 ));
             }
             {
-                lots += h.gpus.total() + h.kept_lots();
-                let bought = &h.lots().bought;
+                lots += h.gpus.total() + b.lots.total(b.lots.kept(*id));
+                let bought = b.lots.lots(h.bought);
                 let sources = h.inventory + bought.iter().map(|l| l.lots).sum::<u64>();
                 if sources != h.gpus.total() || bought.iter().any(|l| l.lots == 0) {
                     return Err(format!(
@@ -477,6 +492,16 @@ impl<B: OrderBook> Engine<B> {
                     ));
                 }
             }
+        }
+        if b.lots
+            .kept
+            .iter()
+            .any(|(id, kept)| kept.is_empty() || !b.holdings.contains_key(id))
+        {
+            return Err(format!(
+                "{} {}: kept lots without a holding",
+                b.spec.id, b.slot
+            ));
         }
         if needed
             .lots

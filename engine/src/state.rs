@@ -9,7 +9,7 @@
 //! commands need, so that every command resolves a market, an account or an order
 //! reference, and records or forgets an open order, the same way.
 
-use crate::account::{Account, Balance, Holding, Lot};
+use crate::account::{Account, Balance, Holding, Lot, LotArena};
 use crate::book::{Book, Handle, OrderBook, RestingOrder};
 use crate::command::{KeyDigest, KeyScope};
 use crate::delivery::{Entry, Escrows, ProviderRecord};
@@ -76,6 +76,8 @@ pub(crate) struct SlotBook<B> {
     pub lots_total: u64,
     /// Each account's GPUs in this slot (looked up; iterated only sorted).
     pub holdings: FxHashMap<AccountId, Holding>,
+    /// The bought lots of those holdings (their provenance).
+    pub lots: LotArena,
     /// Once its gate passed: GPUs scheduled for delivery so far (their holdings
     /// are gone from `holdings` and `lots_total`).
     pub scheduled: u64,
@@ -207,6 +209,7 @@ impl<B: OrderBook> Engine<B> {
             book: B::default(),
             lots_total: 0,
             holdings: FxHashMap::default(),
+            lots: LotArena::default(),
             scheduled: 0,
             expired: 0,
         };

@@ -101,13 +101,13 @@ impl<B: OrderBook> Engine<B> {
             let (market, slot) = (book.spec.id, book.slot);
             let h = book.holdings.get_mut(&holder).expect("a holder");
             debug_assert_eq!(h.gpus.held, 0, "orders were cancelled first");
-            let lot = h.lots.as_mut().and_then(|l| match l.bought.pop_front() {
+            let lot = match book.lots.pop_front(&mut h.bought) {
                 Some(lot) => {
                     h.gpus.available -= lot.lots;
                     Some(lot)
                 }
-                None => l.kept.pop_front(),
-            });
+                None => book.lots.pop_kept(holder),
+            };
             let event = if let Some(lot) = lot {
                 self.next_entry_id += 1;
                 book.lots_total -= lot.lots;
