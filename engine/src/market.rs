@@ -415,6 +415,18 @@ mod tests {
     #[test]
     fn fees_round_down_and_holds_cover_partial_fills() {
         assert_eq!(MarketSpec::fee(999, 10), 0);
+        // The 64-bit path and the 128-bit one agree on both sides of the
+        // boundary where the product stops fitting in 64 bits.
+        for (notional, bps) in [
+            (u64::MAX / 1_000, FEE_BPS_MAX),
+            (u64::MAX / 1_000 + 1, FEE_BPS_MAX),
+            (NOTIONAL_MAX_MICROS, FEE_BPS_MAX),
+            (NOTIONAL_MAX_MICROS, 7),
+            (123_456_789, 25),
+        ] {
+            let wide = (notional as u128 * bps as u128 / 10_000) as u64;
+            assert_eq!(MarketSpec::fee(notional, bps), wide, "{notional} at {bps}");
+        }
         assert_eq!(MarketSpec::fee(10_000, 25), 25);
         let m = spec();
         let whole = m.buy_hold(300, 7);
