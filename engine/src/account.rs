@@ -86,6 +86,72 @@ pub(crate) struct Holding {
     pub bought: LotList,
 }
 
+/// Holdings per page of [`Holdings`].
+const HOLDINGS_PER_PAGE: usize = 64;
+
+/// A page of [`Holdings`]: those of [`HOLDINGS_PER_PAGE`] consecutive account
+/// indexes.
+type HoldingPage = [Holding; HOLDINGS_PER_PAGE];
+
+/// One slot's holdings, by account index (the engine numbers accounts densely
+/// as they are created): pages of consecutive indexes, created when an account
+/// in them first holds something. The holdings of active accounts sit densely
+/// together (a map of holdings by account would spread them over its spare
+/// buckets too), and the map of pages is small enough to stay in cache. An
+/// account without a holding reads as an empty one. Looked up; iterated only
+/// to be sorted or checked.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Holdings {
+    pages: FxHashMap<u32, Box<HoldingPage>>,
+}
+
+/// The page of account index `ix` and its place there.
+#[inline]
+fn page_of(ix: u32) -> (u32, usize) {
+    (
+        ix / HOLDINGS_PER_PAGE as u32,
+        ix as usize % HOLDINGS_PER_PAGE,
+    )
+}
+
+impl Holdings {
+    /// The holding of account index `ix`, if its page exists.
+    #[inline]
+    pub fn get(&self, ix: u32) -> Option<&Holding> {
+        let (page, at) = page_of(ix);
+        Some(&self.pages.get(&page)?[at])
+    }
+
+    /// The holding of account index `ix`, to change, if its page exists.
+    #[inline]
+    pub fn get_mut(&mut self, ix: u32) -> Option<&mut Holding> {
+        let (page, at) = page_of(ix);
+        Some(&mut self.pages.get_mut(&page)?[at])
+    }
+
+    /// The holding of account index `ix`, to change (its page created when
+    /// first needed).
+    #[inline]
+    pub fn entry(&mut self, ix: u32) -> &mut Holding {
+        let (page, at) = page_of(ix);
+        &mut self
+            .pages
+            .entry(page)
+            .or_insert_with(|| Box::new(std::array::from_fn(|_| Holding::default())))[at]
+    }
+
+    /// Every holding of an existing page, empty ones included, by account
+    /// index, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Holding)> {
+        self.pages.iter().flat_map(|(&page, holdings)| {
+            holdings
+                .iter()
+                .zip(page * HOLDINGS_PER_PAGE as u32..)
+                .map(|(h, ix)| (ix, h))
+        })
+    }
+}
+
 /// No node: the end of a [`LotList`].
 const NIL: u32 = u32::MAX;
 

@@ -594,7 +594,7 @@ impl<B: OrderBook> Engine<B> {
         for m in &self.markets {
             let (mut listed, mut sold) = (0u64, 0u64);
             for &bi in m.slots.values() {
-                if let Some(h) = self.bk(bi).holdings.get(&account) {
+                if let Some(h) = self.holding(bi, account) {
                     listed += h.inventory;
                     sold += h.sold;
                 }
@@ -614,13 +614,15 @@ impl<B: OrderBook> Engine<B> {
     /// own GPUs (listed or sold) in an open slot; ascending.
     pub fn provider_accounts(&self) -> Vec<AccountId> {
         let mut ids: Vec<AccountId> = self.providers().iter().map(|p| p.account).collect();
-        for b in self.books.iter().flatten() {
-            ids.extend(
-                b.holdings
-                    .iter()
-                    .filter(|(_, h)| h.inventory + h.sold > 0)
-                    .map(|(&a, _)| a),
-            );
+        for m in &self.markets {
+            for &bi in m.slots.values() {
+                ids.extend(
+                    self.holders(bi)
+                        .into_iter()
+                        .filter(|(_, _, h)| h.inventory + h.sold > 0)
+                        .map(|(id, _, _)| id),
+                );
+            }
         }
         ids.sort_unstable();
         ids.dedup();

@@ -315,7 +315,7 @@ impl<B: OrderBook> Engine<B> {
             .flat_map(|(mi, m)| m.slots.iter().map(move |(&slot, &bi)| (mi, slot, bi)))
             .filter_map(|(mi, slot, bi)| {
                 let b = self.bk(bi);
-                let h = b.holdings.get(&account)?;
+                let h = self.holding(bi, account)?;
                 let kept = b.lots.total(b.lots.kept(account));
                 (h.gpus.total() + kept > 0).then_some((mi, slot, h, kept))
             })

@@ -13,11 +13,10 @@
 //! The fee and buy-hold rules are methods of [`MarketSpec`] (their public API); the
 //! rules built on them are crate-internal functions.
 
-use crate::account::{Account, Balance, Holding, Lot, LotArena};
+use crate::account::{Account, Balance, Holdings, Lot, LotArena};
 use crate::market::MarketSpec;
 use crate::reject::RejectReason;
 use crate::types::{AccountId, Side, TradeId};
-use rustc_hash::FxHashMap;
 
 /// Basis points in one whole (100%).
 const BPS_DENOMINATOR: u128 = 10_000;
@@ -184,25 +183,25 @@ pub(crate) fn settle_buyer_cash(cash: &mut Balance, release: u64, cost: u64) {
 /// Moves the GPUs of a fill in trade `trade`: `lots` leave the seller's held GPUs
 /// (inventory first, then its oldest purchases: [`Holding::take`]) and arrive in
 /// the buyer's holding with their provenance ([`Holding::receive`]), in the
-/// slot's `arena` of lots. `scratch` is a reused buffer.
+/// slot's `arena` of lots. Each party is given by its id and its account index.
+/// `scratch` is a reused buffer.
 pub(crate) fn move_gpus(
-    holdings: &mut FxHashMap<AccountId, Holding>,
+    holdings: &mut Holdings,
     arena: &mut LotArena,
-    seller: AccountId,
-    buyer: AccountId,
+    (seller, seller_ix): (AccountId, u32),
+    (buyer, buyer_ix): (AccountId, u32),
     lots: u64,
     trade: TradeId,
     scratch: &mut Vec<Lot>,
 ) {
     scratch.clear();
     let from = holdings
-        .get_mut(&seller)
+        .get_mut(seller_ix)
         .expect("a seller holds what it sells");
     from.gpus.spend_held(lots);
     from.take(arena, seller, lots, trade, scratch);
     holdings
-        .entry(buyer)
-        .or_default()
+        .entry(buyer_ix)
         .receive(arena, buyer, scratch.drain(..));
 }
 

@@ -9,7 +9,7 @@
 //! of those bytes. The encoding is postcard (compact, deterministic) behind a
 //! version number.
 
-use crate::account::{Account, Balance, Holding, Lot, LotArena};
+use crate::account::{Account, Balance, Holding, Holdings, Lot, LotArena};
 use crate::book::{OrderBook, RestingOrder};
 use crate::command::{KeyDigest, KeyScope};
 use crate::delivery::{Entry, Escrow, ProviderRecord};
@@ -193,11 +193,10 @@ impl<B: OrderBook> Engine<B> {
                         true
                     });
                 }
-                let mut holdings: Vec<HoldingSnapshot> = b
-                    .holdings
-                    .iter()
-                    .filter(|(&account, h)| !h.is_empty(b.lots.kept.contains_key(&account)))
-                    .map(|(&account, h)| HoldingSnapshot {
+                let holdings: Vec<HoldingSnapshot> = self
+                    .holders(bi)
+                    .into_iter()
+                    .map(|(account, _, h)| HoldingSnapshot {
                         account,
                         gpus: h.gpus,
                         inventory: h.inventory,
@@ -211,7 +210,6 @@ impl<B: OrderBook> Engine<B> {
                             .collect(),
                     })
                     .collect();
-                holdings.sort_unstable_by_key(|h| h.account);
                 books.push(BookSnapshot {
                     market: b.market as u32,
                     slot: b.slot,
@@ -257,10 +255,10 @@ impl<B: OrderBook> Engine<B> {
                 slots: BTreeMap::new(),
             });
         }
+        e.restore_accounts(s.accounts)?;
         for b in &s.books {
             e.restore_book_slot(b)?;
         }
-        e.restore_accounts(s.accounts)?;
         for (trade, escrow) in s.escrows {
             if e.escrows.get(trade).is_some() {
                 return Err(SnapshotError(format!("trade {trade} escrowed twice")));
@@ -322,8 +320,14 @@ impl<B: OrderBook> Engine<B> {
         let spec = self.markets[mi].spec.clone();
         self.gates.insert((spec.closes_at_ns(b.slot), mi, b.slot));
         let mut lots = LotArena::default();
-        let mut holdings = rustc_hash::FxHashMap::default();
+        let mut holdings = Holdings::default();
         for h in &b.holdings {
+            let Some(&ix) = self.account_ix.get(&h.account) else {
+                return Err(SnapshotError(format!(
+                    "a holding of unknown account {} in book {bi}",
+                    h.account
+                )));
+            };
             let mut holding = Holding {
                 gpus: h.gpus,
                 inventory: h.inventory,
@@ -340,12 +344,14 @@ impl<B: OrderBook> Engine<B> {
             if !kept.is_empty() {
                 lots.kept.insert(h.account, kept);
             }
-            if holdings.insert(h.account, holding).is_some() {
+            let slot = holdings.entry(ix);
+            if *slot != Holding::default() || holding.is_empty(!kept.is_empty()) {
                 return Err(SnapshotError(format!(
-                    "account {} holds twice in book {bi}",
+                    "account {} holds twice or nothing in book {bi}",
                     h.account
                 )));
             }
+            *slot = holding;
         }
         self.books[bi] = Some(SlotBook {
             market: mi,
@@ -366,9 +372,11 @@ impl<B: OrderBook> Engine<B> {
     }
 
     /// Replaces the accounts with the snapshot's: each id once, the fee account
-    /// present.
+    /// present. They take their indexes in the snapshot's order.
     fn restore_accounts(&mut self, accounts: Vec<AccountSnapshot>) -> Result<(), SnapshotError> {
         self.accounts.clear();
+        self.account_ix.clear();
+        self.account_ids.clear();
         for a in accounts {
             let account = Account {
                 cash: a.cash,
@@ -376,9 +384,10 @@ impl<B: OrderBook> Engine<B> {
                 pending: a.pending,
                 ..Account::default()
             };
-            if self.accounts.insert(a.id, account).is_some() {
+            if self.accounts.contains_key(&a.id) {
                 return Err(SnapshotError(format!("account {} twice", a.id)));
             }
+            self.add_account(a.id, account);
         }
         if !self.accounts.contains_key(&FEE_ACCOUNT) {
             return Err(SnapshotError("no fee account".into()));
@@ -465,14 +474,8 @@ impl<B: OrderBook> Engine<B> {
         }
         self.check_book(bi, needed)?;
         let mut lots = 0u64;
-        for (id, h) in &b.holdings {
-            if !self.accounts.contains_key(id) {
-                return Err(format!(
-                    "{} {}: holding of unknown account {id}",
-                    b.spec.id, b.slot
-                ));
-            }
-            let want = needed.lots.get(&(*id, bi)).copied().unwrap_or(0);
+        for (id, _, h) in self.holders(bi) {
+            let want = needed.lots.get(&(id, bi)).copied().unwrap_or(0);
             if h.gpus.held != want {
                 return Err(format!(
                     "account {id}: {} GPUs held in {} {} but open sells need {want}",
@@ -480,7 +483,7 @@ impl<B: OrderBook> Engine<B> {
                 ));
             }
             {
-                lots += h.gpus.total() + b.lots.total(b.lots.kept(*id));
+                lots += h.gpus.total() + b.lots.total(b.lots.kept(id));
                 let bought = b.lots.lots(h.bought);
                 let sources = h.inventory + bought.iter().map(|l| l.lots).sum::<u64>();
                 if sources != h.gpus.total() || bought.iter().any(|l| l.lots == 0) {
@@ -496,7 +499,7 @@ impl<B: OrderBook> Engine<B> {
         if b.lots
             .kept
             .iter()
-            .any(|(id, kept)| kept.is_empty() || !b.holdings.contains_key(id))
+            .any(|(id, kept)| kept.is_empty() || self.holding(bi, *id).is_none())
         {
             return Err(format!(
                 "{} {}: kept lots without a holding",
@@ -506,7 +509,7 @@ impl<B: OrderBook> Engine<B> {
         if needed
             .lots
             .iter()
-            .any(|(&(id, i), &n)| i == bi && n > 0 && !b.holdings.contains_key(&id))
+            .any(|(&(id, i), &n)| i == bi && n > 0 && self.gpus(bi, id).held != n)
         {
             return Err(format!("{} {}: open sells without GPUs", b.spec.id, b.slot));
         }

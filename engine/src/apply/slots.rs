@@ -21,6 +21,7 @@
 //! before the next command, from where it stopped (its state says where: what is
 //! left on its book and in its holdings).
 
+use crate::account::Holding;
 use crate::book::OrderBook;
 use crate::delivery::Entry;
 use crate::event::{DeliveryScheduled, Event, EventSink, InventoryExpired, SlotClosed};
@@ -58,8 +59,11 @@ impl<B: OrderBook> Engine<B> {
                 self.cancel_resting(bi, id, CancelReason::SlotClosed, out);
             }
         }
-        let mut holders: Vec<AccountId> = self.bk(bi).holdings.keys().copied().collect();
-        holders.sort_unstable();
+        let holders: Vec<(AccountId, u32)> = self
+            .holders(bi)
+            .into_iter()
+            .map(|(id, ix, _)| (id, ix))
+            .collect();
         for holder in holders {
             if !self.schedule_holder(bi, holder, budget, out) {
                 return false;
@@ -88,7 +92,7 @@ impl<B: OrderBook> Engine<B> {
     fn schedule_holder<S: EventSink>(
         &mut self,
         bi: usize,
-        holder: AccountId,
+        (holder, holder_ix): (AccountId, u32),
         budget: &mut usize,
         out: &mut S,
     ) -> bool {
@@ -99,7 +103,7 @@ impl<B: OrderBook> Engine<B> {
             let entry = self.next_entry_id;
             let book = self.books[bi].as_mut().expect("book index in use");
             let (market, slot) = (book.spec.id, book.slot);
-            let h = book.holdings.get_mut(&holder).expect("a holder");
+            let h = book.holdings.get_mut(holder_ix).expect("a holder");
             debug_assert_eq!(h.gpus.held, 0, "orders were cancelled first");
             let lot = match book.lots.pop_front(&mut h.bought) {
                 Some(lot) => {
@@ -153,7 +157,7 @@ impl<B: OrderBook> Engine<B> {
                     quantity: book.spec.quantity(lots),
                 })
             } else {
-                book.holdings.remove(&holder);
+                *h = Holding::default();
                 return true;
             };
             *budget -= 1;
