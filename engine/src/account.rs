@@ -86,8 +86,10 @@ pub(crate) struct Holding {
     pub bought: LotList,
 }
 
-/// Holdings per page of [`Holdings`].
-const HOLDINGS_PER_PAGE: usize = 64;
+/// Holdings per page of [`Holdings`]: small, so an account that holds alone
+/// among its neighbours costs a page of 320 bytes, not much more than a hash
+/// map's entry (and a larger page measured no faster).
+const HOLDINGS_PER_PAGE: usize = 8;
 
 /// A page of [`Holdings`]: those of [`HOLDINGS_PER_PAGE`] consecutive account
 /// indexes.
