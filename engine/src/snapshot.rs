@@ -253,6 +253,7 @@ impl<B: OrderBook> Engine<B> {
             e.markets.push(MarketState {
                 spec,
                 slots: BTreeMap::new(),
+                slot_books: rustc_hash::FxHashMap::default(),
             });
         }
         e.restore_accounts(s.accounts)?;
@@ -365,6 +366,7 @@ impl<B: OrderBook> Engine<B> {
             lots,
         });
         self.markets[mi].slots.insert(b.slot, bi);
+        self.markets[mi].slot_books.insert(b.slot, bi);
         self.free_books = (0..self.books.len())
             .filter(|&i| self.books[i].is_none())
             .collect();
@@ -428,8 +430,14 @@ impl<B: OrderBook> Engine<B> {
         let mut needed = Needed::default();
         let mut open_books = 0usize;
         for (mi, m) in self.markets.iter().enumerate() {
+            if m.slot_books.len() != m.slots.len() {
+                return Err(format!("market {}: slot indexes disagree", m.spec.id));
+            }
             for (&slot, &bi) in &m.slots {
                 open_books += 1;
+                if m.slot_books.get(&slot) != Some(&bi) {
+                    return Err(format!("market {} slot {slot}: not indexed", m.spec.id));
+                }
                 let b = self.books.get(bi).and_then(Option::as_ref);
                 let Some(b) = b.filter(|b| b.market == mi && b.slot == slot) else {
                     return Err(format!(

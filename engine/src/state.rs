@@ -59,6 +59,8 @@ pub(crate) struct MarketState {
     /// Its open delivery slots (unix seconds of the hour's start) and their book
     /// index, in slot order.
     pub slots: BTreeMap<u64, usize>,
+    /// The same, to look up (every order looks its slot up; iterated never).
+    pub slot_books: FxHashMap<u64, usize>,
 }
 
 /// One delivery slot of one market: its book and its GPU total. Created when a
@@ -201,7 +203,7 @@ impl<B: OrderBook> Engine<B> {
 
     /// The open book of `slot` in market `mi`, if any command created it.
     pub(crate) fn find_book(&self, mi: usize, slot: u64) -> Option<usize> {
-        self.markets[mi].slots.get(&slot).copied()
+        self.markets[mi].slot_books.get(&slot).copied()
     }
 
     /// The book of `slot` in market `mi`, created (empty, its gate closure
@@ -234,6 +236,7 @@ impl<B: OrderBook> Engine<B> {
             }
         };
         self.markets[mi].slots.insert(slot, bi);
+        self.markets[mi].slot_books.insert(slot, bi);
         bi
     }
 

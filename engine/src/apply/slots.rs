@@ -39,7 +39,7 @@ impl<B: OrderBook> Engine<B> {
             if closes_at >= ts_ns {
                 break;
             }
-            let bi = self.markets[mi].slots[&slot];
+            let bi = self.markets[mi].slot_books[&slot];
             if !self.close_slot(bi, &mut budget, out) {
                 break;
             }
@@ -76,6 +76,7 @@ impl<B: OrderBook> Engine<B> {
         let book = self.books[bi].take().expect("book index in use");
         debug_assert_eq!(book.lots_total, 0, "every GPU scheduled or expired");
         self.markets[book.market].slots.remove(&book.slot);
+        self.markets[book.market].slot_books.remove(&book.slot);
         self.free_books.insert(bi);
         out.push(Event::SlotClosed(SlotClosed {
             market: book.spec.id,
