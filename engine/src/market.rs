@@ -114,9 +114,14 @@ fn ticks_at_most(usd: i64, tick: Decimal) -> i128 {
 /// `value / unit` when it is a whole number (both positive decimals), else `None`.
 /// Exact integer arithmetic: no decimal division, no rounding.
 fn whole_multiple(value: Decimal, unit: Decimal) -> Option<i128> {
-    let scale = value.scale().max(unit.scale());
-    let v = units_at_scale(value, scale)?;
-    let u = units_at_scale(unit, scale)?;
+    // Most prices and quantities come at the scale of their unit: then the
+    // mantissas are already the units at that scale.
+    let (v, u) = if value.scale() == unit.scale() {
+        (value.mantissa(), unit.mantissa())
+    } else {
+        let scale = value.scale().max(unit.scale());
+        (units_at_scale(value, scale)?, units_at_scale(unit, scale)?)
+    };
     if u <= 0 {
         return None;
     }
