@@ -330,7 +330,15 @@ impl MarketSpec {
     }
 }
 
+#[inline]
 fn scaled(units: i128, unit: Decimal) -> Decimal {
+    // Prices and quantities on the book are non-negative and fit in 64 bits
+    // times the unit's mantissa: build the decimal from its parts directly.
+    if let (Ok(u), Ok(m)) = (u64::try_from(units), u64::try_from(unit.mantissa())) {
+        if let Some(v) = u.checked_mul(m) {
+            return Decimal::from_parts(v as u32, (v >> 32) as u32, 0, false, unit.scale());
+        }
+    }
     Decimal::from_i128_with_scale(units * unit.mantissa(), unit.scale())
 }
 
@@ -373,6 +381,31 @@ mod tests {
         assert_eq!(m.order_lots(d("0")), Err(RejectReason::InvalidQuantity));
         assert_eq!(m.price(235).to_string(), "2.35");
         assert_eq!(m.quantity(3).to_string(), "1.5");
+    }
+
+    #[test]
+    fn decimals_built_from_parts_are_the_decimals_of_the_general_path() {
+        for unit in ["0.001", "0.5", "1", "25", "0.0000000001"] {
+            let unit = d(unit);
+            for units in [
+                0i128,
+                1,
+                7,
+                2_345,
+                u32::MAX as i128 + 1,
+                u64::MAX as i128,
+                1 << 70,
+            ] {
+                let general = Decimal::from_i128_with_scale(units * unit.mantissa(), unit.scale());
+                let fast = scaled(units, unit);
+                assert_eq!(fast, general);
+                // The same representation: the same scale, the same text.
+                assert_eq!(
+                    (fast.scale(), fast.to_string()),
+                    (general.scale(), general.to_string())
+                );
+            }
+        }
     }
 
     #[test]
