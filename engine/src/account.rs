@@ -9,7 +9,7 @@
 //! **position**: GPUs it bought, kept as [`Lot`]s in purchase order, each naming
 //! its provider and the chain of trades it came through. A sale takes from
 //! inventory first, then from the oldest purchase (see [`Holding::take`]).
-//! A slot's lots live in one [`LotArena`] next to its holdings, each holding
+//! A slot's lots live in one `LotArena` next to its holdings, each holding
 //! naming its list of lots there.
 
 use crate::limits::TRADES_PER_LOT_MAX;
