@@ -9,13 +9,14 @@
 //! **position**: GPUs it bought, kept as [`Lot`]s in purchase order, each naming
 //! its provider and the chain of trades it came through. A sale takes from
 //! inventory first, then from the oldest purchase (see [`Holding::take`]).
+//! A slot's lots live in one `LotArena` next to its holdings, each holding
+//! naming its list of lots there.
 
 use crate::limits::TRADES_PER_LOT_MAX;
 use crate::types::{AccountId, ClientOrderId, OrderId, TradeId};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
-use std::collections::VecDeque;
 
 /// One asset's balance in integer units (micro-USD or lots).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,33 +80,281 @@ pub(crate) struct Holding {
     /// Own inventory sold so far, in lots (the provider's record of what it has
     /// to deliver in the slot).
     pub sold: u64,
-    /// Bought GPUs, once the account bought any (boxed: most holdings of a
-    /// provider never have lots, and a small holding keeps the slot's map dense).
-    pub lots: Option<Box<Lots>>,
+    /// Bought GPUs not sold on, oldest purchase first (in the slot's
+    /// [`LotArena`]). Bought GPUs that went through [`TRADES_PER_LOT_MAX`]
+    /// trades are kept apart, in [`LotArena::kept`].
+    pub bought: LotList,
 }
 
-/// The bought GPUs of one holding.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Lots {
-    /// Bought GPUs not sold on, oldest purchase first.
-    pub bought: VecDeque<Lot>,
-    /// Bought GPUs that went through [`TRADES_PER_LOT_MAX`] trades: delivered to
-    /// this holder, never offered again. Not in `gpus` (no order can hold them).
-    pub kept: VecDeque<Lot>,
+/// Holdings per page of [`Holdings`]: small, so an account that holds alone
+/// among its neighbours costs a page of 320 bytes, not much more than a hash
+/// map's entry (and a larger page measured no faster).
+const HOLDINGS_PER_PAGE: usize = 8;
+
+/// A page of [`Holdings`]: those of [`HOLDINGS_PER_PAGE`] consecutive account
+/// indexes.
+type HoldingPage = [Holding; HOLDINGS_PER_PAGE];
+
+/// One slot's holdings, by account index (the engine numbers accounts densely
+/// as they are created): pages of consecutive indexes, created when an account
+/// in them first holds something. The holdings of active accounts sit densely
+/// together (a map of holdings by account would spread them over its spare
+/// buckets too), and the map of pages is small enough to stay in cache. An
+/// account without a holding reads as an empty one. Looked up; iterated only
+/// to be sorted or checked.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Holdings {
+    pages: FxHashMap<u32, Box<HoldingPage>>,
 }
 
-/// No lots.
-static NO_LOTS: Lots = Lots {
-    bought: VecDeque::new(),
-    kept: VecDeque::new(),
-};
+/// The page of account index `ix` and its place there.
+#[inline]
+fn page_of(ix: u32) -> (u32, usize) {
+    (
+        ix / HOLDINGS_PER_PAGE as u32,
+        ix as usize % HOLDINGS_PER_PAGE,
+    )
+}
+
+impl Holdings {
+    /// The holding of account index `ix`, if its page exists.
+    #[inline]
+    pub fn get(&self, ix: u32) -> Option<&Holding> {
+        let (page, at) = page_of(ix);
+        Some(&self.pages.get(&page)?[at])
+    }
+
+    /// The holding of account index `ix`, to change, if its page exists.
+    #[inline]
+    pub fn get_mut(&mut self, ix: u32) -> Option<&mut Holding> {
+        let (page, at) = page_of(ix);
+        Some(&mut self.pages.get_mut(&page)?[at])
+    }
+
+    /// The holding of account index `ix`, to change (its page created when
+    /// first needed).
+    #[inline]
+    pub fn entry(&mut self, ix: u32) -> &mut Holding {
+        let (page, at) = page_of(ix);
+        &mut self
+            .pages
+            .entry(page)
+            .or_insert_with(|| Box::new(std::array::from_fn(|_| Holding::default())))[at]
+    }
+
+    /// Every holding of an existing page, empty ones included, by account
+    /// index, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Holding)> {
+        self.pages.iter().flat_map(|(&page, holdings)| {
+            holdings
+                .iter()
+                .zip(page * HOLDINGS_PER_PAGE as u32..)
+                .map(|(h, ix)| (ix, h))
+        })
+    }
+}
+
+/// No node: the end of a [`LotList`].
+const NIL: u32 = u32::MAX;
+
+/// A first-in first-out list of [`Lot`]s in a [`LotArena`]: its first and last
+/// node ([`NIL`] when empty). Copy, so a holding names its lots without owning
+/// memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LotList {
+    head: u32,
+    tail: u32,
+}
+
+impl Default for LotList {
+    fn default() -> Self {
+        LotList {
+            head: NIL,
+            tail: NIL,
+        }
+    }
+}
+
+impl LotList {
+    /// Whether it has no lots.
+    pub fn is_empty(&self) -> bool {
+        self.head == NIL
+    }
+}
+
+/// A lot in a [`LotArena`]. `prev` (the older neighbour) is set when the lot
+/// is appended; `next` (the newer one) only once a walk from the front needs
+/// it ([`LotArena::link`]), so appending never touches an older node.
+#[derive(Debug, Clone)]
+struct LotNode {
+    lot: Lot,
+    prev: u32,
+    next: u32,
+}
+
+/// The bought lots of one slot's holdings: one vector of nodes, linked into a
+/// [`LotList`] per holding (a freed node is reused by the next lot), and the
+/// lists of lots kept to the gate, by account.
+///
+/// A fill appends one node at the end of the vector, whose cache lines are
+/// warm, and reads and writes only the buyer's holding: no allocation or
+/// buffer per holding, and no older node touched. The forward links a walk
+/// from the oldest lot needs are filled in when first needed, each once.
+#[derive(Debug, Clone)]
+pub(crate) struct LotArena {
+    nodes: Vec<LotNode>,
+    /// Freed nodes, linked through `next` ([`NIL`] if none).
+    free: u32,
+    /// Nodes in use.
+    used: usize,
+    /// Lots kept to the gate (at [`TRADES_PER_LOT_MAX`] trades), by account:
+    /// rare, so kept apart from the holdings.
+    pub kept: FxHashMap<AccountId, LotList>,
+}
+
+impl Default for LotArena {
+    fn default() -> Self {
+        LotArena {
+            nodes: Vec::new(),
+            free: NIL,
+            used: 0,
+            kept: FxHashMap::default(),
+        }
+    }
+}
+
+impl LotArena {
+    /// Appends `lot` to `list`.
+    pub fn push_back(&mut self, list: &mut LotList, lot: Lot) {
+        let node = LotNode {
+            lot,
+            prev: list.tail,
+            next: NIL,
+        };
+        let at = if self.free == NIL {
+            self.nodes.push(node);
+            u32::try_from(self.nodes.len() - 1).expect("lot nodes fit in 32 bits")
+        } else {
+            let at = self.free;
+            self.free = self.nodes[at as usize].next;
+            self.nodes[at as usize] = node;
+            at
+        };
+        assert_ne!(at, NIL, "lot nodes stay below the end marker");
+        if list.head == NIL {
+            list.head = at;
+        }
+        list.tail = at;
+        self.used += 1;
+    }
+
+    /// Fills in the forward links of `list` that are not yet: from its last
+    /// node back to the first one already linked (each node is linked once).
+    fn link(&mut self, list: &LotList) {
+        let mut at = list.tail;
+        while at != list.head {
+            let prev = self.nodes[at as usize].prev;
+            if self.nodes[prev as usize].next == at {
+                break;
+            }
+            self.nodes[prev as usize].next = at;
+            at = prev;
+        }
+    }
+
+    /// The first lot of `list`, to change.
+    pub fn front_mut(&mut self, list: &LotList) -> Option<&mut Lot> {
+        (list.head != NIL).then(|| &mut self.nodes[list.head as usize].lot)
+    }
+
+    /// Takes the first lot out of `list`.
+    pub fn pop_front(&mut self, list: &mut LotList) -> Option<Lot> {
+        if list.head == NIL {
+            return None;
+        }
+        let at = list.head;
+        if at == list.tail {
+            *list = LotList::default();
+        } else {
+            if self.nodes[at as usize].next == NIL {
+                self.link(list);
+            }
+            list.head = self.nodes[at as usize].next;
+        }
+        let node = &mut self.nodes[at as usize];
+        let lot = std::mem::replace(
+            &mut node.lot,
+            Lot {
+                provider: 0,
+                lots: 0,
+                trades: SmallVec::new(),
+            },
+        );
+        node.next = self.free;
+        self.free = at;
+        self.used -= 1;
+        if self.used == 0 {
+            // Nothing left: start over (keeping the memory).
+            self.nodes.clear();
+            self.free = NIL;
+        }
+        Some(lot)
+    }
+
+    /// The lots of `list`, first to last (collected from the last one back:
+    /// for snapshots, queries and checks, not for matching).
+    pub fn lots(&self, list: LotList) -> Vec<&Lot> {
+        let mut lots = Vec::new();
+        let mut at = list.tail;
+        while at != NIL {
+            let node = &self.nodes[at as usize];
+            lots.push(&node.lot);
+            if at == list.head {
+                break;
+            }
+            at = node.prev;
+        }
+        lots.reverse();
+        lots
+    }
+
+    /// Total lots of `list`.
+    pub fn total(&self, list: LotList) -> u64 {
+        self.lots(list).iter().map(|l| l.lots).sum()
+    }
+
+    /// Takes the first of the lots `account` keeps to the gate out.
+    pub fn pop_kept(&mut self, account: AccountId) -> Option<Lot> {
+        let mut kept = self.kept(account);
+        let lot = self.pop_front(&mut kept);
+        if kept.is_empty() {
+            self.kept.remove(&account);
+        } else {
+            self.kept.insert(account, kept);
+        }
+        lot
+    }
+
+    /// The lots `account` keeps to the gate.
+    pub fn kept(&self, account: AccountId) -> LotList {
+        self.kept.get(&account).copied().unwrap_or_default()
+    }
+}
 
 impl Holding {
     /// Takes `lots` sold by `seller` in trade `trade` out of this holding's sources,
-    /// inventory first, then the oldest purchases, and appends them to `into` as
-    /// the buyer's lots (each chain extended by `trade`). The caller moves the
-    /// balance itself; the sources cover it because `gpus.total()` equals them.
-    pub fn take(&mut self, seller: AccountId, lots: u64, trade: TradeId, into: &mut Vec<Lot>) {
+    /// inventory first, then the oldest purchases (in `arena`), and appends them
+    /// to `into` as the buyer's lots (each chain extended by `trade`). The caller
+    /// moves the balance itself; the sources cover it because `gpus.total()`
+    /// equals them.
+    pub fn take(
+        &mut self,
+        arena: &mut LotArena,
+        seller: AccountId,
+        lots: u64,
+        trade: TradeId,
+        into: &mut Vec<Lot>,
+    ) {
         let own = lots.min(self.inventory);
         self.inventory -= own;
         self.sold += own;
@@ -117,16 +366,10 @@ impl Holding {
             });
         }
         let mut rest = lots - own;
-        if rest == 0 {
-            return;
-        }
-        let bought = &mut self
-            .lots
-            .as_mut()
-            .expect("sources cover the GPUs sold")
-            .bought;
         while rest > 0 {
-            let front = bought.front_mut().expect("sources cover the GPUs sold");
+            let front = arena
+                .front_mut(&self.bought)
+                .expect("sources cover the GPUs sold");
             let n = rest.min(front.lots);
             let mut trades = front.trades.clone();
             trades.push(trade);
@@ -137,44 +380,41 @@ impl Holding {
             });
             front.lots -= n;
             if front.lots == 0 {
-                bought.pop_front();
+                arena.pop_front(&mut self.bought);
             }
             rest -= n;
         }
     }
 
-    /// Receives bought lots: resellable ones become available GPUs; those at
-    /// [`TRADES_PER_LOT_MAX`] trades are kept to the gate.
-    pub fn receive(&mut self, lots: impl Iterator<Item = Lot>) {
-        let mine = self.lots.get_or_insert_with(Box::default);
+    /// Receives bought lots of `account` (into `arena`): resellable ones become
+    /// available GPUs; those at [`TRADES_PER_LOT_MAX`] trades are kept to the
+    /// gate.
+    pub fn receive(
+        &mut self,
+        arena: &mut LotArena,
+        account: AccountId,
+        lots: impl Iterator<Item = Lot>,
+    ) {
         for lot in lots {
             if lot.trades.len() >= TRADES_PER_LOT_MAX {
-                mine.kept.push_back(lot);
+                let mut kept = arena.kept(account);
+                arena.push_back(&mut kept, lot);
+                arena.kept.insert(account, kept);
             } else {
                 self.gpus.available += lot.lots;
-                mine.bought.push_back(lot);
+                arena.push_back(&mut self.bought, lot);
             }
         }
     }
 
-    /// The holding's lots (none when it never bought).
-    pub fn lots(&self) -> &Lots {
-        self.lots.as_deref().unwrap_or(&NO_LOTS)
-    }
-
-    /// GPUs kept to the gate, in lots.
-    pub fn kept_lots(&self) -> u64 {
-        self.lots().kept.iter().map(|l| l.lots).sum()
-    }
-
-    /// Whether the holding is empty (nothing to keep).
-    pub fn is_empty(&self) -> bool {
-        let lots = self.lots();
+    /// Whether the holding is empty (nothing to keep), given whether its
+    /// account keeps lots in the slot.
+    pub fn is_empty(&self, keeps: bool) -> bool {
         self.gpus.total() == 0
             && self.inventory == 0
             && self.sold == 0
-            && lots.bought.is_empty()
-            && lots.kept.is_empty()
+            && self.bought.is_empty()
+            && !keeps
     }
 }
 
@@ -267,6 +507,44 @@ mod tests {
     use std::collections::BTreeSet;
 
     proptest! {
+        /// Appending to and taking from several lists of one arena in any
+        /// interleaving, each list answers as a queue does (and so do the
+        /// lists the snapshot reads back to front).
+        #[test]
+        fn lot_lists_behave_as_queues(
+            ops in prop::collection::vec((0..3usize, 0..4u8), 1..400),
+        ) {
+            use super::{Lot, LotArena, LotList};
+            use std::collections::VecDeque;
+            let mut arena = LotArena::default();
+            let mut lists = [LotList::default(); 3];
+            let mut model: [VecDeque<u64>; 3] = Default::default();
+            for (n, (i, op)) in ops.into_iter().enumerate() {
+                let lot = |lots| Lot { provider: 1, lots, trades: smallvec::smallvec![lots] };
+                match op {
+                    0 | 1 => {
+                        arena.push_back(&mut lists[i], lot(n as u64 + 1));
+                        model[i].push_back(n as u64 + 1);
+                    }
+                    2 => {
+                        let got = arena.pop_front(&mut lists[i]).map(|l| l.lots);
+                        prop_assert_eq!(got, model[i].pop_front());
+                    }
+                    _ => {
+                        if let Some(front) = arena.front_mut(&lists[i]) {
+                            front.lots += 1_000;
+                            *model[i].front_mut().unwrap() += 1_000;
+                        }
+                    }
+                }
+                for (list, want) in lists.iter().zip(&model) {
+                    let got: Vec<u64> = arena.lots(*list).iter().map(|l| l.lots).collect();
+                    prop_assert_eq!(&got, &want.iter().copied().collect::<Vec<_>>());
+                    prop_assert_eq!(list.is_empty(), want.is_empty());
+                }
+            }
+        }
+
         /// Opening orders in id order (or any order, as a restore may) and
         /// closing any of them, `OpenOrders` answers as a sorted set does.
         #[test]

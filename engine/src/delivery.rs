@@ -24,7 +24,7 @@ use crate::types::{AccountId, MarketId, TradeId};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// What is still escrowed of one trade: the part of its GPUs not yet settled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +41,183 @@ pub(crate) struct Escrow {
     pub buyer_fee: u64,
     /// The seller's fee on them, to come out of its payment.
     pub seller_fee: u64,
+}
+
+/// Trade ids per chunk of [`Escrows`].
+const ESCROW_CHUNK_TRADES: u64 = 512;
+
+/// An older chunk of [`Escrows`] left with at most this many escrows moves
+/// them to its spill map and is freed, so a few long-unsettled trades (a
+/// dispute awaiting its resolution) never keep a whole chunk each: a chunk
+/// holds at most 8 slots per escrow it keeps.
+const ESCROW_CHUNK_SPILL_AT: u32 = (ESCROW_CHUNK_TRADES / 8) as u32;
+
+/// One chunk of [`Escrows`]: the escrows of [`ESCROW_CHUNK_TRADES`]
+/// consecutive trade ids, and how many of them are escrowed.
+#[derive(Debug, Clone)]
+struct EscrowChunk {
+    live: u32,
+    slots: Box<[Option<Escrow>]>,
+}
+
+/// The escrows of trades not wholly settled, by trade id.
+///
+/// Trades are numbered in the order they execute and escrowed as they
+/// execute, so the store is a run of chunks of consecutive trade ids (in a
+/// `VecDeque`, oldest first): escrowing appends to the newest chunk, finding a
+/// trade is an index, and a chunk whose trades are all settled is freed (the
+/// run then keeps only a `None` for it until the chunks before it go too). An
+/// older chunk left nearly empty moves its escrows to a small ordered map
+/// (see [`ESCROW_CHUNK_SPILL_AT`]). No hashing, and no table that rehashes as
+/// unsettled trades pile up.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Escrows {
+    /// Chunk `i` holds trade ids from `(first_chunk + i) × ESCROW_CHUNK_TRADES`;
+    /// `None` when none of them is escrowed there. Neither end is `None`.
+    chunks: VecDeque<Option<EscrowChunk>>,
+    /// The chunk number of `chunks[0]`.
+    first_chunk: u64,
+    /// Escrows of chunks freed while nearly empty: each trade is here or in
+    /// its chunk, never both.
+    spill: BTreeMap<TradeId, Escrow>,
+}
+
+impl Escrows {
+    /// Where trade `trade` sits: its chunk's index in `chunks` (if within the
+    /// run) and its slot there.
+    #[inline]
+    fn place(&self, trade: TradeId) -> (Option<usize>, usize) {
+        let chunk = trade / ESCROW_CHUNK_TRADES;
+        let slot = (trade % ESCROW_CHUNK_TRADES) as usize;
+        let at = chunk
+            .checked_sub(self.first_chunk)
+            .and_then(|i| usize::try_from(i).ok())
+            .filter(|&i| i < self.chunks.len());
+        (at, slot)
+    }
+
+    /// Escrows `trade`, which must not be escrowed already.
+    pub fn insert(&mut self, trade: TradeId, escrow: Escrow) {
+        let chunk = trade / ESCROW_CHUNK_TRADES;
+        // A newer chunk makes the newest one an older one: spill it if it is
+        // nearly empty.
+        if let Some(last) = self.chunks.len().checked_sub(1) {
+            let newer = chunk > self.first_chunk + last as u64;
+            if newer
+                && self.chunks[last]
+                    .as_ref()
+                    .is_some_and(|c| c.live <= ESCROW_CHUNK_SPILL_AT)
+            {
+                self.spill_chunk(last);
+            }
+        }
+        if self.chunks.is_empty() {
+            self.first_chunk = chunk;
+        }
+        while chunk < self.first_chunk {
+            self.chunks.push_front(None);
+            self.first_chunk -= 1;
+        }
+        let i = usize::try_from(chunk - self.first_chunk).expect("chunk index fits");
+        while self.chunks.len() <= i {
+            self.chunks.push_back(None);
+        }
+        if self.chunks[i].is_none() {
+            assert!(
+                !self.spill.contains_key(&trade),
+                "trade {trade} escrowed once"
+            );
+        }
+        let c = self.chunks[i].get_or_insert_with(|| EscrowChunk {
+            live: 0,
+            slots: vec![None; ESCROW_CHUNK_TRADES as usize].into_boxed_slice(),
+        });
+        let slot = &mut c.slots[(trade % ESCROW_CHUNK_TRADES) as usize];
+        assert!(slot.is_none(), "trade {trade} escrowed once");
+        *slot = Some(escrow);
+        c.live += 1;
+    }
+
+    /// The escrow of `trade`, if any.
+    #[inline]
+    pub fn get(&self, trade: TradeId) -> Option<&Escrow> {
+        let in_chunk = match self.place(trade) {
+            (Some(i), slot) => self.chunks[i].as_ref().and_then(|c| c.slots[slot].as_ref()),
+            (None, _) => None,
+        };
+        in_chunk.or_else(|| self.spill.get(&trade))
+    }
+
+    /// The escrow of `trade`, to change, if any.
+    #[inline]
+    pub fn get_mut(&mut self, trade: TradeId) -> Option<&mut Escrow> {
+        if let (Some(i), slot) = self.place(trade) {
+            if let Some(c) = self.chunks[i].as_mut() {
+                return c.slots[slot].as_mut();
+            }
+        }
+        self.spill.get_mut(&trade)
+    }
+
+    /// Takes `trade`'s escrow out, freeing its chunk when it was the last one
+    /// there, or moving what is left of an older chunk to the spill map when
+    /// it is nearly empty.
+    pub fn remove(&mut self, trade: TradeId) -> Option<Escrow> {
+        let (Some(i), slot) = self.place(trade) else {
+            return self.spill.remove(&trade);
+        };
+        let newest = i + 1 == self.chunks.len();
+        let Some(c) = self.chunks[i].as_mut() else {
+            return self.spill.remove(&trade);
+        };
+        let escrow = c.slots[slot].take()?;
+        c.live -= 1;
+        if c.live == 0 || (c.live <= ESCROW_CHUNK_SPILL_AT && !newest) {
+            self.spill_chunk(i);
+        }
+        Some(escrow)
+    }
+
+    /// Frees chunk `i` (at `chunks[i]`), moving its escrows to the spill map,
+    /// and trims the run's ends.
+    fn spill_chunk(&mut self, i: usize) {
+        let first = (self.first_chunk + i as u64) * ESCROW_CHUNK_TRADES;
+        let freed = self.chunks[i].take().expect("a chunk to spill");
+        for (e, t) in freed.slots.into_vec().into_iter().zip(first..) {
+            if let Some(e) = e {
+                self.spill.insert(t, e);
+            }
+        }
+        while self.chunks.front().is_some_and(Option::is_none) {
+            self.chunks.pop_front();
+            self.first_chunk += 1;
+        }
+        while self.chunks.back().is_some_and(Option::is_none) {
+            self.chunks.pop_back();
+        }
+    }
+
+    /// The escrows, by trade id.
+    pub fn iter(&self) -> impl Iterator<Item = (TradeId, &Escrow)> {
+        let first = self.first_chunk;
+        let in_chunks = self
+            .chunks
+            .iter()
+            .zip(first..)
+            .filter_map(|(c, n)| Some((c.as_ref()?, n)))
+            .flat_map(|(c, n)| {
+                c.slots
+                    .iter()
+                    .zip(n * ESCROW_CHUNK_TRADES..)
+                    .filter_map(|(e, t)| Some((t, e.as_ref()?)))
+            });
+        let mut all: Vec<(TradeId, &Escrow)> = in_chunks.collect();
+        if !self.spill.is_empty() {
+            all.extend(self.spill.iter().map(|(&t, e)| (t, e)));
+            all.sort_unstable_by_key(|&(t, _)| t);
+        }
+        all.into_iter()
+    }
 }
 
 /// How one part of a trade settled (all micro-USD).
@@ -270,6 +447,48 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Escrowing, finding and settling trades in any pattern, `Escrows`
+        /// answers as a sorted map does.
+        #[test]
+        fn escrows_behave_as_a_sorted_map(
+            ops in proptest::collection::vec((proptest::bool::ANY, 0..4_000u64), 1..300),
+            start in 0..3_000u64,
+        ) {
+            let mut store = Escrows::default();
+            let mut model = std::collections::BTreeMap::new();
+            let mut next = start;
+            for (add, pick) in ops {
+                if add || model.is_empty() {
+                    next += 1 + pick % 700;
+                    store.insert(next, escrow(next, 1, 0, 0));
+                    model.insert(next, escrow(next, 1, 0, 0));
+                } else {
+                    let t = *model.keys().nth(pick as usize % model.len()).unwrap();
+                    proptest::prop_assert_eq!(store.remove(t), model.remove(&t));
+                    proptest::prop_assert_eq!(store.remove(t), None);
+                }
+                proptest::prop_assert_eq!(store.get(pick), model.get(&pick));
+                let listed: Vec<(TradeId, &Escrow)> = store.iter().collect();
+                let want: Vec<(TradeId, &Escrow)> = model.iter().map(|(&t, e)| (t, e)).collect();
+                proptest::prop_assert_eq!(listed, want);
+                proptest::prop_assert!(store.chunks.len() as u64 <= next / ESCROW_CHUNK_TRADES + 1);
+                // Neither end of the run is a freed chunk, and every chunk
+                // but the newest keeps more than its spill bound.
+                proptest::prop_assert!(store.chunks.front().is_none_or(Option::is_some));
+                proptest::prop_assert!(store.chunks.back().is_none_or(Option::is_some));
+                let n = store.chunks.len();
+                for c in store.chunks.iter().take(n.saturating_sub(1)).flatten() {
+                    proptest::prop_assert!(c.live > ESCROW_CHUNK_SPILL_AT);
+                }
+            }
+            for t in model.keys() {
+                store.remove(*t);
+            }
+            proptest::prop_assert!(store.chunks.is_empty());
+        }
+    }
+
     #[test]
     fn the_record_window_keeps_thirty_days_of_hours() {
         let mut r = ProviderRecord::default();
@@ -438,7 +657,7 @@ impl<B: OrderBook> Engine<B> {
         for m in &self.markets {
             let (mut listed, mut sold) = (0u64, 0u64);
             for &bi in m.slots.values() {
-                if let Some(h) = self.bk(bi).holdings.get(&account) {
+                if let Some(h) = self.holding(bi, account) {
                     listed += h.inventory;
                     sold += h.sold;
                 }
@@ -458,13 +677,15 @@ impl<B: OrderBook> Engine<B> {
     /// own GPUs (listed or sold) in an open slot; ascending.
     pub fn provider_accounts(&self) -> Vec<AccountId> {
         let mut ids: Vec<AccountId> = self.providers().iter().map(|p| p.account).collect();
-        for b in self.books.iter().flatten() {
-            ids.extend(
-                b.holdings
-                    .iter()
-                    .filter(|(_, h)| h.inventory + h.sold > 0)
-                    .map(|(&a, _)| a),
-            );
+        for m in &self.markets {
+            for &bi in m.slots.values() {
+                ids.extend(
+                    self.holders(bi)
+                        .into_iter()
+                        .filter(|(_, _, h)| h.inventory + h.sold > 0)
+                        .map(|(id, _, _)| id),
+                );
+            }
         }
         ids.sort_unstable();
         ids.dedup();

@@ -114,9 +114,14 @@ fn ticks_at_most(usd: i64, tick: Decimal) -> i128 {
 /// `value / unit` when it is a whole number (both positive decimals), else `None`.
 /// Exact integer arithmetic: no decimal division, no rounding.
 fn whole_multiple(value: Decimal, unit: Decimal) -> Option<i128> {
-    let scale = value.scale().max(unit.scale());
-    let v = units_at_scale(value, scale)?;
-    let u = units_at_scale(unit, scale)?;
+    // Most prices and quantities come at the scale of their unit: then the
+    // mantissas are already the units at that scale.
+    let (v, u) = if value.scale() == unit.scale() {
+        (value.mantissa(), unit.mantissa())
+    } else {
+        let scale = value.scale().max(unit.scale());
+        (units_at_scale(value, scale)?, units_at_scale(unit, scale)?)
+    };
     if u <= 0 {
         return None;
     }
@@ -325,7 +330,15 @@ impl MarketSpec {
     }
 }
 
+#[inline]
 fn scaled(units: i128, unit: Decimal) -> Decimal {
+    // Prices and quantities on the book are non-negative and fit in 64 bits
+    // times the unit's mantissa: build the decimal from its parts directly.
+    if let (Ok(u), Ok(m)) = (u64::try_from(units), u64::try_from(unit.mantissa())) {
+        if let Some(v) = u.checked_mul(m) {
+            return Decimal::from_parts(v as u32, (v >> 32) as u32, 0, false, unit.scale());
+        }
+    }
     Decimal::from_i128_with_scale(units * unit.mantissa(), unit.scale())
 }
 
@@ -368,6 +381,31 @@ mod tests {
         assert_eq!(m.order_lots(d("0")), Err(RejectReason::InvalidQuantity));
         assert_eq!(m.price(235).to_string(), "2.35");
         assert_eq!(m.quantity(3).to_string(), "1.5");
+    }
+
+    #[test]
+    fn decimals_built_from_parts_are_the_decimals_of_the_general_path() {
+        for unit in ["0.001", "0.5", "1", "25", "0.0000000001"] {
+            let unit = d(unit);
+            for units in [
+                0i128,
+                1,
+                7,
+                2_345,
+                u32::MAX as i128 + 1,
+                u64::MAX as i128,
+                1 << 70,
+            ] {
+                let general = Decimal::from_i128_with_scale(units * unit.mantissa(), unit.scale());
+                let fast = scaled(units, unit);
+                assert_eq!(fast, general);
+                // The same representation: the same scale, the same text.
+                assert_eq!(
+                    (fast.scale(), fast.to_string()),
+                    (general.scale(), general.to_string())
+                );
+            }
+        }
     }
 
     #[test]
@@ -415,6 +453,18 @@ mod tests {
     #[test]
     fn fees_round_down_and_holds_cover_partial_fills() {
         assert_eq!(MarketSpec::fee(999, 10), 0);
+        // The 64-bit path and the 128-bit one agree on both sides of the
+        // boundary where the product stops fitting in 64 bits.
+        for (notional, bps) in [
+            (u64::MAX / 1_000, FEE_BPS_MAX),
+            (u64::MAX / 1_000 + 1, FEE_BPS_MAX),
+            (NOTIONAL_MAX_MICROS, FEE_BPS_MAX),
+            (NOTIONAL_MAX_MICROS, 7),
+            (123_456_789, 25),
+        ] {
+            let wide = (notional as u128 * bps as u128 / 10_000) as u64;
+            assert_eq!(MarketSpec::fee(notional, bps), wide, "{notional} at {bps}");
+        }
         assert_eq!(MarketSpec::fee(10_000, 25), 25);
         let m = spec();
         let whole = m.buy_hold(300, 7);

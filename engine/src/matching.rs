@@ -215,11 +215,13 @@ impl<B: OrderBook> Engine<B> {
         }
         let trade = self.next_trade_id;
         self.next_trade_id += 1;
+        let (seller_ix, buyer_ix) = (self.ix(seller), self.ix(buyer));
         let book = self.books[bi].as_mut().expect("book index in use");
         risk::move_gpus(
             &mut book.holdings,
-            seller,
-            buyer,
+            &mut book.lots,
+            (seller, seller_ix),
+            (buyer, buyer_ix),
             lots,
             trade,
             &mut self.scratch,

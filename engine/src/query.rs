@@ -308,14 +308,16 @@ impl<B: OrderBook> Engine<B> {
             }
         };
         // Open books in (market, slot) order.
-        let held: Vec<(usize, u64, &Holding)> = self
+        let held: Vec<(usize, u64, &Holding, u64)> = self
             .markets
             .iter()
             .enumerate()
             .flat_map(|(mi, m)| m.slots.iter().map(move |(&slot, &bi)| (mi, slot, bi)))
             .filter_map(|(mi, slot, bi)| {
-                let h = self.bk(bi).holdings.get(&account)?;
-                (h.gpus.total() + h.kept_lots() > 0).then_some((mi, slot, h))
+                let b = self.bk(bi);
+                let h = self.holding(bi, account)?;
+                let kept = b.lots.total(b.lots.kept(account));
+                (h.gpus.total() + kept > 0).then_some((mi, slot, h, kept))
             })
             .collect();
         Some(AccountView {
@@ -328,14 +330,14 @@ impl<B: OrderBook> Engine<B> {
             },
             gpus: held
                 .into_iter()
-                .map(|(mi, slot, h)| {
+                .map(|(mi, slot, h, kept)| {
                     let spec = &self.markets[mi].spec;
                     PositionView {
                         market: spec.id,
                         slot,
                         balance: view(h.gpus, Some(spec)),
                         inventory: spec.quantity(h.inventory),
-                        kept: spec.quantity(h.kept_lots()),
+                        kept: spec.quantity(kept),
                     }
                 })
                 .collect(),

@@ -13,11 +13,10 @@
 //! The fee and buy-hold rules are methods of [`MarketSpec`] (their public API); the
 //! rules built on them are crate-internal functions.
 
-use crate::account::{Account, Balance, Holding, Lot};
+use crate::account::{Account, Balance, Holdings, Lot, LotArena};
 use crate::market::MarketSpec;
 use crate::reject::RejectReason;
 use crate::types::{AccountId, Side, TradeId};
-use rustc_hash::FxHashMap;
 
 /// Basis points in one whole (100%).
 const BPS_DENOMINATOR: u128 = 10_000;
@@ -28,7 +27,12 @@ impl MarketSpec {
     /// fees of its parts, so a hold computed on the whole covers every partial fill.
     #[inline]
     pub fn fee(notional_micros: u64, bps: u32) -> u64 {
-        (notional_micros as u128 * bps as u128 / BPS_DENOMINATOR) as u64
+        // In 64 bits when the product fits (for any notional below 1.8e16
+        // micro-USD at the highest rate): a 128-bit division is a call.
+        match notional_micros.checked_mul(u64::from(bps)) {
+            Some(product) => product / BPS_DENOMINATOR as u64,
+            None => (notional_micros as u128 * bps as u128 / BPS_DENOMINATOR) as u64,
+        }
     }
 
     /// The larger of the two fee rates: what a buy hold must cover, because a
@@ -178,26 +182,27 @@ pub(crate) fn settle_buyer_cash(cash: &mut Balance, release: u64, cost: u64) {
 
 /// Moves the GPUs of a fill in trade `trade`: `lots` leave the seller's held GPUs
 /// (inventory first, then its oldest purchases: [`Holding::take`]) and arrive in
-/// the buyer's holding with their provenance ([`Holding::receive`]). `scratch` is a
-/// reused buffer.
+/// the buyer's holding with their provenance ([`Holding::receive`]), in the
+/// slot's `arena` of lots. Each party is given by its id and its account index.
+/// `scratch` is a reused buffer.
 pub(crate) fn move_gpus(
-    holdings: &mut FxHashMap<AccountId, Holding>,
-    seller: AccountId,
-    buyer: AccountId,
+    holdings: &mut Holdings,
+    arena: &mut LotArena,
+    (seller, seller_ix): (AccountId, u32),
+    (buyer, buyer_ix): (AccountId, u32),
     lots: u64,
     trade: TradeId,
     scratch: &mut Vec<Lot>,
 ) {
     scratch.clear();
     let from = holdings
-        .get_mut(&seller)
+        .get_mut(seller_ix)
         .expect("a seller holds what it sells");
     from.gpus.spend_held(lots);
-    from.take(seller, lots, trade, scratch);
+    from.take(arena, seller, lots, trade, scratch);
     holdings
-        .entry(buyer)
-        .or_default()
-        .receive(scratch.drain(..));
+        .entry(buyer_ix)
+        .receive(arena, buyer, scratch.drain(..));
 }
 
 /// Most lots a market buy with `budget` micro-USD can pay for at `price_ticks`,

@@ -9,7 +9,7 @@
 //! of those bytes. The encoding is postcard (compact, deterministic) behind a
 //! version number.
 
-use crate::account::{Account, Balance, Holding, Lot, Lots};
+use crate::account::{Account, Balance, Holding, Holdings, Lot, LotArena};
 use crate::book::{OrderBook, RestingOrder};
 use crate::command::{KeyDigest, KeyScope};
 use crate::delivery::{Entry, Escrow, ProviderRecord};
@@ -168,12 +168,7 @@ impl<B: OrderBook> Engine<B> {
                     request_id: r.request_id.to_string(),
                 })
                 .collect(),
-            escrows: {
-                let mut v: Vec<(TradeId, Escrow)> =
-                    self.escrows.iter().map(|(&t, e)| (t, e.clone())).collect();
-                v.sort_unstable_by_key(|(t, _)| *t);
-                v
-            },
+            escrows: self.escrows.iter().map(|(t, e)| (t, e.clone())).collect(),
             entries: self.entries.iter().map(|(&i, e)| (i, e.clone())).collect(),
             records: self.records.iter().map(|(&a, r)| (a, r.clone())).collect(),
             api_keys: self
@@ -198,20 +193,23 @@ impl<B: OrderBook> Engine<B> {
                         true
                     });
                 }
-                let mut holdings: Vec<HoldingSnapshot> = b
-                    .holdings
-                    .iter()
-                    .filter(|(_, h)| !h.is_empty())
-                    .map(|(&account, h)| HoldingSnapshot {
+                let holdings: Vec<HoldingSnapshot> = self
+                    .holders(bi)
+                    .into_iter()
+                    .map(|(account, _, h)| HoldingSnapshot {
                         account,
                         gpus: h.gpus,
                         inventory: h.inventory,
                         sold: h.sold,
-                        bought: h.lots().bought.iter().cloned().collect(),
-                        kept: h.lots().kept.iter().cloned().collect(),
+                        bought: b.lots.lots(h.bought).into_iter().cloned().collect(),
+                        kept: b
+                            .lots
+                            .lots(b.lots.kept(account))
+                            .into_iter()
+                            .cloned()
+                            .collect(),
                     })
                     .collect();
-                holdings.sort_unstable_by_key(|h| h.account);
                 books.push(BookSnapshot {
                     market: b.market as u32,
                     slot: b.slot,
@@ -255,13 +253,19 @@ impl<B: OrderBook> Engine<B> {
             e.markets.push(MarketState {
                 spec,
                 slots: BTreeMap::new(),
+                slot_books: rustc_hash::FxHashMap::default(),
             });
         }
+        e.restore_accounts(s.accounts)?;
         for b in &s.books {
             e.restore_book_slot(b)?;
         }
-        e.restore_accounts(s.accounts)?;
-        e.escrows = s.escrows.into_iter().collect();
+        for (trade, escrow) in s.escrows {
+            if e.escrows.get(trade).is_some() {
+                return Err(SnapshotError(format!("trade {trade} escrowed twice")));
+            }
+            e.escrows.insert(trade, escrow);
+        }
         for (id, entry) in s.entries {
             if let Some(due) = entry.due_ns {
                 e.dues.insert((due, id));
@@ -316,6 +320,40 @@ impl<B: OrderBook> Engine<B> {
         }
         let spec = self.markets[mi].spec.clone();
         self.gates.insert((spec.closes_at_ns(b.slot), mi, b.slot));
+        let mut lots = LotArena::default();
+        let mut holdings = Holdings::default();
+        for h in &b.holdings {
+            let Some(&ix) = self.account_ix.get(&h.account) else {
+                return Err(SnapshotError(format!(
+                    "a holding of unknown account {} in book {bi}",
+                    h.account
+                )));
+            };
+            let mut holding = Holding {
+                gpus: h.gpus,
+                inventory: h.inventory,
+                sold: h.sold,
+                ..Holding::default()
+            };
+            for lot in &h.bought {
+                lots.push_back(&mut holding.bought, lot.clone());
+            }
+            let mut kept = crate::account::LotList::default();
+            for lot in &h.kept {
+                lots.push_back(&mut kept, lot.clone());
+            }
+            if !kept.is_empty() {
+                lots.kept.insert(h.account, kept);
+            }
+            let slot = holdings.entry(ix);
+            if *slot != Holding::default() || holding.is_empty(!kept.is_empty()) {
+                return Err(SnapshotError(format!(
+                    "account {} holds twice or nothing in book {bi}",
+                    h.account
+                )));
+            }
+            *slot = holding;
+        }
         self.books[bi] = Some(SlotBook {
             market: mi,
             slot: b.slot,
@@ -324,26 +362,11 @@ impl<B: OrderBook> Engine<B> {
             lots_total: b.lots_total,
             scheduled: b.scheduled,
             expired: b.expired,
-            holdings: b
-                .holdings
-                .iter()
-                .map(|h| {
-                    let holding = Holding {
-                        gpus: h.gpus,
-                        inventory: h.inventory,
-                        sold: h.sold,
-                        lots: (!h.bought.is_empty() || !h.kept.is_empty()).then(|| {
-                            Box::new(Lots {
-                                bought: h.bought.iter().cloned().collect(),
-                                kept: h.kept.iter().cloned().collect(),
-                            })
-                        }),
-                    };
-                    (h.account, holding)
-                })
-                .collect(),
+            holdings,
+            lots,
         });
         self.markets[mi].slots.insert(b.slot, bi);
+        self.markets[mi].slot_books.insert(b.slot, bi);
         self.free_books = (0..self.books.len())
             .filter(|&i| self.books[i].is_none())
             .collect();
@@ -351,9 +374,11 @@ impl<B: OrderBook> Engine<B> {
     }
 
     /// Replaces the accounts with the snapshot's: each id once, the fee account
-    /// present.
+    /// present. They take their indexes in the snapshot's order.
     fn restore_accounts(&mut self, accounts: Vec<AccountSnapshot>) -> Result<(), SnapshotError> {
         self.accounts.clear();
+        self.account_ix.clear();
+        self.account_ids.clear();
         for a in accounts {
             let account = Account {
                 cash: a.cash,
@@ -361,9 +386,10 @@ impl<B: OrderBook> Engine<B> {
                 pending: a.pending,
                 ..Account::default()
             };
-            if self.accounts.insert(a.id, account).is_some() {
+            if self.accounts.contains_key(&a.id) {
                 return Err(SnapshotError(format!("account {} twice", a.id)));
             }
+            self.add_account(a.id, account);
         }
         if !self.accounts.contains_key(&FEE_ACCOUNT) {
             return Err(SnapshotError("no fee account".into()));
@@ -404,8 +430,14 @@ impl<B: OrderBook> Engine<B> {
         let mut needed = Needed::default();
         let mut open_books = 0usize;
         for (mi, m) in self.markets.iter().enumerate() {
+            if m.slot_books.len() != m.slots.len() {
+                return Err(format!("market {}: slot indexes disagree", m.spec.id));
+            }
             for (&slot, &bi) in &m.slots {
                 open_books += 1;
+                if m.slot_books.get(&slot) != Some(&bi) {
+                    return Err(format!("market {} slot {slot}: not indexed", m.spec.id));
+                }
                 let b = self.books.get(bi).and_then(Option::as_ref);
                 let Some(b) = b.filter(|b| b.market == mi && b.slot == slot) else {
                     return Err(format!(
@@ -450,14 +482,8 @@ impl<B: OrderBook> Engine<B> {
         }
         self.check_book(bi, needed)?;
         let mut lots = 0u64;
-        for (id, h) in &b.holdings {
-            if !self.accounts.contains_key(id) {
-                return Err(format!(
-                    "{} {}: holding of unknown account {id}",
-                    b.spec.id, b.slot
-                ));
-            }
-            let want = needed.lots.get(&(*id, bi)).copied().unwrap_or(0);
+        for (id, _, h) in self.holders(bi) {
+            let want = needed.lots.get(&(id, bi)).copied().unwrap_or(0);
             if h.gpus.held != want {
                 return Err(format!(
                     "account {id}: {} GPUs held in {} {} but open sells need {want}",
@@ -465,8 +491,8 @@ impl<B: OrderBook> Engine<B> {
                 ));
             }
             {
-                lots += h.gpus.total() + h.kept_lots();
-                let bought = &h.lots().bought;
+                lots += h.gpus.total() + b.lots.total(b.lots.kept(id));
+                let bought = b.lots.lots(h.bought);
                 let sources = h.inventory + bought.iter().map(|l| l.lots).sum::<u64>();
                 if sources != h.gpus.total() || bought.iter().any(|l| l.lots == 0) {
                     return Err(format!(
@@ -478,10 +504,20 @@ impl<B: OrderBook> Engine<B> {
                 }
             }
         }
+        if b.lots
+            .kept
+            .iter()
+            .any(|(id, kept)| kept.is_empty() || self.holding(bi, *id).is_none())
+        {
+            return Err(format!(
+                "{} {}: kept lots without a holding",
+                b.spec.id, b.slot
+            ));
+        }
         if needed
             .lots
             .iter()
-            .any(|(&(id, i), &n)| i == bi && n > 0 && !b.holdings.contains_key(&id))
+            .any(|(&(id, i), &n)| i == bi && n > 0 && self.gpus(bi, id).held != n)
         {
             return Err(format!("{} {}: open sells without GPUs", b.spec.id, b.slot));
         }
@@ -581,7 +617,7 @@ impl<B: OrderBook> Engine<B> {
     /// due time is indexed; adds each escrow to its buyer's escrow and its
     /// seller's pending USD in `needed`.
     fn check_escrows(&self, needed: &mut Needed) -> Result<(), String> {
-        for (&t, e) in &self.escrows {
+        for (t, e) in self.escrows.iter() {
             if e.lots == 0 || e.notional == 0 {
                 return Err(format!("trade {t}: an empty escrow"));
             }
@@ -593,7 +629,7 @@ impl<B: OrderBook> Engine<B> {
             let short = entry
                 .trades
                 .iter()
-                .any(|t| self.escrows.get(t).is_none_or(|e| e.lots < entry.lots));
+                .any(|&t| self.escrows.get(t).is_none_or(|e| e.lots < entry.lots));
             if short || entry.trades.is_empty() || id >= self.next_entry_id {
                 return Err(format!("entry {id}: its trades are not escrowed"));
             }

@@ -9,10 +9,10 @@
 //! commands need, so that every command resolves a market, an account or an order
 //! reference, and records or forgets an open order, the same way.
 
-use crate::account::{Account, Balance, Holding, Lot};
+use crate::account::{Account, Balance, Holding, Holdings, Lot, LotArena};
 use crate::book::{Book, Handle, OrderBook, RestingOrder};
 use crate::command::{KeyDigest, KeyScope};
-use crate::delivery::{Entry, Escrow, ProviderRecord};
+use crate::delivery::{Entry, Escrows, ProviderRecord};
 use crate::market::MarketSpec;
 use crate::reject::RejectReason;
 use crate::requests::RequestWindow;
@@ -59,6 +59,8 @@ pub(crate) struct MarketState {
     /// Its open delivery slots (unix seconds of the hour's start) and their book
     /// index, in slot order.
     pub slots: BTreeMap<u64, usize>,
+    /// The same, to look up (every order looks its slot up; iterated never).
+    pub slot_books: FxHashMap<u64, usize>,
 }
 
 /// One delivery slot of one market: its book and its GPU total. Created when a
@@ -74,8 +76,11 @@ pub(crate) struct SlotBook<B> {
     pub book: B,
     /// Sum of all accounts' GPUs in this slot (inventory and positions), in lots.
     pub lots_total: u64,
-    /// Each account's GPUs in this slot (looked up; iterated only sorted).
-    pub holdings: FxHashMap<AccountId, Holding>,
+    /// Each account's GPUs in this slot, by account index (looked up; iterated
+    /// only sorted).
+    pub holdings: Holdings,
+    /// The bought lots of those holdings (their provenance).
+    pub lots: LotArena,
     /// Once its gate passed: GPUs scheduled for delivery so far (their holdings
     /// are gone from `holdings` and `lots_total`).
     pub scheduled: u64,
@@ -97,6 +102,11 @@ pub struct Engine<B: OrderBook = Book> {
     /// Open slots by gate-closure time: `(closes_at_ns, market index, slot)`.
     pub(crate) gates: BTreeSet<(u64, usize, u64)>,
     pub(crate) accounts: FxHashMap<AccountId, Account>,
+    /// Every account's index, numbered densely as accounts are created: where
+    /// its holdings are in each slot ([`SlotBook::holdings`]).
+    pub(crate) account_ix: FxHashMap<AccountId, u32>,
+    /// The account of every index.
+    pub(crate) account_ids: Vec<AccountId>,
     /// Where every open order rests: the one index of open orders by id (looked
     /// up, never iterated; books find orders by handle).
     pub(crate) order_loc: FxHashMap<OrderId, OrderLoc>,
@@ -114,9 +124,8 @@ pub struct Engine<B: OrderBook = Book> {
     pub(crate) next_account_id: AccountId,
     /// Idempotent request ids applied within the window.
     pub(crate) requests: RequestWindow,
-    /// What is escrowed of every trade not yet wholly settled (looked up, iterated
-    /// only sorted).
-    pub(crate) escrows: FxHashMap<TradeId, Escrow>,
+    /// What is escrowed of every trade not yet wholly settled, by trade id.
+    pub(crate) escrows: Escrows,
     /// Unsettled delivery entries of closed slots, by id.
     pub(crate) entries: BTreeMap<u64, Entry>,
     /// Entries that settle by default, by `(due_ns, entry)`.
@@ -143,7 +152,11 @@ impl<B: OrderBook> Engine<B> {
     pub fn new() -> Self {
         let mut accounts = FxHashMap::default();
         accounts.insert(FEE_ACCOUNT, Account::default());
+        let mut account_ix = FxHashMap::default();
+        account_ix.insert(FEE_ACCOUNT, 0);
         Engine {
+            account_ix,
+            account_ids: vec![FEE_ACCOUNT],
             markets: Vec::new(),
             market_index: FxHashMap::default(),
             books: Vec::new(),
@@ -160,7 +173,7 @@ impl<B: OrderBook> Engine<B> {
             cash_total: 0,
             next_account_id: 1,
             requests: RequestWindow::default(),
-            escrows: FxHashMap::default(),
+            escrows: Escrows::default(),
             entries: BTreeMap::new(),
             dues: BTreeSet::new(),
             records: BTreeMap::new(),
@@ -190,7 +203,7 @@ impl<B: OrderBook> Engine<B> {
 
     /// The open book of `slot` in market `mi`, if any command created it.
     pub(crate) fn find_book(&self, mi: usize, slot: u64) -> Option<usize> {
-        self.markets[mi].slots.get(&slot).copied()
+        self.markets[mi].slot_books.get(&slot).copied()
     }
 
     /// The book of `slot` in market `mi`, created (empty, its gate closure
@@ -207,7 +220,8 @@ impl<B: OrderBook> Engine<B> {
             spec,
             book: B::default(),
             lots_total: 0,
-            holdings: FxHashMap::default(),
+            holdings: Holdings::default(),
+            lots: LotArena::default(),
             scheduled: 0,
             expired: 0,
         };
@@ -222,33 +236,68 @@ impl<B: OrderBook> Engine<B> {
             }
         };
         self.markets[mi].slots.insert(slot, bi);
+        self.markets[mi].slot_books.insert(slot, bi);
         bi
+    }
+
+    /// Records a new account: the next account index is its.
+    pub(crate) fn add_account(&mut self, id: AccountId, account: Account) {
+        let ix = u32::try_from(self.account_ids.len()).expect("account indexes fit in 32 bits");
+        assert!(self.accounts.insert(id, account).is_none(), "a new account");
+        self.account_ix.insert(id, ix);
+        self.account_ids.push(id);
+    }
+
+    /// The index of an existing account.
+    #[inline]
+    pub(crate) fn ix(&self, account: AccountId) -> u32 {
+        *self
+            .account_ix
+            .get(&account)
+            .expect("an existing account has an index")
+    }
+
+    /// The accounts with a non-empty holding in book `bi` (GPUs, inventory sold
+    /// or not, bought lots or lots kept to the gate), with their holdings, in
+    /// account id order.
+    pub(crate) fn holders(&self, bi: usize) -> Vec<(AccountId, u32, &Holding)> {
+        let book = self.bk(bi);
+        let mut holders: Vec<(AccountId, u32, &Holding)> = book
+            .holdings
+            .iter()
+            .filter_map(|(ix, h)| Some((*self.account_ids.get(ix as usize)?, ix, h)))
+            .filter(|&(id, _, h)| !h.is_empty(book.lots.kept.contains_key(&id)))
+            .collect();
+        holders.sort_unstable_by_key(|&(id, _, _)| id);
+        holders
+    }
+
+    /// An account's holding in book `bi`, if it has one.
+    #[inline]
+    pub(crate) fn holding(&self, bi: usize, account: AccountId) -> Option<&Holding> {
+        let ix = *self.account_ix.get(&account)?;
+        self.books.get(bi)?.as_ref()?.holdings.get(ix)
     }
 
     /// An account's GPUs in book `bi` (zero when it has none, or for
     /// [`NO_BOOK`]).
     #[inline]
     pub(crate) fn gpus(&self, bi: usize, account: AccountId) -> Balance {
-        self.books
-            .get(bi)
-            .and_then(Option::as_ref)
-            .and_then(|b| b.holdings.get(&account))
+        self.holding(bi, account)
             .map_or_else(Balance::default, |h| h.gpus)
     }
 
     /// An account's own unsold inventory in book `bi`, in lots.
     #[inline]
     pub(crate) fn inventory(&self, bi: usize, account: AccountId) -> u64 {
-        self.bk(bi)
-            .holdings
-            .get(&account)
-            .map_or(0, |h| h.inventory)
+        self.holding(bi, account).map_or(0, |h| h.inventory)
     }
 
     /// An account's holding in book `bi`, to change (created empty when first used).
     #[inline]
     pub(crate) fn holding_mut(&mut self, bi: usize, account: AccountId) -> &mut Holding {
-        self.bk_mut(bi).holdings.entry(account).or_default()
+        let ix = self.ix(account);
+        self.bk_mut(bi).holdings.entry(ix)
     }
 
     /// The balance an order of `account` on `side` holds from: USD for a buy, its

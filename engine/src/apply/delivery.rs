@@ -196,12 +196,12 @@ impl<B: OrderBook> Engine<B> {
         for &trade in &entry.trades {
             let escrow = self
                 .escrows
-                .get_mut(&trade)
+                .get_mut(trade)
                 .expect("an entry's trades are escrowed");
             let leg = escrow.settle(entry.lots, delivered);
             let (buyer, seller) = (escrow.buyer, escrow.seller);
             if escrow.lots == 0 {
-                self.escrows.remove(&trade);
+                self.escrows.remove(trade);
             }
             let b = self.account_mut(buyer);
             b.escrow -= leg.escrow_out;

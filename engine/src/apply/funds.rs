@@ -58,7 +58,7 @@ impl<B: OrderBook> Engine<B> {
         if self.accounts.len() >= ACCOUNTS_MAX {
             return Err(RejectReason::LimitReached);
         }
-        self.accounts.insert(account, Account::default());
+        self.add_account(account, Account::default());
         if let Some(digest) = c.api_key_sha256 {
             // A digest some account already has stays that account's: the new
             // account opens without a key (an admin can add one).

@@ -42,6 +42,7 @@ impl<B: OrderBook> Engine<B> {
         self.markets.push(MarketState {
             spec,
             slots: BTreeMap::new(),
+            slot_books: rustc_hash::FxHashMap::default(),
         });
         Ok(())
     }

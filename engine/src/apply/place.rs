@@ -47,7 +47,11 @@ impl<B: OrderBook> Engine<B> {
             return self.place_all_or_none(mi, o, &shape, out);
         }
         let p = self.check_place(mi, shape, o)?;
-        let bi = self.book_for(mi, shape.from_slot);
+        // The checks found the book if it exists: look it up once.
+        let bi = match p.bi {
+            Some(bi) => bi,
+            None => self.book_for(mi, shape.from_slot),
+        };
         let id = self.accept(o, bi, &p, out);
         let mut taker = Taker {
             id,

@@ -21,6 +21,7 @@
 //! before the next command, from where it stopped (its state says where: what is
 //! left on its book and in its holdings).
 
+use crate::account::Holding;
 use crate::book::OrderBook;
 use crate::delivery::Entry;
 use crate::event::{DeliveryScheduled, Event, EventSink, InventoryExpired, SlotClosed};
@@ -38,7 +39,7 @@ impl<B: OrderBook> Engine<B> {
             if closes_at >= ts_ns {
                 break;
             }
-            let bi = self.markets[mi].slots[&slot];
+            let bi = self.markets[mi].slot_books[&slot];
             if !self.close_slot(bi, &mut budget, out) {
                 break;
             }
@@ -58,8 +59,11 @@ impl<B: OrderBook> Engine<B> {
                 self.cancel_resting(bi, id, CancelReason::SlotClosed, out);
             }
         }
-        let mut holders: Vec<AccountId> = self.bk(bi).holdings.keys().copied().collect();
-        holders.sort_unstable();
+        let holders: Vec<(AccountId, u32)> = self
+            .holders(bi)
+            .into_iter()
+            .map(|(id, ix, _)| (id, ix))
+            .collect();
         for holder in holders {
             if !self.schedule_holder(bi, holder, budget, out) {
                 return false;
@@ -72,6 +76,7 @@ impl<B: OrderBook> Engine<B> {
         let book = self.books[bi].take().expect("book index in use");
         debug_assert_eq!(book.lots_total, 0, "every GPU scheduled or expired");
         self.markets[book.market].slots.remove(&book.slot);
+        self.markets[book.market].slot_books.remove(&book.slot);
         self.free_books.insert(bi);
         out.push(Event::SlotClosed(SlotClosed {
             market: book.spec.id,
@@ -88,7 +93,7 @@ impl<B: OrderBook> Engine<B> {
     fn schedule_holder<S: EventSink>(
         &mut self,
         bi: usize,
-        holder: AccountId,
+        (holder, holder_ix): (AccountId, u32),
         budget: &mut usize,
         out: &mut S,
     ) -> bool {
@@ -99,15 +104,15 @@ impl<B: OrderBook> Engine<B> {
             let entry = self.next_entry_id;
             let book = self.books[bi].as_mut().expect("book index in use");
             let (market, slot) = (book.spec.id, book.slot);
-            let h = book.holdings.get_mut(&holder).expect("a holder");
+            let h = book.holdings.get_mut(holder_ix).expect("a holder");
             debug_assert_eq!(h.gpus.held, 0, "orders were cancelled first");
-            let lot = h.lots.as_mut().and_then(|l| match l.bought.pop_front() {
+            let lot = match book.lots.pop_front(&mut h.bought) {
                 Some(lot) => {
                     h.gpus.available -= lot.lots;
                     Some(lot)
                 }
-                None => l.kept.pop_front(),
-            });
+                None => book.lots.pop_kept(holder),
+            };
             let event = if let Some(lot) = lot {
                 self.next_entry_id += 1;
                 book.lots_total -= lot.lots;
@@ -153,7 +158,7 @@ impl<B: OrderBook> Engine<B> {
                     quantity: book.spec.quantity(lots),
                 })
             } else {
-                book.holdings.remove(&holder);
+                *h = Holding::default();
                 return true;
             };
             *budget -= 1;

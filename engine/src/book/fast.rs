@@ -54,16 +54,38 @@ fn key(side: Side, price_ticks: i64) -> i64 {
 }
 
 impl Book {
+    /// Where the level of `price_ticks` is on `side` (`Ok`), or where it would
+    /// go (`Err`).
+    ///
+    /// Levels are whole ticks apart, so a price `d` ticks behind the best one
+    /// has at most `d - 1` levels between them: it sits within the last
+    /// `d + 1` of the vector, and exactly `d` from the end when every tick
+    /// between has a level (a deep book, or the touch itself). That place is
+    /// tried first, then only that tail is searched.
     #[inline]
     fn find_level(&self, side: Side, price_ticks: i64) -> Result<usize, usize> {
         let levels = &self.levels[side_ix(side)];
         let k = key(side, price_ticks);
-        // Most activity is at or near the touch, at the end of the vector.
         let n = levels.len();
-        if n > 0 && levels[n - 1].price_ticks == price_ticks {
-            return Ok(n - 1);
+        let Some(best) = levels.last() else {
+            return Err(0);
+        };
+        // How far behind the best price, in ticks (negative: better than it).
+        let behind = key(side, best.price_ticks).saturating_sub(k);
+        if behind < 0 {
+            return Err(n);
         }
-        levels.binary_search_by_key(&k, |l| key(side, l.price_ticks))
+        let from = usize::try_from(behind)
+            .ok()
+            .and_then(|d| (n - 1).checked_sub(d))
+            .unwrap_or(0);
+        if levels[from].price_ticks == price_ticks {
+            return Ok(from);
+        }
+        levels[from..]
+            .binary_search_by_key(&k, |l| key(side, l.price_ticks))
+            .map(|i| from + i)
+            .map_err(|i| from + i)
     }
 
     fn alloc(&mut self, node: Node) -> u32 {
