@@ -53,11 +53,14 @@ async fn slots_windows_clusters_curve_and_schedule() {
     }
 
     // The forward curve: one row per slot with order activity (market data is
-    // published asynchronously: wait for the last ask to show).
+    // published asynchronously, each slot's book on its own: wait for both
+    // slots' last asks to show).
     let curve_path = format!("/v1/markets/{MARKET}/slots");
+    let ask_is =
+        |row: &Value, want: &str| row["best_ask"].is_string() && dec(&row["best_ask"]) == d(want);
     let curve = h
         .get_until(&curve_path, None, |c| {
-            rows(c).len() == 2 && rows(c)[1]["best_ask"] == "1.95"
+            rows(c).len() == 2 && ask_is(rows(c)[0], "1.90") && ask_is(rows(c)[1], "1.95")
         })
         .await;
     let r = rows(&curve);
@@ -201,7 +204,11 @@ async fn slots_windows_clusters_curve_and_schedule() {
     );
     let curve = h
         .get_until(&curve_path, None, |c| {
-            rows(c).first().is_some_and(|r| r["volume"] == "8.0")
+            // Both slots' books publish on their own: wait for both.
+            let volume_is = |row: &Value, want: &str| {
+                row["volume"].is_string() && dec(&row["volume"]) == d(want)
+            };
+            rows(c).len() == 2 && volume_is(rows(c)[0], "8") && volume_is(rows(c)[1], "3")
         })
         .await;
     assert_eq!(dec(&rows(&curve)[0]["last_price"]), d("2.00"));
