@@ -16,10 +16,14 @@ pub struct DiskWrites {
 }
 
 impl DiskWrites {
-    /// Starts measuring the device that holds `dir`; `None` where `/proc/diskstats`
+    /// Starts measuring the device that holds `dir` (or will: the nearest
+    /// existing ancestor's); `None` where `/proc/diskstats`
     /// cannot be read or does not list it (not Linux, an overlay or tmpfs).
     pub fn start(dir: &Path) -> Option<Self> {
-        let dev = std::fs::metadata(dir).ok()?.dev();
+        // A directory not created yet will be on its nearest existing ancestor's
+        // device.
+        let existing = dir.ancestors().find(|p| p.exists())?;
+        let dev = std::fs::metadata(existing).ok()?.dev();
         let device = (major(dev), minor(dev));
         Some(Self {
             device,

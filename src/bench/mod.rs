@@ -96,6 +96,11 @@ pub struct PipelineArgs {
     /// Most commands submitted but not yet durable (clients waiting).
     #[arg(long, default_value_t = 65_536)]
     pub in_flight: usize,
+    /// Open loop: submit at this many commands per second on a fixed schedule,
+    /// whatever is still in flight, and time each submission from when it was
+    /// due (no coordinated omission). Without it, closed loop at --in-flight.
+    #[arg(long, value_name = "COMMANDS_PER_SEC", conflicts_with_all = ["prejournal", "kafka"])]
+    pub rate: Option<u64>,
     /// Most commands per synced ledger write (group commit).
     #[arg(long, default_value_t = gpux_ledger::GroupCommitOptions::default().max_commands_per_write)]
     pub write_commands: usize,
@@ -157,8 +162,11 @@ fn run_pipeline(args: PipelineArgs) -> Result<()> {
         dir.path(),
         args.orders,
         args.seed,
-        args.chunk,
-        args.in_flight,
+        pipeline::Shape {
+            chunk: args.chunk.max(1),
+            in_flight: args.in_flight,
+            rate: args.rate.filter(|&r| r > 0),
+        },
         opts,
         args.prejournal,
     )?;

@@ -9,6 +9,11 @@
 //! (a monitor thread watches the durable sequence number), so it includes queueing,
 //! decoding, matching and the commit fsync. The report gives the bytes written to
 //! the ledger's device per command (`/proc/diskstats`, start to clean close).
+//!
+//! By default the loop is closed (at most `--in-flight` commands not yet durable,
+//! as waiting clients keep); `--rate N` opens it: submissions go on a fixed
+//! schedule of N commands a second whatever is in flight, each timed from when it
+//! was due, so the latency at a stated offered rate includes any queueing.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -45,8 +50,10 @@ pub struct PipelineBenchReport {
     pub max_command_to_durable_us: u64,
     /// Commands per submission.
     pub chunk: usize,
-    /// Most commands submitted but not yet durable.
+    /// Most commands submitted but not yet durable (closed loop).
     pub in_flight: usize,
+    /// The offered rate, commands per second, when open loop (`--rate`).
+    pub offered_rate: Option<u64>,
     /// Ledger batches written.
     pub batches: u64,
     /// Events written.
@@ -85,18 +92,14 @@ pub fn embedded(
     dir: &std::path::Path,
     orders: usize,
     seed: u64,
-    chunk: usize,
-    in_flight: usize,
+    shape: Shape,
     opts: PipelineOptions,
     prejournal: bool,
 ) -> Result<PipelineBenchReport> {
     let run = Run {
         dir,
         payloads: envelopes(orders, seed),
-        shape: Shape {
-            chunk: chunk.max(1),
-            in_flight,
-        },
+        shape,
         opts,
     };
     if prejournal {
@@ -117,11 +120,13 @@ struct Run<'a> {
 
 /// How the commands are handed to the log.
 #[derive(Debug, Clone, Copy)]
-struct Shape {
+pub struct Shape {
     /// Commands per submission.
-    chunk: usize,
-    /// Most commands submitted but not yet durable.
-    in_flight: usize,
+    pub chunk: usize,
+    /// Most commands submitted but not yet durable (closed loop).
+    pub in_flight: usize,
+    /// Open loop: commands per second on a fixed schedule (`in_flight` unused).
+    pub rate: Option<u64>,
 }
 
 impl Run<'_> {
@@ -228,16 +233,33 @@ fn submit_chunks(
 ) -> Result<()> {
     let failed_flag: Arc<Mutex<Option<SubmitError>>> = Arc::default();
     let mut next_seq = 1u64;
+    let started = Instant::now();
     let mut it = payloads.into_iter().peekable();
     while it.peek().is_some() {
-        // A bounded number of commands in flight, as a set of clients waiting for
-        // their answers would keep: the latency is the pipeline's, not a queue's.
-        while next_seq - 1 > stats.durable_seq.load(Ordering::Acquire) + shape.in_flight as u64 {
-            std::thread::sleep(Duration::from_micros(100));
-        }
+        let due = match shape.rate {
+            // Open loop: each submission at its time on the schedule, timed from
+            // then (a late submission counts its lateness).
+            Some(rate) => {
+                let due = started + Duration::from_secs_f64((next_seq - 1) as f64 / rate as f64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                due
+            }
+            // Closed loop: a bounded number of commands in flight, as a set of
+            // clients waiting for their answers would keep.
+            None => {
+                while next_seq - 1
+                    > stats.durable_seq.load(Ordering::Acquire) + shape.in_flight as u64
+                {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                Instant::now()
+            }
+        };
         let part: Vec<Vec<u8>> = it.by_ref().take(shape.chunk).collect();
         next_seq += part.len() as u64;
-        let _ = monitor.send((next_seq - 1, Instant::now()));
+        let _ = monitor.send((next_seq - 1, due));
         // The embedded log's bounded queue is the back-pressure: submitting
         // blocks while it is full, as concurrent clients would wait.
         let failed = Arc::clone(&failed_flag);
@@ -277,6 +299,7 @@ fn report(
         max_command_to_durable_us: hist.max_us(),
         chunk: shape.chunk,
         in_flight: shape.in_flight,
+        offered_rate: shape.rate,
         batches: stats.batches.load(Ordering::Relaxed),
         events: stats.durable_events.load(Ordering::Relaxed),
         disk_bytes_per_command: None,
@@ -291,4 +314,37 @@ fn per_command(disk: Option<&DiskWrites>, commands: u64) -> Option<f64> {
 
 fn failed_now(flag: &Mutex<Option<SubmitError>>) -> Option<SubmitError> {
     flag.lock().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--rate`: every command goes through on the schedule (which the run
+    /// cannot beat), and the report says what was offered.
+    #[test]
+    fn an_open_loop_run_submits_everything_on_its_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("ledger");
+        let rate = 20_000;
+        let r = embedded(
+            &data,
+            2_000,
+            1,
+            Shape {
+                chunk: 16,
+                in_flight: 1,
+                rate: Some(rate),
+            },
+            PipelineOptions::default(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(r.commands, envelopes(2_000, 1).len() as u64);
+        assert_eq!(r.offered_rate, Some(rate));
+        // The last submission was due (commands - chunk) / rate after the first.
+        assert!(r.seconds >= (r.commands - 16) as f64 / rate as f64);
+        assert!(r.p99_command_to_durable_us >= r.p50_command_to_durable_us);
+        assert!(r.disk_bytes_per_command.is_some_and(|b| b > 0.0));
+    }
 }
