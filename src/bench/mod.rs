@@ -104,6 +104,11 @@ pub struct PipelineArgs {
     /// Most commands per synced ledger write (group commit).
     #[arg(long, default_value_t = gpux_ledger::GroupCommitOptions::default().max_commands_per_write)]
     pub write_commands: usize,
+    /// Snapshot the engine every this many events (as `gpux serve`'s
+    /// `snapshot_every_events`): the engine thread pauses while it serializes
+    /// its state, which shows in the latency tail.
+    #[arg(long, value_name = "EVENTS", default_value_t = gpux_sequencer::SNAPSHOT_EVERY_EVENTS_DEFAULT)]
+    pub snapshot_every: u64,
     /// Journal every command in the ledger's inbox first, then time only log →
     /// engine → ledger (as the Kafka variant does with a pre-filled topic).
     #[arg(long)]
@@ -156,7 +161,10 @@ fn run_pipeline(args: PipelineArgs) -> Result<()> {
         return print_line(&kafka::run(args.orders, args.seed, &brokers)?);
     }
     let dir = LedgerDir::new(args.data)?;
-    let mut opts = PipelineOptions::default();
+    let mut opts = PipelineOptions {
+        snapshot_every_events: args.snapshot_every,
+        ..PipelineOptions::default()
+    };
     opts.commit.max_commands_per_write = args.write_commands.max(1);
     let report = pipeline::embedded(
         dir.path(),
