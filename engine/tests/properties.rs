@@ -582,7 +582,8 @@ impl Model {
     /// Applies one command's events and checks them against the command: GTD
     /// orders expire exactly when a later timestamp arrives; a refused FOK could
     /// not have filled; a market buy spends at most its budget (available USD
-    /// before it, `usd_before`, or its cap), stops only when one more lot is
+    /// when it arrives, `usd_before`: after the expiries its timestamp triggers,
+    /// or its cap), stops only when one more lot is
     /// unaffordable, and applies self-trade prevention only at an own ask where
     /// it could buy a lot; a mass cancel leaves nothing open in its scope.
     fn apply_command(
@@ -1236,9 +1237,16 @@ proptest! {
         let mut engine: Engine<Book> = Engine::new();
         let mut model = Model::default();
         for (i, (ts, cmd)) in script.iter().enumerate() {
+            // What the command finds available: once engine time has moved to its
+            // timestamp, since the expiries its arrival triggers release their
+            // holds first (seen on a copy moved there by a tick).
             let usd_before = cmd
                 .account()
-                .and_then(|a| engine.balances(a))
+                .and_then(|a| {
+                    let mut at_ts = engine.clone();
+                    run(&mut at_ts, i as u64 + 1, *ts, &Command::Tick(gpux_engine::command::Tick {}));
+                    at_ts.balances(a)
+                })
                 .map_or(Decimal::ZERO, |b| b.usd.available);
             let events = run(&mut engine, i as u64 + 1, *ts, cmd);
             let outcome = model
