@@ -29,6 +29,14 @@ async fn a_list_of_channels_in_one_request_and_book_heartbeats() {
     .await
     .expect(200, None);
     let slot = slot_name();
+    // Market data publishes after the order's answer: wait until the book shows
+    // the ask, so the snapshot below has a seq past it.
+    h.get_until(
+        &format!("/v1/markets/{MARKET}/slots/{slot}/depth"),
+        None,
+        |d| d["asks"].as_array().is_some_and(|a| !a.is_empty()),
+    )
+    .await;
     let book = format!("book.{MARKET}.{slot}");
     let trades = format!("trades.{MARKET}.{slot}");
     let mut c = md::Client::connect(&ws_url(&h)).await;
