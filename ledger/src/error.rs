@@ -117,8 +117,9 @@ pub enum LedgerError {
     /// Verification found damage.
     #[error("ledger corrupt: {0}")]
     Corrupt(#[from] Corruption),
-    /// The ledger was written by an incompatible format version.
-    #[error("unsupported ledger format version {found} (this build reads {supported})")]
+    /// The ledger was written by an incompatible format version. Nothing was read
+    /// past the format record and nothing was written.
+    #[error("unsupported ledger: it is format version {found}, this build reads and writes format version {supported} only (docs/LEDGER_FORMAT.md); open it with a build of its version")]
     UnsupportedFormat {
         /// Version found on disk.
         found: u8,

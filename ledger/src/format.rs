@@ -11,7 +11,10 @@ use sha2::{Digest, Sha256};
 use crate::types::{BatchHeader, Hash, Head, Source, SourceKey};
 
 /// The format version this build writes and reads (the first byte of every record).
-pub const FORMAT_VERSION: u8 = 1;
+/// Version 1 stored one RocksDB key per command and per event; version 2 packs a
+/// batch's records into chunks (see [`encode_chunk_header`]). A ledger of another
+/// version is refused on open with [`LedgerError::UnsupportedFormat`](crate::LedgerError::UnsupportedFormat).
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Magic bytes of the meta `format` record.
 pub(crate) const FORMAT_MAGIC: &[u8; 8] = b"GPUXLEDG";
@@ -26,6 +29,8 @@ pub(crate) mod kind {
     pub const HEAD: u8 = 6;
     pub const OFFSET: u8 = 7;
     pub const FORMAT: u8 = 8;
+    pub const CHUNK: u8 = 9;
+    pub const EVENT_INDEX: u8 = 10;
 }
 
 /// Meta key of the format record.
@@ -436,6 +441,170 @@ pub(crate) fn decode_inbox(bytes: &[u8]) -> Result<(u64, &[u8]), DecodeError> {
     let payload = rd.bytes32()?;
     rd.end()?;
     Ok((seq, payload))
+}
+
+/// Bytes of a chunk's header after its version and kind bytes.
+const CHUNK_HEADER_BYTES: usize = 32;
+
+/// The header of a chunk record: which batch it belongs to and which commands and
+/// events it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChunkHeader {
+    pub batch_no: u64,
+    pub first_cmd_seq: u64,
+    pub cmd_count: u32,
+    pub first_event_seq: u64,
+    pub event_count: u32,
+}
+
+/// Starts a chunk record (kind 9) in the empty `buf`: frame bytes and room for the
+/// header, which [`finish_chunk`] fills in.
+pub(crate) fn begin_chunk(buf: &mut Vec<u8>) {
+    buf.clear();
+    open_frame(buf, kind::CHUNK);
+    buf.resize(2 + CHUNK_HEADER_BYTES, 0);
+}
+
+/// Appends one inner record (`len u32 | record`) that `encode` writes; returns the
+/// record's bytes (what the batch hash covers).
+pub(crate) fn push_inner(buf: &mut Vec<u8>, encode: impl FnOnce(&mut Vec<u8>)) -> &[u8] {
+    let at = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    encode(buf);
+    let len = buf.len() - at - 4;
+    put_len_at(buf, at, len);
+    &buf[at + 4..]
+}
+
+fn put_len_at(buf: &mut [u8], at: usize, len: usize) {
+    let len = u32::try_from(len).expect("chunk records are bounded before encoding");
+    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Completes a chunk begun with [`begin_chunk`]: its header, then its crc.
+/// Body: `batch_no u64 | first_cmd_seq u64 | cmd_count u32 | first_event_seq u64 |
+/// event_count u32 | records`, where records are `len u32 | record` for each command
+/// record followed by its event records.
+pub(crate) fn finish_chunk(buf: &mut Vec<u8>, h: &ChunkHeader) {
+    let mut head = Vec::with_capacity(CHUNK_HEADER_BYTES);
+    head.extend_from_slice(&h.batch_no.to_be_bytes());
+    head.extend_from_slice(&h.first_cmd_seq.to_be_bytes());
+    head.extend_from_slice(&h.cmd_count.to_be_bytes());
+    head.extend_from_slice(&h.first_event_seq.to_be_bytes());
+    head.extend_from_slice(&h.event_count.to_be_bytes());
+    buf[2..2 + CHUNK_HEADER_BYTES].copy_from_slice(&head);
+    close_frame(buf, 0);
+}
+
+/// A decoded chunk: its header and where its records are.
+pub(crate) struct ChunkView<'a> {
+    pub header: ChunkHeader,
+    records: &'a [u8],
+}
+
+fn read_chunk_header(rd: &mut Rd<'_>) -> Result<ChunkHeader, DecodeError> {
+    Ok(ChunkHeader {
+        batch_no: rd.u64()?,
+        first_cmd_seq: rd.u64()?,
+        cmd_count: rd.u32()?,
+        first_event_seq: rd.u64()?,
+        event_count: rd.u32()?,
+    })
+}
+
+/// Where a chunk's records start in its stored value.
+const CHUNK_RECORDS_AT: usize = 2 + CHUNK_HEADER_BYTES;
+
+/// Decodes a chunk record: checks its crc, version and kind and reads its header.
+/// The inner records are checked one by one as they are read.
+pub(crate) fn decode_chunk(bytes: &[u8]) -> Result<ChunkView<'_>, DecodeError> {
+    let mut rd = Rd {
+        b: open_record(bytes, kind::CHUNK)?,
+    };
+    let header = read_chunk_header(&mut rd)?;
+    Ok(ChunkView {
+        header,
+        records: rd.b,
+    })
+}
+
+impl ChunkView<'_> {
+    /// Where each inner record is in the chunk's stored value, in order.
+    pub fn spans(&self) -> Result<Vec<std::ops::Range<usize>>, DecodeError> {
+        let mut rd = Rd { b: self.records };
+        let mut at = CHUNK_RECORDS_AT;
+        let mut out = Vec::new();
+        while !rd.b.is_empty() {
+            let len = rd.bytes32()?.len();
+            out.push(at + 4..at + 4 + len);
+            at += 4 + len;
+        }
+        Ok(out)
+    }
+}
+
+/// The kind byte of a stored record, if it has one.
+pub(crate) fn record_kind(record: &[u8]) -> Option<u8> {
+    record.get(1).copied()
+}
+
+/// Where a chunk whose crc failed was damaged, as precisely as its bytes tell:
+/// the first inner record that fails its own crc (`(true, cmd_seq)` for a command,
+/// `(false, event_seq)` for an event), or `None` (the header or framing).
+pub(crate) fn locate_damage(bytes: &[u8]) -> Option<(bool, u64)> {
+    let mut rd = Rd {
+        b: bytes.get(2..bytes.len().saturating_sub(4))?,
+    };
+    let h = read_chunk_header(&mut rd).ok()?;
+    let (mut cmd, mut ev) = (h.first_cmd_seq, h.first_event_seq);
+    while !rd.b.is_empty() {
+        let rec = rd.bytes32().ok()?;
+        let is_command = record_kind(rec) == Some(kind::COMMAND);
+        if matches!(
+            open_record(rec, record_kind(rec).unwrap_or(0)),
+            Err(DecodeError::Checksum)
+        ) {
+            return Some(if is_command { (true, cmd) } else { (false, ev) });
+        }
+        if is_command {
+            cmd += 1;
+        } else {
+            ev += 1;
+        }
+    }
+    None
+}
+
+/// Event-index record (kind 10), key = the first `event_seq` of a chunk with events:
+/// `first_event_seq u64 | event_count u32 | chunk u64` (the chunk's key, its first
+/// `cmd_seq`).
+pub(crate) fn encode_event_index(buf: &mut Vec<u8>, first_event_seq: u64, count: u32, chunk: u64) {
+    let start = open_frame(buf, kind::EVENT_INDEX);
+    buf.extend_from_slice(&first_event_seq.to_be_bytes());
+    buf.extend_from_slice(&count.to_be_bytes());
+    buf.extend_from_slice(&chunk.to_be_bytes());
+    close_frame(buf, start);
+}
+
+/// A decoded event-index record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EventIndex {
+    pub first_event_seq: u64,
+    pub event_count: u32,
+    pub chunk: u64,
+}
+
+pub(crate) fn decode_event_index(bytes: &[u8]) -> Result<EventIndex, DecodeError> {
+    let mut rd = Rd {
+        b: open_record(bytes, kind::EVENT_INDEX)?,
+    };
+    let r = EventIndex {
+        first_event_seq: rd.u64()?,
+        event_count: rd.u32()?,
+        chunk: rd.u64()?,
+    };
+    rd.end()?;
+    Ok(r)
 }
 
 /// Format record body: the magic `GPUXLEDG`.

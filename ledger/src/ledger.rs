@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::chunk::{self, CommandIter, EventIter};
 use crate::error::{CorruptionKind, LedgerError, Result};
 use crate::format::{self, key_seq, seq_key};
 use crate::store::{Cf, Cursor, RocksOptions, RocksStore, Store, WriteOps};
@@ -107,7 +108,39 @@ pub struct Stage {
     inbox_next: u64,
     commands: u64,
     events: u64,
+    /// The chunk being filled.
+    chunk: OpenChunk,
 }
+
+/// A chunk being filled, and its header so far (`None`: no chunk open).
+#[derive(Default)]
+struct OpenChunk {
+    bytes: Vec<u8>,
+    head: Option<format::ChunkHeader>,
+}
+
+impl OpenChunk {
+    /// Moves the chunk, if one is open, into `ops`, with its event-index entry.
+    fn close(&mut self, ops: &mut WriteOps) {
+        let Some(h) = self.head.take() else {
+            return;
+        };
+        format::finish_chunk(&mut self.bytes, &h);
+        let bytes = &self.bytes;
+        ops.put_with(Cf::Commands, &seq_key(h.first_cmd_seq), |b| {
+            b.extend_from_slice(bytes)
+        });
+        if h.event_count > 0 {
+            ops.put_with(Cf::Events, &seq_key(h.first_event_seq), |b| {
+                format::encode_event_index(b, h.first_event_seq, h.event_count, h.first_cmd_seq)
+            });
+        }
+    }
+}
+
+/// A chunk is closed once it holds this many bytes (at a command boundary), so a
+/// read of one command or event decodes at most about this much.
+const CHUNK_TARGET_BYTES: usize = 64 << 10;
 
 impl Stage {
     /// Commands staged.
@@ -120,11 +153,64 @@ impl Stage {
     }
     /// Bytes staged (keys and values).
     pub fn bytes(&self) -> usize {
-        self.ops.bytes()
+        self.ops.bytes() + self.chunk.bytes.len()
     }
     /// True when nothing is staged.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.ops.is_empty() && self.chunk.head.is_none()
+    }
+
+    /// Encodes one validated command and its events into the open chunk (opening
+    /// one if needed), hashing their records; closes the chunk once it is full.
+    fn push(&mut self, c: &AppliedCommand) {
+        let hasher = self
+            .hasher
+            .get_or_insert_with(|| format::BatchHasher::new(&self.base.hash));
+        let event_count = u32::try_from(c.events.len()).expect("bounded by validation");
+        let chunk = &mut self.chunk;
+        let head = chunk.head.get_or_insert_with(|| {
+            format::begin_chunk(&mut chunk.bytes);
+            format::ChunkHeader {
+                batch_no: self.base.last_batch_no + 1,
+                first_cmd_seq: c.cmd_seq,
+                cmd_count: 0,
+                first_event_seq: self.next_ev,
+                event_count: 0,
+            }
+        });
+        head.cmd_count += 1;
+        head.event_count += event_count;
+        let record = format::push_inner(&mut chunk.bytes, |b| {
+            format::encode_command(
+                b,
+                &format::CommandFields {
+                    cmd_seq: c.cmd_seq,
+                    ts_ns: c.ts_ns,
+                    first_event_seq: self.next_ev,
+                    event_count,
+                    source: &c.source,
+                    payload: &c.payload,
+                },
+            )
+        });
+        hasher.record(record);
+        for e in &c.events {
+            let event_seq = self.next_ev;
+            let record = format::push_inner(&mut chunk.bytes, |b| {
+                format::encode_event(b, event_seq, c.cmd_seq, e)
+            });
+            hasher.record(record);
+            self.next_ev += 1;
+        }
+        self.offsets
+            .insert(c.source.key(), (c.source.offset(), c.cmd_seq));
+        self.next_cmd += 1;
+        self.last_ts = c.ts_ns;
+        self.commands += 1;
+        self.events += c.events.len() as u64;
+        if chunk.bytes.len() >= CHUNK_TARGET_BYTES {
+            chunk.close(&mut self.ops);
+        }
     }
 }
 
@@ -379,6 +465,7 @@ impl<S: Store> Ledger<S> {
             inbox_next: self.head.last_inbox_seq + 1,
             commands: 0,
             events: 0,
+            chunk: OpenChunk::default(),
         })
     }
 
@@ -448,42 +535,10 @@ impl<S: Store> Ledger<S> {
         self.validate(stage, commands)?;
 
         // Pass 2: encode.
-        let hasher = stage
-            .hasher
-            .get_or_insert_with(|| format::BatchHasher::new(&stage.base.hash));
         let first_cmd_seq = stage.next_cmd;
         let first_event_seq = stage.next_ev;
         for c in commands {
-            let event_count = u32::try_from(c.events.len()).expect("bounded above");
-            let value = stage.ops.put_with(Cf::Commands, &seq_key(c.cmd_seq), |b| {
-                format::encode_command(
-                    b,
-                    &format::CommandFields {
-                        cmd_seq: c.cmd_seq,
-                        ts_ns: c.ts_ns,
-                        first_event_seq: stage.next_ev,
-                        event_count,
-                        source: &c.source,
-                        payload: &c.payload,
-                    },
-                )
-            });
-            hasher.record(value);
-            for e in &c.events {
-                let event_seq = stage.next_ev;
-                let value = stage.ops.put_with(Cf::Events, &seq_key(event_seq), |b| {
-                    format::encode_event(b, event_seq, c.cmd_seq, e)
-                });
-                hasher.record(value);
-                stage.next_ev += 1;
-            }
-            stage
-                .offsets
-                .insert(c.source.key(), (c.source.offset(), c.cmd_seq));
-            stage.next_cmd += 1;
-            stage.last_ts = c.ts_ns;
-            stage.commands += 1;
-            stage.events += c.events.len() as u64;
+            stage.push(c);
         }
         Ok(Assigned {
             first_cmd_seq,
@@ -538,6 +593,7 @@ impl<S: Store> Ledger<S> {
     pub(crate) fn seal(&self, mut stage: Stage) -> Result<Sealed> {
         self.check_writable()?;
         assert_eq!(stage.base, self.head, "stage begun at another head");
+        stage.chunk.close(&mut stage.ops);
         if stage.ops.is_empty() {
             return Ok(Sealed {
                 ops: stage.ops,
@@ -769,6 +825,19 @@ fn bound(what: &'static str, got: usize, max: usize) -> Result<()> {
 /// An iterator over stored records in sequence order, up to the head at its creation.
 /// Yields `Err` (and then stops) on a gap or a record that does not verify.
 pub struct RecordIter<'a, T> {
+    inner: Box<dyn Iterator<Item = Result<T>> + 'a>,
+}
+
+impl<T> Iterator for RecordIter<'_, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        self.inner.next()
+    }
+}
+
+/// Records stored one per key (batch headers, inbox entries), in sequence order.
+struct KeyIter<'a, T> {
     cursor: Box<dyn Cursor + 'a>,
     cf: Cf,
     next_seq: u64,
@@ -777,7 +846,7 @@ pub struct RecordIter<'a, T> {
     done: bool,
 }
 
-impl<T> Iterator for RecordIter<'_, T> {
+impl<T> Iterator for KeyIter<'_, T> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Result<T>> {
@@ -805,33 +874,6 @@ impl<T> Iterator for RecordIter<'_, T> {
         }
         Some(item)
     }
-}
-
-fn decode_command_owned(v: &[u8], seq: u64) -> Result<CommandRecord> {
-    let c = format::decode_command(v).map_err(|e| decode_err(e, Cf::Commands, seq))?;
-    if c.cmd_seq != seq {
-        return Err(malformed(Cf::Commands, seq, "cmd_seq differs from key"));
-    }
-    Ok(CommandRecord {
-        cmd_seq: c.cmd_seq,
-        ts_ns: c.ts_ns,
-        source: c.source,
-        first_event_seq: c.first_event_seq,
-        event_count: c.event_count,
-        payload: c.payload.to_vec(),
-    })
-}
-
-fn decode_event_owned(v: &[u8], seq: u64) -> Result<EventRecord> {
-    let e = format::decode_event(v).map_err(|e| decode_err(e, Cf::Events, seq))?;
-    if e.event_seq != seq {
-        return Err(malformed(Cf::Events, seq, "event_seq differs from key"));
-    }
-    Ok(EventRecord {
-        event_seq: e.event_seq,
-        cmd_seq: e.cmd_seq,
-        payload: e.payload.to_vec(),
-    })
 }
 
 fn decode_batch_owned(v: &[u8], seq: u64) -> Result<BatchHeader> {
@@ -893,7 +935,7 @@ impl<S: Store> LedgerReader<S> {
         }
     }
 
-    fn iter<T>(
+    fn iter<T: 'static>(
         &self,
         cf: Cf,
         from: u64,
@@ -904,24 +946,27 @@ impl<S: Store> LedgerReader<S> {
         let mut cursor = self.store.cursor(cf);
         cursor.seek(&seq_key(from));
         RecordIter {
-            cursor,
-            cf,
-            next_seq: from,
-            last_seq: last,
-            decode,
-            done: false,
+            inner: Box::new(KeyIter {
+                cursor,
+                cf,
+                next_seq: from,
+                last_seq: last,
+                decode,
+                done: false,
+            }),
         }
     }
 
     /// Commands from `from_cmd_seq` up to the head.
     pub fn commands(&self, from_cmd_seq: u64) -> Result<RecordIter<'_, CommandRecord>> {
         let head = self.head()?;
-        Ok(self.iter(
-            Cf::Commands,
-            from_cmd_seq,
-            head.last_cmd_seq,
-            decode_command_owned,
-        ))
+        Ok(RecordIter {
+            inner: Box::new(CommandIter::new(
+                &*self.store,
+                from_cmd_seq,
+                head.last_cmd_seq,
+            )),
+        })
     }
 
     /// At most `max` commands from `from_cmd_seq`.
@@ -934,18 +979,21 @@ impl<S: Store> LedgerReader<S> {
         if cmd_seq == 0 || cmd_seq > self.head()?.last_cmd_seq {
             return Ok(None);
         }
-        self.commands(cmd_seq)?.next().transpose()
+        chunk::chunk_of_command(&*self.store, cmd_seq)?
+            .command(cmd_seq)
+            .map(Some)
     }
 
     /// Events from `from_event_seq` up to the head.
     pub fn events(&self, from_event_seq: u64) -> Result<RecordIter<'_, EventRecord>> {
         let head = self.head()?;
-        Ok(self.iter(
-            Cf::Events,
-            from_event_seq,
-            head.last_event_seq,
-            decode_event_owned,
-        ))
+        Ok(RecordIter {
+            inner: Box::new(EventIter::new(
+                &*self.store,
+                from_event_seq,
+                head.last_event_seq,
+            )),
+        })
     }
 
     /// At most `max` events from `from_event_seq`.
@@ -955,25 +1003,13 @@ impl<S: Store> LedgerReader<S> {
 
     /// The events `cmd_seq` produced (empty if it produced none or is unknown).
     pub fn events_of_command(&self, cmd_seq: u64) -> Result<Vec<EventRecord>> {
-        let Some(c) = self.command(cmd_seq)? else {
+        if cmd_seq == 0 || cmd_seq > self.head()?.last_cmd_seq {
             return Ok(Vec::new());
-        };
-        let events: Vec<EventRecord> = self
-            .iter(
-                Cf::Events,
-                c.first_event_seq,
-                c.first_event_seq + u64::from(c.event_count) - 1,
-                decode_event_owned,
-            )
-            .collect::<Result<_>>()?;
-        if let Some(e) = events.iter().find(|e| e.cmd_seq != cmd_seq) {
-            return Err(malformed(
-                Cf::Events,
-                e.event_seq,
-                "event of another command",
-            ));
         }
-        Ok(events)
+        let chunk = chunk::chunk_of_command(&*self.store, cmd_seq)?;
+        chunk.command(cmd_seq)?;
+        let (_, events) = chunk.command_raw(cmd_seq);
+        events.map(|i| chunk.event(i)).collect()
     }
 
     /// One batch header.

@@ -5,7 +5,9 @@
 //! | module | owns |
 //! |---|---|
 //! | [`types`] | what is appended and read: [`AppliedCommand`], [`CommandRecord`], [`EventRecord`], [`Source`], [`Head`], [`BatchHeader`], [`Snapshot`] |
-//! | `format` | every byte on disk: keys, record framing (version, kind, crc32c), the batch hash |
+//! | `format` | every byte on disk: keys, record framing (version, kind, crc32c), chunks, the batch hash |
+//! | `chunk` | reading chunks: a command or event found by its seq, the record iterators |
+//! | [`layout`] | the raw layout taken apart, for tools and tests below the API |
 //! | [`store`] | the narrow [`Store`] trait; [`RocksStore`], [`MemStore`], [`FaultyStore`] |
 //! | `ledger` | [`Ledger`]: open with recovery, append, journal, snapshots; [`LedgerReader`] |
 //! | `verify` | integrity walk from genesis to the head, torn-tail detection and truncation |
@@ -53,9 +55,11 @@
 
 mod bench;
 mod cf;
+mod chunk;
 mod error;
 mod format;
 mod group;
+pub mod layout;
 mod ledger;
 mod stats;
 pub mod store;

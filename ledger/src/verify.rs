@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::chunk::{chunk_of_command, chunk_of_event, Chunk};
 use crate::error::{Corruption, CorruptionKind, LedgerError, Result};
 use crate::format::{self, key_seq, seq_key, DecodeError};
 use crate::store::{Cf, Cursor, Store, WriteOps};
@@ -251,8 +252,8 @@ fn verify_segment<S: Store + ?Sized>(
         let h = format::decode_batch(bv).map_err(|e| decode_err(e, Cf::Batches, batch_no))?;
         check_header(&h, batch_no, &prev_hash, walk.next_cmd, walk.next_ev)?;
         let mut hasher = format::BatchHasher::new(&prev_hash);
-        for cmd_seq in h.first_cmd_seq..=h.last_cmd_seq {
-            walk.command(&h, cmd_seq, &mut hasher)?;
+        while walk.next_cmd <= h.last_cmd_seq {
+            walk.chunk(&h, &mut hasher)?;
         }
         check_batch_end(&h, walk.next_ev, hasher)?;
         prev_hash = h.hash;
@@ -347,8 +348,8 @@ fn check_batch_end(h: &BatchHeader, next_ev: u64, hasher: format::BatchHasher) -
     Ok(())
 }
 
-/// The command and event cursors of a segment walk, where they are, and what the
-/// segment has seen so far.
+/// The chunk and event-index cursors of a segment walk, where they are, and what
+/// the segment has seen so far.
 struct Walk<'s> {
     cc: Box<dyn Cursor + 's>,
     ec: Box<dyn Cursor + 's>,
@@ -358,15 +359,81 @@ struct Walk<'s> {
 }
 
 impl Walk<'_> {
-    /// Checks command `cmd_seq` of batch `h` and its events, adding their records
-    /// to the batch's hash.
+    /// Checks the chunk that starts at the next command, inside batch `h`: its
+    /// header, its event-index entry, and every command and event in it, adding
+    /// their records to the batch's hash.
+    fn chunk(&mut self, h: &BatchHeader, hasher: &mut format::BatchHasher) -> Result<()> {
+        let key = self.next_cmd;
+        let (_, v) = expect_key(&*self.cc, Cf::Commands, key)?;
+        let chunk = Chunk::load(key, v.to_vec())?;
+        let bad_chunk =
+            |detail: String| corrupt(CorruptionKind::Malformed, Cf::Commands, key, detail);
+        if chunk.header.batch_no != h.batch_no {
+            return Err(bad_chunk(format!(
+                "chunk says batch {}, it is in batch {}",
+                chunk.header.batch_no, h.batch_no
+            )));
+        }
+        if chunk.header.first_event_seq != self.next_ev {
+            return Err(bad_chunk(format!(
+                "chunk's events start at {}, the next event is {}",
+                chunk.header.first_event_seq, self.next_ev
+            )));
+        }
+        if chunk.end_cmd() - 1 > h.last_cmd_seq {
+            return Err(bad_chunk(format!(
+                "chunk runs to cmd_seq {}, past its batch's last {}",
+                chunk.end_cmd() - 1,
+                h.last_cmd_seq
+            )));
+        }
+        if chunk.header.event_count > 0 {
+            self.index_entry(&chunk)?;
+        }
+        for cmd_seq in chunk.key..chunk.end_cmd() {
+            self.command(h, &chunk, cmd_seq, hasher)?;
+        }
+        self.cc.next();
+        Ok(())
+    }
+
+    /// The event-index entry of `chunk` (which has events) names it.
+    fn index_entry(&mut self, chunk: &Chunk) -> Result<()> {
+        let first = chunk.header.first_event_seq;
+        let (_, v) = expect_key(&*self.ec, Cf::Events, first)?;
+        let idx = format::decode_event_index(v).map_err(|e| decode_err(e, Cf::Events, first))?;
+        if idx.first_event_seq != first
+            || idx.event_count != chunk.header.event_count
+            || idx.chunk != chunk.key
+        {
+            return Err(corrupt(
+                CorruptionKind::Malformed,
+                Cf::Events,
+                first,
+                format!(
+                    "index entry says events {}+{} in chunk {}, the chunk at {} holds {first}+{}",
+                    idx.first_event_seq,
+                    idx.event_count,
+                    idx.chunk,
+                    chunk.key,
+                    chunk.header.event_count
+                ),
+            ));
+        }
+        self.ec.next();
+        Ok(())
+    }
+
+    /// Checks command `cmd_seq` of batch `h` (in `chunk`) and its events, adding
+    /// their records to the batch's hash.
     fn command(
         &mut self,
         h: &BatchHeader,
+        chunk: &Chunk,
         cmd_seq: u64,
         hasher: &mut format::BatchHasher,
     ) -> Result<()> {
-        let (_, cv) = expect_key(&*self.cc, Cf::Commands, cmd_seq)?;
+        let (cv, events) = chunk.command_raw(cmd_seq);
         let c = format::decode_command(cv).map_err(|e| decode_err(e, Cf::Commands, cmd_seq))?;
         let bad_cmd =
             |detail: String| corrupt(CorruptionKind::Malformed, Cf::Commands, cmd_seq, detail);
@@ -380,10 +447,13 @@ impl Walk<'_> {
                 c.ts_ns, end.last_ts
             )));
         }
-        if c.first_event_seq != self.next_ev {
+        if c.first_event_seq != self.next_ev || c.event_count as usize != events.len() {
             return Err(bad_cmd(format!(
-                "first_event_seq {} but the next event is {}",
-                c.first_event_seq, self.next_ev
+                "says events {}+{} but the next event is {} and {} follow it",
+                c.first_event_seq,
+                c.event_count,
+                self.next_ev,
+                events.len()
             )));
         }
         let key = c.source.key();
@@ -401,18 +471,19 @@ impl Walk<'_> {
         end.first_ts.get_or_insert(c.ts_ns);
         end.last_ts = c.ts_ns;
         hasher.record(cv);
-        for _ in 0..c.event_count {
-            self.event(h, cmd_seq, hasher)?;
+        for i in events {
+            self.event(h, chunk.event_raw(i), cmd_seq, hasher)?;
         }
         self.next_cmd += 1;
-        self.cc.next();
         Ok(())
     }
 
-    /// Checks the next event, which belongs to command `cmd_seq` of batch `h`.
+    /// Checks the next event (stored record `ev`), which belongs to command
+    /// `cmd_seq` of batch `h`.
     fn event(
         &mut self,
         h: &BatchHeader,
+        ev: &[u8],
         cmd_seq: u64,
         hasher: &mut format::BatchHasher,
     ) -> Result<()> {
@@ -428,7 +499,6 @@ impl Walk<'_> {
                 ),
             ));
         }
-        let (_, ev) = expect_key(&*self.ec, Cf::Events, event_seq)?;
         let e = format::decode_event(ev).map_err(|e| decode_err(e, Cf::Events, event_seq))?;
         if e.event_seq != event_seq || e.cmd_seq != cmd_seq {
             return Err(corrupt(
@@ -443,7 +513,6 @@ impl Walk<'_> {
         }
         hasher.record(ev);
         self.next_ev += 1;
-        self.ec.next();
         Ok(())
     }
 }
@@ -713,14 +782,13 @@ fn check_tail_and_offsets<S: Store + ?Sized>(
             }
             None => {
                 // Cheap check: the command it names consumed exactly this offset.
-                let cmd = store.get(Cf::Commands, &seq_key(rec.cmd_seq))?;
-                let ok = match &cmd {
-                    Some(v) => {
-                        let c = format::decode_command(v)
-                            .map_err(|e| decode_err(e, Cf::Commands, rec.cmd_seq))?;
+                let ok = match chunk_of_command(store, rec.cmd_seq.max(1)) {
+                    Ok(chunk) => {
+                        let c = chunk.command(rec.cmd_seq.max(1))?;
                         c.source.key() == rec.key && c.source.offset() == rec.offset
                     }
-                    None => false,
+                    Err(LedgerError::Corrupt(x)) if x.kind == CorruptionKind::Gap => false,
+                    Err(e) => return Err(e),
                 };
                 if !ok {
                     return Err(mismatch(format!(
@@ -841,10 +909,7 @@ pub(crate) fn last_event_of<S: Store + ?Sized>(store: &S, cmd_seq: u64) -> Resul
     if cmd_seq == 0 {
         return Ok(0);
     }
-    let v = store
-        .get(Cf::Commands, &seq_key(cmd_seq))?
-        .ok_or_else(|| corrupt(CorruptionKind::Gap, Cf::Commands, cmd_seq, "record missing"))?;
-    let c = format::decode_command(&v).map_err(|e| decode_err(e, Cf::Commands, cmd_seq))?;
+    let c = chunk_of_command(store, cmd_seq)?.command(cmd_seq)?;
     Ok(c.first_event_seq + u64::from(c.event_count) - 1)
 }
 
@@ -888,17 +953,8 @@ fn verify_head_batch<S: Store + ?Sized>(store: &S, head: &Head) -> Result<()> {
         ));
     }
     if head.last_event_seq > 0 {
-        let v = store
-            .get(Cf::Events, &seq_key(head.last_event_seq))?
-            .ok_or_else(|| {
-                corrupt(
-                    CorruptionKind::Gap,
-                    Cf::Events,
-                    head.last_event_seq,
-                    "record missing",
-                )
-            })?;
-        format::decode_event(&v).map_err(|e| decode_err(e, Cf::Events, head.last_event_seq))?;
+        let chunk = chunk_of_event(store, head.last_event_seq)?;
+        chunk.event((head.last_event_seq - chunk.header.first_event_seq) as usize)?;
     }
     Ok(())
 }
@@ -999,13 +1055,19 @@ fn last_consumed_by<S: Store + ?Sized>(
     key: &SourceKey,
     upto: u64,
 ) -> Result<Option<(u64, u64)>> {
+    if upto == 0 {
+        return Ok(None);
+    }
     let mut c = store.cursor(Cf::Commands);
     c.seek_for_prev(&seq_key(upto));
     while let Some((k, v)) = c.entry() {
-        let seq = key_seq(k).unwrap_or(0);
-        let cmd = format::decode_command(v).map_err(|e| decode_err(e, Cf::Commands, seq))?;
-        if &cmd.source.key() == key {
-            return Ok(Some((cmd.source.offset(), seq)));
+        let first = key_seq(k).unwrap_or(0);
+        let chunk = Chunk::load(first, v.to_vec())?;
+        for seq in (first..chunk.end_cmd().min(upto + 1)).rev() {
+            let cmd = chunk.command(seq)?;
+            if &cmd.source.key() == key {
+                return Ok(Some((cmd.source.offset(), seq)));
+            }
         }
         c.prev();
     }

@@ -521,12 +521,15 @@ pub fn ledger_verify_reports_progress_and_names_damage<H: Harness>() {
     drop(l);
     // Damage one command in the middle: both the full open and verify name it.
     let s = h.open();
-    let key = seq_key(2222);
-    let mut v = s.get(Cf::Commands, &key).expect("get").expect("present");
-    let at = v.len() - 9;
-    v[at] ^= 0x40;
+    // Command 2222 lives in the chunk of its batch; its own record's crc names it.
+    let key = seq_key(gpux_ledger::layout::chunk_of_command(&s, 2222).expect("a chunk"));
+    let stored = s.get(Cf::Commands, &key).expect("get").expect("present");
+    let mut chunk = gpux_ledger::layout::RawChunk::parse(&stored).expect("parses");
+    let i = chunk.command_index(2222).expect("2222 is in it");
+    let at = chunk.records[i].len() - 9;
+    chunk.records[i][at] ^= 0x40;
     let mut w = WriteOps::new();
-    w.put(Cf::Commands, &key, &v);
+    w.put(Cf::Commands, &key, &chunk.encode());
     s.write(&w, true).expect("write");
     let err = Ledger::with_store(s, &opts()).expect_err("refuses to open");
     let c = err.corruption().expect("a corruption");

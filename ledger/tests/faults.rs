@@ -5,7 +5,7 @@ mod common;
 
 use common::{commands, dump, fill, opts, small_rocks};
 use gpux_ledger::{
-    Cf, CorruptionKind, Fault, FaultyStore, Ledger, LedgerError, LedgerOptions, MemStore,
+    AppliedCommand, Cf, CorruptionKind, Fault, FaultyStore, Ledger, LedgerError, LedgerOptions, MemStore,
     RocksStore, Store,
 };
 use proptest::prelude::*;
@@ -77,16 +77,16 @@ fn a_failed_journal_or_snapshot_write_applies_nothing() {
 /// Tears the write of batch 6 (commands 21..=24) after every possible number of
 /// operations: each prefix is a torn tail that open refuses, truncation repairs, and a
 /// retry completes to the fault-free result.
-#[test]
-fn a_write_torn_after_any_prefix_is_a_torn_tail_that_truncation_repairs() {
-    // Batch 6 holds 4 commands, their events, a header, one offset and the head.
-    let ops_in_batch = 4 + (21..=24u64).map(|c| c % 4).sum::<u64>() as usize + 3;
+/// Batch 6 (commands 21..=24, as `batch` gives them) written torn after each prefix
+/// of its `ops_in_batch` operations: a torn tail that only truncation repairs, to
+/// exactly the 20 acknowledged commands.
+fn torn_after_any_prefix(batch: &[AppliedCommand], ops_in_batch: usize) {
     let before = {
         let mut l = Ledger::with_store(MemStore::new(), &opts()).expect("open");
         fill(&mut l, 20, 4);
         dump(&l)
     };
-    for keep in 0..ops_in_batch {
+    for keep in 0..=ops_in_batch {
         let store = FaultyStore::new(MemStore::new());
         let mut l = Ledger::with_store(store.clone(), &opts()).expect("open");
         fill(&mut l, 20, 4);
@@ -94,12 +94,15 @@ fn a_write_torn_after_any_prefix_is_a_torn_tail_that_truncation_repairs() {
             nth: 1,
             keep_ops: keep,
         });
-        assert!(matches!(
-            l.append(&commands(21, 24)),
-            Err(LedgerError::Store(_))
-        ));
+        let written = l.append(batch);
         drop(l);
-
+        assert!(matches!(written, Err(LedgerError::Store(_))), "keep {keep}");
+        if keep == ops_in_batch {
+            // Every operation reached the store (the head last): a complete batch.
+            let l = Ledger::with_store(store, &opts()).expect("complete write is clean");
+            assert_eq!(l.head().last_cmd_seq, 24);
+            continue;
+        }
         let reopened = Ledger::with_store(store.clone(), &opts());
         if keep == 0 {
             assert_eq!(dump(&reopened.expect("nothing written: clean")), before);
@@ -108,8 +111,8 @@ fn a_write_torn_after_any_prefix_is_a_torn_tail_that_truncation_repairs() {
         let err = reopened.expect_err("a torn tail is refused by default");
         let c = err.corruption().expect("corruption");
         assert_eq!(c.kind, CorruptionKind::TornTail, "keep {keep}: {err}");
-        // The first record of the batch is command 21 (or, for a prefix ending in the
-        // header, batch 6 itself).
+        // The first record of the batch is the chunk of command 21 (or, for a prefix
+        // ending in the header, batch 6 itself).
         assert!(
             (c.cf, c.seq) == (Cf::Commands, 21) || (c.cf, c.seq) == (Cf::Batches, 6),
             "keep {keep}: {c}"
@@ -129,17 +132,39 @@ fn a_write_torn_after_any_prefix_is_a_torn_tail_that_truncation_repairs() {
 }
 
 #[test]
+fn a_write_torn_after_any_prefix_is_a_torn_tail_that_truncation_repairs() {
+    // One chunk (4 commands and their events), its event-index entry, the header,
+    // one offset and the head.
+    torn_after_any_prefix(&commands(21, 24), 5);
+}
+
+#[test]
+fn a_batch_of_several_chunks_torn_after_any_prefix_is_a_torn_tail_too() {
+    // 40 KiB payloads close a chunk after every second command: two chunks with
+    // their event-index entries, the header, one offset and the head.
+    let batch: Vec<AppliedCommand> = commands(21, 24)
+        .into_iter()
+        .map(|mut c| {
+            c.payload = vec![b'x'; 40 << 10];
+            c
+        })
+        .collect();
+    torn_after_any_prefix(&batch, 7);
+}
+
+#[test]
 fn truncation_never_touches_acknowledged_records() {
     // Damage below the head is not a torn tail: even with truncation on, open refuses.
     let store = MemStore::new();
     let mut l = Ledger::with_store(store.clone(), &opts()).expect("open");
     fill(&mut l, 12, 3);
     drop(l);
-    store.raw_delete(Cf::Events, &gpux_ledger::seq_key(5));
+    let chunk = gpux_ledger::layout::chunk_of_command(&store, 5).expect("a chunk holds 5");
+    store.raw_delete(Cf::Commands, &gpux_ledger::seq_key(chunk));
     let err =
         Ledger::with_store(store.clone(), &truncating()).expect_err("a gap is not repairable");
     let c = err.corruption().expect("corruption");
-    assert_eq!((c.kind, c.cf, c.seq), (CorruptionKind::Gap, Cf::Events, 5));
+    assert_eq!((c.kind, c.cf, c.seq), (CorruptionKind::Gap, Cf::Commands, chunk));
 }
 
 #[test]

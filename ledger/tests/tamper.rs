@@ -1,12 +1,14 @@
 //! Tampering through raw RocksDB: every change to a stored record is detected and
-//! named by its exact sequence number.
+//! named by its exact sequence number, though commands and events are packed into
+//! chunks (docs/LEDGER_FORMAT.md).
 
 mod common;
 
 use std::path::Path;
 
 use common::{fill, opts};
-use gpux_ledger::{seq_key, Cf, CorruptionKind, Ledger, LedgerError, LedgerOptions};
+use gpux_ledger::layout::{self, RawChunk};
+use gpux_ledger::{key_seq, seq_key, Cf, CorruptionKind, Ledger, LedgerError, LedgerOptions};
 
 /// A ledger of 60 commands in batches of 5 (commands 1..=60, `cmd_seq % 4` events each).
 fn ledger_dir() -> tempfile::TempDir {
@@ -37,9 +39,38 @@ fn put(db: &rocksdb::DB, cf: Cf, key: &[u8], value: &[u8]) {
 
 /// Recomputes a record's trailing crc32c, as a careful forger would.
 fn reseal(v: &mut [u8]) {
-    let n = v.len() - 4;
-    let crc = crc32c::crc32c(&v[..n]);
-    v[n..].copy_from_slice(&crc.to_be_bytes());
+    layout::reseal(v);
+}
+
+/// The key of the last record of `cf` at or before `seq`, and its value.
+fn at_or_before(db: &rocksdb::DB, cf: Cf, seq: u64) -> (u64, Vec<u8>) {
+    let h = db.cf_handle(cf.name()).expect("cf");
+    let mut it = db.raw_iterator_cf(h);
+    it.seek_for_prev(seq_key(seq));
+    let key = key_seq(it.key().expect("a record at or before")).expect("a seq key");
+    (key, it.value().expect("value").to_vec())
+}
+
+/// The chunk holding event `event_seq`: its key and its records.
+fn chunk_of_event(db: &rocksdb::DB, event_seq: u64) -> (u64, RawChunk) {
+    let (_, index) = at_or_before(db, Cf::Events, event_seq);
+    let key = layout::index_chunk(&index).expect("index entry");
+    let chunk = RawChunk::parse(&get(db, Cf::Commands, &seq_key(key))).expect("chunk parses");
+    (key, chunk)
+}
+
+/// Changes the stored record of event `event_seq` in place with `f`; `reseal_chunk`
+/// also recomputes the chunk's own crc.
+fn edit_event(
+    db: &rocksdb::DB,
+    event_seq: u64,
+    reseal_chunk: bool,
+    f: impl FnOnce(&mut Vec<u8>),
+) {
+    let (key, _) = chunk_of_event(db, event_seq);
+    let stored = get(db, Cf::Commands, &seq_key(key));
+    let value = layout::edit_event(&stored, event_seq, !reseal_chunk, f).expect("edited");
+    put(db, Cf::Commands, &seq_key(key), &value);
 }
 
 fn expect_corruption(r: Result<impl std::fmt::Debug, LedgerError>) -> (CorruptionKind, Cf, u64) {
@@ -54,10 +85,10 @@ fn expect_corruption(r: Result<impl std::fmt::Debug, LedgerError>) -> (Corruptio
 fn a_flipped_byte_in_an_event_is_named_by_open_and_by_verify() {
     let dir = ledger_dir();
     raw(dir.path(), |db| {
-        let mut v = get(db, Cf::Events, &seq_key(57));
-        let at = v.len() / 2;
-        v[at] ^= 0x01;
-        put(db, Cf::Events, &seq_key(57), &v);
+        edit_event(db, 57, false, |v| {
+            let at = v.len() / 2;
+            v[at] ^= 0x01;
+        });
     });
     assert_eq!(
         expect_corruption(Ledger::open(dir.path(), &opts())),
@@ -94,11 +125,11 @@ fn a_resealed_forgery_breaks_the_chain_at_its_batch() {
         (cmd - 1) / 5 + 1
     };
     raw(dir.path(), |db| {
-        let mut v = get(db, Cf::Events, &seq_key(57));
-        let at = v.len() - 6;
-        v[at] ^= 0x01;
-        reseal(&mut v);
-        put(db, Cf::Events, &seq_key(57), &v);
+        edit_event(db, 57, true, |v| {
+            let at = v.len() - 6;
+            v[at] ^= 0x01;
+            reseal(v);
+        });
     });
     assert_eq!(
         expect_corruption(Ledger::open(dir.path(), &opts())),
@@ -109,29 +140,65 @@ fn a_resealed_forgery_breaks_the_chain_at_its_batch() {
 #[test]
 fn reordered_events_are_named() {
     let dir = ledger_dir();
+    let mut first = 0;
     raw(dir.path(), |db| {
-        let a = get(db, Cf::Events, &seq_key(30));
-        let b = get(db, Cf::Events, &seq_key(31));
-        put(db, Cf::Events, &seq_key(30), &b);
-        put(db, Cf::Events, &seq_key(31), &a);
+        // The first two neighbouring events from 30 on that share a chunk.
+        let (key, mut chunk, a, b) = (30..90)
+            .find_map(|e| {
+                let (key, chunk) = chunk_of_event(db, e);
+                let (a, b) = (chunk.event_index(e)?, chunk.event_index(e + 1)?);
+                first = e;
+                Some((key, chunk, a, b))
+            })
+            .expect("some chunk holds two events");
+        chunk.records.swap(a, b);
+        put(db, Cf::Commands, &seq_key(key), &chunk.encode());
     });
     assert_eq!(
         expect_corruption(Ledger::open(dir.path(), &opts())),
-        (CorruptionKind::Malformed, Cf::Events, 30)
+        (CorruptionKind::Malformed, Cf::Events, first)
     );
 }
 
 #[test]
-fn a_deleted_command_is_a_gap() {
+fn a_deleted_chunk_is_a_gap_at_its_first_command() {
     let dir = ledger_dir();
+    let key = {
+        let l = Ledger::open_read_only(dir.path()).expect("open");
+        layout::chunk_of_command(l.store(), 44).expect("a chunk holds 44")
+    };
+    assert!(key <= 44);
     raw(dir.path(), |db| {
         let h = db.cf_handle(Cf::Commands.name()).expect("cf");
-        db.delete_cf(h, seq_key(44)).expect("delete");
+        db.delete_cf(h, seq_key(key)).expect("delete");
     });
     assert_eq!(
         expect_corruption(Ledger::open(dir.path(), &opts())),
+        (CorruptionKind::Gap, Cf::Commands, key)
+    );
+    // A read of command 44 names the missing command, not the neighbouring chunk.
+    let ro = Ledger::open_read_only(dir.path()).expect("head is intact");
+    assert_eq!(
+        expect_corruption(ro.command(44)),
         (CorruptionKind::Gap, Cf::Commands, 44)
     );
+}
+
+#[test]
+fn a_command_dropped_from_inside_its_chunk_is_named() {
+    let dir = ledger_dir();
+    raw(dir.path(), |db| {
+        let (key, value) = at_or_before(db, Cf::Commands, 44);
+        let mut chunk = RawChunk::parse(&value).expect("parses");
+        let i = chunk.command_index(44).expect("44 is in it");
+        let next = chunk.command_index(45).unwrap_or(chunk.records.len());
+        // Command 44 and its events go; the header still says 44 is there.
+        chunk.records.drain(i..next);
+        put(db, Cf::Commands, &seq_key(key), &chunk.encode());
+    });
+    let (kind, cf, seq) = expect_corruption(Ledger::open(dir.path(), &opts()));
+    assert_eq!((kind, cf), (CorruptionKind::Malformed, Cf::Commands));
+    assert!(seq <= 44, "named at its chunk ({seq})");
 }
 
 #[test]
@@ -173,12 +240,13 @@ fn a_forged_head_is_a_meta_mismatch_even_for_the_cheap_open() {
 #[test]
 fn records_beyond_the_head_are_a_torn_tail_that_only_opt_in_truncation_removes() {
     let dir = ledger_dir();
-    // As if a copy or a bug left event 91 and command 61 without a new head.
+    // As if a copy or a bug left a chunk at command 61 and an index entry for event
+    // 91 without a new head.
     raw(dir.path(), |db| {
-        let e = get(db, Cf::Events, &seq_key(90));
-        put(db, Cf::Events, &seq_key(91), &e);
-        let c = get(db, Cf::Commands, &seq_key(60));
-        put(db, Cf::Commands, &seq_key(61), &c);
+        let (_, index) = at_or_before(db, Cf::Events, 90);
+        put(db, Cf::Events, &seq_key(91), &index);
+        let (_, chunk) = at_or_before(db, Cf::Commands, 60);
+        put(db, Cf::Commands, &seq_key(61), &chunk);
     });
     assert_eq!(
         expect_corruption(Ledger::open(dir.path(), &opts())),
@@ -257,4 +325,47 @@ fn read_only_open_never_writes() {
     l.verify(&mut |_| {}).expect("verifies");
     drop(l);
     assert_eq!(listing(dir.path()), before);
+}
+
+#[test]
+fn a_ledger_of_another_format_version_is_refused_and_named() {
+    // What a build of format version 1 (one key per command and per event) leaves
+    // in meta: its format record, framed with version byte 1.
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut o = rocksdb::Options::default();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf(&o, dir.path(), Cf::ALL.iter().map(|c| c.name()))
+            .expect("raw create");
+        let mut format = vec![1u8, 8];
+        format.extend_from_slice(b"GPUXLEDG");
+        format.extend_from_slice(&[0; 4]);
+        reseal(&mut format);
+        put(&db, Cf::Meta, b"format", &format);
+        put(&db, Cf::Commands, &seq_key(1), b"a version 1 command record");
+    }
+    for r in [
+        Ledger::open(dir.path(), &opts()).map(|_| ()),
+        Ledger::open_read_only(dir.path()).map(|_| ()),
+    ] {
+        let err = r.expect_err("refused");
+        assert_eq!(
+            err,
+            LedgerError::UnsupportedFormat {
+                found: 1,
+                supported: 2
+            }
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("format version 1") && message.contains("format version 2"),
+            "{message}"
+        );
+    }
+    // Refusing wrote nothing: the old ledger is as it was.
+    raw(dir.path(), |db| {
+        assert_eq!(get(db, Cf::Meta, b"format")[0], 1);
+        assert_eq!(get(db, Cf::Commands, &seq_key(1)), b"a version 1 command record");
+    });
 }

@@ -467,9 +467,26 @@ pub fn raw_put(db: &rocksdb::DB, cf: Cf, seq: u64, value: &[u8]) {
 
 /// Recomputes a record's trailing crc32c, as a careful forger would.
 pub fn reseal(v: &mut [u8]) {
-    let n = v.len() - 4;
-    let crc = crc32c::crc32c(&v[..n]);
-    v[n..].copy_from_slice(&crc.to_be_bytes());
+    gpux_ledger::layout::reseal(v);
+}
+
+/// Changes the stored record of event `event_seq`, inside its chunk, with `f`;
+/// `reseal_chunk` also recomputes the chunk's own crc (docs/LEDGER_FORMAT.md).
+pub fn raw_edit_event(
+    db: &rocksdb::DB,
+    event_seq: u64,
+    reseal_chunk: bool,
+    f: impl FnOnce(&mut Vec<u8>),
+) {
+    let index = db.cf_handle(Cf::Events.name()).expect("cf");
+    let mut it = db.raw_iterator_cf(index);
+    it.seek_for_prev(gpux_ledger::seq_key(event_seq));
+    let key = gpux_ledger::layout::index_chunk(it.value().expect("an index entry"))
+        .expect("index entry parses");
+    let stored = raw_get(db, Cf::Commands, key);
+    let value =
+        gpux_ledger::layout::edit_event(&stored, event_seq, !reseal_chunk, f).expect("edited");
+    raw_put(db, Cf::Commands, key, &value);
 }
 
 /// Copies a (closed) ledger directory.

@@ -7,7 +7,8 @@ use gpux_replay::{verify, FailureKind, Outcome, Progress};
 use serde_json::Value;
 
 use crate::common::{
-    capture, envelope, json_of, ledger_opts, raw, raw_get, raw_put, reseal, scenario, standard,
+    capture, envelope, json_of, ledger_opts, raw, raw_edit_event, raw_get, raw_put, reseal, scenario,
+    standard,
     write_ledger, write_ledger_with, WriteOpts,
 };
 
@@ -57,10 +58,10 @@ fn a_flipped_byte_in_a_stored_event_is_named_by_its_event_seq_and_command() {
     let (dir, w) = standard();
     let t = &w.trades[w.trades.len() / 2];
     raw(dir.path(), |db| {
-        let mut v = raw_get(db, Cf::Events, t.event_seq);
-        let at = v.len() / 2;
-        v[at] ^= 0x20;
-        raw_put(db, Cf::Events, t.event_seq, &v);
+        raw_edit_event(db, t.event_seq, false, |v| {
+            let at = v.len() / 2;
+            v[at] ^= 0x20;
+        });
     });
     let (outcome, v) = run_verify(dir.path());
     let f = outcome.failure().expect("tampering is detected");
@@ -98,8 +99,7 @@ fn a_resealed_forged_event_breaks_the_chain_and_the_rerun_names_the_event() {
     forged.maker_fee = rust_decimal::Decimal::new(123, 2);
     let payload = gpux_engine::Event::TradeExecuted(forged).to_json_vec();
     raw(dir.path(), |db| {
-        let v = raw_get(db, Cf::Events, t.event_seq);
-        raw_put(db, Cf::Events, t.event_seq, &forge_event(&v, &payload));
+        raw_edit_event(db, t.event_seq, true, |v| *v = forge_event(v, &payload));
     });
     let (outcome, v) = run_verify(dir.path());
     let f = outcome.failure().expect("forgery is detected");
