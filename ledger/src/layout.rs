@@ -83,6 +83,18 @@ impl RawChunk {
         self.nth_of_kind(format::kind::EVENT, event_seq.checked_sub(self.first_event_seq)?)
     }
 
+    /// The command that event `event_seq` belongs to, by the chunk's structure
+    /// alone (each event follows its command's record), so it answers for a chunk
+    /// whose bytes are damaged elsewhere.
+    pub fn command_of_event(&self, event_seq: u64) -> Option<u64> {
+        let i = self.event_index(event_seq)?;
+        let commands_before = self.records[..i]
+            .iter()
+            .filter(|r| format::record_kind(r) == Some(format::kind::COMMAND))
+            .count() as u64;
+        (self.first_cmd_seq + commands_before).checked_sub(1)
+    }
+
     fn nth_of_kind(&self, kind: u8, n: u64) -> Option<usize> {
         let n = usize::try_from(n).ok()?;
         self.records

@@ -924,6 +924,11 @@ impl<S: Store> LedgerReader<S> {
         verify::read_head(&*self.store)
     }
 
+    /// The store (for tools that look below the API, e.g. through [`crate::layout`]).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
     /// The consumed offset of `source` stored in meta.
     pub fn consumed_offset(&self, source: &SourceKey) -> Result<Option<u64>> {
         match self.store.get(Cf::Meta, &format::offset_meta_key(source))? {

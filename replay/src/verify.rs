@@ -22,7 +22,7 @@ use std::io::Write;
 use std::path::Path;
 
 use gpux_engine::{Engine, StateHash};
-use gpux_ledger::{hex, LedgerReader, Store, VerifyProgress, VerifyReport};
+use gpux_ledger::{hex, Cf, LedgerReader, Store, VerifyProgress, VerifyReport};
 use gpux_sequencer::recovery::{self, Replayer};
 use serde::Serialize;
 
@@ -340,20 +340,11 @@ fn pinpoint<S: Store>(reader: &LedgerReader<S>, mut f: Failure) -> Failure {
     }
 }
 
+/// The command of event `event_seq`, read from its chunk's structure (the chunk
+/// may be the damaged one, so its crc is not trusted for this).
 fn command_of_event<S: Store>(reader: &LedgerReader<S>, event_seq: u64) -> Option<u64> {
-    let batch = reader
-        .batches(1)
-        .ok()?
-        .map_while(|b| b.ok())
-        .find(|b| b.first_event_seq <= event_seq && event_seq <= b.last_event_seq)?;
-    reader
-        .commands(batch.first_cmd_seq)
-        .ok()?
-        .take((batch.last_cmd_seq + 1 - batch.first_cmd_seq) as usize)
-        .map_while(|c| c.ok())
-        .find(|c| {
-            c.first_event_seq <= event_seq
-                && event_seq < c.first_event_seq + u64::from(c.event_count)
-        })
-        .map(|c| c.cmd_seq)
+    let store = reader.store();
+    let chunk = gpux_ledger::layout::chunk_of_event(store, event_seq)?;
+    let value = store.get(Cf::Commands, &gpux_ledger::seq_key(chunk)).ok()??;
+    gpux_ledger::layout::RawChunk::parse(&value)?.command_of_event(event_seq)
 }
