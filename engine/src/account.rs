@@ -95,16 +95,26 @@ const HOLDINGS_PER_PAGE: usize = 8;
 /// indexes.
 type HoldingPage = [Holding; HOLDINGS_PER_PAGE];
 
+/// Pages of [`Holdings`] kept in a vector indexed by page number: those of
+/// the first `DENSE_PAGES × HOLDINGS_PER_PAGE` account indexes (8 KiB of
+/// pointers per slot at most). A page beyond is in a hash map.
+const DENSE_PAGES: usize = 1_024;
+
 /// One slot's holdings, by account index (the engine numbers accounts densely
 /// as they are created): pages of consecutive indexes, created when an account
 /// in them first holds something. The holdings of active accounts sit densely
 /// together (a map of holdings by account would spread them over its spare
-/// buckets too), and the map of pages is small enough to stay in cache. An
-/// account without a holding reads as an empty one. Looked up; iterated only
-/// to be sorted or checked.
+/// buckets too). The pages of the first [`DENSE_PAGES`] are found by indexing,
+/// without hashing; the (rare) others through a map. An account without a
+/// holding reads as an empty one. Looked up; iterated only to be sorted or
+/// checked.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Holdings {
-    pages: FxHashMap<u32, Box<HoldingPage>>,
+    /// Pages `0..dense.len()`, `None` where no account of it holds anything
+    /// (grown as needed, to [`DENSE_PAGES`] at most).
+    dense: Vec<Option<Box<HoldingPage>>>,
+    /// Pages from [`DENSE_PAGES`] on.
+    sparse: FxHashMap<u32, Box<HoldingPage>>,
 }
 
 /// The page of account index `ix` and its place there.
@@ -116,19 +126,32 @@ fn page_of(ix: u32) -> (u32, usize) {
     )
 }
 
+/// A page of empty holdings.
+fn empty_page() -> Box<HoldingPage> {
+    Box::new(std::array::from_fn(|_| Holding::default()))
+}
+
 impl Holdings {
     /// The holding of account index `ix`, if its page exists.
     #[inline]
     pub fn get(&self, ix: u32) -> Option<&Holding> {
         let (page, at) = page_of(ix);
-        Some(&self.pages.get(&page)?[at])
+        let page = match self.dense.get(page as usize) {
+            Some(p) => p.as_ref()?,
+            None => self.sparse.get(&page)?,
+        };
+        Some(&page[at])
     }
 
     /// The holding of account index `ix`, to change, if its page exists.
     #[inline]
     pub fn get_mut(&mut self, ix: u32) -> Option<&mut Holding> {
         let (page, at) = page_of(ix);
-        Some(&mut self.pages.get_mut(&page)?[at])
+        let page = match self.dense.get_mut(page as usize) {
+            Some(p) => p.as_mut()?,
+            None => self.sparse.get_mut(&page)?,
+        };
+        Some(&mut page[at])
     }
 
     /// The holding of account index `ix`, to change (its page created when
@@ -136,16 +159,26 @@ impl Holdings {
     #[inline]
     pub fn entry(&mut self, ix: u32) -> &mut Holding {
         let (page, at) = page_of(ix);
-        &mut self
-            .pages
-            .entry(page)
-            .or_insert_with(|| Box::new(std::array::from_fn(|_| Holding::default())))[at]
+        let p = page as usize;
+        if p >= DENSE_PAGES {
+            return &mut self.sparse.entry(page).or_insert_with(empty_page)[at];
+        }
+        if p >= self.dense.len() {
+            self.dense.resize_with(p + 1, || None);
+        }
+        &mut self.dense[p].get_or_insert_with(empty_page)[at]
     }
 
     /// Every holding of an existing page, empty ones included, by account
     /// index, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Holding)> {
-        self.pages.iter().flat_map(|(&page, holdings)| {
+        let dense = self
+            .dense
+            .iter()
+            .zip(0u32..)
+            .filter_map(|(p, page)| Some((page, p.as_ref()?)));
+        let sparse = self.sparse.iter().map(|(&page, p)| (page, p));
+        dense.chain(sparse).flat_map(|(page, holdings)| {
             holdings
                 .iter()
                 .zip(page * HOLDINGS_PER_PAGE as u32..)
@@ -542,6 +575,55 @@ mod tests {
                     prop_assert_eq!(&got, &want.iter().copied().collect::<Vec<_>>());
                     prop_assert_eq!(list.is_empty(), want.is_empty());
                 }
+            }
+        }
+
+        /// Holdings looked up, changed and created for indexes in the dense
+        /// pages and beyond them answer as a map from index to holding does.
+        #[test]
+        fn holdings_behave_as_a_map(
+            ops in prop::collection::vec((any::<bool>(), 0..3u8, 0..40u32, 1..1_000u64), 1..300),
+        ) {
+            use super::{Holding, Holdings, DENSE_PAGES, HOLDINGS_PER_PAGE};
+            use std::collections::BTreeMap;
+            let far = (DENSE_PAGES * HOLDINGS_PER_PAGE) as u32 - 20;
+            let (mut holdings, mut model) = (Holdings::default(), BTreeMap::new());
+            for (high, op, i, v) in ops {
+                let ix = if high { far + i * 3 } else { i };
+                match op {
+                    0 => {
+                        holdings.entry(ix).inventory += v;
+                        model.entry(ix).or_insert_with(Holding::default).inventory += v;
+                    }
+                    1 => {
+                        if let Some(h) = holdings.get_mut(ix) {
+                            h.sold += v;
+                        }
+                        // A page exists once any index of it was used.
+                        let page = ix / HOLDINGS_PER_PAGE as u32;
+                        let exists = model.keys().any(|k| k / HOLDINGS_PER_PAGE as u32 == page);
+                        if exists {
+                            model.entry(ix).or_insert_with(Holding::default).sold += v;
+                        }
+                    }
+                    _ => {
+                        let got = holdings.get(ix).filter(|h| **h != Holding::default());
+                        let want = model.get(&ix).filter(|h| **h != Holding::default());
+                        prop_assert_eq!(got, want);
+                    }
+                }
+                let mut all: Vec<(u32, Holding)> = holdings
+                    .iter()
+                    .filter(|(_, h)| **h != Holding::default())
+                    .map(|(ix, h)| (ix, h.clone()))
+                    .collect();
+                all.sort_by_key(|&(ix, _)| ix);
+                let want: Vec<(u32, Holding)> = model
+                    .iter()
+                    .filter(|(_, h)| **h != Holding::default())
+                    .map(|(&ix, h)| (ix, h.clone()))
+                    .collect();
+                prop_assert_eq!(all, want);
             }
         }
 
