@@ -12,6 +12,7 @@
 //! A slot's lots live in one `LotArena` next to its holdings, each holding
 //! naming its list of lots there.
 
+use crate::chunked::ChunkedVec;
 use crate::limits::TRADES_PER_LOT_MAX;
 use crate::types::{AccountId, ClientOrderId, OrderId, TradeId};
 use rustc_hash::FxHashMap;
@@ -187,6 +188,10 @@ impl Holdings {
     }
 }
 
+/// Lot nodes per chunk of a [`LotArena`]: 48 KiB, within what the allocator
+/// serves from its heap.
+const LOT_CHUNK: usize = 1_024;
+
 /// No node: the end of a [`LotList`].
 const NIL: u32 = u32::MAX;
 
@@ -235,7 +240,7 @@ struct LotNode {
 /// from the oldest lot needs are filled in when first needed, each once.
 #[derive(Debug, Clone)]
 pub(crate) struct LotArena {
-    nodes: Vec<LotNode>,
+    nodes: ChunkedVec<LotNode, LOT_CHUNK>,
     /// Freed nodes, linked through `next` ([`NIL`] if none).
     free: u32,
     /// Nodes in use.
@@ -248,7 +253,7 @@ pub(crate) struct LotArena {
 impl Default for LotArena {
     fn default() -> Self {
         LotArena {
-            nodes: Vec::new(),
+            nodes: ChunkedVec::default(),
             free: NIL,
             used: 0,
             kept: FxHashMap::default(),
