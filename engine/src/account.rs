@@ -538,6 +538,119 @@ pub(crate) struct Account {
     pub client_ids: FxHashMap<ClientOrderId, OrderId>,
 }
 
+/// Every account, stored densely by account index (the engine numbers accounts
+/// as they are created, from 0 for the fee account), with the one map from id
+/// to index. A command finds its account's index once and reaches its balances
+/// and its holdings in every slot by it, without hashing again.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Accounts {
+    /// The index of every account id (looked up, never iterated).
+    ix: FxHashMap<AccountId, u32>,
+    /// The id of every index.
+    ids: Vec<AccountId>,
+    /// The account of every index.
+    data: Vec<Account>,
+}
+
+impl Accounts {
+    /// The index of account `id`, if it exists.
+    #[inline]
+    pub fn ix(&self, id: &AccountId) -> Option<u32> {
+        self.ix.get(id).copied()
+    }
+
+    /// Account `id`, if it exists.
+    #[inline]
+    pub fn get(&self, id: &AccountId) -> Option<&Account> {
+        Some(&self.data[self.ix(id)? as usize])
+    }
+
+    /// Account `id` to change, if it exists.
+    #[inline]
+    pub fn get_mut(&mut self, id: &AccountId) -> Option<&mut Account> {
+        let ix = self.ix(id)?;
+        Some(&mut self.data[ix as usize])
+    }
+
+    /// The account of index `ix` (an index given by [`ix`](Self::ix)).
+    #[inline]
+    pub fn at(&self, ix: u32) -> &Account {
+        &self.data[ix as usize]
+    }
+
+    /// The account of index `ix`, to change.
+    #[inline]
+    pub fn at_mut(&mut self, ix: u32) -> &mut Account {
+        &mut self.data[ix as usize]
+    }
+
+    /// The id of index `ix`, if an account has it.
+    #[inline]
+    pub fn id_at(&self, ix: u32) -> Option<AccountId> {
+        self.ids.get(ix as usize).copied()
+    }
+
+    /// Whether account `id` exists.
+    #[inline]
+    pub fn contains_key(&self, id: &AccountId) -> bool {
+        self.ix.contains_key(id)
+    }
+
+    /// The number of accounts.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Adds account `id` (which must be new) under the next index, and returns
+    /// that index.
+    pub fn insert(&mut self, id: AccountId, account: Account) -> u32 {
+        let ix = u32::try_from(self.data.len()).expect("account indexes fit in 32 bits");
+        assert!(self.ix.insert(id, ix).is_none(), "a new account");
+        self.ids.push(id);
+        self.data.push(account);
+        ix
+    }
+
+    /// Removes every account.
+    pub fn clear(&mut self) {
+        self.ix.clear();
+        self.ids.clear();
+        self.data.clear();
+    }
+
+    /// Every account with its id, by index.
+    pub fn iter(&self) -> impl Iterator<Item = (&AccountId, &Account)> {
+        self.ids.iter().zip(&self.data)
+    }
+
+    /// Every account, by index.
+    pub fn values(&self) -> impl Iterator<Item = &Account> {
+        self.data.iter()
+    }
+
+    /// Every account id, by index.
+    pub fn keys(&self) -> impl Iterator<Item = &AccountId> {
+        self.ids.iter()
+    }
+}
+
+impl std::ops::Index<&AccountId> for Accounts {
+    type Output = Account;
+
+    fn index(&self, id: &AccountId) -> &Account {
+        self.get(id).expect("an existing account")
+    }
+}
+
+impl<'a> IntoIterator for &'a Accounts {
+    type Item = (&'a AccountId, &'a Account);
+    type IntoIter = std::iter::Zip<std::slice::Iter<'a, AccountId>, std::slice::Iter<'a, Account>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.ids.iter().zip(&self.data)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::OpenOrders;

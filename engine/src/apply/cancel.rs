@@ -87,8 +87,9 @@ impl<B: OrderBook> Engine<B> {
             spec.price(order.price_ticks),
             spec.quantity(order.quantity_lots),
         );
-        self.held_in(order.account, order.side, bi).release(hold);
-        self.forget_unindexed(&order);
+        let ix = self.ix(order.account);
+        self.held_at(ix, order.side, bi).release(hold);
+        self.forget_unindexed_at(&order, ix);
         out.push(Event::OrderCancelled(OrderCancelled {
             order: id,
             account: order.account,
