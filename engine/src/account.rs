@@ -12,6 +12,7 @@
 //! A slot's lots live in one `LotArena` next to its holdings, each holding
 //! naming its list of lots there.
 
+use crate::chunked::ChunkedVec;
 use crate::limits::TRADES_PER_LOT_MAX;
 use crate::types::{AccountId, ClientOrderId, OrderId, TradeId};
 use rustc_hash::FxHashMap;
@@ -95,16 +96,26 @@ const HOLDINGS_PER_PAGE: usize = 8;
 /// indexes.
 type HoldingPage = [Holding; HOLDINGS_PER_PAGE];
 
+/// Pages of [`Holdings`] kept in a vector indexed by page number: those of
+/// the first `DENSE_PAGES × HOLDINGS_PER_PAGE` account indexes (8 KiB of
+/// pointers per slot at most). A page beyond is in a hash map.
+const DENSE_PAGES: usize = 1_024;
+
 /// One slot's holdings, by account index (the engine numbers accounts densely
 /// as they are created): pages of consecutive indexes, created when an account
 /// in them first holds something. The holdings of active accounts sit densely
 /// together (a map of holdings by account would spread them over its spare
-/// buckets too), and the map of pages is small enough to stay in cache. An
-/// account without a holding reads as an empty one. Looked up; iterated only
-/// to be sorted or checked.
+/// buckets too). The pages of the first [`DENSE_PAGES`] are found by indexing,
+/// without hashing; the (rare) others through a map. An account without a
+/// holding reads as an empty one. Looked up; iterated only to be sorted or
+/// checked.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Holdings {
-    pages: FxHashMap<u32, Box<HoldingPage>>,
+    /// Pages `0..dense.len()`, `None` where no account of it holds anything
+    /// (grown as needed, to [`DENSE_PAGES`] at most).
+    dense: Vec<Option<Box<HoldingPage>>>,
+    /// Pages from [`DENSE_PAGES`] on.
+    sparse: FxHashMap<u32, Box<HoldingPage>>,
 }
 
 /// The page of account index `ix` and its place there.
@@ -116,19 +127,32 @@ fn page_of(ix: u32) -> (u32, usize) {
     )
 }
 
+/// A page of empty holdings.
+fn empty_page() -> Box<HoldingPage> {
+    Box::new(std::array::from_fn(|_| Holding::default()))
+}
+
 impl Holdings {
     /// The holding of account index `ix`, if its page exists.
     #[inline]
     pub fn get(&self, ix: u32) -> Option<&Holding> {
         let (page, at) = page_of(ix);
-        Some(&self.pages.get(&page)?[at])
+        let page = match self.dense.get(page as usize) {
+            Some(p) => p.as_ref()?,
+            None => self.sparse.get(&page)?,
+        };
+        Some(&page[at])
     }
 
     /// The holding of account index `ix`, to change, if its page exists.
     #[inline]
     pub fn get_mut(&mut self, ix: u32) -> Option<&mut Holding> {
         let (page, at) = page_of(ix);
-        Some(&mut self.pages.get_mut(&page)?[at])
+        let page = match self.dense.get_mut(page as usize) {
+            Some(p) => p.as_mut()?,
+            None => self.sparse.get_mut(&page)?,
+        };
+        Some(&mut page[at])
     }
 
     /// The holding of account index `ix`, to change (its page created when
@@ -136,16 +160,26 @@ impl Holdings {
     #[inline]
     pub fn entry(&mut self, ix: u32) -> &mut Holding {
         let (page, at) = page_of(ix);
-        &mut self
-            .pages
-            .entry(page)
-            .or_insert_with(|| Box::new(std::array::from_fn(|_| Holding::default())))[at]
+        let p = page as usize;
+        if p >= DENSE_PAGES {
+            return &mut self.sparse.entry(page).or_insert_with(empty_page)[at];
+        }
+        if p >= self.dense.len() {
+            self.dense.resize_with(p + 1, || None);
+        }
+        &mut self.dense[p].get_or_insert_with(empty_page)[at]
     }
 
     /// Every holding of an existing page, empty ones included, by account
     /// index, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Holding)> {
-        self.pages.iter().flat_map(|(&page, holdings)| {
+        let dense = self
+            .dense
+            .iter()
+            .zip(0u32..)
+            .filter_map(|(p, page)| Some((page, p.as_ref()?)));
+        let sparse = self.sparse.iter().map(|(&page, p)| (page, p));
+        dense.chain(sparse).flat_map(|(page, holdings)| {
             holdings
                 .iter()
                 .zip(page * HOLDINGS_PER_PAGE as u32..)
@@ -153,6 +187,10 @@ impl Holdings {
         })
     }
 }
+
+/// Lot nodes per chunk of a [`LotArena`]: 48 KiB, within what the allocator
+/// serves from its heap.
+const LOT_CHUNK: usize = 1_024;
 
 /// No node: the end of a [`LotList`].
 const NIL: u32 = u32::MAX;
@@ -202,7 +240,7 @@ struct LotNode {
 /// from the oldest lot needs are filled in when first needed, each once.
 #[derive(Debug, Clone)]
 pub(crate) struct LotArena {
-    nodes: Vec<LotNode>,
+    nodes: ChunkedVec<LotNode, LOT_CHUNK>,
     /// Freed nodes, linked through `next` ([`NIL`] if none).
     free: u32,
     /// Nodes in use.
@@ -215,7 +253,7 @@ pub(crate) struct LotArena {
 impl Default for LotArena {
     fn default() -> Self {
         LotArena {
-            nodes: Vec::new(),
+            nodes: ChunkedVec::default(),
             free: NIL,
             used: 0,
             kept: FxHashMap::default(),
@@ -500,6 +538,119 @@ pub(crate) struct Account {
     pub client_ids: FxHashMap<ClientOrderId, OrderId>,
 }
 
+/// Every account, stored densely by account index (the engine numbers accounts
+/// as they are created, from 0 for the fee account), with the one map from id
+/// to index. A command finds its account's index once and reaches its balances
+/// and its holdings in every slot by it, without hashing again.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Accounts {
+    /// The index of every account id (looked up, never iterated).
+    ix: FxHashMap<AccountId, u32>,
+    /// The id of every index.
+    ids: Vec<AccountId>,
+    /// The account of every index.
+    data: Vec<Account>,
+}
+
+impl Accounts {
+    /// The index of account `id`, if it exists.
+    #[inline]
+    pub fn ix(&self, id: &AccountId) -> Option<u32> {
+        self.ix.get(id).copied()
+    }
+
+    /// Account `id`, if it exists.
+    #[inline]
+    pub fn get(&self, id: &AccountId) -> Option<&Account> {
+        Some(&self.data[self.ix(id)? as usize])
+    }
+
+    /// Account `id` to change, if it exists.
+    #[inline]
+    pub fn get_mut(&mut self, id: &AccountId) -> Option<&mut Account> {
+        let ix = self.ix(id)?;
+        Some(&mut self.data[ix as usize])
+    }
+
+    /// The account of index `ix` (an index given by [`ix`](Self::ix)).
+    #[inline]
+    pub fn at(&self, ix: u32) -> &Account {
+        &self.data[ix as usize]
+    }
+
+    /// The account of index `ix`, to change.
+    #[inline]
+    pub fn at_mut(&mut self, ix: u32) -> &mut Account {
+        &mut self.data[ix as usize]
+    }
+
+    /// The id of index `ix`, if an account has it.
+    #[inline]
+    pub fn id_at(&self, ix: u32) -> Option<AccountId> {
+        self.ids.get(ix as usize).copied()
+    }
+
+    /// Whether account `id` exists.
+    #[inline]
+    pub fn contains_key(&self, id: &AccountId) -> bool {
+        self.ix.contains_key(id)
+    }
+
+    /// The number of accounts.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Adds account `id` (which must be new) under the next index, and returns
+    /// that index.
+    pub fn insert(&mut self, id: AccountId, account: Account) -> u32 {
+        let ix = u32::try_from(self.data.len()).expect("account indexes fit in 32 bits");
+        assert!(self.ix.insert(id, ix).is_none(), "a new account");
+        self.ids.push(id);
+        self.data.push(account);
+        ix
+    }
+
+    /// Removes every account.
+    pub fn clear(&mut self) {
+        self.ix.clear();
+        self.ids.clear();
+        self.data.clear();
+    }
+
+    /// Every account with its id, by index.
+    pub fn iter(&self) -> impl Iterator<Item = (&AccountId, &Account)> {
+        self.ids.iter().zip(&self.data)
+    }
+
+    /// Every account, by index.
+    pub fn values(&self) -> impl Iterator<Item = &Account> {
+        self.data.iter()
+    }
+
+    /// Every account id, by index.
+    pub fn keys(&self) -> impl Iterator<Item = &AccountId> {
+        self.ids.iter()
+    }
+}
+
+impl std::ops::Index<&AccountId> for Accounts {
+    type Output = Account;
+
+    fn index(&self, id: &AccountId) -> &Account {
+        self.get(id).expect("an existing account")
+    }
+}
+
+impl<'a> IntoIterator for &'a Accounts {
+    type Item = (&'a AccountId, &'a Account);
+    type IntoIter = std::iter::Zip<std::slice::Iter<'a, AccountId>, std::slice::Iter<'a, Account>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.ids.iter().zip(&self.data)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::OpenOrders;
@@ -542,6 +693,55 @@ mod tests {
                     prop_assert_eq!(&got, &want.iter().copied().collect::<Vec<_>>());
                     prop_assert_eq!(list.is_empty(), want.is_empty());
                 }
+            }
+        }
+
+        /// Holdings looked up, changed and created for indexes in the dense
+        /// pages and beyond them answer as a map from index to holding does.
+        #[test]
+        fn holdings_behave_as_a_map(
+            ops in prop::collection::vec((any::<bool>(), 0..3u8, 0..40u32, 1..1_000u64), 1..300),
+        ) {
+            use super::{Holding, Holdings, DENSE_PAGES, HOLDINGS_PER_PAGE};
+            use std::collections::BTreeMap;
+            let far = (DENSE_PAGES * HOLDINGS_PER_PAGE) as u32 - 20;
+            let (mut holdings, mut model) = (Holdings::default(), BTreeMap::new());
+            for (high, op, i, v) in ops {
+                let ix = if high { far + i * 3 } else { i };
+                match op {
+                    0 => {
+                        holdings.entry(ix).inventory += v;
+                        model.entry(ix).or_insert_with(Holding::default).inventory += v;
+                    }
+                    1 => {
+                        if let Some(h) = holdings.get_mut(ix) {
+                            h.sold += v;
+                        }
+                        // A page exists once any index of it was used.
+                        let page = ix / HOLDINGS_PER_PAGE as u32;
+                        let exists = model.keys().any(|k| k / HOLDINGS_PER_PAGE as u32 == page);
+                        if exists {
+                            model.entry(ix).or_insert_with(Holding::default).sold += v;
+                        }
+                    }
+                    _ => {
+                        let got = holdings.get(ix).filter(|h| **h != Holding::default());
+                        let want = model.get(&ix).filter(|h| **h != Holding::default());
+                        prop_assert_eq!(got, want);
+                    }
+                }
+                let mut all: Vec<(u32, Holding)> = holdings
+                    .iter()
+                    .filter(|(_, h)| **h != Holding::default())
+                    .map(|(ix, h)| (ix, h.clone()))
+                    .collect();
+                all.sort_by_key(|&(ix, _)| ix);
+                let want: Vec<(u32, Holding)> = model
+                    .iter()
+                    .filter(|(_, h)| **h != Holding::default())
+                    .map(|(&ix, h)| (ix, h.clone()))
+                    .collect();
+                prop_assert_eq!(all, want);
             }
         }
 

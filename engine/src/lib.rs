@@ -34,6 +34,8 @@
 //!   hold rule stated once.
 //! - `query`: read-only views for market data and audits; `snapshot`: state hash,
 //!   snapshot and restore, invariant checks.
+//! - `chunked`: a vector that grows by fixed chunks, never moving an element
+//!   (the lot arenas).
 //! - `requests`: the window of idempotent request ids applied, so a request retried
 //!   through another gateway takes effect once.
 //! - [`limits`]: every bound, named.
@@ -64,6 +66,7 @@
 pub mod account;
 mod apply;
 pub mod book;
+mod chunked;
 pub mod command;
 pub mod decimal;
 pub mod delivery;

@@ -34,6 +34,8 @@ pub(crate) enum MatchEnd {
 pub(crate) struct Taker {
     pub id: OrderId,
     pub account: AccountId,
+    /// Its account's index.
+    pub ix: u32,
     pub side: Side,
     /// Limit price; `None` for market orders.
     pub limit: Option<i64>,
@@ -43,6 +45,29 @@ pub(crate) struct Taker {
     pub budget: Option<u64>,
     /// Trade only with makers whose delivery record is at least this reliable.
     pub floor: Option<rust_decimal::Decimal>,
+}
+
+/// How much of the buyer's hold a fill of `lots` between `t` (which had
+/// `taker_before` lots to fill) and `maker` takes out of held, the fill costing
+/// it `cost` ([`risk::buy_fill_release`] of whichever side buys).
+fn buyer_release(
+    spec: &crate::market::MarketSpec,
+    t: &Taker,
+    maker: &RestingOrder,
+    lots: u64,
+    taker_before: u64,
+    cost: u64,
+) -> u64 {
+    match t.side {
+        Side::Buy => risk::buy_fill_release(spec, t.limit, taker_before, taker_before - lots, cost),
+        Side::Sell => risk::buy_fill_release(
+            spec,
+            Some(maker.price_ticks),
+            maker.quantity_lots,
+            maker.quantity_lots - lots,
+            cost,
+        ),
+    }
 }
 
 impl<B: OrderBook> Engine<B> {
@@ -192,30 +217,22 @@ impl<B: OrderBook> Engine<B> {
         let maker_remaining = maker.quantity_lots - lots;
         let taker_before = t.remaining;
         t.remaining -= lots;
-
         // The buyer pays notional + fee out of its hold; what the hold no longer
         // needs goes back to available.
-        let (buyer, buyer_fee, seller, seller_fee) = match t.side {
-            Side::Buy => (t.account, taker_fee, maker.account, maker_fee),
-            Side::Sell => (maker.account, maker_fee, t.account, taker_fee),
+        let maker_ix = self.ix(maker.account);
+        let taker = (t.account, t.ix, taker_fee);
+        let maker_party = (maker.account, maker_ix, maker_fee);
+        let ((buyer, buyer_ix, buyer_fee), (seller, seller_ix, seller_fee)) = match t.side {
+            Side::Buy => (taker, maker_party),
+            Side::Sell => (maker_party, taker),
         };
         let cost = notional + buyer_fee;
-        let buyer_release = match t.side {
-            Side::Buy => risk::buy_fill_release(spec, t.limit, taker_before, t.remaining, cost),
-            Side::Sell => risk::buy_fill_release(
-                spec,
-                Some(price),
-                maker.quantity_lots,
-                maker_remaining,
-                cost,
-            ),
-        };
+        let buyer_release = buyer_release(spec, t, maker, lots, taker_before, cost);
         if let Some(budget) = t.budget.as_mut() {
             *budget -= cost;
         }
         let trade = self.next_trade_id;
         self.next_trade_id += 1;
-        let (seller_ix, buyer_ix) = (self.ix(seller), self.ix(buyer));
         let book = self.books[bi].as_mut().expect("book index in use");
         risk::move_gpus(
             &mut book.holdings,
@@ -234,9 +251,9 @@ impl<B: OrderBook> Engine<B> {
             buyer_fee,
             seller_fee,
         };
-        self.escrow(trade, escrow, buyer_release);
+        self.escrow(trade, escrow, (buyer_ix, seller_ix), buyer_release);
         if maker_remaining == 0 {
-            self.forget(maker);
+            self.forget_at(maker, maker_ix);
         }
         let book = self.bk(bi);
         let spec = &book.spec;
@@ -279,11 +296,18 @@ impl<B: OrderBook> Engine<B> {
     /// Puts a fill's money in escrow until delivery: the buyer's notional and fee
     /// leave its held USD (`release` leaves held, the rest of it goes back to
     /// available) for its escrow, the seller's proceeds go to its pending USD.
-    fn escrow(&mut self, trade: TradeId, e: Escrow, release: u64) {
-        let buyer = self.account_mut(e.buyer);
+    /// The parties are given by their account indexes too.
+    fn escrow(
+        &mut self,
+        trade: TradeId,
+        e: Escrow,
+        (buyer_ix, seller_ix): (u32, u32),
+        release: u64,
+    ) {
+        let buyer = self.accounts.at_mut(buyer_ix);
         risk::settle_buyer_cash(&mut buyer.cash, release, e.escrowed());
         buyer.escrow += e.escrowed();
-        self.account_mut(e.seller).pending += e.claim();
+        self.accounts.at_mut(seller_ix).pending += e.claim();
         self.escrows.insert(trade, e);
     }
 
@@ -307,7 +331,7 @@ impl<B: OrderBook> Engine<B> {
         let (spec, slot) = (&self.bk(bi).spec, self.bk(bi).slot);
         let (market, price) = (spec.id, t.limit.map(|l| spec.price(l)));
         let release = risk::taker_hold(spec, t.side, t.limit, t.remaining, t.budget);
-        self.held_in(t.account, t.side, bi).release(release);
+        self.held_at(t.ix, t.side, bi).release(release);
         if registered {
             self.forget(&order);
         }
@@ -348,7 +372,7 @@ impl<B: OrderBook> Engine<B> {
                 .expect("an open order is indexed")
                 .handle = handle;
         } else {
-            self.remember(bi, handle, &order);
+            self.remember_at(bi, handle, &order, t.ix);
         }
         out.push(Event::OrderRested(OrderRested {
             order: t.id,
@@ -360,7 +384,7 @@ impl<B: OrderBook> Engine<B> {
             quantity,
         }));
         if let Some(b) = t.budget {
-            self.account_mut(t.account).cash.release(b);
+            self.accounts.at_mut(t.ix).cash.release(b);
         }
     }
 }

@@ -323,7 +323,7 @@ impl<B: OrderBook> Engine<B> {
         let mut lots = LotArena::default();
         let mut holdings = Holdings::default();
         for h in &b.holdings {
-            let Some(&ix) = self.account_ix.get(&h.account) else {
+            let Some(ix) = self.accounts.ix(&h.account) else {
                 return Err(SnapshotError(format!(
                     "a holding of unknown account {} in book {bi}",
                     h.account
@@ -377,8 +377,6 @@ impl<B: OrderBook> Engine<B> {
     /// present. They take their indexes in the snapshot's order.
     fn restore_accounts(&mut self, accounts: Vec<AccountSnapshot>) -> Result<(), SnapshotError> {
         self.accounts.clear();
-        self.account_ix.clear();
-        self.account_ids.clear();
         for a in accounts {
             let account = Account {
                 cash: a.cash,

@@ -9,7 +9,7 @@
 //! commands need, so that every command resolves a market, an account or an order
 //! reference, and records or forgets an open order, the same way.
 
-use crate::account::{Account, Balance, Holding, Holdings, Lot, LotArena};
+use crate::account::{Account, Accounts, Balance, Holding, Holdings, Lot, LotArena};
 use crate::book::{Book, Handle, OrderBook, RestingOrder};
 use crate::command::{KeyDigest, KeyScope};
 use crate::delivery::{Entry, Escrows, ProviderRecord};
@@ -44,6 +44,8 @@ impl OrderLoc {
 /// An open order a command names, found.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OpenOrder {
+    /// Its account's index.
+    pub ix: u32,
     /// Its book's index.
     pub bi: usize,
     /// Its handle in that book.
@@ -101,12 +103,9 @@ pub struct Engine<B: OrderBook = Book> {
     pub(crate) free_books: BTreeSet<usize>,
     /// Open slots by gate-closure time: `(closes_at_ns, market index, slot)`.
     pub(crate) gates: BTreeSet<(u64, usize, u64)>,
-    pub(crate) accounts: FxHashMap<AccountId, Account>,
-    /// Every account's index, numbered densely as accounts are created: where
-    /// its holdings are in each slot ([`SlotBook::holdings`]).
-    pub(crate) account_ix: FxHashMap<AccountId, u32>,
-    /// The account of every index.
-    pub(crate) account_ids: Vec<AccountId>,
+    /// Every account, by index (numbered densely as accounts are created: also
+    /// where its holdings are in each slot, [`SlotBook::holdings`]).
+    pub(crate) accounts: Accounts,
     /// Where every open order rests: the one index of open orders by id (looked
     /// up, never iterated; books find orders by handle).
     pub(crate) order_loc: FxHashMap<OrderId, OrderLoc>,
@@ -150,13 +149,9 @@ impl<B: OrderBook> Default for Engine<B> {
 impl<B: OrderBook> Engine<B> {
     /// An empty exchange: no markets, and only the fee account (0).
     pub fn new() -> Self {
-        let mut accounts = FxHashMap::default();
+        let mut accounts = Accounts::default();
         accounts.insert(FEE_ACCOUNT, Account::default());
-        let mut account_ix = FxHashMap::default();
-        account_ix.insert(FEE_ACCOUNT, 0);
         Engine {
-            account_ix,
-            account_ids: vec![FEE_ACCOUNT],
             markets: Vec::new(),
             market_index: FxHashMap::default(),
             books: Vec::new(),
@@ -242,18 +237,14 @@ impl<B: OrderBook> Engine<B> {
 
     /// Records a new account: the next account index is its.
     pub(crate) fn add_account(&mut self, id: AccountId, account: Account) {
-        let ix = u32::try_from(self.account_ids.len()).expect("account indexes fit in 32 bits");
-        assert!(self.accounts.insert(id, account).is_none(), "a new account");
-        self.account_ix.insert(id, ix);
-        self.account_ids.push(id);
+        self.accounts.insert(id, account);
     }
 
     /// The index of an existing account.
     #[inline]
     pub(crate) fn ix(&self, account: AccountId) -> u32 {
-        *self
-            .account_ix
-            .get(&account)
+        self.accounts
+            .ix(&account)
             .expect("an existing account has an index")
     }
 
@@ -265,7 +256,7 @@ impl<B: OrderBook> Engine<B> {
         let mut holders: Vec<(AccountId, u32, &Holding)> = book
             .holdings
             .iter()
-            .filter_map(|(ix, h)| Some((*self.account_ids.get(ix as usize)?, ix, h)))
+            .filter_map(|(ix, h)| Some((self.accounts.id_at(ix)?, ix, h)))
             .filter(|&(id, _, h)| !h.is_empty(book.lots.kept.contains_key(&id)))
             .collect();
         holders.sort_unstable_by_key(|&(id, _, _)| id);
@@ -275,7 +266,7 @@ impl<B: OrderBook> Engine<B> {
     /// An account's holding in book `bi`, if it has one.
     #[inline]
     pub(crate) fn holding(&self, bi: usize, account: AccountId) -> Option<&Holding> {
-        let ix = *self.account_ix.get(&account)?;
+        let ix = self.accounts.ix(&account)?;
         self.books.get(bi)?.as_ref()?.holdings.get(ix)
     }
 
@@ -293,6 +284,17 @@ impl<B: OrderBook> Engine<B> {
         self.holding(bi, account).map_or(0, |h| h.inventory)
     }
 
+    /// The GPUs in book `bi` of the account of index `ix` (zero when it has
+    /// none, or for [`NO_BOOK`]).
+    #[inline]
+    pub(crate) fn gpus_at(&self, bi: usize, ix: u32) -> Balance {
+        self.books
+            .get(bi)
+            .and_then(Option::as_ref)
+            .and_then(|b| b.holdings.get(ix))
+            .map_or_else(Balance::default, |h| h.gpus)
+    }
+
     /// An account's holding in book `bi`, to change (created empty when first used).
     #[inline]
     pub(crate) fn holding_mut(&mut self, bi: usize, account: AccountId) -> &mut Holding {
@@ -304,9 +306,16 @@ impl<B: OrderBook> Engine<B> {
     /// GPUs in book `bi` for a sell.
     #[inline]
     pub(crate) fn held_in(&mut self, account: AccountId, side: Side, bi: usize) -> &mut Balance {
+        let ix = self.ix(account);
+        self.held_at(ix, side, bi)
+    }
+
+    /// [`held_in`](Self::held_in) for the account of index `ix`.
+    #[inline]
+    pub(crate) fn held_at(&mut self, ix: u32, side: Side, bi: usize) -> &mut Balance {
         match side {
-            Side::Buy => &mut self.account_mut(account).cash,
-            Side::Sell => &mut self.holding_mut(bi, account).gpus,
+            Side::Buy => &mut self.accounts.at_mut(ix).cash,
+            Side::Sell => &mut self.bk_mut(bi).holdings.entry(ix).gpus,
         }
     }
 
@@ -331,6 +340,15 @@ impl<B: OrderBook> Engine<B> {
         self.accounts.get(&id).ok_or(RejectReason::UnknownAccount)
     }
 
+    /// The index of a client account a command names: `reserved_account` for
+    /// the fee account, `unknown_account` for an id no account has.
+    pub(crate) fn client_ix(&self, id: AccountId) -> Result<u32, RejectReason> {
+        if id == FEE_ACCOUNT {
+            return Err(RejectReason::ReservedAccount);
+        }
+        self.accounts.ix(&id).ok_or(RejectReason::UnknownAccount)
+    }
+
     /// An account to change, the fee account included. The caller has already
     /// checked that it exists (through [`account`](Self::account) or otherwise), so
     /// a missing one is a bug.
@@ -348,7 +366,8 @@ impl<B: OrderBook> Engine<B> {
         order_id: Option<OrderId>,
         client_order_id: Option<ClientOrderId>,
     ) -> Result<OpenOrder, RejectReason> {
-        let acct = self.account(account)?;
+        let ix = self.client_ix(account)?;
+        let acct = self.accounts.at(ix);
         let id = match (order_id, client_order_id) {
             (Some(id), None) => id,
             (None, Some(c)) => *acct.client_ids.get(&c).ok_or(RejectReason::UnknownOrder)?,
@@ -360,6 +379,7 @@ impl<B: OrderBook> Engine<B> {
             return Err(RejectReason::NotYourOrder);
         }
         Ok(OpenOrder {
+            ix,
             bi: loc.bi(),
             handle: loc.handle,
             order,
@@ -374,12 +394,18 @@ impl<B: OrderBook> Engine<B> {
     /// Records a newly resting order, at `handle` in book `bi`, in its account
     /// and the engine's indexes.
     pub(crate) fn remember(&mut self, bi: usize, handle: Handle, order: &RestingOrder) {
+        let ix = self.ix(order.account);
+        self.remember_at(bi, handle, order, ix);
+    }
+
+    /// [`remember`](Self::remember) for an order of the account of index `ix`.
+    pub(crate) fn remember_at(&mut self, bi: usize, handle: Handle, order: &RestingOrder, ix: u32) {
         let book = u32::try_from(bi).expect("book indexes fit in 32 bits");
         self.order_loc.insert(order.id, OrderLoc { book, handle });
         if let Some(t) = order.good_till_ns {
             self.expiries.insert((t, order.id));
         }
-        let acct = self.account_mut(order.account);
+        let acct = self.accounts.at_mut(ix);
         acct.open_orders.insert(order.id);
         if let Some(c) = order.client_order_id {
             acct.client_ids.insert(c, order.id);
@@ -392,13 +418,26 @@ impl<B: OrderBook> Engine<B> {
         self.forget_unindexed(order);
     }
 
+    /// [`forget`](Self::forget) for an order of the account of index `ix`.
+    pub(crate) fn forget_at(&mut self, order: &RestingOrder, ix: u32) {
+        self.order_loc.remove(&order.id);
+        self.forget_unindexed_at(order, ix);
+    }
+
     /// [`forget`](Self::forget) for an order already taken out of
     /// [`order_loc`](Self::order_loc).
     pub(crate) fn forget_unindexed(&mut self, order: &RestingOrder) {
+        let ix = self.ix(order.account);
+        self.forget_unindexed_at(order, ix);
+    }
+
+    /// [`forget_unindexed`](Self::forget_unindexed) for an order of the account
+    /// of index `ix`.
+    pub(crate) fn forget_unindexed_at(&mut self, order: &RestingOrder, ix: u32) {
         if let Some(t) = order.good_till_ns {
             self.expiries.remove(&(t, order.id));
         }
-        let acct = self.account_mut(order.account);
+        let acct = self.accounts.at_mut(ix);
         acct.open_orders.remove(order.id);
         if let Some(c) = order.client_order_id {
             acct.client_ids.remove(&c);

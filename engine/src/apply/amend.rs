@@ -17,6 +17,8 @@ use crate::types::{CancelReason, Side};
 
 /// An `amend_order` that passed every check.
 struct Amendment {
+    /// Its account's index.
+    ix: u32,
     /// The market's index.
     bi: usize,
     /// The order as it rests now.
@@ -45,7 +47,7 @@ impl<B: OrderBook> Engine<B> {
     ) -> Result<(), RejectReason> {
         let a = self.check_amend(c)?;
         let side = a.order.side;
-        risk::rehold(self.held_in(c.account, side, a.bi), a.old_hold, a.new_hold);
+        risk::rehold(self.held_at(a.ix, side, a.bi), a.old_hold, a.new_hold);
         let (spec, slot) = (&self.bk(a.bi).spec, self.bk(a.bi).slot);
         out.push(Event::OrderAmended(OrderAmended {
             order: a.order.id,
@@ -79,8 +81,12 @@ impl<B: OrderBook> Engine<B> {
         if c.price.is_none() && c.quantity.is_none() {
             return Err(RejectReason::InvalidAmend);
         }
-        let OpenOrder { bi, handle, order } =
-            self.resolve_order(c.account, c.order_id, c.client_order_id)?;
+        let OpenOrder {
+            ix,
+            bi,
+            handle,
+            order,
+        } = self.resolve_order(c.account, c.order_id, c.client_order_id)?;
         // Part-way through its closure (the bound left it for the next
         // commands), a slot whose gate passed trades no more.
         let book = self.bk(bi);
@@ -99,9 +105,9 @@ impl<B: OrderBook> Engine<B> {
         let keeps_priority = price == order.price_ticks && lots <= order.quantity_lots;
         let old_hold = risk::resting_hold(spec, order.side, order.price_ticks, order.quantity_lots);
         let new_hold = risk::resting_hold(spec, order.side, price, lots);
-        let account = &self.accounts[&c.account];
+        let account = self.accounts.at(ix);
         let gpus = match order.side {
-            Side::Sell => self.gpus(bi, c.account),
+            Side::Sell => self.gpus_at(bi, ix),
             Side::Buy => Balance::default(),
         };
         risk::check_rehold(account, gpus, order.side, old_hold, new_hold)?;
@@ -113,6 +119,7 @@ impl<B: OrderBook> Engine<B> {
             return Err(RejectReason::PostOnlyWouldCross);
         }
         Ok(Amendment {
+            ix,
             bi,
             order,
             handle,
@@ -132,6 +139,7 @@ impl<B: OrderBook> Engine<B> {
         let mut taker = Taker {
             id: order.id,
             account: order.account,
+            ix: a.ix,
             side: order.side,
             limit: Some(a.price),
             remaining: a.lots,

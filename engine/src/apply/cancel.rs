@@ -4,7 +4,7 @@
 //! resting order always leaves the book the same way: off the book, its hold
 //! released, its indexes forgotten, one `order_cancelled` event.
 
-use crate::book::OrderBook;
+use crate::book::{OrderBook, RestingOrder};
 use crate::command::{CancelOrder, MassCancel};
 use crate::event::{Event, EventSink, MassCancelled, OrderCancelled};
 use crate::reject::RejectReason;
@@ -25,7 +25,9 @@ impl<B: OrderBook> Engine<B> {
             return Err(RejectReason::InvalidOrderRef);
         }
         let found = self.resolve_order(c.account, c.order_id, c.client_order_id)?;
-        self.cancel_resting(found.bi, found.order.id, CancelReason::UserRequested, out);
+        self.order_loc.remove(&found.order.id);
+        let order = self.bk_mut(found.bi).book.remove(found.handle);
+        self.cancelled(found.bi, order, found.ix, CancelReason::UserRequested, out);
         Ok(())
     }
 
@@ -80,6 +82,20 @@ impl<B: OrderBook> Engine<B> {
             .expect("an open order is indexed");
         debug_assert_eq!(loc.bi(), bi);
         let order = self.bk_mut(bi).book.remove(loc.handle);
+        let ix = self.ix(order.account);
+        self.cancelled(bi, order, ix, reason, out);
+    }
+
+    /// After `order` (of the account of index `ix`) left book `bi` and the
+    /// index of open orders: releases its hold, forgets it, and reports it.
+    fn cancelled<S: EventSink>(
+        &mut self,
+        bi: usize,
+        order: RestingOrder,
+        ix: u32,
+        reason: CancelReason,
+        out: &mut S,
+    ) {
         let (spec, slot) = (&self.bk(bi).spec, self.bk(bi).slot);
         let hold = risk::resting_hold(spec, order.side, order.price_ticks, order.quantity_lots);
         let (market, price, quantity) = (
@@ -87,10 +103,10 @@ impl<B: OrderBook> Engine<B> {
             spec.price(order.price_ticks),
             spec.quantity(order.quantity_lots),
         );
-        self.held_in(order.account, order.side, bi).release(hold);
-        self.forget_unindexed(&order);
+        self.held_at(ix, order.side, bi).release(hold);
+        self.forget_unindexed_at(&order, ix);
         out.push(Event::OrderCancelled(OrderCancelled {
-            order: id,
+            order: order.id,
             account: order.account,
             market,
             slot,

@@ -21,6 +21,8 @@ use crate::types::{CancelReason, OrderId, OrderType, Side, TimeInForce};
 
 /// A `place_order` that passed every check: where it goes and what it is.
 struct Placement {
+    /// The account's index.
+    ix: u32,
     /// The market's index.
     mi: usize,
     /// The slot's book, if it exists yet.
@@ -41,12 +43,12 @@ impl<B: OrderBook> Engine<B> {
         out: &mut S,
     ) -> Result<(), RejectReason> {
         let mi = self.market_ix(&o.market)?;
-        self.account(o.account)?;
+        let ix = self.client_ix(o.account)?;
         let shape = self.markets[mi].spec.check_order(o, ts_ns)?;
         if shape.all_or_none {
             return self.place_all_or_none(mi, o, &shape, out);
         }
-        let p = self.check_place(mi, shape, o)?;
+        let p = self.check_place(mi, ix, shape, o)?;
         // The checks found the book if it exists: look it up once.
         let bi = match p.bi {
             Some(bi) => bi,
@@ -56,6 +58,7 @@ impl<B: OrderBook> Engine<B> {
         let mut taker = Taker {
             id,
             account: o.account,
+            ix,
             side: o.side,
             limit: p.shape.limit,
             remaining: p.shape.lots,
@@ -85,10 +88,11 @@ impl<B: OrderBook> Engine<B> {
     fn check_place(
         &self,
         mi: usize,
+        ix: u32,
         shape: OrderShape,
         o: &PlaceOrder,
     ) -> Result<Placement, RejectReason> {
-        let account = self.account(o.account)?;
+        let account = self.accounts.at(ix);
         let spec = &self.markets[mi].spec;
         let bi = self.find_book(mi, shape.from_slot);
         // Risk and limits (3xx).
@@ -101,7 +105,7 @@ impl<B: OrderBook> Engine<B> {
         } = shape;
         // Only a sell holds GPUs: a buy never looks them up.
         let gpus = match o.side {
-            Side::Sell => self.gpus(bi.unwrap_or(NO_BOOK), o.account),
+            Side::Sell => self.gpus_at(bi.unwrap_or(NO_BOOK), ix),
             Side::Buy => Balance::default(),
         };
         let budget = risk::order_budget(account, gpus, spec, o.side, limit, lots, cap)?;
@@ -111,6 +115,7 @@ impl<B: OrderBook> Engine<B> {
         // Book state (4xx).
         self.check_book_state(bi, account, o, &shape)?;
         Ok(Placement {
+            ix,
             mi,
             bi,
             shape,
@@ -180,7 +185,7 @@ impl<B: OrderBook> Engine<B> {
             stp: o.stp,
             client_order_id: o.client_order_id,
         };
-        self.held_in(o.account, o.side, bi).hold(hold);
+        self.held_at(p.ix, o.side, bi).hold(hold);
         out.push(Event::OrderAccepted(accepted));
         id
     }

@@ -295,6 +295,7 @@ impl<B: OrderBook> Engine<B> {
                 let taker = Taker {
                     id,
                     account: o.account,
+                    ix: self.ix(o.account),
                     side: o.side,
                     limit: Some(limit),
                     remaining: shape.lots,

@@ -1,16 +1,18 @@
 //! The fast book: price levels in a sorted `Vec` per side with the best price at the
-//! end (so the touch is pushed and popped in O(1)), and orders in a slab of nodes
-//! linked into a FIFO per level. An order's slot in the slab is its [`Handle`];
-//! a freed slot is reused by the next insert.
+//! end (so the touch is pushed and popped in O(1)), and orders in a slab linked
+//! into a FIFO per level. An order's slot in the slab is its [`Handle`]; a freed
+//! slot is reused by the next insert. The FIFO links are kept apart from the
+//! orders, in a dense vector of their own: taking an order out of the middle of
+//! its queue rewrites its neighbours' links without touching their orders.
 
 use super::{Handle, OrderBook, RestingOrder};
 use crate::types::Side;
 
 const NIL: u32 = u32::MAX;
 
-#[derive(Debug, Clone)]
-struct Node {
-    order: RestingOrder,
+/// An order's neighbours in its level's FIFO ([`NIL`] at either end).
+#[derive(Debug, Clone, Copy)]
+struct Link {
     prev: u32,
     next: u32,
 }
@@ -30,7 +32,10 @@ pub struct Book {
     /// `levels[0]` bids ascending by price, `levels[1]` asks descending by price:
     /// either way the best level is last.
     levels: [Vec<Level>; 2],
-    nodes: Vec<Node>,
+    /// Orders by slot (a free slot keeps its last order until reused).
+    orders: Vec<RestingOrder>,
+    /// The FIFO links of each slot's order, by slot.
+    links: Vec<Link>,
     free: Vec<u32>,
     /// Orders on the book.
     len: usize,
@@ -88,30 +93,30 @@ impl Book {
             .map_err(|i| from + i)
     }
 
-    fn alloc(&mut self, node: Node) -> u32 {
+    fn alloc(&mut self, order: RestingOrder, link: Link) -> u32 {
         match self.free.pop() {
             Some(slot) => {
-                self.nodes[slot as usize] = node;
+                self.orders[slot as usize] = order;
+                self.links[slot as usize] = link;
                 slot
             }
             None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
+                self.orders.push(order);
+                self.links.push(link);
+                (self.orders.len() - 1) as u32
             }
         }
     }
 
     /// Unlinks `slot` from level `li` of `side`, dropping the level when empty.
     fn unlink(&mut self, side: Side, li: usize, slot: u32) {
-        let (prev, next, lots) = {
-            let n = &self.nodes[slot as usize];
-            (n.prev, n.next, n.order.quantity_lots)
-        };
+        let Link { prev, next } = self.links[slot as usize];
+        let lots = self.orders[slot as usize].quantity_lots;
         if prev != NIL {
-            self.nodes[prev as usize].next = next;
+            self.links[prev as usize].next = next;
         }
         if next != NIL {
-            self.nodes[next as usize].prev = prev;
+            self.links[next as usize].prev = prev;
         }
         let levels = &mut self.levels[side_ix(side)];
         let level = &mut levels[li];
@@ -151,13 +156,15 @@ impl OrderBook for Book {
             }
         };
         let tail = self.levels[side_ix(side)][li].tail;
-        let slot = self.alloc(Node {
+        let slot = self.alloc(
             order,
-            prev: tail,
-            next: NIL,
-        });
+            Link {
+                prev: tail,
+                next: NIL,
+            },
+        );
         if tail != NIL {
-            self.nodes[tail as usize].next = slot;
+            self.links[tail as usize].next = slot;
         }
         let level = &mut self.levels[side_ix(side)][li];
         if level.head == NIL {
@@ -171,7 +178,7 @@ impl OrderBook for Book {
     }
 
     fn remove(&mut self, handle: Handle) -> RestingOrder {
-        let order = self.nodes[handle as usize].order;
+        let order = self.orders[handle as usize];
         let li = self
             .find_level(order.side, order.price_ticks)
             .expect("a resting order's level exists");
@@ -181,11 +188,11 @@ impl OrderBook for Book {
 
     #[inline]
     fn get(&self, handle: Handle) -> &RestingOrder {
-        &self.nodes[handle as usize].order
+        &self.orders[handle as usize]
     }
 
     fn reduce(&mut self, handle: Handle, lots: u64) {
-        let order = &mut self.nodes[handle as usize].order;
+        let order = &mut self.orders[handle as usize];
         assert!(lots < order.quantity_lots, "reduce leaves quantity");
         order.quantity_lots -= lots;
         let (side, price) = (order.side, order.price_ticks);
@@ -196,15 +203,15 @@ impl OrderBook for Book {
     #[inline]
     fn front(&self, side: Side) -> Option<&RestingOrder> {
         let level = self.levels[side_ix(side)].last()?;
-        Some(&self.nodes[level.head as usize].order)
+        Some(&self.orders[level.head as usize])
     }
 
     #[inline]
     fn fill_front(&mut self, side: Side, lots: u64) -> RestingOrder {
         let li = self.levels[side_ix(side)].len() - 1;
         let slot = self.levels[side_ix(side)][li].head;
-        let node = &mut self.nodes[slot as usize];
-        let before = node.order;
+        let order = &mut self.orders[slot as usize];
+        let before = *order;
         assert!(
             lots > 0 && lots <= before.quantity_lots,
             "fill within the order"
@@ -212,7 +219,7 @@ impl OrderBook for Book {
         if lots == before.quantity_lots {
             self.unlink(side, li, slot);
         } else {
-            node.order.quantity_lots -= lots;
+            order.quantity_lots -= lots;
             self.levels[side_ix(side)][li].total_lots -= lots;
         }
         before
@@ -244,11 +251,10 @@ impl OrderBook for Book {
         for level in self.levels[side_ix(side)].iter().rev() {
             let mut slot = level.head;
             while slot != NIL {
-                let node = &self.nodes[slot as usize];
-                if !visit(&node.order) {
+                if !visit(&self.orders[slot as usize]) {
                     return;
                 }
-                slot = node.next;
+                slot = self.links[slot as usize].next;
             }
         }
     }
