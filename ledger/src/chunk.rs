@@ -59,7 +59,8 @@ impl Chunk {
             }
             Err(e) => return Err(decode_err(e, Cf::Commands, key)),
         };
-        let malformed = |detail: String| corrupt(CorruptionKind::Malformed, Cf::Commands, key, detail);
+        let malformed =
+            |detail: String| corrupt(CorruptionKind::Malformed, Cf::Commands, key, detail);
         if header.first_cmd_seq != key {
             return Err(malformed(format!(
                 "chunk says first cmd_seq {}",
@@ -77,7 +78,9 @@ impl Chunk {
                 }),
                 Some(format::kind::EVENT) => {
                     let Some(owner) = commands.last_mut() else {
-                        return Err(malformed("an event before the chunk's first command".into()));
+                        return Err(malformed(
+                            "an event before the chunk's first command".into(),
+                        ));
                     };
                     owner.events += 1;
                     events.push(span);
@@ -174,7 +177,9 @@ impl Chunk {
 
     /// The command that owns the chunk's `i`-th event.
     fn owner_of(&self, i: usize) -> u64 {
-        let at = self.commands.partition_point(|c| c.first_event + c.events <= i);
+        let at = self
+            .commands
+            .partition_point(|c| c.first_event + c.events <= i);
         self.key + at as u64
     }
 
@@ -266,14 +271,16 @@ fn load_event_at<S: Store + ?Sized>(
     if event_seq >= key + u64::from(idx.event_count) {
         return Err(gap("record missing".into()));
     }
-    let bytes = store.get(Cf::Commands, &seq_key(idx.chunk))?.ok_or_else(|| {
-        corrupt(
-            CorruptionKind::Gap,
-            Cf::Commands,
-            idx.chunk,
-            format!("the chunk of events from {key} is missing"),
-        )
-    })?;
+    let bytes = store
+        .get(Cf::Commands, &seq_key(idx.chunk))?
+        .ok_or_else(|| {
+            corrupt(
+                CorruptionKind::Gap,
+                Cf::Commands,
+                idx.chunk,
+                format!("the chunk of events from {key} is missing"),
+            )
+        })?;
     let chunk = Chunk::load(idx.chunk, bytes)?;
     if chunk.header.first_event_seq != key || chunk.header.event_count != idx.event_count {
         return Err(corrupt(

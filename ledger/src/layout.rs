@@ -75,12 +75,18 @@ impl RawChunk {
 
     /// The index in [`RawChunk::records`] of command `cmd_seq`'s record.
     pub fn command_index(&self, cmd_seq: u64) -> Option<usize> {
-        self.nth_of_kind(format::kind::COMMAND, cmd_seq.checked_sub(self.first_cmd_seq)?)
+        self.nth_of_kind(
+            format::kind::COMMAND,
+            cmd_seq.checked_sub(self.first_cmd_seq)?,
+        )
     }
 
     /// The index in [`RawChunk::records`] of event `event_seq`'s record.
     pub fn event_index(&self, event_seq: u64) -> Option<usize> {
-        self.nth_of_kind(format::kind::EVENT, event_seq.checked_sub(self.first_event_seq)?)
+        self.nth_of_kind(
+            format::kind::EVENT,
+            event_seq.checked_sub(self.first_event_seq)?,
+        )
     }
 
     /// The command that event `event_seq` belongs to, by the chunk's structure

@@ -5,8 +5,8 @@ mod common;
 
 use common::{commands, dump, fill, opts, small_rocks};
 use gpux_ledger::{
-    AppliedCommand, Cf, CorruptionKind, Fault, FaultyStore, Ledger, LedgerError, LedgerOptions, MemStore,
-    RocksStore, Store,
+    AppliedCommand, Cf, CorruptionKind, Fault, FaultyStore, Ledger, LedgerError, LedgerOptions,
+    MemStore, RocksStore, Store,
 };
 use proptest::prelude::*;
 
@@ -164,7 +164,10 @@ fn truncation_never_touches_acknowledged_records() {
     let err =
         Ledger::with_store(store.clone(), &truncating()).expect_err("a gap is not repairable");
     let c = err.corruption().expect("corruption");
-    assert_eq!((c.kind, c.cf, c.seq), (CorruptionKind::Gap, Cf::Commands, chunk));
+    assert_eq!(
+        (c.kind, c.cf, c.seq),
+        (CorruptionKind::Gap, Cf::Commands, chunk)
+    );
 }
 
 #[test]

@@ -61,12 +61,7 @@ fn chunk_of_event(db: &rocksdb::DB, event_seq: u64) -> (u64, RawChunk) {
 
 /// Changes the stored record of event `event_seq` in place with `f`; `reseal_chunk`
 /// also recomputes the chunk's own crc.
-fn edit_event(
-    db: &rocksdb::DB,
-    event_seq: u64,
-    reseal_chunk: bool,
-    f: impl FnOnce(&mut Vec<u8>),
-) {
+fn edit_event(db: &rocksdb::DB, event_seq: u64, reseal_chunk: bool, f: impl FnOnce(&mut Vec<u8>)) {
     let (key, _) = chunk_of_event(db, event_seq);
     let stored = get(db, Cf::Commands, &seq_key(key));
     let value = layout::edit_event(&stored, event_seq, !reseal_chunk, f).expect("edited");
@@ -343,7 +338,12 @@ fn a_ledger_of_another_format_version_is_refused_and_named() {
         format.extend_from_slice(&[0; 4]);
         reseal(&mut format);
         put(&db, Cf::Meta, b"format", &format);
-        put(&db, Cf::Commands, &seq_key(1), b"a version 1 command record");
+        put(
+            &db,
+            Cf::Commands,
+            &seq_key(1),
+            b"a version 1 command record",
+        );
     }
     for r in [
         Ledger::open(dir.path(), &opts()).map(|_| ()),
@@ -366,6 +366,9 @@ fn a_ledger_of_another_format_version_is_refused_and_named() {
     // Refusing wrote nothing: the old ledger is as it was.
     raw(dir.path(), |db| {
         assert_eq!(get(db, Cf::Meta, b"format")[0], 1);
-        assert_eq!(get(db, Cf::Commands, &seq_key(1)), b"a version 1 command record");
+        assert_eq!(
+            get(db, Cf::Commands, &seq_key(1)),
+            b"a version 1 command record"
+        );
     });
 }

@@ -345,6 +345,8 @@ fn pinpoint<S: Store>(reader: &LedgerReader<S>, mut f: Failure) -> Failure {
 fn command_of_event<S: Store>(reader: &LedgerReader<S>, event_seq: u64) -> Option<u64> {
     let store = reader.store();
     let chunk = gpux_ledger::layout::chunk_of_event(store, event_seq)?;
-    let value = store.get(Cf::Commands, &gpux_ledger::seq_key(chunk)).ok()??;
+    let value = store
+        .get(Cf::Commands, &gpux_ledger::seq_key(chunk))
+        .ok()??;
     gpux_ledger::layout::RawChunk::parse(&value)?.command_of_event(event_seq)
 }

@@ -7,9 +7,8 @@ use gpux_replay::{verify, FailureKind, Outcome, Progress};
 use serde_json::Value;
 
 use crate::common::{
-    capture, envelope, json_of, ledger_opts, raw, raw_edit_event, raw_get, raw_put, reseal, scenario,
-    standard,
-    write_ledger, write_ledger_with, WriteOpts,
+    capture, envelope, json_of, ledger_opts, raw, raw_edit_event, raw_get, raw_put, reseal,
+    scenario, standard, write_ledger, write_ledger_with, WriteOpts,
 };
 
 fn run_verify(dir: &std::path::Path) -> (Outcome, Value) {
