@@ -187,25 +187,35 @@ impl Chunk {
     pub fn event(&self, i: usize) -> Result<EventRecord> {
         let event_seq = self.event_seq(i);
         let cmd_seq = self.owner_of(i);
-        let e = format::decode_event(self.event_raw(i))
-            .map_err(|e| decode_err(e, Cf::Events, event_seq))?;
-        if e.event_seq != event_seq || e.cmd_seq != cmd_seq {
-            return Err(corrupt(
-                CorruptionKind::Malformed,
-                Cf::Events,
-                event_seq,
-                format!(
-                    "record says event_seq {} of cmd_seq {}, expected {event_seq} of {cmd_seq}",
-                    e.event_seq, e.cmd_seq
-                ),
-            ));
-        }
+        let e = decode_event_at(self.event_raw(i), event_seq, cmd_seq)?;
         Ok(EventRecord {
             event_seq,
             cmd_seq,
             payload: e.payload.to_vec(),
         })
     }
+}
+
+/// Decodes the stored event record `raw`, which must be event `event_seq` of
+/// command `cmd_seq`.
+pub(crate) fn decode_event_at(
+    raw: &[u8],
+    event_seq: u64,
+    cmd_seq: u64,
+) -> Result<format::EventView<'_>> {
+    let e = format::decode_event(raw).map_err(|e| decode_err(e, Cf::Events, event_seq))?;
+    if e.event_seq != event_seq || e.cmd_seq != cmd_seq {
+        return Err(corrupt(
+            CorruptionKind::Malformed,
+            Cf::Events,
+            event_seq,
+            format!(
+                "record says event_seq {} of cmd_seq {}, expected {event_seq} of {cmd_seq}",
+                e.event_seq, e.cmd_seq
+            ),
+        ));
+    }
+    Ok(e)
 }
 
 /// The entry under `cursor`, loaded as a chunk that must hold `cmd_seq` (a missing
@@ -303,8 +313,54 @@ pub(crate) fn chunk_of_event<S: Store + ?Sized>(store: &S, event_seq: u64) -> Re
     load_event_at(store, &*c, event_seq)
 }
 
-/// Commands from a `cmd_seq` to a last one, chunk by chunk.
-pub(crate) struct CommandIter<'a> {
+/// One kind of record read chunk by chunk: how to find the chunk holding a seq,
+/// and the record at a seq in it.
+pub(crate) trait ChunkWalk {
+    /// What is read.
+    type Item;
+    /// True when `seq` is in `chunk`.
+    fn holds(chunk: &Chunk, seq: u64) -> bool;
+    /// The chunk under the walk's cursor, which must hold `seq`.
+    fn load(&self, cursor: &dyn Cursor, seq: u64) -> Result<Chunk>;
+    /// The record `seq` of `chunk`.
+    fn read(chunk: &Chunk, seq: u64) -> Result<Self::Item>;
+}
+
+/// Commands: chunks in `commands`.
+pub(crate) struct Commands;
+
+impl ChunkWalk for Commands {
+    type Item = CommandRecord;
+    fn holds(chunk: &Chunk, seq: u64) -> bool {
+        chunk.has_command(seq)
+    }
+    fn load(&self, cursor: &dyn Cursor, seq: u64) -> Result<Chunk> {
+        load_at(cursor, seq)
+    }
+    fn read(chunk: &Chunk, seq: u64) -> Result<CommandRecord> {
+        chunk.command(seq)
+    }
+}
+
+/// Events: chunks through the event index in `events`.
+pub(crate) struct Events<'a, S: Store + ?Sized>(pub &'a S);
+
+impl<S: Store + ?Sized> ChunkWalk for Events<'_, S> {
+    type Item = EventRecord;
+    fn holds(chunk: &Chunk, seq: u64) -> bool {
+        (chunk.header.first_event_seq..chunk.end_event()).contains(&seq)
+    }
+    fn load(&self, cursor: &dyn Cursor, seq: u64) -> Result<Chunk> {
+        load_event_at(self.0, cursor, seq)
+    }
+    fn read(chunk: &Chunk, seq: u64) -> Result<EventRecord> {
+        chunk.event((seq - chunk.header.first_event_seq) as usize)
+    }
+}
+
+/// Records from a seq to a last one, chunk by chunk; stops after the first `Err`.
+pub(crate) struct ChunkIter<'a, W> {
+    walk: W,
     cursor: Box<dyn Cursor + 'a>,
     next: u64,
     last: u64,
@@ -312,10 +368,13 @@ pub(crate) struct CommandIter<'a> {
     done: bool,
 }
 
-impl<'a> CommandIter<'a> {
-    pub fn new<S: Store + ?Sized>(store: &'a S, from: u64, last: u64) -> Self {
+impl<'a, W: ChunkWalk> ChunkIter<'a, W> {
+    /// Records `from..=last` of `cf` (`commands` for [`Commands`], `events` for
+    /// [`Events`]).
+    pub fn new<S: Store + ?Sized>(walk: W, store: &'a S, cf: Cf, from: u64, last: u64) -> Self {
         Self {
-            cursor: store.cursor(Cf::Commands),
+            walk,
+            cursor: store.cursor(cf),
             next: from.max(1),
             last,
             chunk: None,
@@ -323,79 +382,25 @@ impl<'a> CommandIter<'a> {
         }
     }
 
-    fn step(&mut self) -> Result<CommandRecord> {
+    fn step(&mut self) -> Result<W::Item> {
         let seq = self.next;
         let chunk = match self.chunk.take() {
-            Some(c) if c.has_command(seq) => c,
+            Some(c) if W::holds(&c, seq) => c,
             previous => {
                 if previous.is_some() {
                     self.cursor.next();
                 } else {
                     self.cursor.seek_for_prev(&seq_key(seq));
                 }
-                load_at(&*self.cursor, seq)?
+                self.walk.load(&*self.cursor, seq)?
             }
         };
-        self.chunk.insert(chunk).command(seq)
+        W::read(self.chunk.insert(chunk), seq)
     }
 }
 
-impl Iterator for CommandIter<'_> {
-    type Item = Result<CommandRecord>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done || self.next > self.last {
-            return None;
-        }
-        let item = self.step();
-        self.done = item.is_err();
-        self.next += 1;
-        Some(item)
-    }
-}
-
-/// Events from an `event_seq` to a last one, chunk by chunk through the event index.
-pub(crate) struct EventIter<'a, S: Store + ?Sized> {
-    store: &'a S,
-    cursor: Box<dyn Cursor + 'a>,
-    next: u64,
-    last: u64,
-    chunk: Option<Chunk>,
-    done: bool,
-}
-
-impl<'a, S: Store + ?Sized> EventIter<'a, S> {
-    pub fn new(store: &'a S, from: u64, last: u64) -> Self {
-        Self {
-            store,
-            cursor: store.cursor(Cf::Events),
-            next: from.max(1),
-            last,
-            chunk: None,
-            done: false,
-        }
-    }
-
-    fn step(&mut self) -> Result<EventRecord> {
-        let seq = self.next;
-        let chunk = match self.chunk.take() {
-            Some(c) if (c.header.first_event_seq..c.end_event()).contains(&seq) => c,
-            previous => {
-                if previous.is_some() {
-                    self.cursor.next();
-                } else {
-                    self.cursor.seek_for_prev(&seq_key(seq));
-                }
-                load_event_at(self.store, &*self.cursor, seq)?
-            }
-        };
-        let c = self.chunk.insert(chunk);
-        c.event((seq - c.header.first_event_seq) as usize)
-    }
-}
-
-impl<S: Store + ?Sized> Iterator for EventIter<'_, S> {
-    type Item = Result<EventRecord>;
+impl<W: ChunkWalk> Iterator for ChunkIter<'_, W> {
+    type Item = Result<W::Item>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done || self.next > self.last {

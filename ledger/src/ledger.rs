@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::chunk::{self, CommandIter, EventIter};
+use crate::chunk::{self, ChunkIter};
 use crate::error::{CorruptionKind, LedgerError, Result};
 use crate::format::{self, key_seq, seq_key};
 use crate::store::{Cf, Cursor, RocksOptions, RocksStore, Store, WriteOps};
@@ -966,8 +966,10 @@ impl<S: Store> LedgerReader<S> {
     pub fn commands(&self, from_cmd_seq: u64) -> Result<RecordIter<'_, CommandRecord>> {
         let head = self.head()?;
         Ok(RecordIter {
-            inner: Box::new(CommandIter::new(
+            inner: Box::new(ChunkIter::new(
+                chunk::Commands,
                 &*self.store,
+                Cf::Commands,
                 from_cmd_seq,
                 head.last_cmd_seq,
             )),
@@ -993,8 +995,10 @@ impl<S: Store> LedgerReader<S> {
     pub fn events(&self, from_event_seq: u64) -> Result<RecordIter<'_, EventRecord>> {
         let head = self.head()?;
         Ok(RecordIter {
-            inner: Box::new(EventIter::new(
+            inner: Box::new(ChunkIter::new(
+                chunk::Events(&*self.store),
                 &*self.store,
+                Cf::Events,
                 from_event_seq,
                 head.last_event_seq,
             )),

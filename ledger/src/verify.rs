@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::chunk::{chunk_of_command, chunk_of_event, Chunk};
+use crate::chunk::{chunk_of_command, chunk_of_event, decode_event_at, Chunk};
 use crate::error::{Corruption, CorruptionKind, LedgerError, Result};
 use crate::format::{self, key_seq, seq_key, DecodeError};
 use crate::store::{Cf, Cursor, Store, WriteOps};
@@ -499,18 +499,7 @@ impl Walk<'_> {
                 ),
             ));
         }
-        let e = format::decode_event(ev).map_err(|e| decode_err(e, Cf::Events, event_seq))?;
-        if e.event_seq != event_seq || e.cmd_seq != cmd_seq {
-            return Err(corrupt(
-                CorruptionKind::Malformed,
-                Cf::Events,
-                event_seq,
-                format!(
-                    "record says event_seq {} of cmd_seq {}, expected {event_seq} of {cmd_seq}",
-                    e.event_seq, e.cmd_seq
-                ),
-            ));
-        }
+        decode_event_at(ev, event_seq, cmd_seq)?;
         hasher.record(ev);
         self.next_ev += 1;
         Ok(())
