@@ -13,6 +13,7 @@ use std::ops::Range;
 
 use crate::error::{CorruptionKind, LedgerError, Result};
 use crate::format::{self, key_seq, seq_key, ChunkHeader, DecodeError};
+use crate::layout::RawChunk;
 use crate::store::{Cf, Cursor, Store};
 use crate::types::{CommandRecord, EventRecord};
 use crate::verify::decode_err;
@@ -50,13 +51,7 @@ impl Chunk {
                 view.header,
                 view.spans().map_err(|e| decode_err(e, Cf::Commands, key))?,
             ),
-            Err(DecodeError::Checksum) => {
-                return Err(match format::locate_damage(&bytes) {
-                    Some((true, seq)) => decode_err(DecodeError::Checksum, Cf::Commands, seq),
-                    Some((false, seq)) => decode_err(DecodeError::Checksum, Cf::Events, seq),
-                    None => decode_err(DecodeError::Checksum, Cf::Commands, key),
-                });
-            }
+            Err(DecodeError::Checksum) => return Err(damage(key, &bytes)),
             Err(e) => return Err(decode_err(e, Cf::Commands, key)),
         };
         let malformed =
@@ -216,6 +211,34 @@ pub(crate) fn decode_event_at(
         ));
     }
     Ok(e)
+}
+
+/// The checksum failure of chunk `key` (stored value `bytes`), named as precisely
+/// as its bytes tell: the first inner record whose own crc fails too, else the
+/// chunk's first command (its header or framing).
+fn damage(key: u64, bytes: &[u8]) -> LedgerError {
+    let inner = RawChunk::parse(bytes).and_then(|raw| {
+        let (mut cmd, mut ev) = (raw.first_cmd_seq, raw.first_event_seq);
+        for rec in &raw.records {
+            let is_command = format::record_kind(rec) == Some(format::kind::COMMAND);
+            let kind = format::record_kind(rec).unwrap_or(0);
+            if format::open_record(rec, kind) == Err(DecodeError::Checksum) {
+                return Some(if is_command {
+                    (Cf::Commands, cmd)
+                } else {
+                    (Cf::Events, ev)
+                });
+            }
+            if is_command {
+                cmd += 1;
+            } else {
+                ev += 1;
+            }
+        }
+        None
+    });
+    let (cf, seq) = inner.unwrap_or((Cf::Commands, key));
+    decode_err(DecodeError::Checksum, cf, seq)
 }
 
 /// The entry under `cursor`, loaded as a chunk that must hold `cmd_seq` (a missing

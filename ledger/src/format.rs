@@ -548,33 +548,6 @@ pub(crate) fn record_kind(record: &[u8]) -> Option<u8> {
     record.get(1).copied()
 }
 
-/// Where a chunk whose crc failed was damaged, as precisely as its bytes tell:
-/// the first inner record that fails its own crc (`(true, cmd_seq)` for a command,
-/// `(false, event_seq)` for an event), or `None` (the header or framing).
-pub(crate) fn locate_damage(bytes: &[u8]) -> Option<(bool, u64)> {
-    let mut rd = Rd {
-        b: bytes.get(2..bytes.len().saturating_sub(4))?,
-    };
-    let h = read_chunk_header(&mut rd).ok()?;
-    let (mut cmd, mut ev) = (h.first_cmd_seq, h.first_event_seq);
-    while !rd.b.is_empty() {
-        let rec = rd.bytes32().ok()?;
-        let is_command = record_kind(rec) == Some(kind::COMMAND);
-        if matches!(
-            open_record(rec, record_kind(rec).unwrap_or(0)),
-            Err(DecodeError::Checksum)
-        ) {
-            return Some(if is_command { (true, cmd) } else { (false, ev) });
-        }
-        if is_command {
-            cmd += 1;
-        } else {
-            ev += 1;
-        }
-    }
-    None
-}
-
 /// Event-index record (kind 10), key = the first `event_seq` of a chunk with events:
 /// `first_event_seq u64 | event_count u32 | chunk u64` (the chunk's key, its first
 /// `cmd_seq`).
