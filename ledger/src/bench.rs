@@ -271,6 +271,7 @@ fn report(
         recovery_verify: match verify {
             VerifyOnOpen::Full => "full",
             VerifyOnOpen::Tail => "tail",
+            VerifyOnOpen::Background => "background",
         },
     }
 }

@@ -224,6 +224,41 @@ pub struct Ledger<S: Store = RocksStore> {
     consumed: BTreeMap<SourceKey, u64>,
     opts: LedgerOptions,
     poisoned: bool,
+    /// What [`VerifyOnOpen::Background`] left to verify, until taken.
+    deferred: Option<DeferredVerification<S>>,
+}
+
+/// The part of a full verification that [`VerifyOnOpen::Background`] deferred:
+/// everything at or below the head the ledger was opened at. Those records never
+/// change, so it runs on any thread while the ledger commits after them; it reads
+/// only them.
+pub struct DeferredVerification<S> {
+    reader: LedgerReader<S>,
+    head: Head,
+    offsets: BTreeMap<SourceKey, (u64, u64)>,
+}
+
+impl<S> std::fmt::Debug for DeferredVerification<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeferredVerification")
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> DeferredVerification<S> {
+    /// The head it verifies up to (the ledger's at open).
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// Verifies every batch, command and event (checksums, links, the hash chain up
+    /// to the head's hash), the consumed offsets read at open against the commands,
+    /// every inbox entry and snapshot at or below the head: what
+    /// [`VerifyOnOpen::Full`] checks at open. The first damage is the error.
+    pub fn run(&self, progress: &mut dyn FnMut(VerifyProgress)) -> Result<VerifyReport> {
+        verify::deferred(&*self.reader.store, &self.head, &self.offsets, progress)
+    }
 }
 
 impl<S: Store> std::fmt::Debug for Ledger<S> {
@@ -349,15 +384,26 @@ impl<S: Store> Ledger<S> {
                 "torn tail still present after truncation"
             );
         }
+        let offsets = match opts.verify_on_open {
+            VerifyOnOpen::Background => Some(verify::stored_consumed_by(&store, &head)?),
+            VerifyOnOpen::Full | VerifyOnOpen::Tail => None,
+        };
+        let reader = LedgerReader {
+            store: Arc::new(store),
+        };
+        let deferred = offsets.map(|offsets| DeferredVerification {
+            reader: reader.clone(),
+            head,
+            offsets,
+        });
         let ledger = Self {
-            reader: LedgerReader {
-                store: Arc::new(store),
-            },
+            reader,
             spare: std::sync::Mutex::new(None),
             head,
             consumed: findings.report.consumed.clone(),
             opts: opts.clone(),
             poisoned: false,
+            deferred,
         };
         tracing::info!(
             target: "gpux_ledger",
@@ -372,6 +418,12 @@ impl<S: Store> Ledger<S> {
             "ledger opened"
         );
         Ok(ledger)
+    }
+
+    /// The verification [`VerifyOnOpen::Background`] deferred, the first time it is
+    /// asked for; `None` after that or when the ledger was opened in another mode.
+    pub fn take_deferred_verification(&mut self) -> Option<DeferredVerification<S>> {
+        self.deferred.take()
     }
 
     /// The options it was opened with.

@@ -72,7 +72,8 @@ pub use error::{Corruption, CorruptionKind, LedgerError, Result, StoreError};
 pub use format::{key_seq, seq_key, FORMAT_VERSION};
 pub use group::{CommitHandle, Committed, GroupCommitOptions, GroupCommitter, Pending};
 pub use ledger::{
-    Assigned, Ledger, LedgerOptions, LedgerReader, RecordIter, SnapshotFallback, Stage,
+    Assigned, DeferredVerification, Ledger, LedgerOptions, LedgerReader, RecordIter,
+    SnapshotFallback, Stage,
 };
 pub use stats::{CommitStats, CommitSummary, LatencyHistogram};
 pub use store::{

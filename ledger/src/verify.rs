@@ -33,6 +33,14 @@ pub enum VerifyOnOpen {
     /// the torn-tail check. For very large ledgers; run [`verify`](crate::Ledger::verify)
     /// separately.
     Tail,
+    /// [`Tail`](Self::Tail) at open, and the rest of [`Full`](Self::Full) deferred:
+    /// [`Ledger::take_deferred_verification`](crate::Ledger::take_deferred_verification)
+    /// hands it out once, to run on another thread while the ledger commits after
+    /// its head (records at or below a head never change). Damage below the head
+    /// is then found a moment after the open instead of refusing it, so a restart
+    /// takes milliseconds however long the ledger is; whoever runs it must stop
+    /// writing when it fails (the pipeline does).
+    Background,
 }
 
 /// Progress of a verification, reported to the callback.
@@ -965,7 +973,7 @@ pub(crate) fn run<S: Store + ?Sized>(
             let snapshots = verify_snapshots(store, &head)?;
             (tail, Some(end), inbox, snapshots)
         }
-        VerifyOnOpen::Tail => {
+        VerifyOnOpen::Tail | VerifyOnOpen::Background => {
             verify_head_batch(store, &head)?;
             let tail = check_tail_and_offsets(store, &head, None)?;
             let inbox = verify_inbox(store, &head, false)?;
@@ -995,6 +1003,68 @@ pub(crate) fn run<S: Store + ?Sized>(
         elapsed: t0.elapsed(),
     };
     Ok(Findings { report, tail })
+}
+
+/// The consumed offsets stored in meta at or below `head`, with the command that
+/// consumed each: what [`deferred`] later checks the commands against.
+pub(crate) fn stored_consumed_by<S: Store + ?Sized>(
+    store: &S,
+    head: &Head,
+) -> Result<BTreeMap<SourceKey, (u64, u64)>> {
+    Ok(stored_offsets(store)?
+        .into_iter()
+        .filter(|(_, r)| r.cmd_seq <= head.last_cmd_seq)
+        .map(|(_, r)| (r.key, (r.offset, r.cmd_seq)))
+        .collect())
+}
+
+/// What [`VerifyOnOpen::Background`] left out at open, for everything at or below
+/// `head`: the whole chain, the consumed offsets the open read (`offsets`, as
+/// [`stored_consumed_by`]) against the commands, every inbox entry and snapshot.
+/// Only records at or below `head` are read, so writes after it do not disturb it.
+pub(crate) fn deferred<S: Store + ?Sized>(
+    store: &S,
+    head: &Head,
+    offsets: &BTreeMap<SourceKey, (u64, u64)>,
+    progress: &mut dyn FnMut(VerifyProgress),
+) -> Result<VerifyReport> {
+    let t0 = Instant::now();
+    let end = verify_chain(store, head, progress)?;
+    let mismatch = |seq: u64, detail: String| {
+        Err(corrupt(CorruptionKind::MetaMismatch, Cf::Meta, seq, detail))
+    };
+    for (key, &(offset, cmd_seq)) in offsets {
+        if end.last_offsets.get(key) != Some(&(offset, cmd_seq)) {
+            return mismatch(
+                cmd_seq,
+                format!(
+                    "consumed offset of {key} is {offset} (by cmd_seq {cmd_seq}) but the \
+                     commands say {:?}",
+                    end.last_offsets.get(key)
+                ),
+            );
+        }
+    }
+    if let Some((key, &(_, cmd_seq))) = end
+        .last_offsets
+        .iter()
+        .find(|(k, _)| !offsets.contains_key(*k))
+    {
+        return mismatch(cmd_seq, format!("consumed offset of {key} missing"));
+    }
+    let inbox = verify_inbox(store, head, true)?;
+    let (snapshots, corrupt_snapshots) = verify_snapshots(store, head)?;
+    Ok(VerifyReport {
+        head: *head,
+        batches: head.last_batch_no,
+        commands: end.commands,
+        events: end.events,
+        inbox_entries: inbox,
+        snapshots,
+        corrupt_snapshots,
+        consumed: offsets.iter().map(|(k, &(o, _))| (k.clone(), o)).collect(),
+        elapsed: t0.elapsed(),
+    })
 }
 
 /// The consumed offsets stored in meta, as of `head` (records beyond it ignored).

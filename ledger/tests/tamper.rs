@@ -8,7 +8,9 @@ use std::path::Path;
 
 use common::{fill, opts};
 use gpux_ledger::layout::{self, RawChunk};
-use gpux_ledger::{key_seq, seq_key, Cf, CorruptionKind, Ledger, LedgerError, LedgerOptions};
+use gpux_ledger::{
+    key_seq, seq_key, Cf, CorruptionKind, Ledger, LedgerError, LedgerOptions, VerifyOnOpen,
+};
 
 /// A ledger of 60 commands in batches of 5 (commands 1..=60, `cmd_seq % 4` events each).
 fn ledger_dir() -> tempfile::TempDir {
@@ -371,4 +373,70 @@ fn a_ledger_of_another_format_version_is_refused_and_named() {
             b"a version 1 command record"
         );
     });
+}
+
+/// `VerifyOnOpen::Background` opens on the head's checks alone; the deferred
+/// verification then finds damage below the head — while the ledger goes on
+/// committing after it, which it neither reads nor trips over.
+#[test]
+fn a_background_open_defers_damage_below_the_head_to_its_verification() {
+    let background = LedgerOptions {
+        verify_on_open: VerifyOnOpen::Background,
+        ..opts()
+    };
+    let dir = ledger_dir();
+    raw(dir.path(), |db| {
+        edit_event(db, 12, true, |v| {
+            let at = v.len() - 6;
+            v[at] ^= 0x01;
+            reseal(v);
+        });
+    });
+    let mut l = Ledger::open(dir.path(), &background).expect("the head is intact");
+    let deferred = l.take_deferred_verification().expect("deferred once");
+    assert!(l.take_deferred_verification().is_none(), "only once");
+    assert_eq!(deferred.head().last_cmd_seq, 60);
+    fill(&mut l, 80, 5);
+    assert_eq!(l.head().last_cmd_seq, 80);
+    let batch_of_12 = {
+        let cmd = l.read_events(12, 1).expect("read")[0].cmd_seq;
+        (cmd - 1) / 5 + 1
+    };
+    assert_eq!(
+        expect_corruption(deferred.run(&mut |_| {})),
+        (CorruptionKind::BrokenChain, Cf::Batches, batch_of_12)
+    );
+}
+
+#[test]
+fn a_background_verification_of_an_intact_ledger_covers_its_head_at_open() {
+    let background = LedgerOptions {
+        verify_on_open: VerifyOnOpen::Background,
+        ..opts()
+    };
+    let dir = ledger_dir();
+    let mut l = Ledger::open(dir.path(), &background).expect("open");
+    let deferred = l.take_deferred_verification().expect("deferred");
+    fill(&mut l, 80, 5);
+    let report = deferred.run(&mut |_| {}).expect("intact");
+    assert_eq!(
+        (report.commands, report.events, report.batches),
+        (60, 90, 12)
+    );
+    assert_eq!(report.head.last_cmd_seq, 60);
+    // The offsets it checked are the ones the open read: the 60th command's.
+    let full = Ledger::open_read_only(dir.path()).expect("open");
+    assert_eq!(full.head().last_cmd_seq, 80);
+    assert_eq!(report.consumed.values().copied().max(), Some(60));
+    // Other modes defer nothing. (The verification holds the store open too.)
+    drop((l, deferred));
+    let mut tail = Ledger::open(
+        dir.path(),
+        &LedgerOptions {
+            verify_on_open: VerifyOnOpen::Tail,
+            ..opts()
+        },
+    )
+    .expect("open");
+    assert!(tail.take_deferred_verification().is_none());
 }

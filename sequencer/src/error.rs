@@ -102,6 +102,19 @@ pub enum PipelineError {
     /// A ledger read or the committer's start failed while starting.
     #[error("ledger: {0}")]
     Ledger(LedgerError),
+    /// The verification of what the ledger held at start (deferred to run beside
+    /// the pipeline, [`VerifyOnOpen::Background`](gpux_ledger::VerifyOnOpen))
+    /// found damage at or below that head: the pipeline stops; what it committed
+    /// after the head is intact, the damage below needs an operator.
+    #[error(
+        "the ledger is damaged below the head it was opened at (cmd_seq {head_cmd_seq}): {error}"
+    )]
+    Verify {
+        /// The head's last `cmd_seq` at start.
+        head_cmd_seq: u64,
+        /// The damage, named by its record.
+        error: LedgerError,
+    },
     /// A batch of applied commands could not be made durable: nothing from
     /// `cmd_seq` on is in the ledger, and the ledger refuses further writes.
     #[error("cannot commit cmd_seq {cmd_seq}..={last_cmd_seq} to the ledger: {error}")]
@@ -168,6 +181,7 @@ impl PipelineError {
     pub fn ledger_error(&self) -> Option<&LedgerError> {
         match self {
             PipelineError::Open { error, .. }
+            | PipelineError::Verify { error, .. }
             | PipelineError::Commit { error, .. }
             | PipelineError::Snapshot { error, .. }
             | PipelineError::Source {

@@ -45,8 +45,9 @@ use std::time::{Duration, Instant};
 
 use gpux_engine::{Command, CommandEnvelope, Engine, Event};
 use gpux_ledger::{
-    AppliedCommand, CommitHandle, GroupCommitOptions, GroupCommitter, LatencyHistogram, Ledger,
-    LedgerError, LedgerOptions, LedgerReader, RocksStore, SourceKey, Store,
+    AppliedCommand, CommitHandle, DeferredVerification, GroupCommitOptions, GroupCommitter,
+    LatencyHistogram, Ledger, LedgerError, LedgerOptions, LedgerReader, RocksStore, SourceKey,
+    Store, VerifyOnOpen,
 };
 
 use crate::clock::{Activity, Clock, ExchangeClock};
@@ -118,7 +119,10 @@ pub struct PipelineOptions {
     /// Most engine submissions waiting to be durable; the engine waits beyond it
     /// (queues deeper than what keeps the disk busy only add latency).
     pub max_batches_in_flight: usize,
-    /// Ledger opening options.
+    /// Ledger opening options. The default verifies in the background
+    /// ([`VerifyOnOpen::Background`]): the pipeline starts on the head's checks and
+    /// a `gpux-verify` thread walks everything below; damage it finds fails the
+    /// pipeline ([`PipelineError::Verify`]).
     pub ledger: LedgerOptions,
     /// Group-commit bounds.
     pub commit: GroupCommitOptions,
@@ -140,7 +144,10 @@ impl Default for PipelineOptions {
             decode_queue_chunks: DECODE_QUEUE_CHUNKS_DEFAULT,
             max_batch_commands: BATCH_COMMANDS_MAX_DEFAULT,
             max_batches_in_flight: BATCHES_IN_FLIGHT_MAX_DEFAULT,
-            ledger: LedgerOptions::default(),
+            ledger: LedgerOptions {
+                verify_on_open: VerifyOnOpen::Background,
+                ..LedgerOptions::default()
+            },
             commit: GroupCommitOptions::default(),
             clock_tick: None,
             time: ExchangeClock::default(),
@@ -265,6 +272,8 @@ pub struct Exchange<S: Store = RocksStore> {
     clock: Option<Clock>,
     decode: Option<JoinHandle<()>>,
     engine: Option<JoinHandle<Engine>>,
+    /// The deferred verification of what was in the ledger at start, if running.
+    verify: Option<JoinHandle<()>>,
     hooks: Vec<Box<dyn FnOnce() + Send>>,
     dir: Option<PathBuf>,
 }
@@ -370,7 +379,7 @@ impl<S: Store> Exchange<S> {
     }
 
     fn start(
-        ledger: Ledger<S>,
+        mut ledger: Ledger<S>,
         dir: Option<&Path>,
         opts: PipelineOptions,
         make: impl FnOnce(&LedgerReader<S>, &Failure) -> Result<StartParts, PipelineError>,
@@ -379,6 +388,10 @@ impl<S: Store> Exchange<S> {
         let engine = recover(&ledger, &reader, dir)?;
         let stop = Arc::new(AtomicBool::new(false));
         let failure = Arc::new(Failure::default());
+        let verify = match ledger.take_deferred_verification() {
+            Some(v) => Some(spawn_verify(v, Arc::clone(&failure))?),
+            None => None,
+        };
         let committer =
             GroupCommitter::spawn(ledger, opts.commit.clone()).map_err(PipelineError::Ledger)?;
         let StartParts {
@@ -433,6 +446,7 @@ impl<S: Store> Exchange<S> {
             clock: None,
             decode: Some(decode),
             engine: Some(engine_thread),
+            verify,
             hooks: Vec::new(),
             dir: dir.map(Path::to_path_buf),
         };
@@ -558,6 +572,7 @@ impl<S: Store> Exchange<S> {
                     .record(PipelineError::Panicked { thread: "decode" });
             }
         }
+        self.join_verify();
         let engine = self.engine.take()?.join();
         match engine {
             Ok(e) => Some(e),
@@ -565,6 +580,18 @@ impl<S: Store> Exchange<S> {
                 self.failure
                     .record(PipelineError::Panicked { thread: "engine" });
                 None
+            }
+        }
+    }
+
+    /// Waits for the deferred verification, if one is running: it reads the store,
+    /// which stays open until it is done (a restart in the same process could not
+    /// open the ledger before).
+    fn join_verify(&mut self) {
+        if let Some(t) = self.verify.take() {
+            if t.join().is_err() {
+                self.failure
+                    .record(PipelineError::Panicked { thread: "verify" });
             }
         }
     }
@@ -677,6 +704,37 @@ fn position_source<S: Store>(
 /// Starts the decode thread: reads `source` (positioned after `consumed`) in
 /// chunks of `chunk` commands into `tx`; a source failure stops the pipeline and
 /// is recorded in `failure`.
+/// Runs the ledger's deferred verification on its own thread: logs what it
+/// verified, or fails the pipeline with the damage it found.
+fn spawn_verify<S: Store>(
+    v: DeferredVerification<S>,
+    failure: Arc<Failure>,
+) -> Result<JoinHandle<()>, PipelineError> {
+    std::thread::Builder::new()
+        .name("gpux-verify".into())
+        .spawn(move || {
+            let head = v.head();
+            match v.run(&mut |_| {}) {
+                Ok(r) => tracing::info!(
+                    batches = r.batches,
+                    commands = r.commands,
+                    events = r.events,
+                    corrupt_snapshots = r.corrupt_snapshots.len(),
+                    ms = r.elapsed.as_millis() as u64,
+                    "ledger verified up to the head it was opened at"
+                ),
+                Err(error) => failure.record(PipelineError::Verify {
+                    head_cmd_seq: head.last_cmd_seq,
+                    error,
+                }),
+            }
+        })
+        .map_err(|e| PipelineError::Spawn {
+            thread: "verify",
+            error: Arc::new(e),
+        })
+}
+
 fn spawn_decode(
     mut source: Box<dyn CommandSource>,
     key: SourceKey,

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gpux_engine::{Engine, Event};
-use gpux_ledger::Source;
+use gpux_ledger::{CorruptionKind, LedgerOptions, Source, VerifyOnOpen};
 use gpux_sequencer::{
-    CommittedCommand, Exchange, Feed, LedgerFollower, PipelineOptions, Submitter,
+    CommittedCommand, Exchange, Feed, LedgerFollower, PipelineError, PipelineOptions, Submitter,
 };
 
 const MARKET: &str = "h100-sxm.us-east";
@@ -520,4 +520,98 @@ fn a_clean_shutdown_applies_what_the_log_holds_and_refuses_later_submissions() {
         .collect();
     assert_eq!(payloads, all);
     exchange.shutdown().unwrap();
+}
+
+/// Re-seals event `event_seq`'s record after flipping a byte in it, straight in
+/// RocksDB, as a careful forger would: every checksum matches, only the hash chain
+/// through its batch says it was changed.
+fn forge_event(dir: &std::path::Path, event_seq: u64) {
+    use gpux_ledger::{key_seq, layout, seq_key, Cf};
+    let db = rocksdb::DB::open_cf(
+        &rocksdb::Options::default(),
+        dir,
+        Cf::ALL.iter().map(|c| c.name()),
+    )
+    .expect("raw open");
+    let (events, commands) = (
+        db.cf_handle(Cf::Events.name()).expect("cf"),
+        db.cf_handle(Cf::Commands.name()).expect("cf"),
+    );
+    let mut it = db.raw_iterator_cf(events);
+    it.seek_for_prev(seq_key(event_seq));
+    assert!(key_seq(it.key().expect("an index entry")).is_some());
+    let chunk_key = seq_key(layout::index_chunk(it.value().expect("value")).expect("index"));
+    drop(it);
+    let stored = db
+        .get_cf(commands, &chunk_key)
+        .expect("get")
+        .expect("chunk");
+    let forged = layout::edit_event(&stored, event_seq, false, |v| {
+        let at = v.len() - 6;
+        v[at] ^= 0x01;
+        layout::reseal(v);
+    })
+    .expect("edited");
+    db.put_cf(commands, &chunk_key, forged).expect("put");
+}
+
+/// The default start verifies in the background: a ledger forged below its head
+/// starts (its head is intact, the engine comes from the head's snapshot), then
+/// the verification names the damage and stops the pipeline, which refuses
+/// further commands; a full verification at open refuses to start at all.
+#[test]
+fn damage_below_the_head_found_after_a_fast_start_stops_the_exchange() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec![list_market()];
+    all.extend(trader(1, 30));
+    let exchange = Exchange::start_embedded(dir.path(), opts()).unwrap();
+    let s = exchange.submitter().unwrap();
+    for p in &all {
+        submit_wait(s.as_ref(), p.clone());
+    }
+    let head = exchange.reader().head().unwrap();
+    exchange.shutdown().unwrap();
+    forge_event(dir.path(), 3);
+
+    let exchange = Exchange::start_embedded(dir.path(), opts()).expect("starts on the head");
+    let s = exchange.submitter().unwrap();
+    let (tx, rx) = mpsc::channel();
+    exchange.on_failure(move |e| tx.send(e.clone()).unwrap());
+    let failure = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the verification fails the exchange");
+    match &failure {
+        PipelineError::Verify {
+            head_cmd_seq,
+            error,
+        } => {
+            assert_eq!(*head_cmd_seq, head.last_cmd_seq);
+            let c = error.corruption().expect("a corruption");
+            assert_eq!(c.kind, CorruptionKind::BrokenChain, "{failure}");
+        }
+        other => panic!("not a verification failure: {other}"),
+    }
+    let (tx, rx) = mpsc::channel();
+    let late = env(99, "late", r#"{"type":"tick"}"#);
+    s.submit(late, Box::new(move |r| tx.send(r.is_err()).unwrap()));
+    assert!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), "refused");
+    assert!(matches!(
+        exchange.shutdown(),
+        Err(PipelineError::Verify { .. })
+    ));
+
+    let full = PipelineOptions {
+        ledger: LedgerOptions {
+            verify_on_open: VerifyOnOpen::Full,
+            ..LedgerOptions::default()
+        },
+        ..opts()
+    };
+    match Exchange::start_embedded(dir.path(), full) {
+        Err(PipelineError::Open { error, .. }) => assert_eq!(
+            error.corruption().map(|c| c.kind),
+            Some(CorruptionKind::BrokenChain)
+        ),
+        other => panic!("a full open must refuse the forged ledger: {other:?}"),
+    }
 }

@@ -33,6 +33,11 @@ pub struct CommonArgs {
     /// [default: 1000000]
     #[arg(long, value_name = "N")]
     pub snapshot_every: Option<u64>,
+    /// How much of the ledger a start verifies before running: `background` (the
+    /// head, then the rest while running; damage stops the exchange) or `full`
+    /// (everything first) [env: GPUX_VERIFY_ON_OPEN] [default: background]
+    #[arg(long, value_name = "MODE")]
+    pub verify_on_open: Option<super::VerifyAtStart>,
     /// Most commands committed in one ledger batch (smaller: more, smaller fsyncs)
     /// [env: GPUX_MAX_BATCH] [default: 4096]
     #[arg(long, value_name = "N")]
@@ -154,6 +159,7 @@ impl Flags for CommonArgs {
     fn apply(&self, cfg: &mut Config) {
         set(&mut cfg.data, &self.data);
         set(&mut cfg.snapshot_every_events, &self.snapshot_every);
+        set(&mut cfg.verify_on_open, &self.verify_on_open);
         set(&mut cfg.max_batch_commands, &self.max_batch);
         set(&mut cfg.clock_tick_ms, &self.clock_tick_ms);
         set(&mut cfg.time_scale, &self.time_scale);

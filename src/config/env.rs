@@ -78,6 +78,11 @@ impl Env<'_> {
             "a positive whole number of events",
         )?;
         self.set(
+            &mut cfg.verify_on_open,
+            "GPUX_VERIFY_ON_OPEN",
+            "`background` or `full`",
+        )?;
+        self.set(
             &mut cfg.max_batch_commands,
             "GPUX_MAX_BATCH",
             "a positive whole number of commands",

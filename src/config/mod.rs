@@ -25,6 +25,7 @@
 //! | `listen` | `GPUX_LISTEN` | `--listen ADDR` |
 //! | `admin_key` | `GPUX_ADMIN_KEY` | `--admin-key KEY` |
 //! | `snapshot_every_events` | `GPUX_SNAPSHOT_EVERY` | `--snapshot-every N` |
+//! | `verify_on_open` | `GPUX_VERIFY_ON_OPEN` | `--verify-on-open background\|full` |
 //! | `max_batch_commands` | `GPUX_MAX_BATCH` | `--max-batch N` |
 //! | `clock_tick_ms` | `GPUX_CLOCK_TICK_MS` | `--clock-tick-ms MS` |
 //! | `time_scale` | `GPUX_TIME_SCALE` | `--time-scale N` |
@@ -129,6 +130,41 @@ impl fmt::Display for LogFormat {
             LogFormat::Text => "text",
             LogFormat::Json => "json",
         })
+    }
+}
+
+/// How much of the ledger a start checks before the exchange runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyAtStart {
+    /// The head's checks, then everything below it on a background thread while
+    /// the exchange runs; damage found there stops the exchange (exit status 1).
+    /// A restart takes milliseconds however long the ledger is.
+    #[default]
+    Background,
+    /// Everything (every checksum, the whole hash chain) before the exchange runs:
+    /// damage anywhere refuses the start. About a second per million commands.
+    Full,
+}
+
+impl VerifyAtStart {
+    /// The ledger's mode for it.
+    pub fn ledger_mode(self) -> gpux_ledger::VerifyOnOpen {
+        match self {
+            VerifyAtStart::Background => gpux_ledger::VerifyOnOpen::Background,
+            VerifyAtStart::Full => gpux_ledger::VerifyOnOpen::Full,
+        }
+    }
+}
+
+impl FromStr for VerifyAtStart {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "background" => Ok(VerifyAtStart::Background),
+            "full" => Ok(VerifyAtStart::Full),
+            _ => Err("expected `background` or `full`".into()),
+        }
     }
 }
 
@@ -267,6 +303,9 @@ pub struct Config {
     pub admin_key: Option<String>,
     /// Snapshot the engine after at least this many events. Default 1,000,000.
     pub snapshot_every_events: u64,
+    /// How much of the ledger a start verifies before running. Default
+    /// `background`.
+    pub verify_on_open: VerifyAtStart,
     /// Most commands committed in one ledger batch. Default 4,096.
     pub max_batch_commands: usize,
     /// After this many milliseconds without a command, the exchange sequences a
@@ -312,6 +351,7 @@ impl Default for Config {
             listen: LISTEN_DEFAULT.parse().expect("valid default address"),
             admin_key: None,
             snapshot_every_events: SNAPSHOT_EVERY_EVENTS_DEFAULT,
+            verify_on_open: VerifyAtStart::default(),
             log: LogConfig::default(),
             kafka: KafkaSettings::default(),
             max_batch_commands: gpux_sequencer::BATCH_COMMANDS_MAX_DEFAULT,
@@ -330,6 +370,7 @@ impl fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
             .field("snapshot_every_events", &self.snapshot_every_events)
+            .field("verify_on_open", &self.verify_on_open)
             .field("max_batch_commands", &self.max_batch_commands)
             .field("clock_tick_ms", &self.clock_tick_ms)
             .field("time_scale", &self.time_scale)
@@ -434,12 +475,17 @@ impl Config {
 
     /// The pipeline options these settings imply.
     pub fn pipeline_options(&self) -> gpux_sequencer::PipelineOptions {
+        let defaults = gpux_sequencer::PipelineOptions::default();
         gpux_sequencer::PipelineOptions {
+            ledger: gpux_ledger::LedgerOptions {
+                verify_on_open: self.verify_on_open.ledger_mode(),
+                ..defaults.ledger.clone()
+            },
             snapshot_every_events: self.snapshot_every_events,
             max_batch_commands: self.max_batch_commands,
             clock_tick: (self.clock_tick_ms > 0)
                 .then(|| std::time::Duration::from_millis(self.clock_tick_ms)),
-            ..gpux_sequencer::PipelineOptions::default()
+            ..defaults
         }
     }
 }

@@ -51,6 +51,43 @@ fn defaults_work_out_of_the_box() {
     assert!(!cfg.kafka.enabled());
     assert!(!cfg.demo.enabled);
     assert_eq!(cfg.pipeline_options().snapshot_every_events, 1_000_000);
+    assert_eq!(
+        cfg.pipeline_options().ledger.verify_on_open,
+        gpux_ledger::VerifyOnOpen::Background
+    );
+}
+
+#[test]
+fn verify_on_open_is_set_by_file_env_and_flag_and_refuses_other_words() {
+    let f = file("verify_on_open = \"full\"\n");
+    let path = f.path().to_str().unwrap();
+    let cfg = Config::load_with(&args(&["--config", path]), no_env()).unwrap();
+    assert_eq!(
+        cfg.pipeline_options().ledger.verify_on_open,
+        gpux_ledger::VerifyOnOpen::Full
+    );
+    let e = env(&[("GPUX_CONFIG", path), ("GPUX_VERIFY_ON_OPEN", "background")]);
+    let cfg = Config::load_with(&ServeArgs::default(), e).unwrap();
+    assert_eq!(cfg.verify_on_open, VerifyAtStart::Background);
+    let cfg = Config::load_with(&args(&["--config", path, "--verify-on-open", "full"]), {
+        env(&[("GPUX_VERIFY_ON_OPEN", "background")])
+    })
+    .unwrap();
+    assert_eq!(cfg.verify_on_open, VerifyAtStart::Full, "the flag wins");
+    let err = Config::load_with(
+        &ServeArgs::default(),
+        env(&[("GPUX_VERIFY_ON_OPEN", "tail")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("GPUX_VERIFY_ON_OPEN") && err.contains("`background` or `full`"),
+        "{err}"
+    );
+    let bad = file("verify_on_open = \"none\"\n");
+    let err = Config::load_with(&args(&["--config", bad.path().to_str().unwrap()]), no_env())
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("verify_on_open"), "{err:#}");
 }
 
 #[test]
