@@ -115,5 +115,32 @@ fn flow(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ops, flow);
+/// What a periodic snapshot costs the engine thread: serializing the whole state
+/// (`snapshot`, what the engine thread did until the pipeline took snapshots of a
+/// copy) against copying it (`clone`, what it does now), on the state 300,000
+/// messages of each scenario leave.
+fn state(c: &mut Criterion) {
+    let mut g = c.benchmark_group("state");
+    g.sample_size(10);
+    for scenario in [Scenario::Week, Scenario::Deep] {
+        let cfg = WorkloadConfig::scenario(300_000, 1, scenario);
+        let (mut engine, base) = prepared(&cfg);
+        let mut events: Vec<Event> = Vec::with_capacity(64);
+        for (i, cmd) in workload::orders(&cfg).iter().enumerate() {
+            let seq = base + 1 + i as u64;
+            events.clear();
+            engine.apply(seq, workload::ts_ns(seq), cmd, &mut events);
+        }
+        let name = format!("{scenario:?}").to_lowercase();
+        g.bench_function(format!("{name}_snapshot"), |b| {
+            b.iter(|| black_box(engine.snapshot().len()))
+        });
+        g.bench_function(format!("{name}_clone"), |b| {
+            b.iter(|| black_box(engine.clone().open_order_count()))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, ops, flow, state);
 criterion_main!(benches);

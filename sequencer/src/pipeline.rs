@@ -272,6 +272,8 @@ pub struct Exchange<S: Store = RocksStore> {
     clock: Option<Clock>,
     decode: Option<JoinHandle<()>>,
     engine: Option<JoinHandle<Engine>>,
+    /// Serializes copies of the engine into snapshots; ends after the engine.
+    snapshotter: Option<JoinHandle<()>>,
     /// The deferred verification of what was in the ledger at start, if running.
     verify: Option<JoinHandle<()>>,
     hooks: Vec<Box<dyn FnOnce() + Send>>,
@@ -394,6 +396,7 @@ impl<S: Store> Exchange<S> {
         };
         let committer =
             GroupCommitter::spawn(ledger, opts.commit.clone()).map_err(PipelineError::Ledger)?;
+        let (snapshots, snapshotter) = spawn_snapshotter(committer.handle(), Arc::clone(&failure))?;
         let StartParts {
             mut source,
             submitter,
@@ -421,6 +424,7 @@ impl<S: Store> Exchange<S> {
         let activity = Activity::new();
         let (engine_thread, decode) = {
             let ctx = EngineCtx {
+                snapshots,
                 activity: Arc::clone(&activity),
                 in_flight: Arc::default(),
                 handle: committer.handle(),
@@ -446,6 +450,7 @@ impl<S: Store> Exchange<S> {
             clock: None,
             decode: Some(decode),
             engine: Some(engine_thread),
+            snapshotter: Some(snapshotter),
             verify,
             hooks: Vec::new(),
             dir: dir.map(Path::to_path_buf),
@@ -574,6 +579,14 @@ impl<S: Store> Exchange<S> {
         }
         self.join_verify();
         let engine = self.engine.take()?.join();
+        // The engine's end dropped the snapshot thread's sender: it stops after
+        // queuing the snapshot it may be making (before the committer stops).
+        if let Some(t) = self.snapshotter.take() {
+            if t.join().is_err() {
+                self.failure
+                    .record(PipelineError::Panicked { thread: "snapshot" });
+            }
+        }
         match engine {
             Ok(e) => Some(e),
             Err(_) => {
@@ -856,6 +869,7 @@ impl InFlight {
 }
 
 struct EngineCtx {
+    snapshots: SnapshotQueue,
     activity: Arc<Activity>,
     in_flight: Arc<InFlight>,
     handle: CommitHandle,
@@ -894,8 +908,9 @@ fn engine_loop(mut engine: Engine, rx: Receiver<Chunk>, ctx: EngineCtx) -> Engin
             Err(TryRecvError::Empty) => {
                 // Nothing waiting: commit what we have before blocking.
                 submit(&mut batch, &ctx, &mut recycled);
-                if events_since_snapshot >= ctx.opts.snapshot_every_events {
-                    snapshot(&engine, &ctx);
+                if events_since_snapshot >= ctx.opts.snapshot_every_events
+                    && snapshot(&engine, &ctx)
+                {
                     events_since_snapshot = 0;
                 }
                 match rx.recv_timeout(ENGINE_IDLE_WAIT) {
@@ -1009,24 +1024,69 @@ fn publish(
     publisher.publish(&b);
 }
 
-/// Queues a snapshot of the engine; a failure to store it fails the pipeline.
-fn snapshot(engine: &Engine, ctx: &EngineCtx) {
-    let cmd_seq = engine.last_seq();
-    if cmd_seq == 0 {
-        return;
+/// Hands a copy of the engine to the snapshot thread, which serializes and
+/// stores it while the engine goes on: the engine thread pauses only for the copy
+/// (`cargo bench --bench engine -- state`: a fraction of serializing). `false`
+/// when the previous snapshot is still being made (try again later).
+fn snapshot(engine: &Engine, ctx: &EngineCtx) -> bool {
+    if engine.last_seq() == 0 {
+        return true;
     }
-    let failure = Arc::clone(&ctx.failure);
-    let report = move |r: Result<(), LedgerError>| {
-        if let Err(error) = r {
-            failure.record(PipelineError::Snapshot { cmd_seq, error });
-        }
+    if ctx.snapshots.busy.swap(true, Ordering::AcqRel) {
+        return false;
+    }
+    // Capacity one and not busy: never blocks. Fails only once the snapshot thread
+    // is gone, which the pipeline's failure already says.
+    let _ = ctx.snapshots.copies.try_send(engine.clone());
+    true
+}
+
+/// The engine's end of the snapshot thread.
+struct SnapshotQueue {
+    /// Copies of the engine to snapshot (capacity one).
+    copies: SyncSender<Engine>,
+    /// Set while the snapshot thread holds a copy: no second one is made then.
+    busy: Arc<AtomicBool>,
+}
+
+/// The snapshot thread: serializes each engine copy it gets and queues it to the
+/// committer (which stores it after the batches before it); a failure to store
+/// one fails the pipeline. Ends when the engine thread drops its sender.
+fn spawn_snapshotter(
+    handle: CommitHandle,
+    failure: Arc<Failure>,
+) -> Result<(SnapshotQueue, JoinHandle<()>), PipelineError> {
+    let (tx, copies) = mpsc::sync_channel(1);
+    let queue = SnapshotQueue {
+        copies: tx,
+        busy: Arc::new(AtomicBool::new(false)),
     };
-    match ctx.handle.snapshot_with(cmd_seq, engine.snapshot(), report) {
-        Ok(()) => tracing::debug!(cmd_seq, "snapshot queued"),
-        Err(error) => ctx
-            .failure
-            .record(PipelineError::Snapshot { cmd_seq, error }),
-    }
+    let busy = Arc::clone(&queue.busy);
+    std::thread::Builder::new()
+        .name("gpux-snapshot".into())
+        .spawn(move || {
+            for copy in copies {
+                let cmd_seq = copy.last_seq();
+                let bytes = copy.snapshot();
+                drop(copy);
+                let failed = Arc::clone(&failure);
+                let report = move |r: Result<(), LedgerError>| {
+                    if let Err(error) = r {
+                        failed.record(PipelineError::Snapshot { cmd_seq, error });
+                    }
+                };
+                match handle.snapshot_with(cmd_seq, bytes, report) {
+                    Ok(()) => tracing::debug!(cmd_seq, "snapshot queued"),
+                    Err(error) => failure.record(PipelineError::Snapshot { cmd_seq, error }),
+                }
+                busy.store(false, Ordering::Release);
+            }
+        })
+        .map(|t| (queue, t))
+        .map_err(|e| PipelineError::Spawn {
+            thread: "snapshot",
+            error: Arc::new(e),
+        })
 }
 
 /// Hands the accumulated batch to the committer; its completion publishes it. A
