@@ -542,17 +542,14 @@ fn forge_event(dir: &std::path::Path, event_seq: u64) {
     assert!(key_seq(it.key().expect("an index entry")).is_some());
     let chunk_key = seq_key(layout::index_chunk(it.value().expect("value")).expect("index"));
     drop(it);
-    let stored = db
-        .get_cf(commands, &chunk_key)
-        .expect("get")
-        .expect("chunk");
+    let stored = db.get_cf(commands, chunk_key).expect("get").expect("chunk");
     let forged = layout::edit_event(&stored, event_seq, false, |v| {
         let at = v.len() - 6;
         v[at] ^= 0x01;
         layout::reseal(v);
     })
     .expect("edited");
-    db.put_cf(commands, &chunk_key, forged).expect("put");
+    db.put_cf(commands, chunk_key, forged).expect("put");
 }
 
 /// The default start verifies in the background: a ledger forged below its head
