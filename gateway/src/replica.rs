@@ -5,7 +5,8 @@
 //! ([`spawn`]). The thread reads committed commands from a [`Feed`] starting at
 //! cmd_seq 1 and, for each one, in order:
 //!
-//! 1. re-applies it to its own [`Engine`] with `apply_json(cmd_seq, ts_ns, payload)`
+//! 1. re-applies it to its own [`Engine`] as `apply_json(cmd_seq, ts_ns, payload)`
+//!    would (`CommittedCommand::apply_to`: the envelope the feed decoded once)
 //!    and checks that it produced exactly the committed events;
 //! 2. folds the events into the order and fill [`History`];
 //! 3. learns API keys from committed `create_account` commands;
@@ -700,9 +701,7 @@ impl Core {
             self.diverged(cmd.cmd_seq, "the feed skipped commands");
         }
         self.events.clear();
-        let env = r
-            .engine
-            .apply_json(cmd.cmd_seq, cmd.ts_ns, &cmd.payload, &mut self.events);
+        let env = cmd.apply_to(&mut r.engine, &mut self.events);
         if self.events != cmd.events {
             self.diverged(
                 cmd.cmd_seq,

@@ -363,7 +363,7 @@ fn core_loop(
             let mut engine = engine.lock().unwrap_or_else(PoisonError::into_inner);
             for cmd in batch.iter() {
                 events.clear();
-                engine.apply_json(cmd.cmd_seq, cmd.ts_ns, &cmd.payload, &mut events);
+                cmd.apply_to(&mut engine, &mut events);
                 debug_assert_eq!(events, cmd.events, "the replica diverged");
                 md.on_command(cmd, &engine);
                 if let Some(o) = observer.as_mut() {

@@ -12,7 +12,7 @@ use gpux_engine::event::MassCancelled;
 use gpux_engine::{CommandEnvelope, Engine, Event};
 use gpux_gateway::{auth::key_digest, Backend, GatewayConfig, HealthStatus};
 use gpux_sequencer::{
-    request_id_of, CommittedBatch, CommittedCommand, Feed, FeedError, SubmitDone, SubmitError,
+    decode_payload, CommittedBatch, CommittedCommand, Feed, FeedError, SubmitDone, SubmitError,
     Submitter,
 };
 use serde_json::{json, Value};
@@ -80,11 +80,13 @@ impl Log {
                 count: 0,
             }));
         }
+        let (command, request_id) = decode_payload(&payload);
         let cmd = CommittedCommand {
             cmd_seq: seq,
             ts_ns: ts,
             first_event_seq: 0,
-            request_id: request_id_of(&payload),
+            request_id,
+            command,
             payload,
             events,
         };

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use gpux_engine::{CommandEnvelope, Event};
+use gpux_engine::{CommandEnvelope, Engine, Event, EventSink};
 use gpux_ledger::{LedgerReader, Store};
 
 use crate::error::FeedError;
@@ -28,8 +28,48 @@ pub struct CommittedCommand {
     /// a `rejected` one). `Engine::apply_json(cmd_seq, ts_ns, &payload)` re-produces
     /// `events` on an engine that has applied everything before it.
     pub payload: Vec<u8>,
+    /// `payload` decoded, once, where the command entered this process (the
+    /// engine's decode stage, a ledger read, an events-topic message); `None` when
+    /// it does not decode. [`CommittedCommand::apply_to`] applies it without
+    /// parsing the payload again.
+    pub command: Option<Arc<CommandEnvelope>>,
     /// Its events, in order.
     pub events: Vec<Event>,
+}
+
+impl CommittedCommand {
+    /// Applies this command to `engine` (which has applied everything before it)
+    /// as the exchange did, writing its events to `out`: what
+    /// `engine.apply_json(cmd_seq, ts_ns, &payload, out)` does, without parsing the
+    /// payload when it was decoded already. Returns the decoded envelope.
+    pub fn apply_to<S: EventSink>(
+        &self,
+        engine: &mut Engine,
+        out: &mut S,
+    ) -> Option<Arc<CommandEnvelope>> {
+        match &self.command {
+            Some(env) => {
+                engine.apply_request(
+                    self.cmd_seq,
+                    self.ts_ns,
+                    env.idempotent_request_id(),
+                    &env.command,
+                    out,
+                );
+                Some(Arc::clone(env))
+            }
+            None => engine
+                .apply_json(self.cmd_seq, self.ts_ns, &self.payload, out)
+                .map(Arc::new),
+        }
+    }
+}
+
+/// `payload` decoded for [`CommittedCommand::command`], and its `request_id`.
+pub fn decode_payload(payload: &[u8]) -> (Option<Arc<CommandEnvelope>>, Option<String>) {
+    let command = CommandEnvelope::from_json(payload).ok().map(Arc::new);
+    let request_id = command.as_ref().and_then(|e| e.request_id.clone());
+    (command, request_id)
 }
 
 /// Consecutive committed commands, shared by every subscriber.
@@ -78,12 +118,14 @@ pub fn read_committed<S: Store>(
                 })?;
             evs.push(ev);
         }
+        let (command, request_id) = decode_payload(&r.payload);
         out.push(CommittedCommand {
             cmd_seq: r.cmd_seq,
             ts_ns: r.ts_ns,
             first_event_seq: r.first_event_seq,
-            request_id: request_id_of(&r.payload),
+            request_id,
             payload: r.payload,
+            command,
             events: evs,
         });
     }

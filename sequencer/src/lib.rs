@@ -28,7 +28,9 @@ pub mod submit;
 pub use clock::{
     tick_payload, ExchangeClock, CLOCK_DRAIN_WAIT, CLOCK_TICK_MS_DEFAULT, TIME_SCALE_MAX,
 };
-pub use committed::{read_committed, request_id_of, CommittedBatch, CommittedCommand};
+pub use committed::{
+    decode_payload, read_committed, request_id_of, CommittedBatch, CommittedCommand,
+};
 pub use error::{FeedError, PipelineError, SourceError, SubmitError};
 pub use feed::{Feed, LedgerFollower, Publisher};
 pub use pipeline::{

@@ -975,6 +975,13 @@ fn apply_decoded(
             (last_ts, None)
         }
     };
+    // The decoded envelope goes to subscribers with the command (they need not
+    // parse the payload again).
+    let command = if publish {
+        d.envelope.map(Arc::new)
+    } else {
+        None
+    };
     let events = scratch.len() as u64;
     batch.events += events;
     batch.applied.push(AppliedCommand {
@@ -996,6 +1003,7 @@ fn apply_decoded(
             first_event_seq: 0, // filled in once the ledger assigned it
             request_id,
             payload: payload.unwrap_or_default(),
+            command,
             events: std::mem::take(scratch),
         });
     }

@@ -103,14 +103,26 @@ fn opts() -> PipelineOptions {
 }
 
 /// Applies committed commands to a fresh engine the way replay does and checks it
-/// reproduces their events; returns the engine.
+/// reproduces their events — and that applying the envelope the feed decoded
+/// (`apply_to`, what the gateway's replica does) reproduces them too; returns the
+/// engine.
 fn replica_of(commands: &[CommittedCommand]) -> Engine {
     let mut engine = Engine::new();
+    let mut decoded = Engine::new();
     for c in commands {
         let mut events: Vec<Event> = Vec::new();
         engine.apply_json(c.cmd_seq, c.ts_ns, &c.payload, &mut events);
         assert_eq!(events, c.events, "cmd_seq {}", c.cmd_seq);
+        assert!(
+            c.command.is_some(),
+            "cmd_seq {}: the feed decoded it",
+            c.cmd_seq
+        );
+        let mut again: Vec<Event> = Vec::new();
+        c.apply_to(&mut decoded, &mut again);
+        assert_eq!(again, c.events, "cmd_seq {} applied decoded", c.cmd_seq);
     }
+    assert_eq!(engine.state_hash(), decoded.state_hash());
     engine
 }
 

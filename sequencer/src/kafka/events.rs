@@ -204,6 +204,7 @@ impl EventsMessage {
             ts_ns: self.ts_ns,
             first_event_seq: self.first_event_seq,
             request_id: self.request_id,
+            command: CommandEnvelope::from_json(&payload).ok().map(Arc::new),
             payload,
             events: self.events,
         })
@@ -748,7 +749,8 @@ mod tests {
             cmd_seq: 1,
             ts_ns: 5,
             first_event_seq: 1,
-            request_id: env.and_then(|e| e.request_id),
+            request_id: env.as_ref().and_then(|e| e.request_id.clone()),
+            command: env.map(Arc::new),
             payload: payload.to_vec(),
             events,
         }
@@ -823,6 +825,7 @@ mod tests {
             ts_ns: 9,
             first_event_seq: 77,
             request_id: Some("mc".into()),
+            command: CommandEnvelope::from_json(payload).ok().map(Arc::new),
             payload: payload.to_vec(),
             events,
         }
