@@ -415,12 +415,22 @@ enum Waiter {
 /// One synced write handed from the stager to the writer thread.
 struct Job {
     ops: WriteOps,
+    /// A snapshot to encode into `ops` when its turn comes.
+    snapshot: Option<SnapshotJob>,
     receipt: Option<BatchReceipt>,
     waiters: Vec<Waiter>,
     submissions: u64,
     commands: u64,
     events: u64,
     journaled: u64,
+}
+
+/// A snapshot of the state after `cmd_seq`; `event_seq` is its last event when the
+/// stager knew it (a snapshot at the head), else the writer reads it.
+struct SnapshotJob {
+    cmd_seq: u64,
+    event_seq: Option<u64>,
+    bytes: Vec<u8>,
 }
 
 /// The stager: owns the ledger, validates and encodes submissions (including the
@@ -493,13 +503,20 @@ impl<S: Store> Stager<S> {
                 bytes,
                 done,
             } => {
-                // Ordered after everything before it: the writer writes jobs in order.
+                // Ordered after everything before it: the writer writes jobs in order,
+                // and finds the last event of a snapshot below the head (taken while
+                // later batches were staged) only once the batches before are written.
                 self.flush();
                 self.check_failed();
-                match self.ledger.snapshot_ops(cmd_seq, &bytes) {
+                match self.ledger.check_snapshot(cmd_seq, &bytes) {
                     Err(e) => done.complete(Err(e), ()),
-                    Ok(ops) => self.send(Job {
-                        ops,
+                    Ok(event_seq) => self.send(Job {
+                        ops: WriteOps::new(),
+                        snapshot: Some(SnapshotJob {
+                            cmd_seq,
+                            event_seq,
+                            bytes,
+                        }),
                         receipt: None,
                         waiters: vec![Waiter::Snapshot(done)],
                         submissions: 0,
@@ -546,6 +563,7 @@ impl<S: Store> Stager<S> {
                 self.ledger.advance(sealed);
                 self.send(Job {
                     ops,
+                    snapshot: None,
                     receipt,
                     waiters,
                     submissions,
@@ -586,10 +604,19 @@ fn write_jobs<S: Store>(
     failed: Arc<AtomicBool>,
     stats: Arc<Mutex<CommitStats>>,
 ) {
-    for job in jobs {
+    for mut job in jobs {
         if failed.load(Ordering::Acquire) {
             fail_all(job.waiters, &LedgerError::Poisoned);
             continue;
+        }
+        if let Some(s) = job.snapshot.take() {
+            match crate::ledger::snapshot_ops(&*store, s.cmd_seq, s.event_seq, &s.bytes) {
+                Ok(ops) => job.ops = ops,
+                Err(e) => {
+                    fail_all(job.waiters, &e);
+                    continue;
+                }
+            }
         }
         let t0 = Instant::now();
         let r = store.write(&job.ops, true);

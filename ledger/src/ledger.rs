@@ -361,6 +361,26 @@ fn check_format<S: Store>(store: &S, read_only: bool) -> Result<()> {
     Ok(())
 }
 
+/// The write storing snapshot `bytes` of the state after `cmd_seq`, whose last
+/// event is `event_seq` — read from `store` when not given, so the commands up to
+/// `cmd_seq` must be written by then.
+pub(crate) fn snapshot_ops<S: Store + ?Sized>(
+    store: &S,
+    cmd_seq: u64,
+    event_seq: Option<u64>,
+    bytes: &[u8],
+) -> Result<WriteOps> {
+    let event_seq = match event_seq {
+        Some(e) => e,
+        None => verify::last_event_of(store, cmd_seq)?,
+    };
+    let mut ops = WriteOps::with_capacity(bytes.len() + 64, 1);
+    ops.put_with(Cf::Snapshots, &seq_key(cmd_seq), |b| {
+        format::encode_snapshot(b, cmd_seq, event_seq, bytes)
+    });
+    Ok(ops)
+}
+
 impl<S: Store> Ledger<S> {
     /// Opens a ledger over any [`Store`], initializing an empty one. This is
     /// [`Ledger::open`] without the RocksDB part: format check, verification, torn-tail
@@ -763,6 +783,14 @@ impl<S: Store> Ledger<S> {
     /// The write that stores a snapshot of the state after `cmd_seq` (checked
     /// against the in-memory head).
     pub(crate) fn snapshot_ops(&self, cmd_seq: u64, bytes: &[u8]) -> Result<WriteOps> {
+        let at_head = self.check_snapshot(cmd_seq, bytes)?;
+        snapshot_ops(&*self.reader.store, cmd_seq, at_head, bytes)
+    }
+
+    /// Checks a snapshot of the state after `cmd_seq` can be stored; returns the
+    /// head's last `event_seq` when `cmd_seq` is the head (else the store knows it,
+    /// once everything before it is written).
+    pub(crate) fn check_snapshot(&self, cmd_seq: u64, bytes: &[u8]) -> Result<Option<u64>> {
         self.check_writable()?;
         if cmd_seq > self.head.last_cmd_seq {
             return Err(LedgerError::SnapshotBeyondHead {
@@ -771,16 +799,7 @@ impl<S: Store> Ledger<S> {
             });
         }
         bound("snapshot bytes", bytes.len(), SNAPSHOT_BYTES_MAX)?;
-        let event_seq = if cmd_seq == self.head.last_cmd_seq {
-            self.head.last_event_seq
-        } else {
-            verify::last_event_of(&*self.reader.store, cmd_seq)?
-        };
-        let mut ops = WriteOps::with_capacity(bytes.len() + 64, 1);
-        ops.put_with(Cf::Snapshots, &seq_key(cmd_seq), |b| {
-            format::encode_snapshot(b, cmd_seq, event_seq, bytes)
-        });
-        Ok(ops)
+        Ok((cmd_seq == self.head.last_cmd_seq).then_some(self.head.last_event_seq))
     }
 
     /// Stores a snapshot of the state after `cmd_seq` (0: the empty state), synced.

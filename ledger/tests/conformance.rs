@@ -437,6 +437,49 @@ pub fn ledger_snapshots_latest_at_or_before_and_fallback<H: Harness>() {
     assert_eq!(l.verify(&mut |_| {}).expect("verify").snapshots, 3);
 }
 
+/// A snapshot below the head when it is queued (the pipeline serializes snapshots
+/// on their own thread, so later batches may be staged first) is stored after the
+/// batches before it are written, naming the last event of its command.
+pub fn ledger_group_committer_stores_a_snapshot_below_the_head<H: Harness>() {
+    let h = H::fresh();
+    let l = Ledger::with_store(h.open(), &opts()).expect("open");
+    let gc = GroupCommitter::spawn(
+        l,
+        GroupCommitOptions {
+            max_commands_per_write: 4,
+            ..GroupCommitOptions::default()
+        },
+    )
+    .expect("spawn");
+    let handle = gc.handle();
+    let mut pending = Vec::new();
+    for round in 0..50u64 {
+        let first = round * 8 + 1;
+        pending.push(handle.submit(commands(first, first + 3)).expect("submit"));
+        pending.push(
+            handle
+                .submit(commands(first + 4, first + 7))
+                .expect("submit"),
+        );
+        // The state after the first half, queued once the second half is staged.
+        let snap = gc
+            .snapshot(first + 3, format!("s{}", first + 3).into_bytes())
+            .expect("submit");
+        snap.wait().expect("stored after the batches before it");
+    }
+    for p in pending {
+        p.wait().expect("durable");
+    }
+    let (l, _) = gc.shutdown().expect("shutdown");
+    for round in 0..50u64 {
+        let at = round * 8 + 4;
+        let s = l.snapshot_at_or_before(at).expect("read").expect("stored");
+        assert_eq!((s.cmd_seq, s.bytes), (at, format!("s{at}").into_bytes()));
+        let events: u64 = (1..=at).map(|c| command(c).events.len() as u64).sum();
+        assert_eq!(s.event_seq, events, "last event of cmd_seq {at}");
+    }
+}
+
 pub fn ledger_group_committer_merges_and_acknowledges<H: Harness>() {
     let h = H::fresh();
     let l = Ledger::with_store(h.open(), &opts()).expect("open");
@@ -554,6 +597,7 @@ macro_rules! conformance {
             #[test] fn ledger_inbox_journals_and_resumes_from_the_consumed_offset() { super::ledger_inbox_journals_and_resumes_from_the_consumed_offset::<$harness>() }
             #[test] fn ledger_snapshots_latest_at_or_before_and_fallback() { super::ledger_snapshots_latest_at_or_before_and_fallback::<$harness>() }
             #[test] fn ledger_group_committer_merges_and_acknowledges() { super::ledger_group_committer_merges_and_acknowledges::<$harness>() }
+            #[test] fn ledger_group_committer_stores_a_snapshot_below_the_head() { super::ledger_group_committer_stores_a_snapshot_below_the_head::<$harness>() }
             #[test] fn ledger_verify_reports_progress_and_names_damage() { super::ledger_verify_reports_progress_and_names_damage::<$harness>() }
         }
     )*};
