@@ -741,6 +741,45 @@ fn stored_offsets<S: Store + ?Sized>(store: &S) -> Result<Vec<(Vec<u8>, format::
     Ok(out)
 }
 
+/// The consumed-offset record of `key` — `offset`, written by `cmd_seq` — against
+/// the offsets the commands imply (`recomputed`): a meta mismatch if they differ.
+fn check_offset(
+    recomputed: &BTreeMap<SourceKey, (u64, u64)>,
+    key: &SourceKey,
+    offset: u64,
+    cmd_seq: u64,
+) -> Result<()> {
+    if recomputed.get(key) == Some(&(offset, cmd_seq)) {
+        return Ok(());
+    }
+    Err(corrupt(
+        CorruptionKind::MetaMismatch,
+        Cf::Meta,
+        cmd_seq,
+        format!(
+            "consumed offset of {key} is {offset} (by cmd_seq {cmd_seq}) but the commands say {:?}",
+            recomputed.get(key)
+        ),
+    ))
+}
+
+/// A source the commands consumed from whose consumed-offset record is missing
+/// (`has_record` says which keys have one), as a meta mismatch.
+fn check_no_offset_missing(
+    recomputed: &BTreeMap<SourceKey, (u64, u64)>,
+    has_record: impl Fn(&SourceKey) -> bool,
+) -> Result<()> {
+    match recomputed.iter().find(|(k, _)| !has_record(k)) {
+        Some((key, &(_, cmd_seq))) => Err(corrupt(
+            CorruptionKind::MetaMismatch,
+            Cf::Meta,
+            cmd_seq,
+            format!("consumed offset of {key} missing"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Finds the torn tail (records beyond `head`) and checks the offsets at or below it.
 /// `recomputed`: offsets implied by the commands, when a full walk computed them.
 fn check_tail_and_offsets<S: Store + ?Sized>(
@@ -766,17 +805,7 @@ fn check_tail_and_offsets<S: Store + ?Sized>(
         let mismatch =
             |detail: String| corrupt(CorruptionKind::MetaMismatch, Cf::Meta, rec.cmd_seq, detail);
         match recomputed {
-            Some(map) => {
-                if map.get(&rec.key) != Some(&(rec.offset, rec.cmd_seq)) {
-                    return Err(mismatch(format!(
-                        "consumed offset of {} is {} (by cmd_seq {}) but the commands say {:?}",
-                        rec.key,
-                        rec.offset,
-                        rec.cmd_seq,
-                        map.get(&rec.key)
-                    )));
-                }
-            }
+            Some(map) => check_offset(map, &rec.key, rec.offset, rec.cmd_seq)?,
             None => {
                 // Cheap check: the command it names consumed exactly this offset.
                 let ok = match chunk_of_command(store, rec.cmd_seq.max(1)) {
@@ -798,17 +827,10 @@ fn check_tail_and_offsets<S: Store + ?Sized>(
         seen.insert(rec.key, ());
     }
     if let Some(map) = recomputed {
-        if let Some((key, &(_, cmd_seq))) = map.iter().find(|(k, _)| !seen.contains_key(*k)) {
-            // Its record is missing, or is a torn one from beyond the head.
-            if !tail.offsets.iter().any(|(_, k)| k == key) {
-                return Err(corrupt(
-                    CorruptionKind::MetaMismatch,
-                    Cf::Meta,
-                    cmd_seq,
-                    format!("consumed offset of {key} missing"),
-                ));
-            }
-        }
+        // A torn record from beyond the head stands in for one at or below it.
+        check_no_offset_missing(map, |key| {
+            seen.contains_key(key) || tail.offsets.iter().any(|(_, k)| k == key)
+        })?;
     }
     Ok(tail)
 }
@@ -1030,28 +1052,10 @@ pub(crate) fn deferred<S: Store + ?Sized>(
 ) -> Result<VerifyReport> {
     let t0 = Instant::now();
     let end = verify_chain(store, head, progress)?;
-    let mismatch = |seq: u64, detail: String| {
-        Err(corrupt(CorruptionKind::MetaMismatch, Cf::Meta, seq, detail))
-    };
     for (key, &(offset, cmd_seq)) in offsets {
-        if end.last_offsets.get(key) != Some(&(offset, cmd_seq)) {
-            return mismatch(
-                cmd_seq,
-                format!(
-                    "consumed offset of {key} is {offset} (by cmd_seq {cmd_seq}) but the \
-                     commands say {:?}",
-                    end.last_offsets.get(key)
-                ),
-            );
-        }
+        check_offset(&end.last_offsets, key, offset, cmd_seq)?;
     }
-    if let Some((key, &(_, cmd_seq))) = end
-        .last_offsets
-        .iter()
-        .find(|(k, _)| !offsets.contains_key(*k))
-    {
-        return mismatch(cmd_seq, format!("consumed offset of {key} missing"));
-    }
+    check_no_offset_missing(&end.last_offsets, |key| offsets.contains_key(key))?;
     let inbox = verify_inbox(store, head, true)?;
     let (snapshots, corrupt_snapshots) = verify_snapshots(store, head)?;
     Ok(VerifyReport {

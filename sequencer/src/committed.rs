@@ -5,6 +5,7 @@
 //! from a ledger. Live publication and ledger catch-up produce identical values, so
 //! a follower cannot tell (and need not care) which one served it.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use gpux_engine::{CommandEnvelope, Engine, Event, EventSink};
@@ -32,7 +33,7 @@ pub struct CommittedCommand {
     /// engine's decode stage, a ledger read, an events-topic message); `None` when
     /// it does not decode. [`CommittedCommand::apply_to`] applies it without
     /// parsing the payload again.
-    pub command: Option<Arc<CommandEnvelope>>,
+    pub command: Option<CommandEnvelope>,
     /// Its events, in order.
     pub events: Vec<Event>,
 }
@@ -46,7 +47,7 @@ impl CommittedCommand {
         &self,
         engine: &mut Engine,
         out: &mut S,
-    ) -> Option<Arc<CommandEnvelope>> {
+    ) -> Option<Cow<'_, CommandEnvelope>> {
         match &self.command {
             Some(env) => {
                 engine.apply_request(
@@ -56,18 +57,18 @@ impl CommittedCommand {
                     &env.command,
                     out,
                 );
-                Some(Arc::clone(env))
+                Some(Cow::Borrowed(env))
             }
             None => engine
                 .apply_json(self.cmd_seq, self.ts_ns, &self.payload, out)
-                .map(Arc::new),
+                .map(Cow::Owned),
         }
     }
 }
 
 /// `payload` decoded for [`CommittedCommand::command`], and its `request_id`.
-pub fn decode_payload(payload: &[u8]) -> (Option<Arc<CommandEnvelope>>, Option<String>) {
-    let command = CommandEnvelope::from_json(payload).ok().map(Arc::new);
+pub fn decode_payload(payload: &[u8]) -> (Option<CommandEnvelope>, Option<String>) {
+    let command = CommandEnvelope::from_json(payload).ok();
     let request_id = command.as_ref().and_then(|e| e.request_id.clone());
     (command, request_id)
 }

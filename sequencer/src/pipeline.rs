@@ -571,40 +571,20 @@ impl<S: Store> Exchange<S> {
         if let Some(log) = &self.log {
             log.stop();
         }
-        if let Some(t) = self.decode.take() {
-            if t.join().is_err() {
-                self.failure
-                    .record(PipelineError::Panicked { thread: "decode" });
-            }
-        }
-        self.join_verify();
+        join_thread(&self.failure, self.decode.take(), "decode");
+        // The deferred verification reads the store, which stays open until it is
+        // done (a restart in the same process could not open the ledger before).
+        join_thread(&self.failure, self.verify.take(), "verify");
         let engine = self.engine.take()?.join();
         // The engine's end dropped the snapshot thread's sender: it stops after
         // queuing the snapshot it may be making (before the committer stops).
-        if let Some(t) = self.snapshotter.take() {
-            if t.join().is_err() {
-                self.failure
-                    .record(PipelineError::Panicked { thread: "snapshot" });
-            }
-        }
+        join_thread(&self.failure, self.snapshotter.take(), "snapshot");
         match engine {
             Ok(e) => Some(e),
             Err(_) => {
                 self.failure
                     .record(PipelineError::Panicked { thread: "engine" });
                 None
-            }
-        }
-    }
-
-    /// Waits for the deferred verification, if one is running: it reads the store,
-    /// which stays open until it is done (a restart in the same process could not
-    /// open the ledger before).
-    fn join_verify(&mut self) {
-        if let Some(t) = self.verify.take() {
-            if t.join().is_err() {
-                self.failure
-                    .record(PipelineError::Panicked { thread: "verify" });
             }
         }
     }
@@ -717,6 +697,13 @@ fn position_source<S: Store>(
 /// Starts the decode thread: reads `source` (positioned after `consumed`) in
 /// chunks of `chunk` commands into `tx`; a source failure stops the pipeline and
 /// is recorded in `failure`.
+/// Waits for the pipeline thread `t`, if it runs; its panic is the failure.
+fn join_thread(failure: &Failure, t: Option<JoinHandle<()>>, thread: &'static str) {
+    if t.is_some_and(|t| t.join().is_err()) {
+        failure.record(PipelineError::Panicked { thread });
+    }
+}
+
 /// Runs the ledger's deferred verification on its own thread: logs what it
 /// verified, or fails the pipeline with the damage it found.
 fn spawn_verify<S: Store>(
@@ -977,11 +964,7 @@ fn apply_decoded(
     };
     // The decoded envelope goes to subscribers with the command (they need not
     // parse the payload again).
-    let command = if publish {
-        d.envelope.map(Arc::new)
-    } else {
-        None
-    };
+    let command = if publish { d.envelope } else { None };
     let events = scratch.len() as u64;
     batch.events += events;
     batch.applied.push(AppliedCommand {

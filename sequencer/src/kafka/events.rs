@@ -204,7 +204,7 @@ impl EventsMessage {
             ts_ns: self.ts_ns,
             first_event_seq: self.first_event_seq,
             request_id: self.request_id,
-            command: CommandEnvelope::from_json(&payload).ok().map(Arc::new),
+            command: CommandEnvelope::from_json(&payload).ok(),
             payload,
             events: self.events,
         })
@@ -750,7 +750,7 @@ mod tests {
             ts_ns: 5,
             first_event_seq: 1,
             request_id: env.as_ref().and_then(|e| e.request_id.clone()),
-            command: env.map(Arc::new),
+            command: env,
             payload: payload.to_vec(),
             events,
         }
@@ -825,7 +825,7 @@ mod tests {
             ts_ns: 9,
             first_event_seq: 77,
             request_id: Some("mc".into()),
-            command: CommandEnvelope::from_json(payload).ok().map(Arc::new),
+            command: CommandEnvelope::from_json(payload).ok(),
             payload: payload.to_vec(),
             events,
         }
