@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 use gpux_engine::{Engine, Event, MarketId, Side};
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 /// One market's book size, as metrics report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,14 +40,14 @@ pub struct BookCount {
     pub ask_levels: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct SideCount {
     orders: u64,
     /// Resting orders per (slot, price in ticks); a level is listed while it has any.
     levels: HashMap<(u64, i64), u64>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct MarketCount {
     id: MarketId,
     bids: SideCount,
@@ -62,12 +63,14 @@ impl MarketCount {
     }
 }
 
-/// Resting orders and levels per market and side, folded from committed events.
-#[derive(Debug, Default)]
+/// Resting orders and levels per market and side, folded from committed events
+/// (kept whole in the gateway's checkpoint).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct BookCounts {
     /// In listing order.
     markets: Vec<MarketCount>,
     index: HashMap<MarketId, usize>,
+    #[serde(skip)]
     changed: bool,
 }
 
@@ -156,6 +159,12 @@ impl BookCounts {
                 ask_levels: m.asks.levels.len() as u64,
             })
             .collect()
+    }
+
+    /// Lists every market as changed (after a restore: the next
+    /// [`take_changed`](Self::take_changed) publishes them all).
+    pub fn mark_changed(&mut self) {
+        self.changed = true;
     }
 
     /// The snapshot if anything changed since the last call.

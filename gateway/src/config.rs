@@ -137,7 +137,7 @@ impl Default for IdempotencyConfig {
 
 /// How much order and fill history the gateway keeps per account (open orders are
 /// always kept; older history is in the ledger: `gpux replay statement|export`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryConfig {
     /// Most recent fills kept per account. Default 10,000.
     pub fills_per_account: usize,
@@ -200,6 +200,15 @@ pub struct GatewayConfig {
     /// The time commands are stamped with and slots are checked against: the
     /// exchange's clock (the wall clock, or a faster one for demos).
     pub time: gpux_sequencer::ExchangeClock,
+    /// Where the gateway keeps its checkpoint (the file
+    /// [`checkpoint::FILE_NAME`](crate::checkpoint::FILE_NAME), created if
+    /// missing): a restart then follows the log from the checkpoint instead of
+    /// from cmd_seq 1. `None` (the default): no checkpoint. Only used with a
+    /// backend that can re-follow the log (`Backend::refollow`).
+    pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// A checkpoint after at least this many commands since the last one; 0:
+    /// only at shutdown. Default 100,000.
+    pub checkpoint_every_commands: u64,
     /// Called once per answered request with its method, its matched route
     /// template (`/v1/orders/{order_id}`, never the raw path; `unmatched` when no
     /// route matched) and its status: for request metrics.
@@ -226,6 +235,8 @@ impl GatewayConfig {
             history: HistoryConfig::default(),
             market_data: MarketDataConfig::default(),
             extra_routes: None,
+            checkpoint_dir: None,
+            checkpoint_every_commands: crate::checkpoint::EVERY_COMMANDS_DEFAULT,
             on_request: None,
             time: gpux_sequencer::ExchangeClock::default(),
         }
@@ -296,6 +307,8 @@ impl std::fmt::Debug for GatewayConfig {
             .field("idempotency", &self.idempotency)
             .field("history", &self.history)
             .field("market_data", &self.market_data)
+            .field("checkpoint_dir", &self.checkpoint_dir)
+            .field("checkpoint_every_commands", &self.checkpoint_every_commands)
             .field("on_request", &self.on_request.is_some())
             .finish()
     }
@@ -353,6 +366,8 @@ pub struct GatewaySettings {
     pub ws_book_heartbeat_interval_ms: u64,
     /// Close a peer silent for this long, ms. Default 45,000.
     pub ws_idle_timeout_ms: u64,
+    /// [`GatewayConfig::checkpoint_every_commands`]. Default 100,000.
+    pub checkpoint_every_commands: u64,
 }
 
 impl Default for GatewaySettings {
@@ -418,6 +433,7 @@ impl GatewaySettings {
             ws_heartbeat_interval_ms: millis(md.heartbeat_interval),
             ws_book_heartbeat_interval_ms: millis(md.book_heartbeat_interval),
             ws_idle_timeout_ms: millis(md.idle_timeout),
+            checkpoint_every_commands: cfg.checkpoint_every_commands,
         }
     }
 
@@ -451,6 +467,7 @@ impl GatewaySettings {
         md.heartbeat_interval = Duration::from_millis(self.ws_heartbeat_interval_ms);
         md.book_heartbeat_interval = Duration::from_millis(self.ws_book_heartbeat_interval_ms);
         md.idle_timeout = Duration::from_millis(self.ws_idle_timeout_ms);
+        cfg.checkpoint_every_commands = self.checkpoint_every_commands;
     }
 
     /// Checks the settings; the error names the key (`gateway.…`).

@@ -28,7 +28,7 @@ use gpux_engine::{
     TimeInForce, TradeId,
 };
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::HistoryConfig;
 use crate::marketdata::wire::SlotName;
@@ -44,7 +44,7 @@ pub fn zero_like(like: Decimal) -> Decimal {
 /// Where an order is in its life: the one status vocabulary of every answer
 /// about an order (`open`, `partially_filled`, `filled`, `cancelled`, `expired`;
 /// a placement the exchange refused answers an error with `"status":"rejected"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Open on the book, nothing filled yet.
@@ -67,7 +67,7 @@ impl OrderStatus {
 }
 
 /// Whether a fill added liquidity (the resting order) or took it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Liquidity {
     /// The resting order.
@@ -77,7 +77,7 @@ pub enum Liquidity {
 }
 
 /// One side of a trade, as its account sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fill {
     /// The engine's trade id.
     pub trade_id: TradeId,
@@ -144,7 +144,7 @@ impl Fill {
 }
 
 /// One order's life, folded from its events.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRecord {
     /// The engine's id.
     pub order_id: OrderId,
@@ -165,12 +165,16 @@ pub struct OrderRecord {
     /// Limit or market.
     pub order_type: OrderType,
     /// Limit price (after any amend); `None` for market orders.
+    #[serde(with = "crate::checkpoint::decimal_option")]
     pub price: Option<Decimal>,
     /// Ordered GPU-hours: filled plus what was open after the last amend.
+    #[serde(with = "gpux_engine::decimal::strict")]
     pub quantity: Decimal,
     /// GPU-hours filled so far.
+    #[serde(with = "gpux_engine::decimal::strict")]
     pub filled: Decimal,
     /// GPU-hours open on the book (zero once closed).
+    #[serde(with = "gpux_engine::decimal::strict")]
     pub remaining: Decimal,
     /// Where the order is.
     pub status: OrderStatus,
@@ -316,8 +320,9 @@ impl OrderRecord {
     }
 }
 
-/// Orders and fills of every account, as far as the bounds keep them.
-#[derive(Debug)]
+/// Orders and fills of every account, as far as the bounds keep them. Cloned
+/// and serialized whole for the gateway's checkpoint ([`crate::checkpoint`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct History {
     cfg: HistoryConfig,
     orders: HashMap<OrderId, OrderRecord>,
@@ -328,22 +333,27 @@ pub struct History {
     unsettled: HashMap<u64, [AccountId; 2]>,
     /// GPU-hours each provider was scheduled to deliver, in all (never trimmed:
     /// one number per provider).
+    #[serde(with = "crate::checkpoint::decimal_map")]
     provided: HashMap<AccountId, Decimal>,
     /// GPU-hours scheduled for delivery in all.
+    #[serde(with = "gpux_engine::decimal::strict")]
     scheduled_total: Decimal,
     /// GPU-hours delivered in all (settled entries' `delivered`).
+    #[serde(with = "gpux_engine::decimal::strict")]
     delivered_total: Decimal,
 }
 
 /// One delivery entry as it went: fixed at the gate, then reported, disputed and
 /// settled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
     /// The entry as the gate fixed it.
     pub scheduled: DeliveryScheduled,
     /// What the provider reported delivered (the latest report).
+    #[serde(with = "crate::checkpoint::decimal_option")]
     pub reported: Option<Decimal>,
     /// What the holder, disputing, said it received.
+    #[serde(with = "crate::checkpoint::decimal_option")]
     pub disputed: Option<Decimal>,
     /// Its settlement, once settled.
     pub settled: Option<DeliverySettled>,
@@ -375,6 +385,11 @@ impl History {
             scheduled_total: Decimal::ZERO,
             delivered_total: Decimal::ZERO,
         }
+    }
+
+    /// The bounds it keeps.
+    pub fn config(&self) -> &HistoryConfig {
+        &self.cfg
     }
 
     /// Folds one committed command's events in.

@@ -51,6 +51,27 @@ pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
 const KEYED_PREFIX: &str = "i:";
 const RANDOM_PREFIX: &str = "r:";
 
+/// [`Requests`] as the gateway's checkpoint keeps it: each outcome once (a
+/// duplicate's cached answer is its original's), events as JSON (the engine's
+/// events are tagged JSON objects).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RequestsCheckpoint {
+    /// The outcomes referred to below, by `cmd_seq`.
+    outcomes: Vec<OutcomeRecord>,
+    /// Completed keyed requests, oldest first: `(ts_ns, slot, fingerprint,
+    /// outcome's cmd_seq)`.
+    completed: Vec<(u64, String, String, u64)>,
+    /// `cmd_seq`s of the originals kept for answering duplicates.
+    originals: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct OutcomeRecord {
+    cmd_seq: u64,
+    ts_ns: u64,
+    events_json: String,
+}
+
 /// What the log and engine made of a command: enough to build any response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -380,6 +401,89 @@ impl Requests {
                 t.cache.remove(&slot);
             }
         }
+    }
+
+    /// The completed keyed requests and the originals kept for answering
+    /// duplicates, for the gateway's checkpoint (requests in flight are not
+    /// part of it: their clients are waiting on this process).
+    pub fn checkpoint(&self) -> RequestsCheckpoint {
+        let t = self.lock();
+        let mut outcomes = BTreeMap::new();
+        let mut keep = |o: &Arc<Outcome>| {
+            outcomes
+                .entry(o.cmd_seq)
+                .or_insert_with(|| (o.ts_ns, o.events.clone()));
+            o.cmd_seq
+        };
+        let completed = t
+            .order
+            .iter()
+            .filter_map(|(ts, slot)| {
+                let c = t.cache.get(slot)?;
+                Some((*ts, slot.clone(), c.fingerprint.clone(), keep(&c.outcome)))
+            })
+            .collect();
+        let originals = t.originals.values().map(&mut keep).collect();
+        RequestsCheckpoint {
+            outcomes: outcomes
+                .into_iter()
+                .map(|(cmd_seq, (ts_ns, events))| OutcomeRecord {
+                    cmd_seq,
+                    ts_ns,
+                    events_json: serde_json::to_string(&events).unwrap_or_default(),
+                })
+                .collect(),
+            completed,
+            originals,
+        }
+    }
+
+    /// Replaces the completed requests and originals with `ck`'s (requests in
+    /// flight stay). Fails if an outcome's events do not parse or an entry names
+    /// an outcome `ck` lacks.
+    pub fn restore(&self, ck: RequestsCheckpoint) -> Result<(), String> {
+        let mut outcomes = BTreeMap::new();
+        for o in ck.outcomes {
+            let events: Vec<Event> = serde_json::from_str(&o.events_json)
+                .map_err(|e| format!("outcome of cmd_seq {}: {e}", o.cmd_seq))?;
+            outcomes.insert(
+                o.cmd_seq,
+                Arc::new(Outcome {
+                    cmd_seq: o.cmd_seq,
+                    ts_ns: o.ts_ns,
+                    events,
+                }),
+            );
+        }
+        let outcome = |seq: u64| {
+            outcomes
+                .get(&seq)
+                .cloned()
+                .ok_or_else(|| format!("no outcome for cmd_seq {seq}"))
+        };
+        let mut cache = HashMap::new();
+        let mut order = VecDeque::new();
+        for (ts, slot, fingerprint, seq) in ck.completed {
+            let outcome = outcome(seq)?;
+            order.push_back((ts, slot.clone()));
+            cache.insert(
+                slot,
+                Completed {
+                    fingerprint,
+                    outcome,
+                },
+            );
+        }
+        let originals = ck
+            .originals
+            .into_iter()
+            .map(|seq| Ok((seq, outcome(seq)?)))
+            .collect::<Result<_, String>>()?;
+        let mut t = self.lock();
+        t.cache = cache;
+        t.order = order;
+        t.originals = originals;
+        Ok(())
     }
 
     /// Wakes every waiter with "closed" (shutdown).

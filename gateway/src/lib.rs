@@ -79,6 +79,7 @@
 pub mod auth;
 pub mod bookcount;
 pub mod cancel_after;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod history;

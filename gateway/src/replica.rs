@@ -33,12 +33,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gpux_engine::{AccountId, Command, Engine, Event};
-use gpux_sequencer::{CommittedCommand, Feed, FeedError};
+use gpux_sequencer::{CommittedBatch, CommittedCommand, Feed, FeedError};
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::auth::KeyStore;
 use crate::bookcount::{BookCount, BookCounts};
+use crate::checkpoint::{self, Checkpoint, Checkpointer, LastCommand};
 use crate::config::GatewayConfig;
 use crate::error::ApiError;
 use crate::history::History;
@@ -64,9 +65,10 @@ const REBUILD_PAUSE_MAX: Duration = Duration::from_secs(30);
 /// ledger may be back at any moment).
 const REFOLLOW_RETRY_MAX: Duration = Duration::from_secs(2);
 
-/// Makes a new feed of every committed command from cmd_seq 1: how a diverged
-/// replica rebuilds itself (see [`Backend::refollow`](crate::Backend::refollow)).
-pub type FeedFactory = Box<dyn FnMut() -> Result<Box<dyn Feed>, FeedError> + Send>;
+/// Makes a new feed of the committed commands from the given cmd_seq: how a
+/// diverged replica rebuilds itself (from 1), and how a restored one follows on
+/// from its checkpoint (see [`Backend::refollow`](crate::Backend::refollow)).
+pub type FeedFactory = Box<dyn FnMut(u64) -> Result<Box<dyn Feed>, FeedError> + Send>;
 
 /// The gateway's view of the exchange, as of `engine.last_seq()`.
 #[derive(Debug)]
@@ -405,7 +407,7 @@ pub fn spawn(
         .name("gpux-gw-core".into())
         .spawn(move || {
             let guard = StopGuard(Arc::clone(&shared));
-            Core {
+            let mut core = Core {
                 shared,
                 market_data,
                 events: Vec::new(),
@@ -414,8 +416,14 @@ pub fn spawn(
                 diverged: false,
                 rebuild: None,
                 rebuild_pause: REBUILD_PAUSE_MIN,
-            }
-            .run(feed, &stop);
+                checkpointer: None,
+                expect: None,
+                last_batch: None,
+                checkpoint_at: 0,
+            };
+            let feed = core.start_checkpoints(feed);
+            core.run(feed, &stop);
+            core.finish_checkpoints();
             drop(guard);
         })
 }
@@ -448,6 +456,16 @@ struct Core {
     rebuild: Option<Rebuild>,
     /// Pause before the next re-follow (grows while rebuilds keep diverging).
     rebuild_pause: Duration,
+    /// Writes checkpoints, when the gateway has a checkpoint directory.
+    checkpointer: Option<Checkpointer>,
+    /// The command the restored checkpoint was taken after: the feed must bring
+    /// it first, unchanged, before anything is served.
+    expect: Option<LastCommand>,
+    /// The last batch applied to the shared replica (its last command is the
+    /// one a checkpoint is taken after).
+    last_batch: Option<CommittedBatch>,
+    /// The next checkpoint once the replica is at or past this cmd_seq.
+    checkpoint_at: u64,
 }
 
 impl Core {
@@ -471,12 +489,24 @@ impl Core {
                     match &self.rebuild {
                         Some(rb) => self.market_data.on_batch_end(&rb.replica.engine),
                         None => {
-                            let r = self.shared.read();
-                            self.market_data.on_batch_end(&r.engine);
+                            {
+                                let r = self.shared.read();
+                                self.market_data.on_batch_end(&r.engine);
+                            }
+                            self.last_batch = Some(batch);
+                            self.maybe_checkpoint();
                         }
                     }
                 }
-                Ok(None) if feed.reached_start() => self.caught_up(),
+                Ok(None) if feed.reached_start() => {
+                    self.caught_up();
+                    if self.diverged && self.refollow.is_some() {
+                        match self.refollow(stop) {
+                            Some(f) => feed = f,
+                            None => return,
+                        }
+                    }
+                }
                 Ok(None) => {}
                 Err(e) => {
                     self.shared
@@ -501,6 +531,14 @@ impl Core {
 
     /// Everything committed when the current feed started has been applied.
     fn caught_up(&mut self) {
+        if let Some(last) = self.expect.take() {
+            // The log ends before the command the checkpoint was taken after.
+            self.diverged(
+                last.cmd_seq,
+                "the gateway checkpoint is ahead of the log (its command is not there)",
+            );
+            return;
+        }
         match self.rebuild.take() {
             Some(rb) => self.finish_rebuild(rb),
             None => self.shared.health.set_caught_up(),
@@ -520,6 +558,7 @@ impl Core {
             // Under the write lock: no reader sees the new state as diverged or the
             // old one as serving.
             self.shared.health.diverged_at.store(0, Ordering::Release);
+            self.shared.stats.applied_seq.store(seq, Ordering::Release);
             self.shared
                 .health
                 .replica
@@ -554,7 +593,7 @@ impl Core {
                 return None;
             }
             let factory = self.refollow.as_mut()?;
-            match factory() {
+            match factory(1) {
                 Ok(f) => break f,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot re-follow the log to rebuild the replica; retrying");
@@ -563,6 +602,8 @@ impl Core {
             }
         };
         self.diverged = false;
+        self.expect = None;
+        self.last_batch = None;
         // A clean slate: nothing the diverged feed left may mix with the new one.
         self.market_data.reset();
         self.shared.stats.rebuilds.fetch_add(1, Ordering::Relaxed);
@@ -687,8 +728,144 @@ impl Core {
         );
     }
 
+    /// With a checkpoint directory: starts the writer, and takes up the
+    /// checkpoint there if it can be used (see [`checkpoint`]), returning a feed
+    /// from its command; otherwise returns `feed` (from cmd_seq 1).
+    fn start_checkpoints(&mut self, feed: Box<dyn Feed>) -> Box<dyn Feed> {
+        let Some(dir) = self.shared.cfg.checkpoint_dir.clone() else {
+            return feed;
+        };
+        match Checkpointer::start(dir.clone()) {
+            Ok(c) => self.checkpointer = Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the gateway's checkpoint writer; no checkpoints")
+            }
+        }
+        self.checkpoint_at = self.shared.cfg.checkpoint_every_commands.max(1);
+        let ck = match checkpoint::read(&dir) {
+            Ok(Some(ck)) => ck,
+            Ok(None) => return feed,
+            Err(e) => {
+                tracing::warn!(error = %e, "the gateway checkpoint cannot be used; following the log from cmd_seq 1");
+                return feed;
+            }
+        };
+        if ck.history.config() != &self.shared.cfg.history {
+            tracing::warn!("the gateway checkpoint was kept with other history bounds; following the log from cmd_seq 1");
+            return feed;
+        }
+        let Some(factory) = self.refollow.as_mut() else {
+            return feed;
+        };
+        let from = ck.last.cmd_seq;
+        let tail = match factory(from) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, cmd_seq = from, "cannot follow the log from the gateway checkpoint; following it from cmd_seq 1");
+                return feed;
+            }
+        };
+        if let Err(e) = self.restore(ck) {
+            tracing::warn!(error = %e, "the gateway checkpoint cannot be used; following the log from cmd_seq 1");
+            return feed;
+        }
+        tracing::info!(
+            cmd_seq = from,
+            "gateway restored from its checkpoint; following the log from there"
+        );
+        tail
+    }
+
+    /// Takes up `ck`: market data and the idempotency cache first (either may
+    /// refuse it, leaving everything as it was), then the replica.
+    fn restore(&mut self, ck: Checkpoint) -> Result<(), String> {
+        self.shared.requests.restore(ck.requests)?;
+        if let Err(e) = self.market_data.restore(ck.market_data, &ck.engine) {
+            let _ = self.shared.requests.restore(Default::default());
+            return Err(e);
+        }
+        let seq = ck.engine.last_seq();
+        let mut r = self.shared.write();
+        self.shared.keys.replace_all(ck.engine.all_api_keys());
+        r.engine = ck.engine;
+        r.history = ck.history;
+        r.books = ck.books;
+        r.books.mark_changed();
+        self.shared.publish_book_counts(&mut r.books);
+        self.shared.stats.applied_seq.store(seq, Ordering::Release);
+        self.expect = Some(ck.last);
+        self.checkpoint_at = seq.saturating_add(self.shared.cfg.checkpoint_every_commands.max(1));
+        Ok(())
+    }
+
+    /// The shared replica as of the last batch's last command, if it is a state
+    /// worth keeping (following, not diverged, the checkpoint's command seen).
+    fn take_checkpoint(&self) -> Option<Checkpoint> {
+        if self.diverged || self.rebuild.is_some() || self.expect.is_some() {
+            return None;
+        }
+        let last = self.last_batch.as_ref()?.last()?;
+        let r = self.shared.read();
+        if r.engine.last_seq() != last.cmd_seq {
+            return None;
+        }
+        Some(Checkpoint {
+            last: LastCommand::of(last),
+            engine: r.engine.clone(),
+            history: r.history.clone(),
+            books: r.books.clone(),
+            requests: self.shared.requests.checkpoint(),
+            market_data: self.market_data.checkpoint(),
+        })
+    }
+
+    /// After a batch: a checkpoint if one is due and none is being written.
+    fn maybe_checkpoint(&mut self) {
+        let every = self.shared.cfg.checkpoint_every_commands;
+        let Some(w) = &self.checkpointer else { return };
+        let applied = self.shared.stats.applied_seq.load(Ordering::Acquire);
+        if every == 0 || applied < self.checkpoint_at || w.busy() {
+            return;
+        }
+        if let Some(ck) = self.take_checkpoint() {
+            self.checkpoint_at = applied.saturating_add(every);
+            w.submit(ck);
+        }
+    }
+
+    /// At shutdown: a last checkpoint (if the state is worth keeping and moved
+    /// since the last one), and waits for the writer.
+    fn finish_checkpoints(&mut self) {
+        let Some(w) = self.checkpointer.take() else {
+            return;
+        };
+        w.finish(self.take_checkpoint());
+    }
+
     fn apply(&mut self, r: &mut Replica, cmd: &CommittedCommand, keys: &mut Vec<KeyChange>) {
         let expected = r.engine.last_seq() + 1;
+        if let Some(last) = self.expect.take_if(|l| l.cmd_seq == cmd.cmd_seq) {
+            if LastCommand::of(cmd) == last {
+                tracing::info!(
+                    cmd_seq = cmd.cmd_seq,
+                    "the gateway checkpoint matches the log; following on from it"
+                );
+            } else {
+                self.diverged(
+                    cmd.cmd_seq,
+                    "the gateway checkpoint does not match the log's command at its cmd_seq",
+                );
+            }
+            return;
+        }
+        if self.expect.is_some() {
+            self.expect = None;
+            self.diverged(
+                cmd.cmd_seq,
+                "the feed did not start with the gateway checkpoint's command",
+            );
+            return;
+        }
         if cmd.cmd_seq < expected {
             tracing::warn!(
                 cmd_seq = cmd.cmd_seq,

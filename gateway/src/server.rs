@@ -78,9 +78,12 @@ pub struct Backend {
     pub submitter: Arc<dyn Submitter>,
     /// Every committed command, in order, from cmd_seq 1.
     pub feed: Box<dyn Feed>,
-    /// Makes a fresh feed from cmd_seq 1 (over the ledger, or the events topic):
-    /// how a replica that diverged from the ledger rebuilds itself without a
-    /// restart. `None`: a diverged gateway refuses requests until restarted.
+    /// Makes a fresh feed from a given cmd_seq (over the ledger, or the events
+    /// topic): how a replica that diverged from the ledger rebuilds itself
+    /// without a restart (from 1), and how a gateway restored from its
+    /// checkpoint follows on ([`GatewayConfig::checkpoint_dir`]). `None`: a
+    /// diverged gateway refuses requests until restarted, and no checkpoint is
+    /// read.
     pub refollow: Option<FeedFactory>,
 }
 
@@ -96,15 +99,15 @@ impl Backend {
     }
 }
 
-/// Fresh feeds over `exchange`'s ledger from cmd_seq 1 (for
+/// Fresh feeds over `exchange`'s ledger from a given cmd_seq (for
 /// [`Backend::refollow`]).
 pub fn ledger_feeds(exchange: &gpux_sequencer::Exchange) -> FeedFactory {
     let (reader, publisher) = (exchange.reader(), exchange.publisher());
-    Box::new(move || {
+    Box::new(move |from| {
         Ok(Box::new(gpux_sequencer::LedgerFollower::new(
             reader.clone(),
             Arc::clone(&publisher),
-            1,
+            from,
         )) as Box<dyn Feed>)
     })
 }

@@ -130,12 +130,12 @@ async fn start(fault: Fault) -> (Harness, Controls) {
                     arm,
                     fault,
                 }),
-                refollow: Some(Box::new(move || {
+                refollow: Some(Box::new(move |from| {
                     if !factory_open.load(Ordering::Acquire) {
                         return Err(FeedError::Unavailable("held by the test".into()));
                     }
                     Ok(Box::new(Held {
-                        inner: ledger()?,
+                        inner: ledger(from)?,
                         open: Arc::clone(&feed_open),
                     }) as Box<dyn Feed>)
                 })),

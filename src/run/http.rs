@@ -4,11 +4,13 @@
 //! `gpux serve` runs the command log (embedded in the ledger by default, or a
 //! Kafka topic with `--kafka`), sequencer, engine and ledger
 //! (`gpux_sequencer::Exchange`), and the HTTP/WebSocket gateway (`gpux_gateway`)
-//! following the ledger from cmd_seq 1; optionally the demo traders (`--demo`).
+//! following the ledger; optionally the demo traders (`--demo`).
 //! `gpux gateway` is the same server without the exchange: it produces commands
 //! to the commands topic and its replica follows the events topic that `gpux
 //! engine` publishes, so any number of gateways can run next to one engine. Its
-//! data directory holds only the generated admin key.
+//! data directory holds only the generated admin key and the gateway's
+//! checkpoint (`DIR/gateway/`, which both roles keep: a restart follows the log
+//! from it instead of from cmd_seq 1).
 //!
 //! Both print one JSON line once they serve requests — listening, and the
 //! gateway's replica caught up with the log — (`{"listen":…,"pid":…,"data":…,
@@ -38,6 +40,9 @@ use gpux_sequencer::{Exchange, ExchangeClock, Feed, FeedError, PipelineError, Su
 
 use crate::config::Config;
 use crate::metrics::{BookDepth, Metrics};
+
+/// The gateway's checkpoint directory inside the data directory.
+const GATEWAY_CHECKPOINT_DIR: &str = "gateway";
 
 /// File name of the generated admin key inside the data directory.
 pub const ADMIN_KEY_FILE: &str = "admin.key";
@@ -187,6 +192,7 @@ fn gateway_config(
     probe: &Arc<OnceLock<GatewayProbe>>,
 ) -> Result<GatewayConfig> {
     let mut gw = GatewayConfig::with_settings(cfg.listen, admin_key, &cfg.gateway);
+    gw.checkpoint_dir = Some(cfg.data.join(GATEWAY_CHECKPOINT_DIR));
     gw.validate()?;
     gw.extra_routes = Some(metrics_routes(metrics.clone(), Arc::clone(probe)));
     let counted = metrics.clone();
@@ -197,13 +203,14 @@ fn gateway_config(
 }
 
 /// The broker side of `gpux gateway`: a producer to the commands topic, and feeds
-/// of the events topic from cmd_seq 1 (a diverged replica re-follows it).
+/// of the events topic (from cmd_seq 1, or from the gateway's checkpoint; a
+/// diverged replica re-follows it from 1).
 fn behind_broker(k: &KafkaConfig) -> Result<(Behind, Backend)> {
     let submitter = Arc::new(KafkaSubmitter::new(k)?);
     let feed = EventsTopicFeed::connecting(k, 1, FEED_START_TIMEOUT)?;
     let topic = k.clone();
-    let refollow: FeedFactory = Box::new(move || {
-        EventsTopicFeed::connecting(&topic, 1, FEED_START_TIMEOUT)
+    let refollow: FeedFactory = Box::new(move |from| {
+        EventsTopicFeed::connecting(&topic, from, FEED_START_TIMEOUT)
             .map(|f| Box::new(f) as Box<dyn Feed>)
             .map_err(|e| FeedError::Unavailable(format!("{e:#}")))
     });

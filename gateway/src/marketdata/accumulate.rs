@@ -36,6 +36,28 @@ struct CoreMarket {
     seeded_at: u64,
 }
 
+/// Market data's part of the gateway's checkpoint: what the accumulator and the
+/// books' core sides folded from every command so far. Depth is not kept: it is
+/// the engine's, and comes back from the replica's engine.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MarketDataCheckpoint {
+    /// Markets whose `market_listed` was seen.
+    listed: Vec<MarketId>,
+    /// Per market, its closed slots still kept, oldest first.
+    closed: Vec<(MarketId, Vec<u64>)>,
+    /// Every book kept, in registration order.
+    books: Vec<BookCheckpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct BookCheckpoint {
+    market: MarketId,
+    slot: u64,
+    closed: bool,
+    book_seq: u64,
+    stats: super::stats::TradeStats,
+}
+
 /// The core thread's market-data state.
 pub struct Accumulator {
     shared: Arc<MarketDataState>,
@@ -122,6 +144,94 @@ impl Accumulator {
         self.private_batch.clear();
         self.private_set.clear();
         self.private_gen = u64::MAX;
+    }
+
+    /// What the gateway's checkpoint keeps of market data (call between
+    /// batches, after [`on_batch_end`](Self::on_batch_end): nothing is pending
+    /// then). Books in registration order.
+    pub fn checkpoint(&self) -> MarketDataCheckpoint {
+        let mut books: Vec<(usize, BookCheckpoint)> = self
+            .markets
+            .iter()
+            .map(|(&(market, slot), m)| {
+                let core = lock(&m.entry.core);
+                let book = BookCheckpoint {
+                    market,
+                    slot,
+                    closed: m.entry.closed.load(Ordering::Acquire),
+                    book_seq: core.book_seq,
+                    stats: core.stats.clone(),
+                };
+                (m.entry.index, book)
+            })
+            .collect();
+        books.sort_by_key(|(i, _)| *i);
+        let mut listed: Vec<MarketId> = self.listed.iter().copied().collect();
+        listed.sort();
+        let mut closed: Vec<(MarketId, Vec<u64>)> = self
+            .closed
+            .iter()
+            .map(|(id, q)| (*id, q.iter().copied().collect()))
+            .collect();
+        closed.sort_by_key(|(id, _)| *id);
+        MarketDataCheckpoint {
+            listed,
+            closed,
+            books: books.into_iter().map(|(_, b)| b).collect(),
+        }
+    }
+
+    /// Takes up market data from `ck`, taken when `engine` was where it is now
+    /// (after `engine.last_seq()`): the books' trades, candles and sequence
+    /// numbers from `ck`, their depth from `engine`. Call on a fresh accumulator;
+    /// then [`on_batch_end`](Self::on_batch_end) hands the books to the hub.
+    pub fn restore(&mut self, ck: MarketDataCheckpoint, engine: &Engine) -> Result<(), String> {
+        let fresh = self.shared.empty_core(0).stats;
+        for b in &ck.books {
+            if !b.stats.same_bounds(&fresh) {
+                return Err("the market-data bounds changed since the checkpoint".into());
+            }
+            if engine.market(&b.market).is_none() {
+                return Err(format!(
+                    "a book of market {}, which is not listed",
+                    b.market
+                ));
+            }
+        }
+        for spec in engine.markets() {
+            self.shared.add_spec(spec.clone());
+        }
+        let seq = engine.last_seq();
+        for b in ck.books {
+            let Some(spec) = engine.market(&b.market).cloned() else {
+                continue;
+            };
+            let entry = self.shared.add_market(spec, b.slot, 0);
+            entry.closed.store(b.closed, Ordering::Release);
+            lock(&entry.core).stats = b.stats;
+            let mut m = CoreMarket {
+                entry,
+                levels: HashMap::new(),
+                trades: Vec::new(),
+                book_seq: Some(b.book_seq),
+                touched: true,
+                seeded_at: seq,
+            };
+            for side in [Side::Buy, Side::Sell] {
+                for (p, q) in engine.depth_ticks(&b.market, b.slot, side, usize::MAX) {
+                    *m.levels.entry((side, p)).or_default() += q as i64;
+                }
+            }
+            self.touched.push((b.market, b.slot));
+            self.markets.insert((b.market, b.slot), m);
+        }
+        self.listed = ck.listed.into_iter().collect();
+        self.closed = ck
+            .closed
+            .into_iter()
+            .map(|(id, q)| (id, q.into_iter().collect()))
+            .collect();
+        Ok(())
     }
 
     /// Accumulates one committed command's market data.

@@ -42,6 +42,7 @@ mod state;
 pub mod stats;
 pub mod wire;
 
+pub use accumulate::MarketDataCheckpoint;
 pub use state::OpenOrders;
 mod ws;
 
@@ -291,6 +292,24 @@ impl MarketData {
     /// (which publishes at most once per `flush_interval`). Never blocks.
     pub fn on_batch_end(&mut self, engine: &gpux_engine::Engine) {
         self.accumulator.on_batch_end(engine);
+    }
+
+    /// What the gateway's checkpoint keeps of market data. Call between batches
+    /// (after [`on_batch_end`](Self::on_batch_end)).
+    pub fn checkpoint(&self) -> MarketDataCheckpoint {
+        self.accumulator.checkpoint()
+    }
+
+    /// Takes up market data from a checkpoint taken when the replica was where
+    /// `engine` is now, and hands the books to the hub. Call before any command.
+    pub fn restore(
+        &mut self,
+        ck: MarketDataCheckpoint,
+        engine: &gpux_engine::Engine,
+    ) -> Result<(), String> {
+        self.accumulator.restore(ck, engine)?;
+        self.accumulator.on_batch_end(engine);
+        Ok(())
     }
 
     /// Stops serving and forgets everything, because what it was built from was

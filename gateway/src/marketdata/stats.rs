@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 
 use gpux_engine::{Side, TradeId};
+use serde::{Deserialize, Serialize};
 
 /// Nanoseconds in one minute.
 pub const MINUTE_NS: u64 = 60_000_000_000;
@@ -21,7 +22,7 @@ pub const DAY_NS: u64 = 24 * HOUR_NS;
 pub const MINUTES_PER_DAY_PLUS_ONE: usize = 24 * 60 + 1;
 
 /// One public trade (no accounts, no order ids: those are private).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TradeRec {
     /// The engine's trade id.
     pub trade: TradeId,
@@ -38,7 +39,7 @@ pub struct TradeRec {
 }
 
 /// Open-high-low-close-volume of one interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Candle {
     /// Start of the interval, ns since the epoch (a multiple of the interval).
     pub open_ns: u64,
@@ -132,7 +133,7 @@ impl Interval {
 }
 
 /// The last `cap` candles of one interval (intervals without trades have none).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CandleSeries {
     interval_ns: u64,
     cap: usize,
@@ -245,7 +246,7 @@ fn notional(price_ticks: i64, lots: u64) -> u128 {
 }
 
 /// Everything trade-derived about one market.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TradeStats {
     recent: VecDeque<TradeRec>,
     recent_cap: usize,
@@ -270,6 +271,13 @@ impl TradeStats {
             last: None,
             total_lots: 0,
         }
+    }
+
+    /// Whether `other` keeps as many trades and candles as this.
+    pub fn same_bounds(&self, other: &TradeStats) -> bool {
+        self.recent_cap == other.recent_cap
+            && self.m1.capacity() == other.m1.capacity()
+            && self.h1.capacity() == other.h1.capacity()
     }
 
     /// Records a trade.

@@ -35,6 +35,15 @@ impl Serialize for SlotName {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for SlotName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        gpux_engine::slot::parse_slot(&s)
+            .map(SlotName)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// One L2 level as `[price, quantity]`.
 pub type Level = (Dec, Dec);
 

@@ -1,0 +1,386 @@
+//! The gateway's checkpoint: everything its core thread folded from the log, as of
+//! one committed command, in one file, so a restarted gateway follows the log from
+//! that command instead of from cmd_seq 1.
+//!
+//! Owns [`Checkpoint`] (the replica engine, the order and fill history, the
+//! idempotency cache, market data's trades and candles), its file format
+//! ([`write`], [`read`]), [`LastCommand`] (which command it was taken after, as the
+//! log has it) and [`Checkpointer`], the thread that writes checkpoints while the
+//! core thread goes on.
+//!
+//! Why: the history, the idempotency cache and the candles are defined as a fold
+//! over every committed command since genesis, so without a checkpoint a restart
+//! re-applies the whole ledger (17–20 s for a million commands) before it serves.
+//!
+//! Trust: a checkpoint is the gateway's own derived state, never the record. It is
+//! used only if its file is whole (SHA-256 over the body), its format version is
+//! this one, its bounds are the ones configured, and the log's command at its
+//! `cmd_seq` is the one it was taken after ([`LastCommand`]: sequence number,
+//! timestamp, first event, SHA-256 of payload and events). Otherwise the gateway
+//! says why and folds from cmd_seq 1, as without one. After a restore every
+//! command is still re-applied and compared with the committed events, so a
+//! checkpoint that does not match the log shows as a divergence and is rebuilt
+//! from cmd_seq 1. File layout: `docs/ARCHITECTURE.md`, "The gateway's read
+//! replica".
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use gpux_engine::Engine;
+use gpux_sequencer::CommittedCommand;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::bookcount::BookCounts;
+use crate::history::History;
+use crate::idempotency::RequestsCheckpoint;
+use crate::marketdata::MarketDataCheckpoint;
+
+/// The checkpoint's file name in its directory.
+pub const FILE_NAME: &str = "gateway.checkpoint";
+
+/// First bytes of a checkpoint file.
+const MAGIC: &[u8; 8] = b"GPUXGWCK";
+
+/// The file format's version; a file of another version is not read.
+const VERSION: u32 = 1;
+
+/// Bytes before the body: magic, version, body length.
+const HEADER_BYTES: usize = 8 + 4 + 8;
+
+/// Default [`GatewayConfig::checkpoint_every_commands`](crate::GatewayConfig::checkpoint_every_commands).
+pub const EVERY_COMMANDS_DEFAULT: u64 = 100_000;
+
+/// The committed command a checkpoint was taken after, as the log has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastCommand {
+    /// Its sequence number.
+    pub cmd_seq: u64,
+    /// Its timestamp.
+    pub ts_ns: u64,
+    /// `event_seq` of its first event.
+    pub first_event_seq: u64,
+    /// SHA-256 of its payload bytes.
+    pub payload_sha256: [u8; 32],
+    /// SHA-256 of its events as JSON.
+    pub events_sha256: [u8; 32],
+}
+
+impl LastCommand {
+    /// `cmd`'s identity.
+    pub fn of(cmd: &CommittedCommand) -> Self {
+        let events = serde_json::to_vec(&cmd.events).unwrap_or_default();
+        LastCommand {
+            cmd_seq: cmd.cmd_seq,
+            ts_ns: cmd.ts_ns,
+            first_event_seq: cmd.first_event_seq,
+            payload_sha256: Sha256::digest(&cmd.payload).into(),
+            events_sha256: Sha256::digest(&events).into(),
+        }
+    }
+}
+
+/// The core thread's state after [`LastCommand`].
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The command it was taken after.
+    pub last: LastCommand,
+    /// The replica engine.
+    pub engine: Engine,
+    /// Orders, fills and delivery schedules.
+    pub history: History,
+    /// Resting orders and levels per market (for metrics).
+    pub books: BookCounts,
+    /// Completed keyed requests and originals of duplicates.
+    pub requests: RequestsCheckpoint,
+    /// Trades, candles and book sequence numbers.
+    pub market_data: MarketDataCheckpoint,
+}
+
+/// The file's body (postcard), as read.
+#[derive(Deserialize)]
+struct Body {
+    last: LastCommand,
+    /// `Engine::snapshot`.
+    engine: Vec<u8>,
+    history: History,
+    books: BookCounts,
+    requests: RequestsCheckpoint,
+    market_data: MarketDataCheckpoint,
+}
+
+/// The same body, as written (fields in the same order).
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    last: &'a LastCommand,
+    engine: Vec<u8>,
+    history: &'a History,
+    books: &'a BookCounts,
+    requests: &'a RequestsCheckpoint,
+    market_data: &'a MarketDataCheckpoint,
+}
+
+/// Why a checkpoint file was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Reading or writing the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not a whole checkpoint of this version.
+    #[error("{path}: {why}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Writes `ck` to `dir` atomically (a temporary file, synced, renamed over the
+/// old one, the directory synced). Returns the bytes written.
+pub fn write(dir: &Path, ck: &Checkpoint) -> Result<u64, CheckpointError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CheckpointError::Io { path, source }
+    };
+    let path = dir.join(FILE_NAME);
+    let body = BodyRef {
+        last: &ck.last,
+        engine: ck.engine.snapshot(),
+        history: &ck.history,
+        books: &ck.books,
+        requests: &ck.requests,
+        market_data: &ck.market_data,
+    };
+    let body = postcard::to_stdvec(&body).map_err(|e| CheckpointError::Invalid {
+        path: path.clone(),
+        why: format!("cannot encode: {e}"),
+    })?;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = dir.join(format!("{FILE_NAME}.tmp.{}", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        let mut out = std::io::BufWriter::new(&mut f);
+        out.write_all(MAGIC)
+            .and_then(|()| out.write_all(&VERSION.to_le_bytes()))
+            .and_then(|()| out.write_all(&(body.len() as u64).to_le_bytes()))
+            .and_then(|()| out.write_all(&body))
+            .and_then(|()| out.write_all(&Sha256::digest(&body)))
+            .and_then(|()| out.flush())
+            .map_err(io(&tmp))?;
+        drop(out);
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok((HEADER_BYTES + body.len() + 32) as u64)
+}
+
+/// Reads the checkpoint in `dir`: `Ok(None)` if there is none.
+pub fn read(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
+    let path = dir.join(FILE_NAME);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(CheckpointError::Io { path, source }),
+    };
+    let invalid = |why: String| CheckpointError::Invalid {
+        path: path.clone(),
+        why,
+    };
+    let body = framed_body(&bytes).map_err(invalid)?;
+    let body: Body =
+        postcard::from_bytes(body).map_err(|e| invalid(format!("cannot decode: {e}")))?;
+    let engine = Engine::restore(&body.engine)
+        .map_err(|e| invalid(format!("its engine state does not restore: {e}")))?;
+    if engine.last_seq() != body.last.cmd_seq {
+        return Err(invalid(format!(
+            "its engine is at cmd_seq {}, not {}",
+            engine.last_seq(),
+            body.last.cmd_seq
+        )));
+    }
+    Ok(Some(Checkpoint {
+        last: body.last,
+        engine,
+        history: body.history,
+        books: body.books,
+        requests: body.requests,
+        market_data: body.market_data,
+    }))
+}
+
+/// The body of a whole file of this version.
+fn framed_body(bytes: &[u8]) -> Result<&[u8], String> {
+    if bytes.len() < HEADER_BYTES + 32 || &bytes[..8] != MAGIC {
+        return Err("not a gateway checkpoint".into());
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
+    if version != VERSION {
+        return Err(format!(
+            "checkpoint format version {version}; this gateway reads version {VERSION}"
+        ));
+    }
+    let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap_or_default());
+    let len = usize::try_from(len).map_err(|_| "body length out of range".to_string())?;
+    if bytes.len() != HEADER_BYTES + len + 32 {
+        return Err(format!(
+            "{} bytes, the header says {}: cut short or extended",
+            bytes.len(),
+            HEADER_BYTES + len + 32
+        ));
+    }
+    let (body, digest) = bytes[HEADER_BYTES..].split_at(len);
+    if Sha256::digest(body).as_slice() != digest {
+        return Err("its SHA-256 does not match: damaged".into());
+    }
+    Ok(body)
+}
+
+/// The thread that writes checkpoints, one at a time, while the core thread goes
+/// on. Dropping it waits for the checkpoint being written.
+pub struct Checkpointer {
+    tx: Option<SyncSender<Checkpoint>>,
+    busy: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Checkpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpointer")
+            .field("busy", &self.busy())
+            .finish()
+    }
+}
+
+impl Checkpointer {
+    /// Starts the writer thread for `dir`.
+    pub fn start(dir: PathBuf) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::sync_channel::<Checkpoint>(1);
+        let busy = Arc::new(AtomicBool::new(false));
+        let writing = Arc::clone(&busy);
+        let thread = std::thread::Builder::new()
+            .name("gpux-gw-ckpt".into())
+            .spawn(move || {
+                for ck in rx {
+                    let started = std::time::Instant::now();
+                    match write(&dir, &ck) {
+                        Ok(bytes) => tracing::info!(
+                            cmd_seq = ck.last.cmd_seq,
+                            bytes,
+                            ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                            "gateway checkpoint written"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "cannot write the gateway checkpoint"),
+                    }
+                    writing.store(false, Ordering::Release);
+                }
+            })?;
+        Ok(Checkpointer {
+            tx: Some(tx),
+            busy,
+            thread: Some(thread),
+        })
+    }
+
+    /// Whether a checkpoint is being written (the core thread copies its state
+    /// for the next one only when none is).
+    pub fn busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+
+    /// Hands `ck` to the writer (waits only if one is still being written).
+    pub fn submit(&self, ck: Checkpoint) {
+        if let Some(tx) = &self.tx {
+            self.busy.store(true, Ordering::Release);
+            if tx.send(ck).is_err() {
+                self.busy.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    /// Writes `ck`, if given, after the checkpoint being written, and waits for
+    /// both.
+    pub fn finish(mut self, ck: Option<Checkpoint>) {
+        if let Some(ck) = ck {
+            self.submit(ck);
+        }
+        self.join();
+    }
+
+    fn join(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+/// `#[serde(with = …)]` for `Option<Decimal>` fields kept in a checkpoint:
+/// postcard needs the option's tag, and a decimal as its exact string (the
+/// default `Decimal` deserializer asks for `deserialize_any`, which postcard has
+/// not).
+pub(crate) mod decimal_option {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| Decimal::from_str_exact(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// `#[serde(with = …)]` for a map of decimals by account kept in a checkpoint
+/// (as pairs, the decimals as exact strings; see [`decimal_option`]).
+pub(crate) mod decimal_map {
+    use std::collections::HashMap;
+
+    use gpux_engine::AccountId;
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        m: &HashMap<AccountId, Decimal>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter().map(|(a, d)| (*a, d.to_string())))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<HashMap<AccountId, Decimal>, D::Error> {
+        Vec::<(AccountId, String)>::deserialize(d)?
+            .into_iter()
+            .map(|(a, s)| {
+                Decimal::from_str_exact(&s)
+                    .map(|d| (a, d))
+                    .map_err(serde::de::Error::custom)
+            })
+            .collect()
+    }
+}
