@@ -13,7 +13,7 @@
 //! re-applies the whole ledger (17–20 s for a million commands) before it serves.
 //!
 //! Trust: a checkpoint is the gateway's own derived state, never the record. It is
-//! used only if its file is whole (SHA-256 over the body), its format version is
+//! used only if its file is whole (CRC-32 over the body), its format version is
 //! this one, its bounds are the ones configured, and the log's command at its
 //! `cmd_seq` is the one it was taken after ([`LastCommand`]: sequence number,
 //! timestamp, first event, SHA-256 of payload and events). Otherwise the gateway
@@ -174,7 +174,7 @@ pub fn write(dir: &Path, ck: &Checkpoint) -> Result<u64, CheckpointError> {
             .and_then(|()| out.write_all(&VERSION.to_le_bytes()))
             .and_then(|()| out.write_all(&(body.len() as u64).to_le_bytes()))
             .and_then(|()| out.write_all(&body))
-            .and_then(|()| out.write_all(&Sha256::digest(&body)))
+            .and_then(|()| out.write_all(&crc32fast::hash(&body).to_le_bytes()))
             .and_then(|()| out.flush())
             .map_err(io(&tmp))?;
         drop(out);
@@ -184,7 +184,7 @@ pub fn write(dir: &Path, ck: &Checkpoint) -> Result<u64, CheckpointError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io(dir))?;
-    Ok((HEADER_BYTES + body.len() + 32) as u64)
+    Ok((HEADER_BYTES + body.len() + 4) as u64)
 }
 
 /// Reads the checkpoint in `dir`: `Ok(None)` if there is none.
@@ -223,7 +223,7 @@ pub fn read(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
 
 /// The body of a whole file of this version.
 fn framed_body(bytes: &[u8]) -> Result<&[u8], String> {
-    if bytes.len() < HEADER_BYTES + 32 || &bytes[..8] != MAGIC {
+    if bytes.len() < HEADER_BYTES + 4 || &bytes[..8] != MAGIC {
         return Err("not a gateway checkpoint".into());
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
@@ -234,16 +234,16 @@ fn framed_body(bytes: &[u8]) -> Result<&[u8], String> {
     }
     let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap_or_default());
     let len = usize::try_from(len).map_err(|_| "body length out of range".to_string())?;
-    if bytes.len() != HEADER_BYTES + len + 32 {
+    if bytes.len() != HEADER_BYTES + len + 4 {
         return Err(format!(
             "{} bytes, the header says {}: cut short or extended",
             bytes.len(),
-            HEADER_BYTES + len + 32
+            HEADER_BYTES + len + 4
         ));
     }
-    let (body, digest) = bytes[HEADER_BYTES..].split_at(len);
-    if Sha256::digest(body).as_slice() != digest {
-        return Err("its SHA-256 does not match: damaged".into());
+    let (body, crc) = bytes[HEADER_BYTES..].split_at(len);
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return Err("its CRC-32 does not match: damaged".into());
     }
     Ok(body)
 }
@@ -333,30 +333,38 @@ impl Drop for Checkpointer {
     }
 }
 
-/// `#[serde(with = …)]` for `Option<Decimal>` fields kept in a checkpoint:
-/// postcard needs the option's tag, and a decimal as its exact string (the
-/// default `Decimal` deserializer asks for `deserialize_any`, which postcard has
-/// not).
-pub(crate) mod decimal_option {
+/// `#[serde(with = …)]` for `Decimal` fields kept in a checkpoint: the 16 bytes
+/// of [`Decimal::serialize`] (exact, scale included; the default `Decimal`
+/// deserializer asks for `deserialize_any`, which postcard has not, and
+/// strings cost a parse each).
+pub(crate) mod decimal_bin {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&d.serialize(), s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        <[u8; 16]>::deserialize(d).map(Decimal::deserialize)
+    }
+}
+
+/// [`decimal_bin`] for `Option<Decimal>`.
+pub(crate) mod decimal_bin_option {
     use rust_decimal::Decimal;
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&d.to_string()),
-            None => s.serialize_none(),
-        }
+        serde::Serialize::serialize(&d.map(|d| d.serialize()), s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|s| Decimal::from_str_exact(&s).map_err(serde::de::Error::custom))
-            .transpose()
+        Option::<[u8; 16]>::deserialize(d).map(|o| o.map(Decimal::deserialize))
     }
 }
 
-/// `#[serde(with = …)]` for a map of decimals by account kept in a checkpoint
-/// (as pairs, the decimals as exact strings; see [`decimal_option`]).
+/// [`decimal_bin`] for a map of decimals by account (as pairs).
 pub(crate) mod decimal_map {
     use std::collections::HashMap;
 
@@ -368,19 +376,101 @@ pub(crate) mod decimal_map {
         m: &HashMap<AccountId, Decimal>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
-        s.collect_seq(m.iter().map(|(a, d)| (*a, d.to_string())))
+        s.collect_seq(m.iter().map(|(a, d)| (*a, d.serialize())))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<HashMap<AccountId, Decimal>, D::Error> {
-        Vec::<(AccountId, String)>::deserialize(d)?
+        Ok(Vec::<(AccountId, [u8; 16])>::deserialize(d)?
             .into_iter()
-            .map(|(a, s)| {
-                Decimal::from_str_exact(&s)
-                    .map(|d| (a, d))
-                    .map_err(serde::de::Error::custom)
-            })
-            .collect()
+            .map(|(a, d)| (a, Decimal::deserialize(d)))
+            .collect())
+    }
+}
+
+/// The fills kept per account, in a checkpoint: [`Fill`](crate::history::Fill)
+/// without its JSON form (decimals as in [`decimal_bin`], the slot as seconds).
+pub(crate) mod fills_bin {
+    use std::collections::{HashMap, VecDeque};
+
+    use gpux_engine::{AccountId, MarketId, OrderId, Side, TradeId};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::history::{Fill, Liquidity};
+    use crate::marketdata::wire::SlotName;
+
+    #[derive(Serialize, Deserialize)]
+    struct FillBin {
+        trade_id: TradeId,
+        order_id: OrderId,
+        market: MarketId,
+        slot: u64,
+        side: Side,
+        price: [u8; 16],
+        quantity: [u8; 16],
+        fee: [u8; 16],
+        liquidity: Liquidity,
+        cmd_seq: u64,
+        ts_ns: u64,
+        ts_ms: u64,
+    }
+
+    impl From<&Fill> for FillBin {
+        fn from(f: &Fill) -> Self {
+            FillBin {
+                trade_id: f.trade_id,
+                order_id: f.order_id,
+                market: f.market,
+                slot: f.slot.0,
+                side: f.side,
+                price: f.price.serialize(),
+                quantity: f.quantity.serialize(),
+                fee: f.fee.serialize(),
+                liquidity: f.liquidity,
+                cmd_seq: f.cmd_seq,
+                ts_ns: f.ts_ns,
+                ts_ms: f.ts_ms,
+            }
+        }
+    }
+
+    impl From<FillBin> for Fill {
+        fn from(f: FillBin) -> Self {
+            use rust_decimal::Decimal;
+            Fill {
+                trade_id: f.trade_id,
+                order_id: f.order_id,
+                market: f.market,
+                slot: SlotName(f.slot),
+                side: f.side,
+                price: Decimal::deserialize(f.price),
+                quantity: Decimal::deserialize(f.quantity),
+                fee: Decimal::deserialize(f.fee),
+                liquidity: f.liquidity,
+                cmd_seq: f.cmd_seq,
+                ts_ns: f.ts_ns,
+                ts_ms: f.ts_ms,
+            }
+        }
+    }
+
+    pub fn serialize<S: Serializer>(
+        m: &HashMap<AccountId, VecDeque<Fill>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            m.iter()
+                .map(|(a, q)| (*a, q.iter().map(FillBin::from).collect::<Vec<_>>())),
+        )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<HashMap<AccountId, VecDeque<Fill>>, D::Error> {
+        Ok(Vec::<(AccountId, Vec<FillBin>)>::deserialize(d)?
+            .into_iter()
+            .map(|(a, q)| (a, q.into_iter().map(Fill::from).collect()))
+            .collect())
     }
 }

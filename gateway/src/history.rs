@@ -165,16 +165,16 @@ pub struct OrderRecord {
     /// Limit or market.
     pub order_type: OrderType,
     /// Limit price (after any amend); `None` for market orders.
-    #[serde(with = "crate::checkpoint::decimal_option")]
+    #[serde(with = "crate::checkpoint::decimal_bin_option")]
     pub price: Option<Decimal>,
     /// Ordered GPU-hours: filled plus what was open after the last amend.
-    #[serde(with = "gpux_engine::decimal::strict")]
+    #[serde(with = "crate::checkpoint::decimal_bin")]
     pub quantity: Decimal,
     /// GPU-hours filled so far.
-    #[serde(with = "gpux_engine::decimal::strict")]
+    #[serde(with = "crate::checkpoint::decimal_bin")]
     pub filled: Decimal,
     /// GPU-hours open on the book (zero once closed).
-    #[serde(with = "gpux_engine::decimal::strict")]
+    #[serde(with = "crate::checkpoint::decimal_bin")]
     pub remaining: Decimal,
     /// Where the order is.
     pub status: OrderStatus,
@@ -327,6 +327,7 @@ pub struct History {
     cfg: HistoryConfig,
     orders: HashMap<OrderId, OrderRecord>,
     closed: HashMap<AccountId, VecDeque<OrderId>>,
+    #[serde(with = "crate::checkpoint::fills_bin")]
     fills: HashMap<AccountId, VecDeque<Fill>>,
     schedule: HashMap<AccountId, VecDeque<DeliveryRecord>>,
     /// Provider and holder of every entry not yet settled.
@@ -336,10 +337,10 @@ pub struct History {
     #[serde(with = "crate::checkpoint::decimal_map")]
     provided: HashMap<AccountId, Decimal>,
     /// GPU-hours scheduled for delivery in all.
-    #[serde(with = "gpux_engine::decimal::strict")]
+    #[serde(with = "crate::checkpoint::decimal_bin")]
     scheduled_total: Decimal,
     /// GPU-hours delivered in all (settled entries' `delivered`).
-    #[serde(with = "gpux_engine::decimal::strict")]
+    #[serde(with = "crate::checkpoint::decimal_bin")]
     delivered_total: Decimal,
 }
 
@@ -350,10 +351,10 @@ pub struct DeliveryRecord {
     /// The entry as the gate fixed it.
     pub scheduled: DeliveryScheduled,
     /// What the provider reported delivered (the latest report).
-    #[serde(with = "crate::checkpoint::decimal_option")]
+    #[serde(with = "crate::checkpoint::decimal_bin_option")]
     pub reported: Option<Decimal>,
     /// What the holder, disputing, said it received.
-    #[serde(with = "crate::checkpoint::decimal_option")]
+    #[serde(with = "crate::checkpoint::decimal_bin_option")]
     pub disputed: Option<Decimal>,
     /// Its settlement, once settled.
     pub settled: Option<DeliverySettled>,

@@ -420,6 +420,7 @@ pub fn spawn(
                 expect: None,
                 last_batch: None,
                 checkpoint_at: 0,
+                checkpointed: 0,
             };
             let feed = core.start_checkpoints(feed);
             core.run(feed, &stop);
@@ -466,6 +467,9 @@ struct Core {
     last_batch: Option<CommittedBatch>,
     /// The next checkpoint once the replica is at or past this cmd_seq.
     checkpoint_at: u64,
+    /// The cmd_seq of the last checkpoint written or restored (a stop writes
+    /// none if the replica has not moved since).
+    checkpointed: u64,
 }
 
 impl Core {
@@ -742,6 +746,7 @@ impl Core {
             }
         }
         self.checkpoint_at = self.shared.cfg.checkpoint_every_commands.max(1);
+        let started = std::time::Instant::now();
         let ck = match checkpoint::read(&dir) {
             Ok(Some(ck)) => ck,
             Ok(None) => return feed,
@@ -771,6 +776,7 @@ impl Core {
         }
         tracing::info!(
             cmd_seq = from,
+            ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "gateway restored from its checkpoint; following the log from there"
         );
         tail
@@ -794,6 +800,7 @@ impl Core {
         self.shared.publish_book_counts(&mut r.books);
         self.shared.stats.applied_seq.store(seq, Ordering::Release);
         self.expect = Some(ck.last);
+        self.checkpointed = seq;
         self.checkpoint_at = seq.saturating_add(self.shared.cfg.checkpoint_every_commands.max(1));
         Ok(())
     }
@@ -829,6 +836,7 @@ impl Core {
         }
         if let Some(ck) = self.take_checkpoint() {
             self.checkpoint_at = applied.saturating_add(every);
+            self.checkpointed = ck.last.cmd_seq;
             w.submit(ck);
         }
     }
@@ -839,7 +847,10 @@ impl Core {
         let Some(w) = self.checkpointer.take() else {
             return;
         };
-        w.finish(self.take_checkpoint());
+        let ck = self
+            .take_checkpoint()
+            .filter(|ck| ck.last.cmd_seq > self.checkpointed);
+        w.finish(ck);
     }
 
     fn apply(&mut self, r: &mut Replica, cmd: &CommittedCommand, keys: &mut Vec<KeyChange>) {
