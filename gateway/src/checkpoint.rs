@@ -55,6 +55,11 @@ const HEADER_BYTES: usize = 8 + 4 + 8;
 /// Default [`GatewayConfig::checkpoint_every_commands`](crate::GatewayConfig::checkpoint_every_commands).
 pub const EVERY_COMMANDS_DEFAULT: u64 = 100_000;
 
+/// Least time between two checkpoints while running: a checkpoint costs about
+/// 1.5 s of a core per million orders of history to write, so under a sustained
+/// load `every_commands` alone could keep a core busy writing them.
+pub const SPACING_MIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The committed command a checkpoint was taken after, as the log has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastCommand {
@@ -248,10 +253,25 @@ fn framed_body(bytes: &[u8]) -> Result<&[u8], String> {
     Ok(body)
 }
 
+/// Removes `dir`'s temporary files of unfinished writes (`FILE_NAME.tmp.*`).
+fn remove_partial_writes(dir: &Path) {
+    let prefix = format!("{FILE_NAME}.tmp.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            if let Err(err) = std::fs::remove_file(e.path()) {
+                tracing::warn!(path = %e.path().display(), error = %err, "cannot remove a partial gateway checkpoint");
+            }
+        }
+    }
+}
+
 /// The thread that writes checkpoints, one at a time, while the core thread goes
 /// on. Dropping it waits for the checkpoint being written.
 pub struct Checkpointer {
-    tx: Option<SyncSender<Checkpoint>>,
+    tx: Option<SyncSender<(Checkpoint, std::time::Duration)>>,
     busy: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -265,21 +285,25 @@ impl std::fmt::Debug for Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the writer thread for `dir`.
+    /// Starts the writer thread for `dir`, removing what a writer killed
+    /// mid-write left there (a checkpoint directory belongs to one gateway).
     pub fn start(dir: PathBuf) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::sync_channel::<Checkpoint>(1);
+        remove_partial_writes(&dir);
+        let (tx, rx) = mpsc::sync_channel::<(Checkpoint, std::time::Duration)>(1);
         let busy = Arc::new(AtomicBool::new(false));
         let writing = Arc::clone(&busy);
         let thread = std::thread::Builder::new()
             .name("gpux-gw-ckpt".into())
             .spawn(move || {
-                for ck in rx {
+                let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                for (ck, copy) in rx {
                     let started = std::time::Instant::now();
                     match write(&dir, &ck) {
                         Ok(bytes) => tracing::info!(
                             cmd_seq = ck.last.cmd_seq,
                             bytes,
-                            ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                            copy_ms = ms(copy),
+                            write_ms = ms(started.elapsed()),
                             "gateway checkpoint written"
                         ),
                         Err(e) => tracing::warn!(error = %e, "cannot write the gateway checkpoint"),
@@ -300,11 +324,12 @@ impl Checkpointer {
         self.busy.load(Ordering::Acquire)
     }
 
-    /// Hands `ck` to the writer (waits only if one is still being written).
-    pub fn submit(&self, ck: Checkpoint) {
+    /// Hands `ck` to the writer (waits only if one is still being written);
+    /// `copy` is how long the core thread took to copy it (for the log).
+    pub fn submit(&self, ck: Checkpoint, copy: std::time::Duration) {
         if let Some(tx) = &self.tx {
             self.busy.store(true, Ordering::Release);
-            if tx.send(ck).is_err() {
+            if tx.send((ck, copy)).is_err() {
                 self.busy.store(false, Ordering::Release);
             }
         }
@@ -312,9 +337,9 @@ impl Checkpointer {
 
     /// Writes `ck`, if given, after the checkpoint being written, and waits for
     /// both.
-    pub fn finish(mut self, ck: Option<Checkpoint>) {
-        if let Some(ck) = ck {
-            self.submit(ck);
+    pub fn finish(mut self, ck: Option<(Checkpoint, std::time::Duration)>) {
+        if let Some((ck, copy)) = ck {
+            self.submit(ck, copy);
         }
         self.join();
     }
@@ -347,6 +372,60 @@ pub(crate) mod decimal_bin {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
         <[u8; 16]>::deserialize(d).map(Decimal::deserialize)
+    }
+}
+
+/// `#[serde(with = …)]` for large maps kept in a checkpoint: read into a map
+/// sized for every entry at once (serde's own `HashMap` reader sizes for at most
+/// 1 MiB up front and then grows by rehashing, which dominated reading a
+/// history of a million orders). The length is the file's, which its CRC
+/// vouches for; capped all the same.
+pub(crate) mod exact_map {
+    use std::collections::HashMap;
+    use std::hash::{BuildHasher, Hash};
+    use std::marker::PhantomData;
+
+    use serde::de::{MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Most entries reserved up front.
+    const RESERVE_MAX: usize = 1 << 24;
+
+    pub fn serialize<K: Serialize, V: Serialize, H, S: Serializer>(
+        m: &HashMap<K, V, H>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(m)
+    }
+
+    pub fn deserialize<'de, K, V, H, D>(d: D) -> Result<HashMap<K, V, H>, D::Error>
+    where
+        K: Deserialize<'de> + Eq + Hash,
+        V: Deserialize<'de>,
+        H: BuildHasher + Default,
+        D: Deserializer<'de>,
+    {
+        struct Exact<K, V, H>(PhantomData<(K, V, H)>);
+        impl<'de, K, V, H> Visitor<'de> for Exact<K, V, H>
+        where
+            K: Deserialize<'de> + Eq + Hash,
+            V: Deserialize<'de>,
+            H: BuildHasher + Default,
+        {
+            type Value = HashMap<K, V, H>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let n = a.size_hint().unwrap_or(0).min(RESERVE_MAX);
+                let mut m = HashMap::with_capacity_and_hasher(n, H::default());
+                while let Some((k, v)) = a.next_entry()? {
+                    m.insert(k, v);
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_map(Exact(PhantomData))
     }
 }
 
@@ -472,5 +551,87 @@ pub(crate) mod fills_bin {
             .into_iter()
             .map(|(a, q)| (a, q.into_iter().map(Fill::from).collect()))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HistoryConfig;
+
+    fn checkpoint() -> Checkpoint {
+        let mut engine = Engine::new();
+        let mut events = Vec::new();
+        let payload = br#"{"v":3,"ts_ns":5,"command":{"type":"tick"}}"#;
+        engine.apply_json(1, 5, payload, &mut events);
+        let cmd = CommittedCommand {
+            cmd_seq: 1,
+            ts_ns: 5,
+            first_event_seq: 1,
+            request_id: None,
+            payload: payload.to_vec(),
+            command: None,
+            events,
+        };
+        Checkpoint {
+            last: LastCommand::of(&cmd),
+            engine,
+            history: History::new(HistoryConfig::default()),
+            books: BookCounts::default(),
+            requests: RequestsCheckpoint::default(),
+            market_data: MarketDataCheckpoint::default(),
+        }
+    }
+
+    #[test]
+    fn a_written_checkpoint_reads_back_and_a_damaged_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read(dir.path()).unwrap().is_none(), "none yet");
+        let ck = checkpoint();
+        let bytes = write(dir.path(), &ck).unwrap();
+        let path = dir.path().join(FILE_NAME);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), bytes);
+        let back = read(dir.path()).unwrap().unwrap();
+        assert_eq!(back.last, ck.last);
+        assert_eq!(back.engine.state_hash(), ck.engine.state_hash());
+
+        let good = std::fs::read(&path).unwrap();
+        let refused = |bytes: &[u8], why: &str| {
+            std::fs::write(&path, bytes).unwrap();
+            match read(dir.path()) {
+                Err(CheckpointError::Invalid { why: w, .. }) => {
+                    assert!(w.contains(why), "{w:?} should say {why:?}")
+                }
+                other => panic!("{why}: {other:?}"),
+            }
+        };
+        let mut flipped = good.clone();
+        let mid = HEADER_BYTES + (good.len() - HEADER_BYTES) / 2;
+        flipped[mid] ^= 1;
+        refused(&flipped, "CRC-32");
+        refused(&good[..good.len() - 1], "cut short");
+        let mut other_version = good.clone();
+        other_version[8] = 9;
+        refused(&other_version, "format version 9");
+        refused(
+            b"not a checkpoint at all, just text",
+            "not a gateway checkpoint",
+        );
+    }
+
+    #[test]
+    fn a_writer_removes_partial_writes_and_replaces_the_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join(format!("{FILE_NAME}.tmp.999999"));
+        std::fs::write(&partial, b"half a checkpoint").unwrap();
+        let w = Checkpointer::start(dir.path().to_path_buf()).unwrap();
+        assert!(!partial.exists(), "a killed writer's file is removed");
+        w.finish(Some((checkpoint(), std::time::Duration::ZERO)));
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [FILE_NAME]);
+        assert_eq!(read(dir.path()).unwrap().unwrap().last.cmd_seq, 1);
     }
 }

@@ -206,8 +206,9 @@ pub struct GatewayConfig {
     /// from cmd_seq 1. `None` (the default): no checkpoint. Only used with a
     /// backend that can re-follow the log (`Backend::refollow`).
     pub checkpoint_dir: Option<std::path::PathBuf>,
-    /// A checkpoint after at least this many commands since the last one; 0:
-    /// only at shutdown. Default 100,000.
+    /// A checkpoint after at least this many commands since the last one (and
+    /// at least [`checkpoint::SPACING_MIN`](crate::checkpoint::SPACING_MIN)
+    /// after it); 0: only at shutdown. Default 100,000.
     pub checkpoint_every_commands: u64,
     /// Called once per answered request with its method, its matched route
     /// template (`/v1/orders/{order_id}`, never the raw path; `unmatched` when no

@@ -28,6 +28,7 @@ use gpux_engine::{
     TimeInForce, TradeId,
 };
 use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::HistoryConfig;
@@ -325,7 +326,9 @@ impl OrderRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct History {
     cfg: HistoryConfig,
-    orders: HashMap<OrderId, OrderRecord>,
+    /// By id (ids are the engine's, dense and ascending: a fast hash does).
+    #[serde(with = "crate::checkpoint::exact_map")]
+    orders: FxHashMap<OrderId, OrderRecord>,
     closed: HashMap<AccountId, VecDeque<OrderId>>,
     #[serde(with = "crate::checkpoint::fills_bin")]
     fills: HashMap<AccountId, VecDeque<Fill>>,
@@ -377,7 +380,7 @@ impl History {
     pub fn new(cfg: HistoryConfig) -> Self {
         History {
             cfg,
-            orders: HashMap::new(),
+            orders: FxHashMap::default(),
             closed: HashMap::new(),
             fills: HashMap::new(),
             schedule: HashMap::new(),

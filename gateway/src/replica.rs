@@ -421,6 +421,7 @@ pub fn spawn(
                 last_batch: None,
                 checkpoint_at: 0,
                 checkpointed: 0,
+                checkpointed_at: None,
             };
             let feed = core.start_checkpoints(feed);
             core.run(feed, &stop);
@@ -470,6 +471,9 @@ struct Core {
     /// The cmd_seq of the last checkpoint written or restored (a stop writes
     /// none if the replica has not moved since).
     checkpointed: u64,
+    /// When the last checkpoint was taken while running (see
+    /// [`checkpoint::SPACING_MIN`]).
+    checkpointed_at: Option<std::time::Instant>,
 }
 
 impl Core {
@@ -831,13 +835,18 @@ impl Core {
         let every = self.shared.cfg.checkpoint_every_commands;
         let Some(w) = &self.checkpointer else { return };
         let applied = self.shared.stats.applied_seq.load(Ordering::Acquire);
-        if every == 0 || applied < self.checkpoint_at || w.busy() {
+        let spaced = self
+            .checkpointed_at
+            .is_none_or(|t| t.elapsed() >= checkpoint::SPACING_MIN);
+        if every == 0 || applied < self.checkpoint_at || !spaced || w.busy() {
             return;
         }
+        let started = std::time::Instant::now();
         if let Some(ck) = self.take_checkpoint() {
             self.checkpoint_at = applied.saturating_add(every);
             self.checkpointed = ck.last.cmd_seq;
-            w.submit(ck);
+            self.checkpointed_at = Some(started);
+            w.submit(ck, started.elapsed());
         }
     }
 
@@ -847,10 +856,11 @@ impl Core {
         let Some(w) = self.checkpointer.take() else {
             return;
         };
+        let started = std::time::Instant::now();
         let ck = self
             .take_checkpoint()
             .filter(|ck| ck.last.cmd_seq > self.checkpointed);
-        w.finish(ck);
+        w.finish(ck.map(|ck| (ck, started.elapsed())));
     }
 
     fn apply(&mut self, r: &mut Replica, cmd: &CommittedCommand, keys: &mut Vec<KeyChange>) {

@@ -39,7 +39,7 @@ struct CoreMarket {
 /// Market data's part of the gateway's checkpoint: what the accumulator and the
 /// books' core sides folded from every command so far. Depth is not kept: it is
 /// the engine's, and comes back from the replica's engine.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MarketDataCheckpoint {
     /// Markets whose `market_listed` was seen.
     listed: Vec<MarketId>,
