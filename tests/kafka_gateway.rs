@@ -314,6 +314,18 @@ fn gateways_in_front_of_an_engine_process_trade_through_the_broker() {
     );
 
     a.stop();
+    // Gateway A again, on its own data directory: it takes up its checkpoint
+    // there and follows the events topic from it, knowing what it knew.
+    assert!(dir.path().join("gw-a/gateway/gateway.checkpoint").exists());
+    let a = Gateway::start(&cfg, &dir.path().join("gw-a"));
+    let a_addr = a.wait_ready();
+    let h = eventually(&a_addr, "/v1/health", "", |v| v["applied_seq"] == head);
+    assert_eq!(h["status"], "ok", "{h}");
+    let again = call(&a_addr, "GET", "/v1/fills", &seller, "", 200);
+    assert_eq!(again, fills, "the seller's fills, as before the restart");
+    call(&a_addr, "GET", "/v1/balances", &buyer, "", 200);
+
+    a.stop();
     b.stop();
     assert_eq!(engine.try_wait(), None, "the engine runs on");
     assert_eq!(engine.terminate(), head);

@@ -43,6 +43,9 @@ use crate::marketdata::MarketDataCheckpoint;
 /// The checkpoint's file name in its directory.
 pub const FILE_NAME: &str = "gateway.checkpoint";
 
+/// The lock file a writer holds in its directory.
+const LOCK_NAME: &str = "gateway.lock";
+
 /// First bytes of a checkpoint file.
 const MAGIC: &[u8; 8] = b"GPUXGWCK";
 
@@ -271,6 +274,8 @@ fn remove_partial_writes(dir: &Path) {
 /// The thread that writes checkpoints, one at a time, while the core thread goes
 /// on. Dropping it waits for the checkpoint being written.
 pub struct Checkpointer {
+    /// `LOCK_NAME`, locked while this writer lives.
+    _lock: std::fs::File,
     tx: Option<SyncSender<(Checkpoint, std::time::Duration)>>,
     busy: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -285,9 +290,26 @@ impl std::fmt::Debug for Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the writer thread for `dir`, removing what a writer killed
-    /// mid-write left there (a checkpoint directory belongs to one gateway).
+    /// Starts the writer thread for `dir` (created if missing), removing what a
+    /// writer killed mid-write left there. A checkpoint directory belongs to one
+    /// gateway: fails if another process's writer holds its lock file.
     pub fn start(dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_NAME))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!("another gateway writes its checkpoint in {}", dir.display()),
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
         remove_partial_writes(&dir);
         let (tx, rx) = mpsc::sync_channel::<(Checkpoint, std::time::Duration)>(1);
         let busy = Arc::new(AtomicBool::new(false));
@@ -312,6 +334,7 @@ impl Checkpointer {
                 }
             })?;
         Ok(Checkpointer {
+            _lock: lock,
             tx: Some(tx),
             busy,
             thread: Some(thread),
@@ -620,6 +643,17 @@ mod tests {
     }
 
     #[test]
+    fn one_writer_per_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Checkpointer::start(dir.path().to_path_buf()).unwrap();
+        let second = Checkpointer::start(dir.path().to_path_buf()).unwrap_err();
+        assert_eq!(second.kind(), std::io::ErrorKind::WouldBlock);
+        assert!(second.to_string().contains("another gateway"), "{second}");
+        drop(first);
+        Checkpointer::start(dir.path().to_path_buf()).expect("free once the first stopped");
+    }
+
+    #[test]
     fn a_writer_removes_partial_writes_and_replaces_the_file_whole() {
         let dir = tempfile::tempdir().unwrap();
         let partial = dir.path().join(format!("{FILE_NAME}.tmp.999999"));
@@ -631,7 +665,9 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, [FILE_NAME]);
+        let mut names = names;
+        names.sort();
+        assert_eq!(names, [FILE_NAME, LOCK_NAME]);
         assert_eq!(read(dir.path()).unwrap().unwrap().last.cmd_seq, 1);
     }
 }

@@ -22,9 +22,10 @@
 //!
 //! - **State is a read replica of the engine**, kept by one std thread (the *core
 //!   thread*, [`replica`]) that re-applies every committed command from cmd_seq 1
-//!   to its own engine; queries take short read locks on it. How it follows the
-//!   log, and what happens when it diverges (refuse, rebuild, swap), is told once in
-//!   `docs/ARCHITECTURE.md`, section "The gateway's read replica".
+//!   — or from its [`checkpoint`], restored at start — to its own engine; queries
+//!   take short read locks on it. How it follows the log, and what happens when it
+//!   diverges (refuse, rebuild, swap), is told once in `docs/ARCHITECTURE.md`,
+//!   section "The gateway's read replica".
 //! - **Order entry is acknowledged after durability.** A write builds a
 //!   `CommandEnvelope` with a fresh `request_id` (or one derived from the
 //!   idempotency key) and the system clock's `ts_ns`, registers a waiter for that id,

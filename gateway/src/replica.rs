@@ -3,7 +3,9 @@
 //! Owns [`ReplicaState`] (the replica, the key store, the request table, health
 //! and counters), [`HealthReport`] and [`NotServing`], and the core thread
 //! ([`spawn`]). The thread reads committed commands from a [`Feed`] starting at
-//! cmd_seq 1 and, for each one, in order:
+//! cmd_seq 1 — or, when the gateway has a checkpoint directory and the
+//! [`checkpoint`] there belongs to this log, restores it and starts after it —
+//! and, for each one, in order:
 //!
 //! 1. re-applies it to its own [`Engine`] as `apply_json(cmd_seq, ts_ns, payload)`
 //!    would (`CommittedCommand::apply_to`: the envelope the feed decoded once)
@@ -746,7 +748,7 @@ impl Core {
         match Checkpointer::start(dir.clone()) {
             Ok(c) => self.checkpointer = Some(c),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot start the gateway's checkpoint writer; no checkpoints")
+                tracing::warn!(error = %e, "this gateway writes no checkpoints")
             }
         }
         self.checkpoint_at = self.shared.cfg.checkpoint_every_commands.max(1);
