@@ -398,7 +398,7 @@ pub(crate) mod decimal_bin {
     }
 }
 
-/// `#[serde(with = …)]` for large maps kept in a checkpoint: read into a map
+/// Reads a large map kept in a checkpoint (written as any map) into a map
 /// sized for every entry at once (serde's own `HashMap` reader sizes for at most
 /// 1 MiB up front and then grows by rehashing, which dominated reading a
 /// history of a million orders). The length is the file's, which its CRC
@@ -409,17 +409,10 @@ pub(crate) mod exact_map {
     use std::marker::PhantomData;
 
     use serde::de::{MapAccess, Visitor};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde::{Deserialize, Deserializer};
 
     /// Most entries reserved up front.
     const RESERVE_MAX: usize = 1 << 24;
-
-    pub fn serialize<K: Serialize, V: Serialize, H, S: Serializer>(
-        m: &HashMap<K, V, H>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.collect_map(m)
-    }
 
     pub fn deserialize<'de, K, V, H, D>(d: D) -> Result<HashMap<K, V, H>, D::Error>
     where
@@ -495,6 +488,7 @@ pub(crate) mod decimal_map {
 /// without its JSON form (decimals as in [`decimal_bin`], the slot as seconds).
 pub(crate) mod fills_bin {
     use std::collections::{HashMap, VecDeque};
+    use std::sync::Arc;
 
     use gpux_engine::{AccountId, MarketId, OrderId, Side, TradeId};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -558,7 +552,7 @@ pub(crate) mod fills_bin {
     }
 
     pub fn serialize<S: Serializer>(
-        m: &HashMap<AccountId, VecDeque<Fill>>,
+        m: &HashMap<AccountId, Arc<VecDeque<Fill>>>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.collect_seq(
@@ -569,10 +563,39 @@ pub(crate) mod fills_bin {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
-    ) -> Result<HashMap<AccountId, VecDeque<Fill>>, D::Error> {
+    ) -> Result<HashMap<AccountId, Arc<VecDeque<Fill>>>, D::Error> {
         Ok(Vec::<(AccountId, Vec<FillBin>)>::deserialize(d)?
             .into_iter()
-            .map(|(a, q)| (a, q.into_iter().map(Fill::from).collect()))
+            .map(|(a, q)| (a, Arc::new(q.into_iter().map(Fill::from).collect())))
+            .collect())
+    }
+}
+
+/// `#[serde(with = …)]` for maps of shared values (`HashMap<K, Arc<V>>`, which
+/// the history keeps so a checkpoint's copy shares them): written as the values.
+pub(crate) mod arc_map {
+    use std::collections::HashMap;
+    use std::hash::Hash;
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        m: &HashMap<K, Arc<V>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(m.iter().map(|(k, v)| (k, &**v)))
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<HashMap<K, Arc<V>>, D::Error>
+    where
+        K: Deserialize<'de> + Eq + Hash,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(HashMap::<K, V>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| (k, Arc::new(v)))
             .collect())
     }
 }

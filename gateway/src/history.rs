@@ -28,6 +28,8 @@ use gpux_engine::{
     TimeInForce, TradeId,
 };
 use rust_decimal::Decimal;
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -326,13 +328,13 @@ impl OrderRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct History {
     cfg: HistoryConfig,
-    /// By id (ids are the engine's, dense and ascending: a fast hash does).
-    #[serde(with = "crate::checkpoint::exact_map")]
-    orders: FxHashMap<OrderId, OrderRecord>,
-    closed: HashMap<AccountId, VecDeque<OrderId>>,
+    orders: OrderMap,
+    #[serde(with = "crate::checkpoint::arc_map")]
+    closed: HashMap<AccountId, Arc<VecDeque<OrderId>>>,
     #[serde(with = "crate::checkpoint::fills_bin")]
-    fills: HashMap<AccountId, VecDeque<Fill>>,
-    schedule: HashMap<AccountId, VecDeque<DeliveryRecord>>,
+    fills: HashMap<AccountId, Arc<VecDeque<Fill>>>,
+    #[serde(with = "crate::checkpoint::arc_map")]
+    schedule: HashMap<AccountId, Arc<VecDeque<DeliveryRecord>>>,
     /// Provider and holder of every entry not yet settled.
     unsettled: HashMap<u64, [AccountId; 2]>,
     /// GPU-hours each provider was scheduled to deliver, in all (never trimmed:
@@ -345,6 +347,88 @@ pub struct History {
     /// GPU-hours delivered in all (settled entries' `delivered`).
     #[serde(with = "crate::checkpoint::decimal_bin")]
     delivered_total: Decimal,
+}
+
+/// Order ids kept together in one chunk of [`OrderMap`].
+const ORDER_CHUNK_BITS: u32 = 12;
+
+/// Orders by id, in chunks of 4,096 consecutive ids, each behind an `Arc`: a
+/// copy of the history for a checkpoint shares the chunks (a few hundred
+/// pointers for a million orders) instead of copying every order while the
+/// core thread waits, and a chunk is copied only when it next changes
+/// (`Arc::make_mut`), once per checkpoint. Engine order ids are dense and
+/// ascending, so recent orders share few chunks.
+#[derive(Debug, Clone, Default)]
+struct OrderMap {
+    chunks: Vec<Option<Arc<FxHashMap<OrderId, OrderRecord>>>>,
+}
+
+impl OrderMap {
+    fn chunk_of(id: OrderId) -> usize {
+        usize::try_from(id >> ORDER_CHUNK_BITS).unwrap_or(usize::MAX)
+    }
+
+    fn get(&self, id: &OrderId) -> Option<&OrderRecord> {
+        self.chunks.get(Self::chunk_of(*id))?.as_ref()?.get(id)
+    }
+
+    fn get_mut(&mut self, id: &OrderId) -> Option<&mut OrderRecord> {
+        let chunk = self.chunks.get_mut(Self::chunk_of(*id))?.as_mut()?;
+        if !chunk.contains_key(id) {
+            return None;
+        }
+        Arc::make_mut(chunk).get_mut(id)
+    }
+
+    fn insert(&mut self, id: OrderId, rec: OrderRecord) {
+        let c = Self::chunk_of(id);
+        if c >= self.chunks.len() {
+            self.chunks.resize(c + 1, None);
+        }
+        let chunk = self.chunks[c].get_or_insert_with(Arc::default);
+        Arc::make_mut(chunk).insert(id, rec);
+    }
+
+    fn remove(&mut self, id: &OrderId) {
+        let c = Self::chunk_of(*id);
+        let Some(slot) = self.chunks.get_mut(c) else {
+            return;
+        };
+        if let Some(chunk) = slot.as_mut() {
+            if chunk.contains_key(id) {
+                let map = Arc::make_mut(chunk);
+                map.remove(id);
+                if map.is_empty() {
+                    *slot = None;
+                }
+            }
+        }
+    }
+}
+
+/// In a checkpoint: one map of every order (the chunks are rebuilt on reading).
+impl Serialize for OrderMap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // A known length: postcard writes it first.
+        let len = self.chunks.iter().flatten().map(|c| c.len()).sum();
+        let mut map = s.serialize_map(Some(len))?;
+        for (id, rec) in self.chunks.iter().flatten().flat_map(|c| c.iter()) {
+            map.serialize_entry(id, rec)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let all: FxHashMap<OrderId, OrderRecord> = crate::checkpoint::exact_map::deserialize(d)?;
+        let mut m = OrderMap::default();
+        for (id, rec) in all {
+            m.insert(id, rec);
+        }
+        Ok(m)
+    }
 }
 
 /// One delivery entry as it went: fixed at the gate, then reported, disputed and
@@ -380,7 +464,7 @@ impl History {
     pub fn new(cfg: HistoryConfig) -> Self {
         History {
             cfg,
-            orders: FxHashMap::default(),
+            orders: OrderMap::default(),
             closed: HashMap::new(),
             fills: HashMap::new(),
             schedule: HashMap::new(),
@@ -443,7 +527,7 @@ impl History {
     }
 
     fn push_schedule(&mut self, account: AccountId, d: &DeliveryScheduled) {
-        let q = self.schedule.entry(account).or_default();
+        let q = Arc::make_mut(self.schedule.entry(account).or_default());
         q.push_back(DeliveryRecord {
             scheduled: d.clone(),
             reported: None,
@@ -462,7 +546,7 @@ impl History {
             return;
         };
         for account in parties {
-            if let Some(q) = self.schedule.get_mut(&account) {
+            if let Some(q) = self.schedule.get_mut(&account).map(Arc::make_mut) {
                 if let Ok(i) = q.binary_search_by_key(&entry, |d| d.scheduled.entry) {
                     change(&mut q[i]);
                 }
@@ -508,7 +592,7 @@ impl History {
         };
         if rec.apply(ev, cmd_seq) {
             let account = rec.account;
-            let q = self.closed.entry(account).or_default();
+            let q = Arc::make_mut(self.closed.entry(account).or_default());
             q.push_back(order);
             while q.len() > self.cfg.closed_orders_per_account {
                 if let Some(old) = q.pop_front() {
@@ -519,7 +603,7 @@ impl History {
     }
 
     fn push_fill(&mut self, account: AccountId, fill: Fill) {
-        let q = self.fills.entry(account).or_default();
+        let q = Arc::make_mut(self.fills.entry(account).or_default());
         q.push_back(fill);
         while q.len() > self.cfg.fills_per_account {
             q.pop_front();
@@ -579,6 +663,76 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample_record() -> OrderRecord {
+        OrderRecord {
+            order_id: 1,
+            account: 1,
+            client_order_id: None,
+            market: "h100-sxm.us-east".parse().unwrap(),
+            slot: 0,
+            to_slot: None,
+            colocate: false,
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            price: Some(Decimal::ONE),
+            quantity: Decimal::ONE,
+            filled: Decimal::ZERO,
+            remaining: Decimal::ONE,
+            status: OrderStatus::Open,
+            cancel_reason: None,
+            time_in_force: TimeInForce::Gtc,
+            good_till_ns: None,
+            post_only: false,
+            stp: StpMode::default(),
+            created_cmd_seq: 1,
+            created_ts_ns: 1,
+            updated_cmd_seq: 1,
+        }
+    }
+
+    /// An order map behaves as a plain map through inserts, changes and removals
+    /// across chunks, and a copy taken on the way (a checkpoint's) keeps what it
+    /// saw whatever the original does after.
+    #[test]
+    fn order_map_is_a_map_whose_copies_do_not_move() {
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+        let rec = |id: u64, seq: u64| {
+            let mut r: OrderRecord = sample_record();
+            r.order_id = id;
+            r.updated_cmd_seq = seq;
+            r
+        };
+        proptest!(|(ops in proptest::collection::vec((0u8..3, 0u64..20_000, any::<u64>()), 1..400), at in 0usize..400)| {
+            let mut m = OrderMap::default();
+            let mut model = BTreeMap::new();
+            let mut copy: Option<(OrderMap, BTreeMap<u64, u64>)> = None;
+            for (i, (op, id, seq)) in ops.into_iter().enumerate() {
+                if i == at {
+                    copy = Some((m.clone(), model.clone()));
+                }
+                match op {
+                    0 => { m.insert(id, rec(id, seq)); model.insert(id, seq); }
+                    1 => {
+                        if let Some(r) = m.get_mut(&id) { r.updated_cmd_seq = seq; }
+                        if let Some(v) = model.get_mut(&id) { *v = seq; }
+                    }
+                    _ => { m.remove(&id); model.remove(&id); }
+                }
+            }
+            let check = |m: &OrderMap, model: &BTreeMap<u64, u64>| {
+                for id in 0..20_000u64 {
+                    prop_assert_eq!(m.get(&id).map(|r| r.updated_cmd_seq), model.get(&id).copied());
+                }
+                Ok(())
+            };
+            check(&m, &model)?;
+            if let Some((c, cm)) = copy {
+                check(&c, &cm)?;
+            }
+        });
+    }
     use gpux_engine::{Command, Engine};
 
     fn run(engine: &mut Engine, history: &mut History, seq: &mut u64, cmd: &str) -> Vec<Event> {
