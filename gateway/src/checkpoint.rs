@@ -398,53 +398,6 @@ pub(crate) mod decimal_bin {
     }
 }
 
-/// Reads a large map kept in a checkpoint (written as any map) into a map
-/// sized for every entry at once (serde's own `HashMap` reader sizes for at most
-/// 1 MiB up front and then grows by rehashing, which dominated reading a
-/// history of a million orders). The length is the file's, which its CRC
-/// vouches for; capped all the same.
-pub(crate) mod exact_map {
-    use std::collections::HashMap;
-    use std::hash::{BuildHasher, Hash};
-    use std::marker::PhantomData;
-
-    use serde::de::{MapAccess, Visitor};
-    use serde::{Deserialize, Deserializer};
-
-    /// Most entries reserved up front.
-    const RESERVE_MAX: usize = 1 << 24;
-
-    pub fn deserialize<'de, K, V, H, D>(d: D) -> Result<HashMap<K, V, H>, D::Error>
-    where
-        K: Deserialize<'de> + Eq + Hash,
-        V: Deserialize<'de>,
-        H: BuildHasher + Default,
-        D: Deserializer<'de>,
-    {
-        struct Exact<K, V, H>(PhantomData<(K, V, H)>);
-        impl<'de, K, V, H> Visitor<'de> for Exact<K, V, H>
-        where
-            K: Deserialize<'de> + Eq + Hash,
-            V: Deserialize<'de>,
-            H: BuildHasher + Default,
-        {
-            type Value = HashMap<K, V, H>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a map")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-                let n = a.size_hint().unwrap_or(0).min(RESERVE_MAX);
-                let mut m = HashMap::with_capacity_and_hasher(n, H::default());
-                while let Some((k, v)) = a.next_entry()? {
-                    m.insert(k, v);
-                }
-                Ok(m)
-            }
-        }
-        d.deserialize_map(Exact(PhantomData))
-    }
-}
-
 /// [`decimal_bin`] for `Option<Decimal>`.
 pub(crate) mod decimal_bin_option {
     use rust_decimal::Decimal;

@@ -422,12 +422,39 @@ impl Serialize for OrderMap {
 
 impl<'de> Deserialize<'de> for OrderMap {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let all: FxHashMap<OrderId, OrderRecord> = crate::checkpoint::exact_map::deserialize(d)?;
-        let mut m = OrderMap::default();
-        for (id, rec) in all {
-            m.insert(id, rec);
+        struct Chunks;
+        impl<'de> serde::de::Visitor<'de> for Chunks {
+            type Value = OrderMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of orders by id")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<OrderMap, A::Error> {
+                // Straight into the chunks, each sized for a full chunk while
+                // reading (no rehashing) and trimmed after.
+                let mut m = OrderMap::default();
+                while let Some((id, rec)) = a.next_entry::<OrderId, OrderRecord>()? {
+                    let c = OrderMap::chunk_of(id);
+                    if c >= m.chunks.len() {
+                        m.chunks.resize(c + 1, None);
+                    }
+                    let chunk = m.chunks[c].get_or_insert_with(|| {
+                        Arc::new(FxHashMap::with_capacity_and_hasher(
+                            1 << ORDER_CHUNK_BITS,
+                            Default::default(),
+                        ))
+                    });
+                    Arc::make_mut(chunk).insert(id, rec);
+                }
+                for chunk in m.chunks.iter_mut().flatten() {
+                    Arc::make_mut(chunk).shrink_to_fit();
+                }
+                Ok(m)
+            }
         }
-        Ok(m)
+        d.deserialize_map(Chunks)
     }
 }
 
