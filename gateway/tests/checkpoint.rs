@@ -97,31 +97,34 @@ async fn trade(h: &Harness, keys: &[String], round: u32) -> Vec<(u64, String)> {
 }
 
 /// Everything a client can read about the accounts of `keys`, `orders` and the
-/// market, as gateway `g` answers it.
-async fn everything(
-    h: &Harness,
-    g: &RunningGateway,
-    keys: &[String],
-    orders: &[(u64, String)],
-) -> Vec<(String, Value)> {
-    let mut reads: Vec<(String, Option<&str>)> = Vec::new();
+/// market: each path with the key it is read with.
+fn reads(keys: &[String], orders: &[(u64, String)]) -> Vec<(String, Option<String>)> {
+    let mut reads = Vec::new();
     for k in keys {
         for path in ["/v1/balances", "/v1/orders", "/v1/fills"] {
-            reads.push((path.to_string(), Some(k)));
+            reads.push((path.to_string(), Some(k.clone())));
         }
     }
     for (id, owner) in orders {
-        reads.push((format!("/v1/orders/{id}"), Some(owner)));
+        reads.push((format!("/v1/orders/{id}"), Some(owner.clone())));
     }
     for what in ["depth", "trades", "ticker", "candles?interval=1m"] {
         reads.push((md_path(what), None));
     }
     reads.push((format!("/v1/markets/{MARKET}/slots"), None));
     reads.push(("/v1/markets".to_string(), None));
+    reads
+}
+
+/// What gateway `g` answers to `reads`.
+async fn answers(
+    h: &Harness,
+    g: &RunningGateway,
+    reads: &[(String, Option<String>)],
+) -> Vec<Value> {
     let mut out = Vec::new();
     for (path, key) in reads {
-        let body = get_at(h, g, &path, key).await;
-        out.push((path, body));
+        out.push(get_at(h, g, path, key.as_deref()).await);
     }
     out
 }
@@ -132,17 +135,16 @@ async fn compare(
     h: &Harness,
     a: &RunningGateway,
     b: &RunningGateway,
-    keys: &[String],
-    orders: &[(u64, String)],
+    reads: &[(String, Option<String>)],
 ) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let seq = a.health().applied_seq;
         if seq == b.health().applied_seq {
-            let x = everything(h, a, keys, orders).await;
-            let y = everything(h, b, keys, orders).await;
+            let x = answers(h, a, reads).await;
+            let y = answers(h, b, reads).await;
             if a.health().applied_seq == seq && b.health().applied_seq == seq {
-                for ((path, x), (_, y)) in x.iter().zip(&y) {
+                for (((path, _), x), y) in reads.iter().zip(&x).zip(&y) {
                     assert_eq!(
                         x, y,
                         "{path}: the restored gateway answers as the one that folded everything"
@@ -161,21 +163,25 @@ async fn compare(
     }
 }
 
+/// A bid placed with the idempotency key `kept`.
+async fn place_kept(h: &Harness, key: &str) -> common::Resp {
+    h.send(
+        Method::POST,
+        "/v1/orders",
+        Some(key),
+        Some(json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "0.50", "quantity": "1"})),
+        &[("idempotency-key", "kept")],
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_gateway_follows_on_from_its_checkpoint_and_answers_as_a_full_fold() {
     let ck = tempfile::tempdir().unwrap();
     let mut h = Harness::start_with(with_checkpoints(ck.path(), 7)).await;
     let keys = setup(&h).await;
     let mut orders = trade(&h, &keys, 1).await;
-    let keyed = h
-        .send(
-            Method::POST,
-            "/v1/orders",
-            Some(&keys[3]),
-            Some(json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "0.50", "quantity": "1"})),
-            &[("idempotency-key", "kept")],
-        )
-        .await;
+    let keyed = place_kept(&h, &keys[3]).await;
     keyed.expect(200, None);
     orders.push((keyed.body["order_id"].as_u64().unwrap(), keys[3].clone()));
 
@@ -201,15 +207,7 @@ async fn a_restarted_gateway_follows_on_from_its_checkpoint_and_answers_as_a_ful
 
     // The idempotency cache came back with it: a retry is answered, not submitted.
     let before = h.ledger_head();
-    let again = h
-        .send(
-            Method::POST,
-            "/v1/orders",
-            Some(&keys[3]),
-            Some(json!({"market": MARKET, "slot": slot_name(), "side": "buy", "price": "0.50", "quantity": "1"})),
-            &[("idempotency-key", "kept")],
-        )
-        .await;
+    let again = place_kept(&h, &keys[3]).await;
     again.expect(200, None);
     assert_eq!(again.body, keyed.body);
     assert_eq!(again.headers["idempotent-replayed"], "true");
@@ -220,7 +218,13 @@ async fn a_restarted_gateway_follows_on_from_its_checkpoint_and_answers_as_a_ful
 
     // A gateway that folds the whole log from cmd_seq 1 answers the same.
     let full = second_gateway(&h, config()).await;
-    compare(&h, h.gateway.as_ref().unwrap(), &full, &keys, &orders).await;
+    compare(
+        &h,
+        h.gateway.as_ref().unwrap(),
+        &full,
+        &reads(&keys, &orders),
+    )
+    .await;
     full.shutdown().await.unwrap();
     h.stop().await;
 }
@@ -253,7 +257,7 @@ async fn a_checkpoint_of_another_ledger_or_a_damaged_one_is_not_used() {
         markets.body
     );
     let full = second_gateway(&other, config()).await;
-    compare_plain(&other, g, &full).await;
+    compare(&other, g, &full, &[("/v1/markets".to_string(), None)]).await;
     full.shutdown().await.unwrap();
     other.stop().await;
 
@@ -272,27 +276,4 @@ async fn a_checkpoint_of_another_ledger_or_a_damaged_one_is_not_used() {
         "folded from cmd_seq 1 (head {head})"
     );
     third.stop().await;
-}
-
-/// `/v1/markets` and `/v1/health`-free reads of two gateways at the same cmd_seq.
-async fn compare_plain(h: &Harness, a: &RunningGateway, b: &RunningGateway) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let seq = a.health().applied_seq;
-        if seq == b.health().applied_seq {
-            let x = get_at(h, a, "/v1/markets", None).await;
-            let y = get_at(h, b, "/v1/markets", None).await;
-            if a.health().applied_seq == seq && b.health().applied_seq == seq {
-                assert_eq!(x, y);
-                return;
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the gateways never met: {:?} and {:?}",
-            a.health(),
-            b.health()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
