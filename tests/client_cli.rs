@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -13,14 +13,14 @@ mod support;
 
 use gpux_engine::slot::format_slot;
 use serde_json::Value;
-use support::{broker::die_with_parent, gpux_bin, http};
+use support::{gpux_bin, http, ServeProcess};
 
 /// How long anything here may take.
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A `gpux serve` child process.
 struct Server {
-    child: Child,
+    serve: ServeProcess,
     addr: String,
     admin: String,
 }
@@ -32,27 +32,13 @@ impl Server {
 
     /// `gpux serve` with `extra` arguments.
     fn start_with(data: &Path, extra: &[&str]) -> Server {
-        let mut cmd = Command::new(gpux_bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        die_with_parent(&mut cmd);
-        let mut child = cmd.spawn().expect("gpux serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: Value = serde_json::from_str(&line).expect("the ready line");
-        let addr = ready["listen"].as_str().unwrap().to_owned();
-        let admin = std::fs::read_to_string(ready["admin_key_file"].as_str().unwrap())
+        let serve = ServeProcess::start(data, extra, &[("RUST_LOG", "warn")], Stdio::inherit());
+        let addr = serve.addr();
+        let admin = std::fs::read_to_string(serve.ready["admin_key_file"].as_str().unwrap())
             .unwrap()
             .trim()
             .to_owned();
-        Server { child, addr, admin }
+        Server { serve, addr, admin }
     }
 
     /// An admin request that must succeed.
@@ -66,21 +52,8 @@ impl Server {
     }
 
     /// SIGTERM; it must stop cleanly.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        assert!(self.child.wait().unwrap().success());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn stop(self) {
+        self.serve.terminate();
     }
 }
 

@@ -318,6 +318,66 @@ impl Drop for EngineProcess {
     }
 }
 
+/// A `gpux serve` child process, started and read up to its ready line.
+pub struct ServeProcess {
+    child: Child,
+    /// Its ready line.
+    pub ready: Value,
+}
+
+impl ServeProcess {
+    /// `gpux serve --listen 127.0.0.1:0 --data DATA` and `extra` arguments, with
+    /// `env` set and its log to `stderr`; waits for the ready line.
+    pub fn start(data: &Path, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
+        let mut cmd = Command::new(gpux_bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        broker::die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().expect("gpux serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("serve's output");
+        let ready = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("a JSON ready line ({e}): {line:?}"));
+        ServeProcess { child, ready }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> String {
+        self.ready["listen"].as_str().expect("listen").to_owned()
+    }
+
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM; it must stop cleanly (status 0).
+    pub fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs")
+            .success());
+        assert!(self.child.wait().expect("wait").success());
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The `gpux` binary cargo built for these tests, or `$GPUX_BIN` when set (for
 /// checkouts sharing one `CARGO_TARGET_DIR`, where another checkout's build can
 /// replace `target/debug/gpux` while the tests run).
