@@ -858,10 +858,13 @@ impl Core {
         let Some(w) = self.checkpointer.take() else {
             return;
         };
+        let moved = self
+            .last_batch
+            .as_ref()
+            .and_then(|b| b.last())
+            .is_some_and(|c| c.cmd_seq > self.checkpointed);
         let started = std::time::Instant::now();
-        let ck = self
-            .take_checkpoint()
-            .filter(|ck| ck.last.cmd_seq > self.checkpointed);
+        let ck = if moved { self.take_checkpoint() } else { None };
         w.finish(ck.map(|ck| (ck, started.elapsed())));
     }
 

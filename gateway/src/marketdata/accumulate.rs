@@ -58,6 +58,28 @@ struct BookCheckpoint {
     stats: super::stats::TradeStats,
 }
 
+impl CoreMarket {
+    /// A book seeded with the engine's depth of its slot after `seeded_at`, its
+    /// `seq` `book_seq`: for a core that did not follow the book from its
+    /// market's listing (started late, or restored from a checkpoint).
+    fn seeded(entry: Arc<MarketEntry>, engine: &Engine, book_seq: u64, seeded_at: u64) -> Self {
+        let mut levels = HashMap::new();
+        for side in [Side::Buy, Side::Sell] {
+            for (p, q) in engine.depth_ticks(&entry.id, entry.slot, side, usize::MAX) {
+                *levels.entry((side, p)).or_default() += q as i64;
+            }
+        }
+        CoreMarket {
+            entry,
+            levels,
+            trades: Vec::new(),
+            book_seq: Some(book_seq),
+            touched: false,
+            seeded_at,
+        }
+    }
+}
+
 /// The core thread's market-data state.
 pub struct Accumulator {
     shared: Arc<MarketDataState>,
@@ -108,23 +130,18 @@ impl Accumulator {
                 let (id, slot) = key;
                 let spec = engine.market(&id)?.clone();
                 let entry = shared.add_market(spec, slot, 0);
-                let mut m = CoreMarket {
-                    entry,
-                    levels: HashMap::new(),
-                    trades: Vec::new(),
-                    book_seq: None,
-                    touched: false,
-                    seeded_at: 0,
-                };
-                if !listed {
-                    for side in [Side::Buy, Side::Sell] {
-                        for (p, q) in engine.depth_ticks(&id, slot, side, usize::MAX) {
-                            *m.levels.entry((side, p)).or_default() += q as i64;
-                        }
+                let m = if listed {
+                    CoreMarket {
+                        entry,
+                        levels: HashMap::new(),
+                        trades: Vec::new(),
+                        book_seq: None,
+                        touched: false,
+                        seeded_at: 0,
                     }
-                    m.book_seq = Some(cmd_seq);
-                    m.seeded_at = cmd_seq;
-                }
+                } else {
+                    CoreMarket::seeded(entry, engine, cmd_seq, cmd_seq)
+                };
                 Some(v.insert(m))
             }
         }
@@ -209,19 +226,8 @@ impl Accumulator {
             let entry = self.shared.add_market(spec, b.slot, 0);
             entry.closed.store(b.closed, Ordering::Release);
             lock(&entry.core).stats = b.stats;
-            let mut m = CoreMarket {
-                entry,
-                levels: HashMap::new(),
-                trades: Vec::new(),
-                book_seq: Some(b.book_seq),
-                touched: true,
-                seeded_at: seq,
-            };
-            for side in [Side::Buy, Side::Sell] {
-                for (p, q) in engine.depth_ticks(&b.market, b.slot, side, usize::MAX) {
-                    *m.levels.entry((side, p)).or_default() += q as i64;
-                }
-            }
+            let mut m = CoreMarket::seeded(entry, engine, b.book_seq, seq);
+            m.touched = true;
             self.touched.push((b.market, b.slot));
             self.markets.insert((b.market, b.slot), m);
         }
