@@ -115,7 +115,8 @@ fn assert_each_record_recorded(ledger: &Ledger, records: &[Record]) {
             Source::Kafka {
                 topic: "cmds".into(),
                 partition: 0,
-                offset: i as u64
+                offset: i as u64,
+                index: None,
             },
             "{what}"
         );

@@ -293,6 +293,7 @@ fn synthetic_command(
             topic: "gpux.commands".to_owned(),
             partition: 0,
             offset: 0,
+            index: None,
         },
         payload: Vec::new(),
         events: Vec::new(),

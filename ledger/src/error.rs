@@ -9,7 +9,7 @@
 use std::fmt;
 
 use crate::cf::Cf;
-use crate::types::SourceKey;
+use crate::types::{Position, SourceKey};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
@@ -154,18 +154,19 @@ pub enum LedgerError {
         /// The previous command's timestamp.
         prev_ts_ns: u64,
     },
-    /// A command's source offset is not after the offset already consumed from that
-    /// source: applying it would apply an input twice.
-    #[error("cmd_seq {cmd_seq}: source {source_key} offset {offset} already consumed (up to {consumed})")]
+    /// A command's source position is not after the position already consumed
+    /// from that source: applying it would apply an input twice. (Positions read
+    /// `offset` or, for a command of a batch record, `offset#index`.)
+    #[error("cmd_seq {cmd_seq}: source {source_key} position {position} already consumed (up to {consumed})")]
     SourceNotAdvancing {
         /// The command.
         cmd_seq: u64,
         /// The source.
         source_key: SourceKey,
-        /// The offset given.
-        offset: u64,
-        /// The offset already consumed.
-        consumed: u64,
+        /// The position given.
+        position: Position,
+        /// The position already consumed.
+        consumed: Position,
     },
     /// A bound was exceeded (payload size, events per command, topic length).
     #[error("{what} is {got}, above the bound {max}")]

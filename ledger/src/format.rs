@@ -42,6 +42,9 @@ pub(crate) const META_OFFSET_PREFIX: &[u8] = b"offset/";
 
 const SOURCE_EMBEDDED: u8 = 0;
 const SOURCE_KAFKA: u8 = 1;
+/// A command of a Kafka batch record: the Kafka source, then its index in the batch.
+/// Only in command records (consumed-offset keys name the source, tag 1).
+const SOURCE_KAFKA_BATCH: u8 = 2;
 
 /// Bytes of framing around a body: version, kind, crc.
 pub(crate) const FRAME_BYTES: usize = 6;
@@ -158,16 +161,25 @@ fn put_source(buf: &mut Vec<u8>, source: &Source) {
             topic,
             partition,
             offset,
+            index,
         } => {
-            put_source_key_kafka(buf, topic, *partition);
+            let tag = if index.is_some() {
+                SOURCE_KAFKA_BATCH
+            } else {
+                SOURCE_KAFKA
+            };
+            put_source_kafka(buf, tag, topic, *partition);
             buf.extend_from_slice(&offset.to_be_bytes());
+            if let Some(index) = index {
+                buf.extend_from_slice(&index.to_be_bytes());
+            }
         }
     }
 }
 
-fn put_source_key_kafka(buf: &mut Vec<u8>, topic: &str, partition: i32) {
+fn put_source_kafka(buf: &mut Vec<u8>, tag: u8, topic: &str, partition: i32) {
     let len = u16::try_from(topic.len()).expect("topic bound is checked before encoding");
-    buf.push(SOURCE_KAFKA);
+    buf.push(tag);
     buf.extend_from_slice(&len.to_be_bytes());
     buf.extend_from_slice(topic.as_bytes());
     buf.extend_from_slice(&partition.to_be_bytes());
@@ -177,27 +189,37 @@ fn put_source_key_kafka(buf: &mut Vec<u8>, topic: &str, partition: i32) {
 pub(crate) fn put_source_key(buf: &mut Vec<u8>, key: &SourceKey) {
     match key {
         SourceKey::Embedded => buf.push(SOURCE_EMBEDDED),
-        SourceKey::Kafka { topic, partition } => put_source_key_kafka(buf, topic, *partition),
+        SourceKey::Kafka { topic, partition } => {
+            put_source_kafka(buf, SOURCE_KAFKA, topic, *partition);
+        }
     }
 }
 
 fn read_source_key(rd: &mut Rd<'_>) -> Result<SourceKey, DecodeError> {
     match rd.u8()? {
         SOURCE_EMBEDDED => Ok(SourceKey::Embedded),
-        SOURCE_KAFKA => {
-            let n = rd.u16()? as usize;
-            let topic = std::str::from_utf8(rd.take(n)?)
-                .map_err(|_| DecodeError::Malformed("topic is not UTF-8"))?
-                .to_owned();
-            let partition = rd.u32()? as i32;
-            Ok(SourceKey::Kafka { topic, partition })
-        }
+        SOURCE_KAFKA => read_kafka_key(rd),
         _ => Err(DecodeError::Malformed("unknown source tag")),
     }
 }
 
+/// The topic and partition after a Kafka source tag.
+fn read_kafka_key(rd: &mut Rd<'_>) -> Result<SourceKey, DecodeError> {
+    let n = rd.u16()? as usize;
+    let topic = std::str::from_utf8(rd.take(n)?)
+        .map_err(|_| DecodeError::Malformed("topic is not UTF-8"))?
+        .to_owned();
+    let partition = rd.u32()? as i32;
+    Ok(SourceKey::Kafka { topic, partition })
+}
+
 fn read_source(rd: &mut Rd<'_>) -> Result<Source, DecodeError> {
-    let key = read_source_key(rd)?;
+    let (key, batch) = match rd.u8()? {
+        SOURCE_EMBEDDED => (SourceKey::Embedded, false),
+        SOURCE_KAFKA => (read_kafka_key(rd)?, false),
+        SOURCE_KAFKA_BATCH => (read_kafka_key(rd)?, true),
+        _ => return Err(DecodeError::Malformed("unknown source tag")),
+    };
     let offset = rd.u64()?;
     Ok(match key {
         SourceKey::Embedded => Source::Embedded { seq: offset },
@@ -205,6 +227,7 @@ fn read_source(rd: &mut Rd<'_>) -> Result<Source, DecodeError> {
             topic,
             partition,
             offset,
+            index: if batch { Some(rd.u32()?) } else { None },
         },
     })
 }
@@ -634,11 +657,38 @@ mod tests {
 
     #[test]
     fn command_round_trips_and_any_flipped_bit_is_caught() {
-        let source = Source::Kafka {
-            topic: "commands".into(),
-            partition: 3,
-            offset: 77,
+        for index in [None, Some(0), Some(4_000_000_000)] {
+            command_round_trips_with(Source::Kafka {
+                topic: "commands".into(),
+                partition: 3,
+                offset: 77,
+                index,
+            });
+        }
+        command_round_trips_with(Source::Embedded { seq: 12 });
+    }
+
+    #[test]
+    fn a_batch_index_is_stored_after_the_offset_under_its_own_tag() {
+        let encode = |index| {
+            let mut buf = Vec::new();
+            let source = Source::Kafka {
+                topic: "t".into(),
+                partition: 0,
+                offset: 5,
+                index,
+            };
+            put_source(&mut buf, &source);
+            buf
         };
+        let (plain, batch) = (encode(None), encode(Some(7)));
+        assert_eq!(plain[0], SOURCE_KAFKA);
+        assert_eq!(batch[0], SOURCE_KAFKA_BATCH);
+        assert_eq!(batch[1..plain.len()], plain[1..]);
+        assert_eq!(batch[plain.len()..], 7u32.to_be_bytes());
+    }
+
+    fn command_round_trips_with(source: Source) {
         let mut buf = Vec::new();
         encode_command(
             &mut buf,

@@ -21,8 +21,8 @@ use crate::error::{CorruptionKind, LedgerError, Result};
 use crate::format::{self, key_seq, seq_key};
 use crate::store::{Cf, Cursor, RocksOptions, RocksStore, Store, WriteOps};
 use crate::types::{
-    AppliedCommand, BatchHeader, BatchReceipt, CommandRecord, EventRecord, Head, Snapshot,
-    SourceKey,
+    AppliedCommand, BatchHeader, BatchReceipt, CommandRecord, EventRecord, Head, Position,
+    Snapshot, SourceKey,
 };
 use crate::verify::{self, decode_err, VerifyOnOpen, VerifyProgress, VerifyReport};
 use crate::{EVENTS_PER_COMMAND_MAX, KAFKA_TOPIC_BYTES_MAX, PAYLOAD_BYTES_MAX, SNAPSHOT_BYTES_MAX};
@@ -92,7 +92,7 @@ pub(crate) struct Sealed {
     pub ops: WriteOps,
     pub receipt: Option<BatchReceipt>,
     head: Head,
-    offsets: Vec<(SourceKey, u64)>,
+    offsets: Vec<(SourceKey, Position)>,
 }
 
 /// One atomic write being assembled: submissions validated against the head plus
@@ -104,7 +104,8 @@ pub struct Stage {
     next_ev: u64,
     last_ts: u64,
     hasher: Option<format::BatchHasher>,
-    offsets: BTreeMap<SourceKey, (u64, u64)>,
+    /// Per source: the last command's position and its cmd_seq.
+    offsets: BTreeMap<SourceKey, (Position, u64)>,
     inbox_next: u64,
     commands: u64,
     events: u64,
@@ -203,7 +204,7 @@ impl Stage {
             self.next_ev += 1;
         }
         self.offsets
-            .insert(c.source.key(), (c.source.offset(), c.cmd_seq));
+            .insert(c.source.key(), (c.source.position(), c.cmd_seq));
         self.next_cmd += 1;
         self.last_ts = c.ts_ns;
         self.commands += 1;
@@ -221,7 +222,8 @@ pub struct Ledger<S: Store = RocksStore> {
     /// pages every time.
     spare: std::sync::Mutex<Option<WriteOps>>,
     head: Head,
-    consumed: BTreeMap<SourceKey, u64>,
+    /// Per source: the position of the last command consumed from it.
+    consumed: BTreeMap<SourceKey, Position>,
     opts: LedgerOptions,
     poisoned: bool,
     /// What [`VerifyOnOpen::Background`] left to verify, until taken.
@@ -416,11 +418,12 @@ impl<S: Store> Ledger<S> {
             head,
             offsets,
         });
+        let consumed = reader.consumed_positions(&head)?;
         let ledger = Self {
             reader,
             spare: std::sync::Mutex::new(None),
             head,
-            consumed: findings.report.consumed.clone(),
+            consumed,
             opts: opts.clone(),
             poisoned: false,
             deferred,
@@ -456,14 +459,24 @@ impl<S: Store> Ledger<S> {
         self.head
     }
 
-    /// The consumed offset of `source` (`None`: nothing consumed from it yet).
+    /// The consumed offset of `source`: the offset of the last record a command
+    /// was consumed from (`None`: nothing consumed from it yet).
     pub fn consumed_offset(&self, source: &SourceKey) -> Option<u64> {
+        self.consumed.get(source).map(|p| p.offset)
+    }
+
+    /// The position of the last command consumed from `source`: its record's offset
+    /// and, when that record is a batch, the command's index in it.
+    pub fn consumed_position(&self, source: &SourceKey) -> Option<Position> {
         self.consumed.get(source).copied()
     }
 
     /// Every consumed offset.
-    pub fn consumed_offsets(&self) -> &BTreeMap<SourceKey, u64> {
-        &self.consumed
+    pub fn consumed_offsets(&self) -> BTreeMap<SourceKey, u64> {
+        self.consumed
+            .iter()
+            .map(|(k, p)| (k.clone(), p.offset))
+            .collect()
     }
 
     /// The last inbox seq journaled (0: none).
@@ -541,18 +554,18 @@ impl<S: Store> Ledger<S> {
         })
     }
 
-    fn consumed_in(&self, stage: &Stage, key: &SourceKey) -> Option<u64> {
+    fn consumed_in(&self, stage: &Stage, key: &SourceKey) -> Option<Position> {
         stage
             .offsets
             .get(key)
-            .map(|&(o, _)| o)
+            .map(|&(p, _)| p)
             .or_else(|| self.consumed.get(key).copied())
     }
 
     /// Checks `commands` against the head plus what `stage` holds: dense `cmd_seq`s,
     /// timestamps that never go back, bounded sizes, source offsets that advance.
     fn validate(&self, stage: &Stage, commands: &[AppliedCommand]) -> Result<()> {
-        let mut local: Vec<(SourceKey, u64)> = Vec::new();
+        let mut local: Vec<(SourceKey, Position)> = Vec::new();
         let mut ts = stage.last_ts;
         for (i, c) in commands.iter().enumerate() {
             let expected = stage.next_cmd + i as u64;
@@ -572,24 +585,24 @@ impl<S: Store> Ledger<S> {
             ts = c.ts_ns;
             check_bounds(c)?;
             let key = c.source.key();
-            let offset = c.source.offset();
+            let position = c.source.position();
             let consumed = match local.iter().find(|(k, _)| *k == key) {
-                Some(&(_, o)) => Some(o),
+                Some(&(_, p)) => Some(p),
                 None => self.consumed_in(stage, &key),
             };
             if let Some(consumed) = consumed {
-                if offset <= consumed {
+                if position <= consumed {
                     return Err(LedgerError::SourceNotAdvancing {
                         cmd_seq: c.cmd_seq,
                         source_key: key,
-                        offset,
+                        position,
                         consumed,
                     });
                 }
             }
             match local.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = offset,
-                None => local.push((key, offset)),
+                Some(slot) => slot.1 = position,
+                None => local.push((key, position)),
             }
         }
         Ok(())
@@ -705,11 +718,11 @@ impl<S: Store> Ledger<S> {
                 stage.ops.put_with(Cf::Batches, &seq_key(batch_no), |b| {
                     format::encode_batch(b, &header)
                 });
-                for (key, &(offset, cmd_seq)) in &stage.offsets {
+                for (key, &(position, cmd_seq)) in &stage.offsets {
                     stage
                         .ops
                         .put_with(Cf::Meta, &format::offset_meta_key(key), |b| {
-                            format::encode_offset(b, key, offset, cmd_seq)
+                            format::encode_offset(b, key, position.offset, cmd_seq)
                         });
                 }
                 new_head.last_cmd_seq = last_cmd_seq;
@@ -733,7 +746,7 @@ impl<S: Store> Ledger<S> {
             offsets: stage
                 .offsets
                 .into_iter()
-                .map(|(k, (offset, _))| (k, offset))
+                .map(|(k, (position, _))| (k, position))
                 .collect(),
         })
     }
@@ -770,7 +783,7 @@ impl<S: Store> Ledger<S> {
         if let Ok(head) = verify::read_head(&*self.reader.store) {
             self.head = head;
         }
-        if let Ok(consumed) = verify::stored_consumed(&*self.reader.store, &self.head) {
+        if let Ok(consumed) = self.reader.consumed_positions(&self.head) {
             self.consumed = consumed;
         }
     }
@@ -1009,6 +1022,37 @@ impl<S: Store> LedgerReader<S> {
                 Ok(Some(r.offset))
             }
         }
+    }
+
+    /// The position of the last command consumed from `source`: the consumed
+    /// offset stored in meta and, when that record was a batch, the index of the
+    /// command there (read from the command the offset record names).
+    pub fn consumed_position(&self, source: &SourceKey) -> Result<Option<Position>> {
+        match self.store.get(Cf::Meta, &format::offset_meta_key(source))? {
+            None => Ok(None),
+            Some(v) => {
+                let r = format::decode_offset(&v).map_err(|e| decode_err(e, Cf::Meta, 0))?;
+                Ok(Some(self.position_of(r.offset, r.cmd_seq)?))
+            }
+        }
+    }
+
+    /// The consumed position of every source, as of `head`.
+    pub(crate) fn consumed_positions(&self, head: &Head) -> Result<BTreeMap<SourceKey, Position>> {
+        verify::stored_consumed_by(&*self.store, head)?
+            .into_iter()
+            .map(|(key, (offset, cmd_seq))| Ok((key, self.position_of(offset, cmd_seq)?)))
+            .collect()
+    }
+
+    /// The position of command `cmd_seq`, which consumed record `offset`. A
+    /// command that is missing or names another offset is left to verification
+    /// (which reports it): the record's offset alone is the position then.
+    fn position_of(&self, offset: u64, cmd_seq: u64) -> Result<Position> {
+        Ok(match self.command(cmd_seq)? {
+            Some(c) if c.source.offset() == offset => c.source.position(),
+            _ => Position::record(offset),
+        })
     }
 
     fn iter<T: 'static>(

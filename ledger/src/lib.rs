@@ -81,7 +81,7 @@ pub use store::{
 };
 pub use types::{
     hex, AppliedCommand, BatchHeader, BatchReceipt, CommandRecord, EventRecord, Hash, Head,
-    Snapshot, Source, SourceKey, GENESIS_HASH,
+    Position, Snapshot, Source, SourceKey, GENESIS_HASH,
 };
 pub use verify::{VerifyOnOpen, VerifyProgress, VerifyReport};
 

@@ -42,7 +42,41 @@ pub enum Source {
         partition: i32,
         /// Offset of the record (Kafka offsets of real records are never negative).
         offset: u64,
+        /// For a command of a batch record (many commands in one record): its
+        /// index in the batch, from 0. `None` for a record that is one command.
+        index: Option<u32>,
     },
+}
+
+/// A command's place in its source: the record's offset and, for a command of a
+/// batch record, its index in the batch. Positions of one source strictly increase
+/// in log order (offset first, then index; a record is either one command or a
+/// batch, never both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Position {
+    /// The record's offset (the embedded log's seq).
+    pub offset: u64,
+    /// The command's index in its batch record, if the record is a batch.
+    pub index: Option<u32>,
+}
+
+impl Position {
+    /// The position of a record that is one command.
+    pub fn record(offset: u64) -> Self {
+        Self {
+            offset,
+            index: None,
+        }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            None => write!(f, "{}", self.offset),
+            Some(i) => write!(f, "{}#{i}", self.offset),
+        }
+    }
 }
 
 impl Source {
@@ -59,11 +93,23 @@ impl Source {
         }
     }
 
-    /// The position within the source.
+    /// The offset of the record within the source.
     pub fn offset(&self) -> u64 {
         match self {
             Source::Embedded { seq } => *seq,
             Source::Kafka { offset, .. } => *offset,
+        }
+    }
+
+    /// The command's position within the source: its record's offset and, for a
+    /// command of a batch record, its index there.
+    pub fn position(&self) -> Position {
+        match self {
+            Source::Embedded { seq } => Position::record(*seq),
+            Source::Kafka { offset, index, .. } => Position {
+                offset: *offset,
+                index: *index,
+            },
         }
     }
 }

@@ -19,7 +19,10 @@ use crate::chunk::{chunk_of_command, chunk_of_event, decode_event_at, Chunk};
 use crate::error::{Corruption, CorruptionKind, LedgerError, Result};
 use crate::format::{self, key_seq, seq_key, DecodeError};
 use crate::store::{Cf, Cursor, Store, WriteOps};
-use crate::types::{BatchHeader, Hash, Head, SourceKey, GENESIS_HASH};
+use crate::types::{BatchHeader, Hash, Head, Position, SourceKey, GENESIS_HASH};
+
+/// Per source: the position of the last command consumed from it, and its cmd_seq.
+type Consumed = BTreeMap<SourceKey, (Position, u64)>;
 
 /// How much of the ledger [`Ledger::open`](crate::Ledger::open) verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -195,10 +198,10 @@ struct SegEnd {
     last_ev: u64,
     first_ts: Option<u64>,
     last_ts: u64,
-    /// Per source: first offset seen in the segment.
-    first_offsets: BTreeMap<SourceKey, u64>,
-    /// Per source: last offset seen and the command that consumed it.
-    last_offsets: BTreeMap<SourceKey, (u64, u64)>,
+    /// Per source: first position seen in the segment.
+    first_offsets: BTreeMap<SourceKey, Position>,
+    /// Per source: last position seen and the command that consumed it.
+    last_offsets: Consumed,
     commands: u64,
     events: u64,
 }
@@ -465,17 +468,17 @@ impl Walk<'_> {
             )));
         }
         let key = c.source.key();
-        let offset = c.source.offset();
+        let position = c.source.position();
         if let Some(&(prev, _)) = end.last_offsets.get(&key) {
-            if offset <= prev {
+            if position <= prev {
                 return Err(bad_cmd(format!(
-                    "source {key} offset {offset} not after {prev}"
+                    "source {key} position {position} not after {prev}"
                 )));
             }
         } else {
-            end.first_offsets.insert(key.clone(), offset);
+            end.first_offsets.insert(key.clone(), position);
         }
-        end.last_offsets.insert(key, (offset, cmd_seq));
+        end.last_offsets.insert(key, (position, cmd_seq));
         end.first_ts.get_or_insert(c.ts_ns);
         end.last_ts = c.ts_ns;
         hasher.record(cv);
@@ -553,7 +556,7 @@ fn merge(mut acc: SegEnd, seg: SegEnd, start: &SegStart) -> Result<SegEnd> {
         if let Some(&(prev, _)) = acc.last_offsets.get(key) {
             if *first <= prev {
                 return Err(at_cmd(format!(
-                    "source {key} offset {first} not after {prev} (batch {b} or later)"
+                    "source {key} position {first} not after {prev} (batch {b} or later)"
                 )));
             }
         }
@@ -743,13 +746,11 @@ fn stored_offsets<S: Store + ?Sized>(store: &S) -> Result<Vec<(Vec<u8>, format::
 
 /// The consumed-offset record of `key` — `offset`, written by `cmd_seq` — against
 /// the offsets the commands imply (`recomputed`): a meta mismatch if they differ.
-fn check_offset(
-    recomputed: &BTreeMap<SourceKey, (u64, u64)>,
-    key: &SourceKey,
-    offset: u64,
-    cmd_seq: u64,
-) -> Result<()> {
-    if recomputed.get(key) == Some(&(offset, cmd_seq)) {
+fn check_offset(recomputed: &Consumed, key: &SourceKey, offset: u64, cmd_seq: u64) -> Result<()> {
+    if recomputed
+        .get(key)
+        .is_some_and(|&(p, c)| (p.offset, c) == (offset, cmd_seq))
+    {
         return Ok(());
     }
     Err(corrupt(
@@ -766,7 +767,7 @@ fn check_offset(
 /// A source the commands consumed from whose consumed-offset record is missing
 /// (`has_record` says which keys have one), as a meta mismatch.
 fn check_no_offset_missing(
-    recomputed: &BTreeMap<SourceKey, (u64, u64)>,
+    recomputed: &Consumed,
     has_record: impl Fn(&SourceKey) -> bool,
 ) -> Result<()> {
     match recomputed.iter().find(|(k, _)| !has_record(k)) {
@@ -785,7 +786,7 @@ fn check_no_offset_missing(
 fn check_tail_and_offsets<S: Store + ?Sized>(
     store: &S,
     head: &Head,
-    recomputed: Option<&BTreeMap<SourceKey, (u64, u64)>>,
+    recomputed: Option<&Consumed>,
 ) -> Result<Tail> {
     let mut tail = Tail {
         batches: keys_from(store, Cf::Batches, head.last_batch_no + 1)?,
@@ -1006,7 +1007,7 @@ pub(crate) fn run<S: Store + ?Sized>(
         Some(end) => end
             .last_offsets
             .iter()
-            .map(|(k, &(o, _))| (k.clone(), o))
+            .map(|(k, &(p, _))| (k.clone(), p.offset))
             .collect(),
         None => stored_consumed(store, &head)?,
     };

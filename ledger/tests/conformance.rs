@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use common::{command, commands, dump, fill, opts, Harness, MemHarness, RocksHarness};
 use gpux_ledger::{
     seq_key, AppliedCommand, Cf, CorruptionKind, FaultyStore, GroupCommitOptions, GroupCommitter,
-    Ledger, LedgerError, Op, Source, SourceKey, Store, WriteOps, GENESIS_HASH,
+    Ledger, LedgerError, Op, Position, Source, SourceKey, Store, WriteOps, GENESIS_HASH,
 };
 
 /// The memory store behind the fault wrapper, nothing armed: must behave the same.
@@ -292,8 +292,14 @@ pub fn ledger_rejects_invalid_appends_without_side_effects<H: Harness>() {
         l.append(&[replay]),
         Err(LedgerError::SourceNotAdvancing {
             cmd_seq: 6,
-            offset: 5,
-            consumed: 5,
+            position: Position {
+                offset: 5,
+                index: None
+            },
+            consumed: Position {
+                offset: 5,
+                index: None
+            },
             ..
         })
     ));
@@ -331,6 +337,7 @@ pub fn ledger_tracks_kafka_offsets_per_partition<H: Harness>() {
             topic: "gpux.commands".into(),
             partition,
             offset,
+            index: None,
         },
         ..command(cmd_seq)
     };
@@ -352,15 +359,89 @@ pub fn ledger_tracks_kafka_offsets_per_partition<H: Harness>() {
     drop(l);
     let l = Ledger::with_store(h.open(), &opts()).expect("reopen");
     let expected: BTreeMap<SourceKey, u64> = [(p(0), 11), (p(1), 9)].into_iter().collect();
-    assert_eq!(l.consumed_offsets(), &expected);
+    assert_eq!(l.consumed_offsets(), expected);
     assert_eq!(l.reader().consumed_offset(&p(1)).expect("read"), Some(9));
     assert_eq!(
         l.command(2).expect("read").expect("present").source,
         Source::Kafka {
             topic: "gpux.commands".into(),
             partition: 1,
-            offset: 3
+            offset: 3,
+            index: None,
         }
+    );
+}
+
+/// Commands of a Kafka batch record share its offset and are told apart by their
+/// index: positions advance by offset, then index, within one append, across
+/// appends and across a reopen (which reads the index of the last command back).
+pub fn ledger_tracks_positions_inside_batch_records<H: Harness>() {
+    let h = H::fresh();
+    let mut l = Ledger::with_store(h.open(), &opts()).expect("open");
+    let kafka = |cmd_seq: u64, offset: u64, index: Option<u32>| AppliedCommand {
+        source: Source::Kafka {
+            topic: "gpux.commands".into(),
+            partition: 0,
+            offset,
+            index,
+        },
+        ..command(cmd_seq)
+    };
+    let key = SourceKey::Kafka {
+        topic: "gpux.commands".into(),
+        partition: 0,
+    };
+    let at = |offset, index| Position { offset, index };
+    l.append(&[
+        kafka(1, 4, None),
+        kafka(2, 10, Some(0)),
+        kafka(3, 10, Some(1)),
+    ])
+    .expect("append");
+    assert_eq!(l.consumed_position(&key), Some(at(10, Some(1))));
+    assert_eq!(l.consumed_offset(&key), Some(10));
+    let refused = |l: &mut Ledger<_>, c: AppliedCommand| {
+        let before = dump(l);
+        let got = l.append(&[c]);
+        assert!(
+            matches!(got, Err(LedgerError::SourceNotAdvancing { cmd_seq, .. }) if cmd_seq == l.head().last_cmd_seq + 1),
+            "{got:?}"
+        );
+        assert_eq!(dump(l), before);
+    };
+    refused(&mut l, kafka(4, 10, Some(1)));
+    refused(&mut l, kafka(4, 10, Some(0)));
+    refused(&mut l, kafka(4, 10, None));
+    refused(&mut l, kafka(4, 9, Some(7)));
+    // Within one append too.
+    let got = l.append(&[kafka(4, 10, Some(2)), kafka(5, 10, Some(2))]);
+    assert!(
+        matches!(got, Err(LedgerError::SourceNotAdvancing { cmd_seq: 5, .. })),
+        "{got:?}"
+    );
+    l.append(&[kafka(4, 10, Some(2))]).expect("the next index");
+    drop(l);
+    let mut l = Ledger::with_store(h.open(), &opts()).expect("reopen");
+    assert_eq!(l.consumed_position(&key), Some(at(10, Some(2))));
+    assert_eq!(
+        l.reader().consumed_position(&key).expect("read"),
+        Some(at(10, Some(2)))
+    );
+    refused(&mut l, kafka(5, 10, Some(2)));
+    l.append(&[kafka(5, 10, Some(3)), kafka(6, 11, None)])
+        .expect("the rest of the batch, then the next record");
+    assert_eq!(
+        l.command(3).expect("read").expect("present").source,
+        Source::Kafka {
+            topic: "gpux.commands".into(),
+            partition: 0,
+            offset: 10,
+            index: Some(1),
+        }
+    );
+    assert_eq!(
+        l.reader().consumed_position(&key).expect("read"),
+        Some(at(11, None))
     );
 }
 
@@ -594,6 +675,7 @@ macro_rules! conformance {
             #[test] fn ledger_appends_reads_and_reopens() { super::ledger_appends_reads_and_reopens::<$harness>() }
             #[test] fn ledger_rejects_invalid_appends_without_side_effects() { super::ledger_rejects_invalid_appends_without_side_effects::<$harness>() }
             #[test] fn ledger_tracks_kafka_offsets_per_partition() { super::ledger_tracks_kafka_offsets_per_partition::<$harness>() }
+            #[test] fn ledger_tracks_positions_inside_batch_records() { super::ledger_tracks_positions_inside_batch_records::<$harness>() }
             #[test] fn ledger_inbox_journals_and_resumes_from_the_consumed_offset() { super::ledger_inbox_journals_and_resumes_from_the_consumed_offset::<$harness>() }
             #[test] fn ledger_snapshots_latest_at_or_before_and_fallback() { super::ledger_snapshots_latest_at_or_before_and_fallback::<$harness>() }
             #[test] fn ledger_group_committer_merges_and_acknowledges() { super::ledger_group_committer_merges_and_acknowledges::<$harness>() }

@@ -365,6 +365,10 @@ enum SourceView<'a> {
         topic: &'a str,
         partition: i32,
         offset: u64,
+        /// The command's index in its batch record (absent: the record is this
+        /// one command).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        index: Option<u32>,
     },
 }
 
@@ -375,15 +379,18 @@ fn source_view(s: &Source) -> SourceView<'_> {
             topic,
             partition,
             offset,
+            index,
         } => SourceView::Kafka {
             topic,
             partition: *partition,
             offset: *offset,
+            index: *index,
         },
     }
 }
 
-/// A command's source as text: `embedded:SEQ` or `kafka:TOPIC/PARTITION@OFFSET`.
+/// A command's source as text: `embedded:SEQ`, `kafka:TOPIC/PARTITION@OFFSET`, or
+/// `kafka:TOPIC/PARTITION@OFFSET#INDEX` for a command of a batch record.
 pub fn source_text(s: &Source) -> String {
     match s {
         Source::Embedded { seq } => format!("embedded:{seq}"),
@@ -391,7 +398,14 @@ pub fn source_text(s: &Source) -> String {
             topic,
             partition,
             offset,
+            index: None,
         } => format!("kafka:{topic}/{partition}@{offset}"),
+        Source::Kafka {
+            topic,
+            partition,
+            offset,
+            index: Some(i),
+        } => format!("kafka:{topic}/{partition}@{offset}#{i}"),
     }
 }
 

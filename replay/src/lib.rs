@@ -63,7 +63,7 @@
 //!         .append(&[AppliedCommand {
 //!             cmd_seq: 1,
 //!             ts_ns: 7,
-//!             source: Source::Kafka { topic: "commands".into(), partition: 0, offset: 0 },
+//!             source: Source::Kafka { topic: "commands".into(), partition: 0, offset: 0, index: None },
 //!             payload: payload.to_vec(),
 //!             events: events.iter().map(Event::to_json_vec).collect(),
 //!         }])

@@ -681,17 +681,22 @@ fn position_source<S: Store>(
 ) -> Result<(SourceKey, Option<u64>), PipelineError> {
     let key = source.key();
     let consumed = reader
-        .consumed_offset(&key)
+        .consumed_position(&key)
         .map_err(PipelineError::Ledger)?;
+    let offset = consumed.map(|p| p.offset);
     source
         .start_after(consumed)
         .map_err(|error| PipelineError::Source {
             key: key.clone(),
-            last_offset: consumed,
+            last_offset: offset,
             error,
         })?;
-    tracing::info!(source = %key, last_consumed = ?consumed, "consuming");
-    Ok((key, consumed))
+    tracing::info!(
+        source = %key,
+        last_consumed = %consumed.map_or_else(|| "none".to_owned(), |p| p.to_string()),
+        "consuming"
+    );
+    Ok((key, offset))
 }
 
 /// Starts the decode thread: reads `source` (positioned after `consumed`) in

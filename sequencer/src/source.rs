@@ -4,14 +4,17 @@
 //! A source yields raw command payloads in log order, each with its [`Source`]
 //! position; the pipeline stores the position of the last command of every batch in
 //! the same write as its events, and on start asks the source to continue right
-//! after it. Positions must be strictly increasing. A source that gives up returns a
+//! after it. Positions must be strictly increasing: a record's offset, then, for a
+//! Kafka batch record ([`kafka::batch`](crate::kafka::batch)), the command's index
+//! in it, so a pipeline that stopped in the middle of a batch continues with the
+//! next command of that batch. A source that gives up returns a
 //! typed [`SourceError`]; the pipeline stops with it (see
 //! [`PipelineError::Source`](crate::PipelineError::Source)).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use gpux_ledger::{LedgerReader, RocksStore, Source, SourceKey, Store};
+use gpux_ledger::{LedgerReader, Position, RocksStore, Source, SourceKey, Store};
 
 use crate::error::SourceError;
 use crate::submit::EmbeddedLog;
@@ -30,9 +33,10 @@ pub trait CommandSource: Send {
     /// Which consumed offset in the ledger belongs to this source.
     fn key(&self) -> SourceKey;
 
-    /// Positions the source right after `last_consumed` (the stored consumed offset),
-    /// or at the beginning of the log when `None`. Called once, before any `poll`.
-    fn start_after(&mut self, last_consumed: Option<u64>) -> Result<(), SourceError>;
+    /// Positions the source right after `last_consumed` (the position of the last
+    /// command the ledger consumed from it), or at the beginning of the log when
+    /// `None`. Called once, before any `poll`.
+    fn start_after(&mut self, last_consumed: Option<Position>) -> Result<(), SourceError>;
 
     /// Appends up to `max` next commands, in order, to `out`, waiting at most
     /// `timeout` for the first. Returning with nothing added is fine. Transient
@@ -75,8 +79,8 @@ impl<S: Store> CommandSource for EmbeddedSource<S> {
         SourceKey::Embedded
     }
 
-    fn start_after(&mut self, last_consumed: Option<u64>) -> Result<(), SourceError> {
-        self.next = last_consumed.unwrap_or(0) + 1;
+    fn start_after(&mut self, last_consumed: Option<Position>) -> Result<(), SourceError> {
+        self.next = last_consumed.map_or(0, |p| p.offset) + 1;
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gpux_engine::{CancelReason, Command, CommandEnvelope, Event};
-use gpux_ledger::{Ledger, LedgerOptions, MemStore, Source, SourceKey};
+use gpux_ledger::{Ledger, LedgerOptions, MemStore, Position, Source, SourceKey};
 use gpux_replay::export::{ExportOptions, Format, What};
 use gpux_replay::Progress;
 use gpux_sequencer::kafka::EventsMessage;
@@ -230,8 +230,8 @@ impl CommandSource for HandSource {
         SourceKey::Embedded
     }
 
-    fn start_after(&mut self, last: Option<u64>) -> Result<(), SourceError> {
-        self.next = last.unwrap_or(0) + 1;
+    fn start_after(&mut self, last: Option<Position>) -> Result<(), SourceError> {
+        self.next = last.map_or(0, |p| p.offset) + 1;
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use gpux_engine::Engine;
 use gpux_ledger::{
-    Fault, FaultyStore, Ledger, LedgerError, LedgerOptions, MemStore, Source, SourceKey,
+    Fault, FaultyStore, Ledger, LedgerError, LedgerOptions, MemStore, Position, Source, SourceKey,
 };
 use gpux_sequencer::{
     CommandSource, Exchange, Inbound, PipelineError, PipelineOptions, SourceError, SubmitError,
@@ -303,8 +303,8 @@ impl CommandSource for GivesUp {
         }
     }
 
-    fn start_after(&mut self, last_consumed: Option<u64>) -> Result<(), SourceError> {
-        self.next = last_consumed.map_or(0, |o| o + 1);
+    fn start_after(&mut self, last_consumed: Option<Position>) -> Result<(), SourceError> {
+        self.next = last_consumed.map_or(0, |p| p.offset + 1);
         Ok(())
     }
 
@@ -324,6 +324,7 @@ impl CommandSource for GivesUp {
                     topic: "commands".into(),
                     partition: 0,
                     offset: self.next,
+                    index: None,
                 },
                 payload: all[self.next as usize].clone(),
             });

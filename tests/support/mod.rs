@@ -448,7 +448,8 @@ pub fn assert_ledger_holds_topic(dir: &Path, topic: &str, records: &[(u64, Optio
             Source::Kafka {
                 topic: topic.to_owned(),
                 partition: 0,
-                offset: *offset
+                offset: *offset,
+                index: None,
             },
             "cmd_seq {} comes from offset {offset}",
             rec.cmd_seq

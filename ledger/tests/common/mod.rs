@@ -83,6 +83,7 @@ pub fn command(cmd_seq: u64) -> AppliedCommand {
             topic: "test".into(),
             partition: 0,
             offset: cmd_seq,
+            index: None,
         },
         payload: format!("command {cmd_seq}").into_bytes(),
         events: (0..cmd_seq % 4)

@@ -16,6 +16,7 @@
 //! |---|---|
 //! | this one | [`KafkaConfig`], [`start_exchange`], [`create_topics`], the client context that routes librdkafka's logs to `tracing` |
 //! | [`source`] | [`KafkaSource`]: the pipeline's [`CommandSource`](crate::CommandSource) on one topic partition |
+//! | [`batch`] | the batch envelope: many commands in one record, split by the source |
 //! | [`submit`] | [`KafkaSubmitter`]: the idempotent producer behind [`Submitter`](crate::Submitter) |
 //! | [`events`] | [`EventsMessage`] (the events topic's JSON) and [`EventsPublisher`] |
 //! | [`feed`] | [`EventsTopicFeed`]: a [`Feed`](crate::Feed) over the events topic |
@@ -36,6 +37,7 @@
 //! non-UTF-8 one, becomes a command the engine records (as a rejection if it does not
 //! decode).
 
+pub mod batch;
 mod error;
 pub mod events;
 pub mod feed;

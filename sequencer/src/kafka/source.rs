@@ -1,20 +1,25 @@
 //! [`KafkaSource`]: the commands topic partition as the pipeline's command log.
 //!
-//! The pipeline stores the offset of the last command of each batch in the same
+//! The pipeline stores the position of the last command of each batch in the same
 //! synced write as its events and, on start, calls
 //! [`start_after`](crate::CommandSource::start_after) with it: the source assigns
 //! the partition at that offset + 1 (the beginning when nothing was consumed), so a
 //! record is applied exactly once however often the engine or the broker restarts.
 //! Each record becomes an [`Inbound`] with its `Source::Kafka` position and its value
 //! as the payload (a tombstone becomes an empty payload, which the engine records as
-//! a `malformed_command` rejection). Broker trouble never fails the source.
+//! a `malformed_command` rejection), except a batch record
+//! ([`batch`](super::batch)), which becomes one `Inbound` per command, each with
+//! its index in the batch. When the last command consumed was inside a batch, the
+//! source assigns the partition at that record again and skips the commands of it
+//! up to that index. Broker trouble never fails the source.
 
 use std::time::{Duration, Instant};
 
-use gpux_ledger::{Source, SourceKey};
+use gpux_ledger::{Position, Source, SourceKey};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::batch;
 use super::error::KafkaError;
 use super::topic::TopicReader;
 use super::KafkaConfig;
@@ -31,6 +36,10 @@ pub struct KafkaSource {
     reader: TopicReader,
     last_monitor_commit: Instant,
     monitored: Option<u64>,
+    /// Set by `start_after` when the last command consumed was inside a batch
+    /// record: that record is read again and its commands up to this index are
+    /// skipped.
+    resume_in: Option<(u64, u32)>,
 }
 
 impl KafkaSource {
@@ -41,6 +50,7 @@ impl KafkaSource {
             reader: TopicReader::new(cfg, "source", &cfg.commands_topic, cfg.partition)?,
             last_monitor_commit: Instant::now(),
             monitored: None,
+            resume_in: None,
         })
     }
 
@@ -77,21 +87,40 @@ impl CommandSource for KafkaSource {
         }
     }
 
-    fn start_after(&mut self, last_consumed: Option<u64>) -> Result<(), SourceError> {
-        let from = last_consumed.map(|o| o + 1);
-        match from {
-            Some(offset) => tracing::info!(
-                topic = %self.reader.topic(),
-                partition = self.reader.partition(),
+    fn start_after(&mut self, last_consumed: Option<Position>) -> Result<(), SourceError> {
+        let (topic, partition) = (self.reader.topic().to_owned(), self.reader.partition());
+        let from = match last_consumed {
+            None => {
+                tracing::info!(%topic, partition, "consuming the commands topic from its beginning");
+                None
+            }
+            Some(Position {
                 offset,
-                "consuming the commands topic after the last committed offset"
-            ),
-            None => tracing::info!(
-                topic = %self.reader.topic(),
-                partition = self.reader.partition(),
-                "consuming the commands topic from its beginning"
-            ),
-        }
+                index: None,
+            }) => {
+                tracing::info!(
+                    %topic,
+                    partition,
+                    offset = offset + 1,
+                    "consuming the commands topic after the last committed offset"
+                );
+                Some(offset + 1)
+            }
+            Some(Position {
+                offset,
+                index: Some(index),
+            }) => {
+                tracing::info!(
+                    %topic,
+                    partition,
+                    offset,
+                    after_index = index,
+                    "consuming the commands topic inside the batch record last committed from"
+                );
+                self.resume_in = Some((offset, index));
+                Some(offset)
+            }
+        };
         self.reader
             .seek(from)
             .map_err(|e| SourceError::Kafka(format!("{e:#}")))
@@ -105,32 +134,64 @@ impl CommandSource for KafkaSource {
     ) -> Result<(), SourceError> {
         let topic = self.reader.topic().to_owned();
         let partition = self.reader.partition();
-        self.reader.poll(max, timeout, |offset, _key, payload| {
-            let payload = payload.unwrap_or_default();
-            let payload = if payload.len() > MAX_COMMAND_BYTES {
-                // Far beyond what the engine accepts (it rejects it either way): keep
-                // the ledger and the events topic bounded.
-                tracing::warn!(
-                    topic = %topic,
-                    offset,
-                    bytes = payload.len(),
-                    kept = MAX_COMMAND_BYTES,
-                    "oversized record: recording its first bytes only (it is rejected)"
-                );
-                &payload[..MAX_COMMAND_BYTES]
-            } else {
-                payload
-            };
-            out.push(Inbound {
-                source: Source::Kafka {
+        let resume_in = &mut self.resume_in;
+        self.reader
+            .poll_counted(max, timeout, |offset, _key, payload| {
+                // Only the first record read can be the one to resume in (if it is
+                // still on the topic).
+                let skip_through = resume_in
+                    .take()
+                    .filter(|&(o, _)| o == offset)
+                    .map(|(_, i)| i);
+                let payload = payload.unwrap_or_default();
+                let at = |index| Source::Kafka {
                     topic: topic.clone(),
                     partition,
                     offset,
-                },
-                payload: payload.to_vec(),
+                    index,
+                };
+                let before = out.len();
+                match batch::split(payload) {
+                    Some(commands) => {
+                        for (index, command) in (0u32..).zip(commands) {
+                            if skip_through.is_none_or(|s| index > s) {
+                                out.push(Inbound {
+                                    source: at(Some(index)),
+                                    payload: bounded(&topic, offset, command).to_vec(),
+                                });
+                            }
+                        }
+                    }
+                    // A record that is one command was consumed whole if the
+                    // ledger says a command inside it was (cannot happen unless the
+                    // topic was rewritten).
+                    None if skip_through.is_some() => {}
+                    None => out.push(Inbound {
+                        source: at(None),
+                        payload: bounded(&topic, offset, payload).to_vec(),
+                    }),
+                }
+                out.len() - before
             });
-        });
         self.monitor_commit();
         Ok(())
+    }
+}
+
+/// A command's payload as the ledger records it: far beyond what the engine
+/// accepts (it rejects it either way), only its first bytes are kept, so the
+/// ledger and the events topic stay bounded.
+fn bounded<'a>(topic: &str, offset: u64, payload: &'a [u8]) -> &'a [u8] {
+    if payload.len() > MAX_COMMAND_BYTES {
+        tracing::warn!(
+            %topic,
+            offset,
+            bytes = payload.len(),
+            kept = MAX_COMMAND_BYTES,
+            "oversized command: recording its first bytes only (it is rejected)"
+        );
+        &payload[..MAX_COMMAND_BYTES]
+    } else {
+        payload
     }
 }

@@ -146,6 +146,21 @@ impl TopicReader {
         timeout: Duration,
         mut f: impl FnMut(u64, Option<&[u8]>, Option<&[u8]>),
     ) -> usize {
+        self.poll_counted(max, timeout, |o, k, v| {
+            f(o, k, v);
+            1
+        })
+    }
+
+    /// [`poll`](Self::poll) where `f` says how much of `max` each record used (a
+    /// batch record counts its commands): records are handed until their counts
+    /// reach `max`, and the sum is returned. A record is never split.
+    pub fn poll_counted(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        mut f: impl FnMut(u64, Option<&[u8]>, Option<&[u8]>) -> usize,
+    ) -> usize {
         let deadline = Instant::now() + timeout;
         let mut n = 0;
         while n < max {
@@ -170,8 +185,7 @@ impl TopicReader {
                         }
                     }
                     self.next = Some(offset + 1);
-                    f(offset, m.key(), m.payload());
-                    n += 1;
+                    n += f(offset, m.key(), m.payload());
                 }
                 Some(Err(e)) => {
                     self.trouble(&e);
