@@ -6,9 +6,11 @@
 //! draining the same topic in the same run. [`run`]:
 //! 1. generates the engine workload ([`workload`]: market, funded
 //!    accounts, then the order flow) as protocol envelopes, and produces it to a
-//!    fresh one-partition topic (idempotent producer, `acks=all`);
-//! 2. drains that topic with a bare librdkafka consumer (payloads copied out, nothing
-//!    else) and times it;
+//!    fresh one-partition topic (idempotent producer, `acks=all`), `batch`
+//!    commands per record ([`batch`](gpux_sequencer::kafka::batch) records when
+//!    above 1);
+//! 2. drains that topic with a bare librdkafka consumer (records' payloads copied
+//!    out, nothing else) and times it;
 //! 3. runs the pipeline (`KafkaSource` → decode → engine → group commit, every batch
 //!    fsynced to a ledger in a temporary directory) over the same topic, timed from
 //!    start until the last command is durable;
@@ -35,7 +37,7 @@ use gpux_sequencer::kafka::rdkafka::producer::{
 };
 use gpux_sequencer::kafka::rdkafka::types::RDKafkaErrorCode;
 use gpux_sequencer::kafka::rdkafka::{Offset, TopicPartitionList};
-use gpux_sequencer::kafka::{self, EventsPublisher, KafkaConfig, KafkaSource};
+use gpux_sequencer::kafka::{self, batch, EventsPublisher, KafkaConfig, KafkaSource};
 use gpux_sequencer::{Exchange, PipelineOptions};
 use serde_json::json;
 
@@ -65,12 +67,20 @@ pub fn commands(orders: usize, seed: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Runs the benchmark against `brokers` (see the module docs) and returns its
-/// report: `commands`, `seconds`, `commands_per_sec`, `p99_command_to_durable_us`,
-/// `bare_consumer_per_sec`, `ratio` (pipeline / bare consumer), and more.
-pub fn run(orders: usize, seed: u64, brokers: &str) -> Result<serde_json::Value> {
-    let payloads = commands(orders, seed);
-    let n = payloads.len() as u64;
+/// Runs the benchmark against `brokers` with `batch` commands per record (see
+/// the module docs) and returns its report: `commands`, `records`, `seconds`,
+/// `commands_per_sec`, `p99_command_to_durable_us`, `bare_consumer_per_sec`
+/// (commands per second: the records' commands over the bare drain's time),
+/// `ratio` (pipeline / bare consumer), and more.
+pub fn run(orders: usize, seed: u64, brokers: &str, batch: usize) -> Result<serde_json::Value> {
+    let commands = commands(orders, seed);
+    let n = commands.len() as u64;
+    let payloads: Vec<Vec<u8>> = if batch <= 1 {
+        commands
+    } else {
+        commands.chunks(batch).map(batch::encode).collect()
+    };
+    let records = payloads.len() as u64;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
@@ -80,7 +90,7 @@ pub fn run(orders: usize, seed: u64, brokers: &str) -> Result<serde_json::Value>
     kafka::create_topic(&cfg, &cfg.commands_topic, 1, Duration::from_secs(30))?;
     kafka::create_topic(&cfg, &cfg.events_topic, 1, Duration::from_secs(30))?;
 
-    let result = measure(&cfg, &payloads, n);
+    let result = measure(&cfg, &payloads, n, records);
     for topic in [&cfg.commands_topic, &cfg.events_topic] {
         if let Err(e) = kafka::delete_topic(&cfg, topic, Duration::from_secs(30)) {
             tracing::warn!(error = %format!("{e:#}"), %topic, "bench topic not deleted");
@@ -95,6 +105,8 @@ pub fn run(orders: usize, seed: u64, brokers: &str) -> Result<serde_json::Value>
         "seed": seed,
         "orders": orders,
         "commands": n,
+        "commands_per_record": batch,
+        "records": records,
         "seconds": m.pipeline_secs,
         "commands_per_sec": per_sec,
         "p99_command_to_durable_us": m.p99_us,
@@ -117,11 +129,12 @@ struct Measured {
     with_events_secs: f64,
 }
 
-fn measure(cfg: &KafkaConfig, payloads: &[Vec<u8>], n: u64) -> Result<Measured> {
+/// The phases over `payloads`: `records` records holding `n` commands.
+fn measure(cfg: &KafkaConfig, payloads: &[Vec<u8>], n: u64, records: u64) -> Result<Measured> {
     let produce_secs = produce(cfg, payloads)?;
-    let bare_before = bare_consumer(cfg, n)?;
+    let bare_before = bare_consumer(cfg, records)?;
     let (pipeline_secs, p99_us, batches) = pipeline(cfg, n, false)?;
-    let bare_after = bare_consumer(cfg, n)?;
+    let bare_after = bare_consumer(cfg, records)?;
     let (with_events_secs, _, _) = pipeline(cfg, n, true)?;
     Ok(Measured {
         produce_secs,

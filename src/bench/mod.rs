@@ -118,6 +118,17 @@ pub struct PipelineArgs {
     /// both rates and their ratio.
     #[arg(long, value_name = "BROKERS")]
     pub kafka: Option<String>,
+    /// With --kafka: commands per record of the commands topic. Above 1 the
+    /// workload is produced as batch records (`{"v":3,"batch":[…]}`, see
+    /// PROTOCOL.md); 1 produces one record per command.
+    #[arg(
+        long,
+        value_name = "COMMANDS",
+        default_value_t = 100,
+        requires = "kafka",
+        value_parser = clap::value_parser!(u32).range(1..=gpux_sequencer::kafka::batch::BATCH_COMMANDS_MAX as i64)
+    )]
+    pub kafka_batch: u32,
     /// Directory for the ledger (default: a temporary one, removed afterwards).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
@@ -158,7 +169,12 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
 /// `gpux bench pipeline`: through Kafka with `--kafka`, else embedded.
 fn run_pipeline(args: PipelineArgs) -> Result<()> {
     if let Some(brokers) = args.kafka {
-        return print_line(&kafka::run(args.orders, args.seed, &brokers)?);
+        return print_line(&kafka::run(
+            args.orders,
+            args.seed,
+            &brokers,
+            args.kafka_batch as usize,
+        )?);
     }
     let dir = LedgerDir::new(args.data)?;
     let mut opts = PipelineOptions {
