@@ -67,12 +67,27 @@ pub fn commands(orders: usize, seed: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Runs the benchmark against `brokers` with `batch` commands per record (see
-/// the module docs) and returns its report: `commands`, `records`, `seconds`,
-/// `commands_per_sec`, `p99_command_to_durable_us`, `bare_consumer_per_sec`
-/// (commands per second: the records' commands over the bare drain's time),
-/// `ratio` (pipeline / bare consumer), and more.
-pub fn run(orders: usize, seed: u64, brokers: &str, batch: usize) -> Result<serde_json::Value> {
+/// What `gpux bench pipeline --kafka` runs.
+#[derive(Debug, Clone)]
+pub struct KafkaBench {
+    /// Order messages (plus the setup commands).
+    pub orders: usize,
+    /// Workload seed.
+    pub seed: u64,
+    /// Bootstrap brokers.
+    pub brokers: String,
+    /// Commands per record: batch records above 1.
+    pub batch: usize,
+    /// librdkafka settings for every client the bench makes.
+    pub client_settings: Vec<(String, String)>,
+}
+
+/// Runs the benchmark (see the module docs) and returns its report: `commands`,
+/// `records`, `seconds`, `commands_per_sec`, `p99_command_to_durable_us`,
+/// `bare_consumer_per_sec` (commands per second: the records' commands over the
+/// bare drain's time), `ratio` (pipeline / bare consumer), and more.
+pub fn run(b: &KafkaBench) -> Result<serde_json::Value> {
+    let (orders, seed, batch) = (b.orders, b.seed, b.batch);
     let commands = commands(orders, seed);
     let n = commands.len() as u64;
     let payloads: Vec<Vec<u8>> = if batch <= 1 {
@@ -84,7 +99,8 @@ pub fn run(orders: usize, seed: u64, brokers: &str, batch: usize) -> Result<serd
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    let mut cfg = KafkaConfig::new(brokers);
+    let mut cfg = KafkaConfig::new(&b.brokers);
+    cfg.client_settings.clone_from(&b.client_settings);
     cfg.commands_topic = format!("gpux.bench.{}.{stamp}", std::process::id());
     cfg.events_topic = format!("{}.events", cfg.commands_topic);
     kafka::create_topic(&cfg, &cfg.commands_topic, 1, Duration::from_secs(30))?;
@@ -106,6 +122,7 @@ pub fn run(orders: usize, seed: u64, brokers: &str, batch: usize) -> Result<serd
         "orders": orders,
         "commands": n,
         "commands_per_record": batch,
+        "client_settings": b.client_settings.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
         "records": records,
         "seconds": m.pipeline_secs,
         "commands_per_sec": per_sec,

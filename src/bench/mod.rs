@@ -129,6 +129,15 @@ pub struct PipelineArgs {
         value_parser = clap::value_parser!(u32).range(1..=gpux_sequencer::kafka::batch::BATCH_COMMANDS_MAX as i64)
     )]
     pub kafka_batch: u32,
+    /// With --kafka: a librdkafka client setting, KEY=VALUE, for every client the
+    /// bench makes (repeatable; e.g. `compression.type=lz4` for the producer).
+    #[arg(
+        long = "kafka-option",
+        value_name = "KEY=VALUE",
+        requires = "kafka",
+        value_parser = crate::config::args::parse_key_value
+    )]
+    pub kafka_options: Vec<(String, String)>,
     /// Directory for the ledger (default: a temporary one, removed afterwards).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
@@ -169,12 +178,13 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
 /// `gpux bench pipeline`: through Kafka with `--kafka`, else embedded.
 fn run_pipeline(args: PipelineArgs) -> Result<()> {
     if let Some(brokers) = args.kafka {
-        return print_line(&kafka::run(
-            args.orders,
-            args.seed,
-            &brokers,
-            args.kafka_batch as usize,
-        )?);
+        return print_line(&kafka::run(&kafka::KafkaBench {
+            orders: args.orders,
+            seed: args.seed,
+            brokers,
+            batch: args.kafka_batch as usize,
+            client_settings: args.kafka_options,
+        })?);
     }
     let dir = LedgerDir::new(args.data)?;
     let mut opts = PipelineOptions {
