@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use gpux_engine::{CommandEnvelope, Engine, Event};
 use gpux_ledger::{AppliedCommand, Ledger, LedgerOptions, Source};
-use gpux_sequencer::kafka::batch;
+use gpux_sequencer::kafka::{batch, KafkaConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use support::broker::Broker;
@@ -163,7 +163,7 @@ fn source(topic: &str, c: &Expected) -> Source {
 }
 
 /// Produces `records` in order, 5 at a time with `pause` between.
-fn produce(cfg: &gpux_sequencer::kafka::KafkaConfig, records: &[Vec<u8>], pause: Duration) {
+fn produce(cfg: &KafkaConfig, records: &[Vec<u8>], pause: Duration) {
     assert_eq!(
         support::produce(cfg, records, 5, pause),
         records.len() as u64
@@ -182,18 +182,7 @@ fn batch_records_are_applied_command_by_command_exactly_once() {
     // The first part of the topic: the market, the odd records, batches.
     let flow = support::producer_commands(0, 12, 6_000, 3);
     let (first_flow, second_flow) = flow.split_at(flow.len() / 3);
-    let mut records = vec![support::list_market()];
-    let mut expected = vec![Expected {
-        offset: 0,
-        index: None,
-        payload: records[0].clone(),
-    }];
-    let (odd, odd_expected) = odd_records(1, &first_flow[0], &first_flow[1]);
-    records.extend(odd);
-    expected.extend(odd_expected);
-    let (r, e) = records_of(&first_flow[2..], records.len() as u64, &mut rng);
-    records.extend(r);
-    expected.extend(e);
+    let (mut records, mut expected) = first_part(first_flow, &mut rng);
     produce(&cfg, &records, Duration::ZERO);
 
     // The ledger ends at the third command of a batch record of at least five.
@@ -241,17 +230,41 @@ fn batch_records_are_applied_command_by_command_exactly_once() {
     eprintln!("lives resumed at cmd_seq {resumed_at:?} of {total}; {inside} inside a batch record");
 
     assert_ledger_holds(&dir, &expected);
-    let ledger = Ledger::open_read_only(&dir).expect("the ledger opens");
+    assert_crash_free(&dir, &cfg, &expected);
+}
+
+/// The first records of the topic from offset 0 — the market alone, the odd
+/// records, then `flow` (after its first two commands, which the odd records use)
+/// in seeded batches — and the commands the ledger must hold for them.
+fn first_part(flow: &[Vec<u8>], rng: &mut ChaCha8Rng) -> (Vec<Vec<u8>>, Vec<Expected>) {
+    let mut records = vec![support::list_market()];
+    let mut expected = vec![Expected {
+        offset: 0,
+        index: None,
+        payload: records[0].clone(),
+    }];
+    let (odd, odd_expected) = odd_records(1, &flow[0], &flow[1]);
+    records.extend(odd);
+    expected.extend(odd_expected);
+    let (r, e) = records_of(&flow[2..], records.len() as u64, rng);
+    records.extend(r);
+    expected.extend(e);
+    (records, expected)
+}
+
+/// The state rebuilt from the ledger in `dir` is a crash-free engine's after
+/// `expected`, `gpux replay verify` passes, and the events topic holds every
+/// `cmd_seq` once.
+fn assert_crash_free(dir: &Path, cfg: &KafkaConfig, expected: &[Expected]) {
+    let total = expected.len() as u64;
+    let ledger = Ledger::open_read_only(dir).expect("the ledger opens");
     let rebuilt = gpux_replay::rebuild::state_at(&ledger.reader(), None, None).unwrap();
     drop(ledger);
     let reference = support::reference_engine(expected.iter().map(|c| c.payload.as_slice()));
     assert_eq!(rebuilt.state_hash(), reference.state_hash());
     assert_eq!(rebuilt.last_seq(), total);
-    support::assert_replay_verify(&dir);
-    assert_eq!(
-        support::assert_events_topic_matches_ledger(&dir, &cfg),
-        total
-    );
+    support::assert_replay_verify(dir);
+    assert_eq!(support::assert_events_topic_matches_ledger(dir, cfg), total);
 }
 
 /// The ledger in `dir` holds exactly `expected` as commands 1, 2, …, and the
