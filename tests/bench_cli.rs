@@ -1,5 +1,6 @@
 //! `gpux bench engine` prints one JSON line with the agreed fields, and the same
-//! seed drives the same work. (Speed is reported, never asserted.)
+//! seed drives the same work; `gpux bench pipeline` refuses bad Kafka batch flags.
+//! (Speed is reported, never asserted.)
 
 use std::process::Command;
 
@@ -55,4 +56,31 @@ fn engine_bench_reports_the_agreed_fields_and_is_seeded() {
     }
     let c = bench("3000", "8");
     assert_ne!((&a["events"], &a["trades"]), (&c["events"], &c["trades"]));
+}
+
+/// `--kafka-batch` outside 1..=10,000, or without `--kafka`, is refused before
+/// anything runs, with a message naming the flag (no broker is contacted: the
+/// address below is never listened on).
+#[test]
+fn a_kafka_batch_size_out_of_range_or_without_kafka_is_refused() {
+    for args in [
+        &["--kafka", "127.0.0.1:9", "--kafka-batch", "0"][..],
+        &["--kafka", "127.0.0.1:9", "--kafka-batch", "10001"][..],
+        &["--kafka-batch", "100"][..],
+        &["--kafka-option", "compression.type=lz4"][..],
+        &["--kafka", "127.0.0.1:9", "--kafka-option", "novalue"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_gpux"))
+            .args(["bench", "pipeline", "--orders", "10"])
+            .args(args)
+            .output()
+            .expect("gpux runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(
+            stderr.contains("--kafka-batch") || stderr.contains("--kafka-option"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
