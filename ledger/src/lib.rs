@@ -4,7 +4,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`types`] | what is appended and read: [`AppliedCommand`], [`CommandRecord`], [`EventRecord`], [`Source`], [`Head`], [`BatchHeader`], [`Snapshot`] |
+//! | [`types`] | what is appended and read: [`AppliedCommand`], [`CommandRecord`], [`EventRecord`], [`Source`], [`Position`], [`Head`], [`BatchHeader`], [`Snapshot`] |
 //! | `format` | every byte on disk: keys, record framing (version, kind, crc32c), chunks, the batch hash |
 //! | `chunk` | reading chunks: a command or event found by its seq, the record iterators |
 //! | [`layout`] | the raw layout taken apart, for tools and tests below the API |

@@ -1,6 +1,7 @@
 //! The ledger's value types: what callers append and what reads return.
 //!
-//! Owns [`Source`]/[`SourceKey`] (where a command came from), [`AppliedCommand`]
+//! Owns [`Source`]/[`SourceKey`]/[`Position`] (where a command came from, and its
+//! place there: a record's offset and, in a Kafka batch record, its index), [`AppliedCommand`]
 //! (the append input: one command and the events it produced), the decoded records
 //! ([`CommandRecord`], [`EventRecord`], [`BatchHeader`], [`Snapshot`]) and the chain
 //! position types ([`Head`], [`BatchReceipt`]). Payloads are opaque bytes: the caller

@@ -146,6 +146,53 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever the commands' text holds (quotes, backslashes, the word
+        /// "batch", any Unicode), a batch gives back exactly the bytes it was
+        /// made of, in order.
+        #[test]
+        fn encode_then_split_gives_back_every_command(
+            ids in proptest::collection::vec(".{0,40}", 1..40),
+        ) {
+            let commands: Vec<String> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    let id = serde_json::to_string(id).expect("a string encodes");
+                    format!(r#"{{"v":3,"ts_ns":{i},"request_id":{id},"command":{{"type":"tick"}}}}"#)
+                })
+                .collect();
+            let record = encode(&commands);
+            let parts = split(&record).expect("a batch");
+            let want: Vec<&[u8]> = commands.iter().map(String::as_bytes).collect();
+            proptest::prop_assert_eq!(parts, want);
+            // One command alone is not a batch, whatever its request id says.
+            proptest::prop_assert_eq!(split(commands[0].as_bytes()), None);
+        }
+
+        /// Any bytes at all: no panic, and what a batch yields are slices of the
+        /// record that are JSON values each.
+        #[test]
+        fn any_bytes_split_without_panic(
+            prefix in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            for record in [
+                prefix.clone(),
+                [br#"{"v":3,"batch":["#.as_slice(), &prefix, b"]}"].concat(),
+                [br#"{"v":3,"batch":[1,"#.as_slice(), &prefix, b",", &tail, b"]}"].concat(),
+            ] {
+                if let Some(parts) = split(&record) {
+                    for p in parts {
+                        let at = p.as_ptr() as usize - record.as_ptr() as usize;
+                        proptest::prop_assert!(at + p.len() <= record.len());
+                        proptest::prop_assert!(serde_json::from_slice::<serde_json::Value>(p).is_ok());
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     #[should_panic(expected = "a batch has 1 to")]
     fn an_empty_batch_is_not_encoded() {
