@@ -117,25 +117,8 @@ fn write_ledger_prefix(dir: &Path, topic: &str, commands: &[Expected]) {
     let mut applied = Vec::new();
     for c in commands {
         let seq = engine.last_seq() + 1;
-        let last = engine.last_ts_ns();
         events.clear();
-        let ts_ns = match CommandEnvelope::from_json(&c.payload) {
-            Ok(env) => {
-                let ts = env.ts_ns.max(last);
-                engine.apply_request(
-                    seq,
-                    ts,
-                    env.idempotent_request_id(),
-                    &env.command,
-                    &mut events,
-                );
-                ts
-            }
-            Err(_) => {
-                engine.apply_json(seq, last, &c.payload, &mut events);
-                last
-            }
-        };
+        let ts_ns = support::apply_next(&mut engine, &c.payload, &mut events);
         applied.push(AppliedCommand {
             cmd_seq: seq,
             ts_ns,
@@ -143,13 +126,9 @@ fn write_ledger_prefix(dir: &Path, topic: &str, commands: &[Expected]) {
             payload: c.payload.clone(),
             events: events.iter().map(Event::to_json_vec).collect(),
         });
-        if applied.len() == 50 {
-            ledger.append(&applied).expect("append");
-            applied.clear();
-        }
     }
-    if !applied.is_empty() {
-        ledger.append(&applied).expect("append");
+    for part in applied.chunks(50) {
+        ledger.append(part).expect("append");
     }
 }
 

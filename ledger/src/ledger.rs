@@ -1015,26 +1015,24 @@ impl<S: Store> LedgerReader<S> {
 
     /// The consumed offset of `source` stored in meta.
     pub fn consumed_offset(&self, source: &SourceKey) -> Result<Option<u64>> {
-        match self.store.get(Cf::Meta, &format::offset_meta_key(source))? {
-            None => Ok(None),
-            Some(v) => {
-                let r = format::decode_offset(&v).map_err(|e| decode_err(e, Cf::Meta, 0))?;
-                Ok(Some(r.offset))
-            }
-        }
+        Ok(self.offset_record(source)?.map(|r| r.offset))
     }
 
     /// The position of the last command consumed from `source`: the consumed
     /// offset stored in meta and, when that record was a batch, the index of the
     /// command there (read from the command the offset record names).
     pub fn consumed_position(&self, source: &SourceKey) -> Result<Option<Position>> {
-        match self.store.get(Cf::Meta, &format::offset_meta_key(source))? {
-            None => Ok(None),
-            Some(v) => {
-                let r = format::decode_offset(&v).map_err(|e| decode_err(e, Cf::Meta, 0))?;
-                Ok(Some(self.position_of(r.offset, r.cmd_seq)?))
-            }
-        }
+        self.offset_record(source)?
+            .map(|r| self.position_of(r.offset, r.cmd_seq))
+            .transpose()
+    }
+
+    /// The consumed-offset record of `source`, if it has one.
+    fn offset_record(&self, source: &SourceKey) -> Result<Option<format::OffsetRecord>> {
+        self.store
+            .get(Cf::Meta, &format::offset_meta_key(source))?
+            .map(|v| format::decode_offset(&v).map_err(|e| decode_err(e, Cf::Meta, 0)))
+            .transpose()
     }
 
     /// The consumed position of every source, as of `head`.

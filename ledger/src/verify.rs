@@ -199,9 +199,9 @@ struct SegEnd {
     first_ts: Option<u64>,
     last_ts: u64,
     /// Per source: first position seen in the segment.
-    first_offsets: BTreeMap<SourceKey, Position>,
+    first_positions: BTreeMap<SourceKey, Position>,
     /// Per source: last position seen and the command that consumed it.
-    last_offsets: Consumed,
+    last_positions: Consumed,
     commands: u64,
     events: u64,
 }
@@ -469,16 +469,16 @@ impl Walk<'_> {
         }
         let key = c.source.key();
         let position = c.source.position();
-        if let Some(&(prev, _)) = end.last_offsets.get(&key) {
+        if let Some(&(prev, _)) = end.last_positions.get(&key) {
             if position <= prev {
                 return Err(bad_cmd(format!(
                     "source {key} position {position} not after {prev}"
                 )));
             }
         } else {
-            end.first_offsets.insert(key.clone(), position);
+            end.first_positions.insert(key.clone(), position);
         }
-        end.last_offsets.insert(key, (position, cmd_seq));
+        end.last_positions.insert(key, (position, cmd_seq));
         end.first_ts.get_or_insert(c.ts_ns);
         end.last_ts = c.ts_ns;
         hasher.record(cv);
@@ -552,8 +552,8 @@ fn merge(mut acc: SegEnd, seg: SegEnd, start: &SegStart) -> Result<SegEnd> {
             return Err(at_cmd(format!("a timestamp goes backwards in batch {b}")));
         }
     }
-    for (key, first) in &seg.first_offsets {
-        if let Some(&(prev, _)) = acc.last_offsets.get(key) {
+    for (key, first) in &seg.first_positions {
+        if let Some(&(prev, _)) = acc.last_positions.get(key) {
             if *first <= prev {
                 return Err(at_cmd(format!(
                     "source {key} position {first} not after {prev} (batch {b} or later)"
@@ -565,7 +565,7 @@ fn merge(mut acc: SegEnd, seg: SegEnd, start: &SegStart) -> Result<SegEnd> {
     acc.last_cmd = seg.last_cmd;
     acc.last_ev = seg.last_ev;
     acc.last_ts = seg.last_ts.max(acc.last_ts);
-    acc.last_offsets.extend(seg.last_offsets);
+    acc.last_positions.extend(seg.last_positions);
     acc.commands += seg.commands;
     acc.events += seg.events;
     Ok(acc)
@@ -991,7 +991,7 @@ pub(crate) fn run<S: Store + ?Sized>(
     let (tail, end, inbox, snapshots) = match mode {
         VerifyOnOpen::Full => {
             let end = verify_chain(store, &head, progress)?;
-            let tail = check_tail_and_offsets(store, &head, Some(&end.last_offsets))?;
+            let tail = check_tail_and_offsets(store, &head, Some(&end.last_positions))?;
             let inbox = verify_inbox(store, &head, true)?;
             let snapshots = verify_snapshots(store, &head)?;
             (tail, Some(end), inbox, snapshots)
@@ -1005,7 +1005,7 @@ pub(crate) fn run<S: Store + ?Sized>(
     };
     let consumed: BTreeMap<SourceKey, u64> = match &end {
         Some(end) => end
-            .last_offsets
+            .last_positions
             .iter()
             .map(|(k, &(p, _))| (k.clone(), p.offset))
             .collect(),
@@ -1054,9 +1054,9 @@ pub(crate) fn deferred<S: Store + ?Sized>(
     let t0 = Instant::now();
     let end = verify_chain(store, head, progress)?;
     for (key, &(offset, cmd_seq)) in offsets {
-        check_offset(&end.last_offsets, key, offset, cmd_seq)?;
+        check_offset(&end.last_positions, key, offset, cmd_seq)?;
     }
-    check_no_offset_missing(&end.last_offsets, |key| offsets.contains_key(key))?;
+    check_no_offset_missing(&end.last_positions, |key| offsets.contains_key(key))?;
     let inbox = verify_inbox(store, head, true)?;
     let (snapshots, corrupt_snapshots) = verify_snapshots(store, head)?;
     Ok(VerifyReport {

@@ -187,23 +187,34 @@ pub fn reference_engine<'a>(payloads: impl IntoIterator<Item = &'a [u8]>) -> Eng
     let mut engine: Engine = Engine::new();
     let mut events = Vec::new();
     for p in payloads {
-        let seq = engine.last_seq() + 1;
-        let last = engine.last_ts_ns();
         events.clear();
-        match CommandEnvelope::from_json(p) {
-            Ok(env) => engine.apply_request(
-                seq,
-                env.ts_ns.max(last),
-                env.idempotent_request_id(),
-                &env.command,
-                &mut events,
-            ),
-            Err(_) => {
-                engine.apply_json(seq, last, p, &mut events);
-            }
-        }
+        apply_next(&mut engine, p, &mut events);
     }
     engine
+}
+
+/// Applies `payload` to `engine` as the sequencer does, as the next `cmd_seq`
+/// (its timestamp raised to the last applied; a payload that does not decode
+/// applied at the last timestamp), pushing its events to `events`. Returns the
+/// timestamp it was applied at.
+pub fn apply_next(
+    engine: &mut Engine,
+    payload: &[u8],
+    events: &mut Vec<gpux_engine::Event>,
+) -> u64 {
+    let seq = engine.last_seq() + 1;
+    let last = engine.last_ts_ns();
+    match CommandEnvelope::from_json(payload) {
+        Ok(env) => {
+            let ts = env.ts_ns.max(last);
+            engine.apply_request(seq, ts, env.idempotent_request_id(), &env.command, events);
+            ts
+        }
+        Err(_) => {
+            engine.apply_json(seq, last, payload, events);
+            last
+        }
+    }
 }
 
 /// The state rebuilt from the ledger in `dir` is the one a crash-free engine
