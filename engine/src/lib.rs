@@ -80,6 +80,7 @@ mod requests;
 mod risk;
 pub mod slot;
 mod snapshot;
+mod wire;
 mod state;
 pub mod types;
 pub mod units;

@@ -513,6 +513,12 @@ fn widest_settlement_events(market: gpux_engine::MarketId) -> Vec<Event> {
 #[test]
 fn no_event_is_longer_than_the_event_bound() {
     for e in &widest_events() {
+        // The ledger's encoding is never longer than the JSON the bound is for,
+        // and gives back exactly that JSON.
+        let stored = e.to_bytes();
+        assert!(stored.len() <= e.to_json_vec().len(), "{e:?}");
+        let back = Event::from_bytes(&stored).expect("decodes");
+        assert_eq!(back.to_json_vec(), e.to_json_vec());
         let bytes = e.to_json_vec().len();
         assert!(
             bytes <= EVENT_JSON_BYTES_MAX,

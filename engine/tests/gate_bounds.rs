@@ -123,6 +123,8 @@ fn a_delivery_after_many_resales_stays_within_the_event_size_bound() {
         (1..=TRADES_PER_LOT_MAX as u64).collect::<Vec<_>>()
     );
     for ev in &events {
+        // The ledger's encoding is never longer than the JSON the bound is for.
+        assert!(ev.to_bytes().len() <= ev.to_json_vec().len(), "{ev:?}");
         let bytes = ev.to_json_vec().len();
         assert!(
             bytes <= EVENT_JSON_BYTES_MAX,
