@@ -124,7 +124,7 @@ fn write_ledger_prefix(dir: &Path, topic: &str, commands: &[Expected]) {
             ts_ns,
             source: source(topic, c),
             payload: c.payload.clone(),
-            events: events.iter().map(Event::to_json_vec).collect(),
+            events: events.iter().map(Event::to_bytes).collect(),
         });
     }
     for part in applied.chunks(50) {

@@ -80,10 +80,10 @@ mod requests;
 mod risk;
 pub mod slot;
 mod snapshot;
-mod wire;
 mod state;
 pub mod types;
 pub mod units;
+mod wire;
 
 pub use book::{Book, Handle, NaiveBook, OrderBook, RestingOrder};
 pub use command::{Command, CommandEnvelope, CommandKind, KeyDigest, KeyScope, PROTOCOL_VERSION};

@@ -24,9 +24,7 @@ use crate::event::{
     OrderRested, Rejection, SettlementBasis, SlotClosed, TradeExecuted, TradeSettled,
 };
 use crate::reject::RejectReason;
-use crate::types::{
-    CancelReason, ClientOrderId, MarketId, OrderType, Side, StpMode, TimeInForce,
-};
+use crate::types::{CancelReason, ClientOrderId, MarketId, OrderType, Side, StpMode, TimeInForce};
 use rust_decimal::Decimal;
 
 /// Reads an encoded event front to back.
@@ -556,7 +554,10 @@ mod tests {
             }
             let mut longer = bytes.clone();
             longer.push(0);
-            assert!(Event::from_bytes(&longer).is_err(), "{e:?} with a byte more");
+            assert!(
+                Event::from_bytes(&longer).is_err(),
+                "{e:?} with a byte more"
+            );
         }
     }
 

@@ -1,5 +1,5 @@
 //! Reading chunks: a batch's command and event records, packed into chunk records
-//! (format version 2) and found again by `cmd_seq` or `event_seq`.
+//! (format version 2 onwards) and found again by `cmd_seq` or `event_seq`.
 //!
 //! Owns [`Chunk`] (one chunk read from the store, its inner records located and
 //! checked against its header), the lookups by sequence number

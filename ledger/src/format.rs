@@ -12,9 +12,11 @@ use crate::types::{BatchHeader, Hash, Head, Source, SourceKey};
 
 /// The format version this build writes and reads (the first byte of every record).
 /// Version 1 stored one RocksDB key per command and per event; version 2 packs a
-/// batch's records into chunks (see [`encode_chunk_header`]). A ledger of another
+/// batch's records into chunks (see [`encode_chunk_header`]); version 3 stores
+/// event payloads in the engine's binary event encoding instead of JSON (the
+/// records' framing is version 2's). A ledger of another
 /// version is refused on open with [`LedgerError::UnsupportedFormat`](crate::LedgerError::UnsupportedFormat).
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 /// Magic bytes of the meta `format` record.
 pub(crate) const FORMAT_MAGIC: &[u8; 8] = b"GPUXLEDG";

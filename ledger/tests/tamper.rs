@@ -326,53 +326,50 @@ fn read_only_open_never_writes() {
 
 #[test]
 fn a_ledger_of_another_format_version_is_refused_and_named() {
-    // What a build of format version 1 (one key per command and per event) leaves
-    // in meta: its format record, framed with version byte 1.
-    let dir = tempfile::tempdir().expect("tempdir");
-    {
-        let mut o = rocksdb::Options::default();
-        o.create_if_missing(true);
-        o.create_missing_column_families(true);
-        let db = rocksdb::DB::open_cf(&o, dir.path(), Cf::ALL.iter().map(|c| c.name()))
-            .expect("raw create");
-        let mut format = vec![1u8, 8];
-        format.extend_from_slice(b"GPUXLEDG");
-        format.extend_from_slice(&[0; 4]);
-        reseal(&mut format);
-        put(&db, Cf::Meta, b"format", &format);
-        put(
-            &db,
-            Cf::Commands,
-            &seq_key(1),
-            b"a version 1 command record",
-        );
+    // What a build of an older format leaves in meta: its format record, framed
+    // with its version byte (1: one key per command and per event; 2: chunks with
+    // JSON event payloads), and a record of that version.
+    for old in [1u8, 2] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let command = format!("a version {old} command record");
+        {
+            let mut o = rocksdb::Options::default();
+            o.create_if_missing(true);
+            o.create_missing_column_families(true);
+            let db = rocksdb::DB::open_cf(&o, dir.path(), Cf::ALL.iter().map(|c| c.name()))
+                .expect("raw create");
+            let mut format = vec![old, 8];
+            format.extend_from_slice(b"GPUXLEDG");
+            format.extend_from_slice(&[0; 4]);
+            reseal(&mut format);
+            put(&db, Cf::Meta, b"format", &format);
+            put(&db, Cf::Commands, &seq_key(1), command.as_bytes());
+        }
+        for r in [
+            Ledger::open(dir.path(), &opts()).map(|_| ()),
+            Ledger::open_read_only(dir.path()).map(|_| ()),
+        ] {
+            let err = r.expect_err("refused");
+            assert_eq!(
+                err,
+                LedgerError::UnsupportedFormat {
+                    found: old,
+                    supported: 3
+                }
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("format version {old}"))
+                    && message.contains("format version 3"),
+                "{message}"
+            );
+        }
+        // Refusing wrote nothing: the old ledger is as it was.
+        raw(dir.path(), |db| {
+            assert_eq!(get(db, Cf::Meta, b"format")[0], old);
+            assert_eq!(get(db, Cf::Commands, &seq_key(1)), command.as_bytes());
+        });
     }
-    for r in [
-        Ledger::open(dir.path(), &opts()).map(|_| ()),
-        Ledger::open_read_only(dir.path()).map(|_| ()),
-    ] {
-        let err = r.expect_err("refused");
-        assert_eq!(
-            err,
-            LedgerError::UnsupportedFormat {
-                found: 1,
-                supported: 2
-            }
-        );
-        let message = err.to_string();
-        assert!(
-            message.contains("format version 1") && message.contains("format version 2"),
-            "{message}"
-        );
-    }
-    // Refusing wrote nothing: the old ledger is as it was.
-    raw(dir.path(), |db| {
-        assert_eq!(get(db, Cf::Meta, b"format")[0], 1);
-        assert_eq!(
-            get(db, Cf::Commands, &seq_key(1)),
-            b"a version 1 command record"
-        );
-    });
 }
 
 /// `VerifyOnOpen::Background` opens on the head's checks alone; the deferred

@@ -17,7 +17,7 @@ use std::path::Path;
 use gpux_ledger::{hex, CommandRecord, EventRecord, LedgerReader, RecordIter, Store};
 use serde::Serialize;
 
-use crate::error::json_value;
+use crate::error::{event_value, json_value};
 use crate::error::{Failure, FailureKind, Outcome, Result};
 use crate::export::source_text;
 use crate::progress::Progress;
@@ -193,8 +193,8 @@ pub fn diff_readers<A: Store, B: Store>(
                     cmd_seq: seq,
                     what: What::Event,
                     event_seq: Some(event_seq),
-                    a: Some(json_value(&ea.payload)),
-                    b: Some(json_value(&eb.payload)),
+                    a: Some(event_value(&ea.payload)),
+                    b: Some(event_value(&eb.payload)),
                 });
                 break;
             }

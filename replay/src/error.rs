@@ -329,10 +329,23 @@ impl From<Divergence> for Failure {
             f = f.at_event(e);
         }
         if compares_events {
-            let value = |b: Option<Vec<u8>>| b.map_or(serde_json::Value::Null, |b| json_value(&b));
+            let value = |b: Option<Vec<u8>>| b.map_or(serde_json::Value::Null, |b| event_value(&b));
             f = f.with_values(value(d.expected), value(d.found));
         }
         f
+    }
+}
+
+/// A stored event's payload (`docs/LEDGER_FORMAT.md` § Event payloads) as its
+/// protocol JSON for reports; bytes that do not decode as their hex, in a string
+/// that says so.
+pub(crate) fn event_value(bytes: &[u8]) -> serde_json::Value {
+    match gpux_engine::Event::from_bytes(bytes) {
+        Ok(e) => serde_json::to_value(e).unwrap_or(serde_json::Value::Null),
+        Err(e) => {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            serde_json::Value::String(format!("{e}: {hex}"))
+        }
     }
 }
 

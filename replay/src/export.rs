@@ -269,7 +269,7 @@ fn decode_event(c: &CommandRecord, e: &EventRecord, event_seq: u64) -> Result<Ev
         .at_event(event_seq)
         .into());
     }
-    serde_json::from_slice(&e.payload).map_err(|err| {
+    Event::from_bytes(&e.payload).map_err(|err| {
         Failure::new(
             FailureKind::Malformed,
             format!("stored event does not decode: {err}"),
@@ -298,8 +298,9 @@ fn write_event(
                 write!(w, "\"slot\":\"{}\",", format_slot(slot))?;
             }
             w.write_all(b"\"event\":")?;
-            // The stored payload decoded as an event, so it is JSON: embed it as is.
-            w.write_all(&e.payload)?;
+            // The stored event as protocol JSON (exactly what the engine's JSON
+            // encoding of it gives, as the ledger held before format 3).
+            w.write_all(&event.to_json_vec())?;
             w.write_all(b"}\n")?;
         }
         (Format::Csv, Event::TradeExecuted(t)) if opts.what == What::Trades => {
@@ -347,7 +348,7 @@ fn write_event(
                 c.ts_ns,
                 event_type(event)
             )?;
-            csv_field(w, &String::from_utf8_lossy(&e.payload))?;
+            csv_field(w, &String::from_utf8_lossy(&event.to_json_vec()))?;
             w.write_all(b"\n")?;
         }
     }

@@ -13,7 +13,7 @@
 //! timestamp handed to it; its payload is the raw `CommandEnvelope` JSON as
 //! received (possibly malformed); its events are what
 //! `engine.apply_json(cmd_seq, ts_ns, &payload, &mut events)` produced, each stored
-//! as `event.to_json_vec()`; a snapshot at `cmd_seq` holds `engine.snapshot()` after
+//! as `event.to_bytes()` (`docs/LEDGER_FORMAT.md` § Event payloads); a snapshot at `cmd_seq` holds `engine.snapshot()` after
 //! that command. Re-running a ledger is therefore: for each command in order,
 //! `apply_json` on a fresh (or restored) engine, and compare every produced event
 //! byte-for-byte with the stored one.
@@ -65,7 +65,7 @@
 //!             ts_ns: 7,
 //!             source: Source::Kafka { topic: "commands".into(), partition: 0, offset: 0, index: None },
 //!             payload: payload.to_vec(),
-//!             events: events.iter().map(Event::to_json_vec).collect(),
+//!             events: events.iter().map(Event::to_bytes).collect(),
 //!         }])
 //!         .unwrap();
 //! }

@@ -112,11 +112,10 @@ pub fn read_committed<S: Store>(
                     what: "an event belongs to another command",
                 });
             }
-            let ev: Event =
-                serde_json::from_slice(&rec.payload).map_err(|_| FeedError::Inconsistent {
-                    cmd_seq: r.cmd_seq,
-                    what: "a stored event does not decode",
-                })?;
+            let ev = Event::from_bytes(&rec.payload).map_err(|_| FeedError::Inconsistent {
+                cmd_seq: r.cmd_seq,
+                what: "a stored event does not decode",
+            })?;
             evs.push(ev);
         }
         let (command, request_id) = decode_payload(&r.payload);

@@ -50,7 +50,8 @@ pub use submit::{
 // would stop the pipeline, and stop it again at the same command after every
 // restart. The engine emits at most `EVENTS_PER_COMMAND_WORST` events per command
 // (expiries, then the command itself; see its arithmetic), each at most
-// `EVENT_JSON_BYTES_MAX` bytes of JSON; the ledger takes at most
+// `EVENT_JSON_BYTES_MAX` bytes of JSON (and its ledger encoding is never longer
+// than its JSON: engine/tests/bounds.rs and gate_bounds.rs); the ledger takes at most
 // `EVENTS_PER_COMMAND_MAX` events per command and `PAYLOAD_BYTES_MAX` bytes per
 // event. The ledger has no bound on a command's total bytes (the group committer's
 // `max_bytes_per_write` only decides when to stop adding commands to a write), and

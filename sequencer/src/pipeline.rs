@@ -976,7 +976,7 @@ fn apply_decoded(
         cmd_seq: seq,
         ts_ns,
         source: d.inbound.source,
-        events: scratch.iter().map(Event::to_json_vec).collect(),
+        events: scratch.iter().map(Event::to_bytes).collect(),
         payload: if publish {
             d.inbound.payload.clone()
         } else {

@@ -9,7 +9,10 @@ use gpux_replay::{FailureKind, Progress};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::common::{capture, json_of, scenario, standard, write_ledger_with, WriteOpts, SLOTS};
+use crate::common::{
+    capture, event_json, json_of, scenario, standard, stored_event, write_ledger_with, WriteOpts,
+    SLOTS,
+};
 
 /// What the written events add up to.
 struct Figures {
@@ -32,11 +35,11 @@ fn figures(w: &crate::common::Written) -> Figures {
     let mut closed = BTreeMap::<String, (Decimal, Decimal, u64)>::new();
     let (mut fees, mut entries) = (Decimal::ZERO, 0u64);
     for e in w.events.iter().flatten() {
-        match serde_json::from_slice::<Event>(e).unwrap() {
+        match Event::from_bytes(e).unwrap() {
             Event::Deposited(c) => deposits += c.amount,
             Event::Withdrawn(c) => withdrawals += c.amount,
             Event::CapacityAdded(c) | Event::CapacityRemoved(c) => {
-                let sign = if e.starts_with(br#"{"type":"capacity_added""#) {
+                let sign = if event_json(e).starts_with(br#"{"type":"capacity_added""#) {
                     Decimal::ONE
                 } else {
                     -Decimal::ONE
@@ -156,11 +159,11 @@ fn a_ledger_that_credits_money_the_engine_never_did_fails_at_that_command() {
             if at.is_none() && cmd_seq > 10 {
                 if let Some(e) = events
                     .iter_mut()
-                    .find(|e| e.starts_with(br#"{"type":"deposited""#))
+                    .find(|e| event_json(e).starts_with(br#"{"type":"deposited""#))
                 {
-                    let mut d: Value = serde_json::from_slice(e).unwrap();
+                    let mut d: Value = serde_json::from_slice(&event_json(e)).unwrap();
                     d["amount"] = "99999.000000".into();
-                    *e = serde_json::to_vec(&d).unwrap();
+                    *e = stored_event(&serde_json::to_vec(&d).unwrap());
                     at = Some(cmd_seq);
                 }
             }

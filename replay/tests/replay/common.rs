@@ -373,7 +373,7 @@ pub fn write_ledger_with(
                     });
                 }
             }
-            let mut stored: Vec<Vec<u8>> = events.iter().map(Event::to_json_vec).collect();
+            let mut stored: Vec<Vec<u8>> = events.iter().map(Event::to_bytes).collect();
             tamper(cmd_seq, &mut stored);
             next_event_seq += stored.len() as u64;
             since_snapshot += stored.len() as u64;
@@ -440,6 +440,21 @@ pub fn capture(
 }
 
 /// The output as one JSON value.
+/// A stored event payload as the engine's JSON of it (the tests edit and match
+/// events as JSON).
+pub fn event_json(stored: &[u8]) -> Vec<u8> {
+    Event::from_bytes(stored)
+        .expect("a stored event decodes")
+        .to_json_vec()
+}
+
+/// An event's JSON as the ledger stores it (`docs/LEDGER_FORMAT.md` § Event payloads).
+pub fn stored_event(json: &[u8]) -> Vec<u8> {
+    serde_json::from_slice::<Event>(json)
+        .expect("an event's JSON")
+        .to_bytes()
+}
+
 pub fn json_of(out: &[u8]) -> Value {
     serde_json::from_slice(out)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))

@@ -107,10 +107,12 @@ fn deliveries_are_the_schedule_with_slots_as_people_write_them() {
         .iter()
         .enumerate()
         .flat_map(|(i, evs)| evs.iter().map(move |e| (i as u64 + 1, e)))
-        .filter_map(|(cmd_seq, e)| match serde_json::from_slice(e).unwrap() {
-            gpux_engine::Event::DeliveryScheduled(d) => Some((cmd_seq, d)),
-            _ => None,
-        })
+        .filter_map(
+            |(cmd_seq, e)| match gpux_engine::Event::from_bytes(e).unwrap() {
+                gpux_engine::Event::DeliveryScheduled(d) => Some((cmd_seq, d)),
+                _ => None,
+            },
+        )
         .collect();
     assert!(entries.len() > 10, "{}", entries.len());
     let (summary, text) =
@@ -178,10 +180,13 @@ fn events_of_a_range_are_exactly_the_events_of_its_commands() {
         assert_eq!(l["cmd_seq"], *cmd_seq);
         assert_eq!(l["event_seq"], *event_seq);
         assert_eq!(l["ts_ns"], w.commands[*cmd_seq as usize - 1].ts_ns);
-        // The stored bytes, embedded verbatim.
+        // The stored event, as the engine's own JSON of it.
+        let json = gpux_engine::Event::from_bytes(payload)
+            .unwrap()
+            .to_json_vec();
         assert!(line.ends_with(&format!(
             "\"event\":{}}}",
-            std::str::from_utf8(payload).unwrap()
+            std::str::from_utf8(&json).unwrap()
         )));
     }
 
@@ -196,9 +201,12 @@ fn events_of_a_range_are_exactly_the_events_of_its_commands() {
     for (row, (cmd_seq, event_seq, payload)) in rows.iter().zip(&expected) {
         assert_eq!(row[0], event_seq.to_string());
         assert_eq!(row[1], cmd_seq.to_string());
-        let v: Value = serde_json::from_slice(payload).unwrap();
+        let json = gpux_engine::Event::from_bytes(payload)
+            .unwrap()
+            .to_json_vec();
+        let v: Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(row[3], v["type"].as_str().unwrap());
-        assert_eq!(row[4].as_bytes(), payload.as_slice());
+        assert_eq!(row[4].as_bytes(), json.as_slice());
     }
 }
 

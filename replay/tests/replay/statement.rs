@@ -122,7 +122,7 @@ fn the_fee_account_earns_every_fee_of_what_was_delivered() {
         .events
         .iter()
         .flatten()
-        .filter_map(|e| match serde_json::from_slice(e).unwrap() {
+        .filter_map(|e| match gpux_engine::Event::from_bytes(e).unwrap() {
             gpux_engine::Event::TradeSettled(t) => Some(t.fees),
             _ => None,
         })
@@ -177,7 +177,9 @@ fn deliveries_and_expired_inventory_are_listed_and_leave_the_balance() {
         // The schedule entries naming this account, from the written events.
         let mut want = Vec::new();
         for e in w.events.iter().flatten() {
-            if let gpux_engine::Event::DeliveryScheduled(d) = serde_json::from_slice(e).unwrap() {
+            if let gpux_engine::Event::DeliveryScheduled(d) =
+                gpux_engine::Event::from_bytes(e).unwrap()
+            {
                 if d.provider == account || d.holder == account {
                     want.push((d.entry, d.provider, d.holder, d.quantity));
                 }
@@ -229,7 +231,7 @@ fn each_settled_delivery_is_listed_with_its_slot_for_both_its_parties() {
         .events
         .iter()
         .flatten()
-        .filter_map(|e| match serde_json::from_slice(e).unwrap() {
+        .filter_map(|e| match gpux_engine::Event::from_bytes(e).unwrap() {
             gpux_engine::Event::DeliverySettled(d) => Some(d),
             _ => None,
         })

@@ -7,8 +7,8 @@ use gpux_replay::{verify, FailureKind, Outcome, Progress};
 use serde_json::Value;
 
 use crate::common::{
-    capture, envelope, json_of, ledger_opts, raw, raw_edit_event, raw_get, raw_put, reseal,
-    scenario, standard, write_ledger, write_ledger_with, WriteOpts,
+    capture, envelope, event_json, json_of, ledger_opts, raw, raw_edit_event, raw_get, raw_put,
+    reseal, scenario, standard, stored_event, write_ledger, write_ledger_with, WriteOpts,
 };
 
 fn run_verify(dir: &std::path::Path) -> (Outcome, Value) {
@@ -96,7 +96,7 @@ fn a_resealed_forged_event_breaks_the_chain_and_the_rerun_names_the_event() {
     let mut forged = t.trade;
     forged.taker_fee = rust_decimal::Decimal::ZERO;
     forged.maker_fee = rust_decimal::Decimal::new(123, 2);
-    let payload = gpux_engine::Event::TradeExecuted(forged).to_json_vec();
+    let payload = gpux_engine::Event::TradeExecuted(forged).to_bytes();
     raw(dir.path(), |db| {
         raw_edit_event(db, t.event_seq, true, |v| *v = forge_event(v, &payload));
     });
@@ -126,15 +126,15 @@ fn an_intact_ledger_whose_events_differ_from_the_engine_fails_the_rerun() {
                 && cmd_seq > 100
                 && events
                     .iter()
-                    .any(|e| e.starts_with(br#"{"type":"trade_executed""#))
+                    .any(|e| event_json(e).starts_with(br#"{"type":"trade_executed""#))
             {
                 let i = events
                     .iter()
-                    .position(|e| e.starts_with(br#"{"type":"trade_executed""#))
+                    .position(|e| event_json(e).starts_with(br#"{"type":"trade_executed""#))
                     .unwrap();
-                let mut t: Value = serde_json::from_slice(&events[i]).unwrap();
+                let mut t: Value = serde_json::from_slice(&event_json(&events[i])).unwrap();
                 t["taker_fee"] = "0.000000".into();
-                events[i] = serde_json::to_vec(&t).unwrap();
+                events[i] = stored_event(&serde_json::to_vec(&t).unwrap());
                 target = Some((cmd_seq, i));
             }
         },

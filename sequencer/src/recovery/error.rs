@@ -76,7 +76,7 @@ pub struct Divergence {
     pub cmd_seq: u64,
     /// The event, when one is concerned.
     pub event_seq: Option<u64>,
-    /// For event comparisons: the re-run's event, as JSON bytes.
+    /// For event comparisons: the re-run's event, in its ledger encoding.
     pub expected: Option<Vec<u8>>,
     /// For event comparisons: the stored event's payload.
     pub found: Option<Vec<u8>>,

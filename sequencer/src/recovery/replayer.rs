@@ -1,13 +1,13 @@
 //! The loop that re-runs a ledger, shared by recovery and the auditors' tools:
 //! stream the command records and the event records side by side, apply each
 //! command to the engine exactly as gpux did (`apply_json(cmd_seq, ts_ns,
-//! payload)`), and compare every produced event's `to_json_vec()` bytes with the
-//! stored payload.
+//! payload)`), and compare every produced event's ledger encoding
+//! (`Event::encode`, `docs/LEDGER_FORMAT.md` § Event payloads) with the stored
+//! payload.
 //!
 //! One pass, two cursors, no per-command allocation of our own: the produced
 //! events and the stored records live in vectors reused from command to command,
-//! and each produced event is encoded into one reused buffer (byte-identical to
-//! `Event::to_json_vec`, which is `serde_json::to_vec`).
+//! and each produced event is encoded into one reused buffer.
 
 use gpux_engine::{Engine, Event};
 use gpux_ledger::{CommandRecord, EventRecord, LedgerReader, RecordIter, Store};
@@ -181,7 +181,7 @@ impl<'r> Replayer<'r> {
         let seq = self.next_cmd_seq;
         for (i, (p, s)) in self.produced.iter().zip(&self.stored).enumerate() {
             self.buf.clear();
-            serde_json::to_writer(&mut self.buf, p).expect("events always encode");
+            p.encode(&mut self.buf);
             if self.buf != s.payload {
                 return Err(Divergence::new(
                     DivergenceKind::EventMismatch,
@@ -206,7 +206,7 @@ impl<'r> Replayer<'r> {
             )
             .at_event(c.first_event_seq + n as u64)
             .with_events(
-                self.produced.get(n).map(Event::to_json_vec),
+                self.produced.get(n).map(Event::to_bytes),
                 self.stored.get(n).map(|e| e.payload.clone()),
             )
             .into());
