@@ -354,7 +354,10 @@ fn check_killed_runs(tmp: &std::path::Path, input: &std::path::Path, lines: &[St
             .events_of_command(*seq)
             .unwrap()
             .into_iter()
-            .map(|e| String::from_utf8(e.payload).unwrap())
+            .map(|e| {
+                let event = gpux_engine::Event::from_bytes(&e.payload).unwrap();
+                String::from_utf8(event.to_json_vec()).unwrap()
+            })
             .collect();
         // A kill can cut the printing of a command's events short, never add to it.
         assert!(

@@ -265,7 +265,7 @@ fn assert_ledger_holds(dir: &Path, expected: &[Expected]) {
                 .map(|e| e.payload)
                 .collect();
             assert_eq!(events.len(), 1, "cmd_seq {}", rec.cmd_seq);
-            let e: serde_json::Value = serde_json::from_slice(&events[0]).unwrap();
+            let e = serde_json::to_value(Event::from_bytes(&events[0]).unwrap()).unwrap();
             assert_eq!(e["type"], "command_rejected", "{e}");
             assert_eq!(e["reason"], "malformed_command", "{e}");
             malformed += 1;

@@ -130,7 +130,7 @@ fn assert_each_record_recorded(ledger: &Ledger, records: &[Record]) {
             .events_of_command(cmd_seq)
             .unwrap()
             .iter()
-            .map(|e| serde_json::from_slice(&e.payload).unwrap())
+            .map(|e| Event::from_bytes(&e.payload).unwrap())
             .collect();
         if *malformed {
             assert!(
@@ -173,7 +173,10 @@ fn poison_messages_are_recorded_as_rejections_and_the_engine_goes_on() {
     assert_eq!(ledger.head().last_cmd_seq, n);
     assert_each_record_recorded(&ledger, &records);
     let deposited = ledger.events_of_command(11).unwrap();
-    assert!(String::from_utf8_lossy(&deposited[0].payload).contains(r#""available":"100.000000""#));
+    let deposited = Event::from_bytes(&deposited[0].payload)
+        .unwrap()
+        .to_json_vec();
+    assert!(String::from_utf8_lossy(&deposited).contains(r#""available":"100.000000""#));
     drop(ledger);
 
     support::assert_events_topic_matches_ledger(dir.path(), &cfg);
