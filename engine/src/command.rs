@@ -7,7 +7,9 @@ use crate::types::{
     AccountId, ClientOrderId, MarketId, OrderId, OrderType, Side, StpMode, TimeInForce,
 };
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, value::MapAccessDeserializer, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::borrow::Cow;
 
 /// Version of the JSON encoding of commands and events.
 /// Version 2 made time part of the instrument: delivery slots; version 3 pays on
@@ -15,7 +17,13 @@ use serde::{Deserialize, Serialize};
 pub const PROTOCOL_VERSION: u32 = 3;
 
 /// One instruction to the exchange.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Its JSON is an object tagged by `"type"` (`#[serde(tag = "type")]` for
+/// encoding). Decoding is written out (below) so that the usual case, `"type"`
+/// first, goes straight into the variant's struct: serde's derived decoding of a
+/// tagged enum first buffers the whole object, then decodes it again, which was
+/// most of a command's decoding time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Command {
     /// Admin: list a new market.
@@ -52,6 +60,96 @@ pub enum Command {
     AddApiKey(AddApiKey),
     /// Take an API key away from an account.
     RevokeApiKey(RevokeApiKey),
+}
+
+/// Every command `"type"`, in declaration order (serde's "expected one of" list).
+const COMMAND_TYPES: &[&str] = &[
+    "list_market",
+    "create_account",
+    "deposit",
+    "withdraw",
+    "add_capacity",
+    "remove_capacity",
+    "place_order",
+    "cancel_order",
+    "amend_order",
+    "mass_cancel",
+    "tick",
+    "delivery_report",
+    "dispute",
+    "resolve_dispute",
+    "add_api_key",
+    "revoke_api_key",
+];
+
+/// Decodes the variant named `tag` from the rest of the command object.
+fn command_variant<'de, D: Deserializer<'de>>(tag: &str, d: D) -> Result<Command, D::Error> {
+    Ok(match tag {
+        "list_market" => Command::ListMarket(Deserialize::deserialize(d)?),
+        "create_account" => Command::CreateAccount(Deserialize::deserialize(d)?),
+        "deposit" => Command::Deposit(Deserialize::deserialize(d)?),
+        "withdraw" => Command::Withdraw(Deserialize::deserialize(d)?),
+        "add_capacity" => Command::AddCapacity(Deserialize::deserialize(d)?),
+        "remove_capacity" => Command::RemoveCapacity(Deserialize::deserialize(d)?),
+        "place_order" => Command::PlaceOrder(Deserialize::deserialize(d)?),
+        "cancel_order" => Command::CancelOrder(Deserialize::deserialize(d)?),
+        "amend_order" => Command::AmendOrder(Deserialize::deserialize(d)?),
+        "mass_cancel" => Command::MassCancel(Deserialize::deserialize(d)?),
+        "tick" => Command::Tick(Deserialize::deserialize(d)?),
+        "delivery_report" => Command::DeliveryReport(Deserialize::deserialize(d)?),
+        "dispute" => Command::Dispute(Deserialize::deserialize(d)?),
+        "resolve_dispute" => Command::ResolveDispute(Deserialize::deserialize(d)?),
+        "add_api_key" => Command::AddApiKey(Deserialize::deserialize(d)?),
+        "revoke_api_key" => Command::RevokeApiKey(Deserialize::deserialize(d)?),
+        other => return Err(de::Error::unknown_variant(other, COMMAND_TYPES)),
+    })
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(CommandVisitor)
+    }
+}
+
+struct CommandVisitor;
+
+impl<'de> Visitor<'de> for CommandVisitor {
+    type Value = Command;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a command object with a \"type\"")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Command, A::Error> {
+        let Some(first) = map.next_key::<Cow<'de, str>>()? else {
+            return Err(de::Error::missing_field("type"));
+        };
+        if first == "type" {
+            // The usual case: the rest of the object is the variant's fields.
+            let tag = map.next_value::<Cow<'de, str>>()?;
+            return command_variant(&tag, MapAccessDeserializer::new(map));
+        }
+        // `"type"` later in the object: gather the object, then take it out.
+        let mut object = serde_json::Map::new();
+        object.insert(first.into_owned(), map.next_value()?);
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+            }
+            let value = map.next_value()?;
+            object.insert(key, value);
+        }
+        let tag = match object.remove("type") {
+            Some(serde_json::Value::String(t)) => t,
+            Some(other) => {
+                return Err(de::Error::custom(format_args!(
+                    "invalid type: {other}, expected a command type string"
+                )))
+            }
+            None => return Err(de::Error::missing_field("type")),
+        };
+        command_variant(&tag, serde_json::Value::Object(object)).map_err(de::Error::custom)
+    }
 }
 
 /// The kind of a command, named as in JSON.
@@ -685,5 +783,98 @@ mod tests {
                 format!(r#"{{"type":"create_account","account":3,"api_key_sha256":"{bad}"}}"#);
             assert!(serde_json::from_str::<Command>(&json).is_err(), "{bad}");
         }
+    }
+
+    /// Commands of several shapes, `"type"` first as the engine writes them.
+    const SHAPES: &[&str] = &[
+        r#"{"type":"place_order","account":7,"market":"h100-sxm.us-east","slot":3600,"side":"buy","price":"2.35","quantity":"8","time_in_force":"gtd","good_till_ns":5,"client_order_id":"c-1","stp":"cancel_both"}"#,
+        r#"{"type":"place_order","account":7,"market":"h100-sxm.us-east","window":{"from_slot":3600,"to_slot":7200},"colocate":true,"side":"buy","price":"2","quantity":"1","time_in_force":"fok","min_reliability":"0.95"}"#,
+        r#"{"type":"cancel_order","account":7,"order_id":12}"#,
+        r#"{"type":"amend_order","account":7,"client_order_id":"c-1","price":"2.40"}"#,
+        r#"{"type":"deposit","account":7,"amount":"100.50"}"#,
+        r#"{"type":"mass_cancel","account":7,"market":"h100-sxm.us-east"}"#,
+        r#"{"type":"tick"}"#,
+    ];
+
+    /// The object's entries (in key order) with `type` moved to position `at`.
+    fn with_type_at(json: &str, at: usize) -> String {
+        let mut v: Vec<(String, serde_json::Value)> =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
+                .unwrap()
+                .into_iter()
+                .collect();
+        let i = v.iter().position(|(k, _)| k == "type").unwrap();
+        let t = v.remove(i);
+        v.insert(at.min(v.len()), t);
+        let body: Vec<String> = v
+            .iter()
+            .map(|(k, x)| format!("{}:{x}", serde_json::to_string(k).unwrap()))
+            .collect();
+        format!("{{{}}}", body.join(","))
+    }
+
+    #[test]
+    fn type_anywhere_in_the_object_decodes_the_same() {
+        for json in SHAPES {
+            let first: Command = serde_json::from_str(json).unwrap();
+            let again = serde_json::to_string(&first).unwrap();
+            assert!(again.starts_with(r#"{"type":"#), "{again}");
+            assert_eq!(serde_json::from_str::<Command>(&again).unwrap(), first);
+            for at in 0..12 {
+                let moved = with_type_at(json, at);
+                let c: Command =
+                    serde_json::from_str(&moved).unwrap_or_else(|e| panic!("{moved}: {e}"));
+                assert_eq!(c, first, "{moved}");
+                // Through a JSON value too (the gateway's path).
+                let v: serde_json::Value = serde_json::from_str(&moved).unwrap();
+                assert_eq!(serde_json::from_value::<Command>(v).unwrap(), first);
+            }
+        }
+    }
+
+    #[test]
+    fn a_command_object_without_one_clear_type_is_refused_with_a_reason() {
+        let err = |json: &str| {
+            serde_json::from_str::<Command>(json)
+                .expect_err(json)
+                .to_string()
+        };
+        assert!(err("{}").contains("missing field `type`"));
+        assert!(err(r#"{"account":7}"#).contains("missing field `type`"));
+        let unknown = err(r#"{"type":"close_account","account":7}"#);
+        assert!(
+            unknown.contains("unknown variant `close_account`, expected one of `list_market`"),
+            "{unknown}"
+        );
+        assert!(err(r#"{"account":7,"type":"close_account"}"#).contains("close_account"));
+        // Twice, wherever it stands.
+        assert!(err(r#"{"type":"tick","type":"tick"}"#).contains("type"));
+        assert!(
+            err(r#"{"account":7,"type":"deposit","type":"deposit","amount":"1"}"#)
+                .contains("duplicate field `type`")
+        );
+        assert!(
+            err(r#"{"account":7,"account":7,"type":"deposit","amount":"1"}"#)
+                .contains("duplicate field `account`")
+        );
+        // Not a string.
+        assert!(err(r#"{"type":7}"#).contains("invalid type"));
+        assert!(err(r#"{"account":7,"type":null}"#).contains("invalid type"));
+        // Unknown and missing fields of the variant, either way.
+        for json in [
+            r#"{"type":"deposit","account":7,"amount":"1","memo":"x"}"#,
+            r#"{"account":7,"type":"deposit","amount":"1","memo":"x"}"#,
+        ] {
+            assert!(err(json).contains("unknown field `memo`"), "{json}");
+        }
+        for json in [
+            r#"{"type":"withdraw","account":7}"#,
+            r#"{"account":7,"type":"withdraw"}"#,
+        ] {
+            assert!(err(json).contains("missing field `amount`"), "{json}");
+        }
+        // Not an object at all.
+        assert!(err("[]").contains("invalid type"));
+        assert!(err(r#""tick""#).contains("invalid type"));
     }
 }
