@@ -127,7 +127,7 @@ impl Wire for bool {
     }
 }
 
-/// Sign and scale in one byte (bit 7 the sign, bits 0–4 the scale, 0 to 28), then
+/// Sign and scale in one byte (bit 7 the sign, bits 0–6 the scale, 0 to 28), then
 /// the mantissa's magnitude as a varint of at most 96 bits: `-0.50` is
 /// `0x82, 50`. Exactly the decimal the engine held, scale and sign included.
 impl Wire for Decimal {
