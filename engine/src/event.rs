@@ -276,8 +276,8 @@ pub struct SlotClosed {
 }
 
 impl Event {
-    /// The event's protocol JSON, as the ledger stores it (without the envelope:
-    /// the ledger record carries the sequence numbers).
+    /// The event's protocol JSON, the bare `event` object (the ledger stores
+    /// [`Event::to_bytes`] instead, which decodes back to exactly this).
     pub fn to_json_vec(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("events always encode")
     }

@@ -17,11 +17,11 @@ pub type Hash = [u8; 32];
 /// The hash that the first batch chains to.
 pub const GENESIS_HASH: Hash = [0; 32];
 
-/// Lower-case hex of a hash (for logs, JSON and error messages).
-pub fn hex(hash: &Hash) -> String {
+/// Lower-case hex of a hash, or of any bytes (for logs, JSON and error messages).
+pub fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
-    let mut s = String::with_capacity(64);
-    for b in hash {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
         let _ = write!(s, "{b:02x}");
     }
     s

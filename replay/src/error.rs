@@ -342,10 +342,7 @@ impl From<Divergence> for Failure {
 pub(crate) fn event_value(bytes: &[u8]) -> serde_json::Value {
     match gpux_engine::Event::from_bytes(bytes) {
         Ok(e) => serde_json::to_value(e).unwrap_or(serde_json::Value::Null),
-        Err(e) => {
-            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            serde_json::Value::String(format!("{e}: {hex}"))
-        }
+        Err(e) => serde_json::Value::String(format!("{e}: {}", gpux_ledger::hex(bytes))),
     }
 }
 

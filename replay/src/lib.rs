@@ -13,10 +13,10 @@
 //! timestamp handed to it; its payload is the raw `CommandEnvelope` JSON as
 //! received (possibly malformed); its events are what
 //! `engine.apply_json(cmd_seq, ts_ns, &payload, &mut events)` produced, each stored
-//! as `event.to_bytes()` (`docs/LEDGER_FORMAT.md` § Event payloads); a snapshot at `cmd_seq` holds `engine.snapshot()` after
-//! that command. Re-running a ledger is therefore: for each command in order,
-//! `apply_json` on a fresh (or restored) engine, and compare every produced event
-//! byte-for-byte with the stored one.
+//! as `event.to_bytes()` (`docs/LEDGER_FORMAT.md` § Event payloads); a snapshot at
+//! `cmd_seq` holds `engine.snapshot()` after that command. Re-running a ledger is
+//! therefore: for each command in order, `apply_json` on a fresh (or restored)
+//! engine, and compare every produced event byte-for-byte with the stored one.
 //!
 //! ## Layout
 //!

@@ -439,7 +439,6 @@ pub fn capture(
     (outcome, out)
 }
 
-/// The output as one JSON value.
 /// A stored event payload as the engine's JSON of it (the tests edit and match
 /// events as JSON).
 pub fn event_json(stored: &[u8]) -> Vec<u8> {
@@ -455,6 +454,7 @@ pub fn stored_event(json: &[u8]) -> Vec<u8> {
         .to_bytes()
 }
 
+/// The output as one JSON value.
 pub fn json_of(out: &[u8]) -> Value {
     serde_json::from_slice(out)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))

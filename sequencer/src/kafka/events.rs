@@ -10,7 +10,8 @@
 //!
 //! `command` holds the payload exactly as sequenced when it is UTF-8; otherwise the
 //! message has `command_hex` (lower-case hex of the bytes) instead. `events` are the
-//! bare event objects of `docs/PROTOCOL.md`, as the ledger stores them. The key is
+//! bare event objects of `docs/PROTOCOL.md` (the ledger stores them in their binary
+//! form, which decodes to exactly these objects). The key is
 //! the market the command names, or `exchange` when it names none.
 //!
 //! A command whose message would exceed [`EVENTS_MESSAGE_BYTES_TARGET`] (its events
