@@ -143,13 +143,11 @@ impl Wire for Decimal {
             return Err(err(format!("decimal scale {scale}")));
         }
         let m = r.varint(96)?;
-        Ok(Decimal::from_parts(
-            m as u32,
-            (m >> 32) as u32,
-            (m >> 64) as u32,
-            head & 0x80 != 0,
-            scale,
-        ))
+        let mut d = Decimal::from_parts(m as u32, (m >> 32) as u32, (m >> 64) as u32, false, scale);
+        // Set apart: `from_parts` drops the sign of a zero, and `-0` is a decimal
+        // the engine can hold (and whose JSON is "-0").
+        d.set_sign_negative(head & 0x80 != 0);
+        Ok(d)
     }
 }
 
@@ -575,6 +573,21 @@ mod tests {
         for t in [0u8, 25, 255] {
             assert!(Event::from_bytes(&[t, 1]).is_err(), "tag {t}");
         }
+        // Negative zero keeps its sign (its JSON is "-0"), at any scale.
+        for bytes in [[3u8, 1, 0x80, 0, 0x82, 0], [3, 1, 0x82, 0, 0, 0]] {
+            let e = Event::from_bytes(&bytes).unwrap();
+            assert_eq!(e.to_bytes(), bytes);
+        }
+        let e = Event::Deposited(CashMoved {
+            account: 1,
+            amount: -Decimal::ZERO,
+            available: Decimal::ZERO,
+        });
+        let back = Event::from_bytes(&e.to_bytes()).unwrap();
+        assert_eq!(back.to_json_vec(), e.to_json_vec());
+        assert!(String::from_utf8(back.to_json_vec())
+            .unwrap()
+            .contains(r#""amount":"-0""#));
         // A decimal scale above 28 (deposited: account 1, amount, available).
         assert!(Event::from_bytes(&[3, 1, 29, 1, 0, 1]).is_err());
         assert!(Event::from_bytes(&[3, 1, 28, 1, 0, 1]).is_ok());
