@@ -72,6 +72,7 @@ impl From<RecoveryError> for ReplayError {
             RecoveryError::Ledger(e) => ReplayError::Ledger(e),
             RecoveryError::BeyondHead { at, head } => ReplayError::BeyondHead { at, head },
             RecoveryError::Diverged(d) => Failure::from(*d).into(),
+            e @ RecoveryError::Thread(_) => ReplayError::Io(std::io::Error::other(e.to_string())),
         }
     }
 }

@@ -138,12 +138,26 @@ impl<B: OrderBook> Engine<B> {
         bytes: &[u8],
         out: &mut S,
     ) -> Option<CommandEnvelope> {
-        match CommandEnvelope::from_json(bytes) {
-            Ok(env) => {
+        let env = CommandEnvelope::from_json(bytes).ok();
+        self.apply_decoded(seq, ts_ns, env.as_ref(), out);
+        env
+    }
+
+    /// [`apply_json`](Self::apply_json) for a payload decoded beforehand (on
+    /// another thread, say): `Some` is what `CommandEnvelope::from_json` gave for
+    /// it, `None` means it did not decode. Same events, same state.
+    pub fn apply_decoded<S: EventSink>(
+        &mut self,
+        seq: u64,
+        ts_ns: u64,
+        decoded: Option<&CommandEnvelope>,
+        out: &mut S,
+    ) {
+        match decoded {
+            Some(env) => {
                 self.apply_request(seq, ts_ns, env.idempotent_request_id(), &env.command, out);
-                Some(env)
             }
-            Err(_) => {
+            None => {
                 self.advance(seq, ts_ns, out);
                 out.push(Event::CommandRejected(Rejection {
                     command: CommandKind::Unknown,
@@ -153,7 +167,6 @@ impl<B: OrderBook> Engine<B> {
                     client_order_id: None,
                     reason: RejectReason::MalformedCommand,
                 }));
-                None
             }
         }
     }

@@ -24,6 +24,10 @@ pub enum RecoveryError {
     /// records do not fit together.
     #[error("{0}")]
     Diverged(Box<Divergence>),
+    /// The re-run's read-ahead thread could not be started (the system's
+    /// reason).
+    #[error("cannot start the re-run's read-ahead thread: {0}")]
+    Thread(String),
 }
 
 impl From<Divergence> for RecoveryError {
