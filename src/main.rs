@@ -4,6 +4,15 @@ use clap::{Parser, Subcommand};
 use gpux::config::Config;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's allocator: the pipeline's stages hand buffers
+/// from thread to thread (decoded commands, event encodings, ledger records),
+/// and glibc's per-thread arenas made the threads that free them lock and
+/// consolidate the arenas of the threads that allocated them (`malloc`,
+/// `malloc_consolidate` and `_int_free` were 10-15 % of a pipeline profile).
+/// Measured in docs/ARCHITECTURE.md § Measured.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// gpux — an exchange for GPU compute.
 #[derive(Parser)]
 #[command(
