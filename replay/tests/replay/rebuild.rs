@@ -5,6 +5,7 @@ use gpux_engine::Side;
 use gpux_ledger::{Cf, Ledger};
 use gpux_replay::rebuild::{rebuild, state_at, RebuildProgress};
 use gpux_replay::{state, Progress, ReplayError};
+use gpux_sequencer::recovery::Replayer;
 
 use crate::common::{
     capture, direct_engine, json_of, ledger_opts, raw, raw_get, raw_put, standard,
@@ -164,4 +165,29 @@ fn the_state_report_shows_books_balances_and_open_orders() {
     }
     assert_eq!(open, engine.open_order_count());
     assert!(open > 0, "the scenario leaves orders resting");
+}
+
+#[test]
+fn a_re_run_stopped_part_way_lets_go_of_the_ledger() {
+    let (dir, w) = standard();
+    let ledger = Ledger::open(dir.path(), &ledger_opts()).unwrap();
+    {
+        let reader = ledger.reader();
+        let mut engine = gpux_engine::Engine::new();
+        let mut replayer = Replayer::new(&reader, 1, 1, w.last_seq()).unwrap();
+        let mut events = 0;
+        for seq in 1..=3 {
+            let step = replayer.step(&mut engine).unwrap().expect("a command");
+            assert_eq!(step.command.cmd_seq, seq);
+            assert_eq!(step.produced.len(), w.events[seq as usize - 1].len());
+            events += step.produced.len() as u64;
+        }
+        assert_eq!(replayer.next_event_seq(), 1 + events);
+        assert_eq!(engine.state_hash(), w.hashes[3]);
+        // Dropped with the read-ahead thread still holding the reader and
+        // hundreds of commands to go.
+    }
+    drop(ledger);
+    // Nothing holds the store any more: RocksDB lets it be opened again.
+    Ledger::open(dir.path(), &ledger_opts()).expect("the ledger reopens");
 }

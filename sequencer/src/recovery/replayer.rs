@@ -102,24 +102,22 @@ impl Replayer {
         first_event_seq: u64,
         to: u64,
     ) -> Result<Self, RecoveryError> {
-        let next_cmd_seq = from.max(1);
         // Opened here too, so that a ledger that cannot be read fails now.
-        drop(reader.commands(next_cmd_seq)?);
+        drop(reader.commands(from)?);
         drop(reader.events(first_event_seq)?);
         let (tx, rx) = mpsc::sync_channel(READ_AHEAD_CHUNKS);
         let reader = reader.clone();
-        let first_event_seq = first_event_seq.max(1);
         let thread = std::thread::Builder::new()
             .name("gpux-replay-read".into())
-            .spawn(move || read_ahead(&reader, next_cmd_seq, first_event_seq, to, &tx))
+            .spawn(move || read_ahead(&reader, from, first_event_seq, to, &tx))
             .map_err(|e| RecoveryError::Thread(e.to_string()))?;
         Ok(Replayer {
             rx: Some(rx),
             thread: Some(thread),
             chunk: Chunk::default(),
-            next_cmd_seq,
+            next_cmd_seq: from.max(1),
             last_cmd_seq: to,
-            next_event_seq: first_event_seq,
+            next_event_seq: first_event_seq.max(1),
             command: None,
             stored: Vec::new(),
             produced: Vec::new(),
@@ -272,8 +270,8 @@ fn read_ahead<S: Store>(
             return;
         }
     };
-    let mut next_event_seq = first_event_seq;
-    for seq in from..=to {
+    let mut next_event_seq = first_event_seq.max(1);
+    for seq in from.max(1)..=to {
         match read_one(
             &mut commands,
             &mut events,
