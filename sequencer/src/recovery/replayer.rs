@@ -184,7 +184,6 @@ impl Replayer {
                 return Ok(p);
             }
             if let Some(e) = self.chunk.error.take() {
-                self.rx = None;
                 return Err(e);
             }
             let next = self.rx.as_ref().and_then(|rx| rx.recv().ok());
